@@ -1,0 +1,124 @@
+//! What arrives at an order endpoint: an SNS envelope or a direct order.
+//!
+//! The body is JSON whatever the Content-Type (SNS sends `text/plain`). A body
+//! with a `Type` field, or sent with the `x-amz-sns-message-type` header,
+//! claims to come from SNS and must parse as a full [`Envelope`]; a body with
+//! only a `Message` is a direct order such as the workshop's curl.
+
+use crate::order::{OrderError, OrderKind, parse_json};
+use crate::sns::Envelope;
+use serde_json::Value;
+use std::borrow::Cow;
+
+/// One parsed delivery.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Delivery {
+    /// A message claiming to come from SNS; verify it before acting on it.
+    Sns(Box<Envelope>),
+    /// A direct order: the `Message` value (object or JSON string), unsigned.
+    Direct(Value),
+}
+
+/// Why a body is not a delivery; all of these can never succeed (4xx).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// The body is not JSON at all.
+    #[error("the body is not valid JSON ({0}); expected an SNS message or {{\"Message\": {1}}}")]
+    NotJson(String, &'static str),
+    /// JSON, but neither an SNS envelope nor a direct order.
+    #[error("expected an SNS message or {{\"Message\": {0}}}")]
+    NotAnEnvelope(&'static str),
+    /// Claims to be from SNS but lacks or mistypes envelope fields.
+    #[error("the body claims to be an SNS message but is not a valid one: {0}")]
+    BadEnvelope(String),
+}
+
+/// Parses a delivery body. `type_header` is the `x-amz-sns-message-type` header.
+pub fn parse_delivery(
+    body: &[u8],
+    type_header: Option<&str>,
+    kind: OrderKind,
+) -> Result<Delivery, DeliveryError> {
+    let value: Value =
+        serde_json::from_slice(body).map_err(|e| DeliveryError::NotJson(e.to_string(), kind.example()))?;
+    let Value::Object(mut object) = value else {
+        return Err(DeliveryError::NotAnEnvelope(kind.example()));
+    };
+    if object.contains_key("Type") || type_header.is_some() {
+        let envelope: Envelope = serde_json::from_value(Value::Object(object))
+            .map_err(|e| DeliveryError::BadEnvelope(e.to_string()))?;
+        return Ok(Delivery::Sns(Box::new(envelope)));
+    }
+    match object.remove("Message") {
+        Some(message) => Ok(Delivery::Direct(message)),
+        None => Err(DeliveryError::NotAnEnvelope(kind.example())),
+    }
+}
+
+/// The order inside a `Message`: SNS sends a JSON string, curl users an object.
+pub fn message_order(message: &Value, kind: OrderKind) -> Result<Cow<'_, Value>, OrderError> {
+    match message {
+        Value::String(text) => parse_json(text.as_bytes(), kind).map(Cow::Owned),
+        other => Ok(Cow::Borrowed(other)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sns::MessageType;
+    use serde_json::json;
+
+    #[test]
+    fn workshop_curl_is_a_direct_order() {
+        let delivery = parse_delivery(br#"{"Message":{"bundle":"1"}}"#, None, OrderKind::Bundle);
+        assert_eq!(delivery, Ok(Delivery::Direct(json!({"bundle": "1"}))));
+    }
+
+    #[test]
+    fn sns_notification_keeps_message_as_string() {
+        let body = json!({
+            "Type": "Notification", "MessageId": "m", "TopicArn": "t", "Message": "{\"bundle\": 1}",
+            "Timestamp": "2024-01-01T00:00:00.000Z", "SignatureVersion": "1", "Signature": "s",
+            "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-a.pem",
+            "UnsubscribeURL": "https://x"
+        });
+        let Ok(Delivery::Sns(envelope)) =
+            parse_delivery(body.to_string().as_bytes(), None, OrderKind::Bundle)
+        else {
+            panic!("not parsed as SNS");
+        };
+        assert_eq!(envelope.message_type, MessageType::Notification);
+        let message = Value::String(envelope.message.clone());
+        let order = message_order(&message, OrderKind::Bundle);
+        assert_eq!(order.map(|o| o.into_owned()), Ok(json!({"bundle": 1})));
+    }
+
+    #[test]
+    fn sns_header_without_envelope_is_refused() {
+        let result = parse_delivery(
+            br#"{"Message":{"bundle":1}}"#,
+            Some("Notification"),
+            OrderKind::Bundle,
+        );
+        assert!(matches!(result, Err(DeliveryError::BadEnvelope(_))));
+    }
+
+    #[test]
+    fn unknown_type_and_non_objects_are_refused() {
+        let unknown = parse_delivery(br#"{"Type":"Bogus","Message":"x"}"#, None, OrderKind::Bundle);
+        assert!(matches!(unknown, Err(DeliveryError::BadEnvelope(_))));
+        assert!(matches!(
+            parse_delivery(b"[1]", None, OrderKind::Bundle),
+            Err(DeliveryError::NotAnEnvelope(_))
+        ));
+        assert!(matches!(
+            parse_delivery(b"{", None, OrderKind::Bundle),
+            Err(DeliveryError::NotJson(..))
+        ));
+        assert!(matches!(
+            parse_delivery(b"{}", None, OrderKind::Bundle),
+            Err(DeliveryError::NotAnEnvelope(_))
+        ));
+    }
+}

@@ -1,0 +1,15 @@
+//! The JSON contracts every Interstella service shares.
+//!
+//! Pure types and parsing, no I/O: what SNS delivers ([`sns`]), what an order
+//! looks like ([`order`]) and what the fulfillment API takes ([`fulfillment`]).
+//! Every service parses with these, so the wire format is decided in one place.
+
+pub mod delivery;
+pub mod fulfillment;
+pub mod order;
+pub mod sns;
+
+pub use delivery::{Delivery, DeliveryError, message_order, parse_delivery};
+pub use fulfillment::FulfillmentRequest;
+pub use order::{BundleOrder, OrderError, OrderKind, Quantity, Resource, ResourceOrder};
+pub use sns::{Envelope, MessageType};

@@ -1,0 +1,232 @@
+//! SNS HTTP/S delivery envelopes, exactly as Amazon SNS sends them.
+//!
+//! Every field is a JSON string on the wire. Field order here is the order SNS
+//! itself writes them in, so a serialized [`Envelope`] reads like a real delivery.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// The header SNS puts the message type in; a routing hint, never signed.
+pub const MESSAGE_TYPE_HEADER: &str = "x-amz-sns-message-type";
+/// The header SNS puts the message id in; a routing hint, never signed.
+pub const MESSAGE_ID_HEADER: &str = "x-amz-sns-message-id";
+/// The header SNS puts the topic ARN in; a routing hint, never signed.
+pub const TOPIC_ARN_HEADER: &str = "x-amz-sns-topic-arn";
+/// The header SNS puts the subscription ARN in (absent on confirmations).
+pub const SUBSCRIPTION_ARN_HEADER: &str = "x-amz-sns-subscription-arn";
+/// The Content-Type SNS sends by default, although the body is JSON.
+pub const CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
+/// The User-Agent SNS sends.
+pub const USER_AGENT: &str = "Amazon Simple Notification Service Agent";
+
+/// The three kinds of message SNS delivers to an HTTP/S subscriber.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum MessageType {
+    /// Sent once when an endpoint is subscribed; confirm by visiting `SubscribeURL`.
+    SubscriptionConfirmation,
+    /// A published message; `Message` holds the payload.
+    Notification,
+    /// Sent when the subscription is deleted.
+    UnsubscribeConfirmation,
+}
+
+impl MessageType {
+    /// The name SNS uses on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::SubscriptionConfirmation => "SubscriptionConfirmation",
+            Self::Notification => "Notification",
+            Self::UnsubscribeConfirmation => "UnsubscribeConfirmation",
+        }
+    }
+
+    /// Parses the wire name; `None` for anything SNS does not send.
+    pub fn from_wire(name: &str) -> Option<Self> {
+        match name {
+            "SubscriptionConfirmation" => Some(Self::SubscriptionConfirmation),
+            "Notification" => Some(Self::Notification),
+            "UnsubscribeConfirmation" => Some(Self::UnsubscribeConfirmation),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for MessageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One SNS HTTP/S delivery body.
+///
+/// Values are kept as the exact (unescaped) strings SNS sent, never reparsed,
+/// because the signature covers them byte for byte.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Envelope {
+    /// What kind of message this is.
+    #[serde(rename = "Type")]
+    pub message_type: MessageType,
+    /// Unique per published message; redeliveries reuse it.
+    #[serde(rename = "MessageId")]
+    pub message_id: String,
+    /// Confirmation token (confirmations only).
+    #[serde(rename = "Token", default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// The topic the message was published to.
+    #[serde(rename = "TopicArn")]
+    pub topic_arn: String,
+    /// The publisher's subject; the key is absent when none was published.
+    #[serde(rename = "Subject", default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The payload: always a string, JSON-encoded when the publisher sent JSON.
+    #[serde(rename = "Message")]
+    pub message: String,
+    /// Where to confirm (confirmations only).
+    #[serde(rename = "SubscribeURL", default, skip_serializing_if = "Option::is_none")]
+    pub subscribe_url: Option<String>,
+    /// ISO-8601 UTC time of publication, as sent (never reformatted).
+    #[serde(rename = "Timestamp")]
+    pub timestamp: String,
+    /// `"1"` (SHA1withRSA) or `"2"` (SHA256withRSA).
+    #[serde(rename = "SignatureVersion")]
+    pub signature_version: String,
+    /// Base64 signature over [`Envelope::string_to_sign`].
+    #[serde(rename = "Signature")]
+    pub signature: String,
+    /// Where the signing certificate lives; not signed, so checked before use.
+    #[serde(rename = "SigningCertURL")]
+    pub signing_cert_url: String,
+    /// Where to unsubscribe (notifications only); not signed.
+    #[serde(rename = "UnsubscribeURL", default, skip_serializing_if = "Option::is_none")]
+    pub unsubscribe_url: Option<String>,
+    /// Publisher attributes (notifications only); not signed.
+    #[serde(
+        rename = "MessageAttributes",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub message_attributes: Option<serde_json::Value>,
+}
+
+impl Envelope {
+    /// The exact text SNS signs: `Key\nValue\n` for each signed field, in
+    /// byte order of the key names. Notifications sign `Subject` only when it
+    /// is present; confirmations sign `SubscribeURL` and `Token`.
+    pub fn string_to_sign(&self) -> String {
+        let mut fields: Vec<(&str, &str)> = Vec::with_capacity(7);
+        fields.push(("Message", &self.message));
+        fields.push(("MessageId", &self.message_id));
+        match self.message_type {
+            MessageType::Notification => {
+                if let Some(subject) = &self.subject {
+                    fields.push(("Subject", subject));
+                }
+            }
+            MessageType::SubscriptionConfirmation | MessageType::UnsubscribeConfirmation => {
+                fields.push(("SubscribeURL", self.subscribe_url.as_deref().unwrap_or("")));
+            }
+        }
+        fields.push(("Timestamp", &self.timestamp));
+        if self.message_type != MessageType::Notification {
+            fields.push(("Token", self.token.as_deref().unwrap_or("")));
+        }
+        fields.push(("TopicArn", &self.topic_arn));
+        fields.push(("Type", self.message_type.as_str()));
+
+        let len = fields.iter().map(|(k, v)| k.len() + v.len() + 2).sum();
+        let mut out = String::with_capacity(len);
+        for (key, value) in fields {
+            out.push_str(key);
+            out.push('\n');
+            out.push_str(value);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn notification() -> Envelope {
+        Envelope {
+            message_type: MessageType::Notification,
+            message_id: "id-1".into(),
+            token: None,
+            topic_arn: "arn:aws:sns:us-east-1:123456789012:orders".into(),
+            subject: None,
+            message: "{\"bundle\": 1}\nline".into(),
+            subscribe_url: None,
+            timestamp: "2012-04-26T20:45:04.751Z".into(),
+            signature_version: "2".into(),
+            signature: "c2ln".into(),
+            signing_cert_url: "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem".into(),
+            unsubscribe_url: Some("https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe".into()),
+            message_attributes: None,
+        }
+    }
+
+    #[test]
+    fn notification_signs_sorted_fields_without_absent_subject() {
+        assert_eq!(
+            notification().string_to_sign(),
+            "Message\n{\"bundle\": 1}\nline\nMessageId\nid-1\nTimestamp\n2012-04-26T20:45:04.751Z\n\
+             TopicArn\narn:aws:sns:us-east-1:123456789012:orders\nType\nNotification\n"
+        );
+    }
+
+    #[test]
+    fn notification_signs_subject_when_present() {
+        let mut envelope = notification();
+        envelope.subject = Some("Order".into());
+        assert!(
+            envelope
+                .string_to_sign()
+                .contains("MessageId\nid-1\nSubject\nOrder\nTimestamp\n")
+        );
+    }
+
+    #[test]
+    fn confirmations_sign_subscribe_url_and_token() {
+        for kind in [
+            MessageType::SubscriptionConfirmation,
+            MessageType::UnsubscribeConfirmation,
+        ] {
+            let mut envelope = notification();
+            envelope.message_type = kind;
+            envelope.token = Some("tok".into());
+            envelope.subscribe_url = Some("https://sns/confirm".into());
+            envelope.subject = Some("ignored".into());
+            assert_eq!(
+                envelope.string_to_sign(),
+                format!(
+                    "Message\n{{\"bundle\": 1}}\nline\nMessageId\nid-1\nSubscribeURL\nhttps://sns/confirm\n\
+                     Timestamp\n2012-04-26T20:45:04.751Z\nToken\ntok\n\
+                     TopicArn\narn:aws:sns:us-east-1:123456789012:orders\nType\n{kind}\n"
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn serializes_in_sns_field_order() {
+        let json = serde_json::to_string(&notification()).unwrap_or_default();
+        let positions: Vec<usize> = [
+            "\"Type\"",
+            "\"MessageId\"",
+            "\"TopicArn\"",
+            "\"Message\"",
+            "\"Timestamp\"",
+            "\"SignatureVersion\"",
+            "\"Signature\"",
+            "\"SigningCertURL\"",
+            "\"UnsubscribeURL\"",
+        ]
+        .iter()
+        .map(|key| json.find(key).unwrap_or(usize::MAX))
+        .collect();
+        assert!(positions.windows(2).all(|w| w[0] < w[1]), "{json}");
+        assert!(!json.contains("Subject"));
+    }
+}
