@@ -90,7 +90,7 @@ pub enum OrderError {
     #[error("the order is not valid JSON ({0}); expected {1}")]
     NotJson(String, &'static str),
     /// The order is JSON but not of the expected shape.
-    #[error("expected exactly {0}")]
+    #[error("this service is expecting exactly {0}")]
     WrongShape(&'static str),
     /// The quantity is not a whole number from 1 to [`MAX_QUANTITY`].
     #[error("{key} must be a whole number from 1 to {MAX_QUANTITY}, got {got}; expected exactly {expected}")]
@@ -256,7 +256,7 @@ mod tests {
         let error = parse_resource_order(&json!({}), Resource::Iridium).err();
         assert_eq!(
             error.map(|e| e.to_string()).as_deref(),
-            Some(r#"expected exactly {"iridium": 1}"#)
+            Some(r#"this service is expecting exactly {"iridium": 1}"#)
         );
     }
 

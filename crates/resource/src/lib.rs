@@ -1,1 +1,47 @@
+//! The resource microservice carved out of the monolith: one program for
+//! every resource, run as the `iridium` and `magnesite` binaries.
+//!
+//! `POST /<resource>/` takes an order for its resource, produces it and sends
+//! it to the monolith's glueFulfill hook; `GET /<resource>/` answers the
+//! ALB's health check on the path it routes here.
 
+pub mod cli;
+pub mod config;
+pub mod routes;
+
+pub use config::ResourceConfig;
+pub use contracts::Resource;
+pub use routes::router;
+
+use platform::startup::{bind, shutdown_signal};
+use std::future::Future;
+use tokio::net::TcpListener;
+
+/// Serves the resource service on `listener` until `shutdown` resolves, then drains.
+pub async fn run(
+    listener: TcpListener,
+    config: ResourceConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let router = router(config)?;
+    platform::serve(listener, router, shutdown).await?;
+    Ok(())
+}
+
+/// The whole of a resource binary's `main`: settings, logs, serve until SIGTERM.
+pub async fn main(resource: Resource) -> anyhow::Result<()> {
+    let cli = cli::Cli::parse_for(resource);
+    platform::telemetry::init(cli.log_format);
+    let config = match cli.resolve(resource) {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{resource}: {error}");
+            std::process::exit(2);
+        }
+    };
+    let listener = bind(cli.port).await?;
+    tracing::info!("{resource} listening on {}", listener.local_addr()?);
+    run(listener, config, shutdown_signal()).await?;
+    tracing::info!("{resource} stopped");
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! The monolith's command line and environment (SPEC §6).
+
+use crate::config::MonolithConfig;
+use clap::Parser;
+use contracts::Resource;
+use platform::settings::{FulfillmentApiArgs, LogFormat, TrustConfig, millis};
+use platform::ssm::{ConfigError, resolve_fulfillment_api};
+use std::collections::BTreeSet;
+
+/// Settings of the `monolith` binary; every flag is also an environment variable.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "monolith", version, about = "The Interstella logistics monolith")]
+pub struct Cli {
+    /// Listen port.
+    #[arg(long, env = "PORT", default_value_t = 5000)]
+    pub port: u16,
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Where the fulfillment API is and its key.
+    #[command(flatten)]
+    pub api: FulfillmentApiArgs,
+    /// Resources no longer gathered here, comma-separated (`iridium`, `magnesite`).
+    #[arg(long, env = "STRANGLED", default_value = "")]
+    pub strangled: String,
+    /// Simulated work per gathered resource, in milliseconds.
+    #[arg(long, env = "GATHER_DELAY_MS", default_value_t = 0)]
+    pub gather_delay_ms: u64,
+    /// Timeout of each fulfillment API call, in milliseconds.
+    #[arg(long, env = "DOWNSTREAM_TIMEOUT_MS", default_value_t = 5000)]
+    pub downstream_timeout_ms: u64,
+    /// Whom to believe.
+    #[command(flatten)]
+    pub trust: TrustConfig,
+}
+
+impl Cli {
+    /// Resolves the configuration, reading SSM for whatever is missing.
+    pub async fn resolve(&self) -> Result<MonolithConfig, ConfigError> {
+        let strangled = parse_strangled(&self.strangled)?;
+        let api = resolve_fulfillment_api(&self.api).await?;
+        Ok(MonolithConfig {
+            api,
+            strangled,
+            gather_delay: millis(self.gather_delay_ms),
+            downstream_timeout: millis(self.downstream_timeout_ms),
+            trust: self.trust.clone(),
+        })
+    }
+}
+
+/// Parses `STRANGLED`: comma-separated resource names, blanks ignored.
+pub fn parse_strangled(list: &str) -> Result<BTreeSet<Resource>, ConfigError> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(|name| {
+            name.parse::<Resource>()
+                .map_err(|e| ConfigError::Invalid(format!("STRANGLED: {e}")))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strangled_list_parses_names_and_ignores_blanks() {
+        assert_eq!(parse_strangled("").ok(), Some(BTreeSet::new()));
+        assert_eq!(
+            parse_strangled(" iridium, ").ok(),
+            Some(BTreeSet::from([Resource::Iridium]))
+        );
+        assert_eq!(
+            parse_strangled("Magnesite,iridium").ok(),
+            Some(BTreeSet::from([Resource::Iridium, Resource::Magnesite]))
+        );
+        assert!(parse_strangled("gold").is_err());
+    }
+}

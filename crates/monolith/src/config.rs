@@ -1,0 +1,38 @@
+//! The monolith's resolved configuration.
+
+use contracts::Resource;
+use platform::TrustConfig;
+use platform::ssm::FulfillmentApi;
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Everything the monolith needs to run, resolved (no SSM left to read).
+#[derive(Debug, Clone)]
+pub struct MonolithConfig {
+    /// The fulfillment API and its key.
+    pub api: FulfillmentApi,
+    /// Resources no longer gathered here (the strangled set, `STRANGLED`).
+    pub strangled: BTreeSet<Resource>,
+    /// Simulated work per gathered resource (`GATHER_DELAY_MS`).
+    pub gather_delay: Duration,
+    /// Timeout of each fulfillment API call (`DOWNSTREAM_TIMEOUT_MS`).
+    pub downstream_timeout: Duration,
+    /// Whom to believe.
+    pub trust: TrustConfig,
+}
+
+impl MonolithConfig {
+    /// The default fulfillment API timeout: well inside SNS' 15 s.
+    pub const DEFAULT_DOWNSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
+
+    /// A configuration with defaults for everything but the API.
+    pub fn new(api: FulfillmentApi) -> Self {
+        Self {
+            api,
+            strangled: BTreeSet::new(),
+            gather_delay: Duration::ZERO,
+            downstream_timeout: Self::DEFAULT_DOWNSTREAM_TIMEOUT,
+            trust: TrustConfig::default(),
+        }
+    }
+}

@@ -1,0 +1,75 @@
+//! The one error type of the order endpoints, and the one place it becomes
+//! a status code: 4xx for what will never succeed (SNS drops it), 5xx for what
+//! might (SNS retries it).
+
+use crate::downstream::DownstreamError;
+use crate::sns::{UntrustedUrl, VerifyError};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use contracts::{DeliveryError, OrderError};
+
+/// Why a request was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The body is not an envelope or direct order.
+    #[error(transparent)]
+    Delivery(#[from] DeliveryError),
+    /// The order is not an order this endpoint takes.
+    #[error(transparent)]
+    Order(#[from] OrderError),
+    /// A direct order where only SNS orders are accepted.
+    #[error("unsigned orders are not accepted here (ACCEPT_UNSIGNED_ORDERS=false); send orders through SNS")]
+    UnsignedRefused,
+    /// An SNS message from a topic not on the allow-list.
+    #[error("messages from topic {0} are not accepted here")]
+    TopicRefused(String),
+    /// The SNS message failed (or could not complete) verification.
+    #[error("SNS message verification failed: {0}")]
+    Verification(#[from] VerifyError),
+    /// A SubscribeURL outside SNS: never fetched.
+    #[error("SubscribeURL refused: {0}")]
+    UntrustedSubscribeUrl(UntrustedUrl),
+    /// The confirmation GET failed.
+    #[error("subscription confirmation failed: {0}")]
+    ConfirmationFailed(DownstreamError),
+    /// The downstream call of an order failed; `reply` is the text for people.
+    #[error("{reply}: {source}")]
+    Downstream {
+        /// What the sender reads.
+        reply: &'static str,
+        /// What went wrong.
+        source: DownstreamError,
+    },
+}
+
+impl ServiceError {
+    /// The status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Delivery(_) | Self::Order(_) => StatusCode::BAD_REQUEST,
+            Self::UnsignedRefused | Self::TopicRefused(_) | Self::UntrustedSubscribeUrl(_) => {
+                StatusCode::FORBIDDEN
+            }
+            Self::Verification(error) if error.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Verification(_) => StatusCode::FORBIDDEN,
+            Self::ConfirmationFailed(_) => StatusCode::BAD_GATEWAY,
+            Self::Downstream { source, .. } => source.status(),
+        }
+    }
+}
+
+impl IntoResponse for ServiceError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        let text = match &self {
+            Self::Downstream { reply, .. } => (*reply).to_owned(),
+            other => other.to_string(),
+        };
+        if status.is_server_error() {
+            tracing::error!(%status, error = %self, "request failed");
+        } else {
+            tracing::warn!(%status, error = %self, "request refused");
+        }
+        (status, text).into_response()
+    }
+}

@@ -1,0 +1,70 @@
+//! A resource service's command line and environment (SPEC §6).
+
+use crate::config::ResourceConfig;
+use clap::{CommandFactory, FromArgMatches, Parser};
+use contracts::Resource;
+use platform::settings::{LogFormat, TrustConfig, glue_hook_url, millis};
+use platform::ssm::ConfigError;
+
+/// Settings of the `iridium` and `magnesite` binaries; every flag is also an
+/// environment variable.
+#[derive(Debug, Clone, Parser)]
+pub struct Cli {
+    /// Listen port.
+    #[arg(long, env = "PORT", default_value_t = 80)]
+    pub port: u16,
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Where the monolith is (the workshop's `monolithUrl`): a bare host such
+    /// as the ALB's DNS name, or a full URL.
+    #[arg(long = "monolith-url", env = "monolithUrl")]
+    pub monolith_url: Option<String>,
+    /// The same as `monolithUrl`, in the usual spelling.
+    #[arg(long = "monolith-url-upper", env = "MONOLITH_URL", hide = true)]
+    pub monolith_url_upper: Option<String>,
+    /// Simulated work per order, in milliseconds.
+    #[arg(long, env = "GATHER_DELAY_MS", default_value_t = 0)]
+    pub gather_delay_ms: u64,
+    /// Timeout of each call to the monolith, in milliseconds.
+    #[arg(long, env = "DOWNSTREAM_TIMEOUT_MS", default_value_t = 10_000)]
+    pub downstream_timeout_ms: u64,
+    /// Whom to believe.
+    #[command(flatten)]
+    pub trust: TrustConfig,
+}
+
+impl Cli {
+    /// Parses the process arguments, naming the command after the resource.
+    pub fn parse_for(resource: Resource) -> Self {
+        let command = Self::command()
+            .name(resource.as_str())
+            .about(format!("The Interstella {resource} microservice"));
+        let matches = command.get_matches();
+        Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+    }
+
+    /// Resolves the configuration.
+    pub fn resolve(&self, resource: Resource) -> Result<ResourceConfig, ConfigError> {
+        let monolith = self
+            .monolith_url
+            .as_deref()
+            .or(self.monolith_url_upper.as_deref())
+            .filter(|url| !url.trim().is_empty())
+            .ok_or_else(|| {
+                ConfigError::Invalid(
+                    "missing configuration: where the monolith is; looked in monolithUrl, MONOLITH_URL and --monolith-url".into(),
+                )
+            })?;
+        let glue_hook = glue_hook_url(monolith).map_err(|e| {
+            ConfigError::Invalid(format!("monolithUrl {monolith:?} is not a host or URL: {e}"))
+        })?;
+        Ok(ResourceConfig {
+            resource,
+            glue_hook,
+            gather_delay: millis(self.gather_delay_ms),
+            downstream_timeout: millis(self.downstream_timeout_ms),
+            trust: self.trust.clone(),
+        })
+    }
+}
