@@ -1,0 +1,104 @@
+//! A fake Interstella fulfillment API that records every request.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use url::Url;
+
+/// How the fake answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiBehaviour {
+    /// 200 OK.
+    Succeed,
+    /// The given error status.
+    Fail(u16),
+    /// Never answers (for a while longer than any test's timeout).
+    Hang,
+    /// Answers 200 after the given time.
+    Delay(Duration),
+}
+
+/// One request the fake received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Request headers.
+    pub headers: HeaderMap,
+    /// The body, parsed as JSON (`Null` if it was not JSON).
+    pub body: serde_json::Value,
+}
+
+impl Received {
+    /// A header's value as text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    behaviour: Mutex<ApiBehaviour>,
+    received: Mutex<Vec<Received>>,
+}
+
+/// A running fake API; dropped with the test's runtime.
+#[derive(Debug, Clone)]
+pub struct FakeApi {
+    /// Its `/receiving/` URL.
+    pub url: Url,
+    shared: Arc<Shared>,
+}
+
+impl FakeApi {
+    /// Starts a fake that succeeds.
+    pub async fn start() -> Self {
+        let shared = Arc::new(Shared {
+            behaviour: Mutex::new(ApiBehaviour::Succeed),
+            received: Mutex::new(Vec::new()),
+        });
+        let router = Router::new()
+            .route("/receiving/", post(receive))
+            .with_state(shared.clone());
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/receiving/", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { url, shared }
+    }
+
+    /// Changes how it answers from now on.
+    pub fn behave(&self, behaviour: ApiBehaviour) {
+        *self.shared.behaviour.lock().unwrap() = behaviour;
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.shared.received.lock().unwrap().clone()
+    }
+
+    /// How many requests were received.
+    pub fn count(&self) -> usize {
+        self.shared.received.lock().unwrap().len()
+    }
+}
+
+async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    shared.received.lock().unwrap().push(Received { headers, body });
+    let behaviour = *shared.behaviour.lock().unwrap();
+    match behaviour {
+        ApiBehaviour::Succeed => StatusCode::OK,
+        ApiBehaviour::Fail(status) => StatusCode::from_u16(status).unwrap(),
+        ApiBehaviour::Hang => {
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            StatusCode::OK
+        }
+        ApiBehaviour::Delay(delay) => {
+            tokio::time::sleep(delay).await;
+            StatusCode::OK
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! Test doubles and helpers for over-the-wire tests of the services.
+//!
+//! Everything listens on `127.0.0.1:0`: a fake fulfillment API that records
+//! what it receives and can be told to fail or hang, a fake SNS that serves
+//! a signing certificate and counts confirmations, and helpers that start
+//! the real services in-process.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a panic is a failed test
+
+pub mod fake_api;
+pub mod spawn;
+pub mod wait;
+
+pub use fake_api::{ApiBehaviour, FakeApi, Received};
+pub use spawn::{TestApp, spawn_monolith, spawn_resource};
+pub use wait::wait_until;

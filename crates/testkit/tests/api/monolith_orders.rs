@@ -1,0 +1,251 @@
+//! The monolith: the workshop's flows, bad input and downstream failures.
+
+use monolith::MonolithConfig;
+use monolith::routes::{HOOK_DELIVERED, HOOK_FAILED, ORDER_FAILED, ORDER_FULFILLED};
+use platform::TrustConfig;
+use serde_json::json;
+use std::collections::BTreeSet;
+use std::time::Duration;
+use testkit::spawn::{TEST_API_KEY, monolith_config};
+use testkit::{ApiBehaviour, FakeApi, TestApp, spawn_monolith};
+
+const WORKSHOP_CURL_BODY: &str = r#"{"Message":{"bundle":"1"}}"#;
+const JSON: Option<&str> = Some("application/json");
+
+async fn monolith_with(configure: impl FnOnce(&mut MonolithConfig)) -> (TestApp, FakeApi) {
+    let api = FakeApi::start().await;
+    let mut config = monolith_config(&api.url, TrustConfig::default());
+    configure(&mut config);
+    (spawn_monolith(config).await, api)
+}
+
+#[tokio::test]
+async fn workshop_curl_is_fulfilled_with_the_api_key() {
+    let (app, api) = monolith_with(|_| {}).await;
+    let (status, text) = app.post("/order/", JSON, &[], WORKSHOP_CURL_BODY).await;
+    assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED));
+    let received = api.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].body, json!({"iridium": 1, "magnesite": 1}));
+    assert_eq!(received[0].header("x-api-key"), Some(TEST_API_KEY));
+    assert_eq!(received[0].header("content-type"), Some("application/json"));
+}
+
+#[tokio::test]
+async fn body_is_json_whatever_the_content_type_and_path_slash() {
+    let (app, api) = monolith_with(|_| {}).await;
+    for (path, content_type) in [
+        ("/order/", Some("text/plain; charset=UTF-8")),
+        ("/order", None),
+        ("/order", Some("application/x-www-form-urlencoded")),
+    ] {
+        let (status, text) = app
+            .post(path, content_type, &[], r#"{"Message":{"bundle":2}}"#)
+            .await;
+        assert_eq!(
+            (status, text.as_str()),
+            (200, ORDER_FULFILLED),
+            "{path} {content_type:?}"
+        );
+    }
+    assert_eq!(api.count(), 3);
+    assert!(
+        api.received()
+            .iter()
+            .all(|r| r.body == json!({"iridium": 2, "magnesite": 2}))
+    );
+}
+
+#[tokio::test]
+async fn message_may_be_a_json_string() {
+    let (app, api) = monolith_with(|_| {}).await;
+    let (status, _) = app
+        .post("/order/", JSON, &[], r#"{"Message":"{\"bundle\": \"3\"}"}"#)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(api.received()[0].body, json!({"iridium": 3, "magnesite": 3}));
+}
+
+#[tokio::test]
+async fn health_check_unknown_path_and_wrong_method() {
+    let (app, _api) = monolith_with(|_| {}).await;
+    assert_eq!(app.get("/").await.0, 200);
+    assert_eq!(app.get("/nowhere").await.0, 404);
+    assert_eq!(app.get("/order/").await.0, 405);
+    assert_eq!(app.post("/", JSON, &[], "{}").await.0, 405);
+}
+
+#[tokio::test]
+async fn bad_bodies_get_400_and_reach_nothing() {
+    let (app, api) = monolith_with(|_| {}).await;
+    let deeply_nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let deep_order = format!(
+        r#"{{"Message":{{"bundle":{}1{}}}}}"#,
+        "[".repeat(500),
+        "]".repeat(500)
+    );
+    let bad_bodies = [
+        "not json".to_owned(),
+        "".to_owned(),
+        "[1,2]".to_owned(),
+        r#"{"bundle":1}"#.to_owned(),
+        r#"{"Message":{"bundle":-1}}"#.to_owned(),
+        r#"{"Message":{"bundle":"-1"}}"#.to_owned(),
+        r#"{"Message":{"bundle":"lots"}}"#.to_owned(),
+        r#"{"Message":{"bundle":1.5}}"#.to_owned(),
+        r#"{"Message":{"bundle":true}}"#.to_owned(),
+        r#"{"Message":{"bundle":0}}"#.to_owned(),
+        r#"{"Message":{"iridium":1}}"#.to_owned(),
+        r#"{"Message":{"bundle":1,"extra":2}}"#.to_owned(),
+        r#"{"Message":"not json"}"#.to_owned(),
+        r#"{"Message":42}"#.to_owned(),
+        deeply_nested,
+        deep_order,
+    ];
+    for body in &bad_bodies {
+        let (status, text) = app.post("/order/", JSON, &[], body.clone()).await;
+        assert_eq!(status, 400, "body {:.60} answered {status} {text}", body);
+        assert!(!text.is_empty());
+    }
+    assert_eq!(api.count(), 0, "a bad order reached the fulfillment API");
+    let (status, text) = app
+        .post("/order/", JSON, &[], r#"{"Message":{"bundle":"x"}}"#)
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        text.contains(r#"{"bundle": 1}"#),
+        "the error says what was expected: {text}"
+    );
+    assert_eq!(app.get("/").await.0, 200, "the service stays up");
+}
+
+#[tokio::test]
+async fn bodies_over_the_limit_get_413() {
+    let (app, api) = monolith_with(|_| {}).await;
+    let huge = format!(
+        r#"{{"Message":{{"bundle":1}},"pad":"{}"}}"#,
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let (status, _) = app.post("/order/", JSON, &[], huge).await;
+    assert_eq!(status, 413);
+    assert_eq!(api.count(), 0);
+}
+
+#[tokio::test]
+async fn failing_api_answers_502_and_never_echoes_the_key() {
+    let (app, api) = monolith_with(|_| {}).await;
+    for failure in [500, 503, 403, 400] {
+        api.behave(ApiBehaviour::Fail(failure));
+        let (status, text) = app.post("/order/", JSON, &[], WORKSHOP_CURL_BODY).await;
+        assert_eq!(
+            (status, text.as_str()),
+            (502, ORDER_FAILED),
+            "API answered {failure}"
+        );
+        assert!(!text.contains(TEST_API_KEY));
+    }
+}
+
+#[tokio::test]
+async fn unreachable_api_answers_503() {
+    // Bind then drop a listener: nothing listens on that port any more.
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let api_url = url::Url::parse(&format!("http://{closed}/receiving/")).unwrap();
+    let app = spawn_monolith(monolith_config(&api_url, TrustConfig::default())).await;
+    let (status, text) = app.post("/order/", JSON, &[], WORKSHOP_CURL_BODY).await;
+    assert_eq!((status, text.as_str()), (503, ORDER_FAILED));
+}
+
+#[tokio::test]
+async fn hanging_api_answers_504_within_the_timeout() {
+    let (app, api) = monolith_with(|config| config.downstream_timeout = Duration::from_millis(300)).await;
+    api.behave(ApiBehaviour::Hang);
+    let answered = tokio::time::timeout(
+        Duration::from_secs(10),
+        app.post("/order/", JSON, &[], WORKSHOP_CURL_BODY),
+    )
+    .await;
+    let (status, text) = answered.expect("the monolith hung past its own timeout");
+    assert_eq!((status, text.as_str()), (504, ORDER_FAILED));
+}
+
+#[tokio::test]
+async fn strangled_resources_are_not_gathered() {
+    let (app, api) =
+        monolith_with(|config| config.strangled = BTreeSet::from([contracts::Resource::Iridium])).await;
+    assert_eq!(app.post("/order/", JSON, &[], WORKSHOP_CURL_BODY).await.0, 200);
+    assert_eq!(api.received()[0].body, json!({"iridium": 0, "magnesite": 1}));
+}
+
+#[tokio::test]
+async fn unsigned_orders_can_be_refused() {
+    let (app, api) = monolith_with(|config| config.trust.accept_unsigned_orders = false).await;
+    let (status, _) = app.post("/order/", JSON, &[], WORKSHOP_CURL_BODY).await;
+    assert_eq!(status, 403);
+    assert_eq!(api.count(), 0);
+}
+
+#[tokio::test]
+async fn glue_hook_sends_one_resource_with_the_idempotency_key() {
+    let (app, api) = monolith_with(|_| {}).await;
+    let (status, text) = app
+        .post(
+            "/fulfill/",
+            JSON,
+            &[("Idempotency-Key", "msg-42")],
+            r#"{"magnesite": 4}"#,
+        )
+        .await;
+    assert_eq!((status, text.as_str()), (200, HOOK_DELIVERED));
+    let received = api.received();
+    assert_eq!(received[0].body, json!({"iridium": 0, "magnesite": 4}));
+    assert_eq!(received[0].header("idempotency-key"), Some("msg-42"));
+    assert_eq!(received[0].header("x-api-key"), Some(TEST_API_KEY));
+
+    for bad in [
+        r#"{"iridium":1,"magnesite":1}"#,
+        r#"{"bundle":1}"#,
+        r#"{"Message":{"iridium":1}}"#,
+        "{}",
+        "x",
+    ] {
+        assert_eq!(app.post("/fulfill", None, &[], bad).await.0, 400, "{bad}");
+    }
+    assert_eq!(api.count(), 1);
+
+    api.behave(ApiBehaviour::Fail(500));
+    let (status, text) = app.post("/fulfill/", JSON, &[], r#"{"iridium": 1}"#).await;
+    assert_eq!((status, text.as_str()), (502, HOOK_FAILED));
+}
+
+#[tokio::test]
+async fn graceful_stop_finishes_in_flight_orders() {
+    let (app, api) = monolith_with(|_| {}).await;
+    api.behave(ApiBehaviour::Delay(Duration::from_millis(500)));
+    let client = app.client.clone();
+    let url = app.url("/order/");
+    let in_flight = tokio::spawn(async move {
+        let response = client.post(url).body(WORKSHOP_CURL_BODY).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    });
+    testkit::wait_until("the order to reach the API", Duration::from_secs(5), || {
+        api.count() == 1
+    })
+    .await;
+    let addr = app.addr;
+    app.stop().await.unwrap();
+    let (status, text) = in_flight.await.unwrap();
+    assert_eq!(
+        (status, text.as_str()),
+        (200, ORDER_FULFILLED),
+        "the in-flight order was cut off"
+    );
+    assert!(
+        tokio::net::TcpStream::connect(addr).await.is_err(),
+        "still accepting after stop"
+    );
+}

@@ -1,0 +1,93 @@
+//! The resource microservices: orders reach the API through the glue hook.
+
+use monolith::routes::ORDER_FULFILLED;
+use platform::TrustConfig;
+use resource::routes::ORDER_FAILED;
+use resource::{Resource, ResourceConfig};
+use serde_json::json;
+use testkit::spawn::monolith_config;
+use testkit::{ApiBehaviour, FakeApi, TestApp, spawn_monolith, spawn_resource};
+
+const JSON: Option<&str> = Some("application/json");
+
+/// A resource service wired to a monolith wired to a fake API.
+async fn platform_for(resource: Resource) -> (TestApp, TestApp, FakeApi) {
+    let api = FakeApi::start().await;
+    let monolith = spawn_monolith(monolith_config(&api.url, TrustConfig::default())).await;
+    let service = spawn_resource(ResourceConfig::new(
+        resource,
+        glue_hook(&monolith.addr.to_string()),
+    ))
+    .await;
+    (service, monolith, api)
+}
+
+fn glue_hook(monolith: &str) -> url::Url {
+    platform::settings::glue_hook_url(monolith).unwrap()
+}
+
+#[tokio::test]
+async fn each_resource_reaches_the_api_through_the_glue_hook() {
+    for (resource, expected) in [
+        (Resource::Iridium, json!({"iridium": 2, "magnesite": 0})),
+        (Resource::Magnesite, json!({"iridium": 0, "magnesite": 2})),
+    ] {
+        let (service, _monolith, api) = platform_for(resource).await;
+        let body = format!(r#"{{"Message":{{"{resource}":"2"}}}}"#);
+        let (status, text) = service.post(&format!("/{resource}/"), JSON, &[], body).await;
+        assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED), "{resource}");
+        assert_eq!(api.received().len(), 1);
+        assert_eq!(api.received()[0].body, expected);
+    }
+}
+
+#[tokio::test]
+async fn health_checks_on_the_alb_paths() {
+    let (iridium, _monolith, _api) = platform_for(Resource::Iridium).await;
+    assert_eq!(iridium.get("/iridium/").await.0, 200);
+    assert_eq!(iridium.get("/iridium").await.0, 200);
+    assert_eq!(iridium.get("/magnesite/").await.0, 404);
+    assert_eq!(iridium.get("/").await.0, 404);
+}
+
+#[tokio::test]
+async fn a_service_takes_exactly_its_own_resource() {
+    let (iridium, _monolith, api) = platform_for(Resource::Iridium).await;
+    for bad in [
+        r#"{"Message":{"magnesite":1}}"#,
+        r#"{"Message":{"iridium":1,"magnesite":1}}"#,
+        r#"{"Message":{"bundle":1}}"#,
+        r#"{"Message":{"iridium":-3}}"#,
+        r#"{"iridium":1}"#,
+    ] {
+        let (status, text) = iridium.post("/iridium/", JSON, &[], bad).await;
+        assert_eq!(status, 400, "{bad}");
+        assert!(text.contains(r#"{"iridium": 1}"#), "says what it expects: {text}");
+    }
+    assert_eq!(api.count(), 0);
+}
+
+#[tokio::test]
+async fn monolith_down_or_failing_is_a_5xx() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let orphan = spawn_resource(ResourceConfig::new(
+        Resource::Iridium,
+        glue_hook(&closed.to_string()),
+    ))
+    .await;
+    let (status, text) = orphan
+        .post("/iridium/", JSON, &[], r#"{"Message":{"iridium":1}}"#)
+        .await;
+    assert_eq!((status, text.as_str()), (503, ORDER_FAILED));
+
+    let (iridium, _monolith, api) = platform_for(Resource::Iridium).await;
+    api.behave(ApiBehaviour::Fail(500));
+    let (status, text) = iridium
+        .post("/iridium/", JSON, &[], r#"{"Message":{"iridium":1}}"#)
+        .await;
+    assert_eq!((status, text.as_str()), (502, ORDER_FAILED));
+}
