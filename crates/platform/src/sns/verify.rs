@@ -97,7 +97,9 @@ struct CachedKey {
 impl SnsVerifier {
     /// `client` is the service's one shared reqwest client; certificate
     /// fetches on it get a short per-request timeout, and any answer but
-    /// 200 (a redirect included) is refused.
+    /// 200 (a redirect included) is refused. Build the client with
+    /// `redirect::Policy::none()`: a client that follows redirects still has
+    /// the result refused, but only after the redirect target was requested.
     pub fn new(hosts: TrustedHosts, client: reqwest::Client) -> Self {
         Self {
             hosts,
@@ -247,6 +249,11 @@ async fn fetch_key(client: &reqwest::Client, url: &Url) -> Result<RsaPublicKey, 
     // Exactly 200: a redirect must not take us to a host nobody checked.
     if response.status() != reqwest::StatusCode::OK {
         return Err(unavailable(format!("HTTP {}", response.status())));
+    }
+    // A client that follows redirects ends up elsewhere with a 200; the
+    // certificate from there is not one we checked the URL of.
+    if response.url() != url {
+        return Err(unavailable(format!("redirected to {}", response.url())));
     }
     if response
         .content_length()
