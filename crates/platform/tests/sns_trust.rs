@@ -72,6 +72,13 @@ impl Sns {
                 get(|| async { (StatusCode::FOUND, [(header::LOCATION, TARGET)]) }),
             )
             .route(TARGET, get(|| async { TEST_CERT_PEM }))
+            .route(
+                "/down.pem",
+                get(|| async {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    StatusCode::SERVICE_UNAVAILABLE
+                }),
+            )
             .route("/empty.pem", get(|| async { "" }))
             .route("/garbage.pem", get(|| async { "hello, I am a certificate" }))
             .route("/key.pem", get(|| async { TEST_KEY_PEM }))
@@ -520,6 +527,26 @@ async fn a_failed_fetch_is_transient_and_not_cached() {
     verifier.verify(&envelope).await.unwrap();
     verifier.verify(&envelope).await.unwrap();
     assert_eq!(sns.hits(FLAKY), 2);
+}
+
+#[tokio::test]
+async fn concurrent_requests_share_one_failed_fetch_and_later_ones_retry() {
+    let sns = Sns::start().await;
+    let verifier = Arc::new(sns.verifier());
+    let envelope = signed(&sns.signer("/down.pem"), notification(None), SignatureVersion::V2);
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..8 {
+        let verifier = Arc::clone(&verifier);
+        let envelope = envelope.clone();
+        tasks.spawn(async move { verifier.verify(&envelope).await });
+    }
+    while let Some(result) = tasks.join_next().await {
+        let result = result.unwrap();
+        assert!(matches!(&result, Err(e) if e.is_transient()), "{result:?}");
+    }
+    assert_eq!(sns.hits("/down.pem"), 1);
+    assert!(verifier.verify(&envelope).await.is_err());
+    assert_eq!(sns.hits("/down.pem"), 2);
 }
 
 #[tokio::test]

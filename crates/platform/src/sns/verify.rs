@@ -42,7 +42,7 @@ const MIN_KEY_BITS: usize = 2048;
 ///
 /// Only [`VerifyError::CertificateUnavailable`] is transient (answer 503 so
 /// SNS retries); everything else means the message is not genuine (403).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum VerifyError {
     /// `SigningCertURL` is not a trusted certificate location.
     #[error("untrusted SigningCertURL: {0}")]
@@ -83,10 +83,13 @@ pub struct SnsVerifier {
     capacity: usize,
 }
 
-/// One URL's key: fetched at most once at a time, shared by all waiters.
+/// One URL's key: fetched once, the outcome shared by everyone waiting on it.
+///
+/// A failed slot leaves the map as soon as its fetch ends, so only requests
+/// that were already waiting share a failure; later ones fetch afresh.
 struct Slot {
     created: Instant,
-    key: OnceCell<CachedKey>,
+    key: OnceCell<Result<CachedKey, VerifyError>>,
 }
 
 struct CachedKey {
@@ -153,11 +156,13 @@ impl SnsVerifier {
     /// The key for a checked URL: from the cache, or fetched once.
     async fn key_for(&self, url: &Url) -> Result<RsaPublicKey, VerifyError> {
         let slot = self.slot(url.as_str());
+        // Waiters share a failure too: retrying one after another would
+        // stack timeouts beyond the 15 s SNS waits for our answer.
         let result = slot
             .key
-            .get_or_try_init(|| async {
+            .get_or_init(|| async {
                 let key = fetch_key(&self.client, url).await?;
-                Ok::<_, VerifyError>(CachedKey {
+                Ok(CachedKey {
                     key,
                     fetched: Instant::now(),
                 })
@@ -167,7 +172,7 @@ impl SnsVerifier {
             Ok(cached) => Ok(cached.key.clone()),
             Err(error) => {
                 self.forget_failed(url.as_str(), &slot);
-                Err(error)
+                Err(error.clone())
             }
         }
     }
@@ -209,10 +214,7 @@ impl SnsVerifier {
     /// take room from good keys.
     fn forget_failed(&self, url: &str, slot: &Arc<Slot>) {
         let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache
-            .get(url)
-            .is_some_and(|current| Arc::ptr_eq(current, slot) && !current.key.initialized())
-        {
+        if cache.get(url).is_some_and(|current| Arc::ptr_eq(current, slot)) {
             cache.remove(url);
         }
     }
@@ -229,10 +231,13 @@ impl std::fmt::Debug for SnsVerifier {
 }
 
 impl Slot {
+    /// Past its TTL, or failed (a failed slot is never reused).
     fn expired(&self, now: Instant, ttl: Duration) -> bool {
-        self.key
-            .get()
-            .is_some_and(|cached| now.duration_since(cached.fetched) >= ttl)
+        match self.key.get() {
+            None => false,
+            Some(Ok(cached)) => now.duration_since(cached.fetched) >= ttl,
+            Some(Err(_)) => true,
+        }
     }
 }
 
