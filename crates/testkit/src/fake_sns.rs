@@ -116,9 +116,9 @@ impl FakeSns {
     }
 }
 
-/// POSTs `envelope` to `path` of `app` the way SNS does; returns status and text.
-pub async fn deliver(app: &TestApp, path: &str, envelope: &Envelope) -> (u16, String) {
-    let body = serde_json::to_string(envelope).unwrap();
+/// The headers SNS sends with `envelope`, apart from Content-Type
+/// ([`CONTENT_TYPE`]).
+pub fn delivery_headers(envelope: &Envelope) -> Vec<(&'static str, String)> {
     let mut headers = vec![
         (MESSAGE_TYPE_HEADER, envelope.message_type.as_str().to_owned()),
         (MESSAGE_ID_HEADER, envelope.message_id.clone()),
@@ -128,6 +128,13 @@ pub async fn deliver(app: &TestApp, path: &str, envelope: &Envelope) -> (u16, St
     if envelope.message_type == MessageType::Notification {
         headers.push((SUBSCRIPTION_ARN_HEADER, format!("{}:sub-1", envelope.topic_arn)));
     }
+    headers
+}
+
+/// POSTs `envelope` to `path` of `app` the way SNS does; returns status and text.
+pub async fn deliver(app: &TestApp, path: &str, envelope: &Envelope) -> (u16, String) {
+    let body = serde_json::to_string(envelope).unwrap();
+    let headers = delivery_headers(envelope);
     let headers: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
     app.post(path, Some(CONTENT_TYPE), &headers, body).await
 }
