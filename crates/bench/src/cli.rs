@@ -1,0 +1,45 @@
+//! The benchmark's command line.
+
+use std::path::PathBuf;
+
+/// Benchmarks the Interstella services from their release builds on loopback.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "bench", version, about)]
+pub struct Cli {
+    /// A short run (3 s per load instead of 10 s, fewer start-up samples),
+    /// to check that everything works; figures are noisier.
+    #[arg(long)]
+    pub quick: bool,
+    /// Where the figures are written as JSON.
+    #[arg(long, default_value = "bench-results/latest.json")]
+    pub out: PathBuf,
+    /// Seconds each measured load lasts (default 10, or 3 with --quick).
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Directory holding the release `monolith` and `iridium` binaries
+    /// (default: the directory this `bench` binary is in, i.e. target/release).
+    #[arg(long)]
+    pub bin_dir: Option<PathBuf>,
+    /// Start-up samples per service (default 15, or 5 with --quick).
+    #[arg(long)]
+    pub startup_runs: Option<usize>,
+}
+
+impl Cli {
+    /// Seconds each measured load lasts.
+    pub fn load_seconds(&self) -> u64 {
+        self.duration.unwrap_or(if self.quick { 3 } else { 10 }).max(1)
+    }
+
+    /// Seconds of warm-up before each measured load.
+    pub fn warmup_seconds(&self) -> u64 {
+        1
+    }
+
+    /// Start-up samples per service.
+    pub fn startup_samples(&self) -> usize {
+        self.startup_runs
+            .unwrap_or(if self.quick { 5 } else { 15 })
+            .max(1)
+    }
+}

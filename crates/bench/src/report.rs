@@ -1,0 +1,433 @@
+//! The figures: what was measured, the targets they are held to, the printed
+//! tables and the JSON written beside them.
+
+use crate::procstat::Memory;
+use crate::sns::VerifyCost;
+use crate::startup::Startup;
+use crate::wrk::Errors;
+use comfy_table::presets::ASCII_MARKDOWN;
+use comfy_table::{CellAlignment, Table};
+use std::collections::BTreeMap;
+
+/// Bundle orders a second at 32 connections, direct orders.
+pub const TARGET_ORDERS_PER_S: f64 = 10_000.0;
+/// p99 latency of those orders, milliseconds.
+pub const TARGET_P99_MS: f64 = 6.0;
+/// Peak resident memory of any service under load, megabytes (10^6 bytes).
+pub const TARGET_PEAK_MB: f64 = 20.0;
+/// Median start-up time, milliseconds.
+pub const TARGET_STARTUP_MS: f64 = 20.0;
+/// With a 1 s gather and 1,000 orders in flight: the p99 latency, seconds
+/// (each order about 1 s, none queued behind another).
+pub const TARGET_SLOW_P99_S: f64 = 1.2;
+/// ...and orders a second (1,000 in flight, each about 1 s).
+pub const TARGET_SLOW_ORDERS_PER_S: f64 = 900.0;
+
+/// Everything measured in one benchmark run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Report {
+    /// The machine and how busy it was.
+    pub machine: Machine,
+    /// How the run was configured.
+    pub settings: Settings,
+    /// The binaries measured.
+    pub binaries: Vec<Binary>,
+    /// Each load, in the order run.
+    pub runs: Vec<Run>,
+    /// Memory of each service process.
+    pub services: Vec<ServiceMemory>,
+    /// Start-up times by binary.
+    pub startup: BTreeMap<String, Startup>,
+    /// What verifying one SNS signature costs, in-process.
+    pub sns_verify: VerifyCost,
+    /// The targets and whether they were met.
+    pub targets: Vec<Target>,
+}
+
+/// The machine and how busy it was.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Machine {
+    /// Cores available.
+    pub cores: usize,
+    /// Load averages (1, 5, 15 min) when the run started.
+    pub load_average_before: [f32; 3],
+    /// Load averages when it ended.
+    pub load_average_after: [f32; 3],
+    /// Cores' worth of CPU used by other processes in the second before the run.
+    pub others_cores_before: f64,
+    /// The load generator.
+    pub load_generator: String,
+}
+
+/// How the run was configured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Settings {
+    /// `--quick`.
+    pub quick: bool,
+    /// Seconds per measured load.
+    pub load_seconds: u64,
+    /// Seconds of warm-up before each.
+    pub warmup_seconds: u64,
+    /// Start-up samples per binary.
+    pub startup_samples: usize,
+}
+
+/// A binary measured.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Binary {
+    /// Its name.
+    pub name: String,
+    /// Its path.
+    pub path: String,
+    /// Seconds since it was built.
+    pub built_seconds_ago: Option<u64>,
+}
+
+/// One measured load.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Run {
+    /// What was sent where.
+    pub name: String,
+    /// The path an order takes.
+    pub route: String,
+    /// Open connections, one order in flight on each.
+    pub connections: u32,
+    /// Seconds measured.
+    pub seconds: f64,
+    /// Orders answered with a status under 400.
+    pub orders: u64,
+    /// Those, per second.
+    pub orders_per_s: f64,
+    /// wrk's errors, by kind.
+    pub errors: Errors,
+    /// Every error: see [`Run::error_count`].
+    pub total_errors: u64,
+    /// Latency, milliseconds.
+    pub latency_ms: LatencyMs,
+    /// Fulfillment requests the fake API answered 200 during the load.
+    pub api_fulfilled: u64,
+    /// Fulfillment requests it refused (wrong API key).
+    pub api_refused: u64,
+    /// CPU microseconds per order, by process: each service, `bench` (the
+    /// fake API), `wrk` (the load generator).
+    pub cpu_us_per_order: BTreeMap<String, f64>,
+    /// Cores' worth of CPU used by other processes during the load: noise.
+    pub others_cores: f64,
+    /// Log lines the services wrote per order.
+    pub log_lines_per_order: f64,
+    /// Peak resident memory during the load, KiB, by service.
+    pub peak_rss_kib: BTreeMap<String, u64>,
+    /// Threads at the end of the load, by service.
+    pub threads: BTreeMap<String, u64>,
+}
+
+impl Run {
+    /// Every error: wrk's, the fake API's refusals, and orders answered
+    /// without the fulfillment API having been called (or the reverse),
+    /// beyond the orders cut off in flight when the load stopped.
+    pub fn error_count(&self) -> u64 {
+        self.errors.total() + self.api_refused + self.unmatched_orders()
+    }
+
+    /// Orders answered 2xx and API calls made that do not pair up, beyond
+    /// the one per connection cut off when the load stopped.
+    pub fn unmatched_orders(&self) -> u64 {
+        let unmatched = self.api_fulfilled.abs_diff(self.orders);
+        unmatched.saturating_sub(u64::from(self.connections))
+    }
+
+    /// CPU microseconds per order of the services alone.
+    pub fn service_cpu_us(&self) -> f64 {
+        self.cpu_us_per_order
+            .iter()
+            .filter(|(name, _)| !matches!(name.as_str(), "bench" | "wrk"))
+            .map(|(_, us)| us)
+            .sum()
+    }
+}
+
+/// Latency, milliseconds.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+pub struct LatencyMs {
+    /// Median.
+    pub p50: f64,
+    /// 90th percentile.
+    pub p90: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Slowest.
+    pub max: f64,
+    /// Mean.
+    pub mean: f64,
+}
+
+impl From<crate::wrk::Latency> for LatencyMs {
+    fn from(us: crate::wrk::Latency) -> Self {
+        let ms = |us: u64| us as f64 / 1e3;
+        Self {
+            p50: ms(us.p50),
+            p90: ms(us.p90),
+            p99: ms(us.p99),
+            max: ms(us.max),
+            mean: us.mean / 1e3,
+        }
+    }
+}
+
+/// Memory of one service process.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ServiceMemory {
+    /// The service.
+    pub name: String,
+    /// After start, before any load.
+    pub idle: Memory,
+    /// After its loads.
+    pub after_load: Memory,
+    /// The highest peak seen (idle or under any load), KiB.
+    pub peak_kib: u64,
+}
+
+/// A target and whether it was met.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Target {
+    /// What is measured.
+    pub what: String,
+    /// The target.
+    pub target: String,
+    /// What was measured.
+    pub measured: String,
+    /// Met?
+    pub met: bool,
+}
+
+/// Megabytes (10^6 bytes) in `kib` KiB.
+pub fn megabytes(kib: u64) -> f64 {
+    kib as f64 * 1024.0 / 1e6
+}
+
+impl Report {
+    /// Holds the figures to the targets; fills `self.targets`.
+    pub fn judge(&mut self) {
+        let mut targets = Vec::new();
+        if let Some(run) = self.run("bundle, curl body", 32) {
+            targets.push(Target {
+                what: "bundle orders/s, direct, 32 connections".into(),
+                target: format!(">= {TARGET_ORDERS_PER_S:.0}"),
+                measured: format!("{:.0}", run.orders_per_s),
+                met: run.orders_per_s >= TARGET_ORDERS_PER_S,
+            });
+            targets.push(Target {
+                what: "bundle p99 latency, direct, 32 connections".into(),
+                target: format!("<= {TARGET_P99_MS} ms"),
+                measured: format!("{:.2} ms", run.latency_ms.p99),
+                met: run.latency_ms.p99 <= TARGET_P99_MS,
+            });
+        }
+        for service in &self.services {
+            let peak = megabytes(service.peak_kib);
+            targets.push(Target {
+                what: format!("peak memory, {}", service.name),
+                target: format!("<= {TARGET_PEAK_MB} MB"),
+                measured: format!("{peak:.1} MB"),
+                met: peak <= TARGET_PEAK_MB,
+            });
+        }
+        for (name, startup) in &self.startup {
+            targets.push(Target {
+                what: format!("start-up to first 200, {name} (median)"),
+                target: format!("<= {TARGET_STARTUP_MS} ms"),
+                measured: format!("{:.1} ms", startup.median_ms),
+                met: startup.median_ms <= TARGET_STARTUP_MS,
+            });
+        }
+        if let Some(run) = self.runs.iter().find(|run| run.name.contains("1 s gather")) {
+            let p99_s = run.latency_ms.p99 / 1e3;
+            let completed = run.orders > 0;
+            targets.push(Target {
+                what: "1,000 in flight, 1 s gather: p99 latency".into(),
+                target: format!("<= {TARGET_SLOW_P99_S} s"),
+                measured: format!("{p99_s:.3} s (p50 {:.3} s)", run.latency_ms.p50 / 1e3),
+                met: completed && p99_s <= TARGET_SLOW_P99_S,
+            });
+            targets.push(Target {
+                what: "1,000 in flight, 1 s gather: orders/s".into(),
+                target: format!(">= {TARGET_SLOW_ORDERS_PER_S:.0}"),
+                measured: format!("{:.0}", run.orders_per_s),
+                met: run.orders_per_s >= TARGET_SLOW_ORDERS_PER_S,
+            });
+        }
+        let errors: u64 = self.runs.iter().map(Run::error_count).sum();
+        targets.push(Target {
+            what: "errors, all loads".into(),
+            target: "0".into(),
+            measured: errors.to_string(),
+            met: errors == 0,
+        });
+        self.targets = targets;
+    }
+
+    fn run(&self, name: &str, connections: u32) -> Option<&Run> {
+        self.runs
+            .iter()
+            .find(|run| run.name == name && run.connections == connections)
+    }
+
+    /// The tables, as Markdown.
+    pub fn tables(&self) -> String {
+        let mut text = String::new();
+        let machine = &self.machine;
+        text.push_str(&format!(
+            "Machine: {} cores; load average {:.2} {:.2} {:.2} before, {:.2} {:.2} {:.2} after; \
+             other processes used {:.2} cores just before. Load generator: {}. {} s per load.\n\n",
+            machine.cores,
+            machine.load_average_before[0],
+            machine.load_average_before[1],
+            machine.load_average_before[2],
+            machine.load_average_after[0],
+            machine.load_average_after[1],
+            machine.load_average_after[2],
+            machine.others_cores_before,
+            machine.load_generator,
+            self.settings.load_seconds,
+        ));
+        text.push_str(&self.runs_table().to_string());
+        text.push_str("\n\n");
+        text.push_str(&self.services_table().to_string());
+        text.push_str("\n\n");
+        text.push_str(&self.sns_note());
+        text.push_str("\n\n");
+        text.push_str(&self.targets_table().to_string());
+        text.push('\n');
+        text
+    }
+
+    fn runs_table(&self) -> Table {
+        let mut table = markdown_table(&[
+            "load",
+            "route",
+            "conns",
+            "orders/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "errors",
+            "CPU µs/order (services)",
+            "log lines/order",
+            "peak RSS MB",
+            "others' CPU (cores)",
+        ]);
+        for run in &self.runs {
+            let cpu = run
+                .cpu_us_per_order
+                .iter()
+                .filter(|(name, _)| !matches!(name.as_str(), "bench" | "wrk"))
+                .map(|(name, us)| format!("{name} {us:.0}"))
+                .collect::<Vec<_>>()
+                .join(" + ");
+            let peak = run
+                .peak_rss_kib
+                .iter()
+                .map(|(name, kib)| format!("{name} {:.1}", megabytes(*kib)))
+                .collect::<Vec<_>>()
+                .join(", ");
+            table.add_row(vec![
+                run.name.clone(),
+                run.route.clone(),
+                run.connections.to_string(),
+                format!("{:.0}", run.orders_per_s),
+                format!("{:.2}", run.latency_ms.p50),
+                format!("{:.2}", run.latency_ms.p99),
+                format!("{:.2}", run.latency_ms.max),
+                run.error_count().to_string(),
+                cpu,
+                format!("{:.1}", run.log_lines_per_order),
+                peak,
+                format!("{:.2}", run.others_cores),
+            ]);
+        }
+        right_align(&mut table, &[2, 3, 4, 5, 6, 7, 9, 11]);
+        table
+    }
+
+    fn services_table(&self) -> Table {
+        let mut table = markdown_table(&[
+            "service",
+            "idle RSS MB",
+            "RSS after load MB",
+            "peak RSS MB",
+            "threads",
+            "start-up ms (median, min–max)",
+        ]);
+        for service in &self.services {
+            let binary = service.name.split_whitespace().next().unwrap_or_default();
+            let startup = self
+                .startup
+                .get(binary)
+                .filter(|_| service.name == binary)
+                .map(|s| format!("{:.1} ({:.1}–{:.1})", s.median_ms, s.min_ms, s.max_ms))
+                .unwrap_or_else(|| "—".into());
+            table.add_row(vec![
+                service.name.clone(),
+                format!("{:.1}", megabytes(service.idle.rss_kib)),
+                format!("{:.1}", megabytes(service.after_load.rss_kib)),
+                format!("{:.1}", megabytes(service.peak_kib)),
+                service.after_load.threads.to_string(),
+                startup,
+            ]);
+        }
+        right_align(&mut table, &[1, 2, 3, 4]);
+        table
+    }
+
+    fn sns_note(&self) -> String {
+        let mut note = format!(
+            "SNS verification, in-process, certificate cached: {:.0} µs per SignatureVersion 1 message, \
+             {:.0} µs per SignatureVersion 2 message.",
+            self.sns_verify.v1_us, self.sns_verify.v2_us
+        );
+        if let (Some(direct), Some(sns)) = (
+            self.run("bundle, curl body", 32),
+            self.run("bundle, signed SNS body", 32),
+        ) {
+            note.push_str(&format!(
+                " Under load at 32 connections: {:.0} orders/s signed vs {:.0} direct ({:+.0}%), \
+                 monolith CPU {:.0} vs {:.0} µs/order, p99 {:.2} vs {:.2} ms.",
+                sns.orders_per_s,
+                direct.orders_per_s,
+                (sns.orders_per_s / direct.orders_per_s.max(1.0) - 1.0) * 100.0,
+                sns.service_cpu_us(),
+                direct.service_cpu_us(),
+                sns.latency_ms.p99,
+                direct.latency_ms.p99,
+            ));
+        }
+        note
+    }
+
+    fn targets_table(&self) -> Table {
+        let mut table = markdown_table(&["target", "goal", "measured", "met?"]);
+        for target in &self.targets {
+            table.add_row(vec![
+                target.what.clone(),
+                target.target.clone(),
+                target.measured.clone(),
+                if target.met { "met" } else { "MISSED" }.to_owned(),
+            ]);
+        }
+        table
+    }
+}
+
+fn markdown_table(header: &[&str]) -> Table {
+    let mut table = Table::new();
+    table.load_preset(ASCII_MARKDOWN).set_header(header.to_vec());
+    table
+}
+
+fn right_align(table: &mut Table, columns: &[usize]) {
+    for &index in columns {
+        if let Some(column) = table.column_mut(index) {
+            column.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+}
