@@ -23,6 +23,18 @@ pub struct Cli {
     /// Start-up samples per service (default 15, or 5 with --quick).
     #[arg(long)]
     pub startup_runs: Option<usize>,
+    /// Extra environment for every service, `NAME=VALUE`, repeatable: to
+    /// compare settings (e.g. `RUST_LOG=warn`); the default measures the
+    /// services as they ship.
+    #[arg(long = "service-env", value_name = "NAME=VALUE", value_parser = parse_env_pair)]
+    pub service_env: Vec<(String, String)>,
+}
+
+fn parse_env_pair(pair: &str) -> Result<(String, String), String> {
+    pair.split_once('=')
+        .filter(|(name, _)| !name.is_empty())
+        .map(|(name, value)| (name.to_owned(), value.to_owned()))
+        .ok_or_else(|| format!("expected NAME=VALUE, got {pair:?}"))
 }
 
 impl Cli {

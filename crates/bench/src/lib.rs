@@ -96,8 +96,8 @@ pub async fn run(cli: Cli) -> Result<Report, BenchError> {
     let mut startup = BTreeMap::new();
     for kind in [Kind::Monolith, Kind::Iridium] {
         let env = match kind {
-            Kind::Monolith => monolith_env(&side, 0, 0),
-            Kind::Iridium => iridium_env(&side, 0, free_port()?),
+            Kind::Monolith => monolith_env(&side, &cli.service_env, 0, 0),
+            Kind::Iridium => iridium_env(&side, &cli.service_env, 0, free_port()?),
         };
         let measured = startup::measure(&binaries, kind, &env, cli.startup_samples()).await?;
         progress(&format!(
@@ -111,9 +111,9 @@ pub async fn run(cli: Cli) -> Result<Report, BenchError> {
     }
 
     phase(4, "starting monolith and iridium");
-    let monolith_env = monolith_env(&side, free_port()?, 0);
+    let monolith_env = monolith_env(&side, &cli.service_env, free_port()?, 0);
     let monolith = Service::start("monolith", &binaries, Kind::Monolith, &monolith_env).await?;
-    let iridium_env = iridium_env(&side, free_port()?, monolith.port);
+    let iridium_env = iridium_env(&side, &cli.service_env, free_port()?, monolith.port);
     let iridium = Service::start("iridium", &binaries, Kind::Iridium, &iridium_env).await?;
     let monolith_idle = settled_memory(&monolith).await?;
     let iridium_idle = settled_memory(&iridium).await?;
@@ -163,7 +163,7 @@ pub async fn run(cli: Cli) -> Result<Report, BenchError> {
         6,
         &format!("{IN_FLIGHT} orders in flight, GATHER_DELAY_MS={GATHER_DELAY_MS}"),
     );
-    let slow_env = services::monolith_env(&side, free_port()?, GATHER_DELAY_MS);
+    let slow_env = services::monolith_env(&side, &cli.service_env, free_port()?, GATHER_DELAY_MS);
     let slow = Service::start("monolith (1 s gather)", &binaries, Kind::Monolith, &slow_env).await?;
     let slow_idle = settled_memory(&slow).await?;
     let scenario = Scenario {

@@ -98,9 +98,14 @@ pub fn free_port() -> Result<u16, BenchError> {
 }
 
 /// The environment of a monolith that gathers with `gather_delay_ms` and
-/// calls the fake fulfillment API; nothing else is inherited.
-pub fn monolith_env(side: &FulfillmentSide, port: u16, gather_delay_ms: u64) -> HashMap<String, String> {
-    let mut env = common_env(side, port);
+/// calls the fake fulfillment API, plus `extra`; nothing else is inherited.
+pub fn monolith_env(
+    side: &FulfillmentSide,
+    extra: &[(String, String)],
+    port: u16,
+    gather_delay_ms: u64,
+) -> HashMap<String, String> {
+    let mut env = common_env(side, extra, port);
     env.insert("INTERSTELLA_API_KEY".into(), side.api_key().into());
     env.insert("INTERSTELLA_API_ENDPOINT".into(), side.api_url().to_string());
     env.insert("GATHER_DELAY_MS".into(), gather_delay_ms.to_string());
@@ -108,18 +113,25 @@ pub fn monolith_env(side: &FulfillmentSide, port: u16, gather_delay_ms: u64) -> 
 }
 
 /// The environment of an iridium service that sends to the monolith on
-/// `monolith_port`, given as the workshop does: a bare host in `monolithUrl`.
-pub fn iridium_env(side: &FulfillmentSide, port: u16, monolith_port: u16) -> HashMap<String, String> {
-    let mut env = common_env(side, port);
+/// `monolith_port`, given as the workshop does: a bare host in `monolithUrl`;
+/// plus `extra`.
+pub fn iridium_env(
+    side: &FulfillmentSide,
+    extra: &[(String, String)],
+    port: u16,
+    monolith_port: u16,
+) -> HashMap<String, String> {
+    let mut env = common_env(side, extra, port);
     env.insert("monolithUrl".into(), format!("127.0.0.1:{monolith_port}"));
     env
 }
 
-fn common_env(side: &FulfillmentSide, port: u16) -> HashMap<String, String> {
+fn common_env(side: &FulfillmentSide, extra: &[(String, String)], port: u16) -> HashMap<String, String> {
     // testkit's: no instance metadata, AWS calls to a closed loopback port.
     let mut env = testkit::process::safe_aws_env();
     env.insert("PORT".into(), port.to_string());
     env.insert("AWS_ENDPOINT_URL_SNS".into(), side.sns_base().to_string());
+    env.extend(extra.iter().cloned());
     env
 }
 
