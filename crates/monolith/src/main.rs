@@ -7,11 +7,12 @@ use platform::startup::{bind, shutdown_signal};
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    platform::telemetry::init(cli.log_format);
+    let logs = platform::telemetry::init(cli.log_format);
     let config = match cli.resolve().await {
         Ok(config) => config,
         Err(error) => {
             eprintln!("monolith: {error}");
+            drop(logs);
             std::process::exit(2);
         }
     };

@@ -31,11 +31,12 @@ pub async fn run(
 /// The whole of a resource binary's `main`: settings, logs, serve until SIGTERM.
 pub async fn main(resource: Resource) -> anyhow::Result<()> {
     let cli = cli::Cli::parse_for(resource);
-    platform::telemetry::init(cli.log_format);
+    let logs = platform::telemetry::init(cli.log_format);
     let config = match cli.resolve(resource) {
         Ok(config) => config,
         Err(error) => {
             eprintln!("{resource}: {error}");
+            drop(logs);
             std::process::exit(2);
         }
     };
