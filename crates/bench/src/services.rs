@@ -16,6 +16,8 @@ use tokio::process::{Child, Command};
 
 /// How much of a service's first output is kept, to show when it fails to start.
 const KEPT_OUTPUT: usize = 4096;
+/// How long a service may take to exit after SIGTERM.
+const STOP_WITHIN: Duration = Duration::from_secs(5);
 /// How long a service may take to answer its health check.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(10);
 
@@ -240,9 +242,21 @@ impl Service {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
-    /// Kills it and waits for it to go.
+    /// Stops it as ECS does: SIGTERM, then SIGKILL if it has not exited
+    /// within [`STOP_WITHIN`].
     pub async fn stop(mut self) {
-        let _ = self.child.kill().await;
+        let terminated = Command::new("kill")
+            .args(["-TERM", &self.pid.to_string()])
+            .status()
+            .await
+            .is_ok_and(|status| status.success());
+        if !terminated
+            || tokio::time::timeout(STOP_WITHIN, self.child.wait())
+                .await
+                .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
     }
 }
 
