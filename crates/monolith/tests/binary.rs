@@ -18,16 +18,15 @@ fn monolith_exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_monolith"))
 }
 
-async fn send_workshop_curl(addr: std::net::SocketAddr) -> (u16, String) {
+async fn send_workshop_curl(addr: std::net::SocketAddr) -> Result<(u16, String), reqwest::Error> {
     let response = reqwest::Client::new()
         .post(format!("http://{addr}/order/"))
         .header("content-type", "application/json")
         .body(WORKSHOP_CURL_BODY)
         .send()
-        .await
-        .unwrap();
+        .await?;
     let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
+    Ok((status, response.text().await?))
 }
 
 #[tokio::test]
@@ -67,9 +66,10 @@ async fn environment_configures_and_sigterm_drains_in_flight_orders() {
     })
     .await;
     monolith.terminate().await;
-    let (status, text) = order.await.unwrap();
-    assert_eq!((status, text.as_str()), (200, "Your order has been fulfilled"));
+    let answer = order.await.unwrap();
     let exit = monolith.wait_exit(Duration::from_secs(10)).await;
+    let (status, text) = answer.unwrap_or_else(|e| panic!("{e:?}; monolith output: {:#?}", monolith.seen));
+    assert_eq!((status, text.as_str()), (200, "Your order has been fulfilled"));
     assert!(exit.success(), "exit after SIGTERM: {exit:?}");
 
     assert_eq!(
@@ -176,7 +176,7 @@ async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
 
     let mut monolith = ServiceProcess::start(monolith_exe(), &aws_env);
     let addr = monolith.wait_listening().await;
-    let (status, _) = send_workshop_curl(addr).await;
+    let (status, _) = send_workshop_curl(addr).await.unwrap();
     assert_eq!(status, 200);
     let received = api.received();
     assert_eq!(received[0].header("x-api-key"), Some("ssm-secret-key-value"));
