@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-use testkit::process::safe_aws_env;
+use testkit::process::{run_to_exit, safe_aws_env};
 use testkit::{ApiBehaviour, FakeApi, ServiceProcess, wait_until};
 
 const WORKSHOP_CURL_BODY: &str = r#"{"Message":{"bundle":"1"}}"#;
@@ -31,16 +31,7 @@ async fn send_workshop_curl(addr: std::net::SocketAddr) -> Result<(u16, String),
 
 #[tokio::test]
 async fn missing_configuration_exits_with_one_line_naming_it() {
-    let output = tokio::process::Command::new(monolith_exe())
-        .env_clear()
-        .envs(safe_aws_env())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(30), output)
-        .await
-        .unwrap()
-        .unwrap();
+    let output = run_to_exit(monolith_exe(), &safe_aws_env()).await;
     assert!(!output.status.success(), "exited {:?}", output.status);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
@@ -190,14 +181,7 @@ async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
 
     // A parameter SSM does not have: the one-line exit names it and SSM.
     aws_env.insert("SSM_API_KEY_PARAM".into(), "/interstella/missing".into());
-    let output = tokio::process::Command::new(monolith_exe())
-        .env_clear()
-        .envs(&aws_env)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(30), output)
-        .await
-        .unwrap()
-        .unwrap();
+    let output = run_to_exit(monolith_exe(), &aws_env).await;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
