@@ -8,12 +8,13 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use contracts::sns::{
-    CONTENT_TYPE, MESSAGE_ID_HEADER, MESSAGE_TYPE_HEADER, SUBSCRIPTION_ARN_HEADER, TOPIC_ARN_HEADER, USER_AGENT,
+    CONTENT_TYPE, MESSAGE_ID_HEADER, MESSAGE_TYPE_HEADER, SUBSCRIPTION_ARN_HEADER, TOPIC_ARN_HEADER,
+    USER_AGENT,
 };
 use contracts::{Envelope, MessageType};
+use platform::sns::SnsSigner;
 use platform::sns::signing::SignatureVersion;
 use platform::sns::test_fixtures::{TEST_CERT_PEM, TEST_KEY_PEM};
-use platform::sns::SnsSigner;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -54,7 +55,12 @@ impl FakeSns {
         tokio::spawn(async move { axum::serve(listener, router).await });
         let cert_url = base.join(CERT_PATH).unwrap();
         let signer = Arc::new(SnsSigner::from_pem(TEST_KEY_PEM, cert_url.as_str()).unwrap());
-        Self { base, signer, counters, next_id: Arc::new(AtomicU64::new(1)) }
+        Self {
+            base,
+            signer,
+            counters,
+            next_id: Arc::new(AtomicU64::new(1)),
+        }
     }
 
     /// How many times the certificate was fetched.
@@ -74,7 +80,9 @@ impl FakeSns {
         let token = format!("token-{id}");
         let subscribe_url = self
             .base
-            .join(&format!("?Action=ConfirmSubscription&TopicArn={topic}&Token={token}"))
+            .join(&format!(
+                "?Action=ConfirmSubscription&TopicArn={topic}&Token={token}"
+            ))
             .unwrap()
             .to_string();
         Envelope {

@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a panic is a failed test
 
 pub mod fake_api;
+pub mod fake_sns;
 pub mod process;
 pub mod spawn;
 pub mod wait;

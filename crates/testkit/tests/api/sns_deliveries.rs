@@ -25,7 +25,10 @@ struct Setup {
 async fn setup(configure: impl FnOnce(&mut TrustConfig)) -> Setup {
     let api = FakeApi::start().await;
     let sns = FakeSns::start().await;
-    let mut trust = TrustConfig { sns_stand_in: Some(sns.base.clone()), ..TrustConfig::default() };
+    let mut trust = TrustConfig {
+        sns_stand_in: Some(sns.base.clone()),
+        ..TrustConfig::default()
+    };
     configure(&mut trust);
     let monolith = spawn_monolith(monolith_config(&api.url, trust)).await;
     Setup { monolith, api, sns }
@@ -103,8 +106,14 @@ async fn certificates_outside_sns_are_never_fetched() {
         "https://sns.s3.amazonaws.com/SimpleNotificationService-abc.pem".into(),
     ] {
         let mut envelope = sns.envelope(MessageType::Notification, ORDERS_TOPIC, BUNDLE);
-        SnsSigner::from_pem(TEST_KEY_PEM, cert_url.as_str()).unwrap().sign(&mut envelope, V2);
-        assert_eq!(deliver(&monolith, "/order/", &envelope).await.0, 403, "{cert_url}");
+        SnsSigner::from_pem(TEST_KEY_PEM, cert_url.as_str())
+            .unwrap()
+            .sign(&mut envelope, V2);
+        assert_eq!(
+            deliver(&monolith, "/order/", &envelope).await.0,
+            403,
+            "{cert_url}"
+        );
     }
     assert_eq!(attacker.hits(), 0);
     assert_eq!(api.count(), 0);
@@ -113,9 +122,14 @@ async fn certificates_outside_sns_are_never_fetched() {
 #[tokio::test]
 async fn unavailable_certificate_is_a_5xx_so_sns_retries() {
     let Setup { monolith, api, sns } = setup(|_| {}).await;
-    let missing = sns.base.join("/SimpleNotificationService-00000000000000000000000000000000.pem").unwrap();
+    let missing = sns
+        .base
+        .join("/SimpleNotificationService-00000000000000000000000000000000.pem")
+        .unwrap();
     let mut envelope = sns.envelope(MessageType::Notification, ORDERS_TOPIC, BUNDLE);
-    SnsSigner::from_pem(TEST_KEY_PEM, missing.as_str()).unwrap().sign(&mut envelope, V2);
+    SnsSigner::from_pem(TEST_KEY_PEM, missing.as_str())
+        .unwrap()
+        .sign(&mut envelope, V2);
     let (status, _) = deliver(&monolith, "/order/", &envelope).await;
     assert!((500..600).contains(&status), "answered {status}");
     assert_eq!(api.count(), 0);
@@ -125,7 +139,11 @@ async fn unavailable_certificate_is_a_5xx_so_sns_retries() {
 async fn subscription_confirmations_are_confirmed_once_verified() {
     let Setup { monolith, api, sns } = setup(|_| {}).await;
     for version in [V1, V2] {
-        let mut envelope = sns.envelope(MessageType::SubscriptionConfirmation, ORDERS_TOPIC, "You have chosen to subscribe");
+        let mut envelope = sns.envelope(
+            MessageType::SubscriptionConfirmation,
+            ORDERS_TOPIC,
+            "You have chosen to subscribe",
+        );
         sns.sign(&mut envelope, version);
         let (status, text) = deliver(&monolith, "/order/", &envelope).await;
         assert_eq!((status, text.as_str()), (200, SUBSCRIBED), "{version:?}");
@@ -136,7 +154,11 @@ async fn subscription_confirmations_are_confirmed_once_verified() {
     sns.sign(&mut unsubscribe, V2);
     let (status, text) = deliver(&monolith, "/order/", &unsubscribe).await;
     assert_eq!((status, text.as_str()), (200, UNSUBSCRIBED));
-    assert_eq!(sns.confirmations(), 2, "an unsubscribe confirmation does not resubscribe");
+    assert_eq!(
+        sns.confirmations(),
+        2,
+        "an unsubscribe confirmation does not resubscribe"
+    );
     assert_eq!(api.count(), 0);
 }
 
@@ -153,7 +175,13 @@ async fn forged_subscribe_url_is_never_fetched_with(verify: bool, sign: Option<S
     let Setup { monolith, sns, .. } = setup(|trust| trust.verify_signatures = verify).await;
     let attacker = HitCounter::start().await;
     let mut envelope = sns.envelope(MessageType::SubscriptionConfirmation, ORDERS_TOPIC, "subscribe");
-    envelope.subscribe_url = Some(attacker.base.join("?Action=ConfirmSubscription&Token=x").unwrap().to_string());
+    envelope.subscribe_url = Some(
+        attacker
+            .base
+            .join("?Action=ConfirmSubscription&Token=x")
+            .unwrap()
+            .to_string(),
+    );
     if let Some(version) = sign {
         sns.sign(&mut envelope, version);
     }
@@ -174,11 +202,20 @@ async fn forged_subscribe_url_is_never_fetched() {
 #[tokio::test]
 async fn only_allowed_topics_are_accepted() {
     let Setup { monolith, api, sns } = setup(|trust| trust.topic_arns = vec![ORDERS_TOPIC.to_owned()]).await;
-    let mut other = sns.envelope(MessageType::Notification, "arn:aws:sns:us-east-1:999999999999:elsewhere", BUNDLE);
+    let mut other = sns.envelope(
+        MessageType::Notification,
+        "arn:aws:sns:us-east-1:999999999999:elsewhere",
+        BUNDLE,
+    );
     sns.sign(&mut other, V2);
     assert_eq!(deliver(&monolith, "/order/", &other).await.0, 403);
     assert_eq!(api.count(), 0);
-    assert_eq!(deliver(&monolith, "/order/", &sns.notification(BUNDLE, V2)).await.0, 200);
+    assert_eq!(
+        deliver(&monolith, "/order/", &sns.notification(BUNDLE, V2))
+            .await
+            .0,
+        200
+    );
 }
 
 #[tokio::test]
@@ -194,7 +231,13 @@ async fn verification_can_be_switched_off() {
 async fn bad_order_inside_a_genuine_notification_is_a_400() {
     let Setup { monolith, api, sns } = setup(|_| {}).await;
     for message in ["not json", "{\"bundle\": -2}", "{\"iridium\": 1}", "[]"] {
-        assert_eq!(deliver(&monolith, "/order/", &sns.notification(message, V2)).await.0, 400, "{message}");
+        assert_eq!(
+            deliver(&monolith, "/order/", &sns.notification(message, V2))
+                .await
+                .0,
+            400,
+            "{message}"
+        );
     }
     assert_eq!(api.count(), 0);
 }
@@ -202,9 +245,16 @@ async fn bad_order_inside_a_genuine_notification_is_a_400() {
 #[tokio::test]
 async fn redeliveries_carry_the_same_idempotency_key_end_to_end() {
     let Setup { monolith, api, sns } = setup(|_| {}).await;
-    let trust = TrustConfig { sns_stand_in: Some(sns.base.clone()), ..TrustConfig::default() };
+    let trust = TrustConfig {
+        sns_stand_in: Some(sns.base.clone()),
+        ..TrustConfig::default()
+    };
     let hook = platform::settings::glue_hook_url(&monolith.addr.to_string()).unwrap();
-    let iridium = spawn_resource(ResourceConfig { trust, ..ResourceConfig::new(Resource::Iridium, hook) }).await;
+    let iridium = spawn_resource(ResourceConfig {
+        trust,
+        ..ResourceConfig::new(Resource::Iridium, hook)
+    })
+    .await;
     let envelope = sns.notification("{\"iridium\": \"5\"}", V1);
     for _ in 0..2 {
         let (status, text) = deliver(&iridium, "/iridium/", &envelope).await;
@@ -214,6 +264,9 @@ async fn redeliveries_carry_the_same_idempotency_key_end_to_end() {
     assert_eq!(received.len(), 2);
     for request in &received {
         assert_eq!(request.body, json!({"iridium": 5, "magnesite": 0}));
-        assert_eq!(request.header("idempotency-key"), Some(envelope.message_id.as_str()));
+        assert_eq!(
+            request.header("idempotency-key"),
+            Some(envelope.message_id.as_str())
+        );
     }
 }
