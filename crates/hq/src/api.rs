@@ -244,7 +244,7 @@ async fn issue_key(State(hq): State<Hq>, body: Bytes) -> Result<Response, ApiErr
     let (key, info) = crate::keys::issue(hq.ledger(), owner).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "apiKey": key.expose(), "keyId": info.key_id, "owner": info.owner })),
+        Json(json!({ "api_key": key.expose(), "key_id": info.key_id, "owner": info.owner })),
     )
         .into_response())
 }
