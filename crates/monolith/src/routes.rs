@@ -35,6 +35,7 @@ struct Monolith {
 /// The monolith's router. Fails only if the HTTP client cannot be built.
 pub fn router(config: MonolithConfig) -> Result<Router, reqwest::Error> {
     let client = http_client()?;
+    tracing::info!(endpoint = %config.api.endpoint, "fulfillment API");
     if !config.strangled.is_empty() {
         let names: Vec<&str> = config.strangled.iter().map(|r| r.as_str()).collect();
         tracing::info!(strangled = %names.join(","), "no longer gathering strangled resources here");

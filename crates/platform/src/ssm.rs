@@ -60,7 +60,8 @@ pub async fn resolve_fulfillment_api(args: &FulfillmentApiArgs) -> Result<Fulfil
         }
         let (mut found, why) = match read_parameters(&wanted).await {
             Ok(found) => (found, "parameter not found".to_owned()),
-            Err(error) => (Vec::new(), error),
+            // The reason goes into a one-line message: fold any line breaks.
+            Err(error) => (Vec::new(), error.split_whitespace().collect::<Vec<_>>().join(" ")),
         };
         let mut take = |name: &str| {
             found

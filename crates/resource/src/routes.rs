@@ -30,6 +30,7 @@ struct ResourceService {
 /// The service's router: `GET` and `POST` on `/<resource>/`.
 pub fn router(config: ResourceConfig) -> Result<Router, reqwest::Error> {
     let client = http_client()?;
+    tracing::info!(glue_hook = %config.glue_hook, "sending fulfillments to the monolith");
     let monolith = Downstream::new(
         client.clone(),
         config.glue_hook.clone(),

@@ -8,9 +8,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test support: a panic is a failed test
 
 pub mod fake_api;
+pub mod fake_sns;
+pub mod process;
 pub mod spawn;
 pub mod wait;
 
 pub use fake_api::{ApiBehaviour, FakeApi, Received};
+pub use process::ServiceProcess;
 pub use spawn::{TestApp, spawn_monolith, spawn_resource};
 pub use wait::wait_until;

@@ -5,3 +5,4 @@
 
 mod monolith_orders;
 mod resource_orders;
+mod sns_deliveries;

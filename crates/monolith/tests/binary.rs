@@ -1,0 +1,208 @@
+//! The `monolith` binary as a process: configuration from the environment,
+//! from SSM (moto's server standing in), the missing-configuration exit, and
+//! the SIGTERM drain that `docker stop` and ECS rely on.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a failed test
+
+use serde_json::json;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use testkit::process::safe_aws_env;
+use testkit::{ApiBehaviour, FakeApi, ServiceProcess, wait_until};
+
+const WORKSHOP_CURL_BODY: &str = r#"{"Message":{"bundle":"1"}}"#;
+
+fn monolith_exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_monolith"))
+}
+
+async fn send_workshop_curl(addr: std::net::SocketAddr) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/order/"))
+        .header("content-type", "application/json")
+        .body(WORKSHOP_CURL_BODY)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn missing_configuration_exits_with_one_line_naming_it() {
+    let output = tokio::process::Command::new(monolith_exe())
+        .env_clear()
+        .envs(safe_aws_env())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), output)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!output.status.success(), "exited {:?}", output.status);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got {stderr:?}");
+    for named in ["INTERSTELLA_API_KEY", "/interstella/apiKey", "AWS_REGION"] {
+        assert!(lines[0].contains(named), "{named} not named in {:?}", lines[0]);
+    }
+}
+
+#[tokio::test]
+async fn environment_configures_and_sigterm_drains_in_flight_orders() {
+    let api = FakeApi::start().await;
+    let mut env = safe_aws_env();
+    env.insert("INTERSTELLA_API_KEY".into(), "env-secret-key-value".into());
+    env.insert("INTERSTELLA_API_ENDPOINT".into(), api.url.to_string());
+    let mut monolith = ServiceProcess::start(monolith_exe(), &env);
+    let addr = monolith.wait_listening().await;
+
+    api.behave(ApiBehaviour::Delay(Duration::from_millis(500)));
+    let order = tokio::spawn(send_workshop_curl(addr));
+    wait_until("the order to reach the API", Duration::from_secs(10), || {
+        api.count() == 1
+    })
+    .await;
+    monolith.terminate().await;
+    let (status, text) = order.await.unwrap();
+    assert_eq!((status, text.as_str()), (200, "Your order has been fulfilled"));
+    let exit = monolith.wait_exit(Duration::from_secs(10)).await;
+    assert!(exit.success(), "exit after SIGTERM: {exit:?}");
+
+    assert_eq!(
+        api.received()[0].header("x-api-key"),
+        Some("env-secret-key-value")
+    );
+    let log = monolith.seen.join("\n");
+    for line in [
+        "Gathering Requested Items",
+        "Getting Iridium",
+        "Getting Magnesite",
+        "Trying to send a request to the API",
+        "API Status Code: 200",
+        "Bundle fulfilled",
+    ] {
+        assert!(log.contains(line), "log lacks {line:?}:\n{log}");
+    }
+    assert!(
+        !log.contains("env-secret-key-value"),
+        "the API key reached the log:\n{log}"
+    );
+}
+
+/// moto's server, from the virtualenv the README's test command sets up.
+fn moto_server() -> PathBuf {
+    let path = std::env::var_os("MOTO_SERVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server"));
+    assert!(
+        path.exists(),
+        "moto_server not found at {} — run the README's test command (scripts/test), which installs it",
+        path.display()
+    );
+    path
+}
+
+async fn free_port() -> u16 {
+    tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test]
+async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
+    let port = free_port().await;
+    let mut moto = tokio::process::Command::new(moto_server())
+        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let mut aws_env: HashMap<String, String> = safe_aws_env();
+    aws_env.insert("AWS_ENDPOINT_URL".into(), endpoint.clone());
+    aws_env.insert("AWS_REGION".into(), "us-east-1".into());
+    aws_env.insert("AWS_ACCESS_KEY_ID".into(), "testing".into());
+    aws_env.insert("AWS_SECRET_ACCESS_KEY".into(), "testing".into());
+
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_ssm::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    let ssm = aws_sdk_ssm::Client::new(&config);
+    let api = FakeApi::start().await;
+    let put_parameters = async || {
+        ssm.put_parameter()
+            .name("/interstella/apiKey")
+            .value("ssm-secret-key-value")
+            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+            .await?;
+        ssm.put_parameter()
+            .name("/interstella/apiEndpoint")
+            .value(api.url.as_str())
+            .r#type(aws_sdk_ssm::types::ParameterType::String)
+            .overwrite(true)
+            .send()
+            .await
+    };
+    // moto takes a moment to listen: poll until it answers, with a deadline.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match put_parameters().await {
+            Ok(_) => break,
+            Err(error) => {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "moto never answered: {error:?}"
+                );
+                assert!(moto.try_wait().unwrap().is_none(), "moto_server exited");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    let mut monolith = ServiceProcess::start(monolith_exe(), &aws_env);
+    let addr = monolith.wait_listening().await;
+    let (status, _) = send_workshop_curl(addr).await;
+    assert_eq!(status, 200);
+    let received = api.received();
+    assert_eq!(received[0].header("x-api-key"), Some("ssm-secret-key-value"));
+    assert_eq!(received[0].body, json!({"iridium": 1, "magnesite": 1}));
+    monolith.terminate().await;
+    assert!(monolith.wait_exit(Duration::from_secs(10)).await.success());
+    assert!(
+        !monolith.seen.join("\n").contains("ssm-secret-key-value"),
+        "the API key reached the log"
+    );
+
+    // A parameter SSM does not have: the one-line exit names it and SSM.
+    aws_env.insert("SSM_API_KEY_PARAM".into(), "/interstella/missing".into());
+    let output = tokio::process::Command::new(monolith_exe())
+        .env_clear()
+        .envs(&aws_env)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(30), output)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("/interstella/missing") && stderr.contains("parameter not found"),
+        "{stderr}"
+    );
+}

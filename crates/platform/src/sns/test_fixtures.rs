@@ -1,0 +1,14 @@
+//! Test-only RSA keys and self-signed certificates, for signing and verifying
+//! SNS envelopes in tests and local runs.
+//!
+//! These keys are public (they are committed to the repository): never trust
+//! them anywhere real. The certificate URL decides trust, not these keys.
+
+/// PKCS#8 PEM of the RSA-2048 test key that signs like SNS in tests.
+pub const TEST_KEY_PEM: &str = include_str!("../../tests/fixtures/sns-test-key.pem");
+/// Self-signed certificate (CN `sns.us-east-1.amazonaws.com`, 100 years) for [`TEST_KEY_PEM`].
+pub const TEST_CERT_PEM: &str = include_str!("../../tests/fixtures/sns-test-cert.pem");
+/// PKCS#8 PEM of an unrelated RSA-2048 key, for "signed with the wrong key" tests.
+pub const OTHER_KEY_PEM: &str = include_str!("../../tests/fixtures/other-key.pem");
+/// Self-signed certificate for [`OTHER_KEY_PEM`].
+pub const OTHER_CERT_PEM: &str = include_str!("../../tests/fixtures/other-cert.pem");

@@ -1,0 +1,387 @@
+//! Which URLs in an SNS message may be fetched at all.
+//!
+//! `SigningCertURL` and `SubscribeURL` are chosen by whoever sent the body, and
+//! `SigningCertURL` is not even covered by the signature. Both are checked
+//! here, before any request leaves the service: the certificate URL must be a
+//! real SNS certificate location (else anyone could sign with their own key),
+//! and the subscribe URL must be an SNS confirmation (else a forged
+//! confirmation makes us GET an address of the attacker's choosing).
+
+use std::fmt;
+use url::Url;
+
+/// How much of a rejected URL an error message repeats; the URL is
+/// attacker-chosen and ends up in logs.
+const MAX_URL_IN_MESSAGE: usize = 200;
+
+/// The hosts whose certificate and confirmation URLs are trusted.
+///
+/// By default these are the Amazon SNS hosts (`sns.<region>.amazonaws.com`
+/// and `sns.<region>.amazonaws.com.cn`). With a local SNS stand-in
+/// configured, URLs under the stand-in are trusted instead of them.
+#[derive(Clone, Debug)]
+pub struct TrustedHosts {
+    stand_in: Option<Url>,
+}
+
+impl TrustedHosts {
+    /// `stand_in` is AWS_ENDPOINT_URL_SNS: a local SNS stand-in whose URLs are
+    /// trusted in place of SNS hosts.
+    pub fn new(stand_in: Option<Url>) -> Self {
+        Self { stand_in }
+    }
+
+    /// The local SNS stand-in, if one is configured.
+    pub fn stand_in(&self) -> Option<&Url> {
+        self.stand_in.as_ref()
+    }
+
+    /// Is this SigningCertURL acceptable?
+    ///
+    /// Real SNS: `https`, host `sns.<region>.amazonaws.com(.cn)` with a real
+    /// region shape (`us-east-1`, `us-gov-west-1`, `cn-north-1`, ...), no
+    /// userinfo, no port, no query, no fragment, and the path exactly
+    /// `/SimpleNotificationService-<lowercase hex>.pem`.
+    /// Under the stand-in: the stand-in's scheme, host and port, a path under
+    /// its path ending in `.pem`, no userinfo, query or fragment.
+    pub fn check_cert_url(&self, url: &str) -> Result<Url, UntrustedUrl> {
+        let parsed = parse(url)?;
+        let untrusted = |reason| UntrustedUrl::new(url, reason);
+        if parsed.query().is_some() {
+            return Err(untrusted("a certificate URL has no query"));
+        }
+        if parsed.fragment().is_some() {
+            return Err(untrusted("a certificate URL has no fragment"));
+        }
+        if let Some(stand_in) = &self.stand_in {
+            check_under_stand_in(&parsed, stand_in).map_err(untrusted)?;
+            if !parsed.path().ends_with(".pem") {
+                return Err(untrusted("a certificate path ends in .pem"));
+            }
+            return Ok(parsed);
+        }
+        check_sns_origin(&parsed).map_err(untrusted)?;
+        if !is_sns_cert_path(parsed.path()) {
+            return Err(untrusted("the path is not /SimpleNotificationService-<hex>.pem"));
+        }
+        Ok(parsed)
+    }
+
+    /// Is this SubscribeURL acceptable to GET?
+    ///
+    /// Real SNS: `https`, an SNS host (no userinfo, no port, no fragment) and a
+    /// query whose only `Action` is `ConfirmSubscription`. Under the stand-in:
+    /// the stand-in's scheme, host and port and a path under its path.
+    pub fn check_subscribe_url(&self, url: &str) -> Result<Url, UntrustedUrl> {
+        let parsed = parse(url)?;
+        let untrusted = |reason| UntrustedUrl::new(url, reason);
+        if parsed.fragment().is_some() {
+            return Err(untrusted("a subscribe URL has no fragment"));
+        }
+        if let Some(stand_in) = &self.stand_in {
+            check_under_stand_in(&parsed, stand_in).map_err(untrusted)?;
+            return Ok(parsed);
+        }
+        check_sns_origin(&parsed).map_err(untrusted)?;
+        let mut actions = parsed
+            .query_pairs()
+            .filter(|(key, _)| key == "Action")
+            .map(|(_, value)| value);
+        // Exactly one Action: with two, SNS and we might disagree on which counts.
+        match (actions.next(), actions.next()) {
+            (Some(action), None) if action == "ConfirmSubscription" => Ok(parsed),
+            _ => Err(untrusted("the query is not Action=ConfirmSubscription")),
+        }
+    }
+}
+
+/// A URL from an SNS message that must not be fetched, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("untrusted URL {}: {reason}", Shown(.url))]
+pub struct UntrustedUrl {
+    url: String,
+    reason: &'static str,
+}
+
+impl UntrustedUrl {
+    fn new(url: &str, reason: &'static str) -> Self {
+        Self {
+            url: url.to_owned(),
+            reason,
+        }
+    }
+
+    /// The rejected URL, as it was given.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Why it was rejected.
+    pub fn reason(&self) -> &'static str {
+        self.reason
+    }
+}
+
+/// Debug-quotes a URL, cut short so a huge one cannot flood the logs.
+struct Shown<'a>(&'a str);
+
+impl fmt::Display for Shown<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0.char_indices().nth(MAX_URL_IN_MESSAGE) {
+            Some((cut, _)) => write!(f, "{:?}...", &self.0[..cut]),
+            None => write!(f, "{:?}", self.0),
+        }
+    }
+}
+
+fn parse(url: &str) -> Result<Url, UntrustedUrl> {
+    Url::parse(url).map_err(|_| UntrustedUrl::new(url, "not a valid absolute URL"))
+}
+
+/// https, an SNS host, no userinfo, no port.
+fn check_sns_origin(url: &Url) -> Result<(), &'static str> {
+    if url.scheme() != "https" {
+        return Err("SNS URLs are https");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("SNS URLs carry no userinfo");
+    }
+    // `Url` drops the default port, so an explicit `:443` passes: it names the same origin.
+    if url.port().is_some() {
+        return Err("SNS URLs carry no port");
+    }
+    match url.host() {
+        Some(url::Host::Domain(host)) if is_sns_host(host) => Ok(()),
+        _ => Err("the host is not sns.<region>.amazonaws.com(.cn)"),
+    }
+}
+
+/// Same scheme, host and port as the stand-in, no userinfo, and a path at or
+/// below the stand-in's path (on a segment boundary).
+fn check_under_stand_in(url: &Url, stand_in: &Url) -> Result<(), &'static str> {
+    if url.scheme() != stand_in.scheme()
+        || url.host() != stand_in.host()
+        || url.port_or_known_default() != stand_in.port_or_known_default()
+    {
+        return Err("not on the SNS stand-in's origin");
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("stand-in URLs carry no userinfo");
+    }
+    let base = stand_in.path().trim_end_matches('/');
+    let path = url.path();
+    let under = path.strip_prefix(base).is_some_and(|rest| rest.starts_with('/'));
+    if !under {
+        return Err("not under the SNS stand-in's path");
+    }
+    Ok(())
+}
+
+/// `sns.<region>.amazonaws.com` or `sns.<region>.amazonaws.com.cn`.
+fn is_sns_host(host: &str) -> bool {
+    let Some(rest) = host.strip_prefix("sns.") else {
+        return false;
+    };
+    let region = rest
+        .strip_suffix(".amazonaws.com")
+        .or_else(|| rest.strip_suffix(".amazonaws.com.cn"));
+    region.is_some_and(is_region)
+}
+
+/// A region name: a two-letter partition prefix, one or more lowercase words,
+/// and a number (`us-east-1`, `us-gov-west-1`, `cn-north-1`, `ap-southeast-2`).
+///
+/// This shape, not just "some label", is what keeps S3-style hosts such as
+/// `sns.s3.amazonaws.com` or `sns.s3-us-east-1.amazonaws.com` (a bucket named
+/// `sns`, which anyone could once write to) out.
+fn is_region(region: &str) -> bool {
+    let parts: Vec<&str> = region.split('-').collect();
+    let [prefix, words @ .., number] = parts.as_slice() else {
+        return false;
+    };
+    prefix.len() == 2
+        && prefix.bytes().all(|b| b.is_ascii_lowercase())
+        && !words.is_empty()
+        && words
+            .iter()
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+        && !number.is_empty()
+        && number.len() <= 2
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// `/SimpleNotificationService-<lowercase hex>.pem`, exactly.
+fn is_sns_cert_path(path: &str) -> bool {
+    path.strip_prefix("/SimpleNotificationService-")
+        .and_then(|rest| rest.strip_suffix(".pem"))
+        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic
+mod tests {
+    use super::*;
+
+    const CERT_PATH: &str = "/SimpleNotificationService-f3ecfb7224c7233fe7bb5f59f96de52f.pem";
+
+    fn sns() -> TrustedHosts {
+        TrustedHosts::new(None)
+    }
+
+    fn stand_in(base: &str) -> TrustedHosts {
+        TrustedHosts::new(Some(Url::parse(base).unwrap()))
+    }
+
+    #[test]
+    fn real_sns_cert_urls_are_accepted() {
+        for host in [
+            "sns.us-east-1.amazonaws.com",
+            "sns.us-west-2.amazonaws.com",
+            "sns.cn-north-1.amazonaws.com.cn",
+            "sns.us-gov-west-1.amazonaws.com",
+            "sns.ap-southeast-2.amazonaws.com",
+            "sns.il-central-1.amazonaws.com",
+        ] {
+            let url = format!("https://{host}{CERT_PATH}");
+            assert!(sns().check_cert_url(&url).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn look_alike_hosts_are_rejected() {
+        for host in [
+            "sns.amazonaws.com",
+            "sns.amazonaws.com.evil.com",
+            "sns.us-east-1.amazonaws.com.evil.com",
+            "evil.com",
+            "sns.us-east-1.evil.com",
+            "xsns.us-east-1.amazonaws.com",
+            "evil.sns.us-east-1.amazonaws.com",
+            // S3 hosts a bucket named `sns` could live on.
+            "sns.s3.amazonaws.com",
+            "sns.s3-us-east-1.amazonaws.com",
+            "sns.s3.us-east-1.amazonaws.com",
+            "sns.s3-external-1.amazonaws.com",
+            "s3.amazonaws.com",
+            "sns.us-east.amazonaws.com",
+            "sns.east-1.amazonaws.com",
+            "sns.us-east-1a.amazonaws.com",
+            "sns.us--1.amazonaws.com",
+            "sns.us-east-1.amazonaws.cn",
+            "127.0.0.1",
+        ] {
+            let url = format!("https://{host}{CERT_PATH}");
+            assert!(sns().check_cert_url(&url).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn cert_urls_other_than_plain_https_to_the_pem_are_rejected() {
+        for url in [
+            format!("http://sns.us-east-1.amazonaws.com{CERT_PATH}"),
+            format!("ftp://sns.us-east-1.amazonaws.com{CERT_PATH}"),
+            format!("https://user@sns.us-east-1.amazonaws.com{CERT_PATH}"),
+            format!("https://user:pw@sns.us-east-1.amazonaws.com{CERT_PATH}"),
+            format!("https://sns.us-east-1.amazonaws.com:8443{CERT_PATH}"),
+            format!("https://sns.us-east-1.amazonaws.com{CERT_PATH}?x=1"),
+            format!("https://sns.us-east-1.amazonaws.com{CERT_PATH}?"),
+            format!("https://sns.us-east-1.amazonaws.com{CERT_PATH}#f"),
+            format!("https://sns.us-east-1.amazonaws.com/bucket{CERT_PATH}"),
+            "https://sns.us-east-1.amazonaws.com/x.pem".to_owned(),
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-.pem".to_owned(),
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-xyz.pem".to_owned(),
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-ABC.pem".to_owned(),
+            "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem/".to_owned(),
+            "https://sns.us-east-1.amazonaws.com/?x=/SimpleNotificationService-abc.pem".to_owned(),
+            "/SimpleNotificationService-abc.pem".to_owned(),
+            String::new(),
+        ] {
+            assert!(sns().check_cert_url(&url).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn rejection_says_which_url_and_why() {
+        let err = sns().check_cert_url("http://evil.example/x.pem").unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("http://evil.example/x.pem"), "{text}");
+        assert!(text.contains("https"), "{text}");
+        let long = format!("https://evil.example/{}", "a".repeat(10_000));
+        assert!(sns().check_cert_url(&long).unwrap_err().to_string().len() < 400);
+    }
+
+    #[test]
+    fn stand_in_replaces_sns_hosts() {
+        let hosts = stand_in("http://127.0.0.1:4566");
+        assert!(
+            hosts
+                .check_cert_url("http://127.0.0.1:4566/certs/any.pem")
+                .is_ok()
+        );
+        assert!(
+            hosts
+                .check_cert_url(&format!("http://127.0.0.1:4566{CERT_PATH}"))
+                .is_ok()
+        );
+        for url in [
+            format!("https://sns.us-east-1.amazonaws.com{CERT_PATH}"),
+            "https://127.0.0.1:4566/a.pem".to_owned(),
+            "http://127.0.0.1:4567/a.pem".to_owned(),
+            "http://127.0.0.1/a.pem".to_owned(),
+            "http://localhost:4566/a.pem".to_owned(),
+            "http://user@127.0.0.1:4566/a.pem".to_owned(),
+            "http://127.0.0.1:4566/a.txt".to_owned(),
+            "http://127.0.0.1:4566/a.pem?x".to_owned(),
+        ] {
+            assert!(hosts.check_cert_url(&url).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn stand_in_path_is_a_segment_prefix() {
+        for base in ["http://hq:8080/sns", "http://hq:8080/sns/"] {
+            let hosts = stand_in(base);
+            assert!(hosts.check_cert_url("http://hq:8080/sns/a.pem").is_ok());
+            assert!(hosts.check_cert_url("http://hq:8080/snsx/a.pem").is_err());
+            assert!(hosts.check_cert_url("http://hq:8080/a.pem").is_err());
+            assert!(hosts.check_cert_url("http://hq:8080/sns/../a.pem").is_err());
+            assert!(
+                hosts
+                    .check_subscribe_url("http://hq:8080/sns/confirm?t=1")
+                    .is_ok()
+            );
+            assert!(hosts.check_subscribe_url("http://hq:8080/other").is_err());
+        }
+    }
+
+    #[test]
+    fn subscribe_urls_on_sns_hosts_with_confirm_action_are_accepted() {
+        for url in [
+            "https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-west-2:123456789012:orders&Token=2336412f37",
+            "https://sns.cn-north-1.amazonaws.com.cn/?Token=t&Action=ConfirmSubscription",
+        ] {
+            assert!(sns().check_subscribe_url(url).is_ok(), "{url}");
+        }
+    }
+
+    #[test]
+    fn other_subscribe_urls_are_rejected() {
+        for url in [
+            "http://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription",
+            "https://sns.us-west-2.amazonaws.com/?Action=Unsubscribe",
+            "https://sns.us-west-2.amazonaws.com/?Action=Publish&Message=x",
+            "https://sns.us-west-2.amazonaws.com/",
+            "https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription&Action=Publish",
+            "https://sns.us-west-2.amazonaws.com/?action=ConfirmSubscription",
+            "https://u:p@sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription",
+            "https://sns.us-west-2.amazonaws.com:444/?Action=ConfirmSubscription",
+            "https://sns.us-west-2.amazonaws.com/?Action=ConfirmSubscription#x",
+            "https://evil.example/?Action=ConfirmSubscription",
+            "https://sns.s3.amazonaws.com/?Action=ConfirmSubscription",
+            "https://169.254.169.254/?Action=ConfirmSubscription",
+            "not a url",
+        ] {
+            assert!(sns().check_subscribe_url(url).is_err(), "{url}");
+        }
+    }
+}

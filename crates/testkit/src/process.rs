@@ -1,0 +1,129 @@
+//! Running a service binary as a real process, as ECS or Docker would.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+/// Environment every test process gets: no instance metadata lookups (they
+/// would leave loopback) and an AWS endpoint on a closed loopback port, so
+/// nothing a test starts can reach a real AWS host.
+pub fn safe_aws_env() -> HashMap<String, String> {
+    HashMap::from([
+        ("AWS_EC2_METADATA_DISABLED".to_owned(), "true".to_owned()),
+        ("AWS_ENDPOINT_URL".to_owned(), "http://127.0.0.1:9".to_owned()),
+        ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
+        ("HOME".to_owned(), "/nonexistent".to_owned()),
+    ])
+}
+
+/// A running service process with its output lines collected.
+#[derive(Debug)]
+pub struct ServiceProcess {
+    child: Child,
+    lines: mpsc::UnboundedReceiver<String>,
+    /// Every output line seen so far (stdout and stderr).
+    pub seen: Vec<String>,
+}
+
+impl ServiceProcess {
+    /// Starts `exe` with exactly `env` (nothing inherited) and `PORT=0`.
+    pub fn start(exe: &Path, env: &HashMap<String, String>) -> Self {
+        let mut child = Command::new(exe)
+            .env_clear()
+            .envs(env)
+            .env("PORT", "0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let (tx, lines) = mpsc::unbounded_channel();
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        for reader in [
+            Box::new(stdout) as Box<dyn tokio::io::AsyncRead + Send + Unpin>,
+            Box::new(stderr),
+        ] {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut reader = BufReader::new(reader).lines();
+                while let Ok(Some(line)) = reader.next_line().await {
+                    let _ = tx.send(line);
+                }
+            });
+        }
+        Self {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Waits for a line containing `needle`; returns it.
+    pub async fn wait_for_line(&mut self, needle: &str, deadline: Duration) -> String {
+        let found = tokio::time::timeout(deadline, async {
+            while let Some(line) = self.lines.recv().await {
+                self.seen.push(line.clone());
+                if line.contains(needle) {
+                    return Some(line);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            _ => panic!(
+                "no line containing {needle:?} within {deadline:?}; output so far: {:#?}",
+                self.seen
+            ),
+        }
+    }
+
+    /// Waits for the "listening on ADDR" line; returns the loopback address.
+    pub async fn wait_listening(&mut self) -> SocketAddr {
+        let line = self.wait_for_line("listening on ", Duration::from_secs(10)).await;
+        let addr: SocketAddr = line
+            .rsplit("listening on ")
+            .next()
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    }
+
+    /// Sends SIGTERM, as `docker stop` and ECS do.
+    pub async fn terminate(&self) {
+        let pid = self.child.id().expect("process already reaped");
+        let status = Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success(), "kill -TERM {pid} failed");
+    }
+
+    /// Waits for the process to exit; collects the rest of its output.
+    pub async fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
+        let status = tokio::time::timeout(deadline, self.child.wait())
+            .await
+            .unwrap_or_else(|_| {
+                panic!(
+                    "process did not exit within {deadline:?}; output: {:#?}",
+                    self.seen
+                )
+            })
+            .unwrap();
+        // The pipes close at exit; drain what the readers still hold.
+        while let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(200), self.lines.recv()).await {
+            self.seen.push(line);
+        }
+        status
+    }
+}

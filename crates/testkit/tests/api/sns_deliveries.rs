@@ -1,0 +1,272 @@
+//! Real SNS deliveries: signatures v1 and v2 checked against a certificate
+//! served locally through AWS_ENDPOINT_URL_SNS, confirmations, forgeries.
+
+use contracts::MessageType;
+use monolith::routes::ORDER_FULFILLED;
+use platform::TrustConfig;
+use platform::intake::{SUBSCRIBED, UNSUBSCRIBED};
+use platform::sns::SnsSigner;
+use platform::sns::signing::SignatureVersion::{self, V1, V2};
+use platform::sns::test_fixtures::{OTHER_KEY_PEM, TEST_KEY_PEM};
+use resource::{Resource, ResourceConfig};
+use serde_json::json;
+use testkit::fake_sns::{CERT_PATH, FakeSns, HitCounter, ORDERS_TOPIC, deliver};
+use testkit::spawn::monolith_config;
+use testkit::{FakeApi, TestApp, spawn_monolith, spawn_resource};
+
+const BUNDLE: &str = "{\"bundle\": 1}";
+
+struct Setup {
+    monolith: TestApp,
+    api: FakeApi,
+    sns: FakeSns,
+}
+
+async fn setup(configure: impl FnOnce(&mut TrustConfig)) -> Setup {
+    let api = FakeApi::start().await;
+    let sns = FakeSns::start().await;
+    let mut trust = TrustConfig {
+        sns_stand_in: Some(sns.base.clone()),
+        ..TrustConfig::default()
+    };
+    configure(&mut trust);
+    let monolith = spawn_monolith(monolith_config(&api.url, trust)).await;
+    Setup { monolith, api, sns }
+}
+
+#[tokio::test]
+async fn signed_notifications_v1_and_v2_are_fulfilled_with_the_message_id() {
+    let Setup { monolith, api, sns } = setup(|_| {}).await;
+    for version in [V1, V2, V1, V2] {
+        let envelope = sns.notification(BUNDLE, version);
+        let (status, text) = deliver(&monolith, "/order/", &envelope).await;
+        assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED), "{version:?}");
+        let last = api.received().pop().unwrap();
+        assert_eq!(last.body, json!({"iridium": 1, "magnesite": 1}));
+        assert_eq!(last.header("idempotency-key"), Some(envelope.message_id.as_str()));
+    }
+    assert_eq!(sns.cert_fetches(), 1, "the certificate is cached");
+}
+
+#[tokio::test]
+async fn subject_when_present_is_signed_too() {
+    let Setup { monolith, api, sns } = setup(|_| {}).await;
+    let mut envelope = sns.envelope(MessageType::Notification, ORDERS_TOPIC, BUNDLE);
+    envelope.subject = Some("New order".into());
+    sns.sign(&mut envelope, V2);
+    assert_eq!(deliver(&monolith, "/order/", &envelope).await.0, 200);
+    envelope.subject = Some("Changed".into());
+    assert_eq!(deliver(&monolith, "/order/", &envelope).await.0, 403);
+    assert_eq!(api.count(), 1);
+}
+
+#[tokio::test]
+async fn tampered_or_forged_messages_do_nothing() {
+    let Setup { monolith, api, sns } = setup(|_| {}).await;
+    let original = sns.notification(BUNDLE, V2);
+    let mut tampered = Vec::new();
+    let mut message = original.clone();
+    message.message = "{\"bundle\": 1000}".into();
+    tampered.push(message);
+    let mut topic = original.clone();
+    topic.topic_arn = "arn:aws:sns:us-east-1:123456789012:other".into();
+    tampered.push(topic);
+    let mut id = original.clone();
+    id.message_id = "another-id".into();
+    tampered.push(id);
+    let mut garbage = original.clone();
+    garbage.signature = "not base64 at all!".into();
+    tampered.push(garbage);
+    let mut unsupported = original.clone();
+    unsupported.signature_version = "3".into();
+    tampered.push(unsupported);
+    let mut downgraded = original.clone();
+    downgraded.signature_version = "1".into();
+    tampered.push(downgraded);
+    let mut other_key = sns.envelope(MessageType::Notification, ORDERS_TOPIC, BUNDLE);
+    let forger = SnsSigner::from_pem(OTHER_KEY_PEM, sns.base.join(CERT_PATH).unwrap().as_str()).unwrap();
+    forger.sign(&mut other_key, V2);
+    tampered.push(other_key);
+
+    for envelope in &tampered {
+        let (status, text) = deliver(&monolith, "/order/", envelope).await;
+        assert_eq!(status, 403, "{envelope:?} answered {status} {text}");
+    }
+    assert_eq!(api.count(), 0, "a forged message reached the fulfillment API");
+    assert_eq!(deliver(&monolith, "/order/", &original).await.0, 200);
+}
+
+#[tokio::test]
+async fn certificates_outside_sns_are_never_fetched() {
+    let Setup { monolith, api, sns } = setup(|_| {}).await;
+    let attacker = HitCounter::start().await;
+    for cert_url in [
+        attacker.base.join(CERT_PATH).unwrap().to_string(),
+        "https://sns.us-east-1.amazonaws.com.evil.example/SimpleNotificationService-abc.pem".into(),
+        "https://sns.s3.amazonaws.com/SimpleNotificationService-abc.pem".into(),
+    ] {
+        let mut envelope = sns.envelope(MessageType::Notification, ORDERS_TOPIC, BUNDLE);
+        SnsSigner::from_pem(TEST_KEY_PEM, cert_url.as_str())
+            .unwrap()
+            .sign(&mut envelope, V2);
+        assert_eq!(
+            deliver(&monolith, "/order/", &envelope).await.0,
+            403,
+            "{cert_url}"
+        );
+    }
+    assert_eq!(attacker.hits(), 0);
+    assert_eq!(api.count(), 0);
+}
+
+#[tokio::test]
+async fn unavailable_certificate_is_a_5xx_so_sns_retries() {
+    let Setup { monolith, api, sns } = setup(|_| {}).await;
+    let missing = sns
+        .base
+        .join("/SimpleNotificationService-00000000000000000000000000000000.pem")
+        .unwrap();
+    let mut envelope = sns.envelope(MessageType::Notification, ORDERS_TOPIC, BUNDLE);
+    SnsSigner::from_pem(TEST_KEY_PEM, missing.as_str())
+        .unwrap()
+        .sign(&mut envelope, V2);
+    let (status, _) = deliver(&monolith, "/order/", &envelope).await;
+    assert!((500..600).contains(&status), "answered {status}");
+    assert_eq!(api.count(), 0);
+}
+
+#[tokio::test]
+async fn subscription_confirmations_are_confirmed_once_verified() {
+    let Setup { monolith, api, sns } = setup(|_| {}).await;
+    for version in [V1, V2] {
+        let mut envelope = sns.envelope(
+            MessageType::SubscriptionConfirmation,
+            ORDERS_TOPIC,
+            "You have chosen to subscribe",
+        );
+        sns.sign(&mut envelope, version);
+        let (status, text) = deliver(&monolith, "/order/", &envelope).await;
+        assert_eq!((status, text.as_str()), (200, SUBSCRIBED), "{version:?}");
+    }
+    assert_eq!(sns.confirmations(), 2);
+
+    let mut unsubscribe = sns.envelope(MessageType::UnsubscribeConfirmation, ORDERS_TOPIC, "unsubscribed");
+    sns.sign(&mut unsubscribe, V2);
+    let (status, text) = deliver(&monolith, "/order/", &unsubscribe).await;
+    assert_eq!((status, text.as_str()), (200, UNSUBSCRIBED));
+    assert_eq!(
+        sns.confirmations(),
+        2,
+        "an unsubscribe confirmation does not resubscribe"
+    );
+    assert_eq!(api.count(), 0);
+}
+
+#[tokio::test]
+async fn failed_confirmation_is_a_502() {
+    let Setup { monolith, sns, .. } = setup(|_| {}).await;
+    let mut envelope = sns.envelope(MessageType::SubscriptionConfirmation, ORDERS_TOPIC, "subscribe");
+    envelope.subscribe_url = Some(sns.base.join("?Action=Nope").unwrap().to_string());
+    sns.sign(&mut envelope, V2);
+    assert_eq!(deliver(&monolith, "/order/", &envelope).await.0, 502);
+}
+
+async fn forged_subscribe_url_is_never_fetched_with(verify: bool, sign: Option<SignatureVersion>) {
+    let Setup { monolith, sns, .. } = setup(|trust| trust.verify_signatures = verify).await;
+    let attacker = HitCounter::start().await;
+    let mut envelope = sns.envelope(MessageType::SubscriptionConfirmation, ORDERS_TOPIC, "subscribe");
+    envelope.subscribe_url = Some(
+        attacker
+            .base
+            .join("?Action=ConfirmSubscription&Token=x")
+            .unwrap()
+            .to_string(),
+    );
+    if let Some(version) = sign {
+        sns.sign(&mut envelope, version);
+    }
+    let (status, _) = deliver(&monolith, "/order/", &envelope).await;
+    assert_eq!(status, 403);
+    assert_eq!(attacker.hits(), 0, "the forged SubscribeURL was fetched");
+    assert_eq!(sns.confirmations(), 0);
+}
+
+#[tokio::test]
+async fn forged_subscribe_url_is_never_fetched() {
+    forged_subscribe_url_is_never_fetched_with(true, Some(V2)).await;
+    forged_subscribe_url_is_never_fetched_with(true, None).await;
+    // Even with verification off, only SNS addresses are confirmed.
+    forged_subscribe_url_is_never_fetched_with(false, None).await;
+}
+
+#[tokio::test]
+async fn only_allowed_topics_are_accepted() {
+    let Setup { monolith, api, sns } = setup(|trust| trust.topic_arns = vec![ORDERS_TOPIC.to_owned()]).await;
+    let mut other = sns.envelope(
+        MessageType::Notification,
+        "arn:aws:sns:us-east-1:999999999999:elsewhere",
+        BUNDLE,
+    );
+    sns.sign(&mut other, V2);
+    assert_eq!(deliver(&monolith, "/order/", &other).await.0, 403);
+    assert_eq!(api.count(), 0);
+    assert_eq!(
+        deliver(&monolith, "/order/", &sns.notification(BUNDLE, V2))
+            .await
+            .0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn verification_can_be_switched_off() {
+    let Setup { monolith, api, sns } = setup(|trust| trust.verify_signatures = false).await;
+    let unsigned = sns.envelope(MessageType::Notification, ORDERS_TOPIC, BUNDLE);
+    assert_eq!(deliver(&monolith, "/order/", &unsigned).await.0, 200);
+    assert_eq!(api.count(), 1);
+    assert_eq!(sns.cert_fetches(), 0);
+}
+
+#[tokio::test]
+async fn bad_order_inside_a_genuine_notification_is_a_400() {
+    let Setup { monolith, api, sns } = setup(|_| {}).await;
+    for message in ["not json", "{\"bundle\": -2}", "{\"iridium\": 1}", "[]"] {
+        assert_eq!(
+            deliver(&monolith, "/order/", &sns.notification(message, V2))
+                .await
+                .0,
+            400,
+            "{message}"
+        );
+    }
+    assert_eq!(api.count(), 0);
+}
+
+#[tokio::test]
+async fn redeliveries_carry_the_same_idempotency_key_end_to_end() {
+    let Setup { monolith, api, sns } = setup(|_| {}).await;
+    let trust = TrustConfig {
+        sns_stand_in: Some(sns.base.clone()),
+        ..TrustConfig::default()
+    };
+    let hook = platform::settings::glue_hook_url(&monolith.addr.to_string()).unwrap();
+    let iridium = spawn_resource(ResourceConfig {
+        trust,
+        ..ResourceConfig::new(Resource::Iridium, hook)
+    })
+    .await;
+    let envelope = sns.notification("{\"iridium\": \"5\"}", V1);
+    for _ in 0..2 {
+        let (status, text) = deliver(&iridium, "/iridium/", &envelope).await;
+        assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED));
+    }
+    let received = api.received();
+    assert_eq!(received.len(), 2);
+    for request in &received {
+        assert_eq!(request.body, json!({"iridium": 5, "magnesite": 0}));
+        assert_eq!(
+            request.header("idempotency-key"),
+            Some(envelope.message_id.as_str())
+        );
+    }
+}
