@@ -77,9 +77,9 @@ pub enum StartError {
     /// The ledger could not be opened.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    /// The HTTP client could not be built.
-    #[error("HTTP client: {0}")]
-    Client(#[from] reqwest::Error),
+    /// The feed could not be made.
+    #[error(transparent)]
+    Feed(#[from] crate::feed::FeedStartError),
     /// HQ's URL could not be made.
     #[error("HQ URL: {0}")]
     Url(#[from] url::ParseError),

@@ -1,17 +1,14 @@
 //! HQ's SNS signing identity: an RSA key and a self-signed certificate, made
-//! once and kept in the data directory, and the SignatureVersion 2 signature
-//! real SNS puts on every message.
+//! once and kept in the data directory. Signing itself is the platform's
+//! [`SnsSigner`], the same code the services' tests sign with.
 //!
 //! The services fetch the certificate from `SigningCertURL` (served by HQ)
 //! and check the signature exactly as they would a real SNS message; they
 //! trust HQ's URLs because the launcher names HQ as `AWS_ENDPOINT_URL_SNS`.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
-use contracts::Envelope;
+use platform::sns::SnsSigner;
 use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
-use rsa::signature::{SignatureEncoding, Signer};
 use rsa::{RsaPrivateKey, RsaPublicKey};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -56,7 +53,7 @@ fn crypto(error: impl std::fmt::Display) -> SigningError {
 /// HQ's signing key and certificate.
 #[derive(Clone)]
 pub struct SigningIdentity {
-    key: SigningKey<Sha256>,
+    key_pem: String,
     cert_pem: String,
     cert_file_name: String,
 }
@@ -111,7 +108,7 @@ impl SigningIdentity {
         let digest = Sha256::digest(&cert_der);
         let cert_file_name = format!("SimpleNotificationService-{}.pem", hex::encode(&digest[..16]));
         Ok(Self {
-            key: SigningKey::<Sha256>::new(private),
+            key_pem: key_pem.to_owned(),
             cert_pem: cert_pem.to_owned(),
             cert_file_name,
         })
@@ -127,13 +124,10 @@ impl SigningIdentity {
         &self.cert_file_name
     }
 
-    /// Signs `envelope` with SignatureVersion 2 (SHA256withRSA) and points
-    /// its `SigningCertURL` at `cert_url`.
-    pub fn sign(&self, envelope: &mut Envelope, cert_url: &str) {
-        envelope.signature_version = "2".into();
-        envelope.signing_cert_url = cert_url.to_owned();
-        let signature = self.key.sign(envelope.string_to_sign().as_bytes());
-        envelope.signature = STANDARD.encode(signature.to_bytes());
+    /// A signer naming `cert_url` (where HQ serves the certificate) as
+    /// every message's `SigningCertURL`.
+    pub fn signer(&self, cert_url: &str) -> Result<SnsSigner, SigningError> {
+        SnsSigner::from_pem(&self.key_pem, cert_url).map_err(crypto)
     }
 }
 

@@ -15,13 +15,14 @@ pub use retry::{Backoff, RetryPolicy};
 pub use topic::{Topic, UnknownTopic};
 
 use crate::ledger::{DeliveryOutcome, Ledger, LedgerError};
-use crate::signing::SigningIdentity;
+use crate::signing::{SigningError, SigningIdentity};
 use contracts::order::OrderError;
 use contracts::sns::{
     CONTENT_TYPE, MESSAGE_ID_HEADER, MESSAGE_TYPE_HEADER, SUBSCRIPTION_ARN_HEADER, TOPIC_ARN_HEADER,
     USER_AGENT,
 };
 use contracts::{Envelope, MessageType};
+use platform::sns::{SignatureVersion, SnsSigner};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -72,6 +73,17 @@ pub enum FeedError {
     /// The ledger failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+}
+
+/// Why the feed could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedStartError {
+    /// The signer could not be made from HQ's key.
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+    /// The HTTP client could not be built.
+    #[error("HTTP client: {0}")]
+    Client(#[from] reqwest::Error),
 }
 
 /// Where a subscription stands.
@@ -140,7 +152,7 @@ pub struct Feed {
 struct Inner {
     base_url: Url,
     run_id: String,
-    identity: SigningIdentity,
+    signer: SnsSigner,
     ledger: Ledger,
     client: reqwest::Client,
     config: FeedConfig,
@@ -165,7 +177,11 @@ impl Feed {
         identity: SigningIdentity,
         ledger: Ledger,
         config: FeedConfig,
-    ) -> Result<Self, reqwest::Error> {
+    ) -> Result<Self, FeedStartError> {
+        let mut cert_url = base_url.clone();
+        cert_url.set_path(&format!("/{}", identity.cert_file_name()));
+        cert_url.set_query(None);
+        let signer = identity.signer(cert_url.as_str())?;
         let client = reqwest::Client::builder()
             .connect_timeout(config.delivery_timeout.min(Duration::from_secs(5)))
             .redirect(reqwest::redirect::Policy::none())
@@ -175,7 +191,7 @@ impl Feed {
             inner: Arc::new(Inner {
                 base_url,
                 run_id,
-                identity,
+                signer,
                 ledger,
                 client,
                 config,
@@ -199,7 +215,7 @@ impl Feed {
 
     /// The URL the signing certificate is served at.
     pub fn cert_url(&self) -> String {
-        self.inner.url_for(self.inner.identity.cert_file_name())
+        self.inner.signer.cert_url().to_owned()
     }
 
     /// Subscribes an HTTP(S) endpoint to `topic` and sends it a
@@ -347,13 +363,6 @@ impl Inner {
         self.stats.lock().unwrap_or_else(|poison| poison.into_inner())
     }
 
-    fn url_for(&self, file: &str) -> String {
-        let mut url = self.base_url.clone();
-        url.set_path(&format!("/{file}"));
-        url.set_query(None);
-        url.to_string()
-    }
-
     fn action_url(&self, pairs: &[(&str, &str)]) -> String {
         let mut url = self.base_url.clone();
         url.set_path("/");
@@ -385,8 +394,7 @@ impl Inner {
             unsubscribe_url: None,
             message_attributes: None,
         };
-        self.identity
-            .sign(&mut envelope, &self.url_for(self.identity.cert_file_name()));
+        self.signer.sign(&mut envelope, SignatureVersion::V2);
         envelope
     }
 
@@ -415,8 +423,7 @@ impl Inner {
             ])),
             message_attributes: None,
         };
-        self.identity
-            .sign(&mut envelope, &self.url_for(self.identity.cert_file_name()));
+        self.signer.sign(&mut envelope, SignatureVersion::V2);
         envelope
     }
 
