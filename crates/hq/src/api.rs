@@ -5,6 +5,7 @@
 //! Errors become status codes in one place, [`ApiError`]'s `IntoResponse`.
 
 use crate::Hq;
+use crate::faults::{Fault, FaultPlan};
 use crate::feed::{FeedError, Topic};
 use crate::ledger::LedgerError;
 use axum::Json;
@@ -40,6 +41,9 @@ pub enum ApiError {
     /// Nothing here.
     #[error("not found: {0}")]
     NotFound(String),
+    /// A fault injected on request (`POST /faults`).
+    #[error("injected fault: {0}")]
+    Injected(&'static str),
     /// The feed refused or failed.
     #[error(transparent)]
     Feed(#[from] FeedError),
@@ -55,6 +59,7 @@ impl ApiError {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Injected(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Feed(FeedError::UnknownTopic(_))
             | Self::Feed(FeedError::UnknownToken)
             | Self::Feed(FeedError::UnknownSubscription(_)) => StatusCode::NOT_FOUND,
@@ -91,6 +96,7 @@ pub fn router(hq: Hq) -> Router {
         .route("/topics/{topic}/subscriptions", post(subscribe))
         .route("/topics/{topic}/publish", post(publish))
         .route("/reconciliation", get(reconciliation))
+        .route("/faults", post(add_faults).get(faults))
         .with_state(hq)
 }
 
@@ -132,6 +138,7 @@ fn index(hq: &Hq) -> String {
          POST {base}/topics/<topic>/subscriptions   subscribe {{\"endpoint\": \"http://...\"}}\n\
          POST {base}/topics/<topic>/publish         publish an order, e.g. {{\"bundle\": 1}}\n\
          GET  {base}/reconciliation                 orders published against fulfillments recorded\n\
+         POST {base}/faults                         make fulfillments fail ({{\"fail_fulfillments\": 3, \"lose_responses\": 3}})\n\
          GET  {base}/{cert}   signing certificate\n",
         cert = hq.feed().cert_url().rsplit('/').next().unwrap_or_default(),
     )
@@ -198,7 +205,14 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
     // JSON whatever the Content-Type, like the services.
     let request: FulfillmentRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("expected exactly {FULFILLMENT_EXAMPLE}: {e}")))?;
+    let fault = hq.faults().take();
+    if fault == Some(Fault::Fail) {
+        return Err(ApiError::Injected("fulfillment refused before recording"));
+    }
     let recorded = hq.ledger().record(&key.key_id, idempotency_key, request).await?;
+    if fault == Some(Fault::LoseResponse) {
+        return Err(ApiError::Injected("fulfillment recorded, answer lost"));
+    }
     if recorded.replayed {
         tracing::info!(key = %key.key_id, "repeated fulfillment counted once");
     } else {
@@ -309,4 +323,20 @@ async fn publish(State(hq): State<Hq>, Path(name): Path<String>, body: Bytes) ->
 /// `GET /reconciliation`: this run's orders against the ledger.
 async fn reconciliation(State(hq): State<Hq>) -> Result<Response, ApiError> {
     Ok(Json(hq.ledger().reconcile(hq.feed().run_id()).await?).into_response())
+}
+
+/// `POST /faults`: inject faults into the next fulfillments.
+async fn add_faults(State(hq): State<Hq>, body: Bytes) -> Result<Response, ApiError> {
+    let plan: FaultPlan = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected {{\"fail_fulfillments\": n, \"lose_responses\": n}}: {e}"
+        ))
+    })?;
+    hq.faults().add(plan);
+    Ok(Json(hq.faults().remaining()).into_response())
+}
+
+/// `GET /faults`: faults still to inject.
+async fn faults(State(hq): State<Hq>) -> Response {
+    Json(hq.faults().remaining()).into_response()
 }

@@ -12,6 +12,7 @@
 
 pub mod api;
 pub mod cli;
+pub mod faults;
 pub mod feed;
 pub mod keys;
 pub mod ledger;
@@ -100,6 +101,7 @@ struct HqInner {
     identity: SigningIdentity,
     ledger: Ledger,
     feed: Feed,
+    faults: faults::Faults,
 }
 
 impl Hq {
@@ -135,6 +137,7 @@ impl Hq {
                 identity,
                 ledger,
                 feed,
+                faults: faults::Faults::default(),
             }),
         })
     }
@@ -159,6 +162,11 @@ impl Hq {
     /// The order feed.
     pub fn feed(&self) -> &Feed {
         &self.inner.feed
+    }
+
+    /// Faults to inject into the fulfillment API.
+    pub fn faults(&self) -> &faults::Faults {
+        &self.inner.faults
     }
 
     /// The signing identity.
