@@ -63,6 +63,15 @@ pub struct Cli {
     /// How long to let deliveries finish at shutdown, in seconds.
     #[arg(long, env = "HQ_DRAIN_SECS", default_value_t = 30)]
     pub drain_secs: u64,
+    /// Endpoints to subscribe at start, e.g. `orders=http://proxy/order/`
+    /// (repeatable, or comma-separated). Each is sent its
+    /// SubscriptionConfirmation again every `--subscribe-every-ms` until it
+    /// confirms, so the endpoint may start after HQ.
+    #[arg(long = "subscribe", env = "HQ_SUBSCRIBE", value_delimiter = ',', value_parser = parse_subscription)]
+    pub subscriptions: Vec<(Topic, Url)>,
+    /// How often an unconfirmed `--subscribe` endpoint is sent its confirmation again, in milliseconds.
+    #[arg(long, env = "HQ_SUBSCRIBE_EVERY_MS", default_value_t = 1_000)]
+    pub subscribe_every_ms: u64,
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -81,6 +90,19 @@ pub fn parse_rate(text: &str) -> Result<(Topic, f64), String> {
         .filter(|rate| rate.is_finite() && *rate >= 0.0 && *rate <= 1000.0)
         .ok_or_else(|| format!("rate must be a number from 0 to 1000 orders per second, got {rate:?}"))?;
     Ok((topic, rate))
+}
+
+/// Parses `topic=http://endpoint/path/`.
+pub fn parse_subscription(text: &str) -> Result<(Topic, Url), String> {
+    let (topic, endpoint) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected topic=http://endpoint/, got {text:?}"))?;
+    let topic = topic.trim().parse::<Topic>().map_err(|e| e.to_string())?;
+    let endpoint = Url::parse(endpoint.trim())
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+        .ok_or_else(|| format!("endpoint must be an http:// or https:// URL, got {endpoint:?}"))?;
+    Ok((topic, endpoint))
 }
 
 impl Cli {
@@ -114,6 +136,8 @@ impl Cli {
                 rates: self.rates.iter().copied().collect::<BTreeMap<_, _>>(),
                 max_quantity: self.max_quantity,
             },
+            subscriptions: self.subscriptions.clone(),
+            subscribe_every: Duration::from_millis(self.subscribe_every_ms.max(1)),
         };
         (config, issued)
     }

@@ -19,7 +19,7 @@ pub mod ledger;
 pub mod signing;
 
 use crate::feed::generator::{Generator, GeneratorConfig};
-use crate::feed::{Feed, FeedConfig};
+use crate::feed::{Feed, FeedConfig, Topic};
 use crate::ledger::{Ledger, LedgerError, Reconciliation};
 use crate::signing::{SigningError, SigningIdentity};
 use platform::ApiKey;
@@ -46,6 +46,11 @@ pub struct HqConfig {
     pub feed: FeedConfig,
     /// What the generator publishes (nothing by default).
     pub generator: GeneratorConfig,
+    /// Endpoints to subscribe once HQ listens; each is sent its
+    /// SubscriptionConfirmation again until it confirms (none by default).
+    pub subscriptions: Vec<(Topic, Url)>,
+    /// How often an unconfirmed start-up subscription is sent its confirmation again.
+    pub subscribe_every: Duration,
 }
 
 impl HqConfig {
@@ -57,9 +62,15 @@ impl HqConfig {
             public_url: None,
             feed: FeedConfig::default(),
             generator: GeneratorConfig::default(),
+            subscriptions: Vec::new(),
+            subscribe_every: DEFAULT_SUBSCRIBE_EVERY,
         }
     }
 }
+
+/// How often an unconfirmed start-up subscription is sent its confirmation
+/// again, unless configured otherwise.
+pub const DEFAULT_SUBSCRIBE_EVERY: Duration = Duration::from_secs(1);
 
 /// Why HQ could not start.
 #[derive(Debug, thiserror::Error)]
@@ -188,6 +199,7 @@ pub struct RunningHq {
     stop: CancellationToken,
     server: JoinHandle<std::io::Result<()>>,
     generator: Option<Generator>,
+    subscribers: Vec<JoinHandle<()>>,
 }
 
 /// The URL a listener is reached at: an unspecified address becomes loopback.
@@ -218,12 +230,29 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
         stop.clone().cancelled_owned(),
     ));
     let generator = Some(Generator::start(hq.feed(), &config.generator));
+    let subscribers = config
+        .subscriptions
+        .iter()
+        .map(|(topic, endpoint)| {
+            let (feed, topic, endpoint) = (hq.feed().clone(), *topic, endpoint.to_string());
+            let every = config.subscribe_every;
+            tokio::spawn(async move {
+                match feed.subscribe_until_confirmed(topic, &endpoint, every).await {
+                    Ok(_) => {}
+                    Err(error) => {
+                        tracing::error!(%topic, %endpoint, %error, "start-up subscription abandoned");
+                    }
+                }
+            })
+        })
+        .collect();
     Ok(RunningHq {
         hq,
         addr,
         stop,
         server,
         generator,
+        subscribers,
     })
 }
 
@@ -256,6 +285,9 @@ impl RunningHq {
     /// Stops generating, lets deliveries and their retries finish for up to
     /// `drain`, reconciles, then stops serving.
     pub async fn shutdown(mut self, drain: Duration) -> Result<Reconciliation, StartError> {
+        for subscriber in self.subscribers.drain(..) {
+            subscriber.abort();
+        }
         self.stop_generator().await;
         if !self.hq.feed().drain(drain).await {
             tracing::warn!(

@@ -221,6 +221,64 @@ impl Feed {
     /// Subscribes an HTTP(S) endpoint to `topic` and sends it a
     /// SubscriptionConfirmation; nothing else is delivered until it confirms.
     pub fn subscribe(&self, topic: Topic, endpoint: &str) -> Result<SubscriptionInfo, FeedError> {
+        let subscription = self.add_pending(topic, endpoint)?;
+        let info = subscription.info.clone();
+        let envelope = self.inner.confirmation(&subscription);
+        let inner = Arc::clone(&self.inner);
+        self.inner
+            .tracker
+            .spawn(async move { inner.deliver(subscription, envelope).await });
+        Ok(info)
+    }
+
+    /// Subscribes an HTTP(S) endpoint to `topic` and sends it a fresh
+    /// SubscriptionConfirmation every `every` until it confirms; returns the
+    /// confirmed subscription. For endpoints that may not be up yet, such as
+    /// the subscriptions HQ makes at start-up in a container stack. Runs until
+    /// confirmed; drop or abort the future to give up.
+    pub async fn subscribe_until_confirmed(
+        &self,
+        topic: Topic,
+        endpoint: &str,
+        every: Duration,
+    ) -> Result<SubscriptionInfo, FeedError> {
+        let subscription = self.add_pending(topic, endpoint)?;
+        let arn = subscription.info.subscription_arn.clone();
+        let mut attempts: u64 = 0;
+        loop {
+            attempts += 1;
+            let envelope = self.inner.confirmation(&subscription);
+            let outcome = match serde_json::to_string(&envelope) {
+                Ok(body) => match self.inner.attempt(&subscription, &envelope, &body).await {
+                    Attempt::Done(_, status) => format!("answered {status}"),
+                    Attempt::Retry(why) => why,
+                },
+                Err(error) => format!("could not serialize the confirmation: {error}"),
+            };
+            let current = self
+                .inner
+                .lock_subscriptions()
+                .iter()
+                .find(|s| s.info.subscription_arn == arn)
+                .map(|s| s.info.clone());
+            match current {
+                None => return Err(FeedError::UnknownSubscription(arn)),
+                Some(info) if info.state == SubscriptionState::Confirmed => return Ok(info),
+                Some(info) => {
+                    // The first miss and then one in ten: an endpoint that is
+                    // still starting is expected, not alarming.
+                    if attempts % 10 == 1 {
+                        tracing::info!(topic = %topic, endpoint = %info.endpoint, attempts,
+                            "subscription not confirmed yet ({outcome}); sending the confirmation again every {every:?}");
+                    }
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Adds a subscription pending confirmation.
+    fn add_pending(&self, topic: Topic, endpoint: &str) -> Result<Subscription, FeedError> {
         let url = Url::parse(endpoint.trim())
             .ok()
             .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
@@ -235,15 +293,9 @@ impl Feed {
             endpoint: url,
             token: hex::encode(rand::random::<[u8; 32]>()),
         };
-        let info = subscription.info.clone();
         self.inner.lock_subscriptions().push(subscription.clone());
         tracing::info!(topic = %topic, endpoint = %subscription.info.endpoint, "subscription pending confirmation");
-        let envelope = self.inner.confirmation(&subscription);
-        let inner = Arc::clone(&self.inner);
-        self.inner
-            .tracker
-            .spawn(async move { inner.deliver(subscription, envelope).await });
-        Ok(info)
+        Ok(subscription)
     }
 
     /// Confirms the subscription holding `token` (the SubscribeURL's GET);

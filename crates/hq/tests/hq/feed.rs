@@ -269,3 +269,75 @@ async fn an_endpoint_that_is_down_gets_its_orders_when_it_is_back() {
     assert_eq!(feed.stats()[&Topic::Orders].failed, 0);
     hq.shutdown(WAIT).await.unwrap();
 }
+
+#[tokio::test]
+async fn start_up_subscriptions_wait_for_their_endpoint_and_go_live_once_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let subscriber = Subscriber::happy().await;
+    subscriber.stop();
+    let mut config = config(dir.path());
+    config.subscriptions = vec![(Topic::Orders, subscriber.endpoint().parse().unwrap())];
+    config.subscribe_every = Duration::from_millis(20);
+    let hq = start_hq(config).await;
+    let feed = hq.hq().feed().clone();
+
+    // The endpoint is down: the subscription exists but stays pending.
+    eventually("the start-up subscription", WAIT, || async {
+        feed.subscriptions().len() == 1
+    })
+    .await;
+    assert_eq!(
+        feed.subscriptions()[0].state,
+        hq::feed::SubscriptionState::PendingConfirmation
+    );
+    assert!(subscriber.received().is_empty());
+
+    // Once it is up, the confirmation is sent again and it confirms.
+    let back = subscriber.restart().await;
+    eventually("the start-up subscription confirmed", WAIT, || async {
+        feed.subscriptions()[0].state == hq::feed::SubscriptionState::Confirmed
+    })
+    .await;
+    assert_eq!(
+        feed.subscriptions().len(),
+        1,
+        "one subscription, not one per attempt"
+    );
+    let message_id = publish(&hq, "orders", r#"{"bundle": 1}"#).await;
+    eventually("the notification", WAIT, || async {
+        back.notifications().len() == 1
+    })
+    .await;
+    assert_eq!(back.notifications()[0].envelope().message_id, message_id);
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+#[test]
+fn subscribe_flags_parse_repeated_or_comma_separated() {
+    use clap::Parser;
+    let cli = hq::cli::Cli::try_parse_from([
+        "hq",
+        "--subscribe",
+        "orders=http://proxy/order/,iridium=http://proxy/iridium/",
+        "--subscribe",
+        "magnesite=http://proxy/magnesite/",
+    ])
+    .unwrap();
+    let (config, _) = cli.config();
+    let wired: Vec<(Topic, String)> = config
+        .subscriptions
+        .iter()
+        .map(|(topic, url)| (*topic, url.to_string()))
+        .collect();
+    assert_eq!(
+        wired,
+        [
+            (Topic::Orders, "http://proxy/order/".to_owned()),
+            (Topic::Iridium, "http://proxy/iridium/".to_owned()),
+            (Topic::Magnesite, "http://proxy/magnesite/".to_owned()),
+        ]
+    );
+    assert!(hq::cli::parse_subscription("orders").is_err());
+    assert!(hq::cli::parse_subscription("gold=http://proxy/gold/").is_err());
+    assert!(hq::cli::parse_subscription("orders=ftp://proxy/order/").is_err());
+}
