@@ -4,10 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a failed test
 
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 use testkit::ServiceProcess;
-use testkit::process::safe_aws_env;
+use testkit::process::{run_to_exit, safe_aws_env};
 
 fn iridium_exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_iridium"))
@@ -15,16 +14,7 @@ fn iridium_exe() -> &'static Path {
 
 #[tokio::test]
 async fn missing_monolith_url_exits_with_one_line_naming_it() {
-    let output = tokio::process::Command::new(iridium_exe())
-        .env_clear()
-        .envs(safe_aws_env())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(30), output)
-        .await
-        .unwrap()
-        .unwrap();
+    let output = run_to_exit(iridium_exe(), &safe_aws_env()).await;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

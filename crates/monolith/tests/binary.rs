@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-use testkit::process::safe_aws_env;
+use testkit::process::{run_to_exit, safe_aws_env};
 use testkit::{ApiBehaviour, FakeApi, ServiceProcess, wait_until};
 
 const WORKSHOP_CURL_BODY: &str = r#"{"Message":{"bundle":"1"}}"#;
@@ -18,30 +18,20 @@ fn monolith_exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_monolith"))
 }
 
-async fn send_workshop_curl(addr: std::net::SocketAddr) -> (u16, String) {
+async fn send_workshop_curl(addr: std::net::SocketAddr) -> Result<(u16, String), reqwest::Error> {
     let response = reqwest::Client::new()
         .post(format!("http://{addr}/order/"))
         .header("content-type", "application/json")
         .body(WORKSHOP_CURL_BODY)
         .send()
-        .await
-        .unwrap();
+        .await?;
     let status = response.status().as_u16();
-    (status, response.text().await.unwrap())
+    Ok((status, response.text().await?))
 }
 
 #[tokio::test]
 async fn missing_configuration_exits_with_one_line_naming_it() {
-    let output = tokio::process::Command::new(monolith_exe())
-        .env_clear()
-        .envs(safe_aws_env())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(30), output)
-        .await
-        .unwrap()
-        .unwrap();
+    let output = run_to_exit(monolith_exe(), &safe_aws_env()).await;
     assert!(!output.status.success(), "exited {:?}", output.status);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
@@ -67,9 +57,10 @@ async fn environment_configures_and_sigterm_drains_in_flight_orders() {
     })
     .await;
     monolith.terminate().await;
-    let (status, text) = order.await.unwrap();
-    assert_eq!((status, text.as_str()), (200, "Your order has been fulfilled"));
+    let answer = order.await.unwrap();
     let exit = monolith.wait_exit(Duration::from_secs(10)).await;
+    let (status, text) = answer.unwrap_or_else(|e| panic!("{e:?}; monolith output: {:#?}", monolith.seen));
+    assert_eq!((status, text.as_str()), (200, "Your order has been fulfilled"));
     assert!(exit.success(), "exit after SIGTERM: {exit:?}");
 
     assert_eq!(
@@ -176,7 +167,7 @@ async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
 
     let mut monolith = ServiceProcess::start(monolith_exe(), &aws_env);
     let addr = monolith.wait_listening().await;
-    let (status, _) = send_workshop_curl(addr).await;
+    let (status, _) = send_workshop_curl(addr).await.unwrap();
     assert_eq!(status, 200);
     let received = api.received();
     assert_eq!(received[0].header("x-api-key"), Some("ssm-secret-key-value"));
@@ -190,14 +181,7 @@ async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
 
     // A parameter SSM does not have: the one-line exit names it and SSM.
     aws_env.insert("SSM_API_KEY_PARAM".into(), "/interstella/missing".into());
-    let output = tokio::process::Command::new(monolith_exe())
-        .env_clear()
-        .envs(&aws_env)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(30), output)
-        .await
-        .unwrap()
-        .unwrap();
+    let output = run_to_exit(monolith_exe(), &aws_env).await;
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");

@@ -1,10 +1,13 @@
 //! Serving a router: path normalisation, body limit, access log and a
 //! graceful drain on SIGTERM.
 
+use crate::ssm::ConfigError;
+use crate::telemetry::LogGuard;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
 use std::future::Future;
 use std::net::{Ipv4Addr, SocketAddr};
+use std::pin::Pin;
 use tokio::net::TcpListener;
 use tower::Layer;
 use tower_http::normalize_path::NormalizePathLayer;
@@ -43,28 +46,70 @@ pub async fn serve(
         .await
 }
 
-/// Resolves on SIGTERM (ECS, `docker stop`) or Ctrl-C. Installing the
-/// handler matters most as PID 1, where the default action is to ignore it.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Resolves on SIGTERM (ECS, `docker stop`) or SIGINT (Ctrl-C).
+///
+/// The handlers are installed when this is called, not when the future is
+/// first polled: a SIGTERM that arrives between "listening" and the first
+/// poll must not kill the process with the default action (as PID 1 it would
+/// even be ignored).
+pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
+    let signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
+    };
+    async move {
+        #[cfg(unix)]
+        match signals {
+            (Ok(mut terminate), Ok(mut interrupt)) => {
+                tokio::select! {
+                    _ = terminate.recv() => {},
+                    _ = interrupt.recv() => {},
+                }
             }
-            Err(_) => std::future::pending::<()>().await,
+            (Err(error), _) | (_, Err(error)) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; falling back to Ctrl-C only");
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down: no new connections, finishing in-flight orders");
+    }
+}
+
+/// The shutdown future handed to a service's `run`.
+pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// The common body of a service binary's `main`, once settings are parsed:
+/// a configuration error exits 2 with its one line; otherwise bind `port`,
+/// say where, and `run` until SIGTERM. `logs` is kept until the end, so the
+/// last lines are written out.
+pub async fn run_service<C, Run, Serving>(
+    name: &str,
+    port: u16,
+    config: Result<C, ConfigError>,
+    logs: LogGuard,
+    run: Run,
+) -> anyhow::Result<()>
+where
+    Run: FnOnce(TcpListener, C, Shutdown) -> Serving,
+    Serving: Future<Output = anyhow::Result<()>>,
+{
+    let config = match config {
+        Ok(config) => config,
+        Err(error) => {
+            eprintln!("{name}: {error}");
+            // exit skips destructors: write out the queued log lines first.
+            drop(logs);
+            std::process::exit(2);
         }
     };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: no new connections, finishing in-flight orders");
+    let shutdown = Box::pin(shutdown_signal());
+    let listener = bind(port).await?;
+    tracing::info!("{name} listening on {}", listener.local_addr()?);
+    run(listener, config, shutdown).await?;
+    tracing::info!("{name} stopped");
+    drop(logs);
+    Ok(())
 }

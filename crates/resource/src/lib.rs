@@ -13,7 +13,6 @@ pub use config::ResourceConfig;
 pub use contracts::Resource;
 pub use routes::router;
 
-use platform::startup::{bind, shutdown_signal};
 use std::future::Future;
 use tokio::net::TcpListener;
 
@@ -32,17 +31,5 @@ pub async fn run(
 pub async fn main(resource: Resource) -> anyhow::Result<()> {
     let cli = cli::Cli::parse_for(resource);
     let logs = platform::telemetry::init(cli.log_format);
-    let config = match cli.resolve(resource) {
-        Ok(config) => config,
-        Err(error) => {
-            eprintln!("{resource}: {error}");
-            drop(logs);
-            std::process::exit(2);
-        }
-    };
-    let listener = bind(cli.port).await?;
-    tracing::info!("{resource} listening on {}", listener.local_addr()?);
-    run(listener, config, shutdown_signal()).await?;
-    tracing::info!("{resource} stopped");
-    Ok(())
+    platform::startup::run_service(resource.as_str(), cli.port, cli.resolve(resource), logs, run).await
 }

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{ExitStatus, Stdio};
+use std::process::{ExitStatus, Output, Stdio};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
@@ -19,6 +19,20 @@ pub fn safe_aws_env() -> HashMap<String, String> {
         ("PATH".to_owned(), std::env::var("PATH").unwrap_or_default()),
         ("HOME".to_owned(), "/nonexistent".to_owned()),
     ])
+}
+
+/// Runs `exe` with exactly `env` to its exit (within 30 s); for start-up failures.
+pub async fn run_to_exit(exe: &Path, env: &HashMap<String, String>) -> Output {
+    let output = Command::new(exe)
+        .env_clear()
+        .envs(env)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output();
+    tokio::time::timeout(Duration::from_secs(30), output)
+        .await
+        .expect("the process did not exit within 30 s")
+        .unwrap()
 }
 
 /// A running service process with its output lines collected.

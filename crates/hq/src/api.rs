@@ -1,0 +1,342 @@
+//! HQ's HTTP face: the fulfillment API (`/receiving/`), the key portal, the
+//! SNS endpoints (SubscribeURL, UnsubscribeURL, signing certificate) and the
+//! feed's own API for subscribing, publishing and watching.
+//!
+//! Errors become status codes in one place, [`ApiError`]'s `IntoResponse`.
+
+use crate::Hq;
+use crate::faults::{Fault, FaultPlan};
+use crate::feed::{FeedError, Topic};
+use crate::ledger::LedgerError;
+use axum::Json;
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use contracts::FulfillmentRequest;
+use contracts::fulfillment::{API_KEY_HEADER, IDEMPOTENCY_KEY_HEADER};
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::HashMap;
+
+/// The header telling a client its fulfillment was a repeat, counted once.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+/// The longest idempotency key accepted.
+const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// The longest key owner name accepted.
+const MAX_OWNER: usize = 100;
+const FULFILLMENT_EXAMPLE: &str = r#"{"iridium": 1, "magnesite": 1}"#;
+
+/// Why an HQ request was not carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No `x-api-key`, or one HQ never issued (API Gateway's answer).
+    #[error("Forbidden")]
+    Forbidden,
+    /// The body or a header is not what the endpoint takes.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Nothing here.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// A fault injected on request (`POST /faults`).
+    #[error("injected fault: {0}")]
+    Injected(&'static str),
+    /// The feed refused or failed.
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+    /// The ledger refused or failed.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl ApiError {
+    /// The status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Injected(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Feed(FeedError::UnknownTopic(_))
+            | Self::Feed(FeedError::UnknownToken)
+            | Self::Feed(FeedError::UnknownSubscription(_)) => StatusCode::NOT_FOUND,
+            Self::Feed(FeedError::BadOrder(_)) | Self::Feed(FeedError::BadEndpoint(_)) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::Ledger(LedgerError::IdempotencyConflict(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Feed(FeedError::Ledger(_)) | Self::Ledger(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status.is_server_error() {
+            tracing::error!(%status, error = %self, "request failed");
+        } else {
+            tracing::warn!(%status, error = %self, "request refused");
+        }
+        (status, Json(json!({ "message": self.to_string() }))).into_response()
+    }
+}
+
+/// HQ's router.
+pub fn router(hq: Hq) -> Router {
+    Router::new()
+        .route("/", get(index_or_action))
+        .route("/{file}", get(certificate))
+        .route("/receiving", post(fulfill).get(my_totals))
+        .route("/keys", post(issue_key))
+        .route("/totals", get(all_totals))
+        .route("/topics", get(topics))
+        .route("/topics/{topic}/subscriptions", post(subscribe))
+        .route("/topics/{topic}/publish", post(publish))
+        .route("/reconciliation", get(reconciliation))
+        .route("/faults", post(add_faults).get(faults))
+        .with_state(hq)
+}
+
+/// `GET /`: SNS' query API for the links in messages (`Action=ConfirmSubscription`,
+/// `Action=Unsubscribe`), else a page saying what is where.
+async fn index_or_action(
+    State(hq): State<Hq>,
+    Query(query): Query<HashMap<String, String>>,
+) -> Result<Response, ApiError> {
+    let param = |name: &str| query.get(name).map(String::as_str).unwrap_or_default();
+    match query.get("Action").map(String::as_str) {
+        Some("ConfirmSubscription") => {
+            let arn = hq.feed().confirm(param("TopicArn"), param("Token"))?;
+            Ok(sns_xml(
+                "ConfirmSubscription",
+                &format!("<SubscriptionArn>{}</SubscriptionArn>", xml_escape(&arn)),
+            ))
+        }
+        Some("Unsubscribe") => {
+            hq.feed().unsubscribe(param("SubscriptionArn"))?;
+            Ok(sns_xml("Unsubscribe", ""))
+        }
+        Some(other) => Err(ApiError::BadRequest(format!(
+            "unsupported Action {other:?}: HQ answers ConfirmSubscription and Unsubscribe here"
+        ))),
+        None => Ok(index(&hq).into_response()),
+    }
+}
+
+fn index(hq: &Hq) -> String {
+    let base = hq.base_url().as_str().trim_end_matches('/');
+    format!(
+        "Interstella HQ\n\n\
+         POST {base}/receiving/                     fulfillment API (x-api-key, {FULFILLMENT_EXAMPLE})\n\
+         GET  {base}/receiving/                     your key's totals (x-api-key)\n\
+         POST {base}/keys                           key portal: issue a key ({{\"owner\": \"you\"}})\n\
+         GET  {base}/totals                         totals per key\n\
+         GET  {base}/topics                         topics, subscriptions, delivery counters\n\
+         POST {base}/topics/<topic>/subscriptions   subscribe {{\"endpoint\": \"http://...\"}}\n\
+         POST {base}/topics/<topic>/publish         publish an order, e.g. {{\"bundle\": 1}}\n\
+         GET  {base}/reconciliation                 orders published against fulfillments recorded\n\
+         POST {base}/faults                         make fulfillments fail ({{\"fail_fulfillments\": 3, \"lose_responses\": 3}})\n\
+         GET  {base}/{cert}   signing certificate\n",
+        cert = hq.feed().cert_url().rsplit('/').next().unwrap_or_default(),
+    )
+}
+
+fn sns_xml(action: &str, result: &str) -> Response {
+    let body = format!(
+        "<{action}Response xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">\n  \
+         <{action}Result>{result}</{action}Result>\n  \
+         <ResponseMetadata><RequestId>{id}</RequestId></ResponseMetadata>\n\
+         </{action}Response>\n",
+        id = uuid::Uuid::new_v4()
+    );
+    ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
+}
+
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// `GET /SimpleNotificationService-<hex>.pem`: the signing certificate.
+async fn certificate(State(hq): State<Hq>, Path(file): Path<String>) -> Result<Response, ApiError> {
+    if file != hq.identity().cert_file_name() {
+        return Err(ApiError::NotFound(file));
+    }
+    Ok((
+        [(header::CONTENT_TYPE, "application/x-pem-file")],
+        hq.identity().cert_pem().to_owned(),
+    )
+        .into_response())
+}
+
+/// The caller's key, checked against the ledger.
+async fn caller(hq: &Hq, headers: &HeaderMap) -> Result<crate::ledger::KeyInfo, ApiError> {
+    let key = headers
+        .get(API_KEY_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .map(str::trim)
+        .filter(|key| !key.is_empty())
+        .ok_or(ApiError::Forbidden)?;
+    hq.ledger().find_key(key).await?.ok_or(ApiError::Forbidden)
+}
+
+/// `POST /receiving/`: record a fulfillment.
+async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    let key = caller(&hq, &headers).await?;
+    let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
+        None => None,
+        Some(value) => Some(
+            value
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|k| !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY)
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                    ))
+                })?,
+        ),
+    };
+    // JSON whatever the Content-Type, like the services.
+    let request: FulfillmentRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::BadRequest(format!("expected exactly {FULFILLMENT_EXAMPLE}: {e}")))?;
+    let fault = hq.faults().take();
+    if fault == Some(Fault::Fail) {
+        return Err(ApiError::Injected("fulfillment refused before recording"));
+    }
+    let recorded = hq.ledger().record(&key.key_id, idempotency_key, request).await?;
+    if fault == Some(Fault::LoseResponse) {
+        return Err(ApiError::Injected("fulfillment recorded, answer lost"));
+    }
+    if recorded.replayed {
+        tracing::info!(key = %key.key_id, "repeated fulfillment counted once");
+    } else {
+        tracing::info!(key = %key.key_id, iridium = request.iridium, magnesite = request.magnesite, "fulfillment recorded");
+    }
+    let mut response = Json(&recorded).into_response();
+    if recorded.replayed {
+        response
+            .headers_mut()
+            .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    }
+    Ok(response)
+}
+
+/// `GET /receiving/`: the caller's totals.
+async fn my_totals(State(hq): State<Hq>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let key = caller(&hq, &headers).await?;
+    Ok(Json(hq.ledger().totals_for(&key).await?).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyRequest {
+    #[serde(default)]
+    owner: Option<String>,
+}
+
+/// `POST /keys`: the key portal; issues a new key.
+async fn issue_key(State(hq): State<Hq>, body: Bytes) -> Result<Response, ApiError> {
+    let request: KeyRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        KeyRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("expected {{\"owner\": \"name\"}} or no body: {e}")))?
+    };
+    let owner = request.owner.unwrap_or_else(|| "anonymous".into());
+    let owner = owner.trim();
+    if owner.is_empty() || owner.chars().count() > MAX_OWNER || owner.chars().any(char::is_control) {
+        return Err(ApiError::BadRequest(format!(
+            "owner must be 1 to {MAX_OWNER} printable characters"
+        )));
+    }
+    let (key, info) = crate::keys::issue(hq.ledger(), owner).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "api_key": key.expose(), "key_id": info.key_id, "owner": info.owner })),
+    )
+        .into_response())
+}
+
+/// `GET /totals`: totals per key (key ids, never keys).
+async fn all_totals(State(hq): State<Hq>) -> Result<Response, ApiError> {
+    Ok(Json(hq.ledger().totals().await?).into_response())
+}
+
+/// `GET /topics`: topics, their subscriptions and delivery counters.
+async fn topics(State(hq): State<Hq>) -> Response {
+    let stats = hq.feed().stats();
+    let subscriptions = hq.feed().subscriptions();
+    let topics: Vec<_> = Topic::ALL
+        .into_iter()
+        .map(|topic| {
+            json!({
+                "name": topic.as_str(),
+                "topicArn": topic.arn(),
+                "subscriptions": subscriptions.iter().filter(|s| s.topic == topic).collect::<Vec<_>>(),
+                "stats": stats.get(&topic).copied().unwrap_or_default(),
+            })
+        })
+        .collect();
+    Json(json!({ "topics": topics })).into_response()
+}
+
+fn topic(name: &str) -> Result<Topic, ApiError> {
+    name.parse::<Topic>().map_err(|e| ApiError::Feed(e.into()))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubscribeRequest {
+    endpoint: String,
+}
+
+/// `POST /topics/<topic>/subscriptions`: subscribe an HTTP endpoint.
+async fn subscribe(
+    State(hq): State<Hq>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let topic = topic(&name)?;
+    let request: SubscribeRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!("expected {{\"endpoint\": \"http://host/path/\"}}: {e}"))
+    })?;
+    let subscription = hq.feed().subscribe(topic, &request.endpoint)?;
+    Ok((StatusCode::CREATED, Json(subscription)).into_response())
+}
+
+/// `POST /topics/<topic>/publish`: publish one order; the body is the order.
+async fn publish(State(hq): State<Hq>, Path(name): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+    let topic = topic(&name)?;
+    let message = std::str::from_utf8(&body)
+        .map_err(|_| ApiError::BadRequest("the order must be UTF-8 JSON".into()))?
+        .trim();
+    let published = hq.feed().publish(topic, message).await?;
+    Ok((StatusCode::CREATED, Json(published)).into_response())
+}
+
+/// `GET /reconciliation`: this run's orders against the ledger.
+async fn reconciliation(State(hq): State<Hq>) -> Result<Response, ApiError> {
+    Ok(Json(hq.ledger().reconcile(hq.feed().run_id()).await?).into_response())
+}
+
+/// `POST /faults`: inject faults into the next fulfillments.
+async fn add_faults(State(hq): State<Hq>, body: Bytes) -> Result<Response, ApiError> {
+    let plan: FaultPlan = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected {{\"fail_fulfillments\": n, \"lose_responses\": n}}: {e}"
+        ))
+    })?;
+    hq.faults().add(plan);
+    Ok(Json(hq.faults().remaining()).into_response())
+}
+
+/// `GET /faults`: faults still to inject.
+async fn faults(State(hq): State<Hq>) -> Response {
+    Json(hq.faults().remaining()).into_response()
+}

@@ -1,0 +1,144 @@
+//! The `hq` binary's command line; every flag is also an environment variable.
+
+use crate::feed::generator::GeneratorConfig;
+use crate::feed::{Backoff, FeedConfig, RetryPolicy, Topic};
+use crate::{HqConfig, keys};
+use clap::Parser;
+use platform::ApiKey;
+use platform::settings::LogFormat;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use url::Url;
+
+/// Settings of the `hq` binary.
+#[derive(Debug, Clone, Parser)]
+#[command(
+    name = "hq",
+    version,
+    about = "Interstella HQ on one machine: fulfillment API, key portal and SNS-compatible order feed"
+)]
+pub struct Cli {
+    /// Listen address.
+    #[arg(long, env = "HQ_LISTEN", default_value = "127.0.0.1:4000")]
+    pub listen: std::net::SocketAddr,
+    /// The URL services reach HQ at; default http://<listen address>.
+    #[arg(long, env = "HQ_PUBLIC_URL")]
+    pub public_url: Option<Url>,
+    /// Directory of the ledger database and the signing key.
+    #[arg(long, env = "HQ_DATA_DIR", default_value = ".interstella-hq")]
+    pub data_dir: PathBuf,
+    /// API keys accepted from the start, comma-separated (more come from `POST /keys`).
+    #[arg(
+        long = "api-key",
+        env = "HQ_API_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub api_keys: Vec<String>,
+    /// Issue a fresh key at start and print it (once, on stderr).
+    #[arg(long)]
+    pub issue_key: bool,
+    /// Generated orders per second per topic, e.g. `orders=1,iridium=0.5`.
+    #[arg(long = "rate", env = "HQ_RATES", value_delimiter = ',', value_parser = parse_rate)]
+    pub rates: Vec<(Topic, f64)>,
+    /// Largest quantity in a generated order.
+    #[arg(long, env = "HQ_MAX_QUANTITY", default_value_t = 5)]
+    pub max_quantity: u32,
+    /// Retries of a failed delivery (SNS `numRetries`).
+    #[arg(long, env = "HQ_RETRIES", default_value_t = 3)]
+    pub retries: u32,
+    /// First retry delay in milliseconds (SNS `minDelayTarget`).
+    #[arg(long, env = "HQ_RETRY_MIN_DELAY_MS", default_value_t = 20_000)]
+    pub retry_min_delay_ms: u64,
+    /// Largest retry delay in milliseconds (SNS `maxDelayTarget`).
+    #[arg(long, env = "HQ_RETRY_MAX_DELAY_MS", default_value_t = 20_000)]
+    pub retry_max_delay_ms: u64,
+    /// How retry delays grow (SNS `backoffFunction`).
+    #[arg(long, env = "HQ_BACKOFF", value_enum, default_value_t = Backoff::Linear)]
+    pub backoff: Backoff,
+    /// Timeout of one delivery attempt in milliseconds (SNS: 15 s).
+    #[arg(long, env = "HQ_DELIVERY_TIMEOUT_MS", default_value_t = 15_000)]
+    pub delivery_timeout_ms: u64,
+    /// How long to let deliveries finish at shutdown, in seconds.
+    #[arg(long, env = "HQ_DRAIN_SECS", default_value_t = 30)]
+    pub drain_secs: u64,
+    /// Endpoints to subscribe at start, e.g. `orders=http://proxy/order/`
+    /// (repeatable, or comma-separated). Each is sent its
+    /// SubscriptionConfirmation again every `--subscribe-every-ms` until it
+    /// confirms, so the endpoint may start after HQ.
+    #[arg(long = "subscribe", env = "HQ_SUBSCRIBE", value_delimiter = ',', value_parser = parse_subscription)]
+    pub subscriptions: Vec<(Topic, Url)>,
+    /// How often an unconfirmed `--subscribe` endpoint is sent its confirmation again, in milliseconds.
+    #[arg(long, env = "HQ_SUBSCRIBE_EVERY_MS", default_value_t = 1_000)]
+    pub subscribe_every_ms: u64,
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// Parses `topic=rate`.
+pub fn parse_rate(text: &str) -> Result<(Topic, f64), String> {
+    let (topic, rate) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected topic=orders-per-second, got {text:?}"))?;
+    let topic = topic.parse::<Topic>().map_err(|e| e.to_string())?;
+    let rate = rate
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|rate| rate.is_finite() && *rate >= 0.0 && *rate <= 1000.0)
+        .ok_or_else(|| format!("rate must be a number from 0 to 1000 orders per second, got {rate:?}"))?;
+    Ok((topic, rate))
+}
+
+/// Parses `topic=http://endpoint/path/`.
+pub fn parse_subscription(text: &str) -> Result<(Topic, Url), String> {
+    let (topic, endpoint) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected topic=http://endpoint/, got {text:?}"))?;
+    let topic = topic.trim().parse::<Topic>().map_err(|e| e.to_string())?;
+    let endpoint = Url::parse(endpoint.trim())
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+        .ok_or_else(|| format!("endpoint must be an http:// or https:// URL, got {endpoint:?}"))?;
+    Ok((topic, endpoint))
+}
+
+impl Cli {
+    /// The configuration these settings describe; also returns a freshly
+    /// generated key when `--issue-key` asked for one.
+    pub fn config(&self) -> (HqConfig, Option<ApiKey>) {
+        let mut api_keys: Vec<ApiKey> = self
+            .api_keys
+            .iter()
+            .map(|key| key.trim())
+            .filter(|key| !key.is_empty())
+            .map(ApiKey::new)
+            .collect();
+        let issued = self.issue_key.then(keys::generate);
+        api_keys.extend(issued.clone());
+        let config = HqConfig {
+            data_dir: self.data_dir.clone(),
+            api_keys,
+            public_url: self.public_url.clone(),
+            feed: FeedConfig {
+                retry: RetryPolicy {
+                    num_retries: self.retries,
+                    min_delay: Duration::from_millis(self.retry_min_delay_ms),
+                    max_delay: Duration::from_millis(self.retry_max_delay_ms),
+                    backoff: self.backoff,
+                },
+                delivery_timeout: Duration::from_millis(self.delivery_timeout_ms),
+                ..FeedConfig::default()
+            },
+            generator: GeneratorConfig {
+                rates: self.rates.iter().copied().collect::<BTreeMap<_, _>>(),
+                max_quantity: self.max_quantity,
+            },
+            subscriptions: self.subscriptions.clone(),
+            subscribe_every: Duration::from_millis(self.subscribe_every_ms.max(1)),
+        };
+        (config, issued)
+    }
+}

@@ -1,0 +1,67 @@
+//! Faults HQ can be told to inject into its fulfillment API, to watch the
+//! platform recover: refusals before recording, and answers lost after
+//! recording (the case idempotency keys exist for).
+
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Faults still to inject; each counter is used up one request at a time.
+#[derive(Debug, Default)]
+pub struct Faults {
+    fail: AtomicU32,
+    lose: AtomicU32,
+}
+
+/// A request for faults, as `POST /faults` takes it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FaultPlan {
+    /// The next this-many fulfillments get 503 without being recorded.
+    #[serde(default)]
+    pub fail_fulfillments: u32,
+    /// The next this-many fulfillments are recorded, then answered 503, as
+    /// if the answer was lost on the way back.
+    #[serde(default)]
+    pub lose_responses: u32,
+}
+
+/// What to do with one fulfillment request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Refuse it with 503 before recording.
+    Fail,
+    /// Record it, then answer 503.
+    LoseResponse,
+}
+
+impl Faults {
+    /// Adds `plan` to the faults still to inject.
+    pub fn add(&self, plan: FaultPlan) {
+        self.fail.fetch_add(plan.fail_fulfillments, Ordering::SeqCst);
+        self.lose.fetch_add(plan.lose_responses, Ordering::SeqCst);
+    }
+
+    /// The faults still to inject.
+    pub fn remaining(&self) -> FaultPlan {
+        FaultPlan {
+            fail_fulfillments: self.fail.load(Ordering::SeqCst),
+            lose_responses: self.lose.load(Ordering::SeqCst),
+        }
+    }
+
+    /// Takes the fault for the next request, if any is left.
+    pub fn take(&self) -> Option<Fault> {
+        let take = |counter: &AtomicU32| {
+            counter
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok()
+        };
+        if take(&self.fail) {
+            Some(Fault::Fail)
+        } else if take(&self.lose) {
+            Some(Fault::LoseResponse)
+        } else {
+            None
+        }
+    }
+}

@@ -1,0 +1,64 @@
+//! The order generator: publishes random orders on each topic at a set rate,
+//! as Interstella HQ's generator fed the workshop.
+
+use super::{Feed, Topic};
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::task::JoinSet;
+use tokio::time::MissedTickBehavior;
+use tokio_util::sync::CancellationToken;
+
+/// What to generate.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct GeneratorConfig {
+    /// Orders per second on each topic; topics absent or at 0 get none.
+    pub rates: BTreeMap<Topic, f64>,
+    /// Largest quantity in one generated order (at least 1).
+    pub max_quantity: u32,
+}
+
+/// A running generator; stop it with [`Generator::stop`].
+#[derive(Debug)]
+pub struct Generator {
+    cancel: CancellationToken,
+    tasks: JoinSet<()>,
+}
+
+impl Generator {
+    /// Starts publishing on `feed`.
+    pub fn start(feed: &Feed, config: &GeneratorConfig) -> Self {
+        let cancel = CancellationToken::new();
+        let mut tasks = JoinSet::new();
+        let max_quantity = config.max_quantity.max(1);
+        for (&topic, &rate) in &config.rates {
+            if !(rate.is_finite() && rate > 0.0) {
+                continue;
+            }
+            let period = Duration::from_secs_f64((1.0 / rate).clamp(0.001, 86_400.0));
+            tracing::info!(%topic, "generating {rate} orders/s");
+            let (feed, cancel) = (feed.clone(), cancel.clone());
+            tasks.spawn(async move {
+                let mut ticks = tokio::time::interval(period);
+                ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                loop {
+                    tokio::select! {
+                        () = cancel.cancelled() => break,
+                        _ = ticks.tick() => {}
+                    }
+                    let quantity = rand::thread_rng().gen_range(1..=max_quantity);
+                    if let Err(error) = feed.publish(topic, &topic.order(quantity)).await {
+                        tracing::error!(%topic, %error, "could not publish a generated order");
+                    }
+                }
+            });
+        }
+        Self { cancel, tasks }
+    }
+
+    /// Stops generating and waits for the publications under way.
+    pub async fn stop(mut self) {
+        self.cancel.cancel();
+        while self.tasks.join_next().await.is_some() {}
+    }
+}

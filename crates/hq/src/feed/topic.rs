@@ -1,0 +1,121 @@
+//! The three topics HQ publishes orders on, and what an order on each looks like.
+
+use contracts::order::{OrderError, OrderKind, parse_bundle, parse_json, parse_resource_order};
+use contracts::{Quantity, Resource};
+use serde::Serialize;
+use std::fmt;
+use std::str::FromStr;
+
+/// The AWS region in HQ's ARNs; any will do, this is the workshop's.
+pub const REGION: &str = "us-east-1";
+/// The account in HQ's ARNs: the all-zero account local stand-ins use.
+pub const ACCOUNT: &str = "000000000000";
+
+/// A topic of the order feed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Topic {
+    /// Bundle orders, `{"bundle": n}`, for the monolith's `/order/`.
+    Orders,
+    /// Iridium orders, `{"iridium": n}`, for the iridium service.
+    Iridium,
+    /// Magnesite orders, `{"magnesite": n}`, for the magnesite service.
+    Magnesite,
+}
+
+impl Topic {
+    /// Every topic.
+    pub const ALL: [Topic; 3] = [Topic::Orders, Topic::Iridium, Topic::Magnesite];
+
+    /// The topic's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Orders => "orders",
+            Self::Iridium => "iridium",
+            Self::Magnesite => "magnesite",
+        }
+    }
+
+    /// The topic's ARN, e.g. `arn:aws:sns:us-east-1:000000000000:orders`.
+    pub fn arn(self) -> String {
+        format!("arn:aws:sns:{REGION}:{ACCOUNT}:{}", self.as_str())
+    }
+
+    /// The topic whose ARN this is.
+    pub fn from_arn(arn: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|topic| topic.arn() == arn)
+    }
+
+    /// The order this topic carries, as the services parse it.
+    pub fn order_kind(self) -> OrderKind {
+        match self {
+            Self::Orders => OrderKind::Bundle,
+            Self::Iridium => OrderKind::Resource(Resource::Iridium),
+            Self::Magnesite => OrderKind::Resource(Resource::Magnesite),
+        }
+    }
+
+    /// The order text for `quantity`, as the generator publishes it.
+    pub fn order(self, quantity: Quantity) -> String {
+        let key = match self {
+            Self::Orders => "bundle",
+            Self::Iridium => "iridium",
+            Self::Magnesite => "magnesite",
+        };
+        format!("{{\"{key}\": {quantity}}}")
+    }
+
+    /// Checks `message` is an order for this topic, with the services' own
+    /// parsers: what a subscriber would refuse is refused at publication.
+    pub fn validate(self, message: &str) -> Result<Quantity, OrderError> {
+        let kind = self.order_kind();
+        let value = parse_json(message.as_bytes(), kind)?;
+        match self {
+            Self::Orders => parse_bundle(&value).map(|order| order.bundle),
+            Self::Iridium => parse_resource_order(&value, Resource::Iridium).map(|order| order.quantity),
+            Self::Magnesite => parse_resource_order(&value, Resource::Magnesite).map(|order| order.quantity),
+        }
+    }
+}
+
+impl fmt::Display for Topic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A name that is not a topic.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown topic {0:?}: expected orders, iridium or magnesite")]
+pub struct UnknownTopic(pub String);
+
+impl FromStr for Topic {
+    type Err = UnknownTopic;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        let name = name.trim();
+        Self::ALL
+            .into_iter()
+            .find(|topic| topic.as_str().eq_ignore_ascii_case(name) || topic.arn() == name)
+            .ok_or_else(|| UnknownTopic(name.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_arns_and_orders() {
+        assert_eq!(Topic::Orders.arn(), "arn:aws:sns:us-east-1:000000000000:orders");
+        assert_eq!("IRIDIUM".parse::<Topic>().ok(), Some(Topic::Iridium));
+        assert_eq!(
+            Topic::Magnesite.arn().parse::<Topic>().ok(),
+            Some(Topic::Magnesite)
+        );
+        assert!("gold".parse::<Topic>().is_err());
+        assert_eq!(Topic::Orders.validate(&Topic::Orders.order(3)).ok(), Some(3));
+        assert!(Topic::Iridium.validate(r#"{"bundle": 1}"#).is_err());
+        assert!(Topic::Orders.validate("{").is_err());
+    }
+}

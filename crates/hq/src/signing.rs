@@ -1,0 +1,165 @@
+//! HQ's SNS signing identity: an RSA key and a self-signed certificate, made
+//! once and kept in the data directory. Signing itself is the platform's
+//! [`SnsSigner`], the same code the services' tests sign with.
+//!
+//! The services fetch the certificate from `SigningCertURL` (served by HQ)
+//! and check the signature exactly as they would a real SNS message; they
+//! trust HQ's URLs because the launcher names HQ as `AWS_ENDPOINT_URL_SNS`.
+
+use platform::sns::SnsSigner;
+use rsa::pkcs1v15::SigningKey;
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use rsa::{RsaPrivateKey, RsaPublicKey};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+use x509_cert::builder::{Builder, CertificateBuilder, Profile};
+use x509_cert::der::{Decode, DecodePem, Encode, EncodePem};
+use x509_cert::name::Name;
+use x509_cert::serial_number::SerialNumber;
+use x509_cert::spki::SubjectPublicKeyInfoOwned;
+use x509_cert::time::Validity;
+
+/// File name of the private key inside the data directory.
+pub const KEY_FILE: &str = "sns-signing-key.pem";
+/// File name of the certificate inside the data directory.
+pub const CERT_FILE: &str = "sns-signing-cert.pem";
+/// RSA modulus size: what SNS uses, and what verifiers accept.
+const KEY_BITS: usize = 2048;
+/// How long the self-signed certificate is valid.
+const CERT_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// Why the signing identity could not be loaded or made.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningError {
+    /// Reading or writing the key files failed.
+    #[error("signing key file {path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The key or certificate is malformed or could not be made.
+    #[error("signing identity: {0}")]
+    Crypto(String),
+}
+
+fn crypto(error: impl std::fmt::Display) -> SigningError {
+    SigningError::Crypto(error.to_string())
+}
+
+/// HQ's signing key and certificate.
+#[derive(Clone)]
+pub struct SigningIdentity {
+    key_pem: String,
+    cert_pem: String,
+    cert_file_name: String,
+}
+
+impl std::fmt::Debug for SigningIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SigningIdentity")
+            .field("cert_file_name", &self.cert_file_name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SigningIdentity {
+    /// Loads the identity from `dir`, or makes and saves one there. Making
+    /// an RSA-2048 key takes a moment (seconds in a debug build), hence the
+    /// files: every later start reuses them.
+    pub fn load_or_create(dir: &Path) -> Result<Self, SigningError> {
+        let key_path = dir.join(KEY_FILE);
+        let cert_path = dir.join(CERT_FILE);
+        if key_path.exists() && cert_path.exists() {
+            let key_pem = read(&key_path)?;
+            let cert_pem = read(&cert_path)?;
+            return Self::from_pem(&key_pem, &cert_pem);
+        }
+        tracing::info!("making HQ's SNS signing key (first start only)");
+        let (key_pem, cert_pem) = generate()?;
+        write(&key_path, &key_pem)?;
+        write(&cert_path, &cert_pem)?;
+        Self::from_pem(&key_pem, &cert_pem)
+    }
+
+    /// An identity from a PKCS#8 private key and its certificate, both PEM.
+    pub fn from_pem(key_pem: &str, cert_pem: &str) -> Result<Self, SigningError> {
+        let private = RsaPrivateKey::from_pkcs8_pem(key_pem).map_err(crypto)?;
+        let cert = x509_cert::Certificate::from_pem(cert_pem.as_bytes()).map_err(crypto)?;
+        let cert_der = cert.to_der().map_err(crypto)?;
+        let cert_public = cert
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(crypto)?;
+        let key_public = SubjectPublicKeyInfoOwned::from_key(RsaPublicKey::from(&private))
+            .and_then(|spki| spki.to_der().map_err(Into::into))
+            .map_err(crypto)?;
+        if cert_public != key_public {
+            return Err(SigningError::Crypto(
+                "the certificate does not belong to the private key".into(),
+            ));
+        }
+        // Like SNS: the file name carries a digest of the certificate, so a
+        // new key gets a new URL and no verifier's cache goes stale.
+        let digest = Sha256::digest(&cert_der);
+        let cert_file_name = format!("SimpleNotificationService-{}.pem", hex::encode(&digest[..16]));
+        Ok(Self {
+            key_pem: key_pem.to_owned(),
+            cert_pem: cert_pem.to_owned(),
+            cert_file_name,
+        })
+    }
+
+    /// The certificate, PEM, as served at `SigningCertURL`.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// The certificate's file name: `SimpleNotificationService-<hex>.pem`.
+    pub fn cert_file_name(&self) -> &str {
+        &self.cert_file_name
+    }
+
+    /// A signer naming `cert_url` (where HQ serves the certificate) as
+    /// every message's `SigningCertURL`.
+    pub fn signer(&self, cert_url: &str) -> Result<SnsSigner, SigningError> {
+        SnsSigner::from_pem(&self.key_pem, cert_url).map_err(crypto)
+    }
+}
+
+/// Makes a fresh key and a self-signed certificate for it, both PEM.
+pub fn generate() -> Result<(String, String), SigningError> {
+    let mut rng = rand::rngs::OsRng;
+    let private = RsaPrivateKey::new(&mut rng, KEY_BITS).map_err(crypto)?;
+    let key_pem = private.to_pkcs8_pem(LineEnding::LF).map_err(crypto)?.to_string();
+    let public = SubjectPublicKeyInfoOwned::from_key(RsaPublicKey::from(&private)).map_err(crypto)?;
+    let signer = SigningKey::<Sha256>::new(private);
+    let serial = SerialNumber::new(&rand::random::<[u8; 8]>()).map_err(crypto)?;
+    let validity = Validity::from_now(CERT_VALIDITY).map_err(crypto)?;
+    let subject = Name::from_str("CN=sns.interstella-hq.local,O=Interstella HQ").map_err(crypto)?;
+    let builder =
+        CertificateBuilder::new(Profile::Root, serial, validity, subject, public, &signer).map_err(crypto)?;
+    let cert = builder.build::<rsa::pkcs1v15::Signature>().map_err(crypto)?;
+    let cert_pem = cert.to_pem(LineEnding::LF).map_err(crypto)?;
+    // Round-trip once so a malformed certificate fails here, not in a verifier.
+    x509_cert::Certificate::from_der(&cert.to_der().map_err(crypto)?).map_err(crypto)?;
+    Ok((key_pem, cert_pem))
+}
+
+fn read(path: &Path) -> Result<String, SigningError> {
+    std::fs::read_to_string(path).map_err(|source| SigningError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}
+
+fn write(path: &Path, text: &str) -> Result<(), SigningError> {
+    std::fs::write(path, text).map_err(|source| SigningError::Io {
+        path: path.display().to_string(),
+        source,
+    })
+}

@@ -1,0 +1,343 @@
+//! The order feed: subscription confirmation, deliveries as SNS makes them,
+//! signatures, retries.
+
+use crate::support::{
+    Subscriber, config, eventually, publish, start_hq, subscribe, subscribe_confirmed, url,
+};
+use axum::http::StatusCode;
+use base64::Engine;
+use contracts::MessageType;
+use hq::feed::Topic;
+use rsa::pkcs1v15::{Signature, VerifyingKey};
+use rsa::pkcs8::DecodePublicKey;
+use rsa::signature::Verifier;
+use sha2::Sha256;
+use std::sync::Arc;
+use std::time::Duration;
+use x509_cert::der::{DecodePem, Encode};
+
+const WAIT: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+async fn a_subscription_is_live_only_once_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let subscriber = Subscriber::start(Arc::new(|_| StatusCode::OK), false).await;
+    let created = subscribe(&hq, "orders", &subscriber.endpoint()).await;
+    assert_eq!(created["state"], "pending_confirmation");
+
+    eventually("the SubscriptionConfirmation", WAIT, || async {
+        !subscriber.received().is_empty()
+    })
+    .await;
+    let confirmation = subscriber.received()[0].clone();
+    let envelope = confirmation.envelope();
+    assert_eq!(envelope.message_type, MessageType::SubscriptionConfirmation);
+    assert_eq!(envelope.topic_arn, "arn:aws:sns:us-east-1:000000000000:orders");
+    assert_eq!(
+        confirmation.header("x-amz-sns-message-type"),
+        Some("SubscriptionConfirmation")
+    );
+    assert_eq!(confirmation.header("x-amz-sns-subscription-arn"), None);
+    let subscribe_url = envelope.subscribe_url.clone().unwrap();
+    assert!(
+        subscribe_url.starts_with(&url(&hq, "/?Action=ConfirmSubscription&")),
+        "{subscribe_url}"
+    );
+
+    // Not confirmed: published orders reach nobody.
+    publish(&hq, "orders", r#"{"bundle": 1}"#).await;
+    let reconciliation = hq.hq().reconcile().await.unwrap();
+    assert_eq!(reconciliation.unrouted, 1);
+
+    // A wrong token confirms nothing; the SubscribeURL does, answering SNS' XML.
+    let wrong = subscribe_url.replace("Token=", "Token=0");
+    assert_eq!(reqwest::get(&wrong).await.unwrap().status(), 404);
+    let confirmed = reqwest::get(&subscribe_url).await.unwrap();
+    assert_eq!(confirmed.status(), 200);
+    let xml = confirmed.text().await.unwrap();
+    assert!(
+        xml.contains("<ConfirmSubscriptionResponse") && xml.contains(":orders:"),
+        "{xml}"
+    );
+
+    let message_id = publish(&hq, "orders", r#"{"bundle": 2}"#).await;
+    eventually("the notification", WAIT, || async {
+        subscriber.notifications().len() == 1
+    })
+    .await;
+    assert_eq!(subscriber.notifications()[0].envelope().message_id, message_id);
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+#[tokio::test]
+async fn deliveries_are_what_sns_sends_and_verify_against_hqs_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let subscriber = Subscriber::happy().await;
+    subscribe_confirmed(&hq, "iridium", &subscriber.endpoint()).await;
+    let message_id = publish(&hq, "iridium", r#"{"iridium": 3}"#).await;
+    eventually("the notification", WAIT, || async {
+        subscriber.notifications().len() == 1
+    })
+    .await;
+
+    let delivery = subscriber.notifications()[0].clone();
+    let envelope = delivery.envelope();
+    assert_eq!(delivery.header("content-type"), Some("text/plain; charset=UTF-8"));
+    assert_eq!(
+        delivery.header("user-agent"),
+        Some("Amazon Simple Notification Service Agent")
+    );
+    assert_eq!(delivery.header("x-amz-sns-message-type"), Some("Notification"));
+    assert_eq!(delivery.header("x-amz-sns-message-id"), Some(message_id.as_str()));
+    assert_eq!(
+        delivery.header("x-amz-sns-topic-arn"),
+        Some(Topic::Iridium.arn().as_str())
+    );
+    let subscription_arn = delivery.header("x-amz-sns-subscription-arn").unwrap();
+    assert!(subscription_arn.starts_with(&format!("{}:", Topic::Iridium.arn())));
+
+    // The body is the envelope in SNS' field order, Message as a string.
+    let raw: serde_json::Value = serde_json::from_str(&delivery.body).unwrap();
+    assert_eq!(raw["Message"], r#"{"iridium": 3}"#);
+    assert_eq!(raw["SignatureVersion"], "2");
+    assert!(raw.get("Subject").is_none());
+    assert_eq!(serde_json::to_string(&envelope).unwrap(), delivery.body);
+    assert!(
+        envelope
+            .unsubscribe_url
+            .as_deref()
+            .unwrap()
+            .contains("Action=Unsubscribe")
+    );
+
+    // The certificate is served where SigningCertURL says, with SNS' file name.
+    let cert_url = url::Url::parse(&envelope.signing_cert_url).unwrap();
+    assert_eq!(format!("{}", cert_url.host_str().unwrap()), "127.0.0.1");
+    let file = cert_url.path().trim_start_matches('/');
+    assert!(
+        file.starts_with("SimpleNotificationService-") && file.ends_with(".pem"),
+        "{file}"
+    );
+    let pem = reqwest::get(cert_url.clone())
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let cert = x509_cert::Certificate::from_pem(pem.as_bytes()).unwrap();
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der().unwrap();
+    let key = VerifyingKey::<Sha256>::new(rsa::RsaPublicKey::from_public_key_der(&spki).unwrap());
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(&envelope.signature)
+        .unwrap();
+    let signature = Signature::try_from(signature.as_slice()).unwrap();
+    key.verify(envelope.string_to_sign().as_bytes(), &signature)
+        .unwrap();
+    let mut tampered = envelope.clone();
+    tampered.message = r#"{"iridium": 300}"#.into();
+    assert!(
+        key.verify(tampered.string_to_sign().as_bytes(), &signature)
+            .is_err()
+    );
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+#[tokio::test]
+async fn publishing_checks_the_order_like_the_services() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let client = reqwest::Client::new();
+    for (topic, body, status) in [
+        ("orders", r#"{"iridium": 1}"#, 400),
+        ("orders", "{", 400),
+        ("orders", r#"{"bundle": 0}"#, 400),
+        ("iridium", r#"{"magnesite": 1}"#, 400),
+        ("gold", r#"{"gold": 1}"#, 404),
+        ("magnesite", r#"{"magnesite": "2"}"#, 201),
+    ] {
+        let response = client
+            .post(url(&hq, &format!("/topics/{topic}/publish")))
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), status, "{topic} {body}");
+    }
+    let bad_endpoint = client
+        .post(url(&hq, "/topics/orders/subscriptions"))
+        .json(&serde_json::json!({"endpoint": "ftp://x/"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad_endpoint.status(), 400);
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_client_errors_are_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    // Fails twice, then takes it.
+    let flaky = Subscriber::start(
+        Arc::new(|n| {
+            if n < 2 {
+                StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                StatusCode::OK
+            }
+        }),
+        true,
+    )
+    .await;
+    // Refuses every order as bad.
+    let picky = Subscriber::start(Arc::new(|_| StatusCode::BAD_REQUEST), true).await;
+    // Fails every time.
+    let broken = Subscriber::start(Arc::new(|_| StatusCode::INTERNAL_SERVER_ERROR), true).await;
+    subscribe_confirmed(&hq, "orders", &flaky.endpoint()).await;
+    subscribe_confirmed(&hq, "iridium", &picky.endpoint()).await;
+    subscribe_confirmed(&hq, "magnesite", &broken.endpoint()).await;
+
+    let flaky_id = publish(&hq, "orders", r#"{"bundle": 1}"#).await;
+    publish(&hq, "iridium", r#"{"iridium": 1}"#).await;
+    publish(&hq, "magnesite", r#"{"magnesite": 1}"#).await;
+    assert!(hq.hq().feed().drain(WAIT).await, "deliveries did not finish");
+
+    let attempts = flaky.notifications();
+    assert_eq!(attempts.len(), 3);
+    assert!(attempts.iter().all(|a| a.envelope().message_id == flaky_id));
+    assert!(
+        attempts.windows(2).all(|w| w[0].body == w[1].body),
+        "a retry resends the same body"
+    );
+    assert_eq!(picky.notifications().len(), 1);
+    assert_eq!(broken.notifications().len(), 4, "first attempt and 3 retries");
+
+    let stats = hq.hq().feed().stats();
+    let orders = stats[&Topic::Orders];
+    assert_eq!((orders.delivered, orders.retried, orders.failed), (1, 2, 0));
+    let iridium = stats[&Topic::Iridium];
+    assert_eq!((iridium.rejected, iridium.retried), (1, 0));
+    let magnesite = stats[&Topic::Magnesite];
+    assert_eq!((magnesite.failed, magnesite.retried), (1, 3));
+
+    // Nothing fulfilled these (the subscribers are not services): the
+    // rejected one is rejected, the others lost, and none is pending.
+    let reconciliation = hq.hq().reconcile().await.unwrap();
+    assert_eq!(reconciliation.published, 3);
+    assert_eq!(reconciliation.rejected, 1);
+    assert_eq!(reconciliation.lost, 2);
+    assert_eq!(reconciliation.pending, 0);
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_endpoint_that_is_down_gets_its_orders_when_it_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.feed.retry.num_retries = 100;
+    let hq = start_hq(config).await;
+    let subscriber = Subscriber::happy().await;
+    subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
+
+    subscriber.stop();
+    let mut ids = Vec::new();
+    for bundle in 1..=3 {
+        ids.push(publish(&hq, "orders", &format!("{{\"bundle\": {bundle}}}")).await);
+    }
+    let feed = hq.hq().feed().clone();
+    eventually("refused deliveries to be retried", WAIT, || async {
+        feed.stats()[&Topic::Orders].retried >= 3
+    })
+    .await;
+    assert!(subscriber.notifications().is_empty());
+
+    let back = subscriber.restart().await;
+    eventually("all orders delivered", WAIT, || async {
+        feed.stats()[&Topic::Orders].delivered == 3
+    })
+    .await;
+    let mut delivered: Vec<String> = back
+        .notifications()
+        .iter()
+        .map(|n| n.envelope().message_id)
+        .collect();
+    delivered.sort();
+    ids.sort();
+    assert_eq!(delivered, ids);
+    assert_eq!(feed.stats()[&Topic::Orders].failed, 0);
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+#[tokio::test]
+async fn start_up_subscriptions_wait_for_their_endpoint_and_go_live_once_confirmed() {
+    let dir = tempfile::tempdir().unwrap();
+    let subscriber = Subscriber::happy().await;
+    subscriber.stop();
+    let mut config = config(dir.path());
+    config.subscriptions = vec![(Topic::Orders, subscriber.endpoint().parse().unwrap())];
+    config.subscribe_every = Duration::from_millis(20);
+    let hq = start_hq(config).await;
+    let feed = hq.hq().feed().clone();
+
+    // The endpoint is down: the subscription exists but stays pending.
+    eventually("the start-up subscription", WAIT, || async {
+        feed.subscriptions().len() == 1
+    })
+    .await;
+    assert_eq!(
+        feed.subscriptions()[0].state,
+        hq::feed::SubscriptionState::PendingConfirmation
+    );
+    assert!(subscriber.received().is_empty());
+
+    // Once it is up, the confirmation is sent again and it confirms.
+    let back = subscriber.restart().await;
+    eventually("the start-up subscription confirmed", WAIT, || async {
+        feed.subscriptions()[0].state == hq::feed::SubscriptionState::Confirmed
+    })
+    .await;
+    assert_eq!(
+        feed.subscriptions().len(),
+        1,
+        "one subscription, not one per attempt"
+    );
+    let message_id = publish(&hq, "orders", r#"{"bundle": 1}"#).await;
+    eventually("the notification", WAIT, || async {
+        back.notifications().len() == 1
+    })
+    .await;
+    assert_eq!(back.notifications()[0].envelope().message_id, message_id);
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+#[test]
+fn subscribe_flags_parse_repeated_or_comma_separated() {
+    use clap::Parser;
+    let cli = hq::cli::Cli::try_parse_from([
+        "hq",
+        "--subscribe",
+        "orders=http://proxy/order/,iridium=http://proxy/iridium/",
+        "--subscribe",
+        "magnesite=http://proxy/magnesite/",
+    ])
+    .unwrap();
+    let (config, _) = cli.config();
+    let wired: Vec<(Topic, String)> = config
+        .subscriptions
+        .iter()
+        .map(|(topic, url)| (*topic, url.to_string()))
+        .collect();
+    assert_eq!(
+        wired,
+        [
+            (Topic::Orders, "http://proxy/order/".to_owned()),
+            (Topic::Iridium, "http://proxy/iridium/".to_owned()),
+            (Topic::Magnesite, "http://proxy/magnesite/".to_owned()),
+        ]
+    );
+    assert!(hq::cli::parse_subscription("orders").is_err());
+    assert!(hq::cli::parse_subscription("gold=http://proxy/gold/").is_err());
+    assert!(hq::cli::parse_subscription("orders=ftp://proxy/order/").is_err());
+}

@@ -1,0 +1,274 @@
+//! Starting HQ and a scriptable SNS subscriber on loopback, and waiting by
+//! polling with a deadline.
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use contracts::{Envelope, MessageType};
+use hq::feed::generator::GeneratorConfig;
+use hq::feed::{Backoff, FeedConfig, RetryPolicy};
+use hq::{HqConfig, RunningHq};
+use platform::ApiKey;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+
+/// The key HQ is given at start in these tests.
+pub const KEY: &str = "test-hq-key-0001";
+
+/// A retry policy fast enough for tests: 3 retries, 20 ms apart.
+pub fn fast_retries() -> FeedConfig {
+    FeedConfig {
+        retry: RetryPolicy {
+            num_retries: 3,
+            min_delay: Duration::from_millis(20),
+            max_delay: Duration::from_millis(20),
+            backoff: Backoff::Linear,
+        },
+        delivery_timeout: Duration::from_millis(500),
+        max_concurrent_deliveries: 16,
+    }
+}
+
+/// One signing identity for the whole test binary: making RSA keys is slow.
+fn identity_pems() -> &'static (String, String) {
+    static PEMS: OnceLock<(String, String)> = OnceLock::new();
+    PEMS.get_or_init(|| hq::signing::generate().unwrap())
+}
+
+/// A config for HQ in `dir`, with [`KEY`], the shared identity and fast retries.
+pub fn config(dir: &Path) -> HqConfig {
+    let (key, cert) = identity_pems();
+    std::fs::create_dir_all(dir).unwrap();
+    if !dir.join(hq::signing::KEY_FILE).exists() {
+        std::fs::write(dir.join(hq::signing::KEY_FILE), key).unwrap();
+        std::fs::write(dir.join(hq::signing::CERT_FILE), cert).unwrap();
+    }
+    let mut config = HqConfig::new(dir);
+    config.api_keys = vec![ApiKey::new(KEY)];
+    config.feed = fast_retries();
+    config.generator = GeneratorConfig::default();
+    config
+}
+
+/// Starts HQ on `127.0.0.1:0`.
+pub async fn start_hq(config: HqConfig) -> RunningHq {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    hq::start(listener, config).await.unwrap()
+}
+
+/// The URL of `path` on HQ.
+pub fn url(hq: &RunningHq, path: &str) -> String {
+    format!("http://{}{path}", hq.addr())
+}
+
+/// Polls `check` until it holds; panics naming `what` after `deadline`.
+pub async fn eventually<F, Fut>(what: &str, deadline: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let give_up = Instant::now() + deadline;
+    while !check().await {
+        assert!(
+            Instant::now() < give_up,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// One request the subscriber received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Its headers.
+    pub headers: HeaderMap,
+    /// Its body, as sent.
+    pub body: String,
+}
+
+impl Received {
+    /// The body as an envelope.
+    pub fn envelope(&self) -> Envelope {
+        serde_json::from_str(&self.body).unwrap()
+    }
+
+    /// A header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// What the subscriber answers to the n-th notification (0-based).
+pub type Script = Arc<dyn Fn(usize) -> StatusCode + Send + Sync>;
+
+/// A small SNS subscriber: confirms subscriptions by GETting SubscribeURL,
+/// answers notifications per its script, and keeps everything it received.
+#[derive(Clone)]
+pub struct Subscriber {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Everything received, in order.
+    pub received: Arc<Mutex<Vec<Received>>>,
+    state: SubscriberState,
+    stop: tokio_util::sync::CancellationToken,
+}
+
+#[derive(Clone)]
+struct SubscriberState {
+    received: Arc<Mutex<Vec<Received>>>,
+    script: Script,
+    confirm: bool,
+}
+
+impl Subscriber {
+    /// Starts a subscriber at `/order/`; `confirm` says whether it confirms.
+    pub async fn start(script: Script, confirm: bool) -> Self {
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let state = SubscriberState {
+            received: Arc::clone(&received),
+            script,
+            confirm,
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(listener, state)
+    }
+
+    fn serve(listener: TcpListener, state: SubscriberState) -> Self {
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::clone(&state.received);
+        let router = Router::new()
+            .route("/order/", post(receive))
+            .with_state(state.clone());
+        let stop = tokio_util::sync::CancellationToken::new();
+        let stopped = stop.clone().cancelled_owned();
+        tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(stopped)
+                .await
+        });
+        Self {
+            addr,
+            received,
+            state,
+            stop,
+        }
+    }
+
+    /// Stops listening: deliveries now meet a refused connection.
+    pub fn stop(&self) {
+        self.stop.cancel();
+    }
+
+    /// Listens again on the same address, keeping what it received.
+    pub async fn restart(&self) -> Self {
+        let give_up = Instant::now() + Duration::from_secs(5);
+        loop {
+            match TcpListener::bind(self.addr).await {
+                Ok(listener) => return Self::serve(listener, self.state.clone()),
+                Err(error) => {
+                    assert!(
+                        Instant::now() < give_up,
+                        "could not listen on {} again: {error}",
+                        self.addr
+                    );
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            }
+        }
+    }
+
+    /// Answers 200 to everything and confirms.
+    pub async fn happy() -> Self {
+        Self::start(Arc::new(|_| StatusCode::OK), true).await
+    }
+
+    /// Its endpoint URL.
+    pub fn endpoint(&self) -> String {
+        format!("http://{}/order/", self.addr)
+    }
+
+    /// What it received so far.
+    pub fn received(&self) -> Vec<Received> {
+        self.received.lock().unwrap().clone()
+    }
+
+    /// The notifications it received so far.
+    pub fn notifications(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.envelope().message_type == MessageType::Notification)
+            .collect()
+    }
+}
+
+async fn receive(State(state): State<SubscriberState>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let body = String::from_utf8(body.to_vec()).unwrap();
+    let envelope: Envelope = serde_json::from_str(&body).unwrap();
+    let notifications_before = {
+        let mut received = state.received.lock().unwrap();
+        let before = received
+            .iter()
+            .filter(|r| r.envelope().message_type == MessageType::Notification)
+            .count();
+        received.push(Received { headers, body });
+        before
+    };
+    match envelope.message_type {
+        MessageType::SubscriptionConfirmation if state.confirm => {
+            let url = envelope.subscribe_url.unwrap();
+            let status = reqwest::get(url).await.unwrap().status();
+            StatusCode::from_u16(status.as_u16()).unwrap()
+        }
+        MessageType::Notification => (state.script)(notifications_before),
+        _ => StatusCode::OK,
+    }
+}
+
+/// Subscribes `endpoint` to `topic` through HQ's API.
+pub async fn subscribe(hq: &RunningHq, topic: &str, endpoint: &str) -> serde_json::Value {
+    let response = reqwest::Client::new()
+        .post(url(hq, &format!("/topics/{topic}/subscriptions")))
+        .json(&serde_json::json!({ "endpoint": endpoint }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    response.json().await.unwrap()
+}
+
+/// Subscribes and waits until the subscription is confirmed.
+pub async fn subscribe_confirmed(hq: &RunningHq, topic: &str, endpoint: &str) {
+    subscribe(hq, topic, endpoint).await;
+    let feed = hq.hq().feed().clone();
+    let endpoint = endpoint.to_owned();
+    eventually("the subscription to be confirmed", Duration::from_secs(5), || {
+        let feed = feed.clone();
+        let endpoint = endpoint.clone();
+        async move {
+            feed.subscriptions()
+                .iter()
+                .any(|s| s.endpoint == endpoint && s.state == hq::feed::SubscriptionState::Confirmed)
+        }
+    })
+    .await;
+}
+
+/// Publishes `order` on `topic` through HQ's API; returns the MessageId.
+pub async fn publish(hq: &RunningHq, topic: &str, order: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(url(hq, &format!("/topics/{topic}/publish")))
+        .body(order.to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["message_id"].as_str().unwrap().to_owned()
+}

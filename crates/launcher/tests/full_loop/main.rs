@@ -1,0 +1,200 @@
+//! The whole loop in-process over loopback: HQ's feed → the services → HQ's
+//! ledger, with exact reconciliation, at every migration stage and through
+//! faults.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a failed test
+
+use hq::faults::FaultPlan;
+use hq::feed::{Backoff, RetryPolicy, Topic};
+use launcher::{LaunchConfig, Platform, Stage, launch};
+use std::future::Future;
+use std::path::Path;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+/// One signing identity for the whole test binary: making RSA keys is slow.
+fn identity_pems() -> &'static (String, String) {
+    static PEMS: OnceLock<(String, String)> = OnceLock::new();
+    PEMS.get_or_init(|| hq::signing::generate().unwrap())
+}
+
+fn config(stage: Stage, dir: &Path) -> LaunchConfig {
+    let (key, cert) = identity_pems();
+    std::fs::write(dir.join(hq::signing::KEY_FILE), key).unwrap();
+    std::fs::write(dir.join(hq::signing::CERT_FILE), cert).unwrap();
+    let mut config = LaunchConfig::new(stage, dir);
+    config.feed.retry = RetryPolicy {
+        num_retries: 60,
+        min_delay: Duration::from_millis(10),
+        max_delay: Duration::from_millis(100),
+        backoff: Backoff::Exponential,
+    };
+    config.feed.delivery_timeout = Duration::from_secs(5);
+    config
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let give_up = Instant::now() + WAIT;
+    while !check().await {
+        assert!(
+            Instant::now() < give_up,
+            "timed out after {WAIT:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Publishes `quantities` on `topic`; returns (iridium, magnesite) the ledger should get.
+async fn publish(platform: &Platform, topic: Topic, quantities: &[u32]) -> (u64, u64) {
+    let strangled = platform.stage().strangled();
+    let mut expected = (0, 0);
+    for &quantity in quantities {
+        platform
+            .hq()
+            .feed()
+            .publish(topic, &topic.order(quantity))
+            .await
+            .unwrap();
+        let q = u64::from(quantity);
+        match topic {
+            Topic::Orders => {
+                if !strangled.contains(&contracts::Resource::Iridium) {
+                    expected.0 += q;
+                }
+                if !strangled.contains(&contracts::Resource::Magnesite) {
+                    expected.1 += q;
+                }
+            }
+            Topic::Iridium => expected.0 += q,
+            Topic::Magnesite => expected.1 += q,
+        }
+    }
+    expected
+}
+
+async fn all_fulfilled(platform: &Platform) -> bool {
+    let r = platform.hq().reconcile().await.unwrap();
+    r.published > 0 && r.fulfilled == r.published
+}
+
+async fn totals(platform: &Platform) -> (u64, u64, u64) {
+    let totals = platform.hq().ledger().totals().await.unwrap();
+    let launcher_key = totals
+        .iter()
+        .find(|t| t.fulfillments > 0)
+        .cloned()
+        .unwrap_or_default();
+    (launcher_key.iridium, launcher_key.magnesite, launcher_key.replays)
+}
+
+async fn run_stage(stage: Stage) {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = launch(config(stage, dir.path())).await.unwrap();
+    let mut expected = (0, 0);
+    for topic in stage.fed_topics() {
+        let (i, m) = publish(&platform, topic, &[1, 2, 3]).await;
+        expected = (expected.0 + i, expected.1 + m);
+    }
+    eventually("every order fulfilled", || all_fulfilled(&platform)).await;
+    let (iridium, magnesite, _) = totals(&platform).await;
+    assert_eq!((iridium, magnesite), expected, "{stage:?}");
+    let published = stage.fed_topics().len() as u64 * 3;
+    let reconciliation = platform.shutdown(WAIT).await.unwrap();
+    assert_eq!(reconciliation.published, published);
+    assert_eq!(reconciliation.fulfilled, published);
+    assert!(reconciliation.is_clean(), "{reconciliation:?}");
+}
+
+#[tokio::test]
+async fn everything_in_the_monolith() {
+    run_stage(Stage::Monolith).await;
+}
+
+#[tokio::test]
+async fn iridium_strangled() {
+    run_stage(Stage::Iridium).await;
+}
+
+#[tokio::test]
+async fn both_strangled() {
+    run_stage(Stage::Both).await;
+}
+
+#[tokio::test]
+async fn nothing_is_lost_or_doubled_when_services_and_fulfillments_fail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut platform = launch(config(Stage::Both, dir.path())).await.unwrap();
+
+    // The fulfillment API refuses some calls outright and loses the answer
+    // to others after recording them; iridium is down.
+    platform.hq().faults().add(FaultPlan {
+        fail_fulfillments: 3,
+        lose_responses: 3,
+    });
+    platform.iridium.stop().await.unwrap();
+
+    let mut expected = (0, 0);
+    for topic in Topic::ALL {
+        let (i, m) = publish(&platform, topic, &[1, 2, 3, 4]).await;
+        expected = (expected.0 + i, expected.1 + m);
+    }
+    let feed = platform.hq().feed().clone();
+    eventually("iridium deliveries refused and retried", || async {
+        feed.stats()[&Topic::Iridium].retried >= 4
+    })
+    .await;
+    platform.iridium.restart().await.unwrap();
+
+    eventually("every order fulfilled", || all_fulfilled(&platform)).await;
+    let faults = platform.hq().faults().remaining();
+    assert_eq!(faults, FaultPlan::default(), "every fault was injected");
+    let (iridium, magnesite, replays) = totals(&platform).await;
+    assert_eq!((iridium, magnesite), expected);
+    assert!(
+        replays >= 3,
+        "lost answers were retried and counted once ({replays} replays)"
+    );
+    let stats = platform.hq().feed().stats();
+    assert!(
+        stats.values().all(|s| s.failed == 0 && s.rejected == 0),
+        "{stats:?}"
+    );
+
+    let reconciliation = platform.shutdown(WAIT).await.unwrap();
+    assert_eq!((reconciliation.published, reconciliation.fulfilled), (12, 12));
+    assert_eq!((reconciliation.lost, reconciliation.duplicated), (0, 0));
+    assert!(reconciliation.is_clean(), "{reconciliation:?}");
+}
+
+#[tokio::test]
+async fn the_generator_feeds_and_shutdown_drains() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(Stage::Iridium, dir.path());
+    config.rates = [(Topic::Orders, 50.0), (Topic::Iridium, 50.0)]
+        .into_iter()
+        .collect();
+    let mut platform = launch(config).await.unwrap();
+    platform.feed().await;
+    let feed = platform.hq().feed().clone();
+    eventually("orders generated on both topics", || async {
+        let stats = feed.stats();
+        stats[&Topic::Orders].published >= 10 && stats[&Topic::Iridium].published >= 10
+    })
+    .await;
+    let status = launcher::console::status_line(&platform).await;
+    assert!(
+        status.contains("orders:") && status.contains("retried"),
+        "{status}"
+    );
+    let reconciliation = platform.shutdown(WAIT).await.unwrap();
+    assert!(reconciliation.published >= 20);
+    assert_eq!(reconciliation.fulfilled, reconciliation.published);
+    assert!(reconciliation.is_clean(), "{reconciliation:?}");
+}

@@ -1,0 +1,124 @@
+#!/usr/bin/env bash
+# Build, tag and push the images to the stack's ECR repositories, then roll
+# the ECS services onto them (a CloudFormation update of the image tags) and
+# wait until the services are stable. Prints every step and every command.
+#
+#   deploy/push-and-roll.sh [options] [-- Parameter=Value ...]
+#
+# Options:
+#   --stack NAME        CloudFormation stack (default: interstella)
+#   --region REGION     AWS region (default: the AWS CLI's)
+#   --tag TAG           image tag (default: the git commit, -dirty if edited)
+#   --services "A B"    which images (default: "monolith iridium magnesite")
+#   --prebuilt          build the images around host-built static binaries
+#                       (docker/Dockerfile.prebuilt: nothing pulled) instead
+#                       of docker/Dockerfile
+#   --no-build          push images already tagged SERVICE:TAG locally
+#   --dry-run           print the commands, run nothing
+# Anything after `--` is passed to the stack update as parameter overrides,
+# e.g. `-- MonolithDesiredCount=2 IridiumDesiredCount=1 Strangled=iridium`.
+# Parameters not named keep their current values.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+STACK=interstella
+REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
+TAG=''
+SERVICES="monolith iridium magnesite"
+PREBUILT=0 BUILD=1 DRY_RUN=0
+OVERRIDES=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --stack) STACK=$2; shift 2 ;;
+    --region) REGION=$2; shift 2 ;;
+    --tag) TAG=$2; shift 2 ;;
+    --services) SERVICES=$2; shift 2 ;;
+    --prebuilt) PREBUILT=1; shift ;;
+    --no-build) BUILD=0; shift ;;
+    --dry-run) DRY_RUN=1; shift ;;
+    --) shift; OVERRIDES=("$@"); break ;;
+    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+if [ -z "$TAG" ]; then
+  TAG=$(git rev-parse --short=12 HEAD 2>/dev/null || date +%Y%m%d%H%M%S)
+  git diff --quiet HEAD 2>/dev/null || TAG="$TAG-dirty-$(date +%H%M%S)"
+fi
+AWS=(aws)
+[ -n "$REGION" ] && AWS+=(--region "$REGION")
+
+step() { printf '\n==> %s\n' "$*"; }
+run() {
+  printf '+ %s\n' "$*"
+  [ "$DRY_RUN" = 1 ] || "$@"
+}
+output() { # the stack output named $1
+  if [ "$DRY_RUN" = 1 ]; then
+    echo "<$1>"
+  else
+    "${AWS[@]}" cloudformation describe-stacks --stack-name "$STACK" \
+      --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text
+  fi
+}
+cap() { printf '%s%s' "$(tr '[:lower:]' '[:upper:]' <<<"${1:0:1}")" "${1:1}"; }
+
+step "reading the outputs of stack $STACK"
+CLUSTER=$(output ClusterName)
+declare -A REPO
+for svc in $SERVICES; do
+  REPO[$svc]=$(output "$(cap "$svc")RepositoryUri")
+  echo "$svc -> ${REPO[$svc]}:$TAG"
+done
+REGISTRY=${REPO[${SERVICES%% *}]%%/*}
+
+step "logging in to ECR ($REGISTRY)"
+if [ "$DRY_RUN" = 1 ]; then
+  echo "+ ${AWS[*]} ecr get-login-password | docker login --username AWS --password-stdin $REGISTRY"
+else
+  "${AWS[@]}" ecr get-login-password | docker login --username AWS --password-stdin "$REGISTRY"
+fi
+
+if [ "$BUILD" = 1 ]; then
+  if [ "$PREBUILT" = 1 ]; then
+    step "building static binaries on this machine"
+    PACKAGES=()
+    for svc in $SERVICES; do PACKAGES+=(-p "$svc"); done
+    run cargo build --release --locked --target x86_64-unknown-linux-musl "${PACKAGES[@]}"
+    CTX=$(mktemp -d)
+    trap 'rm -rf "$CTX"' EXIT
+    for svc in $SERVICES; do run cp "target/x86_64-unknown-linux-musl/release/$svc" "$CTX/"; done
+    run cp /etc/ssl/certs/ca-certificates.crt "$CTX/"
+  fi
+  for svc in $SERVICES; do
+    step "building image $svc:$TAG"
+    if [ "$PREBUILT" = 1 ]; then
+      run docker build -f docker/Dockerfile.prebuilt --target "$svc" -t "$svc:$TAG" "$CTX"
+    else
+      run docker build -f docker/Dockerfile --target "$svc" -t "$svc:$TAG" .
+    fi
+  done
+fi
+
+for svc in $SERVICES; do
+  step "tagging and pushing $svc:$TAG"
+  run docker tag "$svc:$TAG" "${REPO[$svc]}:$TAG"
+  run docker push "${REPO[$svc]}:$TAG"
+done
+
+step "rolling the services: stack $STACK with the new image tags"
+PARAMS=()
+for svc in $SERVICES; do PARAMS+=("$(cap "$svc")ImageTag=$TAG"); done
+run "${AWS[@]}" cloudformation deploy --stack-name "$STACK" \
+  --template-file deploy/interstella.yaml --capabilities CAPABILITY_IAM \
+  --no-fail-on-empty-changeset --parameter-overrides "${PARAMS[@]}" "${OVERRIDES[@]}"
+
+step "waiting for the ECS services to be stable"
+SERVICE_NAMES=()
+for svc in monolith iridium magnesite; do SERVICE_NAMES+=("$(output "$(cap "$svc")ServiceName")"); done
+run "${AWS[@]}" ecs wait services-stable --cluster "$CLUSTER" --services "${SERVICE_NAMES[@]}"
+
+step "done"
+ALB=$(output LoadBalancerDns)
+echo "ALB: http://$ALB/"
+echo "try: curl -H \"Content-Type: application/json\" -X POST -d '{\"Message\":{\"bundle\":\"1\"}}' http://$ALB/order/"

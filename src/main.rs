@@ -1,0 +1,9 @@
+//! `cargo run --release`: the whole Interstella platform on this machine.
+
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let code = launcher::console::run(launcher::cli::Cli::parse()).await?;
+    std::process::exit(code);
+}
