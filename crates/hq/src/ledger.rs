@@ -94,6 +94,16 @@ impl DeliveryOutcome {
 /// Orders published in one HQ run against fulfillments recorded for them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Reconciliation {
+    /// All topics together (serialized at the top level, beside `topics`).
+    #[serde(flatten)]
+    pub total: OrderCounts,
+    /// Per topic, the same counts.
+    pub topics: BTreeMap<String, OrderCounts>,
+}
+
+/// How the orders of a run (or of one topic in it) ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OrderCounts {
     /// Orders published.
     pub published: u64,
     /// Orders with at least one fulfillment recorded under their MessageId.
@@ -108,27 +118,28 @@ pub struct Reconciliation {
     pub lost: u64,
     /// Extra fulfillments recorded for an order already fulfilled.
     pub duplicated: u64,
-    /// Per topic, the same counts.
-    pub topics: BTreeMap<String, TopicReconciliation>,
 }
 
-/// One topic's share of a [`Reconciliation`].
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct TopicReconciliation {
-    /// Orders published.
-    pub published: u64,
-    /// Orders fulfilled.
-    pub fulfilled: u64,
-    /// Orders refused with 4xx.
-    pub rejected: u64,
-    /// Orders still in delivery.
-    pub pending: u64,
-    /// Orders with no confirmed subscription.
-    pub unrouted: u64,
-    /// Orders lost.
-    pub lost: u64,
-    /// Extra fulfillments.
-    pub duplicated: u64,
+impl OrderCounts {
+    /// Adds another set of counts to these.
+    fn add(&mut self, other: &OrderCounts) {
+        self.published += other.published;
+        self.fulfilled += other.fulfilled;
+        self.rejected += other.rejected;
+        self.pending += other.pending;
+        self.unrouted += other.unrouted;
+        self.lost += other.lost;
+        self.duplicated += other.duplicated;
+    }
+}
+
+// The totals are what callers mostly read: `reconciliation.lost`.
+impl std::ops::Deref for Reconciliation {
+    type Target = OrderCounts;
+
+    fn deref(&self) -> &OrderCounts {
+        &self.total
+    }
 }
 
 impl Reconciliation {
@@ -436,15 +447,11 @@ impl Ledger {
                     entry.lost += 1;
                 }
             }
+            let mut sum = OrderCounts::default();
             for topic in total.topics.values() {
-                total.published += topic.published;
-                total.fulfilled += topic.fulfilled;
-                total.rejected += topic.rejected;
-                total.pending += topic.pending;
-                total.unrouted += topic.unrouted;
-                total.lost += topic.lost;
-                total.duplicated += topic.duplicated;
+                sum.add(topic);
             }
+            total.total = sum;
             Ok(total)
         })
         .await
