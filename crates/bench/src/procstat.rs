@@ -11,6 +11,12 @@ use procfs::{Current, CurrentSI, KernelStats, LoadAverage};
 pub struct Memory {
     /// Resident set now (VmRSS), KiB.
     pub rss_kib: u64,
+    /// Of the resident set now, the process' own memory: heap, stacks
+    /// (RssAnon), KiB.
+    pub anon_kib: u64,
+    /// Of the resident set now, pages of files mapped in, mostly the binary's
+    /// own code: shared, and reclaimable page cache (RssFile), KiB.
+    pub file_kib: u64,
     /// Peak resident set since start or the last [`reset_peak`] (VmHWM), KiB.
     pub peak_kib: u64,
     /// Threads in the process.
@@ -24,6 +30,8 @@ pub fn memory(pid: u32) -> Result<Memory, BenchError> {
         .map_err(BenchError::proc(format!("status of {pid}")))?;
     Ok(Memory {
         rss_kib: status.vmrss.unwrap_or_default(),
+        anon_kib: status.rssanon.unwrap_or_default(),
+        file_kib: status.rssfile.unwrap_or_default(),
         peak_kib: status.vmhwm.unwrap_or_default(),
         threads: status.threads,
     })

@@ -364,6 +364,7 @@ impl Report {
             "service",
             "idle RSS MB",
             "RSS after load MB",
+            "of which anon + file MB",
             "peak RSS MB",
             "threads",
             "start-up ms (median, min–max)",
@@ -380,12 +381,17 @@ impl Report {
                 service.name.clone(),
                 format!("{:.1}", megabytes(service.idle.rss_kib)),
                 format!("{:.1}", megabytes(service.after_load.rss_kib)),
+                format!(
+                    "{:.1} + {:.1}",
+                    megabytes(service.after_load.anon_kib),
+                    megabytes(service.after_load.file_kib)
+                ),
                 format!("{:.1}", megabytes(service.peak_kib)),
                 service.after_load.threads.to_string(),
                 startup,
             ]);
         }
-        right_align(&mut table, &[1, 2, 3, 4]);
+        right_align(&mut table, &[1, 2, 3, 4, 5]);
         table
     }
 

@@ -2,6 +2,7 @@
 
 use contracts::Resource;
 use platform::TrustConfig;
+use platform::downstream::DEFAULT_MAX_CONNECTIONS;
 use platform::ssm::FulfillmentApi;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -17,6 +18,8 @@ pub struct MonolithConfig {
     pub gather_delay: Duration,
     /// Timeout of each fulfillment API call (`DOWNSTREAM_TIMEOUT_MS`).
     pub downstream_timeout: Duration,
+    /// Calls in flight to the fulfillment API at most (`DOWNSTREAM_MAX_CONNECTIONS`).
+    pub downstream_max_connections: usize,
     /// Whom to believe.
     pub trust: TrustConfig,
 }
@@ -32,6 +35,7 @@ impl MonolithConfig {
             strangled: BTreeSet::new(),
             gather_delay: Duration::ZERO,
             downstream_timeout: Self::DEFAULT_DOWNSTREAM_TIMEOUT,
+            downstream_max_connections: DEFAULT_MAX_CONNECTIONS,
             trust: TrustConfig::default(),
         }
     }

@@ -45,7 +45,8 @@ pub fn router(config: MonolithConfig) -> Result<Router, reqwest::Error> {
         config.api.endpoint.clone(),
         "fulfillment API",
         config.downstream_timeout,
-    );
+    )
+    .with_max_connections(config.downstream_max_connections);
     let intake = OrderIntake::new(config.trust.clone(), client);
     let state = Arc::new(Monolith { config, intake, api });
     Ok(Router::new()
@@ -73,6 +74,8 @@ async fn order(
         Intake::Done(reply) => return Ok(reply),
         Intake::Order { order, message_id } => (order, message_id),
     };
+    // The raw body pins hyper's read buffer; it is not needed past here.
+    drop(body);
     let BundleOrder { bundle } = parse_bundle(&order)?;
     let config = &monolith.config;
     let request = gather(bundle, &config.strangled, config.gather_delay).await;

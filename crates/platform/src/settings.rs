@@ -80,6 +80,19 @@ pub fn millis(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
+/// The most `DOWNSTREAM_MAX_CONNECTIONS` may be.
+pub const MAX_CONNECTIONS_LIMIT: usize = 4096;
+
+/// Parses `DOWNSTREAM_MAX_CONNECTIONS`: a whole number from 1 to [`MAX_CONNECTIONS_LIMIT`].
+pub fn max_connections(text: &str) -> Result<usize, String> {
+    match text.trim().parse::<usize>() {
+        Ok(n) if (1..=MAX_CONNECTIONS_LIMIT).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a whole number from 1 to {MAX_CONNECTIONS_LIMIT}"
+        )),
+    }
+}
+
 /// Resolves the monolith's address from `monolithUrl`/`MONOLITH_URL`: a bare
 /// host (the workshop passes an ALB DNS name) gets `http://`; a URL with no
 /// path gets the glue hook's `/fulfill/`.

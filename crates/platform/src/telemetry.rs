@@ -13,7 +13,7 @@ use tracing_subscriber::EnvFilter;
 
 /// Lines queued for the writer thread at most; a line's slot is reserved
 /// up front, so this bounds memory too (about 40 bytes a slot).
-const QUEUED_LINES: usize = 8192;
+const QUEUED_LINES: usize = 1024;
 /// Bytes the writer thread gathers before writing; it writes whatever it has
 /// as soon as the queue runs dry, so an idle service holds nothing back.
 const WRITE_BUFFER: usize = 64 * 1024;

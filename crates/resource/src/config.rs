@@ -2,6 +2,7 @@
 
 use contracts::Resource;
 use platform::TrustConfig;
+use platform::downstream::DEFAULT_MAX_CONNECTIONS;
 use std::time::Duration;
 use url::Url;
 
@@ -17,6 +18,8 @@ pub struct ResourceConfig {
     /// Timeout of each glue-hook call (`DOWNSTREAM_TIMEOUT_MS`); longer than
     /// the monolith's own API timeout, so its answer gets back to us.
     pub downstream_timeout: Duration,
+    /// Calls in flight to the monolith at most (`DOWNSTREAM_MAX_CONNECTIONS`).
+    pub downstream_max_connections: usize,
     /// Whom to believe.
     pub trust: TrustConfig,
 }
@@ -32,6 +35,7 @@ impl ResourceConfig {
             glue_hook,
             gather_delay: Duration::ZERO,
             downstream_timeout: Self::DEFAULT_DOWNSTREAM_TIMEOUT,
+            downstream_max_connections: DEFAULT_MAX_CONNECTIONS,
             trust: TrustConfig::default(),
         }
     }

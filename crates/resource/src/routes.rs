@@ -36,7 +36,8 @@ pub fn router(config: ResourceConfig) -> Result<Router, reqwest::Error> {
         config.glue_hook.clone(),
         "monolith",
         config.downstream_timeout,
-    );
+    )
+    .with_max_connections(config.downstream_max_connections);
     let intake = OrderIntake::new(config.trust.clone(), client);
     let resource = config.resource;
     let health = format!(
@@ -73,6 +74,8 @@ async fn order(
         Intake::Done(reply) => return Ok(reply),
         Intake::Order { order, message_id } => (order, message_id),
     };
+    // The raw body pins hyper's read buffer; it is not needed past here.
+    drop(body);
     let order = parse_resource_order(&order, resource)?;
     tracing::info!("Producing {} {}", order.quantity, resource);
     if !service.config.gather_delay.is_zero() {

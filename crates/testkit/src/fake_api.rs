@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -43,6 +44,8 @@ impl Received {
 struct Shared {
     behaviour: Mutex<ApiBehaviour>,
     received: Mutex<Vec<Received>>,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
 }
 
 /// A running fake API; dropped with the test's runtime.
@@ -59,6 +62,8 @@ impl FakeApi {
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(ApiBehaviour::Succeed),
             received: Mutex::new(Vec::new()),
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
         });
         let router = Router::new()
             .route("/receiving/", post(receive))
@@ -83,9 +88,32 @@ impl FakeApi {
     pub fn count(&self) -> usize {
         self.shared.received.lock().unwrap().len()
     }
+
+    /// The most requests it was answering at the same time.
+    pub fn most_in_flight(&self) -> usize {
+        self.shared.most_in_flight.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts a request in flight until dropped.
+struct InFlight<'a>(&'a Shared);
+
+impl<'a> InFlight<'a> {
+    fn enter(shared: &'a Shared) -> Self {
+        let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        shared.most_in_flight.fetch_max(now, Ordering::SeqCst);
+        Self(shared)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let _in_flight = InFlight::enter(&shared);
     let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     shared.received.lock().unwrap().push(Received { headers, body });
     let behaviour = *shared.behaviour.lock().unwrap();

@@ -174,6 +174,20 @@ async fn hanging_api_answers_504_within_the_timeout() {
 }
 
 #[tokio::test]
+async fn calls_to_the_api_are_bounded_and_the_rest_wait_their_turn() {
+    let (app, api) = monolith_with(|config| config.downstream_max_connections = 2).await;
+    api.behave(ApiBehaviour::Delay(Duration::from_millis(150)));
+    let orders = (0..6).map(|_| app.post("/order/", JSON, &[], WORKSHOP_CURL_BODY));
+    let answers = futures_util::future::join_all(orders).await;
+    for (status, text) in answers {
+        assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED));
+    }
+    assert_eq!(api.count(), 6);
+    // Six orders at once, but never more than two calls at the API.
+    assert_eq!(api.most_in_flight(), 2);
+}
+
+#[tokio::test]
 async fn strangled_resources_are_not_gathered() {
     let (app, api) =
         monolith_with(|config| config.strangled = BTreeSet::from([contracts::Resource::Iridium])).await;
