@@ -3,8 +3,7 @@
 use crate::config::MonolithConfig;
 use clap::Parser;
 use contracts::Resource;
-use platform::downstream::DEFAULT_MAX_CONNECTIONS;
-use platform::settings::{FulfillmentApiArgs, LogFormat, TrustConfig, max_connections, millis};
+use platform::settings::{DownstreamLimitArgs, FulfillmentApiArgs, LogFormat, TrustConfig, millis};
 use platform::ssm::{ConfigError, resolve_fulfillment_api};
 use std::collections::BTreeSet;
 
@@ -30,14 +29,9 @@ pub struct Cli {
     /// Timeout of each fulfillment API call, in milliseconds.
     #[arg(long, env = "DOWNSTREAM_TIMEOUT_MS", default_value_t = 5000)]
     pub downstream_timeout_ms: u64,
-    /// Calls in flight to the fulfillment API at most; more wait for a free one.
-    #[arg(
-        long,
-        env = "DOWNSTREAM_MAX_CONNECTIONS",
-        default_value_t = DEFAULT_MAX_CONNECTIONS,
-        value_parser = max_connections
-    )]
-    pub downstream_max_connections: usize,
+    /// How many calls to it at once.
+    #[command(flatten)]
+    pub downstream_limit: DownstreamLimitArgs,
     /// Whom to believe.
     #[command(flatten)]
     pub trust: TrustConfig,
@@ -53,7 +47,7 @@ impl Cli {
             strangled,
             gather_delay: millis(self.gather_delay_ms),
             downstream_timeout: millis(self.downstream_timeout_ms),
-            downstream_max_connections: self.downstream_max_connections,
+            downstream_max_connections: self.downstream_limit.downstream_max_connections,
             trust: self.trust.clone(),
         })
     }

@@ -5,6 +5,7 @@
 //! calling downstream with timeouts, reading configuration, logging and
 //! serving with a graceful drain are the same, and live here once.
 
+mod allocator;
 pub mod downstream;
 pub mod error;
 pub mod intake;

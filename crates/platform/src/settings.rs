@@ -3,6 +3,7 @@
 //! Every setting is an environment variable (SPEC §6) and the same-named
 //! command-line flag; services flatten these into their own command lines.
 
+use crate::downstream::DEFAULT_MAX_CONNECTIONS;
 use clap::builder::BoolishValueParser;
 use std::time::Duration;
 use url::Url;
@@ -80,6 +81,21 @@ pub fn millis(ms: u64) -> Duration {
     Duration::from_millis(ms)
 }
 
+/// How many calls a service keeps in flight to the one it calls next.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct DownstreamLimitArgs {
+    /// Calls in flight at once to the next service (the fulfillment API for
+    /// the monolith, the monolith for iridium and magnesite); more wait their
+    /// turn, inside their timeout.
+    #[arg(
+        long,
+        env = "DOWNSTREAM_MAX_CONNECTIONS",
+        default_value_t = DEFAULT_MAX_CONNECTIONS,
+        value_parser = max_connections
+    )]
+    pub downstream_max_connections: usize,
+}
+
 /// The most `DOWNSTREAM_MAX_CONNECTIONS` may be.
 pub const MAX_CONNECTIONS_LIMIT: usize = 4096;
 
@@ -113,6 +129,16 @@ pub fn glue_hook_url(monolith: &str) -> Result<Url, url::ParseError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_connections_is_a_whole_number_from_one_to_the_limit() {
+        assert_eq!(max_connections("64"), Ok(64));
+        assert_eq!(max_connections(" 1 "), Ok(1));
+        assert_eq!(max_connections("4096"), Ok(MAX_CONNECTIONS_LIMIT));
+        for refused in ["0", "4097", "-1", "many", ""] {
+            assert!(max_connections(refused).is_err(), "{refused:?} was accepted");
+        }
+    }
 
     #[test]
     fn glue_hook_url_takes_bare_hosts_and_full_urls() {

@@ -3,8 +3,7 @@
 use crate::config::ResourceConfig;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use contracts::Resource;
-use platform::downstream::DEFAULT_MAX_CONNECTIONS;
-use platform::settings::{LogFormat, TrustConfig, glue_hook_url, max_connections, millis};
+use platform::settings::{DownstreamLimitArgs, LogFormat, TrustConfig, glue_hook_url, millis};
 use platform::ssm::ConfigError;
 
 /// Settings of the `iridium` and `magnesite` binaries; every flag is also an
@@ -30,14 +29,9 @@ pub struct Cli {
     /// Timeout of each call to the monolith, in milliseconds.
     #[arg(long, env = "DOWNSTREAM_TIMEOUT_MS", default_value_t = 10_000)]
     pub downstream_timeout_ms: u64,
-    /// Calls in flight to the monolith at most; more wait for a free one.
-    #[arg(
-        long,
-        env = "DOWNSTREAM_MAX_CONNECTIONS",
-        default_value_t = DEFAULT_MAX_CONNECTIONS,
-        value_parser = max_connections
-    )]
-    pub downstream_max_connections: usize,
+    /// How many calls to it at once.
+    #[command(flatten)]
+    pub downstream_limit: DownstreamLimitArgs,
     /// Whom to believe.
     #[command(flatten)]
     pub trust: TrustConfig,
@@ -73,7 +67,7 @@ impl Cli {
             glue_hook,
             gather_delay: millis(self.gather_delay_ms),
             downstream_timeout: millis(self.downstream_timeout_ms),
-            downstream_max_connections: self.downstream_max_connections,
+            downstream_max_connections: self.downstream_limit.downstream_max_connections,
             trust: self.trust.clone(),
         })
     }
