@@ -14,7 +14,7 @@ async fn main() -> anyhow::Result<()> {
         // Printed for the person who asked, on the terminal only; never logged.
         eprintln!("HQ issued API key: {}", key.expose());
     }
-    let listener = tokio::net::TcpListener::bind(cli.listen).await?;
+    let listener = platform::startup::bind_addr(cli.listen).await?;
     let reconciliation = hq::run(
         listener,
         config,

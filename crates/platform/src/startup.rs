@@ -30,11 +30,20 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// Binds `0.0.0.0:port` (containers must listen on every interface), with a
 /// [`LISTEN_BACKLOG`]-deep accept queue.
 pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
-    let socket = TcpSocket::new_v4()?;
+    bind_addr(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).await
+}
+
+/// Binds `addr` with a [`LISTEN_BACKLOG`]-deep accept queue.
+pub async fn bind_addr(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
     // As `TcpListener::bind` does: a restarted service can take its port
     // back while the old connections sit in TIME_WAIT.
     socket.set_reuseaddr(true)?;
-    socket.bind(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)))?;
+    socket.bind(addr)?;
     socket.listen(LISTEN_BACKLOG)
 }
 
