@@ -74,8 +74,6 @@ async fn order(
         Intake::Done(reply) => return Ok(reply),
         Intake::Order { order, message_id } => (order, message_id),
     };
-    // The raw body pins hyper's read buffer; it is not needed past here.
-    drop(body);
     let BundleOrder { bundle } = parse_bundle(&order)?;
     let config = &monolith.config;
     let request = gather(bundle, &config.strangled, config.gather_delay).await;

@@ -74,8 +74,6 @@ async fn order(
         Intake::Done(reply) => return Ok(reply),
         Intake::Order { order, message_id } => (order, message_id),
     };
-    // The raw body pins hyper's read buffer; it is not needed past here.
-    drop(body);
     let order = parse_resource_order(&order, resource)?;
     tracing::info!("Producing {} {}", order.quantity, resource);
     if !service.config.gather_delay.is_zero() {
