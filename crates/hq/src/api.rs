@@ -4,10 +4,10 @@
 //!
 //! Errors become status codes in one place, [`ApiError`]'s `IntoResponse`.
 
-use crate::Hq;
 use crate::faults::{Fault, FaultPlan};
 use crate::feed::{FeedError, Topic};
-use crate::ledger::LedgerError;
+use crate::ledger::{KeyInfo, LedgerError};
+use crate::state::Hq;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -174,7 +174,7 @@ async fn certificate(State(hq): State<Hq>, Path(file): Path<String>) -> Result<R
 }
 
 /// The caller's key, checked against the ledger.
-async fn caller(hq: &Hq, headers: &HeaderMap) -> Result<crate::ledger::KeyInfo, ApiError> {
+async fn caller(hq: &Hq, headers: &HeaderMap) -> Result<KeyInfo, ApiError> {
     let key = headers
         .get(API_KEY_HEADER)
         .and_then(|value| value.to_str().ok())

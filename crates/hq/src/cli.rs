@@ -1,8 +1,9 @@
 //! The `hq` binary's command line; every flag is also an environment variable.
 
+use crate::config::HqConfig;
 use crate::feed::generator::GeneratorConfig;
-use crate::feed::{Backoff, FeedConfig, RetryPolicy, Topic};
-use crate::{HqConfig, keys};
+use crate::feed::{Backoff, FeedConfig, RetryPolicy, Topic, parse_endpoint};
+use crate::keys;
 use clap::Parser;
 use platform::ApiKey;
 use platform::settings::LogFormat;
@@ -98,10 +99,7 @@ pub fn parse_subscription(text: &str) -> Result<(Topic, Url), String> {
         .split_once('=')
         .ok_or_else(|| format!("expected topic=http://endpoint/, got {text:?}"))?;
     let topic = topic.trim().parse::<Topic>().map_err(|e| e.to_string())?;
-    let endpoint = Url::parse(endpoint.trim())
-        .ok()
-        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
-        .ok_or_else(|| format!("endpoint must be an http:// or https:// URL, got {endpoint:?}"))?;
+    let endpoint = parse_endpoint(endpoint).map_err(|e| e.to_string())?;
     Ok((topic, endpoint))
 }
 

@@ -48,7 +48,7 @@ async fn a_subscription_is_live_only_once_confirmed() {
     // Not confirmed: published orders reach nobody.
     publish(&hq, "orders", r#"{"bundle": 1}"#).await;
     let reconciliation = hq.hq().reconcile().await.unwrap();
-    assert_eq!(reconciliation.unrouted, 1);
+    assert_eq!(reconciliation.totals.unrouted, 1);
 
     // A wrong token confirms nothing; the SubscribeURL does, answering SNS' XML.
     let wrong = subscribe_url.replace("Token=", "Token=0");
@@ -225,10 +225,10 @@ async fn server_errors_are_retried_client_errors_are_not() {
     // Nothing fulfilled these (the subscribers are not services): the
     // rejected one is rejected, the others lost, and none is pending.
     let reconciliation = hq.hq().reconcile().await.unwrap();
-    assert_eq!(reconciliation.published, 3);
-    assert_eq!(reconciliation.rejected, 1);
-    assert_eq!(reconciliation.lost, 2);
-    assert_eq!(reconciliation.pending, 0);
+    assert_eq!(reconciliation.totals.published, 3);
+    assert_eq!(reconciliation.totals.rejected, 1);
+    assert_eq!(reconciliation.totals.lost, 2);
+    assert_eq!(reconciliation.totals.pending, 0);
     hq.shutdown(WAIT).await.unwrap();
 }
 
