@@ -80,6 +80,41 @@ impl Subscriptions {
             .map(|s| s.info.clone())
     }
 
+    /// Confirms the subscription holding `token` (the SubscribeURL's GET);
+    /// returns its ARN. Confirming twice is harmless.
+    fn confirm(&self, topic_arn: &str, token: &str) -> Result<String, FeedError> {
+        let mut subscriptions = lock_ignoring_poison(&self.0);
+        let subscription = subscriptions
+            .iter_mut()
+            .find(|s| s.info.topic.arn() == topic_arn && s.token == token)
+            .ok_or(FeedError::UnknownToken)?;
+        if subscription.info.state != SubscriptionState::Confirmed {
+            subscription.info.state = SubscriptionState::Confirmed;
+            tracing::info!(topic = %subscription.info.topic, endpoint = %subscription.info.endpoint, "subscription confirmed");
+        }
+        Ok(subscription.info.subscription_arn.clone())
+    }
+
+    /// Deletes a subscription (the UnsubscribeURL's GET).
+    fn remove(&self, subscription_arn: &str) -> Result<(), FeedError> {
+        let mut subscriptions = lock_ignoring_poison(&self.0);
+        let before = subscriptions.len();
+        subscriptions.retain(|s| s.info.subscription_arn != subscription_arn);
+        if subscriptions.len() == before {
+            return Err(FeedError::UnknownSubscription(subscription_arn.to_owned()));
+        }
+        tracing::info!(subscription = %subscription_arn, "unsubscribed");
+        Ok(())
+    }
+
+    /// Every subscription, as listed.
+    fn list(&self) -> Vec<SubscriptionInfo> {
+        lock_ignoring_poison(&self.0)
+            .iter()
+            .map(|s| s.info.clone())
+            .collect()
+    }
+
     /// The confirmed subscriptions of `topic`: where its orders go.
     pub(super) fn confirmed(&self, topic: Topic) -> Vec<Subscription> {
         lock_ignoring_poison(&self.0)
@@ -137,35 +172,16 @@ impl Feed {
     /// Confirms the subscription holding `token` (the SubscribeURL's GET);
     /// returns its ARN. Confirming twice is harmless.
     pub fn confirm(&self, topic_arn: &str, token: &str) -> Result<String, FeedError> {
-        let mut subscriptions = lock_ignoring_poison(&self.inner.subscriptions.0);
-        let subscription = subscriptions
-            .iter_mut()
-            .find(|s| s.info.topic.arn() == topic_arn && s.token == token)
-            .ok_or(FeedError::UnknownToken)?;
-        if subscription.info.state != SubscriptionState::Confirmed {
-            subscription.info.state = SubscriptionState::Confirmed;
-            tracing::info!(topic = %subscription.info.topic, endpoint = %subscription.info.endpoint, "subscription confirmed");
-        }
-        Ok(subscription.info.subscription_arn.clone())
+        self.inner.subscriptions.confirm(topic_arn, token)
     }
 
     /// Deletes a subscription (the UnsubscribeURL's GET).
     pub fn unsubscribe(&self, subscription_arn: &str) -> Result<(), FeedError> {
-        let mut subscriptions = lock_ignoring_poison(&self.inner.subscriptions.0);
-        let before = subscriptions.len();
-        subscriptions.retain(|s| s.info.subscription_arn != subscription_arn);
-        if subscriptions.len() == before {
-            return Err(FeedError::UnknownSubscription(subscription_arn.to_owned()));
-        }
-        tracing::info!(subscription = %subscription_arn, "unsubscribed");
-        Ok(())
+        self.inner.subscriptions.remove(subscription_arn)
     }
 
     /// Every subscription.
     pub fn subscriptions(&self) -> Vec<SubscriptionInfo> {
-        lock_ignoring_poison(&self.inner.subscriptions.0)
-            .iter()
-            .map(|s| s.info.clone())
-            .collect()
+        self.inner.subscriptions.list()
     }
 }

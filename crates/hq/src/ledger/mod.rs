@@ -22,7 +22,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 /// File name of the database inside the data directory.
-pub const DB_FILE: &str = "hq-ledger.sqlite3";
+const DB_FILE: &str = "hq-ledger.sqlite3";
 
 /// Why the ledger could not do something.
 #[derive(Debug, thiserror::Error)]
