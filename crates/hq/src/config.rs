@@ -45,4 +45,4 @@ impl HqConfig {
 
 /// How often an unconfirmed start-up subscription is sent its confirmation
 /// again, unless configured otherwise.
-const DEFAULT_SUBSCRIBE_EVERY: Duration = Duration::from_secs(1);
+pub const DEFAULT_SUBSCRIBE_EVERY: Duration = Duration::from_secs(1);
