@@ -7,9 +7,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The AWS region in HQ's ARNs; any will do, this is the workshop's.
-pub const REGION: &str = "us-east-1";
+const REGION: &str = "us-east-1";
 /// The account in HQ's ARNs: the all-zero account local stand-ins use.
-pub const ACCOUNT: &str = "000000000000";
+const ACCOUNT: &str = "000000000000";
 
 /// A topic of the order feed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -41,13 +41,8 @@ impl Topic {
         format!("arn:aws:sns:{REGION}:{ACCOUNT}:{}", self.as_str())
     }
 
-    /// The topic whose ARN this is.
-    pub fn from_arn(arn: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|topic| topic.arn() == arn)
-    }
-
     /// The order this topic carries, as the services parse it.
-    pub fn order_kind(self) -> OrderKind {
+    fn order_kind(self) -> OrderKind {
         match self {
             Self::Orders => OrderKind::Bundle,
             Self::Iridium => OrderKind::Resource(Resource::Iridium),

@@ -81,7 +81,7 @@ async fn publish(platform: &Platform, topic: Topic, quantities: &[u32]) -> (u64,
 
 async fn all_fulfilled(platform: &Platform) -> bool {
     let r = platform.hq().reconcile().await.unwrap();
-    r.published > 0 && r.fulfilled == r.published
+    r.totals.published > 0 && r.totals.fulfilled == r.totals.published
 }
 
 async fn totals(platform: &Platform) -> (u64, u64, u64) {
@@ -107,8 +107,8 @@ async fn run_stage(stage: Stage) {
     assert_eq!((iridium, magnesite), expected, "{stage:?}");
     let published = stage.fed_topics().len() as u64 * 3;
     let reconciliation = platform.shutdown(WAIT).await.unwrap();
-    assert_eq!(reconciliation.published, published);
-    assert_eq!(reconciliation.fulfilled, published);
+    assert_eq!(reconciliation.totals.published, published);
+    assert_eq!(reconciliation.totals.fulfilled, published);
     assert!(reconciliation.is_clean(), "{reconciliation:?}");
 }
 
@@ -168,8 +168,14 @@ async fn nothing_is_lost_or_doubled_when_services_and_fulfillments_fail() {
     );
 
     let reconciliation = platform.shutdown(WAIT).await.unwrap();
-    assert_eq!((reconciliation.published, reconciliation.fulfilled), (12, 12));
-    assert_eq!((reconciliation.lost, reconciliation.duplicated), (0, 0));
+    assert_eq!(
+        (reconciliation.totals.published, reconciliation.totals.fulfilled),
+        (12, 12)
+    );
+    assert_eq!(
+        (reconciliation.totals.lost, reconciliation.totals.duplicated),
+        (0, 0)
+    );
     assert!(reconciliation.is_clean(), "{reconciliation:?}");
 }
 
@@ -194,7 +200,7 @@ async fn the_generator_feeds_and_shutdown_drains() {
         "{status}"
     );
     let reconciliation = platform.shutdown(WAIT).await.unwrap();
-    assert!(reconciliation.published >= 20);
-    assert_eq!(reconciliation.fulfilled, reconciliation.published);
+    assert!(reconciliation.totals.published >= 20);
+    assert_eq!(reconciliation.totals.fulfilled, reconciliation.totals.published);
     assert!(reconciliation.is_clean(), "{reconciliation:?}");
 }
