@@ -786,6 +786,7 @@ def part2(moto: Moto, bin_dir: Path, workdir: Path, state: dict) -> None:
         cfn = moto.client("cloudformation")
         previous = [p for p in state["params"] if p != "Strangled"]
         stack_op(cfn, "update_stack", PLATFORM_STACK, "interstella.yaml", {"Strangled": "iridium"}, previous)
+        state["params"]["Strangled"] = "iridium"
         td = task_definition(plat.ecs, "interstella-monolith")
         check(
             "monolith's new task definition has STRANGLED=iridium",
@@ -827,7 +828,7 @@ def free_port_for(plat: Platform, container: str) -> int:
 def fargate(moto: Moto, state: dict) -> None:
     step("LaunchType=FARGATE, CpuArchitecture=ARM64 by a stack update")
     cfn, ecs = moto.client("cloudformation"), moto.client("ecs")
-    previous = [p for p in state["params"]] + ["Strangled"]
+    previous = list(state["params"])  # what the stack was last given
     stack_op(
         cfn,
         "update_stack",
