@@ -7,9 +7,12 @@
 #
 # Options:
 #   --stack NAME        CloudFormation stack (default: interstella)
+#   --template FILE     its template (default: deploy/interstella.yaml;
+#                       deploy/hq.yaml for the admin stack, --services hq)
 #   --region REGION     AWS region (default: the AWS CLI's)
 #   --tag TAG           image tag (default: the git commit, -dirty if edited)
-#   --services "A B"    which images (default: "monolith iridium magnesite")
+#   --services "A B"    which images (default: "monolith iridium magnesite";
+#                       "hq" for the admin stack)
 #   --prebuilt          build the images around host-built static binaries
 #                       (docker/Dockerfile.prebuilt: nothing pulled) instead
 #                       of docker/Dockerfile
@@ -17,11 +20,14 @@
 #   --dry-run           print the commands, run nothing
 # Anything after `--` is passed to the stack update as parameter overrides,
 # e.g. `-- MonolithDesiredCount=2 IridiumDesiredCount=1 Strangled=iridium`.
-# Parameters not named keep their current values.
+# Parameters not named keep their current values. The admin stack:
+#   deploy/push-and-roll.sh --stack interstella-hq --template deploy/hq.yaml \
+#     --services hq -- HqDesiredCount=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 STACK=interstella
+TEMPLATE=deploy/interstella.yaml
 REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
 TAG=''
 SERVICES="monolith iridium magnesite"
@@ -30,6 +36,7 @@ OVERRIDES=()
 while [ $# -gt 0 ]; do
   case $1 in
     --stack) STACK=$2; shift 2 ;;
+    --template) TEMPLATE=$2; shift 2 ;;
     --region) REGION=$2; shift 2 ;;
     --tag) TAG=$2; shift 2 ;;
     --services) SERVICES=$2; shift 2 ;;
@@ -37,7 +44,7 @@ while [ $# -gt 0 ]; do
     --no-build) BUILD=0; shift ;;
     --dry-run) DRY_RUN=1; shift ;;
     --) shift; OVERRIDES=("$@"); break ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -110,15 +117,19 @@ step "rolling the services: stack $STACK with the new image tags"
 PARAMS=()
 for svc in $SERVICES; do PARAMS+=("$(cap "$svc")ImageTag=$TAG"); done
 run "${AWS[@]}" cloudformation deploy --stack-name "$STACK" \
-  --template-file deploy/interstella.yaml --capabilities CAPABILITY_IAM \
+  --template-file "$TEMPLATE" --capabilities CAPABILITY_IAM \
   --no-fail-on-empty-changeset --parameter-overrides "${PARAMS[@]}" "${OVERRIDES[@]}"
 
 step "waiting for the ECS services to be stable"
 SERVICE_NAMES=()
-for svc in monolith iridium magnesite; do SERVICE_NAMES+=("$(output "$(cap "$svc")ServiceName")"); done
+for svc in $SERVICES; do SERVICE_NAMES+=("$(output "$(cap "$svc")ServiceName")"); done
 run "${AWS[@]}" ecs wait services-stable --cluster "$CLUSTER" --services "${SERVICE_NAMES[@]}"
 
 step "done"
-ALB=$(output LoadBalancerDns)
-echo "ALB: http://$ALB/"
-echo "try: curl -H \"Content-Type: application/json\" -X POST -d '{\"Message\":{\"bundle\":\"1\"}}' http://$ALB/order/"
+if [ "$SERVICES" = hq ]; then
+  echo "HQ: $(output PortalUrl)"
+else
+  ALB=$(output LoadBalancerDns)
+  echo "ALB: http://$ALB/"
+  echo "try: curl -H \"Content-Type: application/json\" -X POST -d '{\"Message\":{\"bundle\":\"1\"}}' http://$ALB/order/"
+fi
