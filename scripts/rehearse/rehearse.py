@@ -108,6 +108,10 @@ def http(method: str, url: str, body: bytes | None = None, headers: dict | None 
         return e.code, e.read().decode(errors="replace")
 
 
+def post_json(url: str, value: object):
+    return http("POST", url, json.dumps(value).encode(), {"Content-Type": "application/json"})
+
+
 # ----------------------------------------------------------- the templates
 class CfnLoader(yaml.SafeLoader):
     """YAML with CloudFormation's short tags (!Ref, !Sub, ...) as the long form."""
@@ -729,35 +733,29 @@ def part2(moto: Moto, bin_dir: Path, workdir: Path, state: dict) -> None:
             )
             check("bundle 1 + iridium 2 + magnesite 3 fulfilled (iridium +3, magnesite +4)", True)
         except TimeoutError as e:
-            check("bundle 1 + iridium 2 + magnesite 3 fulfilled (iridium +3, magnesite +4)", False, e)
+            check(
+                "bundle 1 + iridium 2 + magnesite 3 fulfilled (iridium +3, magnesite +4)",
+                False,
+                f"{e}; the services said: {last_warnings(workdir)}",
+            )
             got = totals()
 
         step("the glue hook: refused on the internet, secret-bound inside")
-        status, body = http(
-            "POST",
-            f"{public}/fulfill/",
-            json.dumps({"iridium": 1}).encode(),
-            {"Content-Type": "application/json"},
-        )
+        status, body = post_json(f"{public}/fulfill/", {"iridium": 1})
         check(
             "POST /fulfill/ through the public listener: 403 from the listener",
             status == 403 and "internal" in body,
             (status, body),
         )
-        status, body = http("POST", f"{public}/fulfill", json.dumps({"iridium": 1}).encode())
+        status, body = post_json(f"{public}/fulfill", {"iridium": 1})
         check("POST /fulfill (no slash) through the public listener: 403", status == 403, (status, body))
-        status, body = http(
-            "POST",
-            f"{internal}/fulfill/",
-            json.dumps({"iridium": 1}).encode(),
-            {"Content-Type": "application/json"},
-        )
+        status, body = post_json(f"{internal}/fulfill/", {"iridium": 1})
         check(
             "POST /fulfill/ on the internal listener without GLUE_HOOK_SECRET: 401",
             status == 401,
             (status, body[:200]),
         )
-        status, _ = http("POST", f"{internal}/order/", json.dumps({"Message": {"bundle": 1}}).encode())
+        status, _ = post_json(f"{internal}/order/", {"Message": {"bundle": 1}})
         check("internal listener serves /fulfill* only: /order/ 404", status == 404, status)
         check("nothing fulfilled by those", totals()["iridium"] == got["iridium"], totals())
         got = totals()
@@ -814,9 +812,23 @@ def part2(moto: Moto, bin_dir: Path, workdir: Path, state: dict) -> None:
                 after,
             )
         except TimeoutError as e:
-            check("bundle 2 after strangling: magnesite +2, iridium +0", False, e)
+            check(
+                "bundle 2 after strangling: magnesite +2, iridium +0",
+                False,
+                f"{e}; the services said: {last_warnings(workdir)}",
+            )
     finally:
         plat.stop_all()
+
+
+def last_warnings(workdir: Path) -> list[str]:
+    """The services' last warning each, to say why an order was not fulfilled."""
+    said = []
+    for svc in SERVICES:
+        lines = [line for line in (workdir / f"{svc}.log").read_text().splitlines() if " WARN " in line]
+        if lines:
+            said.append(f"{svc}: {lines[-1][-300:]}")
+    return said
 
 
 def free_port_for(plat: Platform, container: str) -> int:
