@@ -160,6 +160,7 @@ class Moto:
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
         wait_until("moto listening", lambda: http("GET", f"{self.url}/moto-api/")[0] == 200)
+        self.cert_url = self.start_cert_shim()
 
     def client(self, service: str):
         return boto3.client(
@@ -170,7 +171,40 @@ class Moto:
             aws_secret_access_key="testing",
         )
 
+    def start_cert_shim(self) -> str:
+        """moto serves its signing certificate only to requests that carry an
+        SNS SigV4 Authorization header (its dispatcher picks the service from
+        that); the services fetch it plainly from their stand-in. This shim is
+        the stand-in (AWS_ENDPOINT_URL_SNS): it relays GET
+        /SimpleNotificationService-<hex>.pem to moto as SNS, and nothing else."""
+        moto_url = self.url
+
+        class CertShim(http_server.BaseHTTPRequestHandler):
+            def do_GET(self):  # the name http.server calls
+                status, body = 404, b""
+                if re.fullmatch(r"/SimpleNotificationService-[0-9a-f]+\.pem", self.path):
+                    scope = f"testing/20260101/{REGION}/sns/aws4_request"
+                    auth = f"AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders=host, Signature=0"
+                    req = urllib.request.Request(moto_url + self.path, headers={"Authorization": auth})
+                    try:
+                        with urllib.request.urlopen(req, timeout=10) as r:
+                            status, body = r.status, r.read()
+                    except urllib.error.HTTPError as e:
+                        status = e.code
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.shim = http_server.ThreadingHTTPServer(("127.0.0.1", free_port()), CertShim)
+        threading.Thread(target=self.shim.serve_forever, daemon=True).start()
+        return f"http://127.0.0.1:{self.shim.server_address[1]}/"
+
     def stop(self) -> None:
+        self.shim.shutdown()
         self.server.stop()
 
 
@@ -542,8 +576,9 @@ class Platform:
                 "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_ENDPOINT_URL": self.moto.url,
-                # moto signs the deliveries; the services fetch its certificate from it.
-                "AWS_ENDPOINT_URL_SNS": self.moto.url + "/",
+                # moto signs the deliveries; the services fetch its certificate
+                # through the shim (Moto.start_cert_shim).
+                "AWS_ENDPOINT_URL_SNS": self.moto.cert_url,
                 "RUST_LOG": os.environ.get("RUST_LOG", "info"),
             }
         )
