@@ -7,9 +7,12 @@
 #
 # Options:
 #   --stack NAME        CloudFormation stack (default: interstella)
+#   --template FILE     its template (default: deploy/interstella.yaml;
+#                       deploy/hq.yaml for the admin stack, --services hq)
 #   --region REGION     AWS region (default: the AWS CLI's)
 #   --tag TAG           image tag (default: the git commit, -dirty if edited)
-#   --services "A B"    which images (default: "monolith iridium magnesite")
+#   --services "A B"    which images (default: "monolith iridium magnesite";
+#                       "hq" for the admin stack)
 #   --prebuilt          build the images around host-built static binaries
 #                       (docker/Dockerfile.prebuilt: nothing pulled) instead
 #                       of docker/Dockerfile
@@ -17,11 +20,14 @@
 #   --dry-run           print the commands, run nothing
 # Anything after `--` is passed to the stack update as parameter overrides,
 # e.g. `-- MonolithDesiredCount=2 IridiumDesiredCount=1 Strangled=iridium`.
-# Parameters not named keep their current values.
+# Parameters not named keep their current values. The admin stack:
+#   deploy/push-and-roll.sh --stack interstella-hq --template deploy/hq.yaml \
+#     --services hq -- HqDesiredCount=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 STACK=interstella
+TEMPLATE=deploy/interstella.yaml
 REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
 TAG=''
 SERVICES="monolith iridium magnesite"
@@ -56,6 +62,7 @@ parse_args() {
   while [ $# -gt 0 ]; do
     case $1 in
       --stack) need_value "$@"; STACK=$2; shift 2 ;;
+      --template) need_value "$@"; TEMPLATE=$2; shift 2 ;;
       --region) need_value "$@"; REGION=$2; shift 2 ;;
       --tag) need_value "$@"; TAG=$2; shift 2 ;;
       --services) need_value "$@"; SERVICES=$2; shift 2 ;;
@@ -149,19 +156,23 @@ roll_services() {
   local params=() svc
   for svc in $SERVICES; do params+=("$(cap "$svc")ImageTag=$TAG"); done
   run "${AWS[@]}" cloudformation deploy --stack-name "$STACK" \
-    --template-file deploy/interstella.yaml --capabilities CAPABILITY_IAM \
+    --template-file "$TEMPLATE" --capabilities CAPABILITY_IAM \
     --no-fail-on-empty-changeset --parameter-overrides "${params[@]}" "${OVERRIDES[@]}"
 }
 
 wait_until_stable() {
   step "waiting for the ECS services to be stable"
   local service_names=() svc
-  for svc in monolith iridium magnesite; do service_names+=("$(output "$(cap "$svc")ServiceName")"); done
+  for svc in $SERVICES; do service_names+=("$(output "$(cap "$svc")ServiceName")"); done
   run "${AWS[@]}" ecs wait services-stable --cluster "$CLUSTER" --services "${service_names[@]}"
 }
 
 print_next_steps() {
   step "done"
+  if [ "$SERVICES" = hq ]; then
+    echo "HQ: $(output PortalUrl)"
+    return
+  fi
   local alb
   alb=$(output LoadBalancerDns)
   echo "ALB: http://$alb/"
