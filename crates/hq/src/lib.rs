@@ -17,6 +17,7 @@ pub mod feed;
 pub mod keys;
 pub mod ledger;
 pub mod signing;
+pub mod sns_signer;
 
 use crate::feed::generator::{Generator, GeneratorConfig};
 use crate::feed::{Feed, FeedConfig, Topic};

@@ -16,13 +16,13 @@ pub use topic::{Topic, UnknownTopic};
 
 use crate::ledger::{DeliveryOutcome, Ledger, LedgerError};
 use crate::signing::{SigningError, SigningIdentity};
+use crate::sns_signer::SnsSigner;
 use contracts::order::OrderError;
 use contracts::sns::{
     CONTENT_TYPE, MESSAGE_ID_HEADER, MESSAGE_TYPE_HEADER, SUBSCRIPTION_ARN_HEADER, TOPIC_ARN_HEADER,
     USER_AGENT,
 };
-use contracts::{Envelope, MessageType};
-use platform::sns::{SignatureVersion, SnsSigner};
+use contracts::{Envelope, MessageType, SignatureVersion};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -440,7 +440,8 @@ impl Inner {
                 ("Token", &subscription.token),
             ])),
             timestamp: crate::ledger::now(),
-            signature_version: String::new(),
+            // Set by signing.
+            signature_version: SignatureVersion::Unsupported(String::new()),
             signature: String::new(),
             signing_cert_url: String::new(),
             unsubscribe_url: None,
@@ -466,7 +467,8 @@ impl Inner {
             message: message.to_owned(),
             subscribe_url: None,
             timestamp: timestamp.to_owned(),
-            signature_version: String::new(),
+            // Set by signing.
+            signature_version: SignatureVersion::Unsupported(String::new()),
             signature: String::new(),
             signing_cert_url: String::new(),
             unsubscribe_url: Some(self.action_url(&[
