@@ -22,6 +22,7 @@ pub mod keys;
 pub mod ledger;
 pub mod server;
 pub mod signing;
+pub mod sns_signer;
 pub mod state;
 
 pub use config::HqConfig;

@@ -15,8 +15,8 @@ use hq::feed::{Backoff, FeedConfig, RetryPolicy, SubscriptionState, Topic};
 use hq::ledger::Reconciliation;
 use hq::{HqConfig, RunningHq};
 use monolith::MonolithConfig;
+use monolith::api::FulfillmentApi;
 use platform::TrustConfig;
-use platform::ssm::FulfillmentApi;
 use resource::ResourceConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -300,7 +300,7 @@ pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
     )
     .await?;
 
-    let glue_hook = platform::settings::glue_hook_url(&monolith.url("/"))?;
+    let glue_hook = resource::config::glue_hook_url(&monolith.url("/"))?;
     let resource_service = |resource: Resource, topic: Topic, addr: SocketAddr| {
         let mut config_for = ResourceConfig::new(resource, glue_hook.clone());
         config_for.gather_delay = config.gather_delay;

@@ -5,8 +5,9 @@
 use super::subscriptions::Subscription;
 use crate::ledger::now;
 use crate::signing::{SigningError, SigningIdentity};
+use crate::sns_signer::SnsSigner;
+use contracts::SignatureVersion;
 use contracts::{Envelope, MessageType};
-use platform::sns::{SignatureVersion, SnsSigner};
 use url::Url;
 
 /// Builds and signs envelopes whose links point at HQ.
@@ -59,7 +60,8 @@ impl Envelopes {
                 ("Token", &subscription.token),
             ])),
             timestamp: now(),
-            signature_version: String::new(),
+            // Set by signing.
+            signature_version: SignatureVersion::Unsupported(String::new()),
             signature: String::new(),
             signing_cert_url: String::new(),
             unsubscribe_url: None,
@@ -84,7 +86,8 @@ impl Envelopes {
             message: message.to_owned(),
             subscribe_url: None,
             timestamp: timestamp.to_owned(),
-            signature_version: String::new(),
+            // Set by signing.
+            signature_version: SignatureVersion::Unsupported(String::new()),
             signature: String::new(),
             signing_cert_url: String::new(),
             unsubscribe_url: Some(self.action_url(&[

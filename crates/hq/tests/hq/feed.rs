@@ -25,8 +25,8 @@ async fn a_subscription_is_live_only_once_confirmed() {
     let created = subscribe(&hq, "orders", &subscriber.endpoint()).await;
     assert_eq!(created["state"], "pending_confirmation");
 
-    wait_until("the SubscriptionConfirmation", WAIT, || {
-        !subscriber.received().is_empty()
+    wait_until("the SubscriptionConfirmation", WAIT, async || {
+        (!subscriber.received().is_empty()).then_some(())
     })
     .await;
     let confirmation = subscriber.received()[0].clone();
@@ -69,7 +69,10 @@ async fn a_subscription_is_live_only_once_confirmed() {
     );
 
     let message_id = publish(&hq, "orders", r#"{"bundle": 2}"#).await;
-    wait_until("the notification", WAIT, || subscriber.notifications().len() == 1).await;
+    wait_until("the notification", WAIT, async || {
+        (subscriber.notifications().len() == 1).then_some(())
+    })
+    .await;
     assert_eq!(subscriber.notifications()[0].envelope().message_id, message_id);
     hq.shutdown(WAIT).await.unwrap();
 }
@@ -81,7 +84,10 @@ async fn deliveries_are_what_sns_sends_and_verify_against_hqs_certificate() {
     let subscriber = Subscriber::happy().await;
     subscribe_confirmed(&hq, "iridium", &subscriber.endpoint()).await;
     let message_id = publish(&hq, "iridium", r#"{"iridium": 3}"#).await;
-    wait_until("the notification", WAIT, || subscriber.notifications().len() == 1).await;
+    wait_until("the notification", WAIT, async || {
+        (subscriber.notifications().len() == 1).then_some(())
+    })
+    .await;
 
     let delivery = subscriber.notifications()[0].clone();
     let envelope = delivery.envelope();
@@ -281,15 +287,15 @@ async fn an_endpoint_that_is_down_gets_its_orders_when_it_is_back() {
         ids.push(publish(&hq, "orders", &format!("{{\"bundle\": {bundle}}}")).await);
     }
     let feed = hq.hq().feed().clone();
-    wait_until("refused deliveries to be retried", WAIT, || {
-        feed.stats()[&Topic::Orders].retried >= 3
+    wait_until("refused deliveries to be retried", WAIT, async || {
+        (feed.stats()[&Topic::Orders].retried >= 3).then_some(())
     })
     .await;
     assert!(subscriber.notifications().is_empty());
 
     let back = subscriber.restart().await;
-    wait_until("all orders delivered", WAIT, || {
-        feed.stats()[&Topic::Orders].delivered == 3
+    wait_until("all orders delivered", WAIT, async || {
+        (feed.stats()[&Topic::Orders].delivered == 3).then_some(())
     })
     .await;
     let mut delivered: Vec<String> = back
@@ -316,8 +322,8 @@ async fn start_up_subscriptions_wait_for_their_endpoint_and_go_live_once_confirm
     let feed = hq.hq().feed().clone();
 
     // The endpoint is down: the subscription exists but stays pending.
-    wait_until("the start-up subscription", WAIT, || {
-        feed.subscriptions().len() == 1
+    wait_until("the start-up subscription", WAIT, async || {
+        (feed.subscriptions().len() == 1).then_some(())
     })
     .await;
     assert_eq!(
@@ -328,8 +334,8 @@ async fn start_up_subscriptions_wait_for_their_endpoint_and_go_live_once_confirm
 
     // Once it is up, the confirmation is sent again and it confirms.
     let back = subscriber.restart().await;
-    wait_until("the start-up subscription confirmed", WAIT, || {
-        feed.subscriptions()[0].state == hq::feed::SubscriptionState::Confirmed
+    wait_until("the start-up subscription confirmed", WAIT, async || {
+        (feed.subscriptions()[0].state == hq::feed::SubscriptionState::Confirmed).then_some(())
     })
     .await;
     assert_eq!(
@@ -338,7 +344,10 @@ async fn start_up_subscriptions_wait_for_their_endpoint_and_go_live_once_confirm
         "one subscription, not one per attempt"
     );
     let message_id = publish(&hq, "orders", r#"{"bundle": 1}"#).await;
-    wait_until("the notification", WAIT, || back.notifications().len() == 1).await;
+    wait_until("the notification", WAIT, async || {
+        (back.notifications().len() == 1).then_some(())
+    })
+    .await;
     assert_eq!(back.notifications()[0].envelope().message_id, message_id);
     hq.shutdown(WAIT).await.unwrap();
 }

@@ -230,11 +230,17 @@ pub async fn subscribe(hq: &RunningHq, topic: &str, endpoint: &str) -> serde_jso
 pub async fn subscribe_confirmed(hq: &RunningHq, topic: &str, endpoint: &str) {
     subscribe(hq, topic, endpoint).await;
     let feed = hq.hq().feed();
-    testkit::wait_until("the subscription to be confirmed", Duration::from_secs(5), || {
-        feed.subscriptions()
-            .iter()
-            .any(|s| s.endpoint == endpoint && s.state == hq::feed::SubscriptionState::Confirmed)
-    })
+    testkit::wait_until(
+        "the subscription to be confirmed",
+        Duration::from_secs(5),
+        async || {
+            (feed
+                .subscriptions()
+                .iter()
+                .any(|s| s.endpoint == endpoint && s.state == hq::feed::SubscriptionState::Confirmed))
+            .then_some(())
+        },
+    )
     .await;
 }
 
