@@ -1,9 +1,9 @@
 //! The monolith's resolved configuration.
 
 use contracts::Resource;
-use platform::TrustConfig;
 use platform::downstream::DEFAULT_MAX_CONNECTIONS;
 use platform::ssm::FulfillmentApi;
+use platform::{ServerLimits, TrustConfig};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -22,6 +22,8 @@ pub struct MonolithConfig {
     pub downstream_max_connections: usize,
     /// Whom to believe.
     pub trust: TrustConfig,
+    /// The serve loop's limits.
+    pub server: ServerLimits,
 }
 
 impl MonolithConfig {
@@ -37,6 +39,7 @@ impl MonolithConfig {
             downstream_timeout: Self::DEFAULT_DOWNSTREAM_TIMEOUT,
             downstream_max_connections: DEFAULT_MAX_CONNECTIONS,
             trust: TrustConfig::default(),
+            server: ServerLimits::default(),
         }
     }
 }

@@ -3,6 +3,7 @@
 use crate::config::ResourceConfig;
 use clap::{CommandFactory, FromArgMatches, Parser};
 use contracts::Resource;
+use platform::server::ServerLimitArgs;
 use platform::settings::{DownstreamLimitArgs, LogFormat, TrustConfig, glue_hook_url, millis};
 use platform::ssm::ConfigError;
 
@@ -35,6 +36,9 @@ pub struct Cli {
     /// Whom to believe.
     #[command(flatten)]
     pub trust: TrustConfig,
+    /// How long and how much clients may take.
+    #[command(flatten)]
+    pub server: ServerLimitArgs,
 }
 
 impl Cli {
@@ -69,6 +73,10 @@ impl Cli {
             downstream_timeout: millis(self.downstream_timeout_ms),
             downstream_max_connections: self.downstream_limit.downstream_max_connections,
             trust: self.trust.clone(),
+            server: self
+                .server
+                .limits()
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?,
         })
     }
 }

@@ -1,8 +1,8 @@
 //! A resource service's resolved configuration.
 
 use contracts::Resource;
-use platform::TrustConfig;
 use platform::downstream::DEFAULT_MAX_CONNECTIONS;
+use platform::{ServerLimits, TrustConfig};
 use std::time::Duration;
 use url::Url;
 
@@ -22,6 +22,8 @@ pub struct ResourceConfig {
     pub downstream_max_connections: usize,
     /// Whom to believe.
     pub trust: TrustConfig,
+    /// The serve loop's limits.
+    pub server: ServerLimits,
 }
 
 impl ResourceConfig {
@@ -37,6 +39,7 @@ impl ResourceConfig {
             downstream_timeout: Self::DEFAULT_DOWNSTREAM_TIMEOUT,
             downstream_max_connections: DEFAULT_MAX_CONNECTIONS,
             trust: TrustConfig::default(),
+            server: ServerLimits::default(),
         }
     }
 }
