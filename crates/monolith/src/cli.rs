@@ -4,6 +4,7 @@ use crate::api::FulfillmentApiArgs;
 use crate::config::{DEFAULT_DOWNSTREAM_TIMEOUT_MS, MonolithConfig};
 use clap::Parser;
 use contracts::Resource;
+use platform::server::ServerLimitArgs;
 use platform::settings::{ConfigError, DownstreamLimitArgs, LogFormat, TrustConfig, millis};
 use std::collections::BTreeSet;
 
@@ -35,6 +36,9 @@ pub struct Cli {
     /// Whom to believe.
     #[command(flatten)]
     pub trust: TrustConfig,
+    /// How long and how much clients may take.
+    #[command(flatten)]
+    pub server: ServerLimitArgs,
 }
 
 impl Cli {
@@ -49,6 +53,7 @@ impl Cli {
             downstream_timeout: millis(self.downstream_timeout_ms),
             downstream_max_connections: self.downstream_limit.downstream_max_connections,
             trust: self.trust.clone(),
+            server: self.server.limits()?,
         })
     }
 }

@@ -2,9 +2,9 @@
 
 use crate::api::FulfillmentApi;
 use contracts::Resource;
-use platform::TrustConfig;
 use platform::downstream::DEFAULT_MAX_CONNECTIONS;
 use platform::settings::millis;
+use platform::{ServerLimits, TrustConfig};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -23,6 +23,8 @@ pub struct MonolithConfig {
     pub downstream_max_connections: usize,
     /// Whom to believe.
     pub trust: TrustConfig,
+    /// The serve loop's limits.
+    pub server: ServerLimits,
 }
 
 /// The default fulfillment API timeout in milliseconds: well inside SNS' 15 s.
@@ -38,6 +40,7 @@ impl MonolithConfig {
             downstream_timeout: millis(DEFAULT_DOWNSTREAM_TIMEOUT_MS),
             downstream_max_connections: DEFAULT_MAX_CONNECTIONS,
             trust: TrustConfig::default(),
+            server: ServerLimits::default(),
         }
     }
 }

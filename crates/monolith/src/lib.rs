@@ -22,7 +22,8 @@ pub async fn run(
     config: MonolithConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let limits = config.server;
     let router = router(config)?;
-    platform::serve(listener, router, shutdown).await?;
+    platform::serve_with(listener, router, limits, shutdown).await?;
     Ok(())
 }

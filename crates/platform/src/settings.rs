@@ -79,6 +79,9 @@ pub enum ConfigError {
     /// A value is present but unusable.
     #[error("invalid configuration: {0}")]
     Invalid(String),
+    /// The serve loop's limits do not work together.
+    #[error("invalid configuration: {0}")]
+    Limits(#[from] crate::server::LimitsError),
 }
 
 /// Reads a millisecond setting as a [`Duration`].
@@ -105,7 +108,7 @@ pub struct DownstreamLimitArgs {
 const MAX_CONNECTIONS_LIMIT: usize = 4096;
 
 /// Parses `DOWNSTREAM_MAX_CONNECTIONS`: a whole number from 1 to [`MAX_CONNECTIONS_LIMIT`].
-fn max_connections(text: &str) -> Result<usize, String> {
+pub(crate) fn max_connections(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_CONNECTIONS_LIMIT).contains(&n) => Ok(n),
         _ => Err(format!(

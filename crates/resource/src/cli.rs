@@ -3,6 +3,7 @@
 use crate::config::{DEFAULT_DOWNSTREAM_TIMEOUT_MS, ResourceConfig, glue_hook_url};
 use clap::{CommandFactory, FromArgMatches, Parser};
 use contracts::Resource;
+use platform::server::ServerLimitArgs;
 use platform::settings::{ConfigError, DownstreamLimitArgs, LogFormat, TrustConfig, millis};
 
 /// Settings of the `iridium` and `magnesite` binaries; every flag is also an
@@ -34,6 +35,9 @@ pub struct Cli {
     /// Whom to believe.
     #[command(flatten)]
     pub trust: TrustConfig,
+    /// How long and how much clients may take.
+    #[command(flatten)]
+    pub server: ServerLimitArgs,
 }
 
 impl Cli {
@@ -68,6 +72,7 @@ impl Cli {
             downstream_timeout: millis(self.downstream_timeout_ms),
             downstream_max_connections: self.downstream_limit.downstream_max_connections,
             trust: self.trust.clone(),
+            server: self.server.limits()?,
         })
     }
 }

@@ -1,9 +1,9 @@
 //! A resource service's resolved configuration.
 
 use contracts::Resource;
-use platform::TrustConfig;
 use platform::downstream::DEFAULT_MAX_CONNECTIONS;
 use platform::settings::millis;
+use platform::{ServerLimits, TrustConfig};
 use std::time::Duration;
 use url::Url;
 
@@ -23,6 +23,8 @@ pub struct ResourceConfig {
     pub downstream_max_connections: usize,
     /// Whom to believe.
     pub trust: TrustConfig,
+    /// The serve loop's limits.
+    pub server: ServerLimits,
 }
 
 /// The default glue-hook timeout in milliseconds: the monolith's 5 s plus
@@ -39,6 +41,7 @@ impl ResourceConfig {
             downstream_timeout: millis(DEFAULT_DOWNSTREAM_TIMEOUT_MS),
             downstream_max_connections: DEFAULT_MAX_CONNECTIONS,
             trust: TrustConfig::default(),
+            server: ServerLimits::default(),
         }
     }
 }

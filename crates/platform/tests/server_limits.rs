@@ -1,0 +1,274 @@
+//! The serve loop's limits over real sockets: slow heads and bodies, too
+//! many connections, oversized heads, slow handlers, and the drain deadline.
+//! Raw TCP, because the clients under test misbehave on purpose.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic
+
+use axum::Router;
+use axum::routing::{get, post};
+use platform::server::{ServerLimits, serve_with};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long a slow handler takes.
+const SLOW_HANDLER: Duration = Duration::from_millis(800);
+
+/// `GET /` answers at once (the health check), `GET /slow` after
+/// [`SLOW_HANDLER`], `POST /echo` with its body's length.
+fn router() -> Router {
+    Router::new()
+        .route("/", get(|| async { "healthy" }))
+        .route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(SLOW_HANDLER).await;
+                "done"
+            }),
+        )
+        .route(
+            "/echo",
+            post(|body: String| async move { body.len().to_string() }),
+        )
+}
+
+/// Limits short enough for tests; each test shortens what it exercises.
+fn limits() -> ServerLimits {
+    ServerLimits {
+        header_read_timeout: Duration::from_secs(30),
+        body_read_timeout: Duration::from_secs(30),
+        request_timeout: Duration::from_secs(30),
+        max_connections: 64,
+        max_header_bytes: 16 * 1024,
+        drain_timeout: Duration::from_secs(60),
+    }
+}
+
+/// A server under test.
+struct Server {
+    addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    serving: JoinHandle<std::io::Result<()>>,
+}
+
+async fn start(limits: ServerLimits) -> Server {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let serving = tokio::spawn(serve_with(listener, router(), limits, async move {
+        let _ = stopped.await;
+    }));
+    Server { addr, stop, serving }
+}
+
+async fn connect(addr: SocketAddr) -> TcpStream {
+    TcpStream::connect(addr).await.unwrap()
+}
+
+/// Reads until a whole response head is in, the peer closes, or `deadline`
+/// passes; returns what arrived ("" if closed without a word) or `None` if
+/// the deadline passed with the connection still open and silent.
+async fn read_response(stream: &mut TcpStream, deadline: Duration) -> Option<String> {
+    let mut received = Vec::new();
+    let read = async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+            if received.windows(4).any(|w| w == b"\r\n\r\n") {
+                break;
+            }
+        }
+    };
+    match tokio::time::timeout(deadline, read).await {
+        Ok(()) => Some(String::from_utf8_lossy(&received).into_owned()),
+        Err(_) => None,
+    }
+}
+
+/// Sends `request` on a new connection and reads the response head.
+async fn exchange(addr: SocketAddr, request: &str, deadline: Duration) -> Option<String> {
+    let mut stream = connect(addr).await;
+    stream.write_all(request.as_bytes()).await.unwrap();
+    read_response(&mut stream, deadline).await
+}
+
+const HEALTH_CHECK: &str = "GET / HTTP/1.1\r\nHost: test\r\n\r\n";
+const HALF_A_HEAD: &str = "GET / HTTP/1.1\r\nHost: te";
+
+#[tokio::test]
+async fn a_head_sent_too_slowly_is_closed_after_the_header_timeout() {
+    let timeout = Duration::from_millis(300);
+    let server = start(ServerLimits {
+        header_read_timeout: timeout,
+        ..limits()
+    })
+    .await;
+    let mut slow = connect(server.addr).await;
+    let started = Instant::now();
+    slow.write_all(HALF_A_HEAD.as_bytes()).await.unwrap();
+    let answer = read_response(&mut slow, Duration::from_secs(5)).await;
+    assert_eq!(
+        answer.as_deref(),
+        Some(""),
+        "the connection is closed without an answer"
+    );
+    assert!(
+        started.elapsed() >= timeout,
+        "closed only once the timeout passed"
+    );
+}
+
+#[tokio::test]
+async fn a_body_sent_too_slowly_gets_408() {
+    let server = start(ServerLimits {
+        body_read_timeout: Duration::from_millis(300),
+        ..limits()
+    })
+    .await;
+    let mut slow = connect(server.addr).await;
+    let head = "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 20\r\n\r\nab";
+    slow.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_response(&mut slow, Duration::from_secs(5)).await;
+    let answer = answer.expect("an answer within the deadline");
+    assert!(answer.starts_with("HTTP/1.1 408"), "got {answer:?}");
+
+    let whole = "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\n\r\nab";
+    let answer = exchange(server.addr, whole, Duration::from_secs(5)).await;
+    assert!(
+        answer.unwrap_or_default().starts_with("HTTP/1.1 200"),
+        "a body sent at once is served"
+    );
+}
+
+#[tokio::test]
+async fn a_request_slower_than_the_request_timeout_gets_503() {
+    let server = start(ServerLimits {
+        request_timeout: SLOW_HANDLER / 4,
+        ..limits()
+    })
+    .await;
+    let answer = exchange(
+        server.addr,
+        "GET /slow HTTP/1.1\r\nHost: test\r\n\r\n",
+        Duration::from_secs(5),
+    )
+    .await;
+    let answer = answer.expect("an answer within the deadline");
+    assert!(answer.starts_with("HTTP/1.1 503"), "got {answer:?}");
+}
+
+#[tokio::test]
+async fn an_oversized_head_gets_431() {
+    let server = start(ServerLimits {
+        max_header_bytes: 8192,
+        ..limits()
+    })
+    .await;
+    let big = format!(
+        "GET / HTTP/1.1\r\nHost: test\r\nX-Padding: {}\r\n\r\n",
+        "x".repeat(20_000)
+    );
+    let answer = exchange(server.addr, &big, Duration::from_secs(5)).await;
+    let answer = answer.expect("an answer within the deadline");
+    assert!(answer.starts_with("HTTP/1.1 431"), "got {answer:?}");
+
+    let fits = format!(
+        "GET / HTTP/1.1\r\nHost: test\r\nX-Padding: {}\r\n\r\n",
+        "x".repeat(4_000)
+    );
+    let answer = exchange(server.addr, &fits, Duration::from_secs(5)).await;
+    assert!(
+        answer.unwrap_or_default().starts_with("HTTP/1.1 200"),
+        "a head that fits is served"
+    );
+}
+
+#[tokio::test]
+async fn beyond_the_connection_bound_the_health_check_waits_its_turn_and_answers() {
+    let bound = 4;
+    let header_timeout = Duration::from_millis(500);
+    let server = start(ServerLimits {
+        max_connections: bound,
+        header_read_timeout: header_timeout,
+        ..limits()
+    })
+    .await;
+    // Slow loris: twice the bound, each holding half a head.
+    let flood_started = Instant::now();
+    let mut flood = Vec::new();
+    for _ in 0..bound * 2 {
+        let mut stream = connect(server.addr).await;
+        stream.write_all(HALF_A_HEAD.as_bytes()).await.unwrap();
+        flood.push(stream);
+    }
+    let answer = exchange(server.addr, HEALTH_CHECK, Duration::from_secs(5)).await;
+    let answered_after = flood_started.elapsed();
+    let answer = answer.expect("the health check answers within 5 s");
+    assert!(answer.starts_with("HTTP/1.1 200"), "got {answer:?}");
+    // Every slot was held by the flood, so the health check waited in the
+    // accept queue until the header timeout freed slots.
+    assert!(
+        answered_after >= header_timeout,
+        "answered after {answered_after:?}: the bound of {bound} connections was not applied"
+    );
+}
+
+#[tokio::test]
+async fn the_drain_finishes_requests_in_flight_and_ends_by_its_deadline() {
+    let drain = Duration::from_millis(2000);
+    let server = start(ServerLimits {
+        drain_timeout: drain,
+        ..limits()
+    })
+    .await;
+    // An idle keep-alive connection: closed as soon as the drain starts.
+    let mut idle = connect(server.addr).await;
+    idle.write_all(HEALTH_CHECK.as_bytes()).await.unwrap();
+    let answer = read_response(&mut idle, Duration::from_secs(5)).await;
+    assert!(answer.unwrap_or_default().starts_with("HTTP/1.1 200"));
+    // A request whose body never comes: only the deadline ends it.
+    let mut half_sent = connect(server.addr).await;
+    let head = "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 20\r\n\r\nab";
+    half_sent.write_all(head.as_bytes()).await.unwrap();
+    // A slow request under way when the drain starts.
+    let mut in_flight = connect(server.addr).await;
+    in_flight
+        .write_all(b"GET /slow HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    // Let the server read both before the drain starts.
+    let mut probe = connect(server.addr).await;
+    probe.write_all(HEALTH_CHECK.as_bytes()).await.unwrap();
+    assert!(read_response(&mut probe, Duration::from_secs(5)).await.is_some());
+
+    let drain_started = Instant::now();
+    server.stop.send(()).unwrap();
+
+    let closed = read_response(&mut idle, drain / 2).await;
+    assert_eq!(closed.as_deref(), Some(""), "the idle connection closes at once");
+    let answer = read_response(&mut in_flight, Duration::from_secs(5)).await;
+    assert!(
+        answer.unwrap_or_default().starts_with("HTTP/1.1 200"),
+        "the request in flight still gets its answer"
+    );
+    let served = tokio::time::timeout(drain + Duration::from_secs(3), server.serving).await;
+    let drained_in = drain_started.elapsed();
+    assert!(
+        matches!(served, Ok(Ok(Ok(())))),
+        "serve returns Ok within the drain deadline, got {served:?}"
+    );
+    assert!(
+        drained_in >= drain,
+        "the half-sent request held the drain to its deadline"
+    );
+    let closed = read_response(&mut half_sent, Duration::from_secs(1)).await;
+    assert!(closed.is_some(), "the half-sent request's connection is closed");
+    let refused = TcpStream::connect(server.addr).await;
+    assert!(refused.is_err(), "no new connections after the drain");
+}
