@@ -232,26 +232,14 @@ async fn start_services(
     let monolith = Service::launch("monolith", config.monolith_addr, monolith_config, monolith::run).await?;
 
     let glue_hook = platform::settings::glue_hook_url(&monolith.url("/"))?;
-    let resource_config = |resource: Resource, topic: Topic| {
+    let resource_service = |resource: Resource, topic: Topic, addr: SocketAddr| {
         let mut resource_config = ResourceConfig::new(resource, glue_hook.clone());
         resource_config.gather_delay = config.gather_delay;
         resource_config.trust = trust(topic);
-        resource_config
+        Service::launch(resource.as_str(), addr, resource_config, resource::run)
     };
-    let iridium = Service::launch(
-        Resource::Iridium.as_str(),
-        config.iridium_addr,
-        resource_config(Resource::Iridium, Topic::Iridium),
-        resource::run,
-    )
-    .await?;
-    let magnesite = Service::launch(
-        Resource::Magnesite.as_str(),
-        config.magnesite_addr,
-        resource_config(Resource::Magnesite, Topic::Magnesite),
-        resource::run,
-    )
-    .await?;
+    let iridium = resource_service(Resource::Iridium, Topic::Iridium, config.iridium_addr).await?;
+    let magnesite = resource_service(Resource::Magnesite, Topic::Magnesite, config.magnesite_addr).await?;
     Ok(Services {
         monolith,
         iridium,
