@@ -7,9 +7,12 @@
 #
 # Options:
 #   --stack NAME        CloudFormation stack (default: interstella)
+#   --template FILE     its template (default: deploy/interstella.yaml;
+#                       deploy/hq.yaml for the admin stack, --services hq)
 #   --region REGION     AWS region (default: the AWS CLI's)
 #   --tag TAG           image tag (default: the git commit, -dirty if edited)
-#   --services "A B"    which images (default: "monolith iridium magnesite")
+#   --services "A B"    which images (default: "monolith iridium magnesite";
+#                       "hq" for the admin stack)
 #   --prebuilt          build the images around host-built static binaries
 #                       (docker/Dockerfile.prebuilt: nothing pulled) instead
 #                       of docker/Dockerfile
@@ -17,36 +20,66 @@
 #   --dry-run           print the commands, run nothing
 # Anything after `--` is passed to the stack update as parameter overrides,
 # e.g. `-- MonolithDesiredCount=2 IridiumDesiredCount=1 Strangled=iridium`.
-# Parameters not named keep their current values.
+# Parameters not named keep their current values. The admin stack:
+#   deploy/push-and-roll.sh --stack interstella-hq --template deploy/hq.yaml \
+#     --services hq -- HqDesiredCount=1
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 STACK=interstella
+TEMPLATE=deploy/interstella.yaml
 REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
 TAG=''
 SERVICES="monolith iridium magnesite"
 PREBUILT=0 BUILD=1 DRY_RUN=0
 OVERRIDES=()
-while [ $# -gt 0 ]; do
-  case $1 in
-    --stack) STACK=$2; shift 2 ;;
-    --region) REGION=$2; shift 2 ;;
-    --tag) TAG=$2; shift 2 ;;
-    --services) SERVICES=$2; shift 2 ;;
-    --prebuilt) PREBUILT=1; shift ;;
-    --no-build) BUILD=0; shift ;;
-    --dry-run) DRY_RUN=1; shift ;;
-    --) shift; OVERRIDES=("$@"); break ;;
-    -h | --help) sed -n '2,21p' "$0"; exit 0 ;;
-    *) echo "unknown option: $1 (see --help)" >&2; exit 2 ;;
-  esac
-done
-if [ -z "$TAG" ]; then
-  TAG=$(git rev-parse --short=12 HEAD 2>/dev/null || date +%Y%m%d%H%M%S)
-  git diff --quiet HEAD 2>/dev/null || TAG="$TAG-dirty-$(date +%H%M%S)"
-fi
 AWS=(aws)
-[ -n "$REGION" ] && AWS+=(--region "$REGION")
+CLUSTER='' REGISTRY='' CTX=''
+declare -A REPO
+
+# usage: the comment at the top of this file, without its '#'.
+usage() { sed -n '2,/^$/{/^#/!q;s/^# \{0,1\}//;p}' "$0"; }
+
+# usage_error MESSAGE: says what was wrong, then how to call, and exits 2.
+usage_error() {
+  {
+    echo "deploy/push-and-roll.sh: $1"
+    echo
+    usage
+  } >&2
+  exit 2
+}
+
+# need_value FLAG [VALUE...]: stops with the usage unless FLAG has a value
+# (not the end of the arguments, not empty, not another option).
+need_value() {
+  if [ $# -lt 2 ] || [ -z "$2" ] || [[ $2 == -* ]]; then
+    usage_error "$1 needs a value"
+  fi
+}
+
+parse_args() {
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --stack) need_value "$@"; STACK=$2; shift 2 ;;
+      --template) need_value "$@"; TEMPLATE=$2; shift 2 ;;
+      --region) need_value "$@"; REGION=$2; shift 2 ;;
+      --tag) need_value "$@"; TAG=$2; shift 2 ;;
+      --services) need_value "$@"; SERVICES=$2; shift 2 ;;
+      --prebuilt) PREBUILT=1; shift ;;
+      --no-build) BUILD=0; shift ;;
+      --dry-run) DRY_RUN=1; shift ;;
+      --) shift; OVERRIDES=("$@"); break ;;
+      -h | --help) usage; exit 0 ;;
+      *) usage_error "unknown option: $1" ;;
+    esac
+  done
+  if [ -z "$TAG" ]; then
+    TAG=$(git rev-parse --short=12 HEAD 2>/dev/null || date +%Y%m%d%H%M%S)
+    git diff --quiet HEAD 2>/dev/null || TAG="$TAG-dirty-$(date +%H%M%S)"
+  fi
+  if [ -n "$REGION" ]; then AWS+=(--region "$REGION"); fi
+}
 
 step() { printf '\n==> %s\n' "$*"; }
 run() {
@@ -63,33 +96,42 @@ output() { # the stack output named $1
 }
 cap() { printf '%s%s' "$(tr '[:lower:]' '[:upper:]' <<<"${1:0:1}")" "${1:1}"; }
 
-step "reading the outputs of stack $STACK"
-CLUSTER=$(output ClusterName)
-declare -A REPO
-for svc in $SERVICES; do
-  REPO[$svc]=$(output "$(cap "$svc")RepositoryUri")
-  echo "$svc -> ${REPO[$svc]}:$TAG"
-done
-REGISTRY=${REPO[${SERVICES%% *}]%%/*}
+read_stack_outputs() {
+  step "reading the outputs of stack $STACK"
+  CLUSTER=$(output ClusterName)
+  local svc
+  for svc in $SERVICES; do
+    REPO[$svc]=$(output "$(cap "$svc")RepositoryUri")
+    echo "$svc -> ${REPO[$svc]}:$TAG"
+  done
+  REGISTRY=${REPO[${SERVICES%% *}]%%/*}
+}
 
-step "logging in to ECR ($REGISTRY)"
-if [ "$DRY_RUN" = 1 ]; then
-  echo "+ ${AWS[*]} ecr get-login-password | docker login --username AWS --password-stdin $REGISTRY"
-else
-  "${AWS[@]}" ecr get-login-password | docker login --username AWS --password-stdin "$REGISTRY"
-fi
-
-if [ "$BUILD" = 1 ]; then
-  if [ "$PREBUILT" = 1 ]; then
-    step "building static binaries on this machine"
-    PACKAGES=()
-    for svc in $SERVICES; do PACKAGES+=(-p "$svc"); done
-    run cargo build --release --locked --target x86_64-unknown-linux-musl "${PACKAGES[@]}"
-    CTX=$(mktemp -d)
-    trap 'rm -rf "$CTX"' EXIT
-    for svc in $SERVICES; do run cp "target/x86_64-unknown-linux-musl/release/$svc" "$CTX/"; done
-    run cp /etc/ssl/certs/ca-certificates.crt "$CTX/"
+log_in_to_ecr() {
+  step "logging in to ECR ($REGISTRY)"
+  if [ "$DRY_RUN" = 1 ]; then
+    echo "+ ${AWS[*]} ecr get-login-password | docker login --username AWS --password-stdin $REGISTRY"
+  else
+    "${AWS[@]}" ecr get-login-password | docker login --username AWS --password-stdin "$REGISTRY"
   fi
+}
+
+# build_static_binaries: the --prebuilt build context, $CTX: host-built static
+# binaries and the CA bundle, for docker/Dockerfile.prebuilt.
+build_static_binaries() {
+  step "building static binaries on this machine"
+  local packages=() svc
+  for svc in $SERVICES; do packages+=(-p "$svc"); done
+  run cargo build --release --locked --target x86_64-unknown-linux-musl "${packages[@]}"
+  CTX=$(mktemp -d)
+  trap 'rm -rf "$CTX"' EXIT
+  for svc in $SERVICES; do run cp "target/x86_64-unknown-linux-musl/release/$svc" "$CTX/"; done
+  run cp /etc/ssl/certs/ca-certificates.crt "$CTX/"
+}
+
+build_images() {
+  if [ "$PREBUILT" = 1 ]; then build_static_binaries; fi
+  local svc
   for svc in $SERVICES; do
     step "building image $svc:$TAG"
     if [ "$PREBUILT" = 1 ]; then
@@ -98,27 +140,54 @@ if [ "$BUILD" = 1 ]; then
       run docker build -f docker/Dockerfile --target "$svc" -t "$svc:$TAG" .
     fi
   done
-fi
+}
 
-for svc in $SERVICES; do
-  step "tagging and pushing $svc:$TAG"
-  run docker tag "$svc:$TAG" "${REPO[$svc]}:$TAG"
-  run docker push "${REPO[$svc]}:$TAG"
-done
+push_images() {
+  local svc
+  for svc in $SERVICES; do
+    step "tagging and pushing $svc:$TAG"
+    run docker tag "$svc:$TAG" "${REPO[$svc]}:$TAG"
+    run docker push "${REPO[$svc]}:$TAG"
+  done
+}
 
-step "rolling the services: stack $STACK with the new image tags"
-PARAMS=()
-for svc in $SERVICES; do PARAMS+=("$(cap "$svc")ImageTag=$TAG"); done
-run "${AWS[@]}" cloudformation deploy --stack-name "$STACK" \
-  --template-file deploy/interstella.yaml --capabilities CAPABILITY_IAM \
-  --no-fail-on-empty-changeset --parameter-overrides "${PARAMS[@]}" "${OVERRIDES[@]}"
+roll_services() {
+  step "rolling the services: stack $STACK with the new image tags"
+  local params=() svc
+  for svc in $SERVICES; do params+=("$(cap "$svc")ImageTag=$TAG"); done
+  run "${AWS[@]}" cloudformation deploy --stack-name "$STACK" \
+    --template-file "$TEMPLATE" --capabilities CAPABILITY_IAM \
+    --no-fail-on-empty-changeset --parameter-overrides "${params[@]}" "${OVERRIDES[@]}"
+}
 
-step "waiting for the ECS services to be stable"
-SERVICE_NAMES=()
-for svc in monolith iridium magnesite; do SERVICE_NAMES+=("$(output "$(cap "$svc")ServiceName")"); done
-run "${AWS[@]}" ecs wait services-stable --cluster "$CLUSTER" --services "${SERVICE_NAMES[@]}"
+wait_until_stable() {
+  step "waiting for the ECS services to be stable"
+  local service_names=() svc
+  for svc in $SERVICES; do service_names+=("$(output "$(cap "$svc")ServiceName")"); done
+  run "${AWS[@]}" ecs wait services-stable --cluster "$CLUSTER" --services "${service_names[@]}"
+}
 
-step "done"
-ALB=$(output LoadBalancerDns)
-echo "ALB: http://$ALB/"
-echo "try: curl -H \"Content-Type: application/json\" -X POST -d '{\"Message\":{\"bundle\":\"1\"}}' http://$ALB/order/"
+print_next_steps() {
+  step "done"
+  if [ "$SERVICES" = hq ]; then
+    echo "HQ: $(output PortalUrl)"
+    return
+  fi
+  local alb
+  alb=$(output LoadBalancerDns)
+  echo "ALB: http://$alb/"
+  echo "try: curl -H \"Content-Type: application/json\" -X POST -d '{\"Message\":{\"bundle\":\"1\"}}' http://$alb/order/"
+}
+
+main() {
+  parse_args "$@"
+  read_stack_outputs
+  log_in_to_ecr
+  if [ "$BUILD" = 1 ]; then build_images; fi
+  push_images
+  roll_services
+  wait_until_stable
+  print_next_steps
+}
+
+main "$@"

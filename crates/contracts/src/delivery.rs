@@ -5,10 +5,9 @@
 //! claims to come from SNS and must parse as a full [`Envelope`]; a body with
 //! only a `Message` is a direct order such as the workshop's curl.
 
-use crate::order::{OrderError, OrderKind, parse_json};
+use crate::order::{Order, OrderError};
 use crate::sns::Envelope;
 use serde_json::Value;
-use std::borrow::Cow;
 
 /// One parsed delivery.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,16 +32,13 @@ pub enum DeliveryError {
     BadEnvelope(String),
 }
 
-/// Parses a delivery body. `type_header` is the `x-amz-sns-message-type` header.
-pub fn parse_delivery(
-    body: &[u8],
-    type_header: Option<&str>,
-    kind: OrderKind,
-) -> Result<Delivery, DeliveryError> {
+/// Parses a delivery body for an endpoint taking orders `O`. `type_header`
+/// is the `x-amz-sns-message-type` header.
+pub fn parse_delivery<O: Order>(body: &[u8], type_header: Option<&str>) -> Result<Delivery, DeliveryError> {
     let value: Value =
-        serde_json::from_slice(body).map_err(|e| DeliveryError::NotJson(e.to_string(), kind.example()))?;
+        serde_json::from_slice(body).map_err(|e| DeliveryError::NotJson(e.to_string(), O::EXAMPLE))?;
     let Value::Object(mut object) = value else {
-        return Err(DeliveryError::NotAnEnvelope(kind.example()));
+        return Err(DeliveryError::NotAnEnvelope(O::EXAMPLE));
     };
     if object.contains_key("Type") || type_header.is_some() {
         let envelope: Envelope = serde_json::from_value(Value::Object(object))
@@ -51,28 +47,45 @@ pub fn parse_delivery(
     }
     match object.remove("Message") {
         Some(message) => Ok(Delivery::Direct(message)),
-        None => Err(DeliveryError::NotAnEnvelope(kind.example())),
+        None => Err(DeliveryError::NotAnEnvelope(O::EXAMPLE)),
     }
 }
 
-/// The order inside a `Message`: SNS sends a JSON string, curl users an object.
-pub fn message_order(message: &Value, kind: OrderKind) -> Result<Cow<'_, Value>, OrderError> {
+impl DeliveryError {
+    /// The same error, naming `example` as what a correct order looks like.
+    pub fn expecting(self, example: &'static str) -> Self {
+        match self {
+            Self::NotJson(why, _) => Self::NotJson(why, example),
+            Self::NotAnEnvelope(_) => Self::NotAnEnvelope(example),
+            bad @ Self::BadEnvelope(_) => bad,
+        }
+    }
+}
+
+/// The order inside a direct order's `Message`: curl users send an object,
+/// some a JSON string as SNS does.
+pub fn message_order<O: Order>(message: &Value) -> Result<O, OrderError> {
     match message {
-        Value::String(text) => parse_json(text.as_bytes(), kind).map(Cow::Owned),
-        other => Ok(Cow::Borrowed(other)),
+        Value::String(text) => O::from_text(text.as_bytes()),
+        order => O::from_json(order),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::order::BundleOrder;
     use crate::sns::MessageType;
     use serde_json::json;
 
     #[test]
     fn workshop_curl_is_a_direct_order() {
-        let delivery = parse_delivery(br#"{"Message":{"bundle":"1"}}"#, None, OrderKind::Bundle);
+        let delivery = parse_delivery::<BundleOrder>(br#"{"Message":{"bundle":"1"}}"#, None);
         assert_eq!(delivery, Ok(Delivery::Direct(json!({"bundle": "1"}))));
+        assert_eq!(
+            message_order::<BundleOrder>(&json!({"bundle": "1"})),
+            Ok(BundleOrder { bundle: 1 })
+        );
     }
 
     #[test]
@@ -83,41 +96,38 @@ mod tests {
             "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-a.pem",
             "UnsubscribeURL": "https://x"
         });
-        let Ok(Delivery::Sns(envelope)) =
-            parse_delivery(body.to_string().as_bytes(), None, OrderKind::Bundle)
+        let Ok(Delivery::Sns(envelope)) = parse_delivery::<BundleOrder>(body.to_string().as_bytes(), None)
         else {
             panic!("not parsed as SNS");
         };
         assert_eq!(envelope.message_type, MessageType::Notification);
         let message = Value::String(envelope.message.clone());
-        let order = message_order(&message, OrderKind::Bundle);
-        assert_eq!(order.map(|o| o.into_owned()), Ok(json!({"bundle": 1})));
+        assert_eq!(
+            message_order::<BundleOrder>(&message),
+            Ok(BundleOrder { bundle: 1 })
+        );
     }
 
     #[test]
     fn sns_header_without_envelope_is_refused() {
-        let result = parse_delivery(
-            br#"{"Message":{"bundle":1}}"#,
-            Some("Notification"),
-            OrderKind::Bundle,
-        );
+        let result = parse_delivery::<BundleOrder>(br#"{"Message":{"bundle":1}}"#, Some("Notification"));
         assert!(matches!(result, Err(DeliveryError::BadEnvelope(_))));
     }
 
     #[test]
     fn unknown_type_and_non_objects_are_refused() {
-        let unknown = parse_delivery(br#"{"Type":"Bogus","Message":"x"}"#, None, OrderKind::Bundle);
+        let unknown = parse_delivery::<BundleOrder>(br#"{"Type":"Bogus","Message":"x"}"#, None);
         assert!(matches!(unknown, Err(DeliveryError::BadEnvelope(_))));
         assert!(matches!(
-            parse_delivery(b"[1]", None, OrderKind::Bundle),
+            parse_delivery::<BundleOrder>(b"[1]", None),
             Err(DeliveryError::NotAnEnvelope(_))
         ));
         assert!(matches!(
-            parse_delivery(b"{", None, OrderKind::Bundle),
+            parse_delivery::<BundleOrder>(b"{", None),
             Err(DeliveryError::NotJson(..))
         ));
         assert!(matches!(
-            parse_delivery(b"{}", None, OrderKind::Bundle),
+            parse_delivery::<BundleOrder>(b"{}", None),
             Err(DeliveryError::NotAnEnvelope(_))
         ));
     }

@@ -27,7 +27,7 @@ impl FulfillmentRequest {
     }
 
     /// Sets the quantity of one resource.
-    pub fn set(&mut self, resource: Resource, quantity: Quantity) {
+    fn set(&mut self, resource: Resource, quantity: Quantity) {
         match resource {
             Resource::Iridium => self.iridium = quantity,
             Resource::Magnesite => self.magnesite = quantity,

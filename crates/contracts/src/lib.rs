@@ -11,5 +11,5 @@ pub mod sns;
 
 pub use delivery::{Delivery, DeliveryError, message_order, parse_delivery};
 pub use fulfillment::FulfillmentRequest;
-pub use order::{BundleOrder, OrderError, OrderKind, Quantity, Resource, ResourceOrder};
-pub use sns::{Envelope, MessageType};
+pub use order::{BundleOrder, Order, OrderError, Quantity, Resource, ResourceOrder};
+pub use sns::{Envelope, MessageType, SignatureVersion};

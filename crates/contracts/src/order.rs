@@ -4,6 +4,9 @@
 //! workshop's curl); anything else is refused with a message saying what was
 //! expected, because such an order can never succeed.
 
+use serde::de::IntoDeserializer as _;
+use serde::ser::SerializeMap as _;
+use serde::{Deserialize, Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::str::FromStr;
@@ -12,10 +15,11 @@ use std::str::FromStr;
 pub type Quantity = u32;
 
 /// The largest quantity one order may ask for; beyond it is a typo or an attack.
-pub const MAX_QUANTITY: Quantity = 1_000_000;
+const MAX_QUANTITY: Quantity = 1_000_000;
 
-/// A resource Interstella gathers and fulfills.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+/// A resource Interstella gathers and fulfills; in JSON, its lower-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Resource {
     /// Iridium, the first resource carved out of the monolith.
     Iridium,
@@ -32,6 +36,14 @@ impl Resource {
         match self {
             Self::Iridium => "iridium",
             Self::Magnesite => "magnesite",
+        }
+    }
+
+    /// An order for this resource alone, for error messages.
+    pub fn example(self) -> &'static str {
+        match self {
+            Self::Iridium => r#"{"iridium": 1}"#,
+            Self::Magnesite => r#"{"magnesite": 1}"#,
         }
     }
 
@@ -74,7 +86,11 @@ pub struct BundleOrder {
     pub bundle: Quantity,
 }
 
-/// An order for one resource.
+/// An order for one resource: `{"iridium": n}` or `{"magnesite": n}`.
+///
+/// What a resource service takes (its own resource only, see
+/// [`ResourceOrder::only`]) and, serialized the same way, the body the
+/// resource services send to the monolith's glue hook.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ResourceOrder {
     /// Which resource.
@@ -92,7 +108,7 @@ pub enum OrderError {
     /// The order is JSON but not of the expected shape.
     #[error("this service is expecting exactly {0}")]
     WrongShape(&'static str),
-    /// The quantity is not a whole number from 1 to [`MAX_QUANTITY`].
+    /// The quantity is not a whole number from 1 to 1,000,000.
     #[error("{key} must be a whole number from 1 to {MAX_QUANTITY}, got {got}; expected exactly {expected}")]
     BadQuantity {
         /// The key whose value was wrong.
@@ -104,89 +120,92 @@ pub enum OrderError {
     },
 }
 
-const BUNDLE_EXAMPLE: &str = r#"{"bundle": 1}"#;
-const IRIDIUM_EXAMPLE: &str = r#"{"iridium": 1}"#;
-const MAGNESITE_EXAMPLE: &str = r#"{"magnesite": 1}"#;
-const HOOK_EXAMPLE: &str = r#"{"iridium": 1} or {"magnesite": 1}"#;
-
-fn example(resource: Resource) -> &'static str {
-    match resource {
-        Resource::Iridium => IRIDIUM_EXAMPLE,
-        Resource::Magnesite => MAGNESITE_EXAMPLE,
-    }
-}
-
-/// Parses a bundle order: `{"bundle": n}`.
-pub fn parse_bundle(order: &Value) -> Result<BundleOrder, OrderError> {
-    let (key, value) = single_entry(order, BUNDLE_EXAMPLE)?;
-    if key != "bundle" {
-        return Err(OrderError::WrongShape(BUNDLE_EXAMPLE));
-    }
-    Ok(BundleOrder {
-        bundle: quantity(key, value, BUNDLE_EXAMPLE)?,
-    })
-}
-
-/// Parses an order for one given resource: exactly `{"<resource>": n}`.
-pub fn parse_resource_order(order: &Value, resource: Resource) -> Result<ResourceOrder, OrderError> {
-    let expected = example(resource);
-    let (key, value) = single_entry(order, expected)?;
-    if key != resource.as_str() {
-        return Err(OrderError::WrongShape(expected));
-    }
-    Ok(ResourceOrder {
-        resource,
-        quantity: quantity(key, value, expected)?,
-    })
-}
-
-/// Parses the glue hook's body: exactly one of `{"iridium": n}`, `{"magnesite": n}`.
-pub fn parse_any_resource_order(order: &Value) -> Result<ResourceOrder, OrderError> {
-    let (key, value) = single_entry(order, HOOK_EXAMPLE)?;
-    let resource = match key.as_str() {
-        "iridium" => Resource::Iridium,
-        "magnesite" => Resource::Magnesite,
-        _ => return Err(OrderError::WrongShape(HOOK_EXAMPLE)),
-    };
-    Ok(ResourceOrder {
-        resource,
-        quantity: quantity(key, value, HOOK_EXAMPLE)?,
-    })
-}
-
-/// Parses order text (the `Message` string of a notification, or a raw body).
-pub fn parse_json(text: &[u8], expected: OrderKind) -> Result<Value, OrderError> {
-    serde_json::from_slice(text).map_err(|e| OrderError::NotJson(e.to_string(), expected.example()))
-}
-
-/// Which kind of order an endpoint takes, for error messages.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OrderKind {
-    /// `{"bundle": n}`.
-    Bundle,
-    /// `{"<resource>": n}` for the given resource.
-    Resource(Resource),
-    /// Either resource (the glue hook).
-    AnyResource,
-}
-
-impl OrderKind {
-    /// A correct order of this kind, for error messages.
-    pub fn example(self) -> &'static str {
+impl OrderError {
+    /// The same error, naming `example` as what a correct order looks like
+    /// (a resource service takes only its own resource).
+    pub fn expecting(self, example: &'static str) -> Self {
         match self {
-            Self::Bundle => BUNDLE_EXAMPLE,
-            Self::Resource(resource) => example(resource),
-            Self::AnyResource => HOOK_EXAMPLE,
+            Self::NotJson(why, _) => Self::NotJson(why, example),
+            Self::WrongShape(_) => Self::WrongShape(example),
+            Self::BadQuantity { key, got, .. } => Self::BadQuantity {
+                key,
+                got,
+                expected: example,
+            },
         }
     }
 }
 
-fn single_entry<'a>(order: &'a Value, expected: &'static str) -> Result<(&'a String, &'a Value), OrderError> {
-    let object: &Map<String, Value> = order.as_object().ok_or(OrderError::WrongShape(expected))?;
-    let mut entries = object.iter();
-    match (entries.next(), entries.next()) {
-        (Some(entry), None) => Ok(entry),
-        _ => Err(OrderError::WrongShape(expected)),
+/// Something an endpoint takes as an order: a one-key JSON object whose
+/// value is a [`Quantity`].
+pub trait Order: Sized {
+    /// A correct order, quoted in every error message.
+    const EXAMPLE: &'static str;
+
+    /// Reads the order from its key and quantity; `None` if the key is not
+    /// one this order has.
+    fn from_entry(key: &str, quantity: Quantity) -> Option<Self>;
+
+    /// Reads the order from JSON (an object, as the workshop's curl sends it).
+    fn from_json(order: &Value) -> Result<Self, OrderError> {
+        let shape = || OrderError::WrongShape(Self::EXAMPLE);
+        let object: &Map<String, Value> = order.as_object().ok_or_else(shape)?;
+        let mut entries = object.iter();
+        let (Some((key, value)), None) = (entries.next(), entries.next()) else {
+            return Err(shape());
+        };
+        // The key decides the shape before the quantity is looked at.
+        Self::from_entry(key, 1).ok_or_else(shape)?;
+        let quantity = quantity(key, value, Self::EXAMPLE)?;
+        Self::from_entry(key, quantity).ok_or_else(shape)
+    }
+
+    /// Reads the order from JSON text (the `Message` string SNS sends, or
+    /// the glue hook's body).
+    fn from_text(text: &[u8]) -> Result<Self, OrderError> {
+        let order: Value =
+            serde_json::from_slice(text).map_err(|e| OrderError::NotJson(e.to_string(), Self::EXAMPLE))?;
+        Self::from_json(&order)
+    }
+}
+
+impl Order for BundleOrder {
+    const EXAMPLE: &'static str = r#"{"bundle": 1}"#;
+
+    fn from_entry(key: &str, bundle: Quantity) -> Option<Self> {
+        (key == "bundle").then_some(Self { bundle })
+    }
+}
+
+impl Order for ResourceOrder {
+    const EXAMPLE: &'static str = r#"{"iridium": 1} or {"magnesite": 1}"#;
+
+    fn from_entry(key: &str, quantity: Quantity) -> Option<Self> {
+        let resource = Resource::deserialize(key.into_deserializer())
+            .map_err(|_: serde::de::value::Error| ())
+            .ok()?;
+        Some(Self { resource, quantity })
+    }
+}
+
+impl ResourceOrder {
+    /// This order if it is for `resource`, else what a service producing
+    /// `resource` expects.
+    pub fn only(self, resource: Resource) -> Result<Self, OrderError> {
+        if self.resource == resource {
+            Ok(self)
+        } else {
+            Err(OrderError::WrongShape(resource.example()))
+        }
+    }
+}
+
+impl Serialize for ResourceOrder {
+    /// `{"iridium": n}`: the glue hook's body, and the order as sent.
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        map.serialize_entry(self.resource.as_str(), &self.quantity)?;
+        map.end()
     }
 }
 
@@ -213,9 +232,12 @@ mod tests {
 
     #[test]
     fn bundle_quantity_may_be_number_or_numeric_string() {
-        assert_eq!(parse_bundle(&json!({"bundle": 2})), Ok(BundleOrder { bundle: 2 }));
         assert_eq!(
-            parse_bundle(&json!({"bundle": "1"})),
+            BundleOrder::from_json(&json!({"bundle": 2})),
+            Ok(BundleOrder { bundle: 2 })
+        );
+        assert_eq!(
+            BundleOrder::from_text(br#"{"bundle": "1"}"#),
             Ok(BundleOrder { bundle: 1 })
         );
     }
@@ -234,38 +256,73 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    parse_bundle(&json!({"bundle": bad})),
+                    BundleOrder::from_json(&json!({"bundle": bad})),
                     Err(OrderError::BadQuantity { .. })
                 ),
                 "{bad}"
             );
         }
+        assert_eq!(
+            BundleOrder::from_json(&json!({"bundle": 0})).map_err(|e| e.to_string()),
+            Err(
+                r#"bundle must be a whole number from 1 to 1000000, got 0; expected exactly {"bundle": 1}"#
+                    .into()
+            )
+        );
     }
 
     #[test]
     fn resource_service_takes_exactly_its_own_key() {
+        let own = |order: Value| {
+            ResourceOrder::from_json(&order)
+                .and_then(|order| order.only(Resource::Iridium))
+                .map_err(|e| e.expecting(Resource::Iridium.example()))
+        };
         assert_eq!(
-            parse_resource_order(&json!({"iridium": 3}), Resource::Iridium),
+            own(json!({"iridium": 3})),
             Ok(ResourceOrder {
                 resource: Resource::Iridium,
                 quantity: 3
             })
         );
-        assert!(parse_resource_order(&json!({"magnesite": 3}), Resource::Iridium).is_err());
-        assert!(parse_resource_order(&json!({"iridium": 3, "magnesite": 1}), Resource::Iridium).is_err());
-        let error = parse_resource_order(&json!({}), Resource::Iridium).err();
-        assert_eq!(
-            error.map(|e| e.to_string()).as_deref(),
-            Some(r#"this service is expecting exactly {"iridium": 1}"#)
-        );
+        assert!(own(json!({"magnesite": 3})).is_err());
+        assert!(own(json!({"iridium": 3, "magnesite": 1})).is_err());
+        for wrong in [json!({}), json!({"magnesite": 3}), json!({"Iridium": 3})] {
+            assert_eq!(
+                own(wrong).map_err(|e| e.to_string()),
+                Err(r#"this service is expecting exactly {"iridium": 1}"#.into())
+            );
+        }
     }
 
     #[test]
     fn glue_hook_takes_either_resource() {
         assert_eq!(
-            parse_any_resource_order(&json!({"magnesite": "4"})).map(|o| (o.resource, o.quantity)),
+            ResourceOrder::from_json(&json!({"magnesite": "4"})).map(|o| (o.resource, o.quantity)),
             Ok((Resource::Magnesite, 4))
         );
-        assert!(parse_any_resource_order(&json!({"bundle": 1})).is_err());
+        assert_eq!(
+            ResourceOrder::from_json(&json!({"bundle": 1})),
+            Err(OrderError::WrongShape(r#"{"iridium": 1} or {"magnesite": 1}"#))
+        );
+    }
+
+    #[test]
+    fn the_glue_hook_body_round_trips() {
+        let order = ResourceOrder {
+            resource: Resource::Magnesite,
+            quantity: 7,
+        };
+        let body = serde_json::to_vec(&order).unwrap_or_default();
+        assert_eq!(body, br#"{"magnesite":7}"#);
+        assert_eq!(ResourceOrder::from_text(&body), Ok(order));
+    }
+
+    #[test]
+    fn not_json_names_the_expected_order() {
+        assert!(matches!(
+            BundleOrder::from_text(b"{"),
+            Err(OrderError::NotJson(_, r#"{"bundle": 1}"#))
+        ));
     }
 }

@@ -39,21 +39,57 @@ impl MessageType {
             Self::UnsubscribeConfirmation => "UnsubscribeConfirmation",
         }
     }
-
-    /// Parses the wire name; `None` for anything SNS does not send.
-    pub fn from_wire(name: &str) -> Option<Self> {
-        match name {
-            "SubscriptionConfirmation" => Some(Self::SubscriptionConfirmation),
-            "Notification" => Some(Self::Notification),
-            "UnsubscribeConfirmation" => Some(Self::UnsubscribeConfirmation),
-            _ => None,
-        }
-    }
 }
 
 impl fmt::Display for MessageType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// How an envelope is signed: the `SignatureVersion` field.
+///
+/// Any text parses, so that an envelope naming a version SNS does not use is
+/// still an envelope, refused by the verifier as unsupported (403) rather
+/// than by the parser as malformed (400).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "String", into = "String")]
+pub enum SignatureVersion {
+    /// `"1"`: RSA PKCS#1 v1.5 with SHA-1 (the SNS default).
+    V1,
+    /// `"2"`: RSA PKCS#1 v1.5 with SHA-256.
+    V2,
+    /// Anything else, as sent; never verifies.
+    Unsupported(String),
+}
+
+impl SignatureVersion {
+    /// The value on the wire.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::V1 => "1",
+            Self::V2 => "2",
+            Self::Unsupported(text) => text,
+        }
+    }
+}
+
+impl From<String> for SignatureVersion {
+    fn from(text: String) -> Self {
+        match text.as_str() {
+            "1" => Self::V1,
+            "2" => Self::V2,
+            _ => Self::Unsupported(text),
+        }
+    }
+}
+
+impl From<SignatureVersion> for String {
+    fn from(version: SignatureVersion) -> Self {
+        match version {
+            SignatureVersion::Unsupported(text) => text,
+            known => known.as_str().to_owned(),
+        }
     }
 }
 
@@ -89,7 +125,7 @@ pub struct Envelope {
     pub timestamp: String,
     /// `"1"` (SHA1withRSA) or `"2"` (SHA256withRSA).
     #[serde(rename = "SignatureVersion")]
-    pub signature_version: String,
+    pub signature_version: SignatureVersion,
     /// Base64 signature over [`Envelope::string_to_sign`].
     #[serde(rename = "Signature")]
     pub signature: String,
@@ -159,7 +195,7 @@ mod tests {
             message: "{\"bundle\": 1}\nline".into(),
             subscribe_url: None,
             timestamp: "2012-04-26T20:45:04.751Z".into(),
-            signature_version: "2".into(),
+            signature_version: SignatureVersion::V2,
             signature: "c2ln".into(),
             signing_cert_url: "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem".into(),
             unsubscribe_url: Some("https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe".into()),
@@ -212,7 +248,7 @@ mod tests {
     #[test]
     fn serializes_in_sns_field_order() {
         let json = serde_json::to_string(&notification()).unwrap_or_default();
-        let positions: Vec<usize> = [
+        let positions: Vec<Option<usize>> = [
             "\"Type\"",
             "\"MessageId\"",
             "\"TopicArn\"",
@@ -224,9 +260,35 @@ mod tests {
             "\"UnsubscribeURL\"",
         ]
         .iter()
-        .map(|key| json.find(key).unwrap_or(usize::MAX))
+        .map(|key| json.find(key))
         .collect();
+        assert!(
+            positions.iter().all(Option::is_some),
+            "a field is missing: {json}"
+        );
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "{json}");
+        assert!(json.contains(r#""SignatureVersion":"2""#), "{json}");
         assert!(!json.contains("Subject"));
+    }
+}
+
+#[cfg(test)]
+mod signature_version_tests {
+    use super::*;
+
+    #[test]
+    fn unknown_versions_parse_and_keep_their_text() {
+        for (wire, version) in [
+            ("1", SignatureVersion::V1),
+            ("2", SignatureVersion::V2),
+            ("3", SignatureVersion::Unsupported("3".into())),
+        ] {
+            let json = format!("{wire:?}");
+            assert_eq!(
+                serde_json::from_str::<SignatureVersion>(&json).ok(),
+                Some(version.clone())
+            );
+            assert_eq!(serde_json::to_string(&version).ok(), Some(json));
+        }
     }
 }

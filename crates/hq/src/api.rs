@@ -4,10 +4,10 @@
 //!
 //! Errors become status codes in one place, [`ApiError`]'s `IntoResponse`.
 
-use crate::Hq;
 use crate::faults::{Fault, FaultPlan};
 use crate::feed::{FeedError, Topic};
-use crate::ledger::LedgerError;
+use crate::ledger::{KeyInfo, LedgerError};
+use crate::state::Hq;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
@@ -22,7 +22,7 @@ use serde_json::json;
 use std::collections::HashMap;
 
 /// The header telling a client its fulfillment was a repeat, counted once.
-pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// The longest idempotency key accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// The longest key owner name accepted.
@@ -31,7 +31,7 @@ const FULFILLMENT_EXAMPLE: &str = r#"{"iridium": 1, "magnesite": 1}"#;
 
 /// Why an HQ request was not carried out.
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+enum ApiError {
     /// No `x-api-key`, or one HQ never issued (API Gateway's answer).
     #[error("Forbidden")]
     Forbidden,
@@ -54,7 +54,7 @@ pub enum ApiError {
 
 impl ApiError {
     /// The status this error is answered with.
-    pub fn status(&self) -> StatusCode {
+    fn status(&self) -> StatusCode {
         match self {
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -174,7 +174,7 @@ async fn certificate(State(hq): State<Hq>, Path(file): Path<String>) -> Result<R
 }
 
 /// The caller's key, checked against the ledger.
-async fn caller(hq: &Hq, headers: &HeaderMap) -> Result<crate::ledger::KeyInfo, ApiError> {
+async fn caller(hq: &Hq, headers: &HeaderMap) -> Result<KeyInfo, ApiError> {
     let key = headers
         .get(API_KEY_HEADER)
         .and_then(|value| value.to_str().ok())

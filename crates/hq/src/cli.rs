@@ -1,8 +1,9 @@
 //! The `hq` binary's command line; every flag is also an environment variable.
 
+use crate::config::{DEFAULT_SUBSCRIBE_EVERY, HqConfig};
 use crate::feed::generator::GeneratorConfig;
-use crate::feed::{Backoff, FeedConfig, RetryPolicy, Topic};
-use crate::{HqConfig, keys};
+use crate::feed::{Backoff, FeedConfig, RetryPolicy, Topic, parse_endpoint};
+use crate::keys;
 use clap::Parser;
 use platform::ApiKey;
 use platform::settings::LogFormat;
@@ -53,19 +54,19 @@ pub struct Cli {
     #[arg(long, env = "HQ_MAX_QUANTITY", default_value_t = DEFAULT_MAX_QUANTITY)]
     pub max_quantity: u32,
     /// Retries of a failed delivery (SNS `numRetries`).
-    #[arg(long, env = "HQ_RETRIES", default_value_t = 3)]
+    #[arg(long, env = "HQ_RETRIES", default_value_t = RetryPolicy::default().num_retries)]
     pub retries: u32,
     /// First retry delay in milliseconds (SNS `minDelayTarget`).
-    #[arg(long, env = "HQ_RETRY_MIN_DELAY_MS", default_value_t = 20_000)]
+    #[arg(long, env = "HQ_RETRY_MIN_DELAY_MS", default_value_t = millis(RetryPolicy::default().min_delay))]
     pub retry_min_delay_ms: u64,
     /// Largest retry delay in milliseconds (SNS `maxDelayTarget`).
-    #[arg(long, env = "HQ_RETRY_MAX_DELAY_MS", default_value_t = 20_000)]
+    #[arg(long, env = "HQ_RETRY_MAX_DELAY_MS", default_value_t = millis(RetryPolicy::default().max_delay))]
     pub retry_max_delay_ms: u64,
     /// How retry delays grow (SNS `backoffFunction`).
-    #[arg(long, env = "HQ_BACKOFF", value_enum, default_value_t = Backoff::Linear)]
+    #[arg(long, env = "HQ_BACKOFF", value_enum, default_value_t = RetryPolicy::default().backoff)]
     pub backoff: Backoff,
     /// Timeout of one delivery attempt in milliseconds (SNS: 15 s).
-    #[arg(long, env = "HQ_DELIVERY_TIMEOUT_MS", default_value_t = 15_000)]
+    #[arg(long, env = "HQ_DELIVERY_TIMEOUT_MS", default_value_t = millis(FeedConfig::default().delivery_timeout))]
     pub delivery_timeout_ms: u64,
     /// How long to let deliveries finish at shutdown, in seconds.
     #[arg(long, env = "HQ_DRAIN_SECS", default_value_t = 30)]
@@ -77,11 +78,16 @@ pub struct Cli {
     #[arg(long = "subscribe", env = "HQ_SUBSCRIBE", value_delimiter = ',', value_parser = parse_subscription)]
     pub subscriptions: Vec<(Topic, Url)>,
     /// How often an unconfirmed `--subscribe` endpoint is sent its confirmation again, in milliseconds.
-    #[arg(long, env = "HQ_SUBSCRIBE_EVERY_MS", default_value_t = 1_000)]
+    #[arg(long, env = "HQ_SUBSCRIBE_EVERY_MS", default_value_t = millis(DEFAULT_SUBSCRIBE_EVERY))]
     pub subscribe_every_ms: u64,
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// `duration` in whole milliseconds, as the flags take it.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Parses `topic=rate`.
@@ -105,10 +111,7 @@ pub fn parse_subscription(text: &str) -> Result<(Topic, Url), String> {
         .split_once('=')
         .ok_or_else(|| format!("expected topic=http://endpoint/, got {text:?}"))?;
     let topic = topic.trim().parse::<Topic>().map_err(|e| e.to_string())?;
-    let endpoint = Url::parse(endpoint.trim())
-        .ok()
-        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
-        .ok_or_else(|| format!("endpoint must be an http:// or https:// URL, got {endpoint:?}"))?;
+    let endpoint = parse_endpoint(endpoint).map_err(|e| e.to_string())?;
     Ok((topic, endpoint))
 }
 

@@ -5,6 +5,9 @@ use hq::cli::Cli;
 use platform::startup::shutdown_signal;
 use std::time::Duration;
 
+// jemalloc, one arena: why, in platform::allocator.
+platform::use_jemalloc!();
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -1,12 +1,12 @@
 //! HQ's SNS signing identity: an RSA key and a self-signed certificate, made
-//! once and kept in the data directory. Signing itself is the platform's
+//! once and kept in the data directory. Signing itself is
 //! [`SnsSigner`], the same code the services' tests sign with.
 //!
 //! The services fetch the certificate from `SigningCertURL` (served by HQ)
 //! and check the signature exactly as they would a real SNS message; they
 //! trust HQ's URLs because the launcher names HQ as `AWS_ENDPOINT_URL_SNS`.
 
-use platform::sns::SnsSigner;
+use crate::sns_signer::SnsSigner;
 use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use rsa::{RsaPrivateKey, RsaPublicKey};

@@ -68,11 +68,13 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
     };
     print_reconciliation(&reconciliation);
-    Ok(if reconciliation.lost == 0 && reconciliation.duplicated == 0 {
-        0
-    } else {
-        1
-    })
+    Ok(
+        if reconciliation.totals.lost == 0 && reconciliation.totals.duplicated == 0 {
+            0
+        } else {
+            1
+        },
+    )
 }
 
 fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
@@ -147,6 +149,7 @@ fn print_reconciliation(r: &Reconciliation) {
         "  {:<10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>5} {:>10}",
         "topic", "published", "fulfilled", "rejected", "unrouted", "pending", "lost", "duplicated"
     );
+    let total = &r.totals;
     for (topic, t) in &r.topics {
         println!(
             "  {:<10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>5} {:>10}",
@@ -155,11 +158,18 @@ fn print_reconciliation(r: &Reconciliation) {
     }
     println!(
         "  {:<10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>5} {:>10}",
-        "total", r.published, r.fulfilled, r.rejected, r.unrouted, r.pending, r.lost, r.duplicated
+        "total",
+        total.published,
+        total.fulfilled,
+        total.rejected,
+        total.unrouted,
+        total.pending,
+        total.lost,
+        total.duplicated
     );
-    if r.lost == 0 && r.duplicated == 0 {
+    if total.lost == 0 && total.duplicated == 0 {
         println!("  Nothing lost, nothing counted twice.");
     } else {
-        println!("  {} lost, {} duplicated.", r.lost, r.duplicated);
+        println!("  {} lost, {} duplicated.", total.lost, total.duplicated);
     }
 }

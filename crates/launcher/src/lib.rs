@@ -18,7 +18,7 @@ use hq::feed::{Backoff, Feed, FeedConfig, RetryPolicy, Topic};
 use hq::ledger::Reconciliation;
 use hq::{HqConfig, RunningHq};
 use monolith::MonolithConfig;
-use platform::ssm::FulfillmentApi;
+use monolith::api::FulfillmentApi;
 use platform::{ApiKey, TrustConfig};
 use resource::ResourceConfig;
 use std::collections::{BTreeMap, BTreeSet};
@@ -231,7 +231,7 @@ async fn start_services(
     monolith_config.trust = trust(Topic::Orders);
     let monolith = Service::launch("monolith", config.monolith_addr, monolith_config, monolith::run).await?;
 
-    let glue_hook = platform::settings::glue_hook_url(&monolith.url("/"))?;
+    let glue_hook = resource::config::glue_hook_url(&monolith.url("/"))?;
     let resource_service = |resource: Resource, topic: Topic, addr: SocketAddr| {
         let mut resource_config = ResourceConfig::new(resource, glue_hook.clone());
         resource_config.gather_delay = config.gather_delay;

@@ -1,10 +1,10 @@
-//! The monolith's command line and environment (SPEC §6).
+//! The monolith's command line and environment (docs/contract.md, Configuration).
 
-use crate::config::MonolithConfig;
+use crate::api::FulfillmentApiArgs;
+use crate::config::{DEFAULT_DOWNSTREAM_TIMEOUT_MS, MonolithConfig};
 use clap::Parser;
 use contracts::Resource;
-use platform::settings::{DownstreamLimitArgs, FulfillmentApiArgs, LogFormat, TrustConfig, millis};
-use platform::ssm::{ConfigError, resolve_fulfillment_api};
+use platform::settings::{ConfigError, DownstreamLimitArgs, LogFormat, TrustConfig, millis};
 use std::collections::BTreeSet;
 
 /// Settings of the `monolith` binary; every flag is also an environment variable.
@@ -27,7 +27,7 @@ pub struct Cli {
     #[arg(long, env = "GATHER_DELAY_MS", default_value_t = 0)]
     pub gather_delay_ms: u64,
     /// Timeout of each fulfillment API call, in milliseconds.
-    #[arg(long, env = "DOWNSTREAM_TIMEOUT_MS", default_value_t = 5000)]
+    #[arg(long, env = "DOWNSTREAM_TIMEOUT_MS", default_value_t = DEFAULT_DOWNSTREAM_TIMEOUT_MS)]
     pub downstream_timeout_ms: u64,
     /// How many calls to it at once.
     #[command(flatten)]
@@ -41,7 +41,7 @@ impl Cli {
     /// Resolves the configuration, reading SSM for whatever is missing.
     pub async fn resolve(&self) -> Result<MonolithConfig, ConfigError> {
         let strangled = parse_strangled(&self.strangled)?;
-        let api = resolve_fulfillment_api(&self.api).await?;
+        let api = crate::api::resolve(&self.api).await?;
         Ok(MonolithConfig {
             api,
             strangled,
@@ -54,7 +54,7 @@ impl Cli {
 }
 
 /// Parses `STRANGLED`: comma-separated resource names, blanks ignored.
-pub fn parse_strangled(list: &str) -> Result<BTreeSet<Resource>, ConfigError> {
+fn parse_strangled(list: &str) -> Result<BTreeSet<Resource>, ConfigError> {
     list.split(',')
         .map(str::trim)
         .filter(|name| !name.is_empty())

@@ -1,9 +1,10 @@
 //! The monolith's resolved configuration.
 
+use crate::api::FulfillmentApi;
 use contracts::Resource;
 use platform::TrustConfig;
 use platform::downstream::DEFAULT_MAX_CONNECTIONS;
-use platform::ssm::FulfillmentApi;
+use platform::settings::millis;
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -24,17 +25,17 @@ pub struct MonolithConfig {
     pub trust: TrustConfig,
 }
 
-impl MonolithConfig {
-    /// The default fulfillment API timeout: well inside SNS' 15 s.
-    pub const DEFAULT_DOWNSTREAM_TIMEOUT: Duration = Duration::from_secs(5);
+/// The default fulfillment API timeout in milliseconds: well inside SNS' 15 s.
+pub const DEFAULT_DOWNSTREAM_TIMEOUT_MS: u64 = 5000;
 
+impl MonolithConfig {
     /// A configuration with defaults for everything but the API.
     pub fn new(api: FulfillmentApi) -> Self {
         Self {
             api,
             strangled: BTreeSet::new(),
             gather_delay: Duration::ZERO,
-            downstream_timeout: Self::DEFAULT_DOWNSTREAM_TIMEOUT,
+            downstream_timeout: millis(DEFAULT_DOWNSTREAM_TIMEOUT_MS),
             downstream_max_connections: DEFAULT_MAX_CONNECTIONS,
             trust: TrustConfig::default(),
         }

@@ -4,6 +4,7 @@
 //! yet and calls the fulfillment API; `POST /fulfill/` is the glueFulfill
 //! hook the microservices call; `GET /` answers the ALB's health check.
 
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod gather;

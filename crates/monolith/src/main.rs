@@ -3,6 +3,9 @@
 use clap::Parser;
 use monolith::cli::Cli;
 
+// jemalloc, one arena: why, in platform::allocator.
+platform::use_jemalloc!();
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

@@ -7,20 +7,12 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Router, body::Bytes};
 use contracts::fulfillment::{API_KEY_HEADER, IDEMPOTENCY_KEY_HEADER};
-use contracts::order::{OrderKind, parse_any_resource_order, parse_bundle, parse_json};
-use contracts::{BundleOrder, FulfillmentRequest};
+use contracts::{BundleOrder, FulfillmentRequest, Order, ResourceOrder};
 use platform::downstream::http_client;
-use platform::{Downstream, Intake, OrderIntake, ServiceError};
+use platform::reply::{HOOK_DELIVERED, HOOK_FAILED, ORDER_FAILED, ORDER_FULFILLED};
+use platform::{Downstream, OrderIntake, Received, ServiceError};
 use std::sync::Arc;
 
-/// Reply to a fulfilled bundle order.
-pub const ORDER_FULFILLED: &str = "Your order has been fulfilled";
-/// Reply to a bundle order whose fulfillment failed.
-pub const ORDER_FAILED: &str = "Your order has NOT been fulfilled";
-/// Reply to a delivered glue-hook fulfillment.
-pub const HOOK_DELIVERED: &str = "Your fulfillment request has been delivered";
-/// Reply to a glue-hook fulfillment that failed.
-pub const HOOK_FAILED: &str = "Your fulfillment request has failed";
 /// Reply to the ALB health check.
 pub const HEALTHY: &str = "Nothing here, used for health check. Try /order/ instead.";
 
@@ -66,22 +58,13 @@ async fn order(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<&'static str, ServiceError> {
-    let (order, message_id) = match monolith
-        .intake
-        .receive(&headers, &body, OrderKind::Bundle)
-        .await?
-    {
-        Intake::Done(reply) => return Ok(reply),
-        Intake::Order { order, message_id } => (order, message_id),
-    };
-    let BundleOrder { bundle } = parse_bundle(&order)?;
-    let config = &monolith.config;
-    let request = gather(bundle, &config.strangled, config.gather_delay).await;
+    let monolith = &*monolith;
     monolith
-        .fulfill(&request, message_id.as_deref(), ORDER_FAILED)
-        .await?;
-    tracing::info!("Bundle fulfilled");
-    Ok(ORDER_FULFILLED)
+        .intake
+        .take(&headers, &body, async |received| {
+            monolith.fulfil_bundle(received).await
+        })
+        .await
 }
 
 /// `POST /fulfill/`: the glueFulfill hook; one resource from a microservice.
@@ -90,22 +73,37 @@ async fn fulfill(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<&'static str, ServiceError> {
-    let order = parse_any_resource_order(&parse_json(&body, OrderKind::AnyResource)?)?;
-    tracing::info!(
-        "Fulfilling {} {} from the {} microservice",
-        order.quantity,
-        order.resource,
-        order.resource
-    );
+    let order = ResourceOrder::from_text(&body)?;
     let idempotency_key = headers.get(IDEMPOTENCY_KEY_HEADER).and_then(|v| v.to_str().ok());
-    let request = FulfillmentRequest::single(order.resource, order.quantity);
-    monolith.fulfill(&request, idempotency_key, HOOK_FAILED).await?;
-    Ok(HOOK_DELIVERED)
+    monolith.fulfil_hook(order, idempotency_key).await
 }
 
 impl Monolith {
+    /// Gathers what is still gathered here, then fulfils the bundle.
+    async fn fulfil_bundle(&self, received: Received<BundleOrder>) -> Result<&'static str, ServiceError> {
+        let Received { order, message_id } = received;
+        let request = gather(order.bundle, &self.config.strangled, self.config.gather_delay).await;
+        self.call_api(&request, message_id.as_deref(), ORDER_FAILED)
+            .await?;
+        tracing::info!("Bundle fulfilled");
+        Ok(ORDER_FULFILLED)
+    }
+
+    /// Fulfils what a microservice produced.
+    async fn fulfil_hook(
+        &self,
+        order: ResourceOrder,
+        idempotency_key: Option<&str>,
+    ) -> Result<&'static str, ServiceError> {
+        let ResourceOrder { resource, quantity } = order;
+        tracing::info!("Fulfilling {quantity} {resource} from the {resource} microservice");
+        let request = FulfillmentRequest::single(resource, quantity);
+        self.call_api(&request, idempotency_key, HOOK_FAILED).await?;
+        Ok(HOOK_DELIVERED)
+    }
+
     /// Calls the fulfillment API; `Ok` only when it answered 2xx.
-    async fn fulfill(
+    async fn call_api(
         &self,
         request: &FulfillmentRequest,
         idempotency_key: Option<&str>,

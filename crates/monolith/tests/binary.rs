@@ -2,14 +2,16 @@
 //! from SSM (moto's server standing in), the missing-configuration exit, and
 //! the SIGTERM drain that `docker stop` and ECS rely on.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a failed test
+// clippy.toml allows unwrap in #[test] functions only; the helpers here
+// are test code too, where a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
-use testkit::process::{run_to_exit, safe_aws_env};
+use testkit::process::{exits_with_one_line_naming, safe_aws_env};
 use testkit::{ApiBehaviour, FakeApi, ServiceProcess, wait_until};
 
 const WORKSHOP_CURL_BODY: &str = r#"{"Message":{"bundle":"1"}}"#;
@@ -31,14 +33,8 @@ async fn send_workshop_curl(addr: std::net::SocketAddr) -> Result<(u16, String),
 
 #[tokio::test]
 async fn missing_configuration_exits_with_one_line_naming_it() {
-    let output = run_to_exit(monolith_exe(), &safe_aws_env()).await;
-    assert!(!output.status.success(), "exited {:?}", output.status);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one line, got {stderr:?}");
-    for named in ["INTERSTELLA_API_KEY", "/interstella/apiKey", "AWS_REGION"] {
-        assert!(lines[0].contains(named), "{named} not named in {:?}", lines[0]);
-    }
+    let named = ["INTERSTELLA_API_KEY", "/interstella/apiKey", "AWS_REGION"];
+    exits_with_one_line_naming(monolith_exe(), &safe_aws_env(), &named).await;
 }
 
 #[tokio::test]
@@ -52,9 +48,11 @@ async fn environment_configures_and_sigterm_drains_in_flight_orders() {
 
     api.behave(ApiBehaviour::Delay(Duration::from_millis(500)));
     let order = tokio::spawn(send_workshop_curl(addr));
-    wait_until("the order to reach the API", Duration::from_secs(10), || {
-        api.count() == 1
-    })
+    wait_until(
+        "the order to reach the API",
+        Duration::from_secs(10),
+        async || (api.count() == 1).then_some(()),
+    )
     .await;
     monolith.terminate().await;
     let answer = order.await.unwrap();
@@ -150,20 +148,16 @@ async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
             .await
     };
     // moto takes a moment to listen: poll until it answers, with a deadline.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        match put_parameters().await {
-            Ok(_) => break,
-            Err(error) => {
-                assert!(
-                    tokio::time::Instant::now() < deadline,
-                    "moto never answered: {error:?}"
-                );
-                assert!(moto.try_wait().unwrap().is_none(), "moto_server exited");
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        }
-    }
+    wait_until(
+        "moto to take the parameters",
+        Duration::from_secs(30),
+        async || {
+            let stored = put_parameters().await.ok();
+            assert!(moto.try_wait().unwrap().is_none(), "moto_server exited");
+            stored
+        },
+    )
+    .await;
 
     let mut monolith = ServiceProcess::start(monolith_exe(), &aws_env);
     let addr = monolith.wait_listening().await;
@@ -181,12 +175,6 @@ async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
 
     // A parameter SSM does not have: the one-line exit names it and SSM.
     aws_env.insert("SSM_API_KEY_PARAM".into(), "/interstella/missing".into());
-    let output = run_to_exit(monolith_exe(), &aws_env).await;
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(
-        stderr.contains("/interstella/missing") && stderr.contains("parameter not found"),
-        "{stderr}"
-    );
+    let named = ["/interstella/missing", "parameter not found"];
+    exits_with_one_line_naming(monolith_exe(), &aws_env, &named).await;
 }

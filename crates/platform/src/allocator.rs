@@ -1,5 +1,4 @@
-//! The memory allocator of every binary built on this crate: jemalloc, with
-//! one arena.
+//! The memory allocator the service binaries choose: jemalloc, with one arena.
 //!
 //! The images hold static musl binaries, and musl's allocator takes one lock
 //! for every allocation and free: under load the monolith spent about 40%
@@ -9,6 +8,19 @@
 //! 20 MB at 128 connections; one arena (`narenas:1`, set where jemalloc is
 //! compiled, in `.cargo/config.toml`) keeps it near musl's footprint while
 //! the per-thread caches keep it fast.
+//!
+//! A library must not choose for its users (every test and tool linking it
+//! would get jemalloc), so each binary's `main.rs` says
+//! `platform::use_jemalloc!();`.
 
-#[global_allocator]
-static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+#[doc(hidden)]
+pub use tikv_jemallocator::Jemalloc;
+
+/// Makes jemalloc this binary's global allocator; invoke once, in `main.rs`.
+#[macro_export]
+macro_rules! use_jemalloc {
+    () => {
+        #[global_allocator]
+        static GLOBAL: $crate::allocator::Jemalloc = $crate::allocator::Jemalloc;
+    };
+}

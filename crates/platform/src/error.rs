@@ -58,6 +58,18 @@ impl ServiceError {
     }
 }
 
+impl ServiceError {
+    /// The same error, naming `example` as what a correct order looks like
+    /// (a resource service takes only its own resource).
+    pub fn expecting(self, example: &'static str) -> Self {
+        match self {
+            Self::Delivery(error) => Self::Delivery(error.expecting(example)),
+            Self::Order(error) => Self::Order(error.expecting(example)),
+            other => other,
+        }
+    }
+}
+
 impl IntoResponse for ServiceError {
     fn into_response(self) -> Response {
         let status = self.status();

@@ -1,37 +1,37 @@
 //! Taking an order in: from SNS (verified, confirmations handled) or from a
-//! direct caller such as the workshop's curl (SPEC §2, §5).
+//! direct caller such as the workshop's curl (docs/contract.md, Orders and
+//! Trust).
 //!
-//! Each order endpoint hands its headers and raw body here and gets back the
-//! order to carry out, or a reply when there is nothing to carry out.
+//! Each order endpoint hands its headers, raw body and what to do with an
+//! order here; the order reaches it parsed into the endpoint's order type,
+//! and confirmations are answered without it.
 
 use crate::downstream::Downstream;
 use crate::error::ServiceError;
+use crate::reply::{SUBSCRIBED, UNSUBSCRIBED};
 use crate::settings::TrustConfig;
 use crate::sns::{SnsVerifier, TrustedHosts};
 use axum::http::HeaderMap;
-use contracts::order::OrderKind;
 use contracts::sns::MESSAGE_TYPE_HEADER;
-use contracts::{Delivery, Envelope, MessageType, message_order, parse_delivery};
-use serde_json::Value;
+use contracts::{Delivery, Envelope, MessageType, Order, message_order, parse_delivery};
 use std::time::Duration;
-
-/// The reply to a SubscriptionConfirmation we confirmed.
-pub const SUBSCRIBED: &str = "SNS topic subscribed!";
-/// The reply to an UnsubscribeConfirmation.
-pub const UNSUBSCRIBED: &str = "SNS unsubscribe noted";
 /// How long the SubscribeURL GET may take.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// An order to carry out, as it arrived.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Received<O> {
+    /// The order, parsed into the type the endpoint takes.
+    pub order: O,
+    /// The SNS MessageId, which identifies the order across redeliveries;
+    /// `None` for a direct order.
+    pub message_id: Option<String>,
+}
+
 /// What a delivery asks of the endpoint.
-#[derive(Debug)]
-pub enum Intake {
+enum Delivered<O> {
     /// Carry out this order.
-    Order {
-        /// The order JSON (to parse with the endpoint's order parser).
-        order: Value,
-        /// The SNS MessageId, which identifies the order across redeliveries.
-        message_id: Option<String>,
-    },
+    Order(Received<O>),
     /// Nothing to carry out; answer 200 with this text.
     Done(&'static str),
 }
@@ -61,30 +61,42 @@ impl OrderIntake {
         }
     }
 
-    /// Turns one delivery into an order, or handles it.
-    pub async fn receive(
+    /// Takes one delivery in: an order goes to `carry_out`, whose answer is
+    /// the reply; a subscription confirmation is handled here.
+    pub async fn take<O: Order>(
         &self,
         headers: &HeaderMap,
         body: &[u8],
-        kind: OrderKind,
-    ) -> Result<Intake, ServiceError> {
+        carry_out: impl AsyncFnOnce(Received<O>) -> Result<&'static str, ServiceError>,
+    ) -> Result<&'static str, ServiceError> {
+        match self.receive(headers, body).await? {
+            Delivered::Order(received) => carry_out(received).await,
+            Delivered::Done(reply) => Ok(reply),
+        }
+    }
+
+    /// Turns one delivery into an order, or handles it.
+    async fn receive<O: Order>(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+    ) -> Result<Delivered<O>, ServiceError> {
         let type_header = headers.get(MESSAGE_TYPE_HEADER).and_then(|v| v.to_str().ok());
-        match parse_delivery(body, type_header, kind)? {
+        match parse_delivery::<O>(body, type_header)? {
             Delivery::Direct(message) => {
                 if !self.trust.accept_unsigned_orders {
                     return Err(ServiceError::UnsignedRefused);
                 }
-                let order = message_order(&message, kind)?.into_owned();
-                Ok(Intake::Order {
-                    order,
+                Ok(Delivered::Order(Received {
+                    order: message_order(&message)?,
                     message_id: None,
-                })
+                }))
             }
-            Delivery::Sns(envelope) => self.receive_sns(*envelope, kind).await,
+            Delivery::Sns(envelope) => self.receive_sns(*envelope).await,
         }
     }
 
-    async fn receive_sns(&self, envelope: Envelope, kind: OrderKind) -> Result<Intake, ServiceError> {
+    async fn receive_sns<O: Order>(&self, envelope: Envelope) -> Result<Delivered<O>, ServiceError> {
         if !self.trust.accepts_topic(&envelope.topic_arn) {
             return Err(ServiceError::TopicRefused(envelope.topic_arn));
         }
@@ -92,21 +104,18 @@ impl OrderIntake {
             self.verifier.verify(&envelope).await?;
         }
         match envelope.message_type {
-            MessageType::Notification => {
-                let order = contracts::order::parse_json(envelope.message.as_bytes(), kind)?;
-                Ok(Intake::Order {
-                    order,
-                    message_id: Some(envelope.message_id),
-                })
-            }
+            MessageType::Notification => Ok(Delivered::Order(Received {
+                order: O::from_text(envelope.message.as_bytes())?,
+                message_id: Some(envelope.message_id),
+            })),
             MessageType::SubscriptionConfirmation => {
                 self.confirm(&envelope).await?;
                 tracing::info!(topic = %envelope.topic_arn, "SNS subscription confirmed");
-                Ok(Intake::Done(SUBSCRIBED))
+                Ok(Delivered::Done(SUBSCRIBED))
             }
             MessageType::UnsubscribeConfirmation => {
                 tracing::info!(topic = %envelope.topic_arn, "SNS subscription ended (UnsubscribeConfirmation)");
-                Ok(Intake::Done(UNSUBSCRIBED))
+                Ok(Delivered::Done(UNSUBSCRIBED))
             }
         }
     }

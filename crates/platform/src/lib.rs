@@ -2,23 +2,23 @@
 //!
 //! The monolith and the resource microservices differ only in what an order
 //! does; receiving it (SNS or curl, verified, with honest status codes),
-//! calling downstream with timeouts, reading configuration, logging and
-//! serving with a graceful drain are the same, and live here once.
+//! replying, calling downstream with timeouts, reading shared settings,
+//! logging and serving with a graceful drain are the same, and live here once.
 
-mod allocator;
+pub mod allocator;
 pub mod downstream;
 pub mod error;
 pub mod intake;
+pub mod reply;
 pub mod secret;
 pub mod settings;
 pub mod sns;
-pub mod ssm;
 pub mod startup;
 pub mod telemetry;
 
 pub use downstream::{Downstream, DownstreamError};
 pub use error::ServiceError;
-pub use intake::{Intake, OrderIntake};
+pub use intake::{OrderIntake, Received};
 pub use secret::ApiKey;
-pub use settings::{FulfillmentApiArgs, LogFormat, TrustConfig};
+pub use settings::{ConfigError, LogFormat, TrustConfig};
 pub use startup::{serve, shutdown_signal};

@@ -1,14 +1,16 @@
-//! Settings shared by the services: trust, logging and the fulfillment API.
+//! Settings shared by the services: trust, logging, downstream limits, and
+//! the error a service exits with when its configuration cannot be had.
 //!
-//! Every setting is an environment variable (SPEC §6) and the same-named
-//! command-line flag; services flatten these into their own command lines.
+//! Every setting is an environment variable (docs/contract.md, Configuration)
+//! and the same-named command-line flag; services flatten these into their
+//! own command lines.
 
 use crate::downstream::DEFAULT_MAX_CONNECTIONS;
 use clap::builder::BoolishValueParser;
 use std::time::Duration;
 use url::Url;
 
-/// How a service decides whom to believe (SPEC §5).
+/// How a service decides whom to believe (docs/contract.md, Trust).
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrustConfig {
     /// Verify SNS signatures. Only `SNS_VERIFY=false` turns this off, loudly.
@@ -54,26 +56,29 @@ pub enum LogFormat {
     Json,
 }
 
-/// Where the fulfillment API is and how to authenticate: flags or
-/// environment first, SSM Parameter Store for whatever is missing.
-#[derive(Debug, Clone, clap::Args)]
-pub struct FulfillmentApiArgs {
-    /// Fulfillment API key; read from SSM when unset. Never logged.
-    #[arg(long, env = "INTERSTELLA_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
-    /// Fulfillment API URL; read from SSM when unset.
-    #[arg(long, env = "INTERSTELLA_API_ENDPOINT")]
-    pub api_endpoint: Option<String>,
-    /// SSM parameter holding the API key.
-    #[arg(long, env = "SSM_API_KEY_PARAM", default_value = "/interstella/apiKey")]
-    pub ssm_api_key_param: String,
-    /// SSM parameter holding the API endpoint.
-    #[arg(
-        long,
-        env = "SSM_API_ENDPOINT_PARAM",
-        default_value = "/interstella/apiEndpoint"
+/// Configuration that could not be had; the message is the one line a
+/// service prints before exiting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// A value is missing from the environment and from SSM.
+    #[error(
+        "missing configuration: {what}; looked in {env} (or --{flag}) and in SSM parameter {param}: {why}"
     )]
-    pub ssm_api_endpoint_param: String,
+    Missing {
+        /// What is missing, in words.
+        what: &'static str,
+        /// The environment variable looked at.
+        env: &'static str,
+        /// The flag looked at.
+        flag: &'static str,
+        /// The SSM parameter looked at.
+        param: String,
+        /// Why SSM did not have it.
+        why: String,
+    },
+    /// A value is present but unusable.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
 }
 
 /// Reads a millisecond setting as a [`Duration`].
@@ -97,33 +102,16 @@ pub struct DownstreamLimitArgs {
 }
 
 /// The most `DOWNSTREAM_MAX_CONNECTIONS` may be.
-pub const MAX_CONNECTIONS_LIMIT: usize = 4096;
+const MAX_CONNECTIONS_LIMIT: usize = 4096;
 
 /// Parses `DOWNSTREAM_MAX_CONNECTIONS`: a whole number from 1 to [`MAX_CONNECTIONS_LIMIT`].
-pub fn max_connections(text: &str) -> Result<usize, String> {
+fn max_connections(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_CONNECTIONS_LIMIT).contains(&n) => Ok(n),
         _ => Err(format!(
             "expected a whole number from 1 to {MAX_CONNECTIONS_LIMIT}"
         )),
     }
-}
-
-/// Resolves the monolith's address from `monolithUrl`/`MONOLITH_URL`: a bare
-/// host (the workshop passes an ALB DNS name) gets `http://`; a URL with no
-/// path gets the glue hook's `/fulfill/`.
-pub fn glue_hook_url(monolith: &str) -> Result<Url, url::ParseError> {
-    let monolith = monolith.trim();
-    let with_scheme = if monolith.contains("://") {
-        monolith.to_owned()
-    } else {
-        format!("http://{monolith}")
-    };
-    let mut url = Url::parse(&with_scheme)?;
-    if url.path().is_empty() || url.path() == "/" {
-        url.set_path("/fulfill/");
-    }
-    Ok(url)
 }
 
 #[cfg(test)]
@@ -137,26 +125,6 @@ mod tests {
         assert_eq!(max_connections("4096"), Ok(MAX_CONNECTIONS_LIMIT));
         for refused in ["0", "4097", "-1", "many", ""] {
             assert!(max_connections(refused).is_err(), "{refused:?} was accepted");
-        }
-    }
-
-    #[test]
-    fn glue_hook_url_takes_bare_hosts_and_full_urls() {
-        let cases = [
-            (
-                "interstella-alb-1.us-east-1.elb.amazonaws.com",
-                "http://interstella-alb-1.us-east-1.elb.amazonaws.com/fulfill/",
-            ),
-            ("127.0.0.1:5000", "http://127.0.0.1:5000/fulfill/"),
-            ("https://alb.example.com", "https://alb.example.com/fulfill/"),
-            ("http://localhost:5000/fulfill/", "http://localhost:5000/fulfill/"),
-        ];
-        for (given, expected) in cases {
-            assert_eq!(
-                glue_hook_url(given).map(String::from).as_deref(),
-                Ok(expected),
-                "{given}"
-            );
         }
     }
 

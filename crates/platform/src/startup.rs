@@ -1,7 +1,7 @@
 //! Serving a router: path normalisation, body limit, access log and a
 //! graceful drain on SIGTERM.
 
-use crate::ssm::ConfigError;
+use crate::settings::ConfigError;
 use crate::telemetry::LogGuard;
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};

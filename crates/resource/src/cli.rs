@@ -1,10 +1,9 @@
-//! A resource service's command line and environment (SPEC §6).
+//! A resource service's command line and environment (docs/contract.md, Configuration).
 
-use crate::config::ResourceConfig;
+use crate::config::{DEFAULT_DOWNSTREAM_TIMEOUT_MS, ResourceConfig, glue_hook_url};
 use clap::{CommandFactory, FromArgMatches, Parser};
 use contracts::Resource;
-use platform::settings::{DownstreamLimitArgs, LogFormat, TrustConfig, glue_hook_url, millis};
-use platform::ssm::ConfigError;
+use platform::settings::{ConfigError, DownstreamLimitArgs, LogFormat, TrustConfig, millis};
 
 /// Settings of the `iridium` and `magnesite` binaries; every flag is also an
 /// environment variable.
@@ -27,7 +26,7 @@ pub struct Cli {
     #[arg(long, env = "GATHER_DELAY_MS", default_value_t = 0)]
     pub gather_delay_ms: u64,
     /// Timeout of each call to the monolith, in milliseconds.
-    #[arg(long, env = "DOWNSTREAM_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "DOWNSTREAM_TIMEOUT_MS", default_value_t = DEFAULT_DOWNSTREAM_TIMEOUT_MS)]
     pub downstream_timeout_ms: u64,
     /// How many calls to it at once.
     #[command(flatten)]

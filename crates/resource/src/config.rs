@@ -3,6 +3,7 @@
 use contracts::Resource;
 use platform::TrustConfig;
 use platform::downstream::DEFAULT_MAX_CONNECTIONS;
+use platform::settings::millis;
 use std::time::Duration;
 use url::Url;
 
@@ -24,19 +25,62 @@ pub struct ResourceConfig {
     pub trust: TrustConfig,
 }
 
-impl ResourceConfig {
-    /// The default glue-hook timeout: the monolith's 5 s plus margin, inside SNS' 15 s.
-    pub const DEFAULT_DOWNSTREAM_TIMEOUT: Duration = Duration::from_secs(10);
+/// The default glue-hook timeout in milliseconds: the monolith's 5 s plus
+/// margin, inside SNS' 15 s.
+pub const DEFAULT_DOWNSTREAM_TIMEOUT_MS: u64 = 10_000;
 
+impl ResourceConfig {
     /// A configuration with defaults for everything but the resource and the hook.
     pub fn new(resource: Resource, glue_hook: Url) -> Self {
         Self {
             resource,
             glue_hook,
             gather_delay: Duration::ZERO,
-            downstream_timeout: Self::DEFAULT_DOWNSTREAM_TIMEOUT,
+            downstream_timeout: millis(DEFAULT_DOWNSTREAM_TIMEOUT_MS),
             downstream_max_connections: DEFAULT_MAX_CONNECTIONS,
             trust: TrustConfig::default(),
+        }
+    }
+}
+
+/// Resolves the monolith's address from `monolithUrl`/`MONOLITH_URL`: a bare
+/// host (the workshop passes an ALB DNS name) gets `http://`; a URL with no
+/// path gets the glue hook's `/fulfill/`.
+pub fn glue_hook_url(monolith: &str) -> Result<Url, url::ParseError> {
+    let monolith = monolith.trim();
+    let with_scheme = if monolith.contains("://") {
+        monolith.to_owned()
+    } else {
+        format!("http://{monolith}")
+    };
+    let mut url = Url::parse(&with_scheme)?;
+    if url.path().is_empty() || url.path() == "/" {
+        url.set_path("/fulfill/");
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glue_hook_url_takes_bare_hosts_and_full_urls() {
+        let cases = [
+            (
+                "interstella-alb-1.us-east-1.elb.amazonaws.com",
+                "http://interstella-alb-1.us-east-1.elb.amazonaws.com/fulfill/",
+            ),
+            ("127.0.0.1:5000", "http://127.0.0.1:5000/fulfill/"),
+            ("https://alb.example.com", "https://alb.example.com/fulfill/"),
+            ("http://localhost:5000/fulfill/", "http://localhost:5000/fulfill/"),
+        ];
+        for (given, expected) in cases {
+            assert_eq!(
+                glue_hook_url(given).map(String::from).as_deref(),
+                Ok(expected),
+                "{given}"
+            );
         }
     }
 }

@@ -6,17 +6,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::get;
+use contracts::ResourceOrder;
 use contracts::fulfillment::IDEMPOTENCY_KEY_HEADER;
-use contracts::order::{OrderKind, parse_resource_order};
 use platform::downstream::http_client;
-use platform::{Downstream, Intake, OrderIntake, ServiceError};
-use serde_json::json;
+use platform::reply::{ORDER_FAILED, ORDER_FULFILLED};
+use platform::{Downstream, OrderIntake, Received, ServiceError};
 use std::sync::Arc;
-
-/// Reply to a fulfilled resource order.
-pub const ORDER_FULFILLED: &str = "Your order has been fulfilled";
-/// Reply to a resource order whose fulfillment failed.
-pub const ORDER_FAILED: &str = "Your order has NOT been fulfilled";
 
 /// State shared by the handlers, built once at start.
 #[derive(Debug)]
@@ -41,8 +36,9 @@ pub fn router(config: ResourceConfig) -> Result<Router, reqwest::Error> {
     let intake = OrderIntake::new(config.trust.clone(), client);
     let resource = config.resource;
     let health = format!(
-        "{} microservice is healthy. POST {{\"{resource}\": 1}} here.",
-        resource.title()
+        "{} microservice is healthy. POST {} here.",
+        resource.title(),
+        resource.example()
     );
     let state = Arc::new(ResourceService {
         config,
@@ -65,39 +61,45 @@ async fn order(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<&'static str, ServiceError> {
+    let service = &*service;
     let resource = service.config.resource;
-    let (order, message_id) = match service
+    service
         .intake
-        .receive(&headers, &body, OrderKind::Resource(resource))
-        .await?
-    {
-        Intake::Done(reply) => return Ok(reply),
-        Intake::Order { order, message_id } => (order, message_id),
-    };
-    let order = parse_resource_order(&order, resource)?;
-    tracing::info!("Producing {} {}", order.quantity, resource);
-    if !service.config.gather_delay.is_zero() {
-        tokio::time::sleep(service.config.gather_delay).await;
-    }
-    tracing::info!(
-        "Sending {} {} to the monolith for fulfillment",
-        order.quantity,
-        resource
-    );
-    let body = json!({ resource.as_str(): order.quantity });
-    let headers: Vec<(&'static str, &str)> = message_id
-        .as_deref()
-        .map(|id| (IDEMPOTENCY_KEY_HEADER, id))
-        .into_iter()
-        .collect();
-    match service.monolith.post_json(&body, &headers).await {
-        Ok(status) => {
-            tracing::info!("Monolith Status Code: {}", status.as_u16());
-            Ok(ORDER_FULFILLED)
+        .take(&headers, &body, async |received: Received<ResourceOrder>| {
+            let order = received.order.only(resource)?;
+            service.produce(order, received.message_id.as_deref()).await
+        })
+        .await
+        // This service takes its own resource only: say so in every refusal.
+        .map_err(|error| error.expecting(resource.example()))
+}
+
+impl ResourceService {
+    /// Produces the order, then sends it to the monolith's glue hook.
+    async fn produce(
+        &self,
+        order: ResourceOrder,
+        message_id: Option<&str>,
+    ) -> Result<&'static str, ServiceError> {
+        let ResourceOrder { resource, quantity } = order;
+        tracing::info!("Producing {quantity} {resource}");
+        if !self.config.gather_delay.is_zero() {
+            tokio::time::sleep(self.config.gather_delay).await;
         }
-        Err(source) => Err(ServiceError::Downstream {
-            reply: ORDER_FAILED,
-            source,
-        }),
+        tracing::info!("Sending {quantity} {resource} to the monolith for fulfillment");
+        let headers: Vec<(&'static str, &str)> = message_id
+            .map(|id| (IDEMPOTENCY_KEY_HEADER, id))
+            .into_iter()
+            .collect();
+        match self.monolith.post_json(&order, &headers).await {
+            Ok(status) => {
+                tracing::info!("Monolith Status Code: {}", status.as_u16());
+                Ok(ORDER_FULFILLED)
+            }
+            Err(source) => Err(ServiceError::Downstream {
+                reply: ORDER_FAILED,
+                source,
+            }),
+        }
     }
 }

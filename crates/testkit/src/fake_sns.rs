@@ -3,6 +3,7 @@
 //! exactly as SNS does (headers, `text/plain`, `Message` as a string).
 
 use crate::TestApp;
+use crate::keys::{TEST_CERT_PEM, TEST_KEY_PEM};
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -11,10 +12,8 @@ use contracts::sns::{
     CONTENT_TYPE, MESSAGE_ID_HEADER, MESSAGE_TYPE_HEADER, SUBSCRIPTION_ARN_HEADER, TOPIC_ARN_HEADER,
     USER_AGENT,
 };
-use contracts::{Envelope, MessageType};
-use platform::sns::SnsSigner;
-use platform::sns::signing::SignatureVersion;
-use platform::sns::test_fixtures::{TEST_CERT_PEM, TEST_KEY_PEM};
+use contracts::{Envelope, MessageType, SignatureVersion};
+use hq::sns_signer::SnsSigner;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -94,7 +93,8 @@ impl FakeSns {
             message: message.to_owned(),
             subscribe_url: confirmation.then_some(subscribe_url),
             timestamp: "2026-11-25T10:00:00.123Z".to_owned(),
-            signature_version: String::new(),
+            // Not signed yet: `sign` sets the version.
+            signature_version: SignatureVersion::Unsupported(String::new()),
             signature: String::new(),
             signing_cert_url: String::new(),
             unsubscribe_url: (!confirmation)

@@ -79,7 +79,7 @@ impl ServiceProcess {
     }
 
     /// Waits for a line containing `needle`; returns it.
-    pub async fn wait_for_line(&mut self, needle: &str, deadline: Duration) -> String {
+    async fn wait_for_line(&mut self, needle: &str, deadline: Duration) -> String {
         let found = tokio::time::timeout(deadline, async {
             while let Some(line) = self.lines.recv().await {
                 self.seen.push(line.clone());
@@ -140,4 +140,40 @@ impl ServiceProcess {
         }
         status
     }
+}
+
+/// Runs `exe` with `env` and checks it fails with exactly one stderr line
+/// that names each of `named` (a configuration error, as a person reads it).
+pub async fn exits_with_one_line_naming(exe: &Path, env: &HashMap<String, String>, named: &[&str]) {
+    let output = run_to_exit(exe, env).await;
+    assert!(!output.status.success(), "exited {:?}", output.status);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "expected one line, got {stderr:?}");
+    for name in named {
+        assert!(lines[0].contains(name), "{name} not named in {:?}", lines[0]);
+    }
+}
+
+/// A resource binary serves its health check on `/<resource>/`, and exits 0
+/// on SIGTERM.
+pub async fn resource_binary_serves_and_stops(exe: &Path, resource: contracts::Resource) {
+    let mut env = safe_aws_env();
+    env.insert("monolithUrl".into(), "127.0.0.1:9".into());
+    let mut service = ServiceProcess::start(exe, &env);
+    let addr = service.wait_listening().await;
+    let health = reqwest::get(format!("http://{addr}/{resource}/")).await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let text = health.text().await.unwrap();
+    assert_eq!(
+        text,
+        format!(
+            "{} microservice is healthy. POST {} here.",
+            resource.title(),
+            resource.example()
+        )
+    );
+    service.terminate().await;
+    let exit = service.wait_exit(Duration::from_secs(10)).await;
+    assert!(exit.success(), "{exit:?}");
 }

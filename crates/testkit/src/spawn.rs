@@ -1,7 +1,7 @@
 //! Starting the real services in-process on loopback.
 
 use monolith::MonolithConfig;
-use platform::ssm::FulfillmentApi;
+use monolith::api::FulfillmentApi;
 use platform::{ApiKey, TrustConfig};
 use resource::ResourceConfig;
 use std::net::SocketAddr;

@@ -60,14 +60,6 @@ impl RetryPolicy {
             }
         }
     }
-
-    /// The longest a delivery can take, all retries included, given the
-    /// per-attempt timeout.
-    pub fn worst_case(&self, attempt_timeout: Duration) -> Duration {
-        (1..=self.num_retries)
-            .map(|retry| self.delay(retry))
-            .fold(attempt_timeout, |sum, delay| sum + delay + attempt_timeout)
-    }
 }
 
 #[cfg(test)]

@@ -1,15 +1,15 @@
 //! The three topics HQ publishes orders on, and what an order on each looks like.
 
-use contracts::order::{OrderError, OrderKind, parse_bundle, parse_json, parse_resource_order};
-use contracts::{Quantity, Resource};
+use contracts::order::OrderError;
+use contracts::{BundleOrder, Order, Quantity, Resource, ResourceOrder};
 use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
 
 /// The AWS region in HQ's ARNs; any will do, this is the workshop's.
-pub const REGION: &str = "us-east-1";
+const REGION: &str = "us-east-1";
 /// The account in HQ's ARNs: the all-zero account local stand-ins use.
-pub const ACCOUNT: &str = "000000000000";
+const ACCOUNT: &str = "000000000000";
 
 /// A topic of the order feed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -41,20 +41,6 @@ impl Topic {
         format!("arn:aws:sns:{REGION}:{ACCOUNT}:{}", self.as_str())
     }
 
-    /// The topic whose ARN this is.
-    pub fn from_arn(arn: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|topic| topic.arn() == arn)
-    }
-
-    /// The order this topic carries, as the services parse it.
-    pub fn order_kind(self) -> OrderKind {
-        match self {
-            Self::Orders => OrderKind::Bundle,
-            Self::Iridium => OrderKind::Resource(Resource::Iridium),
-            Self::Magnesite => OrderKind::Resource(Resource::Magnesite),
-        }
-    }
-
     /// The order text for `quantity`, as the generator publishes it.
     pub fn order(self, quantity: Quantity) -> String {
         let key = match self {
@@ -68,13 +54,16 @@ impl Topic {
     /// Checks `message` is an order for this topic, with the services' own
     /// parsers: what a subscriber would refuse is refused at publication.
     pub fn validate(self, message: &str) -> Result<Quantity, OrderError> {
-        let kind = self.order_kind();
-        let value = parse_json(message.as_bytes(), kind)?;
-        match self {
-            Self::Orders => parse_bundle(&value).map(|order| order.bundle),
-            Self::Iridium => parse_resource_order(&value, Resource::Iridium).map(|order| order.quantity),
-            Self::Magnesite => parse_resource_order(&value, Resource::Magnesite).map(|order| order.quantity),
-        }
+        let text = message.as_bytes();
+        let resource = match self {
+            Self::Orders => return BundleOrder::from_text(text).map(|order| order.bundle),
+            Self::Iridium => Resource::Iridium,
+            Self::Magnesite => Resource::Magnesite,
+        };
+        ResourceOrder::from_text(text)
+            .and_then(|order| order.only(resource))
+            .map(|order| order.quantity)
+            .map_err(|error| error.expecting(resource.example()))
     }
 }
 

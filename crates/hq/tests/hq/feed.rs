@@ -1,12 +1,10 @@
 //! The order feed: subscription confirmation, deliveries as SNS makes them,
 //! signatures, retries.
 
-use crate::support::{
-    Subscriber, config, eventually, publish, start_hq, subscribe, subscribe_confirmed, url,
-};
+use crate::support::{Subscriber, config, publish, refusal, start_hq, subscribe, subscribe_confirmed, url};
 use axum::http::StatusCode;
 use base64::Engine;
-use contracts::MessageType;
+use contracts::{Envelope, MessageType};
 use hq::feed::Topic;
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::DecodePublicKey;
@@ -14,6 +12,7 @@ use rsa::signature::Verifier;
 use sha2::Sha256;
 use std::sync::Arc;
 use std::time::Duration;
+use testkit::wait_until;
 use x509_cert::der::{DecodePem, Encode};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -26,8 +25,8 @@ async fn a_subscription_is_live_only_once_confirmed() {
     let created = subscribe(&hq, "orders", &subscriber.endpoint()).await;
     assert_eq!(created["state"], "pending_confirmation");
 
-    eventually("the SubscriptionConfirmation", WAIT, || async {
-        !subscriber.received().is_empty()
+    wait_until("the SubscriptionConfirmation", WAIT, async || {
+        (!subscriber.received().is_empty()).then_some(())
     })
     .await;
     let confirmation = subscriber.received()[0].clone();
@@ -48,11 +47,19 @@ async fn a_subscription_is_live_only_once_confirmed() {
     // Not confirmed: published orders reach nobody.
     publish(&hq, "orders", r#"{"bundle": 1}"#).await;
     let reconciliation = hq.hq().reconcile().await.unwrap();
-    assert_eq!(reconciliation.unrouted, 1);
+    assert_eq!(reconciliation.totals.unrouted, 1);
 
     // A wrong token confirms nothing; the SubscribeURL does, answering SNS' XML.
     let wrong = subscribe_url.replace("Token=", "Token=0");
-    assert_eq!(reqwest::get(&wrong).await.unwrap().status(), 404);
+    let message = refusal(reqwest::get(&wrong).await.unwrap(), 404).await;
+    assert!(
+        message.contains("no subscription awaits confirmation"),
+        "{message}"
+    );
+    assert_eq!(
+        hq.hq().feed().subscriptions()[0].state,
+        hq::feed::SubscriptionState::PendingConfirmation
+    );
     let confirmed = reqwest::get(&subscribe_url).await.unwrap();
     assert_eq!(confirmed.status(), 200);
     let xml = confirmed.text().await.unwrap();
@@ -62,8 +69,8 @@ async fn a_subscription_is_live_only_once_confirmed() {
     );
 
     let message_id = publish(&hq, "orders", r#"{"bundle": 2}"#).await;
-    eventually("the notification", WAIT, || async {
-        subscriber.notifications().len() == 1
+    wait_until("the notification", WAIT, async || {
+        (subscriber.notifications().len() == 1).then_some(())
     })
     .await;
     assert_eq!(subscriber.notifications()[0].envelope().message_id, message_id);
@@ -77,8 +84,8 @@ async fn deliveries_are_what_sns_sends_and_verify_against_hqs_certificate() {
     let subscriber = Subscriber::happy().await;
     subscribe_confirmed(&hq, "iridium", &subscriber.endpoint()).await;
     let message_id = publish(&hq, "iridium", r#"{"iridium": 3}"#).await;
-    eventually("the notification", WAIT, || async {
-        subscriber.notifications().len() == 1
+    wait_until("the notification", WAIT, async || {
+        (subscriber.notifications().len() == 1).then_some(())
     })
     .await;
 
@@ -112,23 +119,7 @@ async fn deliveries_are_what_sns_sends_and_verify_against_hqs_certificate() {
             .contains("Action=Unsubscribe")
     );
 
-    // The certificate is served where SigningCertURL says, with SNS' file name.
-    let cert_url = url::Url::parse(&envelope.signing_cert_url).unwrap();
-    assert_eq!(format!("{}", cert_url.host_str().unwrap()), "127.0.0.1");
-    let file = cert_url.path().trim_start_matches('/');
-    assert!(
-        file.starts_with("SimpleNotificationService-") && file.ends_with(".pem"),
-        "{file}"
-    );
-    let pem = reqwest::get(cert_url.clone())
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let cert = x509_cert::Certificate::from_pem(pem.as_bytes()).unwrap();
-    let spki = cert.tbs_certificate.subject_public_key_info.to_der().unwrap();
-    let key = VerifyingKey::<Sha256>::new(rsa::RsaPublicKey::from_public_key_der(&spki).unwrap());
+    let key = served_certificate_key(&envelope).await;
     let signature = base64::engine::general_purpose::STANDARD
         .decode(&envelope.signature)
         .unwrap();
@@ -144,18 +135,40 @@ async fn deliveries_are_what_sns_sends_and_verify_against_hqs_certificate() {
     hq.shutdown(WAIT).await.unwrap();
 }
 
+/// The public key of the certificate served where the envelope's
+/// SigningCertURL says, once the URL is checked to be HQ's with SNS' file name.
+async fn served_certificate_key(envelope: &Envelope) -> VerifyingKey<Sha256> {
+    let cert_url = url::Url::parse(&envelope.signing_cert_url).unwrap();
+    assert_eq!(cert_url.host_str(), Some("127.0.0.1"));
+    let file = cert_url.path().trim_start_matches('/');
+    assert!(
+        file.starts_with("SimpleNotificationService-") && file.ends_with(".pem"),
+        "{file}"
+    );
+    let response = reqwest::get(cert_url.clone()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let pem = response.text().await.unwrap();
+    let cert = x509_cert::Certificate::from_pem(pem.as_bytes()).unwrap();
+    let spki = cert.tbs_certificate.subject_public_key_info.to_der().unwrap();
+    VerifyingKey::<Sha256>::new(rsa::RsaPublicKey::from_public_key_der(&spki).unwrap())
+}
+
 #[tokio::test]
 async fn publishing_checks_the_order_like_the_services() {
     let dir = tempfile::tempdir().unwrap();
     let hq = start_hq(config(dir.path())).await;
     let client = reqwest::Client::new();
-    for (topic, body, status) in [
-        ("orders", r#"{"iridium": 1}"#, 400),
-        ("orders", "{", 400),
-        ("orders", r#"{"bundle": 0}"#, 400),
-        ("iridium", r#"{"magnesite": 1}"#, 400),
-        ("gold", r#"{"gold": 1}"#, 404),
-        ("magnesite", r#"{"magnesite": "2"}"#, 201),
+    for (topic, body, status, says) in [
+        ("orders", r#"{"iridium": 1}"#, 400, "not an order for this topic"),
+        ("orders", "{", 400, "not an order for this topic"),
+        ("orders", r#"{"bundle": 0}"#, 400, "not an order for this topic"),
+        (
+            "iridium",
+            r#"{"magnesite": 1}"#,
+            400,
+            "not an order for this topic",
+        ),
+        ("gold", r#"{"gold": 1}"#, 404, "unknown topic \"gold\""),
     ] {
         let response = client
             .post(url(&hq, &format!("/topics/{topic}/publish")))
@@ -163,15 +176,42 @@ async fn publishing_checks_the_order_like_the_services() {
             .send()
             .await
             .unwrap();
-        assert_eq!(response.status(), status, "{topic} {body}");
+        let message = refusal(response, status).await;
+        assert!(message.contains(says), "{topic} {body}: {message}");
     }
+    // A quantity as a string is what the services take, so HQ takes it too.
+    let accepted = client
+        .post(url(&hq, "/topics/magnesite/publish"))
+        .body(r#"{"magnesite": "2"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(accepted.status(), 201);
+    let accepted: serde_json::Value = accepted.json().await.unwrap();
+    assert_eq!(accepted["subscribers"], 0, "{accepted}");
+    assert!(
+        accepted["message_id"].as_str().is_some_and(|id| id.len() == 36),
+        "{accepted}"
+    );
+    let reconciliation = hq.hq().reconcile().await.unwrap();
+    assert_eq!(
+        (reconciliation.totals.published, reconciliation.totals.unrouted),
+        (1, 1),
+        "only the accepted order was published"
+    );
+
     let bad_endpoint = client
         .post(url(&hq, "/topics/orders/subscriptions"))
         .json(&serde_json::json!({"endpoint": "ftp://x/"}))
         .send()
         .await
         .unwrap();
-    assert_eq!(bad_endpoint.status(), 400);
+    let message = refusal(bad_endpoint, 400).await;
+    assert!(
+        message.contains("endpoint must be an http:// or https:// URL"),
+        "{message}"
+    );
+    assert!(hq.hq().feed().subscriptions().is_empty());
     hq.shutdown(WAIT).await.unwrap();
 }
 
@@ -225,10 +265,10 @@ async fn server_errors_are_retried_client_errors_are_not() {
     // Nothing fulfilled these (the subscribers are not services): the
     // rejected one is rejected, the others lost, and none is pending.
     let reconciliation = hq.hq().reconcile().await.unwrap();
-    assert_eq!(reconciliation.published, 3);
-    assert_eq!(reconciliation.rejected, 1);
-    assert_eq!(reconciliation.lost, 2);
-    assert_eq!(reconciliation.pending, 0);
+    assert_eq!(reconciliation.totals.published, 3);
+    assert_eq!(reconciliation.totals.rejected, 1);
+    assert_eq!(reconciliation.totals.lost, 2);
+    assert_eq!(reconciliation.totals.pending, 0);
     hq.shutdown(WAIT).await.unwrap();
 }
 
@@ -247,15 +287,15 @@ async fn an_endpoint_that_is_down_gets_its_orders_when_it_is_back() {
         ids.push(publish(&hq, "orders", &format!("{{\"bundle\": {bundle}}}")).await);
     }
     let feed = hq.hq().feed().clone();
-    eventually("refused deliveries to be retried", WAIT, || async {
-        feed.stats()[&Topic::Orders].retried >= 3
+    wait_until("refused deliveries to be retried", WAIT, async || {
+        (feed.stats()[&Topic::Orders].retried >= 3).then_some(())
     })
     .await;
     assert!(subscriber.notifications().is_empty());
 
     let back = subscriber.restart().await;
-    eventually("all orders delivered", WAIT, || async {
-        feed.stats()[&Topic::Orders].delivered == 3
+    wait_until("all orders delivered", WAIT, async || {
+        (feed.stats()[&Topic::Orders].delivered == 3).then_some(())
     })
     .await;
     let mut delivered: Vec<String> = back
@@ -282,8 +322,8 @@ async fn start_up_subscriptions_wait_for_their_endpoint_and_go_live_once_confirm
     let feed = hq.hq().feed().clone();
 
     // The endpoint is down: the subscription exists but stays pending.
-    eventually("the start-up subscription", WAIT, || async {
-        feed.subscriptions().len() == 1
+    wait_until("the start-up subscription", WAIT, async || {
+        (feed.subscriptions().len() == 1).then_some(())
     })
     .await;
     assert_eq!(
@@ -294,8 +334,8 @@ async fn start_up_subscriptions_wait_for_their_endpoint_and_go_live_once_confirm
 
     // Once it is up, the confirmation is sent again and it confirms.
     let back = subscriber.restart().await;
-    eventually("the start-up subscription confirmed", WAIT, || async {
-        feed.subscriptions()[0].state == hq::feed::SubscriptionState::Confirmed
+    wait_until("the start-up subscription confirmed", WAIT, async || {
+        (feed.subscriptions()[0].state == hq::feed::SubscriptionState::Confirmed).then_some(())
     })
     .await;
     assert_eq!(
@@ -304,8 +344,8 @@ async fn start_up_subscriptions_wait_for_their_endpoint_and_go_live_once_confirm
         "one subscription, not one per attempt"
     );
     let message_id = publish(&hq, "orders", r#"{"bundle": 1}"#).await;
-    eventually("the notification", WAIT, || async {
-        back.notifications().len() == 1
+    wait_until("the notification", WAIT, async || {
+        (back.notifications().len() == 1).then_some(())
     })
     .await;
     assert_eq!(back.notifications()[0].envelope().message_id, message_id);

@@ -1,6 +1,6 @@
 //! The fulfillment API, the key portal and the ledger over HTTP.
 
-use crate::support::{KEY, config, start_hq, url};
+use crate::support::{KEY, config, get_json, post_json, publish, refusal, start_hq, url};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -93,7 +93,17 @@ async fn keys_are_checked_and_the_portal_issues_new_ones() {
         .send()
         .await
         .unwrap();
-    assert_eq!(bad_owner.status(), 400);
+    let message = refusal(bad_owner, 400).await;
+    assert!(
+        message.starts_with(r#"expected {"owner": "name"} or no body"#),
+        "{message}"
+    );
+    let control_owner = post_json(&hq, "/keys", &json!({"owner": "a\u{7}b"})).await;
+    let message = refusal(control_owner, 400).await;
+    assert!(
+        message.contains("owner must be 1 to 100 printable characters"),
+        "{message}"
+    );
     hq.shutdown(Duration::from_secs(1)).await.unwrap();
 }
 
@@ -112,10 +122,15 @@ async fn bad_bodies_are_400() {
         r#"{"iridium": 1, "magnesite": 1, "gold": 1}"#,
         r#"{"iridium": 1.5, "magnesite": 1}"#,
     ] {
-        let (status, body_json, _) = fulfill(&client, &hq, Some(KEY), None, body).await;
-        assert_eq!(status, 400, "{body}: {body_json}");
+        let (status, answer, _) = fulfill(&client, &hq, Some(KEY), None, body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(
+            message.starts_with(r#"expected exactly {"iridium": 1, "magnesite": 1}"#),
+            "{body}: {message}"
+        );
     }
-    let (status, _, _) = fulfill(
+    let (status, answer, _) = fulfill(
         &client,
         &hq,
         Some(KEY),
@@ -124,6 +139,8 @@ async fn bad_bodies_are_400() {
     )
     .await;
     assert_eq!(status, 400);
+    let message = answer["message"].as_str().unwrap_or_default();
+    assert!(message.contains("Idempotency-Key must be 1 to 255"), "{message}");
     // The key is checked before the body: a stranger learns nothing.
     assert_eq!(fulfill(&client, &hq, Some("nope"), None, "{").await.0, 403);
     let totals = totals(&client, &hq, KEY).await;
@@ -198,5 +215,79 @@ async fn the_ledger_and_keys_survive_a_restart() {
     );
     let cert_file = |u: &str| u.rsplit('/').next().unwrap().to_owned();
     assert_eq!(cert_file(&hq.hq().feed().cert_url()), cert_file(&cert_url));
+    hq.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn injected_faults_refuse_or_lose_the_answer_and_are_used_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let client = reqwest::Client::new();
+    let order = r#"{"iridium": 1, "magnesite": 0}"#;
+    let plan = json!({"fail_fulfillments": 1, "lose_responses": 1});
+    let planned = post_json(&hq, "/faults", &plan).await;
+    assert_eq!(planned.status(), 200);
+    assert_eq!(planned.json::<Value>().await.unwrap(), plan);
+
+    // Refused before recording, then recorded with the answer lost: the
+    // retry of the lost one is a replay, counted once.
+    let (status, body, _) = fulfill(&client, &hq, Some(KEY), Some("f-1"), order).await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        body["message"],
+        "injected fault: fulfillment refused before recording"
+    );
+    let (status, body, _) = fulfill(&client, &hq, Some(KEY), Some("f-1"), order).await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        body["message"],
+        "injected fault: fulfillment recorded, answer lost"
+    );
+    let (status, _, replayed) = fulfill(&client, &hq, Some(KEY), Some("f-1"), order).await;
+    assert_eq!((status, replayed), (200, true));
+
+    assert_eq!(
+        get_json(&hq, "/faults").await,
+        json!({"fail_fulfillments": 0, "lose_responses": 0})
+    );
+    let totals = totals(&client, &hq, KEY).await;
+    assert_eq!(
+        (totals["fulfillments"].clone(), totals["replays"].clone()),
+        (json!(1), json!(1))
+    );
+    let message = refusal(post_json(&hq, "/faults", &json!({"fail": 1})).await, 400).await;
+    assert!(
+        message.starts_with("expected {\"fail_fulfillments\": n"),
+        "{message}"
+    );
+    hq.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn reconciliation_and_topics_keep_their_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    publish(&hq, "iridium", r#"{"iridium": 2}"#).await;
+
+    // The totals sit at the top level beside `topics`, every count named.
+    let counts = |published: u64, unrouted: u64| {
+        json!({
+            "published": published, "fulfilled": 0, "rejected": 0, "pending": 0,
+            "unrouted": unrouted, "lost": 0, "duplicated": 0,
+        })
+    };
+    let mut expected = counts(1, 1);
+    expected["topics"] = json!({ "iridium": counts(1, 1) });
+    assert_eq!(get_json(&hq, "/reconciliation").await, expected);
+
+    let topics = get_json(&hq, "/topics").await;
+    let iridium = &topics["topics"][1];
+    assert_eq!(iridium["name"], "iridium");
+    assert_eq!(iridium["topicArn"], "arn:aws:sns:us-east-1:000000000000:iridium");
+    assert_eq!(iridium["subscriptions"], json!([]));
+    assert_eq!(
+        iridium["stats"],
+        json!({"published": 1, "delivered": 0, "rejected": 0, "failed": 0, "retried": 0, "in_flight": 0})
+    );
     hq.shutdown(Duration::from_secs(1)).await.unwrap();
 }

@@ -1,5 +1,5 @@
-//! Starting HQ and a scriptable SNS subscriber on loopback, and waiting by
-//! polling with a deadline.
+//! Starting HQ and a scriptable SNS subscriber on loopback, and talking to
+//! HQ's API; waiting is testkit's `wait_until` (polling with a deadline).
 
 use axum::Router;
 use axum::body::Bytes;
@@ -11,7 +11,6 @@ use hq::feed::generator::GeneratorConfig;
 use hq::feed::{Backoff, FeedConfig, RetryPolicy};
 use hq::{HqConfig, RunningHq};
 use platform::ApiKey;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -66,22 +65,6 @@ pub async fn start_hq(config: HqConfig) -> RunningHq {
 /// The URL of `path` on HQ.
 pub fn url(hq: &RunningHq, path: &str) -> String {
     format!("http://{}{path}", hq.addr())
-}
-
-/// Polls `check` until it holds; panics naming `what` after `deadline`.
-pub async fn eventually<F, Fut>(what: &str, deadline: Duration, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let give_up = Instant::now() + deadline;
-    while !check().await {
-        assert!(
-            Instant::now() < give_up,
-            "timed out after {deadline:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
 }
 
 /// One request the subscriber received.
@@ -246,17 +229,18 @@ pub async fn subscribe(hq: &RunningHq, topic: &str, endpoint: &str) -> serde_jso
 /// Subscribes and waits until the subscription is confirmed.
 pub async fn subscribe_confirmed(hq: &RunningHq, topic: &str, endpoint: &str) {
     subscribe(hq, topic, endpoint).await;
-    let feed = hq.hq().feed().clone();
-    let endpoint = endpoint.to_owned();
-    eventually("the subscription to be confirmed", Duration::from_secs(5), || {
-        let feed = feed.clone();
-        let endpoint = endpoint.clone();
-        async move {
-            feed.subscriptions()
+    let feed = hq.hq().feed();
+    testkit::wait_until(
+        "the subscription to be confirmed",
+        Duration::from_secs(5),
+        async || {
+            (feed
+                .subscriptions()
                 .iter()
-                .any(|s| s.endpoint == endpoint && s.state == hq::feed::SubscriptionState::Confirmed)
-        }
-    })
+                .any(|s| s.endpoint == endpoint && s.state == hq::feed::SubscriptionState::Confirmed))
+            .then_some(())
+        },
+    )
     .await;
 }
 
@@ -271,4 +255,28 @@ pub async fn publish(hq: &RunningHq, topic: &str, order: &str) -> String {
     assert_eq!(response.status(), 201, "{:?}", response.text().await);
     let body: serde_json::Value = response.json().await.unwrap();
     body["message_id"].as_str().unwrap().to_owned()
+}
+
+/// The `message` of an error answer, once its status is checked to be `status`.
+pub async fn refusal(response: reqwest::Response, status: u16) -> String {
+    assert_eq!(response.status(), status, "{:?}", response.url().path());
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["message"].as_str().unwrap().to_owned()
+}
+
+/// POSTs `body` as JSON to `path` on HQ.
+pub async fn post_json(hq: &RunningHq, path: &str, body: &serde_json::Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(url(hq, path))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// GETs `path` on HQ, checks it answers 200, and returns its JSON.
+pub async fn get_json(hq: &RunningHq, path: &str) -> serde_json::Value {
+    let response = reqwest::get(url(hq, path)).await.unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.json().await.unwrap()
 }

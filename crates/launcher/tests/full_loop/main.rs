@@ -7,11 +7,10 @@
 use hq::faults::FaultPlan;
 use hq::feed::{Backoff, RetryPolicy, Topic};
 use launcher::{LaunchConfig, Platform, Stage, launch};
-use std::future::Future;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
-use tokio::time::Instant;
+use testkit::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -34,23 +33,6 @@ fn config(stage: Stage, dir: &Path) -> LaunchConfig {
     };
     config.feed.delivery_timeout = Duration::from_secs(5);
     config
-}
-
-// An async condition (the ledger is read through async calls), which
-// testkit::wait::wait_until does not take yet.
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let give_up = Instant::now() + WAIT;
-    while !check().await {
-        assert!(
-            Instant::now() < give_up,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Publishes `quantities` on `topic`; returns (iridium, magnesite) the ledger should get.
@@ -83,7 +65,7 @@ async fn publish(platform: &Platform, topic: Topic, quantities: &[u32]) -> (u64,
 
 async fn all_fulfilled(platform: &Platform) -> bool {
     let r = platform.hq().reconcile().await.unwrap();
-    r.published > 0 && r.fulfilled == r.published
+    r.totals.published > 0 && r.totals.fulfilled == r.totals.published
 }
 
 async fn totals(platform: &Platform) -> (u64, u64, u64) {
@@ -104,7 +86,10 @@ async fn run_stage(stage: Stage) {
         let (i, m) = publish(&platform, topic, &[1, 2, 3]).await;
         expected = (expected.0 + i, expected.1 + m);
     }
-    eventually("every order fulfilled", || all_fulfilled(&platform)).await;
+    wait_until("every order fulfilled", WAIT, async || {
+        all_fulfilled(&platform).await.then_some(())
+    })
+    .await;
     let (iridium, magnesite, _) = totals(&platform).await;
     assert_eq!((iridium, magnesite), expected, "{stage:?}");
     let fed = stage.fed_topics();
@@ -123,8 +108,8 @@ async fn run_stage(stage: Stage) {
     );
     let published = stage.fed_topics().len() as u64 * 3;
     let reconciliation = platform.shutdown(WAIT).await.unwrap();
-    assert_eq!(reconciliation.published, published);
-    assert_eq!(reconciliation.fulfilled, published);
+    assert_eq!(reconciliation.totals.published, published);
+    assert_eq!(reconciliation.totals.fulfilled, published);
     assert!(reconciliation.is_clean(), "{reconciliation:?}");
 }
 
@@ -162,13 +147,16 @@ async fn nothing_is_lost_or_doubled_when_services_and_fulfillments_fail() {
         expected = (expected.0 + i, expected.1 + m);
     }
     let feed = platform.hq().feed().clone();
-    eventually("iridium deliveries refused and retried", || async {
-        feed.stats()[&Topic::Iridium].retried >= 4
+    wait_until("iridium deliveries refused and retried", WAIT, async || {
+        (feed.stats()[&Topic::Iridium].retried >= 4).then_some(())
     })
     .await;
     platform.iridium.restart().await.unwrap();
 
-    eventually("every order fulfilled", || all_fulfilled(&platform)).await;
+    wait_until("every order fulfilled", WAIT, async || {
+        all_fulfilled(&platform).await.then_some(())
+    })
+    .await;
     let faults = platform.hq().faults().remaining();
     assert_eq!(faults, FaultPlan::default(), "every fault was injected");
     let (iridium, magnesite, replays) = totals(&platform).await;
@@ -184,8 +172,14 @@ async fn nothing_is_lost_or_doubled_when_services_and_fulfillments_fail() {
     );
 
     let reconciliation = platform.shutdown(WAIT).await.unwrap();
-    assert_eq!((reconciliation.published, reconciliation.fulfilled), (12, 12));
-    assert_eq!((reconciliation.lost, reconciliation.duplicated), (0, 0));
+    assert_eq!(
+        (reconciliation.totals.published, reconciliation.totals.fulfilled),
+        (12, 12)
+    );
+    assert_eq!(
+        (reconciliation.totals.lost, reconciliation.totals.duplicated),
+        (0, 0)
+    );
     assert!(reconciliation.is_clean(), "{reconciliation:?}");
 }
 
@@ -199,13 +193,13 @@ async fn the_generator_feeds_and_shutdown_drains() {
     let mut platform = launch(config).await.unwrap();
     platform.feed().await;
     let feed = platform.hq().feed().clone();
-    eventually("orders generated on both topics", || async {
+    wait_until("orders generated on both topics", WAIT, async || {
         let stats = feed.stats();
-        stats[&Topic::Orders].published >= 10 && stats[&Topic::Iridium].published >= 10
+        (stats[&Topic::Orders].published >= 10 && stats[&Topic::Iridium].published >= 10).then_some(())
     })
     .await;
     let reconciliation = platform.shutdown(WAIT).await.unwrap();
-    assert!(reconciliation.published >= 20);
-    assert_eq!(reconciliation.fulfilled, reconciliation.published);
+    assert!(reconciliation.totals.published >= 20);
+    assert_eq!(reconciliation.totals.fulfilled, reconciliation.totals.published);
     assert!(reconciliation.is_clean(), "{reconciliation:?}");
 }

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use contracts::Envelope;
+use contracts::{Envelope, SignatureVersion};
 use rsa::RsaPublicKey;
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::DecodePublicKey as _;
@@ -24,13 +24,12 @@ use url::Url;
 use x509_cert::Certificate;
 use x509_cert::der::{DecodePem as _, Encode as _};
 
-use super::signing::SignatureVersion;
 use super::trust::{TrustedHosts, UntrustedUrl};
 
 /// How long a fetched signing key is trusted before it is fetched again.
-pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60 * 60);
+const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60 * 60);
 /// How many signing keys are kept; SNS uses a handful at a time.
-pub const DEFAULT_CACHE_CAPACITY: usize = 64;
+const DEFAULT_CACHE_CAPACITY: usize = 64;
 /// Per-request timeout for certificate fetches; SNS waits 15 s for our answer.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 /// A certificate PEM is about 2 KiB; anything far larger is not one.
@@ -131,8 +130,9 @@ impl SnsVerifier {
     /// anything else is refused. The certificate URL is checked before any
     /// fetch.
     pub async fn verify(&self, envelope: &Envelope) -> Result<(), VerifyError> {
-        let version = SignatureVersion::from_wire(&envelope.signature_version)
-            .ok_or_else(|| VerifyError::UnsupportedSignatureVersion(shorten(&envelope.signature_version)))?;
+        if let SignatureVersion::Unsupported(version) = &envelope.signature_version {
+            return Err(VerifyError::UnsupportedSignatureVersion(shorten(version)));
+        }
         let signature = STANDARD
             .decode(envelope.signature.as_bytes())
             .ok()
@@ -146,9 +146,11 @@ impl SnsVerifier {
             .map_err(VerifyError::UntrustedCertUrl)?;
         let key = self.key_for(&url).await?;
         let text = envelope.string_to_sign();
-        let checked = match version {
+        let checked = match &envelope.signature_version {
             SignatureVersion::V1 => VerifyingKey::<Sha1>::new(key).verify(text.as_bytes(), &signature),
             SignatureVersion::V2 => VerifyingKey::<Sha256>::new(key).verify(text.as_bytes(), &signature),
+            // Refused above, before anything was fetched.
+            SignatureVersion::Unsupported(_) => return Err(VerifyError::BadSignature),
         };
         checked.map_err(|_| VerifyError::BadSignature)
     }
@@ -314,10 +316,12 @@ fn shorten(value: &str) -> String {
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic
 mod tests {
     use super::*;
-    use crate::sns::test_fixtures::{TEST_CERT_PEM, TEST_KEY_PEM};
+
+    // The test keys live with the test doubles, in crates/testkit.
+    const TEST_CERT_PEM: &str = include_str!("../../../testkit/fixtures/sns-test-cert.pem");
+    const TEST_KEY_PEM: &str = include_str!("../../../testkit/fixtures/sns-test-key.pem");
 
     #[test]
     fn test_certificate_yields_its_rsa_key() {

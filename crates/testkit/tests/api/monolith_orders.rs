@@ -1,8 +1,9 @@
 //! The monolith: the workshop's flows, bad input and downstream failures.
 
 use monolith::MonolithConfig;
-use monolith::routes::{HOOK_DELIVERED, HOOK_FAILED, ORDER_FAILED, ORDER_FULFILLED};
+use monolith::routes::HEALTHY;
 use platform::TrustConfig;
+use platform::reply::{HOOK_DELIVERED, HOOK_FAILED, ORDER_FAILED, ORDER_FULFILLED};
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -69,7 +70,7 @@ async fn message_may_be_a_json_string() {
 #[tokio::test]
 async fn health_check_unknown_path_and_wrong_method() {
     let (app, _api) = monolith_with(|_| {}).await;
-    assert_eq!(app.get("/").await.0, 200);
+    assert_eq!(app.get("/").await, (200, HEALTHY.to_owned()));
     assert_eq!(app.get("/nowhere").await.0, 404);
     assert_eq!(app.get("/order/").await.0, 405);
     assert_eq!(app.post("/", JSON, &[], "{}").await.0, 405);
@@ -246,8 +247,8 @@ async fn graceful_stop_finishes_in_flight_orders() {
         let response = client.post(url).body(WORKSHOP_CURL_BODY).send().await.unwrap();
         (response.status().as_u16(), response.text().await.unwrap())
     });
-    testkit::wait_until("the order to reach the API", Duration::from_secs(5), || {
-        api.count() == 1
+    testkit::wait_until("the order to reach the API", Duration::from_secs(5), async || {
+        (api.count() == 1).then_some(())
     })
     .await;
     let addr = app.addr;

@@ -1,8 +1,7 @@
 //! The resource microservices: orders reach the API through the glue hook.
 
-use monolith::routes::ORDER_FULFILLED;
 use platform::TrustConfig;
-use resource::routes::ORDER_FAILED;
+use platform::reply::{ORDER_FAILED, ORDER_FULFILLED};
 use resource::{Resource, ResourceConfig};
 use serde_json::json;
 use testkit::spawn::monolith_config;
@@ -23,7 +22,7 @@ async fn platform_for(resource: Resource) -> (TestApp, TestApp, FakeApi) {
 }
 
 fn glue_hook(monolith: &str) -> url::Url {
-    platform::settings::glue_hook_url(monolith).unwrap()
+    resource::config::glue_hook_url(monolith).unwrap()
 }
 
 #[tokio::test]
@@ -44,8 +43,9 @@ async fn each_resource_reaches_the_api_through_the_glue_hook() {
 #[tokio::test]
 async fn health_checks_on_the_alb_paths() {
     let (iridium, _monolith, _api) = platform_for(Resource::Iridium).await;
-    assert_eq!(iridium.get("/iridium/").await.0, 200);
-    assert_eq!(iridium.get("/iridium").await.0, 200);
+    let healthy = r#"Iridium microservice is healthy. POST {"iridium": 1} here."#;
+    assert_eq!(iridium.get("/iridium/").await, (200, healthy.to_owned()));
+    assert_eq!(iridium.get("/iridium").await, (200, healthy.to_owned()));
     assert_eq!(iridium.get("/magnesite/").await.0, 404);
     assert_eq!(iridium.get("/").await.0, 404);
 }

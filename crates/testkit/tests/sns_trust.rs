@@ -2,7 +2,9 @@
 //! key verify against a certificate served by a tiny local "SNS", and every
 //! way of getting it wrong is refused, without fetching where it must not.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a failing test should panic
+// clippy.toml allows unwrap in #[test] functions only; the helpers here
+// are test code too, where a panic is a failed test.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -14,9 +16,10 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use contracts::{Envelope, MessageType};
-use platform::sns::test_fixtures::{OTHER_CERT_PEM, OTHER_KEY_PEM, TEST_CERT_PEM, TEST_KEY_PEM};
-use platform::sns::{SignatureVersion, SnsSigner, SnsVerifier, TrustedHosts, VerifyError};
+use contracts::{Envelope, MessageType, SignatureVersion};
+use hq::sns_signer::SnsSigner;
+use platform::sns::{SnsVerifier, TrustedHosts, VerifyError};
+use testkit::keys::{OTHER_CERT_PEM, OTHER_KEY_PEM, TEST_CERT_PEM, TEST_KEY_PEM};
 use url::Url;
 
 const CERT: &str = "/SimpleNotificationService-0123456789abcdef.pem";
@@ -153,7 +156,7 @@ fn notification(subject: Option<&str>) -> Envelope {
         message: "{\"bundle\": 1}\nwith a newline and \"quotes\"".into(),
         subscribe_url: None,
         timestamp: "2012-05-02T00:54:06.655Z".into(),
-        signature_version: String::new(),
+        signature_version: SignatureVersion::Unsupported(String::new()),
         signature: String::new(),
         signing_cert_url: String::new(),
         unsubscribe_url: Some(
@@ -196,8 +199,8 @@ async fn every_message_type_verifies_with_both_versions() {
     let signer = sns.signer(CERT);
     for version in [SignatureVersion::V1, SignatureVersion::V2] {
         for envelope in all_kinds() {
-            let envelope = signed(&signer, envelope, version);
-            assert_eq!(envelope.signature_version, version.as_str());
+            let envelope = signed(&signer, envelope, version.clone());
+            assert_eq!(envelope.signature_version, version);
             assert_eq!(envelope.signing_cert_url, sns.url(CERT));
             let result = verifier.verify(&envelope).await;
             assert!(result.is_ok(), "{version:?} {envelope:?}: {result:?}");
@@ -243,7 +246,7 @@ async fn tampered_signed_fields_fail() {
     ];
     for version in [SignatureVersion::V1, SignatureVersion::V2] {
         for envelope in all_kinds() {
-            let original = signed(&signer, envelope, version);
+            let original = signed(&signer, envelope, version.clone());
             for (field, tamper) in &tampers {
                 let mut envelope = original.clone();
                 tamper(&mut envelope);
@@ -267,13 +270,13 @@ async fn the_signature_version_cannot_be_swapped() {
     let verifier = sns.verifier();
     let signer = sns.signer(CERT);
     let mut v1 = signed(&signer, notification(None), SignatureVersion::V1);
-    v1.signature_version = "2".into();
+    v1.signature_version = SignatureVersion::V2;
     assert!(matches!(
         verifier.verify(&v1).await,
         Err(VerifyError::BadSignature)
     ));
     let mut v2 = signed(&signer, notification(None), SignatureVersion::V2);
-    v2.signature_version = "1".into();
+    v2.signature_version = SignatureVersion::V1;
     assert!(matches!(
         verifier.verify(&v2).await,
         Err(VerifyError::BadSignature)
@@ -300,7 +303,7 @@ async fn a_signature_from_another_key_fails() {
     let mismatched = SnsSigner::from_pem(TEST_KEY_PEM, sns.url(OTHER_CERT)).unwrap();
     for signer in [&impostor, &mismatched] {
         for version in [SignatureVersion::V1, SignatureVersion::V2] {
-            let envelope = signed(signer, notification(None), version);
+            let envelope = signed(signer, notification(None), version.clone());
             let result = verifier.verify(&envelope).await;
             assert!(matches!(result, Err(VerifyError::BadSignature)), "{result:?}");
         }
@@ -318,7 +321,7 @@ async fn other_signature_versions_are_refused_without_fetching() {
     let signer = sns.signer(CERT);
     for version in ["3", "", "0", "01", "1 ", "2.0", "v2"] {
         let mut envelope = signed(&signer, notification(None), SignatureVersion::V1);
-        envelope.signature_version = version.into();
+        envelope.signature_version = SignatureVersion::from(version.to_owned());
         let result = verifier.verify(&envelope).await;
         assert!(
             matches!(&result, Err(VerifyError::UnsupportedSignatureVersion(v)) if v == version),
@@ -481,8 +484,12 @@ async fn cached_keys_expire_after_the_ttl() {
     verifier.verify(&envelope).await.unwrap();
     verifier.verify(&envelope).await.unwrap();
     assert_eq!(sns.hits(CERT), 1);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    verifier.verify(&envelope).await.unwrap();
+    // Once the TTL has passed, the next verification fetches again, once.
+    testkit::wait_until("the cached key to expire", Duration::from_secs(5), async || {
+        verifier.verify(&envelope).await.unwrap();
+        (sns.hits(CERT) > 1).then_some(())
+    })
+    .await;
     assert_eq!(sns.hits(CERT), 2);
 }
 
@@ -631,7 +638,7 @@ fn signers_take_pkcs8_and_pkcs1_keys_only() {
     assert_eq!(from_pkcs1.cert_url(), "u");
     for version in [SignatureVersion::V1, SignatureVersion::V2] {
         assert_eq!(
-            signed(&from_pkcs1, notification(None), version).signature,
+            signed(&from_pkcs1, notification(None), version.clone()).signature,
             signed(&from_pkcs8, notification(None), version).signature
         );
     }

@@ -1,13 +1,38 @@
-//! Configuration from SSM Parameter Store, for whatever the environment lacks.
+//! The fulfillment API the monolith calls: where it is and its key, from
+//! flags or the environment, and from SSM Parameter Store for whatever they
+//! lack (docs/contract.md, Configuration).
 //!
-//! Read once at start (SSM allows 40 TPS per account, shared by every task
-//! starting at once), through the AWS SDK's default chain so the same binary
-//! works on a laptop, EC2 and ECS; `AWS_ENDPOINT_URL` points it at a stand-in.
+//! SSM is read once at start (it allows 40 TPS per account, shared by every
+//! task starting at once), through the AWS SDK's default chain so the same
+//! binary works on a laptop, EC2 and ECS; `AWS_ENDPOINT_URL` points it at a
+//! stand-in.
 
-use crate::secret::ApiKey;
-use crate::settings::FulfillmentApiArgs;
+use platform::ApiKey;
+use platform::settings::ConfigError;
 use std::time::Duration;
 use url::Url;
+
+/// Where the fulfillment API is and how to authenticate: flags or
+/// environment first, SSM Parameter Store for whatever is missing.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FulfillmentApiArgs {
+    /// Fulfillment API key; read from SSM when unset. Never logged.
+    #[arg(long, env = "INTERSTELLA_API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+    /// Fulfillment API URL; read from SSM when unset.
+    #[arg(long, env = "INTERSTELLA_API_ENDPOINT")]
+    pub api_endpoint: Option<String>,
+    /// SSM parameter holding the API key.
+    #[arg(long, env = "SSM_API_KEY_PARAM", default_value = "/interstella/apiKey")]
+    pub ssm_api_key_param: String,
+    /// SSM parameter holding the API endpoint.
+    #[arg(
+        long,
+        env = "SSM_API_ENDPOINT_PARAM",
+        default_value = "/interstella/apiEndpoint"
+    )]
+    pub ssm_api_endpoint_param: String,
+}
 
 /// The resolved fulfillment API: where and with which key.
 #[derive(Debug, Clone)]
@@ -18,36 +43,11 @@ pub struct FulfillmentApi {
     pub api_key: ApiKey,
 }
 
-/// Configuration that could not be had; the message is the one line a
-/// service prints before exiting.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// A value is missing from the environment and from SSM.
-    #[error(
-        "missing configuration: {what}; looked in {env} (or --{flag}) and in SSM parameter {param}: {why}"
-    )]
-    Missing {
-        /// What is missing, in words.
-        what: &'static str,
-        /// The environment variable looked at.
-        env: &'static str,
-        /// The flag looked at.
-        flag: &'static str,
-        /// The SSM parameter looked at.
-        param: String,
-        /// Why SSM did not have it.
-        why: String,
-    },
-    /// A value is present but unusable.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
-}
-
 /// How long start-up may wait on SSM before giving up with a clear line.
 const SSM_DEADLINE: Duration = Duration::from_secs(20);
 
 /// Resolves the fulfillment API: flags or environment first, SSM for the rest.
-pub async fn resolve_fulfillment_api(args: &FulfillmentApiArgs) -> Result<FulfillmentApi, ConfigError> {
+pub async fn resolve(args: &FulfillmentApiArgs) -> Result<FulfillmentApi, ConfigError> {
     let mut key = args.api_key.clone().filter(|k| !k.trim().is_empty());
     let mut endpoint = args.api_endpoint.clone().filter(|e| !e.trim().is_empty());
     if key.is_none() || endpoint.is_none() {

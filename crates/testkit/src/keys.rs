@@ -5,10 +5,10 @@
 //! them anywhere real. The certificate URL decides trust, not these keys.
 
 /// PKCS#8 PEM of the RSA-2048 test key that signs like SNS in tests.
-pub const TEST_KEY_PEM: &str = include_str!("../../tests/fixtures/sns-test-key.pem");
+pub const TEST_KEY_PEM: &str = include_str!("../fixtures/sns-test-key.pem");
 /// Self-signed certificate (CN `sns.us-east-1.amazonaws.com`, 100 years) for [`TEST_KEY_PEM`].
-pub const TEST_CERT_PEM: &str = include_str!("../../tests/fixtures/sns-test-cert.pem");
+pub const TEST_CERT_PEM: &str = include_str!("../fixtures/sns-test-cert.pem");
 /// PKCS#8 PEM of an unrelated RSA-2048 key, for "signed with the wrong key" tests.
-pub const OTHER_KEY_PEM: &str = include_str!("../../tests/fixtures/other-key.pem");
+pub const OTHER_KEY_PEM: &str = include_str!("../fixtures/other-key.pem");
 /// Self-signed certificate for [`OTHER_KEY_PEM`].
-pub const OTHER_CERT_PEM: &str = include_str!("../../tests/fixtures/other-cert.pem");
+pub const OTHER_CERT_PEM: &str = include_str!("../fixtures/other-cert.pem");

@@ -1,11 +1,12 @@
 //! Signing SNS envelopes the way Amazon SNS does.
 //!
-//! Used by tests and by HQ, our local SNS stand-in, so that messages it
-//! delivers verify exactly like real ones. Production services only verify.
+//! HQ, our local SNS stand-in, signs what it delivers with this, so its
+//! messages verify exactly like real ones; tests sign with it too. The
+//! services only verify (platform::sns).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use contracts::Envelope;
+use contracts::{Envelope, SignatureVersion};
 use rsa::RsaPrivateKey;
 use rsa::pkcs1::DecodeRsaPrivateKey as _;
 use rsa::pkcs1v15::SigningKey;
@@ -13,34 +14,6 @@ use rsa::pkcs8::DecodePrivateKey as _;
 use rsa::signature::{SignatureEncoding as _, Signer as _};
 use sha1::Sha1;
 use sha2::Sha256;
-
-/// The two signature versions SNS uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum SignatureVersion {
-    /// `"1"`: RSA PKCS#1 v1.5 with SHA-1 (the SNS default).
-    V1,
-    /// `"2"`: RSA PKCS#1 v1.5 with SHA-256.
-    V2,
-}
-
-impl SignatureVersion {
-    /// The `SignatureVersion` value on the wire: `"1"` or `"2"`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::V1 => "1",
-            Self::V2 => "2",
-        }
-    }
-
-    /// Parses the wire value; `None` for anything but `"1"` and `"2"`.
-    pub fn from_wire(value: &str) -> Option<Self> {
-        match value {
-            "1" => Some(Self::V1),
-            "2" => Some(Self::V2),
-            _ => None,
-        }
-    }
-}
 
 /// Why a signer could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -96,16 +69,18 @@ impl SnsSigner {
         &self.cert_url
     }
 
-    /// Sets `envelope.signing_cert_url` and `signature_version` ("1" or "2"),
-    /// then `envelope.signature` = base64(sign(string_to_sign)).
+    /// Sets `envelope.signing_cert_url` and `signature_version`, then
+    /// `envelope.signature` = base64(sign(string_to_sign)). An unsupported
+    /// version gets an empty signature, which never verifies.
     pub fn sign(&self, envelope: &mut Envelope, version: SignatureVersion) {
         envelope.signing_cert_url.clone_from(&self.cert_url);
-        envelope.signature_version = version.as_str().to_owned();
         let text = envelope.string_to_sign();
-        let signature = match version {
+        let signature = match &version {
             SignatureVersion::V1 => self.v1.try_sign(text.as_bytes()).map(|s| s.to_vec()),
             SignatureVersion::V2 => self.v2.try_sign(text.as_bytes()).map(|s| s.to_vec()),
+            SignatureVersion::Unsupported(_) => Ok(Vec::new()),
         };
+        envelope.signature_version = version;
         envelope.signature = match signature {
             Ok(bytes) => STANDARD.encode(bytes),
             Err(error) => {

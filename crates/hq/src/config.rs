@@ -1,0 +1,48 @@
+//! What HQ is told at start: [`HqConfig`] and its defaults.
+
+use crate::feed::FeedConfig;
+use crate::feed::Topic;
+use crate::feed::generator::GeneratorConfig;
+use platform::ApiKey;
+use std::path::PathBuf;
+use std::time::Duration;
+use url::Url;
+
+/// Everything HQ needs to run.
+#[derive(Debug, Clone)]
+pub struct HqConfig {
+    /// Directory of the ledger database and the signing key; created if missing.
+    pub data_dir: PathBuf,
+    /// Keys accepted from the start, besides those the portal issues.
+    pub api_keys: Vec<ApiKey>,
+    /// The URL services reach HQ at; default `http://<listen address>`.
+    pub public_url: Option<Url>,
+    /// How the feed delivers.
+    pub feed: FeedConfig,
+    /// What the generator publishes (nothing by default).
+    pub generator: GeneratorConfig,
+    /// Endpoints to subscribe once HQ listens; each is sent its
+    /// SubscriptionConfirmation again until it confirms (none by default).
+    pub subscriptions: Vec<(Topic, Url)>,
+    /// How often an unconfirmed start-up subscription is sent its confirmation again.
+    pub subscribe_every: Duration,
+}
+
+impl HqConfig {
+    /// A configuration with defaults for everything but the data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            api_keys: Vec::new(),
+            public_url: None,
+            feed: FeedConfig::default(),
+            generator: GeneratorConfig::default(),
+            subscriptions: Vec::new(),
+            subscribe_every: DEFAULT_SUBSCRIBE_EVERY,
+        }
+    }
+}
+
+/// How often an unconfirmed start-up subscription is sent its confirmation
+/// again, unless configured otherwise.
+pub const DEFAULT_SUBSCRIBE_EVERY: Duration = Duration::from_secs(1);

@@ -1,0 +1,175 @@
+//! Delivering an envelope to a subscription the way SNS does: one POST with
+//! SNS' headers per attempt, at most `max_concurrent_deliveries` at once,
+//! 5xx / timeouts / refused connections retried per the [`super::RetryPolicy`],
+//! and the outcome counted and recorded in the ledger.
+
+use super::Inner;
+use super::subscriptions::Subscription;
+use crate::ledger::DeliveryOutcome;
+use contracts::sns::{
+    CONTENT_TYPE, MESSAGE_ID_HEADER, MESSAGE_TYPE_HEADER, SUBSCRIPTION_ARN_HEADER, TOPIC_ARN_HEADER,
+    USER_AGENT,
+};
+use contracts::{Envelope, MessageType};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How one attempt went.
+enum Attempt {
+    /// Answered 2xx–4xx: the delivery is over (with the status).
+    Done(DeliveryOutcome, u16),
+    /// 5xx, no answer in time, or no connection: worth another try (why).
+    Retry(String),
+}
+
+/// The HTTP client deliveries are made with: no redirects (SNS follows
+/// none), connecting for at most the attempt timeout or 5 s.
+pub(super) fn client(attempt_timeout: Duration) -> reqwest::Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .connect_timeout(attempt_timeout.min(Duration::from_secs(5)))
+        .redirect(reqwest::redirect::Policy::none())
+        .tcp_nodelay(true)
+        .build()
+}
+
+impl Inner {
+    /// Delivers `envelope` to `subscription` in the background, tracked so
+    /// that [`super::Feed::drain`] waits for it.
+    pub(super) fn spawn_delivery(self: &Arc<Self>, subscription: Subscription, envelope: Envelope) {
+        let inner = Arc::clone(self);
+        self.tracker
+            .spawn(async move { inner.deliver(subscription, envelope).await });
+    }
+
+    /// Delivers `envelope` to `subscription`, retrying per the policy; a
+    /// notification's outcome is counted and recorded.
+    async fn deliver(self: Arc<Self>, subscription: Subscription, envelope: Envelope) {
+        let body = match serde_json::to_string(&envelope) {
+            Ok(body) => body,
+            Err(error) => {
+                tracing::error!(%error, "could not serialize an SNS envelope");
+                return;
+            }
+        };
+        let (outcome, attempts) = self.attempt_until_done(&subscription, &envelope, &body).await;
+        if envelope.message_type == MessageType::Notification {
+            self.record_outcome(&subscription, &envelope, outcome, attempts)
+                .await;
+        }
+    }
+
+    /// Attempts until an answer ends the delivery or the retries run out;
+    /// returns how it ended and after how many attempts.
+    async fn attempt_until_done(
+        &self,
+        subscription: &Subscription,
+        envelope: &Envelope,
+        body: &str,
+    ) -> (DeliveryOutcome, u32) {
+        let topic = subscription.info.topic;
+        let endpoint = &subscription.info.endpoint;
+        let message_id = &envelope.message_id;
+        let retry = self.config.retry;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.attempt(subscription, envelope, body).await {
+                Attempt::Done(outcome, status) => {
+                    if outcome == DeliveryOutcome::Rejected {
+                        tracing::warn!(%topic, %endpoint, status, %message_id,
+                            "delivery refused with 4xx; SNS does not retry it");
+                    }
+                    return (outcome, attempts);
+                }
+                Attempt::Retry(why) if attempts <= retry.num_retries => {
+                    let delay = retry.delay(attempts);
+                    tracing::warn!(%topic, %endpoint, attempt = attempts, %message_id,
+                        "delivery failed ({why}); retrying in {delay:?}");
+                    if envelope.message_type == MessageType::Notification {
+                        self.stats.retried(topic);
+                    }
+                    tokio::time::sleep(delay).await;
+                }
+                Attempt::Retry(why) => {
+                    tracing::error!(%topic, %endpoint, attempts, %message_id,
+                        "delivery failed ({why}); no retries left");
+                    return (DeliveryOutcome::Failed, attempts);
+                }
+            }
+        }
+    }
+
+    /// Counts a finished notification and records it in the ledger.
+    async fn record_outcome(
+        &self,
+        subscription: &Subscription,
+        envelope: &Envelope,
+        outcome: DeliveryOutcome,
+        attempts: u32,
+    ) {
+        self.stats.finished(subscription.info.topic, outcome);
+        if let Err(error) = self
+            .ledger
+            .record_delivery(
+                &envelope.message_id,
+                &subscription.info.subscription_arn,
+                outcome,
+                attempts,
+            )
+            .await
+        {
+            tracing::error!(%error, "could not record a delivery outcome");
+        }
+    }
+
+    /// Sends `envelope` to `subscription` once, with no retry and nothing
+    /// recorded; says how it went.
+    pub(super) async fn send_once(&self, subscription: &Subscription, envelope: &Envelope) -> String {
+        let body = match serde_json::to_string(envelope) {
+            Ok(body) => body,
+            Err(error) => return format!("could not serialize the envelope: {error}"),
+        };
+        match self.attempt(subscription, envelope, &body).await {
+            Attempt::Done(_, status) => format!("answered {status}"),
+            Attempt::Retry(why) => why,
+        }
+    }
+
+    /// One POST of `body` to the subscription's endpoint.
+    async fn attempt(&self, subscription: &Subscription, envelope: &Envelope, body: &str) -> Attempt {
+        let Ok(_permit) = self.permits.acquire().await else {
+            return Attempt::Retry("the feed is shutting down".into());
+        };
+        let mut request = self
+            .client
+            .post(subscription.endpoint.clone())
+            .timeout(self.config.delivery_timeout)
+            .header(MESSAGE_TYPE_HEADER, envelope.message_type.as_str())
+            .header(MESSAGE_ID_HEADER, &envelope.message_id)
+            .header(TOPIC_ARN_HEADER, &envelope.topic_arn)
+            .header(reqwest::header::CONTENT_TYPE, CONTENT_TYPE)
+            .header(reqwest::header::USER_AGENT, USER_AGENT)
+            .body(body.to_owned());
+        // Like SNS: confirmations carry no subscription ARN header.
+        if envelope.message_type != MessageType::SubscriptionConfirmation {
+            request = request.header(SUBSCRIPTION_ARN_HEADER, &subscription.info.subscription_arn);
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status();
+                // Read to the end so the connection can be reused.
+                let _ = response.bytes().await;
+                if status.is_server_error() {
+                    Attempt::Retry(format!("answered {status}"))
+                } else if status.is_client_error() {
+                    Attempt::Done(DeliveryOutcome::Rejected, status.as_u16())
+                } else {
+                    Attempt::Done(DeliveryOutcome::Delivered, status.as_u16())
+                }
+            }
+            Err(error) if error.is_timeout() => Attempt::Retry("no answer in time".into()),
+            Err(error) if error.is_connect() => Attempt::Retry("connection refused".into()),
+            Err(error) => Attempt::Retry(format!("transport error: {error}")),
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! The subscription registry: HTTP(S) endpoints subscribed to a topic,
+//! pending until they GET their SubscribeURL, as SNS confirms them.
+
+use super::{Feed, FeedError, Topic, lock_ignoring_poison};
+use serde::Serialize;
+use std::sync::Mutex;
+use std::time::Duration;
+use url::Url;
+
+/// Where a subscription stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionState {
+    /// The SubscriptionConfirmation was sent; nothing is delivered until it is confirmed.
+    PendingConfirmation,
+    /// Confirmed: notifications flow.
+    Confirmed,
+}
+
+/// A subscription, as listed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SubscriptionInfo {
+    /// The subscription's ARN: the topic ARN and an id.
+    pub subscription_arn: String,
+    /// The topic.
+    pub topic: Topic,
+    /// Where deliveries go.
+    pub endpoint: String,
+    /// Whether it was confirmed.
+    pub state: SubscriptionState,
+}
+
+/// A subscription with what only HQ sees: the parsed endpoint and the token.
+#[derive(Debug, Clone)]
+pub(super) struct Subscription {
+    /// What is listed.
+    pub(super) info: SubscriptionInfo,
+    /// Where deliveries go.
+    pub(super) endpoint: Url,
+    /// The secret in the SubscribeURL.
+    pub(super) token: String,
+}
+
+/// Every subscription.
+#[derive(Debug, Default)]
+pub(super) struct Subscriptions(Mutex<Vec<Subscription>>);
+
+/// `text` as an endpoint HQ can deliver to: an http(s) URL with a host.
+pub fn parse_endpoint(text: &str) -> Result<Url, FeedError> {
+    Url::parse(text.trim())
+        .ok()
+        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+        .ok_or_else(|| FeedError::BadEndpoint(text.to_owned()))
+}
+
+impl Subscriptions {
+    /// Adds a subscription of `endpoint` to `topic`, pending confirmation.
+    fn add_pending(&self, topic: Topic, endpoint: &str) -> Result<Subscription, FeedError> {
+        let url = parse_endpoint(endpoint)?;
+        let subscription = Subscription {
+            info: SubscriptionInfo {
+                subscription_arn: format!("{}:{}", topic.arn(), uuid::Uuid::new_v4()),
+                topic,
+                endpoint: url.to_string(),
+                state: SubscriptionState::PendingConfirmation,
+            },
+            endpoint: url,
+            token: hex::encode(rand::random::<[u8; 32]>()),
+        };
+        lock_ignoring_poison(&self.0).push(subscription.clone());
+        tracing::info!(topic = %topic, endpoint = %subscription.info.endpoint, "subscription pending confirmation");
+        Ok(subscription)
+    }
+
+    /// The subscription `subscription_arn` as listed, if it still exists.
+    fn find(&self, subscription_arn: &str) -> Option<SubscriptionInfo> {
+        lock_ignoring_poison(&self.0)
+            .iter()
+            .find(|s| s.info.subscription_arn == subscription_arn)
+            .map(|s| s.info.clone())
+    }
+
+    /// Confirms the subscription holding `token` (the SubscribeURL's GET);
+    /// returns its ARN. Confirming twice is harmless.
+    fn confirm(&self, topic_arn: &str, token: &str) -> Result<String, FeedError> {
+        let mut subscriptions = lock_ignoring_poison(&self.0);
+        let subscription = subscriptions
+            .iter_mut()
+            .find(|s| s.info.topic.arn() == topic_arn && s.token == token)
+            .ok_or(FeedError::UnknownToken)?;
+        if subscription.info.state != SubscriptionState::Confirmed {
+            subscription.info.state = SubscriptionState::Confirmed;
+            tracing::info!(topic = %subscription.info.topic, endpoint = %subscription.info.endpoint, "subscription confirmed");
+        }
+        Ok(subscription.info.subscription_arn.clone())
+    }
+
+    /// Deletes a subscription (the UnsubscribeURL's GET).
+    fn remove(&self, subscription_arn: &str) -> Result<(), FeedError> {
+        let mut subscriptions = lock_ignoring_poison(&self.0);
+        let before = subscriptions.len();
+        subscriptions.retain(|s| s.info.subscription_arn != subscription_arn);
+        if subscriptions.len() == before {
+            return Err(FeedError::UnknownSubscription(subscription_arn.to_owned()));
+        }
+        tracing::info!(subscription = %subscription_arn, "unsubscribed");
+        Ok(())
+    }
+
+    /// Every subscription, as listed.
+    fn list(&self) -> Vec<SubscriptionInfo> {
+        lock_ignoring_poison(&self.0)
+            .iter()
+            .map(|s| s.info.clone())
+            .collect()
+    }
+
+    /// The confirmed subscriptions of `topic`: where its orders go.
+    pub(super) fn confirmed(&self, topic: Topic) -> Vec<Subscription> {
+        lock_ignoring_poison(&self.0)
+            .iter()
+            .filter(|s| s.info.topic == topic && s.info.state == SubscriptionState::Confirmed)
+            .cloned()
+            .collect()
+    }
+}
+
+impl Feed {
+    /// Subscribes an HTTP(S) endpoint to `topic` and sends it a
+    /// SubscriptionConfirmation; nothing else is delivered until it confirms.
+    pub fn subscribe(&self, topic: Topic, endpoint: &str) -> Result<SubscriptionInfo, FeedError> {
+        let subscription = self.inner.subscriptions.add_pending(topic, endpoint)?;
+        let info = subscription.info.clone();
+        let envelope = self.inner.envelopes.confirmation(&subscription);
+        self.inner.spawn_delivery(subscription, envelope);
+        Ok(info)
+    }
+
+    /// Subscribes an HTTP(S) endpoint to `topic` and sends it a fresh
+    /// SubscriptionConfirmation every `every` until it confirms; returns the
+    /// confirmed subscription. For endpoints that may not be up yet, such as
+    /// the subscriptions HQ makes at start-up in a container stack. Runs until
+    /// confirmed; drop or abort the future to give up.
+    pub async fn subscribe_until_confirmed(
+        &self,
+        topic: Topic,
+        endpoint: &str,
+        every: Duration,
+    ) -> Result<SubscriptionInfo, FeedError> {
+        let subscription = self.inner.subscriptions.add_pending(topic, endpoint)?;
+        let arn = subscription.info.subscription_arn.clone();
+        let mut attempts: u64 = 0;
+        loop {
+            attempts += 1;
+            let envelope = self.inner.envelopes.confirmation(&subscription);
+            let outcome = self.inner.send_once(&subscription, &envelope).await;
+            match self.inner.subscriptions.find(&arn) {
+                None => return Err(FeedError::UnknownSubscription(arn)),
+                Some(info) if info.state == SubscriptionState::Confirmed => return Ok(info),
+                // The first miss and then one in ten: an endpoint that is
+                // still starting is expected, not alarming.
+                Some(info) if attempts % 10 == 1 => {
+                    tracing::info!(topic = %topic, endpoint = %info.endpoint, attempts,
+                        "subscription not confirmed yet ({outcome}); sending the confirmation again every {every:?}");
+                }
+                Some(_) => {}
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Confirms the subscription holding `token` (the SubscribeURL's GET);
+    /// returns its ARN. Confirming twice is harmless.
+    pub fn confirm(&self, topic_arn: &str, token: &str) -> Result<String, FeedError> {
+        self.inner.subscriptions.confirm(topic_arn, token)
+    }
+
+    /// Deletes a subscription (the UnsubscribeURL's GET).
+    pub fn unsubscribe(&self, subscription_arn: &str) -> Result<(), FeedError> {
+        self.inner.subscriptions.remove(subscription_arn)
+    }
+
+    /// Every subscription.
+    pub fn subscriptions(&self) -> Vec<SubscriptionInfo> {
+        self.inner.subscriptions.list()
+    }
+}

@@ -1,0 +1,147 @@
+//! Fulfillments in the ledger: recording one (idempotency keys counted once)
+//! and the totals per key (the workshop's aggregator).
+
+use super::keys::KeyInfo;
+use super::{Ledger, LedgerError, now};
+use contracts::FulfillmentRequest;
+use rusqlite::{OptionalExtension, Transaction, params};
+use serde::Serialize;
+
+/// One recorded fulfillment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Recorded {
+    /// The ledger's id of the fulfillment.
+    pub fulfillment_id: i64,
+    /// Units of iridium.
+    pub iridium: u32,
+    /// Units of magnesite.
+    pub magnesite: u32,
+    /// True when the idempotency key was seen before: counted once, not again.
+    pub replayed: bool,
+}
+
+/// What one key has had fulfilled (the workshop's aggregator).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct KeyTotals {
+    /// The key's public id.
+    pub key_id: String,
+    /// Who it was issued to.
+    pub owner: String,
+    /// Fulfillments counted.
+    pub fulfillments: u64,
+    /// Units of iridium fulfilled.
+    pub iridium: u64,
+    /// Units of magnesite fulfilled.
+    pub magnesite: u64,
+    /// Repeats absorbed by idempotency keys (not counted above).
+    pub replays: u64,
+}
+
+impl Ledger {
+    /// Records a fulfillment for `key_id`. With an idempotency key seen
+    /// before (for this API key), nothing new is counted: the first record is
+    /// returned as a replay, or a conflict if the quantities differ.
+    pub async fn record(
+        &self,
+        key_id: &str,
+        idempotency_key: Option<&str>,
+        request: FulfillmentRequest,
+    ) -> Result<Recorded, LedgerError> {
+        let key_id = key_id.to_owned();
+        let idempotency_key = idempotency_key.map(str::to_owned);
+        self.with(move |conn| {
+            let tx = conn.transaction()?;
+            if let Some(idem) = &idempotency_key
+                && let Some(replay) = replay(&tx, &key_id, idem, request)?
+            {
+                tx.commit()?;
+                return Ok(replay);
+            }
+            tx.execute(
+                "INSERT INTO fulfillments (recorded_at, key_id, idempotency_key, iridium, magnesite) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![now(), key_id, idempotency_key, request.iridium, request.magnesite],
+            )?;
+            let id = tx.last_insert_rowid();
+            tx.commit()?;
+            Ok(Recorded {
+                fulfillment_id: id,
+                iridium: request.iridium,
+                magnesite: request.magnesite,
+                replayed: false,
+            })
+        })
+        .await
+    }
+
+    /// Totals of every key that has a fulfillment or was issued.
+    pub async fn totals(&self) -> Result<Vec<KeyTotals>, LedgerError> {
+        self.totals_where(None).await
+    }
+
+    /// Totals of one key.
+    pub async fn totals_for(&self, key: &KeyInfo) -> Result<KeyTotals, LedgerError> {
+        let mut totals = self.totals_where(Some(key.key_id.clone())).await?;
+        Ok(totals.pop().unwrap_or_else(|| KeyTotals {
+            key_id: key.key_id.clone(),
+            owner: key.owner.clone(),
+            ..KeyTotals::default()
+        }))
+    }
+
+    async fn totals_where(&self, key_id: Option<String>) -> Result<Vec<KeyTotals>, LedgerError> {
+        self.with(move |conn| {
+            let mut statement = conn.prepare(
+                "SELECT k.key_id, k.owner, COUNT(f.id), COALESCE(SUM(f.iridium), 0),
+                        COALESCE(SUM(f.magnesite), 0), COALESCE(SUM(f.replays), 0)
+                 FROM api_keys k LEFT JOIN fulfillments f ON f.key_id = k.key_id
+                 WHERE ?1 IS NULL OR k.key_id = ?1
+                 GROUP BY k.key_id, k.owner ORDER BY k.issued_at, k.key_id",
+            )?;
+            let rows = statement.query_map(params![key_id], |row| {
+                Ok(KeyTotals {
+                    key_id: row.get(0)?,
+                    owner: row.get(1)?,
+                    fulfillments: row.get(2)?,
+                    iridium: row.get(3)?,
+                    magnesite: row.get(4)?,
+                    replays: row.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+}
+
+/// The earlier fulfillment under `idem` for `key_id`, counted as a replay,
+/// or `None` when the key is new; a conflict when the quantities differ.
+fn replay(
+    tx: &Transaction<'_>,
+    key_id: &str,
+    idem: &str,
+    request: FulfillmentRequest,
+) -> Result<Option<Recorded>, LedgerError> {
+    let earlier: Option<(i64, u32, u32)> = tx
+        .query_row(
+            "SELECT id, iridium, magnesite FROM fulfillments WHERE key_id = ?1 AND idempotency_key = ?2",
+            params![key_id, idem],
+            |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+        )
+        .optional()?;
+    let Some((id, iridium, magnesite)) = earlier else {
+        return Ok(None);
+    };
+    if (iridium, magnesite) != (request.iridium, request.magnesite) {
+        return Err(LedgerError::IdempotencyConflict(idem.to_owned()));
+    }
+    tx.execute(
+        "UPDATE fulfillments SET replays = replays + 1 WHERE id = ?1",
+        params![id],
+    )?;
+    Ok(Some(Recorded {
+        fulfillment_id: id,
+        iridium,
+        magnesite,
+        replayed: true,
+    }))
+}

@@ -1,0 +1,117 @@
+//! The fulfillment ledger: an embedded SQLite database on disk holding the
+//! API keys HQ issued, every fulfillment (time, key, quantities, idempotency
+//! key), every order the feed published and how its deliveries ended.
+//!
+//! This is what the workshop kept in DynamoDB behind API Gateway, plus what
+//! reconciliation needs: orders published against fulfillments recorded.
+//! This module holds the connection and the schema; each concern's queries
+//! live in their own file.
+
+mod deliveries;
+mod fulfillments;
+mod keys;
+mod reconciliation;
+
+pub use deliveries::DeliveryOutcome;
+pub use fulfillments::{KeyTotals, Recorded};
+pub use keys::KeyInfo;
+pub use reconciliation::{OrderCounts, Reconciliation};
+
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// File name of the database inside the data directory.
+const DB_FILE: &str = "hq-ledger.sqlite3";
+
+/// Why the ledger could not do something.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// SQLite failed.
+    #[error("ledger database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    /// A thread holding the database panicked, or the blocking task died.
+    #[error("ledger unavailable: {0}")]
+    Unavailable(String),
+    /// The idempotency key was used before with different quantities.
+    #[error("idempotency key {0:?} was already used for a different fulfillment")]
+    IdempotencyConflict(String),
+}
+
+/// The ledger; cheap to clone, every clone is the same database.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    conn: Arc<Mutex<Connection>>,
+}
+
+const SCHEMA: &str = "
+PRAGMA journal_mode = WAL;
+PRAGMA synchronous = NORMAL;
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_digest TEXT PRIMARY KEY,
+    key_id     TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    issued_at  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fulfillments (
+    id              INTEGER PRIMARY KEY,
+    recorded_at     TEXT NOT NULL,
+    key_id          TEXT NOT NULL,
+    idempotency_key TEXT,
+    iridium         INTEGER NOT NULL,
+    magnesite       INTEGER NOT NULL,
+    replays         INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (key_id, idempotency_key)
+);
+CREATE INDEX IF NOT EXISTS fulfillments_by_idempotency_key ON fulfillments (idempotency_key);
+CREATE TABLE IF NOT EXISTS published (
+    message_id   TEXT PRIMARY KEY,
+    run_id       TEXT NOT NULL,
+    topic        TEXT NOT NULL,
+    message      TEXT NOT NULL,
+    published_at TEXT NOT NULL,
+    subscribers  INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS published_by_run ON published (run_id);
+CREATE TABLE IF NOT EXISTS deliveries (
+    message_id       TEXT NOT NULL,
+    subscription_arn TEXT NOT NULL,
+    outcome          TEXT NOT NULL,
+    attempts         INTEGER NOT NULL,
+    finished_at      TEXT NOT NULL,
+    PRIMARY KEY (message_id, subscription_arn)
+);
+";
+
+/// Now, as SNS writes times: ISO-8601 UTC with milliseconds.
+pub fn now() -> String {
+    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+}
+
+impl Ledger {
+    /// Opens (or creates) the ledger in `dir`.
+    pub fn open(dir: &Path) -> Result<Self, LedgerError> {
+        let conn = Connection::open(dir.join(DB_FILE))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch(SCHEMA)?;
+        Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
+        })
+    }
+
+    /// Runs `work` on the database off the async threads.
+    async fn with<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, LedgerError> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        let conn = Arc::clone(&self.conn);
+        tokio::task::spawn_blocking(move || {
+            let mut conn = conn
+                .lock()
+                .map_err(|_| LedgerError::Unavailable("a ledger thread panicked".into()))?;
+            work(&mut conn)
+        })
+        .await
+        .map_err(|e| LedgerError::Unavailable(e.to_string()))?
+    }
+}

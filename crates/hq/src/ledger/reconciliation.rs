@@ -1,0 +1,128 @@
+//! Reconciliation: the orders one HQ run published against the
+//! fulfillments recorded for them (matched by MessageId = Idempotency-Key).
+
+use super::{Ledger, LedgerError};
+use rusqlite::params;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// Orders published in one HQ run against fulfillments recorded for them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Reconciliation {
+    /// All topics together (serialized at the top level, beside `topics`).
+    #[serde(flatten)]
+    pub totals: OrderCounts,
+    /// Per topic, the same counts.
+    pub topics: BTreeMap<String, OrderCounts>,
+}
+
+/// How the orders of a run (or of one topic in it) ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct OrderCounts {
+    /// Orders published.
+    pub published: u64,
+    /// Orders with at least one fulfillment recorded under their MessageId.
+    pub fulfilled: u64,
+    /// Orders an endpoint refused with 4xx (bad orders; not lost).
+    pub rejected: u64,
+    /// Orders still being delivered or retried.
+    pub pending: u64,
+    /// Orders that reached no confirmed subscription.
+    pub unrouted: u64,
+    /// Orders delivered or failed, but with no fulfillment recorded.
+    pub lost: u64,
+    /// Extra fulfillments recorded for an order already fulfilled.
+    pub duplicated: u64,
+}
+
+/// What the ledger knows of one published order.
+struct PublishedOrder {
+    topic: String,
+    /// Confirmed subscriptions it was sent to.
+    subscribers: i64,
+    /// Fulfillments recorded under its MessageId.
+    fulfillments: i64,
+    /// Deliveries that ended, however.
+    finished: i64,
+    /// Deliveries that ended in a 4xx.
+    rejected: i64,
+}
+
+impl OrderCounts {
+    /// Counts one published order where it ended.
+    fn count(&mut self, order: &PublishedOrder) {
+        self.published += 1;
+        self.duplicated += u64::try_from(order.fulfillments.saturating_sub(1)).unwrap_or(0);
+        if order.fulfillments > 0 {
+            self.fulfilled += 1;
+        } else if order.subscribers == 0 {
+            self.unrouted += 1;
+        } else if order.finished < order.subscribers {
+            self.pending += 1;
+        } else if order.rejected > 0 {
+            self.rejected += 1;
+        } else {
+            self.lost += 1;
+        }
+    }
+
+    /// Adds another set of counts to these.
+    fn add(&mut self, other: &OrderCounts) {
+        self.published += other.published;
+        self.fulfilled += other.fulfilled;
+        self.rejected += other.rejected;
+        self.pending += other.pending;
+        self.unrouted += other.unrouted;
+        self.lost += other.lost;
+        self.duplicated += other.duplicated;
+    }
+}
+
+impl Reconciliation {
+    /// Nothing lost, nothing counted twice, nothing left in flight.
+    pub fn is_clean(&self) -> bool {
+        self.totals.lost == 0 && self.totals.duplicated == 0 && self.totals.pending == 0
+    }
+
+    /// Counts `orders` per topic and in total.
+    fn of(orders: impl IntoIterator<Item = PublishedOrder>) -> Self {
+        let mut topics: BTreeMap<String, OrderCounts> = BTreeMap::new();
+        for order in orders {
+            topics.entry(order.topic.clone()).or_default().count(&order);
+        }
+        let mut totals = OrderCounts::default();
+        for counts in topics.values() {
+            totals.add(counts);
+        }
+        Self { totals, topics }
+    }
+}
+
+impl Ledger {
+    /// Orders published in run `run_id` against fulfillments recorded for them.
+    pub async fn reconcile(&self, run_id: &str) -> Result<Reconciliation, LedgerError> {
+        let run_id = run_id.to_owned();
+        let orders = self
+            .with(move |conn| {
+                let mut statement = conn.prepare(
+                    "SELECT p.topic, p.subscribers,
+                    (SELECT COUNT(*) FROM fulfillments f WHERE f.idempotency_key = p.message_id),
+                    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id),
+                    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id AND d.outcome = 'rejected')
+                 FROM published p WHERE p.run_id = ?1",
+                )?;
+                let rows = statement.query_map(params![run_id], |row| {
+                    Ok(PublishedOrder {
+                        topic: row.get(0)?,
+                        subscribers: row.get(1)?,
+                        fulfillments: row.get(2)?,
+                        finished: row.get(3)?,
+                        rejected: row.get(4)?,
+                    })
+                })?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?;
+        Ok(Reconciliation::of(orders))
+    }
+}

@@ -1,0 +1,155 @@
+//! HQ serving: [`start`] puts HQ on a listener with its generator and
+//! start-up subscriptions; [`RunningHq`] is the handle that stops it and
+//! reconciles; [`run`] is the whole `hq` binary after argument parsing.
+
+use crate::api;
+use crate::config::HqConfig;
+use crate::feed::generator::{Generator, GeneratorConfig};
+use crate::feed::{Feed, Topic};
+use crate::ledger::Reconciliation;
+use crate::state::{Hq, StartError};
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use url::Url;
+
+/// HQ serving on a listener, with its generator.
+#[derive(Debug)]
+pub struct RunningHq {
+    hq: Hq,
+    addr: SocketAddr,
+    stop: CancellationToken,
+    server: JoinHandle<std::io::Result<()>>,
+    generator: Option<Generator>,
+    subscribers: Vec<JoinHandle<()>>,
+}
+
+/// The URL a listener is reached at: an unspecified address becomes loopback.
+fn local_url(addr: SocketAddr) -> Result<Url, url::ParseError> {
+    let ip = if addr.ip().is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        addr.ip()
+    };
+    Url::parse(&format!("http://{}/", SocketAddr::new(ip, addr.port())))
+}
+
+/// Starts HQ on `listener`: serves, and generates orders if configured.
+pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq, StartError> {
+    let addr = listener.local_addr().map_err(|source| StartError::Io {
+        what: "reading the listen address".into(),
+        source,
+    })?;
+    let base_url = match config.public_url.clone() {
+        Some(url) => url,
+        None => local_url(addr)?,
+    };
+    let hq = Hq::open(&config, base_url).await?;
+    let stop = CancellationToken::new();
+    let server = tokio::spawn(platform::serve(
+        listener,
+        api::router(hq.clone()),
+        stop.clone().cancelled_owned(),
+    ));
+    let generator = Some(Generator::start(hq.feed(), &config.generator));
+    let subscribers = config
+        .subscriptions
+        .iter()
+        .map(|(topic, endpoint)| subscribe_in_background(hq.feed(), *topic, endpoint, config.subscribe_every))
+        .collect();
+    Ok(RunningHq {
+        hq,
+        addr,
+        stop,
+        server,
+        generator,
+        subscribers,
+    })
+}
+
+/// Subscribes `endpoint` to `topic`, sending the confirmation again every
+/// `every` until it confirms, in a task of its own.
+fn subscribe_in_background(feed: &Feed, topic: Topic, endpoint: &Url, every: Duration) -> JoinHandle<()> {
+    let (feed, endpoint) = (feed.clone(), endpoint.to_string());
+    tokio::spawn(async move {
+        if let Err(error) = feed.subscribe_until_confirmed(topic, &endpoint, every).await {
+            tracing::error!(%topic, %endpoint, %error, "start-up subscription abandoned");
+        }
+    })
+}
+
+impl RunningHq {
+    /// HQ's state.
+    pub fn hq(&self) -> &Hq {
+        &self.hq
+    }
+
+    /// Where HQ listens.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Starts (or restarts) the generator with `config`.
+    pub async fn generate(&mut self, config: &GeneratorConfig) {
+        self.stop_generator().await;
+        self.generator = Some(Generator::start(self.hq.feed(), config));
+    }
+
+    /// Stops generating orders; deliveries under way go on.
+    pub async fn stop_generator(&mut self) {
+        if let Some(generator) = self.generator.take() {
+            generator.stop().await;
+        }
+    }
+
+    /// Stops generating, lets deliveries and their retries finish for up to
+    /// `drain`, reconciles, then stops serving.
+    pub async fn shutdown(mut self, drain: Duration) -> Result<Reconciliation, StartError> {
+        for subscriber in self.subscribers.drain(..) {
+            subscriber.abort();
+        }
+        self.stop_generator().await;
+        if !self.hq.feed().drain(drain).await {
+            tracing::warn!(
+                in_flight = self.hq.feed().in_flight(),
+                "deliveries still under way after {drain:?}; reconciling without them"
+            );
+        }
+        let reconciliation = self.hq.reconcile().await;
+        self.stop.cancel();
+        match self.server.await {
+            Ok(Ok(())) => {}
+            Ok(Err(source)) => {
+                return Err(StartError::Io {
+                    what: "serving".into(),
+                    source,
+                });
+            }
+            Err(e) => return Err(StartError::Task(e.to_string())),
+        }
+        Ok(reconciliation?)
+    }
+}
+
+/// Runs HQ on `listener` until `shutdown` resolves, then drains deliveries
+/// for up to `drain` and logs the reconciliation.
+pub async fn run(
+    listener: TcpListener,
+    config: HqConfig,
+    drain: Duration,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<Reconciliation> {
+    let running = start(listener, config).await?;
+    tracing::info!(
+        "HQ listening on {}: fulfillment API {}, SNS stand-in (AWS_ENDPOINT_URL_SNS) {}",
+        running.addr(),
+        running.hq().fulfillment_url(),
+        running.hq().base_url()
+    );
+    shutdown.await;
+    let reconciliation = running.shutdown(drain).await?;
+    Ok(reconciliation)
+}

@@ -1,0 +1,130 @@
+//! HQ's shared state, [`Hq`]: the ledger, the feed, the signing identity and
+//! the faults to inject, opened from the data directory. Every handler and
+//! background task holds a clone.
+
+use crate::config::HqConfig;
+use crate::faults::Faults;
+use crate::feed::{Feed, FeedStartError};
+use crate::ledger::{Ledger, LedgerError, Reconciliation};
+use crate::signing::{SigningError, SigningIdentity};
+use std::sync::Arc;
+use url::Url;
+
+/// Why HQ could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory or the listener failed.
+    #[error("{what}: {source}")]
+    Io {
+        /// What was being done.
+        what: String,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The signing identity could not be loaded or made.
+    #[error(transparent)]
+    Signing(#[from] SigningError),
+    /// The ledger could not be opened.
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    /// The feed could not be made.
+    #[error(transparent)]
+    Feed(#[from] FeedStartError),
+    /// HQ's URL could not be made.
+    #[error("HQ URL: {0}")]
+    Url(#[from] url::ParseError),
+    /// A background task died.
+    #[error("start-up task failed: {0}")]
+    Task(String),
+}
+
+/// HQ's state: ledger, feed and signing identity. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Hq {
+    inner: Arc<HqInner>,
+}
+
+#[derive(Debug)]
+struct HqInner {
+    base_url: Url,
+    identity: SigningIdentity,
+    ledger: Ledger,
+    feed: Feed,
+    faults: Faults,
+}
+
+impl Hq {
+    /// Opens the data directory (making the signing key on first use) and
+    /// registers the configured keys; `base_url` is where HQ is reached.
+    pub async fn open(config: &HqConfig, base_url: Url) -> Result<Self, StartError> {
+        let dir = config.data_dir.clone();
+        std::fs::create_dir_all(&dir).map_err(|source| StartError::Io {
+            what: format!("creating data directory {}", dir.display()),
+            source,
+        })?;
+        let identity = tokio::task::spawn_blocking({
+            let dir = dir.clone();
+            move || SigningIdentity::load_or_create(&dir)
+        })
+        .await
+        .map_err(|e| StartError::Task(e.to_string()))??;
+        let ledger = Ledger::open(&dir)?;
+        for key in &config.api_keys {
+            ledger.add_key(key.expose(), "given at start").await?;
+        }
+        let run_id = uuid::Uuid::new_v4().to_string();
+        let feed = Feed::new(
+            base_url.clone(),
+            run_id,
+            identity.clone(),
+            ledger.clone(),
+            config.feed,
+        )?;
+        Ok(Self {
+            inner: Arc::new(HqInner {
+                base_url,
+                identity,
+                ledger,
+                feed,
+                faults: Faults::default(),
+            }),
+        })
+    }
+
+    /// Where HQ is reached; services use it as `AWS_ENDPOINT_URL_SNS`.
+    pub fn base_url(&self) -> &Url {
+        &self.inner.base_url
+    }
+
+    /// The fulfillment API's URL: `<base>/receiving/`.
+    pub fn fulfillment_url(&self) -> Url {
+        let mut url = self.inner.base_url.clone();
+        url.set_path("/receiving/");
+        url
+    }
+
+    /// The ledger.
+    pub fn ledger(&self) -> &Ledger {
+        &self.inner.ledger
+    }
+
+    /// The order feed.
+    pub fn feed(&self) -> &Feed {
+        &self.inner.feed
+    }
+
+    /// Faults to inject into the fulfillment API.
+    pub fn faults(&self) -> &Faults {
+        &self.inner.faults
+    }
+
+    /// The signing identity.
+    pub fn identity(&self) -> &SigningIdentity {
+        &self.inner.identity
+    }
+
+    /// This run's orders against the ledger.
+    pub async fn reconcile(&self) -> Result<Reconciliation, LedgerError> {
+        self.inner.ledger.reconcile(self.inner.feed.run_id()).await
+    }
+}

@@ -1,0 +1,19 @@
+//! The `magnesite` binary as a process: the missing-configuration exit, and its
+//! health check and SIGTERM exit as `docker stop` sends it.
+
+use std::path::Path;
+use testkit::process::{exits_with_one_line_naming, resource_binary_serves_and_stops, safe_aws_env};
+
+fn exe() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_magnesite"))
+}
+
+#[tokio::test]
+async fn missing_monolith_url_exits_with_one_line_naming_it() {
+    exits_with_one_line_naming(exe(), &safe_aws_env(), &["monolithUrl", "MONOLITH_URL"]).await;
+}
+
+#[tokio::test]
+async fn serves_its_health_check_and_exits_0_on_sigterm() {
+    resource_binary_serves_and_stops(exe(), contracts::Resource::Magnesite).await;
+}
