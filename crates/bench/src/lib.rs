@@ -7,14 +7,15 @@
 //! not time anything.
 
 pub mod cli;
-pub mod error;
-pub mod fulfillment;
-pub mod procstat;
-pub mod report;
-pub mod services;
-pub mod sns;
-pub mod startup;
-pub mod wrk;
+mod error;
+mod fulfillment;
+mod procstat;
+mod report;
+mod scenario;
+mod services;
+mod sns;
+mod startup;
+mod wrk;
 
 pub use cli::Cli;
 pub use error::BenchError;
@@ -22,9 +23,11 @@ pub use report::Report;
 
 use crate::fulfillment::FulfillmentSide;
 use crate::report::{Binary, Machine, Run, ServiceMemory, Settings};
-use crate::services::{Binaries, Kind, Service, free_port, iridium_env, monolith_env};
-use crate::sns::Delivery;
-use std::collections::BTreeMap;
+use crate::scenario::Scenario;
+use crate::services::{Binaries, Kind, Service, free_port};
+use crate::sns::{Delivery, VerifyCost};
+use crate::startup::Startup;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -40,30 +43,76 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 const VERIFY_ITERATIONS: u32 = 2000;
 /// Pause after a warm-up, for orders still in flight to finish.
 const SETTLE: Duration = Duration::from_millis(300);
-/// The slow-gather load lasts at least this long: each order takes 1 s.
-const SLOW_LOAD_SECONDS: u64 = 5;
 /// Phases, for the progress lines.
 const PHASES: u32 = 7;
 
 /// Runs the whole benchmark: prints progress to stderr, the tables to
 /// stdout, writes the JSON to `cli.out`, and returns the figures.
 pub async fn run(cli: Cli) -> Result<Report, BenchError> {
+    let (before, binaries) = check_machine(&cli).await?;
+    let bench = Bench::start(&cli, binaries).await?;
+    let startup = measure_startup(&bench).await?;
+    let (monolith, iridium) = start_services(&bench).await?;
+    let (mut runs, mut services) = order_loads(&bench, monolith, iridium).await?;
+    let (slow_run, slow_memory) = slow_gather_load(&bench).await?;
+    runs.push(slow_run);
+    services.push(slow_memory);
+    let sns_verify = sns_verification(&bench).await?;
+
+    let mut report = Report {
+        machine: before.machine()?,
+        settings: bench.settings(cli.quick),
+        binaries: before.binaries,
+        runs,
+        services,
+        startup,
+        sns_verify,
+        targets: Vec::new(),
+    };
+    report.judge();
+    print_and_write(&report, &cli.out)?;
+    Ok(report)
+}
+
+/// The machine, the tools and the binaries before anything runs.
+struct Before {
+    load_generator: String,
+    load_average: [f32; 3],
+    others_cores: f64,
+    binaries: Vec<Binary>,
+}
+
+impl Before {
+    /// The machine: as it was before, and its load average now.
+    fn machine(&self) -> Result<Machine, BenchError> {
+        Ok(Machine {
+            cores: procstat::cores(),
+            load_average_before: self.load_average,
+            load_average_after: procstat::load_average()?,
+            others_cores_before: self.others_cores,
+            load_generator: self.load_generator.clone(),
+        })
+    }
+}
+
+/// Phase 1: wrk is there, the binaries are, and how busy the machine is.
+async fn check_machine(cli: &Cli) -> Result<(Before, Binaries), BenchError> {
     phase(
         1,
         "checking wrk, the release binaries and how busy the machine is",
     );
     let load_generator = wrk::version().await?;
-    let binaries = Binaries::locate(cli.bin_dir.as_deref())?;
-    let load_average_before = procstat::load_average()?;
-    let others_cores_before = others_cores_over(Duration::from_secs(1)).await?;
-    let report_binaries = [Kind::Monolith, Kind::Iridium]
+    let located = Binaries::locate(cli.bin_dir.as_deref())?;
+    let load_average = procstat::load_average()?;
+    let others_cores = others_cores_over(Duration::from_secs(1)).await?;
+    let binaries = Kind::ALL
         .map(|kind| Binary {
             name: kind.binary().into(),
-            path: binaries.path(kind).display().to_string(),
-            built_seconds_ago: binaries.age(kind).map(|age| age.as_secs()),
+            path: located.path(kind).display().to_string(),
+            built_seconds_ago: located.age(kind).map(|age| age.as_secs()),
         })
         .to_vec();
-    for binary in &report_binaries {
+    for binary in &binaries {
         progress(&format!(
             "{} built {} s ago",
             binary.path,
@@ -71,35 +120,30 @@ pub async fn run(cli: Cli) -> Result<Report, BenchError> {
         ));
     }
     progress(&format!(
-        "{load_generator}; load average {load_average_before:?}; other processes use {others_cores_before:.2} cores"
+        "{load_generator}; load average {load_average:?}; other processes use {others_cores:.2} cores"
     ));
-
-    phase(
-        2,
-        "starting the fake fulfillment API and SNS stand-in; signing an SNS delivery",
-    );
-    let side = FulfillmentSide::start().await?;
-    let bench = Bench {
-        load_seconds: cli.load_seconds(),
-        warmup_seconds: cli.warmup_seconds(),
-        side: side.clone(),
-        scratch: tempfile::tempdir().map_err(BenchError::io("creating a scratch directory"))?,
+    let before = Before {
+        load_generator,
+        load_average,
+        others_cores,
+        binaries,
     };
-    let curl_bundle = Delivery::curl(r#"{"bundle":"1"}"#);
-    let sns_bundle = Delivery::sns(&side.sns, r#"{"bundle": 1}"#)?;
-    let curl_iridium = Delivery::curl(r#"{"iridium":"1"}"#);
+    Ok((before, located))
+}
 
+/// Phase 3: each binary's start-up, from exec to its first 200.
+async fn measure_startup(bench: &Bench) -> Result<BTreeMap<String, Startup>, BenchError> {
     phase(
         3,
         "start-up: exec to first 200, configuration from the environment",
     );
     let mut startup = BTreeMap::new();
-    for kind in [Kind::Monolith, Kind::Iridium] {
+    for kind in Kind::ALL {
         let env = match kind {
-            Kind::Monolith => monolith_env(&side, &cli.service_env, 0, 0),
-            Kind::Iridium => iridium_env(&side, &cli.service_env, 0, free_port()?),
+            Kind::Monolith => bench.monolith_env(0, 0),
+            Kind::Iridium => bench.iridium_env(0, free_port()?),
         };
-        let measured = startup::measure(&binaries, kind, &env, cli.startup_samples()).await?;
+        let measured = startup::measure(&bench.binaries, kind, &env, bench.startup_samples).await?;
         progress(&format!(
             "{}: median {:.1} ms (min {:.1}, max {:.1})",
             kind.binary(),
@@ -109,150 +153,197 @@ pub async fn run(cli: Cli) -> Result<Report, BenchError> {
         ));
         startup.insert(kind.binary().to_owned(), measured);
     }
+    Ok(startup)
+}
 
+/// A service started for the loads, with its memory before any.
+struct Started {
+    service: Service,
+    idle: procstat::Memory,
+}
+
+impl Started {
+    async fn start(
+        bench: &Bench,
+        name: &str,
+        kind: Kind,
+        env: &HashMap<String, String>,
+    ) -> Result<Self, BenchError> {
+        let service = Service::start(name, &bench.binaries, kind, env).await?;
+        let idle = settled_memory(&service).await?;
+        Ok(Self { service, idle })
+    }
+
+    /// Its memory figures after `runs`.
+    fn memory(&self, runs: &[Run]) -> Result<ServiceMemory, BenchError> {
+        service_memory(&self.service, self.idle, runs)
+    }
+}
+
+/// Phase 4: the monolith, and iridium sending to its glue hook.
+async fn start_services(bench: &Bench) -> Result<(Started, Started), BenchError> {
     phase(4, "starting monolith and iridium");
-    let monolith_env = monolith_env(&side, &cli.service_env, free_port()?, 0);
-    let monolith = Service::start("monolith", &binaries, Kind::Monolith, &monolith_env).await?;
-    let iridium_env = iridium_env(&side, &cli.service_env, free_port()?, monolith.port);
-    let iridium = Service::start("iridium", &binaries, Kind::Iridium, &iridium_env).await?;
-    let monolith_idle = settled_memory(&monolith).await?;
-    let iridium_idle = settled_memory(&iridium).await?;
+    let monolith_env = bench.monolith_env(free_port()?, 0);
+    let monolith = Started::start(bench, "monolith", Kind::Monolith, &monolith_env).await?;
+    let iridium_env = bench.iridium_env(free_port()?, monolith.service.port);
+    let iridium = Started::start(bench, "iridium", Kind::Iridium, &iridium_env).await?;
+    Ok((monolith, iridium))
+}
 
+/// Phase 5: every order load at every connection count; then both services
+/// are stopped and their memory figures returned.
+async fn order_loads(
+    bench: &Bench,
+    monolith: Started,
+    iridium: Started,
+) -> Result<(Vec<Run>, Vec<ServiceMemory>), BenchError> {
     phase(
         5,
         "order loads: bundle (curl and signed SNS bodies), resource through the glue hook",
     );
     let mut runs = Vec::new();
-    for (name, delivery) in [
-        ("bundle, curl body", &curl_bundle),
-        ("bundle, signed SNS body", &sns_bundle),
-    ] {
+    for scenario in [Scenario::BundleCurl, Scenario::BundleSns] {
         for connections in CONNECTIONS {
-            let scenario = Scenario {
-                name,
-                route: "client → monolith → API",
-                url: monolith.url("/order/"),
-                delivery,
-                connections,
-                warm_up: true,
-                min_seconds: 1,
-            };
-            runs.push(bench.measure(&scenario, &[&monolith]).await?);
+            let url = monolith.service.url("/order/");
+            runs.push(
+                bench
+                    .measure(scenario, url, connections, &[&monolith.service])
+                    .await?,
+            );
         }
     }
     for connections in CONNECTIONS {
-        let scenario = Scenario {
-            name: "iridium, curl body",
-            route: "client → iridium → monolith → API",
-            url: iridium.url("/iridium/"),
-            delivery: &curl_iridium,
-            connections,
-            warm_up: true,
-            min_seconds: 1,
-        };
-        runs.push(bench.measure(&scenario, &[&iridium, &monolith]).await?);
+        let url = iridium.service.url("/iridium/");
+        let sampled = [&iridium.service, &monolith.service];
+        runs.push(
+            bench
+                .measure(Scenario::IridiumCurl, url, connections, &sampled)
+                .await?,
+        );
     }
-    let mut services = vec![
-        service_memory(&monolith, monolith_idle, &runs)?,
-        service_memory(&iridium, iridium_idle, &runs)?,
-    ];
-    iridium.stop().await;
-    monolith.stop().await;
+    let services = vec![monolith.memory(&runs)?, iridium.memory(&runs)?];
+    iridium.service.stop().await;
+    monolith.service.stop().await;
+    Ok((runs, services))
+}
 
+/// Phase 6: a monolith that takes 1 s per resource, 1,000 orders in flight.
+async fn slow_gather_load(bench: &Bench) -> Result<(Run, ServiceMemory), BenchError> {
     phase(
         6,
         &format!("{IN_FLIGHT} orders in flight, GATHER_DELAY_MS={GATHER_DELAY_MS}"),
     );
-    let slow_env = services::monolith_env(&side, &cli.service_env, free_port()?, GATHER_DELAY_MS);
-    let slow = Service::start("monolith (1 s gather)", &binaries, Kind::Monolith, &slow_env).await?;
-    let slow_idle = settled_memory(&slow).await?;
-    let scenario = Scenario {
-        name: "bundle, curl body, 1 s gather",
-        route: "client → monolith (1 s) → API",
-        url: slow.url("/order/"),
-        delivery: &curl_bundle,
-        connections: IN_FLIGHT,
-        warm_up: false,
-        min_seconds: SLOW_LOAD_SECONDS,
-    };
-    let slow_run = bench.measure(&scenario, &[&slow]).await?;
-    services.push(service_memory(&slow, slow_idle, std::slice::from_ref(&slow_run))?);
-    runs.push(slow_run);
-    slow.stop().await;
+    let slow_env = bench.monolith_env(free_port()?, GATHER_DELAY_MS);
+    let slow = Started::start(bench, "monolith (1 s gather)", Kind::Monolith, &slow_env).await?;
+    let url = slow.service.url("/order/");
+    let run = bench
+        .measure(Scenario::BundleSlowGather, url, IN_FLIGHT, &[&slow.service])
+        .await?;
+    let memory = slow.memory(std::slice::from_ref(&run))?;
+    slow.service.stop().await;
+    Ok((run, memory))
+}
 
+/// Phase 7: what verifying one SNS signature costs, in this process.
+async fn sns_verification(bench: &Bench) -> Result<VerifyCost, BenchError> {
     phase(7, "SNS signature verification, in-process");
-    let sns_verify = sns::verify_cost(&side.sns, VERIFY_ITERATIONS).await?;
-
-    let mut report = Report {
-        machine: Machine {
-            cores: procstat::cores(),
-            load_average_before,
-            load_average_after: procstat::load_average()?,
-            others_cores_before,
-            load_generator,
-        },
-        settings: Settings {
-            quick: cli.quick,
-            load_seconds: bench.load_seconds,
-            warmup_seconds: bench.warmup_seconds,
-            startup_samples: cli.startup_samples(),
-        },
-        binaries: report_binaries,
-        runs,
-        services,
-        startup,
-        sns_verify,
-        targets: Vec::new(),
-    };
-    report.judge();
-    println!("{}", report.tables());
-    write_json(&report, &cli.out)?;
-    eprintln!("==> figures written to {}", cli.out.display());
-    Ok(report)
+    sns::verify_cost(&bench.side.sns, VERIFY_ITERATIONS).await
 }
 
-/// One load to measure.
-struct Scenario<'a> {
-    name: &'static str,
-    route: &'static str,
-    url: String,
-    delivery: &'a Delivery,
-    connections: u32,
-    warm_up: bool,
-    /// The load lasts at least this many seconds.
-    min_seconds: u64,
-}
-
-/// What every load shares.
+/// What every phase after the first shares.
 struct Bench {
     load_seconds: u64,
     warmup_seconds: u64,
+    startup_samples: usize,
+    service_env: Vec<(String, String)>,
+    binaries: Binaries,
     side: FulfillmentSide,
     scratch: tempfile::TempDir,
+    /// The workshop's curl body with a bundle order.
+    curl_bundle: Delivery,
+    /// A signed SNS Notification with a bundle order.
+    sns_bundle: Delivery,
+    /// The workshop's curl body with an iridium order.
+    curl_iridium: Delivery,
 }
 
 impl Bench {
-    /// Warms up (same load, not counted), then measures `scenario` while
-    /// sampling `services` (the first is the one the load is sent to).
-    async fn measure(&self, scenario: &Scenario<'_>, services: &[&Service]) -> Result<Run, BenchError> {
-        progress(&format!(
-            "{}, {} connections",
-            scenario.name, scenario.connections
-        ));
+    /// Phase 2: the fake fulfillment API and SNS stand-in, and the bodies
+    /// the loads send (the SNS one signed).
+    async fn start(cli: &Cli, binaries: Binaries) -> Result<Self, BenchError> {
+        phase(
+            2,
+            "starting the fake fulfillment API and SNS stand-in; signing an SNS delivery",
+        );
+        let side = FulfillmentSide::start().await?;
+        Ok(Self {
+            load_seconds: cli.load_seconds(),
+            warmup_seconds: cli.warmup_seconds(),
+            startup_samples: cli.startup_samples(),
+            service_env: cli.service_env.clone(),
+            binaries,
+            scratch: tempfile::tempdir().map_err(BenchError::io("creating a scratch directory"))?,
+            curl_bundle: Delivery::curl(r#"{"bundle":"1"}"#),
+            sns_bundle: Delivery::sns(&side.sns, r#"{"bundle": 1}"#)?,
+            curl_iridium: Delivery::curl(r#"{"iridium":"1"}"#),
+            side,
+        })
+    }
+
+    /// How the run was configured.
+    fn settings(&self, quick: bool) -> Settings {
+        Settings {
+            quick,
+            load_seconds: self.load_seconds,
+            warmup_seconds: self.warmup_seconds,
+            startup_samples: self.startup_samples,
+        }
+    }
+
+    /// A monolith's environment: see [`services::monolith_env`].
+    fn monolith_env(&self, port: u16, gather_delay_ms: u64) -> HashMap<String, String> {
+        services::monolith_env(&self.side, &self.service_env, port, gather_delay_ms)
+    }
+
+    /// An iridium service's environment: see [`services::iridium_env`].
+    fn iridium_env(&self, port: u16, monolith_port: u16) -> HashMap<String, String> {
+        services::iridium_env(&self.side, &self.service_env, port, monolith_port)
+    }
+
+    /// The body `scenario` sends.
+    fn delivery(&self, scenario: Scenario) -> &Delivery {
+        match scenario {
+            Scenario::BundleCurl | Scenario::BundleSlowGather => &self.curl_bundle,
+            Scenario::BundleSns => &self.sns_bundle,
+            Scenario::IridiumCurl => &self.curl_iridium,
+        }
+    }
+
+    /// Warms up (same load, not counted) unless the scenario does not, then
+    /// measures `scenario` sent to `url` over `connections` while sampling
+    /// `services` (the first is the one the load is sent to).
+    async fn measure(
+        &self,
+        scenario: Scenario,
+        url: String,
+        connections: u32,
+        services: &[&Service],
+    ) -> Result<Run, BenchError> {
+        progress(&format!("{}, {connections} connections", scenario.name()));
         let mut load = wrk::Load {
-            url: scenario.url.clone(),
-            delivery: scenario.delivery,
-            connections: scenario.connections,
+            url,
+            delivery: self.delivery(scenario),
+            connections,
             duration: Duration::from_secs(self.warmup_seconds),
             timeout: REQUEST_TIMEOUT,
         };
-        if scenario.warm_up {
+        if scenario.warms_up() {
             wrk::run(&load, self.scratch.path()).await?;
             // Orders cut off by the end of the warm-up finish (or fail) now,
             // not inside the measured window.
             tokio::time::sleep(SETTLE).await;
         }
-        load.duration = Duration::from_secs(self.load_seconds.max(scenario.min_seconds));
+        load.duration = Duration::from_secs(self.load_seconds.max(scenario.min_seconds()));
         for service in services {
             procstat::reset_peak(service.pid);
         }
@@ -276,13 +367,15 @@ impl Bench {
             peak_rss_kib.insert(service.name.clone(), memory.peak_kib);
             threads.insert(service.name.clone(), memory.threads);
         }
-        cpu_us_per_order.insert("bench".into(), per_order(after.own - before.own));
-        cpu_us_per_order.insert("wrk".into(), per_order(after.children - before.children));
+        cpu_us_per_order.insert(report::BENCH_PROCESS.into(), per_order(after.own - before.own));
+        cpu_us_per_order.insert(
+            report::WRK_PROCESS.into(),
+            per_order(after.children - before.children),
+        );
         let wall = after.at.duration_since(before.at).as_secs_f64();
         let mut run = Run {
-            name: scenario.name.to_owned(),
-            route: scenario.route.to_owned(),
-            connections: scenario.connections,
+            scenario,
+            connections,
             seconds: figures.duration_us as f64 / 1e6,
             orders,
             orders_per_s: figures.ok_per_second(),
@@ -377,6 +470,14 @@ fn service_memory(
         after_load: procstat::memory(service.pid)?,
         peak_kib,
     })
+}
+
+/// Prints the tables and writes the JSON to `path`.
+fn print_and_write(report: &Report, path: &Path) -> Result<(), BenchError> {
+    println!("{}", report.tables());
+    write_json(report, path)?;
+    eprintln!("==> figures written to {}", path.display());
+    Ok(())
 }
 
 fn write_json(report: &Report, path: &Path) -> Result<(), BenchError> {

@@ -2,12 +2,18 @@
 //! tables and the JSON written beside them.
 
 use crate::procstat::Memory;
+use crate::scenario::Scenario;
 use crate::sns::VerifyCost;
 use crate::startup::Startup;
 use crate::wrk::Errors;
 use comfy_table::presets::ASCII_MARKDOWN;
 use comfy_table::{CellAlignment, Table};
 use std::collections::BTreeMap;
+
+/// The key of the bench's own CPU (the fake API) in [`Run::cpu_us_per_order`].
+pub const BENCH_PROCESS: &str = "bench";
+/// The key of the load generator's CPU in [`Run::cpu_us_per_order`].
+pub const WRK_PROCESS: &str = "wrk";
 
 /// Bundle orders a second at 32 connections, direct orders.
 pub const TARGET_ORDERS_PER_S: f64 = 10_000.0;
@@ -86,10 +92,9 @@ pub struct Binary {
 /// One measured load.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Run {
-    /// What was sent where.
-    pub name: String,
-    /// The path an order takes.
-    pub route: String,
+    /// What was sent where, written as its `name` and `route`.
+    #[serde(flatten)]
+    pub scenario: Scenario,
     /// Open connections, one order in flight on each.
     pub connections: u32,
     /// Seconds measured.
@@ -138,11 +143,15 @@ impl Run {
 
     /// CPU microseconds per order of the services alone.
     pub fn service_cpu_us(&self) -> f64 {
+        self.services_cpu_us().map(|(_, us)| us).sum()
+    }
+
+    /// CPU microseconds per order of each service, by name.
+    fn services_cpu_us(&self) -> impl Iterator<Item = (&String, f64)> {
         self.cpu_us_per_order
             .iter()
-            .filter(|(name, _)| !matches!(name.as_str(), "bench" | "wrk"))
-            .map(|(_, us)| us)
-            .sum()
+            .filter(|(name, _)| ![BENCH_PROCESS, WRK_PROCESS].contains(&name.as_str()))
+            .map(|(name, us)| (name, *us))
     }
 }
 
@@ -209,7 +218,7 @@ impl Report {
     /// Holds the figures to the targets; fills `self.targets`.
     pub fn judge(&mut self) {
         let mut targets = Vec::new();
-        if let Some(run) = self.run("bundle, curl body", 32) {
+        if let Some(run) = self.run(Scenario::BundleCurl, 32) {
             targets.push(Target {
                 what: "bundle orders/s, direct, 32 connections".into(),
                 target: format!(">= {TARGET_ORDERS_PER_S:.0}"),
@@ -240,7 +249,11 @@ impl Report {
                 met: startup.median_ms <= TARGET_STARTUP_MS,
             });
         }
-        if let Some(run) = self.runs.iter().find(|run| run.name.contains("1 s gather")) {
+        if let Some(run) = self
+            .runs
+            .iter()
+            .find(|run| run.scenario == Scenario::BundleSlowGather)
+        {
             let p99_s = run.latency_ms.p99 / 1e3;
             let completed = run.orders > 0;
             targets.push(Target {
@@ -276,10 +289,10 @@ impl Report {
         self.targets = targets;
     }
 
-    fn run(&self, name: &str, connections: u32) -> Option<&Run> {
+    fn run(&self, scenario: Scenario, connections: u32) -> Option<&Run> {
         self.runs
             .iter()
-            .find(|run| run.name == name && run.connections == connections)
+            .find(|run| run.scenario == scenario && run.connections == connections)
     }
 
     /// The tables, as Markdown.
@@ -328,9 +341,7 @@ impl Report {
         ]);
         for run in &self.runs {
             let cpu = run
-                .cpu_us_per_order
-                .iter()
-                .filter(|(name, _)| !matches!(name.as_str(), "bench" | "wrk"))
+                .services_cpu_us()
                 .map(|(name, us)| format!("{name} {us:.0}"))
                 .collect::<Vec<_>>()
                 .join(" + ");
@@ -341,8 +352,8 @@ impl Report {
                 .collect::<Vec<_>>()
                 .join(", ");
             table.add_row(vec![
-                run.name.clone(),
-                run.route.clone(),
+                run.scenario.name().to_owned(),
+                run.scenario.route().to_owned(),
                 run.connections.to_string(),
                 format!("{:.0}", run.orders_per_s),
                 format!("{:.2}", run.latency_ms.p50),
@@ -370,11 +381,11 @@ impl Report {
             "start-up ms (median, min–max)",
         ]);
         for service in &self.services {
-            let binary = service.name.split_whitespace().next().unwrap_or_default();
+            // Start-up was measured per binary, under the binary's name: a
+            // service started otherwise (the slow monolith) has none.
             let startup = self
                 .startup
-                .get(binary)
-                .filter(|_| service.name == binary)
+                .get(&service.name)
                 .map(|s| format!("{:.1} ({:.1}–{:.1})", s.median_ms, s.min_ms, s.max_ms))
                 .unwrap_or_else(|| "—".into());
             table.add_row(vec![
@@ -402,8 +413,8 @@ impl Report {
             self.sns_verify.v1_us, self.sns_verify.v2_us
         );
         if let (Some(direct), Some(sns)) = (
-            self.run("bundle, curl body", 32),
-            self.run("bundle, signed SNS body", 32),
+            self.run(Scenario::BundleCurl, 32),
+            self.run(Scenario::BundleSns, 32),
         ) {
             note.push_str(&format!(
                 " Under load at 32 connections: {:.0} orders/s signed vs {:.0} direct ({:+.0}%), \
@@ -445,5 +456,117 @@ fn right_align(table: &mut Table, columns: &[usize]) {
         if let Some(column) = table.column_mut(index) {
             column.set_cell_alignment(CellAlignment::Right);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(scenario: Scenario, connections: u32, orders_per_s: f64) -> Run {
+        Run {
+            scenario,
+            connections,
+            seconds: 1.0,
+            orders: 100,
+            orders_per_s,
+            errors: Errors::default(),
+            total_errors: 0,
+            latency_ms: LatencyMs {
+                p50: 500.0,
+                p90: 900.0,
+                p99: 1000.0,
+                max: 1100.0,
+                mean: 1000.0,
+            },
+            api_fulfilled: 100,
+            api_refused: 0,
+            cpu_us_per_order: BTreeMap::from([
+                ("monolith".to_owned(), 40.0),
+                (BENCH_PROCESS.to_owned(), 7.0),
+                (WRK_PROCESS.to_owned(), 9.0),
+            ]),
+            others_cores: 0.0,
+            log_lines_per_order: 1.0,
+            peak_rss_kib: BTreeMap::new(),
+            threads: BTreeMap::new(),
+        }
+    }
+
+    fn report(runs: Vec<Run>) -> Report {
+        Report {
+            machine: Machine {
+                cores: 2,
+                load_average_before: [0.0; 3],
+                load_average_after: [0.0; 3],
+                others_cores_before: 0.0,
+                load_generator: "wrk".into(),
+            },
+            settings: Settings {
+                quick: true,
+                load_seconds: 3,
+                warmup_seconds: 1,
+                startup_samples: 5,
+            },
+            binaries: Vec::new(),
+            runs,
+            services: Vec::new(),
+            startup: BTreeMap::new(),
+            sns_verify: VerifyCost {
+                v1_us: 1.0,
+                v2_us: 1.0,
+            },
+            targets: Vec::new(),
+        }
+    }
+
+    fn measured<'a>(report: &'a Report, what: &str) -> Option<&'a str> {
+        report
+            .targets
+            .iter()
+            .find(|target| target.what == what)
+            .map(|target| target.measured.as_str())
+    }
+
+    #[test]
+    fn targets_are_judged_on_the_runs_of_their_scenario() {
+        let mut report = report(vec![
+            run(Scenario::BundleSns, 32, 111.0),
+            run(Scenario::BundleCurl, 1, 222.0),
+            run(Scenario::BundleCurl, 32, 333.0),
+            run(Scenario::BundleSlowGather, 1000, 444.0),
+        ]);
+        report.judge();
+        assert_eq!(
+            measured(&report, "bundle orders/s, direct, 32 connections"),
+            Some("333")
+        );
+        assert_eq!(
+            measured(&report, "1,000 in flight, 1 s gather: p99 latency"),
+            Some("1.000 s (p50 0.500 s)")
+        );
+        assert_eq!(
+            report.runs[0].service_cpu_us(),
+            40.0,
+            "bench and wrk are not services"
+        );
+    }
+
+    #[test]
+    fn without_a_slow_run_there_is_no_slow_target() {
+        let mut report = report(vec![run(Scenario::BundleCurl, 32, 333.0)]);
+        report.judge();
+        assert_eq!(
+            measured(&report, "1,000 in flight, 1 s gather: p99 latency"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_run_is_written_with_its_scenario_name_and_route() {
+        let json = serde_json::to_value(run(Scenario::IridiumCurl, 32, 1.0)).unwrap();
+        assert_eq!(json["name"], "iridium, curl body");
+        assert_eq!(json["route"], "client → iridium → monolith → API");
+        assert_eq!(json["connections"], 32);
     }
 }

@@ -32,6 +32,9 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// Every program measured, in the order they are reported.
+    pub const ALL: [Self; 2] = [Self::Monolith, Self::Iridium];
+
     /// The binary's name.
     pub fn binary(self) -> &'static str {
         match self {
@@ -68,7 +71,7 @@ impl Binaries {
                 .unwrap_or_default(),
         };
         let binaries = Self { dir };
-        for kind in [Kind::Monolith, Kind::Iridium] {
+        for kind in Kind::ALL {
             let path = binaries.path(kind);
             if !path.is_file() {
                 return Err(BenchError::MissingBinary(path));
@@ -137,11 +140,10 @@ fn common_env(side: &FulfillmentSide, extra: &[(String, String)], port: u16) -> 
     env
 }
 
-/// Counts of what a service wrote to stdout and stderr.
+/// What a service wrote to stdout and stderr: its lines, counted, and its first few KiB.
 #[derive(Debug, Default)]
 pub struct Output {
     lines: AtomicU64,
-    bytes: AtomicU64,
     head: Mutex<Vec<u8>>,
 }
 
@@ -160,7 +162,6 @@ impl Output {
     fn record(&self, chunk: &[u8]) {
         let lines = chunk.iter().filter(|&&b| b == b'\n').count();
         self.lines.fetch_add(lines as u64, Ordering::Relaxed);
-        self.bytes.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         if let Ok(mut head) = self.head.lock()
             && head.len() < KEPT_OUTPUT
         {
@@ -175,8 +176,6 @@ impl Output {
 pub struct Service {
     /// Its name in the report.
     pub name: String,
-    /// Which program.
-    pub kind: Kind,
     /// Its process id.
     pub pid: u32,
     /// Its port on 127.0.0.1.
@@ -215,7 +214,6 @@ impl Service {
         }
         let service = Self {
             name: name.to_owned(),
-            kind,
             pid: child.id().unwrap_or_default(),
             port,
             output,

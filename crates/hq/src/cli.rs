@@ -12,6 +12,13 @@ use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
 
+/// HQ's port unless told otherwise (on 127.0.0.1), the launcher's too.
+pub const DEFAULT_PORT: u16 = 4000;
+/// HQ's data directory unless told otherwise.
+pub const DEFAULT_DATA_DIR: &str = ".interstella-hq";
+/// Largest quantity in a generated order unless told otherwise.
+pub const DEFAULT_MAX_QUANTITY: u32 = 5;
+
 /// Settings of the `hq` binary.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -21,13 +28,13 @@ use url::Url;
 )]
 pub struct Cli {
     /// Listen address.
-    #[arg(long, env = "HQ_LISTEN", default_value = "127.0.0.1:4000")]
+    #[arg(long, env = "HQ_LISTEN", default_value_t = std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)))]
     pub listen: std::net::SocketAddr,
     /// The URL services reach HQ at; default http://<listen address>.
     #[arg(long, env = "HQ_PUBLIC_URL")]
     pub public_url: Option<Url>,
     /// Directory of the ledger database and the signing key.
-    #[arg(long, env = "HQ_DATA_DIR", default_value = ".interstella-hq")]
+    #[arg(long, env = "HQ_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// API keys accepted from the start, comma-separated (more come from `POST /keys`).
     #[arg(
@@ -44,7 +51,7 @@ pub struct Cli {
     #[arg(long = "rate", env = "HQ_RATES", value_delimiter = ',', value_parser = parse_rate)]
     pub rates: Vec<(Topic, f64)>,
     /// Largest quantity in a generated order.
-    #[arg(long, env = "HQ_MAX_QUANTITY", default_value_t = 5)]
+    #[arg(long, env = "HQ_MAX_QUANTITY", default_value_t = DEFAULT_MAX_QUANTITY)]
     pub max_quantity: u32,
     /// Retries of a failed delivery (SNS `numRetries`).
     #[arg(long, env = "HQ_RETRIES", default_value_t = RetryPolicy::default().num_retries)]

@@ -24,13 +24,13 @@ pub struct Cli {
     #[arg(long = "rate", value_delimiter = ',', value_parser = hq::cli::parse_rate)]
     pub rates: Vec<(Topic, f64)>,
     /// Largest quantity in a generated order.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = hq::cli::DEFAULT_MAX_QUANTITY)]
     pub max_quantity: u32,
     /// HQ's data directory: ledger database and signing key.
-    #[arg(long, default_value = ".interstella-hq")]
+    #[arg(long, default_value = hq::cli::DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// HQ's port (0: any free port).
-    #[arg(long, default_value_t = 4000)]
+    #[arg(long, default_value_t = hq::cli::DEFAULT_PORT)]
     pub hq_port: u16,
     /// The monolith's port.
     #[arg(long, default_value_t = 5000)]

@@ -8,23 +8,23 @@
 
 pub mod cli;
 pub mod console;
+mod service;
+
+pub use service::Service;
 
 use contracts::Resource;
 use hq::feed::generator::GeneratorConfig;
-use hq::feed::{Backoff, FeedConfig, RetryPolicy, SubscriptionState, Topic};
+use hq::feed::{Backoff, Feed, FeedConfig, RetryPolicy, Topic};
 use hq::ledger::Reconciliation;
 use hq::{HqConfig, RunningHq};
 use monolith::MonolithConfig;
 use monolith::api::FulfillmentApi;
-use platform::TrustConfig;
+use platform::{ApiKey, TrustConfig};
 use resource::ResourceConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use tokio_util::sync::CancellationToken;
 use url::Url;
 
 /// How far the strangler pattern has got.
@@ -99,7 +99,7 @@ impl LaunchConfig {
             iridium_addr: any,
             magnesite_addr: any,
             rates: BTreeMap::new(),
-            max_quantity: 5,
+            max_quantity: hq::cli::DEFAULT_MAX_QUANTITY,
             feed: FeedConfig {
                 retry: demo_retry_policy(),
                 ..FeedConfig::default()
@@ -110,7 +110,7 @@ impl LaunchConfig {
 }
 
 /// The launcher's retry policy: 14 retries, 1 s doubling to 20 s (about 3½ minutes).
-pub fn demo_retry_policy() -> RetryPolicy {
+fn demo_retry_policy() -> RetryPolicy {
     RetryPolicy {
         num_retries: 14,
         min_delay: Duration::from_secs(1),
@@ -147,98 +147,6 @@ pub enum LaunchError {
     Service(&'static str, String),
 }
 
-/// One of the services, running in this process.
-pub struct Service {
-    name: &'static str,
-    addr: SocketAddr,
-    start: StartFn,
-    running: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
-}
-
-type StartFn =
-    std::sync::Arc<dyn Fn(TcpListener, CancellationToken) -> JoinHandle<anyhow::Result<()>> + Send + Sync>;
-
-impl std::fmt::Debug for Service {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Service")
-            .field("name", &self.name)
-            .field("addr", &self.addr)
-            .field("running", &self.running.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl Service {
-    async fn launch(name: &'static str, addr: SocketAddr, start: StartFn) -> Result<Self, LaunchError> {
-        let listener = TcpListener::bind(addr)
-            .await
-            .map_err(|source| LaunchError::Bind { addr, source })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| LaunchError::Bind { addr, source })?;
-        let mut service = Self {
-            name,
-            addr,
-            start,
-            running: None,
-        };
-        service.run_on(listener);
-        Ok(service)
-    }
-
-    fn run_on(&mut self, listener: TcpListener) {
-        let stop = CancellationToken::new();
-        let task = (self.start)(listener, stop.clone());
-        self.running = Some((stop, task));
-    }
-
-    /// The service's name.
-    pub fn name(&self) -> &'static str {
-        self.name
-    }
-
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// Its base URL.
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
-    }
-
-    /// Is it running?
-    pub fn is_running(&self) -> bool {
-        self.running.is_some()
-    }
-
-    /// Stops it gracefully (in-flight requests finish); its port then refuses.
-    pub async fn stop(&mut self) -> Result<(), LaunchError> {
-        if let Some((stop, task)) = self.running.take() {
-            stop.cancel();
-            match task.await {
-                Ok(Ok(())) => {}
-                Ok(Err(error)) => return Err(LaunchError::Service(self.name, error.to_string())),
-                Err(error) => return Err(LaunchError::Service(self.name, error.to_string())),
-            }
-        }
-        Ok(())
-    }
-
-    /// Starts it again on the same address.
-    pub async fn restart(&mut self) -> Result<(), LaunchError> {
-        self.stop().await?;
-        let listener = TcpListener::bind(self.addr)
-            .await
-            .map_err(|source| LaunchError::Bind {
-                addr: self.addr,
-                source,
-            })?;
-        self.run_on(listener);
-        Ok(())
-    }
-}
-
 /// The whole platform, running.
 #[derive(Debug)]
 pub struct Platform {
@@ -255,23 +163,57 @@ pub struct Platform {
 
 /// How long services get to confirm their subscriptions at start.
 const CONFIRM_DEADLINE: Duration = Duration::from_secs(20);
+/// How often an unconfirmed service is sent its SubscriptionConfirmation
+/// again (the services are up by then: the first one normally confirms).
+const CONFIRM_EVERY: Duration = Duration::from_millis(100);
 
 /// Starts HQ and the services, subscribes them and waits for every
 /// subscription to be confirmed. Nothing is generated until [`Platform::feed`].
 pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
     let api_key = hq::keys::generate();
-    let mut hq_config = HqConfig::new(&config.data_dir);
-    hq_config.api_keys = vec![api_key.clone()];
-    hq_config.feed = config.feed;
-    let listener = TcpListener::bind(config.hq_addr)
-        .await
-        .map_err(|source| LaunchError::Bind {
-            addr: config.hq_addr,
-            source,
-        })?;
-    let running_hq = hq::start(listener, hq_config).await?;
-    let hq = running_hq.hq().clone();
+    let running_hq = start_hq(&config, api_key.clone()).await?;
+    let services = start_services(&config, running_hq.hq(), api_key).await?;
+    subscribe_and_confirm(running_hq.hq().feed(), &services).await?;
+    let Services {
+        monolith,
+        iridium,
+        magnesite,
+    } = services;
+    Ok(Platform {
+        hq: running_hq,
+        monolith,
+        iridium,
+        magnesite,
+        stage: config.stage,
+        generator: GeneratorConfig {
+            rates: config.rates,
+            max_quantity: config.max_quantity,
+        },
+    })
+}
 
+/// Phase 1: HQ, accepting `api_key`, its generator idle.
+async fn start_hq(config: &LaunchConfig, api_key: ApiKey) -> Result<RunningHq, LaunchError> {
+    let mut hq_config = HqConfig::new(&config.data_dir);
+    hq_config.api_keys = vec![api_key];
+    hq_config.feed = config.feed;
+    Ok(hq::start(service::listen(config.hq_addr).await?, hq_config).await?)
+}
+
+/// The three services, before they are subscribed.
+struct Services {
+    monolith: Service,
+    iridium: Service,
+    magnesite: Service,
+}
+
+/// Phase 2: the monolith, calling HQ's fulfillment API with `api_key`, then
+/// iridium and magnesite, calling the monolith's glue hook.
+async fn start_services(
+    config: &LaunchConfig,
+    hq: &hq::Hq,
+    api_key: ApiKey,
+) -> Result<Services, LaunchError> {
     let trust = |topic: Topic| TrustConfig {
         verify_signatures: true,
         // Direct orders too, so the workshop's curl works against each service.
@@ -282,94 +224,53 @@ pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
 
     let mut monolith_config = MonolithConfig::new(FulfillmentApi {
         endpoint: hq.fulfillment_url(),
-        api_key: api_key.clone(),
+        api_key,
     });
     monolith_config.strangled = config.stage.strangled();
     monolith_config.gather_delay = config.gather_delay;
     monolith_config.trust = trust(Topic::Orders);
-    let monolith = Service::launch(
-        "monolith",
-        config.monolith_addr,
-        std::sync::Arc::new(move |listener, stop: CancellationToken| {
-            tokio::spawn(monolith::run(
-                listener,
-                monolith_config.clone(),
-                stop.cancelled_owned(),
-            ))
-        }),
-    )
-    .await?;
+    let monolith = Service::launch("monolith", config.monolith_addr, monolith_config, monolith::run).await?;
 
     let glue_hook = resource::config::glue_hook_url(&monolith.url("/"))?;
     let resource_service = |resource: Resource, topic: Topic, addr: SocketAddr| {
-        let mut config_for = ResourceConfig::new(resource, glue_hook.clone());
-        config_for.gather_delay = config.gather_delay;
-        config_for.trust = trust(topic);
-        Service::launch(
-            resource.as_str(),
-            addr,
-            std::sync::Arc::new(move |listener, stop: CancellationToken| {
-                tokio::spawn(resource::run(
-                    listener,
-                    config_for.clone(),
-                    stop.cancelled_owned(),
-                ))
-            }),
-        )
+        let mut resource_config = ResourceConfig::new(resource, glue_hook.clone());
+        resource_config.gather_delay = config.gather_delay;
+        resource_config.trust = trust(topic);
+        Service::launch(resource.as_str(), addr, resource_config, resource::run)
     };
     let iridium = resource_service(Resource::Iridium, Topic::Iridium, config.iridium_addr).await?;
     let magnesite = resource_service(Resource::Magnesite, Topic::Magnesite, config.magnesite_addr).await?;
-
-    let wiring = [
-        (Topic::Orders, monolith.url("/order/")),
-        (Topic::Iridium, iridium.url("/iridium/")),
-        (Topic::Magnesite, magnesite.url("/magnesite/")),
-    ];
-    for (topic, endpoint) in &wiring {
-        hq.feed().subscribe(*topic, endpoint)?;
-    }
-    let give_up = tokio::time::Instant::now() + CONFIRM_DEADLINE;
-    loop {
-        let subscriptions = hq.feed().subscriptions();
-        let pending: Vec<_> = subscriptions
-            .iter()
-            .filter(|s| s.state != SubscriptionState::Confirmed)
-            .collect();
-        match pending.first() {
-            None => break,
-            Some(first) if tokio::time::Instant::now() >= give_up => {
-                return Err(LaunchError::NotConfirmed(
-                    first.endpoint.clone(),
-                    CONFIRM_DEADLINE,
-                ));
-            }
-            Some(_) => tokio::time::sleep(Duration::from_millis(20)).await,
-        }
-    }
-
-    let generator = GeneratorConfig {
-        rates: config.rates.clone(),
-        max_quantity: config.max_quantity,
-    };
-    Ok(Platform {
-        hq: running_hq,
+    Ok(Services {
         monolith,
         iridium,
         magnesite,
-        stage: config.stage,
-        generator,
     })
+}
+
+/// Phase 3: wires the topics as the workshop's final lab does and waits
+/// until every service has confirmed its subscription.
+async fn subscribe_and_confirm(feed: &Feed, services: &Services) -> Result<(), LaunchError> {
+    let wiring = [
+        (Topic::Orders, services.monolith.url("/order/")),
+        (Topic::Iridium, services.iridium.url("/iridium/")),
+        (Topic::Magnesite, services.magnesite.url("/magnesite/")),
+    ];
+    let give_up = tokio::time::Instant::now() + CONFIRM_DEADLINE;
+    for (topic, endpoint) in &wiring {
+        tokio::time::timeout_at(
+            give_up,
+            feed.subscribe_until_confirmed(*topic, endpoint, CONFIRM_EVERY),
+        )
+        .await
+        .map_err(|_| LaunchError::NotConfirmed(endpoint.clone(), CONFIRM_DEADLINE))??;
+    }
+    Ok(())
 }
 
 impl Platform {
     /// HQ's state (feed, ledger, faults).
     pub fn hq(&self) -> &hq::Hq {
         self.hq.hq()
-    }
-
-    /// Where HQ listens.
-    pub fn hq_addr(&self) -> SocketAddr {
-        self.hq.addr()
     }
 
     /// HQ's base URL (the services' `AWS_ENDPOINT_URL_SNS`).

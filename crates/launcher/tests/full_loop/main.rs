@@ -2,16 +2,15 @@
 //! ledger, with exact reconciliation, at every migration stage and through
 //! faults.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a failed test
+#![cfg(test)] // so that clippy.toml's allow-unwrap-in-tests covers the helpers too
 
 use hq::faults::FaultPlan;
 use hq::feed::{Backoff, RetryPolicy, Topic};
 use launcher::{LaunchConfig, Platform, Stage, launch};
-use std::future::Future;
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
-use tokio::time::Instant;
+use testkit::wait::wait_until;
 
 const WAIT: Duration = Duration::from_secs(20);
 
@@ -34,21 +33,6 @@ fn config(stage: Stage, dir: &Path) -> LaunchConfig {
     };
     config.feed.delivery_timeout = Duration::from_secs(5);
     config
-}
-
-async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let give_up = Instant::now() + WAIT;
-    while !check().await {
-        assert!(
-            Instant::now() < give_up,
-            "timed out after {WAIT:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
 }
 
 /// Publishes `quantities` on `topic`; returns (iridium, magnesite) the ledger should get.
@@ -102,9 +86,26 @@ async fn run_stage(stage: Stage) {
         let (i, m) = publish(&platform, topic, &[1, 2, 3]).await;
         expected = (expected.0 + i, expected.1 + m);
     }
-    eventually("every order fulfilled", || all_fulfilled(&platform)).await;
+    wait_until("every order fulfilled", WAIT, async || {
+        all_fulfilled(&platform).await.then_some(())
+    })
+    .await;
     let (iridium, magnesite, _) = totals(&platform).await;
     assert_eq!((iridium, magnesite), expected, "{stage:?}");
+    let fed = stage.fed_topics();
+    let expected_status = Topic::ALL
+        .into_iter()
+        .map(|topic| {
+            let n = if fed.contains(&topic) { 3 } else { 0 };
+            format!("{topic}: {n} published, {n} fulfilled, 0 failed, 0 retried")
+        })
+        .collect::<Vec<_>>()
+        .join(" | ");
+    assert_eq!(
+        launcher::console::status_line(&platform).await,
+        expected_status,
+        "the status line shows each topic's counts"
+    );
     let published = stage.fed_topics().len() as u64 * 3;
     let reconciliation = platform.shutdown(WAIT).await.unwrap();
     assert_eq!(reconciliation.totals.published, published);
@@ -146,13 +147,16 @@ async fn nothing_is_lost_or_doubled_when_services_and_fulfillments_fail() {
         expected = (expected.0 + i, expected.1 + m);
     }
     let feed = platform.hq().feed().clone();
-    eventually("iridium deliveries refused and retried", || async {
-        feed.stats()[&Topic::Iridium].retried >= 4
+    wait_until("iridium deliveries refused and retried", WAIT, async || {
+        (feed.stats()[&Topic::Iridium].retried >= 4).then_some(())
     })
     .await;
     platform.iridium.restart().await.unwrap();
 
-    eventually("every order fulfilled", || all_fulfilled(&platform)).await;
+    wait_until("every order fulfilled", WAIT, async || {
+        all_fulfilled(&platform).await.then_some(())
+    })
+    .await;
     let faults = platform.hq().faults().remaining();
     assert_eq!(faults, FaultPlan::default(), "every fault was injected");
     let (iridium, magnesite, replays) = totals(&platform).await;
@@ -189,16 +193,11 @@ async fn the_generator_feeds_and_shutdown_drains() {
     let mut platform = launch(config).await.unwrap();
     platform.feed().await;
     let feed = platform.hq().feed().clone();
-    eventually("orders generated on both topics", || async {
+    wait_until("orders generated on both topics", WAIT, async || {
         let stats = feed.stats();
-        stats[&Topic::Orders].published >= 10 && stats[&Topic::Iridium].published >= 10
+        (stats[&Topic::Orders].published >= 10 && stats[&Topic::Iridium].published >= 10).then_some(())
     })
     .await;
-    let status = launcher::console::status_line(&platform).await;
-    assert!(
-        status.contains("orders:") && status.contains("retried"),
-        "{status}"
-    );
     let reconciliation = platform.shutdown(WAIT).await.unwrap();
     assert!(reconciliation.totals.published >= 20);
     assert_eq!(reconciliation.totals.fulfilled, reconciliation.totals.published);

@@ -1,0 +1,106 @@
+//! One service (the monolith, iridium or magnesite) running in the
+//! launcher's process on its own loopback port, which a test can stop and
+//! start again to see the feed retry and nothing lost.
+
+use crate::LaunchError;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+/// Runs a service on a listener until its token is cancelled.
+type StartFn = Arc<dyn Fn(TcpListener, CancellationToken) -> JoinHandle<anyhow::Result<()>> + Send + Sync>;
+
+/// One of the services, running in this process.
+pub struct Service {
+    name: &'static str,
+    addr: SocketAddr,
+    start: StartFn,
+    running: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Service")
+            .field("name", &self.name)
+            .field("addr", &self.addr)
+            .field("running", &self.running.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Binds `addr` through the platform, with the services' deep accept queue.
+pub(crate) async fn listen(addr: SocketAddr) -> Result<TcpListener, LaunchError> {
+    platform::startup::bind_addr(addr)
+        .await
+        .map_err(|source| LaunchError::Bind { addr, source })
+}
+
+impl Service {
+    /// Binds `addr` and runs `run(listener, config, shutdown)` there, with a
+    /// fresh clone of `config` at each (re)start.
+    pub(crate) async fn launch<C, Run, Running>(
+        name: &'static str,
+        addr: SocketAddr,
+        config: C,
+        run: Run,
+    ) -> Result<Self, LaunchError>
+    where
+        C: Clone + Send + Sync + 'static,
+        Run: Fn(TcpListener, C, tokio_util::sync::WaitForCancellationFutureOwned) -> Running
+            + Send
+            + Sync
+            + 'static,
+        Running: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        let listener = listen(addr).await?;
+        let addr = listener
+            .local_addr()
+            .map_err(|source| LaunchError::Bind { addr, source })?;
+        let start: StartFn = Arc::new(move |listener, stop: CancellationToken| {
+            tokio::spawn(run(listener, config.clone(), stop.cancelled_owned()))
+        });
+        let mut service = Self {
+            name,
+            addr,
+            start,
+            running: None,
+        };
+        service.run_on(listener);
+        Ok(service)
+    }
+
+    fn run_on(&mut self, listener: TcpListener) {
+        let stop = CancellationToken::new();
+        let task = (self.start)(listener, stop.clone());
+        self.running = Some((stop, task));
+    }
+
+    /// The URL of `path` on this service.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Stops it gracefully (in-flight requests finish); its port then refuses.
+    pub async fn stop(&mut self) -> Result<(), LaunchError> {
+        if let Some((stop, task)) = self.running.take() {
+            stop.cancel();
+            match task.await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => return Err(LaunchError::Service(self.name, error.to_string())),
+                Err(error) => return Err(LaunchError::Service(self.name, error.to_string())),
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts it again on the same address.
+    pub async fn restart(&mut self) -> Result<(), LaunchError> {
+        self.stop().await?;
+        let listener = listen(self.addr).await?;
+        self.run_on(listener);
+        Ok(())
+    }
+}
