@@ -153,9 +153,14 @@ async fn nothing_is_lost_or_doubled_when_services_and_fulfillments_fail() {
     .await;
     platform.iridium.restart().await.unwrap();
 
-    wait_until("every order fulfilled", WAIT, async || {
-        all_fulfilled(&platform).await.then_some(())
-    })
+    // Fulfilled is not finished: an order whose answer was lost is already
+    // in the ledger, and its redelivery (the replay counted below) may still
+    // be waiting for its retry.
+    wait_until(
+        "every order fulfilled and every delivery finished",
+        WAIT,
+        async || (all_fulfilled(&platform).await && feed.in_flight() == 0).then_some(()),
+    )
     .await;
     let faults = platform.hq().faults().remaining();
     assert_eq!(faults, FaultPlan::default(), "every fault was injected");
