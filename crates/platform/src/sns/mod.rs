@@ -12,5 +12,5 @@ pub mod trust;
 pub mod verify;
 
 pub use signing::{SignatureVersion, SigningError, SnsSigner};
-pub use trust::{TrustedHosts, UntrustedUrl};
+pub use trust::{TrustedHosts, TrustedUrl, UntrustedUrl};
 pub use verify::{SnsVerifier, VerifyError};
