@@ -9,6 +9,7 @@
 
 pub mod fake_api;
 pub mod fake_sns;
+pub mod moto;
 pub mod process;
 pub mod spawn;
 pub mod wait;
