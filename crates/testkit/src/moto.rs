@@ -53,7 +53,7 @@ impl Moto {
 }
 
 /// moto's server executable: `$MOTO_SERVER`, else the repository's `.venv`.
-pub fn moto_server() -> PathBuf {
+fn moto_server() -> PathBuf {
     let path = std::env::var_os("MOTO_SERVER")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server"));

@@ -240,18 +240,10 @@ impl SnsVerifier {
             keys.unverified
                 .retain(|_, slot| !slot.stale(now, self.ttl, self.failure_memory));
         }
+        // Whoever waits on a forgotten slot still holds it and gets its
+        // outcome; only later requests no longer share it.
         while keys.unverified.len() >= MAX_UNVERIFIED {
-            // Whoever waits on a forgotten slot still holds it and gets its
-            // outcome; only later requests no longer share it.
-            let oldest = keys
-                .unverified
-                .iter()
-                .min_by_key(|(_, slot)| slot.created)
-                .map(|(url, _)| url.clone());
-            match oldest {
-                Some(oldest) => keys.unverified.remove(&oldest),
-                None => break,
-            };
+            remove_oldest(&mut keys.unverified, |slot| slot.created);
         }
         let slot = Arc::new(Slot {
             created: now,
@@ -281,15 +273,7 @@ impl SnsVerifier {
                 .retain(|_, verified| verified.fetched.elapsed() < self.ttl);
         }
         while keys.verified.len() >= self.capacity {
-            let oldest = keys
-                .verified
-                .iter()
-                .min_by_key(|(_, verified)| verified.fetched)
-                .map(|(url, _)| url.clone());
-            match oldest {
-                Some(oldest) => keys.verified.remove(&oldest),
-                None => break,
-            };
+            remove_oldest(&mut keys.verified, |verified| verified.fetched);
         }
         keys.verified.insert(url.to_owned(), VerifiedKey { key, fetched });
     }
@@ -337,6 +321,17 @@ impl Slot {
             Some(Fetched { key: Ok(_), at }) => now.duration_since(*at) >= ttl,
             Some(Fetched { key: Err(_), at }) => now.duration_since(*at) >= failure_memory,
         }
+    }
+}
+
+/// Removes the entry that `since` says is oldest (none from an empty map).
+fn remove_oldest<V>(map: &mut HashMap<String, V>, since: impl Fn(&V) -> Instant) {
+    let oldest = map
+        .iter()
+        .min_by_key(|(_, value)| since(value))
+        .map(|(key, _)| key.clone());
+    if let Some(oldest) = oldest {
+        map.remove(&oldest);
     }
 }
 
