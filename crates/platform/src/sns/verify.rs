@@ -264,10 +264,16 @@ impl SnsVerifier {
         {
             keys.unverified.remove(url);
         }
-        if keys.verified.contains_key(url) {
+        if keys
+            .verified
+            .get(url)
+            .is_some_and(|verified| verified.fetched.elapsed() < self.ttl)
+        {
             // A concurrent waiter on the same fetch got here first.
             return;
         }
+        // An expired key for the URL is replaced, not counted against room.
+        keys.verified.remove(url);
         if keys.verified.len() >= self.capacity {
             keys.verified
                 .retain(|_, verified| verified.fetched.elapsed() < self.ttl);
