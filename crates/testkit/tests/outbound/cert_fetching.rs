@@ -43,8 +43,10 @@ impl CertServer {
             .route(
                 "/forged/{name}",
                 get(|| async {
-                    // Slow enough that unbounded fetches would overlap.
-                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    // Slow enough that unbounded fetches overlap, quick
+                    // enough that bounded ones finish well within the
+                    // fetch timeout (whose expiry would hang up mid-request).
+                    tokio::time::sleep(Duration::from_millis(5)).await;
                     StatusCode::NOT_FOUND
                 }),
             )
@@ -83,9 +85,18 @@ async fn count(State(server): State<CertServer>, request: Request, next: Next) -
     }
     let now = server.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     server.most_in_flight.fetch_max(now, Ordering::SeqCst);
-    let response = next.run(request).await;
-    server.in_flight.fetch_sub(1, Ordering::SeqCst);
-    response
+    // Counted out even when the client hangs up and the handler is dropped.
+    let _counted = InFlight(&server.in_flight);
+    next.run(request).await
+}
+
+/// Takes one off the in-flight count when dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 fn verifier(stand_in: &Url) -> SnsVerifier {
