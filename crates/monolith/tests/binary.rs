@@ -8,9 +8,9 @@
 
 use serde_json::json;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
+use testkit::moto::Moto;
 use testkit::process::{exits_with_one_line_naming, safe_aws_env};
 use testkit::{ApiBehaviour, FakeApi, ServiceProcess, wait_until};
 
@@ -82,39 +82,11 @@ async fn environment_configures_and_sigterm_drains_in_flight_orders() {
     );
 }
 
-/// moto's server, from the virtualenv the README's test command sets up.
-fn moto_server() -> PathBuf {
-    let path = std::env::var_os("MOTO_SERVER")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.venv/bin/moto_server"));
-    assert!(
-        path.exists(),
-        "moto_server not found at {} — run the README's test command (scripts/test), which installs it",
-        path.display()
-    );
-    path
-}
-
-async fn free_port() -> u16 {
-    tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
-    let port = free_port().await;
-    let mut moto = tokio::process::Command::new(moto_server())
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let endpoint = format!("http://127.0.0.1:{port}");
+    // Waits until moto answers; killed at the end of the test.
+    let moto = Moto::start().await;
+    let endpoint = moto.base.as_str().trim_end_matches('/').to_owned();
     let mut aws_env: HashMap<String, String> = safe_aws_env();
     aws_env.insert("AWS_ENDPOINT_URL".into(), endpoint.clone());
     aws_env.insert("AWS_REGION".into(), "us-east-1".into());
@@ -147,17 +119,7 @@ async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
             .send()
             .await
     };
-    // moto takes a moment to listen: poll until it answers, with a deadline.
-    wait_until(
-        "moto to take the parameters",
-        Duration::from_secs(30),
-        async || {
-            let stored = put_parameters().await.ok();
-            assert!(moto.try_wait().unwrap().is_none(), "moto_server exited");
-            stored
-        },
-    )
-    .await;
+    put_parameters().await.unwrap();
 
     let mut monolith = ServiceProcess::start(monolith_exe(), &aws_env);
     let addr = monolith.wait_listening().await;

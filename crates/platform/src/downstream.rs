@@ -3,8 +3,15 @@
 //! timeout well inside SNS' 15 s, a bound on the calls in flight to each
 //! target, and every failure typed so the caller can answer SNS with a
 //! status that makes it retry.
+//!
+//! The status line is the answer: once a target said 2xx, the order went
+//! through there, and nothing about the body after it (slow, huge, cut off)
+//! may turn that into a 5xx, or SNS would redeliver an order already carried
+//! out. The body is still read, within a size cap and a short time bound, so
+//! the connection can go back to the pool.
 
 use axum::http::StatusCode;
+use bytes::BytesMut;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,6 +22,12 @@ use url::Url;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Idle keep-alive connections are kept this long for reuse.
 const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// How much of an answer's body is read; our targets answer a few bytes of
+/// JSON or XML, and reading more only lets a target fill our memory.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+/// How long reading an answer's body may take once its status line is in; a
+/// trickling body must not hold the handler (the status already decided).
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(1);
 /// Calls in flight to one target at most, unless configured otherwise
 /// (`DOWNSTREAM_MAX_CONNECTIONS`).
 ///
@@ -86,6 +99,50 @@ impl DownstreamError {
     }
 }
 
+/// Why an answer's body was not read to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// It was larger than the cap; the rest was not read.
+    #[error("the body is larger than {limit} bytes")]
+    TooLarge {
+        /// The cap, in bytes.
+        limit: usize,
+    },
+    /// It did not arrive in time.
+    #[error("the body did not arrive within {0:?}")]
+    Slow(Duration),
+    /// The connection broke while reading it.
+    #[error("the body was cut off: {0}")]
+    Broken(reqwest::Error),
+}
+
+/// Reads `response`'s body, at most `limit` bytes and within `timeout`.
+///
+/// A `Content-Length` over the limit is refused before any of the body is
+/// read; a body that turns out larger is refused at the first chunk past it.
+pub async fn read_body(
+    mut response: reqwest::Response,
+    limit: usize,
+    timeout: Duration,
+) -> Result<BytesMut, BodyError> {
+    let read = async {
+        if response.content_length().is_some_and(|len| len > limit as u64) {
+            return Err(BodyError::TooLarge { limit });
+        }
+        let mut body = BytesMut::new();
+        while let Some(chunk) = response.chunk().await.map_err(BodyError::Broken)? {
+            if body.len() + chunk.len() > limit {
+                return Err(BodyError::TooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(BodyError::Slow(timeout)))
+}
+
 /// One downstream target: a URL, a name for logs, a timeout, the shared
 /// client and a bound on the calls in flight to it.
 #[derive(Debug, Clone)]
@@ -135,34 +192,46 @@ impl Downstream {
         self.finish(request).await
     }
 
-    /// GETs the target's URL; Ok with the status only for 2xx.
-    pub async fn get(&self) -> Result<StatusCode, DownstreamError> {
-        self.finish(self.client.get(self.url.clone())).await
+    /// GETs the target's URL with extra `headers`; Ok with the status only
+    /// for 2xx.
+    pub async fn get(&self, headers: &[(&'static str, &str)]) -> Result<StatusCode, DownstreamError> {
+        let mut request = self.client.get(self.url.clone());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.finish(request).await
     }
 
-    /// Sends `request` once a call slot is free; the timeout covers the wait
-    /// for the slot too, so a caller never waits longer than it.
+    /// Sends `request` once a call slot is free. The timeout covers the wait
+    /// for the slot and the call up to the status line, so a caller never
+    /// waits longer than it; the body after it has its own short bound.
     async fn finish(&self, request: reqwest::RequestBuilder) -> Result<StatusCode, DownstreamError> {
         let target = self.target;
         let call = async {
             // The semaphore is never closed, so this cannot fail.
-            let _slot = self.in_flight.acquire().await.ok();
+            let slot = self.in_flight.acquire().await.ok();
             let response = request.send().await.map_err(|source| self.classify(source))?;
-            let status = response.status();
-            // Drain the body so the connection goes back to the pool.
-            let _ = response.bytes().await;
-            if status.is_success() {
-                Ok(status)
-            } else {
-                Err(DownstreamError::Status { target, status })
-            }
+            Ok((slot, response))
         };
-        tokio::time::timeout(self.timeout, call)
-            .await
-            .unwrap_or(Err(DownstreamError::Timeout {
-                target,
-                timeout: self.timeout,
-            }))
+        let (_slot, response) =
+            tokio::time::timeout(self.timeout, call)
+                .await
+                .unwrap_or(Err(DownstreamError::Timeout {
+                    target,
+                    timeout: self.timeout,
+                }))?;
+        let status = response.status();
+        // Read (and drop) the body so the connection goes back to the pool;
+        // the slot stays held meanwhile, as the connection is still busy.
+        let drained = read_body(response, MAX_BODY_BYTES, BODY_TIMEOUT).await;
+        if !status.is_success() {
+            return Err(DownstreamError::Status { target, status });
+        }
+        if let Err(error) = drained {
+            // The answer is the status line: 2xx means it went through.
+            tracing::warn!(target, status = status.as_u16(), %error, "answered 2xx, but its body was not read");
+        }
+        Ok(status)
     }
 
     fn classify(&self, source: reqwest::Error) -> DownstreamError {

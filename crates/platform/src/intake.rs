@@ -122,14 +122,19 @@ impl OrderIntake {
 
     async fn confirm(&self, envelope: &Envelope) -> Result<(), ServiceError> {
         let url = envelope.subscribe_url.as_deref().unwrap_or_default();
-        let url = self
+        let trusted = self
             .verifier
             .hosts()
             .check_subscribe_url(url)
             .map_err(ServiceError::UntrustedSubscribeUrl)?;
-        let subscribe = Downstream::new(self.client.clone(), url, "SNS SubscribeURL", CONFIRM_TIMEOUT);
+        let subscribe = Downstream::new(
+            self.client.clone(),
+            trusted.url().clone(),
+            "SNS SubscribeURL",
+            CONFIRM_TIMEOUT,
+        );
         subscribe
-            .get()
+            .get(&trusted.headers())
             .await
             .map(|_| ())
             .map_err(ServiceError::ConfirmationFailed)

@@ -8,5 +8,5 @@
 pub mod trust;
 pub mod verify;
 
-pub use trust::{TrustedHosts, UntrustedUrl};
+pub use trust::{TrustedHosts, TrustedUrl, UntrustedUrl};
 pub use verify::{SnsVerifier, VerifyError};

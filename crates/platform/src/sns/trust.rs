@@ -6,6 +6,11 @@
 //! real SNS certificate location (else anyone could sign with their own key),
 //! and the subscribe URL must be an SNS confirmation (else a forged
 //! confirmation makes us GET an address of the attacker's choosing).
+//!
+//! With a local SNS stand-in, URLs under it are trusted, and so are genuine
+//! SNS-shaped ones (moto names the real host in its deliveries): those are
+//! fetched from the stand-in at the same path, never from the real host,
+//! because the stand-in is what signed the message.
 
 use std::fmt;
 use url::Url;
@@ -18,7 +23,8 @@ const MAX_URL_IN_MESSAGE: usize = 200;
 ///
 /// By default these are the Amazon SNS hosts (`sns.<region>.amazonaws.com`
 /// and `sns.<region>.amazonaws.com.cn`). With a local SNS stand-in
-/// configured, URLs under the stand-in are trusted instead of them.
+/// configured, URLs under the stand-in are trusted, and SNS-shaped URLs are
+/// redirected to it (see [`TrustedUrl`]).
 #[derive(Clone, Debug)]
 pub struct TrustedHosts {
     stand_in: Option<Url>,
@@ -31,15 +37,16 @@ impl TrustedHosts {
         Self { stand_in }
     }
 
-    /// Is this SigningCertURL acceptable?
+    /// Is this SigningCertURL acceptable, and where is it fetched?
     ///
     /// Real SNS: `https`, host `sns.<region>.amazonaws.com(.cn)` with a real
     /// region shape (`us-east-1`, `us-gov-west-1`, `cn-north-1`, ...), no
     /// userinfo, no port, no query, no fragment, and the path exactly
     /// `/SimpleNotificationService-<lowercase hex>.pem`.
-    /// Under the stand-in: the stand-in's scheme, host and port, a path under
-    /// its path ending in `.pem`, no userinfo, query or fragment.
-    pub fn check_cert_url(&self, url: &str) -> Result<Url, UntrustedUrl> {
+    /// With a stand-in: a URL under it (its scheme, host and port, a path
+    /// under its path ending in `.pem`, no userinfo, query or fragment), or a
+    /// real-SNS one as above, which is then fetched from the stand-in.
+    pub fn check_cert_url(&self, url: &str) -> Result<TrustedUrl, UntrustedUrl> {
         let parsed = parse(url)?;
         let untrusted = |reason| UntrustedUrl::new(url, reason);
         if parsed.query().is_some() {
@@ -48,45 +55,117 @@ impl TrustedHosts {
         if parsed.fragment().is_some() {
             return Err(untrusted("a certificate URL has no fragment"));
         }
-        if let Some(stand_in) = &self.stand_in {
-            check_under_stand_in(&parsed, stand_in).map_err(untrusted)?;
-            if !parsed.path().ends_with(".pem") {
-                return Err(untrusted("a certificate path ends in .pem"));
+        let sns_cert = || {
+            let region = check_sns_origin(&parsed)?;
+            if is_sns_cert_path(parsed.path()) {
+                Ok(region)
+            } else {
+                Err("the path is not /SimpleNotificationService-<hex>.pem")
             }
-            return Ok(parsed);
+        };
+        let Some(stand_in) = &self.stand_in else {
+            sns_cert().map_err(untrusted)?;
+            return Ok(TrustedUrl::direct(parsed));
+        };
+        match check_under_stand_in(&parsed, stand_in) {
+            Ok(()) if parsed.path().ends_with(".pem") => Ok(TrustedUrl::direct(parsed)),
+            Ok(()) => Err(untrusted("a certificate path ends in .pem")),
+            Err(reason) => match sns_cert() {
+                Ok(region) => Ok(TrustedUrl::via_stand_in(stand_in, &parsed, region)),
+                Err(_) => Err(untrusted(reason)),
+            },
         }
-        check_sns_origin(&parsed).map_err(untrusted)?;
-        if !is_sns_cert_path(parsed.path()) {
-            return Err(untrusted("the path is not /SimpleNotificationService-<hex>.pem"));
-        }
-        Ok(parsed)
     }
 
-    /// Is this SubscribeURL acceptable to GET?
+    /// Is this SubscribeURL acceptable to GET, and where?
     ///
     /// Real SNS: `https`, an SNS host (no userinfo, no port, no fragment) and a
-    /// query whose only `Action` is `ConfirmSubscription`. Under the stand-in:
-    /// the stand-in's scheme, host and port and a path under its path.
-    pub fn check_subscribe_url(&self, url: &str) -> Result<Url, UntrustedUrl> {
+    /// query whose only `Action` is `ConfirmSubscription`. With a stand-in: a
+    /// URL under it (its scheme, host and port and a path under its path), or
+    /// a real-SNS one as above, which is then fetched from the stand-in.
+    pub fn check_subscribe_url(&self, url: &str) -> Result<TrustedUrl, UntrustedUrl> {
         let parsed = parse(url)?;
         let untrusted = |reason| UntrustedUrl::new(url, reason);
         if parsed.fragment().is_some() {
             return Err(untrusted("a subscribe URL has no fragment"));
         }
-        if let Some(stand_in) = &self.stand_in {
-            check_under_stand_in(&parsed, stand_in).map_err(untrusted)?;
-            return Ok(parsed);
+        let sns_confirmation = || {
+            let region = check_sns_origin(&parsed)?;
+            let mut actions = parsed
+                .query_pairs()
+                .filter(|(key, _)| key == "Action")
+                .map(|(_, value)| value);
+            // Exactly one Action: with two, SNS and we might disagree on which counts.
+            match (actions.next(), actions.next()) {
+                (Some(action), None) if action == "ConfirmSubscription" => Ok(region),
+                _ => Err("the query is not Action=ConfirmSubscription"),
+            }
+        };
+        let Some(stand_in) = &self.stand_in else {
+            sns_confirmation().map_err(untrusted)?;
+            return Ok(TrustedUrl::direct(parsed));
+        };
+        match check_under_stand_in(&parsed, stand_in) {
+            Ok(()) => Ok(TrustedUrl::direct(parsed)),
+            Err(reason) => match sns_confirmation() {
+                Ok(region) => Ok(TrustedUrl::via_stand_in(stand_in, &parsed, region)),
+                Err(_) => Err(untrusted(reason)),
+            },
         }
-        check_sns_origin(&parsed).map_err(untrusted)?;
-        let mut actions = parsed
-            .query_pairs()
-            .filter(|(key, _)| key == "Action")
-            .map(|(_, value)| value);
-        // Exactly one Action: with two, SNS and we might disagree on which counts.
-        match (actions.next(), actions.next()) {
-            (Some(action), None) if action == "ConfirmSubscription" => Ok(parsed),
-            _ => Err(untrusted("the query is not Action=ConfirmSubscription")),
+    }
+}
+
+/// A URL from an SNS message that passed the checks: where to fetch it, and
+/// how.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrustedUrl {
+    url: Url,
+    /// For an SNS URL fetched from the stand-in: the `Authorization` value
+    /// that addresses SNS there (see [`TrustedUrl::headers`]).
+    sns_scope: Option<String>,
+}
+
+impl TrustedUrl {
+    fn direct(url: Url) -> Self {
+        Self { url, sns_scope: None }
+    }
+
+    /// `sns_url`'s path and query on the stand-in (under its path).
+    fn via_stand_in(stand_in: &Url, sns_url: &Url, region: &str) -> Self {
+        let mut url = stand_in.clone();
+        url.set_path(&format!(
+            "{}{}",
+            stand_in.path().trim_end_matches('/'),
+            sns_url.path()
+        ));
+        url.set_query(sns_url.query());
+        url.set_fragment(None);
+        // moto serves every AWS service on one port and picks the service by
+        // the credential scope of a SigV4 Authorization header: unsigned, the
+        // request lands in S3. This names SNS and the region the URL named,
+        // with no credential and no valid signature (a stand-in checks none).
+        let sns_scope = format!(
+            "AWS4-HMAC-SHA256 Credential=interstella/20000101/{region}/sns/aws4_request, SignedHeaders=host, Signature=0"
+        );
+        Self {
+            url,
+            sns_scope: Some(sns_scope),
         }
+    }
+
+    /// Where to fetch it.
+    pub fn url(&self) -> &Url {
+        &self.url
+    }
+
+    /// Headers the fetch carries: none, except for an SNS URL fetched from
+    /// the stand-in, which names the SNS service for a multi-service stand-in.
+    pub fn headers(&self) -> Vec<(&'static str, &str)> {
+        self.sns_scope
+            .as_deref()
+            .map(|scope| (reqwest::header::AUTHORIZATION.as_str(), scope))
+            .into_iter()
+            .collect()
     }
 }
 
@@ -133,8 +212,8 @@ fn parse(url: &str) -> Result<Url, UntrustedUrl> {
     Url::parse(url).map_err(|_| UntrustedUrl::new(url, "not a valid absolute URL"))
 }
 
-/// https, an SNS host, no userinfo, no port.
-fn check_sns_origin(url: &Url) -> Result<(), &'static str> {
+/// https, an SNS host, no userinfo, no port; the region the host names.
+fn check_sns_origin(url: &Url) -> Result<&str, &'static str> {
     if url.scheme() != "https" {
         return Err("SNS URLs are https");
     }
@@ -146,9 +225,10 @@ fn check_sns_origin(url: &Url) -> Result<(), &'static str> {
         return Err("SNS URLs carry no port");
     }
     match url.host() {
-        Some(url::Host::Domain(host)) if is_sns_host(host) => Ok(()),
-        _ => Err("the host is not sns.<region>.amazonaws.com(.cn)"),
+        Some(url::Host::Domain(host)) => sns_region(host),
+        _ => None,
     }
+    .ok_or("the host is not sns.<region>.amazonaws.com(.cn)")
 }
 
 /// Same scheme, host and port as the stand-in, no userinfo, and a path at or
@@ -172,15 +252,12 @@ fn check_under_stand_in(url: &Url, stand_in: &Url) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// `sns.<region>.amazonaws.com` or `sns.<region>.amazonaws.com.cn`.
-fn is_sns_host(host: &str) -> bool {
-    let Some(rest) = host.strip_prefix("sns.") else {
-        return false;
-    };
-    let region = rest
-        .strip_suffix(".amazonaws.com")
-        .or_else(|| rest.strip_suffix(".amazonaws.com.cn"));
-    region.is_some_and(is_region)
+/// The region of `sns.<region>.amazonaws.com` or `sns.<region>.amazonaws.com.cn`.
+fn sns_region(host: &str) -> Option<&str> {
+    let rest = host.strip_prefix("sns.")?;
+    rest.strip_suffix(".amazonaws.com")
+        .or_else(|| rest.strip_suffix(".amazonaws.com.cn"))
+        .filter(|region| is_region(region))
 }
 
 /// A region name: a two-letter partition prefix, one or more lowercase words,
@@ -318,7 +395,9 @@ mod tests {
                 .is_ok()
         );
         for url in [
-            format!("https://sns.us-east-1.amazonaws.com{CERT_PATH}"),
+            format!("http://sns.us-east-1.amazonaws.com{CERT_PATH}"),
+            format!("https://sns.s3.amazonaws.com{CERT_PATH}"),
+            "https://sns.us-east-1.amazonaws.com/a.pem".to_owned(),
             "https://127.0.0.1:4566/a.pem".to_owned(),
             "http://127.0.0.1:4567/a.pem".to_owned(),
             "http://127.0.0.1/a.pem".to_owned(),
@@ -329,6 +408,69 @@ mod tests {
         ] {
             assert!(hosts.check_cert_url(&url).is_err(), "{url}");
         }
+    }
+
+    #[test]
+    fn under_a_stand_in_its_own_urls_are_fetched_as_they_are() {
+        let hosts = stand_in("http://127.0.0.1:4566");
+        let localstack = format!("http://127.0.0.1:4566/_aws/sns{CERT_PATH}");
+        let trusted = hosts.check_cert_url(&localstack).unwrap();
+        assert_eq!(trusted.url().as_str(), localstack);
+        assert!(trusted.headers().is_empty());
+        let confirm = "http://127.0.0.1:4566/?Action=ConfirmSubscription&Token=t";
+        let trusted = hosts.check_subscribe_url(confirm).unwrap();
+        assert_eq!(trusted.url().as_str(), confirm);
+        assert!(trusted.headers().is_empty());
+    }
+
+    #[test]
+    fn under_a_stand_in_sns_urls_are_fetched_from_it() {
+        for (base, prefix) in [
+            ("http://127.0.0.1:4566", "http://127.0.0.1:4566"),
+            ("http://hq:8080/sns/", "http://hq:8080/sns"),
+        ] {
+            let hosts = stand_in(base);
+            // moto's shape: the real host, which must never be asked.
+            let trusted = hosts
+                .check_cert_url(&format!("https://sns.eu-west-3.amazonaws.com{CERT_PATH}"))
+                .unwrap();
+            assert_eq!(trusted.url().as_str(), format!("{prefix}{CERT_PATH}"));
+            let headers = trusted.headers();
+            let [(name, scope)] = headers.as_slice() else {
+                panic!("{headers:?}");
+            };
+            assert_eq!(*name, "authorization");
+            assert!(scope.contains("/eu-west-3/sns/aws4_request"), "{scope}");
+
+            let confirm = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:123456789012:orders&Token=t";
+            let trusted = hosts.check_subscribe_url(confirm).unwrap();
+            assert_eq!(
+                trusted.url().as_str(),
+                format!(
+                    "{prefix}/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:123456789012:orders&Token=t"
+                )
+            );
+            assert_eq!(trusted.headers().len(), 1);
+            // The real-SNS rules still hold for what is redirected.
+            assert!(
+                hosts
+                    .check_subscribe_url("https://sns.us-east-1.amazonaws.com/?Action=Publish")
+                    .is_err()
+            );
+            assert!(
+                hosts
+                    .check_subscribe_url("https://evil.example/?Action=ConfirmSubscription")
+                    .is_err()
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_stand_in_urls_are_fetched_as_they_are() {
+        let url = format!("https://sns.us-east-1.amazonaws.com{CERT_PATH}");
+        let trusted = sns().check_cert_url(&url).unwrap();
+        assert_eq!(trusted.url().as_str(), url);
+        assert!(trusted.headers().is_empty());
     }
 
     #[test]

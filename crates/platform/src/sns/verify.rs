@@ -2,8 +2,15 @@
 //!
 //! The certificate URL is checked by [`TrustedHosts`] before anything is
 //! fetched; the certificate is fetched without redirects, with a short
-//! timeout and a bounded body, and its RSA key is cached per URL with a TTL
-//! and a size bound. Failures are never cached, so SNS's retry can succeed.
+//! timeout and a bounded body, a few fetches at a time.
+//!
+//! `SigningCertURL` is not covered by the signature, so anyone can make us
+//! fetch any trusted-looking URL. Two maps keep that from costing the
+//! genuine keys: a key enters the verified cache (TTL, size bound) only once
+//! it verified a signature; fetches in progress, keys that verified nothing
+//! yet and failures live in a separate bounded map, which nothing verified
+//! ever has to leave room for. A failure is remembered a few seconds, so a
+//! flood of one URL costs one fetch, and SNS's later retries fetch afresh.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -19,19 +26,30 @@ use rsa::signature::Verifier as _;
 use rsa::traits::PublicKeyParts as _;
 use sha1::Sha1;
 use sha2::Sha256;
-use tokio::sync::OnceCell;
-use url::Url;
+use tokio::sync::{OnceCell, Semaphore};
 use x509_cert::Certificate;
 use x509_cert::der::{DecodePem as _, Encode as _};
 
-use super::trust::{TrustedHosts, UntrustedUrl};
+use super::trust::{TrustedHosts, TrustedUrl, UntrustedUrl};
+use crate::downstream::{BodyError, read_body};
 
 /// How long a fetched signing key is trusted before it is fetched again.
 const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60 * 60);
 /// How many signing keys are kept; SNS uses a handful at a time.
 const DEFAULT_CACHE_CAPACITY: usize = 64;
-/// Per-request timeout for certificate fetches; SNS waits 15 s for our answer.
+/// Timeout for a certificate fetch, waiting for a fetch slot included; SNS
+/// waits 15 s for our answer.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+/// Certificate fetches in flight at most, whatever the number of distinct
+/// URLs messages name; SNS itself uses a handful of certificates.
+pub const MAX_FETCHES_IN_FLIGHT: usize = 4;
+/// How long a failed fetch answers for its URL before the next one is
+/// tried: long enough that a flood of one URL costs one fetch, short enough
+/// that SNS's retries of a genuine message soon get a fresh try.
+pub const DEFAULT_FAILURE_MEMORY: Duration = Duration::from_secs(5);
+/// Fetches in progress, unverified keys and remembered failures kept at
+/// most; beyond it the oldest of them is forgotten (never a verified key).
+const MAX_UNVERIFIED: usize = 256;
 /// A certificate PEM is about 2 KiB; anything far larger is not one.
 const MAX_CERT_BYTES: usize = 64 * 1024;
 /// SNS keys are 2048-bit; smaller ones are not worth trusting.
@@ -77,45 +95,69 @@ impl VerifyError {
 pub struct SnsVerifier {
     hosts: TrustedHosts,
     client: reqwest::Client,
-    cache: Mutex<HashMap<String, Arc<Slot>>>,
+    keys: Mutex<Keys>,
+    fetches: Semaphore,
     ttl: Duration,
     capacity: usize,
+    failure_memory: Duration,
 }
 
-/// One URL's key: fetched once, the outcome shared by everyone waiting on it.
-///
-/// A failed slot leaves the map as soon as its fetch ends, so only requests
-/// that were already waiting share a failure; later ones fetch afresh.
-struct Slot {
-    created: Instant,
-    key: OnceCell<Result<CachedKey, VerifyError>>,
+/// The two maps, by fetch URL.
+#[derive(Default)]
+struct Keys {
+    /// Keys that verified a signature; only these are reused for the TTL.
+    verified: HashMap<String, VerifiedKey>,
+    /// Everything else: fetches in progress, fetched keys that verified
+    /// nothing yet, failures being remembered. Bounded by [`MAX_UNVERIFIED`].
+    unverified: HashMap<String, Arc<Slot>>,
 }
 
-struct CachedKey {
+struct VerifiedKey {
     key: RsaPublicKey,
     fetched: Instant,
 }
 
+/// One URL's fetch: done once, the outcome shared by everyone waiting on it.
+struct Slot {
+    created: Instant,
+    outcome: OnceCell<Fetched>,
+}
+
+struct Fetched {
+    key: Result<RsaPublicKey, VerifyError>,
+    at: Instant,
+}
+
 impl SnsVerifier {
     /// `client` is the service's one shared reqwest client; certificate
-    /// fetches on it get a short per-request timeout, and any answer but
-    /// 200 (a redirect included) is refused. Build the client with
+    /// fetches on it get a short timeout, and any answer but 200 (a
+    /// redirect included) is refused. Build the client with
     /// `redirect::Policy::none()`: a client that follows redirects still has
     /// the result refused, but only after the redirect target was requested.
     pub fn new(hosts: TrustedHosts, client: reqwest::Client) -> Self {
         Self {
             hosts,
             client,
-            cache: Mutex::new(HashMap::new()),
+            keys: Mutex::default(),
+            fetches: Semaphore::new(MAX_FETCHES_IN_FLIGHT),
             ttl: DEFAULT_CACHE_TTL,
             capacity: DEFAULT_CACHE_CAPACITY,
+            failure_memory: DEFAULT_FAILURE_MEMORY,
         }
     }
 
-    /// Changes how long keys are cached and how many are kept (at least one).
+    /// Changes how long verified keys are cached and how many are kept (at
+    /// least one).
     pub fn with_cache(mut self, ttl: Duration, capacity: usize) -> Self {
         self.ttl = ttl;
         self.capacity = capacity.max(1);
+        self
+    }
+
+    /// Changes how long a failed fetch answers for its URL (zero: only
+    /// requests already waiting on it share it).
+    pub fn with_failure_memory(mut self, failure_memory: Duration) -> Self {
+        self.failure_memory = failure_memory;
         self
     }
 
@@ -140,85 +182,131 @@ impl SnsVerifier {
             .ok_or(VerifyError::MalformedSignature)?;
         let signature =
             Signature::try_from(signature.as_slice()).map_err(|_| VerifyError::MalformedSignature)?;
-        let url = self
+        let location = self
             .hosts
             .check_cert_url(&envelope.signing_cert_url)
             .map_err(VerifyError::UntrustedCertUrl)?;
-        let key = self.key_for(&url).await?;
         let text = envelope.string_to_sign();
-        let checked = match &envelope.signature_version {
-            SignatureVersion::V1 => VerifyingKey::<Sha1>::new(key).verify(text.as_bytes(), &signature),
-            SignatureVersion::V2 => VerifyingKey::<Sha256>::new(key).verify(text.as_bytes(), &signature),
-            // Refused above, before anything was fetched.
-            SignatureVersion::Unsupported(_) => return Err(VerifyError::BadSignature),
+        let checks = |key: RsaPublicKey| {
+            let checked = match &envelope.signature_version {
+                SignatureVersion::V1 => VerifyingKey::<Sha1>::new(key).verify(text.as_bytes(), &signature),
+                SignatureVersion::V2 => VerifyingKey::<Sha256>::new(key).verify(text.as_bytes(), &signature),
+                // Refused above, before anything was fetched.
+                SignatureVersion::Unsupported(_) => return Err(VerifyError::BadSignature),
+            };
+            checked.map_err(|_| VerifyError::BadSignature)
         };
-        checked.map_err(|_| VerifyError::BadSignature)
-    }
-
-    /// The key for a checked URL: from the cache, or fetched once.
-    async fn key_for(&self, url: &Url) -> Result<RsaPublicKey, VerifyError> {
-        let slot = self.slot(url.as_str());
-        // Waiters share a failure too: retrying one after another would
-        // stack timeouts beyond the 15 s SNS waits for our answer.
-        let result = slot
-            .key
+        let url = location.url().as_str();
+        if let Some(key) = self.verified_key(url) {
+            return checks(key);
+        }
+        let slot = self.unverified_slot(url);
+        let fetched = slot
+            .outcome
+            // Waiters share a failure too: retrying one after another would
+            // stack timeouts beyond the 15 s SNS waits for our answer.
             .get_or_init(|| async {
-                let key = fetch_key(&self.client, url).await?;
-                Ok(CachedKey {
-                    key,
-                    fetched: Instant::now(),
-                })
+                Fetched {
+                    key: self.fetch_key(&location).await,
+                    at: Instant::now(),
+                }
             })
             .await;
-        match result {
-            Ok(cached) => Ok(cached.key.clone()),
-            Err(error) => {
-                self.forget_failed(url.as_str(), &slot);
-                Err(error.clone())
-            }
-        }
+        let key = fetched.key.clone()?;
+        checks(key.clone())?;
+        self.promote(url, &slot, key, fetched.at);
+        Ok(())
     }
 
-    /// The cache slot for a URL, replacing an expired one and making room
-    /// for a new one.
-    fn slot(&self, url: &str) -> Arc<Slot> {
-        // A panic elsewhere while holding the lock leaves the map consistent.
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
+    /// A verified key for the URL, if one is cached and fresh.
+    fn verified_key(&self, url: &str) -> Option<RsaPublicKey> {
+        let keys = self.lock();
+        keys.verified
+            .get(url)
+            .filter(|verified| verified.fetched.elapsed() < self.ttl)
+            .map(|verified| verified.key.clone())
+    }
+
+    /// The URL's slot among the unverified: the current one, or a new one in
+    /// place of a stale one, making room by forgetting the oldest.
+    fn unverified_slot(&self, url: &str) -> Arc<Slot> {
+        let mut keys = self.lock();
         let now = Instant::now();
-        if let Some(slot) = cache.get(url)
-            && !slot.expired(now, self.ttl)
+        if let Some(slot) = keys.unverified.get(url)
+            && !slot.stale(now, self.ttl, self.failure_memory)
         {
             return Arc::clone(slot);
         }
-        cache.remove(url);
-        if cache.len() >= self.capacity {
-            cache.retain(|_, slot| !slot.expired(now, self.ttl));
+        keys.unverified.remove(url);
+        if keys.unverified.len() >= MAX_UNVERIFIED {
+            keys.unverified
+                .retain(|_, slot| !slot.stale(now, self.ttl, self.failure_memory));
         }
-        while cache.len() >= self.capacity {
-            let oldest = cache
-                .iter()
-                .min_by_key(|(_, slot)| slot.created)
-                .map(|(url, _)| url.clone());
-            match oldest {
-                Some(oldest) => cache.remove(&oldest),
-                None => break,
-            };
+        // Whoever waits on a forgotten slot still holds it and gets its
+        // outcome; only later requests no longer share it.
+        while keys.unverified.len() >= MAX_UNVERIFIED {
+            remove_oldest(&mut keys.unverified, |slot| slot.created);
         }
         let slot = Arc::new(Slot {
             created: now,
-            key: OnceCell::new(),
+            outcome: OnceCell::new(),
         });
-        cache.insert(url.to_owned(), Arc::clone(&slot));
+        keys.unverified.insert(url.to_owned(), Arc::clone(&slot));
         slot
     }
 
-    /// Drops a slot whose fetch failed, so failures are not cached and do not
-    /// take room from good keys.
-    fn forget_failed(&self, url: &str, slot: &Arc<Slot>) {
-        let mut cache = self.cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.get(url).is_some_and(|current| Arc::ptr_eq(current, slot)) {
-            cache.remove(url);
+    /// Moves a key that just verified a signature into the verified cache,
+    /// making room by dropping expired keys, then the oldest.
+    fn promote(&self, url: &str, slot: &Arc<Slot>, key: RsaPublicKey, fetched: Instant) {
+        let mut keys = self.lock();
+        if keys
+            .unverified
+            .get(url)
+            .is_some_and(|current| Arc::ptr_eq(current, slot))
+        {
+            keys.unverified.remove(url);
         }
+        if keys
+            .verified
+            .get(url)
+            .is_some_and(|verified| verified.fetched.elapsed() < self.ttl)
+        {
+            // A concurrent waiter on the same fetch got here first.
+            return;
+        }
+        // An expired key for the URL is replaced, not counted against room.
+        keys.verified.remove(url);
+        if keys.verified.len() >= self.capacity {
+            keys.verified
+                .retain(|_, verified| verified.fetched.elapsed() < self.ttl);
+        }
+        while keys.verified.len() >= self.capacity {
+            remove_oldest(&mut keys.verified, |verified| verified.fetched);
+        }
+        keys.verified.insert(url.to_owned(), VerifiedKey { key, fetched });
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Keys> {
+        // A panic elsewhere while holding the lock leaves the maps consistent.
+        self.keys.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Fetches a certificate once a fetch slot is free; the wait for the
+    /// slot counts against the timeout.
+    async fn fetch_key(&self, location: &TrustedUrl) -> Result<RsaPublicKey, VerifyError> {
+        let url = location.url();
+        let fetch = async {
+            // The semaphore is never closed, so this cannot fail.
+            let _slot = self.fetches.acquire().await.ok();
+            fetch_key(&self.client, location).await
+        };
+        tokio::time::timeout(FETCH_TIMEOUT, fetch)
+            .await
+            .unwrap_or_else(|_| {
+                Err(VerifyError::CertificateUnavailable(format!(
+                    "{url}: no answer within {FETCH_TIMEOUT:?}"
+                )))
+            })
     }
 }
 
@@ -228,31 +316,43 @@ impl std::fmt::Debug for SnsVerifier {
             .field("hosts", &self.hosts)
             .field("ttl", &self.ttl)
             .field("capacity", &self.capacity)
+            .field("failure_memory", &self.failure_memory)
             .finish_non_exhaustive()
     }
 }
 
 impl Slot {
-    /// Past its TTL, or failed (a failed slot is never reused).
-    fn expired(&self, now: Instant, ttl: Duration) -> bool {
-        match self.key.get() {
+    /// Done, and past its use: a key past the TTL, a failure past its memory.
+    fn stale(&self, now: Instant, ttl: Duration, failure_memory: Duration) -> bool {
+        match self.outcome.get() {
             None => false,
-            Some(Ok(cached)) => now.duration_since(cached.fetched) >= ttl,
-            Some(Err(_)) => true,
+            Some(Fetched { key: Ok(_), at }) => now.duration_since(*at) >= ttl,
+            Some(Fetched { key: Err(_), at }) => now.duration_since(*at) >= failure_memory,
         }
     }
 }
 
+/// Removes the entry that `since` says is oldest (none from an empty map).
+fn remove_oldest<V>(map: &mut HashMap<String, V>, since: impl Fn(&V) -> Instant) {
+    let oldest = map
+        .iter()
+        .min_by_key(|(_, value)| since(value))
+        .map(|(key, _)| key.clone());
+    if let Some(oldest) = oldest {
+        map.remove(&oldest);
+    }
+}
+
 /// Fetches a certificate and extracts its RSA key.
-async fn fetch_key(client: &reqwest::Client, url: &Url) -> Result<RsaPublicKey, VerifyError> {
+async fn fetch_key(client: &reqwest::Client, location: &TrustedUrl) -> Result<RsaPublicKey, VerifyError> {
+    let url = location.url();
     tracing::debug!(%url, "fetching SNS signing certificate");
     let unavailable = |why: String| VerifyError::CertificateUnavailable(format!("{url}: {why}"));
-    let mut response = client
-        .get(url.clone())
-        .timeout(FETCH_TIMEOUT)
-        .send()
-        .await
-        .map_err(|e| unavailable(e.to_string()))?;
+    let mut request = client.get(url.clone());
+    for (name, value) in location.headers() {
+        request = request.header(name, value);
+    }
+    let response = request.send().await.map_err(|e| unavailable(e.to_string()))?;
     // Exactly 200: a redirect must not take us to a host nobody checked.
     if response.status() != reqwest::StatusCode::OK {
         return Err(unavailable(format!("HTTP {}", response.status())));
@@ -262,23 +362,12 @@ async fn fetch_key(client: &reqwest::Client, url: &Url) -> Result<RsaPublicKey, 
     if response.url() != url {
         return Err(unavailable(format!("redirected to {}", response.url())));
     }
-    if response
-        .content_length()
-        .is_some_and(|len| len > MAX_CERT_BYTES as u64)
-    {
-        return Err(VerifyError::BadCertificate(format!(
-            "{url}: larger than {MAX_CERT_BYTES} bytes"
-        )));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| unavailable(e.to_string()))? {
-        if body.len() + chunk.len() > MAX_CERT_BYTES {
-            return Err(VerifyError::BadCertificate(format!(
-                "{url}: larger than {MAX_CERT_BYTES} bytes"
-            )));
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = read_body(response, MAX_CERT_BYTES, FETCH_TIMEOUT)
+        .await
+        .map_err(|error| match error {
+            BodyError::TooLarge { .. } => VerifyError::BadCertificate(format!("{url}: {error}")),
+            BodyError::Slow(_) | BodyError::Broken(_) => unavailable(error.to_string()),
+        })?;
     key_from_pem(&body).map_err(|why| VerifyError::BadCertificate(format!("{url}: {why}")))
 }
 

@@ -1,0 +1,228 @@
+//! Certificate fetching under forged messages: a few fetches at a time
+//! whatever the number of URLs, failures remembered briefly, and the genuine
+//! key kept however many forged URLs come by; SNS-shaped URLs fetched from
+//! the stand-in.
+//!
+//! The signing keys are testkit's (`testkit::keys`); the signer is HQ's.
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use contracts::SignatureVersion;
+use contracts::{Envelope, MessageType};
+use hq::sns_signer::SnsSigner;
+use platform::sns::verify::MAX_FETCHES_IN_FLIGHT;
+use platform::sns::{SnsVerifier, TrustedHosts, VerifyError};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use testkit::keys::{OTHER_CERT_PEM, TEST_CERT_PEM, TEST_KEY_PEM};
+use url::Url;
+
+const CERT: &str = "/SimpleNotificationService-0123456789abcdef.pem";
+
+/// A certificate server: the genuine certificate at [`CERT`], slow 404s under
+/// `/forged/`, another key's certificate under `/other/`; it counts requests
+/// by path, the most it answered at once, and the `Authorization` headers.
+#[derive(Clone, Default)]
+struct CertServer {
+    hits: Arc<Mutex<HashMap<String, usize>>>,
+    authorizations: Arc<Mutex<Vec<String>>>,
+    in_flight: Arc<AtomicUsize>,
+    most_in_flight: Arc<AtomicUsize>,
+}
+
+impl CertServer {
+    async fn start() -> (Self, Url) {
+        let server = Self::default();
+        let app = Router::new()
+            .route(CERT, get(|| async { TEST_CERT_PEM }))
+            .route(
+                "/forged/{name}",
+                get(|| async {
+                    // Slow enough that unbounded fetches overlap, quick
+                    // enough that bounded ones finish well within the
+                    // fetch timeout (whose expiry would hang up mid-request).
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    StatusCode::NOT_FOUND
+                }),
+            )
+            .route("/other/{name}", get(|| async { OTHER_CERT_PEM }))
+            .fallback(|| async { StatusCode::NOT_FOUND.into_response() })
+            .layer(middleware::from_fn_with_state(server.clone(), count))
+            .with_state(server.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        (server, base)
+    }
+
+    fn hits(&self, path: &str) -> usize {
+        self.hits.lock().unwrap().get(path).copied().unwrap_or(0)
+    }
+
+    fn total_hits(&self) -> usize {
+        self.hits.lock().unwrap().values().sum()
+    }
+}
+
+async fn count(State(server): State<CertServer>, request: Request, next: Next) -> Response {
+    *server
+        .hits
+        .lock()
+        .unwrap()
+        .entry(request.uri().path().to_owned())
+        .or_default() += 1;
+    if let Some(value) = request.headers().get("authorization") {
+        server
+            .authorizations
+            .lock()
+            .unwrap()
+            .push(value.to_str().unwrap_or_default().to_owned());
+    }
+    let now = server.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    server.most_in_flight.fetch_max(now, Ordering::SeqCst);
+    // Counted out even when the client hangs up and the handler is dropped.
+    let _counted = InFlight(&server.in_flight);
+    next.run(request).await
+}
+
+/// Takes one off the in-flight count when dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+fn verifier(stand_in: &Url) -> SnsVerifier {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    SnsVerifier::new(TrustedHosts::new(Some(stand_in.clone())), client)
+}
+
+/// A notification signed with the test key, naming `cert_url`.
+fn signed(cert_url: &str) -> Envelope {
+    let mut envelope = Envelope {
+        message_type: MessageType::Notification,
+        message_id: "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324".into(),
+        token: None,
+        topic_arn: "arn:aws:sns:us-east-1:123456789012:orders".into(),
+        subject: None,
+        message: "{\"bundle\": 1}".into(),
+        subscribe_url: None,
+        timestamp: "2026-01-02T00:54:06.655Z".into(),
+        // Set by signing.
+        signature_version: SignatureVersion::Unsupported(String::new()),
+        signature: String::new(),
+        signing_cert_url: String::new(),
+        unsubscribe_url: None,
+        message_attributes: None,
+    };
+    SnsSigner::from_pem(TEST_KEY_PEM, cert_url)
+        .unwrap()
+        .sign(&mut envelope, SignatureVersion::V2);
+    envelope
+}
+
+/// Verifies `genuine` once, then 300 forgeries of it at once: 200 naming
+/// certificate URLs that fail to fetch, 100 naming another key's
+/// certificate. How many of those failed on the signature.
+async fn flood(verifier: &Arc<SnsVerifier>, base: &Url, genuine: &Envelope) -> usize {
+    verifier.verify(genuine).await.unwrap();
+    let mut forged = tokio::task::JoinSet::new();
+    for i in 0..300 {
+        let path = if i < 200 {
+            format!("forged/{i}.pem")
+        } else {
+            format!("other/{i}.pem")
+        };
+        // SigningCertURL is not signed, so one signature serves them all.
+        let mut envelope = genuine.clone();
+        envelope.signing_cert_url = base.join(&path).unwrap().to_string();
+        let verifier = Arc::clone(verifier);
+        forged.spawn(async move { verifier.verify(&envelope).await });
+    }
+    let mut bad_signatures = 0;
+    while let Some(result) = forged.join_next().await {
+        match result.unwrap() {
+            Err(VerifyError::BadSignature) => bad_signatures += 1,
+            Err(error) => assert!(error.is_transient(), "{error:?}"),
+            Ok(()) => panic!("a forged message verified"),
+        }
+    }
+    bad_signatures
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_cert_urls_in_bulk_make_few_fetches_at_once() {
+    let (server, base) = CertServer::start().await;
+    let verifier = Arc::new(verifier(&base));
+    let genuine = signed(base.join(CERT).unwrap().as_str());
+    flood(&verifier, &base, &genuine).await;
+    let most = server.most_in_flight.load(Ordering::SeqCst);
+    // Unbounded, the 200 slow URLs overlap by the dozen.
+    assert!(
+        (1..=MAX_FETCHES_IN_FLIGHT).contains(&most) && most < 16,
+        "{most} certificate fetches at once"
+    );
+    assert!(server.total_hits() <= 301, "{}", server.total_hits());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_cert_urls_in_bulk_do_not_evict_the_genuine_key() {
+    let (server, base) = CertServer::start().await;
+    let verifier = Arc::new(verifier(&base));
+    let genuine = signed(base.join(CERT).unwrap().as_str());
+    let bad_signatures = flood(&verifier, &base, &genuine).await;
+    // The other key's certificates were fetched (those the fetch slots had
+    // time for) and verified nothing; more of them than the cache holds.
+    assert!(bad_signatures > 0);
+    assert_eq!(server.hits(CERT), 1);
+    // The genuine key is still cached: verified without a fetch.
+    verifier.verify(&genuine).await.unwrap();
+    assert_eq!(server.hits(CERT), 1);
+}
+
+#[tokio::test]
+async fn a_failed_fetch_is_remembered_briefly() {
+    let (server, base) = CertServer::start().await;
+    let verifier = verifier(&base).with_failure_memory(Duration::from_millis(300));
+    let envelope = signed(base.join("forged/once.pem").unwrap().as_str());
+    for _ in 0..5 {
+        let result = verifier.verify(&envelope).await;
+        assert!(matches!(&result, Err(e) if e.is_transient()), "{result:?}");
+    }
+    assert_eq!(server.hits("/forged/once.pem"), 1);
+    // Past the memory, the next try (SNS's retry) fetches afresh.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(verifier.verify(&envelope).await.is_err());
+    assert_eq!(server.hits("/forged/once.pem"), 2);
+}
+
+#[tokio::test]
+async fn sns_shaped_cert_urls_are_fetched_from_the_stand_in() {
+    let (server, base) = CertServer::start().await;
+    let verifier = verifier(&base);
+    // moto's shape: the real host, which this test could not reach anyway.
+    let envelope = signed(&format!("https://sns.eu-west-1.amazonaws.com{CERT}"));
+    verifier.verify(&envelope).await.unwrap();
+    assert_eq!(server.hits(CERT), 1);
+    let authorizations = server.authorizations.lock().unwrap().clone();
+    assert_eq!(authorizations.len(), 1);
+    assert!(
+        authorizations[0].contains("/eu-west-1/sns/aws4_request"),
+        "{authorizations:?}"
+    );
+    // Its own URLs are fetched as they are, with no SNS scope.
+    let own = signed(base.join(CERT).unwrap().as_str());
+    verifier.verify(&own).await.unwrap();
+    assert_eq!(server.authorizations.lock().unwrap().len(), 1);
+}

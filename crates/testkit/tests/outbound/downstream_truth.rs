@@ -1,0 +1,124 @@
+//! The fulfillment API's status line decides; its body, read after it, can
+//! neither hold the handler nor fill our memory nor undo a fulfillment.
+
+use platform::TrustConfig;
+use platform::reply::ORDER_FULFILLED;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use testkit::spawn::monolith_config;
+use testkit::spawn_monolith;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpListener;
+use url::Url;
+
+const ORDER: &str = r#"{"Message":{"bundle":1}}"#;
+
+/// How the raw API answers after its `200 OK` head.
+#[derive(Clone, Copy)]
+enum Body {
+    /// Announces 1,000 bytes, sends 10, then holds the connection.
+    Trickle,
+    /// Sends chunks without end (no Content-Length) until the reader stops.
+    Endless,
+    /// Announces 400 MB, sends a chunk, then holds the connection.
+    Announced400Mb,
+}
+
+/// A fulfillment API written at the socket level, so its body can misbehave
+/// after an honest `200 OK`; counts the requests and the body bytes it got
+/// out.
+struct RawApi {
+    url: Url,
+    requests: Arc<AtomicUsize>,
+    sent: Arc<AtomicUsize>,
+}
+
+impl RawApi {
+    async fn start(body: Body) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/receiving/", listener.local_addr().unwrap())).unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let sent = Arc::new(AtomicUsize::new(0));
+        let (counted, written) = (Arc::clone(&requests), Arc::clone(&sent));
+        tokio::spawn(async move {
+            loop {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let (counted, written) = (Arc::clone(&counted), Arc::clone(&written));
+                tokio::spawn(async move {
+                    let mut request = vec![0u8; 64 * 1024];
+                    let _ = socket.read(&mut request).await;
+                    counted.fetch_add(1, Ordering::SeqCst);
+                    let head = match body {
+                        Body::Trickle => "HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n",
+                        Body::Endless => "HTTP/1.1 200 OK\r\nconnection: close\r\n\r\n",
+                        Body::Announced400Mb => "HTTP/1.1 200 OK\r\ncontent-length: 400000000\r\n\r\n",
+                    };
+                    socket.write_all(head.as_bytes()).await.unwrap();
+                    let chunk = vec![b'x'; 64 * 1024];
+                    match body {
+                        Body::Trickle => {
+                            let _ = socket.write_all(b"{\"ok\":tru").await;
+                            written.fetch_add(10, Ordering::SeqCst);
+                        }
+                        Body::Endless => {
+                            // Up to 256 MiB; stops when the reader hangs up.
+                            for _ in 0..4096 {
+                                if socket.write_all(&chunk).await.is_err() {
+                                    return;
+                                }
+                                written.fetch_add(chunk.len(), Ordering::SeqCst);
+                            }
+                        }
+                        Body::Announced400Mb => {
+                            let _ = socket.write_all(&chunk).await;
+                            written.fetch_add(chunk.len(), Ordering::SeqCst);
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_secs(60)).await;
+                });
+            }
+        });
+        Self { url, requests, sent }
+    }
+}
+
+/// Orders through the monolith against `api`; the answer and how long it took.
+async fn order_against(api: &RawApi) -> ((u16, String), Duration) {
+    let mut config = monolith_config(&api.url, TrustConfig::default());
+    config.downstream_timeout = Duration::from_secs(5);
+    let monolith = spawn_monolith(config).await;
+    let started = Instant::now();
+    let answer = monolith.post("/order/", None, &[], ORDER).await;
+    (answer, started.elapsed())
+}
+
+#[tokio::test]
+async fn a_200_whose_body_trickles_is_fulfilled_without_waiting_for_it() {
+    let api = RawApi::start(Body::Trickle).await;
+    let ((status, text), took) = order_against(&api).await;
+    assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED));
+    assert_eq!(api.requests.load(Ordering::SeqCst), 1);
+    // The body's own bound (1 s), well inside the call's timeout (5 s).
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[tokio::test]
+async fn an_endless_body_is_not_read_past_the_cap() {
+    let api = RawApi::start(Body::Endless).await;
+    let ((status, text), took) = order_against(&api).await;
+    assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED));
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+    // Past the 64 KiB cap we stop reading and hang up; what the API got out
+    // is that plus what socket buffers hold, far from its 256 MiB.
+    let sent = api.sent.load(Ordering::SeqCst);
+    assert!(sent < 32 * 1024 * 1024, "{sent} bytes went out");
+}
+
+#[tokio::test]
+async fn an_announced_huge_body_is_refused_unread() {
+    let api = RawApi::start(Body::Announced400Mb).await;
+    let ((status, text), took) = order_against(&api).await;
+    assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED));
+    assert!(took < Duration::from_secs(3), "took {took:?}");
+}
