@@ -33,7 +33,7 @@ pub struct Cli {
     #[arg(long, default_value_t = hq::cli::DEFAULT_PORT)]
     pub hq_port: u16,
     /// The monolith's port.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = monolith::cli::DEFAULT_PORT)]
     pub monolith_port: u16,
     /// Iridium's port.
     #[arg(long, default_value_t = 5001)]

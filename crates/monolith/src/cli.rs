@@ -8,12 +8,15 @@ use platform::server::ServerLimitArgs;
 use platform::settings::{ConfigError, DownstreamLimitArgs, LogFormat, TrustConfig, millis};
 use std::collections::BTreeSet;
 
+/// The port the monolith listens on unless told otherwise (the workshop's).
+pub const DEFAULT_PORT: u16 = 5000;
+
 /// Settings of the `monolith` binary; every flag is also an environment variable.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "monolith", version, about = "The Interstella logistics monolith")]
 pub struct Cli {
     /// Listen port.
-    #[arg(long, env = "PORT", default_value_t = 5000)]
+    #[arg(long, env = "PORT", default_value_t = DEFAULT_PORT)]
     pub port: u16,
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]

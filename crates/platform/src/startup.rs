@@ -107,7 +107,6 @@ where
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)] // a failing test should panic
 mod tests {
     use super::*;
     use std::time::Duration;
