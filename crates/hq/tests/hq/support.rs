@@ -16,7 +16,6 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::time::Instant;
 
 /// The key HQ is given at start in these tests.
 pub const KEY: &str = "test-hq-key-0001";
@@ -151,20 +150,13 @@ impl Subscriber {
 
     /// Listens again on the same address, keeping what it received.
     pub async fn restart(&self) -> Self {
-        let give_up = Instant::now() + Duration::from_secs(5);
-        loop {
-            match TcpListener::bind(self.addr).await {
-                Ok(listener) => return Self::serve(listener, self.state.clone()),
-                Err(error) => {
-                    assert!(
-                        Instant::now() < give_up,
-                        "could not listen on {} again: {error}",
-                        self.addr
-                    );
-                    tokio::time::sleep(Duration::from_millis(10)).await;
-                }
-            }
-        }
+        let listener = testkit::wait_until(
+            "the address to be free again",
+            Duration::from_secs(5),
+            async || TcpListener::bind(self.addr).await.ok(),
+        )
+        .await;
+        Self::serve(listener, self.state.clone())
     }
 
     /// Answers 200 to everything and confirms.
