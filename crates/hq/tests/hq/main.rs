@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a panic is a failed test
 
+mod edge;
 mod feed;
 mod fulfillment;
 mod support;
