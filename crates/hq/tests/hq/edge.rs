@@ -23,22 +23,27 @@ use tokio::net::TcpListener;
 
 const WAIT: Duration = Duration::from_secs(5);
 
-/// Sends `method path` with `body` and, if any, `authorization`.
+/// Sends `method path` with `body` and, if any, the header `(name, value)`.
 async fn call(
     hq: &hq::RunningHq,
     method: &str,
     path: &str,
     body: &str,
-    authorization: Option<&str>,
+    header: Option<(&str, &str)>,
 ) -> reqwest::Response {
     let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
     let mut request = reqwest::Client::new()
         .request(method, url(hq, path))
         .body(body.to_owned());
-    if let Some(authorization) = authorization {
-        request = request.header("authorization", authorization);
+    if let Some((name, value)) = header {
+        request = request.header(name, value);
     }
     request.send().await.unwrap()
+}
+
+/// `Some(("authorization", value))`, or `None` without a value.
+fn authorization(value: Option<&str>) -> Option<(&str, &str)> {
+    value.map(|value| ("authorization", value))
 }
 
 /// The routes that need the admin credential, each with a request that
@@ -78,9 +83,9 @@ async fn admin_routes_refuse_anyone_without_the_credential_and_do_nothing() {
     ];
     for (method, path, body, _) in ADMIN_ROUTES {
         let (path, body) = route(path, body);
-        for authorization in &wrong {
-            let response = call(&hq, method, &path, &body, authorization.as_deref()).await;
-            assert_eq!(response.status(), 401, "{method} {path} with {authorization:?}");
+        for presented in &wrong {
+            let response = call(&hq, method, &path, &body, authorization(presented.as_deref())).await;
+            assert_eq!(response.status(), 401, "{method} {path} with {presented:?}");
             assert_eq!(
                 response.headers()["www-authenticate"],
                 "Bearer realm=\"interstella-hq\""
@@ -104,7 +109,7 @@ async fn admin_routes_refuse_anyone_without_the_credential_and_do_nothing() {
     let bearer = format!("bearer {token}");
     for (method, path, body, status) in ADMIN_ROUTES {
         let (path, body) = route(path, body);
-        let response = call(&hq, method, &path, &body, Some(&bearer)).await;
+        let response = call(&hq, method, &path, &body, authorization(Some(&bearer))).await;
         assert_eq!(response.status(), status, "{method} {path}");
     }
     assert_eq!(feed.subscriptions().len(), 1, "one subscribed, one unsubscribed");
@@ -124,32 +129,15 @@ async fn the_fulfillment_api_the_sns_links_and_the_pages_stay_open() {
     }
     // The fulfillment API keeps its own check, the API key.
     let order = r#"{"iridium": 1, "magnesite": 1}"#;
-    let client = reqwest::Client::new();
-    let fulfilled = client
-        .post(url(&hq, "/receiving/"))
-        .header("x-api-key", KEY)
-        .body(order)
-        .send()
-        .await
-        .unwrap();
+    let key = Some(("x-api-key", KEY));
+    let fulfilled = call(&hq, "POST", "/receiving/", order, key).await;
     assert_eq!(fulfilled.status(), 200);
-    let mine = client
-        .get(url(&hq, "/receiving/"))
-        .header("x-api-key", KEY)
-        .send()
-        .await
-        .unwrap();
+    let mine = call(&hq, "GET", "/receiving/", "", key).await;
     assert_eq!(mine.status(), 200);
     assert_eq!(mine.json::<Value>().await.unwrap()["fulfillments"], 1);
     // The admin credential is no API key.
     let bearer = format!("Bearer {}", hq.hq().admin_token().expose());
-    let refused = client
-        .post(url(&hq, "/receiving/"))
-        .header("authorization", bearer)
-        .body(order)
-        .send()
-        .await
-        .unwrap();
+    let refused = call(&hq, "POST", "/receiving/", order, authorization(Some(&bearer))).await;
     assert_eq!(refused.status(), 403);
     hq.shutdown(WAIT).await.unwrap();
 }
@@ -164,7 +152,14 @@ async fn a_given_credential_is_used_instead_of_the_file() {
     config.admin_token = cli.config().0.admin_token;
     let hq = start_hq(config).await;
     assert!(!dir.path().join(TOKEN_FILE).exists());
-    let authorized = call(&hq, "GET", "/totals", "", Some(&format!("Bearer {given}"))).await;
+    let authorized = call(
+        &hq,
+        "GET",
+        "/totals",
+        "",
+        authorization(Some(&format!("Bearer {given}"))),
+    )
+    .await;
     assert_eq!(authorized.status(), 200);
     assert_eq!(call(&hq, "GET", "/totals", "", None).await.status(), 401);
     hq.shutdown(WAIT).await.unwrap();
@@ -303,21 +298,13 @@ async fn secrets_in_endpoints_are_never_listed_logged_or_echoed() {
     )
     .await;
 
-    let admin = admin_client(&hq);
-    let topics = admin
-        .get(url(&hq, "/topics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let topics = call(&hq, "GET", "/topics", "", None).await.text().await.unwrap();
     assert!(topics.contains(&shown), "{topics}");
     assert!(
         topics.contains(&format!("http://***@{down}/magnesite/?token=***")),
         "{topics}"
     );
-    let refused = admin
+    let refused = admin_client(&hq)
         .post(url(&hq, "/topics/orders/subscriptions"))
         .json(&json!({ "endpoint": "ftp://ops:s3cret@proxy/order/" }))
         .send()
