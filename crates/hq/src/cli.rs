@@ -35,9 +35,10 @@ pub struct Cli {
         long = "api-key",
         env = "HQ_API_KEYS",
         value_delimiter = ',',
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_api_key
     )]
-    pub api_keys: Vec<String>,
+    pub api_keys: Vec<ApiKey>,
     /// The admin credential that issuing keys, totals, faults, subscribing
     /// and publishing require (16 to 512 visible ASCII characters). Give it
     /// by the environment (a flag shows in `ps`); default: the file
@@ -93,6 +94,12 @@ pub struct Cli {
 /// `duration` in whole milliseconds, as the flags take it.
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Parses an API key, trimmed; held as an [`ApiKey`] so that the flags'
+/// `Debug` never shows it.
+fn parse_api_key(text: &str) -> Result<ApiKey, std::convert::Infallible> {
+    Ok(ApiKey::new(text.trim()))
 }
 
 /// Parses `topic=rate`.
@@ -152,9 +159,8 @@ impl Cli {
         let mut api_keys: Vec<ApiKey> = self
             .api_keys
             .iter()
-            .map(|key| key.trim())
-            .filter(|key| !key.is_empty())
-            .map(ApiKey::new)
+            .filter(|key| !key.expose().is_empty())
+            .cloned()
             .collect();
         let issued = self.issue_key.then(keys::generate);
         api_keys.extend(issued.clone());

@@ -146,7 +146,10 @@ async fn the_fulfillment_api_the_sns_links_and_the_pages_stay_open() {
 async fn a_given_credential_is_used_instead_of_the_file() {
     use clap::Parser;
     let given = "given-admin-token-0123456789";
-    let cli = hq::cli::Cli::try_parse_from(["hq", "--admin-token", given]).unwrap();
+    let cli =
+        hq::cli::Cli::try_parse_from(["hq", "--admin-token", given, "--api-key", "k3y-s3cret"]).unwrap();
+    let shown = format!("{cli:?}");
+    assert!(!shown.contains(given) && !shown.contains("k3y-s3cret"), "{shown}");
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     config.admin_token = cli.config().0.admin_token;
