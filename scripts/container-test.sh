@@ -48,6 +48,7 @@ SERVICES=(monolith iridium magnesite)
 IMAGES=("${SERVICES[@]}" hq)
 PREFIX=ist-ct
 API_KEY="ct-key-$$"
+ADMIN_TOKEN="ct-admin-token-$$" # HQ's admin credential: publishing needs it
 WORK=$(mktemp -d /tmp/interstella-ct.XXXXXX)
 export DOCKER_BUILDKIT=0 # the classic builder: FROM scratch needs nothing else
 WORKSHOP_ORDER='{"Message":{"bundle":"1"}}'
@@ -125,6 +126,7 @@ run_container() {
 http() {
   local args=(-sS -o "$WORK/body" -w '%{http_code}' --max-time 20 -X "$1" "$2")
   [ $# -ge 3 ] && args+=(-H "Content-Type: application/json" -d "$3")
+  [ -n "${HTTP_AUTH:-}" ] && args+=(-H "$HTTP_AUTH")
   CODE=$(curl "${args[@]}" 2>"$WORK/curl.err") || CODE=000
   BODY=$(cat "$WORK/body" 2>/dev/null || true)
 }
@@ -175,7 +177,7 @@ r = json.load(sys.stdin)
 sys.exit(0 if (r["published"], r["fulfilled"], r["lost"], r["duplicated"], r["pending"]) == (3, 3, 0, 0, 0) else 1)'
 }
 publish() { # TOPIC ORDER: HQ publishes on its feed, signs and delivers like SNS
-  http POST "http://127.0.0.1:$P_HQ/topics/$1/publish" "$2"
+  HTTP_AUTH="Authorization: Bearer $ADMIN_TOKEN" http POST "http://127.0.0.1:$P_HQ/topics/$1/publish" "$2"
 }
 
 # ---------------------------------------------------------------------------
@@ -306,7 +308,7 @@ run_containers() {
   PROXY_URL=http://host.docker.internal:$P_PROXY
   HQ_STARTED_MS=$(now_ms)
   run_container hq hq -p "127.0.0.1:$P_HQ:4000" -p "$GW:$P_HQ:4000" -v "$HQ_VOLUME:/data" \
-    -e "HQ_PUBLIC_URL=http://host.docker.internal:$P_HQ/" -e "HQ_API_KEYS=$API_KEY" \
+    -e "HQ_PUBLIC_URL=http://host.docker.internal:$P_HQ/" -e "HQ_API_KEYS=$API_KEY" -e "HQ_ADMIN_TOKEN=$ADMIN_TOKEN" \
     -e "HQ_SUBSCRIBE=orders=$PROXY_URL/order/,iridium=$PROXY_URL/iridium/,magnesite=$PROXY_URL/magnesite/" \
     -e HQ_SUBSCRIBE_EVERY_MS=500 -e HQ_RETRIES=5 -e HQ_RETRY_MIN_DELAY_MS=200 \
     -e HQ_RETRY_MAX_DELAY_MS=2000 -e HQ_BACKOFF=exponential -e HQ_DRAIN_SECS=5

@@ -3,6 +3,12 @@
 //! feed's own API for subscribing, publishing and watching.
 //!
 //! Errors become status codes in one place, [`ApiError`]'s `IntoResponse`.
+//!
+//! Who may do what: the fulfillment API takes an API key (`x-api-key`);
+//! issuing keys, every key's totals, faults, subscribing, unsubscribing and
+//! publishing take HQ's admin credential (the [`Admin`] extractor); the
+//! SubscribeURL (its token is the secret), the signing certificate and the
+//! read-only pages are public, as SNS' are.
 
 use crate::faults::{Fault, FaultPlan};
 use crate::feed::{FeedError, Topic};
@@ -11,7 +17,8 @@ use crate::state::Hq;
 use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -35,6 +42,12 @@ enum ApiError {
     /// No `x-api-key`, or one HQ never issued (API Gateway's answer).
     #[error("Forbidden")]
     Forbidden,
+    /// An admin route without HQ's admin credential.
+    #[error(
+        "this needs HQ's admin credential: send Authorization: Bearer <token> \
+         (the token is HQ_ADMIN_TOKEN, or else the file admin-token in HQ's data directory)"
+    )]
+    Unauthorized,
     /// The body or a header is not what the endpoint takes.
     #[error("{0}")]
     BadRequest(String),
@@ -57,13 +70,14 @@ impl ApiError {
     fn status(&self) -> StatusCode {
         match self {
             Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Injected(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Feed(FeedError::UnknownTopic(_))
             | Self::Feed(FeedError::UnknownToken)
             | Self::Feed(FeedError::UnknownSubscription(_)) => StatusCode::NOT_FOUND,
-            Self::Feed(FeedError::BadOrder(_)) | Self::Feed(FeedError::BadEndpoint(_)) => {
+            Self::Feed(FeedError::BadOrder(_)) | Self::Feed(FeedError::BadEndpoint) => {
                 StatusCode::BAD_REQUEST
             }
             Self::Ledger(LedgerError::IdempotencyConflict(_)) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -80,7 +94,39 @@ impl IntoResponse for ApiError {
         } else {
             tracing::warn!(%status, error = %self, "request refused");
         }
-        (status, Json(json!({ "message": self.to_string() }))).into_response()
+        let mut response = (status, Json(json!({ "message": self.to_string() }))).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"interstella-hq\""),
+            );
+        }
+        response
+    }
+}
+
+/// Proof that a request carries HQ's admin credential: a handler that takes
+/// it answers 401 to anyone else, before reading the body.
+struct Admin;
+
+impl FromRequestParts<Hq> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, hq: &Hq) -> Result<Self, ApiError> {
+        require_admin(hq, &parts.headers).map(|()| Admin)
+    }
+}
+
+/// Ok when `headers` carry `Authorization: Bearer <HQ's admin credential>`.
+fn require_admin(hq: &Hq, headers: &HeaderMap) -> Result<(), ApiError> {
+    let authorized = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| hq.admin_token().authorizes(value));
+    if authorized {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized)
     }
 }
 
@@ -101,9 +147,10 @@ pub fn router(hq: Hq) -> Router {
 }
 
 /// `GET /`: SNS' query API for the links in messages (`Action=ConfirmSubscription`,
-/// `Action=Unsubscribe`), else a page saying what is where.
+/// `Action=Unsubscribe`, the latter for the admin only), else a page saying what is where.
 async fn index_or_action(
     State(hq): State<Hq>,
+    headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Result<Response, ApiError> {
     let param = |name: &str| query.get(name).map(String::as_str).unwrap_or_default();
@@ -116,6 +163,8 @@ async fn index_or_action(
             ))
         }
         Some("Unsubscribe") => {
+            // The subscription ARNs are listed on /topics: knowing one is no proof.
+            require_admin(&hq, &headers)?;
             hq.feed().unsubscribe(param("SubscriptionArn"))?;
             Ok(sns_xml("Unsubscribe", ""))
         }
@@ -132,14 +181,15 @@ fn index(hq: &Hq) -> String {
         "Interstella HQ\n\n\
          POST {base}/receiving/                     fulfillment API (x-api-key, {FULFILLMENT_EXAMPLE})\n\
          GET  {base}/receiving/                     your key's totals (x-api-key)\n\
-         POST {base}/keys                           key portal: issue a key ({{\"owner\": \"you\"}})\n\
-         GET  {base}/totals                         totals per key\n\
+         POST {base}/keys                           key portal: issue a key ({{\"owner\": \"you\"}}) [admin]\n\
+         GET  {base}/totals                         totals per key [admin]\n\
          GET  {base}/topics                         topics, subscriptions, delivery counters\n\
-         POST {base}/topics/<topic>/subscriptions   subscribe {{\"endpoint\": \"http://...\"}}\n\
-         POST {base}/topics/<topic>/publish         publish an order, e.g. {{\"bundle\": 1}}\n\
+         POST {base}/topics/<topic>/subscriptions   subscribe {{\"endpoint\": \"http://...\"}} [admin]\n\
+         POST {base}/topics/<topic>/publish         publish an order, e.g. {{\"bundle\": 1}} [admin]\n\
          GET  {base}/reconciliation                 orders published against fulfillments recorded\n\
-         POST {base}/faults                         make fulfillments fail ({{\"fail_fulfillments\": 3, \"lose_responses\": 3}})\n\
-         GET  {base}/{cert}   signing certificate\n",
+         POST {base}/faults                         make fulfillments fail ({{\"fail_fulfillments\": 3, \"lose_responses\": 3}}) [admin]\n\
+         GET  {base}/{cert}   signing certificate\n\n\
+         [admin]: send Authorization: Bearer <HQ's admin credential>\n",
         cert = hq.feed().cert_url().rsplit('/').next().unwrap_or_default(),
     )
 }
@@ -241,7 +291,7 @@ struct KeyRequest {
 }
 
 /// `POST /keys`: the key portal; issues a new key.
-async fn issue_key(State(hq): State<Hq>, body: Bytes) -> Result<Response, ApiError> {
+async fn issue_key(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Response, ApiError> {
     let request: KeyRequest = if body.iter().all(u8::is_ascii_whitespace) {
         KeyRequest::default()
     } else {
@@ -264,7 +314,7 @@ async fn issue_key(State(hq): State<Hq>, body: Bytes) -> Result<Response, ApiErr
 }
 
 /// `GET /totals`: totals per key (key ids, never keys).
-async fn all_totals(State(hq): State<Hq>) -> Result<Response, ApiError> {
+async fn all_totals(_: Admin, State(hq): State<Hq>) -> Result<Response, ApiError> {
     Ok(Json(hq.ledger().totals().await?).into_response())
 }
 
@@ -298,6 +348,7 @@ struct SubscribeRequest {
 
 /// `POST /topics/<topic>/subscriptions`: subscribe an HTTP endpoint.
 async fn subscribe(
+    _: Admin,
     State(hq): State<Hq>,
     Path(name): Path<String>,
     body: Bytes,
@@ -311,7 +362,12 @@ async fn subscribe(
 }
 
 /// `POST /topics/<topic>/publish`: publish one order; the body is the order.
-async fn publish(State(hq): State<Hq>, Path(name): Path<String>, body: Bytes) -> Result<Response, ApiError> {
+async fn publish(
+    _: Admin,
+    State(hq): State<Hq>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
     let topic = topic(&name)?;
     let message = std::str::from_utf8(&body)
         .map_err(|_| ApiError::BadRequest("the order must be UTF-8 JSON".into()))?
@@ -326,7 +382,7 @@ async fn reconciliation(State(hq): State<Hq>) -> Result<Response, ApiError> {
 }
 
 /// `POST /faults`: inject faults into the next fulfillments.
-async fn add_faults(State(hq): State<Hq>, body: Bytes) -> Result<Response, ApiError> {
+async fn add_faults(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Response, ApiError> {
     let plan: FaultPlan = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
             "expected {{\"fail_fulfillments\": n, \"lose_responses\": n}}: {e}"
@@ -337,6 +393,6 @@ async fn add_faults(State(hq): State<Hq>, body: Bytes) -> Result<Response, ApiEr
 }
 
 /// `GET /faults`: faults still to inject.
-async fn faults(State(hq): State<Hq>) -> Response {
+async fn faults(_: Admin, State(hq): State<Hq>) -> Response {
     Json(hq.faults().remaining()).into_response()
 }

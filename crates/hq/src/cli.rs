@@ -1,8 +1,9 @@
 //! The `hq` binary's command line; every flag is also an environment variable.
 
+use crate::admin::{AdminToken, AdminTokenError, TOKEN_ENV};
 use crate::config::{DEFAULT_SUBSCRIBE_EVERY, HqConfig};
 use crate::feed::generator::GeneratorConfig;
-use crate::feed::{Backoff, FeedConfig, RetryPolicy, Topic, parse_endpoint};
+use crate::feed::{Backoff, Endpoint, FeedConfig, RetryPolicy, Topic};
 use crate::keys;
 use clap::Parser;
 use platform::ApiKey;
@@ -41,9 +42,21 @@ pub struct Cli {
         long = "api-key",
         env = "HQ_API_KEYS",
         value_delimiter = ',',
-        hide_env_values = true
+        hide_env_values = true,
+        value_parser = parse_api_key
     )]
-    pub api_keys: Vec<String>,
+    pub api_keys: Vec<ApiKey>,
+    /// The admin credential that issuing keys, totals, faults, subscribing
+    /// and publishing require (16 to 512 visible ASCII characters). Give it
+    /// by the environment (a flag shows in `ps`); default: the file
+    /// `admin-token` in the data directory, made at first start.
+    #[arg(
+        long = "admin-token",
+        env = TOKEN_ENV,
+        hide_env_values = true,
+        value_parser = AdminTokenParser
+    )]
+    pub admin_token: Option<AdminToken>,
     /// Issue a fresh key at start and print it (once, on stderr).
     #[arg(long)]
     pub issue_key: bool,
@@ -76,7 +89,7 @@ pub struct Cli {
     /// SubscriptionConfirmation again every `--subscribe-every-ms` until it
     /// confirms, so the endpoint may start after HQ.
     #[arg(long = "subscribe", env = "HQ_SUBSCRIBE", value_delimiter = ',', value_parser = parse_subscription)]
-    pub subscriptions: Vec<(Topic, Url)>,
+    pub subscriptions: Vec<(Topic, Endpoint)>,
     /// How often an unconfirmed `--subscribe` endpoint is sent its confirmation again, in milliseconds.
     #[arg(long, env = "HQ_SUBSCRIBE_EVERY_MS", default_value_t = millis(DEFAULT_SUBSCRIBE_EVERY))]
     pub subscribe_every_ms: u64,
@@ -88,6 +101,12 @@ pub struct Cli {
 /// `duration` in whole milliseconds, as the flags take it.
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Parses an API key, trimmed; held as an [`ApiKey`] so that the flags'
+/// `Debug` never shows it.
+fn parse_api_key(text: &str) -> Result<ApiKey, std::convert::Infallible> {
+    Ok(ApiKey::new(text.trim()))
 }
 
 /// Parses `topic=rate`.
@@ -105,13 +124,38 @@ pub fn parse_rate(text: &str) -> Result<(Topic, f64), String> {
     Ok((topic, rate))
 }
 
+/// Parses an admin credential. Unlike a plain function's error, which clap
+/// prints after the value, this one never quotes it.
+#[derive(Debug, Clone, Copy)]
+pub struct AdminTokenParser;
+
+impl clap::builder::TypedValueParser for AdminTokenParser {
+    type Value = AdminToken;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<AdminToken, clap::Error> {
+        value
+            .to_str()
+            .ok_or(AdminTokenError::Malformed)
+            .and_then(AdminToken::parse)
+            .map_err(|error| {
+                clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{error}\n")).with_cmd(cmd)
+            })
+    }
+}
+
 /// Parses `topic=http://endpoint/path/`.
-pub fn parse_subscription(text: &str) -> Result<(Topic, Url), String> {
+pub fn parse_subscription(text: &str) -> Result<(Topic, Endpoint), String> {
     let (topic, endpoint) = text
         .split_once('=')
-        .ok_or_else(|| format!("expected topic=http://endpoint/, got {text:?}"))?;
+        // Not quoted: the text may hold a password.
+        .ok_or_else(|| "expected topic=http://endpoint/, such as orders=http://proxy/order/".to_owned())?;
     let topic = topic.trim().parse::<Topic>().map_err(|e| e.to_string())?;
-    let endpoint = parse_endpoint(endpoint).map_err(|e| e.to_string())?;
+    let endpoint = Endpoint::parse(endpoint).map_err(|e| e.to_string())?;
     Ok((topic, endpoint))
 }
 
@@ -122,15 +166,15 @@ impl Cli {
         let mut api_keys: Vec<ApiKey> = self
             .api_keys
             .iter()
-            .map(|key| key.trim())
-            .filter(|key| !key.is_empty())
-            .map(ApiKey::new)
+            .filter(|key| !key.expose().is_empty())
+            .cloned()
             .collect();
         let issued = self.issue_key.then(keys::generate);
         api_keys.extend(issued.clone());
         let config = HqConfig {
             data_dir: self.data_dir.clone(),
             api_keys,
+            admin_token: self.admin_token.clone(),
             public_url: self.public_url.clone(),
             feed: FeedConfig {
                 retry: RetryPolicy {

@@ -1,8 +1,8 @@
 //! What HQ is told at start: [`HqConfig`] and its defaults.
 
-use crate::feed::FeedConfig;
-use crate::feed::Topic;
+use crate::admin::AdminToken;
 use crate::feed::generator::GeneratorConfig;
+use crate::feed::{Endpoint, FeedConfig, Topic};
 use platform::ApiKey;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -15,6 +15,9 @@ pub struct HqConfig {
     pub data_dir: PathBuf,
     /// Keys accepted from the start, besides those the portal issues.
     pub api_keys: Vec<ApiKey>,
+    /// The admin credential (`HQ_ADMIN_TOKEN`); default: the one in the
+    /// data directory's `admin-token`, made at first start.
+    pub admin_token: Option<AdminToken>,
     /// The URL services reach HQ at; default `http://<listen address>`.
     pub public_url: Option<Url>,
     /// How the feed delivers.
@@ -23,7 +26,7 @@ pub struct HqConfig {
     pub generator: GeneratorConfig,
     /// Endpoints to subscribe once HQ listens; each is sent its
     /// SubscriptionConfirmation again until it confirms (none by default).
-    pub subscriptions: Vec<(Topic, Url)>,
+    pub subscriptions: Vec<(Topic, Endpoint)>,
     /// How often an unconfirmed start-up subscription is sent its confirmation again.
     pub subscribe_every: Duration,
 }
@@ -34,6 +37,7 @@ impl HqConfig {
         Self {
             data_dir: data_dir.into(),
             api_keys: Vec::new(),
+            admin_token: None,
             public_url: None,
             feed: FeedConfig::default(),
             generator: GeneratorConfig::default(),

@@ -4,6 +4,8 @@
 //! - the fulfillment API (`POST /receiving/`, API Gateway + DynamoDB in the
 //!   workshop) recording into an SQLite [`ledger`], with idempotency keys;
 //! - the key portal ([`keys`]);
+//! - an [`admin`] credential guarding everything but the fulfillment API,
+//!   the SNS links and the read-only pages;
 //! - an SNS-compatible order [`feed`] with three topics, signed deliveries
 //!   ([`signing`]) retried like SNS, and the order generator.
 //!
@@ -13,6 +15,7 @@
 //! Dependencies flow one way: [`server`] starts [`api`]'s router over the
 //! shared [`state`], which holds the [`ledger`] and the [`feed`].
 
+pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod config;
@@ -20,6 +23,7 @@ pub mod faults;
 pub mod feed;
 pub mod keys;
 pub mod ledger;
+mod secret_file;
 pub mod server;
 pub mod signing;
 pub mod sns_signer;

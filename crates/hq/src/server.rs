@@ -2,10 +2,11 @@
 //! start-up subscriptions; [`RunningHq`] is the handle that stops it and
 //! reconciles; [`run`] is the whole `hq` binary after argument parsing.
 
+use crate::admin::{TOKEN_ENV, TOKEN_FILE};
 use crate::api;
 use crate::config::HqConfig;
 use crate::feed::generator::{Generator, GeneratorConfig};
-use crate::feed::{Feed, Topic};
+use crate::feed::{Endpoint, Feed, Topic};
 use crate::ledger::Reconciliation;
 use crate::state::{Hq, StartError};
 use std::future::Future;
@@ -72,10 +73,19 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
 
 /// Subscribes `endpoint` to `topic`, sending the confirmation again every
 /// `every` until it confirms, in a task of its own.
-fn subscribe_in_background(feed: &Feed, topic: Topic, endpoint: &Url, every: Duration) -> JoinHandle<()> {
-    let (feed, endpoint) = (feed.clone(), endpoint.to_string());
+fn subscribe_in_background(
+    feed: &Feed,
+    topic: Topic,
+    endpoint: &Endpoint,
+    every: Duration,
+) -> JoinHandle<()> {
+    let (feed, endpoint) = (feed.clone(), endpoint.clone());
     tokio::spawn(async move {
-        if let Err(error) = feed.subscribe_until_confirmed(topic, &endpoint, every).await {
+        if let Err(error) = feed
+            .subscribe_until_confirmed(topic, endpoint.clone(), every)
+            .await
+        {
+            // Shown masked, as everywhere: `Endpoint`'s Display.
             tracing::error!(%topic, %endpoint, %error, "start-up subscription abandoned");
         }
     })
@@ -142,9 +152,15 @@ pub async fn run(
     drain: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Reconciliation> {
+    // Where the credential is, never what it is.
+    let admin_token_source = match config.admin_token {
+        Some(_) => TOKEN_ENV.to_owned(),
+        None => config.data_dir.join(TOKEN_FILE).display().to_string(),
+    };
     let running = start(listener, config).await?;
     tracing::info!(
-        "HQ listening on {}: fulfillment API {}, SNS stand-in (AWS_ENDPOINT_URL_SNS) {}",
+        "HQ listening on {}: fulfillment API {}, SNS stand-in (AWS_ENDPOINT_URL_SNS) {}, \
+         admin credential (Authorization: Bearer) in {admin_token_source}",
         running.addr(),
         running.hq().fulfillment_url(),
         running.hq().base_url()

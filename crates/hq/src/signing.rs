@@ -21,6 +21,8 @@ use x509_cert::serial_number::SerialNumber;
 use x509_cert::spki::SubjectPublicKeyInfoOwned;
 use x509_cert::time::Validity;
 
+use crate::secret_file;
+
 /// File name of the private key inside the data directory.
 pub const KEY_FILE: &str = "sns-signing-key.pem";
 /// File name of the certificate inside the data directory.
@@ -69,19 +71,21 @@ impl std::fmt::Debug for SigningIdentity {
 impl SigningIdentity {
     /// Loads the identity from `dir`, or makes and saves one there. Making
     /// an RSA-2048 key takes a moment (seconds in a debug build), hence the
-    /// files: every later start reuses them.
+    /// files: every later start reuses them. The key file is mode 0600,
+    /// tightened to that if it was wider.
     pub fn load_or_create(dir: &Path) -> Result<Self, SigningError> {
         let key_path = dir.join(KEY_FILE);
         let cert_path = dir.join(CERT_FILE);
         if key_path.exists() && cert_path.exists() {
-            let key_pem = read(&key_path)?;
-            let cert_pem = read(&cert_path)?;
+            let key_pem = io(&key_path, secret_file::read(&key_path))?;
+            let cert_pem = io(&cert_path, std::fs::read_to_string(&cert_path))?;
             return Self::from_pem(&key_pem, &cert_pem);
         }
         tracing::info!("making HQ's SNS signing key (first start only)");
         let (key_pem, cert_pem) = generate()?;
-        write(&key_path, &key_pem)?;
-        write(&cert_path, &cert_pem)?;
+        io(&key_path, secret_file::write(&key_path, &key_pem))?;
+        // The certificate is public: SNS serves it to anyone.
+        io(&cert_path, std::fs::write(&cert_path, &cert_pem))?;
         Self::from_pem(&key_pem, &cert_pem)
     }
 
@@ -150,15 +154,9 @@ pub fn generate() -> Result<(String, String), SigningError> {
     Ok((key_pem, cert_pem))
 }
 
-fn read(path: &Path) -> Result<String, SigningError> {
-    std::fs::read_to_string(path).map_err(|source| SigningError::Io {
-        path: path.display().to_string(),
-        source,
-    })
-}
-
-fn write(path: &Path, text: &str) -> Result<(), SigningError> {
-    std::fs::write(path, text).map_err(|source| SigningError::Io {
+/// `result` of a file operation on `path`, its error naming the file.
+fn io<T>(path: &Path, result: std::io::Result<T>) -> Result<T, SigningError> {
+    result.map_err(|source| SigningError::Io {
         path: path.display().to_string(),
         source,
     })

@@ -2,6 +2,7 @@
 //! the faults to inject, opened from the data directory. Every handler and
 //! background task holds a clone.
 
+use crate::admin::{AdminToken, AdminTokenError};
 use crate::config::HqConfig;
 use crate::faults::Faults;
 use crate::feed::{Feed, FeedStartError};
@@ -24,6 +25,9 @@ pub enum StartError {
     /// The signing identity could not be loaded or made.
     #[error(transparent)]
     Signing(#[from] SigningError),
+    /// The admin credential is malformed or could not be loaded or made.
+    #[error(transparent)]
+    Admin(#[from] AdminTokenError),
     /// The ledger could not be opened.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -38,7 +42,7 @@ pub enum StartError {
     Task(String),
 }
 
-/// HQ's state: ledger, feed and signing identity. Cheap to clone.
+/// HQ's state: ledger, feed, signing identity and admin credential. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Hq {
     inner: Arc<HqInner>,
@@ -48,14 +52,16 @@ pub struct Hq {
 struct HqInner {
     base_url: Url,
     identity: SigningIdentity,
+    admin_token: AdminToken,
     ledger: Ledger,
     feed: Feed,
     faults: Faults,
 }
 
 impl Hq {
-    /// Opens the data directory (making the signing key on first use) and
-    /// registers the configured keys; `base_url` is where HQ is reached.
+    /// Opens the data directory (making the signing key and the admin
+    /// credential on first use) and registers the configured keys;
+    /// `base_url` is where HQ is reached.
     pub async fn open(config: &HqConfig, base_url: Url) -> Result<Self, StartError> {
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(|source| StartError::Io {
@@ -68,6 +74,10 @@ impl Hq {
         })
         .await
         .map_err(|e| StartError::Task(e.to_string()))??;
+        let admin_token = match &config.admin_token {
+            Some(given) => given.clone(),
+            None => AdminToken::load_or_create(&dir)?,
+        };
         let ledger = Ledger::open(&dir)?;
         for key in &config.api_keys {
             ledger.add_key(key.expose(), "given at start").await?;
@@ -84,6 +94,7 @@ impl Hq {
             inner: Arc::new(HqInner {
                 base_url,
                 identity,
+                admin_token,
                 ledger,
                 feed,
                 faults: Faults::default(),
@@ -121,6 +132,11 @@ impl Hq {
     /// The signing identity.
     pub fn identity(&self) -> &SigningIdentity {
         &self.inner.identity
+    }
+
+    /// The admin credential that HQ's protected routes require.
+    pub fn admin_token(&self) -> &AdminToken {
+        &self.inner.admin_token
     }
 
     /// This run's orders against the ledger.

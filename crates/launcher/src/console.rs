@@ -98,10 +98,14 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
          magnesite                      {magnesite}  (magnesite topic -> /magnesite/)\n\n\
          Generating: {rates}\n\n\
          Try it:\n  \
-         curl -X POST -d '{{\"bundle\": 1}}' {hq}/topics/orders/publish\n  \
+         export HQ_ADMIN_TOKEN={admin}  # HQ's admin credential, kept in {admin_file}\n  \
+         curl -H \"Authorization: Bearer $HQ_ADMIN_TOKEN\" -X POST -d '{{\"bundle\": 1}}' {hq}/topics/orders/publish\n  \
          curl -H 'Content-Type: application/json' -X POST -d '{{\"Message\":{{\"bundle\":\"1\"}}}}' {monolith}order/\n  \
-         curl {hq}/totals\n\n\
+         curl -H \"Authorization: Bearer $HQ_ADMIN_TOKEN\" {hq}/totals\n\n\
          Ctrl-C stops everything and prints the reconciliation.\n",
+        // Shown once, to the person who started HQ; never logged.
+        admin = platform.hq().admin_token().expose(),
+        admin_file = config.data_dir.join(hq::admin::TOKEN_FILE).display(),
         monolith = platform.monolith.url("/"),
         iridium = platform.iridium.url("/iridium/"),
         magnesite = platform.magnesite.url("/magnesite/"),

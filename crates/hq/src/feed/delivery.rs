@@ -1,7 +1,8 @@
 //! Delivering an envelope to a subscription the way SNS does: one POST with
 //! SNS' headers per attempt, at most `max_concurrent_deliveries` at once,
 //! 5xx / timeouts / refused connections retried per the [`super::RetryPolicy`],
-//! and the outcome counted and recorded in the ledger.
+//! and the outcome counted and recorded in the ledger. At most
+//! [`MAX_ANSWER_BYTES`] of an answer are read.
 
 use super::Inner;
 use super::subscriptions::Subscription;
@@ -20,6 +21,29 @@ enum Attempt {
     Done(DeliveryOutcome, u16),
     /// 5xx, no answer in time, or no connection: worth another try (why).
     Retry(String),
+}
+
+/// The most of a subscriber's answer HQ reads. SNS ignores the body; HQ
+/// reads a small one to the end so the connection can be reused, and drops
+/// the connection on a larger one, so no subscriber can fill HQ's memory.
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+
+/// Reads and discards `response`'s body if it is at most
+/// [`MAX_ANSWER_BYTES`]; past that, drops it, which closes the connection.
+async fn discard_capped(mut response: reqwest::Response) {
+    if response
+        .content_length()
+        .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
+    {
+        return;
+    }
+    let mut read = 0;
+    while read <= MAX_ANSWER_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => read += chunk.len(),
+            Ok(None) | Err(_) => return,
+        }
+    }
 }
 
 /// The HTTP client deliveries are made with: no redirects (SNS follows
@@ -142,7 +166,7 @@ impl Inner {
         };
         let mut request = self
             .client
-            .post(subscription.endpoint.clone())
+            .post(subscription.endpoint.url().clone())
             .timeout(self.config.delivery_timeout)
             .header(MESSAGE_TYPE_HEADER, envelope.message_type.as_str())
             .header(MESSAGE_ID_HEADER, &envelope.message_id)
@@ -157,8 +181,7 @@ impl Inner {
         match request.send().await {
             Ok(response) => {
                 let status = response.status();
-                // Read to the end so the connection can be reused.
-                let _ = response.bytes().await;
+                discard_capped(response).await;
                 if status.is_server_error() {
                     Attempt::Retry(format!("answered {status}"))
                 } else if status.is_client_error() {

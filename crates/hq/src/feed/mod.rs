@@ -12,6 +12,7 @@
 //! files.
 
 mod delivery;
+mod endpoint;
 mod envelopes;
 pub mod generator;
 pub mod retry;
@@ -19,9 +20,11 @@ mod stats;
 mod subscriptions;
 pub mod topic;
 
+pub use delivery::MAX_ANSWER_BYTES;
+pub use endpoint::Endpoint;
 pub use retry::{Backoff, RetryPolicy};
 pub use stats::TopicStats;
-pub use subscriptions::{SubscriptionInfo, SubscriptionState, parse_endpoint};
+pub use subscriptions::{SubscriptionInfo, SubscriptionState};
 pub use topic::{Topic, UnknownTopic};
 
 use crate::ledger::{Ledger, LedgerError};
@@ -68,9 +71,10 @@ pub enum FeedError {
     /// The message is not an order for the topic.
     #[error("not an order for this topic: {0}")]
     BadOrder(#[from] OrderError),
-    /// The endpoint is not an http(s) URL.
-    #[error("endpoint must be an http:// or https:// URL, got {0:?}")]
-    BadEndpoint(String),
+    /// The endpoint is not an http(s) URL; it is not quoted, as it may
+    /// hold a password.
+    #[error("endpoint must be an http:// or https:// URL with a host, such as http://proxy/order/")]
+    BadEndpoint,
     /// The confirmation token matches no pending subscription of the topic.
     #[error("no subscription awaits confirmation with this token on this topic")]
     UnknownToken,

@@ -1,11 +1,11 @@
 //! The subscription registry: HTTP(S) endpoints subscribed to a topic,
 //! pending until they GET their SubscribeURL, as SNS confirms them.
 
-use super::{Feed, FeedError, Topic, lock_ignoring_poison};
+use super::{Endpoint, Feed, FeedError, Topic, lock_ignoring_poison};
 use serde::Serialize;
+use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
-use url::Url;
 
 /// Where a subscription stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -24,52 +24,52 @@ pub struct SubscriptionInfo {
     pub subscription_arn: String,
     /// The topic.
     pub topic: Topic,
-    /// Where deliveries go.
+    /// Where deliveries go, as shown: credentials and query values masked
+    /// (`http://***@host/path?token=***`).
     pub endpoint: String,
     /// Whether it was confirmed.
     pub state: SubscriptionState,
 }
 
-/// A subscription with what only HQ sees: the parsed endpoint and the token.
-#[derive(Debug, Clone)]
+/// A subscription with what only HQ sees: the endpoint and the token.
+#[derive(Clone)]
 pub(super) struct Subscription {
     /// What is listed.
     pub(super) info: SubscriptionInfo,
     /// Where deliveries go.
-    pub(super) endpoint: Url,
+    pub(super) endpoint: Endpoint,
     /// The secret in the SubscribeURL.
     pub(super) token: String,
+}
+
+impl fmt::Debug for Subscription {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Subscription")
+            .field("info", &self.info)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Every subscription.
 #[derive(Debug, Default)]
 pub(super) struct Subscriptions(Mutex<Vec<Subscription>>);
 
-/// `text` as an endpoint HQ can deliver to: an http(s) URL with a host.
-pub fn parse_endpoint(text: &str) -> Result<Url, FeedError> {
-    Url::parse(text.trim())
-        .ok()
-        .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
-        .ok_or_else(|| FeedError::BadEndpoint(text.to_owned()))
-}
-
 impl Subscriptions {
     /// Adds a subscription of `endpoint` to `topic`, pending confirmation.
-    fn add_pending(&self, topic: Topic, endpoint: &str) -> Result<Subscription, FeedError> {
-        let url = parse_endpoint(endpoint)?;
+    fn add_pending(&self, topic: Topic, endpoint: Endpoint) -> Subscription {
         let subscription = Subscription {
             info: SubscriptionInfo {
                 subscription_arn: format!("{}:{}", topic.arn(), uuid::Uuid::new_v4()),
                 topic,
-                endpoint: url.to_string(),
+                endpoint: endpoint.to_string(),
                 state: SubscriptionState::PendingConfirmation,
             },
-            endpoint: url,
+            endpoint,
             token: hex::encode(rand::random::<[u8; 32]>()),
         };
         lock_ignoring_poison(&self.0).push(subscription.clone());
         tracing::info!(topic = %topic, endpoint = %subscription.info.endpoint, "subscription pending confirmation");
-        Ok(subscription)
+        subscription
     }
 
     /// The subscription `subscription_arn` as listed, if it still exists.
@@ -129,7 +129,10 @@ impl Feed {
     /// Subscribes an HTTP(S) endpoint to `topic` and sends it a
     /// SubscriptionConfirmation; nothing else is delivered until it confirms.
     pub fn subscribe(&self, topic: Topic, endpoint: &str) -> Result<SubscriptionInfo, FeedError> {
-        let subscription = self.inner.subscriptions.add_pending(topic, endpoint)?;
+        let subscription = self
+            .inner
+            .subscriptions
+            .add_pending(topic, Endpoint::parse(endpoint)?);
         let info = subscription.info.clone();
         let envelope = self.inner.envelopes.confirmation(&subscription);
         self.inner.spawn_delivery(subscription, envelope);
@@ -144,10 +147,10 @@ impl Feed {
     pub async fn subscribe_until_confirmed(
         &self,
         topic: Topic,
-        endpoint: &str,
+        endpoint: Endpoint,
         every: Duration,
     ) -> Result<SubscriptionInfo, FeedError> {
-        let subscription = self.inner.subscriptions.add_pending(topic, endpoint)?;
+        let subscription = self.inner.subscriptions.add_pending(topic, endpoint);
         let arn = subscription.info.subscription_arn.clone();
         let mut attempts: u64 = 0;
         loop {

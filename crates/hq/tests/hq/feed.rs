@@ -1,7 +1,9 @@
 //! The order feed: subscription confirmation, deliveries as SNS makes them,
 //! signatures, retries.
 
-use crate::support::{Subscriber, config, publish, refusal, start_hq, subscribe, subscribe_confirmed, url};
+use crate::support::{
+    Subscriber, admin_client, config, publish, refusal, start_hq, subscribe, subscribe_confirmed, url,
+};
 use axum::http::StatusCode;
 use base64::Engine;
 use contracts::{Envelope, MessageType};
@@ -157,7 +159,7 @@ async fn served_certificate_key(envelope: &Envelope) -> VerifyingKey<Sha256> {
 async fn publishing_checks_the_order_like_the_services() {
     let dir = tempfile::tempdir().unwrap();
     let hq = start_hq(config(dir.path())).await;
-    let client = reqwest::Client::new();
+    let client = admin_client(&hq);
     for (topic, body, status, says) in [
         ("orders", r#"{"iridium": 1}"#, 400, "not an order for this topic"),
         ("orders", "{", 400, "not an order for this topic"),

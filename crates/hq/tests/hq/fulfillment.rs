@@ -1,6 +1,6 @@
 //! The fulfillment API, the key portal and the ledger over HTTP.
 
-use crate::support::{KEY, config, get_json, post_json, publish, refusal, start_hq, url};
+use crate::support::{KEY, admin_client, config, get_json, post_json, publish, refusal, start_hq, url};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -51,7 +51,8 @@ async fn keys_are_checked_and_the_portal_issues_new_ones() {
     assert_eq!(fulfill(&client, &hq, Some(""), None, order).await.0, 403);
     assert_eq!(fulfill(&client, &hq, Some(KEY), None, order).await.0, 200);
 
-    let issued: Value = client
+    let admin = admin_client(&hq);
+    let issued: Value = admin
         .post(url(&hq, "/keys"))
         .json(&json!({"owner": "team rocket"}))
         .send()
@@ -76,7 +77,7 @@ async fn keys_are_checked_and_the_portal_issues_new_ones() {
         (mine["fulfillments"].clone(), mine["magnesite"].clone()),
         (json!(1), json!(2))
     );
-    let all = client
+    let all = admin
         .get(url(&hq, "/totals"))
         .send()
         .await
@@ -87,7 +88,7 @@ async fn keys_are_checked_and_the_portal_issues_new_ones() {
     assert!(!all.contains(new_key) && !all.contains(KEY), "{all}");
     assert!(all.contains("team rocket"));
 
-    let bad_owner = client
+    let bad_owner = admin
         .post(url(&hq, "/keys"))
         .body("{\"owner\": 3}")
         .send()
@@ -185,7 +186,8 @@ async fn the_ledger_and_keys_survive_a_restart() {
     let order = r#"{"iridium": 1, "magnesite": 1}"#;
 
     let hq = start_hq(config(dir.path())).await;
-    let issued: Value = client
+    let admin_token = hq.hq().admin_token().expose().to_owned();
+    let issued: Value = admin_client(&hq)
         .post(url(&hq, "/keys"))
         .send()
         .await
@@ -215,6 +217,8 @@ async fn the_ledger_and_keys_survive_a_restart() {
     );
     let cert_file = |u: &str| u.rsplit('/').next().unwrap().to_owned();
     assert_eq!(cert_file(&hq.hq().feed().cert_url()), cert_file(&cert_url));
+    // The admin credential made at first start is kept too.
+    assert_eq!(hq.hq().admin_token().expose(), admin_token);
     hq.shutdown(Duration::from_secs(1)).await.unwrap();
 }
 

@@ -61,6 +61,17 @@ pub async fn start_hq(config: HqConfig) -> RunningHq {
     hq::start(listener, config).await.unwrap()
 }
 
+/// A client that sends HQ's admin credential with every request.
+pub fn admin_client(hq: &RunningHq) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    let bearer = format!("Bearer {}", hq.hq().admin_token().expose());
+    headers.insert(reqwest::header::AUTHORIZATION, bearer.parse().unwrap());
+    reqwest::Client::builder()
+        .default_headers(headers)
+        .build()
+        .unwrap()
+}
+
 /// The URL of `path` on HQ.
 pub fn url(hq: &RunningHq, path: &str) -> String {
     format!("http://{}{path}", hq.addr())
@@ -206,9 +217,9 @@ async fn receive(State(state): State<SubscriberState>, headers: HeaderMap, body:
     }
 }
 
-/// Subscribes `endpoint` to `topic` through HQ's API.
+/// Subscribes `endpoint` to `topic` through HQ's API, as the admin.
 pub async fn subscribe(hq: &RunningHq, topic: &str, endpoint: &str) -> serde_json::Value {
-    let response = reqwest::Client::new()
+    let response = admin_client(hq)
         .post(url(hq, &format!("/topics/{topic}/subscriptions")))
         .json(&serde_json::json!({ "endpoint": endpoint }))
         .send()
@@ -236,9 +247,9 @@ pub async fn subscribe_confirmed(hq: &RunningHq, topic: &str, endpoint: &str) {
     .await;
 }
 
-/// Publishes `order` on `topic` through HQ's API; returns the MessageId.
+/// Publishes `order` on `topic` through HQ's API, as the admin; returns the MessageId.
 pub async fn publish(hq: &RunningHq, topic: &str, order: &str) -> String {
-    let response = reqwest::Client::new()
+    let response = admin_client(hq)
         .post(url(hq, &format!("/topics/{topic}/publish")))
         .body(order.to_owned())
         .send()
@@ -256,9 +267,9 @@ pub async fn refusal(response: reqwest::Response, status: u16) -> String {
     body["message"].as_str().unwrap().to_owned()
 }
 
-/// POSTs `body` as JSON to `path` on HQ.
+/// POSTs `body` as JSON to `path` on HQ, as the admin.
 pub async fn post_json(hq: &RunningHq, path: &str, body: &serde_json::Value) -> reqwest::Response {
-    reqwest::Client::new()
+    admin_client(hq)
         .post(url(hq, path))
         .json(body)
         .send()
@@ -266,9 +277,9 @@ pub async fn post_json(hq: &RunningHq, path: &str, body: &serde_json::Value) -> 
         .unwrap()
 }
 
-/// GETs `path` on HQ, checks it answers 200, and returns its JSON.
+/// GETs `path` on HQ as the admin, checks it answers 200, and returns its JSON.
 pub async fn get_json(hq: &RunningHq, path: &str) -> serde_json::Value {
-    let response = reqwest::get(url(hq, path)).await.unwrap();
+    let response = admin_client(hq).get(url(hq, path)).send().await.unwrap();
     assert_eq!(response.status(), 200, "{path}");
     response.json().await.unwrap()
 }

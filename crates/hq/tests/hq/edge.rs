@@ -1,0 +1,391 @@
+//! HQ trusts no one: its admin credential on every route that acts for
+//! others, its secret files private, secrets in subscription URLs masked
+//! wherever they are shown, and subscribers' answers read only so far.
+
+use crate::support::{
+    KEY, Subscriber, admin_client, config, publish, start_hq, subscribe, subscribe_confirmed, url,
+};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::routing::post;
+use contracts::{Envelope, MessageType};
+use hq::admin::TOKEN_FILE;
+use hq::feed::{MAX_ANSWER_BYTES, Topic};
+use serde_json::{Value, json};
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use testkit::wait_until;
+use tokio::net::TcpListener;
+
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Sends `method path` with `body` and, if any, the header `(name, value)`.
+async fn call(
+    hq: &hq::RunningHq,
+    method: &str,
+    path: &str,
+    body: &str,
+    header: Option<(&str, &str)>,
+) -> reqwest::Response {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+    let mut request = reqwest::Client::new()
+        .request(method, url(hq, path))
+        .body(body.to_owned());
+    if let Some((name, value)) = header {
+        request = request.header(name, value);
+    }
+    request.send().await.unwrap()
+}
+
+/// `Some(("authorization", value))`, or `None` without a value.
+fn authorization(value: Option<&str>) -> Option<(&str, &str)> {
+    value.map(|value| ("authorization", value))
+}
+
+/// The routes that need the admin credential, each with a request that
+/// succeeds with it and the status it then gets.
+const ADMIN_ROUTES: [(&str, &str, &str, u16); 7] = [
+    ("POST", "/keys", r#"{"owner": "mallory"}"#, 201),
+    ("GET", "/totals", "", 200),
+    ("POST", "/faults", r#"{"fail_fulfillments": 0}"#, 200),
+    ("GET", "/faults", "", 200),
+    ("POST", "/topics/orders/subscriptions", "ENDPOINT", 201),
+    ("POST", "/topics/orders/publish", r#"{"bundle": 1}"#, 201),
+    ("GET", "/?Action=Unsubscribe&SubscriptionArn=ARN", "", 200),
+];
+
+#[tokio::test]
+async fn admin_routes_refuse_anyone_without_the_credential_and_do_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    // Made at first start, in the data directory: the one HQ checks.
+    let token = std::fs::read_to_string(dir.path().join(TOKEN_FILE)).unwrap();
+    assert_eq!(token.len(), 64);
+    assert_eq!(token, hq.hq().admin_token().expose());
+
+    // One subscription exists, so that unsubscribing it is a real target.
+    let subscriber = Subscriber::happy().await;
+    subscribe_confirmed(&hq, "iridium", &subscriber.endpoint()).await;
+    let arn = hq.hq().feed().subscriptions()[0].subscription_arn.clone();
+    let endpoint = json!({ "endpoint": subscriber.endpoint() }).to_string();
+    let route = |path: &str, body: &str| (path.replace("ARN", &arn), body.replace("ENDPOINT", &endpoint));
+
+    let wrong = [
+        None,
+        Some("Bearer not-the-admin-token-0000".to_owned()),
+        Some(format!("Basic {token}")),
+        Some(format!("Bearer {token}x")),
+        Some(token.clone()),
+    ];
+    for (method, path, body, _) in ADMIN_ROUTES {
+        let (path, body) = route(path, body);
+        for presented in &wrong {
+            let response = call(&hq, method, &path, &body, authorization(presented.as_deref())).await;
+            assert_eq!(response.status(), 401, "{method} {path} with {presented:?}");
+            assert_eq!(
+                response.headers()["www-authenticate"],
+                "Bearer realm=\"interstella-hq\""
+            );
+            let message = response.json::<Value>().await.unwrap()["message"].clone();
+            assert!(
+                message
+                    .as_str()
+                    .unwrap()
+                    .starts_with("this needs HQ's admin credential: send Authorization: Bearer <token>"),
+                "{message}"
+            );
+        }
+    }
+    // Nothing was done: no key, fault, subscription or order came of it.
+    let feed = hq.hq().feed();
+    assert_eq!(feed.subscriptions().len(), 1);
+    assert_eq!(hq.hq().reconcile().await.unwrap().totals.published, 0);
+    assert_eq!(hq.hq().ledger().totals().await.unwrap().len(), 1);
+
+    let bearer = format!("bearer {token}");
+    for (method, path, body, status) in ADMIN_ROUTES {
+        let (path, body) = route(path, body);
+        let response = call(&hq, method, &path, &body, authorization(Some(&bearer))).await;
+        assert_eq!(response.status(), status, "{method} {path}");
+    }
+    assert_eq!(feed.subscriptions().len(), 1, "one subscribed, one unsubscribed");
+    assert_ne!(feed.subscriptions()[0].subscription_arn, arn);
+    assert_eq!(hq.hq().reconcile().await.unwrap().totals.published, 1);
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+#[tokio::test]
+async fn the_fulfillment_api_the_sns_links_and_the_pages_stay_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let cert = hq.hq().feed().cert_url();
+    let cert = cert.rsplit_once('/').unwrap().1;
+    for path in ["/", "/topics", "/reconciliation", &format!("/{cert}")] {
+        assert_eq!(call(&hq, "GET", path, "", None).await.status(), 200, "{path}");
+    }
+    // The fulfillment API keeps its own check, the API key.
+    let order = r#"{"iridium": 1, "magnesite": 1}"#;
+    let key = Some(("x-api-key", KEY));
+    let fulfilled = call(&hq, "POST", "/receiving/", order, key).await;
+    assert_eq!(fulfilled.status(), 200);
+    let mine = call(&hq, "GET", "/receiving/", "", key).await;
+    assert_eq!(mine.status(), 200);
+    assert_eq!(mine.json::<Value>().await.unwrap()["fulfillments"], 1);
+    // The admin credential is no API key.
+    let bearer = format!("Bearer {}", hq.hq().admin_token().expose());
+    let refused = call(&hq, "POST", "/receiving/", order, authorization(Some(&bearer))).await;
+    assert_eq!(refused.status(), 403);
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_given_credential_is_used_instead_of_the_file() {
+    use clap::Parser;
+    let given = "given-admin-token-0123456789";
+    let cli =
+        hq::cli::Cli::try_parse_from(["hq", "--admin-token", given, "--api-key", "k3y-s3cret"]).unwrap();
+    let shown = format!("{cli:?}");
+    assert!(!shown.contains(given) && !shown.contains("k3y-s3cret"), "{shown}");
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.admin_token = cli.config().0.admin_token;
+    let hq = start_hq(config).await;
+    assert!(!dir.path().join(TOKEN_FILE).exists());
+    let authorized = call(
+        &hq,
+        "GET",
+        "/totals",
+        "",
+        authorization(Some(&format!("Bearer {given}"))),
+    )
+    .await;
+    assert_eq!(authorized.status(), 200);
+    assert_eq!(call(&hq, "GET", "/totals", "", None).await.status(), 401);
+    hq.shutdown(WAIT).await.unwrap();
+
+    // A credential too short to protect anything is refused, unquoted.
+    let error = hq::cli::Cli::try_parse_from(["hq", "--admin-token", "s3cret"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        error.contains("must be 16 to 512 visible ASCII characters"),
+        "{error}"
+    );
+    assert!(!error.contains("s3cret"), "{error}");
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
+
+fn set_mode(path: &Path, mode: u32) {
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+#[tokio::test]
+async fn secret_files_are_0600_and_wider_ones_are_tightened_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path());
+    let key_file = dir.path().join(hq::signing::KEY_FILE);
+    let token_file = dir.path().join(TOKEN_FILE);
+    set_mode(&key_file, 0o644);
+
+    let hq = start_hq(config.clone()).await;
+    assert_eq!(mode(&key_file), 0o600, "signing key");
+    assert_eq!(mode(&token_file), 0o600, "admin credential, made at start");
+    hq.shutdown(WAIT).await.unwrap();
+
+    set_mode(&key_file, 0o640);
+    set_mode(&token_file, 0o604);
+    let hq = start_hq(config).await;
+    assert_eq!((mode(&key_file), mode(&token_file)), (0o600, 0o600));
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+/// Log lines written while it is installed (on this thread, which on a
+/// current-thread runtime is every task's).
+#[derive(Clone, Default)]
+struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CapturedLogs {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl CapturedLogs {
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+/// An address where nothing listens.
+async fn nobody_listening() -> std::net::SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn secrets_in_endpoints_are_never_listed_logged_or_echoed() {
+    let logs = CapturedLogs::default();
+    let _logging = logs.install();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    let down = nobody_listening().await;
+    config.subscriptions = vec![(
+        Topic::Magnesite,
+        format!("http://ops:s3cret@{down}/magnesite/?token=s3cret")
+            .parse()
+            .unwrap(),
+    )];
+    config.subscribe_every = Duration::from_millis(20);
+    let shown_config = format!("{config:?}");
+    let hq = start_hq(config).await;
+    assert!(!shown_config.contains("s3cret"), "{shown_config}");
+    assert!(!shown_config.contains(hq.hq().admin_token().expose()));
+
+    // Delivered to the URL itself (the password reaches the subscriber as
+    // Basic authorization), shown masked.
+    let subscriber = Subscriber::happy().await;
+    let secret_endpoint = format!("http://ops:s3cret@{}/order/?token=s3cret", subscriber.addr);
+    let shown = format!("http://***@{}/order/?token=***", subscriber.addr);
+    let created = subscribe(&hq, "orders", &secret_endpoint).await;
+    assert_eq!(created["endpoint"], shown);
+    wait_until("the confirmation", WAIT, || {
+        hq.hq()
+            .feed()
+            .subscriptions()
+            .iter()
+            .any(|s| s.endpoint == shown && s.state == hq::feed::SubscriptionState::Confirmed)
+    })
+    .await;
+    publish(&hq, "orders", r#"{"bundle": 1}"#).await;
+    wait_until("the notification", WAIT, || subscriber.notifications().len() == 1).await;
+    let delivery = subscriber.notifications()[0].clone();
+    assert!(
+        delivery
+            .header("authorization")
+            .is_some_and(|a| a.starts_with("Basic "))
+    );
+    // One that fails, so that its retries are logged too.
+    subscribe(&hq, "iridium", &format!("http://ops:s3cret@{down}/iridium/")).await;
+    wait_until(
+        "retries of the start-up and the failing subscription",
+        WAIT,
+        || {
+            let logs = logs.text();
+            logs.contains("subscription not confirmed yet") && logs.contains("delivery failed")
+        },
+    )
+    .await;
+
+    let topics = call(&hq, "GET", "/topics", "", None).await.text().await.unwrap();
+    assert!(topics.contains(&shown), "{topics}");
+    assert!(
+        topics.contains(&format!("http://***@{down}/magnesite/?token=***")),
+        "{topics}"
+    );
+    let refused = admin_client(&hq)
+        .post(url(&hq, "/topics/orders/subscriptions"))
+        .json(&json!({ "endpoint": "ftp://ops:s3cret@proxy/order/" }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 400);
+    let refused = refused.text().await.unwrap();
+    hq.shutdown(WAIT).await.unwrap();
+
+    let logs = logs.text();
+    assert!(logs.contains("***@"), "the endpoints were logged, masked: {logs}");
+    for shown in [&topics, &refused, &logs] {
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+}
+
+/// Counts what a streamed answer sent, and notes when it was dropped.
+struct Sent {
+    bytes: Arc<AtomicUsize>,
+    dropped: Arc<AtomicBool>,
+}
+
+impl Drop for Sent {
+    fn drop(&mut self) {
+        self.dropped.store(true, Ordering::SeqCst);
+    }
+}
+
+/// A subscriber that confirms, then answers each notification 200 with a
+/// body of up to 1 GiB, streamed 64 KiB at a time as it is read.
+async fn endless_answerer(bytes: Arc<AtomicUsize>, dropped: Arc<AtomicBool>) -> String {
+    const LIMIT: usize = 1 << 30;
+    let answer = move |body: Bytes| {
+        let (bytes, dropped) = (Arc::clone(&bytes), Arc::clone(&dropped));
+        async move {
+            let envelope: Envelope = serde_json::from_slice(&body).unwrap();
+            if envelope.message_type == MessageType::SubscriptionConfirmation {
+                reqwest::get(envelope.subscribe_url.unwrap()).await.unwrap();
+                return Body::from("confirmed");
+            }
+            let chunk = Bytes::from(vec![b'x'; 64 * 1024]);
+            let sent = Sent { bytes, dropped };
+            Body::from_stream(futures_util::stream::unfold(sent, move |sent| {
+                let chunk = chunk.clone();
+                async move {
+                    let so_far = sent.bytes.fetch_add(chunk.len(), Ordering::SeqCst);
+                    (so_far < LIMIT).then_some((Ok::<_, std::io::Error>(chunk), sent))
+                }
+            }))
+        }
+    };
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/order/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, Router::new().route("/order/", post(answer))).await });
+    endpoint
+}
+
+#[tokio::test]
+async fn a_subscriber_answering_without_end_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let (bytes, dropped) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicBool::new(false)));
+    let endpoint = endless_answerer(Arc::clone(&bytes), Arc::clone(&dropped)).await;
+    subscribe_confirmed(&hq, "orders", &endpoint).await;
+
+    publish(&hq, "orders", r#"{"bundle": 1}"#).await;
+    // Delivered on the status, within one attempt's timeout (500 ms), and
+    // the answer dropped after little more than HQ's cap (plus what the
+    // sockets' buffers took): not read on to the end.
+    let feed = hq.hq().feed();
+    wait_until("the delivery counted", WAIT, || {
+        feed.stats()[&Topic::Orders].delivered == 1
+    })
+    .await;
+    wait_until("the answer dropped", WAIT, || dropped.load(Ordering::SeqCst)).await;
+    let sent = bytes.load(Ordering::SeqCst);
+    assert!(sent >= MAX_ANSWER_BYTES, "{sent}");
+    assert!(sent < 32 * 1024 * 1024, "HQ read {sent} bytes of the answer");
+    assert_eq!(feed.stats()[&Topic::Orders].retried, 0);
+    hq.shutdown(WAIT).await.unwrap();
+}
