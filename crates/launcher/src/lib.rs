@@ -257,9 +257,10 @@ async fn subscribe_and_confirm(feed: &Feed, services: &Services) -> Result<(), L
     ];
     let give_up = tokio::time::Instant::now() + CONFIRM_DEADLINE;
     for (topic, endpoint) in &wiring {
+        let subscriber = hq::feed::Endpoint::parse(endpoint)?;
         tokio::time::timeout_at(
             give_up,
-            feed.subscribe_until_confirmed(*topic, endpoint, CONFIRM_EVERY),
+            feed.subscribe_until_confirmed(*topic, subscriber, CONFIRM_EVERY),
         )
         .await
         .map_err(|_| LaunchError::NotConfirmed(endpoint.clone(), CONFIRM_DEADLINE))??;

@@ -23,28 +23,11 @@ enum Attempt {
     Retry(String),
 }
 
-/// The most of a subscriber's answer HQ reads. SNS ignores the body; HQ
-/// reads a small one to the end so the connection can be reused, and drops
-/// the connection on a larger one, so no subscriber can fill HQ's memory.
-pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
-
-/// Reads and discards `response`'s body if it is at most
-/// [`MAX_ANSWER_BYTES`]; past that, drops it, which closes the connection.
-async fn discard_capped(mut response: reqwest::Response) {
-    if response
-        .content_length()
-        .is_some_and(|length| length > MAX_ANSWER_BYTES as u64)
-    {
-        return;
-    }
-    let mut read = 0;
-    while read <= MAX_ANSWER_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => read += chunk.len(),
-            Ok(None) | Err(_) => return,
-        }
-    }
-}
+/// The most of a subscriber's answer HQ reads: the platform's cap on any
+/// answer. SNS ignores the body; HQ reads a small one to the end so the
+/// connection can be reused, and drops the connection on a larger one, so no
+/// subscriber can fill HQ's memory.
+pub const MAX_ANSWER_BYTES: usize = platform::downstream::MAX_BODY_BYTES;
 
 /// The HTTP client deliveries are made with: no redirects (SNS follows
 /// none), connecting for at most the attempt timeout or 5 s.
@@ -181,7 +164,13 @@ impl Inner {
         match request.send().await {
             Ok(response) => {
                 let status = response.status();
-                discard_capped(response).await;
+                // The status decided; the body only matters for the connection.
+                let _ = platform::downstream::read_body(
+                    response,
+                    MAX_ANSWER_BYTES,
+                    platform::downstream::BODY_TIMEOUT,
+                )
+                .await;
                 if status.is_server_error() {
                     Attempt::Retry(format!("answered {status}"))
                 } else if status.is_client_error() {

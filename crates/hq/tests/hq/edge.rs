@@ -273,16 +273,20 @@ async fn secrets_in_endpoints_are_never_listed_logged_or_echoed() {
     let shown = format!("http://***@{}/order/?token=***", subscriber.addr);
     let created = subscribe(&hq, "orders", &secret_endpoint).await;
     assert_eq!(created["endpoint"], shown);
-    wait_until("the confirmation", WAIT, || {
-        hq.hq()
+    wait_until("the confirmation", WAIT, async || {
+        (hq.hq()
             .feed()
             .subscriptions()
             .iter()
-            .any(|s| s.endpoint == shown && s.state == hq::feed::SubscriptionState::Confirmed)
+            .any(|s| s.endpoint == shown && s.state == hq::feed::SubscriptionState::Confirmed))
+        .then_some(())
     })
     .await;
     publish(&hq, "orders", r#"{"bundle": 1}"#).await;
-    wait_until("the notification", WAIT, || subscriber.notifications().len() == 1).await;
+    wait_until("the notification", WAIT, async || {
+        (subscriber.notifications().len() == 1).then_some(())
+    })
+    .await;
     let delivery = subscriber.notifications()[0].clone();
     assert!(
         delivery
@@ -294,9 +298,10 @@ async fn secrets_in_endpoints_are_never_listed_logged_or_echoed() {
     wait_until(
         "retries of the start-up and the failing subscription",
         WAIT,
-        || {
+        async || {
             let logs = logs.text();
-            logs.contains("subscription not confirmed yet") && logs.contains("delivery failed")
+            (logs.contains("subscription not confirmed yet") && logs.contains("delivery failed"))
+                .then_some(())
         },
     )
     .await;
@@ -378,11 +383,14 @@ async fn a_subscriber_answering_without_end_is_cut_off() {
     // the answer dropped after little more than HQ's cap (plus what the
     // sockets' buffers took): not read on to the end.
     let feed = hq.hq().feed();
-    wait_until("the delivery counted", WAIT, || {
-        feed.stats()[&Topic::Orders].delivered == 1
+    wait_until("the delivery counted", WAIT, async || {
+        (feed.stats()[&Topic::Orders].delivered == 1).then_some(())
     })
     .await;
-    wait_until("the answer dropped", WAIT, || dropped.load(Ordering::SeqCst)).await;
+    wait_until("the answer dropped", WAIT, async || {
+        (dropped.load(Ordering::SeqCst)).then_some(())
+    })
+    .await;
     let sent = bytes.load(Ordering::SeqCst);
     assert!(sent >= MAX_ANSWER_BYTES, "{sent}");
     assert!(sent < 32 * 1024 * 1024, "HQ read {sent} bytes of the answer");
