@@ -27,6 +27,8 @@
 # style URI in /etc/apt/sources.list*, else http://deb.debian.org/debian).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# scripts/lib/docker.sh is linted on its own (shellcheck -x follows it here).
+# shellcheck source=scripts/lib/docker.sh disable=SC1091
 . scripts/lib/docker.sh
 
 RUST_VERSION=${RUST_VERSION:-1.95}
