@@ -16,7 +16,7 @@ use hq::ledger::Reconciliation;
 use hq::{HqConfig, RunningHq};
 use monolith::MonolithConfig;
 use monolith::api::FulfillmentApi;
-use platform::TrustConfig;
+use platform::{HookSecret, TrustConfig};
 use resource::ResourceConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -280,10 +280,15 @@ pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
         sns_stand_in: Some(hq.base_url().clone()),
     };
 
-    let mut monolith_config = MonolithConfig::new(FulfillmentApi {
-        endpoint: hq.fulfillment_url(),
-        api_key: api_key.clone(),
-    });
+    // One glue hook secret per run, shared by the monolith and the microservices.
+    let hook_secret = HookSecret::new(hex::encode(rand::random::<[u8; 32]>()));
+    let mut monolith_config = MonolithConfig::new(
+        FulfillmentApi {
+            endpoint: hq.fulfillment_url(),
+            api_key: api_key.clone(),
+        },
+        hook_secret.clone(),
+    );
     monolith_config.strangled = config.stage.strangled();
     monolith_config.gather_delay = config.gather_delay;
     monolith_config.trust = trust(Topic::Orders);
@@ -302,7 +307,7 @@ pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
 
     let glue_hook = resource::config::glue_hook_url(&monolith.url("/"))?;
     let resource_service = |resource: Resource, topic: Topic, addr: SocketAddr| {
-        let mut config_for = ResourceConfig::new(resource, glue_hook.clone());
+        let mut config_for = ResourceConfig::new(resource, glue_hook.clone(), hook_secret.clone());
         config_for.gather_delay = config.gather_delay;
         config_for.trust = trust(topic);
         Service::launch(

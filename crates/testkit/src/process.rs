@@ -160,6 +160,7 @@ pub async fn exits_with_one_line_naming(exe: &Path, env: &HashMap<String, String
 pub async fn resource_binary_serves_and_stops(exe: &Path, resource: contracts::Resource) {
     let mut env = safe_aws_env();
     env.insert("monolithUrl".into(), "127.0.0.1:9".into());
+    env.insert("GLUE_HOOK_SECRET".into(), crate::spawn::TEST_HOOK_SECRET.into());
     let mut service = ServiceProcess::start(exe, &env);
     let addr = service.wait_listening().await;
     let health = reqwest::get(format!("http://{addr}/{resource}/")).await.unwrap();

@@ -7,12 +7,8 @@
 //! and the subscribe URL must be an SNS confirmation (else a forged
 //! confirmation makes us GET an address of the attacker's choosing).
 
-use std::fmt;
+use contracts::quote::quoted;
 use url::Url;
-
-/// How much of a rejected URL an error message repeats; the URL is
-/// attacker-chosen and ends up in logs.
-const MAX_URL_IN_MESSAGE: usize = 200;
 
 /// The hosts whose certificate and confirmation URLs are trusted.
 ///
@@ -92,7 +88,7 @@ impl TrustedHosts {
 
 /// A URL from an SNS message that must not be fetched, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("untrusted URL {}: {reason}", Shown(.url))]
+#[error("untrusted URL {}: {reason}", quoted(.url))]
 pub struct UntrustedUrl {
     url: String,
     reason: &'static str,
@@ -114,18 +110,6 @@ impl UntrustedUrl {
     /// Why it was rejected.
     pub fn reason(&self) -> &'static str {
         self.reason
-    }
-}
-
-/// Debug-quotes a URL, cut short so a huge one cannot flood the logs.
-struct Shown<'a>(&'a str);
-
-impl fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.char_indices().nth(MAX_URL_IN_MESSAGE) {
-            Some((cut, _)) => write!(f, "{:?}...", &self.0[..cut]),
-            None => write!(f, "{:?}", self.0),
-        }
     }
 }
 
