@@ -246,27 +246,26 @@ async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
     let ssm = aws_sdk_ssm::Client::new(&config);
     let api = FakeApi::start().await;
     let put_parameters = async || {
-        ssm.put_parameter()
-            .name("/interstella/apiKey")
-            .value("ssm-secret-key-value")
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .overwrite(true)
-            .send()
-            .await?;
-        ssm.put_parameter()
-            .name("/interstella/glueHookSecret")
-            .value("ssm-hook-secret-value-0123456789")
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .overwrite(true)
-            .send()
-            .await?;
-        ssm.put_parameter()
-            .name("/interstella/apiEndpoint")
-            .value(api.url.as_str())
-            .r#type(aws_sdk_ssm::types::ParameterType::String)
-            .overwrite(true)
-            .send()
-            .await
+        use aws_sdk_ssm::types::ParameterType::{SecureString, String as Plain};
+        let parameters = [
+            ("/interstella/apiKey", "ssm-secret-key-value", SecureString),
+            (
+                "/interstella/glueHookSecret",
+                "ssm-hook-secret-value-0123456789",
+                SecureString,
+            ),
+            ("/interstella/apiEndpoint", api.url.as_str(), Plain),
+        ];
+        for (name, value, kind) in parameters {
+            ssm.put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(kind)
+                .overwrite(true)
+                .send()
+                .await?;
+        }
+        Ok::<(), aws_sdk_ssm::error::SdkError<_, _>>(())
     };
     // moto takes a moment to listen: poll until it answers, with a deadline.
     wait_until(
