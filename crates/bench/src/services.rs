@@ -135,6 +135,7 @@ fn common_env(side: &FulfillmentSide, extra: &[(String, String)], port: u16) -> 
     // testkit's: no instance metadata, AWS calls to a closed loopback port.
     let mut env = testkit::process::safe_aws_env();
     env.insert("PORT".into(), port.to_string());
+    env.insert("GLUE_HOOK_SECRET".into(), testkit::spawn::TEST_HOOK_SECRET.into());
     env.insert("AWS_ENDPOINT_URL_SNS".into(), side.sns_base().to_string());
     env.extend(extra.iter().cloned());
     env

@@ -1,12 +1,131 @@
-//! What the Interstella fulfillment API takes.
+//! What the Interstella fulfillment API takes, and what the monolith's glue
+//! hook takes from the microservices on the way there.
 
-use crate::order::{Quantity, Resource};
-use serde::{Deserialize, Serialize};
+use crate::order::{Order, OrderError, Quantity, Resource, ResourceOrder};
+use crate::quote::quoted;
+use serde::ser::SerializeMap as _;
+use serde::{Deserialize, Serialize, Serializer};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::fmt;
 
 /// The header carrying the fulfillment API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
-/// The header that makes a repeated fulfillment count once (the SNS MessageId).
+/// The header that makes a repeated fulfillment count once; its value is
+/// always an [`IdempotencyKey`] we derived, never one a caller sent.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// The header carrying the glue hook's shared secret (microservice → monolith).
+pub const HOOK_SECRET_HEADER: &str = "x-interstella-hook-secret";
+/// The glue hook body's field carrying the idempotency key.
+const HOOK_KEY_FIELD: &str = "idempotency_key";
+
+/// What a fulfillment is for: part of its idempotency key, so a bundle and a
+/// resource fulfilled for the same SNS message never share a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FulfillmentKind {
+    /// A bundle order, fulfilled by the monolith.
+    Bundle,
+    /// One resource, produced by its microservice.
+    Resource(Resource),
+}
+
+impl FulfillmentKind {
+    /// The name hashed into the key.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bundle => "bundle",
+            Self::Resource(resource) => resource.as_str(),
+        }
+    }
+}
+
+/// The key the fulfillment API dedupes on: hex SHA-256 of
+/// `TopicArn\nMessageId\nkind`, derived by our services from a verified SNS
+/// message (docs/contract.md, Trust). Only [`IdempotencyKey::derive`] and the
+/// glue hook's parser (behind its shared secret) make one.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct IdempotencyKey(String);
+
+/// Hex digits in a key (SHA-256).
+const KEY_HEX_DIGITS: usize = 64;
+
+impl IdempotencyKey {
+    /// The key of the fulfillment of `kind` for SNS message `message_id` on
+    /// `topic_arn`: redeliveries of one message share it; another topic's
+    /// message with the same MessageId does not.
+    pub fn derive(topic_arn: &str, message_id: &str, kind: FulfillmentKind) -> Self {
+        let digest = Sha256::new()
+            .chain_update(topic_arn)
+            .chain_update("\n")
+            .chain_update(message_id)
+            .chain_update("\n")
+            .chain_update(kind.as_str())
+            .finalize();
+        Self(digest.iter().map(|byte| format!("{byte:02x}")).collect())
+    }
+
+    /// A key as sent in the glue hook's body: 64 lower-case hex digits.
+    pub fn parse(text: &str) -> Option<Self> {
+        let shaped = text.len() == KEY_HEX_DIGITS
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        shaped.then(|| Self(text.to_owned()))
+    }
+
+    /// The key as sent in headers and bodies.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The glue hook's body: `{"iridium": n}`, plus `"idempotency_key"` for an
+/// order that came through SNS (a direct order has none).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookRequest {
+    /// The resource produced, and how much.
+    pub order: ResourceOrder,
+    /// The key the fulfillment API dedupes on; `None` for a direct order.
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+impl HookRequest {
+    /// Reads the hook's body: the order's one key, and the optional key field.
+    pub fn from_text(body: &[u8]) -> Result<Self, OrderError> {
+        let not_json = |e: serde_json::Error| OrderError::NotJson(e.to_string(), ResourceOrder::EXAMPLE);
+        let mut body: Value = serde_json::from_slice(body).map_err(not_json)?;
+        let idempotency_key = match body.as_object_mut().and_then(|o| o.remove(HOOK_KEY_FIELD)) {
+            None => None,
+            Some(Value::String(text)) => Some(
+                IdempotencyKey::parse(&text)
+                    .ok_or_else(|| OrderError::BadIdempotencyKey(quoted(&text).owned()))?,
+            ),
+            Some(other) => return Err(OrderError::BadIdempotencyKey(quoted(&other.to_string()).owned())),
+        };
+        Ok(Self {
+            order: ResourceOrder::from_json(&body)?,
+            idempotency_key,
+        })
+    }
+}
+
+impl Serialize for HookRequest {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let fields = 1 + usize::from(self.idempotency_key.is_some());
+        let mut map = serializer.serialize_map(Some(fields))?;
+        map.serialize_entry(self.order.resource.as_str(), &self.order.quantity)?;
+        if let Some(key) = &self.idempotency_key {
+            map.serialize_entry(HOOK_KEY_FIELD, key.as_str())?;
+        }
+        map.end()
+    }
+}
 
 /// One fulfillment: `{"iridium": i, "magnesite": m}`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -38,6 +157,57 @@ impl FulfillmentRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_depend_on_topic_message_and_kind() {
+        let id = "00000000-0000-4000-8000-000000000001";
+        let key = IdempotencyKey::derive("arn:a", id, FulfillmentKind::Bundle);
+        assert_eq!(key, IdempotencyKey::derive("arn:a", id, FulfillmentKind::Bundle));
+        assert_eq!(IdempotencyKey::parse(key.as_str()), Some(key.clone()));
+        for other in [
+            IdempotencyKey::derive("arn:b", id, FulfillmentKind::Bundle),
+            IdempotencyKey::derive("arn:a", id, FulfillmentKind::Resource(Resource::Iridium)),
+            IdempotencyKey::derive(
+                "arn:a\n",
+                "\n00000000-0000-4000-8000-000000000001",
+                FulfillmentKind::Bundle,
+            ),
+        ] {
+            assert_ne!(key, other);
+        }
+        for bad in ["", "msg-42", &key.as_str().to_uppercase(), &format!("{key}0")] {
+            assert_eq!(IdempotencyKey::parse(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_hook_body_carries_the_key() {
+        let key = IdempotencyKey::derive("arn:a", "m", FulfillmentKind::Resource(Resource::Iridium));
+        let request = HookRequest {
+            order: ResourceOrder {
+                resource: Resource::Iridium,
+                quantity: 2,
+            },
+            idempotency_key: Some(key.clone()),
+        };
+        let body = serde_json::to_string(&request).unwrap_or_default();
+        assert_eq!(body, format!(r#"{{"iridium":2,"idempotency_key":"{key}"}}"#));
+        assert_eq!(HookRequest::from_text(body.as_bytes()), Ok(request));
+        let direct = HookRequest::from_text(br#"{"magnesite": "3"}"#).map(|r| r.idempotency_key);
+        assert_eq!(direct, Ok(None));
+        for bad in [
+            r#"{"iridium":1,"idempotency_key":"msg-42"}"#,
+            r#"{"iridium":1,"idempotency_key":7}"#,
+        ] {
+            assert!(
+                matches!(
+                    HookRequest::from_text(bad.as_bytes()),
+                    Err(OrderError::BadIdempotencyKey(_))
+                ),
+                "{bad}"
+            );
+        }
+    }
 
     #[test]
     fn serializes_as_the_workshop_payload() {

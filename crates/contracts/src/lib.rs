@@ -7,9 +7,10 @@
 pub mod delivery;
 pub mod fulfillment;
 pub mod order;
+pub mod quote;
 pub mod sns;
 
 pub use delivery::{Delivery, DeliveryError, message_order, parse_delivery};
-pub use fulfillment::FulfillmentRequest;
+pub use fulfillment::{FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey};
 pub use order::{BundleOrder, Order, OrderError, Quantity, Resource, ResourceOrder};
 pub use sns::{Envelope, MessageType, SignatureVersion};

@@ -4,6 +4,7 @@
 //! workshop's curl); anything else is refused with a message saying what was
 //! expected, because such an order can never succeed.
 
+use crate::quote::{quoted, shortened};
 use serde::de::IntoDeserializer as _;
 use serde::ser::SerializeMap as _;
 use serde::{Deserialize, Serialize, Serializer};
@@ -64,7 +65,7 @@ impl fmt::Display for Resource {
 
 /// A name that is not a resource.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown resource {0:?}: expected iridium or magnesite")]
+#[error("unknown resource {}: expected iridium or magnesite", quoted(.0))]
 pub struct UnknownResource(pub String);
 
 impl FromStr for Resource {
@@ -113,11 +114,14 @@ pub enum OrderError {
     BadQuantity {
         /// The key whose value was wrong.
         key: String,
-        /// The value as it arrived.
+        /// The value as it arrived, as JSON, cut short and escaped.
         got: String,
         /// What a correct order looks like.
         expected: &'static str,
     },
+    /// The glue hook's idempotency key is not one we derive (quoted).
+    #[error("idempotency_key must be 64 lower-case hex digits, got {0}")]
+    BadIdempotencyKey(String),
 }
 
 impl OrderError {
@@ -132,6 +136,7 @@ impl OrderError {
                 got,
                 expected: example,
             },
+            bad @ Self::BadIdempotencyKey(_) => bad,
         }
     }
 }
@@ -219,7 +224,7 @@ fn quantity(key: &str, value: &Value, expected: &'static str) -> Result<Quantity
         Some(n) if (1..=u64::from(MAX_QUANTITY)).contains(&n) => Ok(n as Quantity),
         _ => Err(OrderError::BadQuantity {
             key: key.to_owned(),
-            got: value.to_string(),
+            got: shortened(&value.to_string()).owned(),
             expected,
         }),
     }

@@ -145,6 +145,18 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// Whether `MessageId` has SNS' shape, a UUID (8-4-4-4-12 hex digits).
+    /// Anything else did not come from SNS, and must not reach an
+    /// idempotency key.
+    pub fn has_sns_message_id(&self) -> bool {
+        let groups: Vec<&str> = self.message_id.split('-').collect();
+        groups.len() == 5
+            && groups
+                .iter()
+                .zip([8, 4, 4, 4, 12])
+                .all(|(group, len)| group.len() == len && group.bytes().all(|b| b.is_ascii_hexdigit()))
+    }
+
     /// The exact text SNS signs: `Key\nValue\n` for each signed field, in
     /// byte order of the key names. Notifications sign `Subject` only when it
     /// is present; confirmations sign `SubscribeURL` and `Token`.
@@ -200,6 +212,29 @@ mod tests {
             signing_cert_url: "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-abc.pem".into(),
             unsubscribe_url: Some("https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe".into()),
             message_attributes: None,
+        }
+    }
+
+    #[test]
+    fn message_ids_must_be_uuids() {
+        let mut envelope = notification();
+        for good in [
+            "da41e39f-ea4d-435a-b922-c6aae3915ebe",
+            "DA41E39F-EA4D-435A-B922-C6AAE3915EBE",
+        ] {
+            envelope.message_id = good.into();
+            assert!(envelope.has_sns_message_id(), "{good}");
+        }
+        for bad in [
+            "id-1",
+            "",
+            "da41e39f-ea4d-435a-b922-c6aae3915eb",
+            "da41e39f-ea4d-435a-b922-c6aae3915ebe-",
+            "da41e39f-ea4d-435a-b922-c6aae3915ebg",
+            "da41e39fea4d-435a-b922-c6aae3915ebe-",
+        ] {
+            envelope.message_id = bad.into();
+            assert!(!envelope.has_sns_message_id(), "{bad}");
         }
     }
 

@@ -2,7 +2,10 @@
 //! health check and SIGTERM exit as `docker stop` sends it.
 
 use std::path::Path;
-use testkit::process::{exits_with_one_line_naming, resource_binary_serves_and_stops, safe_aws_env};
+use testkit::process::{
+    exits_with_one_line_naming, resource_binary_refuses_unsafe_configuration,
+    resource_binary_serves_and_stops, safe_aws_env,
+};
 
 fn exe() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_iridium"))
@@ -16,4 +19,9 @@ async fn missing_monolith_url_exits_with_one_line_naming_it() {
 #[tokio::test]
 async fn serves_its_health_check_and_exits_0_on_sigterm() {
     resource_binary_serves_and_stops(exe(), contracts::Resource::Iridium).await;
+}
+
+#[tokio::test]
+async fn refuses_to_start_without_hook_secret_or_with_sns_from_any_topic() {
+    resource_binary_refuses_unsafe_configuration(exe()).await;
 }

@@ -19,7 +19,7 @@ use hq::ledger::Reconciliation;
 use hq::{HqConfig, RunningHq};
 use monolith::MonolithConfig;
 use monolith::api::FulfillmentApi;
-use platform::{ApiKey, TrustConfig};
+use platform::{ApiKey, HookSecret, TrustConfig};
 use resource::ResourceConfig;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
@@ -222,10 +222,15 @@ async fn start_services(
         sns_stand_in: Some(hq.base_url().clone()),
     };
 
-    let mut monolith_config = MonolithConfig::new(FulfillmentApi {
-        endpoint: hq.fulfillment_url(),
-        api_key,
-    });
+    // One glue hook secret per run, shared by the monolith and the microservices.
+    let hook_secret = HookSecret::new(hex::encode(rand::random::<[u8; 32]>()));
+    let mut monolith_config = MonolithConfig::new(
+        FulfillmentApi {
+            endpoint: hq.fulfillment_url(),
+            api_key,
+        },
+        hook_secret.clone(),
+    );
     monolith_config.strangled = config.stage.strangled();
     monolith_config.gather_delay = config.gather_delay;
     monolith_config.trust = trust(Topic::Orders);
@@ -233,7 +238,7 @@ async fn start_services(
 
     let glue_hook = resource::config::glue_hook_url(&monolith.url("/"))?;
     let resource_service = |resource: Resource, topic: Topic, addr: SocketAddr| {
-        let mut resource_config = ResourceConfig::new(resource, glue_hook.clone());
+        let mut resource_config = ResourceConfig::new(resource, glue_hook.clone(), hook_secret.clone());
         resource_config.gather_delay = config.gather_delay;
         resource_config.trust = trust(topic);
         Service::launch(resource.as_str(), addr, resource_config, resource::run)

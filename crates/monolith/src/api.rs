@@ -1,14 +1,14 @@
-//! The fulfillment API the monolith calls: where it is and its key, from
-//! flags or the environment, and from SSM Parameter Store for whatever they
-//! lack (docs/contract.md, Configuration).
+//! The fulfillment API the monolith calls (where it is and its key) and the
+//! glue hook's shared secret: from flags or the environment, and from SSM
+//! Parameter Store for whatever they lack (docs/contract.md, Configuration).
 //!
 //! SSM is read once at start (it allows 40 TPS per account, shared by every
 //! task starting at once), through the AWS SDK's default chain so the same
 //! binary works on a laptop, EC2 and ECS; `AWS_ENDPOINT_URL` points it at a
 //! stand-in.
 
-use platform::ApiKey;
-use platform::settings::ConfigError;
+use platform::settings::{self, ConfigError, GlueHookSecretArgs};
+use platform::{ApiKey, HookSecret};
 use std::time::Duration;
 use url::Url;
 
@@ -34,6 +34,22 @@ pub struct FulfillmentApiArgs {
     pub ssm_api_endpoint_param: String,
 }
 
+/// The glue hook's shared secret: flag or environment first, SSM Parameter
+/// Store when unset (on ECS, a SecureString).
+#[derive(Debug, Clone, clap::Args)]
+pub struct HookSecretArgs {
+    /// The secret itself.
+    #[command(flatten)]
+    pub secret: GlueHookSecretArgs,
+    /// SSM parameter holding the glue hook's shared secret.
+    #[arg(
+        long,
+        env = "SSM_GLUE_HOOK_SECRET_PARAM",
+        default_value = "/interstella/glueHookSecret"
+    )]
+    pub ssm_glue_hook_secret_param: String,
+}
+
 /// The resolved fulfillment API: where and with which key.
 #[derive(Debug, Clone)]
 pub struct FulfillmentApi {
@@ -46,62 +62,99 @@ pub struct FulfillmentApi {
 /// How long start-up may wait on SSM before giving up with a clear line.
 const SSM_DEADLINE: Duration = Duration::from_secs(20);
 
-/// Resolves the fulfillment API: flags or environment first, SSM for the rest.
-pub async fn resolve(args: &FulfillmentApiArgs) -> Result<FulfillmentApi, ConfigError> {
-    let mut key = args.api_key.clone().filter(|k| !k.trim().is_empty());
-    let mut endpoint = args.api_endpoint.clone().filter(|e| !e.trim().is_empty());
-    if key.is_none() || endpoint.is_none() {
-        let mut wanted = Vec::new();
-        if key.is_none() {
-            wanted.push(args.ssm_api_key_param.clone());
-        }
-        if endpoint.is_none() {
-            wanted.push(args.ssm_api_endpoint_param.clone());
-        }
-        let (mut found, why) = match read_parameters(&wanted).await {
-            Ok(found) => (found, "parameter not found".to_owned()),
-            // The reason goes into a one-line message: fold any line breaks.
-            Err(error) => (Vec::new(), error.split_whitespace().collect::<Vec<_>>().join(" ")),
-        };
-        let mut take = |name: &str| {
-            found
-                .iter()
-                .position(|(n, _)| n == name)
-                .map(|i| found.swap_remove(i).1)
-        };
-        if key.is_none() {
-            key = Some(take(&args.ssm_api_key_param).ok_or_else(|| ConfigError::Missing {
-                what: "the fulfillment API key",
-                env: "INTERSTELLA_API_KEY",
-                flag: "api-key",
-                param: args.ssm_api_key_param.clone(),
-                why: why.clone(),
-            })?);
-        }
-        if endpoint.is_none() {
-            endpoint = Some(
-                take(&args.ssm_api_endpoint_param).ok_or_else(|| ConfigError::Missing {
-                    what: "the fulfillment API endpoint",
-                    env: "INTERSTELLA_API_ENDPOINT",
-                    flag: "api-endpoint",
-                    param: args.ssm_api_endpoint_param.clone(),
-                    why,
-                })?,
-            );
-        }
-    }
-    let (Some(key), Some(endpoint)) = (key, endpoint) else {
-        return Err(ConfigError::Invalid(
-            "fulfillment API settings vanished while resolving".into(),
-        ));
-    };
+/// One setting that comes from a flag or the environment, else from SSM.
+struct Wanted<'a> {
+    /// The flag's or the environment's value, if any.
+    given: Option<&'a str>,
+    /// What it is, in words.
+    what: &'static str,
+    /// Its environment variable.
+    env: &'static str,
+    /// Its flag.
+    flag: &'static str,
+    /// Its SSM parameter.
+    param: &'a str,
+}
+
+/// Resolves the fulfillment API and the glue hook's secret: flags or
+/// environment first, then one SSM call for whatever is missing.
+pub async fn resolve(
+    api: &FulfillmentApiArgs,
+    hook: &HookSecretArgs,
+) -> Result<(FulfillmentApi, HookSecret), ConfigError> {
+    let [key, endpoint, secret] = resolve_all([
+        Wanted {
+            given: api.api_key.as_deref(),
+            what: "the fulfillment API key",
+            env: "INTERSTELLA_API_KEY",
+            flag: "api-key",
+            param: &api.ssm_api_key_param,
+        },
+        Wanted {
+            given: api.api_endpoint.as_deref(),
+            what: "the fulfillment API endpoint",
+            env: "INTERSTELLA_API_ENDPOINT",
+            flag: "api-endpoint",
+            param: &api.ssm_api_endpoint_param,
+        },
+        Wanted {
+            given: hook.secret.glue_hook_secret.as_deref(),
+            what: "the glue hook's shared secret",
+            env: "GLUE_HOOK_SECRET",
+            flag: "glue-hook-secret",
+            param: &hook.ssm_glue_hook_secret_param,
+        },
+    ])
+    .await?;
     let endpoint = Url::parse(endpoint.trim()).map_err(|e| {
         ConfigError::Invalid(format!("INTERSTELLA_API_ENDPOINT {endpoint:?} is not a URL: {e}"))
     })?;
-    Ok(FulfillmentApi {
+    let secret = settings::hook_secret(Some(&secret))?
+        .ok_or_else(|| ConfigError::Invalid("GLUE_HOOK_SECRET is blank".into()))?;
+    let api = FulfillmentApi {
         endpoint,
         api_key: ApiKey::new(key.trim()),
-    })
+    };
+    Ok((api, secret))
+}
+
+/// Each wanted value: given, else read from SSM (all in one call); the first
+/// missing one is the error.
+async fn resolve_all<const N: usize>(wanted: [Wanted<'_>; N]) -> Result<[String; N], ConfigError> {
+    let given = |w: &Wanted<'_>| w.given.filter(|v| !v.trim().is_empty()).map(str::to_owned);
+    let missing: Vec<String> = wanted
+        .iter()
+        .filter(|w| given(w).is_none())
+        .map(|w| w.param.to_owned())
+        .collect();
+    let (mut found, why) = if missing.is_empty() {
+        (Vec::new(), String::new())
+    } else {
+        match read_parameters(&missing).await {
+            Ok(found) => (found, "parameter not found".to_owned()),
+            // The reason goes into a one-line message: fold any line breaks.
+            Err(error) => (Vec::new(), error.split_whitespace().collect::<Vec<_>>().join(" ")),
+        }
+    };
+    let mut values = Vec::with_capacity(N);
+    for w in &wanted {
+        let value = given(w)
+            .or_else(|| {
+                let at = found.iter().position(|(name, _)| name == w.param)?;
+                Some(found.swap_remove(at).1)
+            })
+            .ok_or_else(|| ConfigError::Missing {
+                what: w.what,
+                env: w.env,
+                flag: w.flag,
+                param: w.param.to_owned(),
+                why: why.clone(),
+            })?;
+        values.push(value);
+    }
+    values
+        .try_into()
+        .map_err(|_| ConfigError::Invalid("settings vanished while resolving".into()))
 }
 
 /// Reads parameters (decrypting SecureStrings); returns `(name, value)` for

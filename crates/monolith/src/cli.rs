@@ -1,6 +1,6 @@
 //! The monolith's command line and environment (docs/contract.md, Configuration).
 
-use crate::api::FulfillmentApiArgs;
+use crate::api::{FulfillmentApiArgs, HookSecretArgs};
 use crate::config::{DEFAULT_DOWNSTREAM_TIMEOUT_MS, MonolithConfig};
 use clap::Parser;
 use contracts::Resource;
@@ -24,6 +24,9 @@ pub struct Cli {
     /// Where the fulfillment API is and its key.
     #[command(flatten)]
     pub api: FulfillmentApiArgs,
+    /// The glue hook's shared secret.
+    #[command(flatten)]
+    pub hook: HookSecretArgs,
     /// Resources no longer gathered here, comma-separated (`iridium`, `magnesite`).
     #[arg(long, env = "STRANGLED", default_value = "")]
     pub strangled: String,
@@ -48,14 +51,16 @@ impl Cli {
     /// Resolves the configuration, reading SSM for whatever is missing.
     pub async fn resolve(&self) -> Result<MonolithConfig, ConfigError> {
         let strangled = parse_strangled(&self.strangled)?;
-        let api = crate::api::resolve(&self.api).await?;
+        let trust = self.trust.clone().check()?;
+        let (api, hook_secret) = crate::api::resolve(&self.api, &self.hook).await?;
         Ok(MonolithConfig {
             api,
+            hook_secret,
             strangled,
             gather_delay: millis(self.gather_delay_ms),
             downstream_timeout: millis(self.downstream_timeout_ms),
             downstream_max_connections: self.downstream_limit.downstream_max_connections,
-            trust: self.trust.clone(),
+            trust,
             server: self.server.limits()?,
         })
     }

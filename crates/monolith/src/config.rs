@@ -4,7 +4,7 @@ use crate::api::FulfillmentApi;
 use contracts::Resource;
 use platform::downstream::DEFAULT_MAX_CONNECTIONS;
 use platform::settings::millis;
-use platform::{ServerLimits, TrustConfig};
+use platform::{HookSecret, ServerLimits, TrustConfig};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
@@ -13,6 +13,8 @@ use std::time::Duration;
 pub struct MonolithConfig {
     /// The fulfillment API and its key.
     pub api: FulfillmentApi,
+    /// The secret the microservices send to the glue hook (`GLUE_HOOK_SECRET`).
+    pub hook_secret: HookSecret,
     /// Resources no longer gathered here (the strangled set, `STRANGLED`).
     pub strangled: BTreeSet<Resource>,
     /// Simulated work per gathered resource (`GATHER_DELAY_MS`).
@@ -31,10 +33,12 @@ pub struct MonolithConfig {
 pub const DEFAULT_DOWNSTREAM_TIMEOUT_MS: u64 = 5000;
 
 impl MonolithConfig {
-    /// A configuration with defaults for everything but the API.
-    pub fn new(api: FulfillmentApi) -> Self {
+    /// A configuration with defaults for everything but the API and the
+    /// glue hook's secret.
+    pub fn new(api: FulfillmentApi, hook_secret: HookSecret) -> Self {
         Self {
             api,
+            hook_secret,
             strangled: BTreeSet::new(),
             gather_delay: Duration::ZERO,
             downstream_timeout: millis(DEFAULT_DOWNSTREAM_TIMEOUT_MS),

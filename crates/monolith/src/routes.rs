@@ -6,8 +6,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Router, body::Bytes};
-use contracts::fulfillment::{API_KEY_HEADER, IDEMPOTENCY_KEY_HEADER};
-use contracts::{BundleOrder, FulfillmentRequest, Order, ResourceOrder};
+use contracts::fulfillment::{API_KEY_HEADER, HOOK_SECRET_HEADER, IDEMPOTENCY_KEY_HEADER};
+use contracts::{
+    BundleOrder, FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey, ResourceOrder,
+};
 use platform::downstream::http_client;
 use platform::reply::{HOOK_DELIVERED, HOOK_FAILED, ORDER_FAILED, ORDER_FULFILLED};
 use platform::{Downstream, OrderIntake, Received, ServiceError};
@@ -67,38 +69,42 @@ async fn order(
         .await
 }
 
-/// `POST /fulfill/`: the glueFulfill hook; one resource from a microservice.
+/// `POST /fulfill/`: the glueFulfill hook; one resource from a microservice,
+/// which proves it is one with the shared secret. A caller's
+/// `Idempotency-Key` header is ignored: the key, if any, is in the body.
 async fn fulfill(
     State(monolith): State<Arc<Monolith>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<&'static str, ServiceError> {
-    let order = ResourceOrder::from_text(&body)?;
-    let idempotency_key = headers.get(IDEMPOTENCY_KEY_HEADER).and_then(|v| v.to_str().ok());
-    monolith.fulfil_hook(order, idempotency_key).await
+    let presented = headers
+        .get(HOOK_SECRET_HEADER)
+        .ok_or(ServiceError::HookSecretMissing)?;
+    if !monolith.config.hook_secret.matches(presented.as_bytes()) {
+        return Err(ServiceError::HookSecretWrong);
+    }
+    monolith.fulfil_hook(HookRequest::from_text(&body)?).await
 }
 
 impl Monolith {
     /// Gathers what is still gathered here, then fulfils the bundle.
     async fn fulfil_bundle(&self, received: Received<BundleOrder>) -> Result<&'static str, ServiceError> {
-        let Received { order, message_id } = received;
-        let request = gather(order.bundle, &self.config.strangled, self.config.gather_delay).await;
-        self.call_api(&request, message_id.as_deref(), ORDER_FAILED)
+        let idempotency_key = received.idempotency_key(FulfillmentKind::Bundle);
+        let bundle = received.order.bundle;
+        let request = gather(bundle, &self.config.strangled, self.config.gather_delay).await;
+        self.call_api(&request, idempotency_key.as_ref(), ORDER_FAILED)
             .await?;
         tracing::info!("Bundle fulfilled");
         Ok(ORDER_FULFILLED)
     }
 
     /// Fulfils what a microservice produced.
-    async fn fulfil_hook(
-        &self,
-        order: ResourceOrder,
-        idempotency_key: Option<&str>,
-    ) -> Result<&'static str, ServiceError> {
-        let ResourceOrder { resource, quantity } = order;
+    async fn fulfil_hook(&self, hook: HookRequest) -> Result<&'static str, ServiceError> {
+        let ResourceOrder { resource, quantity } = hook.order;
         tracing::info!("Fulfilling {quantity} {resource} from the {resource} microservice");
         let request = FulfillmentRequest::single(resource, quantity);
-        self.call_api(&request, idempotency_key, HOOK_FAILED).await?;
+        self.call_api(&request, hook.idempotency_key.as_ref(), HOOK_FAILED)
+            .await?;
         Ok(HOOK_DELIVERED)
     }
 
@@ -106,13 +112,13 @@ impl Monolith {
     async fn call_api(
         &self,
         request: &FulfillmentRequest,
-        idempotency_key: Option<&str>,
+        idempotency_key: Option<&IdempotencyKey>,
         reply: &'static str,
     ) -> Result<(), ServiceError> {
         tracing::info!("Trying to send a request to the API");
         let mut headers = vec![(API_KEY_HEADER, self.config.api.api_key.expose())];
         if let Some(key) = idempotency_key {
-            headers.push((IDEMPOTENCY_KEY_HEADER, key));
+            headers.push((IDEMPOTENCY_KEY_HEADER, key.as_str()));
         }
         match self.api.post_json(request, &headers).await {
             Ok(status) => {

@@ -6,12 +6,13 @@
 // the helpers here too (a panic is a failed test).
 #![cfg(test)]
 
+use contracts::fulfillment::HOOK_SECRET_HEADER;
 use serde_json::json;
 use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 use testkit::moto::Moto;
-use testkit::process::{exits_with_one_line_naming, safe_aws_env};
+use testkit::process::{exits_with_one_line_naming, run_to_exit, safe_aws_env};
 use testkit::{ApiBehaviour, FakeApi, ServiceProcess, wait_until};
 
 const WORKSHOP_CURL_BODY: &str = r#"{"Message":{"bundle":"1"}}"#;
@@ -37,12 +38,122 @@ async fn missing_configuration_exits_with_one_line_naming_it() {
     exits_with_one_line_naming(monolith_exe(), &safe_aws_env(), &named).await;
 }
 
-#[tokio::test]
-async fn environment_configures_and_sigterm_drains_in_flight_orders() {
-    let api = FakeApi::start().await;
+/// The glue hook secret the process tests configure.
+const HOOK_SECRET: &str = "env-hook-secret-value-0123456789";
+
+/// Everything the monolith needs from the environment, for `api`.
+fn monolith_env(api: &FakeApi) -> HashMap<String, String> {
     let mut env = safe_aws_env();
     env.insert("INTERSTELLA_API_KEY".into(), "env-secret-key-value".into());
     env.insert("INTERSTELLA_API_ENDPOINT".into(), api.url.to_string());
+    env.insert("GLUE_HOOK_SECRET".into(), HOOK_SECRET.into());
+    env
+}
+
+#[tokio::test]
+async fn a_missing_hook_secret_or_sns_only_without_topics_exits_2_with_one_line() {
+    let api = FakeApi::start().await;
+    let mut no_secret = monolith_env(&api);
+    no_secret.remove("GLUE_HOOK_SECRET");
+    let named = ["GLUE_HOOK_SECRET", "/interstella/glueHookSecret"];
+    exits_with_one_line_naming(monolith_exe(), &no_secret, &named).await;
+
+    let mut sns_only = monolith_env(&api);
+    sns_only.insert("ACCEPT_UNSIGNED_ORDERS".into(), "false".into());
+    let named = ["ACCEPT_UNSIGNED_ORDERS=false", "SNS_TOPIC_ARNS"];
+    exits_with_one_line_naming(monolith_exe(), &sns_only, &named).await;
+    assert_eq!(
+        run_to_exit(monolith_exe(), &sns_only).await.status.code(),
+        Some(2)
+    );
+}
+
+#[tokio::test]
+async fn the_hook_secret_is_checked_and_never_logged() {
+    let api = FakeApi::start().await;
+    let mut monolith = ServiceProcess::start(monolith_exe(), &monolith_env(&api));
+    let addr = monolith.wait_listening().await;
+    let client = reqwest::Client::new();
+    let hook = async |secret: Option<&str>| {
+        let mut request = client
+            .post(format!("http://{addr}/fulfill/"))
+            .body(r#"{"iridium": 1000000}"#);
+        if let Some(secret) = secret {
+            request = request.header(HOOK_SECRET_HEADER, secret);
+        }
+        request.send().await.unwrap().status().as_u16()
+    };
+    assert_eq!(hook(None).await, 401);
+    assert_eq!(hook(Some("wrong-hook-secret-value-0123456789")).await, 403);
+    assert_eq!(api.count(), 0);
+    assert_eq!(hook(Some(HOOK_SECRET)).await, 200);
+    assert_eq!(api.count(), 1);
+    monolith.terminate().await;
+    assert!(monolith.wait_exit(Duration::from_secs(10)).await.success());
+    let log = monolith.seen.join("\n");
+    assert!(
+        log.contains("401") && log.contains("403"),
+        "refusals are logged:\n{log}"
+    );
+    for secret in [HOOK_SECRET, "wrong-hook-secret-value"] {
+        assert!(!log.contains(secret), "a hook secret reached the log:\n{log}");
+    }
+}
+
+#[tokio::test]
+async fn an_unverified_topic_arn_is_logged_short_on_one_line() {
+    let api = FakeApi::start().await;
+    let mut env = monolith_env(&api);
+    env.insert(
+        "SNS_TOPIC_ARNS".into(),
+        "arn:aws:sns:us-east-1:123456789012:orders".into(),
+    );
+    let mut monolith = ServiceProcess::start(monolith_exe(), &env);
+    let addr = monolith.wait_listening().await;
+    let topic = format!("arn:x\nERROR forged line{}", "A".repeat(400 * 1024));
+    let envelope = json!({
+        "Type": "Notification", "MessageId": "00000000-0000-4000-8000-000000000001",
+        "TopicArn": topic, "Message": "{\"bundle\": 1}",
+        "Timestamp": "2026-01-01T00:00:00.000Z", "SignatureVersion": "2", "Signature": "c2ln",
+        "SigningCertURL": "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-a.pem",
+        "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe"
+    });
+    let response = reqwest::Client::new()
+        .post(format!("http://{addr}/order/"))
+        .body(envelope.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 403);
+    assert!(
+        response.text().await.unwrap().len() < 1024,
+        "the topic was echoed in full"
+    );
+    monolith.terminate().await;
+    assert!(monolith.wait_exit(Duration::from_secs(10)).await.success());
+    let refused: Vec<&String> = monolith
+        .seen
+        .iter()
+        .filter(|l| l.contains("not accepted"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{:#?}", monolith.seen);
+    assert!(refused[0].len() < 1024, "the topic was logged in full");
+    for line in &monolith.seen {
+        assert!(
+            !line.contains("forged line") || line.contains("not accepted"),
+            "a forged log line: {line:?}"
+        );
+        assert!(
+            !line.contains("ANY topic"),
+            "warned although topics are listed: {line}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn environment_configures_and_sigterm_drains_in_flight_orders() {
+    let api = FakeApi::start().await;
+    let env = monolith_env(&api);
     let mut monolith = ServiceProcess::start(monolith_exe(), &env);
     let addr = monolith.wait_listening().await;
 
@@ -80,6 +191,9 @@ async fn environment_configures_and_sigterm_drains_in_flight_orders() {
         !log.contains("env-secret-key-value"),
         "the API key reached the log:\n{log}"
     );
+    let warnings: Vec<&str> = log.lines().filter(|l| l.contains("ANY topic")).collect();
+    assert_eq!(warnings.len(), 1, "one warning about accepting any topic:\n{log}");
+    assert!(warnings[0].contains("WARN") && warnings[0].contains("SNS_TOPIC_ARNS"));
 }
 
 #[tokio::test]
@@ -104,20 +218,26 @@ async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
     let ssm = aws_sdk_ssm::Client::new(&config);
     let api = FakeApi::start().await;
     let put_parameters = async || {
-        ssm.put_parameter()
-            .name("/interstella/apiKey")
-            .value("ssm-secret-key-value")
-            .r#type(aws_sdk_ssm::types::ParameterType::SecureString)
-            .overwrite(true)
-            .send()
-            .await?;
-        ssm.put_parameter()
-            .name("/interstella/apiEndpoint")
-            .value(api.url.as_str())
-            .r#type(aws_sdk_ssm::types::ParameterType::String)
-            .overwrite(true)
-            .send()
-            .await
+        use aws_sdk_ssm::types::ParameterType::{SecureString, String as Plain};
+        let parameters = [
+            ("/interstella/apiKey", "ssm-secret-key-value", SecureString),
+            (
+                "/interstella/glueHookSecret",
+                "ssm-hook-secret-value-0123456789",
+                SecureString,
+            ),
+            ("/interstella/apiEndpoint", api.url.as_str(), Plain),
+        ];
+        for (name, value, kind) in parameters {
+            ssm.put_parameter()
+                .name(name)
+                .value(value)
+                .r#type(kind)
+                .overwrite(true)
+                .send()
+                .await?;
+        }
+        Ok::<(), aws_sdk_ssm::error::SdkError<_, _>>(())
     };
     put_parameters().await.unwrap();
 
@@ -128,12 +248,24 @@ async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
     let received = api.received();
     assert_eq!(received[0].header("x-api-key"), Some("ssm-secret-key-value"));
     assert_eq!(received[0].body, json!({"iridium": 1, "magnesite": 1}));
+    let hook = reqwest::Client::new()
+        .post(format!("http://{addr}/fulfill/"))
+        .header(HOOK_SECRET_HEADER, "ssm-hook-secret-value-0123456789")
+        .body(r#"{"iridium": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        hook.status().as_u16(),
+        200,
+        "the hook secret from SSM is the one checked"
+    );
     monolith.terminate().await;
     assert!(monolith.wait_exit(Duration::from_secs(10)).await.success());
-    assert!(
-        !monolith.seen.join("\n").contains("ssm-secret-key-value"),
-        "the API key reached the log"
-    );
+    let log = monolith.seen.join("\n");
+    for secret in ["ssm-secret-key-value", "ssm-hook-secret-value"] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
 
     // A parameter SSM does not have: the one-line exit names it and SSM.
     aws_env.insert("SSM_API_KEY_PARAM".into(), "/interstella/missing".into());

@@ -6,6 +6,8 @@ use crate::downstream::DownstreamError;
 use crate::sns::{UntrustedUrl, VerifyError};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use contracts::fulfillment::HOOK_SECRET_HEADER;
+use contracts::quote::quoted;
 use contracts::{DeliveryError, OrderError};
 
 /// Why a request was not carried out.
@@ -20,9 +22,19 @@ pub enum ServiceError {
     /// A direct order where only SNS orders are accepted.
     #[error("unsigned orders are not accepted here (ACCEPT_UNSIGNED_ORDERS=false); send orders through SNS")]
     UnsignedRefused,
-    /// An SNS message from a topic not on the allow-list.
-    #[error("messages from topic {0} are not accepted here")]
+    /// An SNS message from a topic not on the allow-list (unverified:
+    /// quoted when shown).
+    #[error("messages from topic {} are not accepted here", quoted(.0))]
     TopicRefused(String),
+    /// A verified SNS message whose MessageId is not SNS' shape (quoted when shown).
+    #[error("MessageId {} is not an SNS MessageId (a UUID)", quoted(.0))]
+    BadMessageId(String),
+    /// The glue hook was called without its shared secret.
+    #[error("the glue hook needs its shared secret in the {HOOK_SECRET_HEADER} header")]
+    HookSecretMissing,
+    /// The glue hook was called with a secret that is not ours.
+    #[error("the glue hook's shared secret does not match")]
+    HookSecretWrong,
     /// The SNS message failed (or could not complete) verification.
     #[error("SNS message verification failed: {0}")]
     Verification(#[from] VerifyError),
@@ -46,10 +58,12 @@ impl ServiceError {
     /// The status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
-            Self::Delivery(_) | Self::Order(_) => StatusCode::BAD_REQUEST,
-            Self::UnsignedRefused | Self::TopicRefused(_) | Self::UntrustedSubscribeUrl(_) => {
-                StatusCode::FORBIDDEN
-            }
+            Self::Delivery(_) | Self::Order(_) | Self::BadMessageId(_) => StatusCode::BAD_REQUEST,
+            Self::HookSecretMissing => StatusCode::UNAUTHORIZED,
+            Self::UnsignedRefused
+            | Self::TopicRefused(_)
+            | Self::UntrustedSubscribeUrl(_)
+            | Self::HookSecretWrong => StatusCode::FORBIDDEN,
             Self::Verification(error) if error.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Verification(_) => StatusCode::FORBIDDEN,
             Self::ConfirmationFailed(_) => StatusCode::BAD_GATEWAY,

@@ -12,8 +12,11 @@ use crate::reply::{SUBSCRIBED, UNSUBSCRIBED};
 use crate::settings::TrustConfig;
 use crate::sns::{SnsVerifier, TrustedHosts};
 use axum::http::HeaderMap;
+use contracts::quote::quoted;
 use contracts::sns::MESSAGE_TYPE_HEADER;
-use contracts::{Delivery, Envelope, MessageType, Order, message_order, parse_delivery};
+use contracts::{
+    Delivery, Envelope, FulfillmentKind, IdempotencyKey, MessageType, Order, message_order, parse_delivery,
+};
 use std::time::Duration;
 /// How long the SubscribeURL GET may take.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
@@ -23,9 +26,28 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct Received<O> {
     /// The order, parsed into the type the endpoint takes.
     pub order: O,
-    /// The SNS MessageId, which identifies the order across redeliveries;
-    /// `None` for a direct order.
-    pub message_id: Option<String>,
+    /// Which SNS message carried it; `None` for a direct order.
+    pub sns: Option<SnsOrigin>,
+}
+
+/// The SNS message an order came in: `(TopicArn, MessageId)` identifies the
+/// order across redeliveries (docs/contract.md, Trust).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnsOrigin {
+    /// The topic it was published to (on the allow-list, if there is one).
+    pub topic_arn: String,
+    /// Its MessageId, of SNS' shape (a UUID).
+    pub message_id: String,
+}
+
+impl<O> Received<O> {
+    /// The key the fulfillment API dedupes this order's fulfillment of
+    /// `kind` on; `None` for a direct order, which has no identity.
+    pub fn idempotency_key(&self, kind: FulfillmentKind) -> Option<IdempotencyKey> {
+        self.sns
+            .as_ref()
+            .map(|sns| IdempotencyKey::derive(&sns.topic_arn, &sns.message_id, kind))
+    }
 }
 
 /// What a delivery asks of the endpoint.
@@ -49,6 +71,11 @@ impl OrderIntake {
     pub fn new(trust: TrustConfig, client: reqwest::Client) -> Self {
         let hosts = TrustedHosts::new(trust.sns_stand_in.clone());
         let verifier = SnsVerifier::new(hosts, client.clone());
+        if !trust.has_topic_allow_list() {
+            tracing::warn!(
+                "SNS_TOPIC_ARNS is not set: SNS messages from ANY topic are accepted; anyone can subscribe this service to a topic of theirs and place genuinely signed orders"
+            );
+        }
         if !trust.verify_signatures {
             tracing::warn!(
                 "SNS_VERIFY=false: SNS signatures are NOT verified; anyone who can reach this service can place orders"
@@ -89,7 +116,7 @@ impl OrderIntake {
                 }
                 Ok(Delivered::Order(Received {
                     order: message_order(&message)?,
-                    message_id: None,
+                    sns: None,
                 }))
             }
             Delivery::Sns(envelope) => self.receive_sns(*envelope).await,
@@ -103,18 +130,25 @@ impl OrderIntake {
         if self.trust.verify_signatures {
             self.verifier.verify(&envelope).await?;
         }
+        // Before anything is called: the MessageId goes into idempotency keys.
+        if !envelope.has_sns_message_id() {
+            return Err(ServiceError::BadMessageId(envelope.message_id));
+        }
         match envelope.message_type {
             MessageType::Notification => Ok(Delivered::Order(Received {
                 order: O::from_text(envelope.message.as_bytes())?,
-                message_id: Some(envelope.message_id),
+                sns: Some(SnsOrigin {
+                    topic_arn: envelope.topic_arn,
+                    message_id: envelope.message_id,
+                }),
             })),
             MessageType::SubscriptionConfirmation => {
                 self.confirm(&envelope).await?;
-                tracing::info!(topic = %envelope.topic_arn, "SNS subscription confirmed");
+                tracing::info!(topic = %quoted(&envelope.topic_arn), "SNS subscription confirmed");
                 Ok(Delivered::Done(SUBSCRIBED))
             }
             MessageType::UnsubscribeConfirmation => {
-                tracing::info!(topic = %envelope.topic_arn, "SNS subscription ended (UnsubscribeConfirmation)");
+                tracing::info!(topic = %quoted(&envelope.topic_arn), "SNS subscription ended (UnsubscribeConfirmation)");
                 Ok(Delivered::Done(UNSUBSCRIBED))
             }
         }

@@ -15,12 +15,14 @@ pub mod server;
 pub mod settings;
 pub mod sns;
 pub mod startup;
+// One quoting helper for every service: it lives with the error types.
+pub use contracts::quote;
 pub mod telemetry;
 
 pub use downstream::{Downstream, DownstreamError};
 pub use error::ServiceError;
-pub use intake::{OrderIntake, Received};
-pub use secret::ApiKey;
+pub use intake::{OrderIntake, Received, SnsOrigin};
+pub use secret::{ApiKey, HookSecret};
 pub use server::{ServerLimits, serve, serve_with};
 pub use settings::{ConfigError, LogFormat, TrustConfig};
 pub use startup::shutdown_signal;

@@ -1,27 +1,52 @@
 //! Secrets that must never reach a log line.
 
 use std::fmt;
+use subtle::ConstantTimeEq as _;
 
-/// The fulfillment API key. `Debug` prints a placeholder, and there is no
-/// `Display`, so formatting it into a log cannot leak it.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
+/// Declares a secret string type: `Debug` prints a placeholder and there is
+/// no `Display`, so formatting one into a log cannot leak it.
+macro_rules! secret {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq)]
+        pub struct $name(String);
 
-impl ApiKey {
-    /// Wraps a key.
-    pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
-    }
+        impl $name {
+            /// Wraps a secret.
+            pub fn new(secret: impl Into<String>) -> Self {
+                Self(secret.into())
+            }
 
-    /// The key itself, for the one place that sends it: the request header.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
+            /// The secret itself, for the one place that sends it: a request header.
+            pub fn expose(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(concat!(stringify!($name), "(<redacted>)"))
+            }
+        }
+    };
 }
 
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("ApiKey(<redacted>)")
+secret!(
+    /// The fulfillment API key.
+    ApiKey
+);
+
+secret!(
+    /// The glue hook's shared secret: the microservices send it, the monolith
+    /// checks it (docs/contract.md, What each order does).
+    HookSecret
+);
+
+impl HookSecret {
+    /// Whether `presented` is this secret, compared in constant time (a
+    /// length mismatch returns early: the length is not the secret).
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        bool::from(self.0.as_bytes().ct_eq(presented))
     }
 }
 
@@ -34,5 +59,21 @@ mod tests {
         let key = ApiKey::new("s3cr3t-key");
         assert!(!format!("{key:?}").contains("s3cr3t"));
         assert_eq!(key.expose(), "s3cr3t-key");
+        let secret = HookSecret::new("s3cr3t-hook");
+        assert_eq!(format!("{secret:?}"), "HookSecret(<redacted>)");
+    }
+
+    #[test]
+    fn hook_secret_matches_only_itself() {
+        let secret = HookSecret::new("0123456789abcdef");
+        assert!(secret.matches(b"0123456789abcdef"));
+        for wrong in [
+            &b""[..],
+            b"0123456789abcdeF",
+            b"0123456789abcdef0",
+            b"0123456789abcde",
+        ] {
+            assert!(!secret.matches(wrong));
+        }
     }
 }

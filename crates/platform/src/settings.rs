@@ -6,6 +6,7 @@
 //! own command lines.
 
 use crate::downstream::DEFAULT_MAX_CONNECTIONS;
+use crate::secret::HookSecret;
 use clap::builder::BoolishValueParser;
 use std::time::Duration;
 use url::Url;
@@ -42,7 +43,54 @@ impl Default for TrustConfig {
 impl TrustConfig {
     /// Is a message from this topic accepted here?
     pub fn accepts_topic(&self, topic_arn: &str) -> bool {
-        self.topic_arns.is_empty() || self.topic_arns.iter().any(|allowed| allowed.trim() == topic_arn)
+        !self.has_topic_allow_list() || self.allowed_topics().any(|allowed| allowed == topic_arn)
+    }
+
+    /// Whether `SNS_TOPIC_ARNS` names any topic (blank entries do not count).
+    pub fn has_topic_allow_list(&self) -> bool {
+        self.allowed_topics().next().is_some()
+    }
+
+    fn allowed_topics(&self) -> impl Iterator<Item = &str> {
+        self.topic_arns
+            .iter()
+            .map(|arn| arn.trim())
+            .filter(|arn| !arn.is_empty())
+    }
+
+    /// Refuses a configuration that takes orders only from SNS yet from any
+    /// topic: anyone can subscribe our URL to their own topic, and SNS signs
+    /// those messages genuinely (docs/contract.md, Trust).
+    pub fn check(self) -> Result<Self, ConfigError> {
+        if !self.accept_unsigned_orders && !self.has_topic_allow_list() {
+            return Err(ConfigError::Invalid(
+                "ACCEPT_UNSIGNED_ORDERS=false needs SNS_TOPIC_ARNS (or --sns-topic-arns): without an allow-list, any AWS account's topic could place orders here".into(),
+            ));
+        }
+        Ok(self)
+    }
+}
+
+/// The glue hook's shared secret, as the monolith and the microservices
+/// both take it (docs/contract.md, Configuration).
+#[derive(Debug, Clone, clap::Args)]
+pub struct GlueHookSecretArgs {
+    /// The glue hook's shared secret (at least 16 characters). Never logged.
+    #[arg(long, env = "GLUE_HOOK_SECRET", hide_env_values = true)]
+    pub glue_hook_secret: Option<String>,
+}
+
+/// The shortest glue hook secret accepted: shorter is a placeholder, not a secret.
+pub const MIN_HOOK_SECRET_CHARS: usize = 16;
+
+/// Checks a glue hook secret; `None` when unset or blank.
+pub fn hook_secret(value: Option<&str>) -> Result<Option<HookSecret>, ConfigError> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(secret) if secret.chars().count() < MIN_HOOK_SECRET_CHARS => Err(ConfigError::Invalid(format!(
+            "GLUE_HOOK_SECRET is shorter than {MIN_HOOK_SECRET_CHARS} characters; use a random one (e.g. openssl rand -hex 32)"
+        ))),
+        Some(secret) => Ok(Some(HookSecret::new(secret))),
     }
 }
 
@@ -138,5 +186,33 @@ mod tests {
         trust.topic_arns = vec!["arn:a".into(), " arn:b".into()];
         assert!(trust.accepts_topic("arn:b"));
         assert!(!trust.accepts_topic("arn:c"));
+        // `SNS_TOPIC_ARNS=` (blank) is no allow-list.
+        trust.topic_arns = vec![" ".into()];
+        assert!(trust.accepts_topic("arn:any"));
+    }
+
+    #[test]
+    fn sns_only_without_topics_is_refused() {
+        let sns_only = TrustConfig {
+            accept_unsigned_orders: false,
+            topic_arns: vec!["".into()],
+            ..TrustConfig::default()
+        };
+        assert!(sns_only.clone().check().is_err());
+        let listed = TrustConfig {
+            topic_arns: vec!["arn:a".into()],
+            ..sns_only
+        };
+        assert!(listed.check().is_ok());
+        assert!(TrustConfig::default().check().is_ok());
+    }
+
+    #[test]
+    fn hook_secrets_are_long_enough() {
+        assert!(matches!(hook_secret(None), Ok(None)));
+        assert!(matches!(hook_secret(Some("  ")), Ok(None)));
+        assert!(hook_secret(Some("short")).is_err());
+        let secret = hook_secret(Some(" 0123456789abcdef ")).ok().flatten();
+        assert_eq!(secret.as_ref().map(HookSecret::expose), Some("0123456789abcdef"));
     }
 }

@@ -4,7 +4,9 @@ use crate::config::{DEFAULT_DOWNSTREAM_TIMEOUT_MS, ResourceConfig, glue_hook_url
 use clap::{CommandFactory, FromArgMatches, Parser};
 use contracts::Resource;
 use platform::server::ServerLimitArgs;
-use platform::settings::{ConfigError, DownstreamLimitArgs, LogFormat, TrustConfig, millis};
+use platform::settings::{
+    ConfigError, DownstreamLimitArgs, GlueHookSecretArgs, LogFormat, TrustConfig, hook_secret, millis,
+};
 
 /// Settings of the `iridium` and `magnesite` binaries; every flag is also an
 /// environment variable.
@@ -32,6 +34,12 @@ pub struct Cli {
     /// How many calls to it at once.
     #[command(flatten)]
     pub downstream_limit: DownstreamLimitArgs,
+    /// The glue hook's shared secret, sent with every fulfillment. Taken
+    /// from the environment only (on ECS the task definition injects it from
+    /// the SSM SecureString through `Secrets`), so these small binaries carry
+    /// no AWS SDK.
+    #[command(flatten)]
+    pub hook: GlueHookSecretArgs,
     /// Whom to believe.
     #[command(flatten)]
     pub trust: TrustConfig,
@@ -65,13 +73,20 @@ impl Cli {
         let glue_hook = glue_hook_url(monolith).map_err(|e| {
             ConfigError::Invalid(format!("monolithUrl {monolith:?} is not a host or URL: {e}"))
         })?;
+        let hook_secret = hook_secret(self.hook.glue_hook_secret.as_deref())?.ok_or_else(|| {
+            ConfigError::Invalid(
+                "missing configuration: the glue hook's shared secret; looked in GLUE_HOOK_SECRET and --glue-hook-secret".into(),
+            )
+        })?;
+        let trust = self.trust.clone().check()?;
         Ok(ResourceConfig {
             resource,
             glue_hook,
+            hook_secret,
             gather_delay: millis(self.gather_delay_ms),
             downstream_timeout: millis(self.downstream_timeout_ms),
             downstream_max_connections: self.downstream_limit.downstream_max_connections,
-            trust: self.trust.clone(),
+            trust,
             server: self.server.limits()?,
         })
     }

@@ -3,7 +3,7 @@
 use contracts::Resource;
 use platform::downstream::DEFAULT_MAX_CONNECTIONS;
 use platform::settings::millis;
-use platform::{ServerLimits, TrustConfig};
+use platform::{HookSecret, ServerLimits, TrustConfig};
 use std::time::Duration;
 use url::Url;
 
@@ -14,6 +14,8 @@ pub struct ResourceConfig {
     pub resource: Resource,
     /// The monolith's glue hook (`monolithUrl` resolved to `.../fulfill/`).
     pub glue_hook: Url,
+    /// The secret the glue hook checks (`GLUE_HOOK_SECRET`).
+    pub hook_secret: HookSecret,
     /// Simulated work per order (`GATHER_DELAY_MS`).
     pub gather_delay: Duration,
     /// Timeout of each glue-hook call (`DOWNSTREAM_TIMEOUT_MS`); longer than
@@ -32,11 +34,13 @@ pub struct ResourceConfig {
 pub const DEFAULT_DOWNSTREAM_TIMEOUT_MS: u64 = 10_000;
 
 impl ResourceConfig {
-    /// A configuration with defaults for everything but the resource and the hook.
-    pub fn new(resource: Resource, glue_hook: Url) -> Self {
+    /// A configuration with defaults for everything but the resource, the
+    /// hook and its secret.
+    pub fn new(resource: Resource, glue_hook: Url, hook_secret: HookSecret) -> Self {
         Self {
             resource,
             glue_hook,
+            hook_secret,
             gather_delay: Duration::ZERO,
             downstream_timeout: millis(DEFAULT_DOWNSTREAM_TIMEOUT_MS),
             downstream_max_connections: DEFAULT_MAX_CONNECTIONS,

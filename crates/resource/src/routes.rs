@@ -6,8 +6,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::get;
-use contracts::ResourceOrder;
-use contracts::fulfillment::IDEMPOTENCY_KEY_HEADER;
+use contracts::fulfillment::HOOK_SECRET_HEADER;
+use contracts::{FulfillmentKind, HookRequest, ResourceOrder};
 use platform::downstream::http_client;
 use platform::reply::{ORDER_FAILED, ORDER_FULFILLED};
 use platform::{Downstream, OrderIntake, Received, ServiceError};
@@ -67,7 +67,13 @@ async fn order(
         .intake
         .take(&headers, &body, async |received: Received<ResourceOrder>| {
             let order = received.order.only(resource)?;
-            service.produce(order, received.message_id.as_deref()).await
+            let idempotency_key = received.idempotency_key(FulfillmentKind::Resource(resource));
+            service
+                .produce(HookRequest {
+                    order,
+                    idempotency_key,
+                })
+                .await
         })
         .await
         // This service takes its own resource only: say so in every refusal.
@@ -75,23 +81,17 @@ async fn order(
 }
 
 impl ResourceService {
-    /// Produces the order, then sends it to the monolith's glue hook.
-    async fn produce(
-        &self,
-        order: ResourceOrder,
-        message_id: Option<&str>,
-    ) -> Result<&'static str, ServiceError> {
-        let ResourceOrder { resource, quantity } = order;
+    /// Produces the order, then sends it to the monolith's glue hook with
+    /// the shared secret.
+    async fn produce(&self, hook: HookRequest) -> Result<&'static str, ServiceError> {
+        let ResourceOrder { resource, quantity } = hook.order;
         tracing::info!("Producing {quantity} {resource}");
         if !self.config.gather_delay.is_zero() {
             tokio::time::sleep(self.config.gather_delay).await;
         }
         tracing::info!("Sending {quantity} {resource} to the monolith for fulfillment");
-        let headers: Vec<(&'static str, &str)> = message_id
-            .map(|id| (IDEMPOTENCY_KEY_HEADER, id))
-            .into_iter()
-            .collect();
-        match self.monolith.post_json(&order, &headers).await {
+        let headers = [(HOOK_SECRET_HEADER, self.config.hook_secret.expose())];
+        match self.monolith.post_json(&hook, &headers).await {
             Ok(status) => {
                 tracing::info!("Monolith Status Code: {}", status.as_u16());
                 Ok(ORDER_FULFILLED)

@@ -5,6 +5,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
+use contracts::fulfillment::IDEMPOTENCY_KEY_HEADER;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -87,6 +88,20 @@ impl FakeApi {
     /// How many requests were received.
     pub fn count(&self) -> usize {
         self.shared.received.lock().unwrap().len()
+    }
+
+    /// How many fulfillments it recorded: as the real API does, requests
+    /// repeating an `Idempotency-Key` count once; requests without one, each.
+    pub fn fulfillments(&self) -> usize {
+        let received = self.shared.received.lock().unwrap();
+        let mut keys = std::collections::HashSet::new();
+        received
+            .iter()
+            .filter(|r| {
+                r.header(IDEMPOTENCY_KEY_HEADER)
+                    .is_none_or(|key| keys.insert(key.to_owned()))
+            })
+            .count()
     }
 
     /// The most requests it was answering at the same time.

@@ -155,11 +155,26 @@ pub async fn exits_with_one_line_naming(exe: &Path, env: &HashMap<String, String
     }
 }
 
+/// A resource binary refuses to start, exit 2 with one line, without the
+/// glue hook's secret, and when it would take SNS orders from any topic.
+pub async fn resource_binary_refuses_unsafe_configuration(exe: &Path) {
+    let mut env = safe_aws_env();
+    env.insert("monolithUrl".into(), "127.0.0.1:9".into());
+    exits_with_one_line_naming(exe, &env, &["GLUE_HOOK_SECRET"]).await;
+    env.insert("GLUE_HOOK_SECRET".into(), "short".into());
+    exits_with_one_line_naming(exe, &env, &["GLUE_HOOK_SECRET", "16 characters"]).await;
+    env.insert("GLUE_HOOK_SECRET".into(), crate::spawn::TEST_HOOK_SECRET.into());
+    env.insert("ACCEPT_UNSIGNED_ORDERS".into(), "false".into());
+    exits_with_one_line_naming(exe, &env, &["ACCEPT_UNSIGNED_ORDERS=false", "SNS_TOPIC_ARNS"]).await;
+    assert_eq!(run_to_exit(exe, &env).await.status.code(), Some(2));
+}
+
 /// A resource binary serves its health check on `/<resource>/`, and exits 0
 /// on SIGTERM.
 pub async fn resource_binary_serves_and_stops(exe: &Path, resource: contracts::Resource) {
     let mut env = safe_aws_env();
     env.insert("monolithUrl".into(), "127.0.0.1:9".into());
+    env.insert("GLUE_HOOK_SECRET".into(), crate::spawn::TEST_HOOK_SECRET.into());
     let mut service = ServiceProcess::start(exe, &env);
     let addr = service.wait_listening().await;
     let health = reqwest::get(format!("http://{addr}/{resource}/")).await.unwrap();

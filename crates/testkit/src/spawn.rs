@@ -2,8 +2,8 @@
 
 use monolith::MonolithConfig;
 use monolith::api::FulfillmentApi;
-use platform::{ApiKey, TrustConfig};
-use resource::ResourceConfig;
+use platform::{ApiKey, HookSecret, TrustConfig};
+use resource::{Resource, ResourceConfig};
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -11,6 +11,8 @@ use tokio::task::JoinHandle;
 
 /// The API key the tests configure.
 pub const TEST_API_KEY: &str = "test-api-key-0123456789";
+/// The glue hook secret the tests configure.
+pub const TEST_HOOK_SECRET: &str = "test-hook-secret-0123456789abcdef";
 
 /// A service running in the test's runtime.
 #[derive(Debug)]
@@ -68,12 +70,22 @@ impl TestApp {
 
 /// A monolith config for tests: the given API, the test key, trust as given.
 pub fn monolith_config(api: &url::Url, trust: TrustConfig) -> MonolithConfig {
-    let mut config = MonolithConfig::new(FulfillmentApi {
-        endpoint: api.clone(),
-        api_key: ApiKey::new(TEST_API_KEY),
-    });
+    let mut config = MonolithConfig::new(
+        FulfillmentApi {
+            endpoint: api.clone(),
+            api_key: ApiKey::new(TEST_API_KEY),
+        },
+        HookSecret::new(TEST_HOOK_SECRET),
+    );
     config.trust = trust;
     config
+}
+
+/// A resource service config for tests: `resource`, calling the glue hook of
+/// the monolith at `monolith` (host:port) with the test secret.
+pub fn resource_config(resource: Resource, monolith: &str) -> ResourceConfig {
+    let glue_hook = resource::config::glue_hook_url(monolith).unwrap();
+    ResourceConfig::new(resource, glue_hook, HookSecret::new(TEST_HOOK_SECRET))
 }
 
 /// Starts the monolith on `127.0.0.1:0`.

@@ -176,13 +176,7 @@ impl Feed {
         // arrive for an order the ledger has not heard of.
         self.inner
             .ledger
-            .record_published(
-                &self.inner.run_id,
-                &message_id,
-                topic.as_str(),
-                message,
-                targets.len(),
-            )
+            .record_published(&self.inner.run_id, &message_id, topic, message, targets.len())
             .await?;
         let timestamp = crate::ledger::now();
         self.inner.stats.published(topic, targets.len());

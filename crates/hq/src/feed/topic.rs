@@ -1,7 +1,7 @@
 //! The three topics HQ publishes orders on, and what an order on each looks like.
 
 use contracts::order::OrderError;
-use contracts::{BundleOrder, Order, Quantity, Resource, ResourceOrder};
+use contracts::{BundleOrder, FulfillmentKind, Order, Quantity, Resource, ResourceOrder};
 use serde::Serialize;
 use std::fmt;
 use std::str::FromStr;
@@ -39,6 +39,16 @@ impl Topic {
     /// The topic's ARN, e.g. `arn:aws:sns:us-east-1:000000000000:orders`.
     pub fn arn(self) -> String {
         format!("arn:aws:sns:{REGION}:{ACCOUNT}:{}", self.as_str())
+    }
+
+    /// What the services fulfil for an order on this topic: the kind their
+    /// idempotency key is derived with.
+    pub fn fulfillment_kind(self) -> FulfillmentKind {
+        match self {
+            Self::Orders => FulfillmentKind::Bundle,
+            Self::Iridium => FulfillmentKind::Resource(Resource::Iridium),
+            Self::Magnesite => FulfillmentKind::Resource(Resource::Magnesite),
+        }
     }
 
     /// The order text for `quantity`, as the generator publishes it.

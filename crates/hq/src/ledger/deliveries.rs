@@ -2,6 +2,8 @@
 //! delivery of it ended.
 
 use super::{Ledger, LedgerError, now};
+use crate::feed::Topic;
+use contracts::IdempotencyKey;
 use rusqlite::params;
 use serde::Serialize;
 
@@ -29,27 +31,30 @@ impl DeliveryOutcome {
 }
 
 impl Ledger {
-    /// Notes an order the feed published in run `run_id`.
+    /// Notes an order the feed published in run `run_id`, with the
+    /// idempotency key the services will fulfil it under.
     pub async fn record_published(
         &self,
         run_id: &str,
         message_id: &str,
-        topic: &str,
+        topic: Topic,
         message: &str,
         subscribers: usize,
     ) -> Result<(), LedgerError> {
+        let key = IdempotencyKey::derive(&topic.arn(), message_id, topic.fulfillment_kind());
         let values = (
             message_id.to_owned(),
             run_id.to_owned(),
-            topic.to_owned(),
+            topic.as_str(),
             message.to_owned(),
             i64::try_from(subscribers).unwrap_or(i64::MAX),
+            key.as_str().to_owned(),
         );
         self.with(move |conn| {
             conn.execute(
-                "INSERT INTO published (message_id, run_id, topic, message, published_at, subscribers)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![values.0, values.1, values.2, values.3, now(), values.4],
+                "INSERT INTO published (message_id, run_id, topic, message, published_at, subscribers, idempotency_key)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![values.0, values.1, values.2, values.3, now(), values.4, values.5],
             )?;
             Ok(())
         })

@@ -66,6 +66,9 @@ CREATE TABLE IF NOT EXISTS fulfillments (
 CREATE INDEX IF NOT EXISTS fulfillments_by_idempotency_key ON fulfillments (idempotency_key);
 CREATE TABLE IF NOT EXISTS published (
     message_id   TEXT PRIMARY KEY,
+    -- The key the services fulfil this order under (derived from the
+    -- topic, the MessageId and the kind); reconciliation pairs on it.
+    idempotency_key TEXT,
     run_id       TEXT NOT NULL,
     topic        TEXT NOT NULL,
     message      TEXT NOT NULL,
@@ -83,6 +86,20 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 ";
 
+/// Brings a ledger made by an older HQ up to [`SCHEMA`]: `CREATE TABLE IF
+/// NOT EXISTS` leaves an existing table as it was.
+fn add_missing_columns(conn: &Connection) -> Result<(), LedgerError> {
+    let has_key: bool = conn.query_row(
+        "SELECT COUNT(*) > 0 FROM pragma_table_info('published') WHERE name = 'idempotency_key'",
+        [],
+        |row| row.get(0),
+    )?;
+    if !has_key {
+        conn.execute("ALTER TABLE published ADD COLUMN idempotency_key TEXT", [])?;
+    }
+    Ok(())
+}
+
 /// Now, as SNS writes times: ISO-8601 UTC with milliseconds.
 pub fn now() -> String {
     humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
@@ -94,6 +111,7 @@ impl Ledger {
         let conn = Connection::open(dir.join(DB_FILE))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.execute_batch(SCHEMA)?;
+        add_missing_columns(&conn)?;
         Ok(Self {
             conn: Arc::new(Mutex::new(conn)),
         })

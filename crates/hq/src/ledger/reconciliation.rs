@@ -106,7 +106,7 @@ impl Ledger {
             .with(move |conn| {
                 let mut statement = conn.prepare(
                     "SELECT p.topic, p.subscribers,
-                    (SELECT COUNT(*) FROM fulfillments f WHERE f.idempotency_key = p.message_id),
+                    (SELECT COUNT(*) FROM fulfillments f WHERE f.idempotency_key = p.idempotency_key),
                     (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id),
                     (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id AND d.outcome = 'rejected')
                  FROM published p WHERE p.run_id = ?1",

@@ -12,12 +12,8 @@
 //! fetched from the stand-in at the same path, never from the real host,
 //! because the stand-in is what signed the message.
 
-use std::fmt;
+use contracts::quote::quoted;
 use url::Url;
-
-/// How much of a rejected URL an error message repeats; the URL is
-/// attacker-chosen and ends up in logs.
-const MAX_URL_IN_MESSAGE: usize = 200;
 
 /// The hosts whose certificate and confirmation URLs are trusted.
 ///
@@ -171,7 +167,7 @@ impl TrustedUrl {
 
 /// A URL from an SNS message that must not be fetched, and why.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("untrusted URL {}: {reason}", Shown(.url))]
+#[error("untrusted URL {}: {reason}", quoted(.url))]
 pub struct UntrustedUrl {
     url: String,
     reason: &'static str,
@@ -193,18 +189,6 @@ impl UntrustedUrl {
     /// Why it was rejected.
     pub fn reason(&self) -> &'static str {
         self.reason
-    }
-}
-
-/// Debug-quotes a URL, cut short so a huge one cannot flood the logs.
-struct Shown<'a>(&'a str);
-
-impl fmt::Display for Shown<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0.char_indices().nth(MAX_URL_IN_MESSAGE) {
-            Some((cut, _)) => write!(f, "{:?}...", &self.0[..cut]),
-            None => write!(f, "{:?}", self.0),
-        }
     }
 }
 

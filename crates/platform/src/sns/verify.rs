@@ -18,6 +18,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use contracts::quote::quoted;
 use contracts::{Envelope, SignatureVersion};
 use rsa::RsaPublicKey;
 use rsa::pkcs1v15::{Signature, VerifyingKey};
@@ -65,7 +66,7 @@ pub enum VerifyError {
     #[error("untrusted SigningCertURL: {0}")]
     UntrustedCertUrl(UntrustedUrl),
     /// `SignatureVersion` is neither "1" nor "2".
-    #[error("unsupported SignatureVersion {0:?}")]
+    #[error("unsupported SignatureVersion {}", quoted(.0))]
     UnsupportedSignatureVersion(String),
     /// `Signature` is not standard base64 of a non-empty value.
     #[error("Signature is not valid base64")]

@@ -1,5 +1,7 @@
 //! The monolith: the workshop's flows, bad input and downstream failures.
 
+use contracts::fulfillment::HOOK_SECRET_HEADER;
+use contracts::{FulfillmentKind, IdempotencyKey};
 use monolith::MonolithConfig;
 use monolith::routes::HEALTHY;
 use platform::TrustConfig;
@@ -7,7 +9,7 @@ use platform::reply::{HOOK_DELIVERED, HOOK_FAILED, ORDER_FAILED, ORDER_FULFILLED
 use serde_json::json;
 use std::collections::BTreeSet;
 use std::time::Duration;
-use testkit::spawn::{TEST_API_KEY, monolith_config};
+use testkit::spawn::{TEST_API_KEY, TEST_HOOK_SECRET, monolith_config};
 use testkit::{ApiBehaviour, FakeApi, TestApp, spawn_monolith};
 
 const WORKSHOP_CURL_BODY: &str = r#"{"Message":{"bundle":"1"}}"#;
@@ -204,37 +206,106 @@ async fn unsigned_orders_can_be_refused() {
     assert_eq!(api.count(), 0);
 }
 
+/// The glue hook's header, carrying the test secret.
+const HOOK_SECRET: (&str, &str) = (HOOK_SECRET_HEADER, TEST_HOOK_SECRET);
+
 #[tokio::test]
-async fn glue_hook_sends_one_resource_with_the_idempotency_key() {
+async fn glue_hook_sends_one_resource_with_the_key_from_its_body() {
     let (app, api) = monolith_with(|_| {}).await;
-    let (status, text) = app
-        .post(
-            "/fulfill/",
-            JSON,
-            &[("Idempotency-Key", "msg-42")],
-            r#"{"magnesite": 4}"#,
-        )
-        .await;
+    let key = IdempotencyKey::derive(
+        "arn:t",
+        "m",
+        FulfillmentKind::Resource(contracts::Resource::Magnesite),
+    );
+    let body = format!(r#"{{"magnesite": 4, "idempotency_key": "{key}"}}"#);
+    let (status, text) = app.post("/fulfill/", JSON, &[HOOK_SECRET], body).await;
     assert_eq!((status, text.as_str()), (200, HOOK_DELIVERED));
     let received = api.received();
     assert_eq!(received[0].body, json!({"iridium": 0, "magnesite": 4}));
-    assert_eq!(received[0].header("idempotency-key"), Some("msg-42"));
+    assert_eq!(received[0].header("idempotency-key"), Some(key.as_str()));
     assert_eq!(received[0].header("x-api-key"), Some(TEST_API_KEY));
 
     for bad in [
         r#"{"iridium":1,"magnesite":1}"#,
         r#"{"bundle":1}"#,
         r#"{"Message":{"iridium":1}}"#,
+        r#"{"iridium":1,"idempotency_key":"msg-42"}"#,
         "{}",
         "x",
     ] {
-        assert_eq!(app.post("/fulfill", None, &[], bad).await.0, 400, "{bad}");
+        assert_eq!(
+            app.post("/fulfill", None, &[HOOK_SECRET], bad).await.0,
+            400,
+            "{bad}"
+        );
     }
     assert_eq!(api.count(), 1);
 
     api.behave(ApiBehaviour::Fail(500));
-    let (status, text) = app.post("/fulfill/", JSON, &[], r#"{"iridium": 1}"#).await;
+    let (status, text) = app
+        .post("/fulfill/", JSON, &[HOOK_SECRET], r#"{"iridium": 1}"#)
+        .await;
     assert_eq!((status, text.as_str()), (502, HOOK_FAILED));
+}
+
+#[tokio::test]
+async fn glue_hook_needs_the_shared_secret() {
+    let (app, api) = monolith_with(|_| {}).await;
+    let order = r#"{"iridium": 1000000}"#;
+    let (status, text) = app.post("/fulfill/", JSON, &[], order).await;
+    assert_eq!(status, 401, "{text}");
+    assert!(text.contains(HOOK_SECRET_HEADER), "says what is missing: {text}");
+    let near_miss = &TEST_HOOK_SECRET[..TEST_HOOK_SECRET.len() - 1];
+    for wrong in ["", "wrong", near_miss, &format!("{TEST_HOOK_SECRET}0")] {
+        let (status, text) = app
+            .post("/fulfill/", JSON, &[(HOOK_SECRET_HEADER, wrong)], order)
+            .await;
+        assert_eq!(status, 403, "{wrong:?}");
+        assert!(!text.contains(TEST_HOOK_SECRET), "the secret was echoed: {text}");
+    }
+    assert_eq!(api.count(), 0, "an unauthenticated hook call reached the API");
+    let (status, _) = app.post("/fulfill/", JSON, &[HOOK_SECRET], order).await;
+    assert_eq!(status, 200);
+    assert_eq!(api.count(), 1);
+}
+
+#[tokio::test]
+async fn a_callers_idempotency_key_is_ignored_everywhere() {
+    let (app, api) = monolith_with(|_| {}).await;
+    let claimed = [("Idempotency-Key", "msg-42")];
+    let (status, _) = app.post("/order/", JSON, &claimed, WORKSHOP_CURL_BODY).await;
+    assert_eq!(status, 200);
+    let hook_headers = [claimed[0], HOOK_SECRET];
+    let (status, _) = app
+        .post("/fulfill/", JSON, &hook_headers, r#"{"iridium": 1}"#)
+        .await;
+    assert_eq!(status, 200);
+    let received = api.received();
+    assert_eq!(received.len(), 2);
+    for request in &received {
+        assert_eq!(
+            request.header("idempotency-key"),
+            None,
+            "a direct order carries no key"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_huge_bad_quantity_is_quoted_short_and_escaped() {
+    let (app, api) = monolith_with(|_| {}).await;
+    let huge = format!("1\\n{}", "9".repeat(400 * 1024));
+    let body = format!(r#"{{"Message":{{"bundle":"{huge}"}}}}"#);
+    let (status, text) = app.post("/order/", JSON, &[], body).await;
+    assert_eq!(status, 400);
+    assert!(text.len() < 1024, "{} bytes echoed", text.len());
+    assert!(!text.contains('\n'), "raw newline in {text:?}");
+    assert!(text.contains("bytes)"), "says how long it was: {text}");
+    assert!(
+        text.contains(r#"{"bundle": 1}"#),
+        "still says what was expected: {text}"
+    );
+    assert_eq!(api.count(), 0);
 }
 
 #[tokio::test]

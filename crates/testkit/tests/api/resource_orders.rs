@@ -1,10 +1,11 @@
 //! The resource microservices: orders reach the API through the glue hook.
 
+use platform::HookSecret;
 use platform::TrustConfig;
 use platform::reply::{ORDER_FAILED, ORDER_FULFILLED};
-use resource::{Resource, ResourceConfig};
+use resource::Resource;
 use serde_json::json;
-use testkit::spawn::monolith_config;
+use testkit::spawn::{monolith_config, resource_config};
 use testkit::{ApiBehaviour, FakeApi, TestApp, spawn_monolith, spawn_resource};
 
 const JSON: Option<&str> = Some("application/json");
@@ -13,16 +14,8 @@ const JSON: Option<&str> = Some("application/json");
 async fn platform_for(resource: Resource) -> (TestApp, TestApp, FakeApi) {
     let api = FakeApi::start().await;
     let monolith = spawn_monolith(monolith_config(&api.url, TrustConfig::default())).await;
-    let service = spawn_resource(ResourceConfig::new(
-        resource,
-        glue_hook(&monolith.addr.to_string()),
-    ))
-    .await;
+    let service = spawn_resource(resource_config(resource, &monolith.addr.to_string())).await;
     (service, monolith, api)
-}
-
-fn glue_hook(monolith: &str) -> url::Url {
-    resource::config::glue_hook_url(monolith).unwrap()
 }
 
 #[tokio::test]
@@ -74,11 +67,7 @@ async fn monolith_down_or_failing_is_a_5xx() {
         .unwrap()
         .local_addr()
         .unwrap();
-    let orphan = spawn_resource(ResourceConfig::new(
-        Resource::Iridium,
-        glue_hook(&closed.to_string()),
-    ))
-    .await;
+    let orphan = spawn_resource(resource_config(Resource::Iridium, &closed.to_string())).await;
     let (status, text) = orphan
         .post("/iridium/", JSON, &[], r#"{"Message":{"iridium":1}}"#)
         .await;
@@ -90,4 +79,19 @@ async fn monolith_down_or_failing_is_a_5xx() {
         .post("/iridium/", JSON, &[], r#"{"Message":{"iridium":1}}"#)
         .await;
     assert_eq!((status, text.as_str()), (502, ORDER_FAILED));
+}
+
+#[tokio::test]
+async fn a_service_with_the_wrong_hook_secret_is_refused_by_the_monolith() {
+    let api = FakeApi::start().await;
+    let monolith = spawn_monolith(monolith_config(&api.url, TrustConfig::default())).await;
+    let mut config = resource_config(Resource::Iridium, &monolith.addr.to_string());
+    config.hook_secret = HookSecret::new("not-the-monolith-secret-0123456789");
+    let iridium = spawn_resource(config).await;
+    let (status, text) = iridium
+        .post("/iridium/", JSON, &[], r#"{"Message":{"iridium":1}}"#)
+        .await;
+    // The monolith's 403 is an error status downstream: the order failed.
+    assert_eq!((status, text.as_str()), (502, ORDER_FAILED));
+    assert_eq!(api.count(), 0);
 }

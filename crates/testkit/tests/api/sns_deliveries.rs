@@ -3,6 +3,7 @@
 
 use contracts::MessageType;
 use contracts::SignatureVersion::{self, V1, V2};
+use contracts::{FulfillmentKind, IdempotencyKey};
 use hq::sns_signer::SnsSigner;
 use platform::TrustConfig;
 use platform::reply::{ORDER_FULFILLED, SUBSCRIBED, UNSUBSCRIBED};
@@ -10,7 +11,7 @@ use resource::{Resource, ResourceConfig};
 use serde_json::json;
 use testkit::fake_sns::{CERT_PATH, FakeSns, HitCounter, ORDERS_TOPIC, deliver};
 use testkit::keys::{OTHER_KEY_PEM, TEST_KEY_PEM};
-use testkit::spawn::monolith_config;
+use testkit::spawn::{monolith_config, resource_config};
 use testkit::{FakeApi, TestApp, spawn_monolith, spawn_resource};
 
 const BUNDLE: &str = "{\"bundle\": 1}";
@@ -42,7 +43,8 @@ async fn signed_notifications_v1_and_v2_are_fulfilled_with_the_message_id() {
         assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED), "{version:?}");
         let last = api.received().pop().unwrap();
         assert_eq!(last.body, json!({"iridium": 1, "magnesite": 1}));
-        assert_eq!(last.header("idempotency-key"), Some(envelope.message_id.as_str()));
+        let key = IdempotencyKey::derive(ORDERS_TOPIC, &envelope.message_id, FulfillmentKind::Bundle);
+        assert_eq!(last.header("idempotency-key"), Some(key.as_str()));
     }
     assert_eq!(sns.cert_fetches(), 1, "the certificate is cached");
 }
@@ -241,31 +243,87 @@ async fn bad_order_inside_a_genuine_notification_is_a_400() {
     assert_eq!(api.count(), 0);
 }
 
-#[tokio::test]
-async fn redeliveries_carry_the_same_idempotency_key_end_to_end() {
-    let Setup { monolith, api, sns } = setup(|_| {}).await;
+/// An iridium service trusting the fake SNS, wired to `monolith`.
+async fn iridium_for(monolith: &TestApp, sns: &FakeSns) -> TestApp {
     let trust = TrustConfig {
         sns_stand_in: Some(sns.base.clone()),
         ..TrustConfig::default()
     };
-    let hook = resource::config::glue_hook_url(&monolith.addr.to_string()).unwrap();
-    let iridium = spawn_resource(ResourceConfig {
+    spawn_resource(ResourceConfig {
         trust,
-        ..ResourceConfig::new(Resource::Iridium, hook)
+        ..resource_config(Resource::Iridium, &monolith.addr.to_string())
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn redeliveries_are_fulfilled_once_with_our_key_end_to_end() {
+    let Setup { monolith, api, sns } = setup(|_| {}).await;
+    let iridium = iridium_for(&monolith, &sns).await;
     let envelope = sns.notification("{\"iridium\": \"5\"}", V1);
     for _ in 0..2 {
         let (status, text) = deliver(&iridium, "/iridium/", &envelope).await;
         assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED));
     }
+    let key = IdempotencyKey::derive(
+        ORDERS_TOPIC,
+        &envelope.message_id,
+        FulfillmentKind::Resource(Resource::Iridium),
+    );
     let received = api.received();
     assert_eq!(received.len(), 2);
     for request in &received {
         assert_eq!(request.body, json!({"iridium": 5, "magnesite": 0}));
+        assert_eq!(request.header("idempotency-key"), Some(key.as_str()));
+    }
+    assert_eq!(api.fulfillments(), 1, "a redelivered order was fulfilled twice");
+}
+
+#[tokio::test]
+async fn the_same_message_id_on_another_topic_is_another_order() {
+    let Setup { monolith, api, sns } = setup(|_| {}).await;
+    let iridium = iridium_for(&monolith, &sns).await;
+    let order = "{\"iridium\": 1}";
+    let first = sns.notification(order, V2);
+    // Someone else's topic reuses (or claims first) the same MessageId.
+    let mut elsewhere = sns.envelope(
+        MessageType::Notification,
+        "arn:aws:sns:us-east-1:999999999999:other",
+        order,
+    );
+    elsewhere.message_id = first.message_id.clone();
+    sns.sign(&mut elsewhere, V2);
+    for envelope in [&elsewhere, &first] {
+        let (status, text) = deliver(&iridium, "/iridium/", envelope).await;
         assert_eq!(
-            request.header("idempotency-key"),
-            Some(envelope.message_id.as_str())
+            (status, text.as_str()),
+            (200, ORDER_FULFILLED),
+            "{}",
+            envelope.topic_arn
         );
     }
+    assert_eq!(api.fulfillments(), 2, "one topic's message blocked another's");
+}
+
+#[tokio::test]
+async fn a_message_id_not_of_sns_shape_is_a_400_before_anything_is_called() {
+    let Setup { monolith, api, sns } = setup(|_| {}).await;
+    for message_id in [
+        "msg-42",
+        "00000000-0000-4000-8000-00000000000g",
+        "not a uuid at all",
+    ] {
+        let mut envelope = sns.envelope(MessageType::Notification, ORDERS_TOPIC, BUNDLE);
+        envelope.message_id = message_id.into();
+        sns.sign(&mut envelope, V2);
+        let (status, text) = deliver(&monolith, "/order/", &envelope).await;
+        assert_eq!(status, 400, "{message_id:?}: {text}");
+        assert!(!text.contains('\n'), "raw newline in {text:?}");
+    }
+    let mut confirmation = sns.envelope(MessageType::SubscriptionConfirmation, ORDERS_TOPIC, "subscribe");
+    confirmation.message_id = "msg-42".into();
+    sns.sign(&mut confirmation, V2);
+    assert_eq!(deliver(&monolith, "/order/", &confirmation).await.0, 400);
+    assert_eq!(sns.confirmations(), 0);
+    assert_eq!(api.count(), 0);
 }

@@ -13,7 +13,7 @@ use resource::{Resource, ResourceConfig};
 use serde_json::json;
 use std::time::Duration;
 use testkit::moto::Moto;
-use testkit::spawn::monolith_config;
+use testkit::spawn::{monolith_config, resource_config};
 use testkit::{FakeApi, TestApp, spawn_monolith, spawn_resource, wait_until};
 
 /// moto picks the service by a SigV4 credential scope; it checks no signature.
@@ -92,10 +92,9 @@ async fn orders_published_on_motos_sns_are_fulfilled() {
     let moto = Moto::start().await;
     let api = FakeApi::start().await;
     let monolith = spawn_monolith(monolith_config(&api.url, trusting(&moto))).await;
-    let hook = resource::config::glue_hook_url(&monolith.addr.to_string()).unwrap();
     let iridium: TestApp = spawn_resource(ResourceConfig {
         trust: trusting(&moto),
-        ..ResourceConfig::new(Resource::Iridium, hook)
+        ..resource_config(Resource::Iridium, &monolith.addr.to_string())
     })
     .await;
 
