@@ -49,6 +49,7 @@ IMAGES=("${SERVICES[@]}" hq)
 PREFIX=ist-ct
 API_KEY="ct-key-$$"
 ADMIN_TOKEN="ct-admin-token-$$" # HQ's admin credential: publishing needs it
+HOOK_SECRET="ct-glue-hook-secret-$$" # the monolith's /fulfill/ takes only callers with it
 WORK=$(mktemp -d /tmp/interstella-ct.XXXXXX)
 export DOCKER_BUILDKIT=0 # the classic builder: FROM scratch needs nothing else
 WORKSHOP_ORDER='{"Message":{"bundle":"1"}}'
@@ -312,10 +313,10 @@ run_containers() {
     -e "HQ_SUBSCRIBE=orders=$PROXY_URL/order/,iridium=$PROXY_URL/iridium/,magnesite=$PROXY_URL/magnesite/" \
     -e HQ_SUBSCRIBE_EVERY_MS=500 -e HQ_RETRIES=5 -e HQ_RETRY_MIN_DELAY_MS=200 \
     -e HQ_RETRY_MAX_DELAY_MS=2000 -e HQ_BACKOFF=exponential -e HQ_DRAIN_SECS=5
-  MONO_ENV=(-e "INTERSTELLA_API_KEY=$API_KEY"
+  MONO_ENV=(-e "INTERSTELLA_API_KEY=$API_KEY" -e "GLUE_HOOK_SECRET=$HOOK_SECRET"
     -e "INTERSTELLA_API_ENDPOINT=http://host.docker.internal:$P_HQ/receiving/"
     -e "AWS_ENDPOINT_URL_SNS=http://host.docker.internal:$P_HQ/")
-  RES_ENV=(-e "monolithUrl=$PROXY_URL"
+  RES_ENV=(-e "monolithUrl=$PROXY_URL" -e "GLUE_HOOK_SECRET=$HOOK_SECRET"
     -e "AWS_ENDPOINT_URL_SNS=http://host.docker.internal:$P_HQ/")
   run_container monolith monolith -p "127.0.0.1:$P_MONO:5000" "${MONO_ENV[@]}"
   run_container iridium iridium -p "127.0.0.1:$P_IRI:80" "${RES_ENV[@]}"
@@ -372,6 +373,10 @@ alb_routing() {
   http POST "http://127.0.0.1:$P_PROXY/magnesite/" '{"Message":{"magnesite":"2"}}'
   expect "POST /magnesite/ through the proxy (rule /magnesite* -> magnesite)" 200 "Your order has been fulfilled"
   received "magnesite -> proxy -> monolith /fulfill/ -> HQ" 1 0 2
+  forget
+  http POST "http://127.0.0.1:$P_PROXY/fulfill/" '{"iridium": 1000000}'
+  expect "POST /fulfill/ without the glue hook's secret" 401
+  received "nothing fulfilled by an anonymous /fulfill/" 0 0 0
   http GET "http://127.0.0.1:$P_PROXY/iridiumX"
   http GET "http://127.0.0.1:$P_PROXY/Iridium/"
   expect "GET /Iridium/ (rules are case-sensitive: monolith, unknown path)" 404
