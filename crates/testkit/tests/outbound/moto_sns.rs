@@ -7,6 +7,7 @@
 //! confirmation GET is driven by a delivery of our own, with the SubscribeURL
 //! in SNS's shape, to a service that skips signature checks.
 
+use contracts::{FulfillmentKind, IdempotencyKey};
 use platform::TrustConfig;
 use platform::reply::SUBSCRIBED;
 use resource::{Resource, ResourceConfig};
@@ -118,9 +119,16 @@ async fn orders_published_on_motos_sns_are_fulfilled() {
 
     let received = api.received();
     assert_eq!(received[0].body, json!({"iridium": 1, "magnesite": 1}));
-    assert_eq!(received[0].header("idempotency-key"), Some(bundle_id.as_str()));
+    // The keys are ours, derived from moto's topic and MessageId.
+    let bundle_key = IdempotencyKey::derive(&orders, &bundle_id, FulfillmentKind::Bundle);
+    assert_eq!(received[0].header("idempotency-key"), Some(bundle_key.as_str()));
     assert_eq!(received[1].body, json!({"iridium": 5, "magnesite": 0}));
-    assert_eq!(received[1].header("idempotency-key"), Some(iridium_id.as_str()));
+    let iridium_key = IdempotencyKey::derive(
+        &iridium_orders,
+        &iridium_id,
+        FulfillmentKind::Resource(Resource::Iridium),
+    );
+    assert_eq!(received[1].header("idempotency-key"), Some(iridium_key.as_str()));
 
     // A forged delivery in moto's shape is not carried out (moto has no such
     // certificate: 503, so real SNS would retry; a bad signature would be 403).
