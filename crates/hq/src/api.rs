@@ -81,6 +81,7 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::Ledger(LedgerError::IdempotencyConflict(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Feed(FeedError::Sns(_)) => StatusCode::BAD_GATEWAY,
             Self::Feed(FeedError::Ledger(_)) | Self::Ledger(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -319,21 +320,23 @@ async fn all_totals(_: Admin, State(hq): State<Hq>) -> Result<Response, ApiError
 }
 
 /// `GET /topics`: topics, their subscriptions and delivery counters.
-async fn topics(State(hq): State<Hq>) -> Response {
-    let stats = hq.feed().stats();
-    let subscriptions = hq.feed().subscriptions();
+/// On SNS the subscriptions are SNS' own and `stats` is null (SNS delivers).
+async fn topics(State(hq): State<Hq>) -> Result<Response, ApiError> {
+    let publisher = hq.publisher();
+    let stats = publisher.stats();
+    let subscriptions = publisher.subscriptions().await?;
     let topics: Vec<_> = Topic::ALL
         .into_iter()
         .map(|topic| {
             json!({
                 "name": topic.as_str(),
-                "topicArn": topic.arn(),
+                "topicArn": publisher.topic_arn(topic),
                 "subscriptions": subscriptions.iter().filter(|s| s.topic == topic).collect::<Vec<_>>(),
-                "stats": stats.get(&topic).copied().unwrap_or_default(),
+                "stats": stats.as_ref().map(|stats| stats.get(&topic).copied().unwrap_or_default()),
             })
         })
         .collect();
-    Json(json!({ "topics": topics })).into_response()
+    Ok(Json(json!({ "topics": topics })).into_response())
 }
 
 fn topic(name: &str) -> Result<Topic, ApiError> {
@@ -357,22 +360,34 @@ async fn subscribe(
     let request: SubscribeRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!("expected {{\"endpoint\": \"http://host/path/\"}}: {e}"))
     })?;
-    let subscription = hq.feed().subscribe(topic, &request.endpoint)?;
+    let subscription = hq.publisher().subscribe(topic, &request.endpoint).await?;
     Ok((StatusCode::CREATED, Json(subscription)).into_response())
 }
+
+/// Request headers published with an order as MessageAttributes (W3C trace
+/// context), so a trace can follow the order through SNS.
+const ATTRIBUTE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
 
 /// `POST /topics/<topic>/publish`: publish one order; the body is the order.
 async fn publish(
     _: Admin,
     State(hq): State<Hq>,
     Path(name): Path<String>,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let topic = topic(&name)?;
     let message = std::str::from_utf8(&body)
         .map_err(|_| ApiError::BadRequest("the order must be UTF-8 JSON".into()))?
         .trim();
-    let published = hq.feed().publish(topic, message).await?;
+    let attributes = ATTRIBUTE_HEADERS
+        .into_iter()
+        .filter_map(|name| {
+            let value = headers.get(name)?.to_str().ok()?;
+            Some((name.to_owned(), value.to_owned()))
+        })
+        .collect();
+    let published = hq.publisher().publish(topic, message, &attributes).await?;
     Ok((StatusCode::CREATED, Json(published)).into_response())
 }
 

@@ -5,6 +5,8 @@ use crate::config::{DEFAULT_SUBSCRIBE_EVERY, HqConfig};
 use crate::feed::generator::GeneratorConfig;
 use crate::feed::{Backoff, Endpoint, FeedConfig, RetryPolicy, Topic};
 use crate::keys;
+use crate::ledger::JournalMode;
+use crate::publisher::{PublishTo, parse_topic_arn};
 use clap::Parser;
 use platform::ApiKey;
 use platform::settings::LogFormat;
@@ -93,6 +95,21 @@ pub struct Cli {
     /// How often an unconfirmed `--subscribe` endpoint is sent its confirmation again, in milliseconds.
     #[arg(long, env = "HQ_SUBSCRIBE_EVERY_MS", default_value_t = millis(DEFAULT_SUBSCRIBE_EVERY))]
     pub subscribe_every_ms: u64,
+    /// Where orders are published: HQ's own SNS-compatible feed (`local`),
+    /// or the AWS SNS topics of `--sns-topic-arn` (`aws`; region,
+    /// credentials and `AWS_ENDPOINT_URL_SNS` from the AWS environment).
+    #[arg(long, env = "HQ_PUBLISH_TO", value_enum, default_value_t = PublishTo::default())]
+    pub publish_to: PublishTo,
+    /// With `--publish-to aws`, each topic's ARN, e.g.
+    /// `orders=arn:aws:sns:us-east-1:123456789012:orders` (all three topics;
+    /// repeatable, or comma-separated).
+    #[arg(long = "sns-topic-arn", env = "HQ_SNS_TOPIC_ARNS", value_delimiter = ',', value_parser = parse_topic_arn)]
+    pub sns_topic_arns: Vec<(Topic, String)>,
+    /// The ledger's SQLite journal mode: `wal` on a local disk, `delete` on
+    /// a network file system such as EFS (WAL needs shared memory, which
+    /// NFS does not give).
+    #[arg(long, env = "HQ_JOURNAL_MODE", value_enum, default_value_t = JournalMode::default())]
+    pub journal_mode: JournalMode,
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
@@ -192,6 +209,9 @@ impl Cli {
             },
             subscriptions: self.subscriptions.clone(),
             subscribe_every: Duration::from_millis(self.subscribe_every_ms.max(1)),
+            publish_to: self.publish_to,
+            sns_topic_arns: self.sns_topic_arns.iter().cloned().collect(),
+            journal_mode: self.journal_mode,
         };
         (config, issued)
     }

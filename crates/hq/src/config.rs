@@ -3,7 +3,10 @@
 use crate::admin::AdminToken;
 use crate::feed::generator::GeneratorConfig;
 use crate::feed::{Endpoint, FeedConfig, Topic};
+use crate::ledger::JournalMode;
+use crate::publisher::PublishTo;
 use platform::ApiKey;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use url::Url;
@@ -29,6 +32,13 @@ pub struct HqConfig {
     pub subscriptions: Vec<(Topic, Endpoint)>,
     /// How often an unconfirmed start-up subscription is sent its confirmation again.
     pub subscribe_every: Duration,
+    /// Where orders are published: HQ's own feed (default) or AWS SNS.
+    pub publish_to: PublishTo,
+    /// The SNS topic ARN of each topic, for [`PublishTo::Aws`] (all three needed there).
+    pub sns_topic_arns: BTreeMap<Topic, String>,
+    /// The ledger's SQLite journal mode: WAL (default) on a local disk,
+    /// DELETE on a network file system such as EFS.
+    pub journal_mode: JournalMode,
 }
 
 impl HqConfig {
@@ -43,6 +53,9 @@ impl HqConfig {
             generator: GeneratorConfig::default(),
             subscriptions: Vec::new(),
             subscribe_every: DEFAULT_SUBSCRIBE_EVERY,
+            publish_to: PublishTo::default(),
+            sns_topic_arns: BTreeMap::new(),
+            journal_mode: JournalMode::default(),
         }
     }
 }

@@ -7,7 +7,8 @@
 //! - an [`admin`] credential guarding everything but the fulfillment API,
 //!   the SNS links and the read-only pages;
 //! - an SNS-compatible order [`feed`] with three topics, signed deliveries
-//!   ([`signing`]) retried like SNS, and the order generator.
+//!   ([`signing`]) retried like SNS, and the order generator, which
+//!   publishes there or, on AWS, to real SNS topics ([`publisher`]).
 //!
 //! [`start`] runs it on a listener (tests and the launcher, in-process);
 //! [`run`] is the whole `hq` binary after argument parsing.
@@ -23,6 +24,7 @@ pub mod faults;
 pub mod feed;
 pub mod keys;
 pub mod ledger;
+pub mod publisher;
 mod secret_file;
 pub mod server;
 pub mod signing;

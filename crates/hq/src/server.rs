@@ -6,8 +6,9 @@ use crate::admin::{TOKEN_ENV, TOKEN_FILE};
 use crate::api;
 use crate::config::HqConfig;
 use crate::feed::generator::{Generator, GeneratorConfig};
-use crate::feed::{Endpoint, Feed, Topic};
+use crate::feed::{Endpoint, Topic};
 use crate::ledger::Reconciliation;
+use crate::publisher::Publisher;
 use crate::state::{Hq, StartError};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -55,11 +56,13 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
         api::router(hq.clone()),
         stop.clone().cancelled_owned(),
     ));
-    let generator = Some(Generator::start(hq.feed(), &config.generator));
+    let generator = Some(Generator::start(hq.publisher(), &config.generator));
     let subscribers = config
         .subscriptions
         .iter()
-        .map(|(topic, endpoint)| subscribe_in_background(hq.feed(), *topic, endpoint, config.subscribe_every))
+        .map(|(topic, endpoint)| {
+            subscribe_in_background(hq.publisher(), *topic, endpoint, config.subscribe_every)
+        })
         .collect();
     Ok(RunningHq {
         hq,
@@ -74,14 +77,14 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
 /// Subscribes `endpoint` to `topic`, sending the confirmation again every
 /// `every` until it confirms, in a task of its own.
 fn subscribe_in_background(
-    feed: &Feed,
+    publisher: &Publisher,
     topic: Topic,
     endpoint: &Endpoint,
     every: Duration,
 ) -> JoinHandle<()> {
-    let (feed, endpoint) = (feed.clone(), endpoint.clone());
+    let (publisher, endpoint) = (publisher.clone(), endpoint.clone());
     tokio::spawn(async move {
-        if let Err(error) = feed
+        if let Err(error) = publisher
             .subscribe_until_confirmed(topic, endpoint.clone(), every)
             .await
         {
@@ -105,7 +108,7 @@ impl RunningHq {
     /// Starts (or restarts) the generator with `config`.
     pub async fn generate(&mut self, config: &GeneratorConfig) {
         self.stop_generator().await;
-        self.generator = Some(Generator::start(self.hq.feed(), config));
+        self.generator = Some(Generator::start(self.hq.publisher(), config));
     }
 
     /// Stops generating orders; deliveries under way go on.

@@ -7,6 +7,8 @@ use crate::config::HqConfig;
 use crate::faults::Faults;
 use crate::feed::{Feed, FeedStartError};
 use crate::ledger::{Ledger, LedgerError, Reconciliation};
+use crate::publisher::sns::{SnsStartError, SnsTopics};
+use crate::publisher::{PublishTo, Publisher};
 use crate::signing::{SigningError, SigningIdentity};
 use std::sync::Arc;
 use url::Url;
@@ -34,6 +36,9 @@ pub enum StartError {
     /// The feed could not be made.
     #[error(transparent)]
     Feed(#[from] FeedStartError),
+    /// Publishing to SNS is not configured right.
+    #[error(transparent)]
+    Sns(#[from] SnsStartError),
     /// HQ's URL could not be made.
     #[error("HQ URL: {0}")]
     Url(#[from] url::ParseError),
@@ -55,6 +60,7 @@ struct HqInner {
     admin_token: AdminToken,
     ledger: Ledger,
     feed: Feed,
+    publisher: Publisher,
     faults: Faults,
 }
 
@@ -78,7 +84,7 @@ impl Hq {
             Some(given) => given.clone(),
             None => AdminToken::load_or_create(&dir)?,
         };
-        let ledger = Ledger::open(&dir)?;
+        let ledger = Ledger::open(&dir, config.journal_mode)?;
         for key in &config.api_keys {
             ledger.add_key(key.expose(), "given at start").await?;
         }
@@ -90,6 +96,19 @@ impl Hq {
             ledger.clone(),
             config.feed,
         )?;
+        let publisher = match config.publish_to {
+            PublishTo::Local => Publisher::Local(feed.clone()),
+            PublishTo::Aws => {
+                // Region, credentials and AWS_ENDPOINT_URL(_SNS) as every AWS tool reads them.
+                let aws = aws_config::load_from_env().await;
+                Publisher::Sns(SnsTopics::new(
+                    &aws,
+                    config.sns_topic_arns.clone(),
+                    ledger.clone(),
+                    feed.run_id().to_owned(),
+                )?)
+            }
+        };
         Ok(Self {
             inner: Arc::new(HqInner {
                 base_url,
@@ -97,6 +116,7 @@ impl Hq {
                 admin_token,
                 ledger,
                 feed,
+                publisher,
                 faults: Faults::default(),
             }),
         })
@@ -119,9 +139,15 @@ impl Hq {
         &self.inner.ledger
     }
 
-    /// The order feed.
+    /// HQ's own SNS-compatible feed (its links and certificate are served
+    /// whatever the publisher).
     pub fn feed(&self) -> &Feed {
         &self.inner.feed
+    }
+
+    /// Where orders are published: the feed, or AWS SNS.
+    pub fn publisher(&self) -> &Publisher {
+        &self.inner.publisher
     }
 
     /// Faults to inject into the fulfillment API.

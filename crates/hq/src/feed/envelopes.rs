@@ -76,6 +76,7 @@ impl Envelopes {
         message_id: &str,
         message: &str,
         timestamp: &str,
+        attributes: &super::MessageAttributes,
     ) -> Envelope {
         self.signed(Envelope {
             message_type: MessageType::Notification,
@@ -94,7 +95,19 @@ impl Envelopes {
                 ("Action", "Unsubscribe"),
                 ("SubscriptionArn", &subscription.info.subscription_arn),
             ])),
-            message_attributes: None,
+            // SNS' shape: {"name": {"Type": "String", "Value": "..."}}.
+            message_attributes: (!attributes.is_empty()).then(|| {
+                attributes
+                    .iter()
+                    .map(|(name, value)| {
+                        (
+                            name.clone(),
+                            serde_json::json!({"Type": "String", "Value": value}),
+                        )
+                    })
+                    .collect::<serde_json::Map<_, _>>()
+                    .into()
+            }),
         })
     }
 

@@ -1,7 +1,8 @@
 //! The order generator: publishes random orders on each topic at a set rate,
 //! as Interstella HQ's generator fed the workshop.
 
-use super::{Feed, Topic};
+use super::{MessageAttributes, Topic};
+use crate::publisher::Publisher;
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,8 +27,8 @@ pub struct Generator {
 }
 
 impl Generator {
-    /// Starts publishing on `feed`.
-    pub fn start(feed: &Feed, config: &GeneratorConfig) -> Self {
+    /// Starts publishing through `publisher`.
+    pub fn start(publisher: &Publisher, config: &GeneratorConfig) -> Self {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let max_quantity = config.max_quantity.max(1);
@@ -37,7 +38,7 @@ impl Generator {
             }
             let period = Duration::from_secs_f64((1.0 / rate).clamp(0.001, 86_400.0));
             tracing::info!(%topic, "generating {rate} orders/s");
-            let (feed, cancel) = (feed.clone(), cancel.clone());
+            let (publisher, cancel) = (publisher.clone(), cancel.clone());
             tasks.spawn(async move {
                 let mut ticks = tokio::time::interval(period);
                 ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -47,7 +48,8 @@ impl Generator {
                         _ = ticks.tick() => {}
                     }
                     let quantity = rand::thread_rng().gen_range(1..=max_quantity);
-                    if let Err(error) = feed.publish(topic, &topic.order(quantity)).await {
+                    let order = topic.order(quantity);
+                    if let Err(error) = publisher.publish(topic, &order, &MessageAttributes::new()).await {
                         tracing::error!(%topic, %error, "could not publish a generated order");
                     }
                 }

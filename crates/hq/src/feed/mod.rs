@@ -84,6 +84,9 @@ pub enum FeedError {
     /// The ledger failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// AWS SNS refused or could not be reached (`HQ_PUBLISH_TO=aws`).
+    #[error("SNS: {0}")]
+    Sns(String),
 }
 
 /// Why the feed could not be made.
@@ -96,6 +99,10 @@ pub enum FeedStartError {
     #[error("HTTP client: {0}")]
     Client(#[from] reqwest::Error),
 }
+
+/// String attributes published with an order (SNS MessageAttributes), such
+/// as a `traceparent`; delivered unchanged by the local feed and by SNS.
+pub type MessageAttributes = BTreeMap<String, String>;
 
 /// One published order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -127,7 +134,7 @@ struct Inner {
 
 /// Locks `mutex`; a panic while it was held leaves the data itself intact
 /// (every change under these locks is a single step).
-fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+pub(crate) fn lock_ignoring_poison<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|poison| poison.into_inner())
 }
 
@@ -169,6 +176,16 @@ impl Feed {
     /// Publishes an order on `topic` to every confirmed subscription. The
     /// order is checked with the services' own parsers first.
     pub async fn publish(&self, topic: Topic, message: &str) -> Result<Published, FeedError> {
+        self.publish_with(topic, message, &MessageAttributes::new()).await
+    }
+
+    /// [`Feed::publish`] with MessageAttributes, put in each envelope as SNS does.
+    pub async fn publish_with(
+        &self,
+        topic: Topic,
+        message: &str,
+        attributes: &MessageAttributes,
+    ) -> Result<Published, FeedError> {
         topic.validate(message)?;
         let message_id = uuid::Uuid::new_v4().to_string();
         let targets = self.inner.subscriptions.confirmed(topic);
@@ -176,16 +193,25 @@ impl Feed {
         // arrive for an order the ledger has not heard of.
         self.inner
             .ledger
-            .record_published(&self.inner.run_id, &message_id, topic, message, targets.len())
+            .record_published(
+                &self.inner.run_id,
+                &message_id,
+                (topic, &topic.arn()),
+                message,
+                targets.len(),
+            )
             .await?;
         let timestamp = crate::ledger::now();
         self.inner.stats.published(topic, targets.len());
         let subscribers = targets.len();
         for subscription in targets {
-            let envelope = self
-                .inner
-                .envelopes
-                .notification(&subscription, &message_id, message, &timestamp);
+            let envelope = self.inner.envelopes.notification(
+                &subscription,
+                &message_id,
+                message,
+                &timestamp,
+                attributes,
+            );
             self.inner.spawn_delivery(subscription, envelope);
         }
         Ok(Published {

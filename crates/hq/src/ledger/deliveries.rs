@@ -31,17 +31,18 @@ impl DeliveryOutcome {
 }
 
 impl Ledger {
-    /// Notes an order the feed published in run `run_id`, with the
-    /// idempotency key the services will fulfil it under.
+    /// Notes an order published in run `run_id` on `topic` (whose ARN,
+    /// HQ's own or AWS', is `topic_arn`), with the idempotency key the
+    /// services will fulfil it under.
     pub async fn record_published(
         &self,
         run_id: &str,
         message_id: &str,
-        topic: Topic,
+        (topic, topic_arn): (Topic, &str),
         message: &str,
         subscribers: usize,
     ) -> Result<(), LedgerError> {
-        let key = IdempotencyKey::derive(&topic.arn(), message_id, topic.fulfillment_kind());
+        let key = IdempotencyKey::derive(topic_arn, message_id, topic.fulfillment_kind());
         let values = (
             message_id.to_owned(),
             run_id.to_owned(),

@@ -6,6 +6,10 @@
 //! reconciliation needs: orders published against fulfillments recorded.
 //! This module holds the connection and the schema; each concern's queries
 //! live in their own file.
+//!
+//! The [`JournalMode`] is a setting: WAL on a local disk (the default), the
+//! rollback journal (`DELETE`) on a network file system such as EFS, where
+//! WAL's shared-memory index cannot work.
 
 mod deliveries;
 mod fulfillments;
@@ -33,6 +37,14 @@ pub enum LedgerError {
     /// A thread holding the database panicked, or the blocking task died.
     #[error("ledger unavailable: {0}")]
     Unavailable(String),
+    /// SQLite would not switch to the journal mode asked for.
+    #[error("ledger database kept journal mode {kept:?} instead of {wanted:?}")]
+    JournalMode {
+        /// The mode asked for.
+        wanted: &'static str,
+        /// The mode SQLite answered with.
+        kept: String,
+    },
     /// The idempotency key was used before with different quantities.
     #[error("idempotency key {0:?} was already used for a different fulfillment")]
     IdempotencyConflict(String),
@@ -44,9 +56,38 @@ pub struct Ledger {
     conn: Arc<Mutex<Connection>>,
 }
 
+/// How SQLite keeps the ledger consistent across a crash (`HQ_JOURNAL_MODE`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum JournalMode {
+    /// Write-ahead log: readers never wait for the writer. Needs shared
+    /// memory between the processes opening the file, so a local disk only.
+    #[default]
+    Wal,
+    /// The rollback journal: only file locks, which NFS (EFS) provides,
+    /// so the mode for a ledger on a network file system.
+    Delete,
+}
+
+impl JournalMode {
+    /// The name SQLite's `PRAGMA journal_mode` takes and answers.
+    fn pragma(self) -> &'static str {
+        match self {
+            Self::Wal => "wal",
+            Self::Delete => "delete",
+        }
+    }
+
+    /// `PRAGMA synchronous` for this mode: NORMAL is crash-safe with WAL;
+    /// the rollback journal needs FULL to be.
+    fn synchronous(self) -> &'static str {
+        match self {
+            Self::Wal => "NORMAL",
+            Self::Delete => "FULL",
+        }
+    }
+}
+
 const SCHEMA: &str = "
-PRAGMA journal_mode = WAL;
-PRAGMA synchronous = NORMAL;
 CREATE TABLE IF NOT EXISTS api_keys (
     key_digest TEXT PRIMARY KEY,
     key_id     TEXT NOT NULL,
@@ -106,10 +147,23 @@ pub fn now() -> String {
 }
 
 impl Ledger {
-    /// Opens (or creates) the ledger in `dir`.
-    pub fn open(dir: &Path) -> Result<Self, LedgerError> {
+    /// Opens (or creates) the ledger in `dir`, in journal mode `mode`.
+    pub fn open(dir: &Path, mode: JournalMode) -> Result<Self, LedgerError> {
         let conn = Connection::open(dir.join(DB_FILE))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // SQLite answers with the mode it is in: a mode it cannot use
+        // (WAL without shared memory) is kept silently otherwise.
+        let kept: String =
+            conn.query_row(&format!("PRAGMA journal_mode = {}", mode.pragma()), [], |row| {
+                row.get(0)
+            })?;
+        if !kept.eq_ignore_ascii_case(mode.pragma()) {
+            return Err(LedgerError::JournalMode {
+                wanted: mode.pragma(),
+                kept,
+            });
+        }
+        conn.execute_batch(&format!("PRAGMA synchronous = {};", mode.synchronous()))?;
         conn.execute_batch(SCHEMA)?;
         add_missing_columns(&conn)?;
         Ok(Self {

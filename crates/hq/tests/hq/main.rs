@@ -4,6 +4,7 @@
 // the helpers here too (a panic is a failed test).
 #![cfg(test)]
 
+mod aws;
 mod edge;
 mod feed;
 mod fulfillment;

@@ -40,14 +40,19 @@ fn identity_pems() -> &'static (String, String) {
     PEMS.get_or_init(|| hq::signing::generate().unwrap())
 }
 
-/// A config for HQ in `dir`, with [`KEY`], the shared identity and fast retries.
-pub fn config(dir: &Path) -> HqConfig {
+/// Puts the shared signing identity in `dir`, so HQ makes none there.
+pub fn seed_identity(dir: &Path) {
     let (key, cert) = identity_pems();
     std::fs::create_dir_all(dir).unwrap();
     if !dir.join(hq::signing::KEY_FILE).exists() {
         std::fs::write(dir.join(hq::signing::KEY_FILE), key).unwrap();
         std::fs::write(dir.join(hq::signing::CERT_FILE), cert).unwrap();
     }
+}
+
+/// A config for HQ in `dir`, with [`KEY`], the shared identity and fast retries.
+pub fn config(dir: &Path) -> HqConfig {
+    seed_identity(dir);
     let mut config = HqConfig::new(dir);
     config.api_keys = vec![ApiKey::new(KEY)];
     config.feed = fast_retries();

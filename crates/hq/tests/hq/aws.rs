@@ -1,0 +1,263 @@
+//! HQ as the admin stack runs it on AWS: the `hq` binary publishing through
+//! the AWS SDK to moto's SNS (`HQ_PUBLISH_TO=aws`), and the ledger in the
+//! rollback-journal mode it uses on EFS (`HQ_JOURNAL_MODE=delete`).
+
+use crate::support::{self, admin_client, seed_identity, url};
+use hq::ledger::JournalMode;
+use platform::TrustConfig;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::time::Duration;
+use testkit::moto::Moto;
+use testkit::process::{ServiceProcess, safe_aws_env};
+use testkit::spawn::{TEST_API_KEY, monolith_config};
+use testkit::{spawn_monolith, wait_until};
+
+const ADMIN_TOKEN: &str = "aws-test-admin-token-0123456789";
+const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+/// An SNS client of moto's, to create the topics the admin stack would.
+async fn sns_client(moto: &Moto) -> aws_sdk_sns::Client {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(moto.base.as_str().trim_end_matches('/'))
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_sdk_sns::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .load()
+        .await;
+    aws_sdk_sns::Client::new(&config)
+}
+
+/// GETs `path` on HQ at `base` as the admin; its JSON.
+async fn admin_get(base: &str, path: &str) -> Value {
+    let response = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200, "{path}");
+    response.json().await.unwrap()
+}
+
+/// POSTs `body` to `path` on HQ at `base` as the admin; status and JSON.
+async fn admin_post(base: &str, path: &str, body: String, headers: &[(&str, &str)]) -> (u16, Value) {
+    let mut request = reqwest::Client::new()
+        .post(format!("{base}{path}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .body(body);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn hq_publishes_through_the_aws_sdk_and_reconciles_what_sns_delivered() {
+    let moto = Moto::start().await;
+    let sns = sns_client(&moto).await;
+    let mut arns = HashMap::new();
+    for topic in ["orders", "iridium", "magnesite"] {
+        let created = sns
+            .create_topic()
+            .name(format!("hq-{topic}"))
+            .send()
+            .await
+            .unwrap();
+        arns.insert(topic, created.topic_arn().unwrap().to_owned());
+    }
+
+    // HQ as its task definition runs it, but for the addresses.
+    let dir = tempfile::tempdir().unwrap();
+    seed_identity(dir.path());
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut env = safe_aws_env();
+    env.extend(
+        [
+            ("HQ_LISTEN", format!("127.0.0.1:{port}")),
+            ("HQ_DATA_DIR", dir.path().display().to_string()),
+            ("HQ_API_KEYS", TEST_API_KEY.to_owned()),
+            ("HQ_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+            ("HQ_PUBLISH_TO", "aws".to_owned()),
+            (
+                "HQ_SNS_TOPIC_ARNS",
+                format!(
+                    "orders={},iridium={},magnesite={}",
+                    arns["orders"], arns["iridium"], arns["magnesite"]
+                ),
+            ),
+            ("HQ_JOURNAL_MODE", "delete".to_owned()),
+            ("AWS_ENDPOINT_URL_SNS", moto.base.to_string()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ]
+        .map(|(name, value)| (name.to_owned(), value)),
+    );
+    let _hq = ServiceProcess::start(std::path::Path::new(env!("CARGO_BIN_EXE_hq")), &env);
+    wait_until("HQ to answer", Duration::from_secs(30), async || {
+        reqwest::get(format!("{base}/")).await.ok().map(drop)
+    })
+    .await;
+
+    // A real monolith, trusting moto's signatures on the orders topic only,
+    // fulfilling through HQ's API.
+    let trust = TrustConfig {
+        topic_arns: vec![arns["orders"].clone()],
+        sns_stand_in: Some(moto.base.clone()),
+        ..TrustConfig::default()
+    };
+    let api = url::Url::parse(&format!("{base}/receiving/")).unwrap();
+    let monolith = spawn_monolith(monolith_config(&api, trust)).await;
+
+    // The portal's subscribe: SNS Subscribe; the listing is SNS' own.
+    let endpoint = monolith.url("/order/");
+    let (status, subscribed) = admin_post(
+        &base,
+        "/topics/orders/subscriptions",
+        json!({ "endpoint": endpoint }).to_string(),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 201, "{subscribed}");
+    let topics = admin_get(&base, "/topics").await;
+    let orders = &topics["topics"][0];
+    assert_eq!(orders["topicArn"], arns["orders"].as_str(), "{topics}");
+    assert_eq!(
+        orders["subscriptions"][0]["endpoint"],
+        endpoint.as_str(),
+        "{topics}"
+    );
+    // moto confirms HTTP subscriptions at once (real SNS: pending until the
+    // monolith GETs its SubscribeURL).
+    assert_eq!(orders["subscriptions"][0]["state"], "confirmed", "{topics}");
+    assert!(orders["stats"].is_null(), "SNS delivers, not HQ: {topics}");
+
+    // Published through SNS, delivered signed by moto, fulfilled through HQ's API.
+    let (status, published) = admin_post(
+        &base,
+        "/topics/orders/publish",
+        r#"{"bundle": 2}"#.to_owned(),
+        &[("traceparent", TRACEPARENT)],
+    )
+    .await;
+    assert_eq!(status, 201, "{published}");
+    assert_eq!(published["subscribers"], 1, "{published}");
+    let (status, refused) = admin_post(
+        &base,
+        "/topics/iridium/publish",
+        r#"{"bundle": 1}"#.to_owned(),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 400, "{refused}");
+
+    let reconciliation = wait_until(
+        "the order fulfilled in HQ's ledger",
+        Duration::from_secs(20),
+        async || {
+            let reconciliation = admin_get(&base, "/reconciliation").await;
+            (reconciliation["fulfilled"] == 1).then_some(reconciliation)
+        },
+    )
+    .await;
+    assert_eq!(reconciliation["published"], 1, "{reconciliation}");
+    assert_eq!(reconciliation["lost"], 0, "{reconciliation}");
+    assert_eq!(reconciliation["duplicated"], 0, "{reconciliation}");
+    let totals: Value = reqwest::Client::new()
+        .get(format!("{base}/receiving/"))
+        .header("x-api-key", TEST_API_KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (totals["iridium"].as_u64(), totals["magnesite"].as_u64()),
+        (Some(2), Some(2)),
+        "{totals}"
+    );
+    assert!(
+        !dir.path().join("hq-ledger.sqlite3-wal").exists(),
+        "journal mode delete keeps no write-ahead log"
+    );
+}
+
+#[tokio::test]
+async fn a_ledger_in_rollback_journal_mode_keeps_keys_and_fulfillments_across_restarts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = support::config(dir.path());
+    config.journal_mode = JournalMode::Delete;
+    let hq = support::start_hq(config.clone()).await;
+    let issued: Value = admin_client(&hq)
+        .post(url(&hq, "/keys"))
+        .json(&json!({ "owner": "efs" }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let key = issued["api_key"].as_str().unwrap().to_owned();
+    let fulfil = async |hq: &hq::RunningHq| {
+        reqwest::Client::new()
+            .post(url(hq, "/receiving/"))
+            .header("x-api-key", &key)
+            .header("idempotency-key", "efs-order-1")
+            .json(&json!({ "iridium": 3, "magnesite": 1 }))
+            .send()
+            .await
+            .unwrap()
+    };
+    let first = fulfil(&hq).await;
+    assert_eq!(first.status(), 200);
+    assert!(first.headers().get("idempotent-replayed").is_none());
+    assert!(!dir.path().join("hq-ledger.sqlite3-wal").exists());
+    hq.shutdown(Duration::from_secs(1)).await.unwrap();
+
+    // A new task on the same volume: the issued key and the fulfillment are
+    // there, and the same order again is a replay, not a second count.
+    let hq = support::start_hq(config).await;
+    let again = fulfil(&hq).await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
+    let totals: Value = reqwest::Client::new()
+        .get(url(&hq, "/receiving/"))
+        .header("x-api-key", &key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        (&totals["fulfillments"], &totals["iridium"], &totals["replays"]),
+        (&json!(1), &json!(3), &json!(1)),
+        "{totals}"
+    );
+    assert!(!dir.path().join("hq-ledger.sqlite3-wal").exists());
+    hq.shutdown(Duration::from_secs(1)).await.unwrap();
+
+    // The file is in rollback-journal mode (WAL would be recorded in it).
+    assert_eq!(journal_mode_in_header(dir.path()), "delete");
+}
+
+/// The journal mode a fresh connection finds the ledger file in.
+fn journal_mode_in_header(dir: &std::path::Path) -> String {
+    let header = std::fs::read(dir.join("hq-ledger.sqlite3")).unwrap();
+    // Bytes 18 and 19 of the header: 2 for WAL, 1 for the rollback journal.
+    match (header[18], header[19]) {
+        (2, 2) => "wal".into(),
+        (1, 1) => "delete".into(),
+        other => format!("unknown {other:?}"),
+    }
+}
