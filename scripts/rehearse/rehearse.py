@@ -4,21 +4,27 @@ resources they create checked, then the platform run the way the stacks say.
 
 Part 1 (stacks): create both stacks, wait for CREATE_COMPLETE, check ECS task
 definitions, ELBv2 listener rules (the public /fulfill* refusal, the internal
-glue-hook ALB), SNS topics, SSM parameters, the DynamoDB ledger. What moto
-accepts without modelling (SNS subscriptions, scaling targets and policies,
-an ECS service's load balancers, the Secrets Manager secret) is checked in
-the template itself.
+glue-hook ALB), SNS topics, SSM parameters, the EFS file system, mount
+targets and access point of HQ's ledger. What moto accepts without
+modelling (SNS subscriptions, scaling targets and policies, an ECS service's
+load balancers and platform version, a task definition's volumes, the EFS
+file system policy, the Secrets Manager secret) is checked in the template
+itself.
 
 Part 2 (run, when BIN_DIR holds hq, monolith, iridium and magnesite): each
 container started from its task definition as moto stored it (environment,
 secrets resolved from moto's SSM as the ECS agent would, container port),
 one HAProxy generated from the ELBv2 listener rules as created (a frontend
 per load balancer, rules in priority order, health checks from the target
-groups), the subscriptions from the template made on moto's topics. Then:
-an order on each topic is fulfilled in HQ's ledger; POST /fulfill/ through
+groups), the subscriptions from the template made on moto's topics, HQ
+publishing through the AWS SDK to moto's SNS (HQ_PUBLISH_TO=aws) with its
+ledger in a local directory standing in for the EFS mount. Then: an order
+HQ publishes on each topic goes moto's SNS -> the services -> HQ's API and
+is fulfilled in HQ's ledger, reconciled with nothing lost; POST /fulfill/ through
 the public listener is refused; the internal listener wants the glue secret;
 a genuine message from a topic outside the allow-list is refused;
-Strangled=iridium via a stack update; LaunchType=FARGATE via a stack update.
+Strangled=iridium via a stack update; HQ's task replaced, its ledger kept;
+LaunchType=FARGATE via a stack update.
 All traffic stays on 127.0.0.1.
 
 Run through scripts/rehearse-aws.sh, which finds or makes a Python with
@@ -155,6 +161,7 @@ class Moto:
         warnings.filterwarnings("ignore", module="moto")
 
         patch_moto_task_definition_update()
+        patch_moto_efs_attributes()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -226,6 +233,23 @@ def patch_moto_task_definition_update() -> None:
         return update(cls, *args, cloudformation_json=json_, **kwargs)
 
     TaskDefinition.update_from_cloudformation_json = classmethod(converted)
+
+
+def patch_moto_efs_attributes() -> None:
+    """moto 5 creates EFS file systems and access points from a template but
+    answers neither `!GetAtt X.Arn` nor (access points) `!Ref X`, which AWS
+    does: give them what AWS documents (the ARN; the id)."""
+    from moto.efs.models import AccessPoint, FileSystem
+
+    def file_system_attr(self, name: str) -> str:
+        return {"Arn": self.file_system_arn, "FileSystemId": self.file_system_id}[name]
+
+    def access_point_attr(self, name: str) -> str:
+        return {"Arn": self.access_point_arn, "AccessPointId": self.access_point_id}[name]
+
+    FileSystem.get_cfn_attribute = file_system_attr
+    AccessPoint.get_cfn_attribute = access_point_attr
+    AccessPoint.physical_resource_id = property(lambda self: self.access_point_id)
 
 
 def stack_op(cfn, op: str, name: str, path: str, params: dict[str, str], previous=()) -> dict:
@@ -321,7 +345,7 @@ def part1(moto: Moto, glue_secret: str) -> dict:
         "magnesite": hq_out.get("MagnesiteTopicArn"),
     }
 
-    step("SNS topics, SSM parameters, DynamoDB")
+    step("SNS topics, SSM parameters, the ledger's EFS file system")
     sns = moto.client("sns")
     existing = {t["TopicArn"] for t in sns.list_topics()["Topics"]}
     for name, arn in topics.items():
@@ -334,8 +358,7 @@ def part1(moto: Moto, glue_secret: str) -> dict:
     )
     glue = ssm.get_parameter(Name="/interstella/glueHookSecret", WithDecryption=True)["Parameter"]
     check("glue hook secret is a SecureString", glue["Type"] == "SecureString", glue["Type"])
-    tables = moto.client("dynamodb").list_tables()["TableNames"]
-    check("HQ's ledger table exists", hq_out.get("LedgerTableName") in tables, tables)
+    check_ledger_file_system(moto, hq_out.get("LedgerFileSystemId", ""))
 
     step("ECS task definitions")
     ecs = moto.client("ecs")
@@ -381,10 +404,12 @@ def part1(moto: Moto, glue_secret: str) -> dict:
         hq_env.get("HQ_SNS_TOPIC_ARNS"),
     )
     check("hq: publishes to AWS", hq_env.get("HQ_PUBLISH_TO") == "aws", hq_env)
+    mounts = hq_td["containerDefinitions"][0].get("mountPoints", [])
     check(
-        "hq: ledger in DynamoDB",
-        hq_env.get("HQ_LEDGER") == f"dynamodb:{hq_out.get('LedgerTableName')}",
-        hq_env.get("HQ_LEDGER"),
+        "hq: HQ_DATA_DIR is the ledger volume's mount, in rollback-journal mode (NFS)",
+        [(m.get("sourceVolume"), m.get("containerPath")) for m in mounts] == [("data", hq_env.get("HQ_DATA_DIR"))]
+        and hq_env.get("HQ_JOURNAL_MODE") == "delete",
+        (mounts, hq_env),
     )
     check("hq: HQ_ADMIN_TOKEN from Secrets", "HQ_ADMIN_TOKEN" in container_secrets(hq_td), hq_td)
 
@@ -422,6 +447,46 @@ def part1(moto: Moto, glue_secret: str) -> dict:
     step("in the template (moto accepts these without modelling them)")
     check_template_only(topics)
     return {"hq": hq_out, "platform": pf_out, "topics": topics, "params": platform_params}
+
+
+def check_ledger_file_system(moto: Moto, fs_id: str) -> None:
+    """HQ's ledger volume as moto created it: encrypted, a mount target in
+    each subnet admitting NFS from HQ's tasks only, the access point."""
+    efs, ec2 = moto.client("efs"), moto.client("ec2")
+    systems = efs.describe_file_systems()["FileSystems"]
+    fs = next((f for f in systems if f["FileSystemId"] == fs_id), {})
+    check("ledger file system exists, encrypted", fs.get("Encrypted") is True, systems)
+    targets = efs.describe_mount_targets(FileSystemId=fs_id)["MountTargets"] if fs else []
+    check(
+        "ledger file system: a mount target in each of two subnets",
+        len({t["SubnetId"] for t in targets}) == 2,
+        targets,
+    )
+    task_sg = physical_ids(moto.client("cloudformation"), HQ_STACK).get("TaskSecurityGroup")
+    for target in targets:
+        groups = efs.describe_mount_target_security_groups(MountTargetId=target["MountTargetId"])
+        perms = [
+            p
+            for g in ec2.describe_security_groups(GroupIds=groups["SecurityGroups"])["SecurityGroups"]
+            for p in g["IpPermissions"]
+        ]
+        check(
+            f"mount target in {target['SubnetId']}: NFS 2049 from HQ's task security group only",
+            [(p.get("FromPort"), p.get("ToPort"), [u["GroupId"] for u in p.get("UserIdGroupPairs", [])], p.get("IpRanges"))
+             for p in perms]
+            == [(2049, 2049, [task_sg], [])],
+            perms,
+        )
+    points = efs.describe_access_points(FileSystemId=fs_id)["AccessPoints"] if fs else []
+    check(
+        "ledger access point: uid/gid 65534, root /hq made 0700",
+        len(points) == 1
+        and int(points[0]["PosixUser"]["Uid"]) == 65534
+        and int(points[0]["PosixUser"]["Gid"]) == 65534
+        and points[0]["RootDirectory"]["Path"] == "/hq"
+        and points[0]["RootDirectory"]["CreationInfo"]["Permissions"] == "0700",
+        points,
+    )
 
 
 def listener_rules(elb, lb_arn: str) -> list[dict]:
@@ -522,11 +587,49 @@ def check_template_only(topics: dict[str, str]) -> None:
         "GenerateSecretString" in hq["AdminTokenSecret"]["Properties"],
     )
     task_policy = json.dumps(hq["TaskRole"]["Properties"]["Policies"])
+    topics_ref = '[{"Ref": "OrdersTopic"}, {"Ref": "IridiumTopic"}, {"Ref": "MagnesiteTopic"}]'
     check(
-        "HQ's task role publishes to exactly its three topics",
-        '"Action": "sns:Publish", "Resource": [{"Ref": "OrdersTopic"}, {"Ref": "IridiumTopic"}, {"Ref": "MagnesiteTopic"}]'
+        "HQ's task role publishes to, subscribes to and lists exactly its three topics",
+        f'"Action": "sns:Publish", "Resource": {topics_ref}' in task_policy
+        and f'"Action": ["sns:Subscribe", "sns:ListSubscriptionsByTopic"], "Resource": {topics_ref}'
         in task_policy,
         task_policy,
+    )
+    check(
+        "HQ's task role mounts and writes the ledger file system through its access point only",
+        '"Action": ["elasticfilesystem:ClientMount", "elasticfilesystem:ClientWrite"], '
+        '"Resource": {"Fn::GetAtt": ["LedgerFileSystem", "Arn"]}' in task_policy
+        and '"elasticfilesystem:AccessPointArn": {"Fn::GetAtt": ["LedgerAccessPoint", "Arn"]}' in task_policy
+        and "dynamodb" not in json.dumps(hq),
+        task_policy,
+    )
+    (volume,) = hq_props["Volumes"]
+    check(
+        "HQ's data volume: EFS through the access point, TLS in transit, IAM authorization",
+        volume["Name"] == "data"
+        and volume["EFSVolumeConfiguration"]
+        == {
+            "FilesystemId": {"Ref": "LedgerFileSystem"},
+            "TransitEncryption": "ENABLED",
+            "AuthorizationConfig": {"AccessPointId": {"Ref": "LedgerAccessPoint"}, "IAM": "ENABLED"},
+        },
+        volume,
+    )
+    fs = hq["LedgerFileSystem"]["Properties"]
+    check(
+        "ledger file system: encrypted, backed up, TLS-only policy",
+        fs["Encrypted"] is True
+        and fs["BackupPolicy"] == {"Status": "ENABLED"}
+        and fs["FileSystemPolicy"]["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}},
+        fs,
+    )
+    service = hq["Service"]
+    check(
+        "HQ's service: one writer (MaximumPercent 100), Fargate LATEST (>= 1.4, mounts EFS), after the mount targets",
+        service["Properties"]["DeploymentConfiguration"]["MaximumPercent"] == 100
+        and service["Properties"]["PlatformVersion"] == "LATEST"
+        and {"LedgerMountTarget1", "LedgerMountTarget2"} <= set(service["DependsOn"]),
+        service,
     )
 
 
@@ -538,6 +641,7 @@ class Platform:
         self.moto, self.bin_dir, self.workdir, self.state = moto, bin_dir, workdir, state
         self.cfn, self.ecs, self.elb = moto.client("cloudformation"), moto.client("ecs"), moto.client("elbv2")
         self.procs: dict[str, subprocess.Popen] = {}
+        self.env: dict[str, dict[str, str]] = {}  # container -> the environment it was started with
         self.ports: dict[str, int] = {}  # container -> its local port (the "host port")
         self.lb_ports: dict[str, int] = {}  # load balancer DNS name -> local frontend port
         self.haproxy: subprocess.Popen | None = None
@@ -568,7 +672,6 @@ class Platform:
                 env[name] = "rehearsal-" + secrets.token_hex(16)
         port = td["containerDefinitions"][0]["portMappings"][0]["containerPort"]
         self.ports.setdefault(container, free_port())
-        env.update(extra)
         env.update(
             {
                 "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -582,6 +685,8 @@ class Platform:
                 "RUST_LOG": os.environ.get("RUST_LOG", "info"),
             }
         )
+        env.update(extra)
+        self.env[container] = env
         log = open(self.workdir / f"{container}.log", "a")
         print(
             f"   {container}: task definition {td['family']}:{td['revision']}, container port {port} -> 127.0.0.1:{self.ports[container]}"
@@ -709,20 +814,25 @@ def part2(moto: Moto, bin_dir: Path, workdir: Path, state: dict) -> None:
     sns = moto.client("sns")
     try:
         step("the containers from their task definitions, the ALBs from their listener rules")
+        # HQ runs its task definition (HQ_PUBLISH_TO=aws, the topic ARNs,
+        # HQ_JOURNAL_MODE=delete); a local directory stands in for the EFS
+        # access point mounted at HQ_DATA_DIR, and HQ's SDK calls go to moto.
         data_dir = workdir / "hq-data"
         data_dir.mkdir(exist_ok=True)
-        # HQ runs its task definition; until HQ publishes through the AWS SDK
-        # (HQ_PUBLISH_TO=aws), the orders below are published to moto's topics
-        # by this script, and HQ is the fulfillment API and the ledger.
-        plat.start(
-            "hq",
-            "interstella-hq-hq",
-            {
-                "HQ_LISTEN": f"127.0.0.1:{free_port_for(plat, 'hq')}",
-                "HQ_DATA_DIR": str(data_dir),
-                "HQ_API_KEYS": plat.api_key,
-            },
-        )
+
+        def start_hq() -> None:
+            plat.start(
+                "hq",
+                "interstella-hq-hq",
+                {
+                    "HQ_LISTEN": f"127.0.0.1:{free_port_for(plat, 'hq')}",
+                    "HQ_DATA_DIR": str(data_dir),
+                    "HQ_API_KEYS": plat.api_key,
+                    "AWS_ENDPOINT_URL_SNS": moto.url,
+                },
+            )
+
+        start_hq()
         endpoint = moto.client("ssm").get_parameter(Name="/interstella/apiEndpoint")["Parameter"]["Value"]
         plat.start(
             "monolith",
@@ -749,17 +859,42 @@ def part2(moto: Moto, bin_dir: Path, workdir: Path, state: dict) -> None:
             sns.subscribe(TopicArn=topics[topic], Protocol="http", Endpoint=url)
             print(f"   {name}: {topics[topic]} -> {url}")
 
+        def publish(topic: str, order: dict) -> None:
+            """Publishes through HQ's admin API: HQ calls SNS Publish with the SDK."""
+            token = plat.env["hq"]["HQ_ADMIN_TOKEN"]
+            status, body = http(
+                "POST",
+                f"{hq}/topics/{topic}/publish",
+                json.dumps(order).encode(),
+                {"Authorization": f"Bearer {token}"},
+            )
+            check(f"HQ published {json.dumps(order)} on {topic} through SNS", status == 201, (status, body[:300]))
+
+        def reconciliation() -> dict:
+            status, body = http("GET", f"{hq}/reconciliation")
+            if status != 200:
+                raise RuntimeError(f"GET /reconciliation: {status} {body[:200]}")
+            return json.loads(body)
+
         def totals() -> dict:
             status, body = http("GET", f"{hq}/receiving/", headers={"x-api-key": plat.api_key})
             if status != 200:
                 raise RuntimeError(f"GET /receiving/: {status} {body[:200]}")
             return json.loads(body)
 
-        step("an order on each topic, fulfilled in HQ's ledger")
+        status, body = http("GET", f"{hq}/topics")
+        listed = {t["topicArn"]: t["subscriptions"] for t in json.loads(body)["topics"]} if status == 200 else {}
+        check(
+            "HQ lists SNS' subscriptions of its topics (ListSubscriptionsByTopic)",
+            all(len(listed.get(arn, [])) == 1 for arn in topics.values()),
+            (status, body[:500]),
+        )
+
+        step("an order HQ publishes on each topic: SNS -> the services -> HQ's API -> the ledger")
         base = totals()
-        sns.publish(TopicArn=topics["orders"], Message=json.dumps({"bundle": 1}))
-        sns.publish(TopicArn=topics["iridium"], Message=json.dumps({"iridium": 2}))
-        sns.publish(TopicArn=topics["magnesite"], Message=json.dumps({"magnesite": 3}))
+        publish("orders", {"bundle": 1})
+        publish("iridium", {"iridium": 2})
+        publish("magnesite", {"magnesite": 3})
         want = (base["iridium"] + 3, base["magnesite"] + 4)
         try:
             got = wait_until(
@@ -774,6 +909,12 @@ def part2(moto: Moto, bin_dir: Path, workdir: Path, state: dict) -> None:
                 f"{e}; the services said: {last_warnings(workdir)}",
             )
             got = totals()
+        rec = reconciliation()
+        check(
+            "HQ's reconciliation: 3 published, 3 fulfilled, 0 lost, 0 duplicated",
+            (rec["published"], rec["fulfilled"], rec["lost"], rec["duplicated"]) == (3, 3, 0, 0),
+            rec,
+        )
 
         step("the glue hook: refused on the internet, secret-bound inside")
         status, body = post_json(f"{public}/fulfill/", {"iridium": 1})
@@ -836,7 +977,7 @@ def part2(moto: Moto, bin_dir: Path, workdir: Path, state: dict) -> None:
         )
         wait_until("monolith healthy again", lambda: http("GET", f"{public}/")[0] == 200)
         before = totals()
-        sns.publish(TopicArn=topics["orders"], Message=json.dumps({"bundle": 2}))
+        publish("orders", {"bundle": 2})
         try:
             after = wait_until(
                 "ledger", lambda: (t := totals())["magnesite"] == before["magnesite"] + 2 and t
@@ -852,15 +993,37 @@ def part2(moto: Moto, bin_dir: Path, workdir: Path, state: dict) -> None:
                 False,
                 f"{e}; the services said: {last_warnings(workdir)}",
             )
+
+        step("HQ's task replaced: the ledger on its volume is kept")
+        before = totals()
+        plat.stop("hq")
+        start_hq()
+        wait_until("HQ healthy again", lambda: http("GET", f"{hq}/")[0] == 200)
+        after = totals()
+        check(
+            "the new HQ task finds every fulfillment on the volume",
+            (after["fulfillments"], after["iridium"], after["magnesite"])
+            == (before["fulfillments"], before["iridium"], before["magnesite"]),
+            (before, after),
+        )
+        check(
+            "no write-ahead log beside the ledger (rollback journal, as on EFS)",
+            not (data_dir / "hq-ledger.sqlite3-wal").exists(),
+            sorted(p.name for p in data_dir.iterdir()),
+        )
     finally:
         plat.stop_all()
 
 
 def last_warnings(workdir: Path) -> list[str]:
-    """The services' last warning each, to say why an order was not fulfilled."""
+    """HQ's and the services' last warning each, to say why an order was not fulfilled."""
     said = []
-    for svc in SERVICES:
-        lines = [line for line in (workdir / f"{svc}.log").read_text().splitlines() if " WARN " in line]
+    for svc in ("hq", *SERVICES):
+        lines = [
+            line
+            for line in (workdir / f"{svc}.log").read_text().splitlines()
+            if any(level in line for level in (" WARN ", " ERROR ", '"WARN"', '"ERROR"'))
+        ]
         if lines:
             said.append(f"{svc}: {lines[-1][-300:]}")
     return said
