@@ -101,6 +101,8 @@ impl SnsTopics {
     ) -> Result<Published, FeedError> {
         topic.validate(message)?;
         let topic_arn = self.topic_arn(topic);
+        // Counted first: once SNS has the order, only recording it may fail.
+        let subscribers = self.confirmed_count(topic).await?;
         let mut sns_attributes = HashMap::new();
         for (name, value) in attributes {
             let value = MessageAttributeValue::builder()
@@ -124,7 +126,6 @@ impl SnsTopics {
             .message_id()
             .ok_or_else(|| FeedError::Sns("Publish answered without a MessageId".into()))?
             .to_owned();
-        let subscribers = self.confirmed_count(topic).await?;
         // SNS may deliver before this is written (an emulator does so before
         // answering): harmless, reconciliation pairs by key when asked.
         self.inner
@@ -174,7 +175,13 @@ impl SnsTopics {
             .endpoint(endpoint.url().as_str())
             .send()
             .await
-            .map_err(|e| sns_error("Subscribe", e))?;
+            // SNS may quote the endpoint, which may hold a password: masked.
+            .map_err(|e| match sns_error("Subscribe", e) {
+                FeedError::Sns(text) => {
+                    FeedError::Sns(text.replace(endpoint.url().as_str(), &endpoint.shown()))
+                }
+                other => other,
+            })?;
         let subscription_arn = output
             .subscription_arn()
             .unwrap_or("pending confirmation")

@@ -1,9 +1,9 @@
 //! HQ as the admin stack runs it on AWS: the `hq` binary publishing through
-//! the AWS SDK to moto's SNS (`HQ_PUBLISH_TO=aws`), and the ledger in the
-//! rollback-journal mode it uses on EFS (`HQ_JOURNAL_MODE=delete`).
+//! the AWS SDK to moto's SNS (`HQ_PUBLISH_TO=aws`), its ledger in the
+//! rollback-journal mode it uses on EFS (`HQ_JOURNAL_MODE=delete`; the mode
+//! itself across a restart: `fulfillment.rs`).
 
-use crate::support::{self, admin_client, seed_identity, url};
-use hq::ledger::JournalMode;
+use crate::support::seed_identity;
 use platform::TrustConfig;
 use serde_json::{Value, json};
 use std::collections::HashMap;
@@ -190,74 +190,4 @@ async fn hq_publishes_through_the_aws_sdk_and_reconciles_what_sns_delivered() {
         !dir.path().join("hq-ledger.sqlite3-wal").exists(),
         "journal mode delete keeps no write-ahead log"
     );
-}
-
-#[tokio::test]
-async fn a_ledger_in_rollback_journal_mode_keeps_keys_and_fulfillments_across_restarts() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = support::config(dir.path());
-    config.journal_mode = JournalMode::Delete;
-    let hq = support::start_hq(config.clone()).await;
-    let issued: Value = admin_client(&hq)
-        .post(url(&hq, "/keys"))
-        .json(&json!({ "owner": "efs" }))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let key = issued["api_key"].as_str().unwrap().to_owned();
-    let fulfil = async |hq: &hq::RunningHq| {
-        reqwest::Client::new()
-            .post(url(hq, "/receiving/"))
-            .header("x-api-key", &key)
-            .header("idempotency-key", "efs-order-1")
-            .json(&json!({ "iridium": 3, "magnesite": 1 }))
-            .send()
-            .await
-            .unwrap()
-    };
-    let first = fulfil(&hq).await;
-    assert_eq!(first.status(), 200);
-    assert!(first.headers().get("idempotent-replayed").is_none());
-    assert!(!dir.path().join("hq-ledger.sqlite3-wal").exists());
-    hq.shutdown(Duration::from_secs(1)).await.unwrap();
-
-    // A new task on the same volume: the issued key and the fulfillment are
-    // there, and the same order again is a replay, not a second count.
-    let hq = support::start_hq(config).await;
-    let again = fulfil(&hq).await;
-    assert_eq!(again.status(), 200);
-    assert_eq!(again.headers().get("idempotent-replayed").unwrap(), "true");
-    let totals: Value = reqwest::Client::new()
-        .get(url(&hq, "/receiving/"))
-        .header("x-api-key", &key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(
-        (&totals["fulfillments"], &totals["iridium"], &totals["replays"]),
-        (&json!(1), &json!(3), &json!(1)),
-        "{totals}"
-    );
-    assert!(!dir.path().join("hq-ledger.sqlite3-wal").exists());
-    hq.shutdown(Duration::from_secs(1)).await.unwrap();
-
-    // The file is in rollback-journal mode (WAL would be recorded in it).
-    assert_eq!(journal_mode_in_header(dir.path()), "delete");
-}
-
-/// The journal mode a fresh connection finds the ledger file in.
-fn journal_mode_in_header(dir: &std::path::Path) -> String {
-    let header = std::fs::read(dir.join("hq-ledger.sqlite3")).unwrap();
-    // Bytes 18 and 19 of the header: 2 for WAL, 1 for the rollback journal.
-    match (header[18], header[19]) {
-        (2, 2) => "wal".into(),
-        (1, 1) => "delete".into(),
-        other => format!("unknown {other:?}"),
-    }
 }

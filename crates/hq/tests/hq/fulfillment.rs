@@ -1,6 +1,7 @@
 //! The fulfillment API, the key portal and the ledger over HTTP.
 
 use crate::support::{KEY, admin_client, config, get_json, post_json, publish, refusal, start_hq, url};
+use hq::ledger::JournalMode;
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -181,9 +182,37 @@ async fn an_idempotency_key_counts_once() {
 
 #[tokio::test]
 async fn the_ledger_and_keys_survive_a_restart() {
+    survive_a_restart(JournalMode::Wal).await;
+}
+
+#[tokio::test]
+async fn in_rollback_journal_mode_as_on_efs_too() {
+    survive_a_restart(JournalMode::Delete).await;
+}
+
+/// The journal mode recorded in the ledger file's header (bytes 18 and 19:
+/// 2 for WAL, 1 for the rollback journal).
+fn journal_mode_in_header(dir: &std::path::Path) -> JournalMode {
+    let header = std::fs::read(dir.join("hq-ledger.sqlite3")).unwrap();
+    match (header[18], header[19]) {
+        (2, 2) => JournalMode::Wal,
+        (1, 1) => JournalMode::Delete,
+        other => panic!("not a journal mode: {other:?}"),
+    }
+}
+
+/// Keys, fulfillments, idempotency keys, the signing key and the admin
+/// credential kept across a restart, in journal mode `mode`.
+async fn survive_a_restart(mode: JournalMode) {
     let dir = tempfile::tempdir().unwrap();
     let client = reqwest::Client::new();
     let order = r#"{"iridium": 1, "magnesite": 1}"#;
+    let config = |dir: &std::path::Path| {
+        let mut config = config(dir);
+        config.journal_mode = mode;
+        config
+    };
+    let wal = dir.path().join("hq-ledger.sqlite3-wal");
 
     let hq = start_hq(config(dir.path())).await;
     let admin_token = hq.hq().admin_token().expose().to_owned();
@@ -200,6 +229,8 @@ async fn the_ledger_and_keys_survive_a_restart() {
         fulfill(&client, &hq, Some(&new_key), Some("m-1"), order).await.0,
         200
     );
+    // A write-ahead log beside the database in WAL mode only (NFS could not share its index).
+    assert_eq!(wal.exists(), mode == JournalMode::Wal, "{mode:?}");
     let cert_url = hq.hq().feed().cert_url();
     hq.shutdown(Duration::from_secs(1)).await.unwrap();
 
@@ -220,6 +251,7 @@ async fn the_ledger_and_keys_survive_a_restart() {
     // The admin credential made at first start is kept too.
     assert_eq!(hq.hq().admin_token().expose(), admin_token);
     hq.shutdown(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(journal_mode_in_header(dir.path()), mode);
 }
 
 #[tokio::test]
