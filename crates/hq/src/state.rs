@@ -69,6 +69,10 @@ impl Hq {
     /// credential on first use) and registers the configured keys;
     /// `base_url` is where HQ is reached.
     pub async fn open(config: &HqConfig, base_url: Url) -> Result<Self, StartError> {
+        if config.publish_to == PublishTo::Aws {
+            // Before anything is made on disk: a configuration error is told at once.
+            SnsTopics::check(&config.sns_topic_arns)?;
+        }
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(|source| StartError::Io {
             what: format!("creating data directory {}", dir.display()),

@@ -60,6 +60,14 @@ fn state_of(subscription_arn: &str) -> SubscriptionState {
 }
 
 impl SnsTopics {
+    /// Ok when `arns` names every one of [`Topic::ALL`].
+    pub fn check(arns: &BTreeMap<Topic, String>) -> Result<(), SnsStartError> {
+        match Topic::ALL.into_iter().find(|topic| !arns.contains_key(topic)) {
+            Some(missing) => Err(SnsStartError::MissingTopic(missing)),
+            None => Ok(()),
+        }
+    }
+
     /// The topics `arns` (each of [`Topic::ALL`] must be there) through
     /// `config`'s client, recording into `ledger` under `run_id`.
     pub fn new(
@@ -68,9 +76,7 @@ impl SnsTopics {
         ledger: Ledger,
         run_id: String,
     ) -> Result<Self, SnsStartError> {
-        if let Some(missing) = Topic::ALL.into_iter().find(|topic| !arns.contains_key(topic)) {
-            return Err(SnsStartError::MissingTopic(missing));
-        }
+        Self::check(&arns)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 client: aws_sdk_sns::Client::new(config),

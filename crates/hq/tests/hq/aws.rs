@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
 use testkit::moto::Moto;
-use testkit::process::{ServiceProcess, safe_aws_env};
+use testkit::process::{ServiceProcess, exits_with_one_line_naming, safe_aws_env};
 use testkit::spawn::{TEST_API_KEY, monolith_config};
 use testkit::{spawn_monolith, wait_until};
 
@@ -53,6 +53,29 @@ async fn admin_post(base: &str, path: &str, body: String, headers: &[(&str, &str
     let response = request.send().await.unwrap();
     let status = response.status().as_u16();
     (status, response.json().await.unwrap_or(Value::Null))
+}
+
+#[tokio::test]
+async fn publishing_to_aws_without_every_topic_arn_exits_with_one_line_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = safe_aws_env();
+    env.extend(
+        [
+            ("HQ_DATA_DIR", dir.path().display().to_string()),
+            ("HQ_LISTEN", "127.0.0.1:0".to_owned()),
+            ("HQ_PUBLISH_TO", "aws".to_owned()),
+            (
+                "HQ_SNS_TOPIC_ARNS",
+                "orders=arn:aws:sns:us-east-1:123456789012:o,magnesite=arn:aws:sns:us-east-1:123456789012:m"
+                    .to_owned(),
+            ),
+        ]
+        .map(|(name, value)| (name.to_owned(), value)),
+    );
+    let hq = std::path::Path::new(env!("CARGO_BIN_EXE_hq"));
+    exits_with_one_line_naming(hq, &env, &["HQ_SNS_TOPIC_ARNS", "iridium has none"]).await;
+    // Refused before anything was made in the data directory.
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
 
 #[tokio::test]
