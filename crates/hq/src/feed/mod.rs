@@ -196,7 +196,8 @@ impl Feed {
             .record_published(
                 &self.inner.run_id,
                 &message_id,
-                (topic, &topic.arn()),
+                topic,
+                &topic.arn(),
                 message,
                 targets.len(),
             )

@@ -38,7 +38,8 @@ impl Ledger {
         &self,
         run_id: &str,
         message_id: &str,
-        (topic, topic_arn): (Topic, &str),
+        topic: Topic,
+        topic_arn: &str,
         message: &str,
         subscribers: usize,
     ) -> Result<(), LedgerError> {

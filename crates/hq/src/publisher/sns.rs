@@ -139,7 +139,8 @@ impl SnsTopics {
             .record_published(
                 &self.inner.run_id,
                 &message_id,
-                (topic, topic_arn),
+                topic,
+                topic_arn,
                 message,
                 subscribers,
             )
