@@ -15,7 +15,7 @@ const LABEL_WIDTH: f64 = 330.0;
 /// Width of each panel's bar area, pixels.
 const PANEL_WIDTH: f64 = 250.0;
 /// Room after each bar for its figure, pixels.
-const VALUE_ROOM: f64 = 60.0;
+const VALUE_ROOM: f64 = 72.0;
 /// Height of one load's row, pixels.
 const ROW: f64 = 22.0;
 /// Height above the first row (title, panel headings).

@@ -121,6 +121,9 @@ impl Previous {
 
 /// `before → after (±x%)`.
 fn change(before: f64, after: f64, decimals: usize) -> String {
+    if before <= 0.0 {
+        return format!("{before:.decimals$} → {after:.decimals$}");
+    }
     let percent = (after / before.max(1e-9) - 1.0) * 100.0;
     format!("{before:.decimals$} → {after:.decimals$} ({percent:+.0}%)")
 }
@@ -162,6 +165,7 @@ mod tests {
     fn a_change_shows_both_figures_and_the_percentage() {
         assert_eq!(change(100.0, 95.0, 0), "100 → 95 (-5%)");
         assert_eq!(change(2.0, 3.0, 2), "2.00 → 3.00 (+50%)");
+        assert_eq!(change(0.0, 3.0, 0), "0 → 3", "no percentage of nothing");
     }
 
     #[test]

@@ -53,9 +53,13 @@ pub async fn serve_from_env() -> Result<(), BenchError> {
         .map_err(BenchError::io("serving the floor"))
 }
 
-/// Parses the bundle, forwards it, answers by the API's status line.
+/// Parses the bundle in the workshop's curl body (`{"Message": {"bundle":
+/// 1}}`), forwards it, answers by the API's status line.
 async fn order(State(floor): State<Arc<Floor>>, body: Bytes) -> (StatusCode, &'static str) {
-    let Ok(order) = BundleOrder::from_text(&body) else {
+    let order = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|body| BundleOrder::from_json(&body["Message"]).ok());
+    let Some(order) = order else {
         return (StatusCode::BAD_REQUEST, "not a bundle order");
     };
     let request = FulfillmentRequest {

@@ -332,8 +332,8 @@ impl Report {
     /// Orders/s of one run as a share of another's.
     fn ratio(&self, (a, a_conns): (Scenario, u32), (b, b_conns): (Scenario, u32)) -> Option<f64> {
         let a = self.run(a, a_conns)?;
-        let b = self.run(b, b_conns)?;
-        Some(a.orders_per_s / b.orders_per_s.max(1e-9))
+        let b = self.run(b, b_conns).filter(|b| b.orders_per_s > 0.0)?;
+        Some(a.orders_per_s / b.orders_per_s)
     }
 
     /// The monolith's direct orders/s as a share of the floor's.
@@ -502,7 +502,7 @@ impl Report {
                     "At {connections} connections the monolith did {:.0} orders/s, {:.2}× the 2-hop floor's {:.0} \
                      (CPU {:.0} vs {:.0} µs/order, p99 {:.2} vs {:.2} ms, {:.1} vs {:.1} log lines/order). ",
                     monolith.orders_per_s,
-                    monolith.orders_per_s / floor.orders_per_s.max(1e-9),
+                    self.floor_ratio(connections).unwrap_or_default(),
                     floor.orders_per_s,
                     monolith.service_cpu_us(),
                     floor.service_cpu_us(),
