@@ -60,9 +60,9 @@ pub async fn serve(
 /// flight finish for up to `limits.drain_timeout`, closes whatever is left
 /// and returns.
 ///
-/// `/order` and `/order/` are the same route (see [`App`]). Bodies over [`BODY_LIMIT`] get 413, bodies slower than the body
-/// timeout 408, heads over the header limit 431, requests slower than the
-/// request timeout 503. Beyond `limits.max_connections`, connections wait
+/// `/order` and `/order/` are the same route (see [`App`]). Bodies over
+/// [`BODY_LIMIT`] get 413, bodies slower than the body timeout 408, heads
+/// over the header limit 431, requests slower than the request timeout 503. Beyond `limits.max_connections`, connections wait
 /// in the kernel's accept queue.
 pub async fn serve_with(
     listener: TcpListener,
