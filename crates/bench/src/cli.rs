@@ -10,12 +10,17 @@ pub struct Cli {
     /// to check that everything works; figures are noisier.
     #[arg(long)]
     pub quick: bool,
-    /// Where the figures are written as JSON.
+    /// Where the figures are written as JSON; the chart goes beside it, as
+    /// the same name with `.svg`.
     #[arg(long, default_value = "bench-results/latest.json")]
     pub out: PathBuf,
     /// Seconds each measured load lasts (default 10, or 3 with --quick).
     #[arg(long)]
     pub duration: Option<u64>,
+    /// An earlier run's JSON to compare with: prints each load's change and
+    /// draws the earlier figures in the chart.
+    #[arg(long, value_name = "PREVIOUS.json")]
+    pub compare: Option<PathBuf>,
     /// Directory holding the release `monolith` and `iridium` binaries
     /// (default: the directory this `bench` binary is in, i.e. target/release).
     #[arg(long)]

@@ -55,6 +55,17 @@ pub enum BenchError {
     /// A URL the bench built is not one.
     #[error("bad URL: {0}")]
     Url(#[from] url::ParseError),
+    /// The floor was started without a setting it needs.
+    #[error("the floor needs {0} in its environment")]
+    FloorEnv(&'static str),
+    /// The previous figures given to `--compare` could not be read.
+    #[error("reading {path} to compare with: {reason}")]
+    Compare {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
     /// Serialising the figures failed.
     #[error("writing the figures as JSON: {0}")]
     Json(#[from] serde_json::Error),

@@ -6,8 +6,11 @@
 //! targets and writes them as JSON. Nothing here asserts a figure: CI does
 //! not time anything.
 
+mod chart;
 pub mod cli;
+mod compare;
 mod error;
+pub mod floor;
 mod fulfillment;
 mod procstat;
 mod report;
@@ -21,6 +24,7 @@ pub use cli::Cli;
 pub use error::BenchError;
 pub use report::Report;
 
+use crate::compare::Previous;
 use crate::fulfillment::FulfillmentSide;
 use crate::report::{Binary, Machine, Run, ServiceMemory, Settings};
 use crate::scenario::Scenario;
@@ -33,8 +37,11 @@ use std::time::{Duration, Instant};
 
 /// The connection counts each order load is run at.
 const CONNECTIONS: [u32; 3] = [1, 32, 128];
+/// The connection counts the 2-hop floor is measured at, each right after
+/// the monolith's direct load at the same count.
+pub const FLOOR_CONNECTIONS: [u32; 2] = [32, 128];
 /// Orders in flight for the slow-gather load.
-const IN_FLIGHT: u32 = 1000;
+pub const IN_FLIGHT: u32 = 1000;
 /// The workshop's simulated work per resource.
 const GATHER_DELAY_MS: u64 = 1000;
 /// A request slower than this counts as an error.
@@ -49,11 +56,13 @@ const PHASES: u32 = 7;
 /// Runs the whole benchmark: prints progress to stderr, the tables to
 /// stdout, writes the JSON to `cli.out`, and returns the figures.
 pub async fn run(cli: Cli) -> Result<Report, BenchError> {
+    // Read first: a wrong path should not cost a whole run.
+    let previous = cli.compare.as_deref().map(Previous::read).transpose()?;
     let (before, binaries) = check_machine(&cli).await?;
     let bench = Bench::start(&cli, binaries).await?;
     let startup = measure_startup(&bench).await?;
-    let (monolith, iridium) = start_services(&bench).await?;
-    let (mut runs, mut services) = order_loads(&bench, monolith, iridium).await?;
+    let started = start_services(&bench).await?;
+    let (mut runs, mut services) = order_loads(&bench, started).await?;
     let (slow_run, slow_memory) = slow_gather_load(&bench).await?;
     runs.push(slow_run);
     services.push(slow_memory);
@@ -70,7 +79,7 @@ pub async fn run(cli: Cli) -> Result<Report, BenchError> {
         targets: Vec::new(),
     };
     report.judge();
-    print_and_write(&report, &cli.out)?;
+    print_and_write(&report, previous.as_ref(), &cli.out)?;
     Ok(report)
 }
 
@@ -140,7 +149,7 @@ async fn measure_startup(bench: &Bench) -> Result<BTreeMap<String, Startup>, Ben
     let mut startup = BTreeMap::new();
     for kind in Kind::ALL {
         let env = match kind {
-            Kind::Monolith => bench.monolith_env(0, 0),
+            Kind::Monolith | Kind::Floor => bench.monolith_env(0, 0),
             Kind::Iridium => bench.iridium_env(0, free_port()?),
         };
         let measured = startup::measure(&bench.binaries, kind, &env, bench.startup_samples).await?;
@@ -180,26 +189,42 @@ impl Started {
     }
 }
 
-/// Phase 4: the monolith, and iridium sending to its glue hook.
-async fn start_services(bench: &Bench) -> Result<(Started, Started), BenchError> {
-    phase(4, "starting monolith and iridium");
+/// The services the order loads are sent to.
+struct Services {
+    monolith: Started,
+    iridium: Started,
+    floor: Started,
+}
+
+/// Phase 4: the monolith, iridium sending to its glue hook, and the 2-hop floor.
+async fn start_services(bench: &Bench) -> Result<Services, BenchError> {
+    phase(4, "starting monolith, iridium and the 2-hop floor");
     let monolith_env = bench.monolith_env(free_port()?, 0);
     let monolith = Started::start(bench, "monolith", Kind::Monolith, &monolith_env).await?;
     let iridium_env = bench.iridium_env(free_port()?, monolith.service.port);
     let iridium = Started::start(bench, "iridium", Kind::Iridium, &iridium_env).await?;
-    Ok((monolith, iridium))
+    let floor_env = bench.monolith_env(free_port()?, 0);
+    let floor = Started::start(bench, report::FLOOR, Kind::Floor, &floor_env).await?;
+    Ok(Services {
+        monolith,
+        iridium,
+        floor,
+    })
 }
 
-/// Phase 5: every order load at every connection count; then both services
+/// Phase 5: every order load at every connection count; then the services
 /// are stopped and their memory figures returned.
 async fn order_loads(
     bench: &Bench,
-    monolith: Started,
-    iridium: Started,
+    Services {
+        monolith,
+        iridium,
+        floor,
+    }: Services,
 ) -> Result<(Vec<Run>, Vec<ServiceMemory>), BenchError> {
     phase(
         5,
-        "order loads: bundle (curl and signed SNS bodies), resource through the glue hook",
+        "order loads: bundle (curl and signed SNS bodies; the 2-hop floor), resource through the glue hook",
     );
     let mut runs = Vec::new();
     for scenario in [Scenario::BundleCurl, Scenario::BundleSns] {
@@ -210,6 +235,15 @@ async fn order_loads(
                     .measure(scenario, url, connections, &[&monolith.service])
                     .await?,
             );
+            if scenario == Scenario::BundleCurl && FLOOR_CONNECTIONS.contains(&connections) {
+                let url = floor.service.url("/order/");
+                let sampled = [&floor.service];
+                runs.push(
+                    bench
+                        .measure(Scenario::FloorCurl, url, connections, &sampled)
+                        .await?,
+                );
+            }
         }
     }
     for connections in CONNECTIONS {
@@ -221,7 +255,12 @@ async fn order_loads(
                 .await?,
         );
     }
-    let services = vec![monolith.memory(&runs)?, iridium.memory(&runs)?];
+    let services = vec![
+        monolith.memory(&runs)?,
+        iridium.memory(&runs)?,
+        floor.memory(&runs)?,
+    ];
+    floor.service.stop().await;
     iridium.service.stop().await;
     monolith.service.stop().await;
     Ok((runs, services))
@@ -313,7 +352,7 @@ impl Bench {
     /// The body `scenario` sends.
     fn delivery(&self, scenario: Scenario) -> &Delivery {
         match scenario {
-            Scenario::BundleCurl | Scenario::BundleSlowGather => &self.curl_bundle,
+            Scenario::BundleCurl | Scenario::BundleSlowGather | Scenario::FloorCurl => &self.curl_bundle,
             Scenario::BundleSns => &self.sns_bundle,
             Scenario::IridiumCurl => &self.curl_iridium,
         }
@@ -472,11 +511,25 @@ fn service_memory(
     })
 }
 
-/// Prints the tables and writes the JSON to `path`.
-fn print_and_write(report: &Report, path: &Path) -> Result<(), BenchError> {
+/// Prints the tables (and the changes since `previous`), writes the JSON
+/// to `path` and the chart beside it.
+fn print_and_write(report: &Report, previous: Option<&Previous>, path: &Path) -> Result<(), BenchError> {
     println!("{}", report.tables());
+    if let Some(previous) = previous {
+        println!(
+            "Changes since the run compared with:\n\n{}\n",
+            compare::table(report, previous)
+        );
+    }
     write_json(report, path)?;
-    eprintln!("==> figures written to {}", path.display());
+    let chart = path.with_extension("svg");
+    std::fs::write(&chart, chart::svg(report, previous))
+        .map_err(BenchError::io(format!("writing {}", chart.display())))?;
+    eprintln!(
+        "==> figures written to {} and {}",
+        path.display(),
+        chart.display()
+    );
     Ok(())
 }
 

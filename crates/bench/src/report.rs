@@ -15,12 +15,22 @@ pub const BENCH_PROCESS: &str = "bench";
 /// The key of the load generator's CPU in [`Run::cpu_us_per_order`].
 pub const WRK_PROCESS: &str = "wrk";
 
+/// The name of the 2-hop floor in the runs and the memory table.
+pub const FLOOR: &str = "2-hop floor";
+
 /// Bundle orders a second at 32 connections, direct orders.
 pub const TARGET_ORDERS_PER_S: f64 = 10_000.0;
 /// p99 latency of those orders, milliseconds.
 pub const TARGET_P99_MS: f64 = 6.0;
 /// Peak resident memory of any service under load, megabytes (10^6 bytes).
 pub const TARGET_PEAK_MB: f64 = 20.0;
+/// Peak resident memory of the monolith at up to 128 connections, MB.
+pub const TARGET_MONOLITH_PEAK_MB: f64 = 19.0;
+/// The monolith's direct orders/s as a share of the 2-hop floor's, at each
+/// of [`crate::FLOOR_CONNECTIONS`], with the workshop's log lines written.
+pub const TARGET_FLOOR_RATIO: f64 = 0.95;
+/// Signed SNS orders/s as a share of direct ones, 32 connections.
+pub const TARGET_SIGNED_RATIO: f64 = 0.8;
 /// Median start-up time, milliseconds.
 pub const TARGET_STARTUP_MS: f64 = 20.0;
 /// With a 1 s gather and 1,000 orders in flight: the p99 latency, seconds
@@ -232,13 +242,36 @@ impl Report {
                 met: run.latency_ms.p99 <= TARGET_P99_MS,
             });
         }
-        for service in &self.services {
+        for connections in crate::FLOOR_CONNECTIONS {
+            if let Some(ratio) = self.floor_ratio(connections) {
+                targets.push(Target {
+                    what: format!("monolith ÷ 2-hop floor, orders/s, {connections} connections"),
+                    target: format!(">= {TARGET_FLOOR_RATIO}"),
+                    measured: format!("{ratio:.2}"),
+                    met: ratio >= TARGET_FLOOR_RATIO,
+                });
+            }
+        }
+        if let Some(ratio) = self.ratio((Scenario::BundleSns, 32), (Scenario::BundleCurl, 32)) {
+            targets.push(Target {
+                what: "signed ÷ direct, orders/s, 32 connections".into(),
+                target: format!(">= {TARGET_SIGNED_RATIO}"),
+                measured: format!("{ratio:.2}"),
+                met: ratio >= TARGET_SIGNED_RATIO,
+            });
+        }
+        for service in self.services.iter().filter(|s| s.name != FLOOR) {
             let peak = megabytes(service.peak_kib);
+            let goal = if service.name == "monolith" {
+                TARGET_MONOLITH_PEAK_MB
+            } else {
+                TARGET_PEAK_MB
+            };
             targets.push(Target {
                 what: format!("peak memory, {}", service.name),
-                target: format!("<= {TARGET_PEAK_MB} MB"),
+                target: format!("<= {goal} MB"),
                 measured: format!("{peak:.1} MB"),
-                met: peak <= TARGET_PEAK_MB,
+                met: peak <= goal,
             });
         }
         for (name, startup) in &self.startup {
@@ -289,10 +322,34 @@ impl Report {
         self.targets = targets;
     }
 
-    fn run(&self, scenario: Scenario, connections: u32) -> Option<&Run> {
+    /// The run of `scenario` at `connections`, if it was measured.
+    pub fn run(&self, scenario: Scenario, connections: u32) -> Option<&Run> {
         self.runs
             .iter()
             .find(|run| run.scenario == scenario && run.connections == connections)
+    }
+
+    /// Orders/s of one run as a share of another's.
+    fn ratio(&self, (a, a_conns): (Scenario, u32), (b, b_conns): (Scenario, u32)) -> Option<f64> {
+        let a = self.run(a, a_conns)?;
+        let b = self.run(b, b_conns).filter(|b| b.orders_per_s > 0.0)?;
+        Some(a.orders_per_s / b.orders_per_s)
+    }
+
+    /// The monolith's direct orders/s as a share of the floor's.
+    pub fn floor_ratio(&self, connections: u32) -> Option<f64> {
+        self.ratio(
+            (Scenario::BundleCurl, connections),
+            (Scenario::FloorCurl, connections),
+        )
+    }
+
+    /// What each connection in flight costs `service`: its peak during the
+    /// load at `connections` less its idle memory, KB (10^3 bytes) each.
+    fn per_connection_kb(&self, service: &str, scenario: Scenario, connections: u32) -> Option<f64> {
+        let idle = self.services.iter().find(|s| s.name == service)?.idle.rss_kib;
+        let peak = *self.run(scenario, connections)?.peak_rss_kib.get(service)?;
+        Some(peak.saturating_sub(idle) as f64 * 1.024 / f64::from(connections))
     }
 
     /// The tables, as Markdown.
@@ -318,6 +375,8 @@ impl Report {
         text.push_str(&self.services_table().to_string());
         text.push_str("\n\n");
         text.push_str(&self.sns_note());
+        text.push_str("\n\n");
+        text.push_str(&self.floor_note());
         text.push_str("\n\n");
         text.push_str(&self.targets_table().to_string());
         text.push('\n');
@@ -431,6 +490,53 @@ impl Report {
         note
     }
 
+    /// The monolith against the floor, and what a connection in flight costs.
+    fn floor_note(&self) -> String {
+        let mut note = String::new();
+        for connections in crate::FLOOR_CONNECTIONS {
+            if let (Some(monolith), Some(floor)) = (
+                self.run(Scenario::BundleCurl, connections),
+                self.run(Scenario::FloorCurl, connections),
+            ) {
+                note.push_str(&format!(
+                    "At {connections} connections the monolith did {:.0} orders/s, {:.2}× the 2-hop floor's {:.0} \
+                     (CPU {:.0} vs {:.0} µs/order, p99 {:.2} vs {:.2} ms, {:.1} vs {:.1} log lines/order). ",
+                    monolith.orders_per_s,
+                    self.floor_ratio(connections).unwrap_or_default(),
+                    floor.orders_per_s,
+                    monolith.service_cpu_us(),
+                    floor.service_cpu_us(),
+                    monolith.latency_ms.p99,
+                    floor.latency_ms.p99,
+                    monolith.log_lines_per_order,
+                    floor.log_lines_per_order,
+                ));
+            }
+        }
+        let costs: Vec<String> = [
+            ("monolith", Scenario::BundleCurl, 128),
+            (FLOOR, Scenario::FloorCurl, 128),
+            (
+                "monolith (1 s gather)",
+                Scenario::BundleSlowGather,
+                crate::IN_FLIGHT,
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(service, scenario, connections)| {
+            self.per_connection_kb(service, scenario, connections)
+                .map(|kb| format!("{service} {kb:.1} KB at {connections}"))
+        })
+        .collect();
+        if !costs.is_empty() {
+            note.push_str(&format!(
+                "Memory per connection in flight ((peak − idle) ÷ connections): {}.",
+                costs.join(", ")
+            ));
+        }
+        note.trim_end().to_owned()
+    }
+
     fn targets_table(&self) -> Table {
         let mut table = markdown_table(&["target", "goal", "measured", "met?"]);
         for target in &self.targets {
@@ -445,13 +551,13 @@ impl Report {
     }
 }
 
-fn markdown_table(header: &[&str]) -> Table {
+pub(crate) fn markdown_table(header: &[&str]) -> Table {
     let mut table = Table::new();
     table.load_preset(ASCII_MARKDOWN).set_header(header.to_vec());
     table
 }
 
-fn right_align(table: &mut Table, columns: &[usize]) {
+pub(crate) fn right_align(table: &mut Table, columns: &[usize]) {
     for &index in columns {
         if let Some(column) = table.column_mut(index) {
             column.set_cell_alignment(CellAlignment::Right);
@@ -560,6 +666,66 @@ mod tests {
             measured(&report, "1,000 in flight, 1 s gather: p99 latency"),
             None
         );
+    }
+
+    #[test]
+    fn the_floor_ratio_is_judged_and_the_floor_has_no_memory_target() {
+        let mut report = report(vec![
+            run(Scenario::BundleCurl, 32, 950.0),
+            run(Scenario::FloorCurl, 32, 1000.0),
+            run(Scenario::BundleCurl, 128, 900.0),
+            run(Scenario::FloorCurl, 128, 1000.0),
+        ]);
+        for name in ["monolith", FLOOR] {
+            report.services.push(ServiceMemory {
+                name: name.into(),
+                idle: Memory::default(),
+                after_load: Memory::default(),
+                peak_kib: 1000,
+            });
+        }
+        report.judge();
+        let met = |what: &str| report.targets.iter().find(|t| t.what == what).map(|t| t.met);
+        assert_eq!(
+            met("monolith ÷ 2-hop floor, orders/s, 32 connections"),
+            Some(true)
+        );
+        assert_eq!(
+            met("monolith ÷ 2-hop floor, orders/s, 128 connections"),
+            Some(false)
+        );
+        assert_eq!(met("peak memory, monolith"), Some(true));
+        assert_eq!(met(&format!("peak memory, {FLOOR}")), None);
+        assert!(report.tables().contains("0.95× the 2-hop floor's 1000"));
+    }
+
+    #[test]
+    fn the_chart_has_a_bar_pair_per_run_and_the_earlier_run_in_grey() {
+        let report = report(vec![
+            run(Scenario::BundleCurl, 32, 333.0),
+            run(Scenario::FloorCurl, 32, 400.0),
+        ]);
+        let previous: crate::compare::Previous = serde_json::from_value(serde_json::json!({
+            "runs": [{"name": "bundle, curl body", "connections": 32, "orders_per_s": 300.0,
+                      "latency_ms": {"p99": 2.0}}]
+        }))
+        .unwrap();
+        let svg = crate::chart::svg(&report, Some(&previous));
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        assert!(svg.contains("bundle, curl body, 32 conns"));
+        assert_eq!(
+            svg.matches("fill=\"#3b75af\"").count(),
+            2,
+            "one orders/s bar per run"
+        );
+        assert_eq!(
+            svg.matches("fill=\"#999\"").count(),
+            2,
+            "the earlier run: one load, two panels"
+        );
+        let changes = crate::compare::table(&report, &previous).to_string();
+        assert!(changes.contains("300 → 333 (+11%)"), "{changes}");
+        assert!(changes.contains("new"), "{changes}");
     }
 
     #[test]

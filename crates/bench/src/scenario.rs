@@ -16,6 +16,9 @@ pub enum Scenario {
     /// The workshop's curl body, iridium, to the iridium service, which
     /// calls the monolith's glue hook.
     IridiumCurl,
+    /// The workshop's curl body, a bundle, to the 2-hop floor (a minimal
+    /// forwarder, see [`crate::floor`]): what the monolith is held against.
+    FloorCurl,
     /// Bundles to a monolith that takes 1 s per gathered resource, with
     /// 1,000 orders in flight.
     BundleSlowGather,
@@ -28,6 +31,7 @@ impl Scenario {
             Self::BundleCurl => "bundle, curl body",
             Self::BundleSns => "bundle, signed SNS body",
             Self::IridiumCurl => "iridium, curl body",
+            Self::FloorCurl => "bundle, curl body, 2-hop floor",
             Self::BundleSlowGather => "bundle, curl body, 1 s gather",
         }
     }
@@ -37,6 +41,7 @@ impl Scenario {
         match self {
             Self::BundleCurl | Self::BundleSns => "client → monolith → API",
             Self::IridiumCurl => "client → iridium → monolith → API",
+            Self::FloorCurl => "client → floor → API",
             Self::BundleSlowGather => "client → monolith (1 s) → API",
         }
     }
@@ -52,7 +57,7 @@ impl Scenario {
     pub fn min_seconds(self) -> u64 {
         match self {
             Self::BundleSlowGather => SLOW_LOAD_SECONDS,
-            Self::BundleCurl | Self::BundleSns | Self::IridiumCurl => 1,
+            Self::BundleCurl | Self::BundleSns | Self::IridiumCurl | Self::FloorCurl => 1,
         }
     }
 }

@@ -29,10 +29,13 @@ pub enum Kind {
     Monolith,
     /// The iridium microservice.
     Iridium,
+    /// The 2-hop floor: this bench binary, serving (see [`crate::floor`]).
+    Floor,
 }
 
 impl Kind {
-    /// Every program measured, in the order they are reported.
+    /// Every service binary measured, in the order they are reported (the
+    /// floor is the bench itself).
     pub const ALL: [Self; 2] = [Self::Monolith, Self::Iridium];
 
     /// The binary's name.
@@ -40,13 +43,22 @@ impl Kind {
         match self {
             Self::Monolith => "monolith",
             Self::Iridium => "iridium",
+            Self::Floor => "bench",
+        }
+    }
+
+    /// The arguments it is started with.
+    pub fn args(self) -> &'static [&'static str] {
+        match self {
+            Self::Monolith | Self::Iridium => &[],
+            Self::Floor => &[crate::floor::SERVE_FLAG],
         }
     }
 
     /// The path the ALB health check uses.
     pub fn health_path(self) -> &'static str {
         match self {
-            Self::Monolith => "/",
+            Self::Monolith | Self::Floor => "/",
             Self::Iridium => "/iridium/",
         }
     }
@@ -56,21 +68,19 @@ impl Kind {
 #[derive(Debug, Clone)]
 pub struct Binaries {
     dir: PathBuf,
+    bench: PathBuf,
 }
 
 impl Binaries {
     /// `dir`, or the directory of the running `bench` binary (target/release
     /// when run through cargo); both binaries must be there.
     pub fn locate(dir: Option<&Path>) -> Result<Self, BenchError> {
+        let bench = std::env::current_exe().map_err(BenchError::io("locating the bench binary"))?;
         let dir = match dir {
             Some(dir) => dir.to_owned(),
-            None => std::env::current_exe()
-                .map_err(BenchError::io("locating the bench binary"))?
-                .parent()
-                .map(Path::to_owned)
-                .unwrap_or_default(),
+            None => bench.parent().map(Path::to_owned).unwrap_or_default(),
         };
-        let binaries = Self { dir };
+        let binaries = Self { dir, bench };
         for kind in Kind::ALL {
             let path = binaries.path(kind);
             if !path.is_file() {
@@ -82,7 +92,10 @@ impl Binaries {
 
     /// The binary of `kind`.
     pub fn path(&self, kind: Kind) -> PathBuf {
-        self.dir.join(kind.binary())
+        match kind {
+            Kind::Floor => self.bench.clone(),
+            Kind::Monolith | Kind::Iridium => self.dir.join(kind.binary()),
+        }
     }
 
     /// How long ago `kind` was built, to spot a stale binary.
@@ -198,6 +211,7 @@ impl Service {
     ) -> Result<Self, BenchError> {
         let port = env.get("PORT").and_then(|p| p.parse().ok()).unwrap_or_default();
         let mut child = Command::new(binaries.path(kind))
+            .args(kind.args())
             .env_clear()
             .envs(env)
             .stdin(Stdio::null())

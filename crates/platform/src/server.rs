@@ -18,25 +18,24 @@ pub use limits::{
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::StatusCode;
-use axum::middleware::{self, Next};
+use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::service::TowerToHyperService;
+use std::convert::Infallible;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
-use tower::Layer;
-use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
-use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
-use tracing::Level;
+use tokio::time::Instant;
+use tower::ServiceExt as _;
+use tower_http::normalize_path::NormalizePath;
+use tracing::Instrument as _;
 
 /// The largest body accepted: SNS messages are at most 256 KiB, and JSON
 /// escaping inside the envelope can double that.
@@ -61,11 +60,9 @@ pub async fn serve(
 /// flight finish for up to `limits.drain_timeout`, closes whatever is left
 /// and returns.
 ///
-/// `/order` and `/order/` are the same route: the path is normalised before
-/// routing, which is why the layer wraps the router rather than being added
-/// to it. Bodies over [`BODY_LIMIT`] get 413, bodies slower than the body
-/// timeout 408, heads over the header limit 431, requests slower than the
-/// request timeout 503. Beyond `limits.max_connections`, connections wait
+/// `/order` and `/order/` are the same route (see [`App`]). Bodies over
+/// [`BODY_LIMIT`] get 413, bodies slower than the body timeout 408, heads
+/// over the header limit 431, requests slower than the request timeout 503. Beyond `limits.max_connections`, connections wait
 /// in the kernel's accept queue.
 pub async fn serve_with(
     listener: TcpListener,
@@ -73,7 +70,7 @@ pub async fn serve_with(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = app(router, &limits);
+    let app = App::new(router, &limits);
     let http = http1_builder(&limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (drain, draining) = watch::channel(false);
@@ -121,29 +118,104 @@ pub async fn serve_with(
 }
 
 /// What hyper serves: the router with everything every service answers the
-/// same way (path normalisation, access log, request timeout, body timeout
-/// and limit).
-type App = TowerToHyperService<NormalizePath<Router>>;
+/// same way (path normalisation, access log, body limit, body and request
+/// timeouts), in one service of our own.
+///
+/// It replaces a stack of tower-http and axum layers (trace, timeout, a
+/// `from_fn` middleware for the body) that cost a boxed future, a span
+/// wrapper and a timer each per request; here one timer serves both
+/// timeouts (see docs/bench.md, "Where the time goes").
+#[derive(Clone)]
+struct App {
+    /// `/order` and `/order/` are the same route: the path is normalised
+    /// before routing, which is why this wraps the router rather than being
+    /// a layer on it.
+    router: NormalizePath<Router>,
+    body_read_timeout: Duration,
+    request_timeout: Duration,
+}
 
-/// Wraps `router` into the [`App`] served within `limits`.
-fn app(router: Router, limits: &ServerLimits) -> App {
-    let router = router
-        .layer(middleware::from_fn_with_state(
-            limits.body_read_timeout,
-            read_body_in_time,
-        ))
-        // 503, not 408: the client was not slow, we were; SNS retries a 5xx.
-        .layer(TimeoutLayer::with_status_code(
-            StatusCode::SERVICE_UNAVAILABLE,
-            limits.request_timeout,
-        ))
-        .layer(
-            TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
-                .on_request(())
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+impl App {
+    fn new(router: Router, limits: &ServerLimits) -> Self {
+        Self {
+            router: NormalizePath::trim_trailing_slash(router),
+            body_read_timeout: limits.body_read_timeout,
+            request_timeout: limits.request_timeout,
+        }
+    }
+
+    /// Answers one request, with the access log line (the same span and
+    /// line tower-http's trace layer wrote).
+    async fn answer(self, request: Request<Incoming>) -> Response {
+        let span = tracing::info_span!(
+            "request",
+            method = %request.method(),
+            uri = %request.uri(),
+            version = ?request.version(),
         );
-    TowerToHyperService::new(NormalizePathLayer::trim_trailing_slash().layer(router))
+        async move {
+            let started = Instant::now();
+            let response = self.answer_in_time(request, started).await;
+            tracing::info!(
+                latency = %format_args!("{} ms", started.elapsed().as_millis()),
+                status = response.status().as_u16(),
+                "finished processing request"
+            );
+            response
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Reads the whole body (at most [`BODY_LIMIT`]) within the body
+    /// timeout, so a body sent a byte at a time gets 408 instead of holding
+    /// the handler, then runs the router within what is left of the request
+    /// timeout (503, not 408: the client was not slow, we were; SNS retries
+    /// a 5xx). One timer serves both deadlines.
+    async fn answer_in_time(self, request: Request<Incoming>, started: Instant) -> Response {
+        let deadline = started + self.request_timeout;
+        let body_deadline = deadline.min(started + self.body_read_timeout);
+        let timer = tokio::time::sleep_until(body_deadline);
+        tokio::pin!(timer);
+        let (parts, body) = request.into_parts();
+        let read = Limited::new(body, BODY_LIMIT).collect();
+        let body = tokio::select! {
+            biased;
+            read = read => match read {
+                Ok(collected) => collected.to_bytes(),
+                Err(error) if error.is::<LengthLimitError>() => return BodyReadError::TooLarge.into_response(),
+                Err(_) => return BodyReadError::Broken.into_response(),
+            },
+            () = &mut timer => {
+                return if body_deadline < deadline {
+                    BodyReadError::Slow(self.body_read_timeout).into_response()
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE.into_response()
+                };
+            }
+        };
+        timer.as_mut().reset(deadline);
+        let request = Request::from_parts(parts, Body::from(body));
+        tokio::select! {
+            biased;
+            response = self.router.oneshot(request) => match response {
+                Ok(response) => response,
+                Err(infallible) => match infallible {},
+            },
+            () = &mut timer => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+        }
+    }
+}
+
+impl hyper::service::Service<Request<Incoming>> for App {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn call(&self, request: Request<Incoming>) -> Self::Future {
+        let app = self.clone();
+        Box::pin(async move { Ok(app.answer(request).await) })
+    }
 }
 
 /// hyper's HTTP/1.1 connection settings for `limits` (the ALB speaks
@@ -233,23 +305,4 @@ impl IntoResponse for BodyReadError {
         tracing::warn!(%status, error = %self, "request refused");
         (status, self.to_string()).into_response()
     }
-}
-
-/// Reads the whole body (at most [`BODY_LIMIT`]) within `timeout` before
-/// the handler runs, so a body sent a byte at a time gets 408 instead of
-/// holding the connection and the handler.
-async fn read_body_in_time(
-    State(timeout): State<Duration>,
-    request: Request,
-    next: Next,
-) -> Result<Response, BodyReadError> {
-    let (parts, body) = request.into_parts();
-    let read = Limited::new(body, BODY_LIMIT).collect();
-    let body = match tokio::time::timeout(timeout, read).await {
-        Err(_elapsed) => return Err(BodyReadError::Slow(timeout)),
-        Ok(Err(error)) if error.is::<LengthLimitError>() => return Err(BodyReadError::TooLarge),
-        Ok(Err(_)) => return Err(BodyReadError::Broken),
-        Ok(Ok(collected)) => collected.to_bytes(),
-    };
-    Ok(next.run(Request::from_parts(parts, Body::from(body))).await)
 }

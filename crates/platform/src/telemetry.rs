@@ -7,9 +7,16 @@
 //! the queue is full, the logging thread waits, as it waited on a full pipe.
 
 use crate::settings::LogFormat;
+use std::cell::RefCell;
 use std::io::{BufWriter, IsTerminal};
+use std::time::{SystemTime, UNIX_EPOCH};
+use tracing::{Event, Level, Subscriber};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
+use tracing_subscriber::registry::LookupSpan;
 
 /// Lines queued for the writer thread at most; a line's slot is reserved
 /// up front, so this bounds memory too (about 40 bytes a slot).
@@ -35,16 +42,230 @@ pub fn init(format: LogFormat) -> LogGuard {
         .buffered_lines_limit(QUEUED_LINES)
         .thread_name("log-writer")
         .finish(BufWriter::with_capacity(WRITE_BUFFER, std::io::stdout()));
+    // Colour codes only for a person at a terminal, never into awslogs.
+    let ansi = std::io::stdout().is_terminal();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        .with_timer(UtcMicros)
         .with_writer(writer)
-        // Colour codes only for a person at a terminal, never into awslogs.
-        .with_ansi(std::io::stdout().is_terminal());
+        .with_ansi(ansi);
     // A second init (tests starting several services) is harmless: keep the first.
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
+        LogFormat::Text if ansi => builder.try_init(),
+        LogFormat::Text => builder.event_format(PlainLine).try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     LogGuard { _worker: worker }
+}
+
+/// Timestamps as tracing-subscriber's default writes them
+/// (`2026-12-02T19:42:55.407517Z`, UTC, microseconds), for a fraction of its
+/// cost: the date and time of day are worked out once a second per thread,
+/// and only the microseconds are written per line. Timestamps were a tenth of
+/// the monolith's instructions per order (seven lines; docs/bench.md).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct UtcMicros;
+
+thread_local! {
+    /// The second last formatted on this thread and its `YYYY-MM-DDTHH:MM:SS`.
+    static SECOND: RefCell<(u64, [u8; 19])> = const { RefCell::new((u64::MAX, [0; 19])) };
+}
+
+impl FormatTime for UtcMicros {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let text = timestamp(now.as_secs(), now.subsec_micros());
+        w.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?)
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` for `secs` after the Unix epoch and `micros`.
+fn timestamp(secs: u64, micros: u32) -> [u8; 27] {
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    SECOND.with_borrow_mut(|(second, date)| {
+        if *second != secs {
+            *date = date_time(secs);
+            *second = secs;
+        }
+        text[..19].copy_from_slice(date);
+    });
+    let mut rest = micros;
+    for digit in text[20..26].iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    text
+}
+
+/// `YYYY-MM-DDTHH:MM:SS` (UTC) for `secs` after the Unix epoch: the civil
+/// date from the day count (Howard Hinnant's `civil_from_days`).
+fn date_time(secs: u64) -> [u8; 19] {
+    let days = secs / 86_400;
+    let of_day = secs % 86_400;
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z % 146_097;
+    let year_of_era = (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let mp = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = year_of_era + era * 400 + u64::from(month <= 2);
+    let mut text = *b"0000-00-00T00:00:00";
+    let mut put = |at: usize, width: usize, mut value: u64| {
+        for index in (at..at + width).rev() {
+            text[index] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, of_day / 3600);
+    put(14, 2, of_day / 60 % 60);
+    put(17, 2, of_day % 60);
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn timestamp(secs: u64, micros: u32) -> String {
+        String::from_utf8_lossy(&super::timestamp(secs, micros)).into_owned()
+    }
+
+    /// Lines written by a subscriber that `configure`s the default text
+    /// format, for a span with fields and events at two levels inside it.
+    fn lines(
+        configure: impl FnOnce(
+            tracing_subscriber::fmt::SubscriberBuilder<
+                tracing_subscriber::fmt::format::DefaultFields,
+                tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Full, UtcMicros>,
+                tracing_subscriber::filter::LevelFilter,
+                Captured,
+            >,
+        ) -> Box<dyn Subscriber + Send + Sync>,
+    ) -> Vec<String> {
+        let captured = Captured::default();
+        let builder = tracing_subscriber::fmt()
+            .with_max_level(Level::TRACE)
+            .with_target(false)
+            .with_timer(UtcMicros)
+            .with_ansi(false)
+            .with_writer(captured.clone());
+        tracing::subscriber::with_default(configure(builder), || {
+            tracing::info!("outside");
+            let span = tracing::info_span!("request", method = %"POST", uri = %"/order/");
+            let _entered = span.enter();
+            tracing::warn!(status = 400, error = %"bad \"quantity\"", "request refused");
+            tracing::error!("Trying to send a request to the API");
+        });
+        let text = captured.text();
+        // The timestamps differ; what follows them must not.
+        text.lines()
+            .map(|line| line.get(27..).unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    #[derive(Clone, Default)]
+    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Captured {
+        fn text(&self) -> String {
+            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+        }
+    }
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Self;
+        fn make_writer(&'a self) -> Self {
+            self.clone()
+        }
+    }
+
+    #[test]
+    fn plain_lines_are_the_default_format_without_colour() {
+        let default = lines(|builder| Box::new(builder.finish()));
+        let plain = lines(|builder| Box::new(builder.event_format(PlainLine).finish()));
+        assert_eq!(default.len(), 3, "{default:?}");
+        assert_eq!(
+            default[1],
+            r#"  WARN request{method=POST uri=/order/}: request refused status=400 error=bad "quantity""#
+        );
+        assert_eq!(plain, default);
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_microseconds() {
+        assert_eq!(timestamp(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(timestamp(1_764_704_575, 407_517), "2025-12-02T19:42:55.407517Z");
+        assert_eq!(timestamp(951_782_400, 5), "2000-02-29T00:00:00.000005Z");
+        assert_eq!(timestamp(4_107_542_399, 999_999), "2100-02-28T23:59:59.999999Z");
+        // The cached second is per thread and replaced when the second moves.
+        assert_eq!(timestamp(1_764_704_576, 0), "2025-12-02T19:42:56.000000Z");
+    }
+}
+
+/// Text lines without colour, exactly as tracing-subscriber's default
+/// format writes them with ANSI off (`2026-…Z  INFO request{method=POST
+/// uri=/order/ version=HTTP/1.1}: Bundle fulfilled`), without its styling
+/// machinery: with ANSI off it still runs every span name, brace and colon
+/// through a no-op style, which cost the monolith about 11,000 instructions
+/// per order (seven lines; docs/bench.md).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PlainLine;
+
+impl<S, N> FormatEvent<S, N> for PlainLine
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> std::fmt::Result {
+        UtcMicros.format_time(&mut writer)?;
+        writer.write_str(match *event.metadata().level() {
+            Level::TRACE => " TRACE ",
+            Level::DEBUG => " DEBUG ",
+            Level::INFO => "  INFO ",
+            Level::WARN => "  WARN ",
+            Level::ERROR => " ERROR ",
+        })?;
+        if let Some(scope) = ctx.event_scope() {
+            let mut seen = false;
+            for span in scope.from_root() {
+                writer.write_str(span.metadata().name())?;
+                seen = true;
+                let extensions = span.extensions();
+                if let Some(fields) = extensions.get::<FormattedFields<N>>()
+                    && !fields.is_empty()
+                {
+                    writer.write_char('{')?;
+                    writer.write_str(fields)?;
+                    writer.write_char('}')?;
+                }
+                writer.write_char(':')?;
+            }
+            if seen {
+                writer.write_char(' ')?;
+            }
+        }
+        ctx.format_fields(writer.by_ref(), event)?;
+        writer.write_char('\n')
+    }
 }

@@ -1,0 +1,188 @@
+//! A run held against an earlier one (`--compare PREVIOUS.json`): the
+//! change of each load's orders/s, p99, CPU per order and peak memory.
+//!
+//! The earlier JSON is read for the few fields compared, each run found by
+//! its load name and connection count, so a file from an older bench with
+//! other fields (or without some loads) still compares.
+
+use crate::error::BenchError;
+use crate::report::{BENCH_PROCESS, Report, Run, WRK_PROCESS, markdown_table, megabytes, right_align};
+use comfy_table::Table;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// The figures of an earlier run that are compared.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Previous {
+    /// Its loads.
+    pub runs: Vec<PreviousRun>,
+}
+
+/// One load of an earlier run.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct PreviousRun {
+    /// The load's name (e.g. `bundle, curl body`).
+    pub name: String,
+    /// Its connections.
+    pub connections: u32,
+    /// Orders a second.
+    pub orders_per_s: f64,
+    /// Latency, milliseconds.
+    pub latency_ms: PreviousLatency,
+    /// CPU µs per order by process.
+    #[serde(default)]
+    pub cpu_us_per_order: BTreeMap<String, f64>,
+    /// Peak resident memory by service, KiB.
+    #[serde(default)]
+    pub peak_rss_kib: BTreeMap<String, u64>,
+}
+
+/// The latency compared.
+#[derive(Debug, Clone, Copy, serde::Deserialize)]
+pub struct PreviousLatency {
+    /// 99th percentile, milliseconds.
+    pub p99: f64,
+}
+
+/// The figures compared, from either run.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Figures {
+    /// Orders a second.
+    pub orders_per_s: f64,
+    /// p99 latency, milliseconds.
+    pub p99_ms: f64,
+    /// The services' CPU µs per order (not the bench's nor wrk's).
+    pub cpu_us: f64,
+    /// The services' peak resident memory, MB, added up.
+    pub peak_mb: f64,
+}
+
+impl Figures {
+    fn new<'a>(
+        orders_per_s: f64,
+        p99_ms: f64,
+        cpu: impl Iterator<Item = (&'a String, &'a f64)>,
+        peak_kib: u64,
+    ) -> Self {
+        let cpu_us = cpu
+            .filter(|(name, _)| ![BENCH_PROCESS, WRK_PROCESS].contains(&name.as_str()))
+            .map(|(_, us)| us)
+            .sum();
+        Self {
+            orders_per_s,
+            p99_ms,
+            cpu_us,
+            peak_mb: megabytes(peak_kib),
+        }
+    }
+}
+
+impl From<&Run> for Figures {
+    fn from(run: &Run) -> Self {
+        Self::new(
+            run.orders_per_s,
+            run.latency_ms.p99,
+            run.cpu_us_per_order.iter(),
+            run.peak_rss_kib.values().sum(),
+        )
+    }
+}
+
+impl From<&PreviousRun> for Figures {
+    fn from(run: &PreviousRun) -> Self {
+        Self::new(
+            run.orders_per_s,
+            run.latency_ms.p99,
+            run.cpu_us_per_order.iter(),
+            run.peak_rss_kib.values().sum(),
+        )
+    }
+}
+
+impl Previous {
+    /// Reads the JSON an earlier run wrote.
+    pub fn read(path: &Path) -> Result<Self, BenchError> {
+        let failed = |reason: String| BenchError::Compare {
+            path: path.to_owned(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| failed(e.to_string()))?;
+        serde_json::from_str(&text).map_err(|e| failed(e.to_string()))
+    }
+
+    /// The figures of the earlier load that `run` repeats, if it was measured.
+    pub fn figures(&self, run: &Run) -> Option<Figures> {
+        self.runs
+            .iter()
+            .find(|previous| previous.name == run.scenario.name() && previous.connections == run.connections)
+            .map(Figures::from)
+    }
+}
+
+/// `before → after (±x%)`.
+fn change(before: f64, after: f64, decimals: usize) -> String {
+    if before <= 0.0 {
+        return format!("{before:.decimals$} → {after:.decimals$}");
+    }
+    let percent = (after / before.max(1e-9) - 1.0) * 100.0;
+    format!("{before:.decimals$} → {after:.decimals$} ({percent:+.0}%)")
+}
+
+/// The table of changes, one row per load of `report`.
+pub fn table(report: &Report, previous: &Previous) -> Table {
+    let mut table = markdown_table(&[
+        "load",
+        "conns",
+        "orders/s",
+        "p99 ms",
+        "CPU µs/order (services)",
+        "peak RSS MB (services)",
+    ]);
+    for run in &report.runs {
+        let after = Figures::from(run);
+        let cells = match previous.figures(run) {
+            Some(before) => [
+                change(before.orders_per_s, after.orders_per_s, 0),
+                change(before.p99_ms, after.p99_ms, 2),
+                change(before.cpu_us, after.cpu_us, 0),
+                change(before.peak_mb, after.peak_mb, 1),
+            ],
+            None => ["new".to_owned(), String::new(), String::new(), String::new()],
+        };
+        let mut row = vec![run.scenario.name().to_owned(), run.connections.to_string()];
+        row.extend(cells);
+        table.add_row(row);
+    }
+    right_align(&mut table, &[1, 2, 3, 4, 5]);
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_change_shows_both_figures_and_the_percentage() {
+        assert_eq!(change(100.0, 95.0, 0), "100 → 95 (-5%)");
+        assert_eq!(change(2.0, 3.0, 2), "2.00 → 3.00 (+50%)");
+        assert_eq!(change(0.0, 3.0, 0), "0 → 3", "no percentage of nothing");
+    }
+
+    #[test]
+    fn earlier_json_is_read_for_the_fields_compared_and_services_only() {
+        let previous: Previous = serde_json::from_value(serde_json::json!({
+            "machine": {"cores": 2},
+            "runs": [{
+                "name": "bundle, curl body", "route": "x", "connections": 32,
+                "orders_per_s": 1000.0, "latency_ms": {"p50": 1.0, "p99": 5.0},
+                "cpu_us_per_order": {"monolith": 50.0, "bench": 7.0, "wrk": 9.0},
+                "peak_rss_kib": {"monolith": 10000}
+            }]
+        }))
+        .unwrap();
+        let figures = Figures::from(&previous.runs[0]);
+        assert_eq!(figures.cpu_us, 50.0);
+        assert_eq!(figures.p99_ms, 5.0);
+        assert!((figures.peak_mb - 10.24).abs() < 1e-9);
+    }
+}
