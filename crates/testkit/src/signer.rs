@@ -5,7 +5,7 @@
 //! asks for 2) goes through RustCrypto's `rsa`: aws-lc-rs verifies SHA-1
 //! signatures but will not make them. `rsa` (RUSTSEC-2023-0071, a timing
 //! side channel on the private key) only ever holds the public test keys
-//! here; no shipped binary links it (`scripts/check-shipped-deps`).
+//! here; no shipped binary links it (`scripts/check-deps.sh`).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
