@@ -6,29 +6,30 @@
 //! and check the signature exactly as they would a real SNS message; they
 //! trust HQ's URLs because the launcher names HQ as `AWS_ENDPOINT_URL_SNS`.
 
-use crate::sns_signer::SnsSigner;
-use rsa::pkcs1v15::SigningKey;
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
-use rsa::{RsaPrivateKey, RsaPublicKey};
-use sha2::{Digest, Sha256};
 use std::path::Path;
-use std::str::FromStr;
-use std::time::Duration;
-use x509_cert::builder::{Builder, CertificateBuilder, Profile};
-use x509_cert::der::{Decode, DecodePem, Encode, EncodePem};
-use x509_cert::name::Name;
-use x509_cert::serial_number::SerialNumber;
-use x509_cert::spki::SubjectPublicKeyInfoOwned;
-use x509_cert::time::Validity;
+use std::time::{Duration, SystemTime};
+
+use aws_lc_rs::signature::KeyPair as _;
+use platform::sns::CertificateKey;
+use rcgen::{CertificateParams, DistinguishedName, DnType, PKCS_RSA_SHA256, RsaKeySize};
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
+use sha2::{Digest, Sha256};
 
 use crate::secret_file;
+use crate::sns_signer::{SnsSigner, rsa_key_pair};
 
 /// File name of the private key inside the data directory.
 pub const KEY_FILE: &str = "sns-signing-key.pem";
 /// File name of the certificate inside the data directory.
 pub const CERT_FILE: &str = "sns-signing-cert.pem";
 /// RSA modulus size: what SNS uses, and what verifiers accept.
-const KEY_BITS: usize = 2048;
+const KEY_SIZE: RsaKeySize = RsaKeySize::_2048;
+/// The certificate's subject (and issuer: it is self-signed).
+const SUBJECT: [(DnType, &str); 2] = [
+    (DnType::CommonName, "sns.interstella-hq.local"),
+    (DnType::OrganizationName, "Interstella HQ"),
+];
 /// How long the self-signed certificate is valid.
 const CERT_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
 
@@ -70,8 +71,8 @@ impl std::fmt::Debug for SigningIdentity {
 
 impl SigningIdentity {
     /// Loads the identity from `dir`, or makes and saves one there. Making
-    /// an RSA-2048 key takes a moment (seconds in a debug build), hence the
-    /// files: every later start reuses them. The key file is mode 0600,
+    /// an RSA-2048 key takes a moment, hence the files: every later start
+    /// reuses them. The key file is mode 0600,
     /// tightened to that if it was wider.
     pub fn load_or_create(dir: &Path) -> Result<Self, SigningError> {
         let key_path = dir.join(KEY_FILE);
@@ -89,20 +90,14 @@ impl SigningIdentity {
         Self::from_pem(&key_pem, &cert_pem)
     }
 
-    /// An identity from a PKCS#8 private key and its certificate, both PEM.
+    /// An identity from a PKCS#8 (or PKCS#1) private key and its
+    /// certificate, both PEM. The certificate must hold the key's public
+    /// half and be one the services accept (valid now, RSA-2048 or more).
     pub fn from_pem(key_pem: &str, cert_pem: &str) -> Result<Self, SigningError> {
-        let private = RsaPrivateKey::from_pkcs8_pem(key_pem).map_err(crypto)?;
-        let cert = x509_cert::Certificate::from_pem(cert_pem.as_bytes()).map_err(crypto)?;
-        let cert_der = cert.to_der().map_err(crypto)?;
-        let cert_public = cert
-            .tbs_certificate
-            .subject_public_key_info
-            .to_der()
-            .map_err(crypto)?;
-        let key_public = SubjectPublicKeyInfoOwned::from_key(RsaPublicKey::from(&private))
-            .and_then(|spki| spki.to_der().map_err(Into::into))
-            .map_err(crypto)?;
-        if cert_public != key_public {
+        let private = rsa_key_pair(key_pem).map_err(crypto)?;
+        let cert_der = CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(crypto)?;
+        let cert_key = CertificateKey::from_der(&cert_der).map_err(crypto)?;
+        if cert_key.rsa_public_key_der() != private.public_key().as_ref() {
             return Err(SigningError::Crypto(
                 "the certificate does not belong to the private key".into(),
             ));
@@ -135,23 +130,21 @@ impl SigningIdentity {
     }
 }
 
-/// Makes a fresh key and a self-signed certificate for it, both PEM.
+/// Makes a fresh key and a self-signed certificate for it, both PEM: the
+/// key PKCS#8, the certificate valid from now for [`CERT_VALIDITY`], its
+/// serial number derived from the key.
 pub fn generate() -> Result<(String, String), SigningError> {
-    let mut rng = rand::rngs::OsRng;
-    let private = RsaPrivateKey::new(&mut rng, KEY_BITS).map_err(crypto)?;
-    let key_pem = private.to_pkcs8_pem(LineEnding::LF).map_err(crypto)?.to_string();
-    let public = SubjectPublicKeyInfoOwned::from_key(RsaPublicKey::from(&private)).map_err(crypto)?;
-    let signer = SigningKey::<Sha256>::new(private);
-    let serial = SerialNumber::new(&rand::random::<[u8; 8]>()).map_err(crypto)?;
-    let validity = Validity::from_now(CERT_VALIDITY).map_err(crypto)?;
-    let subject = Name::from_str("CN=sns.interstella-hq.local,O=Interstella HQ").map_err(crypto)?;
-    let builder =
-        CertificateBuilder::new(Profile::Root, serial, validity, subject, public, &signer).map_err(crypto)?;
-    let cert = builder.build::<rsa::pkcs1v15::Signature>().map_err(crypto)?;
-    let cert_pem = cert.to_pem(LineEnding::LF).map_err(crypto)?;
-    // Round-trip once so a malformed certificate fails here, not in a verifier.
-    x509_cert::Certificate::from_der(&cert.to_der().map_err(crypto)?).map_err(crypto)?;
-    Ok((key_pem, cert_pem))
+    let key = rcgen::KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, KEY_SIZE).map_err(crypto)?;
+    let mut params = CertificateParams::default();
+    params.distinguished_name = DistinguishedName::new();
+    for (kind, value) in SUBJECT {
+        params.distinguished_name.push(kind, value);
+    }
+    let now = SystemTime::now();
+    params.not_before = now.into();
+    params.not_after = (now + CERT_VALIDITY).into();
+    let cert = params.self_signed(&key).map_err(crypto)?;
+    Ok((key.serialize_pem(), cert.pem()))
 }
 
 /// `result` of a file operation on `path`, its error naming the file.

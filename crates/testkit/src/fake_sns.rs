@@ -4,6 +4,7 @@
 
 use crate::TestApp;
 use crate::keys::{TEST_CERT_PEM, TEST_KEY_PEM};
+use crate::signer::TestSigner;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -13,7 +14,6 @@ use contracts::sns::{
     USER_AGENT,
 };
 use contracts::{Envelope, MessageType, SignatureVersion};
-use hq::sns_signer::SnsSigner;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -36,7 +36,7 @@ struct Counters {
 pub struct FakeSns {
     /// Its base URL: what `AWS_ENDPOINT_URL_SNS` is set to.
     pub base: Url,
-    signer: Arc<SnsSigner>,
+    signer: Arc<TestSigner>,
     counters: Arc<Counters>,
     next_id: Arc<AtomicU64>,
 }
@@ -53,7 +53,7 @@ impl FakeSns {
         let base = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
         tokio::spawn(async move { axum::serve(listener, router).await });
         let cert_url = base.join(CERT_PATH).unwrap();
-        let signer = Arc::new(SnsSigner::from_pem(TEST_KEY_PEM, cert_url.as_str()).unwrap());
+        let signer = Arc::new(TestSigner::from_pem(TEST_KEY_PEM, cert_url.as_str()).unwrap());
         Self {
             base,
             signer,

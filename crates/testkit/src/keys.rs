@@ -6,6 +6,9 @@
 
 /// PKCS#8 PEM of the RSA-2048 test key that signs like SNS in tests.
 pub const TEST_KEY_PEM: &str = include_str!("../fixtures/sns-test-key.pem");
+/// [`TEST_KEY_PEM`] as PKCS#1 (`RSA PRIVATE KEY`), made with
+/// `openssl rsa -traditional`.
+pub const TEST_KEY_PKCS1_PEM: &str = include_str!("../fixtures/sns-test-key-pkcs1.pem");
 /// Self-signed certificate (CN `sns.us-east-1.amazonaws.com`, 100 years) for [`TEST_KEY_PEM`].
 pub const TEST_CERT_PEM: &str = include_str!("../fixtures/sns-test-cert.pem");
 /// PKCS#8 PEM of an unrelated RSA-2048 key, for "signed with the wrong key" tests.

@@ -12,10 +12,12 @@ pub mod fake_sns;
 pub mod keys;
 pub mod moto;
 pub mod process;
+pub mod signer;
 pub mod spawn;
 pub mod wait;
 
 pub use fake_api::{ApiBehaviour, FakeApi, Received};
 pub use process::ServiceProcess;
+pub use signer::TestSigner;
 pub use spawn::{TestApp, spawn_monolith, spawn_resource};
 pub use wait::wait_until;

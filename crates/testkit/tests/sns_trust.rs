@@ -16,10 +16,13 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use contracts::{Envelope, MessageType, SignatureVersion};
 use hq::sns_signer::SnsSigner;
-use platform::sns::{SnsVerifier, TrustedHosts, VerifyError};
-use testkit::keys::{OTHER_CERT_PEM, OTHER_KEY_PEM, TEST_CERT_PEM, TEST_KEY_PEM};
+use platform::sns::{CertificateKey, SnsVerifier, TrustedHosts, VerifyError};
+use testkit::TestSigner;
+use testkit::keys::{OTHER_CERT_PEM, OTHER_KEY_PEM, TEST_CERT_PEM, TEST_KEY_PEM, TEST_KEY_PKCS1_PEM};
 use url::Url;
 
 const CERT: &str = "/SimpleNotificationService-0123456789abcdef.pem";
@@ -27,6 +30,10 @@ const OTHER_CERT: &str = "/SimpleNotificationService-00ff.pem";
 const FLAKY: &str = "/flaky/SimpleNotificationService-abc.pem";
 const REDIRECT: &str = "/redirect/SimpleNotificationService-abc.pem";
 const TARGET: &str = "/target/SimpleNotificationService-abc.pem";
+/// A SignatureVersion 1 Notification signed by OpenSSL with the test key.
+const SIGNED_V1: &str = include_str!("../fixtures/sns-notification-v1.json");
+/// A SignatureVersion 2 Notification signed by OpenSSL with the test key.
+const SIGNED_V2: &str = include_str!("../fixtures/sns-notification-v2.json");
 
 /// A local SNS stand-in serving certificates and counting every request by path.
 struct Sns {
@@ -126,8 +133,8 @@ impl Sns {
     }
 
     /// A signer with the test key whose certificate is at `path` here.
-    fn signer(&self, path: &str) -> SnsSigner {
-        SnsSigner::from_pem(TEST_KEY_PEM, self.url(path)).unwrap()
+    fn signer(&self, path: &str) -> TestSigner {
+        TestSigner::from_pem(TEST_KEY_PEM, self.url(path)).unwrap()
     }
 }
 
@@ -189,7 +196,7 @@ fn all_kinds() -> Vec<Envelope> {
     ]
 }
 
-fn signed(signer: &SnsSigner, mut envelope: Envelope, version: SignatureVersion) -> Envelope {
+fn signed(signer: &TestSigner, mut envelope: Envelope, version: SignatureVersion) -> Envelope {
     signer.sign(&mut envelope, version);
     envelope
 }
@@ -300,9 +307,9 @@ async fn a_signature_from_another_key_fails() {
     let sns = Sns::start().await;
     let verifier = sns.verifier();
     // Signed with the other key but naming the test key's certificate.
-    let impostor = SnsSigner::from_pem(OTHER_KEY_PEM, sns.url(CERT)).unwrap();
+    let impostor = TestSigner::from_pem(OTHER_KEY_PEM, sns.url(CERT)).unwrap();
     // Signed with the test key but naming the other key's certificate.
-    let mismatched = SnsSigner::from_pem(TEST_KEY_PEM, sns.url(OTHER_CERT)).unwrap();
+    let mismatched = TestSigner::from_pem(TEST_KEY_PEM, sns.url(OTHER_CERT)).unwrap();
     for signer in [&impostor, &mismatched] {
         for version in [SignatureVersion::V1, SignatureVersion::V2] {
             let envelope = signed(signer, notification(None), version.clone());
@@ -311,7 +318,7 @@ async fn a_signature_from_another_key_fails() {
         }
     }
     // The other pair is consistent with itself.
-    let other = SnsSigner::from_pem(OTHER_KEY_PEM, sns.url(OTHER_CERT)).unwrap();
+    let other = TestSigner::from_pem(OTHER_KEY_PEM, sns.url(OTHER_CERT)).unwrap();
     let envelope = signed(&other, notification(None), SignatureVersion::V2);
     verifier.verify(&envelope).await.unwrap();
 }
@@ -375,7 +382,7 @@ async fn untrusted_cert_urls_are_refused_without_fetching() {
         format!("http://localhost:{port}{CERT}"),
         "not a url".to_owned(),
     ] {
-        let signer = SnsSigner::from_pem(TEST_KEY_PEM, url.clone()).unwrap();
+        let signer = TestSigner::from_pem(TEST_KEY_PEM, url.clone()).unwrap();
         let envelope = signed(&signer, notification(None), SignatureVersion::V2);
         let result = verifier.verify(&envelope).await;
         assert!(
@@ -411,7 +418,7 @@ async fn without_a_stand_in_only_sns_shaped_urls_are_ever_requested() {
         format!("https://sns.us-east-1.amazonaws.com{path}?a=b"),
         sns.url(CERT),
     ] {
-        let signer = SnsSigner::from_pem(TEST_KEY_PEM, url.clone()).unwrap();
+        let signer = TestSigner::from_pem(TEST_KEY_PEM, url.clone()).unwrap();
         let envelope = signed(&signer, notification(None), SignatureVersion::V1);
         let result = verifier.verify(&envelope).await;
         assert!(
@@ -424,7 +431,7 @@ async fn without_a_stand_in_only_sns_shaped_urls_are_ever_requested() {
     // Control: a genuine-looking URL is requested (through the proxy, which
     // refuses the tunnel), so the zero above is meaningful.
     let signer =
-        SnsSigner::from_pem(TEST_KEY_PEM, format!("https://sns.us-east-1.amazonaws.com{path}")).unwrap();
+        TestSigner::from_pem(TEST_KEY_PEM, format!("https://sns.us-east-1.amazonaws.com{path}")).unwrap();
     let envelope = signed(&signer, notification(None), SignatureVersion::V1);
     let result = verifier.verify(&envelope).await;
     assert!(matches!(&result, Err(e) if e.is_transient()), "{result:?}");
@@ -629,22 +636,72 @@ async fn missing_certificates_and_slow_servers_are_transient() {
 
 #[test]
 fn signers_take_pkcs8_and_pkcs1_keys_only() {
-    use rsa::pkcs1::EncodeRsaPrivateKey as _;
-    use rsa::pkcs8::DecodePrivateKey as _;
-    let key = rsa::RsaPrivateKey::from_pkcs8_pem(TEST_KEY_PEM).unwrap();
-    let pkcs1 = key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF).unwrap();
-    assert!(pkcs1.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
-    let from_pkcs1 = SnsSigner::from_pem(&pkcs1, "u").unwrap();
+    assert!(TEST_KEY_PKCS1_PEM.starts_with("-----BEGIN RSA PRIVATE KEY-----"));
+    let from_pkcs1 = SnsSigner::from_pem(TEST_KEY_PKCS1_PEM, "u").unwrap();
     let from_pkcs8 = SnsSigner::from_pem(TEST_KEY_PEM, "u").unwrap();
     assert_eq!(from_pkcs1.cert_url(), "u");
-    for version in [SignatureVersion::V1, SignatureVersion::V2] {
-        assert_eq!(
-            signed(&from_pkcs1, notification(None), version.clone()).signature,
-            signed(&from_pkcs8, notification(None), version).signature
-        );
-    }
+    // PKCS#1 v1.5 signatures are deterministic: the same key signs the same.
+    let mut pkcs1_signed = notification(None);
+    from_pkcs1.sign(&mut pkcs1_signed);
+    let mut pkcs8_signed = notification(None);
+    from_pkcs8.sign(&mut pkcs8_signed);
+    assert_eq!(pkcs1_signed.signature_version, SignatureVersion::V2);
+    assert_eq!(pkcs1_signed.signature, pkcs8_signed.signature);
     assert!(SnsSigner::from_pem(TEST_CERT_PEM, "u").is_err());
     assert!(SnsSigner::from_pem("", "u").is_err());
-    // The signer never prints its key.
+    assert!(TestSigner::from_pem(TEST_KEY_PKCS1_PEM, "u").is_ok());
+    // The signers never print their key.
     assert_eq!(format!("{from_pkcs8:?}"), r#"SnsSigner { cert_url: "u", .. }"#);
+    let test_signer = TestSigner::from_pem(TEST_KEY_PEM, "u").unwrap();
+    assert_eq!(format!("{test_signer:?}"), r#"TestSigner { cert_url: "u", .. }"#);
+}
+
+/// Notifications signed by OpenSSL, not by our code
+/// (fixtures/make-signed-notifications.sh): the verifier agrees with an
+/// independent signer, and one flipped byte anywhere signed fails.
+#[tokio::test]
+async fn openssl_signed_notifications_verify_and_a_flipped_byte_fails() {
+    let sns = Sns::start().await;
+    let verifier = sns.verifier();
+    for (fixture, version) in [
+        (SIGNED_V1, SignatureVersion::V1),
+        (SIGNED_V2, SignatureVersion::V2),
+    ] {
+        let mut genuine: Envelope = serde_json::from_str(fixture).unwrap();
+        assert_eq!(genuine.signature_version, version);
+        // SigningCertURL is not signed: point it at the stand-in serving
+        // the test certificate.
+        genuine.signing_cert_url = sns.url(CERT);
+        verifier.verify(&genuine).await.unwrap();
+
+        let signature = STANDARD.decode(&genuine.signature).unwrap();
+        for at in [0, signature.len() / 2, signature.len() - 1] {
+            let mut flipped = signature.clone();
+            flipped[at] ^= 0x01;
+            let mut forged = genuine.clone();
+            forged.signature = STANDARD.encode(&flipped);
+            let result = verifier.verify(&forged).await;
+            assert!(
+                matches!(result, Err(VerifyError::BadSignature)),
+                "{version:?} signature byte {at}: {result:?}"
+            );
+        }
+        let text = genuine.string_to_sign();
+        for at in [0, text.len() / 2, text.len() - 1] {
+            let key = CertificateKey::from_pem(TEST_CERT_PEM.as_bytes()).unwrap();
+            let mut flipped = text.clone().into_bytes();
+            flipped[at] ^= 0x01;
+            assert!(key.verify(&version, text.as_bytes(), &signature).is_ok());
+            assert!(
+                key.verify(&version, &flipped, &signature).is_err(),
+                "{version:?} signed text byte {at}"
+            );
+        }
+        let mut forged = genuine.clone();
+        forged.message = forged.message.replace(['1', '2'], "7");
+        assert!(matches!(
+            verifier.verify(&forged).await,
+            Err(VerifyError::BadSignature)
+        ));
+    }
 }

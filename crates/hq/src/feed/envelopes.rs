@@ -113,7 +113,7 @@ impl Envelopes {
 
     /// `envelope` with its signature fields filled in.
     fn signed(&self, mut envelope: Envelope) -> Envelope {
-        self.signer.sign(&mut envelope, SignatureVersion::V2);
+        self.signer.sign(&mut envelope);
         envelope
     }
 }

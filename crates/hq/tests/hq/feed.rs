@@ -8,14 +8,10 @@ use axum::http::StatusCode;
 use base64::Engine;
 use contracts::{Envelope, MessageType};
 use hq::feed::Topic;
-use rsa::pkcs1v15::{Signature, VerifyingKey};
-use rsa::pkcs8::DecodePublicKey;
-use rsa::signature::Verifier;
-use sha2::Sha256;
+use platform::sns::CertificateKey;
 use std::sync::Arc;
 use std::time::Duration;
 use testkit::wait_until;
-use x509_cert::der::{DecodePem, Encode};
 
 const WAIT: Duration = Duration::from_secs(5);
 
@@ -125,13 +121,13 @@ async fn deliveries_are_what_sns_sends_and_verify_against_hqs_certificate() {
     let signature = base64::engine::general_purpose::STANDARD
         .decode(&envelope.signature)
         .unwrap();
-    let signature = Signature::try_from(signature.as_slice()).unwrap();
-    key.verify(envelope.string_to_sign().as_bytes(), &signature)
+    let version = &envelope.signature_version;
+    key.verify(version, envelope.string_to_sign().as_bytes(), &signature)
         .unwrap();
     let mut tampered = envelope.clone();
     tampered.message = r#"{"iridium": 300}"#.into();
     assert!(
-        key.verify(tampered.string_to_sign().as_bytes(), &signature)
+        key.verify(version, tampered.string_to_sign().as_bytes(), &signature)
             .is_err()
     );
     hq.shutdown(WAIT).await.unwrap();
@@ -139,7 +135,7 @@ async fn deliveries_are_what_sns_sends_and_verify_against_hqs_certificate() {
 
 /// The public key of the certificate served where the envelope's
 /// SigningCertURL says, once the URL is checked to be HQ's with SNS' file name.
-async fn served_certificate_key(envelope: &Envelope) -> VerifyingKey<Sha256> {
+async fn served_certificate_key(envelope: &Envelope) -> CertificateKey {
     let cert_url = url::Url::parse(&envelope.signing_cert_url).unwrap();
     assert_eq!(cert_url.host_str(), Some("127.0.0.1"));
     let file = cert_url.path().trim_start_matches('/');
@@ -150,9 +146,7 @@ async fn served_certificate_key(envelope: &Envelope) -> VerifyingKey<Sha256> {
     let response = reqwest::get(cert_url.clone()).await.unwrap();
     assert_eq!(response.status(), 200);
     let pem = response.text().await.unwrap();
-    let cert = x509_cert::Certificate::from_pem(pem.as_bytes()).unwrap();
-    let spki = cert.tbs_certificate.subject_public_key_info.to_der().unwrap();
-    VerifyingKey::<Sha256>::new(rsa::RsaPublicKey::from_public_key_der(&spki).unwrap())
+    CertificateKey::from_pem(pem.as_bytes()).unwrap()
 }
 
 #[tokio::test]

@@ -9,4 +9,4 @@ pub mod trust;
 pub mod verify;
 
 pub use trust::{TrustedHosts, TrustedUrl, UntrustedUrl};
-pub use verify::{SnsVerifier, VerifyError};
+pub use verify::{CertificateError, CertificateKey, SnsVerifier, VerifyError};

@@ -16,20 +16,18 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
+use aws_lc_rs::signature::{
+    ParsedPublicKey, RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY, RSA_PKCS1_2048_8192_SHA256,
+};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use contracts::quote::quoted;
 use contracts::{Envelope, SignatureVersion};
-use rsa::RsaPublicKey;
-use rsa::pkcs1v15::{Signature, VerifyingKey};
-use rsa::pkcs8::DecodePublicKey as _;
-use rsa::signature::Verifier as _;
-use rsa::traits::PublicKeyParts as _;
-use sha1::Sha1;
-use sha2::Sha256;
+use rustls_pki_types::CertificateDer;
+use rustls_pki_types::pem::PemObject as _;
 use tokio::sync::{OnceCell, Semaphore};
 use x509_cert::Certificate;
-use x509_cert::der::{DecodePem as _, Encode as _};
+use x509_cert::der::{Decode as _, Encode as _};
 
 use super::trust::{TrustedHosts, TrustedUrl, UntrustedUrl};
 use crate::downstream::{BodyError, read_body};
@@ -114,7 +112,7 @@ struct Keys {
 }
 
 struct VerifiedKey {
-    key: RsaPublicKey,
+    key: Arc<CertificateKey>,
     fetched: Instant,
 }
 
@@ -125,7 +123,7 @@ struct Slot {
 }
 
 struct Fetched {
-    key: Result<RsaPublicKey, VerifyError>,
+    key: Result<Arc<CertificateKey>, VerifyError>,
     at: Instant,
 }
 
@@ -181,25 +179,16 @@ impl SnsVerifier {
             .ok()
             .filter(|bytes| !bytes.is_empty())
             .ok_or(VerifyError::MalformedSignature)?;
-        let signature =
-            Signature::try_from(signature.as_slice()).map_err(|_| VerifyError::MalformedSignature)?;
         let location = self
             .hosts
             .check_cert_url(&envelope.signing_cert_url)
             .map_err(VerifyError::UntrustedCertUrl)?;
         let text = envelope.string_to_sign();
-        let checks = |key: RsaPublicKey| {
-            let checked = match &envelope.signature_version {
-                SignatureVersion::V1 => VerifyingKey::<Sha1>::new(key).verify(text.as_bytes(), &signature),
-                SignatureVersion::V2 => VerifyingKey::<Sha256>::new(key).verify(text.as_bytes(), &signature),
-                // Refused above, before anything was fetched.
-                SignatureVersion::Unsupported(_) => return Err(VerifyError::BadSignature),
-            };
-            checked.map_err(|_| VerifyError::BadSignature)
-        };
+        let checks =
+            |key: &CertificateKey| key.verify(&envelope.signature_version, text.as_bytes(), &signature);
         let url = location.url().as_str();
         if let Some(key) = self.verified_key(url) {
-            return checks(key);
+            return checks(&key);
         }
         let slot = self.unverified_slot(url);
         let fetched = slot
@@ -214,18 +203,18 @@ impl SnsVerifier {
             })
             .await;
         let key = fetched.key.clone()?;
-        checks(key.clone())?;
+        checks(&key)?;
         self.promote(url, &slot, key, fetched.at);
         Ok(())
     }
 
     /// A verified key for the URL, if one is cached and fresh.
-    fn verified_key(&self, url: &str) -> Option<RsaPublicKey> {
+    fn verified_key(&self, url: &str) -> Option<Arc<CertificateKey>> {
         let keys = self.lock();
         keys.verified
             .get(url)
             .filter(|verified| verified.fetched.elapsed() < self.ttl)
-            .map(|verified| verified.key.clone())
+            .map(|verified| Arc::clone(&verified.key))
     }
 
     /// The URL's slot among the unverified: the current one, or a new one in
@@ -258,7 +247,7 @@ impl SnsVerifier {
 
     /// Moves a key that just verified a signature into the verified cache,
     /// making room by dropping expired keys, then the oldest.
-    fn promote(&self, url: &str, slot: &Arc<Slot>, key: RsaPublicKey, fetched: Instant) {
+    fn promote(&self, url: &str, slot: &Arc<Slot>, key: Arc<CertificateKey>, fetched: Instant) {
         let mut keys = self.lock();
         if keys
             .unverified
@@ -294,7 +283,7 @@ impl SnsVerifier {
 
     /// Fetches a certificate once a fetch slot is free; the wait for the
     /// slot counts against the timeout.
-    async fn fetch_key(&self, location: &TrustedUrl) -> Result<RsaPublicKey, VerifyError> {
+    async fn fetch_key(&self, location: &TrustedUrl) -> Result<Arc<CertificateKey>, VerifyError> {
         let url = location.url();
         let fetch = async {
             // The semaphore is never closed, so this cannot fail.
@@ -345,7 +334,10 @@ fn remove_oldest<V>(map: &mut HashMap<String, V>, since: impl Fn(&V) -> Instant)
 }
 
 /// Fetches a certificate and extracts its RSA key.
-async fn fetch_key(client: &reqwest::Client, location: &TrustedUrl) -> Result<RsaPublicKey, VerifyError> {
+async fn fetch_key(
+    client: &reqwest::Client,
+    location: &TrustedUrl,
+) -> Result<Arc<CertificateKey>, VerifyError> {
     let url = location.url();
     tracing::debug!(%url, "fetching SNS signing certificate");
     let unavailable = |why: String| VerifyError::CertificateUnavailable(format!("{url}: {why}"));
@@ -369,35 +361,105 @@ async fn fetch_key(client: &reqwest::Client, location: &TrustedUrl) -> Result<Rs
             BodyError::TooLarge { .. } => VerifyError::BadCertificate(format!("{url}: {error}")),
             BodyError::Slow(_) | BodyError::Broken(_) => unavailable(error.to_string()),
         })?;
-    key_from_pem(&body).map_err(|why| VerifyError::BadCertificate(format!("{url}: {why}")))
+    CertificateKey::from_pem(&body)
+        .map(Arc::new)
+        .map_err(|why| VerifyError::BadCertificate(format!("{url}: {why}")))
 }
 
-/// The RSA key of the first certificate in a PEM, if it is currently valid.
-fn key_from_pem(pem: &[u8]) -> Result<RsaPublicKey, String> {
-    // Only the first certificate matters. `Certificate::load_pem_chain`
-    // (x509-cert 0.2.5) underflows on an empty body, so cut the block here.
-    const END: &[u8] = b"-----END CERTIFICATE-----";
-    let end = pem
-        .windows(END.len())
-        .position(|window| window == END)
-        .ok_or("no PEM certificate")?;
-    let cert =
-        Certificate::from_pem(&pem[..end + END.len()]).map_err(|e| format!("not an X.509 PEM: {e}"))?;
-    let validity = &cert.tbs_certificate.validity;
-    let now = SystemTime::now();
-    if now < validity.not_before.to_system_time() || now > validity.not_after.to_system_time() {
-        return Err("the certificate is not valid now".to_owned());
+/// Why a certificate's key cannot verify SNS signatures.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct CertificateError(String);
+
+/// What was wrong, and the parser's own words.
+fn why(what: &str, error: impl std::fmt::Display) -> CertificateError {
+    CertificateError(format!("{what}: {error}"))
+}
+
+/// The RSA public key of an SNS signing certificate, parsed once for both
+/// signature versions (aws-lc-rs, constant time).
+pub struct CertificateKey {
+    /// SignatureVersion 1: PKCS#1 v1.5 with SHA-1.
+    v1: ParsedPublicKey,
+    /// SignatureVersion 2: PKCS#1 v1.5 with SHA-256.
+    v2: ParsedPublicKey,
+    /// The modulus size.
+    bits: usize,
+}
+
+impl CertificateKey {
+    /// The RSA key of the first certificate in a PEM, if the certificate is
+    /// valid now and the key has at least 2048 bits.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, CertificateError> {
+        let der = CertificateDer::from_pem_slice(pem).map_err(|e| why("no PEM certificate", e))?;
+        Self::from_der(&der)
     }
-    let spki = cert
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| format!("unreadable public key: {e}"))?;
-    let key = RsaPublicKey::from_public_key_der(&spki).map_err(|e| format!("not an RSA public key: {e}"))?;
-    if key.size() * 8 < MIN_KEY_BITS {
-        return Err(format!("RSA key smaller than {MIN_KEY_BITS} bits"));
+
+    /// The RSA key of a DER certificate, on the terms of [`Self::from_pem`].
+    pub fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
+        let cert = Certificate::from_der(der).map_err(|e| why("not an X.509 certificate", e))?;
+        let validity = &cert.tbs_certificate.validity;
+        let now = SystemTime::now();
+        if now < validity.not_before.to_system_time() || now > validity.not_after.to_system_time() {
+            return Err(CertificateError("the certificate is not valid now".to_owned()));
+        }
+        let spki = cert
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(|e| why("unreadable public key", e))?;
+        let rsa = aws_lc_rs::rsa::PublicKey::from_der(&spki).map_err(|e| why("not an RSA public key", e))?;
+        let bits = rsa.modulus_len() * 8;
+        if bits < MIN_KEY_BITS {
+            return Err(CertificateError(format!(
+                "RSA key smaller than {MIN_KEY_BITS} bits"
+            )));
+        }
+        let parse = |algorithm| {
+            ParsedPublicKey::new(algorithm, rsa.as_ref()).map_err(|e| why("unusable RSA public key", e))
+        };
+        Ok(Self {
+            v1: parse(&RSA_PKCS1_2048_8192_SHA1_FOR_LEGACY_USE_ONLY)?,
+            v2: parse(&RSA_PKCS1_2048_8192_SHA256)?,
+            bits,
+        })
     }
-    Ok(key)
+
+    /// Checks `signature` over `message` as `version` says: "1" is RSA
+    /// PKCS#1 v1.5 with SHA-1, "2" with SHA-256; anything else never verifies.
+    pub fn verify(
+        &self,
+        version: &SignatureVersion,
+        message: &[u8],
+        signature: &[u8],
+    ) -> Result<(), VerifyError> {
+        let key = match version {
+            SignatureVersion::V1 => &self.v1,
+            SignatureVersion::V2 => &self.v2,
+            SignatureVersion::Unsupported(_) => return Err(VerifyError::BadSignature),
+        };
+        key.verify_sig(message, signature)
+            .map_err(|_| VerifyError::BadSignature)
+    }
+
+    /// The key as a DER `RSAPublicKey` (RFC 8017), to compare with the
+    /// public half of a private key.
+    pub fn rsa_public_key_der(&self) -> &[u8] {
+        self.v2.as_ref()
+    }
+
+    /// The modulus size in bits.
+    pub fn bits(&self) -> usize {
+        self.bits
+    }
+}
+
+impl std::fmt::Debug for CertificateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CertificateKey")
+            .field("bits", &self.bits)
+            .finish()
+    }
 }
 
 /// An attacker-chosen value, cut short for an error message.
@@ -415,17 +477,22 @@ mod tests {
 
     #[test]
     fn test_certificate_yields_its_rsa_key() {
-        let key = key_from_pem(TEST_CERT_PEM.as_bytes()).unwrap();
-        assert_eq!(key.size() * 8, 2048);
+        let key = CertificateKey::from_pem(TEST_CERT_PEM.as_bytes()).unwrap();
+        assert_eq!(key.bits(), 2048);
     }
 
     #[test]
     fn non_certificates_are_refused() {
-        assert!(key_from_pem(b"").is_err());
-        assert!(key_from_pem(b"hello").is_err());
-        assert!(key_from_pem(b"\n\r\n").is_err());
-        assert!(key_from_pem(TEST_KEY_PEM.as_bytes()).is_err());
-        assert!(key_from_pem(b"-----END CERTIFICATE-----").is_err());
+        for pem in [
+            &b""[..],
+            b"hello",
+            b"\n\r\n",
+            TEST_KEY_PEM.as_bytes(),
+            b"-----END CERTIFICATE-----",
+            b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
+        ] {
+            assert!(CertificateKey::from_pem(pem).is_err(), "{pem:?}");
+        }
     }
 
     #[test]

@@ -4,11 +4,11 @@
 use contracts::MessageType;
 use contracts::SignatureVersion::{self, V1, V2};
 use contracts::{FulfillmentKind, IdempotencyKey};
-use hq::sns_signer::SnsSigner;
 use platform::TrustConfig;
 use platform::reply::{ORDER_FULFILLED, SUBSCRIBED, UNSUBSCRIBED};
 use resource::{Resource, ResourceConfig};
 use serde_json::json;
+use testkit::TestSigner;
 use testkit::fake_sns::{CERT_PATH, FakeSns, HitCounter, ORDERS_TOPIC, deliver};
 use testkit::keys::{OTHER_KEY_PEM, TEST_KEY_PEM};
 use testkit::spawn::{monolith_config, resource_config};
@@ -85,7 +85,7 @@ async fn tampered_or_forged_messages_do_nothing() {
     downgraded.signature_version = V1;
     tampered.push(downgraded);
     let mut other_key = sns.envelope(MessageType::Notification, ORDERS_TOPIC, BUNDLE);
-    let forger = SnsSigner::from_pem(OTHER_KEY_PEM, sns.base.join(CERT_PATH).unwrap().as_str()).unwrap();
+    let forger = TestSigner::from_pem(OTHER_KEY_PEM, sns.base.join(CERT_PATH).unwrap().as_str()).unwrap();
     forger.sign(&mut other_key, V2);
     tampered.push(other_key);
 
@@ -107,7 +107,7 @@ async fn certificates_outside_sns_are_never_fetched() {
         "https://sns.s3.amazonaws.com/SimpleNotificationService-abc.pem".into(),
     ] {
         let mut envelope = sns.envelope(MessageType::Notification, ORDERS_TOPIC, BUNDLE);
-        SnsSigner::from_pem(TEST_KEY_PEM, cert_url.as_str())
+        TestSigner::from_pem(TEST_KEY_PEM, cert_url.as_str())
             .unwrap()
             .sign(&mut envelope, V2);
         assert_eq!(
@@ -128,7 +128,7 @@ async fn unavailable_certificate_is_a_5xx_so_sns_retries() {
         .join("/SimpleNotificationService-00000000000000000000000000000000.pem")
         .unwrap();
     let mut envelope = sns.envelope(MessageType::Notification, ORDERS_TOPIC, BUNDLE);
-    SnsSigner::from_pem(TEST_KEY_PEM, missing.as_str())
+    TestSigner::from_pem(TEST_KEY_PEM, missing.as_str())
         .unwrap()
         .sign(&mut envelope, V2);
     let (status, _) = deliver(&monolith, "/order/", &envelope).await;

@@ -13,13 +13,13 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use contracts::SignatureVersion;
 use contracts::{Envelope, MessageType};
-use hq::sns_signer::SnsSigner;
 use platform::sns::verify::MAX_FETCHES_IN_FLIGHT;
 use platform::sns::{SnsVerifier, TrustedHosts, VerifyError};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use testkit::TestSigner;
 use testkit::keys::{OTHER_CERT_PEM, TEST_CERT_PEM, TEST_KEY_PEM};
 use testkit::wait_until;
 use url::Url;
@@ -127,7 +127,7 @@ fn signed(cert_url: &str) -> Envelope {
         unsubscribe_url: None,
         message_attributes: None,
     };
-    SnsSigner::from_pem(TEST_KEY_PEM, cert_url)
+    TestSigner::from_pem(TEST_KEY_PEM, cert_url)
         .unwrap()
         .sign(&mut envelope, SignatureVersion::V2);
     envelope
