@@ -116,7 +116,7 @@ if [ "$FAILED" -gt 0 ]; then
   echo "skipped: the images are not all there"
 else
   start hq HQ_LISTEN="127.0.0.1:$P_HQ" HQ_DATA_DIR="$WORK/hq-data" HQ_API_KEYS="$API_KEY" \
-    HQ_ADMIN_TOKEN="$ADMIN_TOKEN" HQ_RATES=orders=0,iridium=0,magnesite=0
+    HQ_ADMIN_TOKEN="$ADMIN_TOKEN" HQ_DRAIN_SECS=5
   start monolith PORT="$P_MONO" INTERSTELLA_API_KEY="$API_KEY" GLUE_HOOK_SECRET="$HOOK_SECRET" \
     INTERSTELLA_API_ENDPOINT="http://127.0.0.1:$P_HQ/receiving/"
   start iridium PORT="$P_IRI" monolithUrl="http://127.0.0.1:$P_MONO" GLUE_HOOK_SECRET="$HOOK_SECRET"
