@@ -127,7 +127,7 @@ else
     "iridium http://127.0.0.1:$P_IRI/iridium/" "magnesite http://127.0.0.1:$P_MAG/magnesite/"; do
     read -r svc url <<<"$check"
     if wait_for "$svc" 60 curl -fsS "$url"; then
-      pass "$svc (arm64, QEMU) answers GET ${url#http://127.0.0.1:*/} ($(($(now_ms) - t0)) ms after start)"
+      pass "$svc (arm64, QEMU) answers GET /${url#http://127.0.0.1:*/} ($(($(now_ms) - t0)) ms after start)"
     else
       fail "$svc (arm64, QEMU) does not answer GET $url"
     fi
