@@ -13,9 +13,8 @@
 #   --tag TAG           image tag (default: the git commit, -dirty if edited)
 #   --services "A B"    which images (default: "monolith iridium magnesite";
 #                       "hq" for the admin stack)
-#   --prebuilt          build the images around host-built static binaries
-#                       (docker/Dockerfile.prebuilt: nothing pulled) instead
-#                       of docker/Dockerfile
+#   --arch ARCH         amd64 (default) or arm64 (Graviton: the stack's
+#                       CpuArchitecture=ARM64); cross-compiled, not emulated
 #   --no-build          push images already tagged SERVICE:TAG locally
 #   --dry-run           print the commands, run nothing
 # Anything after `--` is passed to the stack update as parameter overrides,
@@ -31,10 +30,10 @@ TEMPLATE=deploy/interstella.yaml
 REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
 TAG=''
 SERVICES="monolith iridium magnesite"
-PREBUILT=0 BUILD=1 DRY_RUN=0
+ARCH=amd64 BUILD=1 DRY_RUN=0
 OVERRIDES=()
 AWS=(aws)
-CLUSTER='' REGISTRY='' CTX=''
+CLUSTER='' REGISTRY=''
 declare -A REPO
 
 # usage: the comment at the top of this file, without its '#'.
@@ -66,7 +65,7 @@ parse_args() {
       --region) need_value "$@"; REGION=$2; shift 2 ;;
       --tag) need_value "$@"; TAG=$2; shift 2 ;;
       --services) need_value "$@"; SERVICES=$2; shift 2 ;;
-      --prebuilt) PREBUILT=1; shift ;;
+      --arch) need_value "$@"; ARCH=$2; shift 2 ;;
       --no-build) BUILD=0; shift ;;
       --dry-run) DRY_RUN=1; shift ;;
       --) shift; OVERRIDES=("$@"); break ;;
@@ -78,6 +77,7 @@ parse_args() {
     TAG=$(git rev-parse --short=12 HEAD 2>/dev/null || date +%Y%m%d%H%M%S)
     git diff --quiet HEAD 2>/dev/null || TAG="$TAG-dirty-$(date +%H%M%S)"
   fi
+  case $ARCH in amd64 | arm64) ;; *) usage_error "--arch: amd64 or arm64, not $ARCH" ;; esac
   if [ -n "$REGION" ]; then AWS+=(--region "$REGION"); fi
 }
 
@@ -116,29 +116,18 @@ log_in_to_ecr() {
   fi
 }
 
-# build_static_binaries: the --prebuilt build context, $CTX: host-built static
-# binaries and the CA bundle, for docker/Dockerfile.prebuilt.
-build_static_binaries() {
-  step "building static binaries on this machine"
-  local packages=() svc
-  for svc in $SERVICES; do packages+=(-p "$svc"); done
-  run cargo build --release --locked --target x86_64-unknown-linux-musl "${packages[@]}"
-  CTX=$(mktemp -d)
-  trap 'rm -rf "$CTX"' EXIT
-  for svc in $SERVICES; do run cp "target/x86_64-unknown-linux-musl/release/$svc" "$CTX/"; done
-  run cp /etc/ssl/certs/ca-certificates.crt "$CTX/"
-}
-
+# build_images: docker/Dockerfile, one target per service. BuildKit (the
+# default where buildx is installed) builds for --platform, compiling on this
+# machine's architecture either way; the classic builder (DOCKER_BUILDKIT=0)
+# takes TARGETARCH only, and its images' configuration names this machine's
+# architecture whatever the binary's, so build arm64 images with BuildKit.
 build_images() {
-  if [ "$PREBUILT" = 1 ]; then build_static_binaries; fi
-  local svc
+  local svc platform=()
+  if [ "${DOCKER_BUILDKIT:-1}" != 0 ]; then platform=(--platform "linux/$ARCH"); fi
   for svc in $SERVICES; do
-    step "building image $svc:$TAG"
-    if [ "$PREBUILT" = 1 ]; then
-      run docker build -f docker/Dockerfile.prebuilt --target "$svc" -t "$svc:$TAG" "$CTX"
-    else
-      run docker build -f docker/Dockerfile --target "$svc" -t "$svc:$TAG" .
-    fi
+    step "building image $svc:$TAG ($ARCH)"
+    run docker build -f docker/Dockerfile --target "$svc" "${platform[@]}" \
+      --build-arg TARGETARCH="$ARCH" -t "$svc:$TAG" .
   done
 }
 

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# The images and the local "ALB", tested for real on this machine.
+# The published images and the local "ALB", tested for real on this machine.
 #
-# Installs what it needs from Debian (docker.io, haproxy, musl-tools, ...),
-# starts dockerd if none runs, builds static binaries on the host and the
-# images FROM scratch around them (docker/Dockerfile.prebuilt: no pulls),
-# runs the real HQ (crates/hq), the monolith and both microservices as
-# containers with published ports, puts HAProxy on the host in front of the
-# services with docker/proxy/haproxy.cfg (the compose stack's ALB config,
-# unchanged), and checks:
-#   - image size, user, exposed ports, static binaries (hq included);
+# Installs what it needs from Debian (docker.io, haproxy, docker-compose, ...),
+# starts dockerd if none runs, makes the base images docker/Dockerfile names
+# (scripts/base-images.sh: this machine cannot pull), builds every target of
+# docker/Dockerfile unchanged with `docker build`, as a user does (the
+# classic builder), runs the real HQ (crates/hq), the monolith and both
+# microservices as containers with published ports, puts HAProxy on the host
+# in front of the services with docker/proxy/haproxy.cfg (the compose stack's
+# ALB config, unchanged), and checks:
+#   - image size, user, exposed port, a static binary (scripts/lib/docker.sh);
+#   - `compose -f docker/compose.yaml up --build` (compose v2 if the docker
+#     CLI has it, else Debian's docker-compose v1.29): the workshop's curl
+#     through the compose stack's proxy is fulfilled in HQ's ledger;
 #   - the workshop's Lab 1 curl against `docker run -p ...:5000 monolith`;
 #   - the ALB path rules and health-check paths through the proxy;
 #   - Lab 4's loop: proxy -> iridium -> proxy -> monolith /fulfill/ -> HQ;
@@ -23,12 +27,15 @@
 #   - `docker stop`: exit code 0, well under a second (PID 1 handles SIGTERM).
 # All traffic stays on this machine: host -> containers through ports
 # published on 127.0.0.1, containers -> host through the docker bridge
-# gateway (host.docker.internal). Prints 'N passed, N failed'; exits non-zero
-# on any failure. Cleans up the containers and the processes it started.
+# gateway (host.docker.internal). Prints 'N passed, N failed' and the build
+# time and size of each image; exits non-zero on any failure. Cleans up the
+# containers and the processes it started.
 #
-# Settings: CT_PORT_BASE (default 15000; uses BASE..BASE+3, +80, +90, +443),
-# CT_TIMEOUT (whole run, seconds, default 2400). The images it builds are
-# kept (tagged monolith, iridium, magnesite, hq).
+# Settings: CT_PORT_BASE (default 15000; uses BASE..BASE+3, +80, +90, +443,
+# and +180, +190 for the compose stack), CT_COMPOSE=0 skips the compose
+# stack, CT_TIMEOUT (whole run, seconds, default 4800: a cold image build is
+# most of it). The images it builds are kept (tagged monolith, iridium,
+# magnesite, hq; compose's interstella/<service>:local).
 #
 # Reads as its `main` at the bottom: one function per stage, in order.
 set -euo pipefail
@@ -36,27 +43,33 @@ cd "$(dirname "$0")/.."
 
 # The whole run is bounded: re-run under timeout(1) once.
 if [ -z "${_CT_BOUNDED:-}" ]; then
-  exec env _CT_BOUNDED=1 timeout --foreground -k 15 "${CT_TIMEOUT:-2400}" "$0" "$@"
+  exec env _CT_BOUNDED=1 timeout --foreground -k 15 "${CT_TIMEOUT:-4800}" "$0" "$@"
 fi
+# scripts/lib/*.sh are linted on their own (shellcheck -x follows them here).
+# shellcheck source=scripts/lib/checks.sh disable=SC1091
+. scripts/lib/checks.sh
+# shellcheck source=scripts/lib/docker.sh disable=SC1091
+. scripts/lib/docker.sh
 
 BASE=${CT_PORT_BASE:-15000}
 P_MONO=$BASE P_IRI=$((BASE + 1)) P_MAG=$((BASE + 2)) P_MONO_TLS=$((BASE + 3))
 P_PROXY=$((BASE + 80)) P_HQ=$((BASE + 90)) P_HQ_TLS=$((BASE + 443))
-MAX_IMAGE_BYTES=20000000
-TARGET=x86_64-unknown-linux-musl
-SERVICES=(monolith iridium magnesite)
-IMAGES=("${SERVICES[@]}" hq)
+P_COMPOSE_PROXY=$((BASE + 180)) P_COMPOSE_HQ=$((BASE + 190))
+IMAGES=(monolith iridium magnesite hq)
 PREFIX=ist-ct
 API_KEY="ct-key-$$"
 ADMIN_TOKEN="ct-admin-token-$$" # HQ's admin credential: publishing needs it
 HOOK_SECRET="ct-glue-hook-secret-$$" # the monolith's /fulfill/ takes only callers with it
 WORK=$(mktemp -d /tmp/interstella-ct.XXXXXX)
-export DOCKER_BUILDKIT=0 # the classic builder: FROM scratch needs nothing else
+# The classic builder: what this machine has (no buildx), and what the
+# Dockerfiles must keep working with. Compose's own project name, so that a
+# developer's `interstella` stack is left alone.
+export DOCKER_BUILDKIT=0 COMPOSE_DOCKER_CLI_BUILD=0 COMPOSE_PROJECT_NAME=interstella-ct
 WORKSHOP_ORDER='{"Message":{"bundle":"1"}}'
 
-PASSED=0 FAILED=0
-STARTED_DOCKERD='' TLS_PID='' PROXY_PID=''
+TLS_PID='' PROXY_PID=''
 CONTAINERS=()
+COMPOSE=()        # the compose command, once the compose stack is up
 HQ_VOLUME=$PREFIX-hq-data
 # Set by the stages, used by the later ones.
 GW=''             # the docker bridge gateway (host.docker.internal)
@@ -68,25 +81,6 @@ CODE='' BODY=''   # the last `http` answer
 
 # ---------------------------------------------------------------------------
 # Helpers
-
-step() { printf '\n==> %s\n' "$*"; }
-pass() { PASSED=$((PASSED + 1)); printf 'PASS: %s\n' "$*"; }
-fail() { FAILED=$((FAILED + 1)); printf 'FAIL: %s\n' "$*"; }
-now_ms() { date +%s%3N; }
-
-# wait_for DESCRIPTION SECONDS COMMAND...: poll until COMMAND succeeds.
-wait_for() {
-  local what=$1 limit=$2 deadline
-  shift 2
-  deadline=$(($(now_ms) + limit * 1000))
-  until "$@" >/dev/null 2>&1; do
-    if [ "$(now_ms)" -ge "$deadline" ]; then
-      echo "timed out after ${limit}s waiting for $what" >&2
-      return 1
-    fi
-    sleep 0.2
-  done
-}
 
 cleanup() {
   local rc=$?
@@ -103,12 +97,11 @@ cleanup() {
   for c in "${CONTAINERS[@]}"; do docker rm -f "$c" >/dev/null 2>&1; done
   docker volume rm "$HQ_VOLUME" >/dev/null 2>&1
   for pid in $TLS_PID $PROXY_PID; do kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; done
-  if [ -n "$STARTED_DOCKERD" ]; then
-    echo "stopping the dockerd this script started (pid $STARTED_DOCKERD)"
-    kill "$STARTED_DOCKERD" 2>/dev/null
-    local deadline=$(($(now_ms) + 20000))
-    while kill -0 "$STARTED_DOCKERD" 2>/dev/null && [ "$(now_ms)" -lt "$deadline" ]; do sleep 0.2; done
+  if [ "${#COMPOSE[@]}" -gt 0 ]; then
+    if [ "$FAILED" -gt 0 ] || [ "$rc" -ne 0 ]; then "${COMPOSE[@]}" logs --tail 15 2>&1; fi
+    "${COMPOSE[@]}" down -v --remove-orphans >/dev/null 2>&1
   fi
+  docker_engine_down
   rm -rf "$WORK"
   exit "$rc"
 }
@@ -177,6 +170,12 @@ import json, sys
 r = json.load(sys.stdin)
 sys.exit(0 if (r["published"], r["fulfilled"], r["lost"], r["duplicated"], r["pending"]) == (3, 3, 0, 0, 0) else 1)'
 }
+# compose_order_fulfilled: the workshop's curl through the compose stack's
+# proxy is answered "fulfilled".
+compose_order_fulfilled() {
+  curl -sS --max-time 10 -H "Content-Type: application/json" -X POST -d "$WORKSHOP_ORDER" \
+    "http://127.0.0.1:$P_COMPOSE_PROXY/order/" | grep -q "Your order has been fulfilled"
+}
 publish() { # TOPIC ORDER: HQ publishes on its feed, signs and delivers like SNS
   HTTP_AUTH="Authorization: Bearer $ADMIN_TOKEN" http POST "http://127.0.0.1:$P_HQ/topics/$1/publish" "$2"
 }
@@ -192,7 +191,8 @@ install_packages() {
   command -v curl >/dev/null || need+=(curl)
   command -v python3 >/dev/null || need+=(python3)
   command -v openssl >/dev/null || need+=(openssl)
-  command -v musl-gcc >/dev/null || need+=(musl-tools)
+  command -v readelf >/dev/null || need+=(binutils)
+  docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null || need+=(docker-compose)
   [ -f /etc/ssl/certs/ca-certificates.crt ] || need+=(ca-certificates)
   if [ "${#need[@]}" -gt 0 ]; then
     echo "apt-get install ${need[*]}"
@@ -201,39 +201,13 @@ install_packages() {
   else
     echo "all present"
   fi
-  if ! rustup target list --installed 2>/dev/null | grep -qx "$TARGET"; then
-    rustup target add "$TARGET"
-  fi
 }
 
-build_static_binaries() {
-  step "building static binaries ($TARGET)"
-  local t0 svc bin
-  t0=$(now_ms)
-  cargo build --release --locked --target "$TARGET" -p monolith -p iridium -p magnesite -p hq
-  echo "cargo build took $((($(now_ms) - t0) / 1000)) s"
-  for svc in "${IMAGES[@]}"; do
-    bin="target/$TARGET/release/$svc"
-    if ! readelf -lW "$bin" | grep -q 'Requesting program interpreter'; then
-      pass "$svc is a static binary ($(stat -c %s "$bin") bytes)"
-    else
-      fail "$svc is dynamically linked"
-    fi
-  done
-}
-
-# start_dockerd: a dockerd (ours if none runs), GW, and no leftovers of an
-# earlier run.
+# start_dockerd: a dockerd (ours if none runs, stopped again at the end), GW,
+# and no leftovers of an earlier run.
 start_dockerd() {
   step "starting dockerd unless one runs"
-  if docker info >/dev/null 2>&1; then
-    echo "dockerd already running"
-  else
-    dockerd >"$WORK/dockerd.log" 2>&1 &
-    STARTED_DOCKERD=$!
-    echo "started dockerd (pid $STARTED_DOCKERD)"
-    wait_for "dockerd" 60 docker info
-  fi
+  docker_engine_up "$WORK/dockerd.log"
   GW=$(docker network inspect bridge -f '{{range .IPAM.Config}}{{.Gateway}}{{end}}')
   if [ -z "$GW" ]; then
     GW=$(ip -4 -o addr show docker0 | awk '{print $4}' | cut -d/ -f1)
@@ -248,38 +222,54 @@ start_dockerd() {
 }
 
 build_images() {
-  step "building the images FROM scratch around the host binaries"
-  local svc
-  mkdir -p "$WORK/ctx/data" # HQ's data dir, an empty directory owned by 65534 in the image
-  for svc in "${IMAGES[@]}"; do cp "target/$TARGET/release/$svc" "$WORK/ctx/"; done
-  cp /etc/ssl/certs/ca-certificates.crt "$WORK/ctx/"
-  for svc in "${IMAGES[@]}"; do
-    echo "docker build -f docker/Dockerfile.prebuilt --target $svc -t $svc"
-    docker build -q -f docker/Dockerfile.prebuilt --target "$svc" -t "$svc" "$WORK/ctx" >/dev/null
-  done
+  step "base images (scripts/base-images.sh)"
+  scripts/base-images.sh
+  step "docker build -f docker/Dockerfile, every target (classic builder)"
+  build_service_images "$WORK" '%s'
 }
 
 check_images() {
   step "checking the images"
-  local svc size user ports want_port
-  for svc in "${IMAGES[@]}"; do
-    size=$(docker image inspect -f '{{.Size}}' "$svc")
-    user=$(docker image inspect -f '{{.Config.User}}' "$svc")
-    ports=$(docker image inspect -f '{{range $p, $_ := .Config.ExposedPorts}}{{$p}} {{end}}' "$svc")
-    want_port=80/tcp
-    [ "$svc" = monolith ] && want_port=5000/tcp
-    [ "$svc" = hq ] && want_port=4000/tcp
-    if [ "$size" -le "$MAX_IMAGE_BYTES" ]; then
-      pass "image $svc is $((size / 1000)) kB (<= 20 MB)"
-    else
-      fail "image $svc is $size bytes (> 20 MB)"
-    fi
-    if [ "$user" = "65534:65534" ] && [ "${ports% }" = "$want_port" ]; then
-      pass "image $svc runs as $user and exposes $want_port"
-    else
-      fail "image $svc: user '$user', ports '$ports' (want 65534:65534, $want_port)"
-    fi
-  done
+  check_service_images "$WORK" '%s' X86-64
+}
+
+# compose_stack: `up --build` (the images come from the builds above, through
+# the builder's cache), the workshop's curl through the stack's proxy counted
+# in HQ's ledger under the stack's key, then `down -v`.
+compose_stack() {
+  if [ "${CT_COMPOSE:-1}" = 0 ]; then return; fi
+  step "docker/compose.yaml: up --build, the workshop's curl through its proxy, down -v"
+  if docker compose version >/dev/null 2>&1; then
+    COMPOSE=(docker compose -f docker/compose.yaml)
+  else
+    COMPOSE=(docker-compose -f docker/compose.yaml)
+  fi
+  echo "$("${COMPOSE[@]}" version | head -n 1); project $COMPOSE_PROJECT_NAME, proxy on 127.0.0.1:$P_COMPOSE_PROXY, HQ on 127.0.0.1:$P_COMPOSE_HQ"
+  local t0 key=ct-compose-key-$$
+  t0=$SECONDS
+  if PROXY_PORT=$P_COMPOSE_PROXY HQ_PORT=$P_COMPOSE_HQ INTERSTELLA_API_KEY=$key \
+    "${COMPOSE[@]}" up -d --build >"$WORK/compose-up.log" 2>&1; then
+    pass "compose up -d --build ($((SECONDS - t0)) s)"
+  else
+    fail "compose up -d --build; last lines: $(tail -n 20 "$WORK/compose-up.log")"
+    return
+  fi
+  # The proxy marks a target healthy after two checks 5 s apart.
+  t0=$SECONDS
+  wait_for "the workshop's curl through the compose stack" 120 compose_order_fulfilled || true
+  http POST "http://127.0.0.1:$P_COMPOSE_PROXY/order/" "$WORKSHOP_ORDER"
+  expect "the workshop's curl through the compose stack's proxy ($((SECONDS - t0)) s after up)" 200 "Your order has been fulfilled"
+  # A 200 is only a 200 if HQ's ledger counted it, under the stack's key.
+  local counted
+  counted=$(curl -fsS --max-time 10 -H "x-api-key: $key" "http://127.0.0.1:$P_COMPOSE_HQ/receiving/" |
+    python3 -c 'import json, sys; print(json.load(sys.stdin)["fulfillments"])' 2>&1) || true
+  if [ "$counted" -ge 1 ] 2>/dev/null; then
+    pass "the compose stack's HQ counted $counted fulfillment(s) under the stack's key"
+  else
+    fail "the compose stack's HQ ledger (GET /receiving/): $counted"
+  fi
+  "${COMPOSE[@]}" down -v --remove-orphans 2>&1 | tail -n 2
+  COMPOSE=()
 }
 
 make_tls_material() {
@@ -544,10 +534,10 @@ main() {
   trap 'exit 143' TERM INT
 
   install_packages
-  build_static_binaries
   start_dockerd
   build_images
   check_images
+  compose_stack
   make_tls_material
   run_containers
   start_proxy
@@ -563,6 +553,8 @@ main() {
   strangling_iridium
   docker_stop_is_graceful
 
+  step "summary"
+  service_image_sizes '%s'
   printf '\n%s passed, %s failed\n' "$PASSED" "$FAILED"
   [ "$FAILED" -eq 0 ]
 }

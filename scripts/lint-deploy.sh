@@ -105,7 +105,7 @@ lint_cloudformation_policies() {
 
 lint_dockerfiles() {
   lint "hadolint $("$VENV/bin/hadolint" --version | awk '{print $NF}')" \
-    "$VENV/bin/hadolint" docker/Dockerfile docker/Dockerfile.prebuilt docker/proxy/Dockerfile
+    "$VENV/bin/hadolint" docker/Dockerfile docker/proxy/Dockerfile
 }
 
 lint_proxy_config() {

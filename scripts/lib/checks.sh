@@ -1,0 +1,29 @@
+# shellcheck shell=bash
+# What the test scripts share: steps, a tally of passed and failed checks,
+# and polling with a deadline. Sourced, not run.
+#
+#   . scripts/lib/checks.sh
+#   step "building"; pass "it built"; fail "it did not"
+#   wait_for "HQ" 30 curl -fsS http://127.0.0.1:4000/topics
+#   printf '%s passed, %s failed\n' "$PASSED" "$FAILED"
+
+PASSED=0 FAILED=0
+
+step() { printf '\n==> %s\n' "$*"; }
+pass() { PASSED=$((PASSED + 1)); printf 'PASS: %s\n' "$*"; }
+fail() { FAILED=$((FAILED + 1)); printf 'FAIL: %s\n' "$*"; }
+now_ms() { date +%s%3N; }
+
+# wait_for DESCRIPTION SECONDS COMMAND...: poll until COMMAND succeeds.
+wait_for() {
+  local what=$1 limit=$2 deadline
+  shift 2
+  deadline=$(($(now_ms) + limit * 1000))
+  until "$@" >/dev/null 2>&1; do
+    if [ "$(now_ms)" -ge "$deadline" ]; then
+      echo "timed out after ${limit}s waiting for $what" >&2
+      return 1
+    fi
+    sleep 0.2
+  done
+}
