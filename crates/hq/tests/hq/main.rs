@@ -7,4 +7,5 @@
 mod edge;
 mod feed;
 mod fulfillment;
+mod portal;
 mod support;
