@@ -32,7 +32,12 @@ struct Asset {
 }
 
 /// The files the pages load from `/portal/`.
-const ASSETS: [Asset; 4] = [
+const ASSETS: [Asset; 5] = [
+    Asset {
+        name: "favicon.svg",
+        content_type: "image/svg+xml",
+        body: include_str!("assets/favicon.svg"),
+    },
     Asset {
         name: "app.css",
         content_type: "text/css; charset=utf-8",
