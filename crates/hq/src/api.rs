@@ -1,6 +1,7 @@
 //! HQ's HTTP face: the fulfillment API (`/receiving/`), the key portal, the
 //! SNS endpoints (SubscribeURL, UnsubscribeURL, signing certificate) and the
-//! feed's own API for subscribing, publishing and watching.
+//! feed's own API for subscribing, publishing and watching; the browser pages
+//! (key portal, dashboard) are [`crate::portal`]'s routes, merged in here.
 //!
 //! Errors become status codes in one place, [`ApiError`]'s `IntoResponse`.
 //!
@@ -173,7 +174,8 @@ async fn index_or_action(
             "unsupported Action {other:?}: HQ answers ConfirmSubscription and Unsubscribe here"
         ))),
         None if crate::portal::wants_html(&headers) => Ok(crate::portal::page()),
-        None => Ok(index(&hq).into_response()),
+        // The same URL answers a page to browsers: caches must tell them apart.
+        None => Ok(([(header::VARY, "Accept")], index(&hq)).into_response()),
     }
 }
 

@@ -47,6 +47,7 @@ async fn browsers_get_the_portal_and_curl_keeps_the_list() {
 
     let text = get("*/*", &hq, "/").await;
     assert!(header(&text, "content-type").starts_with("text/plain"));
+    assert_eq!(header(&text, "vary"), "Accept");
     let list = text.text().await.unwrap();
     assert!(list.contains("/dashboard") && list.contains("POST"), "{list}");
     let refused_html = get("text/html;q=0, */*", &hq, "/").await;
