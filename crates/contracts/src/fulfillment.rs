@@ -127,7 +127,61 @@ impl Serialize for HookRequest {
     }
 }
 
-/// One fulfillment: `{"iridium": i, "magnesite": m}`.
+/// Which part of the platform produced a fulfillment's resources: the
+/// monolith's own gathering, or a microservice through the glue hook. HQ's
+/// dashboard charts it over time, so the strangling shows as it happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Producer {
+    /// Gathered by the monolith itself (`POST /order/`).
+    Monolith,
+    /// Produced by the iridium microservice (through the glue hook).
+    Iridium,
+    /// Produced by the magnesite microservice (through the glue hook).
+    Magnesite,
+}
+
+impl Producer {
+    /// Every producer, the monolith first.
+    pub const ALL: [Producer; 3] = [Producer::Monolith, Producer::Iridium, Producer::Magnesite];
+
+    /// The name on the wire and in HQ's ledger.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Monolith => "monolith",
+            Self::Iridium => "iridium",
+            Self::Magnesite => "magnesite",
+        }
+    }
+
+    /// The microservice that produces `resource` once it is strangled out.
+    pub fn microservice(resource: Resource) -> Self {
+        match resource {
+            Resource::Iridium => Self::Iridium,
+            Resource::Magnesite => Self::Magnesite,
+        }
+    }
+
+    /// The producer named `name` (as [`Producer::as_str`] writes it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|producer| producer.as_str() == name)
+    }
+
+    /// Whether this producer can have produced `resource`: the monolith
+    /// gathers both, a microservice only its own.
+    pub fn produces(self, resource: Resource) -> bool {
+        self == Self::Monolith || self == Self::microservice(resource)
+    }
+}
+
+impl fmt::Display for Producer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One fulfillment: `{"iridium": i, "magnesite": m}`, plus, from our
+/// monolith, `"produced_by"`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FulfillmentRequest {
@@ -135,14 +189,40 @@ pub struct FulfillmentRequest {
     pub iridium: Quantity,
     /// Units of magnesite fulfilled.
     pub magnesite: Quantity,
+    /// Which part of the platform produced these resources. Optional on the
+    /// wire (the workshop's clients send only the two quantities) and left
+    /// out when `None`, so the payload stays the workshop's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub produced_by: Option<Producer>,
 }
 
 impl FulfillmentRequest {
-    /// A fulfillment of one resource, the other counting 0 (the glue hook's).
+    /// A fulfillment of one resource, the other counting 0 (the glue hook's),
+    /// produced by that resource's microservice.
     pub fn single(resource: Resource, quantity: Quantity) -> Self {
-        let mut request = Self::default();
+        let mut request = Self {
+            produced_by: Some(Producer::microservice(resource)),
+            ..Self::default()
+        };
         request.set(resource, quantity);
         request
+    }
+
+    /// The quantity of one resource.
+    pub fn quantity(&self, resource: Resource) -> Quantity {
+        match resource {
+            Resource::Iridium => self.iridium,
+            Resource::Magnesite => self.magnesite,
+        }
+    }
+
+    /// The first resource with a quantity that `produced_by` cannot have
+    /// produced (a microservice claiming the other resource), if any.
+    pub fn misattributed(&self) -> Option<Resource> {
+        let producer = self.produced_by?;
+        Resource::ALL
+            .into_iter()
+            .find(|&resource| self.quantity(resource) > 0 && !producer.produces(resource))
     }
 
     /// Sets the quantity of one resource.
@@ -214,6 +294,7 @@ mod tests {
         let request = FulfillmentRequest {
             iridium: 1,
             magnesite: 1,
+            produced_by: None,
         };
         assert_eq!(
             serde_json::to_string(&request).ok().as_deref(),
@@ -224,8 +305,44 @@ mod tests {
             single,
             FulfillmentRequest {
                 iridium: 0,
-                magnesite: 2
+                magnesite: 2,
+                produced_by: Some(Producer::Magnesite),
             }
         );
+    }
+
+    #[test]
+    fn produced_by_is_optional_and_checked_against_the_resources() {
+        let old: FulfillmentRequest =
+            serde_json::from_str(r#"{"iridium":1,"magnesite":2}"#).unwrap_or_default();
+        assert_eq!((old.iridium, old.magnesite, old.produced_by), (1, 2, None));
+        let tagged = FulfillmentRequest {
+            iridium: 2,
+            magnesite: 3,
+            produced_by: Some(Producer::Monolith),
+        };
+        let text = serde_json::to_string(&tagged).unwrap_or_default();
+        assert_eq!(text, r#"{"iridium":2,"magnesite":3,"produced_by":"monolith"}"#);
+        assert_eq!(
+            serde_json::from_str::<FulfillmentRequest>(&text).ok(),
+            Some(tagged)
+        );
+        assert!(
+            serde_json::from_str::<FulfillmentRequest>(r#"{"iridium":1,"magnesite":0,"produced_by":"hq"}"#)
+                .is_err()
+        );
+        assert_eq!(tagged.misattributed(), None);
+        assert_eq!(
+            FulfillmentRequest::single(Resource::Iridium, 4).misattributed(),
+            None
+        );
+        let claims_other = FulfillmentRequest {
+            produced_by: Some(Producer::Iridium),
+            ..tagged
+        };
+        assert_eq!(claims_other.misattributed(), Some(Resource::Magnesite));
+        for producer in Producer::ALL {
+            assert_eq!(Producer::from_name(producer.as_str()), Some(producer));
+        }
     }
 }

@@ -11,6 +11,6 @@ pub mod quote;
 pub mod sns;
 
 pub use delivery::{Delivery, DeliveryError, message_order, parse_delivery};
-pub use fulfillment::{FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey};
+pub use fulfillment::{FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey, Producer};
 pub use order::{BundleOrder, Order, OrderError, Quantity, Resource, ResourceOrder};
 pub use sns::{Envelope, MessageType, SignatureVersion};

@@ -1,6 +1,7 @@
 //! HQ's HTTP face: the fulfillment API (`/receiving/`), the key portal, the
 //! SNS endpoints (SubscribeURL, UnsubscribeURL, signing certificate) and the
-//! feed's own API for subscribing, publishing and watching.
+//! feed's own API for subscribing, publishing and watching; the browser pages
+//! (key portal, dashboard) are [`crate::portal`]'s routes, merged in here.
 //!
 //! Errors become status codes in one place, [`ApiError`]'s `IntoResponse`.
 //!
@@ -38,7 +39,7 @@ const FULFILLMENT_EXAMPLE: &str = r#"{"iridium": 1, "magnesite": 1}"#;
 
 /// Why an HQ request was not carried out.
 #[derive(Debug, thiserror::Error)]
-enum ApiError {
+pub(crate) enum ApiError {
     /// No `x-api-key`, or one HQ never issued (API Gateway's answer).
     #[error("Forbidden")]
     Forbidden,
@@ -108,7 +109,7 @@ impl IntoResponse for ApiError {
 
 /// Proof that a request carries HQ's admin credential: a handler that takes
 /// it answers 401 to anyone else, before reading the body.
-struct Admin;
+pub(crate) struct Admin;
 
 impl FromRequestParts<Hq> for Admin {
     type Rejection = ApiError;
@@ -144,6 +145,7 @@ pub fn router(hq: Hq) -> Router {
         .route("/topics/{topic}/publish", post(publish))
         .route("/reconciliation", get(reconciliation))
         .route("/faults", post(add_faults).get(faults))
+        .merge(crate::portal::router())
         .with_state(hq)
 }
 
@@ -172,7 +174,9 @@ async fn index_or_action(
         Some(other) => Err(ApiError::BadRequest(format!(
             "unsupported Action {other:?}: HQ answers ConfirmSubscription and Unsubscribe here"
         ))),
-        None => Ok(index(&hq).into_response()),
+        None if crate::portal::wants_html(&headers) => Ok(crate::portal::page()),
+        // The same URL answers a page to browsers: caches must tell them apart.
+        None => Ok(([(header::VARY, "Accept")], index(&hq)).into_response()),
     }
 }
 
@@ -188,9 +192,11 @@ fn index(hq: &Hq) -> String {
          POST {base}/topics/<topic>/subscriptions   subscribe {{\"endpoint\": \"http://...\"}} [admin]\n\
          POST {base}/topics/<topic>/publish         publish an order, e.g. {{\"bundle\": 1}} [admin]\n\
          GET  {base}/reconciliation                 orders published against fulfillments recorded\n\
+         GET  {base}/dashboard                      live dashboard, in a browser (its data [admin])\n\
          POST {base}/faults                         make fulfillments fail ({{\"fail_fulfillments\": 3, \"lose_responses\": 3}}) [admin]\n\
          GET  {base}/{cert}   signing certificate\n\n\
-         [admin]: send Authorization: Bearer <HQ's admin credential>\n",
+         [admin]: send Authorization: Bearer <HQ's admin credential>\n\
+         In a browser, {base}/ is the key portal.\n",
         cert = hq.feed().cert_url().rsplit('/').next().unwrap_or_default(),
     )
 }
@@ -256,6 +262,11 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
     // JSON whatever the Content-Type, like the services.
     let request: FulfillmentRequest = serde_json::from_slice(&body)
         .map_err(|e| ApiError::BadRequest(format!("expected exactly {FULFILLMENT_EXAMPLE}: {e}")))?;
+    if let (Some(producer), Some(resource)) = (request.produced_by, request.misattributed()) {
+        return Err(ApiError::BadRequest(format!(
+            "produced_by {producer} cannot have produced {resource}: a microservice sends only its own resource"
+        )));
+    }
     let fault = hq.faults().take();
     if fault == Some(Fault::Fail) {
         return Err(ApiError::Injected("fulfillment refused before recording"));

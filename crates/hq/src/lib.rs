@@ -3,7 +3,8 @@
 //!
 //! - the fulfillment API (`POST /receiving/`, API Gateway + DynamoDB in the
 //!   workshop) recording into an SQLite [`ledger`], with idempotency keys;
-//! - the key portal ([`keys`]);
+//! - the key portal ([`keys`]) and, for browsers, its web page and the live
+//!   [`dashboard`] ([`portal`]);
 //! - an [`admin`] credential guarding everything but the fulfillment API,
 //!   the SNS links and the read-only pages;
 //! - an SNS-compatible order [`feed`] with three topics, signed deliveries
@@ -20,10 +21,12 @@ pub mod admin;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod faults;
 pub mod feed;
 pub mod keys;
 pub mod ledger;
+pub mod portal;
 pub mod publisher;
 mod secret_file;
 pub mod server;

@@ -89,6 +89,7 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
     println!(
         "\nInterstella is running on this machine.\n\n\
          HQ (AWS side of the workshop)   {hq}/\n  \
+         dashboard, portal (browser)    {hq}/dashboard  {hq}/  (sign in with HQ_ADMIN_TOKEN)\n  \
          fulfillment API                {hq}/receiving/\n  \
          key portal                     {hq}/keys\n  \
          SNS stand-in / topics          {hq}/topics  (AWS_ENDPOINT_URL_SNS={hq})\n  \

@@ -1,12 +1,13 @@
 //! Gathering a bundle's resources, as the monolith still does for those not
 //! yet strangled out of it.
 
-use contracts::{FulfillmentRequest, Quantity, Resource};
+use contracts::{FulfillmentRequest, Producer, Quantity, Resource};
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Gathers `bundle` of each resource not in `strangled`, concurrently, each
-/// taking `delay` of simulated work; strangled resources count 0.
+/// taking `delay` of simulated work; strangled resources count 0. What it
+/// gathers is the monolith's own work (`produced_by: monolith`).
 pub async fn gather(bundle: Quantity, strangled: &BTreeSet<Resource>, delay: Duration) -> FulfillmentRequest {
     tracing::info!("Gathering Requested Items");
     let get = |resource: Resource| async move {
@@ -20,7 +21,11 @@ pub async fn gather(bundle: Quantity, strangled: &BTreeSet<Resource>, delay: Dur
         bundle
     };
     let (iridium, magnesite) = tokio::join!(get(Resource::Iridium), get(Resource::Magnesite));
-    FulfillmentRequest { iridium, magnesite }
+    FulfillmentRequest {
+        iridium,
+        magnesite,
+        produced_by: Some(Producer::Monolith),
+    }
 }
 
 #[cfg(test)]
@@ -35,7 +40,8 @@ mod tests {
             all,
             FulfillmentRequest {
                 iridium: 2,
-                magnesite: 2
+                magnesite: 2,
+                produced_by: Some(Producer::Monolith),
             }
         );
         let no_iridium = gather(2, &BTreeSet::from([Resource::Iridium]), Duration::ZERO).await;
@@ -43,7 +49,8 @@ mod tests {
             no_iridium,
             FulfillmentRequest {
                 iridium: 0,
-                magnesite: 2
+                magnesite: 2,
+                produced_by: Some(Producer::Monolith),
             }
         );
     }

@@ -247,7 +247,10 @@ async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
     assert_eq!(status, 200);
     let received = api.received();
     assert_eq!(received[0].header("x-api-key"), Some("ssm-secret-key-value"));
-    assert_eq!(received[0].body, json!({"iridium": 1, "magnesite": 1}));
+    assert_eq!(
+        received[0].body,
+        json!({"iridium": 1, "magnesite": 1, "produced_by": "monolith"})
+    );
     let hook = reqwest::Client::new()
         .post(format!("http://{addr}/fulfill/"))
         .header(HOOK_SECRET_HEADER, "ssm-hook-secret-value-0123456789")

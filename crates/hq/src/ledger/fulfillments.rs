@@ -3,7 +3,7 @@
 
 use super::keys::KeyInfo;
 use super::{Ledger, LedgerError, now};
-use contracts::FulfillmentRequest;
+use contracts::{FulfillmentRequest, Producer};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
@@ -58,8 +58,16 @@ impl Ledger {
                 return Ok(replay);
             }
             tx.execute(
-                "INSERT INTO fulfillments (recorded_at, key_id, idempotency_key, iridium, magnesite) VALUES (?1, ?2, ?3, ?4, ?5)",
-                params![now(), key_id, idempotency_key, request.iridium, request.magnesite],
+                "INSERT INTO fulfillments (recorded_at, key_id, idempotency_key, iridium, magnesite, produced_by)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    now(),
+                    key_id,
+                    idempotency_key,
+                    request.iridium,
+                    request.magnesite,
+                    request.produced_by.map(Producer::as_str)
+                ],
             )?;
             let id = tx.last_insert_rowid();
             tx.commit()?;

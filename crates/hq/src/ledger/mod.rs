@@ -15,11 +15,13 @@ mod deliveries;
 mod fulfillments;
 mod keys;
 mod reconciliation;
+mod timeline;
 
 pub use deliveries::DeliveryOutcome;
 pub use fulfillments::{KeyTotals, Recorded};
 pub use keys::KeyInfo;
 pub use reconciliation::{OrderCounts, Reconciliation};
+pub use timeline::{Bucket, Latency, Sources, Timeline, Totals};
 
 use rusqlite::Connection;
 use std::path::Path;
@@ -127,23 +129,50 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 ";
 
+/// Columns added after the first release: (table, column, type). A ledger
+/// made by an older HQ gets them at open.
+const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
+    ("published", "idempotency_key", "TEXT"),
+    // Which part of the platform produced a fulfillment (contracts::Producer);
+    // NULL for the workshop's clients, which do not say.
+    ("fulfillments", "produced_by", "TEXT"),
+];
+
+/// Indexes on added columns, made once the columns exist. The dashboard's
+/// timeline reads only this index (time range, then the summed columns).
+const INDEXES_ON_ADDED_COLUMNS: &str = "
+CREATE INDEX IF NOT EXISTS fulfillments_by_time
+    ON fulfillments (recorded_at, produced_by, iridium, magnesite);
+CREATE INDEX IF NOT EXISTS published_by_run_and_time ON published (run_id, published_at);
+";
+
 /// Brings a ledger made by an older HQ up to [`SCHEMA`]: `CREATE TABLE IF
 /// NOT EXISTS` leaves an existing table as it was.
 fn add_missing_columns(conn: &Connection) -> Result<(), LedgerError> {
-    let has_key: bool = conn.query_row(
-        "SELECT COUNT(*) > 0 FROM pragma_table_info('published') WHERE name = 'idempotency_key'",
-        [],
-        |row| row.get(0),
-    )?;
-    if !has_key {
-        conn.execute("ALTER TABLE published ADD COLUMN idempotency_key TEXT", [])?;
+    for (table, column, kind) in ADDED_COLUMNS {
+        let present: bool = conn.query_row(
+            "SELECT COUNT(*) > 0 FROM pragma_table_info(?1) WHERE name = ?2",
+            [table, column],
+            |row| row.get(0),
+        )?;
+        if !present {
+            // Names from the constant above, never from input.
+            conn.execute(&format!("ALTER TABLE {table} ADD COLUMN {column} {kind}"), [])?;
+        }
     }
+    conn.execute_batch(INDEXES_ON_ADDED_COLUMNS)?;
     Ok(())
 }
 
 /// Now, as SNS writes times: ISO-8601 UTC with milliseconds.
 pub fn now() -> String {
-    humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string()
+    timestamp(std::time::SystemTime::now())
+}
+
+/// `at` as the ledger writes times (ISO-8601 UTC with milliseconds), which
+/// sort as text in time order.
+pub fn timestamp(at: std::time::SystemTime) -> String {
+    humantime::format_rfc3339_millis(at).to_string()
 }
 
 impl Ledger {

@@ -1,10 +1,11 @@
 //! Reconciliation: the orders one HQ run published against the
 //! fulfillments recorded for them (matched by MessageId = Idempotency-Key).
 
-use super::{Ledger, LedgerError};
+use super::{Ledger, LedgerError, timestamp};
 use rusqlite::params;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::time::SystemTime;
 
 /// Orders published in one HQ run against fulfillments recorded for them.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -101,7 +102,19 @@ impl Reconciliation {
 impl Ledger {
     /// Orders published in run `run_id` against fulfillments recorded for them.
     pub async fn reconcile(&self, run_id: &str) -> Result<Reconciliation, LedgerError> {
+        self.reconcile_since(run_id, None).await
+    }
+
+    /// As [`Ledger::reconcile`], for the orders published at or after
+    /// `since` only (the dashboard's window; `None`: all of them).
+    pub async fn reconcile_since(
+        &self,
+        run_id: &str,
+        since: Option<SystemTime>,
+    ) -> Result<Reconciliation, LedgerError> {
         let run_id = run_id.to_owned();
+        // Every stored time sorts after "": the same query, and index, for all.
+        let since = since.map(timestamp).unwrap_or_default();
         let orders = self
             .with(move |conn| {
                 let mut statement = conn.prepare(
@@ -109,9 +122,9 @@ impl Ledger {
                     (SELECT COUNT(*) FROM fulfillments f WHERE f.idempotency_key = p.idempotency_key),
                     (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id),
                     (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id AND d.outcome = 'rejected')
-                 FROM published p WHERE p.run_id = ?1",
+                 FROM published p WHERE p.run_id = ?1 AND p.published_at >= ?2",
                 )?;
-                let rows = statement.query_map(params![run_id], |row| {
+                let rows = statement.query_map(params![run_id, since], |row| {
                     Ok(PublishedOrder {
                         topic: row.get(0)?,
                         subscribers: row.get(1)?,

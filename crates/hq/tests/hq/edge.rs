@@ -48,7 +48,7 @@ fn authorization(value: Option<&str>) -> Option<(&str, &str)> {
 
 /// The routes that need the admin credential, each with a request that
 /// succeeds with it and the status it then gets.
-const ADMIN_ROUTES: [(&str, &str, &str, u16); 7] = [
+const ADMIN_ROUTES: [(&str, &str, &str, u16); 8] = [
     ("POST", "/keys", r#"{"owner": "mallory"}"#, 201),
     ("GET", "/totals", "", 200),
     ("POST", "/faults", r#"{"fail_fulfillments": 0}"#, 200),
@@ -56,6 +56,7 @@ const ADMIN_ROUTES: [(&str, &str, &str, u16); 7] = [
     ("POST", "/topics/orders/subscriptions", "ENDPOINT", 201),
     ("POST", "/topics/orders/publish", r#"{"bundle": 1}"#, 201),
     ("GET", "/?Action=Unsubscribe&SubscriptionArn=ARN", "", 200),
+    ("GET", "/dashboard/data", "", 200),
 ];
 
 #[tokio::test]

@@ -8,4 +8,5 @@ mod aws;
 mod edge;
 mod feed;
 mod fulfillment;
+mod portal;
 mod support;

@@ -29,7 +29,10 @@ async fn workshop_curl_is_fulfilled_with_the_api_key() {
     assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED));
     let received = api.received();
     assert_eq!(received.len(), 1);
-    assert_eq!(received[0].body, json!({"iridium": 1, "magnesite": 1}));
+    assert_eq!(
+        received[0].body,
+        json!({"iridium": 1, "magnesite": 1, "produced_by": "monolith"})
+    );
     assert_eq!(received[0].header("x-api-key"), Some(TEST_API_KEY));
     assert_eq!(received[0].header("content-type"), Some("application/json"));
 }
@@ -55,7 +58,7 @@ async fn body_is_json_whatever_the_content_type_and_path_slash() {
     assert!(
         api.received()
             .iter()
-            .all(|r| r.body == json!({"iridium": 2, "magnesite": 2}))
+            .all(|r| r.body == json!({"iridium": 2, "magnesite": 2, "produced_by": "monolith"}))
     );
 }
 
@@ -66,7 +69,10 @@ async fn message_may_be_a_json_string() {
         .post("/order/", JSON, &[], r#"{"Message":"{\"bundle\": \"3\"}"}"#)
         .await;
     assert_eq!(status, 200);
-    assert_eq!(api.received()[0].body, json!({"iridium": 3, "magnesite": 3}));
+    assert_eq!(
+        api.received()[0].body,
+        json!({"iridium": 3, "magnesite": 3, "produced_by": "monolith"})
+    );
 }
 
 #[tokio::test]
@@ -195,7 +201,10 @@ async fn strangled_resources_are_not_gathered() {
     let (app, api) =
         monolith_with(|config| config.strangled = BTreeSet::from([contracts::Resource::Iridium])).await;
     assert_eq!(app.post("/order/", JSON, &[], WORKSHOP_CURL_BODY).await.0, 200);
-    assert_eq!(api.received()[0].body, json!({"iridium": 0, "magnesite": 1}));
+    assert_eq!(
+        api.received()[0].body,
+        json!({"iridium": 0, "magnesite": 1, "produced_by": "monolith"})
+    );
 }
 
 #[tokio::test]
@@ -221,7 +230,10 @@ async fn glue_hook_sends_one_resource_with_the_key_from_its_body() {
     let (status, text) = app.post("/fulfill/", JSON, &[HOOK_SECRET], body).await;
     assert_eq!((status, text.as_str()), (200, HOOK_DELIVERED));
     let received = api.received();
-    assert_eq!(received[0].body, json!({"iridium": 0, "magnesite": 4}));
+    assert_eq!(
+        received[0].body,
+        json!({"iridium": 0, "magnesite": 4, "produced_by": "magnesite"})
+    );
     assert_eq!(received[0].header("idempotency-key"), Some(key.as_str()));
     assert_eq!(received[0].header("x-api-key"), Some(TEST_API_KEY));
 

@@ -21,8 +21,14 @@ async fn platform_for(resource: Resource) -> (TestApp, TestApp, FakeApi) {
 #[tokio::test]
 async fn each_resource_reaches_the_api_through_the_glue_hook() {
     for (resource, expected) in [
-        (Resource::Iridium, json!({"iridium": 2, "magnesite": 0})),
-        (Resource::Magnesite, json!({"iridium": 0, "magnesite": 2})),
+        (
+            Resource::Iridium,
+            json!({"iridium": 2, "magnesite": 0, "produced_by": "iridium"}),
+        ),
+        (
+            Resource::Magnesite,
+            json!({"iridium": 0, "magnesite": 2, "produced_by": "magnesite"}),
+        ),
     ] {
         let (service, _monolith, api) = platform_for(resource).await;
         let body = format!(r#"{{"Message":{{"{resource}":"2"}}}}"#);

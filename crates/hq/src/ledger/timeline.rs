@@ -1,0 +1,249 @@
+//! What the dashboard charts from the ledger: per time bucket, how much of
+//! each resource the monolith gathered itself and how much came from its
+//! microservice through the glue hook; and how long orders took from being
+//! published to being fulfilled.
+
+use super::{Ledger, LedgerError, timestamp};
+use contracts::{Producer, Resource};
+use rusqlite::params;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Units of one resource in one bucket, by who produced them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Sources {
+    /// Gathered by the monolith itself.
+    pub monolith: u64,
+    /// Produced by the resource's microservice, through the glue hook.
+    pub microservice: u64,
+    /// Recorded without `produced_by` (the workshop's clients).
+    pub unattributed: u64,
+}
+
+impl Sources {
+    /// Adds `units` produced by `producer` (`None`: not said).
+    fn add(&mut self, producer: Option<Producer>, units: u64) {
+        match producer {
+            Some(Producer::Monolith) => self.monolith += units,
+            Some(_) => self.microservice += units,
+            None => self.unattributed += units,
+        }
+    }
+}
+
+/// One time bucket of the timeline.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Bucket {
+    /// Where the bucket starts, in seconds since the Unix epoch.
+    pub start: u64,
+    /// Iridium fulfilled in the bucket.
+    pub iridium: Sources,
+    /// Magnesite fulfilled in the bucket.
+    pub magnesite: Sources,
+}
+
+impl Bucket {
+    /// The units of `resource`.
+    fn resource(&mut self, resource: Resource) -> &mut Sources {
+        match resource {
+            Resource::Iridium => &mut self.iridium,
+            Resource::Magnesite => &mut self.magnesite,
+        }
+    }
+}
+
+/// Fulfilled resources per time bucket, oldest first, every bucket present.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Timeline {
+    /// The width of a bucket, in seconds.
+    pub bucket_secs: u64,
+    /// The buckets; the last one is the current, partial one.
+    pub buckets: Vec<Bucket>,
+}
+
+/// Publish-to-fulfilment latency of the orders of one topic.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Latency {
+    /// Orders measured (published in the window, fulfilled).
+    pub orders: u64,
+    /// Median, in milliseconds.
+    pub p50_ms: u64,
+    /// 95th percentile, in milliseconds.
+    pub p95_ms: u64,
+    /// Slowest, in milliseconds.
+    pub max_ms: u64,
+}
+
+impl Latency {
+    /// The figures of `millis` (any order).
+    fn of(mut millis: Vec<u64>) -> Self {
+        millis.sort_unstable();
+        let at = |fraction: f64| {
+            let last = millis.len().saturating_sub(1);
+            // Nearest rank.
+            let index = ((last as f64) * fraction).round() as usize;
+            millis.get(index).copied().unwrap_or(0)
+        };
+        Self {
+            orders: millis.len() as u64,
+            p50_ms: at(0.5),
+            p95_ms: at(0.95),
+            max_ms: millis.last().copied().unwrap_or(0),
+        }
+    }
+}
+
+/// Seconds since the Unix epoch of `at` (0 before it).
+fn epoch_secs(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+impl Ledger {
+    /// The `buckets` buckets of `bucket` each up to `now`, the last one holding `now`.
+    pub async fn timeline(
+        &self,
+        now: SystemTime,
+        bucket: Duration,
+        buckets: u64,
+    ) -> Result<Timeline, LedgerError> {
+        let width = bucket.as_secs().max(1);
+        let first = (epoch_secs(now) / width).saturating_sub(buckets.saturating_sub(1)) * width;
+        let since = timestamp(UNIX_EPOCH + Duration::from_secs(first));
+        let rows = self
+            .with(move |conn| {
+                // The range uses the index on recorded_at; the bucket is computed per row.
+                let mut statement = conn.prepare_cached(
+                    "SELECT CAST(strftime('%s', recorded_at) AS INTEGER) / ?2 AS bucket, produced_by,
+                            SUM(iridium), SUM(magnesite)
+                     FROM fulfillments WHERE recorded_at >= ?1
+                     GROUP BY bucket, produced_by",
+                )?;
+                let rows = statement.query_map(params![since, width], |row| {
+                    Ok((
+                        row.get::<_, u64>(0)?,
+                        row.get::<_, Option<String>>(1)?,
+                        row.get::<_, u64>(2)?,
+                        row.get::<_, u64>(3)?,
+                    ))
+                })?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?;
+        let mut by_start: BTreeMap<u64, Bucket> = (0..buckets)
+            .map(|i| first + i * width)
+            .map(|start| {
+                (
+                    start,
+                    Bucket {
+                        start,
+                        ..Bucket::default()
+                    },
+                )
+            })
+            .collect();
+        for (index, producer, iridium, magnesite) in rows {
+            // A fulfillment recorded after `now` (clock skew, a late insert) is left out.
+            let Some(bucket) = by_start.get_mut(&(index * width)) else {
+                continue;
+            };
+            let producer = producer.as_deref().and_then(Producer::from_name);
+            bucket.resource(Resource::Iridium).add(producer, iridium);
+            bucket.resource(Resource::Magnesite).add(producer, magnesite);
+        }
+        Ok(Timeline {
+            bucket_secs: width,
+            buckets: by_start.into_values().collect(),
+        })
+    }
+
+    /// Per topic, how long the orders of run `run_id` published since
+    /// `since` took from publication to their first fulfillment.
+    pub async fn latency(
+        &self,
+        run_id: &str,
+        since: SystemTime,
+    ) -> Result<BTreeMap<String, Latency>, LedgerError> {
+        let (run_id, since) = (run_id.to_owned(), timestamp(since));
+        let rows = self
+            .with(move |conn| {
+                let mut statement = conn.prepare_cached(
+                    "SELECT p.topic,
+                            CAST(ROUND((julianday(MIN(f.recorded_at)) - julianday(p.published_at)) * 86400000) AS INTEGER)
+                     FROM published p JOIN fulfillments f ON f.idempotency_key = p.idempotency_key
+                     WHERE p.run_id = ?1 AND p.published_at >= ?2
+                     GROUP BY p.message_id",
+                )?;
+                let rows = statement.query_map(params![run_id, since], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+                })?;
+                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+            })
+            .await?;
+        let mut millis: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for (topic, ms) in rows {
+            millis
+                .entry(topic)
+                .or_default()
+                .push(u64::try_from(ms).unwrap_or(0));
+        }
+        Ok(millis
+            .into_iter()
+            .map(|(topic, ms)| (topic, Latency::of(ms)))
+            .collect())
+    }
+}
+
+/// Resources fulfilled over every key (what `GET /totals` sums to).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Totals {
+    /// Keys issued or given.
+    pub keys: u64,
+    /// Fulfillments counted.
+    pub fulfillments: u64,
+    /// Units of iridium.
+    pub iridium: u64,
+    /// Units of magnesite.
+    pub magnesite: u64,
+    /// Repeats absorbed by idempotency keys.
+    pub replays: u64,
+}
+
+impl Ledger {
+    /// Totals over every key, in one pass over the fulfillments (no join).
+    pub async fn grand_totals(&self) -> Result<Totals, LedgerError> {
+        self.with(|conn| {
+            Ok(conn.query_row(
+                "SELECT (SELECT COUNT(*) FROM api_keys), COUNT(*), COALESCE(SUM(iridium), 0),
+                        COALESCE(SUM(magnesite), 0), COALESCE(SUM(replays), 0)
+                 FROM fulfillments",
+                [],
+                |row| {
+                    Ok(Totals {
+                        keys: row.get(0)?,
+                        fulfillments: row.get(1)?,
+                        iridium: row.get(2)?,
+                        magnesite: row.get(3)?,
+                        replays: row.get(4)?,
+                    })
+                },
+            )?)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        assert_eq!(Latency::of(vec![]), Latency::default());
+        let latency = Latency::of((1..=100).rev().collect());
+        assert_eq!(
+            (latency.orders, latency.p50_ms, latency.p95_ms, latency.max_ms),
+            (100, 51, 95, 100)
+        );
+    }
+}
