@@ -35,7 +35,7 @@ use tokio::task::JoinSet;
 use tower::Layer;
 use tower_http::normalize_path::{NormalizePath, NormalizePathLayer};
 use tower_http::timeout::TimeoutLayer;
-use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
+use tower_http::trace::{DefaultOnResponse, TraceLayer};
 use tracing::Level;
 
 /// The largest body accepted: SNS messages are at most 256 KiB, and JSON
@@ -139,7 +139,8 @@ fn app(router: Router, limits: &ServerLimits) -> App {
         ))
         .layer(
             TraceLayer::new_for_http()
-                .make_span_with(DefaultMakeSpan::new().level(Level::INFO))
+                // With an `order_id` field, filled in once the order is known.
+                .make_span_with(crate::telemetry::request_span::<Body>)
                 .on_request(())
                 .on_response(DefaultOnResponse::new().level(Level::INFO)),
         );

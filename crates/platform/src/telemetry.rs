@@ -5,8 +5,16 @@
 //! writing each with its own write(2) under the stdout lock took a third of
 //! the monolith's CPU under load (see crates/bench). No line is dropped: when
 //! the queue is full, the logging thread waits, as it waited on a full pipe.
+//!
+//! Every request is served inside a `request` span with an `order_id` field,
+//! filled in once the order's id is known ([`record_order_id`]): every line
+//! logged for the order then carries it, in text and in JSON, on every
+//! service the order passes through (the id travels with the order; see
+//! [`contracts::order_id`]).
 
 use crate::settings::LogFormat;
+use axum::http::Request;
+use contracts::OrderId;
 use std::io::{BufWriter, IsTerminal};
 use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
@@ -47,4 +55,27 @@ pub fn init(format: LogFormat) -> LogGuard {
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     LogGuard { _worker: worker }
+}
+
+/// The span a request is served in (the serve loop's access log): method,
+/// URI, and an `order_id` recorded once known.
+pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        uri = %request.uri(),
+        order_id = tracing::field::Empty,
+    )
+}
+
+/// Marks the request being served as handling order `id`: every line
+/// logged for it from here on, its access log line included, carries it.
+pub fn record_order_id(id: &OrderId) {
+    tracing::Span::current().record("order_id", tracing::field::display(id));
+}
+
+/// A fresh id for an order that came without one (a direct order, a curl
+/// to the fulfillment API): a random UUID, like SNS' MessageIds.
+pub fn request_id() -> OrderId {
+    OrderId::from_uuid(uuid::Uuid::new_v4().as_u128())
 }
