@@ -7,7 +7,7 @@ use crate::feed::{Backoff, Endpoint, FeedConfig, RetryPolicy, Topic};
 use crate::keys;
 use clap::Parser;
 use platform::ApiKey;
-use platform::settings::LogFormat;
+use platform::settings::{LogFormat, MetricsArgs};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -96,6 +96,9 @@ pub struct Cli {
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Where the metrics are served.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// `duration` in whole milliseconds, as the flags take it.
@@ -192,6 +195,8 @@ impl Cli {
             },
             subscriptions: self.subscriptions.clone(),
             subscribe_every: Duration::from_millis(self.subscribe_every_ms.max(1)),
+            // HQ_LISTEN's port too fails at start: the address is in use.
+            metrics_port: self.metrics.metrics_port,
         };
         (config, issued)
     }

@@ -29,6 +29,8 @@ pub struct HqConfig {
     pub subscriptions: Vec<(Topic, Endpoint)>,
     /// How often an unconfirmed start-up subscription is sent its confirmation again.
     pub subscribe_every: Duration,
+    /// Where `GET /metrics` is served (`METRICS_PORT`); `None`: nowhere.
+    pub metrics_port: Option<u16>,
 }
 
 impl HqConfig {
@@ -43,6 +45,7 @@ impl HqConfig {
             generator: GeneratorConfig::default(),
             subscriptions: Vec::new(),
             subscribe_every: DEFAULT_SUBSCRIBE_EVERY,
+            metrics_port: None,
         }
     }
 }
