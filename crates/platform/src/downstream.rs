@@ -230,6 +230,8 @@ impl Downstream {
     /// [`Self::finish`] without the counting.
     async fn call(&self, request: reqwest::RequestBuilder) -> Result<StatusCode, DownstreamError> {
         let target = self.target;
+        // The trace goes on with the call (nothing is added when tracing is off).
+        let request = request.headers(crate::traces::outgoing_headers());
         let call = async {
             // The semaphore is never closed, so this cannot fail.
             let slot = self.in_flight.acquire().await.ok();

@@ -21,6 +21,7 @@ use contracts::{
     parse_delivery,
 };
 use std::time::Duration;
+use tracing::Instrument as _;
 /// How long the SubscribeURL GET may take.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -58,8 +59,9 @@ impl<O> Received<O> {
 
 /// What a delivery asks of the endpoint.
 enum Delivered<O> {
-    /// Carry out this order.
-    Order(Received<O>),
+    /// Carry out this order; from SNS, with the `traceparent` its message
+    /// attributes carried (unsigned: it only links the trace).
+    Order(Received<O>, Option<String>),
     /// Nothing to carry out; answer 200 with this text.
     Done(&'static str),
 }
@@ -112,9 +114,12 @@ impl OrderIntake {
         carry_out: impl AsyncFnOnce(Received<O>) -> Result<&'static str, ServiceError>,
     ) -> Result<&'static str, ServiceError> {
         match self.receive(headers, body).await? {
-            Delivered::Order(received) => {
+            Delivered::Order(received, traceparent) => {
                 record_order_id(&received.order_id);
-                carry_out(received).await
+                match crate::traces::order_span(traceparent.as_deref()) {
+                    Some(span) => carry_out(received).instrument(span).await,
+                    None => carry_out(received).await,
+                }
             }
             Delivered::Done(reply) => Ok(reply),
         }
@@ -132,11 +137,14 @@ impl OrderIntake {
                 if !self.trust.accept_unsigned_orders {
                     return Err(ServiceError::UnsignedRefused);
                 }
-                Ok(Delivered::Order(Received {
-                    order: message_order(&message)?,
-                    sns: None,
-                    order_id: request_id(),
-                }))
+                Ok(Delivered::Order(
+                    Received {
+                        order: message_order(&message)?,
+                        sns: None,
+                        order_id: request_id(),
+                    },
+                    None,
+                ))
             }
             Delivery::Sns(envelope) => self.receive_sns(*envelope).await,
         }
@@ -161,15 +169,18 @@ impl OrderIntake {
             return Err(ServiceError::BadMessageId(envelope.message_id));
         }
         match envelope.message_type {
-            MessageType::Notification => Ok(Delivered::Order(Received {
-                order: O::from_text(envelope.message.as_bytes())?,
-                // Of SNS' shape (checked above), so always a valid id.
-                order_id: OrderId::parse(&envelope.message_id).unwrap_or_else(request_id),
-                sns: Some(SnsOrigin {
-                    topic_arn: envelope.topic_arn,
-                    message_id: envelope.message_id,
-                }),
-            })),
+            MessageType::Notification => Ok(Delivered::Order(
+                Received {
+                    order: O::from_text(envelope.message.as_bytes())?,
+                    // Of SNS' shape (checked above), so always a valid id.
+                    order_id: OrderId::parse(&envelope.message_id).unwrap_or_else(request_id),
+                    sns: Some(SnsOrigin {
+                        topic_arn: envelope.topic_arn.clone(),
+                        message_id: envelope.message_id.clone(),
+                    }),
+                },
+                envelope.traceparent().map(str::to_owned),
+            )),
             MessageType::SubscriptionConfirmation => {
                 self.confirm(&envelope).await?;
                 tracing::info!(topic = %quoted(&envelope.topic_arn), "SNS subscription confirmed");

@@ -19,6 +19,7 @@ pub mod startup;
 // One quoting helper for every service: it lives with the error types.
 pub use contracts::quote;
 pub mod telemetry;
+pub mod traces;
 
 pub use downstream::{Downstream, DownstreamError};
 pub use error::ServiceError;

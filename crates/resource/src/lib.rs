@@ -34,6 +34,6 @@ pub async fn run(
 /// The whole of a resource binary's `main`: settings, logs, serve until SIGTERM.
 pub async fn main(resource: Resource) -> anyhow::Result<()> {
     let cli = cli::Cli::parse_for(resource);
-    let logs = platform::telemetry::init(cli.log_format);
+    let logs = platform::telemetry::init(resource.as_str(), cli.log_format);
     platform::startup::run_service(resource.as_str(), cli.port, cli.resolve(resource), logs, run).await
 }

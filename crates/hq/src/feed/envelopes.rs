@@ -69,13 +69,15 @@ impl Envelopes {
         })
     }
 
-    /// The Notification of order `message` to `subscription`.
+    /// The Notification of order `message` to `subscription`, with
+    /// `message_attributes` (unsigned, as in SNS).
     pub(super) fn notification(
         &self,
         subscription: &Subscription,
         message_id: &str,
         message: &str,
         timestamp: &str,
+        message_attributes: Option<serde_json::Value>,
     ) -> Envelope {
         self.signed(Envelope {
             message_type: MessageType::Notification,
@@ -94,7 +96,7 @@ impl Envelopes {
                 ("Action", "Unsubscribe"),
                 ("SubscriptionArn", &subscription.info.subscription_arn),
             ])),
-            message_attributes: None,
+            message_attributes,
         })
     }
 

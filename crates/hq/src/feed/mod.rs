@@ -181,11 +181,19 @@ impl Feed {
         let timestamp = crate::ledger::now();
         self.inner.stats.published(topic, targets.len());
         let subscribers = targets.len();
+        // The order's trace starts here; its deliveries carry it on in a
+        // message attribute, as an SNS publisher would set one.
+        let span = tracing::info_span!("publish", %topic, order_id = %message_id);
+        let attributes = platform::traces::traceparent(&span)
+            .map(|traceparent| contracts::Envelope::traceparent_attributes(&traceparent));
         for subscription in targets {
-            let envelope = self
-                .inner
-                .envelopes
-                .notification(&subscription, &message_id, message, &timestamp);
+            let envelope = self.inner.envelopes.notification(
+                &subscription,
+                &message_id,
+                message,
+                &timestamp,
+                attributes.clone(),
+            );
             self.inner.spawn_delivery(subscription, envelope);
         }
         Ok(Published {
