@@ -1,8 +1,11 @@
 //! What the launcher's test binaries share: a platform configuration with
 //! a fast retry policy and one signing identity, and waiting for orders.
 
-use hq::feed::{Backoff, RetryPolicy};
-use launcher::{LaunchConfig, Platform, Stage};
+// Each test binary includes this file and uses some of it.
+#![allow(dead_code)]
+
+use hq::feed::{Backoff, RetryPolicy, Topic};
+use launcher::{LaunchConfig, Platform, Stage, launch};
 use std::path::Path;
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -36,4 +39,22 @@ pub fn config(stage: Stage, dir: &Path) -> LaunchConfig {
 pub async fn all_fulfilled(platform: &Platform) -> bool {
     let r = platform.hq().reconcile().await.unwrap();
     r.totals.published > 0 && r.totals.fulfilled == r.totals.published
+}
+
+/// Launches the platform (every resource strangled) in `dir`, publishes
+/// one order of 2 iridium and waits until it is fulfilled; returns the
+/// platform and the order's MessageId.
+pub async fn one_iridium_order(dir: &Path) -> (Platform, String) {
+    let platform = launch(config(Stage::Both, dir)).await.unwrap();
+    let published = platform
+        .hq()
+        .feed()
+        .publish(Topic::Iridium, &Topic::Iridium.order(2))
+        .await
+        .unwrap();
+    testkit::wait::wait_until("the order fulfilled", WAIT, async || {
+        all_fulfilled(&platform).await.then_some(())
+    })
+    .await;
+    (platform, published.message_id)
 }

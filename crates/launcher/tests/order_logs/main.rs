@@ -11,12 +11,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use common::{WAIT, all_fulfilled, config};
-use hq::feed::Topic;
-use launcher::{Stage, launch};
+use common::{WAIT, one_iridium_order};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use testkit::wait::wait_until;
 
 /// Log lines, captured.
 #[derive(Clone, Default)]
@@ -56,19 +53,9 @@ async fn one_order(json: bool) -> (String, Vec<String>) {
         tracing::subscriber::set_default(builder.finish())
     };
     let dir = tempfile::tempdir().unwrap();
-    let platform = launch(config(Stage::Both, dir.path())).await.unwrap();
-    let published = platform
-        .hq()
-        .feed()
-        .publish(Topic::Iridium, &Topic::Iridium.order(2))
-        .await
-        .unwrap();
-    wait_until("the order fulfilled", WAIT, async || {
-        all_fulfilled(&platform).await.then_some(())
-    })
-    .await;
+    let (platform, message_id) = one_iridium_order(dir.path()).await;
     platform.shutdown(WAIT).await.unwrap();
-    (published.message_id, captured.lines())
+    (message_id, captured.lines())
 }
 
 /// Every line saying `what` carries `order_id` as the format writes it.

@@ -17,9 +17,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use common::{WAIT, all_fulfilled, config};
-use hq::feed::Topic;
-use launcher::{Stage, launch};
+use common::{WAIT, one_iridium_order};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
@@ -71,17 +69,7 @@ async fn one_order_is_one_trace_across_every_hop() {
     let logs = platform::telemetry::init_with(LogFormat::Text, Some(export));
 
     let dir = tempfile::tempdir().unwrap();
-    let platform = launch(config(Stage::Both, dir.path())).await.unwrap();
-    let published = platform
-        .hq()
-        .feed()
-        .publish(Topic::Iridium, &Topic::Iridium.order(2))
-        .await
-        .unwrap();
-    wait_until("the order fulfilled", WAIT, async || {
-        all_fulfilled(&platform).await.then_some(())
-    })
-    .await;
+    let (platform, message_id) = one_iridium_order(dir.path()).await;
 
     let (publish, order, hook, api) = wait_until("every hop's span exported", WAIT, async || {
         // Blocks this worker while the exporter sends on the other.
@@ -89,7 +77,7 @@ async fn one_order_is_one_trace_across_every_hop() {
         let spans = received.0.lock().unwrap().clone();
         let publish = spans
             .iter()
-            .find(|s| s.name == "publish" && attribute(s, "order_id") == Some(&published.message_id))?
+            .find(|s| s.name == "publish" && attribute(s, "order_id") == Some(&message_id))?
             .clone();
         let in_trace = |name: &str, uri: Option<&str>| {
             spans
@@ -113,8 +101,8 @@ async fn one_order_is_one_trace_across_every_hop() {
         order.parent_span_id, publish.span_id,
         "iridium's order continues HQ's publish"
     );
-    assert_eq!(attribute(&hook, "order_id"), Some(published.message_id.as_str()));
-    assert_eq!(attribute(&api, "order_id"), Some(published.message_id.as_str()));
+    assert_eq!(attribute(&hook, "order_id"), Some(message_id.as_str()));
+    assert_eq!(attribute(&api, "order_id"), Some(message_id.as_str()));
     assert_ne!(api.parent_span_id, Vec::<u8>::new(), "HQ's API span has a parent");
     platform.shutdown(WAIT).await.unwrap();
 }
