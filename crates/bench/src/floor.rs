@@ -17,7 +17,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use contracts::fulfillment::API_KEY_HEADER;
-use contracts::{BundleOrder, FulfillmentRequest, Order as _};
+use contracts::{BundleOrder, FulfillmentRequest, Order as _, Producer};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use url::Url;
@@ -65,6 +65,8 @@ async fn order(State(floor): State<Arc<Floor>>, body: Bytes) -> (StatusCode, &'s
     let request = FulfillmentRequest {
         iridium: order.bundle,
         magnesite: order.bundle,
+        // What the monolith sends for its own gathering: the same body.
+        produced_by: Some(Producer::Monolith),
     };
     let sent = floor
         .client

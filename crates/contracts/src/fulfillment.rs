@@ -2,6 +2,7 @@
 //! hook takes from the microservices on the way there.
 
 use crate::order::{Order, OrderError, Quantity, Resource, ResourceOrder};
+use crate::order_id::OrderId;
 use crate::quote::quoted;
 use serde::ser::SerializeMap as _;
 use serde::{Deserialize, Serialize, Serializer};
@@ -18,6 +19,8 @@ pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 pub const HOOK_SECRET_HEADER: &str = "x-interstella-hook-secret";
 /// The glue hook body's field carrying the idempotency key.
 const HOOK_KEY_FIELD: &str = "idempotency_key";
+/// The glue hook body's field carrying the order id its log lines carry.
+const HOOK_ORDER_ID_FIELD: &str = "order_id";
 
 /// What a fulfillment is for: part of its idempotency key, so a bundle and a
 /// resource fulfilled for the same SNS message never share a key.
@@ -93,13 +96,24 @@ pub struct HookRequest {
     pub order: ResourceOrder,
     /// The key the fulfillment API dedupes on; `None` for a direct order.
     pub idempotency_key: Option<IdempotencyKey>,
+    /// The order's id in every service's log lines (`order_id`); `None`
+    /// from a caller that sends none.
+    pub order_id: Option<OrderId>,
 }
 
 impl HookRequest {
-    /// Reads the hook's body: the order's one key, and the optional key field.
+    /// Reads the hook's body: the order's one key, and the optional key and
+    /// order id fields.
     pub fn from_text(body: &[u8]) -> Result<Self, OrderError> {
         let not_json = |e: serde_json::Error| OrderError::NotJson(e.to_string(), ResourceOrder::EXAMPLE);
         let mut body: Value = serde_json::from_slice(body).map_err(not_json)?;
+        let order_id = match body.as_object_mut().and_then(|o| o.remove(HOOK_ORDER_ID_FIELD)) {
+            None => None,
+            Some(Value::String(text)) => {
+                Some(OrderId::parse(&text).ok_or_else(|| OrderError::BadOrderId(quoted(&text).owned()))?)
+            }
+            Some(other) => return Err(OrderError::BadOrderId(quoted(&other.to_string()).owned())),
+        };
         let idempotency_key = match body.as_object_mut().and_then(|o| o.remove(HOOK_KEY_FIELD)) {
             None => None,
             Some(Value::String(text)) => Some(
@@ -111,17 +125,21 @@ impl HookRequest {
         Ok(Self {
             order: ResourceOrder::from_json(&body)?,
             idempotency_key,
+            order_id,
         })
     }
 }
 
 impl Serialize for HookRequest {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let fields = 1 + usize::from(self.idempotency_key.is_some());
+        let fields = 1 + usize::from(self.idempotency_key.is_some()) + usize::from(self.order_id.is_some());
         let mut map = serializer.serialize_map(Some(fields))?;
         map.serialize_entry(self.order.resource.as_str(), &self.order.quantity)?;
         if let Some(key) = &self.idempotency_key {
             map.serialize_entry(HOOK_KEY_FIELD, key.as_str())?;
+        }
+        if let Some(id) = &self.order_id {
+            map.serialize_entry(HOOK_ORDER_ID_FIELD, id.as_str())?;
         }
         map.end()
     }
@@ -269,9 +287,15 @@ mod tests {
                 quantity: 2,
             },
             idempotency_key: Some(key.clone()),
+            order_id: OrderId::parse("9d6c1b6a-2f0e-4c3b-8d1e-0f4a5b6c7d8e"),
         };
         let body = serde_json::to_string(&request).unwrap_or_default();
-        assert_eq!(body, format!(r#"{{"iridium":2,"idempotency_key":"{key}"}}"#));
+        assert_eq!(
+            body,
+            format!(
+                r#"{{"iridium":2,"idempotency_key":"{key}","order_id":"9d6c1b6a-2f0e-4c3b-8d1e-0f4a5b6c7d8e"}}"#
+            )
+        );
         assert_eq!(HookRequest::from_text(body.as_bytes()), Ok(request));
         let direct = HookRequest::from_text(br#"{"magnesite": "3"}"#).map(|r| r.idempotency_key);
         assert_eq!(direct, Ok(None));
@@ -283,6 +307,18 @@ mod tests {
                 matches!(
                     HookRequest::from_text(bad.as_bytes()),
                     Err(OrderError::BadIdempotencyKey(_))
+                ),
+                "{bad}"
+            );
+        }
+        for bad in [
+            r#"{"iridium":1,"order_id":"a b"}"#,
+            r#"{"iridium":1,"order_id":7}"#,
+        ] {
+            assert!(
+                matches!(
+                    HookRequest::from_text(bad.as_bytes()),
+                    Err(OrderError::BadOrderId(_))
                 ),
                 "{bad}"
             );

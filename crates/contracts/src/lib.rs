@@ -7,10 +7,12 @@
 pub mod delivery;
 pub mod fulfillment;
 pub mod order;
+pub mod order_id;
 pub mod quote;
 pub mod sns;
 
 pub use delivery::{Delivery, DeliveryError, message_order, parse_delivery};
 pub use fulfillment::{FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey, Producer};
 pub use order::{BundleOrder, Order, OrderError, Quantity, Resource, ResourceOrder};
+pub use order_id::OrderId;
 pub use sns::{Envelope, MessageType, SignatureVersion};

@@ -122,6 +122,9 @@ pub enum OrderError {
     /// The glue hook's idempotency key is not one we derive (quoted).
     #[error("idempotency_key must be 64 lower-case hex digits, got {0}")]
     BadIdempotencyKey(String),
+    /// The glue hook's order id is not short and plain (quoted).
+    #[error("order_id must be 1 to 64 ASCII letters, digits, '-', '_', '.' or ':', got {0}")]
+    BadOrderId(String),
 }
 
 impl OrderError {
@@ -136,7 +139,7 @@ impl OrderError {
                 got,
                 expected: example,
             },
-            bad @ Self::BadIdempotencyKey(_) => bad,
+            bad @ (Self::BadIdempotencyKey(_) | Self::BadOrderId(_)) => bad,
         }
     }
 }

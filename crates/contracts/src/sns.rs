@@ -145,6 +145,16 @@ pub struct Envelope {
 }
 
 impl Envelope {
+    /// The `traceparent` message attribute (a W3C trace context), if any.
+    /// Not covered by the signature: it may link a trace, nothing more.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.message_attributes
+            .as_ref()?
+            .get("traceparent")?
+            .get("Value")?
+            .as_str()
+    }
+
     /// Whether `MessageId` has SNS' shape, a UUID (8-4-4-4-12 hex digits).
     /// Anything else did not come from SNS, and must not reach an
     /// idempotency key.

@@ -24,7 +24,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use contracts::FulfillmentRequest;
+use contracts::OrderId;
 use contracts::fulfillment::{API_KEY_HEADER, IDEMPOTENCY_KEY_HEADER};
+use contracts::order_id::{MAX_ORDER_ID_CHARS, ORDER_ID_HEADER};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
@@ -134,10 +136,18 @@ fn require_admin(hq: &Hq, headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// HQ's router.
 pub fn router(hq: Hq) -> Router {
+    router_with_metrics(hq, &platform::Metrics::new())
+}
+
+/// HQ's routes, counting fulfillments in `metrics`.
+pub fn router_with_metrics(hq: Hq, metrics: &platform::Metrics) -> Router {
     Router::new()
         .route("/", get(index_or_action))
         .route("/{file}", get(certificate))
-        .route("/receiving", post(fulfill).get(my_totals))
+        .route(
+            "/receiving",
+            metrics.order_route("/receiving/", post(fulfill)).get(my_totals),
+        )
         .route("/keys", post(issue_key))
         .route("/totals", get(all_totals))
         .route("/topics", get(topics))
@@ -241,8 +251,25 @@ async fn caller(hq: &Hq, headers: &HeaderMap) -> Result<KeyInfo, ApiError> {
     hq.ledger().find_key(key).await?.ok_or(ApiError::Forbidden)
 }
 
+/// Marks the request with the caller's order id (the monolith sends the
+/// order's), or a fresh one, so HQ's lines for an order carry the same id
+/// as the services'.
+fn record_order_id(headers: &HeaderMap) -> Result<(), ApiError> {
+    let id = match headers.get(ORDER_ID_HEADER) {
+        None => platform::telemetry::request_id(),
+        Some(value) => value.to_str().ok().and_then(OrderId::parse).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "{ORDER_ID_HEADER} must be 1 to {MAX_ORDER_ID_CHARS} ASCII letters, digits, '-', '_', '.' or ':'"
+            ))
+        })?,
+    };
+    platform::telemetry::record_order_id(&id);
+    Ok(())
+}
+
 /// `POST /receiving/`: record a fulfillment.
 async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
+    record_order_id(&headers)?;
     let key = caller(&hq, &headers).await?;
     let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
         None => None,

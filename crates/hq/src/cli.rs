@@ -9,7 +9,7 @@ use crate::ledger::JournalMode;
 use crate::publisher::{PublishTo, parse_topic_arn};
 use clap::Parser;
 use platform::ApiKey;
-use platform::settings::LogFormat;
+use platform::settings::{LogFormat, MetricsArgs};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -113,6 +113,9 @@ pub struct Cli {
     /// Log line format.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Where the metrics are served.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// `duration` in whole milliseconds, as the flags take it.
@@ -212,6 +215,8 @@ impl Cli {
             publish_to: self.publish_to,
             sns_topic_arns: self.sns_topic_arns.iter().cloned().collect(),
             journal_mode: self.journal_mode,
+            // HQ_LISTEN's port too fails at start: the address is in use.
+            metrics_port: self.metrics.metrics_port,
         };
         (config, issued)
     }

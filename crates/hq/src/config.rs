@@ -39,6 +39,8 @@ pub struct HqConfig {
     /// The ledger's SQLite journal mode: WAL (default) on a local disk,
     /// DELETE on a network file system such as EFS.
     pub journal_mode: JournalMode,
+    /// Where `GET /metrics` is served (`METRICS_PORT`); `None`: nowhere.
+    pub metrics_port: Option<u16>,
 }
 
 impl HqConfig {
@@ -56,6 +58,7 @@ impl HqConfig {
             publish_to: PublishTo::default(),
             sns_topic_arns: BTreeMap::new(),
             journal_mode: JournalMode::default(),
+            metrics_port: None,
         }
     }
 }

@@ -51,11 +51,26 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
     };
     let hq = Hq::open(&config, base_url).await?;
     let stop = CancellationToken::new();
-    let server = tokio::spawn(platform::serve(
-        listener,
-        api::router(hq.clone()),
-        stop.clone().cancelled_owned(),
-    ));
+    let metrics = platform::Metrics::new();
+    let exporter = platform::metrics::bind(config.metrics_port)
+        .await
+        .map_err(|source| StartError::Io {
+            what: "binding METRICS_PORT".into(),
+            source,
+        })?;
+    let router = api::router_with_metrics(hq.clone(), &metrics);
+    let shutdown = stop.clone().cancelled_owned();
+    let server = tokio::spawn(async move {
+        platform::metrics::serve_with_metrics(
+            listener,
+            router,
+            platform::ServerLimits::default(),
+            &metrics,
+            exporter,
+            shutdown,
+        )
+        .await
+    });
     let generator = Some(Generator::start(hq.publisher(), &config.generator));
     let subscribers = config
         .subscriptions

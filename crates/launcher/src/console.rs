@@ -1,24 +1,26 @@
 //! What the person at the terminal sees: where everything listens, a curl
-//! to paste, a live status line, and the reconciliation at the end.
+//! to paste, a live status block (see [`crate::status`]), and the
+//! reconciliation at the end.
 
 use crate::cli::Cli;
+use crate::status::{Redraw, Status, TopicStatus};
 use crate::{Platform, launch};
 use hq::feed::Topic;
 use hq::ledger::Reconciliation;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
 
-/// How often the status line is refreshed.
+/// How often the status block is redrawn.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
-/// Without a terminal, a status line is printed this often instead.
+/// Without a terminal, the status is appended this often instead.
 const STATUS_EVERY_PLAIN: Duration = Duration::from_secs(10);
 
 /// The whole launcher after argument parsing; the exit code is 1 when the
 /// reconciliation found lost or duplicated orders.
 pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     // Warnings only by default: the services' per-order lines would bury the
-    // status line. RUST_LOG=info shows them.
+    // status block. RUST_LOG=info shows them.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
@@ -39,18 +41,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         STATUS_EVERY_PLAIN
     };
     let mut ticks = tokio::time::interval(every);
+    let mut redraw = Redraw::default();
     let shutdown = platform::shutdown_signal();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             () = &mut shutdown => break,
             _ = ticks.tick() => {
-                let line = status_line(&platform).await;
+                let status = status(&platform).await;
                 if terminal {
-                    print!("\r\x1b[2K{line}");
-                    let _ = std::io::stdout().flush();
+                    // A terminal that cannot be written to has nobody to show it to.
+                    let _ = redraw.draw(&mut std::io::stdout().lock(), &status);
                 } else {
-                    println!("{line}");
+                    // Appended, whole: a log file has no width.
+                    println!("{}", status.lines(usize::MAX).join("\n"));
                 }
             }
         }
@@ -89,7 +93,7 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
     println!(
         "\nInterstella is running on this machine.\n\n\
          HQ (AWS side of the workshop)   {hq}/\n  \
-         dashboard, portal (browser)    {hq}/dashboard  {hq}/  (sign in with HQ_ADMIN_TOKEN)\n  \
+         dashboard, portal (browser)    {dashboard}  {hq}/  (sign in with HQ_ADMIN_TOKEN)\n  \
          fulfillment API                {hq}/receiving/\n  \
          key portal                     {hq}/keys\n  \
          SNS stand-in / topics          {hq}/topics  (AWS_ENDPOINT_URL_SNS={hq})\n  \
@@ -107,6 +111,7 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
         // Shown once, to the person who started HQ; never logged.
         admin = platform.hq().admin_token().expose(),
         admin_file = config.data_dir.join(hq::admin::TOKEN_FILE).display(),
+        dashboard = dashboard_url(platform),
         monolith = platform.monolith.url("/"),
         iridium = platform.iridium.url("/iridium/"),
         magnesite = platform.magnesite.url("/magnesite/"),
@@ -123,29 +128,38 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
     );
 }
 
-/// One line: published, fulfilled, failed and retried per topic.
-pub async fn status_line(platform: &Platform) -> String {
+/// Where HQ's live dashboard is, under HQ's base URL.
+pub fn dashboard_url(platform: &Platform) -> String {
+    let mut url = platform.hq_url().clone();
+    url.set_path("/dashboard");
+    url.to_string()
+}
+
+/// The status now: per topic, published, fulfilled (from the ledger),
+/// failed, retried and in flight.
+pub async fn status(platform: &Platform) -> Status {
     let stats = platform.hq().feed().stats();
-    let fulfilled = platform.hq().reconcile().await.ok();
-    Topic::ALL
+    let reconciliation = platform.hq().reconcile().await.ok();
+    let topics = Topic::ALL
         .into_iter()
         .map(|topic| {
             let s = stats.get(&topic).copied().unwrap_or_default();
-            let done = match &fulfilled {
-                Some(r) => r
-                    .topics
-                    .get(topic.as_str())
-                    .map_or(0, |t| t.fulfilled)
-                    .to_string(),
-                None => "?".into(),
-            };
-            format!(
-                "{topic}: {} published, {done} fulfilled, {} failed, {} retried",
-                s.published, s.failed, s.retried
-            )
+            TopicStatus {
+                topic: topic.as_str(),
+                published: s.published,
+                fulfilled: reconciliation
+                    .as_ref()
+                    .map(|r| r.topics.get(topic.as_str()).map_or(0, |t| t.fulfilled)),
+                failed: s.failed,
+                retried: s.retried,
+                in_flight: s.in_flight,
+            }
         })
-        .collect::<Vec<_>>()
-        .join(" | ")
+        .collect();
+    Status {
+        dashboard: dashboard_url(platform),
+        topics,
+    }
 }
 
 fn print_reconciliation(r: &Reconciliation) {

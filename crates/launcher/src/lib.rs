@@ -9,6 +9,7 @@
 pub mod cli;
 pub mod console;
 mod service;
+pub mod status;
 
 pub use service::Service;
 

@@ -5,7 +5,7 @@ use crate::config::{DEFAULT_DOWNSTREAM_TIMEOUT_MS, MonolithConfig};
 use clap::Parser;
 use contracts::Resource;
 use platform::server::ServerLimitArgs;
-use platform::settings::{ConfigError, DownstreamLimitArgs, LogFormat, TrustConfig, millis};
+use platform::settings::{ConfigError, DownstreamLimitArgs, LogFormat, MetricsArgs, TrustConfig, millis};
 use std::collections::BTreeSet;
 
 /// The port the monolith listens on unless told otherwise (the workshop's).
@@ -45,6 +45,9 @@ pub struct Cli {
     /// How long and how much clients may take.
     #[command(flatten)]
     pub server: ServerLimitArgs,
+    /// Where the metrics are served.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 impl Cli {
@@ -62,6 +65,7 @@ impl Cli {
             downstream_max_connections: self.downstream_limit.downstream_max_connections,
             trust,
             server: self.server.limits()?,
+            metrics_port: self.metrics.port(self.port)?,
         })
     }
 }

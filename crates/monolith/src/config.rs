@@ -27,6 +27,8 @@ pub struct MonolithConfig {
     pub trust: TrustConfig,
     /// The serve loop's limits.
     pub server: ServerLimits,
+    /// Where `GET /metrics` is served (`METRICS_PORT`); `None`: nowhere.
+    pub metrics_port: Option<u16>,
 }
 
 /// The default fulfillment API timeout in milliseconds: well inside SNS' 15 s.
@@ -45,6 +47,7 @@ impl MonolithConfig {
             downstream_max_connections: DEFAULT_MAX_CONNECTIONS,
             trust: TrustConfig::default(),
             server: ServerLimits::default(),
+            metrics_port: None,
         }
     }
 }

@@ -11,19 +11,22 @@ pub mod gather;
 pub mod routes;
 
 pub use config::MonolithConfig;
-pub use routes::router;
+pub use routes::{router, router_with_metrics};
 
 use std::future::Future;
 use tokio::net::TcpListener;
 
-/// Serves the monolith on `listener` until `shutdown` resolves, then drains.
+/// Serves the monolith on `listener` until `shutdown` resolves, then
+/// drains; its metrics on `config.metrics_port`, if set.
 pub async fn run(
     listener: TcpListener,
     config: MonolithConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let limits = config.server;
-    let router = router(config)?;
-    platform::serve_with(listener, router, limits, shutdown).await?;
+    let (limits, metrics_port) = (config.server, config.metrics_port);
+    let metrics = platform::Metrics::new();
+    let exporter = platform::metrics::bind(metrics_port).await?;
+    let router = router_with_metrics(config, &metrics)?;
+    platform::metrics::serve_with_metrics(listener, router, limits, &metrics, exporter, shutdown).await?;
     Ok(())
 }

@@ -9,6 +9,6 @@ platform::use_jemalloc!();
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let logs = platform::telemetry::init(cli.log_format);
+    let logs = platform::telemetry::init("monolith", cli.log_format);
     platform::startup::run_service("monolith", cli.port, cli.resolve().await, logs, monolith::run).await
 }

@@ -7,12 +7,14 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use axum::{Router, body::Bytes};
 use contracts::fulfillment::{API_KEY_HEADER, HOOK_SECRET_HEADER, IDEMPOTENCY_KEY_HEADER};
+use contracts::order_id::ORDER_ID_HEADER;
 use contracts::{
-    BundleOrder, FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey, ResourceOrder,
+    BundleOrder, FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey, OrderId, ResourceOrder,
 };
 use platform::downstream::http_client;
 use platform::reply::{HOOK_DELIVERED, HOOK_FAILED, ORDER_FAILED, ORDER_FULFILLED};
-use platform::{Downstream, OrderIntake, Received, ServiceError};
+use platform::telemetry::{record_order_id, request_id};
+use platform::{Downstream, Metrics, OrderIntake, Received, ServiceError};
 use std::sync::Arc;
 
 /// Reply to the ALB health check.
@@ -26,8 +28,14 @@ struct Monolith {
     api: Downstream,
 }
 
-/// The monolith's router. Fails only if the HTTP client cannot be built.
+/// The monolith's router, counting in metrics of its own. Fails only if
+/// the HTTP client cannot be built.
 pub fn router(config: MonolithConfig) -> Result<Router, reqwest::Error> {
+    router_with_metrics(config, &Metrics::new())
+}
+
+/// The monolith's router, counting in `metrics`.
+pub fn router_with_metrics(config: MonolithConfig, metrics: &Metrics) -> Result<Router, reqwest::Error> {
     let client = http_client()?;
     tracing::info!(endpoint = %config.api.endpoint, "fulfillment API");
     if !config.strangled.is_empty() {
@@ -40,13 +48,14 @@ pub fn router(config: MonolithConfig) -> Result<Router, reqwest::Error> {
         "fulfillment API",
         config.downstream_timeout,
     )
-    .with_max_connections(config.downstream_max_connections);
-    let intake = OrderIntake::new(config.trust.clone(), client);
+    .with_max_connections(config.downstream_max_connections)
+    .with_metrics(metrics);
+    let intake = OrderIntake::new(config.trust.clone(), client).with_metrics(metrics);
     let state = Arc::new(Monolith { config, intake, api });
     Ok(Router::new()
         .route("/", get(health))
-        .route("/order", post(order))
-        .route("/fulfill", post(fulfill))
+        .route("/order", metrics.order_route("/order/", post(order)))
+        .route("/fulfill", metrics.order_route("/fulfill/", post(fulfill)))
         .with_state(state))
 }
 
@@ -83,7 +92,11 @@ async fn fulfill(
     if !monolith.config.hook_secret.matches(presented.as_bytes()) {
         return Err(ServiceError::HookSecretWrong);
     }
-    monolith.fulfil_hook(HookRequest::from_text(&body)?).await
+    let hook = HookRequest::from_text(&body)?;
+    // The microservice's id for the order, so its lines here match its own.
+    let order_id = hook.order_id.clone().unwrap_or_else(request_id);
+    record_order_id(&order_id);
+    monolith.fulfil_hook(hook, &order_id).await
 }
 
 impl Monolith {
@@ -92,31 +105,41 @@ impl Monolith {
         let idempotency_key = received.idempotency_key(FulfillmentKind::Bundle);
         let bundle = received.order.bundle;
         let request = gather(bundle, &self.config.strangled, self.config.gather_delay).await;
-        self.call_api(&request, idempotency_key.as_ref(), ORDER_FAILED)
-            .await?;
+        self.call_api(
+            &request,
+            idempotency_key.as_ref(),
+            &received.order_id,
+            ORDER_FAILED,
+        )
+        .await?;
         tracing::info!("Bundle fulfilled");
         Ok(ORDER_FULFILLED)
     }
 
     /// Fulfils what a microservice produced.
-    async fn fulfil_hook(&self, hook: HookRequest) -> Result<&'static str, ServiceError> {
+    async fn fulfil_hook(&self, hook: HookRequest, order_id: &OrderId) -> Result<&'static str, ServiceError> {
         let ResourceOrder { resource, quantity } = hook.order;
         tracing::info!("Fulfilling {quantity} {resource} from the {resource} microservice");
         let request = FulfillmentRequest::single(resource, quantity);
-        self.call_api(&request, hook.idempotency_key.as_ref(), HOOK_FAILED)
+        self.call_api(&request, hook.idempotency_key.as_ref(), order_id, HOOK_FAILED)
             .await?;
         Ok(HOOK_DELIVERED)
     }
 
-    /// Calls the fulfillment API; `Ok` only when it answered 2xx.
+    /// Calls the fulfillment API, telling it the order's id; `Ok` only when
+    /// it answered 2xx.
     async fn call_api(
         &self,
         request: &FulfillmentRequest,
         idempotency_key: Option<&IdempotencyKey>,
+        order_id: &OrderId,
         reply: &'static str,
     ) -> Result<(), ServiceError> {
         tracing::info!("Trying to send a request to the API");
-        let mut headers = vec![(API_KEY_HEADER, self.config.api.api_key.expose())];
+        let mut headers = vec![
+            (API_KEY_HEADER, self.config.api.api_key.expose()),
+            (ORDER_ID_HEADER, order_id.as_str()),
+        ];
         if let Some(key) = idempotency_key {
             headers.push((IDEMPOTENCY_KEY_HEADER, key.as_str()));
         }

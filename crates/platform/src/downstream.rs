@@ -10,6 +10,7 @@
 //! out. The body is still read, within a size cap and a short time bound, so
 //! the connection can go back to the pool.
 
+use crate::metrics::{CallMetrics, CallOutcome, Metrics};
 use axum::http::StatusCode;
 use bytes::BytesMut;
 use serde::Serialize;
@@ -152,6 +153,7 @@ pub struct Downstream {
     target: &'static str,
     timeout: Duration,
     in_flight: Arc<Semaphore>,
+    metrics: CallMetrics,
 }
 
 impl Downstream {
@@ -164,7 +166,14 @@ impl Downstream {
             target,
             timeout,
             in_flight: Arc::new(Semaphore::new(DEFAULT_MAX_CONNECTIONS)),
+            metrics: CallMetrics::default(),
         }
+    }
+
+    /// Counts and times the calls to this target in `metrics`.
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        self.metrics = metrics.downstream(self.target);
+        self
     }
 
     /// At most `calls` in flight (at least one); the others wait their turn
@@ -206,7 +215,23 @@ impl Downstream {
     /// for the slot and the call up to the status line, so a caller never
     /// waits longer than it; the body after it has its own short bound.
     async fn finish(&self, request: reqwest::RequestBuilder) -> Result<StatusCode, DownstreamError> {
+        let call = self.metrics.start();
+        let result = self.call(request).await;
+        call.finished(match &result {
+            Ok(_) => CallOutcome::Ok,
+            Err(DownstreamError::Timeout { .. }) => CallOutcome::Timeout,
+            Err(DownstreamError::Unreachable { .. }) => CallOutcome::Unreachable,
+            Err(DownstreamError::Status { .. }) => CallOutcome::Status,
+            Err(DownstreamError::Transport { .. }) => CallOutcome::Transport,
+        });
+        result
+    }
+
+    /// [`Self::finish`] without the counting.
+    async fn call(&self, request: reqwest::RequestBuilder) -> Result<StatusCode, DownstreamError> {
         let target = self.target;
+        // The trace goes on with the call (nothing is added when tracing is off).
+        let request = request.headers(crate::traces::outgoing_headers());
         let call = async {
             // The semaphore is never closed, so this cannot fail.
             let slot = self.in_flight.acquire().await.ok();

@@ -8,16 +8,20 @@
 
 use crate::downstream::Downstream;
 use crate::error::ServiceError;
+use crate::metrics::{Metrics, SnsMetrics};
 use crate::reply::{SUBSCRIBED, UNSUBSCRIBED};
 use crate::settings::TrustConfig;
 use crate::sns::{SnsVerifier, TrustedHosts};
+use crate::telemetry::{record_order_id, request_id};
 use axum::http::HeaderMap;
 use contracts::quote::quoted;
 use contracts::sns::MESSAGE_TYPE_HEADER;
 use contracts::{
-    Delivery, Envelope, FulfillmentKind, IdempotencyKey, MessageType, Order, message_order, parse_delivery,
+    Delivery, Envelope, FulfillmentKind, IdempotencyKey, MessageType, Order, OrderId, message_order,
+    parse_delivery,
 };
 use std::time::Duration;
+use tracing::Instrument as _;
 /// How long the SubscribeURL GET may take.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -28,6 +32,9 @@ pub struct Received<O> {
     pub order: O,
     /// Which SNS message carried it; `None` for a direct order.
     pub sns: Option<SnsOrigin>,
+    /// The id its log lines carry here and downstream: the SNS MessageId,
+    /// or a fresh request id for a direct order.
+    pub order_id: OrderId,
 }
 
 /// The SNS message an order came in: `(TopicArn, MessageId)` identifies the
@@ -52,8 +59,9 @@ impl<O> Received<O> {
 
 /// What a delivery asks of the endpoint.
 enum Delivered<O> {
-    /// Carry out this order.
-    Order(Received<O>),
+    /// Carry out this order; from SNS, with the `traceparent` its message
+    /// attributes carried (unsigned: it only links the trace).
+    Order(Received<O>, Option<String>),
     /// Nothing to carry out; answer 200 with this text.
     Done(&'static str),
 }
@@ -64,6 +72,7 @@ pub struct OrderIntake {
     trust: TrustConfig,
     verifier: SnsVerifier,
     client: reqwest::Client,
+    metrics: SnsMetrics,
 }
 
 impl OrderIntake {
@@ -85,7 +94,15 @@ impl OrderIntake {
             trust,
             verifier,
             client,
+            metrics: SnsMetrics::default(),
         }
+    }
+
+    /// Counts SNS verifications, certificate cache hits and fetches in `metrics`.
+    pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
+        self.metrics = metrics.sns();
+        self.verifier = self.verifier.with_metrics(self.metrics.clone());
+        self
     }
 
     /// Takes one delivery in: an order goes to `carry_out`, whose answer is
@@ -97,7 +114,13 @@ impl OrderIntake {
         carry_out: impl AsyncFnOnce(Received<O>) -> Result<&'static str, ServiceError>,
     ) -> Result<&'static str, ServiceError> {
         match self.receive(headers, body).await? {
-            Delivered::Order(received) => carry_out(received).await,
+            Delivered::Order(received, traceparent) => {
+                record_order_id(&received.order_id);
+                match crate::traces::order_span(traceparent.as_deref()) {
+                    Some(span) => carry_out(received).instrument(span).await,
+                    None => carry_out(received).await,
+                }
+            }
             Delivered::Done(reply) => Ok(reply),
         }
     }
@@ -114,10 +137,14 @@ impl OrderIntake {
                 if !self.trust.accept_unsigned_orders {
                     return Err(ServiceError::UnsignedRefused);
                 }
-                Ok(Delivered::Order(Received {
-                    order: message_order(&message)?,
-                    sns: None,
-                }))
+                Ok(Delivered::Order(
+                    Received {
+                        order: message_order(&message)?,
+                        sns: None,
+                        order_id: request_id(),
+                    },
+                    None,
+                ))
             }
             Delivery::Sns(envelope) => self.receive_sns(*envelope).await,
         }
@@ -128,20 +155,32 @@ impl OrderIntake {
             return Err(ServiceError::TopicRefused(envelope.topic_arn));
         }
         if self.trust.verify_signatures {
-            self.verifier.verify(&envelope).await?;
+            let verified = self.verifier.verify(&envelope).await;
+            match &verified {
+                Ok(()) => &self.metrics.verified,
+                Err(error) if error.is_transient() => &self.metrics.unavailable,
+                Err(_) => &self.metrics.refused,
+            }
+            .inc();
+            verified?;
         }
         // Before anything is called: the MessageId goes into idempotency keys.
         if !envelope.has_sns_message_id() {
             return Err(ServiceError::BadMessageId(envelope.message_id));
         }
         match envelope.message_type {
-            MessageType::Notification => Ok(Delivered::Order(Received {
-                order: O::from_text(envelope.message.as_bytes())?,
-                sns: Some(SnsOrigin {
-                    topic_arn: envelope.topic_arn,
-                    message_id: envelope.message_id,
-                }),
-            })),
+            MessageType::Notification => Ok(Delivered::Order(
+                Received {
+                    order: O::from_text(envelope.message.as_bytes())?,
+                    // Of SNS' shape (checked above), so always a valid id.
+                    order_id: OrderId::parse(&envelope.message_id).unwrap_or_else(request_id),
+                    sns: Some(SnsOrigin {
+                        topic_arn: envelope.topic_arn.clone(),
+                        message_id: envelope.message_id.clone(),
+                    }),
+                },
+                envelope.traceparent().map(str::to_owned),
+            )),
             MessageType::SubscriptionConfirmation => {
                 self.confirm(&envelope).await?;
                 tracing::info!(topic = %quoted(&envelope.topic_arn), "SNS subscription confirmed");

@@ -9,6 +9,7 @@ pub mod allocator;
 pub mod downstream;
 pub mod error;
 pub mod intake;
+pub mod metrics;
 pub mod reply;
 pub mod secret;
 pub mod server;
@@ -18,10 +19,12 @@ pub mod startup;
 // One quoting helper for every service: it lives with the error types.
 pub use contracts::quote;
 pub mod telemetry;
+pub mod traces;
 
 pub use downstream::{Downstream, DownstreamError};
 pub use error::ServiceError;
 pub use intake::{OrderIntake, Received, SnsOrigin};
+pub use metrics::Metrics;
 pub use secret::{ApiKey, HookSecret};
 pub use server::{ServerLimits, serve, serve_with};
 pub use settings::{ConfigError, LogFormat, TrustConfig};

@@ -147,12 +147,8 @@ impl App {
     /// Answers one request, with the access log line (the same span and
     /// line tower-http's trace layer wrote).
     async fn answer(self, request: Request<Incoming>) -> Response {
-        let span = tracing::info_span!(
-            "request",
-            method = %request.method(),
-            uri = %request.uri(),
-            version = ?request.version(),
-        );
+        // With an `order_id` field, filled in once the order is known.
+        let span = crate::telemetry::request_span(&request);
         async move {
             let started = Instant::now();
             let response = self.answer_in_time(request, started).await;

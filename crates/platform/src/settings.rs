@@ -94,6 +94,28 @@ pub fn hook_secret(value: Option<&str>) -> Result<Option<HookSecret>, ConfigErro
     }
 }
 
+/// Where a service serves its Prometheus metrics.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct MetricsArgs {
+    /// Port of `GET /metrics` (Prometheus text format), apart from the
+    /// service's own so the load balancer never routes to it; unset, no
+    /// metrics are served (they are still counted).
+    #[arg(long, env = "METRICS_PORT")]
+    pub metrics_port: Option<u16>,
+}
+
+impl MetricsArgs {
+    /// The metrics port, refused when it is the service's own `port`.
+    pub fn port(&self, port: u16) -> Result<Option<u16>, ConfigError> {
+        match self.metrics_port {
+            Some(metrics) if metrics == port && port != 0 => Err(ConfigError::Invalid(format!(
+                "METRICS_PORT {metrics} is the service's own PORT; metrics need a port of their own"
+            ))),
+            other => Ok(other),
+        }
+    }
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {

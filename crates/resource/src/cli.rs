@@ -5,7 +5,8 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use contracts::Resource;
 use platform::server::ServerLimitArgs;
 use platform::settings::{
-    ConfigError, DownstreamLimitArgs, GlueHookSecretArgs, LogFormat, TrustConfig, hook_secret, millis,
+    ConfigError, DownstreamLimitArgs, GlueHookSecretArgs, LogFormat, MetricsArgs, TrustConfig, hook_secret,
+    millis,
 };
 
 /// Settings of the `iridium` and `magnesite` binaries; every flag is also an
@@ -46,6 +47,9 @@ pub struct Cli {
     /// How long and how much clients may take.
     #[command(flatten)]
     pub server: ServerLimitArgs,
+    /// Where the metrics are served.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 impl Cli {
@@ -88,6 +92,7 @@ impl Cli {
             downstream_max_connections: self.downstream_limit.downstream_max_connections,
             trust,
             server: self.server.limits()?,
+            metrics_port: self.metrics.port(self.port)?,
         })
     }
 }

@@ -27,6 +27,8 @@ pub struct ResourceConfig {
     pub trust: TrustConfig,
     /// The serve loop's limits.
     pub server: ServerLimits,
+    /// Where `GET /metrics` is served (`METRICS_PORT`); `None`: nowhere.
+    pub metrics_port: Option<u16>,
 }
 
 /// The default glue-hook timeout in milliseconds: the monolith's 5 s plus
@@ -46,6 +48,7 @@ impl ResourceConfig {
             downstream_max_connections: DEFAULT_MAX_CONNECTIONS,
             trust: TrustConfig::default(),
             server: ServerLimits::default(),
+            metrics_port: None,
         }
     }
 }

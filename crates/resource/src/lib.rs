@@ -11,26 +11,29 @@ pub mod routes;
 
 pub use config::ResourceConfig;
 pub use contracts::Resource;
-pub use routes::router;
+pub use routes::{router, router_with_metrics};
 
 use std::future::Future;
 use tokio::net::TcpListener;
 
-/// Serves the resource service on `listener` until `shutdown` resolves, then drains.
+/// Serves the resource service on `listener` until `shutdown` resolves,
+/// then drains; its metrics on `config.metrics_port`, if set.
 pub async fn run(
     listener: TcpListener,
     config: ResourceConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let limits = config.server;
-    let router = router(config)?;
-    platform::serve_with(listener, router, limits, shutdown).await?;
+    let (limits, metrics_port) = (config.server, config.metrics_port);
+    let metrics = platform::Metrics::new();
+    let exporter = platform::metrics::bind(metrics_port).await?;
+    let router = router_with_metrics(config, &metrics)?;
+    platform::metrics::serve_with_metrics(listener, router, limits, &metrics, exporter, shutdown).await?;
     Ok(())
 }
 
 /// The whole of a resource binary's `main`: settings, logs, serve until SIGTERM.
 pub async fn main(resource: Resource) -> anyhow::Result<()> {
     let cli = cli::Cli::parse_for(resource);
-    let logs = platform::telemetry::init(cli.log_format);
+    let logs = platform::telemetry::init(resource.as_str(), cli.log_format);
     platform::startup::run_service(resource.as_str(), cli.port, cli.resolve(resource), logs, run).await
 }

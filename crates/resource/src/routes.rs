@@ -5,12 +5,12 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::get;
+use axum::routing::{get, post};
 use contracts::fulfillment::HOOK_SECRET_HEADER;
 use contracts::{FulfillmentKind, HookRequest, ResourceOrder};
 use platform::downstream::http_client;
 use platform::reply::{ORDER_FAILED, ORDER_FULFILLED};
-use platform::{Downstream, OrderIntake, Received, ServiceError};
+use platform::{Downstream, Metrics, OrderIntake, Received, ServiceError};
 use std::sync::Arc;
 
 /// State shared by the handlers, built once at start.
@@ -22,8 +22,14 @@ struct ResourceService {
     health: String,
 }
 
-/// The service's router: `GET` and `POST` on `/<resource>/`.
+/// The service's router: `GET` and `POST` on `/<resource>/`, counting in
+/// metrics of its own.
 pub fn router(config: ResourceConfig) -> Result<Router, reqwest::Error> {
+    router_with_metrics(config, &Metrics::new())
+}
+
+/// The service's router, counting in `metrics`.
+pub fn router_with_metrics(config: ResourceConfig, metrics: &Metrics) -> Result<Router, reqwest::Error> {
     let client = http_client()?;
     tracing::info!(glue_hook = %config.glue_hook, "sending fulfillments to the monolith");
     let monolith = Downstream::new(
@@ -32,8 +38,9 @@ pub fn router(config: ResourceConfig) -> Result<Router, reqwest::Error> {
         "monolith",
         config.downstream_timeout,
     )
-    .with_max_connections(config.downstream_max_connections);
-    let intake = OrderIntake::new(config.trust.clone(), client);
+    .with_max_connections(config.downstream_max_connections)
+    .with_metrics(metrics);
+    let intake = OrderIntake::new(config.trust.clone(), client).with_metrics(metrics);
     let resource = config.resource;
     let health = format!(
         "{} microservice is healthy. POST {} here.",
@@ -46,8 +53,12 @@ pub fn router(config: ResourceConfig) -> Result<Router, reqwest::Error> {
         monolith,
         health,
     });
+    let path = format!("/{resource}");
     Ok(Router::new()
-        .route(&format!("/{resource}"), get(health_check).post(order))
+        .route(
+            &path,
+            get(health_check).merge(metrics.order_route(&format!("{path}/"), post(order))),
+        )
         .with_state(state))
 }
 
@@ -72,6 +83,7 @@ async fn order(
                 .produce(HookRequest {
                     order,
                     idempotency_key,
+                    order_id: Some(received.order_id),
                 })
                 .await
         })

@@ -69,7 +69,8 @@ impl Envelopes {
         })
     }
 
-    /// The Notification of order `message` to `subscription`.
+    /// The Notification of order `message` to `subscription`, with
+    /// `message_attributes` (unsigned, as in SNS).
     pub(super) fn notification(
         &self,
         subscription: &Subscription,

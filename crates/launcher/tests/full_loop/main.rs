@@ -4,36 +4,14 @@
 
 #![cfg(test)] // so that clippy.toml's allow-unwrap-in-tests covers the helpers too
 
+#[path = "../common/mod.rs"]
+mod common;
+
+use common::{WAIT, all_fulfilled, config};
 use hq::faults::FaultPlan;
-use hq::feed::{Backoff, RetryPolicy, Topic};
-use launcher::{LaunchConfig, Platform, Stage, launch};
-use std::path::Path;
-use std::sync::OnceLock;
-use std::time::Duration;
+use hq::feed::Topic;
+use launcher::{Platform, Stage, launch};
 use testkit::wait::wait_until;
-
-const WAIT: Duration = Duration::from_secs(20);
-
-/// One signing identity for the whole test binary: making RSA keys is slow.
-fn identity_pems() -> &'static (String, String) {
-    static PEMS: OnceLock<(String, String)> = OnceLock::new();
-    PEMS.get_or_init(|| hq::signing::generate().unwrap())
-}
-
-fn config(stage: Stage, dir: &Path) -> LaunchConfig {
-    let (key, cert) = identity_pems();
-    std::fs::write(dir.join(hq::signing::KEY_FILE), key).unwrap();
-    std::fs::write(dir.join(hq::signing::CERT_FILE), cert).unwrap();
-    let mut config = LaunchConfig::new(stage, dir);
-    config.feed.retry = RetryPolicy {
-        num_retries: 60,
-        min_delay: Duration::from_millis(10),
-        max_delay: Duration::from_millis(100),
-        backoff: Backoff::Exponential,
-    };
-    config.feed.delivery_timeout = Duration::from_secs(5);
-    config
-}
 
 /// Publishes `quantities` on `topic`; returns (iridium, magnesite) the ledger should get.
 async fn publish(platform: &Platform, topic: Topic, quantities: &[u32]) -> (u64, u64) {
@@ -63,11 +41,6 @@ async fn publish(platform: &Platform, topic: Topic, quantities: &[u32]) -> (u64,
     expected
 }
 
-async fn all_fulfilled(platform: &Platform) -> bool {
-    let r = platform.hq().reconcile().await.unwrap();
-    r.totals.published > 0 && r.totals.fulfilled == r.totals.published
-}
-
 async fn totals(platform: &Platform) -> (u64, u64, u64) {
     let totals = platform.hq().ledger().totals().await.unwrap();
     let launcher_key = totals
@@ -93,19 +66,21 @@ async fn run_stage(stage: Stage) {
     let (iridium, magnesite, _) = totals(&platform).await;
     assert_eq!((iridium, magnesite), expected, "{stage:?}");
     let fed = stage.fed_topics();
-    let expected_status = Topic::ALL
+    let status = launcher::console::status(&platform).await;
+    let counts: Vec<_> = status
+        .topics
+        .iter()
+        .map(|t| (t.topic, t.published, t.fulfilled, t.failed, t.retried))
+        .collect();
+    let expected_status: Vec<_> = Topic::ALL
         .into_iter()
         .map(|topic| {
             let n = if fed.contains(&topic) { 3 } else { 0 };
-            format!("{topic}: {n} published, {n} fulfilled, 0 failed, 0 retried")
+            (topic.as_str(), n, Some(n), 0, 0)
         })
-        .collect::<Vec<_>>()
-        .join(" | ");
-    assert_eq!(
-        launcher::console::status_line(&platform).await,
-        expected_status,
-        "the status line shows each topic's counts"
-    );
+        .collect();
+    assert_eq!(counts, expected_status, "the status shows each topic's counts");
+    assert_eq!(status.dashboard, format!("{}dashboard", platform.hq_url()));
     let published = stage.fed_topics().len() as u64 * 3;
     let reconciliation = platform.shutdown(WAIT).await.unwrap();
     assert_eq!(reconciliation.totals.published, published);

@@ -31,6 +31,7 @@ use x509_cert::der::{Decode as _, Encode as _};
 
 use super::trust::{TrustedHosts, TrustedUrl, UntrustedUrl};
 use crate::downstream::{BodyError, read_body};
+use crate::metrics::SnsMetrics;
 
 /// How long a fetched signing key is trusted before it is fetched again.
 const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60 * 60);
@@ -99,6 +100,7 @@ pub struct SnsVerifier {
     ttl: Duration,
     capacity: usize,
     failure_memory: Duration,
+    metrics: SnsMetrics,
 }
 
 /// The two maps, by fetch URL.
@@ -142,7 +144,14 @@ impl SnsVerifier {
             ttl: DEFAULT_CACHE_TTL,
             capacity: DEFAULT_CACHE_CAPACITY,
             failure_memory: DEFAULT_FAILURE_MEMORY,
+            metrics: SnsMetrics::default(),
         }
+    }
+
+    /// Counts cache hits and certificate fetches in `metrics`.
+    pub fn with_metrics(mut self, metrics: SnsMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Changes how long verified keys are cached and how many are kept (at
@@ -188,6 +197,7 @@ impl SnsVerifier {
             |key: &CertificateKey| key.verify(&envelope.signature_version, text.as_bytes(), &signature);
         let url = location.url().as_str();
         if let Some(key) = self.verified_key(url) {
+            self.metrics.cert_cache_hits.inc();
             return checks(&key);
         }
         let slot = self.unverified_slot(url);
@@ -196,6 +206,7 @@ impl SnsVerifier {
             // Waiters share a failure too: retrying one after another would
             // stack timeouts beyond the 15 s SNS waits for our answer.
             .get_or_init(|| async {
+                self.metrics.cert_fetches.inc();
                 Fetched {
                     key: self.fetch_key(&location).await,
                     at: Instant::now(),

@@ -5,6 +5,7 @@
 // the helpers here too (a panic is a failed test).
 #![cfg(test)]
 
+mod metrics;
 mod monolith_orders;
 mod resource_orders;
 mod sns_deliveries;

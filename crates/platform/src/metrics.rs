@@ -1,0 +1,516 @@
+//! Prometheus metrics: what a service counts, and `GET /metrics` on a port
+//! of its own (`METRICS_PORT`), never the one the load balancer routes to.
+//!
+//! One [`Metrics`] per service (the launcher runs four in one process, each
+//! with its own). Every label set is resolved once, when a route, target or
+//! verifier is built, into handles whose updates on the hot path are atomic
+//! adds: no lock, no lookup, no label string per request. The text format
+//! is `prometheus-client`'s; the latency histograms are a lock-free metric
+//! type of ours that it encodes (its own histogram takes a mutex per
+//! observation).
+
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::header;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::{MetricType, TypedMetric};
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+/// What Prometheus expects `/metrics` to be.
+const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Upper bounds of the latency buckets, in seconds: 1 ms to SNS' 15 s.
+const LATENCY_BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 15.0,
+];
+
+/// A service's metrics and the registry `/metrics` renders. Cheap to clone.
+#[derive(Clone)]
+pub struct Metrics {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+struct Inner {
+    registry: Registry,
+    orders: Family<RouteOutcome, Counter>,
+    order_seconds: Family<RouteLabel, LatencyHistogram>,
+    calls: Family<TargetOutcome, Counter>,
+    call_seconds: Family<TargetLabel, LatencyHistogram>,
+    calls_in_flight: Family<TargetLabel, Gauge>,
+    verifications: Family<ResultLabel, Counter>,
+    cert_cache_hits: Counter,
+    cert_fetches: Counter,
+    drains: Counter,
+    draining: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteOutcome {
+    route: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabel {
+    route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetOutcome {
+    target: &'static str,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabel {
+    target: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabel {
+    result: &'static str,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// Every metric, registered at zero.
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("interstella");
+        let inner = Inner {
+            orders: Family::default(),
+            order_seconds: Family::default(),
+            calls: Family::default(),
+            call_seconds: Family::default(),
+            calls_in_flight: Family::default(),
+            verifications: Family::default(),
+            cert_cache_hits: Counter::default(),
+            cert_fetches: Counter::default(),
+            drains: Counter::default(),
+            draining: Gauge::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "orders",
+            "Orders taken, by route and outcome (fulfilled: 2xx, refused: 4xx, failed: 5xx)",
+            inner.orders.clone(),
+        );
+        registry.register_with_unit(
+            "order_duration",
+            "Time to answer an order, by route",
+            Unit::Seconds,
+            inner.order_seconds.clone(),
+        );
+        registry.register(
+            "downstream_calls",
+            "Calls to the next service, by target and outcome",
+            inner.calls.clone(),
+        );
+        registry.register_with_unit(
+            "downstream_duration",
+            "Time a call to the next service took, its wait for a slot included, by target",
+            Unit::Seconds,
+            inner.call_seconds.clone(),
+        );
+        registry.register(
+            "downstream_in_flight",
+            "Calls to the next service under way, by target",
+            inner.calls_in_flight.clone(),
+        );
+        registry.register(
+            "sns_verifications",
+            "SNS signatures checked, by result (verified, refused, unavailable: certificate not fetched)",
+            inner.verifications.clone(),
+        );
+        registry.register(
+            "sns_certificate_cache_hits",
+            "SNS signatures checked with a cached signing certificate",
+            inner.cert_cache_hits.clone(),
+        );
+        registry.register(
+            "sns_certificate_fetches",
+            "SNS signing certificates fetched",
+            inner.cert_fetches.clone(),
+        );
+        registry.register(
+            "drains",
+            "Graceful drains started (SIGTERM)",
+            inner.drains.clone(),
+        );
+        registry.register(
+            "draining",
+            "1 while the service drains: no new connections, orders in flight finishing",
+            inner.draining.clone(),
+        );
+        Self {
+            inner: Arc::new(Inner { registry, ..inner }),
+        }
+    }
+
+    /// The metrics in Prometheus' text format.
+    pub fn render(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode_registry(&mut text, &self.inner.registry);
+        text
+    }
+
+    /// `GET /metrics`, for a listener of its own.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/metrics", get(render))
+            .with_state(self.clone())
+    }
+
+    /// Counts and times the orders `handler` answers as route `route`.
+    pub fn order_route<S: Clone + Send + Sync + 'static>(
+        &self,
+        route: &str,
+        handler: MethodRouter<S>,
+    ) -> MethodRouter<S> {
+        let outcome = |outcome| {
+            self.inner.orders.get_or_create_owned(&RouteOutcome {
+                route: route.to_owned(),
+                outcome,
+            })
+        };
+        let route_metrics = Arc::new(RouteMetrics {
+            fulfilled: outcome("fulfilled"),
+            refused: outcome("refused"),
+            failed: outcome("failed"),
+            seconds: self.inner.order_seconds.get_or_create_owned(&RouteLabel {
+                route: route.to_owned(),
+            }),
+        });
+        handler.layer(middleware::from_fn_with_state(route_metrics, time_order))
+    }
+
+    /// The handles of downstream target `target`.
+    pub fn downstream(&self, target: &'static str) -> CallMetrics {
+        let outcome = |outcome| {
+            self.inner
+                .calls
+                .get_or_create_owned(&TargetOutcome { target, outcome })
+        };
+        CallMetrics {
+            ok: outcome("ok"),
+            timeout: outcome("timeout"),
+            unreachable: outcome("unreachable"),
+            status: outcome("status"),
+            transport: outcome("transport"),
+            seconds: self
+                .inner
+                .call_seconds
+                .get_or_create_owned(&TargetLabel { target }),
+            in_flight: self
+                .inner
+                .calls_in_flight
+                .get_or_create_owned(&TargetLabel { target }),
+        }
+    }
+
+    /// The handles of SNS verification.
+    pub fn sns(&self) -> SnsMetrics {
+        let result = |result| {
+            self.inner
+                .verifications
+                .get_or_create_owned(&ResultLabel { result })
+        };
+        SnsMetrics {
+            verified: result("verified"),
+            refused: result("refused"),
+            unavailable: result("unavailable"),
+            cert_cache_hits: self.inner.cert_cache_hits.clone(),
+            cert_fetches: self.inner.cert_fetches.clone(),
+        }
+    }
+
+    /// `shutdown`, counting the drain it starts and marking it under way
+    /// until [`Metrics::drained`].
+    pub fn counting_drain(
+        &self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let metrics = self.clone();
+        async move {
+            shutdown.await;
+            metrics.inner.drains.inc();
+            metrics.inner.draining.set(1);
+        }
+    }
+
+    /// The drain is over.
+    pub fn drained(&self) {
+        self.inner.draining.set(0);
+    }
+}
+
+async fn render(State(metrics): State<Metrics>) -> Response {
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.render()).into_response()
+}
+
+/// One order route's handles.
+struct RouteMetrics {
+    fulfilled: Counter,
+    refused: Counter,
+    failed: Counter,
+    seconds: LatencyHistogram,
+}
+
+async fn time_order(State(route): State<Arc<RouteMetrics>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status();
+    let outcome = if status.is_server_error() {
+        &route.failed
+    } else if status.is_client_error() {
+        &route.refused
+    } else {
+        &route.fulfilled
+    };
+    outcome.inc();
+    route.seconds.observe(started.elapsed());
+    response
+}
+
+/// One downstream target's handles (detached, counting nowhere, by default).
+#[derive(Debug, Clone, Default)]
+pub struct CallMetrics {
+    ok: Counter,
+    timeout: Counter,
+    unreachable: Counter,
+    status: Counter,
+    transport: Counter,
+    seconds: LatencyHistogram,
+    in_flight: Gauge,
+}
+
+/// How a downstream call ended, for [`CallMetrics::finished`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// 2xx.
+    Ok,
+    /// No answer in time.
+    Timeout,
+    /// No connection.
+    Unreachable,
+    /// Answered, not 2xx.
+    Status,
+    /// Broke on the wire.
+    Transport,
+}
+
+impl CallMetrics {
+    /// A call starts: counted in flight until the guard drops.
+    pub fn start(&self) -> InFlight<'_> {
+        self.in_flight.inc();
+        InFlight {
+            metrics: self,
+            started: Instant::now(),
+        }
+    }
+}
+
+/// A call in flight (see [`CallMetrics::start`]).
+#[derive(Debug)]
+pub struct InFlight<'a> {
+    metrics: &'a CallMetrics,
+    started: Instant,
+}
+
+impl InFlight<'_> {
+    /// The call ended with `outcome`.
+    pub fn finished(self, outcome: CallOutcome) {
+        let m = self.metrics;
+        match outcome {
+            CallOutcome::Ok => &m.ok,
+            CallOutcome::Timeout => &m.timeout,
+            CallOutcome::Unreachable => &m.unreachable,
+            CallOutcome::Status => &m.status,
+            CallOutcome::Transport => &m.transport,
+        }
+        .inc();
+        m.seconds.observe(self.started.elapsed());
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.metrics.in_flight.dec();
+    }
+}
+
+/// SNS verification's handles (detached by default).
+#[derive(Debug, Clone, Default)]
+pub struct SnsMetrics {
+    /// Signatures that verified.
+    pub verified: Counter,
+    /// Messages refused as not genuine.
+    pub refused: Counter,
+    /// Signatures not checked: the certificate could not be fetched.
+    pub unavailable: Counter,
+    /// Checks made with a cached certificate.
+    pub cert_cache_hits: Counter,
+    /// Certificates fetched.
+    pub cert_fetches: Counter,
+}
+
+/// A latency histogram whose observations are atomic adds: a bucket count,
+/// the count and the sum (in microseconds).
+#[derive(Debug, Clone, Default)]
+pub struct LatencyHistogram {
+    inner: Arc<Buckets>,
+}
+
+#[derive(Debug, Default)]
+struct Buckets {
+    /// Observations at most each bound of [`LATENCY_BUCKETS`] and above it,
+    /// not cumulative (made so when encoded).
+    counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    sum_micros: AtomicU64,
+}
+
+impl LatencyHistogram {
+    /// Records one duration.
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.inner.counts[bucket].fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
+        self.inner.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for LatencyHistogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for LatencyHistogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let mut cumulative = 0;
+        let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(&self.inner.counts)
+            .map(|(bound, count)| {
+                cumulative += count.load(Ordering::Relaxed);
+                (bound, cumulative)
+            })
+            .collect();
+        let sum = self.inner.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        encoder.encode_histogram::<NoLabelSet>(sum, cumulative, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
+}
+
+/// Serves `GET /metrics` on `listener` until the task is aborted.
+pub async fn serve(listener: tokio::net::TcpListener, metrics: Metrics) -> std::io::Result<()> {
+    crate::server::serve(listener, metrics.router(), std::future::pending()).await
+}
+
+/// Binds `METRICS_PORT`, when set, on every interface (as the service's
+/// own port is), so `GET /metrics` can be served there.
+pub async fn bind(port: Option<u16>) -> std::io::Result<Option<tokio::net::TcpListener>> {
+    match port {
+        None => Ok(None),
+        Some(port) => crate::startup::bind(port).await.map(Some),
+    }
+}
+
+/// Serves `router` as [`crate::serve_with`] does, counting in `metrics`
+/// the drain `shutdown` starts, and `GET /metrics` on `exporter` (when
+/// given) for as long.
+pub async fn serve_with_metrics(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    limits: crate::ServerLimits,
+    metrics: &Metrics,
+    exporter: Option<tokio::net::TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let _exporter = match exporter {
+        None => None,
+        Some(exporter) => {
+            tracing::info!("metrics on http://{}/metrics", exporter.local_addr()?);
+            Some(AbortOnDrop(tokio::spawn(serve(exporter, metrics.clone()))))
+        }
+    };
+    let served = crate::server::serve_with(listener, router, limits, metrics.counting_drain(shutdown)).await;
+    metrics.drained();
+    served
+}
+
+/// Stops a task when dropped.
+struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+
+impl<T> Drop for AbortOnDrop<T> {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_buckets_are_cumulative() {
+        let metrics = Metrics::new();
+        let calls = metrics.downstream("api");
+        for millis in [0, 20, 20_000] {
+            calls.start().finished(CallOutcome::Ok);
+            calls.seconds.observe(Duration::from_millis(millis));
+        }
+        let text = metrics.render();
+        for expected in [
+            r#"interstella_downstream_duration_seconds_bucket{le="0.001",target="api"} 4"#,
+            r#"interstella_downstream_duration_seconds_bucket{le="0.025",target="api"} 5"#,
+            r#"interstella_downstream_duration_seconds_bucket{le="15.0",target="api"} 5"#,
+            r#"interstella_downstream_duration_seconds_bucket{le="+Inf",target="api"} 6"#,
+            r#"interstella_downstream_duration_seconds_count{target="api"} 6"#,
+            r#"interstella_downstream_calls_total{target="api",outcome="ok"} 3"#,
+            r#"interstella_downstream_in_flight{target="api"} 0"#,
+        ] {
+            assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_drain_is_counted_and_over() {
+        let metrics = Metrics::new();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let limits = crate::ServerLimits::default();
+        serve_with_metrics(listener, Router::new(), limits, &metrics, None, async {})
+            .await
+            .unwrap();
+        let text = metrics.render();
+        assert!(text.contains("interstella_drains_total 1"), "{text}");
+        assert!(text.contains("interstella_draining 0"), "{text}");
+    }
+}

@@ -1,0 +1,157 @@
+//! Traces: spans exported over OTLP (http/protobuf) when the standard
+//! OpenTelemetry variables ask for it, and the W3C `traceparent` carried
+//! from hop to hop, so that one order is one trace (HQ's feed → iridium →
+//! the monolith's hook → the fulfillment API).
+//!
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`)
+//! turns it on; `OTEL_SERVICE_NAME` names the service (default: the
+//! binary's name); the exporter reads the rest of the `OTEL_EXPORTER_OTLP_*`
+//! variables itself. Unset, no layer is installed and every function here
+//! returns at once after one atomic load: nothing is exported, nothing
+//! slows down.
+//!
+//! A `traceparent` only links spans; it grants nothing. From SNS it comes in
+//! `MessageAttributes`, which SNS' signature does not cover.
+
+use axum::http::HeaderMap;
+use opentelemetry::propagation::TextMapPropagator as _;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_http::{Bytes, HeaderExtractor, HeaderInjector, HttpClient, HttpError, Request, Response};
+use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use std::sync::OnceLock;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+/// The W3C trace context header, and the SNS message attribute of that name.
+pub const TRACEPARENT: &str = "traceparent";
+
+/// Set once tracing is on: the propagator every hop uses.
+static PROPAGATOR: OnceLock<TraceContextPropagator> = OnceLock::new();
+
+/// Where spans go: an OTLP endpoint and the service's name.
+#[derive(Debug, Clone)]
+pub struct TraceExport {
+    /// The full URL spans are POSTed to; `None` lets the exporter read the
+    /// `OTEL_EXPORTER_OTLP_*` variables.
+    pub endpoint: Option<String>,
+    /// `service.name`, unless `OTEL_SERVICE_NAME` says otherwise.
+    pub service: String,
+}
+
+impl TraceExport {
+    /// What the environment asks for: `None` unless an OTLP endpoint is set.
+    pub fn from_env(service: &str) -> Option<Self> {
+        let set = |name| std::env::var(name).is_ok_and(|value| !value.trim().is_empty());
+        (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")).then(|| Self {
+            endpoint: None,
+            service: service.to_owned(),
+        })
+    }
+
+    /// Builds the provider (a batch exporter on its own thread) and turns
+    /// propagation on. Call inside the Tokio runtime: exports are sent on it.
+    pub fn start(&self) -> Result<SdkTracerProvider, opentelemetry_otlp::ExporterBuildError> {
+        let client = OnTokio {
+            client: reqwest::Client::new(),
+            runtime: tokio::runtime::Handle::current(),
+        };
+        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_protocol(Protocol::HttpBinary)
+            .with_http_client(client);
+        if let Some(endpoint) = &self.endpoint {
+            exporter = exporter.with_endpoint(endpoint.clone());
+        }
+        let mut resource = Resource::builder();
+        if std::env::var_os("OTEL_SERVICE_NAME").is_none() {
+            resource = resource.with_service_name(self.service.clone());
+        }
+        let provider = SdkTracerProvider::builder()
+            .with_batch_exporter(exporter.build()?)
+            .with_resource(resource.build())
+            .build();
+        let _ = PROPAGATOR.set(TraceContextPropagator::new());
+        Ok(provider)
+    }
+}
+
+/// The tracing layer that turns spans into OpenTelemetry spans.
+pub fn layer<S>(provider: &SdkTracerProvider, service: &str) -> impl tracing_subscriber::Layer<S>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
+    tracing_opentelemetry::layer().with_tracer(provider.tracer(service.to_owned()))
+}
+
+/// Makes `span` a child of the trace `headers` carry, if any.
+pub fn continue_from_headers(span: &tracing::Span, headers: &HeaderMap) {
+    if let Some(propagator) = PROPAGATOR.get()
+        && headers.contains_key(TRACEPARENT)
+    {
+        let _ = span.set_parent(propagator.extract(&HeaderExtractor(headers)));
+    }
+}
+
+/// A span named `order`, child of the trace `traceparent` names (an SNS
+/// message attribute); `None` when tracing is off or there is none.
+pub fn order_span(traceparent: Option<&str>) -> Option<tracing::Span> {
+    let (propagator, traceparent) = (PROPAGATOR.get()?, traceparent?);
+    let mut carrier = HeaderMap::new();
+    carrier.insert(TRACEPARENT, traceparent.parse().ok()?);
+    let span = tracing::info_span!("order");
+    let _ = span.set_parent(propagator.extract(&HeaderExtractor(&carrier)));
+    Some(span)
+}
+
+/// The `traceparent` of `span`, to send on; `None` when tracing is off.
+pub fn traceparent(span: &tracing::Span) -> Option<String> {
+    let propagator = PROPAGATOR.get()?;
+    let mut carrier = HeaderMap::new();
+    propagator.inject_context(&span.context(), &mut HeaderInjector(&mut carrier));
+    carrier.get(TRACEPARENT)?.to_str().ok().map(str::to_owned)
+}
+
+/// The headers that carry the current span's trace to the next hop (empty
+/// when tracing is off).
+pub fn outgoing_headers() -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    if let Some(propagator) = PROPAGATOR.get() {
+        propagator.inject_context(
+            &tracing::Span::current().context(),
+            &mut HeaderInjector(&mut headers),
+        );
+    }
+    headers
+}
+
+/// The exporter's HTTP client: our reqwest client, run on the service's
+/// Tokio runtime (the batch exporter calls from a thread of its own, which
+/// has no runtime).
+#[derive(Debug)]
+struct OnTokio {
+    client: reqwest::Client,
+    runtime: tokio::runtime::Handle,
+}
+
+#[async_trait::async_trait]
+impl HttpClient for OnTokio {
+    async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
+        let client = self.client.clone();
+        let sent = self.runtime.spawn(async move {
+            let response = client.execute(request.try_into()?).await?;
+            let status = response.status();
+            let body = crate::downstream::read_body(
+                response,
+                crate::downstream::MAX_BODY_BYTES,
+                crate::downstream::BODY_TIMEOUT,
+            )
+            .await?;
+            let mut answer = Response::new(body.freeze());
+            *answer.status_mut() = status;
+            Ok::<_, HttpError>(answer)
+        });
+        sent.await?
+    }
+}

@@ -1,0 +1,78 @@
+//! `GET /metrics` on a port of its own: orders by route and outcome, their
+//! latency, calls downstream by target and outcome, calls in flight.
+
+use contracts::order_id::ORDER_ID_HEADER;
+use platform::{Metrics, TrustConfig};
+use testkit::spawn::monolith_config;
+use testkit::{ApiBehaviour, FakeApi};
+use tokio::net::TcpListener;
+
+const JSON: Option<&str> = Some("application/json");
+
+/// Serves `router` and `metrics` on two loopback ports; returns their addresses.
+async fn serve(router: axum::Router, metrics: &Metrics) -> (String, String) {
+    let service = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let exporter = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let urls = (
+        format!("http://{}", service.local_addr().unwrap()),
+        format!("http://{}", exporter.local_addr().unwrap()),
+    );
+    tokio::spawn(platform::serve(service, router, std::future::pending()));
+    tokio::spawn(platform::metrics::serve(exporter, metrics.clone()));
+    urls
+}
+
+async fn post(client: &reqwest::Client, url: &str, body: &'static str) -> u16 {
+    let request = client.post(url).header("content-type", JSON.unwrap_or_default());
+    request.body(body).send().await.unwrap().status().as_u16()
+}
+
+#[tokio::test]
+async fn the_monolith_counts_orders_and_api_calls() {
+    let api = FakeApi::start().await;
+    let metrics = Metrics::new();
+    let router =
+        monolith::router_with_metrics(monolith_config(&api.url, TrustConfig::default()), &metrics).unwrap();
+    let (service, exporter) = serve(router, &metrics).await;
+    let client = reqwest::Client::new();
+    let order = format!("{service}/order/");
+    assert_eq!(post(&client, &order, r#"{"Message":{"bundle":"2"}}"#).await, 200);
+    assert_eq!(post(&client, &order, r#"{"Message":{"gold":"2"}}"#).await, 400);
+    api.behave(ApiBehaviour::Fail(500));
+    assert_eq!(post(&client, &order, r#"{"Message":{"bundle":"1"}}"#).await, 502);
+    // The id of a direct order went to the API with it.
+    assert!(
+        api.received()[0]
+            .header(ORDER_ID_HEADER)
+            .is_some_and(|id| id.len() == 36)
+    );
+
+    let scrape = client.get(format!("{exporter}/metrics")).send().await.unwrap();
+    assert_eq!(scrape.status(), 200);
+    let content_type = scrape.headers()["content-type"].to_str().unwrap().to_owned();
+    assert!(
+        content_type.starts_with("text/plain; version=0.0.4"),
+        "{content_type}"
+    );
+    let text = scrape.text().await.unwrap();
+    for expected in [
+        r#"interstella_orders_total{route="/order/",outcome="fulfilled"} 1"#,
+        r#"interstella_orders_total{route="/order/",outcome="refused"} 1"#,
+        r#"interstella_orders_total{route="/order/",outcome="failed"} 1"#,
+        r#"interstella_orders_total{route="/fulfill/",outcome="fulfilled"} 0"#,
+        r#"interstella_order_duration_seconds_count{route="/order/"} 3"#,
+        r#"interstella_order_duration_seconds_bucket{le="+Inf",route="/order/"} 3"#,
+        r#"interstella_downstream_calls_total{target="fulfillment API",outcome="ok"} 1"#,
+        r#"interstella_downstream_calls_total{target="fulfillment API",outcome="status"} 1"#,
+        r#"interstella_downstream_duration_seconds_count{target="fulfillment API"} 2"#,
+        r#"interstella_downstream_in_flight{target="fulfillment API"} 0"#,
+        "interstella_sns_verifications_total{result=\"verified\"} 0",
+        "interstella_sns_certificate_fetches_total 0",
+        "interstella_drains_total 0",
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+    // Only on its own port: the service's port (the ALB's) has no /metrics.
+    let on_service = client.get(format!("{service}/metrics")).send().await.unwrap();
+    assert_eq!(on_service.status(), 404);
+}
