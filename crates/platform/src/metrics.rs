@@ -384,7 +384,7 @@ pub struct LatencyHistogram {
 #[derive(Debug, Default)]
 struct Buckets {
     /// Observations at most each bound of [`LATENCY_BUCKETS`] and above it,
-    /// not cumulative (made so when encoded).
+    /// not cumulative (the encoder accumulates them).
     counts: [AtomicU64; LATENCY_BUCKETS.len() + 1],
     sum_micros: AtomicU64,
 }
@@ -409,19 +409,17 @@ impl TypedMetric for LatencyHistogram {
 
 impl EncodeMetric for LatencyHistogram {
     fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
-        let mut cumulative = 0;
+        // Per bucket, as stored: prometheus-client's encoder accumulates them.
         let buckets: Vec<(f64, u64)> = LATENCY_BUCKETS
             .iter()
             .copied()
             .chain([f64::INFINITY])
             .zip(&self.inner.counts)
-            .map(|(bound, count)| {
-                cumulative += count.load(Ordering::Relaxed);
-                (bound, cumulative)
-            })
+            .map(|(bound, count)| (bound, count.load(Ordering::Relaxed)))
             .collect();
+        let count = buckets.iter().map(|(_, count)| count).sum();
         let sum = self.inner.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        encoder.encode_histogram::<NoLabelSet>(sum, cumulative, &buckets, None)
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
     }
 
     fn metric_type(&self) -> MetricType {
