@@ -205,21 +205,13 @@ impl Feed {
         let timestamp = crate::ledger::now();
         self.inner.stats.published(topic, targets.len());
         let subscribers = targets.len();
-        // The order's trace starts here; its deliveries carry it on in a
-        // message attribute, as an SNS publisher would set one.
-        let span = tracing::info_span!("publish", %topic, order_id = %message_id);
-        // A traceparent the publisher gave (the admin publish's header) wins.
-        let mut attributes = attributes.clone();
-        if let Some(traceparent) = platform::traces::traceparent(&span) {
-            attributes.entry("traceparent".to_owned()).or_insert(traceparent);
-        }
         for subscription in targets {
             let envelope = self.inner.envelopes.notification(
                 &subscription,
                 &message_id,
                 message,
                 &timestamp,
-                &attributes,
+                attributes,
             );
             self.inner.spawn_delivery(subscription, envelope);
         }

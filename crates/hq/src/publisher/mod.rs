@@ -52,10 +52,26 @@ impl Publisher {
         message: &str,
         attributes: &MessageAttributes,
     ) -> Result<Published, FeedError> {
-        match self {
-            Self::Local(feed) => feed.publish_with(topic, message, attributes).await,
-            Self::Sns(sns) => sns.publish(topic, message, attributes).await,
+        // The order's trace starts here, for either publisher; its deliveries
+        // carry it on in a message attribute, as an SNS publisher would set
+        // one. A traceparent the caller gave (the admin publish's header) wins.
+        let span = tracing::info_span!("publish", %topic, order_id = tracing::field::Empty);
+        let mut attributes = attributes.clone();
+        if let Some(traceparent) = platform::traces::traceparent(&span) {
+            attributes.entry("traceparent".to_owned()).or_insert(traceparent);
         }
+        let published = tracing::Instrument::instrument(
+            async {
+                match self {
+                    Self::Local(feed) => feed.publish_with(topic, message, &attributes).await,
+                    Self::Sns(sns) => sns.publish(topic, message, &attributes).await,
+                }
+            },
+            span.clone(),
+        )
+        .await?;
+        span.record("order_id", tracing::field::display(&published.message_id));
+        Ok(published)
     }
 
     /// Subscribes an HTTP(S) endpoint to `topic`; the endpoint is sent a

@@ -48,8 +48,8 @@ pub async fn one_iridium_order(dir: &Path) -> (Platform, String) {
     let platform = launch(config(Stage::Both, dir)).await.unwrap();
     let published = platform
         .hq()
-        .feed()
-        .publish(Topic::Iridium, &Topic::Iridium.order(2))
+        .publisher()
+        .publish(Topic::Iridium, &Topic::Iridium.order(2), &Default::default())
         .await
         .unwrap();
     testkit::wait::wait_until("the order fulfilled", WAIT, async || {
