@@ -2,8 +2,7 @@
 
 use clap::Parser;
 
-// jemalloc, one arena: why, in platform::allocator.
-platform::use_jemalloc!();
+// The system allocator, not the services' jemalloc: see platform::allocator.
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

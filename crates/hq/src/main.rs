@@ -5,7 +5,9 @@ use hq::cli::Cli;
 use platform::startup::shutdown_signal;
 use std::time::Duration;
 
-// jemalloc, one arena: why, in platform::allocator.
+// jemalloc, one arena: why, in platform::allocator (the `jemalloc` feature,
+// on by default; the launcher builds this crate without it).
+#[cfg(feature = "jemalloc")]
 platform::use_jemalloc!();
 
 #[tokio::main]

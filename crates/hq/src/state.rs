@@ -7,8 +7,7 @@ use crate::config::HqConfig;
 use crate::faults::Faults;
 use crate::feed::{Feed, FeedStartError};
 use crate::ledger::{Ledger, LedgerError, Reconciliation};
-use crate::publisher::sns::{SnsStartError, SnsTopics};
-use crate::publisher::{PublishTo, Publisher};
+use crate::publisher::{PublishTo, Publisher, SnsStartError, check_topic_arns};
 use crate::signing::{SigningError, SigningIdentity};
 use std::sync::Arc;
 use url::Url;
@@ -71,7 +70,7 @@ impl Hq {
     pub async fn open(config: &HqConfig, base_url: Url) -> Result<Self, StartError> {
         if config.publish_to == PublishTo::Aws {
             // Before anything is made on disk: a configuration error is told at once.
-            SnsTopics::check(&config.sns_topic_arns)?;
+            check_topic_arns(&config.sns_topic_arns)?;
         }
         let dir = config.data_dir.clone();
         std::fs::create_dir_all(&dir).map_err(|source| StartError::Io {
@@ -103,14 +102,12 @@ impl Hq {
         let publisher = match config.publish_to {
             PublishTo::Local => Publisher::Local(feed.clone()),
             PublishTo::Aws => {
-                // Region, credentials and AWS_ENDPOINT_URL(_SNS) as every AWS tool reads them.
-                let aws = aws_config::load_from_env().await;
-                Publisher::Sns(SnsTopics::new(
-                    &aws,
+                Publisher::sns(
                     config.sns_topic_arns.clone(),
                     ledger.clone(),
                     feed.run_id().to_owned(),
-                )?)
+                )
+                .await?
             }
         };
         Ok(Self {

@@ -9,7 +9,6 @@
 
 use platform::settings::{self, ConfigError, GlueHookSecretArgs};
 use platform::{ApiKey, HookSecret};
-use std::time::Duration;
 use url::Url;
 
 /// Where the fulfillment API is and how to authenticate: flags or
@@ -60,7 +59,8 @@ pub struct FulfillmentApi {
 }
 
 /// How long start-up may wait on SSM before giving up with a clear line.
-const SSM_DEADLINE: Duration = Duration::from_secs(20);
+#[cfg(feature = "ssm")]
+const SSM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// One setting that comes from a flag or the environment, else from SSM.
 struct Wanted<'a> {
@@ -159,6 +159,7 @@ async fn resolve_all<const N: usize>(wanted: [Wanted<'_>; N]) -> Result<[String;
 
 /// Reads parameters (decrypting SecureStrings); returns `(name, value)` for
 /// those found, or why SSM could not be asked.
+#[cfg(feature = "ssm")]
 async fn read_parameters(names: &[String]) -> Result<Vec<(String, String)>, String> {
     let lookup = async {
         let config = aws_config::load_from_env().await;
@@ -187,4 +188,11 @@ async fn read_parameters(names: &[String]) -> Result<Vec<(String, String)>, Stri
     tokio::time::timeout(SSM_DEADLINE, lookup)
         .await
         .map_err(|_| format!("SSM did not answer within {}s", SSM_DEADLINE.as_secs()))?
+}
+
+/// Without the `ssm` feature (the launcher's build) there is no SSM client:
+/// says so, as an SSM that could not be asked.
+#[cfg(not(feature = "ssm"))]
+async fn read_parameters(_names: &[String]) -> Result<Vec<(String, String)>, String> {
+    Err("this build has no SSM client (the monolith crate's `ssm` feature, on by default, is off); give the settings in the environment".to_owned())
 }

@@ -3,7 +3,9 @@
 use clap::Parser;
 use monolith::cli::Cli;
 
-// jemalloc, one arena: why, in platform::allocator.
+// jemalloc, one arena: why, in platform::allocator (the `jemalloc` feature,
+// on by default; the launcher builds this crate without it).
+#[cfg(feature = "jemalloc")]
 platform::use_jemalloc!();
 
 #[tokio::main]

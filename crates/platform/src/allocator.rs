@@ -11,7 +11,10 @@
 //!
 //! A library must not choose for its users (every test and tool linking it
 //! would get jemalloc), so each binary's `main.rs` says
-//! `platform::use_jemalloc!();`.
+//! `platform::use_jemalloc!();`, with this crate's `jemalloc` feature. The
+//! launcher (`cargo run`) does not: jemalloc's build (configure and make)
+//! was about a minute of its first build's CPU, for a process that runs on a
+//! developer's machine, not in a memory-limited task.
 
 #[doc(hidden)]
 pub use tikv_jemallocator::Jemalloc;

@@ -5,6 +5,7 @@
 //! replying, calling downstream with timeouts, reading shared settings,
 //! logging and serving with a graceful drain are the same, and live here once.
 
+#[cfg(feature = "jemalloc")]
 pub mod allocator;
 pub mod downstream;
 pub mod error;

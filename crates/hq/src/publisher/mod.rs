@@ -5,7 +5,13 @@
 //! either way each published order is recorded in the ledger under the
 //! MessageId its publisher gave it, so reconciliation pairs it with the
 //! fulfillments the services derive from the same topic ARN and MessageId.
+//!
+//! SNS needs the AWS SDK, which is HQ's `sns` feature (on by default, so the
+//! `hq` binary and its image have it). `cargo run`'s launcher leaves it out:
+//! it only ever publishes locally, and the SDK is about a third of the
+//! first build's compile time.
 
+#[cfg(feature = "sns")]
 pub mod sns;
 
 use crate::feed::{
@@ -32,14 +38,67 @@ pub enum Publisher {
     /// HQ's own feed.
     Local(Feed),
     /// AWS SNS.
+    #[cfg(feature = "sns")]
     Sns(sns::SnsTopics),
 }
 
+/// Why HQ cannot publish to SNS.
+#[derive(Debug, thiserror::Error)]
+pub enum SnsStartError {
+    /// `HQ_SNS_TOPIC_ARNS` lacks a topic.
+    #[error(
+        "HQ_PUBLISH_TO=aws needs the ARN of every topic in HQ_SNS_TOPIC_ARNS (orders=arn:...,iridium=arn:...,magnesite=arn:...); {0} has none"
+    )]
+    MissingTopic(Topic),
+    /// This build has no SNS client.
+    #[error(
+        "HQ_PUBLISH_TO=aws needs HQ built with its `sns` feature (the hq binary and image have it; the launcher leaves it out)"
+    )]
+    NotBuiltIn,
+}
+
+/// Ok when `arns` names every one of [`Topic::ALL`] and this build can
+/// publish to SNS: what `HQ_PUBLISH_TO=aws` needs, checked before HQ makes
+/// anything on disk.
+pub fn check_topic_arns(arns: &BTreeMap<Topic, String>) -> Result<(), SnsStartError> {
+    if !cfg!(feature = "sns") {
+        return Err(SnsStartError::NotBuiltIn);
+    }
+    match Topic::ALL.into_iter().find(|topic| !arns.contains_key(topic)) {
+        Some(missing) => Err(SnsStartError::MissingTopic(missing)),
+        None => Ok(()),
+    }
+}
+
 impl Publisher {
+    /// Publishes to the SNS topics `arns` (see [`check_topic_arns`]), with
+    /// region, credentials and `AWS_ENDPOINT_URL(_SNS)` as every AWS tool
+    /// reads them, recording into `ledger` under `run_id`.
+    #[cfg(feature = "sns")]
+    pub async fn sns(
+        arns: BTreeMap<Topic, String>,
+        ledger: crate::ledger::Ledger,
+        run_id: String,
+    ) -> Result<Self, SnsStartError> {
+        let aws = aws_config::load_from_env().await;
+        Ok(Self::Sns(sns::SnsTopics::new(&aws, arns, ledger, run_id)?))
+    }
+
+    /// Without the `sns` feature: always [`SnsStartError::NotBuiltIn`].
+    #[cfg(not(feature = "sns"))]
+    pub async fn sns(
+        _arns: BTreeMap<Topic, String>,
+        _ledger: crate::ledger::Ledger,
+        _run_id: String,
+    ) -> Result<Self, SnsStartError> {
+        Err(SnsStartError::NotBuiltIn)
+    }
+
     /// The ARN orders on `topic` are published under.
     pub fn topic_arn(&self, topic: Topic) -> String {
         match self {
             Self::Local(_) => topic.arn(),
+            #[cfg(feature = "sns")]
             Self::Sns(sns) => sns.topic_arn(topic).to_owned(),
         }
     }
@@ -64,6 +123,7 @@ impl Publisher {
             async {
                 match self {
                     Self::Local(feed) => feed.publish_with(topic, message, &attributes).await,
+                    #[cfg(feature = "sns")]
                     Self::Sns(sns) => sns.publish(topic, message, &attributes).await,
                 }
             },
@@ -79,6 +139,7 @@ impl Publisher {
     pub async fn subscribe(&self, topic: Topic, endpoint: &str) -> Result<SubscriptionInfo, FeedError> {
         match self {
             Self::Local(feed) => feed.subscribe(topic, endpoint),
+            #[cfg(feature = "sns")]
             Self::Sns(sns) => sns.subscribe(topic, &Endpoint::parse(endpoint)?).await,
         }
     }
@@ -94,6 +155,7 @@ impl Publisher {
     ) -> Result<SubscriptionInfo, FeedError> {
         match self {
             Self::Local(feed) => feed.subscribe_until_confirmed(topic, endpoint, every).await,
+            #[cfg(feature = "sns")]
             Self::Sns(sns) => sns.subscribe_until_confirmed(topic, &endpoint, every).await,
         }
     }
@@ -102,6 +164,7 @@ impl Publisher {
     pub async fn subscriptions(&self) -> Result<Vec<SubscriptionInfo>, FeedError> {
         match self {
             Self::Local(feed) => Ok(feed.subscriptions()),
+            #[cfg(feature = "sns")]
             Self::Sns(sns) => sns.subscriptions().await,
         }
     }
@@ -111,6 +174,7 @@ impl Publisher {
     pub fn stats(&self) -> Option<BTreeMap<Topic, TopicStats>> {
         match self {
             Self::Local(feed) => Some(feed.stats()),
+            #[cfg(feature = "sns")]
             Self::Sns(_) => None,
         }
     }

@@ -3,6 +3,7 @@
 //! `ListSubscriptionsByTopic` for the portal. SNS signs, delivers and
 //! retries; HQ records what it published, under SNS' MessageId.
 
+use super::{SnsStartError, check_topic_arns};
 use crate::feed::{
     Endpoint, FeedError, MessageAttributes, Published, SubscriptionInfo, SubscriptionState, Topic,
 };
@@ -17,16 +18,6 @@ use std::time::{Duration, Instant};
 /// is asked again: the count only labels unfulfilled orders (unrouted or
 /// pending), so it need not cost a `ListSubscriptionsByTopic` per order.
 const SUBSCRIBERS_TTL: Duration = Duration::from_secs(10);
-
-/// Why HQ cannot publish to SNS.
-#[derive(Debug, thiserror::Error)]
-pub enum SnsStartError {
-    /// `HQ_SNS_TOPIC_ARNS` lacks a topic.
-    #[error(
-        "HQ_PUBLISH_TO=aws needs the ARN of every topic in HQ_SNS_TOPIC_ARNS (orders=arn:...,iridium=arn:...,magnesite=arn:...); {0} has none"
-    )]
-    MissingTopic(Topic),
-}
 
 /// HQ's three topics on SNS. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -60,14 +51,6 @@ fn state_of(subscription_arn: &str) -> SubscriptionState {
 }
 
 impl SnsTopics {
-    /// Ok when `arns` names every one of [`Topic::ALL`].
-    pub fn check(arns: &BTreeMap<Topic, String>) -> Result<(), SnsStartError> {
-        match Topic::ALL.into_iter().find(|topic| !arns.contains_key(topic)) {
-            Some(missing) => Err(SnsStartError::MissingTopic(missing)),
-            None => Ok(()),
-        }
-    }
-
     /// The topics `arns` (each of [`Topic::ALL`] must be there) through
     /// `config`'s client, recording into `ledger` under `run_id`.
     pub fn new(
@@ -76,7 +59,7 @@ impl SnsTopics {
         ledger: Ledger,
         run_id: String,
     ) -> Result<Self, SnsStartError> {
-        Self::check(&arns)?;
+        check_topic_arns(&arns)?;
         Ok(Self {
             inner: Arc::new(Inner {
                 client: aws_sdk_sns::Client::new(config),
