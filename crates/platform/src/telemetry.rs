@@ -1,10 +1,11 @@
 //! Logging to stdout, where ECS' awslogs driver collects it.
 //!
 //! Lines are formatted on the thread that logs and written to stdout by one
-//! writer thread, in batches. An order logs about seven lines at INFO, and
-//! writing each with its own write(2) under the stdout lock took a third of
-//! the monolith's CPU under load (see crates/bench). No line is dropped: when
-//! the queue is full, the logging thread waits, as it waited on a full pipe.
+//! writer thread, in batches ([`writer`]). An order logs about seven lines at
+//! INFO, and writing each with its own write(2) under the stdout lock took a
+//! third of the monolith's CPU under load (see crates/bench). No line is
+//! dropped: when the buffer is full, the logging thread waits, as it waited
+//! on a full pipe.
 //!
 //! Every request is served inside a `request` span with an `order_id` field,
 //! filled in once the order's id is known ([`record_order_id`]): every line
@@ -12,16 +13,17 @@
 //! service the order passes through (the id travels with the order; see
 //! [`contracts::order_id`]).
 
+pub mod writer;
+
 use crate::settings::LogFormat;
 use crate::traces::TraceExport;
 use axum::http::Request;
 use contracts::OrderId;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::cell::RefCell;
-use std::io::{BufWriter, IsTerminal};
+use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing::{Event, Level, Subscriber};
-use tracing_appender::non_blocking::{NonBlockingBuilder, WorkerGuard};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Registry;
 use tracing_subscriber::fmt::format::Writer;
@@ -31,20 +33,13 @@ use tracing_subscriber::layer::{Layer, Layered, SubscriberExt as _};
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
-/// Lines queued for the writer thread at most; a line's slot is reserved
-/// up front, so this bounds memory too (about 40 bytes a slot).
-const QUEUED_LINES: usize = 1024;
-/// Bytes the writer thread gathers before writing; it writes whatever it has
-/// as soon as the queue runs dry, so an idle service holds nothing back.
-const WRITE_BUFFER: usize = 64 * 1024;
-
 /// Writes out the lines still queued, and the spans, when dropped: keep it
 /// until `main` returns (and drop it before `std::process::exit`).
 #[must_use = "dropping the guard stops log output; keep it until main returns"]
 #[derive(Debug)]
 pub struct LogGuard {
     traces: Option<SdkTracerProvider>,
-    _worker: WorkerGuard,
+    _writer: Option<writer::WriterGuard>,
 }
 
 impl LogGuard {
@@ -76,11 +71,14 @@ pub fn init(service: &str, format: LogFormat) -> LogGuard {
 /// [`init`], with traces exported as `traces` says (or not at all).
 pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, worker) = NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("log-writer")
-        .finish(BufWriter::with_capacity(WRITE_BUFFER, std::io::stdout()));
+    let (writer, writer_guard) = match writer::Lines::start(std::io::stdout()) {
+        Ok((lines, guard)) => (writer::Sink::Batched(lines), Some(guard)),
+        Err(error) => {
+            // No thread for it: every line its own write, as slow as that is.
+            eprintln!("log lines are written unbatched: no writer thread ({error})");
+            (writer::Sink::Direct, None)
+        }
+    };
     // Colour codes only for a person at a terminal, never into awslogs.
     let ansi = std::io::stdout().is_terminal();
     let lines = tracing_subscriber::fmt::layer()
@@ -110,7 +108,7 @@ pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
         .try_init();
     LogGuard {
         traces: provider.map(|(provider, _)| provider),
-        _worker: worker,
+        _writer: writer_guard,
     }
 }
 
@@ -134,9 +132,12 @@ pub fn record_order_id(id: &OrderId) {
 }
 
 /// A fresh id for an order that came without one (a direct order, a curl
-/// to the fulfillment API): a random UUID, like SNS' MessageIds.
+/// to the fulfillment API): a random (version 4) UUID, like SNS' MessageIds.
+/// From the thread's seeded generator rather than `Uuid::new_v4`, which asks
+/// the kernel (a getrandom(2) call) for every id, that is for every order.
 pub fn request_id() -> OrderId {
-    OrderId::from_uuid(uuid::Uuid::new_v4().as_u128())
+    let random: [u8; 16] = rand::random();
+    OrderId::from_uuid(uuid::Builder::from_random_bytes(random).into_uuid().as_u128())
 }
 
 /// Timestamps as tracing-subscriber's default writes them
