@@ -13,6 +13,7 @@
 //! service the order passes through (the id travels with the order; see
 //! [`contracts::order_id`]).
 
+pub mod plain;
 pub mod writer;
 
 use crate::settings::LogFormat;
@@ -23,14 +24,11 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
-use tracing::{Event, Level, Subscriber};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Registry;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
-use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, FormattedFields};
 use tracing_subscriber::layer::{Layer, Layered, SubscriberExt as _};
-use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Writes out the lines still queued, and the spans, when dropped: keep it
@@ -84,11 +82,11 @@ pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
     let lines = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_timer(UtcMicros)
-        .with_writer(writer)
+        .with_writer(writer.clone())
         .with_ansi(ansi);
     let mut layers: Vec<Box<dyn Layer<Layered<EnvFilter, Registry>> + Send + Sync>> = vec![match format {
         LogFormat::Text if ansi => lines.boxed(),
-        LogFormat::Text => lines.event_format(PlainLine).boxed(),
+        LogFormat::Text => plain::PlainLines::new(writer).boxed(),
         LogFormat::Json => lines.json().flatten_event(true).boxed(),
     }];
     let provider = traces.as_ref().and_then(|export| match export.start() {
@@ -153,11 +151,26 @@ thread_local! {
     static SECOND: RefCell<(u64, [u8; 19])> = const { RefCell::new((u64::MAX, [0; 19])) };
 }
 
+impl UtcMicros {
+    /// Now, as `YYYY-MM-DDTHH:MM:SS.ffffffZ`.
+    fn now() -> Timestamp {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        Timestamp(timestamp(now.as_secs(), now.subsec_micros()))
+    }
+}
+
+/// A formatted timestamp (ASCII).
+struct Timestamp([u8; 27]);
+
+impl Timestamp {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
 impl FormatTime for UtcMicros {
     fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let text = timestamp(now.as_secs(), now.subsec_micros());
-        w.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?)
+        w.write_str(Self::now().as_str())
     }
 }
 
@@ -211,81 +224,8 @@ fn date_time(secs: u64) -> [u8; 19] {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     fn timestamp(secs: u64, micros: u32) -> String {
         String::from_utf8_lossy(&super::timestamp(secs, micros)).into_owned()
-    }
-
-    /// Lines written by a subscriber that `configure`s the default text
-    /// format, for a span with fields and events at two levels inside it.
-    fn lines(
-        configure: impl FnOnce(
-            tracing_subscriber::fmt::SubscriberBuilder<
-                tracing_subscriber::fmt::format::DefaultFields,
-                tracing_subscriber::fmt::format::Format<tracing_subscriber::fmt::format::Full, UtcMicros>,
-                tracing_subscriber::filter::LevelFilter,
-                Captured,
-            >,
-        ) -> Box<dyn Subscriber + Send + Sync>,
-    ) -> Vec<String> {
-        let captured = Captured::default();
-        let builder = tracing_subscriber::fmt()
-            .with_max_level(Level::TRACE)
-            .with_target(false)
-            .with_timer(UtcMicros)
-            .with_ansi(false)
-            .with_writer(captured.clone());
-        tracing::subscriber::with_default(configure(builder), || {
-            tracing::info!("outside");
-            let span = tracing::info_span!("request", method = %"POST", uri = %"/order/");
-            let _entered = span.enter();
-            tracing::warn!(status = 400, error = %"bad \"quantity\"", "request refused");
-            tracing::error!("Trying to send a request to the API");
-        });
-        let text = captured.text();
-        // The timestamps differ; what follows them must not.
-        text.lines()
-            .map(|line| line.get(27..).unwrap_or_default().to_owned())
-            .collect()
-    }
-
-    #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl Captured {
-        fn text(&self) -> String {
-            String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-        }
-    }
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
-        type Writer = Self;
-        fn make_writer(&'a self) -> Self {
-            self.clone()
-        }
-    }
-
-    #[test]
-    fn plain_lines_are_the_default_format_without_colour() {
-        let default = lines(|builder| Box::new(builder.finish()));
-        let plain = lines(|builder| Box::new(builder.event_format(PlainLine).finish()));
-        assert_eq!(default.len(), 3, "{default:?}");
-        assert_eq!(
-            default[1],
-            r#"  WARN request{method=POST uri=/order/}: request refused status=400 error=bad "quantity""#
-        );
-        assert_eq!(plain, default);
     }
 
     #[test]
@@ -296,57 +236,5 @@ mod tests {
         assert_eq!(timestamp(4_107_542_399, 999_999), "2100-02-28T23:59:59.999999Z");
         // The cached second is per thread and replaced when the second moves.
         assert_eq!(timestamp(1_764_704_576, 0), "2025-12-02T19:42:56.000000Z");
-    }
-}
-
-/// Text lines without colour, exactly as tracing-subscriber's default
-/// format writes them with ANSI off (`2026-…Z  INFO request{method=POST
-/// uri=/order/ version=HTTP/1.1}: Bundle fulfilled`), without its styling
-/// machinery: with ANSI off it still runs every span name, brace and colon
-/// through a no-op style, which cost the monolith about 11,000 instructions
-/// per order (seven lines; docs/bench.md).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct PlainLine;
-
-impl<S, N> FormatEvent<S, N> for PlainLine
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
-        &self,
-        ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
-        event: &Event<'_>,
-    ) -> std::fmt::Result {
-        UtcMicros.format_time(&mut writer)?;
-        writer.write_str(match *event.metadata().level() {
-            Level::TRACE => " TRACE ",
-            Level::DEBUG => " DEBUG ",
-            Level::INFO => "  INFO ",
-            Level::WARN => "  WARN ",
-            Level::ERROR => " ERROR ",
-        })?;
-        if let Some(scope) = ctx.event_scope() {
-            let mut seen = false;
-            for span in scope.from_root() {
-                writer.write_str(span.metadata().name())?;
-                seen = true;
-                let extensions = span.extensions();
-                if let Some(fields) = extensions.get::<FormattedFields<N>>()
-                    && !fields.is_empty()
-                {
-                    writer.write_char('{')?;
-                    writer.write_str(fields)?;
-                    writer.write_char('}')?;
-                }
-                writer.write_char(':')?;
-            }
-            if seen {
-                writer.write_char(' ')?;
-            }
-        }
-        ctx.format_fields(writer.by_ref(), event)?;
-        writer.write_char('\n')
     }
 }

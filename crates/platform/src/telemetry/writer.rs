@@ -189,7 +189,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Lines {
 
 /// What the fmt layer writes through: the batching [`Lines`], or stdout
 /// line by line when the writer thread could not be started.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Sink {
     /// Through the writer thread.
     Batched(Lines),
@@ -304,6 +304,16 @@ mod tests {
         let gate = Arc::new((Mutex::new(false), Condvar::new()));
         let out = Out::default();
         let (lines, guard) = Lines::start(Stalled(gate.clone(), out.clone())).unwrap();
+        // Opens the gate however the test ends (dropped before `guard`,
+        // which waits for the writer): a failed assertion fails, not hangs.
+        struct Opener(Arc<(Mutex<bool>, Condvar)>);
+        impl Drop for Opener {
+            fn drop(&mut self) {
+                *self.0.0.lock().unwrap_or_else(PoisonError::into_inner) = true;
+                self.0.1.notify_all();
+            }
+        }
+        let opener = Opener(gate.clone());
         let logger = {
             let lines = lines.clone();
             std::thread::spawn(move || {
@@ -319,8 +329,7 @@ mod tests {
         }
         assert!(!logger.is_finished(), "the logger should be held back");
         assert!(lines.lock().bytes.len() < MAX_PENDING + 64);
-        *gate.0.lock().unwrap() = true;
-        gate.1.notify_all();
+        drop(opener);
         logger.join().unwrap();
         drop(guard);
         let text = String::from_utf8(out.taken().0).unwrap();
