@@ -79,15 +79,19 @@ pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
     };
     // Colour codes only for a person at a terminal, never into awslogs.
     let ansi = std::io::stdout().is_terminal();
-    let lines = tracing_subscriber::fmt::layer()
-        .with_target(false)
-        .with_timer(UtcMicros)
-        .with_writer(writer.clone())
-        .with_ansi(ansi);
+    // tracing-subscriber's fmt layer for colour and JSON; plain text (what
+    // awslogs gets, the hot path) through our own layer.
+    let fmt_layer = |writer| {
+        tracing_subscriber::fmt::layer()
+            .with_target(false)
+            .with_timer(UtcMicros)
+            .with_writer(writer)
+            .with_ansi(ansi)
+    };
     let mut layers: Vec<Box<dyn Layer<Layered<EnvFilter, Registry>> + Send + Sync>> = vec![match format {
-        LogFormat::Text if ansi => lines.boxed(),
+        LogFormat::Text if ansi => fmt_layer(writer).boxed(),
         LogFormat::Text => plain::PlainLines::new(writer).boxed(),
-        LogFormat::Json => lines.json().flatten_event(true).boxed(),
+        LogFormat::Json => fmt_layer(writer).json().flatten_event(true).boxed(),
     }];
     let provider = traces.as_ref().and_then(|export| match export.start() {
         Ok(provider) => Some((provider, export.service.clone())),
@@ -220,6 +224,42 @@ fn date_time(secs: u64) -> [u8; 19] {
     put(14, 2, of_day / 60 % 60);
     put(17, 2, of_day % 60);
     text
+}
+
+/// What a test's log writer received, for the writer's and the layer's tests.
+#[cfg(test)]
+mod captured {
+    use std::sync::{Arc, Mutex};
+
+    /// Every byte written, and how many writes brought them.
+    #[derive(Clone, Default)]
+    pub struct Captured(Arc<Mutex<(Vec<u8>, usize)>>);
+
+    impl Captured {
+        /// The bytes so far and the number of writes.
+        pub fn taken(&self) -> (Vec<u8>, usize) {
+            self.0.lock().unwrap().clone()
+        }
+    }
+
+    impl std::io::Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let mut captured = self.0.lock().unwrap();
+            captured.0.extend_from_slice(bytes);
+            captured.1 += 1;
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
+        type Writer = Self;
+        fn make_writer(&'a self) -> Self {
+            self.clone()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -257,27 +257,8 @@ impl fmt::Display for Sources<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::captured::Captured;
     use tracing_subscriber::layer::SubscriberExt as _;
-
-    #[derive(Clone, Default)]
-    struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Captured {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(bytes);
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl<'a> MakeWriter<'a> for Captured {
-        type Writer = Self;
-        fn make_writer(&'a self) -> Self {
-            self.clone()
-        }
-    }
 
     #[derive(Debug, thiserror::Error)]
     #[error("outer \u{1b}[31mfailure")]
@@ -308,7 +289,7 @@ mod tests {
 
     /// The lines after their timestamps (which differ).
     fn lines(captured: &Captured) -> Vec<String> {
-        let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+        let text = String::from_utf8(captured.taken().0).unwrap();
         text.lines()
             .map(|line| line.get(27..).unwrap_or_default().to_owned())
             .collect()

@@ -211,32 +211,11 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Sink {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// What the writer thread wrote, and how many writes it took.
-    #[derive(Clone, Default)]
-    struct Out(Arc<Mutex<(Vec<u8>, usize)>>);
-
-    impl Write for Out {
-        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-            let mut out = self.0.lock().unwrap();
-            out.0.extend_from_slice(bytes);
-            out.1 += 1;
-            Ok(bytes.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Out {
-        fn taken(&self) -> (Vec<u8>, usize) {
-            self.0.lock().unwrap().clone()
-        }
-    }
+    use crate::telemetry::captured::Captured;
 
     #[test]
     fn every_line_is_written_once_in_order_per_thread_and_in_few_writes() {
-        let out = Out::default();
+        let out = Captured::default();
         let (lines, guard) = Lines::start(out.clone()).unwrap();
         let threads: Vec<_> = (0..4)
             .map(|thread| {
@@ -271,7 +250,7 @@ mod tests {
 
     #[test]
     fn a_lone_line_is_written_within_the_gathering_time() {
-        let out = Out::default();
+        let out = Captured::default();
         let (lines, _guard) = Lines::start(out.clone()).unwrap();
         (&lines).write_all(b"one line\n").unwrap();
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -287,7 +266,7 @@ mod tests {
         // A writer that blocks until released: the pending bytes must stay
         // bounded while loggers keep logging, and nothing may be lost.
         #[derive(Clone)]
-        struct Stalled(Arc<(Mutex<bool>, Condvar)>, Out);
+        struct Stalled(Arc<(Mutex<bool>, Condvar)>, Captured);
         impl Write for Stalled {
             fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
                 let (open, changed) = &*self.0;
@@ -302,7 +281,7 @@ mod tests {
             }
         }
         let gate = Arc::new((Mutex::new(false), Condvar::new()));
-        let out = Out::default();
+        let out = Captured::default();
         let (lines, guard) = Lines::start(Stalled(gate.clone(), out.clone())).unwrap();
         // Opens the gate however the test ends (dropped before `guard`,
         // which waits for the writer): a failed assertion fails, not hangs.
