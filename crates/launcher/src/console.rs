@@ -25,6 +25,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
+        // Colour only for a person at a terminal, not into a redirected log.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
         .try_init();
 
