@@ -467,6 +467,40 @@ async fn the_certificate_is_fetched_once_for_many_verifications() {
     assert_eq!(sns.hits(CERT), 1);
 }
 
+#[tokio::test]
+async fn a_verified_key_is_reused_only_for_its_own_url() {
+    let sns = Sns::start().await;
+    let verifier = sns.verifier();
+    let genuine = signed(&sns.signer(CERT), notification(None), SignatureVersion::V2);
+    verifier.verify(&genuine).await.unwrap();
+    // SigningCertURL is not signed: the same signature naming another URL is
+    // checked against that URL, however recently the key verified.
+    let port = sns.base.port().unwrap();
+    let host = sns.base.host_str().unwrap();
+    for untrusted in [
+        format!("http://{host}:{port}{CERT}?x=1"),
+        format!("http://localhost:{port}{CERT}"),
+    ] {
+        let renamed = Envelope {
+            signing_cert_url: untrusted.clone(),
+            ..genuine.clone()
+        };
+        let result = verifier.verify(&renamed).await;
+        assert!(
+            matches!(&result, Err(VerifyError::UntrustedCertUrl(_))),
+            "{untrusted}: {result:?}"
+        );
+    }
+    // Another spelling of the same URL finds the cached key.
+    let respelled = Envelope {
+        signing_cert_url: format!("HTTP://{host}:{port}{CERT}"),
+        ..genuine.clone()
+    };
+    verifier.verify(&respelled).await.unwrap();
+    verifier.verify(&genuine).await.unwrap();
+    assert_eq!(sns.hits(CERT), 1);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_first_requests_on_threads_share_one_fetch() {
     let sns = Sns::start().await;

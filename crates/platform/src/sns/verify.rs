@@ -116,6 +116,10 @@ struct Keys {
 struct VerifiedKey {
     key: Arc<CertificateKey>,
     fetched: Instant,
+    /// The `SigningCertURL`, as a message spelled it, that first verified
+    /// with this key: the same text is checked the same way, so a message
+    /// naming it again skips the URL check (a URL parse per message).
+    named: String,
 }
 
 /// One URL's fetch: done once, the outcome shared by everyone waiting on it.
@@ -188,13 +192,18 @@ impl SnsVerifier {
             .ok()
             .filter(|bytes| !bytes.is_empty())
             .ok_or(VerifyError::MalformedSignature)?;
-        let location = self
-            .hosts
-            .check_cert_url(&envelope.signing_cert_url)
-            .map_err(VerifyError::UntrustedCertUrl)?;
         let text = envelope.string_to_sign();
         let checks =
             |key: &CertificateKey| key.verify(&envelope.signature_version, text.as_bytes(), &signature);
+        let named = envelope.signing_cert_url.as_str();
+        if let Some(key) = self.verified_key_named(named) {
+            self.metrics.cert_cache_hits.inc();
+            return checks(&key);
+        }
+        let location = self
+            .hosts
+            .check_cert_url(named)
+            .map_err(VerifyError::UntrustedCertUrl)?;
         let url = location.url().as_str();
         if let Some(key) = self.verified_key(url) {
             self.metrics.cert_cache_hits.inc();
@@ -215,7 +224,7 @@ impl SnsVerifier {
             .await;
         let key = fetched.key.clone()?;
         checks(&key)?;
-        self.promote(url, &slot, key, fetched.at);
+        self.promote(url, named, &slot, key, fetched.at);
         Ok(())
     }
 
@@ -225,6 +234,17 @@ impl SnsVerifier {
         keys.verified
             .get(url)
             .filter(|verified| verified.fetched.elapsed() < self.ttl)
+            .map(|verified| Arc::clone(&verified.key))
+    }
+
+    /// A verified key, cached and fresh, that a message naming exactly this
+    /// `SigningCertURL` verified with. A scan: the cache holds a handful of
+    /// keys (SNS uses few; at most its capacity).
+    fn verified_key_named(&self, named: &str) -> Option<Arc<CertificateKey>> {
+        let keys = self.lock();
+        keys.verified
+            .values()
+            .find(|verified| verified.named == named && verified.fetched.elapsed() < self.ttl)
             .map(|verified| Arc::clone(&verified.key))
     }
 
@@ -258,7 +278,7 @@ impl SnsVerifier {
 
     /// Moves a key that just verified a signature into the verified cache,
     /// making room by dropping expired keys, then the oldest.
-    fn promote(&self, url: &str, slot: &Arc<Slot>, key: Arc<CertificateKey>, fetched: Instant) {
+    fn promote(&self, url: &str, named: &str, slot: &Arc<Slot>, key: Arc<CertificateKey>, fetched: Instant) {
         let mut keys = self.lock();
         if keys
             .unverified
@@ -284,7 +304,14 @@ impl SnsVerifier {
         while keys.verified.len() >= self.capacity {
             remove_oldest(&mut keys.verified, |verified| verified.fetched);
         }
-        keys.verified.insert(url.to_owned(), VerifiedKey { key, fetched });
+        keys.verified.insert(
+            url.to_owned(),
+            VerifiedKey {
+                key,
+                fetched,
+                named: named.to_owned(),
+            },
+        );
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Keys> {
