@@ -105,12 +105,14 @@ impl Monolith {
         let idempotency_key = received.idempotency_key(FulfillmentKind::Bundle);
         let bundle = received.order.bundle;
         let request = gather(bundle, &self.config.strangled, self.config.gather_delay).await;
-        self.call_api(
+        // Boxed: inline, the API call's future (reqwest's included) would
+        // size the order's future during the gather too (docs/bench.md).
+        Box::pin(self.call_api(
             &request,
             idempotency_key.as_ref(),
             &received.order_id,
             ORDER_FAILED,
-        )
+        ))
         .await?;
         tracing::info!("Bundle fulfilled");
         Ok(ORDER_FULFILLED)

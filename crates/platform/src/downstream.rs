@@ -117,6 +117,17 @@ pub enum BodyError {
     Broken(reqwest::Error),
 }
 
+/// `request` with `headers` added.
+fn with_headers(
+    mut request: reqwest::RequestBuilder,
+    headers: &[(&'static str, &str)],
+) -> reqwest::RequestBuilder {
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    request
+}
+
 /// Reads `response`'s body, at most `limit` bytes and within `timeout`.
 ///
 /// A `Content-Length` over the limit is refused before any of the body is
@@ -194,30 +205,65 @@ impl Downstream {
         body: &impl Serialize,
         headers: &[(&'static str, &str)],
     ) -> Result<StatusCode, DownstreamError> {
-        let mut request = self.client.post(self.url.clone()).json(body);
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        self.finish(request).await
+        self.finish(|| with_headers(self.client.post(self.url.clone()).json(body), headers))
+            .await
     }
 
     /// GETs the target's URL with extra `headers`; Ok with the status only
     /// for 2xx.
     pub async fn get(&self, headers: &[(&'static str, &str)]) -> Result<StatusCode, DownstreamError> {
-        let mut request = self.client.get(self.url.clone());
-        for (name, value) in headers {
-            request = request.header(*name, *value);
-        }
-        self.finish(request).await
+        self.finish(|| with_headers(self.client.get(self.url.clone()), headers))
+            .await
     }
 
-    /// Sends `request` once a call slot is free. The timeout covers the wait
-    /// for the slot and the call up to the status line, so a caller never
-    /// waits longer than it; the body after it has its own short bound.
-    async fn finish(&self, request: reqwest::RequestBuilder) -> Result<StatusCode, DownstreamError> {
-        let call = self.metrics.start();
-        let result = self.call(request).await;
-        call.finished(match &result {
+    /// Sends the request `build` makes once a call slot is free. The
+    /// timeout covers the wait for the slot and the call up to the status
+    /// line, so a caller never waits longer than it; the body after it has
+    /// its own short bound.
+    ///
+    /// The request is built only once the slot is ours: a burst of orders
+    /// queued for the slots (1,000 at once after a gather) then holds no
+    /// headers, URLs or bodies yet. And this is one function, not one
+    /// awaiting another: rustc keeps an async function's arguments beside
+    /// the future it awaits (see docs/bench.md).
+    async fn finish(
+        &self,
+        build: impl FnOnce() -> reqwest::RequestBuilder,
+    ) -> Result<StatusCode, DownstreamError> {
+        let target = self.target;
+        let counted = self.metrics.start();
+        let call = async {
+            // The semaphore is never closed, so this cannot fail.
+            let slot = self.in_flight.acquire().await.ok();
+            // The trace goes on with the call (nothing is added when tracing is off).
+            let request = build().headers(crate::traces::outgoing_headers());
+            let response = request.send().await.map_err(|source| self.classify(source))?;
+            Ok((slot, response))
+        };
+        let result = match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok((_slot, response))) => {
+                let status = response.status();
+                // Read (and drop) the body so the connection goes back to the
+                // pool; the slot stays held meanwhile, as the connection is
+                // still busy.
+                let drained = read_body(response, MAX_BODY_BYTES, BODY_TIMEOUT).await;
+                if !status.is_success() {
+                    Err(DownstreamError::Status { target, status })
+                } else {
+                    if let Err(error) = drained {
+                        // The answer is the status line: 2xx means it went through.
+                        tracing::warn!(target, status = status.as_u16(), %error, "answered 2xx, but its body was not read");
+                    }
+                    Ok(status)
+                }
+            }
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(DownstreamError::Timeout {
+                target,
+                timeout: self.timeout,
+            }),
+        };
+        counted.finished(match &result {
             Ok(_) => CallOutcome::Ok,
             Err(DownstreamError::Timeout { .. }) => CallOutcome::Timeout,
             Err(DownstreamError::Unreachable { .. }) => CallOutcome::Unreachable,
@@ -225,38 +271,6 @@ impl Downstream {
             Err(DownstreamError::Transport { .. }) => CallOutcome::Transport,
         });
         result
-    }
-
-    /// [`Self::finish`] without the counting.
-    async fn call(&self, request: reqwest::RequestBuilder) -> Result<StatusCode, DownstreamError> {
-        let target = self.target;
-        // The trace goes on with the call (nothing is added when tracing is off).
-        let request = request.headers(crate::traces::outgoing_headers());
-        let call = async {
-            // The semaphore is never closed, so this cannot fail.
-            let slot = self.in_flight.acquire().await.ok();
-            let response = request.send().await.map_err(|source| self.classify(source))?;
-            Ok((slot, response))
-        };
-        let (_slot, response) =
-            tokio::time::timeout(self.timeout, call)
-                .await
-                .unwrap_or(Err(DownstreamError::Timeout {
-                    target,
-                    timeout: self.timeout,
-                }))?;
-        let status = response.status();
-        // Read (and drop) the body so the connection goes back to the pool;
-        // the slot stays held meanwhile, as the connection is still busy.
-        let drained = read_body(response, MAX_BODY_BYTES, BODY_TIMEOUT).await;
-        if !status.is_success() {
-            return Err(DownstreamError::Status { target, status });
-        }
-        if let Err(error) = drained {
-            // The answer is the status line: 2xx means it went through.
-            tracing::warn!(target, status = status.as_u16(), %error, "answered 2xx, but its body was not read");
-        }
-        Ok(status)
     }
 
     fn classify(&self, source: reqwest::Error) -> DownstreamError {

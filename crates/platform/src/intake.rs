@@ -155,7 +155,10 @@ impl OrderIntake {
             return Err(ServiceError::TopicRefused(envelope.topic_arn));
         }
         if self.trust.verify_signatures {
-            let verified = self.verifier.verify(&envelope).await;
+            // Boxed, here and for the confirmation: inline, their futures
+            // (certificate fetches included) sized every order's future for
+            // its whole life, a gather included (docs/bench.md).
+            let verified = Box::pin(self.verifier.verify(&envelope)).await;
             match &verified {
                 Ok(()) => &self.metrics.verified,
                 Err(error) if error.is_transient() => &self.metrics.unavailable,
@@ -182,7 +185,7 @@ impl OrderIntake {
                 envelope.traceparent().map(str::to_owned),
             )),
             MessageType::SubscriptionConfirmation => {
-                self.confirm(&envelope).await?;
+                Box::pin(self.confirm(&envelope)).await?;
                 tracing::info!(topic = %quoted(&envelope.topic_arn), "SNS subscription confirmed");
                 Ok(Delivered::Done(SUBSCRIBED))
             }

@@ -87,12 +87,8 @@ pub async fn serve_with(
             permit = Arc::clone(&slots).acquire_owned(), if slot.is_none() => slot = permit.ok(),
             accepted = listener.accept(), if slot.is_some() => match accepted {
                 Ok((stream, _peer)) => {
-                    let connection = serve_connection(http.clone(), stream, app.clone(), draining.clone());
                     let permit = slot.take();
-                    connections.spawn(async move {
-                        connection.await;
-                        drop(permit);
-                    });
+                    connections.spawn(serve_connection(&http, stream, app.clone(), draining.clone(), permit));
                 }
                 Err(error) => accept_failed(error).await,
             },
@@ -144,62 +140,56 @@ impl App {
         }
     }
 
-    /// Answers one request, with the access log line (the same span and
-    /// line tower-http's trace layer wrote).
-    async fn answer(self, request: Request<Incoming>) -> Response {
-        // With an `order_id` field, filled in once the order is known.
-        let span = crate::telemetry::request_span(&request);
-        async move {
-            let started = Instant::now();
-            let response = self.answer_in_time(request, started).await;
-            tracing::info!(
-                latency = %format_args!("{} ms", started.elapsed().as_millis()),
-                status = response.status().as_u16(),
-                "finished processing request"
-            );
-            response
-        }
-        .instrument(span)
-        .await
-    }
-
+    /// Answers one request, started at `started`, and writes the access
+    /// log line (the line tower-http's trace layer wrote; the span is the
+    /// caller's).
+    ///
     /// Reads the whole body (at most [`BODY_LIMIT`]) within the body
     /// timeout, so a body sent a byte at a time gets 408 instead of holding
     /// the handler, then runs the router within what is left of the request
     /// timeout (503, not 408: the client was not slow, we were; SNS retries
-    /// a 5xx). One timer serves both deadlines.
-    async fn answer_in_time(self, request: Request<Incoming>, started: Instant) -> Response {
+    /// a 5xx). One timer serves both deadlines. One function rather than
+    /// one awaiting another, for the reason in `serve_connection`.
+    async fn answer(self, request: Request<Incoming>, started: Instant) -> Result<Response, Infallible> {
         let deadline = started + self.request_timeout;
         let body_deadline = deadline.min(started + self.body_read_timeout);
         let timer = tokio::time::sleep_until(body_deadline);
         tokio::pin!(timer);
         let (parts, body) = request.into_parts();
         let read = Limited::new(body, BODY_LIMIT).collect();
-        let body = tokio::select! {
-            biased;
-            read = read => match read {
-                Ok(collected) => collected.to_bytes(),
-                Err(error) if error.is::<LengthLimitError>() => return BodyReadError::TooLarge.into_response(),
-                Err(_) => return BodyReadError::Broken.into_response(),
-            },
-            () = &mut timer => {
-                return if body_deadline < deadline {
-                    BodyReadError::Slow(self.body_read_timeout).into_response()
-                } else {
-                    StatusCode::SERVICE_UNAVAILABLE.into_response()
-                };
+        let response = 'answer: {
+            let body = tokio::select! {
+                biased;
+                read = read => match read {
+                    Ok(collected) => collected.to_bytes(),
+                    Err(error) if error.is::<LengthLimitError>() => break 'answer BodyReadError::TooLarge.into_response(),
+                    Err(_) => break 'answer BodyReadError::Broken.into_response(),
+                },
+                () = &mut timer => {
+                    break 'answer if body_deadline < deadline {
+                        BodyReadError::Slow(self.body_read_timeout).into_response()
+                    } else {
+                        StatusCode::SERVICE_UNAVAILABLE.into_response()
+                    };
+                }
+            };
+            timer.as_mut().reset(deadline);
+            let request = Request::from_parts(parts, Body::from(body));
+            tokio::select! {
+                biased;
+                response = self.router.oneshot(request) => match response {
+                    Ok(response) => response,
+                    Err(infallible) => match infallible {},
+                },
+                () = &mut timer => StatusCode::SERVICE_UNAVAILABLE.into_response(),
             }
         };
-        timer.as_mut().reset(deadline);
-        let request = Request::from_parts(parts, Body::from(body));
-        tokio::select! {
-            biased;
-            response = self.router.oneshot(request) => match response {
-                Ok(response) => response,
-                Err(infallible) => match infallible {},
-            },
-            () = &mut timer => StatusCode::SERVICE_UNAVAILABLE.into_response(),
-        }
+        tracing::info!(
+            latency = %format_args!("{} ms", started.elapsed().as_millis()),
+            status = response.status().as_u16(),
+            "finished processing request"
+        );
+        Ok(response)
     }
 }
 
@@ -209,8 +199,11 @@ impl hyper::service::Service<Request<Incoming>> for App {
     type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
-        let app = self.clone();
-        Box::pin(async move { Ok(app.answer(request).await) })
+        // With an `order_id` field, filled in once the order is known.
+        let span = crate::telemetry::request_span(&request);
+        // The answer's own future, boxed as it is: wrapping it in another
+        // async block would keep the request twice (see `serve_connection`).
+        Box::pin(self.clone().answer(request, Instant::now()).instrument(span))
     }
 }
 
@@ -231,27 +224,37 @@ fn http1_builder(limits: &ServerLimits) -> http1::Builder {
 }
 
 /// Serves one connection until it ends, or until the drain starts: then
-/// hyper closes it if idle, or after the response in flight.
-async fn serve_connection(
-    http: http1::Builder,
+/// hyper closes it if idle, or after the response in flight. `permit` is
+/// the connection's slot, given back when it ends.
+///
+/// Not an `async fn`, nor awaited inside another future: rustc keeps an
+/// async function's arguments and a future it awaits side by side, so each
+/// such layer held hyper's connection twice (1.2 KB more per connection,
+/// docs/bench.md). Built here, the connection is the future's only copy.
+fn serve_connection(
+    http: &http1::Builder,
     stream: TcpStream,
     app: App,
     mut draining: watch::Receiver<bool>,
-) {
+    permit: Option<OwnedSemaphorePermit>,
+) -> impl Future<Output = ()> + Send + 'static {
     let connection = http.serve_connection(TokioIo::new(stream), app);
-    tokio::pin!(connection);
-    let result = tokio::select! {
-        result = connection.as_mut() => result,
-        // Ends also if the sender is gone: the loop has returned.
-        () = async { _ = draining.wait_for(|draining| *draining).await; } => {
-            connection.as_mut().graceful_shutdown();
-            connection.await
+    async move {
+        tokio::pin!(connection);
+        let result = tokio::select! {
+            result = connection.as_mut() => result,
+            // Ends also if the sender is gone: the loop has returned.
+            () = async { _ = draining.wait_for(|draining| *draining).await; } => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(error) = result {
+            // Timeouts, resets and oversized heads: the client's doing, and
+            // hyper has already answered what could be answered.
+            tracing::debug!(%error, "connection ended");
         }
-    };
-    if let Err(error) = result {
-        // Timeouts, resets and oversized heads: the client's doing, and
-        // hyper has already answered what could be answered.
-        tracing::debug!(%error, "connection ended");
+        drop(permit);
     }
 }
 
