@@ -9,6 +9,11 @@
 //! compiled, in `.cargo/config.toml`) keeps it near musl's footprint while
 //! the per-thread caches keep it fast.
 //!
+//! jemalloc is built unprefixed, so it is the whole binary's `malloc`, the
+//! C libraries' too: aws-lc allocates its bignums with `malloc` for every
+//! SNS signature it checks, and in the static musl images that was musl's
+//! allocator, lock and all, until this (docs/bench.md, "Signed orders").
+//!
 //! A library must not choose for its users (every test and tool linking it
 //! would get jemalloc), so each binary's `main.rs` says
 //! `platform::use_jemalloc!();`, with this crate's `jemalloc` feature. The
