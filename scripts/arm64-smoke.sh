@@ -65,7 +65,7 @@ trap 'exit 143' TERM INT
 start() {
   local svc=$1
   shift
-  env "$@" _RJEM_MALLOC_CONF=stats_print:true \
+  env "$@" MALLOC_CONF=stats_print:true \
     qemu-aarch64-static "$WORK/$svc.bin" >"$WORK/$svc.log" 2>&1 &
   PIDS[$svc]=$!
   echo "qemu-aarch64-static $svc (pid ${PIDS[$svc]})"
@@ -153,7 +153,8 @@ else
     else
       fail "$svc (arm64) exit code $code on SIGTERM: $(tail -n 3 "$WORK/$svc.log")"
     fi
-    # jemalloc's statistics at exit (_RJEM_MALLOC_CONF=stats_print:true).
+    # jemalloc's statistics at exit (MALLOC_CONF=stats_print:true: jemalloc is
+    # built unprefixed, so it reads the unprefixed variable).
     page=$(grep -m 1 -oE 'Page size: [0-9]+' "$WORK/$svc.log" || true)
     if [ "$page" = "Page size: 65536" ]; then
       pass "$svc (arm64): jemalloc $page (runs on 4, 16 and 64 KiB page kernels)"
