@@ -3,27 +3,20 @@
 //! serves until killed. `scripts/profile-callgrind --signed` runs it (the
 //! monolith trusts it through `AWS_ENDPOINT_URL_SNS=base`).
 
-use contracts::SignatureVersion;
-use contracts::sns::CONTENT_TYPE;
-use testkit::fake_sns::{FakeSns, delivery_headers};
+use bench::sns::Delivery;
+use testkit::fake_sns::FakeSns;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     let sns = FakeSns::start().await;
-    // SignatureVersion 1, as SNS signs unless a topic asks for 2.
-    let envelope = sns.notification("{\"bundle\": 1}", SignatureVersion::V1);
-    let mut headers = vec![("Content-Type".to_owned(), CONTENT_TYPE.to_owned())];
-    headers.extend(
-        delivery_headers(&envelope)
-            .into_iter()
-            .map(|(name, value)| (name.to_owned(), value)),
-    );
-    let delivery = serde_json::json!({
+    // The body the bench's signed loads send.
+    let delivery = Delivery::sns(&sns, "{\"bundle\": 1}")?;
+    let line = serde_json::json!({
         "base": sns.base.as_str(),
-        "body": serde_json::to_string(&envelope)?,
-        "headers": headers,
+        "body": delivery.body,
+        "headers": delivery.headers,
     });
-    println!("{delivery}");
+    println!("{line}");
     std::future::pending::<()>().await;
     Ok(())
 }

@@ -16,7 +16,7 @@ mod procstat;
 mod report;
 mod scenario;
 mod services;
-mod sns;
+pub mod sns;
 mod startup;
 mod wrk;
 

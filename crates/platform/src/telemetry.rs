@@ -139,7 +139,7 @@ pub fn record_order_id(id: &OrderId) {
 /// the kernel (a getrandom(2) call) for every id, that is for every order.
 pub fn request_id() -> OrderId {
     let random: [u8; 16] = rand::random();
-    OrderId::from_uuid(uuid::Builder::from_random_bytes(random).into_uuid().as_u128())
+    OrderId::from_uuid(uuid::Builder::from_random_bytes(random).into_uuid())
 }
 
 /// Timestamps as tracing-subscriber's default writes them
