@@ -76,6 +76,7 @@ pub async fn run(cli: Cli) -> Result<Report, BenchError> {
         services,
         startup,
         sns_verify,
+        signed_ratio_ceiling: None,
         targets: Vec::new(),
     };
     report.judge();

@@ -41,9 +41,9 @@ pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 5_000;
 /// (10 s, iridium and magnesite calling the monolith) so their answer gets
 /// back, and shorter than SNS' 15 s so SNS sees our 503, not its own timeout.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 14_000;
-/// Default `MAX_CONNECTIONS`: about 30 KB each while busy, so 1,024 stay
-/// near 30 MB, and inside the usual 1,024 open-file limit's neighbourhood
-/// with the downstream pool on top.
+/// Default `MAX_CONNECTIONS`: about 21 KB each while busy (docs/bench.md),
+/// so 1,024 stay near 30 MB with the binary's pages, and inside the usual
+/// 1,024 open-file limit's neighbourhood with the downstream pool on top.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default `MAX_HEADER_BYTES`: SNS sends about 1 KiB of headers, a browser a
 /// few KiB.
