@@ -77,6 +77,7 @@ pub async fn run(cli: Cli) -> Result<Report, BenchError> {
         startup,
         sns_verify,
         signed_ratio_ceiling: None,
+        sizing: Vec::new(),
         targets: Vec::new(),
     };
     report.judge();
@@ -274,7 +275,7 @@ async fn slow_gather_load(bench: &Bench) -> Result<(Run, ServiceMemory), BenchEr
         &format!("{IN_FLIGHT} orders in flight, GATHER_DELAY_MS={GATHER_DELAY_MS}"),
     );
     let slow_env = bench.monolith_env(free_port()?, GATHER_DELAY_MS);
-    let slow = Started::start(bench, "monolith (1 s gather)", Kind::Monolith, &slow_env).await?;
+    let slow = Started::start(bench, report::SLOW_MONOLITH, Kind::Monolith, &slow_env).await?;
     let url = slow.service.url("/order/");
     let run = bench
         .measure(Scenario::BundleSlowGather, url, IN_FLIGHT, &[&slow.service])

@@ -17,6 +17,12 @@ pub const WRK_PROCESS: &str = "wrk";
 
 /// The name of the 2-hop floor in the runs and the memory table.
 pub const FLOOR: &str = "2-hop floor";
+/// The name of the monolith started with a 1 s gather for the orders in
+/// flight.
+pub const SLOW_MONOLITH: &str = "monolith (1 s gather)";
+/// The connections of the loads a task is sized from: the throughput
+/// targets' own.
+pub const SIZING_CONNECTIONS: u32 = 32;
 
 /// Bundle orders a second at 32 connections, direct orders.
 pub const TARGET_ORDERS_PER_S: f64 = 10_000.0;
@@ -61,8 +67,33 @@ pub struct Report {
     /// work (see [`Report::signed_ratio_ceiling`]); filled in by
     /// [`Report::judge`].
     pub signed_ratio_ceiling: Option<f64>,
+    /// What sizing an ECS task needs, per service and load; filled in by
+    /// [`Report::judge`].
+    pub sizing: Vec<Sizing>,
     /// The targets and whether they were met.
     pub targets: Vec<Target>,
+}
+
+/// One service under one load, as sizing a task needs it: CPU per order,
+/// what one vCPU carries, memory at rest and per connection in flight.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Sizing {
+    /// The service.
+    pub service: String,
+    /// The load's name (e.g. `bundle, signed SNS body`).
+    pub load: String,
+    /// CPU microseconds per order of this service, at
+    /// [`SIZING_CONNECTIONS`] connections.
+    pub cpu_us_per_order: f64,
+    /// Orders a second one fully busy core of this machine carries:
+    /// 10^6 ÷ `cpu_us_per_order`.
+    pub orders_per_s_per_core: f64,
+    /// Resident memory at rest, MB (10^6 bytes).
+    pub idle_mb: f64,
+    /// Memory each connection in flight adds, KB (10^3 bytes): the
+    /// monolith's from the 1,000 orders in flight, the others' from their
+    /// load with the most connections.
+    pub per_connection_kb: Option<f64>,
 }
 
 /// The machine and how busy it was.
@@ -264,6 +295,7 @@ impl Report {
             }
         }
         self.signed_ratio_ceiling = self.signed_ratio_ceiling();
+        self.sizing = self.sizing();
         if let Some(ratio) = self.ratio((Scenario::BundleSns, 32), (Scenario::BundleCurl, 32)) {
             let measured = match self.signed_ratio_ceiling {
                 Some(ceiling) => format!("{ratio:.2} (the check alone allows {ceiling:.2})"),
@@ -364,6 +396,49 @@ impl Report {
         (machine_us > 0.0).then(|| machine_us / (machine_us + self.sns_verify.v1_us))
     }
 
+    /// [`Sizing`] for each service of each load at [`SIZING_CONNECTIONS`]
+    /// connections, the 2-hop floor left out (it is not a service).
+    pub fn sizing(&self) -> Vec<Sizing> {
+        let mut rows = Vec::new();
+        for run in self
+            .runs
+            .iter()
+            .filter(|run| run.connections == SIZING_CONNECTIONS && run.scenario != Scenario::FloorCurl)
+        {
+            for (service, us) in run.services_cpu_us().filter(|(_, us)| *us > 0.0) {
+                let Some(idle) = self.services.iter().find(|s| &s.name == service) else {
+                    continue;
+                };
+                rows.push(Sizing {
+                    service: service.clone(),
+                    load: run.scenario.name().to_owned(),
+                    cpu_us_per_order: us,
+                    orders_per_s_per_core: 1e6 / us,
+                    idle_mb: megabytes(idle.idle.rss_kib),
+                    per_connection_kb: self.in_flight_kb(service),
+                });
+            }
+        }
+        rows
+    }
+
+    /// What a connection in flight costs `service`, KB: the monolith's from
+    /// the 1,000 orders in flight when they were measured, any service's
+    /// otherwise from its load with the most connections.
+    fn in_flight_kb(&self, service: &str) -> Option<f64> {
+        let slow = (service == "monolith")
+            .then(|| self.per_connection_kb(SLOW_MONOLITH, Scenario::BundleSlowGather, crate::IN_FLIGHT))
+            .flatten();
+        slow.or_else(|| {
+            let busiest = self
+                .runs
+                .iter()
+                .filter(|run| run.peak_rss_kib.contains_key(service))
+                .max_by_key(|run| run.connections)?;
+            self.per_connection_kb(service, busiest.scenario, busiest.connections)
+        })
+    }
+
     /// The monolith's direct orders/s as a share of the floor's.
     pub fn floor_ratio(&self, connections: u32) -> Option<f64> {
         self.ratio(
@@ -402,6 +477,13 @@ impl Report {
         text.push_str("\n\n");
         text.push_str(&self.services_table().to_string());
         text.push_str("\n\n");
+        if !self.sizing.is_empty() {
+            text.push_str(&format!(
+                "Sizing a task (CPU at {SIZING_CONNECTIONS} connections; one core of this machine, fully busy):\n\n"
+            ));
+            text.push_str(&self.sizing_table().to_string());
+            text.push_str("\n\n");
+        }
         text.push_str(&self.sns_note());
         text.push_str("\n\n");
         text.push_str(&self.floor_note());
@@ -553,11 +635,7 @@ impl Report {
         let costs: Vec<String> = [
             ("monolith", Scenario::BundleCurl, 128),
             (FLOOR, Scenario::FloorCurl, 128),
-            (
-                "monolith (1 s gather)",
-                Scenario::BundleSlowGather,
-                crate::IN_FLIGHT,
-            ),
+            (SLOW_MONOLITH, Scenario::BundleSlowGather, crate::IN_FLIGHT),
         ]
         .into_iter()
         .filter_map(|(service, scenario, connections)| {
@@ -572,6 +650,30 @@ impl Report {
             ));
         }
         note.trim_end().to_owned()
+    }
+
+    fn sizing_table(&self) -> Table {
+        let mut table = markdown_table(&[
+            "service",
+            "load",
+            "CPU µs/order",
+            "orders/s per core",
+            "at rest MB",
+            "KB per connection in flight",
+        ]);
+        for row in &self.sizing {
+            table.add_row(vec![
+                row.service.clone(),
+                row.load.clone(),
+                format!("{:.0}", row.cpu_us_per_order),
+                format!("{:.0}", row.orders_per_s_per_core),
+                format!("{:.1}", row.idle_mb),
+                row.per_connection_kb
+                    .map_or_else(|| "—".to_owned(), |kb| format!("{kb:.1}")),
+            ]);
+        }
+        right_align(&mut table, &[2, 3, 4, 5]);
+        table
     }
 
     fn targets_table(&self) -> Table {
@@ -660,6 +762,7 @@ mod tests {
                 v2_us: 1.0,
             },
             signed_ratio_ceiling: None,
+            sizing: Vec::new(),
             targets: Vec::new(),
         }
     }
@@ -787,6 +890,58 @@ mod tests {
         let mut without_direct = report(vec![run(Scenario::BundleSns, 32, 700.0)]);
         without_direct.judge();
         assert_eq!(without_direct.signed_ratio_ceiling, None);
+    }
+
+    #[test]
+    fn each_service_of_each_load_at_32_connections_is_sized() {
+        let mut through_iridium = run(Scenario::IridiumCurl, 32, 500.0);
+        through_iridium
+            .cpu_us_per_order
+            .insert("iridium".to_owned(), 50.0);
+        through_iridium.peak_rss_kib.insert("iridium".to_owned(), 10_000);
+        let mut slow = run(Scenario::BundleSlowGather, crate::IN_FLIGHT, 900.0);
+        slow.cpu_us_per_order = BTreeMap::from([(SLOW_MONOLITH.to_owned(), 60.0)]);
+        slow.peak_rss_kib.insert(SLOW_MONOLITH.to_owned(), 28_000);
+        let mut sized = report(vec![
+            run(Scenario::BundleCurl, 32, 1000.0),
+            run(Scenario::FloorCurl, 32, 1500.0),
+            run(Scenario::BundleCurl, 128, 1000.0),
+            through_iridium,
+            slow,
+        ]);
+        for (name, idle_kib) in [("monolith", 8_000), ("iridium", 6_000), (SLOW_MONOLITH, 8_000)] {
+            sized.services.push(ServiceMemory {
+                name: name.into(),
+                idle: Memory {
+                    rss_kib: idle_kib,
+                    ..Memory::default()
+                },
+                after_load: Memory::default(),
+                peak_kib: idle_kib,
+            });
+        }
+        sized.judge();
+        let rows: Vec<(&str, &str, f64)> = sized
+            .sizing
+            .iter()
+            .map(|row| (row.service.as_str(), row.load.as_str(), row.orders_per_s_per_core))
+            .collect();
+        assert_eq!(
+            rows,
+            [
+                ("monolith", "bundle, curl body", 25_000.0),
+                ("iridium", "iridium, curl body", 20_000.0),
+                ("monolith", "iridium, curl body", 25_000.0),
+            ],
+            "the floor, 128 connections and the 1 s gather are not sized from"
+        );
+        // The monolith's memory per connection comes from the 1,000 in
+        // flight: (28,000 − 8,000) KiB × 1.024 ÷ 1,000.
+        assert_eq!(sized.sizing[0].per_connection_kb, Some(20.48));
+        // iridium's from its busiest load: (10,000 − 6,000) KiB × 1.024 ÷ 32.
+        assert_eq!(sized.sizing[1].per_connection_kb, Some(128.0));
+        assert_eq!(sized.sizing[1].idle_mb, megabytes(6_000));
+        assert!(sized.tables().contains("orders/s per core"));
     }
 
     #[test]

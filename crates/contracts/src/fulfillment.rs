@@ -66,7 +66,7 @@ impl IdempotencyKey {
             .finalize();
         // One pass into one string: a `format!` per byte was a fifth of a
         // signed order's instructions beyond the RSA check (docs/bench.md).
-        Self(format!("{digest:x}"))
+        Self(hex::encode(digest))
     }
 
     /// A key as sent in the glue hook's body: 64 lower-case hex digits.

@@ -101,7 +101,7 @@ impl AdminToken {
         }
         let presented = Sha256::digest(presented.trim().as_bytes());
         let expected = Sha256::digest(self.0.as_bytes());
-        presented.ct_eq(&expected).into()
+        presented.as_slice().ct_eq(expected.as_slice()).into()
     }
 }
 
