@@ -55,11 +55,17 @@ pub struct VerifyCost {
     pub v2_us: f64,
 }
 
-/// Measures [`VerifyCost`] over `iterations` messages per version.
+/// Rounds of [`verify_cost`]'s messages per version; the quickest counts.
+const VERIFY_ROUNDS: u32 = 5;
+
+/// Measures [`VerifyCost`]: `iterations` messages per version, timed in
+/// [`VERIFY_ROUNDS`] rounds of which the quickest counts, so that a moment
+/// of other work on the machine (a service still exiting) is not counted
+/// as the check's.
 pub async fn verify_cost(sns: &FakeSns, iterations: u32) -> Result<VerifyCost, BenchError> {
     let client = platform::downstream::http_client()?;
     let verifier = SnsVerifier::new(TrustedHosts::new(Some(sns.base.clone())), client);
-    let mut micros = [0.0; 2];
+    let mut micros = [f64::INFINITY; 2];
     for (slot, version) in [SignatureVersion::V1, SignatureVersion::V2]
         .into_iter()
         .enumerate()
@@ -67,11 +73,14 @@ pub async fn verify_cost(sns: &FakeSns, iterations: u32) -> Result<VerifyCost, B
         let envelope: Envelope = sns.notification("{\"bundle\": 1}", version);
         // The first verification fetches the certificate; not timed.
         verifier.verify(&envelope).await?;
-        let started = Instant::now();
-        for _ in 0..iterations {
-            verifier.verify(&envelope).await?;
+        for _ in 0..VERIFY_ROUNDS {
+            let started = Instant::now();
+            for _ in 0..iterations {
+                verifier.verify(&envelope).await?;
+            }
+            let per_message = started.elapsed().as_secs_f64() * 1e6 / f64::from(iterations.max(1));
+            micros[slot] = micros[slot].min(per_message);
         }
-        micros[slot] = started.elapsed().as_secs_f64() * 1e6 / f64::from(iterations.max(1));
     }
     Ok(VerifyCost {
         v1_us: micros[0],
