@@ -202,7 +202,7 @@ struct Services {
 async fn start_services(bench: &Bench) -> Result<Services, BenchError> {
     phase(4, "starting monolith, iridium and the 2-hop floor");
     let monolith_env = bench.monolith_env(free_port()?, 0);
-    let monolith = Started::start(bench, "monolith", Kind::Monolith, &monolith_env).await?;
+    let monolith = Started::start(bench, Kind::Monolith.binary(), Kind::Monolith, &monolith_env).await?;
     let iridium_env = bench.iridium_env(free_port()?, monolith.service.port);
     let iridium = Started::start(bench, "iridium", Kind::Iridium, &iridium_env).await?;
     let floor_env = bench.monolith_env(free_port()?, 0);

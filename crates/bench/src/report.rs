@@ -3,6 +3,7 @@
 
 use crate::procstat::Memory;
 use crate::scenario::Scenario;
+use crate::services::Kind;
 use crate::sns::VerifyCost;
 use crate::startup::Startup;
 use crate::wrk::Errors;
@@ -15,6 +16,8 @@ pub const BENCH_PROCESS: &str = "bench";
 /// The key of the load generator's CPU in [`Run::cpu_us_per_order`].
 pub const WRK_PROCESS: &str = "wrk";
 
+/// The monolith's name in the runs and the memory table: its binary's.
+const MONOLITH: &str = Kind::Monolith.binary();
 /// The name of the 2-hop floor in the runs and the memory table.
 pub const FLOOR: &str = "2-hop floor";
 /// The name of the monolith started with a 1 s gather for the orders in
@@ -310,7 +313,7 @@ impl Report {
         }
         for service in self.services.iter().filter(|s| s.name != FLOOR) {
             let peak = megabytes(service.peak_kib);
-            let goal = if service.name == "monolith" {
+            let goal = if service.name == MONOLITH {
                 TARGET_MONOLITH_PEAK_MB
             } else {
                 TARGET_PEAK_MB
@@ -426,7 +429,7 @@ impl Report {
     /// the 1,000 orders in flight when they were measured, any service's
     /// otherwise from its load with the most connections.
     fn in_flight_kb(&self, service: &str) -> Option<f64> {
-        let slow = (service == "monolith")
+        let slow = (service == MONOLITH)
             .then(|| self.per_connection_kb(SLOW_MONOLITH, Scenario::BundleSlowGather, crate::IN_FLIGHT))
             .flatten();
         slow.or_else(|| {
@@ -633,7 +636,7 @@ impl Report {
             }
         }
         let costs: Vec<String> = [
-            ("monolith", Scenario::BundleCurl, 128),
+            (MONOLITH, Scenario::BundleCurl, 128),
             (FLOOR, Scenario::FloorCurl, 128),
             (SLOW_MONOLITH, Scenario::BundleSlowGather, crate::IN_FLIGHT),
         ]

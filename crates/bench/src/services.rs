@@ -39,7 +39,7 @@ impl Kind {
     pub const ALL: [Self; 2] = [Self::Monolith, Self::Iridium];
 
     /// The binary's name.
-    pub fn binary(self) -> &'static str {
+    pub const fn binary(self) -> &'static str {
         match self {
             Self::Monolith => "monolith",
             Self::Iridium => "iridium",
