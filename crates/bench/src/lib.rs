@@ -26,7 +26,7 @@ pub use report::Report;
 
 use crate::compare::Previous;
 use crate::fulfillment::FulfillmentSide;
-use crate::report::{Binary, Machine, Run, ServiceMemory, Settings};
+use crate::report::{Binary, Machine, Run, SIZING_CONNECTIONS, ServiceMemory, Settings, WORKER_THREADS_VAR};
 use crate::scenario::Scenario;
 use crate::services::{Binaries, Kind, Service, free_port};
 use crate::sns::{Delivery, VerifyCost};
@@ -51,7 +51,7 @@ const VERIFY_ITERATIONS: u32 = 2000;
 /// Pause after a warm-up, for orders still in flight to finish.
 const SETTLE: Duration = Duration::from_millis(300);
 /// Phases, for the progress lines.
-const PHASES: u32 = 7;
+const PHASES: u32 = 8;
 
 /// Runs the whole benchmark: prints progress to stderr, the tables to
 /// stdout, writes the JSON to `cli.out`, and returns the figures.
@@ -63,6 +63,7 @@ pub async fn run(cli: Cli) -> Result<Report, BenchError> {
     let startup = measure_startup(&bench).await?;
     let started = start_services(&bench).await?;
     let (mut runs, mut services) = order_loads(&bench, started).await?;
+    let one_worker_runs = one_worker_loads(&bench).await?;
     let (slow_run, slow_memory) = slow_gather_load(&bench).await?;
     runs.push(slow_run);
     services.push(slow_memory);
@@ -77,6 +78,7 @@ pub async fn run(cli: Cli) -> Result<Report, BenchError> {
         startup,
         sns_verify,
         signed_ratio_ceiling: None,
+        one_worker_runs,
         sizing: Vec::new(),
         targets: Vec::new(),
     };
@@ -268,10 +270,66 @@ async fn order_loads(
     Ok((runs, services))
 }
 
-/// Phase 6: a monolith that takes 1 s per resource, 1,000 orders in flight.
-async fn slow_gather_load(bench: &Bench) -> Result<(Run, ServiceMemory), BenchError> {
+/// Phase 6: the loads a task is sized from again, with the monolith and
+/// iridium on one tokio worker each, as a task of up to one vCPU runs them
+/// (tokio counts the task's CPU quota). Two workers sharing one process's
+/// state cost more CPU per order than one (docs/bench.md, "Workers").
+async fn one_worker_loads(bench: &Bench) -> Result<Vec<Run>, BenchError> {
     phase(
         6,
+        &format!(
+            "sizing for one vCPU: monolith and iridium with {WORKER_THREADS_VAR}=1, {SIZING_CONNECTIONS} connections"
+        ),
+    );
+    let one_worker = |mut env: HashMap<String, String>| {
+        env.insert(WORKER_THREADS_VAR.to_owned(), "1".to_owned());
+        env
+    };
+    let monolith_env = one_worker(bench.monolith_env(free_port()?, 0));
+    let monolith = Service::start(
+        Kind::Monolith.binary(),
+        &bench.binaries,
+        Kind::Monolith,
+        &monolith_env,
+    )
+    .await?;
+    let iridium_env = one_worker(bench.iridium_env(free_port()?, monolith.port));
+    let iridium = Service::start(
+        Kind::Iridium.binary(),
+        &bench.binaries,
+        Kind::Iridium,
+        &iridium_env,
+    )
+    .await?;
+    let mut runs = Vec::new();
+    for scenario in [Scenario::BundleCurl, Scenario::BundleSns] {
+        let url = monolith.url("/order/");
+        runs.push(
+            bench
+                .measure(scenario, url, SIZING_CONNECTIONS, &[&monolith])
+                .await?,
+        );
+    }
+    let url = iridium.url("/iridium/");
+    runs.push(
+        bench
+            .measure(
+                Scenario::IridiumCurl,
+                url,
+                SIZING_CONNECTIONS,
+                &[&iridium, &monolith],
+            )
+            .await?,
+    );
+    iridium.stop().await;
+    monolith.stop().await;
+    Ok(runs)
+}
+
+/// Phase 7: a monolith that takes 1 s per resource, 1,000 orders in flight.
+async fn slow_gather_load(bench: &Bench) -> Result<(Run, ServiceMemory), BenchError> {
+    phase(
+        7,
         &format!("{IN_FLIGHT} orders in flight, GATHER_DELAY_MS={GATHER_DELAY_MS}"),
     );
     let slow_env = bench.monolith_env(free_port()?, GATHER_DELAY_MS);
@@ -287,7 +345,7 @@ async fn slow_gather_load(bench: &Bench) -> Result<(Run, ServiceMemory), BenchEr
 
 /// Phase 7: what verifying one SNS signature costs, in this process.
 async fn sns_verification(bench: &Bench) -> Result<VerifyCost, BenchError> {
-    phase(7, "SNS signature verification, in-process");
+    phase(8, "SNS signature verification, in-process");
     sns::verify_cost(&bench.side.sns, VERIFY_ITERATIONS).await
 }
 

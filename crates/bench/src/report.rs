@@ -26,6 +26,10 @@ pub const SLOW_MONOLITH: &str = "monolith (1 s gather)";
 /// The connections of the loads a task is sized from: the throughput
 /// targets' own.
 pub const SIZING_CONNECTIONS: u32 = 32;
+/// The environment variable tokio's runtime reads for its worker count.
+/// Unset, tokio runs a worker per core it may use: on ECS, one for a task
+/// of up to one vCPU (the standard library counts the task's CPU quota).
+pub const WORKER_THREADS_VAR: &str = "TOKIO_WORKER_THREADS";
 
 /// Bundle orders a second at 32 connections, direct orders.
 pub const TARGET_ORDERS_PER_S: f64 = 10_000.0;
@@ -70,6 +74,9 @@ pub struct Report {
     /// work (see [`Report::signed_ratio_ceiling`]); filled in by
     /// [`Report::judge`].
     pub signed_ratio_ceiling: Option<f64>,
+    /// The sized loads again, at [`SIZING_CONNECTIONS`], with the services
+    /// on one tokio worker each: how a task of up to one vCPU runs them.
+    pub one_worker_runs: Vec<Run>,
     /// What sizing an ECS task needs, per service and load; filled in by
     /// [`Report::judge`].
     pub sizing: Vec<Sizing>,
@@ -86,11 +93,18 @@ pub struct Sizing {
     /// The load's name (e.g. `bundle, signed SNS body`).
     pub load: String,
     /// CPU microseconds per order of this service, at
-    /// [`SIZING_CONNECTIONS`] connections.
+    /// [`SIZING_CONNECTIONS`] connections, with a tokio worker per core of
+    /// this machine (the services' default here).
     pub cpu_us_per_order: f64,
-    /// Orders a second one fully busy core of this machine carries:
-    /// 10^6 ÷ `cpu_us_per_order`.
+    /// Orders a second one fully busy core of this machine carries that
+    /// way: 10^6 ÷ `cpu_us_per_order`.
     pub orders_per_s_per_core: f64,
+    /// CPU microseconds per order with one tokio worker, as a task of up to
+    /// one vCPU runs (from [`Report::one_worker_runs`]), if measured.
+    pub one_worker_cpu_us_per_order: Option<f64>,
+    /// Orders a second one fully busy core carries with one worker:
+    /// 10^6 ÷ `one_worker_cpu_us_per_order`. What a one-vCPU task is sized by.
+    pub one_worker_orders_per_s: Option<f64>,
     /// Resident memory at rest, MB (10^6 bytes).
     pub idle_mb: f64,
     /// Memory each connection in flight adds, KB (10^3 bytes): the
@@ -363,7 +377,12 @@ impl Report {
                 met: completed && rate >= TARGET_SLOW_ORDERS_PER_S,
             });
         }
-        let errors: u64 = self.runs.iter().map(Run::error_count).sum();
+        let errors: u64 = self
+            .runs
+            .iter()
+            .chain(&self.one_worker_runs)
+            .map(Run::error_count)
+            .sum();
         targets.push(Target {
             what: "errors, all loads".into(),
             target: "0".into(),
@@ -412,11 +431,20 @@ impl Report {
                 let Some(idle) = self.services.iter().find(|s| &s.name == service) else {
                     continue;
                 };
+                let one_worker_us = self
+                    .one_worker_runs
+                    .iter()
+                    .find(|one| one.scenario == run.scenario)
+                    .and_then(|one| one.cpu_us_per_order.get(service))
+                    .copied()
+                    .filter(|us| *us > 0.0);
                 rows.push(Sizing {
                     service: service.clone(),
                     load: run.scenario.name().to_owned(),
                     cpu_us_per_order: us,
                     orders_per_s_per_core: 1e6 / us,
+                    one_worker_cpu_us_per_order: one_worker_us,
+                    one_worker_orders_per_s: one_worker_us.map(|us| 1e6 / us),
                     idle_mb: megabytes(idle.idle.rss_kib),
                     per_connection_kb: self.in_flight_kb(service),
                 });
@@ -482,7 +510,8 @@ impl Report {
         text.push_str("\n\n");
         if !self.sizing.is_empty() {
             text.push_str(&format!(
-                "Sizing a task (CPU at {SIZING_CONNECTIONS} connections; one core of this machine, fully busy):\n\n"
+                "Sizing a task (CPU at {SIZING_CONNECTIONS} connections; orders/s = what one core of this machine \
+                 carries, fully busy; one worker = {WORKER_THREADS_VAR}=1, as a task of up to one vCPU runs):\n\n"
             ));
             text.push_str(&self.sizing_table().to_string());
             text.push_str("\n\n");
@@ -659,23 +688,28 @@ impl Report {
         let mut table = markdown_table(&[
             "service",
             "load",
-            "CPU µs/order",
+            "CPU µs/order, a worker per core",
             "orders/s per core",
+            "CPU µs/order, one worker",
+            "orders/s per core, one worker",
             "at rest MB",
             "KB per connection in flight",
         ]);
+        let or_dash = |figure: Option<f64>| figure.map_or_else(|| "—".to_owned(), |x| format!("{x:.0}"));
         for row in &self.sizing {
             table.add_row(vec![
                 row.service.clone(),
                 row.load.clone(),
                 format!("{:.0}", row.cpu_us_per_order),
                 format!("{:.0}", row.orders_per_s_per_core),
+                or_dash(row.one_worker_cpu_us_per_order),
+                or_dash(row.one_worker_orders_per_s),
                 format!("{:.1}", row.idle_mb),
                 row.per_connection_kb
                     .map_or_else(|| "—".to_owned(), |kb| format!("{kb:.1}")),
             ]);
         }
-        right_align(&mut table, &[2, 3, 4, 5]);
+        right_align(&mut table, &[2, 3, 4, 5, 6, 7]);
         table
     }
 
@@ -765,6 +799,7 @@ mod tests {
                 v2_us: 1.0,
             },
             signed_ratio_ceiling: None,
+            one_worker_runs: Vec::new(),
             sizing: Vec::new(),
             targets: Vec::new(),
         }
@@ -923,6 +958,9 @@ mod tests {
                 peak_kib: idle_kib,
             });
         }
+        let mut one_worker = run(Scenario::BundleCurl, 32, 1200.0);
+        one_worker.cpu_us_per_order = BTreeMap::from([("monolith".to_owned(), 32.0)]);
+        sized.one_worker_runs.push(one_worker);
         sized.judge();
         let rows: Vec<(&str, &str, f64)> = sized
             .sizing
@@ -944,7 +982,24 @@ mod tests {
         // iridium's from its busiest load: (10,000 − 6,000) KiB × 1.024 ÷ 32.
         assert_eq!(sized.sizing[1].per_connection_kb, Some(128.0));
         assert_eq!(sized.sizing[1].idle_mb, megabytes(6_000));
-        assert!(sized.tables().contains("orders/s per core"));
+        // One worker's figures go with the same service and load, where
+        // measured: 10^6 ÷ 32 µs.
+        assert_eq!(sized.sizing[0].one_worker_cpu_us_per_order, Some(32.0));
+        assert_eq!(sized.sizing[0].one_worker_orders_per_s, Some(31_250.0));
+        assert_eq!(sized.sizing[1].one_worker_orders_per_s, None);
+        let tables = sized.tables();
+        assert!(tables.contains("orders/s per core, one worker"));
+        assert!(tables.contains(" 31250 |"), "{tables}");
+    }
+
+    #[test]
+    fn errors_of_the_one_worker_loads_count_too() {
+        let mut report = report(vec![run(Scenario::BundleCurl, 32, 1000.0)]);
+        let mut refused = run(Scenario::BundleSns, 32, 900.0);
+        refused.api_refused = 3;
+        report.one_worker_runs.push(refused);
+        report.judge();
+        assert_eq!(measured(&report, "errors, all loads"), Some("3"));
     }
 
     #[test]
