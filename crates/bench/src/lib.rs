@@ -281,26 +281,9 @@ async fn one_worker_loads(bench: &Bench) -> Result<Vec<Run>, BenchError> {
             "sizing for one vCPU: monolith and iridium with {WORKER_THREADS_VAR}=1, {SIZING_CONNECTIONS} connections"
         ),
     );
-    let one_worker = |mut env: HashMap<String, String>| {
-        env.insert(WORKER_THREADS_VAR.to_owned(), "1".to_owned());
-        env
-    };
-    let monolith_env = one_worker(bench.monolith_env(free_port()?, 0));
-    let monolith = Service::start(
-        Kind::Monolith.binary(),
-        &bench.binaries,
-        Kind::Monolith,
-        &monolith_env,
-    )
-    .await?;
-    let iridium_env = one_worker(bench.iridium_env(free_port()?, monolith.port));
-    let iridium = Service::start(
-        Kind::Iridium.binary(),
-        &bench.binaries,
-        Kind::Iridium,
-        &iridium_env,
-    )
-    .await?;
+    let monolith = start_one_worker(bench, Kind::Monolith, bench.monolith_env(free_port()?, 0)).await?;
+    let iridium_env = bench.iridium_env(free_port()?, monolith.port);
+    let iridium = start_one_worker(bench, Kind::Iridium, iridium_env).await?;
     let mut runs = Vec::new();
     for scenario in [Scenario::BundleCurl, Scenario::BundleSns] {
         let url = monolith.url("/order/");
@@ -324,6 +307,16 @@ async fn one_worker_loads(bench: &Bench) -> Result<Vec<Run>, BenchError> {
     iridium.stop().await;
     monolith.stop().await;
     Ok(runs)
+}
+
+/// Starts `kind` with `env` and one tokio worker, named as its binary.
+async fn start_one_worker(
+    bench: &Bench,
+    kind: Kind,
+    mut env: HashMap<String, String>,
+) -> Result<Service, BenchError> {
+    env.insert(WORKER_THREADS_VAR.to_owned(), "1".to_owned());
+    Service::start(kind.binary(), &bench.binaries, kind, &env).await
 }
 
 /// Phase 7: a monolith that takes 1 s per resource, 1,000 orders in flight.

@@ -695,18 +695,16 @@ impl Report {
             "at rest MB",
             "KB per connection in flight",
         ]);
-        let or_dash = |figure: Option<f64>| figure.map_or_else(|| "—".to_owned(), |x| format!("{x:.0}"));
         for row in &self.sizing {
             table.add_row(vec![
                 row.service.clone(),
                 row.load.clone(),
                 format!("{:.0}", row.cpu_us_per_order),
                 format!("{:.0}", row.orders_per_s_per_core),
-                or_dash(row.one_worker_cpu_us_per_order),
-                or_dash(row.one_worker_orders_per_s),
+                figure_or_dash(row.one_worker_cpu_us_per_order, 0),
+                figure_or_dash(row.one_worker_orders_per_s, 0),
                 format!("{:.1}", row.idle_mb),
-                row.per_connection_kb
-                    .map_or_else(|| "—".to_owned(), |kb| format!("{kb:.1}")),
+                figure_or_dash(row.per_connection_kb, 1),
             ]);
         }
         right_align(&mut table, &[2, 3, 4, 5, 6, 7]);
@@ -725,6 +723,11 @@ impl Report {
         }
         table
     }
+}
+
+/// `figure` with `decimals` places, or a dash where it was not measured.
+fn figure_or_dash(figure: Option<f64>, decimals: usize) -> String {
+    figure.map_or_else(|| "—".to_owned(), |x| format!("{x:.decimals$}"))
 }
 
 pub(crate) fn markdown_table(header: &[&str]) -> Table {
