@@ -206,7 +206,7 @@ async fn start_services(bench: &Bench) -> Result<Services, BenchError> {
     let monolith_env = bench.monolith_env(free_port()?, 0);
     let monolith = Started::start(bench, Kind::Monolith.binary(), Kind::Monolith, &monolith_env).await?;
     let iridium_env = bench.iridium_env(free_port()?, monolith.service.port);
-    let iridium = Started::start(bench, "iridium", Kind::Iridium, &iridium_env).await?;
+    let iridium = Started::start(bench, Kind::Iridium.binary(), Kind::Iridium, &iridium_env).await?;
     let floor_env = bench.monolith_env(free_port()?, 0);
     let floor = Started::start(bench, report::FLOOR, Kind::Floor, &floor_env).await?;
     Ok(Services {
