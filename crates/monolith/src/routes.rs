@@ -36,7 +36,7 @@ pub fn router(config: MonolithConfig) -> Result<Router, reqwest::Error> {
 
 /// The monolith's router, counting in `metrics`.
 pub fn router_with_metrics(config: MonolithConfig, metrics: &Metrics) -> Result<Router, reqwest::Error> {
-    let client = http_client()?;
+    let client = http_client(config.downstream_max_connections)?;
     tracing::info!(endpoint = %config.api.endpoint, "fulfillment API");
     if !config.strangled.is_empty() {
         let names: Vec<&str> = config.strangled.iter().map(|r| r.as_str()).collect();

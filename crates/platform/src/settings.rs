@@ -164,7 +164,7 @@ pub fn millis(ms: u64) -> Duration {
 pub struct DownstreamLimitArgs {
     /// Calls in flight at once to the next service (the fulfillment API for
     /// the monolith, the monolith for iridium and magnesite); more wait their
-    /// turn, inside their timeout.
+    /// turn, inside their timeout. Also the idle connections kept to each host.
     #[arg(
         long,
         env = "DOWNSTREAM_MAX_CONNECTIONS",

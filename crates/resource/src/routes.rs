@@ -30,7 +30,7 @@ pub fn router(config: ResourceConfig) -> Result<Router, reqwest::Error> {
 
 /// The service's router, counting in `metrics`.
 pub fn router_with_metrics(config: ResourceConfig, metrics: &Metrics) -> Result<Router, reqwest::Error> {
-    let client = http_client()?;
+    let client = http_client(config.downstream_max_connections)?;
     tracing::info!(glue_hook = %config.glue_hook, "sending fulfillments to the monolith");
     let monolith = Downstream::new(
         client.clone(),

@@ -10,3 +10,4 @@
 mod cert_fetching;
 mod downstream_truth;
 mod moto_sns;
+mod pool_bound;
