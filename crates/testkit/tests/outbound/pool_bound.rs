@@ -4,8 +4,9 @@
 //! not keep them.
 
 use platform::downstream::{Downstream, http_client};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use testkit::fake_api::{ApiBehaviour, FakeApi};
+use testkit::wait_until;
 
 /// Connections from this machine to `port` that are established: the
 /// client's side of each, as the kernel lists them (`/proc/net/tcp`).
@@ -43,14 +44,9 @@ async fn a_burst_leaves_no_more_connections_open_than_the_call_bound() {
     }
     assert_eq!(api.count(), 400);
     // Connections the pool does not keep close as soon as they come back.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let mut open = established_to(port);
-    while open > BOUND && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        open = established_to(port);
-    }
-    assert!(
-        open <= BOUND,
-        "{open} connections stay open to a target of {BOUND} calls in flight"
-    );
+    let what = format!("no more than {BOUND} connections open to a target of {BOUND} calls in flight");
+    wait_until(&what, Duration::from_secs(5), async || {
+        (established_to(port) <= BOUND).then_some(())
+    })
+    .await;
 }
