@@ -15,6 +15,9 @@
 #    RSA or SHA-1, no OpenSSL, and the AWS SDK only where AWS is called: the
 #    monolith (reads SSM) and HQ (publishes to SNS on AWS); never in the
 #    microservices.
+# 4. The workspace's rust-version (the README's "1.94.1 or newer") is at
+#    least what every locked crate asks for, so the claim stays true when
+#    Cargo.lock moves.
 #
 # Installs cargo-deny (pinned) with `cargo install --locked` if it is missing.
 set -euo pipefail
@@ -75,5 +78,23 @@ refuse '^(hyper v0\.|h2 v0\.[0-3]\.|http v0\.|rustls v0\.(1|2[0-2])\.|hyper-rust
 microservices=$(shipped_tree iridium magnesite)
 refuse '^aws-(config|sdk-)' "the AWS SDK in a microservice" "$microservices"
 echo "$(wc -l <<<"$all") crates in the shipped binaries"
+
+echo "==> the workspace's rust-version against every locked crate's"
+cargo metadata --locked --format-version 1 | python3 -c '
+import json, sys
+packages = json.load(sys.stdin)["packages"]
+version = lambda text: tuple(int(part) for part in text.split("."))
+ours = {p["rust_version"] for p in packages if p["source"] is None}
+if len(ours) != 1 or None in ours:
+    sys.exit("FAIL: the workspace members should share one rust-version, found {}".format(ours))
+ours = ours.pop()
+above = sorted("{} v{} asks for {}".format(p["name"], p["version"], p["rust_version"])
+               for p in packages
+               if p["source"] is not None and p["rust_version"]
+               and version(p["rust_version"]) > version(ours))
+if above:
+    sys.exit("FAIL: rust-version {} is older than locked crates ask for:\n  {}".format(ours, "\n  ".join(above)))
+print("rust-version {}: every locked crate builds with it".format(ours))
+' || FAILED=1
 
 exit "$FAILED"
