@@ -15,9 +15,9 @@
 #    RSA or SHA-1, no OpenSSL, and the AWS SDK only where AWS is called: the
 #    monolith (reads SSM) and HQ (publishes to SNS on AWS); never in the
 #    microservices.
-# 4. The workspace's rust-version (the README's "1.94.1 or newer") is at
-#    least what every locked crate asks for, so the claim stays true when
-#    Cargo.lock moves.
+# 4. The workspace's rust-version is at least what every locked crate asks
+#    for, so the claim stays true when Cargo.lock moves, and the README's
+#    set-up names it ("<rust-version> or newer").
 #
 # Installs cargo-deny (pinned) with `cargo install --locked` if it is missing.
 set -euo pipefail
@@ -95,6 +95,8 @@ above = sorted("{} v{} asks for {}".format(p["name"], p["version"], p["rust_vers
 if above:
     sys.exit("FAIL: rust-version {} is older than locked crates ask for:\n  {}".format(ours, "\n  ".join(above)))
 print("rust-version {}: every locked crate builds with it".format(ours))
+if "{} or newer".format(ours) not in open("README.md").read():
+    sys.exit("FAIL: the README does not say \"{} or newer\"".format(ours))
 ' || FAILED=1
 
 exit "$FAILED"
