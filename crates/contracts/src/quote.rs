@@ -7,7 +7,7 @@ use std::fmt;
 /// Characters of a caller's value shown before it is cut short.
 pub const QUOTED_CHARS: usize = 64;
 /// Characters of a parser's message shown (it may embed a caller's value).
-const MESSAGE_CHARS: usize = 240;
+pub const MESSAGE_CHARS: usize = 240;
 
 /// Displays caller-controlled text cut short and escaped; see [`quoted`] and
 /// [`shortened`].

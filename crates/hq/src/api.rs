@@ -27,6 +27,7 @@ use contracts::FulfillmentRequest;
 use contracts::OrderId;
 use contracts::fulfillment::{API_KEY_HEADER, IDEMPOTENCY_KEY_HEADER};
 use contracts::order_id::{MAX_ORDER_ID_CHARS, ORDER_ID_HEADER};
+use contracts::quote::{quoted, shortened};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
@@ -182,7 +183,8 @@ async fn index_or_action(
             Ok(sns_xml("Unsubscribe", ""))
         }
         Some(other) => Err(ApiError::BadRequest(format!(
-            "unsupported Action {other:?}: HQ answers ConfirmSubscription and Unsubscribe here"
+            "unsupported Action {}: HQ answers ConfirmSubscription and Unsubscribe here",
+            quoted(other)
         ))),
         None if crate::portal::wants_html(&headers) => Ok(crate::portal::page()),
         // The same URL answers a page to browsers: caches must tell them apart.
@@ -222,6 +224,12 @@ fn sns_xml(action: &str, result: &str) -> Response {
     ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
 }
 
+/// A parser's message, which may embed the caller's text (serde_json quotes
+/// an unknown field whole): cut short, control characters escaped.
+pub(crate) fn parser(error: impl std::fmt::Display) -> String {
+    shortened(&error.to_string()).owned()
+}
+
 fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -231,7 +239,7 @@ fn xml_escape(text: &str) -> String {
 /// `GET /SimpleNotificationService-<hex>.pem`: the signing certificate.
 async fn certificate(State(hq): State<Hq>, Path(file): Path<String>) -> Result<Response, ApiError> {
     if file != hq.identity().cert_file_name() {
-        return Err(ApiError::NotFound(file));
+        return Err(ApiError::NotFound(quoted(&file).owned()));
     }
     Ok((
         [(header::CONTENT_TYPE, "application/x-pem-file")],
@@ -287,8 +295,9 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
         ),
     };
     // JSON whatever the Content-Type, like the services.
-    let request: FulfillmentRequest = serde_json::from_slice(&body)
-        .map_err(|e| ApiError::BadRequest(format!("expected exactly {FULFILLMENT_EXAMPLE}: {e}")))?;
+    let request: FulfillmentRequest = serde_json::from_slice(&body).map_err(|e| {
+        ApiError::BadRequest(format!("expected exactly {FULFILLMENT_EXAMPLE}: {}", parser(e)))
+    })?;
     if let (Some(producer), Some(resource)) = (request.produced_by, request.misattributed()) {
         return Err(ApiError::BadRequest(format!(
             "produced_by {producer} cannot have produced {resource}: a microservice sends only its own resource"
@@ -334,8 +343,12 @@ async fn issue_key(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Respon
     let request: KeyRequest = if body.iter().all(u8::is_ascii_whitespace) {
         KeyRequest::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("expected {{\"owner\": \"name\"}} or no body: {e}")))?
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "expected {{\"owner\": \"name\"}} or no body: {}",
+                parser(e)
+            ))
+        })?
     };
     let owner = request.owner.unwrap_or_else(|| "anonymous".into());
     let owner = owner.trim();
@@ -396,7 +409,10 @@ async fn subscribe(
 ) -> Result<Response, ApiError> {
     let topic = topic(&name)?;
     let request: SubscribeRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::BadRequest(format!("expected {{\"endpoint\": \"http://host/path/\"}}: {e}"))
+        ApiError::BadRequest(format!(
+            "expected {{\"endpoint\": \"http://host/path/\"}}: {}",
+            parser(e)
+        ))
     })?;
     let subscription = hq.publisher().subscribe(topic, &request.endpoint).await?;
     Ok((StatusCode::CREATED, Json(subscription)).into_response())
@@ -438,7 +454,8 @@ async fn reconciliation(State(hq): State<Hq>) -> Result<Response, ApiError> {
 async fn add_faults(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Response, ApiError> {
     let plan: FaultPlan = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
-            "expected {{\"fail_fulfillments\": n, \"lose_responses\": n}}: {e}"
+            "expected {{\"fail_fulfillments\": n, \"lose_responses\": n}}: {}",
+            parser(e)
         ))
     })?;
     hq.faults().add(plan);

@@ -9,6 +9,7 @@ use crate::ledger::JournalMode;
 use crate::publisher::{PublishTo, parse_topic_arn};
 use clap::Parser;
 use platform::ApiKey;
+use platform::server::{LimitsError, ServerLimitArgs};
 use platform::settings::{LogFormat, MetricsArgs};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -116,6 +117,10 @@ pub struct Cli {
     /// Where the metrics are served.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// How long and how much clients may take (the services' settings;
+    /// `DRAIN_TIMEOUT_MS` is the HTTP drain, `HQ_DRAIN_SECS` the deliveries').
+    #[command(flatten)]
+    pub server: ServerLimitArgs,
 }
 
 /// `duration` in whole milliseconds, as the flags take it.
@@ -181,8 +186,9 @@ pub fn parse_subscription(text: &str) -> Result<(Topic, Endpoint), String> {
 
 impl Cli {
     /// The configuration these settings describe; also returns a freshly
-    /// generated key when `--issue-key` asked for one.
-    pub fn config(&self) -> (HqConfig, Option<ApiKey>) {
+    /// generated key when `--issue-key` asked for one. Fails when the serve
+    /// loop's limits do not work together.
+    pub fn config(&self) -> Result<(HqConfig, Option<ApiKey>), LimitsError> {
         let mut api_keys: Vec<ApiKey> = self
             .api_keys
             .iter()
@@ -217,7 +223,9 @@ impl Cli {
             journal_mode: self.journal_mode,
             // HQ_LISTEN's port too fails at start: the address is in use.
             metrics_port: self.metrics.metrics_port,
+            // HQ's routes call nothing slow: only the request timeout bounds them.
+            server: self.server.limits(Duration::ZERO)?,
         };
-        (config, issued)
+        Ok((config, issued))
     }
 }

@@ -5,7 +5,7 @@ use crate::feed::generator::GeneratorConfig;
 use crate::feed::{Endpoint, FeedConfig, Topic};
 use crate::ledger::JournalMode;
 use crate::publisher::PublishTo;
-use platform::ApiKey;
+use platform::{ApiKey, ServerLimits};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,6 +41,10 @@ pub struct HqConfig {
     pub journal_mode: JournalMode,
     /// Where `GET /metrics` is served (`METRICS_PORT`); `None`: nowhere.
     pub metrics_port: Option<u16>,
+    /// The serve loop's limits, as the services have them
+    /// (`HEADER_READ_TIMEOUT_MS` and the rest): HQ is internet-facing too,
+    /// and behind its ALB its keep-alive must outlast the ALB's.
+    pub server: ServerLimits,
 }
 
 impl HqConfig {
@@ -59,6 +63,7 @@ impl HqConfig {
             sns_topic_arns: BTreeMap::new(),
             journal_mode: JournalMode::default(),
             metrics_port: None,
+            server: ServerLimits::default(),
         }
     }
 }

@@ -14,7 +14,7 @@ platform::use_jemalloc!();
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let _logs = platform::telemetry::init("hq", cli.log_format);
-    let (config, issued) = cli.config();
+    let (config, issued) = cli.config()?;
     if let Some(key) = issued {
         // Printed for the person who asked, on the terminal only; never logged.
         eprintln!("HQ issued API key: {}", key.expose());

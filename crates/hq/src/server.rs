@@ -61,15 +61,8 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
     let router = api::router_with_metrics(hq.clone(), &metrics);
     let shutdown = stop.clone().cancelled_owned();
     let server = tokio::spawn(async move {
-        platform::metrics::serve_with_metrics(
-            listener,
-            router,
-            platform::ServerLimits::default(),
-            &metrics,
-            exporter,
-            shutdown,
-        )
-        .await
+        platform::metrics::serve_with_metrics(listener, router, config.server, &metrics, exporter, shutdown)
+            .await
     });
     let generator = Some(Generator::start(hq.publisher(), &config.generator));
     let subscribers = config

@@ -13,7 +13,7 @@ use url::Url;
 
 /// Where the fulfillment API is and how to authenticate: flags or
 /// environment first, SSM Parameter Store for whatever is missing.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct FulfillmentApiArgs {
     /// Fulfillment API key; read from SSM when unset. Never logged.
     #[arg(long, env = "INTERSTELLA_API_KEY", hide_env_values = true)]
@@ -31,6 +31,18 @@ pub struct FulfillmentApiArgs {
         default_value = "/interstella/apiEndpoint"
     )]
     pub ssm_api_endpoint_param: String,
+}
+
+/// Says whether the key is set, never what it is.
+impl std::fmt::Debug for FulfillmentApiArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FulfillmentApiArgs")
+            .field("api_key", &settings::redacted(self.api_key.as_deref()))
+            .field("api_endpoint", &self.api_endpoint)
+            .field("ssm_api_key_param", &self.ssm_api_key_param)
+            .field("ssm_api_endpoint_param", &self.ssm_api_endpoint_param)
+            .finish()
+    }
 }
 
 /// The glue hook's shared secret: flag or environment first, SSM Parameter

@@ -1,4 +1,4 @@
-//! The monolith's command line and environment (docs/contract.md, Configuration).
+//! The monolith's command line and environment (README, Settings).
 
 use crate::api::{FulfillmentApiArgs, HookSecretArgs};
 use crate::config::{DEFAULT_DOWNSTREAM_TIMEOUT_MS, MonolithConfig};
@@ -64,7 +64,10 @@ impl Cli {
             downstream_timeout: millis(self.downstream_timeout_ms),
             downstream_max_connections: self.downstream_limit.downstream_max_connections,
             trust,
-            server: self.server.limits()?,
+            // The route's own time: its gather, then its one downstream call.
+            server: self
+                .server
+                .limits(millis(self.gather_delay_ms) + millis(self.downstream_timeout_ms))?,
             metrics_port: self.metrics.port(self.port)?,
         })
     }
@@ -98,5 +101,22 @@ mod tests {
             Some(BTreeSet::from([Resource::Iridium, Resource::Magnesite]))
         );
         assert!(parse_strangled("gold").is_err());
+    }
+
+    #[test]
+    fn the_command_lines_debug_holds_no_secret() {
+        let cli = Cli::try_parse_from([
+            "monolith",
+            "--api-key",
+            "key-4f1c9e2a",
+            "--glue-hook-secret",
+            "hook-secret-7d3b8a6e",
+        ]);
+        let shown = cli.map(|cli| format!("{cli:?}")).unwrap_or_default();
+        assert!(shown.contains("<redacted>"), "{shown}");
+        assert!(
+            !shown.contains("key-4f1c9e2a") && !shown.contains("hook-secret-7d3b8a6e"),
+            "{shown}"
+        );
     }
 }

@@ -9,12 +9,14 @@
 //! bound (see [`ServerLimits`]), and so does the drain.
 
 mod limits;
+mod write_deadline;
 
 pub use limits::{
     DEFAULT_BODY_READ_TIMEOUT_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HEADER_READ_TIMEOUT_MS,
-    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, LimitsError,
-    MAX_HEADER_BYTES_LIMIT, MIN_HEADER_BYTES, ServerLimitArgs, ServerLimits, header_bytes,
+    DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_WRITE_TIMEOUT_MS,
+    LimitsError, MAX_HEADER_BYTES_LIMIT, MIN_HEADER_BYTES, ServerLimitArgs, ServerLimits, header_bytes,
 };
+use write_deadline::WriteDeadline;
 
 use axum::Router;
 use axum::body::Body;
@@ -61,9 +63,11 @@ pub async fn serve(
 /// and returns.
 ///
 /// `/order` and `/order/` are the same route (see [`App`]). Bodies over
-/// [`BODY_LIMIT`] get 413, bodies slower than the body timeout 408, heads
-/// over the header limit 431, requests slower than the request timeout 503. Beyond `limits.max_connections`, connections wait
-/// in the kernel's accept queue.
+/// [`BODY_LIMIT`] get 413, heads over the header limit 431, bodies slower
+/// than the body timeout and requests slower than the request timeout 503
+/// (SNS retries a 5xx; a 408 it would count as delivered); a client that
+/// takes none of a response for the write timeout is disconnected. Beyond
+/// `limits.max_connections`, connections wait in the kernel's accept queue.
 pub async fn serve_with(
     listener: TcpListener,
     router: Router,
@@ -88,6 +92,7 @@ pub async fn serve_with(
             accepted = listener.accept(), if slot.is_some() => match accepted {
                 Ok((stream, _peer)) => {
                     let permit = slot.take();
+                    let stream = WriteDeadline::new(stream, limits.write_timeout);
                     connections.spawn(serve_connection(&http, stream, app.clone(), draining.clone(), permit));
                 }
                 Err(error) => accept_failed(error).await,
@@ -145,11 +150,13 @@ impl App {
     /// caller's).
     ///
     /// Reads the whole body (at most [`BODY_LIMIT`]) within the body
-    /// timeout, so a body sent a byte at a time gets 408 instead of holding
-    /// the handler, then runs the router within what is left of the request
-    /// timeout (503, not 408: the client was not slow, we were; SNS retries
-    /// a 5xx). One timer serves both deadlines. One function rather than
-    /// one awaiting another, for the reason in `serve_connection`.
+    /// timeout, so a body sent a byte at a time is refused instead of
+    /// holding the handler, then runs the router within what is left of the
+    /// request timeout. Both are answered 503: SNS counts a 4xx such as 408
+    /// as delivered and would drop an order whose body merely stalled on
+    /// the way, while it retries a 5xx. One timer serves both deadlines.
+    /// One function rather than one awaiting another, for the reason in
+    /// `serve_connection`.
     async fn answer(self, request: Request<Incoming>, started: Instant) -> Result<Response, Infallible> {
         let deadline = started + self.request_timeout;
         let body_deadline = deadline.min(started + self.body_read_timeout);
@@ -158,18 +165,24 @@ impl App {
         let (parts, body) = request.into_parts();
         let read = Limited::new(body, BODY_LIMIT).collect();
         let response = 'answer: {
+            // tower-http's normalisation trims leading slashes too, so
+            // `//fulfill/` would reach the glue hook past a load balancer
+            // rule written for `/fulfill*`. No route starts with two.
+            if parts.uri.path().starts_with("//") {
+                break 'answer Unanswered::NoSuchPath.into_response();
+            }
             let body = tokio::select! {
                 biased;
                 read = read => match read {
                     Ok(collected) => collected.to_bytes(),
-                    Err(error) if error.is::<LengthLimitError>() => break 'answer BodyReadError::TooLarge.into_response(),
-                    Err(_) => break 'answer BodyReadError::Broken.into_response(),
+                    Err(error) if error.is::<LengthLimitError>() => break 'answer Unanswered::TooLarge.into_response(),
+                    Err(_) => break 'answer Unanswered::Broken.into_response(),
                 },
                 () = &mut timer => {
                     break 'answer if body_deadline < deadline {
-                        BodyReadError::Slow(self.body_read_timeout).into_response()
+                        Unanswered::SlowBody(self.body_read_timeout).into_response()
                     } else {
-                        StatusCode::SERVICE_UNAVAILABLE.into_response()
+                        Unanswered::Late(self.request_timeout).into_response()
                     };
                 }
             };
@@ -181,7 +194,7 @@ impl App {
                     Ok(response) => response,
                     Err(infallible) => match infallible {},
                 },
-                () = &mut timer => StatusCode::SERVICE_UNAVAILABLE.into_response(),
+                () = &mut timer => Unanswered::Late(self.request_timeout).into_response(),
             }
         };
         tracing::info!(
@@ -233,7 +246,7 @@ fn http1_builder(limits: &ServerLimits) -> http1::Builder {
 /// docs/bench.md). Built here, the connection is the future's only copy.
 fn serve_connection(
     http: &http1::Builder,
-    stream: TcpStream,
+    stream: WriteDeadline<TcpStream>,
     app: App,
     mut draining: watch::Receiver<bool>,
     permit: Option<OwnedSemaphorePermit>,
@@ -273,35 +286,44 @@ async fn accept_failed(error: std::io::Error) {
     tokio::time::sleep(ACCEPT_RETRY).await;
 }
 
-/// Why a request's body was not read.
+/// Why a request got no answer from its route: the serve loop's own replies.
 #[derive(Debug, thiserror::Error)]
-enum BodyReadError {
-    /// The client took longer than the body timeout.
-    #[error("the request body took longer than {0:?} to arrive")]
-    Slow(Duration),
+enum Unanswered {
+    /// The client took longer than the body timeout. A 5xx, so that SNS
+    /// sends the message again (it drops one answered 4xx).
+    #[error("the request body took longer than {0:?} to arrive; send it again")]
+    SlowBody(Duration),
+    /// The route took longer than what was left of the request timeout; it
+    /// is dropped. A 5xx, so that SNS sends the message again.
+    #[error("no answer within {0:?}; send it again")]
+    Late(Duration),
     /// Over [`BODY_LIMIT`].
     #[error("the request body is over {BODY_LIMIT} bytes")]
     TooLarge,
+    /// A path starting `//`, which path rules see as no route of ours.
+    #[error("no such path")]
+    NoSuchPath,
     /// The connection failed mid-body.
     #[error("the request body could not be read")]
     Broken,
 }
 
-impl BodyReadError {
+impl Unanswered {
     /// The status this error is answered with.
     fn status(&self) -> StatusCode {
         match self {
-            Self::Slow(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::SlowBody(_) | Self::Late(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Broken => StatusCode::BAD_REQUEST,
+            Self::NoSuchPath => StatusCode::NOT_FOUND,
         }
     }
 }
 
-impl IntoResponse for BodyReadError {
+impl IntoResponse for Unanswered {
     fn into_response(self) -> Response {
         let status = self.status();
-        tracing::warn!(%status, error = %self, "request refused");
+        tracing::warn!(%status, error = %self, "request not served");
         (status, self.to_string()).into_response()
     }
 }

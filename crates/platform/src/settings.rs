@@ -1,7 +1,7 @@
 //! Settings shared by the services: trust, logging, downstream limits, and
 //! the error a service exits with when its configuration cannot be had.
 //!
-//! Every setting is an environment variable (docs/contract.md, Configuration)
+//! Every setting is an environment variable (README, Settings)
 //! and the same-named command-line flag; services flatten these into their
 //! own command lines.
 
@@ -73,11 +73,25 @@ impl TrustConfig {
 
 /// The glue hook's shared secret, as the monolith and the microservices
 /// both take it (docs/contract.md, Configuration).
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Clone, clap::Args)]
 pub struct GlueHookSecretArgs {
     /// The glue hook's shared secret (at least 16 characters). Never logged.
     #[arg(long, env = "GLUE_HOOK_SECRET", hide_env_values = true)]
     pub glue_hook_secret: Option<String>,
+}
+
+/// Says whether the secret is set, never what it is.
+impl std::fmt::Debug for GlueHookSecretArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GlueHookSecretArgs")
+            .field("glue_hook_secret", &redacted(self.glue_hook_secret.as_deref()))
+            .finish()
+    }
+}
+
+/// What a secret setting's `Debug` shows: whether it is set.
+pub fn redacted(secret: Option<&str>) -> Option<&'static str> {
+    secret.map(|_| "<redacted>")
 }
 
 /// The shortest glue hook secret accepted: shorter is a placeholder, not a secret.

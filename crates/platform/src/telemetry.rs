@@ -18,7 +18,7 @@ pub mod writer;
 
 use crate::settings::LogFormat;
 use crate::traces::TraceExport;
-use axum::http::Request;
+use axum::http::{Request, Uri};
 use contracts::OrderId;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::cell::RefCell;
@@ -120,11 +120,32 @@ pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
-        uri = %request.uri(),
+        uri = %LoggedUri(request.uri()),
         order_id = tracing::field::Empty,
     );
     crate::traces::continue_from_headers(&span, request.headers());
     span
+}
+
+/// The longest URI the access log shows whole, as long as any caller text
+/// shown: every line of a request carries it, and a caller may send one as
+/// long as the head limit.
+const MAX_LOGGED_URI: usize = contracts::quote::MESSAGE_CHARS;
+
+/// A request's URI as its log lines show it: whole when short (always, for
+/// our routes), else cut short as caller text is. hyper has already refused
+/// control characters in it.
+struct LoggedUri<'a>(&'a Uri);
+
+impl std::fmt::Display for LoggedUri<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.path_and_query() {
+            Some(origin) if self.0.scheme().is_none() && origin.as_str().len() <= MAX_LOGGED_URI => {
+                f.write_str(origin.as_str())
+            }
+            _ => write!(f, "{}", contracts::quote::shortened(&self.0.to_string())),
+        }
+    }
 }
 
 /// Marks the request being served as handling order `id`: every line
@@ -264,6 +285,19 @@ mod captured {
 
 #[cfg(test)]
 mod tests {
+    use super::{LoggedUri, MAX_LOGGED_URI};
+    use axum::http::Uri;
+
+    #[test]
+    fn a_long_uri_is_logged_cut_short() {
+        let logged = |uri: &str| LoggedUri(&uri.parse::<Uri>().unwrap()).to_string();
+        assert_eq!(logged("/order/?a=b"), "/order/?a=b");
+        let long = format!("/{}", "x".repeat(16_000));
+        let shown = logged(&long);
+        assert!(shown.len() < MAX_LOGGED_URI + 20, "{} bytes", shown.len());
+        assert!(shown.ends_with("…(16001 bytes)"), "{shown}");
+    }
+
     fn timestamp(secs: u64, micros: u32) -> String {
         String::from_utf8_lossy(&super::timestamp(secs, micros)).into_owned()
     }

@@ -19,11 +19,17 @@ use tokio::task::JoinHandle;
 /// How long a slow handler takes.
 const SLOW_HANDLER: Duration = Duration::from_millis(800);
 
+/// More than loopback's socket buffers hold, so a client that does not
+/// read leaves the server's write waiting.
+const BIG_BODY: usize = 32 * 1024 * 1024;
+
 /// `GET /` answers at once (the health check), `GET /slow` after
-/// [`SLOW_HANDLER`], `POST /echo` with its body's length.
+/// [`SLOW_HANDLER`], `POST /echo` with its body's length, `GET /big` with
+/// [`BIG_BODY`] bytes.
 fn router() -> Router {
     Router::new()
         .route("/", get(|| async { "healthy" }))
+        .route("/big", get(|| async { vec![b'x'; BIG_BODY] }))
         .route(
             "/slow",
             get(|| async {
@@ -43,6 +49,7 @@ fn limits() -> ServerLimits {
         header_read_timeout: Duration::from_secs(30),
         body_read_timeout: Duration::from_secs(30),
         request_timeout: Duration::from_secs(30),
+        write_timeout: Duration::from_secs(30),
         max_connections: 64,
         max_header_bytes: 16 * 1024,
         drain_timeout: Duration::from_secs(60),
@@ -127,7 +134,7 @@ async fn a_head_sent_too_slowly_is_closed_after_the_header_timeout() {
 }
 
 #[tokio::test]
-async fn a_body_sent_too_slowly_gets_408() {
+async fn a_body_sent_too_slowly_gets_503_so_sns_sends_it_again() {
     let server = start(ServerLimits {
         body_read_timeout: Duration::from_millis(300),
         ..limits()
@@ -138,7 +145,9 @@ async fn a_body_sent_too_slowly_gets_408() {
     slow.write_all(head.as_bytes()).await.unwrap();
     let answer = read_response(&mut slow, Duration::from_secs(5)).await;
     let answer = answer.expect("an answer within the deadline");
-    assert!(answer.starts_with("HTTP/1.1 408"), "got {answer:?}");
+    // SNS counts any 4xx (408 too) as delivered and never retries it.
+    assert!(answer.starts_with("HTTP/1.1 503"), "got {answer:?}");
+    assert!(answer.contains("send it again"), "says what to do: {answer:?}");
 
     let whole = "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\n\r\nab";
     let answer = exchange(server.addr, whole, Duration::from_secs(5)).await;
@@ -163,6 +172,7 @@ async fn a_request_slower_than_the_request_timeout_gets_503() {
     .await;
     let answer = answer.expect("an answer within the deadline");
     assert!(answer.starts_with("HTTP/1.1 503"), "got {answer:?}");
+    assert!(answer.contains("send it again"), "says what to do: {answer:?}");
 }
 
 #[tokio::test]
@@ -219,6 +229,34 @@ async fn beyond_the_connection_bound_the_health_check_waits_its_turn_and_answers
         answered_after >= header_timeout,
         "answered after {answered_after:?}: the bound of {bound} connections was not applied"
     );
+}
+
+#[tokio::test]
+async fn a_client_that_stops_reading_its_response_loses_its_connection() {
+    let write_timeout = Duration::from_millis(500);
+    let server = start(ServerLimits {
+        max_connections: 1,
+        write_timeout,
+        ..limits()
+    })
+    .await;
+    // Takes the one slot, asks for more than the socket buffers hold, and
+    // never reads a byte of it.
+    let mut stalled = connect(server.addr).await;
+    stalled
+        .write_all(b"GET /big HTTP/1.1\r\nHost: test\r\n\r\n")
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let answer = exchange(server.addr, HEALTH_CHECK, Duration::from_secs(5)).await;
+    let answer = answer.expect("the health check answers within 5 s, once the stalled write times out");
+    assert!(answer.starts_with("HTTP/1.1 200"), "got {answer:?}");
+    assert!(
+        started.elapsed() >= write_timeout,
+        "answered after {:?}: the stalled connection did not hold the one slot",
+        started.elapsed()
+    );
+    drop(stalled);
 }
 
 #[tokio::test]

@@ -1,4 +1,4 @@
-//! A resource service's command line and environment (docs/contract.md, Configuration).
+//! A resource service's command line and environment (README, Settings).
 
 use crate::config::{DEFAULT_DOWNSTREAM_TIMEOUT_MS, ResourceConfig, glue_hook_url};
 use clap::{CommandFactory, FromArgMatches, Parser};
@@ -91,7 +91,10 @@ impl Cli {
             downstream_timeout: millis(self.downstream_timeout_ms),
             downstream_max_connections: self.downstream_limit.downstream_max_connections,
             trust,
-            server: self.server.limits()?,
+            // The route's own time: its gather, then its one downstream call.
+            server: self
+                .server
+                .limits(millis(self.gather_delay_ms) + millis(self.downstream_timeout_ms))?,
             metrics_port: self.metrics.port(self.port)?,
         })
     }

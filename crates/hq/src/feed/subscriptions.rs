@@ -6,6 +6,7 @@ use serde::Serialize;
 use std::fmt;
 use std::sync::Mutex;
 use std::time::Duration;
+use subtle::ConstantTimeEq as _;
 
 /// Where a subscription stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -86,7 +87,11 @@ impl Subscriptions {
         let mut subscriptions = lock_ignoring_poison(&self.0);
         let subscription = subscriptions
             .iter_mut()
-            .find(|s| s.info.topic.arn() == topic_arn && s.token == token)
+            // The token is the confirmation's only proof: compared in
+            // constant time, as every credential here is.
+            .find(|s| {
+                s.info.topic.arn() == topic_arn && bool::from(s.token.as_bytes().ct_eq(token.as_bytes()))
+            })
             .ok_or(FeedError::UnknownToken)?;
         if subscription.info.state != SubscriptionState::Confirmed {
             subscription.info.state = SubscriptionState::Confirmed;

@@ -144,8 +144,12 @@ async fn dashboard_data(
     State(hq): State<Hq>,
     query: Result<Query<DataQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
-    let Query(query) =
-        query.map_err(|e| ApiError::BadRequest(format!("expected ?view=hour or ?view=day: {e}")))?;
+    let Query(query) = query.map_err(|e| {
+        ApiError::BadRequest(format!(
+            "expected ?view=hour or ?view=day: {}",
+            crate::api::parser(e)
+        ))
+    })?;
     let mut response = Json(dashboard::read(&hq, query.view).await?).into_response();
     response
         .headers_mut()

@@ -153,7 +153,7 @@ async fn a_given_credential_is_used_instead_of_the_file() {
     assert!(!shown.contains(given) && !shown.contains("k3y-s3cret"), "{shown}");
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
-    config.admin_token = cli.config().0.admin_token;
+    config.admin_token = cli.config().unwrap().0.admin_token;
     let hq = start_hq(config).await;
     assert!(!dir.path().join(TOKEN_FILE).exists());
     let authorized = call(

@@ -359,7 +359,7 @@ fn subscribe_flags_parse_repeated_or_comma_separated() {
         "magnesite=http://proxy/magnesite/",
     ])
     .unwrap();
-    let (config, _) = cli.config();
+    let (config, _) = cli.config().unwrap();
     let wired: Vec<(Topic, String)> = config
         .subscriptions
         .iter()

@@ -13,11 +13,16 @@ pub struct ServerLimits {
     /// idle this long (`HEADER_READ_TIMEOUT_MS`).
     pub header_read_timeout: Duration,
     /// Time a client has to send a request's body once its head is in
-    /// (`BODY_READ_TIMEOUT_MS`); a slower body is answered 408.
+    /// (`BODY_READ_TIMEOUT_MS`); a slower body is answered 503, which SNS
+    /// retries (a 408 it would count as delivered).
     pub body_read_timeout: Duration,
     /// Time from a request's head to its response (`REQUEST_TIMEOUT_MS`),
     /// answered 503 (SNS retries it) when exceeded.
     pub request_timeout: Duration,
+    /// Time a write to a client may wait for it to take more of a response
+    /// (`WRITE_TIMEOUT_MS`); then the connection is closed. Counted between
+    /// two writes that make progress, as nginx's `send_timeout`.
+    pub write_timeout: Duration,
     /// Connections served at once (`MAX_CONNECTIONS`); more wait in the
     /// kernel's accept queue until one closes.
     pub max_connections: usize,
@@ -41,6 +46,10 @@ pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 5_000;
 /// (10 s, iridium and magnesite calling the monolith) so their answer gets
 /// back, and shorter than SNS' 15 s so SNS sees our 503, not its own timeout.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 14_000;
+/// Default `WRITE_TIMEOUT_MS`: a client that reads its responses takes a
+/// few KiB of ours within milliseconds; one that stops reading holds a
+/// connection slot no longer than a slow head does.
+pub const DEFAULT_WRITE_TIMEOUT_MS: u64 = 5_000;
 /// Default `MAX_CONNECTIONS`: about 21 KB each while busy (docs/bench.md),
 /// so 1,024 stay near 30 MB with the binary's pages, and inside the usual
 /// 1,024 open-file limit's neighbourhood with the downstream pool on top.
@@ -63,6 +72,7 @@ impl Default for ServerLimits {
             header_read_timeout: millis(DEFAULT_HEADER_READ_TIMEOUT_MS),
             body_read_timeout: millis(DEFAULT_BODY_READ_TIMEOUT_MS),
             request_timeout: millis(DEFAULT_REQUEST_TIMEOUT_MS),
+            write_timeout: millis(DEFAULT_WRITE_TIMEOUT_MS),
             max_connections: DEFAULT_MAX_CONNECTIONS,
             max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             drain_timeout: millis(DEFAULT_DRAIN_TIMEOUT_MS),
@@ -82,6 +92,18 @@ pub enum LimitsError {
         drain_ms: u128,
         /// `REQUEST_TIMEOUT_MS`.
         request_ms: u128,
+    },
+    /// An order could still be on its way to the next service when the
+    /// request timeout answers 503: one the API then fulfils would be
+    /// reported as failed, and a curl order sent again counted twice.
+    #[error(
+        "REQUEST_TIMEOUT_MS ({request_ms}) must exceed DOWNSTREAM_TIMEOUT_MS plus GATHER_DELAY_MS ({work_ms}): an order the next service fulfils in time must get its 200"
+    )]
+    RequestShorterThanWork {
+        /// `REQUEST_TIMEOUT_MS`.
+        request_ms: u128,
+        /// `DOWNSTREAM_TIMEOUT_MS` plus `GATHER_DELAY_MS`.
+        work_ms: u128,
     },
 }
 
@@ -105,12 +127,16 @@ pub struct ServerLimitArgs {
     /// keep-alive connection stays idle), in milliseconds.
     #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
     pub header_read_timeout_ms: u64,
-    /// Time a client has to send a request's body, in milliseconds; slower gets 408.
+    /// Time a client has to send a request's body, in milliseconds; slower gets 503.
     #[arg(long, env = "BODY_READ_TIMEOUT_MS", default_value_t = DEFAULT_BODY_READ_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
     pub body_read_timeout_ms: u64,
     /// Time from a request's head to its response, in milliseconds; longer gets 503.
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = DEFAULT_REQUEST_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
     pub request_timeout_ms: u64,
+    /// Time a write may wait for the client to take more of a response, in
+    /// milliseconds; then the connection is closed.
+    #[arg(long, env = "WRITE_TIMEOUT_MS", default_value_t = DEFAULT_WRITE_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    pub write_timeout_ms: u64,
     /// Connections served at once (1 to 4096, as `DOWNSTREAM_MAX_CONNECTIONS`);
     /// more wait in the accept queue.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = max_connections)]
@@ -124,17 +150,27 @@ pub struct ServerLimitArgs {
 }
 
 impl ServerLimitArgs {
-    /// The limits these settings give, checked.
-    pub fn limits(&self) -> Result<ServerLimits, LimitsError> {
-        ServerLimits {
+    /// The limits these settings give, checked, for a service whose route
+    /// may take `work` (its gather delay and downstream timeout) before it
+    /// answers: the request timeout must outlast it.
+    pub fn limits(&self, work: Duration) -> Result<ServerLimits, LimitsError> {
+        let limits = ServerLimits {
             header_read_timeout: millis(self.header_read_timeout_ms),
             body_read_timeout: millis(self.body_read_timeout_ms),
             request_timeout: millis(self.request_timeout_ms),
+            write_timeout: millis(self.write_timeout_ms),
             max_connections: self.max_connections,
             max_header_bytes: self.max_header_bytes,
             drain_timeout: millis(self.drain_timeout_ms),
         }
-        .checked()
+        .checked()?;
+        if limits.request_timeout <= work {
+            return Err(LimitsError::RequestShorterThanWork {
+                request_ms: limits.request_timeout.as_millis(),
+                work_ms: work.as_millis(),
+            });
+        }
+        Ok(limits)
     }
 }
 
@@ -163,15 +199,32 @@ mod tests {
     #[test]
     fn the_settings_default_to_the_default_limits() {
         let cli = Cli::try_parse_from(["test"]).map_err(|e| e.to_string());
-        let limits = cli.map(|cli| cli.limits.limits());
+        let limits = cli.map(|cli| cli.limits.limits(Duration::from_secs(10)));
         assert_eq!(limits, Ok(Ok(ServerLimits::default())));
     }
 
     #[test]
     fn a_drain_shorter_than_a_request_is_refused() {
         let cli = Cli::try_parse_from(["test", "--drain-timeout-ms", "14000"]).map_err(|e| e.to_string());
-        let refused = cli.map(|cli| cli.limits.limits().is_err());
+        let refused = cli.map(|cli| cli.limits.limits(Duration::ZERO).is_err());
         assert_eq!(refused, Ok(true));
+    }
+
+    #[test]
+    fn a_request_timeout_within_the_routes_work_is_refused() {
+        let cli = Cli::try_parse_from(["test", "--request-timeout-ms", "6000"]).map_err(|e| e.to_string());
+        let answer = |work_ms| {
+            cli.as_ref()
+                .map(|cli| cli.limits.limits(millis(work_ms)).map(|l| l.request_timeout))
+        };
+        assert_eq!(answer(5_999), Ok(Ok(millis(6_000))));
+        assert_eq!(
+            answer(6_000),
+            Ok(Err(LimitsError::RequestShorterThanWork {
+                request_ms: 6_000,
+                work_ms: 6_000
+            }))
+        );
     }
 
     #[test]

@@ -266,11 +266,20 @@ fn is_region(region: &str) -> bool {
         && number.bytes().all(|b| b.is_ascii_digit())
 }
 
-/// `/SimpleNotificationService-<lowercase hex>.pem`, exactly.
+/// The most hex digits a certificate's name may have. SNS' have 32; the
+/// bound keeps a caller from making each URL (kept as a key of the verifier's
+/// caches, quoted in replies and logs) as long as a body allows.
+const MAX_CERT_NAME_HEX: usize = 64;
+
+/// `/SimpleNotificationService-<lowercase hex>.pem`, exactly, with at most
+/// [`MAX_CERT_NAME_HEX`] digits.
 fn is_sns_cert_path(path: &str) -> bool {
     path.strip_prefix("/SimpleNotificationService-")
         .and_then(|rest| rest.strip_suffix(".pem"))
-        .is_some_and(|hex| !hex.is_empty() && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+        .is_some_and(|hex| {
+            (1..=MAX_CERT_NAME_HEX).contains(&hex.len())
+                && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
 }
 
 #[cfg(test)]
@@ -352,6 +361,26 @@ mod tests {
             String::new(),
         ] {
             assert!(sns().check_cert_url(&url).is_err(), "{url}");
+        }
+    }
+
+    #[test]
+    fn cert_names_longer_than_any_sns_uses_are_rejected() {
+        let url = |digits: usize| {
+            format!(
+                "https://sns.us-east-1.amazonaws.com/SimpleNotificationService-{}.pem",
+                "a".repeat(digits)
+            )
+        };
+        assert!(sns().check_cert_url(&url(MAX_CERT_NAME_HEX)).is_ok());
+        for digits in [MAX_CERT_NAME_HEX + 1, 500_000] {
+            let refused = sns()
+                .check_cert_url(&url(digits))
+                .map_err(|e| e.to_string().len());
+            assert!(
+                matches!(refused, Err(len) if len < 400),
+                "{digits} digits: {refused:?}"
+            );
         }
     }
 

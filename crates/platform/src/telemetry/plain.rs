@@ -181,8 +181,32 @@ impl Visit for FieldWriter<'_> {
             sanitize_from(self.out, start);
             written
         } else {
-            write!(self.out, "{}={value:?}", name.strip_prefix("r#").unwrap_or(name))
+            let start = self.out.len();
+            let written = write!(self.out, "{}={value:?}", name.strip_prefix("r#").unwrap_or(name));
+            sanitize_field_from(self.out, start);
+            written
         };
+    }
+}
+
+/// Escapes line breaks and what [`needs_escaping`] finds in a field written
+/// at `out[start..]`. A `%`-recorded field (an error's `Display`) is written
+/// as is by the fmt layer, so a caller's newline in it would start a forged
+/// line; here it cannot. `Debug`-recorded strings are escaped already.
+fn sanitize_field_from(out: &mut String, start: usize) {
+    let Some(tail) = out.get(start..) else { return };
+    if !tail.contains(['\n', '\r']) && !needs_escaping(tail) {
+        return;
+    }
+    let tail = out.split_off(start);
+    for ch in tail.chars() {
+        match ch {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            _ => {
+                let _ = write!(out, "{}", Escaped(ch));
+            }
+        }
     }
 }
 
@@ -325,6 +349,23 @@ mod tests {
             default[3]
         );
         assert_eq!(lines(&plain), default);
+    }
+
+    #[test]
+    fn a_line_break_in_a_field_cannot_forge_a_line() {
+        let plain = Captured::default();
+        let forged = "not found: x\n2026-12-03T00:00:00.000000Z  INFO forged\r\u{1b}[2J";
+        tracing::subscriber::with_default(
+            tracing_subscriber::registry().with(PlainLines::new(plain.clone())),
+            || tracing::warn!(status = 404, error = %forged, "request refused"),
+        );
+        let lines = lines(&plain);
+        assert_eq!(
+            lines,
+            [
+                r"  WARN request refused status=404 error=not found: x\n2026-12-03T00:00:00.000000Z  INFO forged\r\x1b[2J"
+            ],
+        );
     }
 
     #[test]

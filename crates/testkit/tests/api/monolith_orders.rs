@@ -282,6 +282,27 @@ async fn glue_hook_needs_the_shared_secret() {
 }
 
 #[tokio::test]
+async fn a_path_starting_with_two_slashes_reaches_no_route() {
+    // The ALB refuses `/fulfill*` on the public listener; `//fulfill/` must
+    // not reach the hook by another spelling.
+    let (app, api) = monolith_with(|_| {}).await;
+    for path in ["//fulfill/", "//fulfill", "///fulfill/", "//order/"] {
+        let order = if path.contains("fulfill") {
+            r#"{"iridium": 1}"#
+        } else {
+            WORKSHOP_CURL_BODY
+        };
+        let (status, text) = app.post(path, JSON, &[HOOK_SECRET], order).await;
+        assert_eq!((status, text.as_str()), (404, "no such path"), "{path}");
+    }
+    assert_eq!(api.count(), 0, "a double-slash path reached the API");
+    let (status, _) = app
+        .post("/fulfill/", JSON, &[HOOK_SECRET], r#"{"iridium": 1}"#)
+        .await;
+    assert_eq!(status, 200, "the hook itself still answers");
+}
+
+#[tokio::test]
 async fn a_callers_idempotency_key_is_ignored_everywhere() {
     let (app, api) = monolith_with(|_| {}).await;
     let claimed = [("Idempotency-Key", "msg-42")];
