@@ -6,7 +6,7 @@
 //! only a `Message` is a direct order such as the workshop's curl.
 
 use crate::order::{Order, OrderError};
-use crate::quote::shortened;
+use crate::quote::shortened_message;
 use crate::sns::Envelope;
 use serde_json::Value;
 
@@ -55,7 +55,7 @@ pub fn parse_delivery<O: Order>(body: &[u8], type_header: Option<&str>) -> Resul
     };
     if object.contains_key("Type") || type_header.is_some() {
         let envelope: Envelope = serde_json::from_value(Value::Object(object))
-            .map_err(|e| DeliveryError::BadEnvelope(shortened(&e.to_string()).owned()))?;
+            .map_err(|e| DeliveryError::BadEnvelope(shortened_message(e)))?;
         return Ok(Delivery::Sns(Box::new(envelope)));
     }
     match object.remove("Message") {

@@ -4,7 +4,7 @@
 //! workshop's curl); anything else is refused with a message saying what was
 //! expected, because such an order can never succeed.
 
-use crate::quote::{quoted, shortened};
+use crate::quote::{quoted, shortened_message};
 use serde::de::IntoDeserializer as _;
 use serde::ser::SerializeMap as _;
 use serde::{Deserialize, Serialize, Serializer};
@@ -227,7 +227,7 @@ fn quantity(key: &str, value: &Value, expected: &'static str) -> Result<Quantity
         Some(n) if (1..=u64::from(MAX_QUANTITY)).contains(&n) => Ok(n as Quantity),
         _ => Err(OrderError::BadQuantity {
             key: key.to_owned(),
-            got: shortened(&value.to_string()).owned(),
+            got: shortened_message(value),
             expected,
         }),
     }

@@ -39,6 +39,12 @@ pub fn shortened(text: &str) -> Quoted<'_> {
     }
 }
 
+/// [`shortened`] for a value known by its `Display` (a parser's error, a
+/// JSON value), as an owned message.
+pub fn shortened_message(message: impl fmt::Display) -> String {
+    shortened(&message.to_string()).owned()
+}
+
 impl Quoted<'_> {
     /// The quoted text as a `String`, for error types that own their text.
     pub fn owned(self) -> String {

@@ -27,7 +27,7 @@ use contracts::FulfillmentRequest;
 use contracts::OrderId;
 use contracts::fulfillment::{API_KEY_HEADER, IDEMPOTENCY_KEY_HEADER};
 use contracts::order_id::{MAX_ORDER_ID_CHARS, ORDER_ID_HEADER};
-use contracts::quote::{quoted, shortened};
+use contracts::quote::{quoted, shortened_message};
 use serde::Deserialize;
 use serde_json::json;
 use std::collections::HashMap;
@@ -224,12 +224,6 @@ fn sns_xml(action: &str, result: &str) -> Response {
     ([(header::CONTENT_TYPE, "text/xml")], body).into_response()
 }
 
-/// A parser's message, which may embed the caller's text (serde_json quotes
-/// an unknown field whole): cut short, control characters escaped.
-pub(crate) fn parser(error: impl std::fmt::Display) -> String {
-    shortened(&error.to_string()).owned()
-}
-
 fn xml_escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")
@@ -296,7 +290,10 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
     };
     // JSON whatever the Content-Type, like the services.
     let request: FulfillmentRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::BadRequest(format!("expected exactly {FULFILLMENT_EXAMPLE}: {}", parser(e)))
+        ApiError::BadRequest(format!(
+            "expected exactly {FULFILLMENT_EXAMPLE}: {}",
+            shortened_message(e)
+        ))
     })?;
     if let (Some(producer), Some(resource)) = (request.produced_by, request.misattributed()) {
         return Err(ApiError::BadRequest(format!(
@@ -346,7 +343,7 @@ async fn issue_key(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Respon
         serde_json::from_slice(&body).map_err(|e| {
             ApiError::BadRequest(format!(
                 "expected {{\"owner\": \"name\"}} or no body: {}",
-                parser(e)
+                shortened_message(e)
             ))
         })?
     };
@@ -411,7 +408,7 @@ async fn subscribe(
     let request: SubscribeRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
             "expected {{\"endpoint\": \"http://host/path/\"}}: {}",
-            parser(e)
+            shortened_message(e)
         ))
     })?;
     let subscription = hq.publisher().subscribe(topic, &request.endpoint).await?;
@@ -455,7 +452,7 @@ async fn add_faults(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Respo
     let plan: FaultPlan = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
             "expected {{\"fail_fulfillments\": n, \"lose_responses\": n}}: {}",
-            parser(e)
+            shortened_message(e)
         ))
     })?;
     hq.faults().add(plan);

@@ -13,11 +13,12 @@ use url::Url;
 
 /// Where the fulfillment API is and how to authenticate: flags or
 /// environment first, SSM Parameter Store for whatever is missing.
-#[derive(Clone, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct FulfillmentApiArgs {
-    /// Fulfillment API key; read from SSM when unset. Never logged.
+    /// Fulfillment API key; read from SSM when unset. Never logged: parsed
+    /// straight into [`ApiKey`], whose `Debug` hides it.
     #[arg(long, env = "INTERSTELLA_API_KEY", hide_env_values = true)]
-    pub api_key: Option<String>,
+    pub api_key: Option<ApiKey>,
     /// Fulfillment API URL; read from SSM when unset.
     #[arg(long, env = "INTERSTELLA_API_ENDPOINT")]
     pub api_endpoint: Option<String>,
@@ -31,18 +32,6 @@ pub struct FulfillmentApiArgs {
         default_value = "/interstella/apiEndpoint"
     )]
     pub ssm_api_endpoint_param: String,
-}
-
-/// Says whether the key is set, never what it is.
-impl std::fmt::Debug for FulfillmentApiArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FulfillmentApiArgs")
-            .field("api_key", &settings::redacted(self.api_key.as_deref()))
-            .field("api_endpoint", &self.api_endpoint)
-            .field("ssm_api_key_param", &self.ssm_api_key_param)
-            .field("ssm_api_endpoint_param", &self.ssm_api_endpoint_param)
-            .finish()
-    }
 }
 
 /// The glue hook's shared secret: flag or environment first, SSM Parameter
@@ -96,7 +85,7 @@ pub async fn resolve(
 ) -> Result<(FulfillmentApi, HookSecret), ConfigError> {
     let [key, endpoint, secret] = resolve_all([
         Wanted {
-            given: api.api_key.as_deref(),
+            given: api.api_key.as_ref().map(ApiKey::expose),
             what: "the fulfillment API key",
             env: "INTERSTELLA_API_KEY",
             flag: "api-key",
@@ -110,7 +99,7 @@ pub async fn resolve(
             param: &api.ssm_api_endpoint_param,
         },
         Wanted {
-            given: hook.secret.glue_hook_secret.as_deref(),
+            given: hook.secret.glue_hook_secret.as_ref().map(HookSecret::expose),
             what: "the glue hook's shared secret",
             env: "GLUE_HOOK_SECRET",
             flag: "glue-hook-secret",

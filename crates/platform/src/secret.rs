@@ -23,6 +23,14 @@ macro_rules! secret {
             }
         }
 
+        /// So that a command line parses a secret setting straight into
+        /// its type, whose `Debug` cannot show it.
+        impl From<String> for $name {
+            fn from(secret: String) -> Self {
+                Self(secret)
+            }
+        }
+
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str(concat!(stringify!($name), "(<redacted>)"))

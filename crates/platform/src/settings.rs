@@ -73,25 +73,12 @@ impl TrustConfig {
 
 /// The glue hook's shared secret, as the monolith and the microservices
 /// both take it (docs/contract.md, Configuration).
-#[derive(Clone, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct GlueHookSecretArgs {
-    /// The glue hook's shared secret (at least 16 characters). Never logged.
+    /// The glue hook's shared secret (at least 16 characters). Never logged:
+    /// parsed straight into [`HookSecret`], whose `Debug` hides it.
     #[arg(long, env = "GLUE_HOOK_SECRET", hide_env_values = true)]
-    pub glue_hook_secret: Option<String>,
-}
-
-/// Says whether the secret is set, never what it is.
-impl std::fmt::Debug for GlueHookSecretArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GlueHookSecretArgs")
-            .field("glue_hook_secret", &redacted(self.glue_hook_secret.as_deref()))
-            .finish()
-    }
-}
-
-/// What a secret setting's `Debug` shows: whether it is set.
-pub fn redacted(secret: Option<&str>) -> Option<&'static str> {
-    secret.map(|_| "<redacted>")
+    pub glue_hook_secret: Option<HookSecret>,
 }
 
 /// The shortest glue hook secret accepted: shorter is a placeholder, not a secret.

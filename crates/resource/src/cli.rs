@@ -3,6 +3,7 @@
 use crate::config::{DEFAULT_DOWNSTREAM_TIMEOUT_MS, ResourceConfig, glue_hook_url};
 use clap::{CommandFactory, FromArgMatches, Parser};
 use contracts::Resource;
+use platform::HookSecret;
 use platform::server::ServerLimitArgs;
 use platform::settings::{
     ConfigError, DownstreamLimitArgs, GlueHookSecretArgs, LogFormat, MetricsArgs, TrustConfig, hook_secret,
@@ -77,7 +78,7 @@ impl Cli {
         let glue_hook = glue_hook_url(monolith).map_err(|e| {
             ConfigError::Invalid(format!("monolithUrl {monolith:?} is not a host or URL: {e}"))
         })?;
-        let hook_secret = hook_secret(self.hook.glue_hook_secret.as_deref())?.ok_or_else(|| {
+        let hook_secret = hook_secret(self.hook.glue_hook_secret.as_ref().map(HookSecret::expose))?.ok_or_else(|| {
             ConfigError::Invalid(
                 "missing configuration: the glue hook's shared secret; looked in GLUE_HOOK_SECRET and --glue-hook-secret".into(),
             )

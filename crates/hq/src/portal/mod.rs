@@ -147,7 +147,7 @@ async fn dashboard_data(
     let Query(query) = query.map_err(|e| {
         ApiError::BadRequest(format!(
             "expected ?view=hour or ?view=day: {}",
-            crate::api::parser(e)
+            contracts::quote::shortened_message(e)
         ))
     })?;
     let mut response = Json(dashboard::read(&hq, query.view).await?).into_response();
