@@ -15,7 +15,8 @@
 #     through the compose stack's proxy is fulfilled in HQ's ledger;
 #   - the workshop's Lab 1 curl against `docker run -p ...:5000 monolith`;
 #   - the ALB path rules and health-check paths through the proxy;
-#   - Lab 4's loop: proxy -> iridium -> proxy -> monolith /fulfill/ -> HQ;
+#   - Lab 4's loop: proxy -> iridium -> internal proxy -> monolith /fulfill/
+#     -> HQ, and /fulfill* refused (403) on the public listener;
 #   - HQ's feed through the proxy like SNS through the ALB: HQ subscribes the
 #     proxy's URLs at start (HQ_SUBSCRIBE), the services confirm through the
 #     proxy, and published orders are fulfilled in HQ's ledger, reconciled
@@ -53,7 +54,7 @@ fi
 
 BASE=${CT_PORT_BASE:-15000}
 P_MONO=$BASE P_IRI=$((BASE + 1)) P_MAG=$((BASE + 2)) P_MONO_TLS=$((BASE + 3))
-P_PROXY=$((BASE + 80)) P_HQ=$((BASE + 90)) P_HQ_TLS=$((BASE + 443))
+P_PROXY=$((BASE + 80)) P_PROXY_INTERNAL=$((BASE + 81)) P_HQ=$((BASE + 90)) P_HQ_TLS=$((BASE + 443))
 P_COMPOSE_PROXY=$((BASE + 180)) P_COMPOSE_HQ=$((BASE + 190))
 IMAGES=(monolith iridium magnesite hq)
 PREFIX=ist-ct
@@ -306,7 +307,7 @@ run_containers() {
   MONO_ENV=(-e "INTERSTELLA_API_KEY=$API_KEY" -e "GLUE_HOOK_SECRET=$HOOK_SECRET"
     -e "INTERSTELLA_API_ENDPOINT=http://host.docker.internal:$P_HQ/receiving/"
     -e "AWS_ENDPOINT_URL_SNS=http://host.docker.internal:$P_HQ/")
-  RES_ENV=(-e "monolithUrl=$PROXY_URL" -e "GLUE_HOOK_SECRET=$HOOK_SECRET"
+  RES_ENV=(-e "monolithUrl=http://host.docker.internal:$P_PROXY_INTERNAL" -e "GLUE_HOOK_SECRET=$HOOK_SECRET"
     -e "AWS_ENDPOINT_URL_SNS=http://host.docker.internal:$P_HQ/")
   run_container monolith monolith -p "127.0.0.1:$P_MONO:5000" "${MONO_ENV[@]}"
   run_container iridium iridium -p "127.0.0.1:$P_IRI:80" "${RES_ENV[@]}"
@@ -315,7 +316,7 @@ run_containers() {
 
 start_proxy() {
   step "starting HAProxy on the host with docker/proxy/haproxy.cfg"
-  LISTEN="127.0.0.1:$P_PROXY,$GW:$P_PROXY" \
+  LISTEN="127.0.0.1:$P_PROXY,$GW:$P_PROXY" INTERNAL_LISTEN="127.0.0.1:$P_PROXY_INTERNAL,$GW:$P_PROXY_INTERNAL" \
     MONOLITH_ADDR="127.0.0.1:$P_MONO" IRIDIUM_ADDR="127.0.0.1:$P_IRI" MAGNESITE_ADDR="127.0.0.1:$P_MAG" \
     haproxy -db -f docker/proxy/haproxy.cfg >"$WORK/proxy.log" 2>&1 &
   PROXY_PID=$!
@@ -358,14 +359,18 @@ alb_routing() {
   forget
   http POST "http://127.0.0.1:$P_PROXY/iridium/" '{"Message":{"iridium":"1"}}'
   expect "POST /iridium/ through the proxy (rule /iridium* -> iridium)" 200 "Your order has been fulfilled"
-  received "iridium -> proxy -> monolith /fulfill/ -> HQ" 1 1 0
+  received "iridium -> proxy -> internal proxy -> monolith /fulfill/ -> HQ" 1 1 0
   forget
   http POST "http://127.0.0.1:$P_PROXY/magnesite/" '{"Message":{"magnesite":"2"}}'
   expect "POST /magnesite/ through the proxy (rule /magnesite* -> magnesite)" 200 "Your order has been fulfilled"
-  received "magnesite -> proxy -> monolith /fulfill/ -> HQ" 1 0 2
+  received "magnesite -> proxy -> internal proxy -> monolith /fulfill/ -> HQ" 1 0 2
   forget
   http POST "http://127.0.0.1:$P_PROXY/fulfill/" '{"iridium": 1000000}'
-  expect "POST /fulfill/ without the glue hook's secret" 401
+  expect "POST /fulfill/ on the public listener (refused, as by the ALB's first rule)" 403 "The glue hook is internal"
+  http POST "http://127.0.0.1:$P_PROXY_INTERNAL/fulfill/" '{"iridium": 1000000}'
+  expect "POST /fulfill/ on the internal listener without the glue hook's secret" 401
+  http POST "http://127.0.0.1:$P_PROXY_INTERNAL/order/" '{"Message":{"bundle":"1"}}'
+  expect "POST /order/ on the internal listener (only /fulfill* is served there)" 404
   received "nothing fulfilled by an anonymous /fulfill/" 0 0 0
   http GET "http://127.0.0.1:$P_PROXY/iridiumX"
   http GET "http://127.0.0.1:$P_PROXY/Iridium/"

@@ -109,7 +109,7 @@ lint_dockerfiles() {
 }
 
 lint_proxy_config() {
-  lint "haproxy -c docker/proxy/haproxy.cfg" env LISTEN=127.0.0.1:18080 \
+  lint "haproxy -c docker/proxy/haproxy.cfg" env LISTEN=127.0.0.1:18080 INTERNAL_LISTEN=127.0.0.1:18081 \
     MONOLITH_ADDR=127.0.0.1:5000 IRIDIUM_ADDR=127.0.0.1:8081 MAGNESITE_ADDR=127.0.0.1:8082 \
     haproxy -c -q -f docker/proxy/haproxy.cfg
 }

@@ -2,25 +2,20 @@
 //! hook takes from the microservices on the way there.
 
 use crate::order::{Order, OrderError, Quantity, Resource, ResourceOrder};
-use crate::order_id::OrderId;
+use crate::order_id::{ORDER_ID_HEADER, OrderId};
 use crate::quote::quoted;
-use serde::ser::SerializeMap as _;
-use serde::{Deserialize, Serialize, Serializer};
-use serde_json::Value;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::fmt;
 
 /// The header carrying the fulfillment API key.
 pub const API_KEY_HEADER: &str = "x-api-key";
 /// The header that makes a repeated fulfillment count once; its value is
-/// always an [`IdempotencyKey`] we derived, never one a caller sent.
+/// always an [`IdempotencyKey`] a service derived (a microservice sends it
+/// to the glue hook with the hook's secret), never one an outside caller sent.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// The header carrying the glue hook's shared secret (microservice → monolith).
 pub const HOOK_SECRET_HEADER: &str = "x-interstella-hook-secret";
-/// The glue hook body's field carrying the idempotency key.
-const HOOK_KEY_FIELD: &str = "idempotency_key";
-/// The glue hook body's field carrying the order id its log lines carry.
-const HOOK_ORDER_ID_FIELD: &str = "order_id";
 
 /// What a fulfillment is for: part of its idempotency key, so a bundle and a
 /// resource fulfilled for the same SNS message never share a key.
@@ -69,7 +64,7 @@ impl IdempotencyKey {
         Self(hex::encode(digest))
     }
 
-    /// A key as sent in the glue hook's body: 64 lower-case hex digits.
+    /// A key as sent in the glue hook's header: 64 lower-case hex digits.
     pub fn parse(text: &str) -> Option<Self> {
         let shaped = text.len() == KEY_HEX_DIGITS
             && text
@@ -90,11 +85,13 @@ impl fmt::Display for IdempotencyKey {
     }
 }
 
-/// The glue hook's body: `{"iridium": n}`, plus `"idempotency_key"` for an
-/// order that came through SNS (a direct order has none).
+/// The glue hook's request. Its body is exactly the order's one key,
+/// `{"iridium": n}` (SPEC); the idempotency key and the order id travel in
+/// the [`IDEMPOTENCY_KEY_HEADER`] and [`ORDER_ID_HEADER`] headers, which the
+/// monolith reads only from a caller that presented the hook's secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookRequest {
-    /// The resource produced, and how much.
+    /// The resource produced, and how much: the body.
     pub order: ResourceOrder,
     /// The key the fulfillment API dedupes on; `None` for a direct order.
     pub idempotency_key: Option<IdempotencyKey>,
@@ -104,46 +101,42 @@ pub struct HookRequest {
 }
 
 impl HookRequest {
-    /// Reads the hook's body: the order's one key, and the optional key and
-    /// order id fields.
-    pub fn from_text(body: &[u8]) -> Result<Self, OrderError> {
-        let not_json = |e: serde_json::Error| OrderError::NotJson(e.to_string(), ResourceOrder::EXAMPLE);
-        let mut body: Value = serde_json::from_slice(body).map_err(not_json)?;
-        let order_id = match body.as_object_mut().and_then(|o| o.remove(HOOK_ORDER_ID_FIELD)) {
-            None => None,
-            Some(Value::String(text)) => {
-                Some(OrderId::parse(&text).ok_or_else(|| OrderError::BadOrderId(quoted(&text).owned()))?)
-            }
-            Some(other) => return Err(OrderError::BadOrderId(quoted(&other.to_string()).owned())),
-        };
-        let idempotency_key = match body.as_object_mut().and_then(|o| o.remove(HOOK_KEY_FIELD)) {
-            None => None,
-            Some(Value::String(text)) => Some(
-                IdempotencyKey::parse(&text)
-                    .ok_or_else(|| OrderError::BadIdempotencyKey(quoted(&text).owned()))?,
-            ),
-            Some(other) => return Err(OrderError::BadIdempotencyKey(quoted(&other.to_string()).owned())),
-        };
+    /// Reads the hook's request: the body (exactly one key) and the values
+    /// of its two optional headers, as they arrived.
+    pub fn from_parts(
+        body: &[u8],
+        idempotency_key: Option<&[u8]>,
+        order_id: Option<&[u8]>,
+    ) -> Result<Self, OrderError> {
+        let text = |value: &[u8]| String::from_utf8_lossy(value).into_owned();
+        let idempotency_key = idempotency_key
+            .map(|value| {
+                std::str::from_utf8(value)
+                    .ok()
+                    .and_then(IdempotencyKey::parse)
+                    .ok_or_else(|| OrderError::BadIdempotencyKey(quoted(&text(value)).owned()))
+            })
+            .transpose()?;
+        let order_id = order_id
+            .map(|value| {
+                std::str::from_utf8(value)
+                    .ok()
+                    .and_then(OrderId::parse)
+                    .ok_or_else(|| OrderError::BadOrderId(quoted(&text(value)).owned()))
+            })
+            .transpose()?;
         Ok(Self {
-            order: ResourceOrder::from_json(&body)?,
+            order: ResourceOrder::from_text(body)?,
             idempotency_key,
             order_id,
         })
     }
-}
 
-impl Serialize for HookRequest {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let fields = 1 + usize::from(self.idempotency_key.is_some()) + usize::from(self.order_id.is_some());
-        let mut map = serializer.serialize_map(Some(fields))?;
-        map.serialize_entry(self.order.resource.as_str(), &self.order.quantity)?;
-        if let Some(key) = &self.idempotency_key {
-            map.serialize_entry(HOOK_KEY_FIELD, key.as_str())?;
-        }
-        if let Some(id) = &self.order_id {
-            map.serialize_entry(HOOK_ORDER_ID_FIELD, id.as_str())?;
-        }
-        map.end()
+    /// The headers that carry the key and the order id, those present.
+    pub fn headers(&self) -> Vec<(&'static str, &str)> {
+        let key = self.idempotency_key.as_ref().map(|key| (IDEMPOTENCY_KEY_HEADER, key.as_str()));
+        let id = self.order_id.as_ref().map(|id| (ORDER_ID_HEADER, id.as_str()));
+        key.into_iter().chain(id).collect()
     }
 }
 
@@ -286,48 +279,56 @@ mod tests {
     }
 
     #[test]
-    fn the_hook_body_carries_the_key() {
+    fn the_hook_body_is_the_order_and_the_key_is_a_header() {
         let key = IdempotencyKey::derive("arn:a", "m", FulfillmentKind::Resource(Resource::Iridium));
+        let id = "9d6c1b6a-2f0e-4c3b-8d1e-0f4a5b6c7d8e";
         let request = HookRequest {
             order: ResourceOrder {
                 resource: Resource::Iridium,
                 quantity: 2,
             },
             idempotency_key: Some(key.clone()),
-            order_id: OrderId::parse("9d6c1b6a-2f0e-4c3b-8d1e-0f4a5b6c7d8e"),
+            order_id: OrderId::parse(id),
         };
-        let body = serde_json::to_string(&request).unwrap_or_default();
+        let body = serde_json::to_string(&request.order).unwrap_or_default();
+        assert_eq!(body, r#"{"iridium":2}"#);
         assert_eq!(
-            body,
-            format!(
-                r#"{{"iridium":2,"idempotency_key":"{key}","order_id":"9d6c1b6a-2f0e-4c3b-8d1e-0f4a5b6c7d8e"}}"#
-            )
+            request.headers(),
+            [(IDEMPOTENCY_KEY_HEADER, key.as_str()), (ORDER_ID_HEADER, id)]
         );
-        assert_eq!(HookRequest::from_text(body.as_bytes()), Ok(request));
-        let direct = HookRequest::from_text(br#"{"magnesite": "3"}"#).map(|r| r.idempotency_key);
-        assert_eq!(direct, Ok(None));
+        let parsed = HookRequest::from_parts(body.as_bytes(), Some(key.as_str().as_bytes()), Some(id.as_bytes()));
+        assert_eq!(parsed, Ok(request));
+        let direct = HookRequest::from_parts(br#"{"magnesite": "3"}"#, None, None);
+        assert_eq!(direct.map(|r| r.headers().len()), Ok(0));
+        // The body is exactly one key: the old body fields are refused.
         for bad in [
-            r#"{"iridium":1,"idempotency_key":"msg-42"}"#,
-            r#"{"iridium":1,"idempotency_key":7}"#,
+            format!(r#"{{"iridium":1,"idempotency_key":"{key}"}}"#),
+            format!(r#"{{"iridium":1,"order_id":"{id}"}}"#),
         ] {
             assert!(
                 matches!(
-                    HookRequest::from_text(bad.as_bytes()),
-                    Err(OrderError::BadIdempotencyKey(_))
+                    HookRequest::from_parts(bad.as_bytes(), None, None),
+                    Err(OrderError::WrongShape(_))
                 ),
                 "{bad}"
             );
         }
-        for bad in [
-            r#"{"iridium":1,"order_id":"a b"}"#,
-            r#"{"iridium":1,"order_id":7}"#,
-        ] {
+        for bad in [&b"msg-42"[..], b"", &[0xff; 64]] {
             assert!(
                 matches!(
-                    HookRequest::from_text(bad.as_bytes()),
+                    HookRequest::from_parts(br#"{"iridium":1}"#, Some(bad), None),
+                    Err(OrderError::BadIdempotencyKey(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        for bad in [&b"a b"[..], b"", &[b'x'; 65]] {
+            assert!(
+                matches!(
+                    HookRequest::from_parts(br#"{"iridium":1}"#, None, Some(bad)),
                     Err(OrderError::BadOrderId(_))
                 ),
-                "{bad}"
+                "{bad:?}"
             );
         }
     }

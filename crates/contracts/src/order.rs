@@ -119,11 +119,11 @@ pub enum OrderError {
         /// What a correct order looks like.
         expected: &'static str,
     },
-    /// The glue hook's idempotency key is not one we derive (quoted).
-    #[error("idempotency_key must be 64 lower-case hex digits, got {0}")]
+    /// The glue hook's `Idempotency-Key` header is not a key we derive (quoted).
+    #[error("the Idempotency-Key header must be 64 lower-case hex digits, got {0}")]
     BadIdempotencyKey(String),
-    /// The glue hook's order id is not short and plain (quoted).
-    #[error("order_id must be 1 to 64 ASCII letters, digits, '-', '_', '.' or ':', got {0}")]
+    /// The glue hook's `x-interstella-order-id` header is not short and plain (quoted).
+    #[error("the x-interstella-order-id header must be 1 to 64 ASCII letters, digits, '-', '_', '.' or ':', got {0}")]
     BadOrderId(String),
 }
 

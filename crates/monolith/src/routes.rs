@@ -3,7 +3,7 @@
 use crate::config::MonolithConfig;
 use crate::gather::gather;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, HeaderValue};
 use axum::routing::{get, post};
 use axum::{Router, body::Bytes};
 use contracts::fulfillment::{API_KEY_HEADER, HOOK_SECRET_HEADER, IDEMPOTENCY_KEY_HEADER};
@@ -79,8 +79,8 @@ async fn order(
 }
 
 /// `POST /fulfill/`: the glueFulfill hook; one resource from a microservice,
-/// which proves it is one with the shared secret. A caller's
-/// `Idempotency-Key` header is ignored: the key, if any, is in the body.
+/// which proves it is one with the shared secret. Only then are its
+/// `Idempotency-Key` and order id headers read (`/order/` ignores a caller's).
 async fn fulfill(
     State(monolith): State<Arc<Monolith>>,
     headers: HeaderMap,
@@ -92,7 +92,8 @@ async fn fulfill(
     if !monolith.config.hook_secret.matches(presented.as_bytes()) {
         return Err(ServiceError::HookSecretWrong);
     }
-    let hook = HookRequest::from_text(&body)?;
+    let header = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
+    let hook = HookRequest::from_parts(&body, header(IDEMPOTENCY_KEY_HEADER), header(ORDER_ID_HEADER))?;
     // The microservice's id for the order, so its lines here match its own.
     let order_id = hook.order_id.clone().unwrap_or_else(request_id);
     record_order_id(&order_id);

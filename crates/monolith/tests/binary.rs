@@ -84,7 +84,7 @@ async fn the_hook_secret_is_checked_and_never_logged() {
         request.send().await.unwrap().status().as_u16()
     };
     assert_eq!(hook(None).await, 401);
-    assert_eq!(hook(Some("wrong-hook-secret-value-0123456789")).await, 403);
+    assert_eq!(hook(Some("wrong-hook-secret-value-0123456789")).await, 401);
     assert_eq!(api.count(), 0);
     assert_eq!(hook(Some(HOOK_SECRET)).await, 200);
     assert_eq!(api.count(), 1);
@@ -92,8 +92,8 @@ async fn the_hook_secret_is_checked_and_never_logged() {
     assert!(monolith.wait_exit(Duration::from_secs(10)).await.success());
     let log = monolith.seen.join("\n");
     assert!(
-        log.contains("401") && log.contains("403"),
-        "refusals are logged:\n{log}"
+        log.matches("status=401").count() >= 2,
+        "both refusals are logged:\n{log}"
     );
     for secret in [HOOK_SECRET, "wrong-hook-secret-value"] {
         assert!(!log.contains(secret), "a hook secret reached the log:\n{log}");

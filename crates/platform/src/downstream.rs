@@ -150,7 +150,7 @@ pub async fn read_body(
             return Err(BodyError::TooLarge { limit });
         }
         let mut body = BytesMut::new();
-        while let Some(chunk) = response.chunk().await.map_err(BodyError::Broken)? {
+        while let Some(chunk) = response.chunk().await.map_err(|error| BodyError::Broken(error.without_url()))? {
             if body.len() + chunk.len() > limit {
                 return Err(BodyError::TooLarge { limit });
             }
@@ -283,6 +283,9 @@ impl Downstream {
 
     fn classify(&self, source: reqwest::Error) -> DownstreamError {
         let target = self.target;
+        // The error's text would name the URL, query and all: a SubscribeURL
+        // carries its subscription's token there. `target` says who it was.
+        let source = source.without_url();
         if source.is_timeout() {
             DownstreamError::Timeout {
                 target,

@@ -59,11 +59,12 @@ impl ServiceError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Delivery(_) | Self::Order(_) | Self::BadMessageId(_) => StatusCode::BAD_REQUEST,
-            Self::HookSecretMissing => StatusCode::UNAUTHORIZED,
-            Self::UnsignedRefused
-            | Self::TopicRefused(_)
-            | Self::UntrustedSubscribeUrl(_)
-            | Self::HookSecretWrong => StatusCode::FORBIDDEN,
+            // Missing or wrong, the caller lacks the credential (RFC 9110's
+            // 401); SPEC names 401 for a call without the secret.
+            Self::HookSecretMissing | Self::HookSecretWrong => StatusCode::UNAUTHORIZED,
+            Self::UnsignedRefused | Self::TopicRefused(_) | Self::UntrustedSubscribeUrl(_) => {
+                StatusCode::FORBIDDEN
+            }
             Self::Verification(error) if error.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Verification(_) => StatusCode::FORBIDDEN,
             Self::ConfirmationFailed(_) => StatusCode::BAD_GATEWAY,

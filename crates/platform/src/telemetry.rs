@@ -127,23 +127,29 @@ pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
     span
 }
 
-/// The longest URI the access log shows whole, as long as any caller text
+/// The longest path the access log shows whole, as long as any caller text
 /// shown: every line of a request carries it, and a caller may send one as
 /// long as the head limit.
 const MAX_LOGGED_URI: usize = contracts::quote::MESSAGE_CHARS;
 
-/// A request's URI as its log lines show it: whole when short (always, for
-/// our routes), else cut short as caller text is. hyper has already refused
-/// control characters in it.
+/// A request's URI as its log lines show it: the path, whole when short
+/// (always, for our routes), else cut short as caller text is; a query only
+/// as `?…`, because its values can be secrets (HQ's SubscribeURL carries
+/// the subscription's token in it). hyper has already refused control
+/// characters in it.
 struct LoggedUri<'a>(&'a Uri);
 
 impl std::fmt::Display for LoggedUri<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0.path_and_query() {
-            Some(origin) if self.0.scheme().is_none() && origin.as_str().len() <= MAX_LOGGED_URI => {
-                f.write_str(origin.as_str())
-            }
-            _ => write!(f, "{}", contracts::quote::shortened(&self.0.to_string())),
+        let path = self.0.path();
+        if path.len() <= MAX_LOGGED_URI {
+            f.write_str(path)?;
+        } else {
+            write!(f, "{}", contracts::quote::shortened(path))?;
+        }
+        match self.0.query() {
+            Some(_) => f.write_str("?…"),
+            None => Ok(()),
         }
     }
 }
@@ -291,11 +297,19 @@ mod tests {
     #[test]
     fn a_long_uri_is_logged_cut_short() {
         let logged = |uri: &str| LoggedUri(&uri.parse::<Uri>().unwrap()).to_string();
-        assert_eq!(logged("/order/?a=b"), "/order/?a=b");
+        assert_eq!(logged("/order/"), "/order/");
         let long = format!("/{}", "x".repeat(16_000));
         let shown = logged(&long);
         assert!(shown.len() < MAX_LOGGED_URI + 20, "{} bytes", shown.len());
         assert!(shown.ends_with("…(16001 bytes)"), "{shown}");
+    }
+
+    #[test]
+    fn a_query_is_logged_without_its_values() {
+        let logged = |uri: &str| LoggedUri(&uri.parse::<Uri>().unwrap()).to_string();
+        let confirmation = "/?Action=ConfirmSubscription&TopicArn=arn&Token=s3cr3t";
+        assert_eq!(logged(confirmation), "/?…");
+        assert_eq!(logged("http://hq:4000/receiving/?token=s3cr3t"), "/receiving/?…");
     }
 
     fn timestamp(secs: u64, micros: u32) -> String {

@@ -96,14 +96,15 @@ impl ResourceService {
     /// Produces the order, then sends it to the monolith's glue hook with
     /// the shared secret.
     async fn produce(&self, hook: HookRequest) -> Result<&'static str, ServiceError> {
-        let ResourceOrder { resource, quantity } = hook.order;
+        let ResourceOrder { resource, quantity } = &hook.order;
         tracing::info!("Producing {quantity} {resource}");
         if !self.config.gather_delay.is_zero() {
             tokio::time::sleep(self.config.gather_delay).await;
         }
         tracing::info!("Sending {quantity} {resource} to the monolith for fulfillment");
-        let headers = [(HOOK_SECRET_HEADER, self.config.hook_secret.expose())];
-        match self.monolith.post_json(&hook, &headers).await {
+        let mut headers = hook.headers();
+        headers.push((HOOK_SECRET_HEADER, self.config.hook_secret.expose()));
+        match self.monolith.post_json(&hook.order, &headers).await {
             Ok(status) => {
                 tracing::info!("Monolith Status Code: {}", status.as_u16());
                 Ok(ORDER_FULFILLED)

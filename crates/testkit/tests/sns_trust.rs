@@ -125,11 +125,9 @@ impl Sns {
         self.hits.lock().unwrap().values().sum()
     }
 
-    /// A verifier trusting this stand-in, on a client built like the services',
-    /// remembering no failure (so every retry here is a fetch to count).
+    /// A verifier trusting this stand-in, on a client built like the services'.
     fn verifier(&self) -> SnsVerifier {
         SnsVerifier::new(TrustedHosts::new(Some(self.base.clone())), client())
-            .with_failure_memory(Duration::ZERO)
     }
 
     /// A signer with the test key whose certificate is at `path` here.

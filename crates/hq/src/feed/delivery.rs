@@ -181,7 +181,8 @@ impl Inner {
             }
             Err(error) if error.is_timeout() => Attempt::Retry("no answer in time".into()),
             Err(error) if error.is_connect() => Attempt::Retry("connection refused".into()),
-            Err(error) => Attempt::Retry(format!("transport error: {error}")),
+            // Without its URL: an endpoint's query can hold a secret.
+            Err(error) => Attempt::Retry(format!("transport error: {}", error.without_url())),
         }
     }
 }

@@ -9,8 +9,9 @@
 //! genuine keys: a key enters the verified cache (TTL, size bound) only once
 //! it verified a signature; fetches in progress, keys that verified nothing
 //! yet and failures live in a separate bounded map, which nothing verified
-//! ever has to leave room for. A failure is remembered a few seconds, so a
-//! flood of one URL costs one fetch, and SNS's later retries fetch afresh.
+//! ever has to leave room for. A failure is not cached: the requests already
+//! waiting on a fetch share its outcome, and the next one fetches afresh
+//! (one fetch per URL at a time, so a flood of one URL costs one at a time).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -43,11 +44,7 @@ const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
 /// Certificate fetches in flight at most, whatever the number of distinct
 /// URLs messages name; SNS itself uses a handful of certificates.
 pub const MAX_FETCHES_IN_FLIGHT: usize = 4;
-/// How long a failed fetch answers for its URL before the next one is
-/// tried: long enough that a flood of one URL costs one fetch, short enough
-/// that SNS's retries of a genuine message soon get a fresh try.
-pub const DEFAULT_FAILURE_MEMORY: Duration = Duration::from_secs(5);
-/// Fetches in progress, unverified keys and remembered failures kept at
+/// Fetches in progress and unverified keys kept at
 /// most; beyond it the oldest of them is forgotten (never a verified key).
 const MAX_UNVERIFIED: usize = 256;
 /// A certificate PEM is about 2 KiB; anything far larger is not one.
@@ -99,7 +96,6 @@ pub struct SnsVerifier {
     fetches: Semaphore,
     ttl: Duration,
     capacity: usize,
-    failure_memory: Duration,
     metrics: SnsMetrics,
 }
 
@@ -109,7 +105,7 @@ struct Keys {
     /// Keys that verified a signature; only these are reused for the TTL.
     verified: HashMap<String, VerifiedKey>,
     /// Everything else: fetches in progress, fetched keys that verified
-    /// nothing yet, failures being remembered. Bounded by [`MAX_UNVERIFIED`].
+    /// nothing yet. Bounded by [`MAX_UNVERIFIED`].
     unverified: HashMap<String, Arc<Slot>>,
 }
 
@@ -147,7 +143,6 @@ impl SnsVerifier {
             fetches: Semaphore::new(MAX_FETCHES_IN_FLIGHT),
             ttl: DEFAULT_CACHE_TTL,
             capacity: DEFAULT_CACHE_CAPACITY,
-            failure_memory: DEFAULT_FAILURE_MEMORY,
             metrics: SnsMetrics::default(),
         }
     }
@@ -163,13 +158,6 @@ impl SnsVerifier {
     pub fn with_cache(mut self, ttl: Duration, capacity: usize) -> Self {
         self.ttl = ttl;
         self.capacity = capacity.max(1);
-        self
-    }
-
-    /// Changes how long a failed fetch answers for its URL (zero: only
-    /// requests already waiting on it share it).
-    pub fn with_failure_memory(mut self, failure_memory: Duration) -> Self {
-        self.failure_memory = failure_memory;
         self
     }
 
@@ -254,14 +242,14 @@ impl SnsVerifier {
         let mut keys = self.lock();
         let now = Instant::now();
         if let Some(slot) = keys.unverified.get(url)
-            && !slot.stale(now, self.ttl, self.failure_memory)
+            && !slot.stale(now, self.ttl)
         {
             return Arc::clone(slot);
         }
         keys.unverified.remove(url);
         if keys.unverified.len() >= MAX_UNVERIFIED {
             keys.unverified
-                .retain(|_, slot| !slot.stale(now, self.ttl, self.failure_memory));
+                .retain(|_, slot| !slot.stale(now, self.ttl));
         }
         // Whoever waits on a forgotten slot still holds it and gets its
         // outcome; only later requests no longer share it.
@@ -322,7 +310,7 @@ impl SnsVerifier {
     /// Fetches a certificate once a fetch slot is free; the wait for the
     /// slot counts against the timeout.
     async fn fetch_key(&self, location: &TrustedUrl) -> Result<Arc<CertificateKey>, VerifyError> {
-        let url = location.url();
+        let url = contracts::quote::shortened(location.url().as_str());
         let fetch = async {
             // The semaphore is never closed, so this cannot fail.
             let _slot = self.fetches.acquire().await.ok();
@@ -344,18 +332,18 @@ impl std::fmt::Debug for SnsVerifier {
             .field("hosts", &self.hosts)
             .field("ttl", &self.ttl)
             .field("capacity", &self.capacity)
-            .field("failure_memory", &self.failure_memory)
             .finish_non_exhaustive()
     }
 }
 
 impl Slot {
-    /// Done, and past its use: a key past the TTL, a failure past its memory.
-    fn stale(&self, now: Instant, ttl: Duration, failure_memory: Duration) -> bool {
+    /// Done, and past its use: a key past the TTL, or a failure (never
+    /// cached: whoever comes after it fetches again).
+    fn stale(&self, now: Instant, ttl: Duration) -> bool {
         match self.outcome.get() {
             None => false,
             Some(Fetched { key: Ok(_), at }) => now.duration_since(*at) >= ttl,
-            Some(Fetched { key: Err(_), at }) => now.duration_since(*at) >= failure_memory,
+            Some(Fetched { key: Err(_), .. }) => true,
         }
     }
 }
@@ -377,13 +365,19 @@ async fn fetch_key(
     location: &TrustedUrl,
 ) -> Result<Arc<CertificateKey>, VerifyError> {
     let url = location.url();
-    tracing::debug!(%url, "fetching SNS signing certificate");
-    let unavailable = |why: String| VerifyError::CertificateUnavailable(format!("{url}: {why}"));
+    // Chosen by the sender: under a stand-in its path has no fixed shape.
+    let shown = contracts::quote::shortened(url.as_str());
+    tracing::debug!(url = %shown, "fetching SNS signing certificate");
+    let unavailable = |why: String| VerifyError::CertificateUnavailable(format!("{shown}: {why}"));
     let mut request = client.get(url.clone());
     for (name, value) in location.headers() {
         request = request.header(name, value);
     }
-    let response = request.send().await.map_err(|e| unavailable(e.to_string()))?;
+    // Without the URL, which the message already names.
+    let response = request
+        .send()
+        .await
+        .map_err(|error| unavailable(error.without_url().to_string()))?;
     // Exactly 200: a redirect must not take us to a host nobody checked.
     if response.status() != reqwest::StatusCode::OK {
         return Err(unavailable(format!("HTTP {}", response.status())));
@@ -391,17 +385,18 @@ async fn fetch_key(
     // A client that follows redirects ends up elsewhere with a 200; the
     // certificate from there is not one we checked the URL of.
     if response.url() != url {
-        return Err(unavailable(format!("redirected to {}", response.url())));
+        let location = contracts::quote::shortened(response.url().as_str());
+        return Err(unavailable(format!("redirected to {location}")));
     }
     let body = read_body(response, MAX_CERT_BYTES, FETCH_TIMEOUT)
         .await
         .map_err(|error| match error {
-            BodyError::TooLarge { .. } => VerifyError::BadCertificate(format!("{url}: {error}")),
+            BodyError::TooLarge { .. } => VerifyError::BadCertificate(format!("{shown}: {error}")),
             BodyError::Slow(_) | BodyError::Broken(_) => unavailable(error.to_string()),
         })?;
     CertificateKey::from_pem(&body)
         .map(Arc::new)
-        .map_err(|why| VerifyError::BadCertificate(format!("{url}: {why}")))
+        .map_err(|why| VerifyError::BadCertificate(format!("{shown}: {why}")))
 }
 
 /// Why a certificate's key cannot verify SNS signatures.

@@ -1,6 +1,6 @@
 //! The monolith: the workshop's flows, bad input and downstream failures.
 
-use contracts::fulfillment::HOOK_SECRET_HEADER;
+use contracts::fulfillment::{HOOK_SECRET_HEADER, IDEMPOTENCY_KEY_HEADER};
 use contracts::{FulfillmentKind, IdempotencyKey};
 use monolith::MonolithConfig;
 use monolith::routes::HEALTHY;
@@ -219,15 +219,17 @@ async fn unsigned_orders_can_be_refused() {
 const HOOK_SECRET: (&str, &str) = (HOOK_SECRET_HEADER, TEST_HOOK_SECRET);
 
 #[tokio::test]
-async fn glue_hook_sends_one_resource_with_the_key_from_its_body() {
+async fn glue_hook_sends_one_resource_with_the_key_from_its_header() {
     let (app, api) = monolith_with(|_| {}).await;
     let key = IdempotencyKey::derive(
         "arn:t",
         "m",
         FulfillmentKind::Resource(contracts::Resource::Magnesite),
     );
-    let body = format!(r#"{{"magnesite": 4, "idempotency_key": "{key}"}}"#);
-    let (status, text) = app.post("/fulfill/", JSON, &[HOOK_SECRET], body).await;
+    let from_microservice = [HOOK_SECRET, (IDEMPOTENCY_KEY_HEADER, key.as_str())];
+    let (status, text) = app
+        .post("/fulfill/", JSON, &from_microservice, r#"{"magnesite": 4}"#)
+        .await;
     assert_eq!((status, text.as_str()), (200, HOOK_DELIVERED));
     let received = api.received();
     assert_eq!(
@@ -237,20 +239,25 @@ async fn glue_hook_sends_one_resource_with_the_key_from_its_body() {
     assert_eq!(received[0].header("idempotency-key"), Some(key.as_str()));
     assert_eq!(received[0].header("x-api-key"), Some(TEST_API_KEY));
 
+    // The body is exactly one key (SPEC): the key goes in a header.
+    let key_in_body = format!(r#"{{"iridium":1,"idempotency_key":"{key}"}}"#);
     for bad in [
         r#"{"iridium":1,"magnesite":1}"#,
         r#"{"bundle":1}"#,
         r#"{"Message":{"iridium":1}}"#,
-        r#"{"iridium":1,"idempotency_key":"msg-42"}"#,
+        &key_in_body,
         "{}",
         "x",
     ] {
         assert_eq!(
-            app.post("/fulfill", None, &[HOOK_SECRET], bad).await.0,
+            app.post("/fulfill", None, &[HOOK_SECRET], bad.to_owned()).await.0,
             400,
             "{bad}"
         );
     }
+    let not_ours = [HOOK_SECRET, (IDEMPOTENCY_KEY_HEADER, "msg-42")];
+    let (status, text) = app.post("/fulfill/", JSON, &not_ours, r#"{"iridium":1}"#).await;
+    assert_eq!(status, 400, "{text}");
     assert_eq!(api.count(), 1);
 
     api.behave(ApiBehaviour::Fail(500));
@@ -272,7 +279,7 @@ async fn glue_hook_needs_the_shared_secret() {
         let (status, text) = app
             .post("/fulfill/", JSON, &[(HOOK_SECRET_HEADER, wrong)], order)
             .await;
-        assert_eq!(status, 403, "{wrong:?}");
+        assert_eq!(status, 401, "{wrong:?}");
         assert!(!text.contains(TEST_HOOK_SECRET), "the secret was echoed: {text}");
     }
     assert_eq!(api.count(), 0, "an unauthenticated hook call reached the API");
@@ -303,25 +310,20 @@ async fn a_path_starting_with_two_slashes_reaches_no_route() {
 }
 
 #[tokio::test]
-async fn a_callers_idempotency_key_is_ignored_everywhere() {
+async fn a_callers_idempotency_key_is_ignored_on_orders() {
+    // Only a microservice, with the hook's secret, passes a key on (the
+    // glue hook test above); an order's key is derived here or absent.
     let (app, api) = monolith_with(|_| {}).await;
-    let claimed = [("Idempotency-Key", "msg-42")];
+    let claimed = [(IDEMPOTENCY_KEY_HEADER, "msg-42")];
     let (status, _) = app.post("/order/", JSON, &claimed, WORKSHOP_CURL_BODY).await;
     assert_eq!(status, 200);
-    let hook_headers = [claimed[0], HOOK_SECRET];
-    let (status, _) = app
-        .post("/fulfill/", JSON, &hook_headers, r#"{"iridium": 1}"#)
-        .await;
-    assert_eq!(status, 200);
     let received = api.received();
-    assert_eq!(received.len(), 2);
-    for request in &received {
-        assert_eq!(
-            request.header("idempotency-key"),
-            None,
-            "a direct order carries no key"
-        );
-    }
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].header(IDEMPOTENCY_KEY_HEADER),
+        None,
+        "a direct order carries no key"
+    );
 }
 
 #[tokio::test]
