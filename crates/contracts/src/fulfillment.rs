@@ -134,7 +134,10 @@ impl HookRequest {
 
     /// The headers that carry the key and the order id, those present.
     pub fn headers(&self) -> Vec<(&'static str, &str)> {
-        let key = self.idempotency_key.as_ref().map(|key| (IDEMPOTENCY_KEY_HEADER, key.as_str()));
+        let key = self
+            .idempotency_key
+            .as_ref()
+            .map(|key| (IDEMPOTENCY_KEY_HEADER, key.as_str()));
         let id = self.order_id.as_ref().map(|id| (ORDER_ID_HEADER, id.as_str()));
         key.into_iter().chain(id).collect()
     }
@@ -296,7 +299,11 @@ mod tests {
             request.headers(),
             [(IDEMPOTENCY_KEY_HEADER, key.as_str()), (ORDER_ID_HEADER, id)]
         );
-        let parsed = HookRequest::from_parts(body.as_bytes(), Some(key.as_str().as_bytes()), Some(id.as_bytes()));
+        let parsed = HookRequest::from_parts(
+            body.as_bytes(),
+            Some(key.as_str().as_bytes()),
+            Some(id.as_bytes()),
+        );
         assert_eq!(parsed, Ok(request));
         let direct = HookRequest::from_parts(br#"{"magnesite": "3"}"#, None, None);
         assert_eq!(direct.map(|r| r.headers().len()), Ok(0));

@@ -123,7 +123,9 @@ pub enum OrderError {
     #[error("the Idempotency-Key header must be 64 lower-case hex digits, got {0}")]
     BadIdempotencyKey(String),
     /// The glue hook's `x-interstella-order-id` header is not short and plain (quoted).
-    #[error("the x-interstella-order-id header must be 1 to 64 ASCII letters, digits, '-', '_', '.' or ':', got {0}")]
+    #[error(
+        "the x-interstella-order-id header must be 1 to 64 ASCII letters, digits, '-', '_', '.' or ':', got {0}"
+    )]
     BadOrderId(String),
 }
 

@@ -150,7 +150,11 @@ pub async fn read_body(
             return Err(BodyError::TooLarge { limit });
         }
         let mut body = BytesMut::new();
-        while let Some(chunk) = response.chunk().await.map_err(|error| BodyError::Broken(error.without_url()))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|error| BodyError::Broken(error.without_url()))?
+        {
             if body.len() + chunk.len() > limit {
                 return Err(BodyError::TooLarge { limit });
             }

@@ -30,6 +30,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -46,6 +47,10 @@ pub const BODY_LIMIT: usize = 512 * 1024;
 /// How long to wait before accepting again when accepting fails for want of
 /// file descriptors or memory: the failure would repeat at once.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// At the connection bound, with a connection waiting for a slot, how often
+/// the connections that turned idle since the last call are asked to close.
+const SHED_EVERY: Duration = Duration::from_millis(50);
 
 /// Serves `router` on `listener` with the default [`ServerLimits`] until
 /// `shutdown` resolves, then drains (see [`serve_with`]).
@@ -66,8 +71,14 @@ pub async fn serve(
 /// [`BODY_LIMIT`] get 413, heads over the header limit 431, bodies slower
 /// than the body timeout and requests slower than the request timeout 503
 /// (SNS retries a 5xx; a 408 it would count as delivered); a client that
-/// takes none of a response for the write timeout is disconnected. Beyond
-/// `limits.max_connections`, connections wait in the kernel's accept queue.
+/// takes none of a response for the write timeout is disconnected.
+///
+/// At `limits.max_connections`, the next connection is taken from the
+/// kernel's queue and waits for a slot while connections serving no request
+/// (kept alive between requests, or still sending a head) are closed, every
+/// [`SHED_EVERY`] until a slot is free: so a health check still gets in
+/// while idle or slow clients hold every slot, and no request in progress is
+/// cut. Connections after it wait in the kernel's queue.
 pub async fn serve_with(
     listener: TcpListener,
     router: Router,
@@ -77,30 +88,46 @@ pub async fn serve_with(
     let app = App::new(router, &limits);
     let http = http1_builder(&limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
-    let (drain, draining) = watch::channel(false);
+    let (signal, signals) = watch::channel(Signal::Serve);
     let mut connections = JoinSet::new();
     let mut slot: Option<OwnedSemaphorePermit> = None;
+    // At the bound: the one connection taken from the queue to wait for a
+    // slot, and when idle connections are next asked to make room.
+    let mut waiting: Option<TcpStream> = None;
+    let mut next_shed = Instant::now();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
             biased;
             () = &mut shutdown => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            // At the bound, stop accepting: new connections wait in the
-            // kernel's queue, not in our memory.
-            permit = Arc::clone(&slots).acquire_owned(), if slot.is_none() => slot = permit.ok(),
-            accepted = listener.accept(), if slot.is_some() => match accepted {
+            permit = Arc::clone(&slots).acquire_owned(), if slot.is_none() => {
+                slot = permit.ok();
+                if let Some(stream) = waiting.take() {
+                    connections.spawn(serve_connection(&http, &limits, stream, &app, &signals, slot.take()));
+                }
+            }
+            () = tokio::time::sleep_until(next_shed), if waiting.is_some() => {
+                signal.send_modify(Signal::shed);
+                next_shed = Instant::now() + SHED_EVERY;
+            }
+            accepted = listener.accept(), if slot.is_some() || waiting.is_none() => match accepted {
+                Ok((stream, _peer)) if slot.is_some() => {
+                    connections.spawn(serve_connection(&http, &limits, stream, &app, &signals, slot.take()));
+                }
+                // At the bound: one waits here (the rest in the kernel's
+                // queue, not in our memory) while idle connections close.
                 Ok((stream, _peer)) => {
-                    let permit = slot.take();
-                    let stream = WriteDeadline::new(stream, limits.write_timeout);
-                    connections.spawn(serve_connection(&http, stream, app.clone(), draining.clone(), permit));
+                    waiting = Some(stream);
+                    next_shed = Instant::now();
                 }
                 Err(error) => accept_failed(error).await,
             },
         }
     }
     drop(listener);
-    let _ = drain.send(true);
+    drop(waiting);
+    signal.send_replace(Signal::Drain);
     let in_flight = connections.len();
     let drained = tokio::time::timeout(limits.drain_timeout, async {
         while connections.join_next().await.is_some() {}
@@ -134,6 +161,26 @@ struct App {
     router: NormalizePath<Router>,
     body_read_timeout: Duration,
     request_timeout: Duration,
+    /// Whether a request is being answered on this connection (each
+    /// connection has its own; see [`App::for_connection`]).
+    busy: Arc<AtomicBool>,
+}
+
+/// Marks its connection busy while a request is answered, until dropped
+/// (the answer done, or dropped with its connection).
+struct Answering<'a>(&'a AtomicBool);
+
+impl<'a> Answering<'a> {
+    fn new(busy: &'a AtomicBool) -> Self {
+        busy.store(true, Ordering::Release);
+        Self(busy)
+    }
+}
+
+impl Drop for Answering<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
 }
 
 impl App {
@@ -142,6 +189,15 @@ impl App {
             router: NormalizePath::trim_trailing_slash(router),
             body_read_timeout: limits.body_read_timeout,
             request_timeout: limits.request_timeout,
+            busy: Arc::default(),
+        }
+    }
+
+    /// The app for a new connection, with a busy flag of its own.
+    fn for_connection(&self) -> Self {
+        Self {
+            busy: Arc::default(),
+            ..self.clone()
         }
     }
 
@@ -158,6 +214,9 @@ impl App {
     /// One function rather than one awaiting another, for the reason in
     /// `serve_connection`.
     async fn answer(self, request: Request<Incoming>, started: Instant) -> Result<Response, Infallible> {
+        // The response is written after this returns; a connection asked to
+        // close then still finishes writing it (hyper's graceful shutdown).
+        let _answering = Answering::new(&self.busy);
         let deadline = started + self.request_timeout;
         let body_deadline = deadline.min(started + self.body_read_timeout);
         let timer = tokio::time::sleep_until(body_deadline);
@@ -236,8 +295,32 @@ fn http1_builder(limits: &ServerLimits) -> http1::Builder {
     http
 }
 
+/// What the serve loop asks of its connections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signal {
+    /// Serve as usual.
+    Serve,
+    /// At the bound: close if serving no request (the count makes each
+    /// call a change the connections see).
+    Shed(u64),
+    /// Close once the request in flight, if any, is answered.
+    Drain,
+}
+
+impl Signal {
+    /// The next call to shed idle connections.
+    fn shed(&mut self) {
+        *self = match *self {
+            Self::Serve => Self::Shed(0),
+            Self::Shed(calls) => Self::Shed(calls.wrapping_add(1)),
+            Self::Drain => Self::Drain,
+        };
+    }
+}
+
 /// Serves one connection until it ends, or until the drain starts: then
-/// hyper closes it if idle, or after the response in flight. `permit` is
+/// hyper closes it if idle, or after the response in flight. While the loop
+/// sheds, it closes too if no request is being answered on it. `permit` is
 /// the connection's slot, given back when it ends.
 ///
 /// Not an `async fn`, nor awaited inside another future: rustc keeps an
@@ -246,20 +329,45 @@ fn http1_builder(limits: &ServerLimits) -> http1::Builder {
 /// docs/bench.md). Built here, the connection is the future's only copy.
 fn serve_connection(
     http: &http1::Builder,
-    stream: WriteDeadline<TcpStream>,
-    app: App,
-    mut draining: watch::Receiver<bool>,
+    limits: &ServerLimits,
+    stream: TcpStream,
+    app: &App,
+    signals: &watch::Receiver<Signal>,
     permit: Option<OwnedSemaphorePermit>,
 ) -> impl Future<Output = ()> + Send + 'static {
+    let app = app.for_connection();
+    let busy = Arc::clone(&app.busy);
+    let stream = WriteDeadline::new(stream, limits.write_timeout);
     let connection = http.serve_connection(TokioIo::new(stream), app);
+    let mut signals = signals.clone();
+    // Only calls made from now on concern this connection.
+    signals.borrow_and_update();
+    let accepted = Instant::now();
     async move {
         tokio::pin!(connection);
-        let result = tokio::select! {
-            result = connection.as_mut() => result,
-            // Ends also if the sender is gone: the loop has returned.
-            () = async { _ = draining.wait_for(|draining| *draining).await; } => {
-                connection.as_mut().graceful_shutdown();
-                connection.await
+        let result = loop {
+            tokio::select! {
+                // The connection first: a request already on the wire makes
+                // it busy before a call to shed is looked at.
+                biased;
+                result = connection.as_mut() => break result,
+                changed = signals.changed() => match changed.map(|()| *signals.borrow_and_update()) {
+                    // A connection just accepted has had no time to send
+                    // its head yet.
+                    Ok(Signal::Shed(_)) if !busy.load(Ordering::Acquire) && accepted.elapsed() >= SHED_EVERY => {
+                        // Idle, or still sending its head: hyper closes it
+                        // now (with a request in flight, it would answer
+                        // that first).
+                        connection.as_mut().graceful_shutdown();
+                        break connection.as_mut().await;
+                    }
+                    Ok(Signal::Serve | Signal::Shed(_)) => {}
+                    // Draining, or the loop has returned.
+                    Ok(Signal::Drain) | Err(_) => {
+                        connection.as_mut().graceful_shutdown();
+                        break connection.as_mut().await;
+                    }
+                },
             }
         };
         if let Err(error) = result {

@@ -202,33 +202,81 @@ async fn an_oversized_head_gets_431() {
 }
 
 #[tokio::test]
-async fn beyond_the_connection_bound_the_health_check_waits_its_turn_and_answers() {
+async fn at_the_bound_idle_connections_make_room_for_the_health_check() {
     let bound = 4;
-    let header_timeout = Duration::from_millis(500);
     let server = start(ServerLimits {
         max_connections: bound,
-        header_read_timeout: header_timeout,
+        // Far longer than the health check may wait (an ALB waits 5 s).
+        header_read_timeout: Duration::from_secs(30),
         ..limits()
     })
     .await;
-    // Slow loris: twice the bound, each holding half a head.
-    let flood_started = Instant::now();
-    let mut flood = Vec::new();
-    for _ in 0..bound * 2 {
-        let mut stream = connect(server.addr).await;
-        stream.write_all(HALF_A_HEAD.as_bytes()).await.unwrap();
-        flood.push(stream);
+    // Every slot held by a client serving no request: two kept alive after
+    // an answer, two still sending their heads (slow loris).
+    let mut held = Vec::new();
+    for _ in 0..bound / 2 {
+        let mut kept_alive = connect(server.addr).await;
+        kept_alive.write_all(HEALTH_CHECK.as_bytes()).await.unwrap();
+        let answer = read_response(&mut kept_alive, Duration::from_secs(5)).await;
+        assert!(answer.is_some_and(|a| a.starts_with("HTTP/1.1 200")));
+        held.push(kept_alive);
     }
+    for _ in 0..bound / 2 {
+        let mut loris = connect(server.addr).await;
+        loris.write_all(HALF_A_HEAD.as_bytes()).await.unwrap();
+        held.push(loris);
+    }
+    let answer = exchange(server.addr, HEALTH_CHECK, Duration::from_secs(2)).await;
+    let answer = answer.expect("the health check answers within 2 s with every slot held");
+    assert!(answer.starts_with("HTTP/1.1 200"), "got {answer:?}");
+    // It got in because the server closed connections, not past the bound.
+    let mut closed = 0;
+    for stream in &mut held {
+        if read_response(stream, Duration::from_millis(500)).await.is_some() {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 1,
+        "no held connection was closed: the bound of {bound} was not applied"
+    );
+}
+
+#[tokio::test]
+async fn at_the_bound_requests_in_flight_finish_and_the_health_check_follows() {
+    let bound = 4;
+    let server = start(ServerLimits {
+        max_connections: bound,
+        ..limits()
+    })
+    .await;
+    let sent = Instant::now();
+    let mut in_flight = Vec::new();
+    for _ in 0..bound {
+        let mut stream = connect(server.addr).await;
+        stream
+            .write_all(b"GET /slow HTTP/1.1\r\nHost: test\r\n\r\n")
+            .await
+            .unwrap();
+        in_flight.push(stream);
+    }
+    // Accepted after them (the kernel's queue is first in, first out).
     let answer = exchange(server.addr, HEALTH_CHECK, Duration::from_secs(5)).await;
-    let answered_after = flood_started.elapsed();
+    let answered_after = sent.elapsed();
     let answer = answer.expect("the health check answers within 5 s");
     assert!(answer.starts_with("HTTP/1.1 200"), "got {answer:?}");
-    // Every slot was held by the flood, so the health check waited in the
-    // accept queue until the header timeout freed slots.
     assert!(
-        answered_after >= header_timeout,
-        "answered after {answered_after:?}: the bound of {bound} connections was not applied"
+        answered_after >= SLOW_HANDLER,
+        "answered after {answered_after:?}: a slot was free before a request in flight finished"
     );
+    // No request in flight was cut to make room.
+    for stream in &mut in_flight {
+        let answer = read_response(stream, Duration::from_secs(5)).await;
+        assert!(
+            answer.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 200")),
+            "a request in flight was cut: {answer:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -23,8 +23,9 @@ pub struct ServerLimits {
     /// (`WRITE_TIMEOUT_MS`); then the connection is closed. Counted between
     /// two writes that make progress, as nginx's `send_timeout`.
     pub write_timeout: Duration,
-    /// Connections served at once (`MAX_CONNECTIONS`); more wait in the
-    /// kernel's accept queue until one closes.
+    /// Connections served at once (`MAX_CONNECTIONS`). At the bound, those
+    /// serving no request are closed to make room for the next; more wait in
+    /// the kernel's accept queue.
     pub max_connections: usize,
     /// The largest request head in bytes (`MAX_HEADER_BYTES`); a larger one
     /// is answered 431. Also the most hyper's read buffer grows to.
@@ -36,8 +37,8 @@ pub struct ServerLimits {
 
 /// Default `HEADER_READ_TIMEOUT_MS`: a client on any real network sends a
 /// head in well under a second; a connection held longer without one is
-/// taking a slot (slow loris). A flood of those delays the ALB's health
-/// check by at most this long.
+/// taking a slot (slow loris), which at the connection bound is closed to
+/// make room.
 pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 5_000;
 /// Default `BODY_READ_TIMEOUT_MS`: orders are a few hundred bytes, SNS
 /// envelopes a few KiB.
@@ -138,7 +139,7 @@ pub struct ServerLimitArgs {
     #[arg(long, env = "WRITE_TIMEOUT_MS", default_value_t = DEFAULT_WRITE_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
     pub write_timeout_ms: u64,
     /// Connections served at once (1 to 4096, as `DOWNSTREAM_MAX_CONNECTIONS`);
-    /// more wait in the accept queue.
+    /// at the bound, those serving no request are closed to make room.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = max_connections)]
     pub max_connections: usize,
     /// The largest request head in bytes (8192 to 1048576); larger gets 431.

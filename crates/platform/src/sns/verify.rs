@@ -248,8 +248,7 @@ impl SnsVerifier {
         }
         keys.unverified.remove(url);
         if keys.unverified.len() >= MAX_UNVERIFIED {
-            keys.unverified
-                .retain(|_, slot| !slot.stale(now, self.ttl));
+            keys.unverified.retain(|_, slot| !slot.stale(now, self.ttl));
         }
         // Whoever waits on a forgotten slot still holds it and gets its
         // outcome; only later requests no longer share it.
