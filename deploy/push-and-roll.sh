@@ -22,6 +22,9 @@
 # Parameters not named keep their current values. The admin stack:
 #   deploy/push-and-roll.sh --stack interstella-hq --template deploy/hq.yaml \
 #     --services hq -- HqDesiredCount=1
+# Bash 3.2 or later (macOS' own bash too): no associative arrays, and an
+# array that may be empty is expanded as ${A[@]+"${A[@]}"} (before 4.4,
+# set -u calls "${A[@]}" of an empty array unbound).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -34,7 +37,6 @@ ARCH=amd64 BUILD=1 DRY_RUN=0
 OVERRIDES=()
 AWS=(aws)
 CLUSTER='' REGISTRY=''
-declare -A REPO
 
 # usage: the comment at the top of this file, without its '#'.
 usage() { sed -n '2,/^$/{/^#/!q;s/^# \{0,1\}//;p}' "$0"; }
@@ -95,16 +97,20 @@ output() { # the stack output named $1
   fi
 }
 cap() { printf '%s%s' "$(tr '[:lower:]' '[:upper:]' <<<"${1:0:1}")" "${1:1}"; }
+# repo SERVICE: the service's ECR repository URI, read by read_stack_outputs
+# into REPO_<service>.
+repo() { local name="REPO_$1"; printf '%s' "${!name}"; }
 
 read_stack_outputs() {
   step "reading the outputs of stack $STACK"
   CLUSTER=$(output ClusterName)
   local svc
   for svc in $SERVICES; do
-    REPO[$svc]=$(output "$(cap "$svc")RepositoryUri")
-    echo "$svc -> ${REPO[$svc]}:$TAG"
+    printf -v "REPO_$svc" '%s' "$(output "$(cap "$svc")RepositoryUri")"
+    echo "$svc -> $(repo "$svc"):$TAG"
   done
-  REGISTRY=${REPO[${SERVICES%% *}]%%/*}
+  REGISTRY=$(repo "${SERVICES%% *}")
+  REGISTRY=${REGISTRY%%/*}
 }
 
 log_in_to_ecr() {
@@ -126,7 +132,7 @@ build_images() {
   if [ "${DOCKER_BUILDKIT:-1}" != 0 ]; then platform=(--platform "linux/$ARCH"); fi
   for svc in $SERVICES; do
     step "building image $svc:$TAG ($ARCH)"
-    run docker build -f docker/Dockerfile --target "$svc" "${platform[@]}" \
+    run docker build -f docker/Dockerfile --target "$svc" ${platform[@]+"${platform[@]}"} \
       --build-arg TARGETARCH="$ARCH" -t "$svc:$TAG" .
   done
 }
@@ -135,8 +141,8 @@ push_images() {
   local svc
   for svc in $SERVICES; do
     step "tagging and pushing $svc:$TAG"
-    run docker tag "$svc:$TAG" "${REPO[$svc]}:$TAG"
-    run docker push "${REPO[$svc]}:$TAG"
+    run docker tag "$svc:$TAG" "$(repo "$svc"):$TAG"
+    run docker push "$(repo "$svc"):$TAG"
   done
 }
 
@@ -146,7 +152,7 @@ roll_services() {
   for svc in $SERVICES; do params+=("$(cap "$svc")ImageTag=$TAG"); done
   run "${AWS[@]}" cloudformation deploy --stack-name "$STACK" \
     --template-file "$TEMPLATE" --capabilities CAPABILITY_IAM \
-    --no-fail-on-empty-changeset --parameter-overrides "${params[@]}" "${OVERRIDES[@]}"
+    --no-fail-on-empty-changeset --parameter-overrides "${params[@]}" ${OVERRIDES[@]+"${OVERRIDES[@]}"}
 }
 
 wait_until_stable() {

@@ -24,7 +24,9 @@ is fulfilled in HQ's ledger, reconciled with nothing lost; POST /fulfill/ throug
 the public listener is refused; the internal listener wants the glue secret;
 a genuine message from a topic outside the allow-list is refused;
 Strangled=iridium via a stack update; HQ's task replaced, its ledger kept;
-LaunchType=FARGATE via a stack update.
+a second platform stack created with LaunchType=FARGATE and
+CpuArchitecture=ARM64 (real CloudFormation cannot switch those in place:
+docs/aws.md).
 All traffic stays on 127.0.0.1.
 
 Run through scripts/rehearse-aws.sh, which finds or makes a Python with
@@ -671,6 +673,10 @@ class Platform:
             else:  # moto creates no Secrets Manager secret from a template
                 env[name] = "rehearsal-" + secrets.token_hex(16)
         port = td["containerDefinitions"][0]["portMappings"][0]["containerPort"]
+        # The rehearsal moves every service to a free port; on ECS the
+        # service must listen on the port the task definition maps.
+        listens = int(env.get("PORT", {"monolith": 5000}.get(container, 80)))
+        check(f"{container} listens on its task definition's container port {port}", listens == port, listens)
         self.ports.setdefault(container, free_port())
         env.update(
             {
@@ -1036,19 +1042,20 @@ def free_port_for(plat: Platform, container: str) -> int:
 
 
 def fargate(moto: Moto, state: dict) -> None:
-    step("LaunchType=FARGATE, CpuArchitecture=ARM64 by a stack update")
+    # A new stack, as docs/aws.md says: switching an existing one would
+    # replace its custom-named target groups and services, which real
+    # CloudFormation refuses (moto does not).
+    step("a second platform stack with LaunchType=FARGATE, CpuArchitecture=ARM64")
     cfn, ecs = moto.client("cloudformation"), moto.client("ecs")
-    previous = list(state["params"])  # what the stack was last given
     stack_op(
         cfn,
-        "update_stack",
-        PLATFORM_STACK,
+        "create_stack",
+        f"{PLATFORM_STACK}-graviton",
         "interstella.yaml",
-        {"LaunchType": "FARGATE", "CpuArchitecture": "ARM64"},
-        previous,
+        {**state["params"], "EnvironmentName": "graviton", "LaunchType": "FARGATE", "CpuArchitecture": "ARM64"},
     )
     for svc in SERVICES:
-        td = task_definition(ecs, f"interstella-{svc}")
+        td = task_definition(ecs, f"graviton-{svc}")
         ports = td["containerDefinitions"][0].get("portMappings", [])
         check(f"{svc}: no host port under awsvpc", all("hostPort" not in p for p in ports), ports)
     # moto keeps a target group's TargetType through an update (AWS replaces

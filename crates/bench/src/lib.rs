@@ -539,6 +539,9 @@ async fn others_cores_over(window: Duration) -> Result<f64, BenchError> {
 }
 
 /// A service's memory once it has started and answered its health check.
+/// Not a wait for a condition: the reading is taken a fixed 300 ms later
+/// so that every service's figure includes the same start-up settling (the
+/// log writer's first batch, the runtime's idle workers).
 async fn settled_memory(service: &Service) -> Result<procstat::Memory, BenchError> {
     tokio::time::sleep(Duration::from_millis(300)).await;
     procstat::memory(service.pid)

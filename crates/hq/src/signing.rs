@@ -85,8 +85,10 @@ impl SigningIdentity {
         tracing::info!("making HQ's SNS signing key (first start only)");
         let (key_pem, cert_pem) = generate()?;
         io(&key_path, secret_file::write(&key_path, &key_pem))?;
-        // The certificate is public: SNS serves it to anyone.
-        io(&cert_path, std::fs::write(&cert_path, &cert_pem))?;
+        // Written the same way, whole or not at all: a torn certificate
+        // beside its key would stop every later start. (It is public, SNS
+        // serves it to anyone; its file's narrow mode costs nothing.)
+        io(&cert_path, secret_file::write(&cert_path, &cert_pem))?;
         Self::from_pem(&key_pem, &cert_pem)
     }
 

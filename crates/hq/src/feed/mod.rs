@@ -79,7 +79,7 @@ pub enum FeedError {
     #[error("no subscription awaits confirmation with this token on this topic")]
     UnknownToken,
     /// No such subscription.
-    #[error("no subscription {0}")]
+    #[error("no subscription {}", contracts::quote::quoted(.0))]
     UnknownSubscription(String),
     /// The ledger failed.
     #[error(transparent)]

@@ -85,7 +85,7 @@ impl fmt::Display for Topic {
 
 /// A name that is not a topic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown topic {0:?}: expected orders, iridium or magnesite")]
+#[error("unknown topic {}: expected orders, iridium or magnesite", contracts::quote::quoted(.0))]
 pub struct UnknownTopic(pub String);
 
 impl FromStr for Topic {
