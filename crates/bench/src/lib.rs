@@ -336,7 +336,7 @@ async fn slow_gather_load(bench: &Bench) -> Result<(Run, ServiceMemory), BenchEr
     Ok((run, memory))
 }
 
-/// Phase 7: what verifying one SNS signature costs, in this process.
+/// Phase 8: what verifying one SNS signature costs, in this process.
 async fn sns_verification(bench: &Bench) -> Result<VerifyCost, BenchError> {
     phase(8, "SNS signature verification, in-process");
     sns::verify_cost(&bench.side.sns, VERIFY_ITERATIONS).await

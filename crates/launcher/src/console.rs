@@ -74,13 +74,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
     };
     print_reconciliation(&reconciliation);
-    Ok(
-        if reconciliation.totals.lost == 0 && reconciliation.totals.duplicated == 0 {
-            0
-        } else {
-            1
-        },
-    )
+    Ok(if reconciliation.is_clean() { 0 } else { 1 })
 }
 
 fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
@@ -188,9 +182,14 @@ fn print_reconciliation(r: &Reconciliation) {
         total.lost,
         total.duplicated
     );
-    if total.lost == 0 && total.duplicated == 0 {
+    if r.is_clean() {
         println!("  Nothing lost, nothing counted twice.");
     } else {
-        println!("  {} lost, {} duplicated.", total.lost, total.duplicated);
+        // Pending here means still being retried when HQ stopped: its
+        // retries stop with it.
+        println!(
+            "  {} lost, {} duplicated, {} still pending when HQ stopped.",
+            total.lost, total.duplicated, total.pending
+        );
     }
 }

@@ -69,7 +69,7 @@ pub struct LaunchConfig {
     pub data_dir: PathBuf,
     /// HQ's listen address (port 0: any free port).
     pub hq_addr: SocketAddr,
-    /// Listen addresses of the monolith, iridium and magnesite.
+    /// The monolith's listen address.
     pub monolith_addr: SocketAddr,
     /// Iridium's listen address.
     pub iridium_addr: SocketAddr,

@@ -229,9 +229,10 @@ impl Downstream {
     }
 
     /// Sends the request `build` makes once a call slot is free. The
-    /// timeout covers the wait for the slot and the call up to the status
-    /// line, so a caller never waits longer than it; the body after it has
-    /// its own short bound.
+    /// timeout covers the wait for the slot, the call, and reading the
+    /// answer's body (for at most [`BODY_TIMEOUT`] of what is left), so a
+    /// caller never waits longer than it: the serve loop's start-up check
+    /// that the request timeout outlasts a route's work counts on that.
     ///
     /// The request is built only once the slot is ours: a burst of orders
     /// queued for the slots (1,000 at once after a gather) then holds no
@@ -244,6 +245,7 @@ impl Downstream {
     ) -> Result<StatusCode, DownstreamError> {
         let target = self.target;
         let counted = self.metrics.start();
+        let deadline = tokio::time::Instant::now() + self.timeout;
         let call = async {
             // The semaphore is never closed, so this cannot fail.
             let slot = self.in_flight.acquire().await.ok();
@@ -252,13 +254,14 @@ impl Downstream {
             let response = request.send().await.map_err(|source| self.classify(source))?;
             Ok((slot, response))
         };
-        let result = match tokio::time::timeout(self.timeout, call).await {
+        let result = match tokio::time::timeout_at(deadline, call).await {
             Ok(Ok((_slot, response))) => {
                 let status = response.status();
                 // Read (and drop) the body so the connection goes back to the
                 // pool; the slot stays held meanwhile, as the connection is
                 // still busy.
-                let drained = read_body(response, MAX_BODY_BYTES, BODY_TIMEOUT).await;
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                let drained = read_body(response, MAX_BODY_BYTES, BODY_TIMEOUT.min(left)).await;
                 if !status.is_success() {
                     Err(DownstreamError::Status { target, status })
                 } else {

@@ -107,7 +107,8 @@ pub type MessageAttributes = BTreeMap<String, String>;
 /// One published order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Published {
-    /// The SNS MessageId; the services send it on as the Idempotency-Key.
+    /// The SNS MessageId; the services derive their Idempotency-Key from it
+    /// (with the topic and the kind of fulfillment).
     pub message_id: String,
     /// Confirmed subscriptions it is being delivered to.
     pub subscribers: usize,

@@ -1,5 +1,6 @@
 //! Reconciliation: the orders one HQ run published against the
-//! fulfillments recorded for them (matched by MessageId = Idempotency-Key).
+//! fulfillments recorded for them (matched by the idempotency key the
+//! services derive from the order's topic and MessageId).
 
 use super::{Ledger, LedgerError, timestamp};
 use rusqlite::params;
@@ -22,7 +23,7 @@ pub struct Reconciliation {
 pub struct OrderCounts {
     /// Orders published.
     pub published: u64,
-    /// Orders with at least one fulfillment recorded under their MessageId.
+    /// Orders with at least one fulfillment recorded under their key.
     pub fulfilled: u64,
     /// Orders an endpoint refused with 4xx (bad orders; not lost).
     pub rejected: u64,
@@ -41,7 +42,7 @@ struct PublishedOrder {
     topic: String,
     /// Confirmed subscriptions it was sent to.
     subscribers: i64,
-    /// Fulfillments recorded under its MessageId.
+    /// Fulfillments recorded under its key.
     fulfillments: i64,
     /// Deliveries that ended, however.
     finished: i64,

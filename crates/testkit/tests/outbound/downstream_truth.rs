@@ -85,8 +85,13 @@ impl RawApi {
 
 /// Orders through the monolith against `api`; the answer and how long it took.
 async fn order_against(api: &RawApi) -> ((u16, String), Duration) {
+    order_against_within(api, Duration::from_secs(5)).await
+}
+
+/// [`order_against`], with the call to the API bounded by `timeout`.
+async fn order_against_within(api: &RawApi, timeout: Duration) -> ((u16, String), Duration) {
     let mut config = monolith_config(&api.url, TrustConfig::default());
-    config.downstream_timeout = Duration::from_secs(5);
+    config.downstream_timeout = timeout;
     let monolith = spawn_monolith(config).await;
     let started = Instant::now();
     let answer = monolith.post("/order/", None, &[], ORDER).await;
@@ -101,6 +106,17 @@ async fn a_200_whose_body_trickles_is_fulfilled_without_waiting_for_it() {
     assert_eq!(api.requests.load(Ordering::SeqCst), 1);
     // The body's own bound (1 s), well inside the call's timeout (5 s).
     assert!(took < Duration::from_secs(3), "took {took:?}");
+}
+
+#[tokio::test]
+async fn the_calls_timeout_bounds_the_body_too() {
+    // The body's own bound is 1 s; what is left of a 300 ms call is less.
+    // So the route's work is its gather plus the call's timeout, which the
+    // request timeout must outlast (checked at start).
+    let api = RawApi::start(Body::Trickle).await;
+    let ((status, text), took) = order_against_within(&api, Duration::from_millis(300)).await;
+    assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED));
+    assert!(took < Duration::from_millis(800), "took {took:?}");
 }
 
 #[tokio::test]
