@@ -675,7 +675,10 @@ class Platform:
         port = td["containerDefinitions"][0]["portMappings"][0]["containerPort"]
         # The rehearsal moves every service to a free port; on ECS the
         # service must listen on the port the task definition maps.
-        listens = int(env.get("PORT", {"monolith": 5000}.get(container, 80)))
+        if "HQ_LISTEN" in env:  # HQ takes an address, not PORT
+            listens = int(env["HQ_LISTEN"].rsplit(":", 1)[1])
+        else:
+            listens = int(env.get("PORT", {"monolith": 5000}.get(container, 80)))
         check(f"{container} listens on its task definition's container port {port}", listens == port, listens)
         self.ports.setdefault(container, free_port())
         env.update(
