@@ -108,23 +108,12 @@ impl HookRequest {
         idempotency_key: Option<&[u8]>,
         order_id: Option<&[u8]>,
     ) -> Result<Self, OrderError> {
-        let text = |value: &[u8]| String::from_utf8_lossy(value).into_owned();
-        let idempotency_key = idempotency_key
-            .map(|value| {
-                std::str::from_utf8(value)
-                    .ok()
-                    .and_then(IdempotencyKey::parse)
-                    .ok_or_else(|| OrderError::BadIdempotencyKey(quoted(&text(value)).owned()))
-            })
-            .transpose()?;
-        let order_id = order_id
-            .map(|value| {
-                std::str::from_utf8(value)
-                    .ok()
-                    .and_then(OrderId::parse)
-                    .ok_or_else(|| OrderError::BadOrderId(quoted(&text(value)).owned()))
-            })
-            .transpose()?;
+        let idempotency_key = header(
+            idempotency_key,
+            IdempotencyKey::parse,
+            OrderError::BadIdempotencyKey,
+        )?;
+        let order_id = header(order_id, OrderId::parse, OrderError::BadOrderId)?;
         Ok(Self {
             order: ResourceOrder::from_text(body)?,
             idempotency_key,
@@ -141,6 +130,23 @@ impl HookRequest {
         let id = self.order_id.as_ref().map(|id| (ORDER_ID_HEADER, id.as_str()));
         key.into_iter().chain(id).collect()
     }
+}
+
+/// A header's value read with `parse`, if it was sent; `bad` (with the
+/// value quoted) if it does not parse.
+fn header<T>(
+    value: Option<&[u8]>,
+    parse: impl Fn(&str) -> Option<T>,
+    bad: fn(String) -> OrderError,
+) -> Result<Option<T>, OrderError> {
+    value
+        .map(|value| {
+            std::str::from_utf8(value)
+                .ok()
+                .and_then(&parse)
+                .ok_or_else(|| bad(quoted(&String::from_utf8_lossy(value)).owned()))
+        })
+        .transpose()
 }
 
 /// Which part of the platform produced a fulfillment's resources: the
