@@ -108,7 +108,8 @@ pub async fn serve_with(
                 }
             }
             () = tokio::time::sleep_until(next_shed), if waiting.is_some() => {
-                signal.send_modify(Signal::shed);
+                // Every send is news to the receivers, the same value again too.
+                signal.send_replace(Signal::Shed);
                 next_shed = Instant::now() + SHED_EVERY;
             }
             accepted = listener.accept(), if slot.is_some() || waiting.is_none() => match accepted {
@@ -300,22 +301,10 @@ fn http1_builder(limits: &ServerLimits) -> http1::Builder {
 enum Signal {
     /// Serve as usual.
     Serve,
-    /// At the bound: close if serving no request (the count makes each
-    /// call a change the connections see).
-    Shed(u64),
+    /// At the bound: close if serving no request.
+    Shed,
     /// Close once the request in flight, if any, is answered.
     Drain,
-}
-
-impl Signal {
-    /// The next call to shed idle connections.
-    fn shed(&mut self) {
-        *self = match *self {
-            Self::Serve => Self::Shed(0),
-            Self::Shed(calls) => Self::Shed(calls.wrapping_add(1)),
-            Self::Drain => Self::Drain,
-        };
-    }
 }
 
 /// Serves one connection until it ends, or until the drain starts: then
@@ -354,14 +343,14 @@ fn serve_connection(
                 changed = signals.changed() => match changed.map(|()| *signals.borrow_and_update()) {
                     // A connection just accepted has had no time to send
                     // its head yet.
-                    Ok(Signal::Shed(_)) if !busy.load(Ordering::Acquire) && accepted.elapsed() >= SHED_EVERY => {
+                    Ok(Signal::Shed) if !busy.load(Ordering::Acquire) && accepted.elapsed() >= SHED_EVERY => {
                         // Idle, or still sending its head: hyper closes it
                         // now (with a request in flight, it would answer
                         // that first).
                         connection.as_mut().graceful_shutdown();
                         break connection.as_mut().await;
                     }
-                    Ok(Signal::Serve | Signal::Shed(_)) => {}
+                    Ok(Signal::Serve | Signal::Shed) => {}
                     // Draining, or the loop has returned.
                     Ok(Signal::Drain) | Err(_) => {
                         connection.as_mut().graceful_shutdown();
