@@ -113,7 +113,7 @@ impl HookRequest {
             IdempotencyKey::parse,
             OrderError::BadIdempotencyKey,
         )?;
-        let order_id = header(order_id, OrderId::parse, OrderError::BadOrderId)?;
+        let order_id = OrderId::from_header(order_id)?;
         Ok(Self {
             order: ResourceOrder::from_text(body)?,
             idempotency_key,
@@ -134,7 +134,7 @@ impl HookRequest {
 
 /// A header's value read with `parse`, if it was sent; `bad` (with the
 /// value quoted) if it does not parse.
-fn header<T>(
+pub(crate) fn header<T>(
     value: Option<&[u8]>,
     parse: impl Fn(&str) -> Option<T>,
     bad: fn(String) -> OrderError,

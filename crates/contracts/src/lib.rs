@@ -15,4 +15,4 @@ pub use delivery::{Delivery, DeliveryError, message_order, parse_delivery};
 pub use fulfillment::{FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey, Producer};
 pub use order::{BundleOrder, Order, OrderError, Quantity, Resource, ResourceOrder};
 pub use order_id::OrderId;
-pub use sns::{Envelope, MessageType, SignatureVersion};
+pub use sns::{Envelope, MessageAttribute, MessageType, SignatureVersion};

@@ -1,15 +1,16 @@
 //! The id one order's log lines carry on every service it passes through:
 //! its SNS MessageId, or a request id given where a direct order (curl)
-//! came in. It travels with the order: in the glue hook's body and in a
-//! header to the fulfillment API.
+//! came in. It travels with the order in the [`ORDER_ID_HEADER`] header,
+//! on the glue hook and to the fulfillment API.
 //!
 //! It only ties log lines together; it grants nothing, and what a caller
 //! sends is checked to be short and plain before it is logged.
 
+use crate::order::OrderError;
 use std::fmt;
 use uuid::Uuid;
 
-/// The header carrying the order id to the fulfillment API.
+/// The header carrying the order id on the glue hook and to the fulfillment API.
 pub const ORDER_ID_HEADER: &str = "x-interstella-order-id";
 /// The longest order id accepted (a UUID is 36 characters).
 pub const MAX_ORDER_ID_CHARS: usize = 64;
@@ -25,6 +26,14 @@ impl OrderId {
         let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':');
         (!text.is_empty() && text.len() <= MAX_ORDER_ID_CHARS && text.chars().all(plain))
             .then(|| Self(text.to_owned()))
+    }
+
+    /// Reads the [`ORDER_ID_HEADER`] header's value as it arrived: `None`
+    /// when it was not sent, an error quoting it (short, escaped) when it is
+    /// not of the shape above. Every service that takes the header reads it
+    /// here.
+    pub fn from_header(value: Option<&[u8]>) -> Result<Option<Self>, OrderError> {
+        crate::fulfillment::header(value, Self::parse, OrderError::BadOrderId)
     }
 
     /// The id of a UUID, written as UUIDs are (`8-4-4-4-12` lower-case hex

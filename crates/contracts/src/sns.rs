@@ -4,6 +4,7 @@
 //! itself writes them in, so a serialized [`Envelope`] reads like a real delivery.
 
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The header SNS puts the message type in; a routing hint, never signed.
@@ -141,18 +142,41 @@ pub struct Envelope {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub message_attributes: Option<serde_json::Value>,
+    pub message_attributes: Option<MessageAttributes>,
+}
+
+/// An envelope's `MessageAttributes`, by name.
+pub type MessageAttributes = BTreeMap<String, MessageAttribute>;
+
+/// One message attribute as SNS delivers it over HTTP:
+/// `{"Type": "String", "Value": "..."}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageAttribute {
+    /// SNS' data type: `String`, `String.Array`, `Number` or `Binary`.
+    #[serde(rename = "Type")]
+    pub data_type: String,
+    /// The value as text (base64 for `Binary`, a JSON array for
+    /// `String.Array`).
+    #[serde(rename = "Value")]
+    pub value: String,
+}
+
+impl MessageAttribute {
+    /// A `String` attribute.
+    pub fn string(value: impl Into<String>) -> Self {
+        Self {
+            data_type: "String".to_owned(),
+            value: value.into(),
+        }
+    }
 }
 
 impl Envelope {
     /// The `traceparent` message attribute (a W3C trace context), if any.
     /// Not covered by the signature: it may link a trace, nothing more.
     pub fn traceparent(&self) -> Option<&str> {
-        self.message_attributes
-            .as_ref()?
-            .get("traceparent")?
-            .get("Value")?
-            .as_str()
+        let attribute = self.message_attributes.as_ref()?.get("traceparent")?;
+        (attribute.data_type == "String").then_some(attribute.value.as_str())
     }
 
     /// Whether `MessageId` has SNS' shape, a UUID (8-4-4-4-12 hex digits).
@@ -223,6 +247,41 @@ mod tests {
             unsubscribe_url: Some("https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe".into()),
             message_attributes: None,
         }
+    }
+
+    #[test]
+    fn message_attributes_read_as_sns_delivers_them() {
+        // SNS' HTTP shape; only a String `traceparent` links a trace.
+        let delivered = r#"{"Type":"Notification","MessageId":"id-1","TopicArn":"t","Message":"m",
+            "Timestamp":"2012-04-26T20:45:04.751Z","SignatureVersion":"2","Signature":"c2ln",
+            "SigningCertURL":"https://x","MessageAttributes":{
+            "traceparent":{"Type":"String","Value":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
+            "count":{"Type":"Number","Value":"3"}}}"#;
+        let envelope: Envelope = serde_json::from_str(delivered).unwrap();
+        assert_eq!(
+            envelope.traceparent(),
+            Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        );
+        let attributes = envelope.message_attributes.clone().unwrap_or_default();
+        assert_eq!(attributes["count"].data_type, "Number");
+        let mut binary = envelope.clone();
+        binary.message_attributes = Some(
+            [(
+                "traceparent".to_owned(),
+                MessageAttribute {
+                    data_type: "Binary".to_owned(),
+                    value: "AAE=".to_owned(),
+                },
+            )]
+            .into(),
+        );
+        assert_eq!(binary.traceparent(), None);
+        // Written back in SNS' shape.
+        let written = serde_json::to_value(&envelope).unwrap();
+        assert_eq!(
+            written["MessageAttributes"]["count"],
+            serde_json::json!({"Type": "Number", "Value": "3"})
+        );
     }
 
     #[test]

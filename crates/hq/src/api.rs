@@ -12,7 +12,7 @@
 //! read-only pages are public, as SNS' are.
 
 use crate::faults::{Fault, FaultPlan};
-use crate::feed::{FeedError, Topic};
+use crate::feed::{FeedError, SubscriptionInfo, Topic, TopicStats};
 use crate::ledger::{KeyInfo, LedgerError};
 use crate::state::Hq;
 use axum::Json;
@@ -26,10 +26,9 @@ use axum::routing::{get, post};
 use contracts::FulfillmentRequest;
 use contracts::OrderId;
 use contracts::fulfillment::{API_KEY_HEADER, IDEMPOTENCY_KEY_HEADER};
-use contracts::order_id::{MAX_ORDER_ID_CHARS, ORDER_ID_HEADER};
+use contracts::order_id::ORDER_ID_HEADER;
 use contracts::quote::{quoted, shortened_message};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 /// The header telling a client its fulfillment was a repeat, counted once.
@@ -99,7 +98,13 @@ impl IntoResponse for ApiError {
         } else {
             tracing::warn!(%status, error = %self, "request refused");
         }
-        let mut response = (status, Json(json!({ "message": self.to_string() }))).into_response();
+        let mut response = (
+            status,
+            Json(Refusal {
+                message: self.to_string(),
+            }),
+        )
+            .into_response();
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(
                 header::WWW_AUTHENTICATE,
@@ -108,6 +113,45 @@ impl IntoResponse for ApiError {
         }
         response
     }
+}
+
+/// The body of every answer HQ refuses or fails.
+#[derive(Debug, Serialize)]
+pub struct Refusal {
+    /// What was wrong, in a sentence; caller text in it is quoted short.
+    pub message: String,
+}
+
+/// `POST /keys`' answer: the new key, shown this once (HQ keeps its digest).
+#[derive(Debug, Serialize)]
+pub struct IssuedKey<'a> {
+    /// The key itself, for the `x-api-key` header.
+    pub api_key: &'a str,
+    /// Its public name in totals and logs: the first hex digits of its SHA-256.
+    pub key_id: &'a str,
+    /// Who it was issued to.
+    pub owner: &'a str,
+}
+
+/// `GET /topics`' answer.
+#[derive(Debug, Serialize)]
+pub struct Topics<'a> {
+    /// Every topic, iridium's and magnesite's.
+    pub topics: Vec<TopicView<'a>>,
+}
+
+/// One topic in `GET /topics`.
+#[derive(Debug, Serialize)]
+pub struct TopicView<'a> {
+    /// The topic's name (`iridium`, `magnesite`).
+    pub name: &'static str,
+    /// Its ARN, on SNS or the local feed.
+    #[serde(rename = "topicArn")]
+    pub topic_arn: String,
+    /// Its subscriptions.
+    pub subscriptions: Vec<&'a SubscriptionInfo>,
+    /// The local feed's delivery counters; `null` on SNS (SNS delivers).
+    pub stats: Option<TopicStats>,
 }
 
 /// Proof that a request carries HQ's admin credential: a handler that takes
@@ -257,15 +301,9 @@ async fn caller(hq: &Hq, headers: &HeaderMap) -> Result<KeyInfo, ApiError> {
 /// order's), or a fresh one, so HQ's lines for an order carry the same id
 /// as the services'.
 fn record_order_id(headers: &HeaderMap) -> Result<(), ApiError> {
-    let id = match headers.get(ORDER_ID_HEADER) {
-        None => platform::telemetry::request_id(),
-        Some(value) => value.to_str().ok().and_then(OrderId::parse).ok_or_else(|| {
-            ApiError::BadRequest(format!(
-                "{ORDER_ID_HEADER} must be 1 to {MAX_ORDER_ID_CHARS} ASCII letters, digits, '-', '_', '.' or ':'"
-            ))
-        })?,
-    };
-    platform::telemetry::record_order_id(&id);
+    let sent = OrderId::from_header(headers.get(ORDER_ID_HEADER).map(HeaderValue::as_bytes))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    platform::telemetry::record_order_id(&sent.unwrap_or_else(platform::telemetry::request_id));
     Ok(())
 }
 
@@ -357,7 +395,11 @@ async fn issue_key(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Respon
     let (key, info) = crate::keys::issue(hq.ledger(), owner).await?;
     Ok((
         StatusCode::CREATED,
-        Json(json!({ "api_key": key.expose(), "key_id": info.key_id, "owner": info.owner })),
+        Json(IssuedKey {
+            api_key: key.expose(),
+            key_id: &info.key_id,
+            owner: &info.owner,
+        }),
     )
         .into_response())
 }
@@ -373,18 +415,18 @@ async fn topics(State(hq): State<Hq>) -> Result<Response, ApiError> {
     let publisher = hq.publisher();
     let stats = publisher.stats();
     let subscriptions = publisher.subscriptions().await?;
-    let topics: Vec<_> = Topic::ALL
+    let topics = Topic::ALL
         .into_iter()
-        .map(|topic| {
-            json!({
-                "name": topic.as_str(),
-                "topicArn": publisher.topic_arn(topic),
-                "subscriptions": subscriptions.iter().filter(|s| s.topic == topic).collect::<Vec<_>>(),
-                "stats": stats.as_ref().map(|stats| stats.get(&topic).copied().unwrap_or_default()),
-            })
+        .map(|topic| TopicView {
+            name: topic.as_str(),
+            topic_arn: publisher.topic_arn(topic),
+            subscriptions: subscriptions.iter().filter(|s| s.topic == topic).collect(),
+            stats: stats
+                .as_ref()
+                .map(|stats| stats.get(&topic).copied().unwrap_or_default()),
         })
         .collect();
-    Ok(Json(json!({ "topics": topics })).into_response())
+    Ok(Json(Topics { topics }).into_response())
 }
 
 fn topic(name: &str) -> Result<Topic, ApiError> {

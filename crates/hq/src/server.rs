@@ -162,7 +162,7 @@ pub async fn run(
     config: HqConfig,
     drain: Duration,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<Reconciliation> {
+) -> Result<Reconciliation, StartError> {
     // Where the credential is, never what it is.
     let admin_token_source = match config.admin_token {
         Some(_) => TOKEN_ENV.to_owned(),
@@ -177,6 +177,5 @@ pub async fn run(
         running.hq().base_url()
     );
     shutdown.await;
-    let reconciliation = running.shutdown(drain).await?;
-    Ok(reconciliation)
+    running.shutdown(drain).await
 }

@@ -5,5 +5,6 @@ platform::use_jemalloc!();
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    resource::main(resource::Resource::Iridium).await
+    resource::main(resource::Resource::Iridium).await?;
+    Ok(())
 }

@@ -4,7 +4,7 @@
 
 use crate::cli::Cli;
 use crate::status::{Redraw, Status, TopicStatus};
-use crate::{Platform, launch};
+use crate::{LaunchError, Platform, launch};
 use hq::feed::Topic;
 use hq::ledger::Reconciliation;
 use std::io::IsTerminal;
@@ -18,7 +18,7 @@ const STATUS_EVERY_PLAIN: Duration = Duration::from_secs(10);
 
 /// The whole launcher after argument parsing; the exit code is 1 when the
 /// reconciliation found lost or duplicated orders.
-pub async fn run(cli: Cli) -> anyhow::Result<i32> {
+pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
     // Warnings only by default: the services' per-order lines would bury the
     // status block. RUST_LOG=info shows them.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));

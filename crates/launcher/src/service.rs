@@ -3,6 +3,7 @@
 //! start again to see the feed retry and nothing lost.
 
 use crate::LaunchError;
+use platform::startup::RunError;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,14 +12,14 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 /// Runs a service on a listener until its token is cancelled.
-type StartFn = Arc<dyn Fn(TcpListener, CancellationToken) -> JoinHandle<anyhow::Result<()>> + Send + Sync>;
+type StartFn = Arc<dyn Fn(TcpListener, CancellationToken) -> JoinHandle<Result<(), RunError>> + Send + Sync>;
 
 /// One of the services, running in this process.
 pub struct Service {
     name: &'static str,
     addr: SocketAddr,
     start: StartFn,
-    running: Option<(CancellationToken, JoinHandle<anyhow::Result<()>>)>,
+    running: Option<(CancellationToken, JoinHandle<Result<(), RunError>>)>,
 }
 
 impl std::fmt::Debug for Service {
@@ -53,7 +54,7 @@ impl Service {
             + Send
             + Sync
             + 'static,
-        Running: Future<Output = anyhow::Result<()>> + Send + 'static,
+        Running: Future<Output = Result<(), RunError>> + Send + 'static,
     {
         let listener = listen(addr).await?;
         let addr = listener

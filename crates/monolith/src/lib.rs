@@ -13,6 +13,7 @@ pub mod routes;
 pub use config::MonolithConfig;
 pub use routes::{router, router_with_metrics};
 
+use platform::startup::RunError;
 use std::future::Future;
 use tokio::net::TcpListener;
 
@@ -22,11 +23,14 @@ pub async fn run(
     listener: TcpListener,
     config: MonolithConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), RunError> {
     let (limits, metrics_port) = (config.server, config.metrics_port);
-    let metrics = platform::Metrics::new();
-    let exporter = platform::metrics::bind(metrics_port).await?;
-    let router = router_with_metrics(config, &metrics)?;
-    platform::metrics::serve_with_metrics(listener, router, limits, &metrics, exporter, shutdown).await?;
-    Ok(())
+    platform::metrics::run_service(
+        listener,
+        limits,
+        metrics_port,
+        |metrics| router_with_metrics(config, metrics),
+        shutdown,
+    )
+    .await
 }

@@ -85,7 +85,7 @@ pub async fn serve_with(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = App::new(router, &limits);
+    let routes = Routes::new(router, &limits);
     let http = http1_builder(&limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let (signal, signals) = watch::channel(Signal::Serve);
@@ -104,7 +104,7 @@ pub async fn serve_with(
             permit = Arc::clone(&slots).acquire_owned(), if slot.is_none() => {
                 slot = permit.ok();
                 if let Some(stream) = waiting.take() {
-                    connections.spawn(serve_connection(&http, &limits, stream, &app, &signals, slot.take()));
+                    connections.spawn(serve_connection(&http, &limits, stream, &routes, &signals, slot.take()));
                 }
             }
             () = tokio::time::sleep_until(next_shed), if waiting.is_some() => {
@@ -114,7 +114,7 @@ pub async fn serve_with(
             }
             accepted = listener.accept(), if slot.is_some() || waiting.is_none() => match accepted {
                 Ok((stream, _peer)) if slot.is_some() => {
-                    connections.spawn(serve_connection(&http, &limits, stream, &app, &signals, slot.take()));
+                    connections.spawn(serve_connection(&http, &limits, stream, &routes, &signals, slot.take()));
                 }
                 // At the bound: one waits here (the rest in the kernel's
                 // queue, not in our memory) while idle connections close.
@@ -146,6 +146,27 @@ pub async fn serve_with(
     Ok(())
 }
 
+/// The router and the timeouts every connection's [`App`] answers with.
+#[derive(Clone)]
+struct Routes {
+    /// `/order` and `/order/` are the same route: the path is normalised
+    /// before routing, which is why this wraps the router rather than being
+    /// a layer on it.
+    router: NormalizePath<Router>,
+    body_read_timeout: Duration,
+    request_timeout: Duration,
+}
+
+impl Routes {
+    fn new(router: Router, limits: &ServerLimits) -> Self {
+        Self {
+            router: NormalizePath::trim_trailing_slash(router),
+            body_read_timeout: limits.body_read_timeout,
+            request_timeout: limits.request_timeout,
+        }
+    }
+}
+
 /// What hyper serves: the router with everything every service answers the
 /// same way (path normalisation, access log, body limit, body and request
 /// timeouts), in one service of our own.
@@ -154,16 +175,12 @@ pub async fn serve_with(
 /// `from_fn` middleware for the body) that cost a boxed future, a span
 /// wrapper and a timer each per request; here one timer serves both
 /// timeouts (see docs/bench.md, "Where the time goes").
+///
+/// Each connection has its own, with its own flag saying whether a request
+/// is being answered on it (so the loop can shed the connection when idle).
 #[derive(Clone)]
 struct App {
-    /// `/order` and `/order/` are the same route: the path is normalised
-    /// before routing, which is why this wraps the router rather than being
-    /// a layer on it.
-    router: NormalizePath<Router>,
-    body_read_timeout: Duration,
-    request_timeout: Duration,
-    /// Whether a request is being answered on this connection (each
-    /// connection has its own; see [`App::for_connection`]).
+    routes: Routes,
     busy: Arc<AtomicBool>,
 }
 
@@ -185,20 +202,11 @@ impl Drop for Answering<'_> {
 }
 
 impl App {
-    fn new(router: Router, limits: &ServerLimits) -> Self {
-        Self {
-            router: NormalizePath::trim_trailing_slash(router),
-            body_read_timeout: limits.body_read_timeout,
-            request_timeout: limits.request_timeout,
-            busy: Arc::default(),
-        }
-    }
-
     /// The app for a new connection, with a busy flag of its own.
-    fn for_connection(&self) -> Self {
+    fn for_connection(routes: &Routes) -> Self {
         Self {
+            routes: routes.clone(),
             busy: Arc::default(),
-            ..self.clone()
         }
     }
 
@@ -218,8 +226,8 @@ impl App {
         // The response is written after this returns; a connection asked to
         // close then still finishes writing it (hyper's graceful shutdown).
         let _answering = Answering::new(&self.busy);
-        let deadline = started + self.request_timeout;
-        let body_deadline = deadline.min(started + self.body_read_timeout);
+        let deadline = started + self.routes.request_timeout;
+        let body_deadline = deadline.min(started + self.routes.body_read_timeout);
         let timer = tokio::time::sleep_until(body_deadline);
         tokio::pin!(timer);
         let (parts, body) = request.into_parts();
@@ -240,9 +248,9 @@ impl App {
                 },
                 () = &mut timer => {
                     break 'answer if body_deadline < deadline {
-                        Unanswered::SlowBody(self.body_read_timeout).into_response()
+                        Unanswered::SlowBody(self.routes.body_read_timeout).into_response()
                     } else {
-                        Unanswered::Late(self.request_timeout).into_response()
+                        Unanswered::Late(self.routes.request_timeout).into_response()
                     };
                 }
             };
@@ -250,11 +258,11 @@ impl App {
             let request = Request::from_parts(parts, Body::from(body));
             tokio::select! {
                 biased;
-                response = self.router.oneshot(request) => match response {
+                response = self.routes.router.oneshot(request) => match response {
                     Ok(response) => response,
                     Err(infallible) => match infallible {},
                 },
-                () = &mut timer => Unanswered::Late(self.request_timeout).into_response(),
+                () = &mut timer => Unanswered::Late(self.routes.request_timeout).into_response(),
             }
         };
         tracing::info!(
@@ -320,11 +328,11 @@ fn serve_connection(
     http: &http1::Builder,
     limits: &ServerLimits,
     stream: TcpStream,
-    app: &App,
+    routes: &Routes,
     signals: &watch::Receiver<Signal>,
     permit: Option<OwnedSemaphorePermit>,
 ) -> impl Future<Output = ()> + Send + 'static {
-    let app = app.for_connection();
+    let app = App::for_connection(routes);
     let busy = Arc::clone(&app.busy);
     let stream = WriteDeadline::new(stream, limits.write_timeout);
     let connection = http.serve_connection(TokioIo::new(stream), app);

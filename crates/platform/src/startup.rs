@@ -9,6 +9,25 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::pin::Pin;
 use tokio::net::{TcpListener, TcpSocket};
 
+/// Why a service stopped with an error once its settings were accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// A port (the service's own or its metrics port) could not be bound.
+    #[error("cannot listen on {what}: {source}")]
+    Listen {
+        /// Which port, e.g. "port 5000" or "the metrics port 9100".
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP client for downstream calls could not be built.
+    #[error("cannot build the HTTP client for downstream calls: {0}")]
+    Client(#[source] reqwest::Error),
+    /// Accepting connections failed.
+    #[error("serving stopped: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
 /// Connections the kernel may hold for us before we accept them (capped by
 /// `net.core.somaxconn`, 4096 on current kernels).
 ///
@@ -83,10 +102,10 @@ pub async fn run_service<C, Run, Serving>(
     config: Result<C, ConfigError>,
     logs: LogGuard,
     run: Run,
-) -> anyhow::Result<()>
+) -> Result<(), RunError>
 where
     Run: FnOnce(TcpListener, C, Shutdown) -> Serving,
-    Serving: Future<Output = anyhow::Result<()>>,
+    Serving: Future<Output = Result<(), RunError>>,
 {
     let config = match config {
         Ok(config) => config,
@@ -98,8 +117,15 @@ where
         }
     };
     let shutdown = Box::pin(shutdown_signal());
-    let listener = bind(port).await?;
-    tracing::info!("{name} listening on {}", listener.local_addr()?);
+    let listening = |source| RunError::Listen {
+        what: format!("port {port}"),
+        source,
+    };
+    let listener = bind(port).await.map_err(listening)?;
+    tracing::info!(
+        "{name} listening on {}",
+        listener.local_addr().map_err(listening)?
+    );
     run(listener, config, shutdown).await?;
     tracing::info!("{name} stopped");
     drop(logs);

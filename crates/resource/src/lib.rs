@@ -13,6 +13,7 @@ pub use config::ResourceConfig;
 pub use contracts::Resource;
 pub use routes::{router, router_with_metrics};
 
+use platform::startup::RunError;
 use std::future::Future;
 use tokio::net::TcpListener;
 
@@ -22,17 +23,20 @@ pub async fn run(
     listener: TcpListener,
     config: ResourceConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), RunError> {
     let (limits, metrics_port) = (config.server, config.metrics_port);
-    let metrics = platform::Metrics::new();
-    let exporter = platform::metrics::bind(metrics_port).await?;
-    let router = router_with_metrics(config, &metrics)?;
-    platform::metrics::serve_with_metrics(listener, router, limits, &metrics, exporter, shutdown).await?;
-    Ok(())
+    platform::metrics::run_service(
+        listener,
+        limits,
+        metrics_port,
+        |metrics| router_with_metrics(config, metrics),
+        shutdown,
+    )
+    .await
 }
 
 /// The whole of a resource binary's `main`: settings, logs, serve until SIGTERM.
-pub async fn main(resource: Resource) -> anyhow::Result<()> {
+pub async fn main(resource: Resource) -> Result<(), RunError> {
     let cli = cli::Cli::parse_for(resource);
     let logs = platform::telemetry::init(resource.as_str(), cli.log_format);
     platform::startup::run_service(resource.as_str(), cli.port, cli.resolve(resource), logs, run).await

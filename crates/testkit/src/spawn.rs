@@ -2,6 +2,7 @@
 
 use monolith::MonolithConfig;
 use monolith::api::FulfillmentApi;
+use platform::startup::RunError;
 use platform::{ApiKey, HookSecret, TrustConfig};
 use resource::{Resource, ResourceConfig};
 use std::net::SocketAddr;
@@ -22,7 +23,7 @@ pub struct TestApp {
     /// A client for talking to it.
     pub client: reqwest::Client,
     stop: Option<oneshot::Sender<()>>,
-    task: JoinHandle<anyhow::Result<()>>,
+    task: JoinHandle<Result<(), RunError>>,
 }
 
 impl TestApp {
@@ -60,11 +61,18 @@ impl TestApp {
     }
 
     /// Signals shutdown and waits for the server to finish draining.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
+    ///
+    /// # Panics
+    ///
+    /// When the server's task panicked: the test has failed.
+    pub async fn stop(mut self) -> Result<(), RunError> {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        (&mut self.task).await?
+        match (&mut self.task).await {
+            Ok(served) => served,
+            Err(join) => panic!("the server's task failed: {join}"),
+        }
     }
 }
 
@@ -98,7 +106,9 @@ pub async fn spawn_resource(config: ResourceConfig) -> TestApp {
     spawn(|listener, stop| tokio::spawn(resource::run(listener, config, stop))).await
 }
 
-async fn spawn(start: impl FnOnce(TcpListener, ShutdownFuture) -> JoinHandle<anyhow::Result<()>>) -> TestApp {
+async fn spawn(
+    start: impl FnOnce(TcpListener, ShutdownFuture) -> JoinHandle<Result<(), RunError>>,
+) -> TestApp {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();

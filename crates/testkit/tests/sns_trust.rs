@@ -18,7 +18,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use contracts::{Envelope, MessageType, SignatureVersion};
+use contracts::{Envelope, MessageAttribute, MessageType, SignatureVersion};
 use hq::sns_signer::SnsSigner;
 use platform::sns::{CertificateKey, SnsVerifier, TrustedHosts, VerifyError};
 use testkit::TestSigner;
@@ -296,7 +296,7 @@ async fn unsigned_fields_may_change() {
     let signer = sns.signer(CERT);
     let mut envelope = signed(&signer, notification(None), SignatureVersion::V2);
     envelope.unsubscribe_url = None;
-    envelope.message_attributes = Some(serde_json::json!({"a": {"Type": "String", "Value": "b"}}));
+    envelope.message_attributes = Some([("a".to_owned(), MessageAttribute::string("b"))].into());
     sns.verifier().verify(&envelope).await.unwrap();
 }
 

@@ -7,7 +7,7 @@ use crate::ledger::now;
 use crate::signing::{SigningError, SigningIdentity};
 use crate::sns_signer::SnsSigner;
 use contracts::SignatureVersion;
-use contracts::{Envelope, MessageType};
+use contracts::{Envelope, MessageAttribute, MessageType};
 use url::Url;
 
 /// Builds and signs envelopes whose links point at HQ.
@@ -96,18 +96,11 @@ impl Envelopes {
                 ("Action", "Unsubscribe"),
                 ("SubscriptionArn", &subscription.info.subscription_arn),
             ])),
-            // SNS' shape: {"name": {"Type": "String", "Value": "..."}}.
             message_attributes: (!attributes.is_empty()).then(|| {
                 attributes
                     .iter()
-                    .map(|(name, value)| {
-                        (
-                            name.clone(),
-                            serde_json::json!({"Type": "String", "Value": value}),
-                        )
-                    })
-                    .collect::<serde_json::Map<_, _>>()
-                    .into()
+                    .map(|(name, value)| (name.clone(), MessageAttribute::string(value)))
+                    .collect()
             }),
         })
     }

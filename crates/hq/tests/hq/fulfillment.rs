@@ -143,6 +143,23 @@ async fn bad_bodies_are_400() {
     assert_eq!(status, 400);
     let message = answer["message"].as_str().unwrap_or_default();
     assert!(message.contains("Idempotency-Key must be 1 to 255"), "{message}");
+    // An order id that could not be logged as it is: refused, quoted escaped.
+    let answer = client
+        .post(url(&hq, "/receiving/"))
+        .header("x-api-key", KEY)
+        .header("x-interstella-order-id", r#"id" forged="1"#)
+        .body(r#"{"iridium": 1, "magnesite": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 400);
+    let message = answer.json::<serde_json::Value>().await.unwrap()["message"].clone();
+    let message = message.as_str().unwrap_or_default();
+    assert!(
+        message.contains("x-interstella-order-id header must be 1 to 64")
+            && message.ends_with(r#"got "id\" forged=\"1""#),
+        "{message}"
+    );
     // The key is checked before the body: a stranger learns nothing.
     assert_eq!(fulfill(&client, &hq, Some("nope"), None, "{").await.0, 403);
     let totals = totals(&client, &hq, KEY).await;
