@@ -233,15 +233,15 @@ async fn start_services(
         hook_secret.clone(),
     );
     monolith_config.strangled = config.stage.strangled();
-    monolith_config.gather_delay = config.gather_delay;
-    monolith_config.trust = trust(Topic::Orders);
+    monolith_config.route.gather_delay = config.gather_delay;
+    monolith_config.route.trust = trust(Topic::Orders);
     let monolith = Service::launch("monolith", config.monolith_addr, monolith_config, monolith::run).await?;
 
     let glue_hook = resource::config::glue_hook_url(&monolith.url("/"))?;
     let resource_service = |resource: Resource, topic: Topic, addr: SocketAddr| {
         let mut resource_config = ResourceConfig::new(resource, glue_hook.clone(), hook_secret.clone());
-        resource_config.gather_delay = config.gather_delay;
-        resource_config.trust = trust(topic);
+        resource_config.route.gather_delay = config.gather_delay;
+        resource_config.route.trust = trust(topic);
         Service::launch(resource.as_str(), addr, resource_config, resource::run)
     };
     let iridium = resource_service(Resource::Iridium, Topic::Iridium, config.iridium_addr).await?;

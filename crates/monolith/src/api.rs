@@ -15,8 +15,9 @@ use url::Url;
 /// environment first, SSM Parameter Store for whatever is missing.
 #[derive(Debug, Clone, clap::Args)]
 pub struct FulfillmentApiArgs {
-    /// Fulfillment API key; read from SSM when unset. Never logged: parsed
-    /// straight into [`ApiKey`], whose `Debug` hides it.
+    /// Fulfillment API key; read from SSM when unset. Never logged.
+    // Parsed straight into `ApiKey`, whose `Debug` hides it (a doc comment
+    // here would be the flag's help text).
     #[arg(long, env = "INTERSTELLA_API_KEY", hide_env_values = true)]
     pub api_key: Option<ApiKey>,
     /// Fulfillment API URL; read from SSM when unset.

@@ -4,8 +4,8 @@ use crate::api::{FulfillmentApiArgs, HookSecretArgs};
 use crate::config::{DEFAULT_DOWNSTREAM_TIMEOUT_MS, MonolithConfig};
 use clap::Parser;
 use contracts::Resource;
-use platform::server::ServerLimitArgs;
-use platform::settings::{ConfigError, DownstreamLimitArgs, LogFormat, MetricsArgs, TrustConfig, millis};
+use platform::route::RouteArgs;
+use platform::settings::{ConfigError, LogFormat};
 use std::collections::BTreeSet;
 
 /// The port the monolith listens on unless told otherwise (the workshop's).
@@ -30,45 +30,23 @@ pub struct Cli {
     /// Resources no longer gathered here, comma-separated (`iridium`, `magnesite`).
     #[arg(long, env = "STRANGLED", default_value = "")]
     pub strangled: String,
-    /// Simulated work per gathered resource, in milliseconds.
-    #[arg(long, env = "GATHER_DELAY_MS", default_value_t = 0)]
-    pub gather_delay_ms: u64,
-    /// Timeout of each fulfillment API call, in milliseconds.
-    #[arg(long, env = "DOWNSTREAM_TIMEOUT_MS", default_value_t = DEFAULT_DOWNSTREAM_TIMEOUT_MS)]
-    pub downstream_timeout_ms: u64,
-    /// How many calls to it at once.
+    /// Its order route: gather delay, the API call's timeout and bound,
+    /// trust, serving, metrics.
     #[command(flatten)]
-    pub downstream_limit: DownstreamLimitArgs,
-    /// Whom to believe.
-    #[command(flatten)]
-    pub trust: TrustConfig,
-    /// How long and how much clients may take.
-    #[command(flatten)]
-    pub server: ServerLimitArgs,
-    /// Where the metrics are served.
-    #[command(flatten)]
-    pub metrics: MetricsArgs,
+    pub route: RouteArgs<DEFAULT_DOWNSTREAM_TIMEOUT_MS>,
 }
 
 impl Cli {
     /// Resolves the configuration, reading SSM for whatever is missing.
     pub async fn resolve(&self) -> Result<MonolithConfig, ConfigError> {
         let strangled = parse_strangled(&self.strangled)?;
-        let trust = self.trust.clone().check()?;
+        let route = self.route.resolve(self.port)?;
         let (api, hook_secret) = crate::api::resolve(&self.api, &self.hook).await?;
         Ok(MonolithConfig {
             api,
             hook_secret,
             strangled,
-            gather_delay: millis(self.gather_delay_ms),
-            downstream_timeout: millis(self.downstream_timeout_ms),
-            downstream_max_connections: self.downstream_limit.downstream_max_connections,
-            trust,
-            // The route's own time: its gather, then its one downstream call.
-            server: self
-                .server
-                .limits(millis(self.gather_delay_ms) + millis(self.downstream_timeout_ms))?,
-            metrics_port: self.metrics.port(self.port)?,
+            route,
         })
     }
 }

@@ -2,11 +2,10 @@
 
 use crate::api::FulfillmentApi;
 use contracts::Resource;
-use platform::downstream::DEFAULT_MAX_CONNECTIONS;
+use platform::HookSecret;
+use platform::route::RouteSettings;
 use platform::settings::millis;
-use platform::{HookSecret, ServerLimits, TrustConfig};
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 /// Everything the monolith needs to run, resolved (no SSM left to read).
 #[derive(Debug, Clone)]
@@ -17,18 +16,9 @@ pub struct MonolithConfig {
     pub hook_secret: HookSecret,
     /// Resources no longer gathered here (the strangled set, `STRANGLED`).
     pub strangled: BTreeSet<Resource>,
-    /// Simulated work per gathered resource (`GATHER_DELAY_MS`).
-    pub gather_delay: Duration,
-    /// Timeout of each fulfillment API call (`DOWNSTREAM_TIMEOUT_MS`).
-    pub downstream_timeout: Duration,
-    /// Calls in flight to the fulfillment API at most (`DOWNSTREAM_MAX_CONNECTIONS`).
-    pub downstream_max_connections: usize,
-    /// Whom to believe.
-    pub trust: TrustConfig,
-    /// The serve loop's limits.
-    pub server: ServerLimits,
-    /// Where `GET /metrics` is served (`METRICS_PORT`); `None`: nowhere.
-    pub metrics_port: Option<u16>,
+    /// Its order route's settings: gather delay, the API call's timeout
+    /// and bound, trust, serving, metrics.
+    pub route: RouteSettings,
 }
 
 /// The default fulfillment API timeout in milliseconds: well inside SNS' 15 s.
@@ -42,12 +32,7 @@ impl MonolithConfig {
             api,
             hook_secret,
             strangled: BTreeSet::new(),
-            gather_delay: Duration::ZERO,
-            downstream_timeout: millis(DEFAULT_DOWNSTREAM_TIMEOUT_MS),
-            downstream_max_connections: DEFAULT_MAX_CONNECTIONS,
-            trust: TrustConfig::default(),
-            server: ServerLimits::default(),
-            metrics_port: None,
+            route: RouteSettings::with_downstream_timeout(millis(DEFAULT_DOWNSTREAM_TIMEOUT_MS)),
         }
     }
 }

@@ -11,7 +11,6 @@ use contracts::order_id::ORDER_ID_HEADER;
 use contracts::{
     BundleOrder, FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey, OrderId, ResourceOrder,
 };
-use platform::downstream::http_client;
 use platform::reply::{HOOK_DELIVERED, HOOK_FAILED, ORDER_FAILED, ORDER_FULFILLED};
 use platform::telemetry::{record_order_id, request_id};
 use platform::{Downstream, Metrics, OrderIntake, Received, ServiceError};
@@ -36,21 +35,14 @@ pub fn router(config: MonolithConfig) -> Result<Router, reqwest::Error> {
 
 /// The monolith's router, counting in `metrics`.
 pub fn router_with_metrics(config: MonolithConfig, metrics: &Metrics) -> Result<Router, reqwest::Error> {
-    let client = http_client(config.downstream_max_connections)?;
+    let (intake, api) = config
+        .route
+        .ends(config.api.endpoint.clone(), "fulfillment API", metrics)?;
     tracing::info!(endpoint = %config.api.endpoint, "fulfillment API");
     if !config.strangled.is_empty() {
         let names: Vec<&str> = config.strangled.iter().map(|r| r.as_str()).collect();
         tracing::info!(strangled = %names.join(","), "no longer gathering strangled resources here");
     }
-    let api = Downstream::new(
-        client.clone(),
-        config.api.endpoint.clone(),
-        "fulfillment API",
-        config.downstream_timeout,
-    )
-    .with_max_connections(config.downstream_max_connections)
-    .with_metrics(metrics);
-    let intake = OrderIntake::new(config.trust.clone(), client).with_metrics(metrics);
     let state = Arc::new(Monolith { config, intake, api });
     Ok(Router::new()
         .route("/", get(health))
@@ -105,7 +97,7 @@ impl Monolith {
     async fn fulfil_bundle(&self, received: Received<BundleOrder>) -> Result<&'static str, ServiceError> {
         let idempotency_key = received.idempotency_key(FulfillmentKind::Bundle);
         let bundle = received.order.bundle;
-        let request = gather(bundle, &self.config.strangled, self.config.gather_delay).await;
+        let request = gather(bundle, &self.config.strangled, self.config.route.gather_delay).await;
         // Boxed: inline, the API call's future (reqwest's included) would
         // size the order's future during the gather too (docs/bench.md).
         Box::pin(self.call_api(

@@ -12,6 +12,7 @@ pub mod error;
 pub mod intake;
 pub mod metrics;
 pub mod reply;
+pub mod route;
 pub mod secret;
 pub mod server;
 pub mod settings;

@@ -1,5 +1,6 @@
-//! Settings shared by the services: trust, logging, downstream limits, and
-//! the error a service exits with when its configuration cannot be had.
+//! Settings shared by the services: trust, logging, downstream limits,
+//! metrics, and the error a service exits with when its configuration cannot
+//! be had. [`crate::route`] gathers them for a service's order route.
 //!
 //! Every setting is an environment variable (README, Settings)
 //! and the same-named command-line flag; services flatten these into their
@@ -75,8 +76,9 @@ impl TrustConfig {
 /// both take it (docs/contract.md, Configuration).
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlueHookSecretArgs {
-    /// The glue hook's shared secret (at least 16 characters). Never logged:
-    /// parsed straight into [`HookSecret`], whose `Debug` hides it.
+    /// The glue hook's shared secret (at least 16 characters). Never logged.
+    // Parsed straight into `HookSecret`, whose `Debug` hides it (a doc
+    // comment here would be the flag's help text).
     #[arg(long, env = "GLUE_HOOK_SECRET", hide_env_values = true)]
     pub glue_hook_secret: Option<HookSecret>,
 }

@@ -4,11 +4,8 @@ use crate::config::{DEFAULT_DOWNSTREAM_TIMEOUT_MS, ResourceConfig, glue_hook_url
 use clap::{CommandFactory, FromArgMatches, Parser};
 use contracts::Resource;
 use platform::HookSecret;
-use platform::server::ServerLimitArgs;
-use platform::settings::{
-    ConfigError, DownstreamLimitArgs, GlueHookSecretArgs, LogFormat, MetricsArgs, TrustConfig, hook_secret,
-    millis,
-};
+use platform::route::RouteArgs;
+use platform::settings::{ConfigError, GlueHookSecretArgs, LogFormat, hook_secret};
 
 /// Settings of the `iridium` and `magnesite` binaries; every flag is also an
 /// environment variable.
@@ -27,30 +24,16 @@ pub struct Cli {
     /// The same as `monolithUrl`, in the usual spelling.
     #[arg(long = "monolith-url-upper", env = "MONOLITH_URL", hide = true)]
     pub monolith_url_upper: Option<String>,
-    /// Simulated work per order, in milliseconds.
-    #[arg(long, env = "GATHER_DELAY_MS", default_value_t = 0)]
-    pub gather_delay_ms: u64,
-    /// Timeout of each call to the monolith, in milliseconds.
-    #[arg(long, env = "DOWNSTREAM_TIMEOUT_MS", default_value_t = DEFAULT_DOWNSTREAM_TIMEOUT_MS)]
-    pub downstream_timeout_ms: u64,
-    /// How many calls to it at once.
+    /// Its order route: gather delay, the glue-hook call's timeout and
+    /// bound, trust, serving, metrics.
     #[command(flatten)]
-    pub downstream_limit: DownstreamLimitArgs,
+    pub route: RouteArgs<DEFAULT_DOWNSTREAM_TIMEOUT_MS>,
     /// The glue hook's shared secret, sent with every fulfillment. Taken
     /// from the environment only (on ECS the task definition injects it from
     /// the SSM SecureString through `Secrets`), so these small binaries carry
     /// no AWS SDK.
     #[command(flatten)]
     pub hook: GlueHookSecretArgs,
-    /// Whom to believe.
-    #[command(flatten)]
-    pub trust: TrustConfig,
-    /// How long and how much clients may take.
-    #[command(flatten)]
-    pub server: ServerLimitArgs,
-    /// Where the metrics are served.
-    #[command(flatten)]
-    pub metrics: MetricsArgs,
 }
 
 impl Cli {
@@ -83,20 +66,11 @@ impl Cli {
                 "missing configuration: the glue hook's shared secret; looked in GLUE_HOOK_SECRET and --glue-hook-secret".into(),
             )
         })?;
-        let trust = self.trust.clone().check()?;
         Ok(ResourceConfig {
             resource,
             glue_hook,
             hook_secret,
-            gather_delay: millis(self.gather_delay_ms),
-            downstream_timeout: millis(self.downstream_timeout_ms),
-            downstream_max_connections: self.downstream_limit.downstream_max_connections,
-            trust,
-            // The route's own time: its gather, then its one downstream call.
-            server: self
-                .server
-                .limits(millis(self.gather_delay_ms) + millis(self.downstream_timeout_ms))?,
-            metrics_port: self.metrics.port(self.port)?,
+            route: self.route.resolve(self.port)?,
         })
     }
 }

@@ -1,10 +1,9 @@
 //! A resource service's resolved configuration.
 
 use contracts::Resource;
-use platform::downstream::DEFAULT_MAX_CONNECTIONS;
+use platform::HookSecret;
+use platform::route::RouteSettings;
 use platform::settings::millis;
-use platform::{HookSecret, ServerLimits, TrustConfig};
-use std::time::Duration;
 use url::Url;
 
 /// Everything a resource service needs to run.
@@ -16,19 +15,10 @@ pub struct ResourceConfig {
     pub glue_hook: Url,
     /// The secret the glue hook checks (`GLUE_HOOK_SECRET`).
     pub hook_secret: HookSecret,
-    /// Simulated work per order (`GATHER_DELAY_MS`).
-    pub gather_delay: Duration,
-    /// Timeout of each glue-hook call (`DOWNSTREAM_TIMEOUT_MS`); longer than
-    /// the monolith's own API timeout, so its answer gets back to us.
-    pub downstream_timeout: Duration,
-    /// Calls in flight to the monolith at most (`DOWNSTREAM_MAX_CONNECTIONS`).
-    pub downstream_max_connections: usize,
-    /// Whom to believe.
-    pub trust: TrustConfig,
-    /// The serve loop's limits.
-    pub server: ServerLimits,
-    /// Where `GET /metrics` is served (`METRICS_PORT`); `None`: nowhere.
-    pub metrics_port: Option<u16>,
+    /// Its order route's settings: gather delay, the glue-hook call's
+    /// timeout (longer than the monolith's own API timeout, so its answer
+    /// gets back to us) and bound, trust, serving, metrics.
+    pub route: RouteSettings,
 }
 
 /// The default glue-hook timeout in milliseconds: the monolith's 5 s plus
@@ -43,12 +33,7 @@ impl ResourceConfig {
             resource,
             glue_hook,
             hook_secret,
-            gather_delay: Duration::ZERO,
-            downstream_timeout: millis(DEFAULT_DOWNSTREAM_TIMEOUT_MS),
-            downstream_max_connections: DEFAULT_MAX_CONNECTIONS,
-            trust: TrustConfig::default(),
-            server: ServerLimits::default(),
-            metrics_port: None,
+            route: RouteSettings::with_downstream_timeout(millis(DEFAULT_DOWNSTREAM_TIMEOUT_MS)),
         }
     }
 }

@@ -24,7 +24,7 @@ pub async fn run(
     config: ResourceConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    let (limits, metrics_port) = (config.server, config.metrics_port);
+    let (limits, metrics_port) = (config.route.server, config.route.metrics_port);
     platform::metrics::run_service(
         listener,
         limits,

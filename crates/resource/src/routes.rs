@@ -8,7 +8,6 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use contracts::fulfillment::HOOK_SECRET_HEADER;
 use contracts::{FulfillmentKind, HookRequest, ResourceOrder};
-use platform::downstream::http_client;
 use platform::reply::{ORDER_FAILED, ORDER_FULFILLED};
 use platform::{Downstream, Metrics, OrderIntake, Received, ServiceError};
 use std::sync::Arc;
@@ -30,17 +29,8 @@ pub fn router(config: ResourceConfig) -> Result<Router, reqwest::Error> {
 
 /// The service's router, counting in `metrics`.
 pub fn router_with_metrics(config: ResourceConfig, metrics: &Metrics) -> Result<Router, reqwest::Error> {
-    let client = http_client(config.downstream_max_connections)?;
+    let (intake, monolith) = config.route.ends(config.glue_hook.clone(), "monolith", metrics)?;
     tracing::info!(glue_hook = %config.glue_hook, "sending fulfillments to the monolith");
-    let monolith = Downstream::new(
-        client.clone(),
-        config.glue_hook.clone(),
-        "monolith",
-        config.downstream_timeout,
-    )
-    .with_max_connections(config.downstream_max_connections)
-    .with_metrics(metrics);
-    let intake = OrderIntake::new(config.trust.clone(), client).with_metrics(metrics);
     let resource = config.resource;
     let health = format!(
         "{} microservice is healthy. POST {} here.",
@@ -98,8 +88,8 @@ impl ResourceService {
     async fn produce(&self, hook: HookRequest) -> Result<&'static str, ServiceError> {
         let ResourceOrder { resource, quantity } = &hook.order;
         tracing::info!("Producing {quantity} {resource}");
-        if !self.config.gather_delay.is_zero() {
-            tokio::time::sleep(self.config.gather_delay).await;
+        if !self.config.route.gather_delay.is_zero() {
+            tokio::time::sleep(self.config.route.gather_delay).await;
         }
         tracing::info!("Sending {quantity} {resource} to the monolith for fulfillment");
         let mut headers = hook.headers();

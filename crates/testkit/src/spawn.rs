@@ -85,7 +85,7 @@ pub fn monolith_config(api: &url::Url, trust: TrustConfig) -> MonolithConfig {
         },
         HookSecret::new(TEST_HOOK_SECRET),
     );
-    config.trust = trust;
+    config.route.trust = trust;
     config
 }
 

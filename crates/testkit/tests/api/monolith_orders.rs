@@ -171,7 +171,8 @@ async fn unreachable_api_answers_503() {
 
 #[tokio::test]
 async fn hanging_api_answers_504_within_the_timeout() {
-    let (app, api) = monolith_with(|config| config.downstream_timeout = Duration::from_millis(300)).await;
+    let (app, api) =
+        monolith_with(|config| config.route.downstream_timeout = Duration::from_millis(300)).await;
     api.behave(ApiBehaviour::Hang);
     let answered = tokio::time::timeout(
         Duration::from_secs(10),
@@ -184,7 +185,7 @@ async fn hanging_api_answers_504_within_the_timeout() {
 
 #[tokio::test]
 async fn calls_to_the_api_are_bounded_and_the_rest_wait_their_turn() {
-    let (app, api) = monolith_with(|config| config.downstream_max_connections = 2).await;
+    let (app, api) = monolith_with(|config| config.route.downstream_max_connections = 2).await;
     api.behave(ApiBehaviour::Delay(Duration::from_millis(150)));
     let orders = (0..6).map(|_| app.post("/order/", JSON, &[], WORKSHOP_CURL_BODY));
     let answers = futures_util::future::join_all(orders).await;
@@ -209,7 +210,7 @@ async fn strangled_resources_are_not_gathered() {
 
 #[tokio::test]
 async fn unsigned_orders_can_be_refused() {
-    let (app, api) = monolith_with(|config| config.trust.accept_unsigned_orders = false).await;
+    let (app, api) = monolith_with(|config| config.route.trust.accept_unsigned_orders = false).await;
     let (status, _) = app.post("/order/", JSON, &[], WORKSHOP_CURL_BODY).await;
     assert_eq!(status, 403);
     assert_eq!(api.count(), 0);

@@ -6,7 +6,7 @@ use contracts::SignatureVersion::{self, V1, V2};
 use contracts::{FulfillmentKind, IdempotencyKey};
 use platform::TrustConfig;
 use platform::reply::{ORDER_FULFILLED, SUBSCRIBED, UNSUBSCRIBED};
-use resource::{Resource, ResourceConfig};
+use resource::Resource;
 use serde_json::json;
 use testkit::TestSigner;
 use testkit::fake_sns::{CERT_PATH, FakeSns, HitCounter, ORDERS_TOPIC, deliver};
@@ -252,11 +252,9 @@ async fn iridium_for(monolith: &TestApp, sns: &FakeSns) -> TestApp {
         sns_stand_in: Some(sns.base.clone()),
         ..TrustConfig::default()
     };
-    spawn_resource(ResourceConfig {
-        trust,
-        ..resource_config(Resource::Iridium, &monolith.addr.to_string())
-    })
-    .await
+    let mut config = resource_config(Resource::Iridium, &monolith.addr.to_string());
+    config.route.trust = trust;
+    spawn_resource(config).await
 }
 
 #[tokio::test]

@@ -91,7 +91,7 @@ async fn order_against(api: &RawApi) -> ((u16, String), Duration) {
 /// [`order_against`], with the call to the API bounded by `timeout`.
 async fn order_against_within(api: &RawApi, timeout: Duration) -> ((u16, String), Duration) {
     let mut config = monolith_config(&api.url, TrustConfig::default());
-    config.downstream_timeout = timeout;
+    config.route.downstream_timeout = timeout;
     let monolith = spawn_monolith(config).await;
     let started = Instant::now();
     let answer = monolith.post("/order/", None, &[], ORDER).await;

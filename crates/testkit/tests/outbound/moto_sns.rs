@@ -10,7 +10,7 @@
 use contracts::{FulfillmentKind, IdempotencyKey};
 use platform::TrustConfig;
 use platform::reply::SUBSCRIBED;
-use resource::{Resource, ResourceConfig};
+use resource::Resource;
 use serde_json::json;
 use std::time::Duration;
 use testkit::moto::Moto;
@@ -93,11 +93,9 @@ async fn orders_published_on_motos_sns_are_fulfilled() {
     let moto = Moto::start().await;
     let api = FakeApi::start().await;
     let monolith = spawn_monolith(monolith_config(&api.url, trusting(&moto))).await;
-    let iridium: TestApp = spawn_resource(ResourceConfig {
-        trust: trusting(&moto),
-        ..resource_config(Resource::Iridium, &monolith.addr.to_string())
-    })
-    .await;
+    let mut iridium_config = resource_config(Resource::Iridium, &monolith.addr.to_string());
+    iridium_config.route.trust = trusting(&moto);
+    let iridium: TestApp = spawn_resource(iridium_config).await;
 
     let orders = create_topic(&moto, "orders").await;
     let iridium_orders = create_topic(&moto, "iridium").await;

@@ -1,0 +1,108 @@
+//! A service's order route: the settings the monolith and the resource
+//! services share for it, and its two ends (the intake of orders and the
+//! call to the next service), made the same way for each.
+
+use crate::downstream::{DEFAULT_MAX_CONNECTIONS, Downstream, http_client};
+use crate::intake::OrderIntake;
+use crate::metrics::Metrics;
+use crate::server::{ServerLimitArgs, ServerLimits};
+use crate::settings::{ConfigError, DownstreamLimitArgs, MetricsArgs, TrustConfig, millis};
+use std::time::Duration;
+use url::Url;
+
+/// The settings of a service's order route that the monolith and the
+/// resource services share: its simulated work, its one call to the next
+/// service, whom it believes, how it serves, where its metrics go.
+/// `DOWNSTREAM_TIMEOUT_MS_DEFAULT` is the one default that differs: the
+/// glue hook's call outlasts the monolith's own call to the API.
+#[derive(Debug, Clone, clap::Args)]
+pub struct RouteArgs<const DOWNSTREAM_TIMEOUT_MS_DEFAULT: u64> {
+    /// Simulated work per order, in milliseconds (the monolith's: per
+    /// resource it still gathers, the resources gathered concurrently).
+    #[arg(long, env = "GATHER_DELAY_MS", default_value_t = 0)]
+    pub gather_delay_ms: u64,
+    /// Timeout of each call to the next service, in milliseconds (the
+    /// fulfillment API for the monolith, the glue hook for iridium and
+    /// magnesite).
+    #[arg(long, env = "DOWNSTREAM_TIMEOUT_MS", default_value_t = DOWNSTREAM_TIMEOUT_MS_DEFAULT)]
+    pub downstream_timeout_ms: u64,
+    /// How many calls to it at once.
+    #[command(flatten)]
+    pub downstream_limit: DownstreamLimitArgs,
+    /// Whom to believe.
+    #[command(flatten)]
+    pub trust: TrustConfig,
+    /// How long and how much clients may take.
+    #[command(flatten)]
+    pub server: ServerLimitArgs,
+    /// Where the metrics are served.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+}
+
+impl<const DOWNSTREAM_TIMEOUT_MS_DEFAULT: u64> RouteArgs<DOWNSTREAM_TIMEOUT_MS_DEFAULT> {
+    /// The route's settings, checked, for a service listening on `port`.
+    pub fn resolve(&self, port: u16) -> Result<RouteSettings, ConfigError> {
+        let gather_delay = millis(self.gather_delay_ms);
+        let downstream_timeout = millis(self.downstream_timeout_ms);
+        Ok(RouteSettings {
+            gather_delay,
+            downstream_timeout,
+            downstream_max_connections: self.downstream_limit.downstream_max_connections,
+            trust: self.trust.clone().check()?,
+            // The route's own time: its gather, then its one downstream call.
+            server: self.server.limits(gather_delay + downstream_timeout)?,
+            metrics_port: self.metrics.port(port)?,
+        })
+    }
+}
+
+/// A service's order route settings, resolved ([`RouteArgs`]).
+#[derive(Debug, Clone)]
+pub struct RouteSettings {
+    /// Simulated work per order (`GATHER_DELAY_MS`).
+    pub gather_delay: Duration,
+    /// Timeout of each call to the next service (`DOWNSTREAM_TIMEOUT_MS`).
+    pub downstream_timeout: Duration,
+    /// Calls in flight to the next service at most (`DOWNSTREAM_MAX_CONNECTIONS`).
+    pub downstream_max_connections: usize,
+    /// Whom to believe.
+    pub trust: TrustConfig,
+    /// The serve loop's limits.
+    pub server: ServerLimits,
+    /// Where `GET /metrics` is served (`METRICS_PORT`); `None`: nowhere.
+    pub metrics_port: Option<u16>,
+}
+
+impl RouteSettings {
+    /// The route's two ends, sharing one HTTP client: the intake that takes
+    /// its orders, believing whom [`RouteSettings::trust`] says, and the call
+    /// to the next service at `url`, named `target` in logs and metrics.
+    /// Fails only if the HTTP client cannot be built.
+    pub fn ends(
+        &self,
+        url: Url,
+        target: &'static str,
+        metrics: &Metrics,
+    ) -> Result<(OrderIntake, Downstream), reqwest::Error> {
+        let client = http_client(self.downstream_max_connections)?;
+        let next = Downstream::new(client.clone(), url, target, self.downstream_timeout)
+            .with_max_connections(self.downstream_max_connections)
+            .with_metrics(metrics);
+        let intake = OrderIntake::new(self.trust.clone(), client).with_metrics(metrics);
+        Ok((intake, next))
+    }
+
+    /// The defaults of every setting, with calls to the next service timing
+    /// out after `downstream_timeout`.
+    pub fn with_downstream_timeout(downstream_timeout: Duration) -> Self {
+        Self {
+            gather_delay: Duration::ZERO,
+            downstream_timeout,
+            downstream_max_connections: DEFAULT_MAX_CONNECTIONS,
+            trust: TrustConfig::default(),
+            server: ServerLimits::default(),
+            metrics_port: None,
+        }
+    }
+}
