@@ -18,19 +18,11 @@ use std::future::Future;
 use tokio::net::TcpListener;
 
 /// Serves the monolith on `listener` until `shutdown` resolves, then
-/// drains; its metrics on `config.metrics_port`, if set.
+/// drains; its metrics on `METRICS_PORT`, if set.
 pub async fn run(
     listener: TcpListener,
     config: MonolithConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), RunError> {
-    let (limits, metrics_port) = (config.route.server, config.route.metrics_port);
-    platform::metrics::run_service(
-        listener,
-        limits,
-        metrics_port,
-        |metrics| router_with_metrics(config, metrics),
-        shutdown,
-    )
-    .await
+    platform::route::serve(listener, config, shutdown).await
 }

@@ -12,6 +12,7 @@ use contracts::{
     BundleOrder, FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey, OrderId, ResourceOrder,
 };
 use platform::reply::{HOOK_DELIVERED, HOOK_FAILED, ORDER_FAILED, ORDER_FULFILLED};
+use platform::route::{RouteService, RouteSettings};
 use platform::telemetry::{record_order_id, request_id};
 use platform::{Downstream, Metrics, OrderIntake, Received, ServiceError};
 use std::sync::Arc;
@@ -49,6 +50,16 @@ pub fn router_with_metrics(config: MonolithConfig, metrics: &Metrics) -> Result<
         .route("/order", metrics.order_route("/order/", post(order)))
         .route("/fulfill", metrics.order_route("/fulfill/", post(fulfill)))
         .with_state(state))
+}
+
+impl RouteService for MonolithConfig {
+    fn route(&self) -> &RouteSettings {
+        &self.route
+    }
+
+    fn router(self, metrics: &Metrics) -> Result<Router, reqwest::Error> {
+        router_with_metrics(self, metrics)
+    }
 }
 
 async fn health() -> &'static str {

@@ -441,33 +441,6 @@ pub async fn bind(port: Option<u16>) -> std::io::Result<Option<tokio::net::TcpLi
     }
 }
 
-/// Serves a service on `listener` until `shutdown` resolves, then drains:
-/// its router made by `router` with the service's metrics, `GET /metrics`
-/// on `metrics_port` when set. The whole of a service's `run` but for its
-/// router.
-pub async fn run_service(
-    listener: tokio::net::TcpListener,
-    limits: crate::ServerLimits,
-    metrics_port: Option<u16>,
-    router: impl FnOnce(&Metrics) -> Result<Router, reqwest::Error>,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), crate::startup::RunError> {
-    use crate::startup::RunError;
-    let metrics = Metrics::new();
-    let exporter = bind(metrics_port).await.map_err(|source| RunError::Listen {
-        // Only a port that was set is bound, so only one can fail.
-        what: format!(
-            "METRICS_PORT {}",
-            metrics_port.map(|port| port.to_string()).unwrap_or_default()
-        ),
-        source,
-    })?;
-    let router = router(&metrics).map_err(RunError::Client)?;
-    serve_with_metrics(listener, router, limits, &metrics, exporter, shutdown)
-        .await
-        .map_err(RunError::Serve)
-}
-
 /// Serves `router` as [`crate::serve_with`] does, counting in `metrics`
 /// the drain `shutdown` starts, and `GET /metrics` on `exporter` (when
 /// given) for as long.

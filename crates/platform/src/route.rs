@@ -1,14 +1,54 @@
 //! A service's order route: the settings the monolith and the resource
-//! services share for it, and its two ends (the intake of orders and the
-//! call to the next service), made the same way for each.
+//! services share for it, its two ends (the intake of orders and the call
+//! to the next service), made the same way for each, and serving it.
 
 use crate::downstream::{DEFAULT_MAX_CONNECTIONS, Downstream, http_client};
 use crate::intake::OrderIntake;
 use crate::metrics::Metrics;
 use crate::server::{ServerLimitArgs, ServerLimits};
 use crate::settings::{ConfigError, DownstreamLimitArgs, MetricsArgs, TrustConfig, millis};
+use crate::startup::RunError;
+use axum::Router;
+use std::future::Future;
 use std::time::Duration;
+use tokio::net::TcpListener;
 use url::Url;
+
+/// A service of one order route, as [`serve`] runs it: the monolith's or a
+/// resource service's configuration.
+pub trait RouteService: Send + 'static {
+    /// The route's settings.
+    fn route(&self) -> &RouteSettings;
+
+    /// The service's router, counting in `metrics`. Fails only if the HTTP
+    /// client cannot be built.
+    fn router(self, metrics: &Metrics) -> Result<Router, reqwest::Error>;
+}
+
+/// Serves `service` on `listener` until `shutdown` resolves, then drains;
+/// `GET /metrics` on `METRICS_PORT` when set.
+pub async fn serve<S: RouteService>(
+    listener: TcpListener,
+    service: S,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), RunError> {
+    let (limits, metrics_port) = (service.route().server, service.route().metrics_port);
+    let metrics = Metrics::new();
+    let exporter = crate::metrics::bind(metrics_port)
+        .await
+        .map_err(|source| RunError::Listen {
+            // Only a port that was set is bound, so only one can fail.
+            what: format!(
+                "METRICS_PORT {}",
+                metrics_port.map(|port| port.to_string()).unwrap_or_default()
+            ),
+            source,
+        })?;
+    let router = service.router(&metrics).map_err(RunError::Client)?;
+    crate::metrics::serve_with_metrics(listener, router, limits, &metrics, exporter, shutdown)
+        .await
+        .map_err(RunError::Serve)
+}
 
 /// The settings of a service's order route that the monolith and the
 /// resource services share: its simulated work, its one call to the next

@@ -9,6 +9,7 @@ use axum::routing::{get, post};
 use contracts::fulfillment::HOOK_SECRET_HEADER;
 use contracts::{FulfillmentKind, HookRequest, ResourceOrder};
 use platform::reply::{ORDER_FAILED, ORDER_FULFILLED};
+use platform::route::{RouteService, RouteSettings};
 use platform::{Downstream, Metrics, OrderIntake, Received, ServiceError};
 use std::sync::Arc;
 
@@ -50,6 +51,16 @@ pub fn router_with_metrics(config: ResourceConfig, metrics: &Metrics) -> Result<
             get(health_check).merge(metrics.order_route(&format!("{path}/"), post(order))),
         )
         .with_state(state))
+}
+
+impl RouteService for ResourceConfig {
+    fn route(&self) -> &RouteSettings {
+        &self.route
+    }
+
+    fn router(self, metrics: &Metrics) -> Result<Router, reqwest::Error> {
+        router_with_metrics(self, metrics)
+    }
 }
 
 async fn health_check(State(service): State<Arc<ResourceService>>) -> String {
