@@ -77,12 +77,18 @@ totals() {
     python3 -c 'import json, sys; t = json.load(sys.stdin); print(t["fulfillments"], t["iridium"], t["magnesite"])'
 }
 
+# ledger_at WANT_TOTALS: whether HQ's ledger is at WANT_TOTALS now (read
+# again at each poll of wait_for).
+ledger_at() {
+  [ "$(totals)" = "$1" ]
+}
+
 # order DESCRIPTION URL BODY WANT_TOTALS: a 200 "fulfilled" answer, and
 # HQ's ledger at WANT_TOTALS afterwards.
 order() {
   local what=$1 url=$2 body=$3 want=$4 answer
   answer=$(curl -sS --max-time 30 -H "Content-Type: application/json" -X POST -d "$body" "$url" 2>&1) || true
-  if [[ $answer == *"Your order has been fulfilled"* ]] && wait_for "HQ's ledger" 10 test "$(totals)" = "$want"; then
+  if [[ $answer == *"Your order has been fulfilled"* ]] && wait_for "HQ's ledger" 10 ledger_at "$want"; then
     pass "$what: fulfilled, HQ's ledger at $want (fulfillments iridium magnesite)"
   else
     fail "$what: '$answer', HQ's ledger at '$(totals)' (want $want)"

@@ -854,9 +854,13 @@ def part2(moto: Moto, bin_dir: Path, workdir: Path, state: dict) -> None:
         for svc in ("iridium", "magnesite"):
             plat.start(svc, f"interstella-{svc}", {})
         plat.start_haproxy()
-        for url in (f"{hq}/", f"{public}/", f"{public}/iridium/", f"{public}/magnesite/"):
+        health_urls = (f"{hq}/", f"{public}/", f"{public}/iridium/", f"{public}/magnesite/")
+        for url in health_urls:
             wait_until(f"GET {url} healthy through the proxy", lambda u=url: http("GET", u)[0] == 200)
-        check("HQ and the three services healthy behind their load balancers", True)
+        check(
+            "HQ and the three services healthy behind their load balancers",
+            all(http("GET", url)[0] == 200 for url in health_urls),
+        )
 
         step("subscriptions from the template, on moto's topics")
         for name, path, topic in [

@@ -2,6 +2,7 @@
 //! neither hold the handler nor fill our memory nor undo a fulfillment.
 
 use platform::TrustConfig;
+use platform::downstream::{BodyError, MAX_BODY_BYTES, read_body};
 use platform::reply::ORDER_FULFILLED;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -137,4 +138,14 @@ async fn an_announced_huge_body_is_refused_unread() {
     let ((status, text), took) = order_against(&api).await;
     assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED));
     assert!(took < Duration::from_secs(3), "took {took:?}");
+    // Refused on its Content-Length alone. Read instead, its one chunk fits
+    // the cap and the rest never comes: that read would end as too slow.
+    let response = reqwest::Client::new()
+        .post(api.url.clone())
+        .body(ORDER)
+        .send()
+        .await
+        .unwrap();
+    let read = read_body(response, MAX_BODY_BYTES, Duration::from_secs(5)).await;
+    assert!(matches!(read, Err(BodyError::TooLarge { .. })), "{read:?}");
 }
