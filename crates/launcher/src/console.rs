@@ -91,7 +91,7 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
          HQ (AWS side of the workshop)   {hq}/\n  \
          dashboard, portal (browser)    {dashboard}  {hq}/  (sign in with HQ_ADMIN_TOKEN)\n  \
          fulfillment API                {hq}/receiving/\n  \
-         key portal                     {hq}/keys\n  \
+         new API keys (POST, admin)     {hq}/keys\n  \
          SNS stand-in / topics          {hq}/topics  (AWS_ENDPOINT_URL_SNS={hq})\n  \
          totals, reconciliation         {hq}/totals  {hq}/reconciliation\n\
          monolith                       {monolith}  (orders topic -> /order/; strangled: {strangled})\n\

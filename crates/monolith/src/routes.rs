@@ -14,7 +14,7 @@ use contracts::{
 use platform::reply::{HOOK_DELIVERED, HOOK_FAILED, ORDER_FAILED, ORDER_FULFILLED};
 use platform::route::{RouteService, RouteSettings};
 use platform::telemetry::{record_order_id, request_id};
-use platform::{Downstream, Metrics, OrderIntake, Received, ServiceError};
+use platform::{Downstream, DownstreamError, Metrics, OrderIntake, Received, ServiceError};
 use std::sync::Arc;
 
 /// Reply to the ALB health check.
@@ -154,7 +154,13 @@ impl Monolith {
                 tracing::info!("API Status Code: {}", status.as_u16());
                 Ok(())
             }
-            Err(source) => Err(ServiceError::Downstream { reply, source }),
+            Err(source) => {
+                // The workshop printed the status whatever it was.
+                if let DownstreamError::Status { status, .. } = &source {
+                    tracing::info!("API Status Code: {}", status.as_u16());
+                }
+                Err(ServiceError::Downstream { reply, source })
+            }
         }
     }
 }

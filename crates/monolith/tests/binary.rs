@@ -197,6 +197,28 @@ async fn environment_configures_and_sigterm_drains_in_flight_orders() {
 }
 
 #[tokio::test]
+async fn the_apis_status_is_logged_whatever_it_is() {
+    // As the workshop printed it; the answer is ours: 502, SNS retries.
+    let api = FakeApi::start().await;
+    api.behave(ApiBehaviour::Fail(500));
+    let mut monolith = ServiceProcess::start(monolith_exe(), &monolith_env(&api));
+    let addr = monolith.wait_listening().await;
+    let (status, text) = send_workshop_curl(addr).await.unwrap();
+    assert_eq!(
+        (status, text.as_str()),
+        (502, "Your order has NOT been fulfilled")
+    );
+    monolith.terminate().await;
+    assert!(monolith.wait_exit(Duration::from_secs(10)).await.success());
+    let log = monolith.seen.join("\n");
+    assert!(
+        log.contains("INFO") && log.contains("API Status Code: 500"),
+        "{log}"
+    );
+    assert!(!log.contains("Bundle fulfilled"), "{log}");
+}
+
+#[tokio::test]
 async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
     // Waits until moto answers; killed at the end of the test.
     let moto = Moto::start().await;

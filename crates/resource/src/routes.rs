@@ -10,7 +10,7 @@ use contracts::fulfillment::HOOK_SECRET_HEADER;
 use contracts::{FulfillmentKind, HookRequest, ResourceOrder};
 use platform::reply::{ORDER_FAILED, ORDER_FULFILLED};
 use platform::route::{RouteService, RouteSettings};
-use platform::{Downstream, Metrics, OrderIntake, Received, ServiceError};
+use platform::{Downstream, DownstreamError, Metrics, OrderIntake, Received, ServiceError};
 use std::sync::Arc;
 
 /// State shared by the handlers, built once at start.
@@ -110,10 +110,16 @@ impl ResourceService {
                 tracing::info!("Monolith Status Code: {}", status.as_u16());
                 Ok(ORDER_FULFILLED)
             }
-            Err(source) => Err(ServiceError::Downstream {
-                reply: ORDER_FAILED,
-                source,
-            }),
+            Err(source) => {
+                // The workshop printed the status whatever it was.
+                if let DownstreamError::Status { status, .. } = &source {
+                    tracing::info!("Monolith Status Code: {}", status.as_u16());
+                }
+                Err(ServiceError::Downstream {
+                    reply: ORDER_FAILED,
+                    source,
+                })
+            }
         }
     }
 }

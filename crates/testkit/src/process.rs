@@ -169,11 +169,15 @@ pub async fn resource_binary_refuses_unsafe_configuration(exe: &Path) {
     assert_eq!(run_to_exit(exe, &env).await.status.code(), Some(2));
 }
 
-/// A resource binary serves its health check on `/<resource>/`, and exits 0
-/// on SIGTERM.
+/// A resource binary serves its health check on `/<resource>/`, answers an
+/// order the monolith refuses with 502 and logs the monolith's status, and
+/// exits 0 on SIGTERM.
 pub async fn resource_binary_serves_and_stops(exe: &Path, resource: contracts::Resource) {
+    // A glue hook that answers 503, to see the monolith's status logged.
+    let monolith = crate::FakeApi::start().await;
+    monolith.behave(crate::ApiBehaviour::Fail(503));
     let mut env = safe_aws_env();
-    env.insert("monolithUrl".into(), "127.0.0.1:9".into());
+    env.insert("monolithUrl".into(), monolith.url.to_string());
     env.insert("GLUE_HOOK_SECRET".into(), crate::spawn::TEST_HOOK_SECRET.into());
     let mut service = ServiceProcess::start(exe, &env);
     let addr = service.wait_listening().await;
@@ -188,7 +192,17 @@ pub async fn resource_binary_serves_and_stops(exe: &Path, resource: contracts::R
             resource.example()
         )
     );
+    let order = reqwest::Client::new()
+        .post(format!("http://{addr}/{resource}/"))
+        .body(format!(r#"{{"Message": {{"{resource}": "1"}}}}"#))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(order.status().as_u16(), 502);
     service.terminate().await;
     let exit = service.wait_exit(Duration::from_secs(10)).await;
     assert!(exit.success(), "{exit:?}");
+    // As the workshop printed it, whatever the status.
+    let log = service.seen.join("\n");
+    assert!(log.contains("Monolith Status Code: 503"), "{log}");
 }
