@@ -356,6 +356,7 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
         response
             .headers_mut()
             .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+        response.extensions_mut().insert(platform::metrics::Replayed);
     }
     Ok(response)
 }

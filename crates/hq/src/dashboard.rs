@@ -47,9 +47,10 @@ impl View {
 pub struct TopicRow {
     /// The topic's name.
     pub name: &'static str,
-    /// Delivery counters since HQ started (published, delivered, failed,
-    /// retried, in flight, ...).
-    pub feed: TopicStats,
+    /// The local feed's delivery counters since HQ started (published,
+    /// delivered, failed, retried, in flight, ...); `None` when HQ
+    /// publishes to SNS, which delivers and retries out of HQ's sight.
+    pub feed: Option<TopicStats>,
     /// How this run's orders on the topic published in the view ended
     /// (fulfilled, lost, duplicated, ...).
     pub orders: OrderCounts,
@@ -88,12 +89,14 @@ pub async fn read(hq: &Hq, view: View) -> Result<Dashboard, LedgerError> {
     let mut latency = ledger.latency(run_id, latency_since).await?;
     let timeline = ledger.timeline(now, width, count).await?;
     let totals = ledger.grand_totals().await?;
-    let mut stats: BTreeMap<Topic, TopicStats> = hq.feed().stats();
+    let mut stats: Option<BTreeMap<Topic, TopicStats>> = hq.publisher().stats();
     let topics = Topic::ALL
         .into_iter()
         .map(|topic| TopicRow {
             name: topic.as_str(),
-            feed: stats.remove(&topic).unwrap_or_default(),
+            feed: stats
+                .as_mut()
+                .map(|stats| stats.remove(&topic).unwrap_or_default()),
             orders: reconciliation
                 .topics
                 .get(topic.as_str())

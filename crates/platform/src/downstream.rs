@@ -249,13 +249,14 @@ impl Downstream {
         let call = async {
             // The semaphore is never closed, so this cannot fail.
             let slot = self.in_flight.acquire().await.ok();
+            let under_way = self.metrics.under_way();
             // The trace goes on with the call (nothing is added when tracing is off).
             let request = build().headers(crate::traces::outgoing_headers());
             let response = request.send().await.map_err(|source| self.classify(source))?;
-            Ok((slot, response))
+            Ok((slot, under_way, response))
         };
         let result = match tokio::time::timeout_at(deadline, call).await {
-            Ok(Ok((_slot, response))) => {
+            Ok(Ok((_slot, _under_way, response))) => {
                 let status = response.status();
                 // Read (and drop) the body so the connection goes back to the
                 // pool; the slot stays held meanwhile, as the connection is

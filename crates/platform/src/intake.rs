@@ -73,6 +73,8 @@ pub struct OrderIntake {
     verifier: SnsVerifier,
     client: reqwest::Client,
     metrics: SnsMetrics,
+    /// Where confirmations' calls are counted (`SNS SubscribeURL`), if anywhere.
+    registry: Option<Metrics>,
 }
 
 impl OrderIntake {
@@ -95,13 +97,16 @@ impl OrderIntake {
             verifier,
             client,
             metrics: SnsMetrics::default(),
+            registry: None,
         }
     }
 
-    /// Counts SNS verifications, certificate cache hits and fetches in `metrics`.
+    /// Counts SNS verifications, certificate cache hits and fetches, and
+    /// the subscription confirmations' calls in `metrics`.
     pub fn with_metrics(mut self, metrics: &Metrics) -> Self {
         self.metrics = metrics.sns();
         self.verifier = self.verifier.with_metrics(self.metrics.clone());
+        self.registry = Some(metrics.clone());
         self
     }
 
@@ -115,8 +120,11 @@ impl OrderIntake {
     ) -> Result<&'static str, ServiceError> {
         match self.receive(headers, body).await? {
             Delivered::Order(received, traceparent) => {
-                record_order_id(&received.order_id);
-                match crate::traces::order_span(traceparent.as_deref()) {
+                // An SNS message's id is on the lines already (receive_sns).
+                if received.sns.is_none() {
+                    record_order_id(&received.order_id);
+                }
+                match crate::traces::order_span(traceparent.as_deref(), &received.order_id) {
                     Some(span) => carry_out(received).instrument(span).await,
                     None => carry_out(received).await,
                 }
@@ -171,12 +179,16 @@ impl OrderIntake {
         if !envelope.has_sns_message_id() {
             return Err(ServiceError::BadMessageId(envelope.message_id));
         }
+        // Of SNS' shape (checked above), so always a valid id; from here on
+        // every line about this message carries it, a refusal of its order
+        // or a confirmation's included.
+        let order_id = OrderId::parse(&envelope.message_id).unwrap_or_else(request_id);
+        record_order_id(&order_id);
         match envelope.message_type {
             MessageType::Notification => Ok(Delivered::Order(
                 Received {
                     order: O::from_text(envelope.message.as_bytes())?,
-                    // Of SNS' shape (checked above), so always a valid id.
-                    order_id: OrderId::parse(&envelope.message_id).unwrap_or_else(request_id),
+                    order_id,
                     sns: Some(SnsOrigin {
                         topic_arn: envelope.topic_arn.clone(),
                         message_id: envelope.message_id.clone(),
@@ -203,12 +215,15 @@ impl OrderIntake {
             .hosts()
             .check_subscribe_url(url)
             .map_err(ServiceError::UntrustedSubscribeUrl)?;
-        let subscribe = Downstream::new(
+        let mut subscribe = Downstream::new(
             self.client.clone(),
             trusted.url().clone(),
             "SNS SubscribeURL",
             CONFIRM_TIMEOUT,
         );
+        if let Some(metrics) = &self.registry {
+            subscribe = subscribe.with_metrics(metrics);
+        }
         subscribe
             .get(&trusted.headers())
             .await

@@ -195,13 +195,15 @@ impl Metrics {
         };
         let route_metrics = Arc::new(RouteMetrics {
             fulfilled: outcome("fulfilled"),
+            replayed: outcome("replayed"),
             refused: outcome("refused"),
             failed: outcome("failed"),
             seconds: self.inner.order_seconds.get_or_create_owned(&RouteLabel {
                 route: route.to_owned(),
             }),
         });
-        handler.layer(middleware::from_fn_with_state(route_metrics, time_order))
+        // `route_layer`: a wrong method's 405 is not an order.
+        handler.route_layer(middleware::from_fn_with_state(route_metrics, time_order))
     }
 
     /// The handles of downstream target `target`.
@@ -268,28 +270,60 @@ async fn render(State(metrics): State<Metrics>) -> Response {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.render()).into_response()
 }
 
+/// Marks a 2xx answer that repeats an earlier one (the same idempotency
+/// key): counted as `replayed`, not as one more fulfillment.
+#[derive(Debug, Clone, Copy)]
+pub struct Replayed;
+
 /// One order route's handles.
 struct RouteMetrics {
     fulfilled: Counter,
+    replayed: Counter,
     refused: Counter,
     failed: Counter,
     seconds: LatencyHistogram,
 }
 
 async fn time_order(State(route): State<Arc<RouteMetrics>>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
+    let mut timing = OrderTiming {
+        route: &route,
+        started: Instant::now(),
+        answered: false,
+    };
     let response = next.run(request).await;
     let status = response.status();
     let outcome = if status.is_server_error() {
         &route.failed
     } else if status.is_client_error() {
         &route.refused
+    } else if response.extensions().get::<Replayed>().is_some() {
+        &route.replayed
     } else {
         &route.fulfilled
     };
     outcome.inc();
-    route.seconds.observe(started.elapsed());
+    timing.answered = true;
+    route.seconds.observe(timing.started.elapsed());
     response
+}
+
+/// An order being answered. Dropped unanswered, the serve loop gave up on
+/// it (the request timeout's 503) or its client left: counted as failed,
+/// with the time it took, so a retry storm shows in the failures and the
+/// slowest orders in the latency.
+struct OrderTiming<'a> {
+    route: &'a RouteMetrics,
+    started: Instant,
+    answered: bool,
+}
+
+impl Drop for OrderTiming<'_> {
+    fn drop(&mut self) {
+        if !self.answered {
+            self.route.failed.inc();
+            self.route.seconds.observe(self.started.elapsed());
+        }
+    }
 }
 
 /// One downstream target's handles (detached, counting nowhere, by default).
@@ -320,26 +354,41 @@ pub enum CallOutcome {
 }
 
 impl CallMetrics {
-    /// A call starts: counted in flight until the guard drops.
+    /// A call starts (it may still wait for a slot): timed, and counted by
+    /// its outcome when [`InFlight::finished`], or as a timeout when dropped
+    /// unfinished (the request's own deadline cut it short).
     pub fn start(&self) -> InFlight<'_> {
-        self.in_flight.inc();
         InFlight {
             metrics: self,
             started: Instant::now(),
+            finished: false,
         }
+    }
+
+    /// A call has its slot and is under way: counted in flight until the
+    /// guard drops (calls waiting for a slot are not).
+    pub fn under_way(&self) -> UnderWay<'_> {
+        self.in_flight.inc();
+        UnderWay(self)
     }
 }
 
-/// A call in flight (see [`CallMetrics::start`]).
+/// A call started (see [`CallMetrics::start`]).
 #[derive(Debug)]
 pub struct InFlight<'a> {
     metrics: &'a CallMetrics,
     started: Instant,
+    finished: bool,
 }
 
 impl InFlight<'_> {
     /// The call ended with `outcome`.
-    pub fn finished(self, outcome: CallOutcome) {
+    pub fn finished(mut self, outcome: CallOutcome) {
+        self.count(outcome);
+    }
+
+    fn count(&mut self, outcome: CallOutcome) {
+        self.finished = true;
         let m = self.metrics;
         match outcome {
             CallOutcome::Ok => &m.ok,
@@ -355,7 +404,19 @@ impl InFlight<'_> {
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.metrics.in_flight.dec();
+        if !self.finished {
+            self.count(CallOutcome::Timeout);
+        }
+    }
+}
+
+/// A call under way (see [`CallMetrics::under_way`]).
+#[derive(Debug)]
+pub struct UnderWay<'a>(&'a CallMetrics);
+
+impl Drop for UnderWay<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.dec();
     }
 }
 

@@ -428,7 +428,14 @@ impl Unanswered {
 impl IntoResponse for Unanswered {
     fn into_response(self) -> Response {
         let status = self.status();
-        tracing::warn!(%status, error = %self, "request not served");
+        if let Self::Late(_) = self {
+            // Ours or downstream's: at the level of the downstream timeout
+            // that would have said so had it fired first.
+            tracing::error!(%status, error = %self, "request not served");
+        } else {
+            // The client's doing.
+            tracing::warn!(%status, error = %self, "request not served");
+        }
         (status, self.to_string()).into_response()
     }
 }

@@ -14,6 +14,7 @@
 //! `MessageAttributes`, which SNS' signature does not cover.
 
 use axum::http::HeaderMap;
+use contracts::OrderId;
 use opentelemetry::propagation::TextMapPropagator as _;
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_http::{Bytes, HeaderExtractor, HeaderInjector, HttpClient, HttpError, Request, Response};
@@ -95,12 +96,14 @@ pub fn continue_from_headers(span: &tracing::Span, headers: &HeaderMap) {
 }
 
 /// A span named `order`, child of the trace `traceparent` names (an SNS
-/// message attribute); `None` when tracing is off or there is none.
-pub fn order_span(traceparent: Option<&str>) -> Option<tracing::Span> {
+/// message attribute); `None` when tracing is off or there is none. It
+/// carries `order_id` too: JSON lines name their innermost span as `span`,
+/// and a query on `span.order_id` must find the order's lines.
+pub fn order_span(traceparent: Option<&str>, order_id: &OrderId) -> Option<tracing::Span> {
     let (propagator, traceparent) = (PROPAGATOR.get()?, traceparent?);
     let mut carrier = HeaderMap::new();
     carrier.insert(TRACEPARENT, traceparent.parse().ok()?);
-    let span = tracing::info_span!("order");
+    let span = tracing::info_span!("order", order_id = %order_id);
     let _ = span.set_parent(propagator.extract(&HeaderExtractor(&carrier)));
     Some(span)
 }

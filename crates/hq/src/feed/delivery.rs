@@ -14,6 +14,7 @@ use contracts::sns::{
 use contracts::{Envelope, MessageType};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument as _;
 
 /// How one attempt went.
 enum Attempt {
@@ -44,8 +45,11 @@ impl Inner {
     /// that [`super::Feed::drain`] waits for it.
     pub(super) fn spawn_delivery(self: &Arc<Self>, subscription: Subscription, envelope: Envelope) {
         let inner = Arc::clone(self);
+        // The delivery's lines carry the order's id as the services' do
+        // (`order_id`, the MessageId), so one query finds the order in both.
+        let span = tracing::info_span!("delivery", order_id = %envelope.message_id);
         self.tracker
-            .spawn(async move { inner.deliver(subscription, envelope).await });
+            .spawn(async move { inner.deliver(subscription, envelope).await }.instrument(span));
     }
 
     /// Delivers `envelope` to `subscription`, retrying per the policy; a

@@ -163,6 +163,9 @@ async fn hq_publishes_through_the_aws_sdk_and_reconciles_what_sns_delivered() {
     // monolith GETs its SubscribeURL).
     assert_eq!(orders["subscriptions"][0]["state"], "confirmed", "{topics}");
     assert!(orders["stats"].is_null(), "SNS delivers, not HQ: {topics}");
+    // So the dashboard shows no delivery counters of its own, not zeros.
+    let dashboard = admin_get(&base, "/dashboard/data").await;
+    assert!(dashboard["topics"][0]["feed"].is_null(), "{dashboard}");
 
     // Published through SNS, delivered signed by moto, fulfilled through HQ's API.
     let (status, published) = admin_post(

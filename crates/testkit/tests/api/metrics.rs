@@ -76,3 +76,105 @@ async fn the_monolith_counts_orders_and_api_calls() {
     let on_service = client.get(format!("{service}/metrics")).send().await.unwrap();
     assert_eq!(on_service.status(), 404);
 }
+
+#[tokio::test]
+async fn an_order_the_request_timeout_cuts_short_is_counted_failed_and_a_wrong_method_not_at_all() {
+    let api = FakeApi::start().await;
+    api.behave(ApiBehaviour::Hang);
+    let metrics = Metrics::new();
+    let router =
+        monolith::router_with_metrics(monolith_config(&api.url, TrustConfig::default()), &metrics).unwrap();
+    let service = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/order/", service.local_addr().unwrap());
+    let limits = platform::ServerLimits {
+        request_timeout: std::time::Duration::from_millis(300),
+        ..platform::ServerLimits::default()
+    };
+    tokio::spawn(platform::serve_with(
+        service,
+        router,
+        limits,
+        std::future::pending(),
+    ));
+    let client = reqwest::Client::new();
+    // The serve loop answers 503 and drops the order's future, its call to
+    // the API with it.
+    assert_eq!(post(&client, &url, r#"{"Message":{"bundle":"1"}}"#).await, 503);
+    assert_eq!(client.get(&url).send().await.unwrap().status().as_u16(), 405);
+    let text = metrics.render();
+    for expected in [
+        r#"interstella_orders_total{route="/order/",outcome="failed"} 1"#,
+        r#"interstella_orders_total{route="/order/",outcome="refused"} 0"#,
+        r#"interstella_order_duration_seconds_count{route="/order/"} 1"#,
+        r#"interstella_downstream_calls_total{target="fulfillment API",outcome="timeout"} 1"#,
+        r#"interstella_downstream_in_flight{target="fulfillment API"} 0"#,
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn subscription_confirmations_count_their_call_to_the_subscribe_url() {
+    let api = FakeApi::start().await;
+    let sns = testkit::fake_sns::FakeSns::start().await;
+    let trust = TrustConfig {
+        sns_stand_in: Some(sns.base.clone()),
+        ..TrustConfig::default()
+    };
+    let metrics = Metrics::new();
+    let router = monolith::router_with_metrics(monolith_config(&api.url, trust), &metrics).unwrap();
+    let (service, _) = serve(router, &metrics).await;
+    let mut envelope = sns.envelope(
+        contracts::MessageType::SubscriptionConfirmation,
+        testkit::fake_sns::ORDERS_TOPIC,
+        "You have chosen to subscribe",
+    );
+    sns.sign(&mut envelope, contracts::SignatureVersion::V2);
+    let answer = reqwest::Client::new()
+        .post(format!("{service}/order/"))
+        .header("x-amz-sns-message-type", "SubscriptionConfirmation")
+        .body(serde_json::to_string(&envelope).unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(sns.confirmations(), 1);
+    let text = metrics.render();
+    let expected = r#"interstella_downstream_calls_total{target="SNS SubscribeURL",outcome="ok"} 1"#;
+    assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+}
+
+#[tokio::test]
+async fn an_answer_marked_replayed_is_not_one_more_fulfillment() {
+    use axum::response::IntoResponse as _;
+    let metrics = Metrics::new();
+    // As HQ's /receiving/ answers a repeated idempotency key.
+    let answer = |replayed: bool| async move {
+        let mut response = "recorded".into_response();
+        if replayed {
+            response.extensions_mut().insert(platform::metrics::Replayed);
+        }
+        response
+    };
+    let router = axum::Router::new()
+        .route(
+            "/first",
+            metrics.order_route("/first/", axum::routing::post(move || answer(false))),
+        )
+        .route(
+            "/again",
+            metrics.order_route("/again/", axum::routing::post(move || answer(true))),
+        );
+    let (service, _) = serve(router, &metrics).await;
+    let client = reqwest::Client::new();
+    assert_eq!(post(&client, &format!("{service}/first/"), "{}").await, 200);
+    assert_eq!(post(&client, &format!("{service}/again/"), "{}").await, 200);
+    let text = metrics.render();
+    for expected in [
+        r#"interstella_orders_total{route="/first/",outcome="fulfilled"} 1"#,
+        r#"interstella_orders_total{route="/again/",outcome="fulfilled"} 0"#,
+        r#"interstella_orders_total{route="/again/",outcome="replayed"} 1"#,
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+}

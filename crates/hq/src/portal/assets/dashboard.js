@@ -72,13 +72,16 @@ function chart(container, timeline, resource) {
 function render(data) {
   const recon = data.reconciliation;
   for (const field of ['published', 'fulfilled', 'lost', 'duplicated']) set(`recon-${field}`, recon[field]);
-  set('feed-in_flight', data.topics.reduce((sum, t) => sum + t.feed.in_flight, 0));
+  // No feed counters when HQ publishes to SNS: SNS delivers and retries.
+  const feeds = data.topics.every((t) => t.feed);
+  set('feed-in_flight', feeds ? data.topics.reduce((sum, t) => sum + t.feed.in_flight, 0) : '–');
   for (const field of ['fulfillments', 'iridium', 'magnesite', 'replays', 'keys']) set(`totals-${field}`, data.totals[field]);
   const clean = recon.lost === 0 && recon.duplicated === 0;
   hq.say('verdict', clean ? 'Nothing lost, nothing counted twice.' : `${recon.lost} lost, ${recon.duplicated} counted twice.`, clean ? 'ok' : 'error');
   const rows = data.topics.map((t) => {
+    const feed = t.feed || { published: t.orders.published, failed: '–', retried: '–', in_flight: '–' };
     const cells = [
-      t.feed.published, t.orders.fulfilled, t.feed.failed, t.feed.retried, t.feed.in_flight,
+      feed.published, t.orders.fulfilled, feed.failed, feed.retried, feed.in_flight,
       t.orders.rejected, t.orders.pending, t.orders.lost, t.orders.duplicated,
       ms(t.latency.p50_ms, t.latency.orders), ms(t.latency.p95_ms, t.latency.orders), ms(t.latency.max_ms, t.latency.orders),
     ];
