@@ -65,16 +65,19 @@ async fn order(State(floor): State<Arc<Floor>>, body: Bytes) -> (StatusCode, &'s
     let request = FulfillmentRequest {
         iridium: order.bundle,
         magnesite: order.bundle,
-        // What the monolith sends for its own gathering: the same body.
+        // What the monolith sends for its own gathering: the same body and
+        // producer header.
         produced_by: Some(Producer::Monolith),
     };
-    let sent = floor
+    let mut call = floor
         .client
         .post(floor.api.clone())
         .header(API_KEY_HEADER, &floor.api_key)
-        .json(&request)
-        .send()
-        .await;
+        .json(&request);
+    if let Some((name, value)) = request.produced_by_header() {
+        call = call.header(name, value);
+    }
+    let sent = call.send().await;
     match sent {
         Ok(answer) if answer.status().is_success() => {
             // Read to the end so the connection goes back to the pool.

@@ -16,6 +16,10 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
 /// The header carrying the glue hook's shared secret (microservice → monolith).
 pub const HOOK_SECRET_HEADER: &str = "x-interstella-hook-secret";
+/// The header naming which part of the platform produced a fulfillment's
+/// resources ([`Producer`]), which HQ's dashboard charts. A header, not a
+/// field: the body is exactly the two quantities (SPEC).
+pub const PRODUCED_BY_HEADER: &str = "x-interstella-produced-by";
 
 /// What a fulfillment is for: part of its idempotency key, so a bundle and a
 /// resource fulfilled for the same SNS message never share a key.
@@ -189,6 +193,13 @@ impl Producer {
         Self::ALL.into_iter().find(|producer| producer.as_str() == name)
     }
 
+    /// Reads the [`PRODUCED_BY_HEADER`] header's value as it arrived:
+    /// `None` when it was not sent, an error quoting it (short, escaped)
+    /// when it names no producer.
+    pub fn from_header(value: Option<&[u8]>) -> Result<Option<Self>, OrderError> {
+        header(value, Self::from_name, OrderError::BadProducer)
+    }
+
     /// Whether this producer can have produced `resource`: the monolith
     /// gathers both, a microservice only its own.
     pub fn produces(self, resource: Resource) -> bool {
@@ -202,8 +213,9 @@ impl fmt::Display for Producer {
     }
 }
 
-/// One fulfillment: `{"iridium": i, "magnesite": m}`, plus, from our
-/// monolith, `"produced_by"`.
+/// One fulfillment: the body `{"iridium": i, "magnesite": m}`, exactly, and
+/// from our monolith which part of the platform produced it, in the
+/// [`PRODUCED_BY_HEADER`] header.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FulfillmentRequest {
@@ -211,10 +223,11 @@ pub struct FulfillmentRequest {
     pub iridium: Quantity,
     /// Units of magnesite fulfilled.
     pub magnesite: Quantity,
-    /// Which part of the platform produced these resources. Optional on the
-    /// wire (the workshop's clients send only the two quantities) and left
-    /// out when `None`, so the payload stays the workshop's.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Which part of the platform produced these resources: not in the body
+    /// but in the [`PRODUCED_BY_HEADER`] header ([`Self::produced_by_header`],
+    /// [`Producer::from_header`]); `None` from the workshop's clients, which
+    /// send none.
+    #[serde(skip)]
     pub produced_by: Option<Producer>,
 }
 
@@ -228,6 +241,12 @@ impl FulfillmentRequest {
         };
         request.set(resource, quantity);
         request
+    }
+
+    /// The [`PRODUCED_BY_HEADER`] header that carries `produced_by`, if any.
+    pub fn produced_by_header(&self) -> Option<(&'static str, &'static str)> {
+        self.produced_by
+            .map(|producer| (PRODUCED_BY_HEADER, producer.as_str()))
     }
 
     /// The quantity of one resource.
@@ -369,24 +388,40 @@ mod tests {
     }
 
     #[test]
-    fn produced_by_is_optional_and_checked_against_the_resources() {
+    fn produced_by_travels_in_a_header_and_is_checked_against_the_resources() {
         let old: FulfillmentRequest =
             serde_json::from_str(r#"{"iridium":1,"magnesite":2}"#).unwrap_or_default();
         assert_eq!((old.iridium, old.magnesite, old.produced_by), (1, 2, None));
+        assert_eq!(old.produced_by_header(), None);
         let tagged = FulfillmentRequest {
             iridium: 2,
             magnesite: 3,
             produced_by: Some(Producer::Monolith),
         };
+        // The body is exactly the two quantities (SPEC); the producer is a header.
         let text = serde_json::to_string(&tagged).unwrap_or_default();
-        assert_eq!(text, r#"{"iridium":2,"magnesite":3,"produced_by":"monolith"}"#);
+        assert_eq!(text, r#"{"iridium":2,"magnesite":3}"#);
         assert_eq!(
-            serde_json::from_str::<FulfillmentRequest>(&text).ok(),
-            Some(tagged)
+            tagged.produced_by_header(),
+            Some((PRODUCED_BY_HEADER, "monolith"))
         );
         assert!(
-            serde_json::from_str::<FulfillmentRequest>(r#"{"iridium":1,"magnesite":0,"produced_by":"hq"}"#)
-                .is_err()
+            serde_json::from_str::<FulfillmentRequest>(
+                r#"{"iridium":1,"magnesite":0,"produced_by":"monolith"}"#
+            )
+            .is_err()
+        );
+        assert_eq!(Producer::from_header(None), Ok(None));
+        assert_eq!(
+            Producer::from_header(Some(b"iridium")),
+            Ok(Some(Producer::Iridium))
+        );
+        assert_eq!(
+            Producer::from_header(Some(b"hq\n")).map_err(|e| e.to_string()),
+            Err(
+                r#"the x-interstella-produced-by header must be monolith, iridium or magnesite, got "hq\n""#
+                    .to_owned()
+            )
         );
         assert_eq!(tagged.misattributed(), None);
         assert_eq!(

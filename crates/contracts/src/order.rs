@@ -127,6 +127,9 @@ pub enum OrderError {
         "the x-interstella-order-id header must be 1 to 64 ASCII letters, digits, '-', '_', '.' or ':', got {0}"
     )]
     BadOrderId(String),
+    /// The fulfillment's `x-interstella-produced-by` header names no producer (quoted).
+    #[error("the x-interstella-produced-by header must be monolith, iridium or magnesite, got {0}")]
+    BadProducer(String),
 }
 
 impl OrderError {
@@ -141,7 +144,7 @@ impl OrderError {
                 got,
                 expected: example,
             },
-            bad @ (Self::BadIdempotencyKey(_) | Self::BadOrderId(_)) => bad,
+            bad @ (Self::BadIdempotencyKey(_) | Self::BadOrderId(_) | Self::BadProducer(_)) => bad,
         }
     }
 }

@@ -25,7 +25,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use contracts::FulfillmentRequest;
 use contracts::OrderId;
-use contracts::fulfillment::{API_KEY_HEADER, IDEMPOTENCY_KEY_HEADER};
+use contracts::Producer;
+use contracts::fulfillment::{API_KEY_HEADER, IDEMPOTENCY_KEY_HEADER, PRODUCED_BY_HEADER};
 use contracts::order_id::ORDER_ID_HEADER;
 use contracts::quote::{quoted, shortened_message};
 use serde::{Deserialize, Serialize};
@@ -327,15 +328,17 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
         ),
     };
     // JSON whatever the Content-Type, like the services.
-    let request: FulfillmentRequest = serde_json::from_slice(&body).map_err(|e| {
+    let mut request: FulfillmentRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::BadRequest(format!(
             "expected exactly {FULFILLMENT_EXAMPLE}: {}",
             shortened_message(e)
         ))
     })?;
+    request.produced_by = Producer::from_header(headers.get(PRODUCED_BY_HEADER).map(HeaderValue::as_bytes))
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     if let (Some(producer), Some(resource)) = (request.produced_by, request.misattributed()) {
         return Err(ApiError::BadRequest(format!(
-            "produced_by {producer} cannot have produced {resource}: a microservice sends only its own resource"
+            "{PRODUCED_BY_HEADER} {producer} cannot have produced {resource}: a microservice sends only its own resource"
         )));
     }
     let fault = hq.faults().take();

@@ -149,6 +149,7 @@ impl Monolith {
         if let Some(key) = idempotency_key {
             headers.push((IDEMPOTENCY_KEY_HEADER, key.as_str()));
         }
+        headers.extend(request.produced_by_header());
         match self.api.post_json(request, &headers).await {
             Ok(status) => {
                 tracing::info!("API Status Code: {}", status.as_u16());

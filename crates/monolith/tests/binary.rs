@@ -270,7 +270,7 @@ async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
     let received = api.received();
     assert_eq!(received[0].header("x-api-key"), Some("ssm-secret-key-value"));
     assert_eq!(
-        received[0].body,
+        received[0].fulfillment(),
         json!({"iridium": 1, "magnesite": 1, "produced_by": "monolith"})
     );
     let hook = reqwest::Client::new()

@@ -39,6 +39,31 @@ impl Received {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
+
+    /// The fulfillment as the API was told it: the body, which must be
+    /// exactly the two quantities (SPEC; panics otherwise), with
+    /// `"produced_by"` added from its header when one was sent.
+    pub fn fulfillment(&self) -> serde_json::Value {
+        let mut fulfillment = self.body.clone();
+        let keys: Vec<&String> = self
+            .body
+            .as_object()
+            .map(|o| o.keys().collect())
+            .unwrap_or_default();
+        assert_eq!(
+            keys,
+            ["iridium", "magnesite"],
+            "the body is not exactly the two quantities: {}",
+            self.body
+        );
+        if let (Some(producer), Some(object)) = (
+            self.header(contracts::fulfillment::PRODUCED_BY_HEADER),
+            fulfillment.as_object_mut(),
+        ) {
+            object.insert("produced_by".into(), producer.into());
+        }
+        fulfillment
+    }
 }
 
 #[derive(Debug)]

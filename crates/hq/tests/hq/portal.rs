@@ -122,13 +122,21 @@ async fn the_dashboard_data_needs_the_admin_credential() {
     assert!(refusal(bad, 400).await.contains("view=hour"));
 }
 
-async fn fulfill(hq: &hq::RunningHq, idempotency_key: Option<&str>, body: Value) -> u16 {
+/// POSTs a fulfillment under the test key; a `"produced_by"` in `body` is
+/// sent in its header instead, as the monolith sends it.
+async fn fulfill(hq: &hq::RunningHq, idempotency_key: Option<&str>, mut body: Value) -> u16 {
+    let produced_by = body
+        .as_object_mut()
+        .and_then(|fields| fields.remove("produced_by"));
     let mut request = reqwest::Client::new()
         .post(url(hq, "/receiving/"))
         .header("x-api-key", KEY)
         .json(&body);
     if let Some(key) = idempotency_key {
         request = request.header("idempotency-key", key);
+    }
+    if let Some(Value::String(producer)) = produced_by {
+        request = request.header(contracts::fulfillment::PRODUCED_BY_HEADER, producer);
     }
     request.send().await.unwrap().status().as_u16()
 }
@@ -182,6 +190,15 @@ async fn the_dashboard_counts_who_produced_what() {
         fulfill(&hq, None, json!({"iridium": 7, "magnesite": 1})).await,
         200
     );
+    // The body is exactly the two quantities; the producer is a header.
+    let in_the_body = reqwest::Client::new()
+        .post(url(&hq, "/receiving/"))
+        .header("x-api-key", KEY)
+        .json(&json!({"iridium": 1, "magnesite": 1, "produced_by": "monolith"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(in_the_body.status(), 400);
     // A microservice only produces its own resource.
     let claims_other = json!({"iridium": 1, "magnesite": 1, "produced_by": "iridium"});
     assert_eq!(fulfill(&hq, None, claims_other).await, 400);

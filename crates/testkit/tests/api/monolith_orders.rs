@@ -30,7 +30,7 @@ async fn workshop_curl_is_fulfilled_with_the_api_key() {
     let received = api.received();
     assert_eq!(received.len(), 1);
     assert_eq!(
-        received[0].body,
+        received[0].fulfillment(),
         json!({"iridium": 1, "magnesite": 1, "produced_by": "monolith"})
     );
     assert_eq!(received[0].header("x-api-key"), Some(TEST_API_KEY));
@@ -58,7 +58,7 @@ async fn body_is_json_whatever_the_content_type_and_path_slash() {
     assert!(
         api.received()
             .iter()
-            .all(|r| r.body == json!({"iridium": 2, "magnesite": 2, "produced_by": "monolith"}))
+            .all(|r| r.fulfillment() == json!({"iridium": 2, "magnesite": 2, "produced_by": "monolith"}))
     );
 }
 
@@ -70,7 +70,7 @@ async fn message_may_be_a_json_string() {
         .await;
     assert_eq!(status, 200);
     assert_eq!(
-        api.received()[0].body,
+        api.received()[0].fulfillment(),
         json!({"iridium": 3, "magnesite": 3, "produced_by": "monolith"})
     );
 }
@@ -203,7 +203,7 @@ async fn strangled_resources_are_not_gathered() {
         monolith_with(|config| config.strangled = BTreeSet::from([contracts::Resource::Iridium])).await;
     assert_eq!(app.post("/order/", JSON, &[], WORKSHOP_CURL_BODY).await.0, 200);
     assert_eq!(
-        api.received()[0].body,
+        api.received()[0].fulfillment(),
         json!({"iridium": 0, "magnesite": 1, "produced_by": "monolith"})
     );
 }
@@ -234,7 +234,7 @@ async fn glue_hook_sends_one_resource_with_the_key_from_its_header() {
     assert_eq!((status, text.as_str()), (200, HOOK_DELIVERED));
     let received = api.received();
     assert_eq!(
-        received[0].body,
+        received[0].fulfillment(),
         json!({"iridium": 0, "magnesite": 4, "produced_by": "magnesite"})
     );
     assert_eq!(received[0].header("idempotency-key"), Some(key.as_str()));

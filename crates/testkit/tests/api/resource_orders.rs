@@ -35,7 +35,7 @@ async fn each_resource_reaches_the_api_through_the_glue_hook() {
         let (status, text) = service.post(&format!("/{resource}/"), JSON, &[], body).await;
         assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED), "{resource}");
         assert_eq!(api.received().len(), 1);
-        assert_eq!(api.received()[0].body, expected);
+        assert_eq!(api.received()[0].fulfillment(), expected);
     }
 }
 

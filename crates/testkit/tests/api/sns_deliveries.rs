@@ -43,7 +43,7 @@ async fn signed_notifications_v1_and_v2_are_fulfilled_with_the_message_id() {
         assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED), "{version:?}");
         let last = api.received().pop().unwrap();
         assert_eq!(
-            last.body,
+            last.fulfillment(),
             json!({"iridium": 1, "magnesite": 1, "produced_by": "monolith"})
         );
         let key = IdempotencyKey::derive(ORDERS_TOPIC, &envelope.message_id, FulfillmentKind::Bundle);
@@ -275,7 +275,7 @@ async fn redeliveries_are_fulfilled_once_with_our_key_end_to_end() {
     assert_eq!(received.len(), 2);
     for request in &received {
         assert_eq!(
-            request.body,
+            request.fulfillment(),
             json!({"iridium": 5, "magnesite": 0, "produced_by": "iridium"})
         );
         assert_eq!(request.header("idempotency-key"), Some(key.as_str()));

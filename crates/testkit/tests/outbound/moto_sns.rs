@@ -117,14 +117,14 @@ async fn orders_published_on_motos_sns_are_fulfilled() {
 
     let received = api.received();
     assert_eq!(
-        received[0].body,
+        received[0].fulfillment(),
         json!({"iridium": 1, "magnesite": 1, "produced_by": "monolith"})
     );
     // The keys are ours, derived from moto's topic and MessageId.
     let bundle_key = IdempotencyKey::derive(&orders, &bundle_id, FulfillmentKind::Bundle);
     assert_eq!(received[0].header("idempotency-key"), Some(bundle_key.as_str()));
     assert_eq!(
-        received[1].body,
+        received[1].fulfillment(),
         json!({"iridium": 5, "magnesite": 0, "produced_by": "iridium"})
     );
     let iridium_key = IdempotencyKey::derive(
