@@ -11,6 +11,7 @@ use contracts::order_id::ORDER_ID_HEADER;
 use contracts::{
     BundleOrder, FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey, OrderId, ResourceOrder,
 };
+use platform::intake::Reply;
 use platform::reply::{HOOK_DELIVERED, HOOK_FAILED, ORDER_FAILED, ORDER_FULFILLED};
 use platform::route::{RouteService, RouteSettings};
 use platform::telemetry::{record_order_id, request_id};
@@ -71,7 +72,7 @@ async fn order(
     State(monolith): State<Arc<Monolith>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<&'static str, ServiceError> {
+) -> Result<Reply, ServiceError> {
     let monolith = &*monolith;
     monolith
         .intake

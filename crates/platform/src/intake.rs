@@ -8,12 +8,13 @@
 
 use crate::downstream::Downstream;
 use crate::error::ServiceError;
-use crate::metrics::{Metrics, SnsMetrics};
+use crate::metrics::{Metrics, NotAnOrder, SnsMetrics};
 use crate::reply::{SUBSCRIBED, UNSUBSCRIBED};
 use crate::settings::TrustConfig;
 use crate::sns::{SnsVerifier, TrustedHosts};
 use crate::telemetry::{record_order_id, request_id};
 use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use contracts::quote::quoted;
 use contracts::sns::MESSAGE_TYPE_HEADER;
 use contracts::{
@@ -54,6 +55,29 @@ impl<O> Received<O> {
         self.sns
             .as_ref()
             .map(|sns| IdempotencyKey::derive(&sns.topic_arn, &sns.message_id, kind))
+    }
+}
+
+/// The 2xx answer to a delivery, as [`OrderIntake::take`] gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// An order, carried out: the reply's text.
+    Order(&'static str),
+    /// A subscription (un)confirmation, handled: the reply's text. Marked
+    /// [`NotAnOrder`] so the order metrics leave it out.
+    NotAnOrder(&'static str),
+}
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Order(text) => text.into_response(),
+            Self::NotAnOrder(text) => {
+                let mut response = text.into_response();
+                response.extensions_mut().insert(NotAnOrder);
+                response
+            }
+        }
     }
 }
 
@@ -117,19 +141,20 @@ impl OrderIntake {
         headers: &HeaderMap,
         body: &[u8],
         carry_out: impl AsyncFnOnce(Received<O>) -> Result<&'static str, ServiceError>,
-    ) -> Result<&'static str, ServiceError> {
+    ) -> Result<Reply, ServiceError> {
         match self.receive(headers, body).await? {
             Delivered::Order(received, traceparent) => {
                 // An SNS message's id is on the lines already (receive_sns).
                 if received.sns.is_none() {
                     record_order_id(&received.order_id);
                 }
-                match crate::traces::order_span(traceparent.as_deref(), &received.order_id) {
+                let reply = match crate::traces::order_span(traceparent.as_deref(), &received.order_id) {
                     Some(span) => carry_out(received).instrument(span).await,
                     None => carry_out(received).await,
-                }
+                };
+                reply.map(Reply::Order)
             }
-            Delivered::Done(reply) => Ok(reply),
+            Delivered::Done(reply) => Ok(Reply::NotAnOrder(reply)),
         }
     }
 

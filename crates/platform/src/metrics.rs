@@ -270,6 +270,11 @@ async fn render(State(metrics): State<Metrics>) -> Response {
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], metrics.render()).into_response()
 }
 
+/// Marks an answer on an order route that was no order (an SNS
+/// subscription confirmation): not counted as one.
+#[derive(Debug, Clone, Copy)]
+pub struct NotAnOrder;
+
 /// Marks a 2xx answer that repeats an earlier one (the same idempotency
 /// key): counted as `replayed`, not as one more fulfillment.
 #[derive(Debug, Clone, Copy)]
@@ -291,6 +296,10 @@ async fn time_order(State(route): State<Arc<RouteMetrics>>, request: Request, ne
         answered: false,
     };
     let response = next.run(request).await;
+    timing.answered = true;
+    if response.extensions().get::<NotAnOrder>().is_some() {
+        return response;
+    }
     let status = response.status();
     let outcome = if status.is_server_error() {
         &route.failed
@@ -302,7 +311,6 @@ async fn time_order(State(route): State<Arc<RouteMetrics>>, request: Request, ne
         &route.fulfilled
     };
     outcome.inc();
-    timing.answered = true;
     route.seconds.observe(timing.started.elapsed());
     response
 }

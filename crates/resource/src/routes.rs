@@ -8,6 +8,7 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use contracts::fulfillment::HOOK_SECRET_HEADER;
 use contracts::{FulfillmentKind, HookRequest, ResourceOrder};
+use platform::intake::Reply;
 use platform::reply::{ORDER_FAILED, ORDER_FULFILLED};
 use platform::route::{RouteService, RouteSettings};
 use platform::{Downstream, DownstreamError, Metrics, OrderIntake, Received, ServiceError};
@@ -72,7 +73,7 @@ async fn order(
     State(service): State<Arc<ResourceService>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<&'static str, ServiceError> {
+) -> Result<Reply, ServiceError> {
     let service = &*service;
     let resource = service.config.resource;
     service

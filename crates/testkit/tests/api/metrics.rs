@@ -140,8 +140,14 @@ async fn subscription_confirmations_count_their_call_to_the_subscribe_url() {
     assert_eq!(answer.status(), 200);
     assert_eq!(sns.confirmations(), 1);
     let text = metrics.render();
-    let expected = r#"interstella_downstream_calls_total{target="SNS SubscribeURL",outcome="ok"} 1"#;
-    assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    for expected in [
+        r#"interstella_downstream_calls_total{target="SNS SubscribeURL",outcome="ok"} 1"#,
+        // A confirmation is no order.
+        r#"interstella_orders_total{route="/order/",outcome="fulfilled"} 0"#,
+        r#"interstella_order_duration_seconds_count{route="/order/"} 0"#,
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
 }
 
 #[tokio::test]
