@@ -142,11 +142,8 @@ pub struct Envelope {
         default,
         skip_serializing_if = "Option::is_none"
     )]
-    pub message_attributes: Option<MessageAttributes>,
+    pub message_attributes: Option<BTreeMap<String, MessageAttribute>>,
 }
-
-/// An envelope's `MessageAttributes`, by name.
-pub type MessageAttributes = BTreeMap<String, MessageAttribute>;
 
 /// One message attribute as SNS delivers it over HTTP:
 /// `{"Type": "String", "Value": "..."}`.

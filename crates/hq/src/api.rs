@@ -91,6 +91,13 @@ impl ApiError {
     }
 }
 
+/// A header of an order that cannot be read (quoted in the error): 400.
+impl From<contracts::OrderError> for ApiError {
+    fn from(error: contracts::OrderError) -> Self {
+        Self::BadRequest(error.to_string())
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
@@ -302,8 +309,7 @@ async fn caller(hq: &Hq, headers: &HeaderMap) -> Result<KeyInfo, ApiError> {
 /// order's), or a fresh one, so HQ's lines for an order carry the same id
 /// as the services'.
 fn record_order_id(headers: &HeaderMap) -> Result<(), ApiError> {
-    let sent = OrderId::from_header(headers.get(ORDER_ID_HEADER).map(HeaderValue::as_bytes))
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    let sent = OrderId::from_header(headers.get(ORDER_ID_HEADER).map(HeaderValue::as_bytes))?;
     platform::telemetry::record_order_id(&sent.unwrap_or_else(platform::telemetry::request_id));
     Ok(())
 }
@@ -334,8 +340,7 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
             shortened_message(e)
         ))
     })?;
-    request.produced_by = Producer::from_header(headers.get(PRODUCED_BY_HEADER).map(HeaderValue::as_bytes))
-        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+    request.produced_by = Producer::from_header(headers.get(PRODUCED_BY_HEADER).map(HeaderValue::as_bytes))?;
     if let (Some(producer), Some(resource)) = (request.produced_by, request.misattributed()) {
         return Err(ApiError::BadRequest(format!(
             "{PRODUCED_BY_HEADER} {producer} cannot have produced {resource}: a microservice sends only its own resource"

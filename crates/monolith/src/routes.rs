@@ -11,11 +11,12 @@ use contracts::order_id::ORDER_ID_HEADER;
 use contracts::{
     BundleOrder, FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey, OrderId, ResourceOrder,
 };
+use platform::downstream::answered;
 use platform::intake::Reply;
 use platform::reply::{HOOK_DELIVERED, HOOK_FAILED, ORDER_FAILED, ORDER_FULFILLED};
 use platform::route::{RouteService, RouteSettings};
 use platform::telemetry::{record_order_id, request_id};
-use platform::{Downstream, DownstreamError, Metrics, OrderIntake, Received, ServiceError};
+use platform::{Downstream, Metrics, OrderIntake, Received, ServiceError};
 use std::sync::Arc;
 
 /// Reply to the ALB health check.
@@ -151,18 +152,11 @@ impl Monolith {
             headers.push((IDEMPOTENCY_KEY_HEADER, key.as_str()));
         }
         headers.extend(request.produced_by_header());
-        match self.api.post_json(request, &headers).await {
-            Ok(status) => {
-                tracing::info!("API Status Code: {}", status.as_u16());
-                Ok(())
-            }
-            Err(source) => {
-                // The workshop printed the status whatever it was.
-                if let DownstreamError::Status { status, .. } = &source {
-                    tracing::info!("API Status Code: {}", status.as_u16());
-                }
-                Err(ServiceError::Downstream { reply, source })
-            }
+        let call = self.api.post_json(request, &headers).await;
+        if let Some(status) = answered(&call) {
+            tracing::info!("API Status Code: {}", status.as_u16());
         }
+        call.map(|_| ())
+            .map_err(|source| ServiceError::Downstream { reply, source })
     }
 }

@@ -96,6 +96,15 @@ pub enum DownstreamError {
     },
 }
 
+/// The status the target answered with, if it answered: the workshop's
+/// `API Status Code: N` lines print it whatever it was.
+pub fn answered(call: &Result<StatusCode, DownstreamError>) -> Option<StatusCode> {
+    match call {
+        Ok(status) | Err(DownstreamError::Status { status, .. }) => Some(*status),
+        Err(_) => None,
+    }
+}
+
 impl DownstreamError {
     /// The status we answer with: 504 for a timeout, 503 when the target is
     /// down, 502 otherwise. All 5xx, so SNS retries.

@@ -144,10 +144,6 @@ impl OrderIntake {
     ) -> Result<Reply, ServiceError> {
         match self.receive(headers, body).await? {
             Delivered::Order(received, traceparent) => {
-                // An SNS message's id is on the lines already (receive_sns).
-                if received.sns.is_none() {
-                    record_order_id(&received.order_id);
-                }
                 let reply = match crate::traces::order_span(traceparent.as_deref(), &received.order_id) {
                     Some(span) => carry_out(received).instrument(span).await,
                     None => carry_out(received).await,
@@ -170,11 +166,15 @@ impl OrderIntake {
                 if !self.trust.accept_unsigned_orders {
                     return Err(ServiceError::UnsignedRefused);
                 }
+                // From here on every line about this order carries its id,
+                // a refusal of it included (as for an SNS message).
+                let order_id = request_id();
+                record_order_id(&order_id);
                 Ok(Delivered::Order(
                     Received {
                         order: message_order(&message)?,
                         sns: None,
-                        order_id: request_id(),
+                        order_id,
                     },
                     None,
                 ))

@@ -34,16 +34,17 @@ pub async fn serve<S: RouteService>(
 ) -> Result<(), RunError> {
     let (limits, metrics_port) = (service.route().server, service.route().metrics_port);
     let metrics = Metrics::new();
-    let exporter = crate::metrics::bind(metrics_port)
-        .await
-        .map_err(|source| RunError::Listen {
-            // Only a port that was set is bound, so only one can fail.
-            what: format!(
-                "METRICS_PORT {}",
-                metrics_port.map(|port| port.to_string()).unwrap_or_default()
-            ),
-            source,
-        })?;
+    let exporter = match metrics_port {
+        None => None,
+        Some(port) => Some(
+            crate::startup::bind(port)
+                .await
+                .map_err(|source| RunError::Listen {
+                    what: format!("METRICS_PORT {port}"),
+                    source,
+                })?,
+        ),
+    };
     let router = service.router(&metrics).map_err(RunError::Client)?;
     crate::metrics::serve_with_metrics(listener, router, limits, &metrics, exporter, shutdown)
         .await

@@ -15,7 +15,7 @@ pub enum RunError {
     /// A port (the service's own or its metrics port) could not be bound.
     #[error("cannot listen on {what}: {source}")]
     Listen {
-        /// Which port, e.g. "port 5000" or "the metrics port 9100".
+        /// Which port, e.g. "port 5000" or "METRICS_PORT 9100".
         what: String,
         /// Why.
         source: std::io::Error,

@@ -8,10 +8,11 @@ use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use contracts::fulfillment::HOOK_SECRET_HEADER;
 use contracts::{FulfillmentKind, HookRequest, ResourceOrder};
+use platform::downstream::answered;
 use platform::intake::Reply;
 use platform::reply::{ORDER_FAILED, ORDER_FULFILLED};
 use platform::route::{RouteService, RouteSettings};
-use platform::{Downstream, DownstreamError, Metrics, OrderIntake, Received, ServiceError};
+use platform::{Downstream, Metrics, OrderIntake, Received, ServiceError};
 use std::sync::Arc;
 
 /// State shared by the handlers, built once at start.
@@ -106,21 +107,14 @@ impl ResourceService {
         tracing::info!("Sending {quantity} {resource} to the monolith for fulfillment");
         let mut headers = hook.headers();
         headers.push((HOOK_SECRET_HEADER, self.config.hook_secret.expose()));
-        match self.monolith.post_json(&hook.order, &headers).await {
-            Ok(status) => {
-                tracing::info!("Monolith Status Code: {}", status.as_u16());
-                Ok(ORDER_FULFILLED)
-            }
-            Err(source) => {
-                // The workshop printed the status whatever it was.
-                if let DownstreamError::Status { status, .. } = &source {
-                    tracing::info!("Monolith Status Code: {}", status.as_u16());
-                }
-                Err(ServiceError::Downstream {
-                    reply: ORDER_FAILED,
-                    source,
-                })
-            }
+        let call = self.monolith.post_json(&hook.order, &headers).await;
+        if let Some(status) = answered(&call) {
+            tracing::info!("Monolith Status Code: {}", status.as_u16());
         }
+        call.map(|_| ORDER_FULFILLED)
+            .map_err(|source| ServiceError::Downstream {
+                reply: ORDER_FAILED,
+                source,
+            })
     }
 }
