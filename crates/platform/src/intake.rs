@@ -145,7 +145,13 @@ impl OrderIntake {
         match self.receive(headers, body).await? {
             Delivered::Order(received, traceparent) => {
                 let reply = match crate::traces::order_span(traceparent.as_deref(), &received.order_id) {
-                    Some(span) => carry_out(received).instrument(span).await,
+                    Some(span) => {
+                        let reply = carry_out(received).instrument(span.clone()).await;
+                        if let Err(error) = &reply {
+                            crate::traces::fail(&span, error);
+                        }
+                        reply
+                    }
                     None => carry_out(received).await,
                 };
                 reply.map(Reply::Order)

@@ -16,7 +16,7 @@
 use axum::http::HeaderMap;
 use contracts::OrderId;
 use opentelemetry::propagation::TextMapPropagator as _;
-use opentelemetry::trace::TracerProvider as _;
+use opentelemetry::trace::{Status, TraceContextExt as _, TracerProvider as _};
 use opentelemetry_http::{Bytes, HeaderExtractor, HeaderInjector, HttpClient, HttpError, Request, Response};
 use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
 use opentelemetry_sdk::Resource;
@@ -99,13 +99,29 @@ pub fn continue_from_headers(span: &tracing::Span, headers: &HeaderMap) {
 /// message attribute); `None` when tracing is off or there is none. It
 /// carries `order_id` too: JSON lines name their innermost span as `span`,
 /// and a query on `span.order_id` must find the order's lines.
+///
+/// SNS' delivery itself carries no `traceparent`, so the `request` span
+/// that brought the order (its access line, the 4xx/5xx it answered) is in
+/// a trace of its own: the order span links to it, and a collector shows
+/// the way from one to the other.
 pub fn order_span(traceparent: Option<&str>, order_id: &OrderId) -> Option<tracing::Span> {
     let (propagator, traceparent) = (PROPAGATOR.get()?, traceparent?);
     let mut carrier = HeaderMap::new();
     carrier.insert(TRACEPARENT, traceparent.parse().ok()?);
     let span = tracing::info_span!("order", order_id = %order_id);
     let _ = span.set_parent(propagator.extract(&HeaderExtractor(&carrier)));
+    let delivery = tracing::Span::current().context().span().span_context().clone();
+    if delivery.is_valid() {
+        span.add_link(delivery);
+    }
     Some(span)
+}
+
+/// Marks `span` failed, with `why` as its status' text: an order's error
+/// line is written by the delivery's `request` span, so without this the
+/// `order` span of a failed order would look clean.
+pub fn fail(span: &tracing::Span, why: &impl std::fmt::Display) {
+    span.set_status(Status::error(why.to_string()));
 }
 
 /// The `traceparent` of `span`, to send on; `None` when tracing is off.

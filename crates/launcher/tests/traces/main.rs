@@ -1,7 +1,9 @@
 //! One order is one trace: with an OTLP endpoint set, HQ's publish, the
 //! iridium service's order, the monolith's glue hook and HQ's fulfillment
 //! API export spans of one trace id, linked by the `traceparent` in the SNS
-//! message attributes and in each downstream call's headers.
+//! message attributes and in each downstream call's headers; an order
+//! that fails has an `order` span marked failed, linked to the delivery's
+//! `request` span, where its error line is.
 //!
 //! The receiver is a real OTLP/HTTP endpoint: an axum route decoding
 //! `ExportTraceServiceRequest` with prost. Alone in its binary: it installs
@@ -17,10 +19,12 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
-use common::{WAIT, one_iridium_order};
+use common::{WAIT, all_fulfilled, one_iridium_order};
+use hq::feed::Topic;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::any_value::Value;
 use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode as SpanStatus;
 use platform::settings::LogFormat;
 use platform::traces::TraceExport;
 use prost::Message as _;
@@ -54,7 +58,7 @@ fn attribute<'a>(span: &'a Span, key: &str) -> Option<&'a str> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_order_is_one_trace_across_every_hop() {
+async fn one_order_is_one_trace_across_every_hop_and_a_failed_one_says_so() {
     let received = Received::default();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let endpoint = format!("http://{}/v1/traces", listener.local_addr().unwrap());
@@ -69,7 +73,7 @@ async fn one_order_is_one_trace_across_every_hop() {
     let logs = platform::telemetry::init_with(LogFormat::Text, Some(export));
 
     let dir = tempfile::tempdir().unwrap();
-    let (platform, message_id) = one_iridium_order(dir.path()).await;
+    let (mut platform, message_id) = one_iridium_order(dir.path()).await;
 
     let (publish, order, hook, api) = wait_until("every hop's span exported", WAIT, async || {
         // Blocks this worker while the exporter sends on the other.
@@ -104,5 +108,57 @@ async fn one_order_is_one_trace_across_every_hop() {
     assert_eq!(attribute(&hook, "order_id"), Some(message_id.as_str()));
     assert_eq!(attribute(&api, "order_id"), Some(message_id.as_str()));
     assert_ne!(api.parent_span_id, Vec::<u8>::new(), "HQ's API span has a parent");
+
+    // With the monolith stopped, iridium's glue hook call fails: the order
+    // fails inside its `order` span, and its 5xx is the delivery's.
+    platform.monolith.stop().await.unwrap();
+    let failed = platform
+        .hq()
+        .publisher()
+        .publish(Topic::Iridium, &Topic::Iridium.order(3), &Default::default())
+        .await
+        .unwrap()
+        .message_id;
+    let (order, delivery) = wait_until("a failed order's span exported", WAIT, async || {
+        tokio::task::block_in_place(|| logs.flush_traces());
+        let spans = received.0.lock().unwrap().clone();
+        let order = spans.iter().find(|s| {
+            s.name == "order"
+                && attribute(s, "order_id") == Some(&failed)
+                && s.status
+                    .as_ref()
+                    .is_some_and(|status| status.code == SpanStatus::Error as i32)
+        })?;
+        let link = order.links.first()?;
+        let delivery = spans
+            .iter()
+            .find(|s| s.trace_id == link.trace_id && s.span_id == link.span_id)?;
+        Some((order.clone(), delivery.clone()))
+    })
+    .await;
+    assert_eq!(delivery.name, "request", "the failed order links to its delivery");
+    assert_eq!(attribute(&delivery, "order_id"), Some(failed.as_str()));
+    assert_ne!(
+        delivery.trace_id, order.trace_id,
+        "SNS' delivery carries no traceparent"
+    );
+    let why = order
+        .status
+        .as_ref()
+        .map(|status| status.message.as_str())
+        .unwrap_or_default();
+    assert!(
+        why.contains("monolith is unreachable"),
+        "the failed order's status says why: {why:?}"
+    );
+
+    // Nothing is lost: HQ's retries reach the monolith once it is back.
+    platform.monolith.restart().await.unwrap();
+    wait_until(
+        "the failed order fulfilled once the monolith is back",
+        WAIT,
+        async || all_fulfilled(&platform).await.then_some(()),
+    )
+    .await;
     platform.shutdown(WAIT).await.unwrap();
 }
