@@ -27,6 +27,8 @@ pub struct RunningHq {
     server: JoinHandle<std::io::Result<()>>,
     generator: Option<Generator>,
     subscribers: Vec<JoinHandle<()>>,
+    metrics: platform::Metrics,
+    metrics_addr: Option<SocketAddr>,
 }
 
 /// The URL a listener is reached at: an unspecified address becomes loopback.
@@ -58,10 +60,12 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
             what: "binding METRICS_PORT".into(),
             source,
         })?;
+    let metrics_addr = exporter.as_ref().and_then(|exporter| exporter.local_addr().ok());
     let router = api::router_with_metrics(hq.clone(), &metrics);
     let shutdown = stop.clone().cancelled_owned();
+    let served = metrics.clone();
     let server = tokio::spawn(async move {
-        platform::metrics::serve_with_metrics(listener, router, config.server, &metrics, exporter, shutdown)
+        platform::metrics::serve_with_metrics(listener, router, config.server, &served, exporter, shutdown)
             .await
     });
     let generator = Some(Generator::start(hq.publisher(), &config.generator));
@@ -79,6 +83,8 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
         server,
         generator,
         subscribers,
+        metrics,
+        metrics_addr,
     })
 }
 
@@ -113,6 +119,11 @@ impl RunningHq {
         self.addr
     }
 
+    /// Where `GET /metrics` is served (`METRICS_PORT`), if anywhere.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_addr
+    }
+
     /// Starts (or restarts) the generator with `config`.
     pub async fn generate(&mut self, config: &GeneratorConfig) {
         self.stop_generator().await;
@@ -129,6 +140,8 @@ impl RunningHq {
     /// Stops generating, lets deliveries and their retries finish for up to
     /// `drain`, reconciles, then stops serving.
     pub async fn shutdown(mut self, drain: Duration) -> Result<Reconciliation, StartError> {
+        // The drain begins with the deliveries', not when serving stops.
+        self.metrics.drain_started();
         for subscriber in self.subscribers.drain(..) {
             subscriber.abort();
         }

@@ -255,8 +255,16 @@ impl Metrics {
         let metrics = self.clone();
         async move {
             shutdown.await;
-            metrics.inner.drains.inc();
-            metrics.inner.draining.set(1);
+            metrics.drain_started();
+        }
+    }
+
+    /// A drain has begun: counted, and under way until [`Metrics::drained`].
+    /// Counted once however often it is said, so that a service with work of
+    /// its own to finish first (HQ's deliveries) can say it early.
+    pub fn drain_started(&self) {
+        if self.inner.draining.set(1) == 0 {
+            self.inner.drains.inc();
         }
     }
 
@@ -569,8 +577,10 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_drain_is_counted_and_over() {
+    async fn a_drain_is_counted_once_and_over() {
         let metrics = Metrics::new();
+        // Said early (as HQ does), then again when serving stops: one drain.
+        metrics.drain_started();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let limits = crate::ServerLimits::default();
         serve_with_metrics(listener, Router::new(), limits, &metrics, None, async {})

@@ -377,3 +377,54 @@ fn subscribe_flags_parse_repeated_or_comma_separated() {
     assert!(hq::cli::parse_subscription("gold=http://proxy/gold/").is_err());
     assert!(hq::cli::parse_subscription("orders=ftp://proxy/order/").is_err());
 }
+
+#[tokio::test]
+async fn hqs_drain_shows_on_its_metrics_while_deliveries_finish() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.metrics_port = Some(0);
+    config.feed.retry.num_retries = 1_000;
+    let hq = start_hq(config).await;
+    let metrics = format!("http://{}/metrics", hq.metrics_addr().unwrap());
+    // Fails every delivery until told to take them.
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gate = Arc::clone(&open);
+    let subscriber = Subscriber::start(
+        Arc::new(move |_| {
+            if gate.load(std::sync::atomic::Ordering::SeqCst) {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }),
+        true,
+    )
+    .await;
+    subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
+    publish(&hq, "orders", r#"{"bundle": 1}"#).await;
+
+    let feed = hq.hq().feed().clone();
+    let shutdown = tokio::spawn(hq.shutdown(Duration::from_secs(30)));
+    // The delivery is still being retried, so the drain is its: it must
+    // show from its start, not once serving stops after it.
+    let client = reqwest::Client::new();
+    let text = wait_until("HQ's metrics to show the drain", WAIT, async || {
+        let text = client.get(&metrics).send().await.ok()?.text().await.ok()?;
+        // Whole lines: the HELP line reads "interstella_draining 1 while …".
+        text.lines()
+            .any(|line| line == "interstella_draining 1")
+            .then_some(text)
+    })
+    .await;
+    assert!(
+        text.lines().any(|line| line == "interstella_drains_total 1"),
+        "{text}"
+    );
+    assert_eq!(feed.in_flight(), 1, "the delivery is still under way");
+    assert!(!shutdown.is_finished());
+
+    open.store(true, std::sync::atomic::Ordering::SeqCst);
+    let reconciliation = shutdown.await.unwrap().unwrap();
+    assert_eq!(reconciliation.totals.pending, 0);
+    assert!(subscriber.notifications().len() > 1, "retried until taken");
+}
