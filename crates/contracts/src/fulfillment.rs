@@ -156,7 +156,9 @@ pub(crate) fn header<T>(
 /// Which part of the platform produced a fulfillment's resources: the
 /// monolith's own gathering, or a microservice through the glue hook. HQ's
 /// dashboard charts it over time, so the strangling shows as it happens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, strum::VariantArray,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Producer {
     /// Gathered by the monolith itself (`POST /order/`).
@@ -168,8 +170,9 @@ pub enum Producer {
 }
 
 impl Producer {
-    /// Every producer, the monolith first.
-    pub const ALL: [Producer; 3] = [Producer::Monolith, Producer::Iridium, Producer::Magnesite];
+    /// Every producer, the monolith first (the enum's order: a producer
+    /// added to it is here too).
+    pub const ALL: &[Producer] = <Self as strum::VariantArray>::VARIANTS;
 
     /// The name on the wire and in HQ's ledger.
     pub fn as_str(self) -> &'static str {
@@ -190,7 +193,10 @@ impl Producer {
 
     /// The producer named `name` (as [`Producer::as_str`] writes it).
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|producer| producer.as_str() == name)
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|producer| producer.as_str() == name)
     }
 
     /// Reads the [`PRODUCED_BY_HEADER`] header's value as it arrived:
@@ -262,7 +268,8 @@ impl FulfillmentRequest {
     pub fn misattributed(&self) -> Option<Resource> {
         let producer = self.produced_by?;
         Resource::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|&resource| self.quantity(resource) > 0 && !producer.produces(resource))
     }
 
@@ -433,7 +440,7 @@ mod tests {
             ..tagged
         };
         assert_eq!(claims_other.misattributed(), Some(Resource::Magnesite));
-        for producer in Producer::ALL {
+        for &producer in Producer::ALL {
             assert_eq!(Producer::from_name(producer.as_str()), Some(producer));
         }
     }

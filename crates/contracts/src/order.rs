@@ -19,7 +19,9 @@ pub type Quantity = u32;
 const MAX_QUANTITY: Quantity = 1_000_000;
 
 /// A resource Interstella gathers and fulfills; in JSON, its lower-case name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, strum::VariantArray,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Resource {
     /// Iridium, the first resource carved out of the monolith.
@@ -29,8 +31,9 @@ pub enum Resource {
 }
 
 impl Resource {
-    /// Every resource, in the order the monolith gathers them.
-    pub const ALL: [Resource; 2] = [Resource::Iridium, Resource::Magnesite];
+    /// Every resource, in the order the monolith gathers them (the enum's:
+    /// a resource added to it is here too).
+    pub const ALL: &[Resource] = <Self as strum::VariantArray>::VARIANTS;
 
     /// The lower-case name used in JSON keys, paths and settings.
     pub fn as_str(self) -> &'static str {
@@ -65,19 +68,25 @@ impl fmt::Display for Resource {
 
 /// A name that is not a resource.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown resource {}: expected iridium or magnesite", quoted(.0))]
+#[error("unknown resource {}: expected one of {}", quoted(.0), names(Resource::ALL))]
 pub struct UnknownResource(pub String);
 
 impl FromStr for Resource {
     type Err = UnknownResource;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name.trim().to_ascii_lowercase().as_str() {
-            "iridium" => Ok(Self::Iridium),
-            "magnesite" => Ok(Self::Magnesite),
-            _ => Err(UnknownResource(name.to_owned())),
-        }
+        let trimmed = name.trim();
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|resource| resource.as_str().eq_ignore_ascii_case(trimmed))
+            .ok_or_else(|| UnknownResource(name.to_owned()))
     }
+}
+
+/// `items` by name, comma-separated: what an "expected one of" lists.
+pub fn names<T: fmt::Display>(items: &[T]) -> String {
+    items.iter().map(T::to_string).collect::<Vec<_>>().join(", ")
 }
 
 /// An order for `bundle` bundles, each one iridium and one magnesite.

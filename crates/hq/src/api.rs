@@ -425,7 +425,8 @@ async fn topics(State(hq): State<Hq>) -> Result<Response, ApiError> {
     let stats = publisher.stats();
     let subscriptions = publisher.subscriptions().await?;
     let topics = Topic::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .map(|topic| TopicView {
             name: topic.as_str(),
             topic_arn: publisher.topic_arn(topic),

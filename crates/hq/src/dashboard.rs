@@ -91,7 +91,8 @@ pub async fn read(hq: &Hq, view: View) -> Result<Dashboard, LedgerError> {
     let totals = ledger.grand_totals().await?;
     let mut stats: Option<BTreeMap<Topic, TopicStats>> = hq.publisher().stats();
     let topics = Topic::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .map(|topic| TopicRow {
             name: topic.as_str(),
             feed: stats

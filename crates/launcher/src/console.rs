@@ -137,7 +137,8 @@ pub async fn status(platform: &Platform) -> Status {
     let stats = platform.hq().feed().stats();
     let reconciliation = platform.hq().reconcile().await.ok();
     let topics = Topic::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .map(|topic| {
             let s = stats.get(&topic).copied().unwrap_or_default();
             TopicStatus {

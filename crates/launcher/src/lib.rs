@@ -45,7 +45,7 @@ impl Stage {
         match self {
             Self::Monolith => BTreeSet::new(),
             Self::Iridium => BTreeSet::from([Resource::Iridium]),
-            Self::Both => BTreeSet::from(Resource::ALL),
+            Self::Both => Resource::ALL.iter().copied().collect(),
         }
     }
 

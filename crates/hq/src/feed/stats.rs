@@ -33,7 +33,8 @@ impl Default for Stats {
     fn default() -> Self {
         Self(Mutex::new(
             Topic::ALL
-                .into_iter()
+                .iter()
+                .copied()
                 .map(|topic| (topic, TopicStats::default()))
                 .collect(),
         ))

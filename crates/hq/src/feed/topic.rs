@@ -12,7 +12,7 @@ const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "000000000000";
 
 /// A topic of the order feed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, strum::VariantArray)]
 #[serde(rename_all = "lowercase")]
 pub enum Topic {
     /// Bundle orders, `{"bundle": n}`, for the monolith's `/order/`.
@@ -24,8 +24,8 @@ pub enum Topic {
 }
 
 impl Topic {
-    /// Every topic.
-    pub const ALL: [Topic; 3] = [Topic::Orders, Topic::Iridium, Topic::Magnesite];
+    /// Every topic (the enum's: a topic added to it is here too).
+    pub const ALL: &[Topic] = <Self as strum::VariantArray>::VARIANTS;
 
     /// The topic's name.
     pub fn as_str(self) -> &'static str {
@@ -85,7 +85,7 @@ impl fmt::Display for Topic {
 
 /// A name that is not a topic.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown topic {}: expected orders, iridium or magnesite", contracts::quote::quoted(.0))]
+#[error("unknown topic {}: expected one of {}", contracts::quote::quoted(.0), contracts::order::names(Topic::ALL))]
 pub struct UnknownTopic(pub String);
 
 impl FromStr for Topic {
@@ -94,7 +94,8 @@ impl FromStr for Topic {
     fn from_str(name: &str) -> Result<Self, Self::Err> {
         let name = name.trim();
         Self::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .find(|topic| topic.as_str().eq_ignore_ascii_case(name) || topic.arn() == name)
             .ok_or_else(|| UnknownTopic(name.to_owned()))
     }

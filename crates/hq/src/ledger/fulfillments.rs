@@ -49,6 +49,14 @@ impl Ledger {
     ) -> Result<Recorded, LedgerError> {
         let key_id = key_id.to_owned();
         let idempotency_key = idempotency_key.map(str::to_owned);
+        // Every field by name: a resource added to the request does not
+        // build here until the ledger stores it (its column, the totals,
+        // the timeline), rather than being answered 200 and dropped.
+        let FulfillmentRequest {
+            iridium,
+            magnesite,
+            produced_by,
+        } = request;
         self.with(move |conn| {
             let tx = conn.transaction()?;
             if let Some(idem) = &idempotency_key
@@ -64,17 +72,17 @@ impl Ledger {
                     now(),
                     key_id,
                     idempotency_key,
-                    request.iridium,
-                    request.magnesite,
-                    request.produced_by.map(Producer::as_str)
+                    iridium,
+                    magnesite,
+                    produced_by.map(Producer::as_str)
                 ],
             )?;
             let id = tx.last_insert_rowid();
             tx.commit()?;
             Ok(Recorded {
                 fulfillment_id: id,
-                iridium: request.iridium,
-                magnesite: request.magnesite,
+                iridium,
+                magnesite,
                 replayed: false,
             })
         })
@@ -139,7 +147,14 @@ fn replay(
     let Some((id, iridium, magnesite)) = earlier else {
         return Ok(None);
     };
-    if (iridium, magnesite) != (request.iridium, request.magnesite) {
+    // By name, as in `record`: a resource added is compared too. The
+    // producer is not: a replay is the same order, whoever sends it again.
+    let FulfillmentRequest {
+        iridium: asked_iridium,
+        magnesite: asked_magnesite,
+        produced_by: _,
+    } = request;
+    if (iridium, magnesite) != (asked_iridium, asked_magnesite) {
         return Err(LedgerError::IdempotencyConflict(idem.to_owned()));
     }
     tx.execute(

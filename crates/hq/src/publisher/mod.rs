@@ -64,7 +64,7 @@ pub fn check_topic_arns(arns: &BTreeMap<Topic, String>) -> Result<(), SnsStartEr
     if !cfg!(feature = "sns") {
         return Err(SnsStartError::NotBuiltIn);
     }
-    match Topic::ALL.into_iter().find(|topic| !arns.contains_key(topic)) {
+    match Topic::ALL.iter().copied().find(|topic| !arns.contains_key(topic)) {
         Some(missing) => Err(SnsStartError::MissingTopic(missing)),
         None => Ok(()),
     }

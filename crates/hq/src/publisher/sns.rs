@@ -212,7 +212,7 @@ impl SnsTopics {
     /// The HTTP(S) subscriptions of every topic.
     pub async fn subscriptions(&self) -> Result<Vec<SubscriptionInfo>, FeedError> {
         let mut all = Vec::new();
-        for topic in Topic::ALL {
+        for &topic in Topic::ALL {
             all.extend(self.list(topic).await?);
         }
         Ok(all)

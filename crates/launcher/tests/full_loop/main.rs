@@ -73,7 +73,8 @@ async fn run_stage(stage: Stage) {
         .map(|t| (t.topic, t.published, t.fulfilled, t.failed, t.retried))
         .collect();
     let expected_status: Vec<_> = Topic::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .map(|topic| {
             let n = if fed.contains(&topic) { 3 } else { 0 };
             (topic.as_str(), n, Some(n), 0, 0)
@@ -117,7 +118,7 @@ async fn nothing_is_lost_or_doubled_when_services_and_fulfillments_fail() {
     platform.iridium.stop().await.unwrap();
 
     let mut expected = (0, 0);
-    for topic in Topic::ALL {
+    for &topic in Topic::ALL {
         let (i, m) = publish(&platform, topic, &[1, 2, 3, 4]).await;
         expected = (expected.0 + i, expected.1 + m);
     }
