@@ -63,6 +63,14 @@ pub struct FulfillmentApi {
 /// How long start-up may wait on SSM before giving up with a clear line.
 #[cfg(feature = "ssm")]
 const SSM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(20);
+/// Attempts at SSM, throttling included: with [`SSM_MAX_BACKOFF`], the
+/// pauses add up to at most 15 s, so SSM's own refusal, not the deadline,
+/// is what a start-up that gives up reports.
+#[cfg(feature = "ssm")]
+const SSM_MAX_ATTEMPTS: u32 = 6;
+/// The longest pause between two attempts at SSM.
+#[cfg(feature = "ssm")]
+const SSM_MAX_BACKOFF: std::time::Duration = std::time::Duration::from_secs(4);
 
 /// One setting that comes from a flag or the environment, else from SSM.
 struct Wanted<'a> {
@@ -164,7 +172,12 @@ async fn resolve_all<const N: usize>(wanted: [Wanted<'_>; N]) -> Result<[String;
 #[cfg(feature = "ssm")]
 async fn read_parameters(names: &[String]) -> Result<Vec<(String, String)>, String> {
     let lookup = async {
-        let config = aws_config::load_from_env().await;
+        // Tasks starting together share SSM's 40 TPS: throttled, try again
+        // (the SDK's default is 3 attempts, about 2 s) until the deadline.
+        let retry = aws_config::retry::RetryConfig::standard()
+            .with_max_attempts(SSM_MAX_ATTEMPTS)
+            .with_max_backoff(SSM_MAX_BACKOFF);
+        let config = aws_config::from_env().retry_config(retry).load().await;
         if config.region().is_none() {
             return Err("no AWS region (set AWS_REGION)".to_owned());
         }
@@ -176,10 +189,19 @@ async fn read_parameters(names: &[String]) -> Result<Vec<(String, String)>, Stri
             .send()
             .await
             .map_err(|e| {
-                format!(
-                    "SSM GetParameters failed: {}",
-                    aws_sdk_ssm::error::DisplayErrorContext(e)
-                )
+                use aws_sdk_ssm::error::ProvideErrorMetadata as _;
+                // SSM's own refusal by its code and message; the SDK's full
+                // context (a dump of the raw response) only when there is none.
+                match e.code() {
+                    Some(code) => format!(
+                        "SSM GetParameters failed: {code}: {}",
+                        e.message().unwrap_or("no message")
+                    ),
+                    None => format!(
+                        "SSM GetParameters failed: {}",
+                        aws_sdk_ssm::error::DisplayErrorContext(e)
+                    ),
+                }
             })?;
         Ok(output
             .parameters()

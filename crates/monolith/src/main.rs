@@ -12,6 +12,6 @@ platform::use_jemalloc!();
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let logs = platform::telemetry::init("monolith", cli.log_format);
-    platform::startup::run_service("monolith", cli.port, cli.resolve().await, logs, monolith::run).await?;
+    platform::startup::run_service("monolith", cli.port, cli.resolve(), logs, monolith::run).await?;
     Ok(())
 }

@@ -297,3 +297,121 @@ async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
     let named = ["/interstella/missing", "parameter not found"];
     exits_with_one_line_naming(monolith_exe(), &aws_env, &named).await;
 }
+
+/// A stand-in for SSM's `GetParameters` (the AWS JSON protocol): answers
+/// `ThrottlingException` to the first `throttled` calls, then the
+/// parameters the monolith asks for; with `hang`, never answers.
+struct FakeSsm {
+    url: String,
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FakeSsm {
+    async fn start(throttled: usize, hang: bool) -> Self {
+        use axum::http::{StatusCode, header};
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let calls = std::sync::Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let answer = move |body: axum::body::Bytes| {
+            let calls = counted.clone();
+            async move {
+                let call = calls.fetch_add(1, Ordering::SeqCst);
+                if hang {
+                    std::future::pending::<()>().await;
+                }
+                let json = [(header::CONTENT_TYPE, "application/x-amz-json-1.1")];
+                if call < throttled {
+                    let refusal = json!({"__type": "ThrottlingException", "message": "Rate exceeded"});
+                    return (StatusCode::BAD_REQUEST, json, refusal.to_string());
+                }
+                let asked: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let values = HashMap::from([
+                    ("/interstella/apiKey", "ssm-secret-key-value"),
+                    ("/interstella/apiEndpoint", "http://127.0.0.1:9/"),
+                    ("/interstella/glueHookSecret", "ssm-hook-secret-value-0123456789"),
+                ]);
+                let parameters: Vec<_> = asked["Names"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|name| {
+                        let name = name.as_str().unwrap();
+                        json!({"Name": name, "Value": values[name], "Type": "String"})
+                    })
+                    .collect();
+                let found = json!({"Parameters": parameters, "InvalidParameters": []});
+                (StatusCode::OK, json, found.to_string())
+            }
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let router = axum::Router::new().route("/", axum::routing::post(answer));
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { url, calls }
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// The monolith's environment, every setting left to this SSM.
+    fn env(&self) -> HashMap<String, String> {
+        let mut env = safe_aws_env();
+        env.insert("AWS_ENDPOINT_URL".into(), self.url.clone());
+        env.insert("AWS_REGION".into(), "us-east-1".into());
+        env.insert("AWS_ACCESS_KEY_ID".into(), "testing".into());
+        env.insert("AWS_SECRET_ACCESS_KEY".into(), "testing".into());
+        env
+    }
+}
+
+#[tokio::test]
+async fn a_throttled_ssm_is_asked_again_until_it_answers() {
+    // Tasks starting together share SSM's 40 TPS: three refusals in a row
+    // (one more than the SDK's default attempts allow) must not stop it.
+    let ssm = FakeSsm::start(3, false).await;
+    let mut monolith = ServiceProcess::start(monolith_exe(), &ssm.env());
+    monolith.wait_listening().await;
+    assert_eq!(ssm.calls(), 4, "three throttled calls, then the one answered");
+}
+
+#[tokio::test]
+async fn a_sigterm_while_waiting_for_ssm_stops_it_without_serving() {
+    // As PID 1 in a container a SIGTERM with no handler is dropped: the
+    // handler must be there while the settings are still being read.
+    let ssm = FakeSsm::start(0, true).await;
+    let mut monolith = ServiceProcess::start(monolith_exe(), &ssm.env());
+    wait_until("the monolith to ask SSM", Duration::from_secs(10), async || {
+        (ssm.calls() == 1).then_some(())
+    })
+    .await;
+    monolith.terminate().await;
+    let exit = monolith.wait_exit(Duration::from_secs(5)).await;
+    assert!(
+        exit.success(),
+        "exit after SIGTERM: {exit:?}; output: {:#?}",
+        monolith.seen
+    );
+    let log = monolith.seen.join("\n");
+    assert!(!log.contains("listening on"), "it started serving:\n{log}");
+    assert!(log.contains("stopped before it started serving"), "{log}");
+}
+
+#[tokio::test]
+async fn an_ssm_that_keeps_throttling_exits_2_with_one_short_line_saying_so() {
+    let ssm = FakeSsm::start(usize::MAX, false).await;
+    let output = run_to_exit(monolith_exe(), &ssm.env()).await;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let lines: Vec<&str> = stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{stderr}");
+    assert!(
+        lines[0].contains("ThrottlingException: Rate exceeded") && lines[0].contains("/interstella/apiKey"),
+        "{stderr}"
+    );
+    assert!(
+        lines[0].len() < 300,
+        "the SDK's dump is not a line for a person: {stderr}"
+    );
+    assert!(ssm.calls() > 3, "asked more often than the SDK's default 3 times");
+}

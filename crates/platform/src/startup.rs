@@ -92,14 +92,20 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 /// The shutdown future handed to a service's `run`.
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// The common body of a service binary's `main`, once settings are parsed:
-/// a configuration error exits 2 with its one line; otherwise bind `port`,
-/// say where, and `run` until SIGTERM. `logs` is kept until the end, so the
-/// last lines are written out.
+/// The common body of a service binary's `main`, once its command line is
+/// parsed: resolve the settings (`config`: the monolith's may wait on SSM),
+/// exit 2 with its one line on a configuration error, otherwise bind
+/// `port`, say where, and `run` until SIGTERM. `logs` is kept until the
+/// end, so the last lines are written out.
+///
+/// The signal handlers come first: a service stopped while it still waits
+/// for its settings exits 0 at once instead of starting to serve (as PID 1
+/// in a container, a SIGTERM with no handler is dropped, and ECS would kill
+/// it serving after its stop timeout).
 pub async fn run_service<C, Run, Serving>(
     name: &str,
     port: u16,
-    config: Result<C, ConfigError>,
+    config: impl Future<Output = Result<C, ConfigError>>,
     logs: LogGuard,
     run: Run,
 ) -> Result<(), RunError>
@@ -107,6 +113,14 @@ where
     Run: FnOnce(TcpListener, C, Shutdown) -> Serving,
     Serving: Future<Output = Result<(), RunError>>,
 {
+    let mut shutdown: Shutdown = Box::pin(shutdown_signal());
+    let config = tokio::select! {
+        config = config => config,
+        () = &mut shutdown => {
+            tracing::info!("{name} stopped before it started serving");
+            return Ok(());
+        }
+    };
     let config = match config {
         Ok(config) => config,
         Err(error) => {
@@ -116,7 +130,6 @@ where
             std::process::exit(2);
         }
     };
-    let shutdown = Box::pin(shutdown_signal());
     let listening = |source| RunError::Listen {
         what: format!("port {port}"),
         source,

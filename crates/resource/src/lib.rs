@@ -31,5 +31,6 @@ pub async fn run(
 pub async fn main(resource: Resource) -> Result<(), RunError> {
     let cli = cli::Cli::parse_for(resource);
     let logs = platform::telemetry::init(resource.as_str(), cli.log_format);
-    platform::startup::run_service(resource.as_str(), cli.port, cli.resolve(resource), logs, run).await
+    let config = std::future::ready(cli.resolve(resource));
+    platform::startup::run_service(resource.as_str(), cli.port, config, logs, run).await
 }
