@@ -59,6 +59,16 @@ pub fn http_client(max_connections: usize) -> Result<reqwest::Client, reqwest::E
         .build()
 }
 
+/// The innermost cause of `error` ("Connection refused", a DNS failure),
+/// which says more to an operator than reqwest's "error sending request".
+fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = error;
+    while let Some(inner) = cause.source() {
+        cause = inner;
+    }
+    cause.to_string()
+}
+
 /// Why a downstream call did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub enum DownstreamError {
@@ -71,10 +81,13 @@ pub enum DownstreamError {
         timeout: Duration,
     },
     /// The connection could not be made.
-    #[error("{target} is unreachable: {source}")]
+    #[error("{target} is unreachable: {reason}")]
     Unreachable {
         /// Who was called.
         target: &'static str,
+        /// Why, for a person: the innermost cause ("Connection refused", a
+        /// DNS failure), or how long the connection was waited for.
+        reason: String,
         /// The connection error.
         source: reqwest::Error,
     },
@@ -303,13 +316,25 @@ impl Downstream {
         // The error's text would name the URL, query and all: a SubscribeURL
         // carries its subscription's token there. `target` says who it was.
         let source = source.without_url();
-        if source.is_timeout() {
+        // A connection never made (refused, no route, a name that does not
+        // resolve, or CONNECT_TIMEOUT passed) sent nothing: unreachable,
+        // whatever timed out, not a target slow to answer.
+        if source.is_connect() {
+            let reason = if source.is_timeout() {
+                format!("no connection within {CONNECT_TIMEOUT:?}")
+            } else {
+                root_cause(&source)
+            };
+            DownstreamError::Unreachable {
+                target,
+                reason,
+                source,
+            }
+        } else if source.is_timeout() {
             DownstreamError::Timeout {
                 target,
                 timeout: self.timeout,
             }
-        } else if source.is_connect() {
-            DownstreamError::Unreachable { target, source }
         } else {
             DownstreamError::Transport { target, source }
         }

@@ -149,3 +149,40 @@ async fn an_announced_huge_body_is_refused_unread() {
     let read = read_body(response, MAX_BODY_BYTES, Duration::from_secs(5)).await;
     assert!(matches!(read, Err(BodyError::TooLarge { .. })), "{read:?}");
 }
+
+#[tokio::test]
+async fn a_connection_never_accepted_is_unreachable_not_a_slow_answer() {
+    // A listener whose accept queue is full drops further SYNs, as a host
+    // gone from the network does: the connect hangs until our connect
+    // timeout (2 s), well inside the call's (5 s). Nothing was sent, so the
+    // API is unreachable (503), not slow to answer (504).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let listener = socket.listen(1).unwrap();
+    let addr = listener.local_addr().unwrap();
+    let mut queued = Vec::new();
+    while let Ok(Ok(stream)) =
+        tokio::time::timeout(Duration::from_millis(200), tokio::net::TcpStream::connect(addr)).await
+    {
+        queued.push(stream);
+        assert!(queued.len() < 64, "the accept queue never filled");
+    }
+    let url = Url::parse(&format!("http://{addr}/")).unwrap();
+    let client = platform::downstream::http_client(4).unwrap();
+    let call = platform::Downstream::new(client, url, "fulfillment API", Duration::from_secs(5));
+    let started = Instant::now();
+    let error = call.get(&[]).await.unwrap_err();
+    assert!(
+        matches!(error, platform::DownstreamError::Unreachable { .. }),
+        "{error}"
+    );
+    assert!(
+        error.to_string() == "fulfillment API is unreachable: no connection within 2s",
+        "{error}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "took {:?}",
+        started.elapsed()
+    );
+}
