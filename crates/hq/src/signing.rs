@@ -32,6 +32,10 @@ const SUBJECT: [(DnType, &str); 2] = [
 ];
 /// How long the self-signed certificate is valid.
 const CERT_VALIDITY: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+/// How far back the certificate's validity starts: a subscriber whose clock
+/// is a little behind HQ's still takes the first deliveries after HQ made
+/// its certificate.
+const CLOCK_SKEW: Duration = Duration::from_secs(60 * 60);
 
 /// Why the signing identity could not be loaded or made.
 #[derive(Debug, thiserror::Error)]
@@ -133,7 +137,8 @@ impl SigningIdentity {
 }
 
 /// Makes a fresh key and a self-signed certificate for it, both PEM: the
-/// key PKCS#8, the certificate valid from now for [`CERT_VALIDITY`], its
+/// key PKCS#8, the certificate valid from [`CLOCK_SKEW`] ago for
+/// [`CERT_VALIDITY`], its
 /// serial number derived from the key.
 pub fn generate() -> Result<(String, String), SigningError> {
     let key = rcgen::KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, KEY_SIZE).map_err(crypto)?;
@@ -143,7 +148,7 @@ pub fn generate() -> Result<(String, String), SigningError> {
         params.distinguished_name.push(kind, value);
     }
     let now = SystemTime::now();
-    params.not_before = now.into();
+    params.not_before = now.checked_sub(CLOCK_SKEW).unwrap_or(now).into();
     params.not_after = (now + CERT_VALIDITY).into();
     let cert = params.self_signed(&key).map_err(crypto)?;
     Ok((key.serialize_pem(), cert.pem()))
@@ -155,4 +160,24 @@ fn io<T>(path: &Path, result: std::io::Result<T>) -> Result<T, SigningError> {
         path: path.display().to_string(),
         source,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use x509_cert::der::Decode as _;
+
+    #[test]
+    fn the_certificate_is_valid_from_clock_skew_ago() {
+        let (_, pem) = generate().unwrap();
+        let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
+        let cert = x509_cert::Certificate::from_der(&der).unwrap();
+        let not_before = cert.tbs_certificate.validity.not_before.to_system_time();
+        let ago = SystemTime::now().duration_since(not_before).unwrap();
+        // X.509 times are whole seconds; the test itself takes a few.
+        assert!(
+            ago >= CLOCK_SKEW && ago < CLOCK_SKEW + Duration::from_secs(30),
+            "valid from {ago:?} ago"
+        );
+    }
 }

@@ -15,3 +15,7 @@ pub const TEST_CERT_PEM: &str = include_str!("../fixtures/sns-test-cert.pem");
 pub const OTHER_KEY_PEM: &str = include_str!("../fixtures/other-key.pem");
 /// Self-signed certificate for [`OTHER_KEY_PEM`].
 pub const OTHER_CERT_PEM: &str = include_str!("../fixtures/other-cert.pem");
+/// Self-signed certificate valid only from 2099 to 2100 (its key was thrown
+/// away), for "this host's clock is wrong" tests; made with Python's
+/// `cryptography`.
+pub const NOT_YET_VALID_CERT_PEM: &str = include_str!("../fixtures/sns-cert-not-yet-valid.pem");

@@ -76,13 +76,21 @@ pub enum VerifyError {
     /// Fetching the certificate failed (network, timeout, non-200).
     #[error("signing certificate unavailable: {0}")]
     CertificateUnavailable(String),
+    /// The certificate is not valid at this host's time: a wrong clock,
+    /// which every genuine message would meet until it is set right.
+    #[error("signing certificate not valid by this host's clock: {0}")]
+    CertificateNotValidNow(String),
 }
 
 impl VerifyError {
-    /// True only for [`VerifyError::CertificateUnavailable`]: worth a 503 and
-    /// a retry by SNS, not a 403.
+    /// True for what a retry may get past (the certificate could not be
+    /// fetched, or a clock is wrong): worth a 503 and a retry by SNS, not a
+    /// 403, after which SNS drops a genuine order.
     pub fn is_transient(&self) -> bool {
-        matches!(self, Self::CertificateUnavailable(_))
+        matches!(
+            self,
+            Self::CertificateUnavailable(_) | Self::CertificateNotValidNow(_)
+        )
     }
 }
 
@@ -395,17 +403,36 @@ async fn fetch_key(
         })?;
     CertificateKey::from_pem(&body)
         .map(Arc::new)
-        .map_err(|why| VerifyError::BadCertificate(format!("{shown}: {why}")))
+        .map_err(|why| match why {
+            CertificateError::NotValidNow { .. } => {
+                VerifyError::CertificateNotValidNow(format!("{shown}: {why}"))
+            }
+            CertificateError::Unusable(_) => VerifyError::BadCertificate(format!("{shown}: {why}")),
+        })
 }
 
 /// Why a certificate's key cannot verify SNS signatures.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("{0}")]
-pub struct CertificateError(String);
+pub enum CertificateError {
+    /// Not a usable certificate: what was wrong.
+    #[error("{0}")]
+    Unusable(String),
+    /// A certificate, but not valid at this host's time: a clock is wrong
+    /// (ours, or the signer's), not the certificate.
+    #[error("valid from {not_before} to {not_after}, but this host's clock says {now}: check the clock")]
+    NotValidNow {
+        /// The start of its validity.
+        not_before: String,
+        /// The end of its validity.
+        not_after: String,
+        /// This host's time.
+        now: String,
+    },
+}
 
 /// What was wrong, and the parser's own words.
 fn why(what: &str, error: impl std::fmt::Display) -> CertificateError {
-    CertificateError(format!("{what}: {error}"))
+    CertificateError::Unusable(format!("{what}: {error}"))
 }
 
 /// The RSA public key of an SNS signing certificate, parsed once for both
@@ -433,7 +460,13 @@ impl CertificateKey {
         let validity = &cert.tbs_certificate.validity;
         let now = SystemTime::now();
         if now < validity.not_before.to_system_time() || now > validity.not_after.to_system_time() {
-            return Err(CertificateError("the certificate is not valid now".to_owned()));
+            let now = x509_cert::der::DateTime::from_system_time(now)
+                .map_or_else(|_| format!("{now:?}"), |time| time.to_string());
+            return Err(CertificateError::NotValidNow {
+                not_before: validity.not_before.to_string(),
+                not_after: validity.not_after.to_string(),
+                now,
+            });
         }
         let spki = cert
             .tbs_certificate
@@ -443,7 +476,7 @@ impl CertificateKey {
         let rsa = aws_lc_rs::rsa::PublicKey::from_der(&spki).map_err(|e| why("not an RSA public key", e))?;
         let bits = rsa.modulus_len() * 8;
         if bits < MIN_KEY_BITS {
-            return Err(CertificateError(format!(
+            return Err(CertificateError::Unusable(format!(
                 "RSA key smaller than {MIN_KEY_BITS} bits"
             )));
         }
@@ -528,8 +561,25 @@ mod tests {
     }
 
     #[test]
-    fn only_certificate_unavailable_is_transient() {
+    fn a_certificate_not_valid_now_says_the_clock_is_wrong() {
+        let pem = include_str!("../../../testkit/fixtures/sns-cert-not-yet-valid.pem");
+        let Err(error) = CertificateKey::from_pem(pem.as_bytes()) else {
+            panic!("a certificate valid from 2099 was taken");
+        };
+        assert!(matches!(error, CertificateError::NotValidNow { .. }), "{error}");
+        let text = error.to_string();
+        assert!(
+            text.starts_with(
+                "valid from 2099-01-01T00:00:00Z to 2100-01-01T00:00:00Z, but this host's clock says 20"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn only_certificate_unavailable_or_not_valid_now_is_transient() {
         assert!(VerifyError::CertificateUnavailable("x".into()).is_transient());
+        assert!(VerifyError::CertificateNotValidNow("x".into()).is_transient());
         assert!(!VerifyError::BadCertificate("x".into()).is_transient());
         assert!(!VerifyError::BadSignature.is_transient());
         assert!(!VerifyError::MalformedSignature.is_transient());

@@ -20,13 +20,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use testkit::TestSigner;
-use testkit::keys::{OTHER_CERT_PEM, TEST_CERT_PEM, TEST_KEY_PEM};
+use testkit::keys::{NOT_YET_VALID_CERT_PEM, OTHER_CERT_PEM, TEST_CERT_PEM, TEST_KEY_PEM};
 use url::Url;
 
 const CERT: &str = "/SimpleNotificationService-0123456789abcdef.pem";
 
 /// A certificate server: the genuine certificate at [`CERT`], slow 404s under
-/// `/forged/`, another key's certificate under `/other/`; it counts requests
+/// `/forged/`, another key's certificate under `/other/`, a certificate valid
+/// from 2099 under `/not-yet-valid/`; it counts requests
 /// by path, the most it answered at once, and the `Authorization` headers.
 #[derive(Clone, Default)]
 struct CertServer {
@@ -52,6 +53,7 @@ impl CertServer {
                 }),
             )
             .route("/other/{name}", get(|| async { OTHER_CERT_PEM }))
+            .route("/not-yet-valid/{name}", get(|| async { NOT_YET_VALID_CERT_PEM }))
             .fallback(|| async { StatusCode::NOT_FOUND.into_response() })
             .layer(middleware::from_fn_with_state(server.clone(), count))
             .with_state(server.clone());
@@ -224,4 +226,24 @@ async fn sns_shaped_cert_urls_are_fetched_from_the_stand_in() {
     let own = signed(base.join(CERT).unwrap().as_str());
     verifier.verify(&own).await.unwrap();
     assert_eq!(server.authorizations.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_certificate_not_valid_by_our_clock_is_transient_and_fetched_again() {
+    // A clock set wrong (ours or the signer's) fails every genuine message:
+    // transient (503, which SNS retries), not a 403 after which SNS drops
+    // the order; and not cached, so a clock set right is seen at once.
+    let (server, base) = CertServer::start().await;
+    let verifier = verifier(&base);
+    let envelope = signed(base.join("not-yet-valid/cert.pem").unwrap().as_str());
+    for _ in 0..2 {
+        match verifier.verify(&envelope).await {
+            Err(error @ VerifyError::CertificateNotValidNow(_)) => {
+                assert!(error.is_transient());
+                assert!(error.to_string().contains("check the clock"), "{error}");
+            }
+            other => panic!("expected CertificateNotValidNow, got {other:?}"),
+        }
+    }
+    assert_eq!(server.hits("/not-yet-valid/cert.pem"), 2);
 }
