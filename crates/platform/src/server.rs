@@ -85,6 +85,7 @@ pub async fn serve_with(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    open_files_for(limits.max_connections);
     let routes = Routes::new(router, &limits);
     let http = http1_builder(&limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -122,7 +123,15 @@ pub async fn serve_with(
                     waiting = Some(stream);
                     next_shed = Instant::now();
                 }
-                Err(error) => accept_failed(error).await,
+                Err(error) => {
+                    if out_of_descriptors(&error) {
+                        // Idle connections hold descriptors: close them, as
+                        // at the bound, so that the queue (a health check in
+                        // it) is served again.
+                        signal.send_replace(Signal::Shed);
+                    }
+                    accept_failed(error).await;
+                }
             },
         }
     }
@@ -374,6 +383,47 @@ fn serve_connection(
         }
         drop(permit);
     }
+}
+
+/// Descriptors a service needs beyond its connections: the listener, the
+/// downstream pool, certificate fetches, the metrics port, logs.
+const SPARE_DESCRIPTORS: u64 = 256;
+
+/// Raises this process' open-file limit to its hard limit, once (every
+/// connection is a descriptor, and the usual soft limit, 1,024, is below
+/// `MAX_CONNECTIONS`' default plus the downstream pool), and warns when
+/// even that leaves too few for `max_connections`.
+fn open_files_for(max_connections: usize) {
+    static LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    let limit = *LIMIT.get_or_init(|| match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => Some(limit),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read or raise the open-file limit");
+            None
+        }
+    });
+    let wanted = u64::try_from(max_connections)
+        .unwrap_or(u64::MAX)
+        .saturating_add(SPARE_DESCRIPTORS);
+    if let Some(limit) = limit
+        && limit < wanted
+    {
+        tracing::warn!(
+            "the open-file limit is {limit}, and MAX_CONNECTIONS ({max_connections}) with the calls \
+             to other services needs about {wanted}: out of descriptors, idle connections are \
+             closed to make room (raise it: `ulimit -n`, Docker's --ulimit nofile, or the task \
+             definition's ulimits)"
+        );
+    }
+}
+
+/// Whether an accept failed for want of file descriptors (the process' or
+/// the system's), which closing idle connections gives back.
+fn out_of_descriptors(error: &std::io::Error) -> bool {
+    // EMFILE and ENFILE (the same numbers on Linux and macOS).
+    const EMFILE: i32 = 24;
+    const ENFILE: i32 = 23;
+    matches!(error.raw_os_error(), Some(EMFILE | ENFILE))
 }
 
 /// Waits a little after an accept error that would repeat at once (out of

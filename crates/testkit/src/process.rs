@@ -47,7 +47,22 @@ pub struct ServiceProcess {
 impl ServiceProcess {
     /// Starts `exe` with exactly `env` (nothing inherited) and `PORT=0`.
     pub fn start(exe: &Path, env: &HashMap<String, String>) -> Self {
-        let mut child = Command::new(exe)
+        Self::spawn(Command::new(exe), env)
+    }
+
+    /// [`ServiceProcess::start`], with at most `open_files` descriptors
+    /// (soft and hard limit: the shell's `ulimit -n`).
+    pub fn start_with_open_files(exe: &Path, env: &HashMap<String, String>, open_files: u32) -> Self {
+        let mut command = Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(format!("ulimit -n {open_files} && exec \"$0\""))
+            .arg(exe);
+        Self::spawn(command, env)
+    }
+
+    fn spawn(mut command: Command, env: &HashMap<String, String>) -> Self {
+        let mut child = command
             .env_clear()
             .envs(env)
             .env("PORT", "0")
@@ -205,4 +220,45 @@ pub async fn resource_binary_serves_and_stops(exe: &Path, resource: contracts::R
     // As the workshop printed it, whatever the status.
     let log = service.seen.join("\n");
     assert!(log.contains("Monolith Status Code: 503"), "{log}");
+}
+
+/// Starts a resource binary with 64 file descriptors, opens 100 idle
+/// connections to it (so accepting runs out, EMFILE, well below
+/// `MAX_CONNECTIONS`), and checks its health check still answers at once
+/// and that it warned about the limit at start.
+pub async fn resource_binary_sheds_idle_connections_out_of_descriptors(
+    exe: &Path,
+    resource: contracts::Resource,
+) {
+    let mut env = safe_aws_env();
+    env.insert("monolithUrl".into(), "http://127.0.0.1:9/".into());
+    env.insert("GLUE_HOOK_SECRET".into(), crate::spawn::TEST_HOOK_SECRET.into());
+    // Idle connections would otherwise hold their descriptors this long.
+    env.insert("HEADER_READ_TIMEOUT_MS".into(), "60000".into());
+    let mut service = ServiceProcess::start_with_open_files(exe, &env, 64);
+    let addr = service.wait_listening().await;
+    let mut idle = Vec::new();
+    for _ in 0..100 {
+        idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    let started = std::time::Instant::now();
+    let health = tokio::time::timeout(
+        Duration::from_secs(10),
+        reqwest::get(format!("http://{addr}/{resource}/")),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no health check answer within 10 s; output: {:#?}", service.seen));
+    assert_eq!(health.unwrap().status().as_u16(), 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "took {:?}",
+        started.elapsed()
+    );
+    service.terminate().await;
+    service.wait_exit(Duration::from_secs(10)).await;
+    let log = service.seen.join("\n");
+    assert!(
+        log.contains("the open-file limit is 64"),
+        "no warning at start:\n{log}"
+    );
 }
