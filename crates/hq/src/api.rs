@@ -86,7 +86,9 @@ impl ApiError {
             }
             Self::Ledger(LedgerError::IdempotencyConflict(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Feed(FeedError::Sns(_)) => StatusCode::BAD_GATEWAY,
-            Self::Feed(FeedError::Ledger(_)) | Self::Ledger(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Feed(FeedError::Ledger(_) | FeedError::PublishedNotRecorded { .. }) | Self::Ledger(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 }

@@ -84,6 +84,17 @@ pub enum FeedError {
     /// The ledger failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// SNS took the order (it will be delivered), but the ledger could not
+    /// record it: publishing it again would make a second order.
+    #[error(
+        "published to SNS as MessageId {message_id} (it will be delivered), but HQ's ledger could not record it: {source}; do not publish it again"
+    )]
+    PublishedNotRecorded {
+        /// SNS' MessageId for the order.
+        message_id: String,
+        /// Why the ledger failed.
+        source: LedgerError,
+    },
     /// AWS SNS refused or could not be reached (`HQ_PUBLISH_TO=aws`).
     #[error("SNS: {0}")]
     Sns(String),

@@ -127,7 +127,11 @@ impl SnsTopics {
                 message,
                 subscribers,
             )
-            .await?;
+            .await
+            .map_err(|source| FeedError::PublishedNotRecorded {
+                message_id: message_id.clone(),
+                source,
+            })?;
         Ok(Published {
             message_id,
             subscribers,

@@ -216,4 +216,25 @@ async fn hq_publishes_through_the_aws_sdk_and_reconciles_what_sns_delivered() {
         !dir.path().join("hq-ledger.sqlite3-wal").exists(),
         "journal mode delete keeps no write-ahead log"
     );
+
+    // The ledger fails after SNS took an order: the answer names the
+    // MessageId and says not to publish it again (which would be a second
+    // order), rather than a bare 500 inviting a retry.
+    let ledger = rusqlite::Connection::open(dir.path().join("hq-ledger.sqlite3")).unwrap();
+    ledger
+        .execute_batch("ALTER TABLE published RENAME TO published_elsewhere")
+        .unwrap();
+    let (status, failed) = admin_post(
+        &base,
+        "/topics/orders/publish",
+        r#"{"bundle": 3}"#.to_owned(),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 500, "{failed}");
+    let message = failed["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("published to SNS as MessageId ") && message.ends_with("do not publish it again"),
+        "{failed}"
+    );
 }
