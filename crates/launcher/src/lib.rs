@@ -52,11 +52,8 @@ impl Stage {
     /// Topics with orders at this stage: bundles always, and each resource
     /// once its microservice has been carved out.
     pub fn fed_topics(self) -> Vec<Topic> {
-        match self {
-            Self::Monolith => vec![Topic::Orders],
-            Self::Iridium => vec![Topic::Orders, Topic::Iridium],
-            Self::Both => Topic::ALL.to_vec(),
-        }
+        let carved_out = self.strangled().into_iter().map(Topic::of_resource);
+        std::iter::once(Topic::Orders).chain(carved_out).collect()
     }
 }
 
@@ -238,14 +235,14 @@ async fn start_services(
     let monolith = Service::launch("monolith", config.monolith_addr, monolith_config, monolith::run).await?;
 
     let glue_hook = resource::config::glue_hook_url(&monolith.url("/"))?;
-    let resource_service = |resource: Resource, topic: Topic, addr: SocketAddr| {
+    let resource_service = |resource: Resource, addr: SocketAddr| {
         let mut resource_config = ResourceConfig::new(resource, glue_hook.clone(), hook_secret.clone());
         resource_config.route.gather_delay = config.gather_delay;
-        resource_config.route.trust = trust(topic);
+        resource_config.route.trust = trust(Topic::of_resource(resource));
         Service::launch(resource.as_str(), addr, resource_config, resource::run)
     };
-    let iridium = resource_service(Resource::Iridium, Topic::Iridium, config.iridium_addr).await?;
-    let magnesite = resource_service(Resource::Magnesite, Topic::Magnesite, config.magnesite_addr).await?;
+    let iridium = resource_service(Resource::Iridium, config.iridium_addr).await?;
+    let magnesite = resource_service(Resource::Magnesite, config.magnesite_addr).await?;
     Ok(Services {
         monolith,
         iridium,
@@ -311,5 +308,17 @@ impl Platform {
             service.stop().await?;
         }
         Ok(self.hq.shutdown(Duration::ZERO).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_stage_feeds_bundles_and_the_topics_of_what_it_carved_out() {
+        assert_eq!(Stage::Monolith.fed_topics(), [Topic::Orders]);
+        assert_eq!(Stage::Iridium.fed_topics(), [Topic::Orders, Topic::Iridium]);
+        assert_eq!(Stage::Both.fed_topics(), Topic::ALL);
     }
 }

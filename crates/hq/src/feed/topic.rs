@@ -27,6 +27,16 @@ impl Topic {
     /// Every topic (the enum's: a topic added to it is here too).
     pub const ALL: &[Topic] = <Self as strum::VariantArray>::VARIANTS;
 
+    /// The topic of `resource`'s orders, which its microservice takes. A
+    /// resource added to [`Resource`] does not build here until it has a
+    /// topic.
+    pub fn of_resource(resource: Resource) -> Self {
+        match resource {
+            Resource::Iridium => Self::Iridium,
+            Resource::Magnesite => Self::Magnesite,
+        }
+    }
+
     /// The topic's name.
     pub fn as_str(self) -> &'static str {
         match self {
