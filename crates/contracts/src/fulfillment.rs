@@ -426,7 +426,7 @@ mod tests {
         assert_eq!(
             Producer::from_header(Some(b"hq\n")).map_err(|e| e.to_string()),
             Err(
-                r#"the x-interstella-produced-by header must be monolith, iridium or magnesite, got "hq\n""#
+                r#"the x-interstella-produced-by header must be one of monolith, iridium, magnesite, got "hq\n""#
                     .to_owned()
             )
         );

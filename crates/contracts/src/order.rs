@@ -137,7 +137,11 @@ pub enum OrderError {
     )]
     BadOrderId(String),
     /// The fulfillment's `x-interstella-produced-by` header names no producer (quoted).
-    #[error("the x-interstella-produced-by header must be monolith, iridium or magnesite, got {0}")]
+    #[error(
+        "the x-interstella-produced-by header must be one of {}, got {}",
+        names(crate::fulfillment::Producer::ALL),
+        .0
+    )]
     BadProducer(String),
 }
 

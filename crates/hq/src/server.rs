@@ -31,14 +31,19 @@ pub struct RunningHq {
     metrics_addr: Option<SocketAddr>,
 }
 
-/// The URL a listener is reached at: an unspecified address becomes loopback.
+/// The URL a listener is reached at.
 fn local_url(addr: SocketAddr) -> Result<Url, url::ParseError> {
+    Url::parse(&format!("http://{}/", reachable(addr)))
+}
+
+/// The address a listener is reached at: an unspecified one becomes loopback.
+fn reachable(addr: SocketAddr) -> SocketAddr {
     let ip = if addr.ip().is_unspecified() {
         IpAddr::V4(Ipv4Addr::LOCALHOST)
     } else {
         addr.ip()
     };
-    Url::parse(&format!("http://{}/", SocketAddr::new(ip, addr.port())))
+    SocketAddr::new(ip, addr.port())
 }
 
 /// Starts HQ on `listener`: serves, and generates orders if configured.
@@ -60,7 +65,10 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
             what: "binding METRICS_PORT".into(),
             source,
         })?;
-    let metrics_addr = exporter.as_ref().and_then(|exporter| exporter.local_addr().ok());
+    let metrics_addr = exporter
+        .as_ref()
+        .and_then(|exporter| exporter.local_addr().ok())
+        .map(reachable);
     let router = api::router_with_metrics(hq.clone(), &metrics);
     let shutdown = stop.clone().cancelled_owned();
     let served = metrics.clone();
@@ -119,7 +127,8 @@ impl RunningHq {
         self.addr
     }
 
-    /// Where `GET /metrics` is served (`METRICS_PORT`), if anywhere.
+    /// Where `GET /metrics` is reached (`METRICS_PORT`; loopback when it
+    /// listens on every address), if anywhere.
     pub fn metrics_addr(&self) -> Option<SocketAddr> {
         self.metrics_addr
     }

@@ -395,6 +395,10 @@ async fn a_sigterm_while_waiting_for_ssm_stops_it_without_serving() {
     let log = monolith.seen.join("\n");
     assert!(!log.contains("listening on"), "it started serving:\n{log}");
     assert!(log.contains("stopped before it started serving"), "{log}");
+    assert!(
+        !log.contains("finishing in-flight orders"),
+        "no drain to announce:\n{log}"
+    );
 }
 
 #[tokio::test]

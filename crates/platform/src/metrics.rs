@@ -158,7 +158,7 @@ impl Metrics {
         );
         registry.register(
             "draining",
-            "1 while the service drains: no new connections, orders in flight finishing",
+            "1 while the service drains: orders in flight finishing, no new connections (HQ: from its deliveries' drain, while still serving)",
             inner.draining.clone(),
         );
         Self {
@@ -536,6 +536,7 @@ pub async fn serve_with_metrics(
             Some(AbortOnDrop(tokio::spawn(serve(exporter, metrics.clone()))))
         }
     };
+    crate::server::open_files_for(limits.max_connections);
     let served = crate::server::serve_with(listener, router, limits, metrics.counting_drain(shutdown)).await;
     metrics.drained();
     served

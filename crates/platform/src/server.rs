@@ -85,7 +85,6 @@ pub async fn serve_with(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    open_files_for(limits.max_connections);
     let routes = Routes::new(router, &limits);
     let http = http1_builder(&limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -391,10 +390,13 @@ const SPARE_DESCRIPTORS: u64 = 256;
 
 /// Raises this process' open-file limit to its hard limit, once (every
 /// connection is a descriptor, and the usual soft limit, 1,024, is below
-/// `MAX_CONNECTIONS`' default plus the downstream pool), and warns when
-/// even that leaves too few for `max_connections`.
-fn open_files_for(max_connections: usize) {
+/// `MAX_CONNECTIONS`' default plus the downstream pool), and warns, once,
+/// when even that leaves too few for a service's `max_connections`. Called
+/// for a service's own port (not for a metrics port, whose limits are no
+/// setting of the operator's).
+pub(crate) fn open_files_for(max_connections: usize) {
     static LIMIT: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    static WARNED: AtomicBool = AtomicBool::new(false);
     let limit = *LIMIT.get_or_init(|| match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) => Some(limit),
         Err(error) => {
@@ -407,6 +409,7 @@ fn open_files_for(max_connections: usize) {
         .saturating_add(SPARE_DESCRIPTORS);
     if let Some(limit) = limit
         && limit < wanted
+        && !WARNED.swap(true, Ordering::Relaxed)
     {
         tracing::warn!(
             "the open-file limit is {limit}, and MAX_CONNECTIONS ({max_connections}) with the calls \

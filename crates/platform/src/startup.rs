@@ -64,6 +64,18 @@ pub async fn bind_addr(addr: SocketAddr) -> std::io::Result<TcpListener> {
 /// poll must not kill the process with the default action (as PID 1 it would
 /// even be ignored).
 pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
+    announced(signal_received())
+}
+
+/// `signal`, then the line that says the drain begins.
+async fn announced(signal: impl Future<Output = ()>) {
+    signal.await;
+    tracing::info!("shutting down: no new connections, finishing in-flight orders");
+}
+
+/// SIGTERM or SIGINT, as [`shutdown_signal`] waits for them (handlers
+/// installed at the call), without its line.
+fn signal_received() -> impl Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
     let signals = {
         use tokio::signal::unix::{SignalKind, signal};
@@ -85,7 +97,6 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
         }
         #[cfg(not(unix))]
         let _ = tokio::signal::ctrl_c().await;
-        tracing::info!("shutting down: no new connections, finishing in-flight orders");
     }
 }
 
@@ -113,14 +124,15 @@ where
     Run: FnOnce(TcpListener, C, Shutdown) -> Serving,
     Serving: Future<Output = Result<(), RunError>>,
 {
-    let mut shutdown: Shutdown = Box::pin(shutdown_signal());
+    let mut signal = Box::pin(signal_received());
     let config = tokio::select! {
         config = config => config,
-        () = &mut shutdown => {
+        () = &mut signal => {
             tracing::info!("{name} stopped before it started serving");
             return Ok(());
         }
     };
+    let shutdown: Shutdown = Box::pin(announced(signal));
     let config = match config {
         Ok(config) => config,
         Err(error) => {

@@ -16,6 +16,6 @@ pub const OTHER_KEY_PEM: &str = include_str!("../fixtures/other-key.pem");
 /// Self-signed certificate for [`OTHER_KEY_PEM`].
 pub const OTHER_CERT_PEM: &str = include_str!("../fixtures/other-cert.pem");
 /// Self-signed certificate valid only from 2099 to 2100 (its key was thrown
-/// away), for "this host's clock is wrong" tests; made with Python's
-/// `cryptography`.
+/// away), for "this host's clock is behind" tests; made with Python's
+/// `cryptography`, as `sns-cert-expired.pem` (2000 to 2001) was.
 pub const NOT_YET_VALID_CERT_PEM: &str = include_str!("../fixtures/sns-cert-not-yet-valid.pem");

@@ -54,8 +54,9 @@ const MIN_KEY_BITS: usize = 2048;
 
 /// Why an envelope was not verified.
 ///
-/// Only [`VerifyError::CertificateUnavailable`] is transient (answer 503 so
-/// SNS retries); everything else means the message is not genuine (403).
+/// Only [`VerifyError::CertificateUnavailable`] and
+/// [`VerifyError::CertificateNotYetValid`] are transient (answer 503 so SNS
+/// retries); everything else means the message is not genuine (403).
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum VerifyError {
     /// `SigningCertURL` is not a trusted certificate location.
@@ -76,10 +77,11 @@ pub enum VerifyError {
     /// Fetching the certificate failed (network, timeout, non-200).
     #[error("signing certificate unavailable: {0}")]
     CertificateUnavailable(String),
-    /// The certificate is not valid at this host's time: a wrong clock,
-    /// which every genuine message would meet until it is set right.
-    #[error("signing certificate not valid by this host's clock: {0}")]
-    CertificateNotValidNow(String),
+    /// The certificate's validity has not begun by this host's clock: a
+    /// clock set behind (SNS serves only certificates in use), which every
+    /// genuine message would meet until it is set right.
+    #[error("signing certificate not yet valid by this host's clock: {0}")]
+    CertificateNotYetValid(String),
 }
 
 impl VerifyError {
@@ -89,7 +91,7 @@ impl VerifyError {
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::CertificateUnavailable(_) | Self::CertificateNotValidNow(_)
+            Self::CertificateUnavailable(_) | Self::CertificateNotYetValid(_)
         )
     }
 }
@@ -404,8 +406,8 @@ async fn fetch_key(
     CertificateKey::from_pem(&body)
         .map(Arc::new)
         .map_err(|why| match why {
-            CertificateError::NotValidNow { .. } => {
-                VerifyError::CertificateNotValidNow(format!("{shown}: {why}"))
+            CertificateError::NotYetValid { .. } => {
+                VerifyError::CertificateNotYetValid(format!("{shown}: {why}"))
             }
             CertificateError::Unusable(_) => VerifyError::BadCertificate(format!("{shown}: {why}")),
         })
@@ -417,14 +419,14 @@ pub enum CertificateError {
     /// Not a usable certificate: what was wrong.
     #[error("{0}")]
     Unusable(String),
-    /// A certificate, but not valid at this host's time: a clock is wrong
-    /// (ours, or the signer's), not the certificate.
-    #[error("valid from {not_before} to {not_after}, but this host's clock says {now}: check the clock")]
-    NotValidNow {
+    /// A certificate whose validity has not begun by this host's clock: the
+    /// clock is behind (ours, or the signer's), not the certificate at fault.
+    /// One that has expired is [`CertificateError::Unusable`]: an old
+    /// message replayed names one.
+    #[error("valid from {not_before}, but this host's clock says {now}: check the clock")]
+    NotYetValid {
         /// The start of its validity.
         not_before: String,
-        /// The end of its validity.
-        not_after: String,
         /// This host's time.
         now: String,
     },
@@ -459,14 +461,22 @@ impl CertificateKey {
         let cert = Certificate::from_der(der).map_err(|e| why("not an X.509 certificate", e))?;
         let validity = &cert.tbs_certificate.validity;
         let now = SystemTime::now();
-        if now < validity.not_before.to_system_time() || now > validity.not_after.to_system_time() {
-            let now = x509_cert::der::DateTime::from_system_time(now)
-                .map_or_else(|_| format!("{now:?}"), |time| time.to_string());
-            return Err(CertificateError::NotValidNow {
+        let shown = |time: SystemTime| {
+            x509_cert::der::DateTime::from_system_time(time)
+                .map_or_else(|_| format!("{time:?}"), |t| t.to_string())
+        };
+        if now < validity.not_before.to_system_time() {
+            return Err(CertificateError::NotYetValid {
                 not_before: validity.not_before.to_string(),
-                not_after: validity.not_after.to_string(),
-                now,
+                now: shown(now),
             });
+        }
+        if now > validity.not_after.to_system_time() {
+            return Err(CertificateError::Unusable(format!(
+                "expired on {}, and this host's clock says {}",
+                validity.not_after,
+                shown(now)
+            )));
         }
         let spki = cert
             .tbs_certificate
@@ -561,25 +571,38 @@ mod tests {
     }
 
     #[test]
-    fn a_certificate_not_valid_now_says_the_clock_is_wrong() {
+    fn a_certificate_not_yet_valid_says_the_clock_is_wrong() {
         let pem = include_str!("../../../testkit/fixtures/sns-cert-not-yet-valid.pem");
         let Err(error) = CertificateKey::from_pem(pem.as_bytes()) else {
             panic!("a certificate valid from 2099 was taken");
         };
-        assert!(matches!(error, CertificateError::NotValidNow { .. }), "{error}");
+        assert!(matches!(error, CertificateError::NotYetValid { .. }), "{error}");
         let text = error.to_string();
         assert!(
-            text.starts_with(
-                "valid from 2099-01-01T00:00:00Z to 2100-01-01T00:00:00Z, but this host's clock says 20"
-            ),
+            text.starts_with("valid from 2099-01-01T00:00:00Z, but this host's clock says 20"),
             "{text}"
         );
     }
 
     #[test]
-    fn only_certificate_unavailable_or_not_valid_now_is_transient() {
+    fn an_expired_certificate_is_unusable() {
+        let pem = include_str!("../../../testkit/fixtures/sns-cert-expired.pem");
+        let Err(error) = CertificateKey::from_pem(pem.as_bytes()) else {
+            panic!("a certificate that expired in 2001 was taken");
+        };
+        assert!(matches!(error, CertificateError::Unusable(_)), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with("expired on 2001-01-01T00:00:00Z, and this host's clock says 20"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn only_certificate_unavailable_or_not_yet_valid_is_transient() {
         assert!(VerifyError::CertificateUnavailable("x".into()).is_transient());
-        assert!(VerifyError::CertificateNotValidNow("x".into()).is_transient());
+        assert!(VerifyError::CertificateNotYetValid("x".into()).is_transient());
         assert!(!VerifyError::BadCertificate("x".into()).is_transient());
         assert!(!VerifyError::BadSignature.is_transient());
         assert!(!VerifyError::MalformedSignature.is_transient());

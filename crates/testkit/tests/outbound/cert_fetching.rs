@@ -229,8 +229,8 @@ async fn sns_shaped_cert_urls_are_fetched_from_the_stand_in() {
 }
 
 #[tokio::test]
-async fn a_certificate_not_valid_by_our_clock_is_transient_and_fetched_again() {
-    // A clock set wrong (ours or the signer's) fails every genuine message:
+async fn a_certificate_not_yet_valid_by_our_clock_is_transient_and_fetched_again() {
+    // A clock set behind (ours or the signer's) fails every genuine message:
     // transient (503, which SNS retries), not a 403 after which SNS drops
     // the order; and not cached, so a clock set right is seen at once.
     let (server, base) = CertServer::start().await;
@@ -238,11 +238,11 @@ async fn a_certificate_not_valid_by_our_clock_is_transient_and_fetched_again() {
     let envelope = signed(base.join("not-yet-valid/cert.pem").unwrap().as_str());
     for _ in 0..2 {
         match verifier.verify(&envelope).await {
-            Err(error @ VerifyError::CertificateNotValidNow(_)) => {
+            Err(error @ VerifyError::CertificateNotYetValid(_)) => {
                 assert!(error.is_transient());
                 assert!(error.to_string().contains("check the clock"), "{error}");
             }
-            other => panic!("expected CertificateNotValidNow, got {other:?}"),
+            other => panic!("expected CertificateNotYetValid, got {other:?}"),
         }
     }
     assert_eq!(server.hits("/not-yet-valid/cert.pem"), 2);
