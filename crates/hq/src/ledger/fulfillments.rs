@@ -3,7 +3,7 @@
 
 use super::keys::KeyInfo;
 use super::{Ledger, LedgerError, now};
-use contracts::{FulfillmentRequest, Producer};
+use contracts::{FulfillmentRequest, Producer, Quantity};
 use rusqlite::{OptionalExtension, Transaction, params};
 use serde::Serialize;
 
@@ -60,7 +60,9 @@ impl Ledger {
         self.with(move |conn| {
             let tx = conn.transaction()?;
             if let Some(idem) = &idempotency_key
-                && let Some(replay) = replay(&tx, &key_id, idem, request)?
+                // The quantities only: a replay is the same order, whoever
+                // (which producer) sends it again.
+                && let Some(replay) = replay(&tx, &key_id, idem, (iridium, magnesite))?
             {
                 tx.commit()?;
                 return Ok(replay);
@@ -130,12 +132,13 @@ impl Ledger {
 }
 
 /// The earlier fulfillment under `idem` for `key_id`, counted as a replay,
-/// or `None` when the key is new; a conflict when the quantities differ.
+/// or `None` when the key is new; a conflict when `asked` (iridium,
+/// magnesite) differs from what it recorded.
 fn replay(
     tx: &Transaction<'_>,
     key_id: &str,
     idem: &str,
-    request: FulfillmentRequest,
+    asked: (Quantity, Quantity),
 ) -> Result<Option<Recorded>, LedgerError> {
     let earlier: Option<(i64, u32, u32)> = tx
         .query_row(
@@ -147,14 +150,7 @@ fn replay(
     let Some((id, iridium, magnesite)) = earlier else {
         return Ok(None);
     };
-    // By name, as in `record`: a resource added is compared too. The
-    // producer is not: a replay is the same order, whoever sends it again.
-    let FulfillmentRequest {
-        iridium: asked_iridium,
-        magnesite: asked_magnesite,
-        produced_by: _,
-    } = request;
-    if (iridium, magnesite) != (asked_iridium, asked_magnesite) {
+    if (iridium, magnesite) != asked {
         return Err(LedgerError::IdempotencyConflict(idem.to_owned()));
     }
     tx.execute(
