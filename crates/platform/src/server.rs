@@ -8,9 +8,11 @@
 //! ECS killed the task. Here every way a client can hold a connection has a
 //! bound (see [`ServerLimits`]), and so does the drain.
 
+mod accept_failures;
 mod limits;
 mod write_deadline;
 
+use accept_failures::{AcceptFailures, REPORT_EVERY};
 pub use limits::{
     DEFAULT_BODY_READ_TIMEOUT_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HEADER_READ_TIMEOUT_MS,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_WRITE_TIMEOUT_MS,
@@ -95,6 +97,7 @@ pub async fn serve_with(
     // slot, and when idle connections are next asked to make room.
     let mut waiting: Option<TcpStream> = None;
     let mut next_shed = Instant::now();
+    let mut failures = AcceptFailures::default();
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -114,11 +117,13 @@ pub async fn serve_with(
             }
             accepted = listener.accept(), if slot.is_some() || waiting.is_none() => match accepted {
                 Ok((stream, _peer)) if slot.is_some() => {
+                    accepting_again(&mut failures);
                     connections.spawn(serve_connection(&http, &limits, stream, &routes, &signals, slot.take()));
                 }
                 // At the bound: one waits here (the rest in the kernel's
                 // queue, not in our memory) while idle connections close.
                 Ok((stream, _peer)) => {
+                    accepting_again(&mut failures);
                     waiting = Some(stream);
                     next_shed = Instant::now();
                 }
@@ -129,7 +134,7 @@ pub async fn serve_with(
                         // it) is served again.
                         signal.send_replace(Signal::Shed);
                     }
-                    accept_failed(error).await;
+                    accept_failed(error, &mut failures).await;
                 }
             },
         }
@@ -430,9 +435,9 @@ fn out_of_descriptors(error: &std::io::Error) -> bool {
 }
 
 /// Waits a little after an accept error that would repeat at once (out of
-/// file descriptors or memory); a connection that failed while queued is
-/// just skipped.
-async fn accept_failed(error: std::io::Error) {
+/// file descriptors or memory), logging it as `failures` allows; a
+/// connection that failed while queued is just skipped.
+async fn accept_failed(error: std::io::Error, failures: &mut AcceptFailures) {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
         error.kind(),
@@ -440,8 +445,26 @@ async fn accept_failed(error: std::io::Error) {
     ) {
         return;
     }
-    tracing::error!(%error, "cannot accept a connection; retrying in {ACCEPT_RETRY:?}");
+    if let Some(failures) = failures.failed(Instant::now()) {
+        tracing::error!(
+            %error,
+            failures,
+            "cannot accept connections ({failures} failed since the last such line); retrying every \
+             {ACCEPT_RETRY:?}, and reporting at most every {REPORT_EVERY:?}"
+        );
+    }
     tokio::time::sleep(ACCEPT_RETRY).await;
+}
+
+/// Reports the accept failures held back, once `failures` allows, when a
+/// connection is accepted again.
+fn accepting_again(failures: &mut AcceptFailures) {
+    if let Some(failures) = failures.accepted(Instant::now()) {
+        tracing::warn!(
+            failures,
+            "accepting connections again ({failures} failed since the last such line)"
+        );
+    }
 }
 
 /// Why a request got no answer from its route: the serve loop's own replies.

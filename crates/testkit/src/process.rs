@@ -235,6 +235,8 @@ pub async fn resource_binary_sheds_idle_connections_out_of_descriptors(
     env.insert("GLUE_HOOK_SECRET".into(), crate::spawn::TEST_HOOK_SECRET.into());
     // Idle connections would otherwise hold their descriptors this long.
     env.insert("HEADER_READ_TIMEOUT_MS".into(), "60000".into());
+    // Busy ones (a body on its way) this long.
+    env.insert("BODY_READ_TIMEOUT_MS".into(), "2000".into());
     let mut service = ServiceProcess::start_with_open_files(exe, &env, 64);
     let addr = service.wait_listening().await;
     let mut idle = Vec::new();
@@ -254,11 +256,42 @@ pub async fn resource_binary_sheds_idle_connections_out_of_descriptors(
         "took {:?}",
         started.elapsed()
     );
+    // A connection with a request in progress is not closed to make room,
+    // so with every slot busy until the body timeout, accepting fails ten
+    // times a second until their bodies time out and they close.
+    drop(idle);
+    let mut busy = Vec::new();
+    for _ in 0..60 {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!("POST /{resource}/ HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{{");
+        tokio::io::AsyncWriteExt::write_all(&mut stream, head.as_bytes())
+            .await
+            .unwrap();
+        busy.push(stream);
+    }
+    let health = tokio::time::timeout(
+        Duration::from_secs(20),
+        reqwest::get(format!("http://{addr}/{resource}/")),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("no health check answer within 20 s; output: {:#?}", service.seen));
+    assert_eq!(health.unwrap().status().as_u16(), 200);
     service.terminate().await;
     service.wait_exit(Duration::from_secs(10)).await;
     let log = service.seen.join("\n");
     assert!(
         log.contains("the open-file limit is 64"),
         "no warning at start:\n{log}"
+    );
+    // Accepting failed over and over, for seconds: one line says so, not
+    // one per failure.
+    let accept_lines = service
+        .seen
+        .iter()
+        .filter(|line| line.contains("cannot accept connections"))
+        .count();
+    assert!(
+        (1..=2).contains(&accept_lines),
+        "{accept_lines} accept-failure lines in a run of a few seconds:\n{log}"
     );
 }
