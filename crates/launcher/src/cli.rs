@@ -2,6 +2,7 @@
 
 use crate::{LaunchConfig, Stage, demo_retry_policy};
 use clap::Parser;
+use contracts::Resource;
 use hq::feed::Topic;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -13,7 +14,7 @@ use std::time::Duration;
 #[command(
     name = "interstella",
     version,
-    about = "Runs the whole Interstella platform on this machine: HQ (order feed, fulfillment API), the monolith, iridium and magnesite"
+    about = "Runs the whole Interstella platform on this machine: HQ (order feed, fulfillment API), the monolith and a microservice per resource"
 )]
 pub struct Cli {
     /// Migration stage: everything in the monolith, iridium strangled, or both strangled.
@@ -35,12 +36,11 @@ pub struct Cli {
     /// The monolith's port.
     #[arg(long, default_value_t = monolith::cli::DEFAULT_PORT)]
     pub monolith_port: u16,
-    /// Iridium's port.
-    #[arg(long, default_value_t = 5001)]
-    pub iridium_port: u16,
-    /// Magnesite's port.
-    #[arg(long, default_value_t = 5002)]
-    pub magnesite_port: u16,
+    /// A microservice's port, e.g. `iridium=6001`; one not named listens on
+    /// the monolith's port plus its place among the resources (iridium
+    /// 5001, magnesite 5002), or any free port when that is 0.
+    #[arg(long = "microservice-port", value_delimiter = ',', value_parser = parse_microservice_port)]
+    pub microservice_ports: Vec<(Resource, u16)>,
     /// Simulated work per gathered resource, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub gather_delay_ms: u64,
@@ -60,8 +60,19 @@ impl Cli {
         let mut config = LaunchConfig::new(self.stage, &self.data_dir);
         config.hq_addr = at(self.hq_port);
         config.monolith_addr = at(self.monolith_port);
-        config.iridium_addr = at(self.iridium_port);
-        config.magnesite_addr = at(self.magnesite_port);
+        config.microservice_addrs = Resource::ALL
+            .iter()
+            .zip(1..)
+            .map(|(&resource, place)| {
+                let named = self.microservice_ports.iter().rev().find(|(r, _)| *r == resource);
+                let port = match named {
+                    Some(&(_, port)) => port,
+                    None if self.monolith_port == 0 => 0,
+                    None => self.monolith_port.saturating_add(place),
+                };
+                (resource, at(port))
+            })
+            .collect();
         config.rates = if self.rates.is_empty() {
             self.stage.fed_topics().into_iter().map(|t| (t, 0.5)).collect()
         } else {
@@ -76,5 +87,57 @@ impl Cli {
     /// How long Ctrl-C waits for deliveries.
     pub fn drain(&self) -> Duration {
         Duration::from_secs(self.drain_secs)
+    }
+}
+
+/// Parses `resource=port`.
+fn parse_microservice_port(text: &str) -> Result<(Resource, u16), String> {
+    let (resource, port) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected resource=port, e.g. iridium=6001, got {text:?}"))?;
+    let resource = resource.trim().parse::<Resource>().map_err(|e| e.to_string())?;
+    let port = port
+        .trim()
+        .parse::<u16>()
+        .map_err(|_| format!("a port is a number from 0 to 65535, got {port:?}"))?;
+    Ok((resource, port))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ports(args: &[&str]) -> Vec<(Resource, u16)> {
+        let cli = Cli::try_parse_from(std::iter::once("interstella").chain(args.iter().copied())).unwrap();
+        let config = cli.config();
+        config
+            .microservice_addrs
+            .iter()
+            .map(|(&resource, addr)| (resource, addr.port()))
+            .collect()
+    }
+
+    #[test]
+    fn every_resource_gets_a_port_after_the_monoliths_unless_named() {
+        assert_eq!(
+            ports(&[]),
+            [(Resource::Iridium, 5001), (Resource::Magnesite, 5002)]
+        );
+        assert_eq!(
+            ports(&["--monolith-port", "7000", "--microservice-port", "magnesite=7100"]),
+            [(Resource::Iridium, 7001), (Resource::Magnesite, 7100)]
+        );
+        assert_eq!(
+            ports(&["--monolith-port", "0"]),
+            [(Resource::Iridium, 0), (Resource::Magnesite, 0)]
+        );
+    }
+
+    #[test]
+    fn a_microservice_port_names_a_resource_and_a_port() {
+        assert!(parse_microservice_port("pyrite=6001").is_err());
+        assert!(parse_microservice_port("iridium=70000").is_err());
+        assert!(parse_microservice_port("iridium").is_err());
+        assert_eq!(parse_microservice_port("iridium=6001"), Ok((Resource::Iridium, 6001)));
     }
 }

@@ -95,8 +95,7 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
          SNS stand-in / topics          {hq}/topics  (AWS_ENDPOINT_URL_SNS={hq})\n  \
          totals, reconciliation         {hq}/totals  {hq}/reconciliation\n\
          monolith                       {monolith}  (orders topic -> /order/; strangled: {strangled})\n\
-         iridium                        {iridium}  (iridium topic -> /iridium/)\n\
-         magnesite                      {magnesite}  (magnesite topic -> /magnesite/)\n\n\
+         {microservices}\n\
          Generating: {rates}\n\n\
          Try it:\n  \
          export HQ_ADMIN_TOKEN={admin}  # HQ's admin credential, kept in {admin_file}\n  \
@@ -109,8 +108,7 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
         admin_file = config.data_dir.join(hq::admin::TOKEN_FILE).display(),
         dashboard = dashboard_url(platform),
         monolith = platform.monolith.url("/"),
-        iridium = platform.iridium.url("/iridium/"),
-        magnesite = platform.magnesite.url("/magnesite/"),
+        microservices = microservice_lines(platform),
         strangled = if strangled.is_empty() {
             "none".to_owned()
         } else {
@@ -122,6 +120,19 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
             rates.join(", ")
         },
     );
+}
+
+/// A line per microservice for the banner: its URL and the topic it takes.
+fn microservice_lines(platform: &Platform) -> String {
+    platform
+        .microservices
+        .iter()
+        .map(|(resource, service)| {
+            let path = crate::microservice_path(*resource);
+            let url = service.url(&path);
+            format!("{:<31}{url}  ({resource} topic -> {path})\n", resource.as_str())
+        })
+        .collect()
 }
 
 /// Where HQ's live dashboard is, under HQ's base URL.

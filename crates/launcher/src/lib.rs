@@ -1,8 +1,9 @@
 //! The launcher: the whole Interstella platform on one machine, on loopback.
 //!
-//! Starts HQ, the monolith, iridium and magnesite in-process (each service's
-//! own library), subscribes them to HQ's topics the way the workshop's final
-//! lab wires them (`orders` → monolith `/order/`, `iridium` → `/iridium/`,
+//! Starts HQ, the monolith and a microservice for every resource
+//! ([`Resource::ALL`]: iridium and magnesite) in-process (each service's own
+//! library), subscribes them to HQ's topics the way the workshop's final lab
+//! wires them (`orders` → monolith `/order/`, `iridium` → `/iridium/`,
 //! `magnesite` → `/magnesite/`), feeds orders, shows progress, and on
 //! shutdown drains deliveries and reconciles orders against fulfillments.
 
@@ -68,10 +69,9 @@ pub struct LaunchConfig {
     pub hq_addr: SocketAddr,
     /// The monolith's listen address.
     pub monolith_addr: SocketAddr,
-    /// Iridium's listen address.
-    pub iridium_addr: SocketAddr,
-    /// Magnesite's listen address.
-    pub magnesite_addr: SocketAddr,
+    /// Each resource's microservice's listen address; one not named here
+    /// listens on any free loopback port.
+    pub microservice_addrs: BTreeMap<Resource, SocketAddr>,
     /// Orders per second per topic; empty = nothing generated.
     pub rates: BTreeMap<Topic, f64>,
     /// Largest quantity in a generated order.
@@ -94,8 +94,7 @@ impl LaunchConfig {
             data_dir: data_dir.into(),
             hq_addr: any,
             monolith_addr: any,
-            iridium_addr: any,
-            magnesite_addr: any,
+            microservice_addrs: BTreeMap::new(),
             rates: BTreeMap::new(),
             max_quantity: hq::cli::DEFAULT_MAX_QUANTITY,
             feed: FeedConfig {
@@ -151,10 +150,8 @@ pub struct Platform {
     hq: RunningHq,
     /// The monolith.
     pub monolith: Service,
-    /// The iridium microservice.
-    pub iridium: Service,
-    /// The magnesite microservice.
-    pub magnesite: Service,
+    /// Every resource's microservice, one for each of [`Resource::ALL`].
+    pub microservices: BTreeMap<Resource, Service>,
     stage: Stage,
     generator: GeneratorConfig,
 }
@@ -172,16 +169,11 @@ pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
     let running_hq = start_hq(&config, api_key.clone()).await?;
     let services = start_services(&config, running_hq.hq(), api_key).await?;
     subscribe_and_confirm(running_hq.hq().feed(), &services).await?;
-    let Services {
-        monolith,
-        iridium,
-        magnesite,
-    } = services;
+    let Services { monolith, microservices } = services;
     Ok(Platform {
         hq: running_hq,
         monolith,
-        iridium,
-        magnesite,
+        microservices,
         stage: config.stage,
         generator: GeneratorConfig {
             rates: config.rates,
@@ -198,15 +190,14 @@ async fn start_hq(config: &LaunchConfig, api_key: ApiKey) -> Result<RunningHq, L
     Ok(hq::start(service::listen(config.hq_addr).await?, hq_config).await?)
 }
 
-/// The three services, before they are subscribed.
+/// The services, before they are subscribed.
 struct Services {
     monolith: Service,
-    iridium: Service,
-    magnesite: Service,
+    microservices: BTreeMap<Resource, Service>,
 }
 
 /// Phase 2: the monolith, calling HQ's fulfillment API with `api_key`, then
-/// iridium and magnesite, calling the monolith's glue hook.
+/// every resource's microservice, calling the monolith's glue hook.
 async fn start_services(
     config: &LaunchConfig,
     hq: &hq::Hq,
@@ -235,29 +226,43 @@ async fn start_services(
     let monolith = Service::launch("monolith", config.monolith_addr, monolith_config, monolith::run).await?;
 
     let glue_hook = resource::config::glue_hook_url(&monolith.url("/"))?;
-    let resource_service = |resource: Resource, addr: SocketAddr| {
+    let mut microservices = BTreeMap::new();
+    for &resource in Resource::ALL {
         let mut resource_config = ResourceConfig::new(resource, glue_hook.clone(), hook_secret.clone());
         resource_config.route.gather_delay = config.gather_delay;
         resource_config.route.trust = trust(Topic::of_resource(resource));
-        Service::launch(resource.as_str(), addr, resource_config, resource::run)
-    };
-    let iridium = resource_service(Resource::Iridium, config.iridium_addr).await?;
-    let magnesite = resource_service(Resource::Magnesite, config.magnesite_addr).await?;
+        let addr = config
+            .microservice_addrs
+            .get(&resource)
+            .copied()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let service = Service::launch(resource.as_str(), addr, resource_config, resource::run).await?;
+        microservices.insert(resource, service);
+    }
     Ok(Services {
         monolith,
-        iridium,
-        magnesite,
+        microservices,
     })
+}
+
+/// Where a resource's microservice takes its orders (and its topic's
+/// deliveries): `/<resource>/`, as in the workshop.
+pub fn microservice_path(resource: Resource) -> String {
+    format!("/{resource}/")
 }
 
 /// Phase 3: wires the topics as the workshop's final lab does and waits
 /// until every service has confirmed its subscription.
 async fn subscribe_and_confirm(feed: &Feed, services: &Services) -> Result<(), LaunchError> {
-    let wiring = [
-        (Topic::Orders, services.monolith.url("/order/")),
-        (Topic::Iridium, services.iridium.url("/iridium/")),
-        (Topic::Magnesite, services.magnesite.url("/magnesite/")),
-    ];
+    let microservices = services.microservices.iter().map(|(&resource, service)| {
+        (
+            Topic::of_resource(resource),
+            service.url(&microservice_path(resource)),
+        )
+    });
+    let wiring: Vec<(Topic, String)> = std::iter::once((Topic::Orders, services.monolith.url("/order/")))
+        .chain(microservices)
+        .collect();
     let give_up = tokio::time::Instant::now() + CONFIRM_DEADLINE;
     for (topic, endpoint) in &wiring {
         let subscriber = hq::feed::Endpoint::parse(endpoint)?;
@@ -272,6 +277,13 @@ async fn subscribe_and_confirm(feed: &Feed, services: &Services) -> Result<(), L
 }
 
 impl Platform {
+    /// `resource`'s microservice (every resource has one).
+    pub fn microservice(&mut self, resource: Resource) -> Result<&mut Service, LaunchError> {
+        self.microservices
+            .get_mut(&resource)
+            .ok_or(LaunchError::Service(resource.as_str(), "not running here".to_owned()))
+    }
+
     /// HQ's state (feed, ledger, faults).
     pub fn hq(&self) -> &hq::Hq {
         self.hq.hq()
@@ -304,9 +316,10 @@ impl Platform {
                 self.hq.hq().feed().in_flight()
             );
         }
-        for service in [&mut self.iridium, &mut self.magnesite, &mut self.monolith] {
+        for service in self.microservices.values_mut() {
             service.stop().await?;
         }
+        self.monolith.stop().await?;
         Ok(self.hq.shutdown(Duration::ZERO).await?)
     }
 }
