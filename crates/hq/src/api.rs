@@ -85,10 +85,13 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::Ledger(LedgerError::IdempotencyConflict(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Feed(FeedError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Feed(FeedError::Sns(_)) => StatusCode::BAD_GATEWAY,
-            Self::Feed(FeedError::Ledger(_) | FeedError::PublishedNotRecorded { .. }) | Self::Ledger(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
+            Self::Feed(FeedError::Stopping) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Feed(
+                FeedError::Ledger(_) | FeedError::PublishedNotRecorded { .. } | FeedError::Interrupted(_),
+            )
+            | Self::Ledger(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

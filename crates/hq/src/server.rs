@@ -146,11 +146,16 @@ impl RunningHq {
         }
     }
 
-    /// Stops generating, lets deliveries and their retries finish for up to
-    /// `drain`, reconciles, then stops serving.
+    /// Stops generating and publishing, lets publishes and deliveries under
+    /// way and their retries finish for up to `drain`, reconciles, then
+    /// stops serving.
     pub async fn shutdown(mut self, drain: Duration) -> Result<Reconciliation, StartError> {
         // The drain begins with the deliveries', not when serving stops.
         self.metrics.drain_started();
+        // HQ keeps serving while deliveries finish (the services call its
+        // API and fetch its certificate), but an order published now would
+        // be cut off by the stop and missed by the reconciliation.
+        self.hq.feed().stop_publishing();
         for subscriber in self.subscribers.drain(..) {
             subscriber.abort();
         }

@@ -138,6 +138,9 @@ mod tests {
         assert!(parse_microservice_port("pyrite=6001").is_err());
         assert!(parse_microservice_port("iridium=70000").is_err());
         assert!(parse_microservice_port("iridium").is_err());
-        assert_eq!(parse_microservice_port("iridium=6001"), Ok((Resource::Iridium, 6001)));
+        assert_eq!(
+            parse_microservice_port("iridium=6001"),
+            Ok((Resource::Iridium, 6001))
+        );
     }
 }

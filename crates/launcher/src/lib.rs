@@ -169,7 +169,10 @@ pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
     let running_hq = start_hq(&config, api_key.clone()).await?;
     let services = start_services(&config, running_hq.hq(), api_key).await?;
     subscribe_and_confirm(running_hq.hq().feed(), &services).await?;
-    let Services { monolith, microservices } = services;
+    let Services {
+        monolith,
+        microservices,
+    } = services;
     Ok(Platform {
         hq: running_hq,
         monolith,
@@ -279,9 +282,10 @@ async fn subscribe_and_confirm(feed: &Feed, services: &Services) -> Result<(), L
 impl Platform {
     /// `resource`'s microservice (every resource has one).
     pub fn microservice(&mut self, resource: Resource) -> Result<&mut Service, LaunchError> {
-        self.microservices
-            .get_mut(&resource)
-            .ok_or(LaunchError::Service(resource.as_str(), "not running here".to_owned()))
+        self.microservices.get_mut(&resource).ok_or(LaunchError::Service(
+            resource.as_str(),
+            "not running here".to_owned(),
+        ))
     }
 
     /// HQ's state (feed, ledger, faults).
@@ -305,11 +309,12 @@ impl Platform {
         self.hq.generate(&generator).await;
     }
 
-    /// Stops generating, waits up to `drain` for deliveries and their
-    /// retries to finish (the services still up), stops everything and
-    /// returns the reconciliation.
+    /// Stops generating and publishing, waits up to `drain` for publishes
+    /// and deliveries under way and their retries to finish (the services
+    /// still up), stops everything and returns the reconciliation.
     pub async fn shutdown(mut self, drain: Duration) -> Result<Reconciliation, LaunchError> {
         self.hq.stop_generator().await;
+        self.hq.hq().feed().stop_publishing();
         if !self.hq.hq().feed().drain(drain).await {
             tracing::warn!(
                 "{} deliveries still under way after {drain:?}",

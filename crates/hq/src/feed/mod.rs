@@ -34,11 +34,13 @@ use envelopes::Envelopes;
 use serde::Serialize;
 use stats::Stats;
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use subscriptions::Subscriptions;
 use tokio::sync::Semaphore;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument as _;
 use url::Url;
 
 /// How deliveries are made.
@@ -98,7 +100,19 @@ pub enum FeedError {
     /// AWS SNS refused or could not be reached (`HQ_PUBLISH_TO=aws`).
     #[error("SNS: {0}")]
     Sns(String),
+    /// Over SNS' limit on a message.
+    #[error("the message is {0} bytes; SNS takes at most {MAX_MESSAGE_BYTES}")]
+    TooLarge(usize),
+    /// HQ is shutting down: nothing published now could be delivered.
+    #[error("HQ is shutting down; the order was NOT published: publish it again once HQ is back")]
+    Stopping,
+    /// The publish failed inside HQ before it was recorded.
+    #[error("the publish failed inside HQ; the order was NOT published: {0}")]
+    Interrupted(String),
 }
+
+/// The largest message SNS publishes: 256 KiB.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 /// Why the feed could not be made.
 #[derive(Debug, thiserror::Error)]
@@ -142,6 +156,8 @@ struct Inner {
     stats: Stats,
     tracker: TaskTracker,
     permits: Semaphore,
+    /// Set once HQ begins to stop: publishes are refused from then on.
+    stopping: AtomicBool,
 }
 
 /// Locks `mutex`; a panic while it was held leaves the data itself intact
@@ -171,6 +187,7 @@ impl Feed {
                 stats: Stats::default(),
                 tracker: TaskTracker::new(),
                 permits: Semaphore::new(config.max_concurrent_deliveries.max(1)),
+                stopping: AtomicBool::new(false),
             }),
         })
     }
@@ -192,45 +209,45 @@ impl Feed {
     }
 
     /// [`Feed::publish`] with MessageAttributes, put in each envelope as SNS does.
+    ///
+    /// The publish runs as a task of its own, tracked as deliveries are: a
+    /// caller that gives up (a request timed out) does not stop it between
+    /// recording the order and starting its deliveries, which left orders
+    /// pending for ever, and [`Feed::drain`] waits for it. Once
+    /// [`Feed::stop_publishing`] is called, publishes are refused.
     pub async fn publish_with(
         &self,
         topic: Topic,
         message: &str,
         attributes: &MessageAttributes,
     ) -> Result<Published, FeedError> {
-        topic.validate(message)?;
-        let message_id = uuid::Uuid::new_v4().to_string();
-        let targets = self.inner.subscriptions.confirmed(topic);
-        // Recorded before any delivery starts, so a fulfillment can never
-        // arrive for an order the ledger has not heard of.
-        self.inner
-            .ledger
-            .record_published(
-                &self.inner.run_id,
-                &message_id,
-                topic,
-                &topic.arn(),
-                message,
-                targets.len(),
-            )
-            .await?;
-        let timestamp = crate::ledger::now();
-        self.inner.stats.published(topic, targets.len());
-        let subscribers = targets.len();
-        for subscription in targets {
-            let envelope = self.inner.envelopes.notification(
-                &subscription,
-                &message_id,
-                message,
-                &timestamp,
-                attributes,
-            );
-            self.inner.spawn_delivery(subscription, envelope);
+        if message.len() > MAX_MESSAGE_BYTES {
+            return Err(FeedError::TooLarge(message.len()));
         }
-        Ok(Published {
-            message_id,
-            subscribers,
-        })
+        topic.validate(message)?;
+        let inner = Arc::clone(&self.inner);
+        let message = message.to_owned();
+        let attributes = attributes.clone();
+        // The tracker counts the task from here, before it looks at
+        // `stopping`: a drain that began after that look waits for it, and
+        // one that began before it is seen.
+        let publish = async move {
+            if inner.stopping.load(Ordering::SeqCst) {
+                return Err(FeedError::Stopping);
+            }
+            inner.publish(topic, &message, &attributes).await
+        };
+        self.inner
+            .tracker
+            .spawn(publish.in_current_span())
+            .await
+            .map_err(|error| FeedError::Interrupted(error.to_string()))?
+    }
+
+    /// Refuses every publish from now on ([`FeedError::Stopping`]); those
+    /// already under way finish, and [`Feed::drain`] waits for them.
+    pub fn stop_publishing(&self) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
     }
 
     /// Counters per topic since HQ started.
@@ -252,5 +269,43 @@ impl Feed {
             .is_ok();
         self.inner.tracker.reopen();
         finished
+    }
+}
+
+impl Inner {
+    /// Records `message` as published on `topic` and starts its deliveries.
+    async fn publish(
+        self: &Arc<Self>,
+        topic: Topic,
+        message: &str,
+        attributes: &MessageAttributes,
+    ) -> Result<Published, FeedError> {
+        let message_id = uuid::Uuid::new_v4().to_string();
+        let targets = self.subscriptions.confirmed(topic);
+        // Recorded before any delivery starts, so a fulfillment can never
+        // arrive for an order the ledger has not heard of.
+        self.ledger
+            .record_published(
+                &self.run_id,
+                &message_id,
+                topic,
+                &topic.arn(),
+                message,
+                targets.len(),
+            )
+            .await?;
+        let timestamp = crate::ledger::now();
+        self.stats.published(topic, targets.len());
+        let subscribers = targets.len();
+        for subscription in targets {
+            let envelope =
+                self.envelopes
+                    .notification(&subscription, &message_id, message, &timestamp, attributes);
+            self.spawn_delivery(subscription, envelope);
+        }
+        Ok(Published {
+            message_id,
+            subscribers,
+        })
     }
 }

@@ -25,13 +25,14 @@ pub struct OrderCounts {
     pub published: u64,
     /// Orders with at least one fulfillment recorded under their key.
     pub fulfilled: u64,
-    /// Orders an endpoint refused with 4xx (bad orders; not lost).
+    /// Orders every endpoint refused with 4xx (bad orders; not lost).
     pub rejected: u64,
     /// Orders still being delivered or retried.
     pub pending: u64,
     /// Orders that reached no confirmed subscription.
     pub unrouted: u64,
-    /// Orders delivered or failed, but with no fulfillment recorded.
+    /// Orders delivered or failed, but with no fulfillment recorded (and
+    /// not refused by every endpoint).
     pub lost: u64,
     /// Extra fulfillments recorded for an order already fulfilled.
     pub duplicated: u64,
@@ -61,7 +62,10 @@ impl OrderCounts {
             self.unrouted += 1;
         } else if order.finished < order.subscribers {
             self.pending += 1;
-        } else if order.rejected > 0 {
+        } else if order.rejected == order.finished {
+            // Only when every endpoint refused it: one more subscription
+            // that answers 4xx (a mistyped URL beside the service's) must
+            // not turn an order the service never fulfilled into a refusal.
             self.rejected += 1;
         } else {
             self.lost += 1;
@@ -138,5 +142,31 @@ impl Ledger {
             })
             .await?;
         Ok(Reconciliation::of(orders))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ended(subscribers: i64, rejected: i64) -> OrderCounts {
+        let mut counts = OrderCounts::default();
+        counts.count(&PublishedOrder {
+            topic: "magnesite".to_owned(),
+            subscribers,
+            fulfillments: 0,
+            finished: subscribers,
+            rejected,
+        });
+        counts
+    }
+
+    #[test]
+    fn an_order_is_rejected_only_when_every_endpoint_refused_it() {
+        assert_eq!((ended(1, 1).rejected, ended(1, 1).lost), (1, 0));
+        assert_eq!((ended(2, 2).rejected, ended(2, 2).lost), (1, 0));
+        // The service's delivery failed; another endpoint answered 404.
+        assert_eq!((ended(2, 1).rejected, ended(2, 1).lost), (0, 1));
+        assert_eq!((ended(1, 0).rejected, ended(1, 0).lost), (0, 1));
     }
 }

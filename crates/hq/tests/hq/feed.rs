@@ -154,7 +154,10 @@ async fn publishing_checks_the_order_like_the_services() {
     let dir = tempfile::tempdir().unwrap();
     let hq = start_hq(config(dir.path())).await;
     let client = admin_client(&hq);
+    // Valid JSON, but over what SNS publishes (whitespace is JSON too).
+    let too_large = format!("{{\"bundle\": 1{}}}", " ".repeat(hq::feed::MAX_MESSAGE_BYTES));
     for (topic, body, status, says) in [
+        ("orders", too_large.as_str(), 413, "SNS takes at most 262144"),
         ("orders", r#"{"iridium": 1}"#, 400, "not an order for this topic"),
         ("orders", "{", 400, "not an order for this topic"),
         ("orders", r#"{"bundle": 0}"#, 400, "not an order for this topic"),
@@ -168,7 +171,7 @@ async fn publishing_checks_the_order_like_the_services() {
     ] {
         let response = client
             .post(url(&hq, &format!("/topics/{topic}/publish")))
-            .body(body)
+            .body(body.to_owned())
             .send()
             .await
             .unwrap();
@@ -427,4 +430,95 @@ async fn hqs_drain_shows_on_its_metrics_while_deliveries_finish() {
     let reconciliation = shutdown.await.unwrap().unwrap();
     assert_eq!(reconciliation.totals.pending, 0);
     assert!(subscriber.notifications().len() > 1, "retried until taken");
+}
+
+#[tokio::test]
+async fn an_order_published_while_hq_stops_is_refused_not_lost() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.feed.retry.num_retries = 1_000;
+    let hq = start_hq(config).await;
+    // Fails every delivery until told to take them, so that HQ's drain,
+    // and its serving, last while the test publishes.
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let gate = Arc::clone(&open);
+    let subscriber = Subscriber::start(
+        Arc::new(move |_| {
+            if gate.load(std::sync::atomic::Ordering::SeqCst) {
+                StatusCode::OK
+            } else {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        }),
+        true,
+    )
+    .await;
+    subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
+    publish(&hq, "orders", r#"{"bundle": 1}"#).await;
+
+    // A publish whose body is still on its way when the stop begins.
+    let order = r#"{"bundle": 2}"#;
+    let mut slow = tokio::net::TcpStream::connect(hq.addr()).await.unwrap();
+    let head = format!(
+        "POST /topics/orders/publish HTTP/1.1\r\nhost: hq\r\nauthorization: Bearer {}\r\ncontent-length: {}\r\n\r\n",
+        hq.hq().admin_token().expose(),
+        order.len()
+    );
+    slow.write_all(head.as_bytes()).await.unwrap();
+    slow.write_all(&order.as_bytes()[..1]).await.unwrap();
+
+    let client = admin_client(&hq);
+    let publish_url = url(&hq, "/topics/orders/publish");
+    let shutdown = tokio::spawn(hq.shutdown(Duration::from_secs(30)));
+    let refused = wait_until("HQ to refuse publishes once stopping", WAIT, async || {
+        let response = client.post(&publish_url).body(order).send().await.ok()?;
+        (response.status() == StatusCode::SERVICE_UNAVAILABLE).then_some(response)
+    })
+    .await;
+    assert!(
+        refusal(refused, 503).await.contains("NOT published"),
+        "the refusal says the order was not taken"
+    );
+    slow.write_all(&order.as_bytes()[1..]).await.unwrap();
+    let mut answer = vec![0; 1024];
+    let read = slow.read(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer[..read]);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+
+    open.store(true, std::sync::atomic::Ordering::SeqCst);
+    let reconciliation = shutdown.await.unwrap().unwrap();
+    // The one order HQ answered 201 for, and no other.
+    assert_eq!(reconciliation.totals.published, 1, "{reconciliation:?}");
+    assert_eq!(reconciliation.totals.pending, 0);
+}
+
+#[tokio::test]
+async fn a_publish_its_caller_gave_up_on_is_still_delivered() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let subscriber = Subscriber::start(Arc::new(|_| StatusCode::OK), true).await;
+    subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
+    // Another writer holds the ledger, so the publish waits to record the
+    // order; its caller stops waiting first (as a request that timed out).
+    let mut holder = rusqlite::Connection::open(dir.path().join("hq-ledger.sqlite3")).unwrap();
+    let lock = holder
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+        .unwrap();
+    let feed = hq.hq().feed().clone();
+    let gave_up = tokio::time::timeout(
+        Duration::from_millis(200),
+        feed.publish(Topic::Orders, r#"{"bundle": 1}"#),
+    )
+    .await;
+    assert!(gave_up.is_err(), "the publish was still waiting for the ledger");
+    drop(lock);
+    let delivered = wait_until("the order delivered all the same", WAIT, async || {
+        subscriber.notifications().first().cloned()
+    })
+    .await;
+    let reconciliation = hq.shutdown(WAIT).await.unwrap();
+    assert_eq!(reconciliation.totals.published, 1, "{reconciliation:?}");
+    assert_eq!(reconciliation.totals.pending, 0);
+    assert!(delivered.body.contains("bundle"));
 }

@@ -7,8 +7,8 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use contracts::Resource;
 use common::{WAIT, all_fulfilled, config};
+use contracts::Resource;
 use hq::faults::FaultPlan;
 use hq::feed::Topic;
 use launcher::{Platform, Stage, launch};
@@ -116,7 +116,12 @@ async fn nothing_is_lost_or_doubled_when_services_and_fulfillments_fail() {
         fail_fulfillments: 3,
         lose_responses: 3,
     });
-    platform.microservice(Resource::Iridium).unwrap().stop().await.unwrap();
+    platform
+        .microservice(Resource::Iridium)
+        .unwrap()
+        .stop()
+        .await
+        .unwrap();
 
     let mut expected = (0, 0);
     for &topic in Topic::ALL {
@@ -128,7 +133,12 @@ async fn nothing_is_lost_or_doubled_when_services_and_fulfillments_fail() {
         (feed.stats()[&Topic::Iridium].retried >= 4).then_some(())
     })
     .await;
-    platform.microservice(Resource::Iridium).unwrap().restart().await.unwrap();
+    platform
+        .microservice(Resource::Iridium)
+        .unwrap()
+        .restart()
+        .await
+        .unwrap();
 
     // Fulfilled is not finished: an order whose answer was lost is already
     // in the ledger, and its redelivery (the replay counted below) may still
