@@ -148,6 +148,11 @@ impl Inner {
 
     /// One POST of `body` to the subscription's endpoint.
     async fn attempt(&self, subscription: &Subscription, envelope: &Envelope, body: &str) -> Attempt {
+        // Its own share first: an endpoint that never answers holds only
+        // that, and every other subscription still gets its deliveries.
+        let Ok(_own) = subscription.slots.acquire().await else {
+            return Attempt::Retry("the feed is shutting down".into());
+        };
         let Ok(_permit) = self.permits.acquire().await else {
             return Attempt::Retry("the feed is shutting down".into());
         };

@@ -50,8 +50,19 @@ pub struct FeedConfig {
     pub retry: RetryPolicy,
     /// How long one delivery attempt may take (SNS: 15 s).
     pub delivery_timeout: Duration,
-    /// Delivery attempts in flight at once, across all subscriptions.
+    /// Delivery attempts in flight at once, across all subscriptions; one
+    /// subscription takes at most half of them ([`FeedConfig::per_subscription`]).
     pub max_concurrent_deliveries: usize,
+}
+
+impl FeedConfig {
+    /// Delivery attempts one subscription may have in flight at once: half
+    /// the feed's. An endpoint that accepts and never answers (a mistyped
+    /// address, a security group dropping packets) holds each attempt for
+    /// the delivery timeout; with the whole pool it stalled every topic.
+    pub fn per_subscription(&self) -> usize {
+        (self.max_concurrent_deliveries / 2).max(1)
+    }
 }
 
 impl Default for FeedConfig {

@@ -4,9 +4,10 @@
 use super::{Endpoint, Feed, FeedError, Topic, lock_ignoring_poison};
 use serde::Serialize;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use subtle::ConstantTimeEq as _;
+use tokio::sync::Semaphore;
 
 /// Where a subscription stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -41,6 +42,9 @@ pub(super) struct Subscription {
     pub(super) endpoint: Endpoint,
     /// The secret in the SubscribeURL.
     pub(super) token: String,
+    /// Its share of the feed's delivery slots ([`super::FeedConfig::per_subscription`]),
+    /// shared by every copy of it.
+    pub(super) slots: Arc<Semaphore>,
 }
 
 impl fmt::Debug for Subscription {
@@ -57,7 +61,8 @@ pub(super) struct Subscriptions(Mutex<Vec<Subscription>>);
 
 impl Subscriptions {
     /// Adds a subscription of `endpoint` to `topic`, pending confirmation.
-    fn add_pending(&self, topic: Topic, endpoint: Endpoint) -> Subscription {
+    /// It may hold `slots` deliveries at once.
+    fn add_pending(&self, topic: Topic, endpoint: Endpoint, slots: usize) -> Subscription {
         let subscription = Subscription {
             info: SubscriptionInfo {
                 subscription_arn: format!("{}:{}", topic.arn(), uuid::Uuid::new_v4()),
@@ -67,6 +72,7 @@ impl Subscriptions {
             },
             endpoint,
             token: hex::encode(rand::random::<[u8; 32]>()),
+            slots: Arc::new(Semaphore::new(slots)),
         };
         lock_ignoring_poison(&self.0).push(subscription.clone());
         tracing::info!(topic = %topic, endpoint = %subscription.info.endpoint, "subscription pending confirmation");
@@ -134,10 +140,11 @@ impl Feed {
     /// Subscribes an HTTP(S) endpoint to `topic` and sends it a
     /// SubscriptionConfirmation; nothing else is delivered until it confirms.
     pub fn subscribe(&self, topic: Topic, endpoint: &str) -> Result<SubscriptionInfo, FeedError> {
-        let subscription = self
-            .inner
-            .subscriptions
-            .add_pending(topic, Endpoint::parse(endpoint)?);
+        let subscription = self.inner.subscriptions.add_pending(
+            topic,
+            Endpoint::parse(endpoint)?,
+            self.inner.config.per_subscription(),
+        );
         let info = subscription.info.clone();
         let envelope = self.inner.envelopes.confirmation(&subscription);
         self.inner.spawn_delivery(subscription, envelope);
@@ -155,7 +162,10 @@ impl Feed {
         endpoint: Endpoint,
         every: Duration,
     ) -> Result<SubscriptionInfo, FeedError> {
-        let subscription = self.inner.subscriptions.add_pending(topic, endpoint);
+        let subscription =
+            self.inner
+                .subscriptions
+                .add_pending(topic, endpoint, self.inner.config.per_subscription());
         let arn = subscription.info.subscription_arn.clone();
         let mut attempts: u64 = 0;
         loop {

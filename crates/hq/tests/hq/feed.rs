@@ -522,3 +522,44 @@ async fn a_publish_its_caller_gave_up_on_is_still_delivered() {
     assert_eq!(reconciliation.totals.pending, 0);
     assert!(delivered.body.contains("bundle"));
 }
+
+#[tokio::test]
+async fn an_endpoint_that_never_answers_does_not_stall_the_other_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // Attempts that hang keep their slots this long: longer than the test.
+    config.feed.delivery_timeout = Duration::from_secs(60);
+    let slots = config.feed.max_concurrent_deliveries;
+    let hq = start_hq(config).await;
+    let hanging = Subscriber::happy().await;
+    subscribe_confirmed(&hq, "iridium", &hanging.endpoint()).await;
+    // Confirmed, then it accepts connections and never answers.
+    hanging.stop();
+    let listener = wait_until("the address to be free again", WAIT, async || {
+        tokio::net::TcpListener::bind(hanging.addr).await.ok()
+    })
+    .await;
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = listener.accept().await {
+            held.push(stream);
+        }
+    });
+    let healthy = Subscriber::happy().await;
+    subscribe_confirmed(&hq, "magnesite", &healthy.endpoint()).await;
+
+    // More hanging deliveries than the feed has slots.
+    for _ in 0..slots * 2 {
+        publish(&hq, "iridium", r#"{"iridium": 1}"#).await;
+    }
+    let feed = hq.hq().feed().clone();
+    wait_until("the hanging deliveries to take their slots", WAIT, async || {
+        (feed.in_flight() >= slots * 2).then_some(())
+    })
+    .await;
+    publish(&hq, "magnesite", r#"{"magnesite": 1}"#).await;
+    wait_until("the other topic's order delivered", WAIT, async || {
+        healthy.notifications().first().cloned()
+    })
+    .await;
+}
