@@ -41,19 +41,19 @@ impl Received {
     }
 
     /// The fulfillment as the API was told it: the body, which must be
-    /// exactly the two quantities (SPEC; panics otherwise), with
+    /// exactly a quantity per resource (SPEC; panics otherwise), with
     /// `"produced_by"` added from its header when one was sent.
     pub fn fulfillment(&self) -> serde_json::Value {
         let mut fulfillment = self.body.clone();
-        let keys: Vec<&String> = self
+        let keys: std::collections::BTreeSet<&str> = self
             .body
             .as_object()
-            .map(|o| o.keys().collect())
+            .map(|o| o.keys().map(String::as_str).collect())
             .unwrap_or_default();
+        let resources = contracts::Resource::ALL.iter().map(|r| r.as_str()).collect();
         assert_eq!(
-            keys,
-            ["iridium", "magnesite"],
-            "the body is not exactly the two quantities: {}",
+            keys, resources,
+            "the body is not exactly a quantity per resource: {}",
             self.body
         );
         if let (Some(producer), Some(object)) = (

@@ -295,3 +295,50 @@ pub async fn resource_binary_sheds_idle_connections_out_of_descriptors(
         "{accept_lines} accept-failure lines in a run of a few seconds:\n{log}"
     );
 }
+
+/// The tests every resource binary gets, all of its crate's
+/// `tests/binary.rs`: `testkit::resource_binary_tests!(iridium);`. The one
+/// name is both the binary's and the resource's, so a file copied for a
+/// new resource and not renamed does not build (there is no such binary in
+/// the new crate) rather than test another resource.
+#[macro_export]
+macro_rules! resource_binary_tests {
+    ($name:ident) => {
+        fn exe() -> &'static ::std::path::Path {
+            ::std::path::Path::new(env!(concat!("CARGO_BIN_EXE_", stringify!($name))))
+        }
+
+        fn resource() -> ::contracts::Resource {
+            match stringify!($name).parse() {
+                Ok(resource) => resource,
+                Err(error) => panic!("{error}"),
+            }
+        }
+
+        #[tokio::test]
+        async fn missing_monolith_url_exits_with_one_line_naming_it() {
+            $crate::process::exits_with_one_line_naming(
+                exe(),
+                &$crate::process::safe_aws_env(),
+                &["monolithUrl", "MONOLITH_URL"],
+            )
+            .await;
+        }
+
+        #[tokio::test]
+        async fn serves_its_health_check_and_exits_0_on_sigterm() {
+            $crate::process::resource_binary_serves_and_stops(exe(), resource()).await;
+        }
+
+        #[tokio::test]
+        async fn refuses_to_start_without_hook_secret_or_with_sns_from_any_topic() {
+            $crate::process::resource_binary_refuses_unsafe_configuration(exe()).await;
+        }
+
+        #[tokio::test]
+        async fn out_of_descriptors_idle_connections_make_room_for_the_health_check() {
+            $crate::process::resource_binary_sheds_idle_connections_out_of_descriptors(exe(), resource())
+                .await;
+        }
+    };
+}
