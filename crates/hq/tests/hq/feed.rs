@@ -390,19 +390,7 @@ async fn hqs_drain_shows_on_its_metrics_while_deliveries_finish() {
     let hq = start_hq(config).await;
     let metrics = format!("http://{}/metrics", hq.metrics_addr().unwrap());
     // Fails every delivery until told to take them.
-    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let gate = Arc::clone(&open);
-    let subscriber = Subscriber::start(
-        Arc::new(move |_| {
-            if gate.load(std::sync::atomic::Ordering::SeqCst) {
-                StatusCode::OK
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-        }),
-        true,
-    )
-    .await;
+    let (subscriber, open) = Subscriber::gated().await;
     subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
     publish(&hq, "orders", r#"{"bundle": 1}"#).await;
 
@@ -441,19 +429,7 @@ async fn an_order_published_while_hq_stops_is_refused_not_lost() {
     let hq = start_hq(config).await;
     // Fails every delivery until told to take them, so that HQ's drain,
     // and its serving, last while the test publishes.
-    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let gate = Arc::clone(&open);
-    let subscriber = Subscriber::start(
-        Arc::new(move |_| {
-            if gate.load(std::sync::atomic::Ordering::SeqCst) {
-                StatusCode::OK
-            } else {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
-        }),
-        true,
-    )
-    .await;
+    let (subscriber, open) = Subscriber::gated().await;
     subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
     publish(&hq, "orders", r#"{"bundle": 1}"#).await;
 

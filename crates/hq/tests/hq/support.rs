@@ -13,6 +13,7 @@ use hq::{HqConfig, RunningHq};
 use platform::ApiKey;
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -173,6 +174,25 @@ impl Subscriber {
         )
         .await;
         Self::serve(listener, self.state.clone())
+    }
+
+    /// Confirms, and answers 503 to every notification until the gate it
+    /// returns is opened (set to true), then 200.
+    pub async fn gated() -> (Self, Arc<AtomicBool>) {
+        let open = Arc::new(AtomicBool::new(false));
+        let gate = Arc::clone(&open);
+        let subscriber = Self::start(
+            Arc::new(move |_| {
+                if gate.load(Ordering::SeqCst) {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            }),
+            true,
+        )
+        .await;
+        (subscriber, open)
     }
 
     /// Answers 200 to everything and confirms.
