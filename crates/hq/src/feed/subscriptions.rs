@@ -60,9 +60,18 @@ impl fmt::Debug for Subscription {
 pub(super) struct Subscriptions(Mutex<Vec<Subscription>>);
 
 impl Subscriptions {
-    /// Adds a subscription of `endpoint` to `topic`, pending confirmation.
-    /// It may hold `slots` deliveries at once.
+    /// The subscription of `endpoint` to `topic`: the one there is, as SNS
+    /// answers a Subscribe it has seen (one subscription, and so one
+    /// delivery of each order, per endpoint), or a new one pending
+    /// confirmation that may hold `slots` deliveries at once.
     fn add_pending(&self, topic: Topic, endpoint: Endpoint, slots: usize) -> Subscription {
+        let mut subscriptions = lock_ignoring_poison(&self.0);
+        if let Some(existing) = subscriptions
+            .iter()
+            .find(|s| s.info.topic == topic && s.endpoint == endpoint)
+        {
+            return existing.clone();
+        }
         let subscription = Subscription {
             info: SubscriptionInfo {
                 subscription_arn: format!("{}:{}", topic.arn(), uuid::Uuid::new_v4()),
@@ -74,7 +83,7 @@ impl Subscriptions {
             token: hex::encode(rand::random::<[u8; 32]>()),
             slots: Arc::new(Semaphore::new(slots)),
         };
-        lock_ignoring_poison(&self.0).push(subscription.clone());
+        subscriptions.push(subscription.clone());
         tracing::info!(topic = %topic, endpoint = %subscription.info.endpoint, "subscription pending confirmation");
         subscription
     }
@@ -139,6 +148,9 @@ impl Subscriptions {
 impl Feed {
     /// Subscribes an HTTP(S) endpoint to `topic` and sends it a
     /// SubscriptionConfirmation; nothing else is delivered until it confirms.
+    /// An endpoint already subscribed to `topic` keeps its subscription: a
+    /// confirmed one is returned as it is, a pending one is sent its
+    /// confirmation again.
     pub fn subscribe(&self, topic: Topic, endpoint: &str) -> Result<SubscriptionInfo, FeedError> {
         let subscription = self.inner.subscriptions.add_pending(
             topic,
@@ -146,6 +158,9 @@ impl Feed {
             self.inner.config.per_subscription(),
         );
         let info = subscription.info.clone();
+        if info.state == SubscriptionState::Confirmed {
+            return Ok(info);
+        }
         let envelope = self.inner.envelopes.confirmation(&subscription);
         self.inner.spawn_delivery(subscription, envelope);
         Ok(info)

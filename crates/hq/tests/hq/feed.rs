@@ -539,3 +539,23 @@ async fn an_endpoint_that_never_answers_does_not_stall_the_other_topics() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn an_endpoint_subscribed_twice_keeps_one_subscription_as_on_sns() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let subscriber = Subscriber::happy().await;
+    subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
+    let first = hq.hq().feed().subscriptions();
+    let again = subscribe(&hq, "orders", &subscriber.endpoint()).await;
+    assert_eq!(again["subscription_arn"], first[0].subscription_arn, "{again}");
+    assert_eq!(hq.hq().feed().subscriptions(), first, "still one subscription");
+    // Another topic is another subscription.
+    subscribe_confirmed(&hq, "iridium", &subscriber.endpoint()).await;
+    assert_eq!(hq.hq().feed().subscriptions().len(), 2);
+
+    publish(&hq, "orders", r#"{"bundle": 1}"#).await;
+    let reconciliation = hq.shutdown(WAIT).await.unwrap();
+    assert_eq!(reconciliation.totals.published, 1);
+    assert_eq!(subscriber.notifications().len(), 1, "delivered once");
+}
