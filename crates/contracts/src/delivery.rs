@@ -33,9 +33,17 @@ pub enum DeliveryError {
     BadEnvelope(String),
 }
 
+/// A body's JSON text, without the UTF-8 byte order mark some editors put
+/// first (a file sent with `curl -d @order.json`); RFC 8259 lets a parser
+/// ignore it, and serde_json does not.
+pub fn json_text(body: &[u8]) -> &[u8] {
+    body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body)
+}
+
 /// Parses a delivery body for an endpoint taking orders `O`. `type_header`
 /// is the `x-amz-sns-message-type` header.
 pub fn parse_delivery<O: Order>(body: &[u8], type_header: Option<&str>) -> Result<Delivery, DeliveryError> {
+    let body = json_text(body);
     // SNS always sends the header: read its object straight into an
     // envelope, one pass instead of a `Value` and then the envelope (a tenth
     // of a signed order's instructions beyond the RSA check). Whatever that
@@ -87,7 +95,7 @@ pub fn message_order<O: Order>(message: &Value) -> Result<O, OrderError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::order::BundleOrder;
+    use crate::order::{BundleOrder, ResourceOrder};
     use crate::sns::MessageType;
     use serde_json::json;
 
@@ -110,6 +118,19 @@ mod tests {
             message_order::<BundleOrder>(&json!({"bundle": "1"})),
             Ok(BundleOrder { bundle: 1 })
         );
+    }
+
+    #[test]
+    fn a_byte_order_mark_first_is_ignored() {
+        let saved_by_an_editor = b"\xef\xbb\xbf{\"Message\":{\"bundle\":\"1\"}}";
+        let delivery = parse_delivery::<BundleOrder>(saved_by_an_editor, None);
+        assert_eq!(delivery, Ok(Delivery::Direct(json!({"bundle": "1"}))));
+        assert_eq!(
+            ResourceOrder::from_text(b"\xef\xbb\xbf{\"iridium\": 2}").map(|order| order.quantity),
+            Ok(2)
+        );
+        // Only first: anywhere else it is a character like any other.
+        assert!(parse_delivery::<BundleOrder>(b" \xef\xbb\xbf{}", None).is_err());
     }
 
     #[test]

@@ -11,7 +11,7 @@ pub mod order_id;
 pub mod quote;
 pub mod sns;
 
-pub use delivery::{Delivery, DeliveryError, message_order, parse_delivery};
+pub use delivery::{Delivery, DeliveryError, json_text, message_order, parse_delivery};
 pub use fulfillment::{FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey, Producer};
 pub use order::{BundleOrder, Order, OrderError, Quantity, Resource, ResourceOrder};
 pub use order_id::OrderId;

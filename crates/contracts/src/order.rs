@@ -4,7 +4,7 @@
 //! workshop's curl); anything else is refused with a message saying what was
 //! expected, because such an order can never succeed.
 
-use crate::quote::{quoted, shortened_message};
+use crate::quote::{quoted, quoted_json};
 use serde::de::IntoDeserializer as _;
 use serde::ser::SerializeMap as _;
 use serde::{Deserialize, Serialize, Serializer};
@@ -189,8 +189,8 @@ pub trait Order: Sized {
     /// Reads the order from JSON text (the `Message` string SNS sends, or
     /// the glue hook's body).
     fn from_text(text: &[u8]) -> Result<Self, OrderError> {
-        let order: Value =
-            serde_json::from_slice(text).map_err(|e| OrderError::NotJson(e.to_string(), Self::EXAMPLE))?;
+        let order: Value = serde_json::from_slice(crate::delivery::json_text(text))
+            .map_err(|e| OrderError::NotJson(e.to_string(), Self::EXAMPLE))?;
         Self::from_json(&order)
     }
 }
@@ -237,7 +237,14 @@ impl Serialize for ResourceOrder {
 
 fn quantity(key: &str, value: &Value, expected: &'static str) -> Result<Quantity, OrderError> {
     let parsed = match value {
-        Value::Number(number) => number.as_u64(),
+        // `1.0` is a whole number too (JSON does not tell it from `1`, and
+        // the workshop's Python read it as 1); `1.5` is not.
+        Value::Number(number) => number.as_u64().or_else(|| {
+            number
+                .as_f64()
+                .filter(|n| n.fract() == 0.0 && (1.0..=f64::from(MAX_QUANTITY)).contains(n))
+                .map(|n| n as u64)
+        }),
         Value::String(text) => text.trim().parse::<u64>().ok(),
         _ => None,
     };
@@ -245,7 +252,10 @@ fn quantity(key: &str, value: &Value, expected: &'static str) -> Result<Quantity
         Some(n) if (1..=u64::from(MAX_QUANTITY)).contains(&n) => Ok(n as Quantity),
         _ => Err(OrderError::BadQuantity {
             key: key.to_owned(),
-            got: shortened_message(value),
+            got: match value {
+                Value::String(text) => quoted(text).owned(),
+                other => quoted_json(&other.to_string()).owned(),
+            },
             expected,
         }),
     }
@@ -254,6 +264,7 @@ fn quantity(key: &str, value: &Value, expected: &'static str) -> Result<Quantity
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quote::QUOTED_CHARS;
     use serde_json::json;
 
     #[test]
@@ -266,6 +277,10 @@ mod tests {
             BundleOrder::from_text(br#"{"bundle": "1"}"#),
             Ok(BundleOrder { bundle: 1 })
         );
+        // JSON does not tell 2.0 from 2.
+        for whole in [br#"{"bundle": 2.0}"#.as_slice(), br#"{"bundle": 2e0}"#] {
+            assert_eq!(BundleOrder::from_text(whole), Ok(BundleOrder { bundle: 2 }));
+        }
     }
 
     #[test]
@@ -275,6 +290,9 @@ mod tests {
             json!("-1"),
             json!(0),
             json!(1.5),
+            json!(0.0),
+            json!(1e7),
+            json!("2.0"),
             json!("one"),
             json!(null),
             json!([1]),
@@ -294,6 +312,29 @@ mod tests {
                 r#"bundle must be a whole number from 1 to 1000000, got 0; expected exactly {"bundle": 1}"#
                     .into()
             )
+        );
+    }
+
+    #[test]
+    fn a_bad_quantity_is_quoted_short_and_escaped() {
+        let refusal = |bad: Value| match BundleOrder::from_json(&json!({"bundle": bad})) {
+            Err(OrderError::BadQuantity { got, .. }) => got,
+            other => panic!("{other:?}"),
+        };
+        let long = "y".repeat(300);
+        assert_eq!(
+            refusal(json!(long)),
+            format!("\"{}\"…(300 bytes)", "y".repeat(QUOTED_CHARS))
+        );
+        assert_eq!(
+            refusal(json!("1\u{2028}FAKE \u{202e}")),
+            r#""1\u{2028}FAKE \u{202e}""#
+        );
+        let list: Vec<u32> = (0..100).collect();
+        let shown = refusal(json!(list));
+        assert!(
+            shown.starts_with("[0,1,2") && shown.ends_with("…(291 bytes)"),
+            "{shown}"
         );
     }
 

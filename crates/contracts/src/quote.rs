@@ -1,8 +1,9 @@
 //! Text a caller controls, made safe to put in a reply or a log line: cut
-//! short and escaped, so a 400 KB value cannot flood either and a newline
-//! inside it cannot forge a log line (docs/contract.md, Trust).
+//! short and escaped, so a 400 KB value cannot flood either, and a newline,
+//! a line separator or a direction override inside it cannot forge or
+//! disguise a log line (docs/contract.md, Trust).
 
-use std::fmt;
+use std::fmt::{self, Write};
 
 /// Characters of a caller's value shown before it is cut short.
 pub const QUOTED_CHARS: usize = 64;
@@ -28,8 +29,20 @@ pub fn quoted(text: &str) -> Quoted<'_> {
     }
 }
 
+/// A caller's value that carries its own quotes (a JSON value's text, such
+/// as `"12x"` or `1.5`): shown as [`shortened`] shows text, at most
+/// [`QUOTED_CHARS`] characters.
+pub fn quoted_json(text: &str) -> Quoted<'_> {
+    Quoted {
+        text,
+        max_chars: QUOTED_CHARS,
+        in_quotes: false,
+    }
+}
+
 /// A message that may embed a caller's value (a parser's error, JSON text):
-/// shown as is but for control characters, which are escaped, and cut short
+/// shown as is but for characters that do not print (control characters,
+/// line separators, direction overrides), which are escaped, and cut short
 /// the same way after a few lines' worth.
 pub fn shortened(text: &str) -> Quoted<'_> {
     Quoted {
@@ -60,10 +73,10 @@ impl fmt::Display for Quoted<'_> {
             write!(f, "\"{}\"", shown.escape_debug())?;
         } else {
             for c in shown.chars() {
-                if c.is_control() {
-                    write!(f, "{}", c.escape_debug())?;
-                } else {
-                    write!(f, "{c}")?;
+                match c {
+                    // Quotes and backslashes print: a message quotes with them.
+                    '"' | '\'' | '\\' => f.write_char(c)?,
+                    c => write!(f, "{}", c.escape_debug())?,
                 }
             }
         }
@@ -85,7 +98,14 @@ mod tests {
             quoted("a\nINFO forged\r\u{1b}[1m").owned(),
             r#""a\nINFO forged\r\u{1b}[1m""#
         );
+        assert_eq!(quoted("\u{2028}\u{202e}").owned(), r#""\u{2028}\u{202e}""#);
         assert_eq!(shortened("got \"x\"\nline").owned(), r#"got "x"\nline"#);
+        // Characters that move or split a line are escaped in messages too.
+        assert_eq!(
+            shortened("1\u{2028}FAKE \u{202e}é 'a\\b'").owned(),
+            r#"1\u{2028}FAKE \u{202e}é 'a\b'"#
+        );
+        assert_eq!(quoted_json("\"12x\"").owned(), r#""12x""#);
     }
 
     #[test]
@@ -95,6 +115,9 @@ mod tests {
         assert!(shown.len() < 200, "{shown}");
         assert!(shown.ends_with("…(400000 bytes)"), "{shown}");
         assert_eq!(shown.matches('é').count(), QUOTED_CHARS);
+        let value = quoted_json(&long).owned();
+        assert_eq!(value.matches('é').count(), QUOTED_CHARS);
+        assert!(value.ends_with("…(400000 bytes)"), "{value}");
         let message = shortened(&long).owned();
         assert!(message.len() < 1024 && message.ends_with("…(400000 bytes)"));
         assert!(!quoted(&"\n".repeat(1000)).owned().contains('\n'));

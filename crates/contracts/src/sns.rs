@@ -15,6 +15,9 @@ pub const MESSAGE_ID_HEADER: &str = "x-amz-sns-message-id";
 pub const TOPIC_ARN_HEADER: &str = "x-amz-sns-topic-arn";
 /// The header SNS puts the subscription ARN in (absent on confirmations).
 pub const SUBSCRIPTION_ARN_HEADER: &str = "x-amz-sns-subscription-arn";
+/// The header SNS adds (`true`) when a subscription has raw message
+/// delivery on: the body is the message alone, with no envelope to verify.
+pub const RAW_DELIVERY_HEADER: &str = "x-amz-sns-rawdelivery";
 /// The Content-Type SNS sends by default, although the body is JSON.
 pub const CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
 /// The User-Agent SNS sends.

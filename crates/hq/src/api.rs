@@ -339,12 +339,13 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
         ),
     };
     // JSON whatever the Content-Type, like the services.
-    let mut request: FulfillmentRequest = serde_json::from_slice(&body).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "expected exactly {FULFILLMENT_EXAMPLE}: {}",
-            shortened_message(e)
-        ))
-    })?;
+    let mut request: FulfillmentRequest =
+        serde_json::from_slice(contracts::json_text(&body)).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "expected exactly {FULFILLMENT_EXAMPLE}: {}",
+                shortened_message(e)
+            ))
+        })?;
     request.produced_by = Producer::from_header(headers.get(PRODUCED_BY_HEADER).map(HeaderValue::as_bytes))?;
     if let (Some(producer), Some(resource)) = (request.produced_by, request.misattributed()) {
         return Err(ApiError::BadRequest(format!(
@@ -392,7 +393,7 @@ async fn issue_key(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Respon
     let request: KeyRequest = if body.iter().all(u8::is_ascii_whitespace) {
         KeyRequest::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| {
+        serde_json::from_slice(contracts::json_text(&body)).map_err(|e| {
             ApiError::BadRequest(format!(
                 "expected {{\"owner\": \"name\"}} or no body: {}",
                 shortened_message(e)
@@ -462,7 +463,7 @@ async fn subscribe(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let topic = topic(&name)?;
-    let request: SubscribeRequest = serde_json::from_slice(&body).map_err(|e| {
+    let request: SubscribeRequest = serde_json::from_slice(contracts::json_text(&body)).map_err(|e| {
         ApiError::BadRequest(format!(
             "expected {{\"endpoint\": \"http://host/path/\"}}: {}",
             shortened_message(e)
@@ -506,7 +507,7 @@ async fn reconciliation(State(hq): State<Hq>) -> Result<Response, ApiError> {
 
 /// `POST /faults`: inject faults into the next fulfillments.
 async fn add_faults(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Response, ApiError> {
-    let plan: FaultPlan = serde_json::from_slice(&body).map_err(|e| {
+    let plan: FaultPlan = serde_json::from_slice(contracts::json_text(&body)).map_err(|e| {
         ApiError::BadRequest(format!(
             "expected {{\"fail_fulfillments\": n, \"lose_responses\": n}}: {}",
             shortened_message(e)
