@@ -14,7 +14,7 @@ use contracts::{
 use platform::downstream::answered;
 use platform::intake::Reply;
 use platform::reply::{HOOK_DELIVERED, HOOK_FAILED, ORDER_FAILED, ORDER_FULFILLED};
-use platform::route::{RouteService, RouteSettings};
+use platform::route::{RouteService, RouteSettings, saying_where_orders_go};
 use platform::telemetry::{record_order_id, request_id};
 use platform::{Downstream, Metrics, OrderIntake, Received, ServiceError};
 use std::sync::Arc;
@@ -47,11 +47,12 @@ pub fn router_with_metrics(config: MonolithConfig, metrics: &Metrics) -> Result<
         tracing::info!(strangled = %names.join(","), "no longer gathering strangled resources here");
     }
     let state = Arc::new(Monolith { config, intake, api });
-    Ok(Router::new()
+    let router = Router::new()
         .route("/", get(health))
         .route("/order", metrics.order_route("/order/", post(order)))
         .route("/fulfill", metrics.order_route("/fulfill/", post(fulfill)))
-        .with_state(state))
+        .with_state(state);
+    Ok(saying_where_orders_go(router, "/order/"))
 }
 
 impl RouteService for MonolithConfig {

@@ -4,10 +4,11 @@
 
 use crate::downstream::DownstreamError;
 use crate::sns::{UntrustedUrl, VerifyError};
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use contracts::fulfillment::HOOK_SECRET_HEADER;
 use contracts::quote::quoted;
+use contracts::sns::RAW_DELIVERY_HEADER;
 use contracts::{DeliveryError, OrderError};
 
 /// Why a request was not carried out.
@@ -22,6 +23,14 @@ pub enum ServiceError {
     /// A direct order where only SNS orders are accepted.
     #[error("unsigned orders are not accepted here (ACCEPT_UNSIGNED_ORDERS=false); send orders through SNS")]
     UnsignedRefused,
+    /// An SNS delivery from a subscription with raw message delivery on: no
+    /// envelope, so no signature to verify and no MessageId to count it once
+    /// by. 403 like a message that fails verification (SNS does not retry
+    /// it, and no retry would succeed).
+    #[error(
+        "raw message delivery ({RAW_DELIVERY_HEADER}: true) carries no signature, so this order cannot be verified; turn RawMessageDelivery off for this subscription"
+    )]
+    RawDelivery,
     /// An SNS message from a topic not on the allow-list (unverified:
     /// quoted when shown).
     #[error("messages from topic {} are not accepted here", quoted(.0))]
@@ -62,9 +71,10 @@ impl ServiceError {
             // Missing or wrong, the caller lacks the credential (RFC 9110's
             // 401); SPEC names 401 for a call without the secret.
             Self::HookSecretMissing | Self::HookSecretWrong => StatusCode::UNAUTHORIZED,
-            Self::UnsignedRefused | Self::TopicRefused(_) | Self::UntrustedSubscribeUrl(_) => {
-                StatusCode::FORBIDDEN
-            }
+            Self::UnsignedRefused
+            | Self::RawDelivery
+            | Self::TopicRefused(_)
+            | Self::UntrustedSubscribeUrl(_) => StatusCode::FORBIDDEN,
             Self::Verification(error) if error.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Verification(_) => StatusCode::FORBIDDEN,
             Self::ConfirmationFailed(_) => StatusCode::BAD_GATEWAY,
@@ -97,6 +107,18 @@ impl IntoResponse for ServiceError {
         } else {
             tracing::warn!(%status, error = %self, "request refused");
         }
-        (status, text).into_response()
+        let mut response = (status, text).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            // RFC 9110 has every 401 name how to authenticate: the hook's
+            // own scheme, the secret in its header.
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static(HOOK_CHALLENGE));
+        }
+        response
     }
 }
+
+/// The glue hook's challenge: a scheme of its own (the reply's text names the
+/// header the secret goes in).
+const HOOK_CHALLENGE: &str = "Interstella-Hook-Secret";

@@ -16,7 +16,7 @@ use crate::telemetry::{record_order_id, request_id};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use contracts::quote::quoted;
-use contracts::sns::MESSAGE_TYPE_HEADER;
+use contracts::sns::{MESSAGE_TYPE_HEADER, RAW_DELIVERY_HEADER};
 use contracts::{
     Delivery, Envelope, FulfillmentKind, IdempotencyKey, MessageType, Order, OrderId, message_order,
     parse_delivery,
@@ -166,6 +166,14 @@ impl OrderIntake {
         headers: &HeaderMap,
         body: &[u8],
     ) -> Result<Delivered<O>, ServiceError> {
+        // Raw delivery drops the envelope, its signature and MessageId with
+        // it: such an order could be neither verified nor counted once.
+        if headers
+            .get(RAW_DELIVERY_HEADER)
+            .is_some_and(|raw| raw.as_bytes().eq_ignore_ascii_case(b"true"))
+        {
+            return Err(ServiceError::RawDelivery);
+        }
         let type_header = headers.get(MESSAGE_TYPE_HEADER).and_then(|v| v.to_str().ok());
         match parse_delivery::<O>(body, type_header)? {
             Delivery::Direct(message) => {

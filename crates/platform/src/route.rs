@@ -9,6 +9,7 @@ use crate::server::{ServerLimitArgs, ServerLimits};
 use crate::settings::{ConfigError, DownstreamLimitArgs, MetricsArgs, TrustConfig, millis};
 use crate::startup::RunError;
 use axum::Router;
+use axum::http::StatusCode;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -49,6 +50,19 @@ pub async fn serve<S: RouteService>(
     crate::metrics::serve_with_metrics(listener, router, limits, &metrics, exporter, shutdown)
         .await
         .map_err(RunError::Serve)
+}
+
+/// `router` answering an unknown path (404) or a method its path does not
+/// take (405, with its `Allow` header) with a line saying where orders go;
+/// axum answers both with no text.
+pub fn saying_where_orders_go(router: Router, order_path: &str) -> Router {
+    let not_found = format!("no such path; orders are POSTed to {order_path}");
+    let wrong_method = format!("this path does not take that method; orders are POSTed to {order_path}");
+    router
+        .method_not_allowed_fallback(move || {
+            std::future::ready((StatusCode::METHOD_NOT_ALLOWED, wrong_method))
+        })
+        .fallback(move || std::future::ready((StatusCode::NOT_FOUND, not_found)))
 }
 
 /// The settings of a service's order route that the monolith and the

@@ -11,7 +11,7 @@ use contracts::{FulfillmentKind, HookRequest, ResourceOrder};
 use platform::downstream::answered;
 use platform::intake::Reply;
 use platform::reply::{ORDER_FAILED, ORDER_FULFILLED};
-use platform::route::{RouteService, RouteSettings};
+use platform::route::{RouteService, RouteSettings, saying_where_orders_go};
 use platform::{Downstream, Metrics, OrderIntake, Received, ServiceError};
 use std::sync::Arc;
 
@@ -47,12 +47,14 @@ pub fn router_with_metrics(config: ResourceConfig, metrics: &Metrics) -> Result<
         health,
     });
     let path = format!("/{resource}");
-    Ok(Router::new()
+    let order_path = format!("{path}/");
+    let router = Router::new()
         .route(
             &path,
-            get(health_check).merge(metrics.order_route(&format!("{path}/"), post(order))),
+            get(health_check).merge(metrics.order_route(&order_path, post(order))),
         )
-        .with_state(state))
+        .with_state(state);
+    Ok(saying_where_orders_go(router, &order_path))
 }
 
 impl RouteService for ResourceConfig {

@@ -79,9 +79,17 @@ async fn message_may_be_a_json_string() {
 async fn health_check_unknown_path_and_wrong_method() {
     let (app, _api) = monolith_with(|_| {}).await;
     assert_eq!(app.get("/").await, (200, HEALTHY.to_owned()));
-    assert_eq!(app.get("/nowhere").await.0, 404);
-    assert_eq!(app.get("/order/").await.0, 405);
-    assert_eq!(app.post("/", JSON, &[], "{}").await.0, 405);
+    let (not_found, wrong_method) = (
+        "no such path; orders are POSTed to /order/",
+        "this path does not take that method; orders are POSTed to /order/",
+    );
+    assert_eq!(app.get("/nowhere").await, (404, not_found.to_owned()));
+    // A browser's GET of the order path.
+    assert_eq!(app.get("/order/").await, (405, wrong_method.to_owned()));
+    assert_eq!(
+        app.post("/", JSON, &[], "{}").await,
+        (405, wrong_method.to_owned())
+    );
 }
 
 #[tokio::test]
@@ -284,6 +292,19 @@ async fn glue_hook_needs_the_shared_secret() {
         assert!(!text.contains(TEST_HOOK_SECRET), "the secret was echoed: {text}");
     }
     assert_eq!(api.count(), 0, "an unauthenticated hook call reached the API");
+    let response = app
+        .client
+        .post(app.url("/fulfill/"))
+        .body(order)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 401);
+    assert_eq!(
+        response.headers()["www-authenticate"],
+        "Interstella-Hook-Secret",
+        "RFC 9110: a 401 names its scheme"
+    );
     let (status, _) = app.post("/fulfill/", JSON, &[HOOK_SECRET], order).await;
     assert_eq!(status, 200);
     assert_eq!(api.count(), 1);

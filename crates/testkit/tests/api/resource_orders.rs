@@ -45,8 +45,19 @@ async fn health_checks_on_the_alb_paths() {
     let healthy = r#"Iridium microservice is healthy. POST {"iridium": 1} here."#;
     assert_eq!(iridium.get("/iridium/").await, (200, healthy.to_owned()));
     assert_eq!(iridium.get("/iridium").await, (200, healthy.to_owned()));
-    assert_eq!(iridium.get("/magnesite/").await.0, 404);
-    assert_eq!(iridium.get("/").await.0, 404);
+    // What axum answers empty says where orders go, and the 405 keeps
+    // its Allow header.
+    let not_found = "no such path; orders are POSTed to /iridium/".to_owned();
+    assert_eq!(iridium.get("/magnesite/").await, (404, not_found.clone()));
+    assert_eq!(iridium.get("/").await, (404, not_found));
+    let response = iridium.client.put(iridium.url("/iridium/")).send().await.unwrap();
+    assert_eq!(response.status(), 405);
+    let allowed = response.headers()["allow"].to_str().unwrap().to_owned();
+    assert!(allowed.contains("GET") && allowed.contains("POST"), "{allowed}");
+    assert_eq!(
+        response.text().await.unwrap(),
+        "this path does not take that method; orders are POSTed to /iridium/"
+    );
 }
 
 #[tokio::test]

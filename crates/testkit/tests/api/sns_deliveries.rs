@@ -232,6 +232,30 @@ async fn verification_can_be_switched_off() {
 }
 
 #[tokio::test]
+async fn raw_message_delivery_is_refused_saying_how_to_fix_it() {
+    // With RawMessageDelivery on, SNS sends the order alone: no envelope,
+    // no signature, no MessageId. Unsigned orders allowed or not, and
+    // verification on or off, it is refused, never fulfilled uncounted.
+    for verify in [true, false] {
+        let Setup { monolith, api, .. } = setup(|trust| trust.verify_signatures = verify).await;
+        let (status, text) = monolith
+            .post(
+                "/order/",
+                Some(contracts::sns::CONTENT_TYPE),
+                &[
+                    ("x-amz-sns-message-type", "Notification"),
+                    ("x-amz-sns-rawdelivery", "true"),
+                ],
+                BUNDLE,
+            )
+            .await;
+        assert_eq!(status, 403, "{text}");
+        assert!(text.contains("turn RawMessageDelivery off"), "{text}");
+        assert_eq!(api.count(), 0);
+    }
+}
+
+#[tokio::test]
 async fn bad_order_inside_a_genuine_notification_is_a_400() {
     let Setup { monolith, api, sns } = setup(|_| {}).await;
     for message in ["not json", "{\"bundle\": -2}", "{\"iridium\": 1}", "[]"] {
