@@ -22,7 +22,7 @@ use write_deadline::WriteDeadline;
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Request, StatusCode};
+use axum::http::{Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
@@ -54,6 +54,15 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 /// the connections that turned idle since the last call are asked to close.
 const SHED_EVERY: Duration = Duration::from_millis(50);
 
+/// At the bound, how long a connection taken from the queue waits for a slot
+/// before it is served on the side lane instead (see [`serve_with`]): long
+/// enough for a request finishing at the bound's usual pace to free one,
+/// short against the 5 s a load balancer gives its health check.
+const SIDE_LANE_AFTER: Duration = Duration::from_millis(250);
+
+/// Connections served beyond the bound at once, one request each.
+const SIDE_LANE_CONNECTIONS: usize = 16;
+
 /// Serves `router` on `listener` with the default [`ServerLimits`] until
 /// `shutdown` resolves, then drains (see [`serve_with`]).
 pub async fn serve(
@@ -81,6 +90,15 @@ pub async fn serve(
 /// [`SHED_EVERY`] until a slot is free: so a health check still gets in
 /// while idle or slow clients hold every slot, and no request in progress is
 /// cut. Connections after it wait in the kernel's queue.
+///
+/// When every slot is answering a request, none frees for a while: an order
+/// may take up to the request timeout (14 s in the templates) and the load
+/// balancer gives its health check 5 s. So a connection that waited
+/// [`SIDE_LANE_AFTER`] in vain is served on a side lane, beyond the bound
+/// (at most [`SIDE_LANE_CONNECTIONS`] at once), for one request: a `GET` or
+/// `HEAD` (the health check, a page) is answered as usual, anything else 503
+/// (SNS sends it again) without its body being read. Until a slot frees, the
+/// connections after it go to the side lane as soon as they are accepted.
 pub async fn serve_with(
     listener: TcpListener,
     router: Router,
@@ -90,6 +108,16 @@ pub async fn serve_with(
     let routes = Routes::new(router, &limits);
     let http = http1_builder(&limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let side_lane = Routes {
+        beyond_the_bound: true,
+        ..routes.clone()
+    };
+    let side_lane_http = {
+        let mut http = http.clone();
+        http.keep_alive(false);
+        http
+    };
+    let side_lane_slots = Arc::new(Semaphore::new(SIDE_LANE_CONNECTIONS));
     let (signal, signals) = watch::channel(Signal::Serve);
     let mut connections = JoinSet::new();
     let mut slot: Option<OwnedSemaphorePermit> = None;
@@ -97,6 +125,10 @@ pub async fn serve_with(
     // slot, and when idle connections are next asked to make room.
     let mut waiting: Option<TcpStream> = None;
     let mut next_shed = Instant::now();
+    // When the waiting connection goes to the side lane; and whether every
+    // slot is answering a request (one waited in vain, none has freed since).
+    let mut side_lane_at = Instant::now();
+    let mut saturated = false;
     let mut failures = AcceptFailures::default();
     tokio::pin!(shutdown);
     loop {
@@ -106,6 +138,7 @@ pub async fn serve_with(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             permit = Arc::clone(&slots).acquire_owned(), if slot.is_none() => {
                 slot = permit.ok();
+                saturated = false;
                 if let Some(stream) = waiting.take() {
                     connections.spawn(serve_connection(&http, &limits, stream, &routes, &signals, slot.take()));
                 }
@@ -114,6 +147,16 @@ pub async fn serve_with(
                 // Every send is news to the receivers, the same value again too.
                 signal.send_replace(Signal::Shed);
                 next_shed = Instant::now() + SHED_EVERY;
+            }
+            () = tokio::time::sleep_until(side_lane_at), if waiting.is_some() => {
+                match Arc::clone(&side_lane_slots).try_acquire_owned() {
+                    Ok(permit) => if let Some(stream) = waiting.take() {
+                        saturated = true;
+                        connections.spawn(serve_connection(&side_lane_http, &limits, stream, &side_lane, &signals, Some(permit)));
+                    },
+                    // The side lane is full too: the connection waits on.
+                    Err(_) => side_lane_at = Instant::now() + SHED_EVERY,
+                }
             }
             accepted = listener.accept(), if slot.is_some() || waiting.is_none() => match accepted {
                 Ok((stream, _peer)) if slot.is_some() => {
@@ -126,6 +169,7 @@ pub async fn serve_with(
                     accepting_again(&mut failures);
                     waiting = Some(stream);
                     next_shed = Instant::now();
+                    side_lane_at = if saturated { next_shed } else { next_shed + SIDE_LANE_AFTER };
                 }
                 Err(error) => {
                     if out_of_descriptors(&error) {
@@ -168,6 +212,9 @@ struct Routes {
     router: NormalizePath<Router>,
     body_read_timeout: Duration,
     request_timeout: Duration,
+    /// On the side lane, past the connection bound: only `GET` and `HEAD`
+    /// are answered (see [`serve_with`]).
+    beyond_the_bound: bool,
 }
 
 impl Routes {
@@ -176,6 +223,7 @@ impl Routes {
             router: NormalizePath::trim_trailing_slash(router),
             body_read_timeout: limits.body_read_timeout,
             request_timeout: limits.request_timeout,
+            beyond_the_bound: false,
         }
     }
 }
@@ -251,6 +299,9 @@ impl App {
             // rule written for `/fulfill*`. No route starts with two.
             if parts.uri.path().starts_with("//") {
                 break 'answer Unanswered::NoSuchPath.into_response();
+            }
+            if self.routes.beyond_the_bound && !matches!(parts.method, Method::GET | Method::HEAD) {
+                break 'answer Unanswered::AtTheBound.into_response();
             }
             let body = tokio::select! {
                 biased;
@@ -481,6 +532,10 @@ enum Unanswered {
     /// Over [`BODY_LIMIT`].
     #[error("the request body is over {BODY_LIMIT} bytes")]
     TooLarge,
+    /// On the side lane, a request other than a `GET` or `HEAD`. A 5xx, so
+    /// that SNS sends the message again.
+    #[error("every connection this service takes (MAX_CONNECTIONS) is answering a request; send it again")]
+    AtTheBound,
     /// A path starting `//`, which path rules see as no route of ours.
     #[error("no such path")]
     NoSuchPath,
@@ -493,7 +548,7 @@ impl Unanswered {
     /// The status this error is answered with.
     fn status(&self) -> StatusCode {
         match self {
-            Self::SlowBody(_) | Self::Late(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::SlowBody(_) | Self::Late(_) | Self::AtTheBound => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Broken => StatusCode::BAD_REQUEST,
             Self::NoSuchPath => StatusCode::NOT_FOUND,

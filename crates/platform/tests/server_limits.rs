@@ -243,7 +243,7 @@ async fn at_the_bound_idle_connections_make_room_for_the_health_check() {
 }
 
 #[tokio::test]
-async fn at_the_bound_requests_in_flight_finish_and_the_health_check_follows() {
+async fn at_the_bound_with_every_slot_busy_the_health_check_is_answered_beside_them() {
     let bound = 4;
     let server = start(ServerLimits {
         max_connections: bound,
@@ -260,14 +260,26 @@ async fn at_the_bound_requests_in_flight_finish_and_the_health_check_follows() {
             .unwrap();
         in_flight.push(stream);
     }
-    // Accepted after them (the kernel's queue is first in, first out).
+    // Accepted after them (the kernel's queue is first in, first out): no
+    // slot frees until a slow request ends, and the health check is not
+    // made to wait for that (an order may take 14 s, the ALB waits 5 s).
     let answer = exchange(server.addr, HEALTH_CHECK, Duration::from_secs(5)).await;
     let answered_after = sent.elapsed();
     let answer = answer.expect("the health check answers within 5 s");
     assert!(answer.starts_with("HTTP/1.1 200"), "got {answer:?}");
     assert!(
-        answered_after >= SLOW_HANDLER,
-        "answered after {answered_after:?}: a slot was free before a request in flight finished"
+        answered_after < SLOW_HANDLER,
+        "answered after {answered_after:?}: the health check waited for a request in flight"
+    );
+    // An order meanwhile is told to come back (SNS retries a 5xx), its
+    // body unread, and the connection closed.
+    let order = "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\n\r\nab";
+    let refused = exchange(server.addr, order, Duration::from_secs(5)).await;
+    let refused = refused.expect("an order past the bound is answered, not left waiting");
+    assert!(refused.starts_with("HTTP/1.1 503"), "got {refused:?}");
+    assert!(
+        refused.to_ascii_lowercase().contains("connection: close"),
+        "{refused:?}"
     );
     // No request in flight was cut to make room.
     for stream in &mut in_flight {
@@ -277,6 +289,13 @@ async fn at_the_bound_requests_in_flight_finish_and_the_health_check_follows() {
             "a request in flight was cut: {answer:?}"
         );
     }
+    // Slots free again: orders are served as before.
+    drop(in_flight);
+    let served = exchange(server.addr, order, Duration::from_secs(5)).await;
+    assert!(
+        served.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 200")),
+        "got {served:?}"
+    );
 }
 
 #[tokio::test]
@@ -296,8 +315,20 @@ async fn a_client_that_stops_reading_its_response_loses_its_connection() {
         .await
         .unwrap();
     let started = Instant::now();
-    let answer = exchange(server.addr, HEALTH_CHECK, Duration::from_secs(5)).await;
-    let answer = answer.expect("the health check answers within 5 s, once the stalled write times out");
+    // An order (the health check would be answered beside the bound): it
+    // gets the slot once the stalled write times out, and is refused 503
+    // until then.
+    let order = "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\n\r\nab";
+    let mut answer = None;
+    while started.elapsed() < Duration::from_secs(5) {
+        answer = exchange(server.addr, order, Duration::from_secs(5)).await;
+        if answer.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 200")) {
+            break;
+        }
+        // Polling, with a pause so as not to spin.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let answer = answer.expect("the order is answered within 5 s, once the stalled write times out");
     assert!(answer.starts_with("HTTP/1.1 200"), "got {answer:?}");
     assert!(
         started.elapsed() >= write_timeout,
