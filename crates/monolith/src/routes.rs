@@ -2,7 +2,7 @@
 
 use crate::config::MonolithConfig;
 use crate::gather::gather;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::{HeaderMap, HeaderValue};
 use axum::routing::{get, post};
 use axum::{Router, body::Bytes};
@@ -16,7 +16,7 @@ use platform::intake::Reply;
 use platform::reply::{HOOK_DELIVERED, HOOK_FAILED, ORDER_FAILED, ORDER_FULFILLED};
 use platform::route::{RouteService, RouteSettings, saying_where_orders_go};
 use platform::telemetry::{record_order_id, request_id};
-use platform::{Downstream, Metrics, OrderIntake, Received, ServiceError};
+use platform::{Downstream, Metrics, OrderIntake, Received, RequestDeadline, ServiceError};
 use std::sync::Arc;
 
 /// Reply to the ALB health check.
@@ -72,13 +72,15 @@ async fn health() -> &'static str {
 /// `POST /order/`: a bundle order, from SNS or curl.
 async fn order(
     State(monolith): State<Arc<Monolith>>,
+    deadline: Option<Extension<RequestDeadline>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Reply, ServiceError> {
     let monolith = &*monolith;
+    let deadline = deadline.map(|Extension(deadline)| deadline);
     monolith
         .intake
-        .take(&headers, &body, async |received| {
+        .take(&headers, &body, deadline, async |received| {
             monolith.fulfil_bundle(received).await
         })
         .await

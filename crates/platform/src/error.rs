@@ -53,6 +53,18 @@ pub enum ServiceError {
     /// The confirmation GET failed.
     #[error("subscription confirmation failed: {0}")]
     ConfirmationFailed(DownstreamError),
+    /// Too little of the request's time was left to carry the order out
+    /// (see `OrderIntake::with_work`); not started. A 5xx: sent again, it
+    /// can succeed.
+    #[error(
+        "the order was read with {left:?} of REQUEST_TIMEOUT_MS left, less than carrying it out may take ({work:?}: GATHER_DELAY_MS and DOWNSTREAM_TIMEOUT_MS); it was not started, send it again"
+    )]
+    NoTimeLeft {
+        /// The time left when the order was read.
+        left: std::time::Duration,
+        /// What carrying it out may take.
+        work: std::time::Duration,
+    },
     /// The downstream call of an order failed; `reply` is the text for people.
     #[error("{reply}: {source}")]
     Downstream {
@@ -78,6 +90,7 @@ impl ServiceError {
             Self::Verification(error) if error.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
             Self::Verification(_) => StatusCode::FORBIDDEN,
             Self::ConfirmationFailed(_) => StatusCode::BAD_GATEWAY,
+            Self::NoTimeLeft { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Downstream { source, .. } => source.status(),
         }
     }

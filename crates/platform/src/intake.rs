@@ -10,6 +10,7 @@ use crate::downstream::Downstream;
 use crate::error::ServiceError;
 use crate::metrics::{Metrics, NotAnOrder, SnsMetrics};
 use crate::reply::{SUBSCRIBED, UNSUBSCRIBED};
+use crate::server::RequestDeadline;
 use crate::settings::TrustConfig;
 use crate::sns::{SnsVerifier, TrustedHosts};
 use crate::telemetry::{record_order_id, request_id};
@@ -99,6 +100,10 @@ pub struct OrderIntake {
     metrics: SnsMetrics,
     /// Where confirmations' calls are counted (`SNS SubscribeURL`), if anywhere.
     registry: Option<Metrics>,
+    /// How long carrying out an order may take (the route's gather and its
+    /// downstream call's timeout): an order with less time left is not
+    /// started.
+    work: Duration,
 }
 
 impl OrderIntake {
@@ -122,7 +127,20 @@ impl OrderIntake {
             client,
             metrics: SnsMetrics::default(),
             registry: None,
+            work: Duration::ZERO,
         }
+    }
+
+    /// Refuses (503) an order read with less than `work` left before its
+    /// request's deadline: a slow body or a certificate fetch took the
+    /// time, and an order started anyway could be fulfilled downstream
+    /// after its caller was told it failed (a curl order sent again would
+    /// then be fulfilled twice). Started only when it can finish, it is
+    /// answered truthfully either way, and SNS' retry finds the
+    /// certificate cached.
+    pub fn with_work(mut self, work: Duration) -> Self {
+        self.work = work;
+        self
     }
 
     /// Counts SNS verifications, certificate cache hits and fetches, and
@@ -136,14 +154,25 @@ impl OrderIntake {
 
     /// Takes one delivery in: an order goes to `carry_out`, whose answer is
     /// the reply; a subscription confirmation is handled here.
+    /// `deadline` is the request's (none outside the serve loop): an order
+    /// with too little time left is refused (see [`OrderIntake::with_work`]).
     pub async fn take<O: Order>(
         &self,
         headers: &HeaderMap,
         body: &[u8],
+        deadline: Option<RequestDeadline>,
         carry_out: impl AsyncFnOnce(Received<O>) -> Result<&'static str, ServiceError>,
     ) -> Result<Reply, ServiceError> {
         match self.receive(headers, body).await? {
             Delivered::Order(received, traceparent) => {
+                if let Some(deadline) = deadline
+                    && deadline.left() <= self.work
+                {
+                    return Err(ServiceError::NoTimeLeft {
+                        left: deadline.left(),
+                        work: self.work,
+                    });
+                }
                 let reply = match crate::traces::order_span(traceparent.as_deref(), &received.order_id) {
                     Some(span) => {
                         let reply = carry_out(received).instrument(span.clone()).await;

@@ -28,6 +28,6 @@ pub use error::ServiceError;
 pub use intake::{OrderIntake, Received, SnsOrigin};
 pub use metrics::Metrics;
 pub use secret::{ApiKey, HookSecret};
-pub use server::{ServerLimits, serve, serve_with};
+pub use server::{RequestDeadline, ServerLimits, serve, serve_with};
 pub use settings::{ConfigError, LogFormat, TrustConfig};
 pub use startup::shutdown_signal;

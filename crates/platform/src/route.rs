@@ -144,7 +144,9 @@ impl RouteSettings {
         let next = Downstream::new(client.clone(), url, target, self.downstream_timeout)
             .with_max_connections(self.downstream_max_connections)
             .with_metrics(metrics);
-        let intake = OrderIntake::new(self.trust.clone(), client).with_metrics(metrics);
+        let intake = OrderIntake::new(self.trust.clone(), client)
+            .with_metrics(metrics)
+            .with_work(self.gather_delay + self.downstream_timeout);
         Ok((intake, next))
     }
 

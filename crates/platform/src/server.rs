@@ -63,6 +63,20 @@ const SIDE_LANE_AFTER: Duration = Duration::from_millis(250);
 /// Connections served beyond the bound at once, one request each.
 const SIDE_LANE_CONNECTIONS: usize = 16;
 
+/// When the serve loop answers a request 503 for want of time: its head's
+/// arrival plus the request timeout. Every request reaches its route with
+/// one (an extension), so that a route can refuse work it has no time left
+/// to finish, rather than start it and be cut off midway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestDeadline(pub Instant);
+
+impl RequestDeadline {
+    /// The time left before the deadline (zero once passed).
+    pub fn left(self) -> Duration {
+        self.0.saturating_duration_since(Instant::now())
+    }
+}
+
 /// Serves `router` on `listener` with the default [`ServerLimits`] until
 /// `shutdown` resolves, then drains (see [`serve_with`]).
 pub async fn serve(
@@ -319,7 +333,8 @@ impl App {
                 }
             };
             timer.as_mut().reset(deadline);
-            let request = Request::from_parts(parts, Body::from(body));
+            let mut request = Request::from_parts(parts, Body::from(body));
+            request.extensions_mut().insert(RequestDeadline(deadline));
             tokio::select! {
                 biased;
                 response = self.routes.router.oneshot(request) => match response {

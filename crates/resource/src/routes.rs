@@ -3,7 +3,7 @@
 use crate::config::ResourceConfig;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
+use axum::extract::{Extension, State};
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use contracts::fulfillment::HOOK_SECRET_HEADER;
@@ -12,7 +12,7 @@ use platform::downstream::answered;
 use platform::intake::Reply;
 use platform::reply::{ORDER_FAILED, ORDER_FULFILLED};
 use platform::route::{RouteService, RouteSettings, saying_where_orders_go};
-use platform::{Downstream, Metrics, OrderIntake, Received, ServiceError};
+use platform::{Downstream, Metrics, OrderIntake, Received, RequestDeadline, ServiceError};
 use std::sync::Arc;
 
 /// State shared by the handlers, built once at start.
@@ -74,24 +74,31 @@ async fn health_check(State(service): State<Arc<ResourceService>>) -> String {
 /// `POST /<resource>/`: produce the resource, then hand it to the monolith.
 async fn order(
     State(service): State<Arc<ResourceService>>,
+    deadline: Option<Extension<RequestDeadline>>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Reply, ServiceError> {
     let service = &*service;
     let resource = service.config.resource;
+    let deadline = deadline.map(|Extension(deadline)| deadline);
     service
         .intake
-        .take(&headers, &body, async |received: Received<ResourceOrder>| {
-            let order = received.order.only(resource)?;
-            let idempotency_key = received.idempotency_key(FulfillmentKind::Resource(resource));
-            service
-                .produce(HookRequest {
-                    order,
-                    idempotency_key,
-                    order_id: Some(received.order_id),
-                })
-                .await
-        })
+        .take(
+            &headers,
+            &body,
+            deadline,
+            async |received: Received<ResourceOrder>| {
+                let order = received.order.only(resource)?;
+                let idempotency_key = received.idempotency_key(FulfillmentKind::Resource(resource));
+                service
+                    .produce(HookRequest {
+                        order,
+                        idempotency_key,
+                        order_id: Some(received.order_id),
+                    })
+                    .await
+            },
+        )
         .await
         // This service takes its own resource only: say so in every refusal.
         .map_err(|error| error.expecting(resource.example()))

@@ -392,3 +392,36 @@ async fn graceful_stop_finishes_in_flight_orders() {
         "still accepting after stop"
     );
 }
+
+#[tokio::test]
+async fn an_order_read_with_too_little_time_left_is_not_started() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // 1.5 s to answer, up to 1 s for the API call: a body that took 0.7 s
+    // to arrive leaves too little. Started anyway, the order could be
+    // fulfilled after its caller was told 503, and a curl sent again would
+    // be fulfilled twice.
+    let (app, api) = monolith_with(|config| {
+        config.route.server.request_timeout = Duration::from_millis(1500);
+        config.route.downstream_timeout = Duration::from_millis(1000);
+    })
+    .await;
+    let body = WORKSHOP_CURL_BODY.as_bytes();
+    let head = format!(
+        "POST /order/ HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&body[..5]).await.unwrap();
+    // The slow client under test, not a wait for something to happen.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    stream.write_all(&body[5..]).await.unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).await.unwrap();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("it was not started, send it again"), "{answer}");
+    assert_eq!(api.count(), 0, "an order with too little time left was started");
+    // Sent promptly, the same order is carried out.
+    let (status, text) = app.post("/order/", JSON, &[], WORKSHOP_CURL_BODY).await;
+    assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED));
+}
