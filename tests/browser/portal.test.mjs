@@ -46,7 +46,7 @@ function start(name, env) {
     stdio: ['ignore', 'ignore', 'inherit'], // stdout: hq's closing reconciliation
   });
   child.on('exit', (code, signal) => {
-    if (!stopping) console.error(`${name} exited early (code ${code}, signal ${signal})`);
+    if (!stopping && !child.stopped) console.error(`${name} exited early (code ${code}, signal ${signal})`);
   });
   children.push(child);
   return child;
@@ -91,7 +91,7 @@ async function main() {
   const admin = { Authorization: `Bearer ${ADMIN_TOKEN}` };
   const hqJson = async (p) => (await fetch(`${hqUrl}${p}`, { headers: admin })).json();
 
-  start('hq', {
+  const hq = start('hq', {
     HQ_LISTEN: `127.0.0.1:${hqPort}`,
     HQ_DATA_DIR: dataDir,
     HQ_ADMIN_TOKEN: ADMIN_TOKEN,
@@ -112,10 +112,12 @@ async function main() {
     const page = await context.newPage();
     const problems = [];
     let signedIn = false;
+    let hqDown = false;
     page.on('console', (message) => {
-      // A 401 before signing in is expected; after it, and CSP violations
-      // and script errors at any time, are not.
-      const expected = !signedIn && message.text().includes('401');
+      // A 401 before signing in is expected, and failed calls once HQ is
+      // stopped; a 401 after it, and CSP violations and script errors at
+      // any time, are not.
+      const expected = (!signedIn && message.text().includes('401')) || hqDown;
       if (message.type() === 'error' && !expected) problems.push(message.text());
     });
     page.on('pageerror', (error) => problems.push(error.message));
@@ -162,6 +164,11 @@ async function main() {
     }
     await waitUntil('three confirmed subscriptions on the page', async () =>
       (await page.locator('#subscriptions tr[data-state="confirmed"]').count()) === 3);
+    // Subscribing an endpoint again gives back its one subscription, confirmed.
+    await page.fill('#endpoint', endpoints[0][1]);
+    await page.getByRole('button', { name: 'Subscribe to Orders topic' }).click();
+    await page.getByText('is already subscribed and confirmed.').waitFor();
+    assertEqual(await page.locator('#subscriptions tr[data-topic="orders"]').count(), 1, 'subscriptions to orders');
     await page.screenshot({ path: path.join(outDir, 'portal.png'), fullPage: true });
 
     console.log('orders: one from the portal, the rest by the API');
@@ -191,11 +198,11 @@ async function main() {
     await page.goto(`${hqUrl}/dashboard`);
     await waitUntil('the dashboard to show every order', async () =>
       (await page.locator('#recon-fulfilled').textContent()) === String(published));
-    for (const field of ['published', 'fulfilled', 'lost', 'duplicated']) {
+    for (const field of ['published', 'fulfilled', 'lost', 'duplicated', 'unrouted']) {
       assertEqual(await page.locator(`#recon-${field}`).textContent(), reconciliation[field], `reconciliation ${field}`);
     }
     for (const [topic, counts] of Object.entries(reconciliation.topics)) {
-      for (const field of ['published', 'fulfilled', 'lost', 'duplicated']) {
+      for (const field of ['published', 'fulfilled', 'lost', 'duplicated', 'unrouted']) {
         const cell = page.locator(`#topics tr[data-topic="${topic}"] td[data-field="${field}"]`);
         assertEqual(await cell.textContent(), counts[field], `${topic} ${field}`);
       }
@@ -216,6 +223,49 @@ async function main() {
     }
     console.log('  ok  the charts show who produced what');
     await page.screenshot({ path: path.join(outDir, 'dashboard.png'), fullPage: true });
+
+    console.log('dashboard: fits a phone-sized window');
+    await page.setViewportSize({ width: 375, height: 800 });
+    for (const page_ of ['/dashboard', '/']) {
+      await page.goto(`${hqUrl}${page_}`);
+      await page.locator('body.signed-in').waitFor();
+      const width = await page.evaluate(() => document.documentElement.scrollWidth);
+      if (width > 375) throw new Error(`${page_} is ${width} px wide in a 375 px window`);
+    }
+    await page.screenshot({ path: path.join(outDir, 'portal-375.png'), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
+
+    console.log('dashboard: a credential HQ no longer takes is dropped, and the polling stops');
+    signedIn = false;
+    await page.goto(`${hqUrl}/dashboard`);
+    await page.evaluate(() => sessionStorage.setItem('interstella-hq-admin-token', 'not-the-credential'));
+    let polls = 0;
+    page.on('request', (request) => {
+      if (request.url().includes('/dashboard/data')) polls += 1;
+    });
+    await page.reload();
+    await page.getByText('HQ no longer takes that credential').waitFor();
+    // Not a wait for something to happen but a window in which nothing may:
+    // longer than a poll's period (2 s), so a timer left running would ask again.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
+    assertEqual(polls, 1, 'calls with the rejected credential');
+    await page.fill('#admin-token', ADMIN_TOKEN);
+    await page.click('#credential-form button');
+    await page.getByText('Signed in').waitFor();
+    signedIn = true;
+    await waitUntil('the figures again', async () =>
+      (await page.locator('#recon-fulfilled').textContent()) === String(published));
+
+    console.log('dashboard: with HQ gone, the figures stay, dimmed, with their time');
+    hqDown = true;
+    hq.stopped = true;
+    hq.kill('SIGTERM');
+    await page.locator('body.stale').waitFor({ timeout: TIMEOUT_MS });
+    const said = await page.locator('#updated').textContent();
+    if (!/^figures from \d\d:\d\d:\d\d UTC, not updated: /.test(said)) throw new Error(`#updated says ${JSON.stringify(said)}`);
+    assertEqual(await page.locator('#updated').getAttribute('class'), 'error', '#updated class');
+    assertEqual(await page.locator('#recon-fulfilled').textContent(), published, 'figures kept');
+    await page.screenshot({ path: path.join(outDir, 'dashboard-hq-down.png'), fullPage: true });
     if (problems.length) throw new Error(`the pages logged errors: ${problems.join(' | ')}`);
     console.log(`browser test passed; screenshots in ${path.relative(root, outDir)}/`);
   } finally {

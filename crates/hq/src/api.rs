@@ -402,9 +402,9 @@ async fn issue_key(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Respon
     };
     let owner = request.owner.unwrap_or_else(|| "anonymous".into());
     let owner = owner.trim();
-    if owner.is_empty() || owner.chars().count() > MAX_OWNER || owner.chars().any(char::is_control) {
+    if owner.is_empty() || owner.chars().count() > MAX_OWNER || !owner.chars().all(prints_in_line) {
         return Err(ApiError::BadRequest(format!(
-            "owner must be 1 to {MAX_OWNER} printable characters"
+            "owner must be 1 to {MAX_OWNER} printable characters, with no direction controls or line separators"
         )));
     }
     let (key, info) = crate::keys::issue(hq.ledger(), owner).await?;
@@ -417,6 +417,18 @@ async fn issue_key(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Respon
         }),
     )
         .into_response())
+}
+
+/// Whether `c` may be in a name shown in a line of text: not a control
+/// character, nor one that turns the text around it (Unicode's
+/// Bidi_Control: an owner "Bob\u{202e}..." reversed the portal's sentence
+/// after it) or breaks its line.
+fn prints_in_line(c: char) -> bool {
+    !c.is_control()
+        && !matches!(
+            c,
+            '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}'
+        )
 }
 
 /// `GET /totals`: totals per key (key ids, never keys).

@@ -21,8 +21,16 @@ use url::Url;
 
 /// How long a connection attempt may take before the target counts as down.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-/// Idle keep-alive connections are kept this long for reuse.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+/// Idle keep-alive connections are kept this long for reuse: less than the
+/// peers we call keep them (our services 5 s by default, the stacks' ALBs
+/// 15 s). A connection kept longer than its server keeps it may be taken
+/// from the pool just as the server closes it, and the order on it fails;
+/// reqwest's default is 90 s.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+const _: () = assert!(
+    POOL_IDLE_TIMEOUT.as_millis() < crate::server::DEFAULT_HEADER_READ_TIMEOUT_MS as u128,
+    "the pool must drop a connection before our services close it"
+);
 /// How much of an answer's body is read; our targets answer a few bytes of
 /// JSON or XML, and reading more only lets a target fill our memory.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -41,15 +41,23 @@ pub(super) fn client(attempt_timeout: Duration) -> reqwest::Result<reqwest::Clie
 }
 
 impl Inner {
-    /// Delivers `envelope` to `subscription` in the background, tracked so
-    /// that [`super::Feed::drain`] waits for it.
+    /// Delivers `envelope` to `subscription` in the background. An order's
+    /// delivery is tracked, so that [`super::Feed::drain`] waits for it and
+    /// [`super::Feed::in_flight`] counts it; a subscription confirmation is
+    /// not: no order hangs on it, and one retried to an endpoint that is not
+    /// up held every stop for the whole drain deadline.
     pub(super) fn spawn_delivery(self: &Arc<Self>, subscription: Subscription, envelope: Envelope) {
         let inner = Arc::clone(self);
         // The delivery's lines carry the order's id as the services' do
         // (`order_id`, the MessageId), so one query finds the order in both.
         let span = tracing::info_span!("delivery", order_id = %envelope.message_id);
-        self.tracker
-            .spawn(async move { inner.deliver(subscription, envelope).await }.instrument(span));
+        let is_order = envelope.message_type == MessageType::Notification;
+        let delivery = async move { inner.deliver(subscription, envelope).await }.instrument(span);
+        if is_order {
+            self.tracker.spawn(delivery);
+        } else {
+            tokio::spawn(delivery);
+        }
     }
 
     /// Delivers `envelope` to `subscription`, retrying per the policy; a

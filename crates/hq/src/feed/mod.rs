@@ -266,13 +266,15 @@ impl Feed {
         self.inner.stats.snapshot()
     }
 
-    /// Deliveries (confirmations included) not finished yet.
+    /// Orders' deliveries not finished yet, retries included (subscription
+    /// confirmations are not counted: no order waits on them).
     pub fn in_flight(&self) -> usize {
         self.inner.tracker.len()
     }
 
-    /// Waits until every delivery has finished, retries included, or
-    /// `deadline` passes; true when everything finished.
+    /// Waits until every order's delivery has finished, retries included,
+    /// or `deadline` passes; true when everything finished. Confirmations
+    /// still being retried are left to end with the process.
     pub async fn drain(&self, deadline: Duration) -> bool {
         self.inner.tracker.close();
         let finished = tokio::time::timeout(deadline, self.inner.tracker.wait())

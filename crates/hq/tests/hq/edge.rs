@@ -3,7 +3,8 @@
 //! wherever they are shown, and subscribers' answers read only so far.
 
 use crate::support::{
-    KEY, Subscriber, admin_client, config, publish, start_hq, subscribe, subscribe_confirmed, url,
+    KEY, Subscriber, admin_client, config, nobody_listening, publish, start_hq, subscribe,
+    subscribe_confirmed, url,
 };
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -237,15 +238,6 @@ impl CapturedLogs {
     fn text(&self) -> String {
         String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
     }
-}
-
-/// An address where nothing listens.
-async fn nobody_listening() -> std::net::SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
 }
 
 #[tokio::test]

@@ -2,7 +2,8 @@
 //! signatures, retries.
 
 use crate::support::{
-    Subscriber, admin_client, config, publish, refusal, start_hq, subscribe, subscribe_confirmed, url,
+    Subscriber, admin_client, config, nobody_listening, publish, refusal, start_hq, subscribe,
+    subscribe_confirmed, url,
 };
 use axum::http::StatusCode;
 use base64::Engine;
@@ -558,4 +559,22 @@ async fn an_endpoint_subscribed_twice_keeps_one_subscription_as_on_sns() {
     let reconciliation = hq.shutdown(WAIT).await.unwrap();
     assert_eq!(reconciliation.totals.published, 1);
     assert_eq!(subscriber.notifications().len(), 1, "delivered once");
+}
+
+#[tokio::test]
+async fn a_confirmation_retried_to_an_endpoint_not_up_does_not_hold_the_stop() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // Retries that would take 30 s for a confirmation nobody answers.
+    config.feed.retry.min_delay = Duration::from_secs(10);
+    config.feed.retry.max_delay = Duration::from_secs(10);
+    let hq = start_hq(config).await;
+    let nobody = format!("http://{}/order/", nobody_listening().await);
+    subscribe(&hq, "orders", &nobody).await;
+    let feed = hq.hq().feed();
+    assert_eq!(feed.in_flight(), 0, "a confirmation is not an order in flight");
+    let started = std::time::Instant::now();
+    assert!(feed.drain(WAIT).await, "the drain waited for a confirmation");
+    assert!(started.elapsed() < WAIT, "took {:?}", started.elapsed());
+    hq.shutdown(Duration::from_secs(1)).await.unwrap();
 }

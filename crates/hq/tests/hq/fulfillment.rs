@@ -100,12 +100,19 @@ async fn keys_are_checked_and_the_portal_issues_new_ones() {
         message.starts_with(r#"expected {"owner": "name"} or no body"#),
         "{message}"
     );
-    let control_owner = post_json(&hq, "/keys", &json!({"owner": "a\u{7}b"})).await;
-    let message = refusal(control_owner, 400).await;
-    assert!(
-        message.contains("owner must be 1 to 100 printable characters"),
-        "{message}"
-    );
+    // A control character, a direction override (it turned the portal's
+    // sentence after the name around), a line separator.
+    for owner in ["a\u{7}b", "Bob\u{202e} evil", "Bob\u{2067}", "a\u{2028}b"] {
+        let refused = post_json(&hq, "/keys", &json!({ "owner": owner })).await;
+        let message = refusal(refused, 400).await;
+        assert!(
+            message.contains("owner must be 1 to 100 printable characters"),
+            "{owner:?}: {message}"
+        );
+    }
+    // Any script is a name.
+    let arabic = post_json(&hq, "/keys", &json!({"owner": "سلمى"})).await;
+    assert_eq!(arabic.status(), 201);
     hq.shutdown(Duration::from_secs(1)).await.unwrap();
 }
 

@@ -308,3 +308,12 @@ pub async fn get_json(hq: &RunningHq, path: &str) -> serde_json::Value {
     assert_eq!(response.status(), 200, "{path}");
     response.json().await.unwrap()
 }
+
+/// An address where nothing listens (a port just let go).
+pub async fn nobody_listening() -> std::net::SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}

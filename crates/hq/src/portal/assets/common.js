@@ -30,7 +30,12 @@ const hq = {
     } catch (_) {
       data = null;
     }
-    if (response.status === 401) hq.showSignedIn(false, 'HQ wants the admin credential.');
+    if (response.status === 401 && !('x-api-key' in extraHeaders)) {
+      // A credential HQ no longer takes (HQ restarted with a new one) is
+      // forgotten, which also stops the dashboard's polling.
+      if (token) sessionStorage.removeItem(TOKEN_KEY);
+      hq.showSignedIn(false, token ? 'HQ no longer takes that credential: sign in again.' : 'HQ wants the admin credential.');
+    }
     if (!response.ok) {
       throw new Error((data && data.message) || `${response.status} ${response.statusText}`);
     }

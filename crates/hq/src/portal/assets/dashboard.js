@@ -7,6 +7,8 @@ const SVG = 'http://www.w3.org/2000/svg';
 const SOURCES = ['monolith', 'microservice', 'unattributed'];
 let view = 'hour';
 let timer = null;
+// When the figures shown were last fetched, said beside a failure.
+let updated = null;
 
 function svg(tag, attrs = {}, text) {
   const node = document.createElementNS(SVG, tag);
@@ -71,28 +73,37 @@ function chart(container, timeline, resource) {
 
 function render(data) {
   const recon = data.reconciliation;
-  for (const field of ['published', 'fulfilled', 'lost', 'duplicated']) set(`recon-${field}`, recon[field]);
+  for (const field of ['published', 'fulfilled', 'lost', 'duplicated', 'unrouted']) set(`recon-${field}`, recon[field]);
   // No feed counters when HQ publishes to SNS: SNS delivers and retries.
   const feeds = data.topics.every((t) => t.feed);
   set('feed-in_flight', feeds ? data.topics.reduce((sum, t) => sum + t.feed.in_flight, 0) : '–');
   for (const field of ['fulfillments', 'iridium', 'magnesite', 'replays', 'keys']) set(`totals-${field}`, data.totals[field]);
   const clean = recon.lost === 0 && recon.duplicated === 0;
-  hq.say('verdict', clean ? 'Nothing lost, nothing counted twice.' : `${recon.lost} lost, ${recon.duplicated} counted twice.`, clean ? 'ok' : 'error');
+  // Unrouted orders are not lost (SNS too drops what no confirmed
+  // subscription takes), but none of them was fulfilled: said, in amber.
+  const unrouted = recon.unrouted ? ` ${recon.unrouted} published with no confirmed subscription, so not delivered.` : '';
+  hq.say(
+    'verdict',
+    (clean ? 'Nothing lost, nothing counted twice.' : `${recon.lost} lost, ${recon.duplicated} counted twice.`) + unrouted,
+    clean ? (unrouted ? 'warn' : 'ok') : 'error',
+  );
   const rows = data.topics.map((t) => {
     const feed = t.feed || { published: t.orders.published, failed: '–', retried: '–', in_flight: '–' };
     const cells = [
       feed.published, t.orders.fulfilled, feed.failed, feed.retried, feed.in_flight,
-      t.orders.rejected, t.orders.pending, t.orders.lost, t.orders.duplicated,
+      t.orders.rejected, t.orders.pending, t.orders.unrouted, t.orders.lost, t.orders.duplicated,
       ms(t.latency.p50_ms, t.latency.orders), ms(t.latency.p95_ms, t.latency.orders), ms(t.latency.max_ms, t.latency.orders),
     ];
-    const names = ['published', 'fulfilled', 'failed', 'retried', 'in_flight', 'rejected', 'pending', 'lost', 'duplicated', 'p50', 'p95', 'max'];
+    const names = ['published', 'fulfilled', 'failed', 'retried', 'in_flight', 'rejected', 'pending', 'unrouted', 'lost', 'duplicated', 'p50', 'p95', 'max'];
     return hq.el('tr', { 'data-topic': t.name }, hq.el('th', {}, t.name),
       ...cells.map((value, i) => hq.el('td', { 'data-field': names[i], class: (names[i] === 'lost' || names[i] === 'duplicated') && value > 0 ? 'bad' : '' }, value)));
   });
   document.querySelector('#topics tbody').replaceChildren(...rows);
   chart(document.getElementById('chart-iridium'), data.timeline, 'iridium');
   chart(document.getElementById('chart-magnesite'), data.timeline, 'magnesite');
-  set('updated', `updated ${data.generated_at.slice(11, 19)} UTC`);
+  updated = `${data.generated_at.slice(11, 19)} UTC`;
+  hq.say('updated', `updated ${updated}`);
+  document.body.classList.remove('stale');
 }
 
 async function poll() {
@@ -100,7 +111,9 @@ async function poll() {
   try {
     render(await hq.call('GET', `/dashboard/data?view=${view}`));
   } catch (error) {
-    hq.say('updated', `not updated: ${error.message}`, 'error');
+    // The figures stay, dimmed, with the time they are from.
+    hq.say('updated', `${updated ? `figures from ${updated}, ` : ''}not updated: ${error.message}`, 'error');
+    document.body.classList.add('stale');
   }
   if (hq.token()) timer = setTimeout(poll, POLL_MS);
 }

@@ -30,7 +30,8 @@ async function showTotals(event) {
     for (const field of ['fulfillments', 'iridium', 'magnesite', 'replays']) {
       document.getElementById(`my-${field}`).textContent = totals[field];
     }
-    document.getElementById('my-owner').textContent = `${totals.owner} (key id ${totals.key_id})`;
+    // The owner isolated, so that no character in it turns the rest around.
+    document.getElementById('my-owner').replaceChildren(hq.el('bdi', {}, totals.owner), ` (key id ${totals.key_id})`);
     document.getElementById('my-totals').hidden = false;
     hq.say('totals-state', '');
   } catch (error) {
@@ -53,7 +54,9 @@ async function subscribe(topic) {
   }
   try {
     const subscription = await hq.call('POST', `/topics/${topic}/subscriptions`, { endpoint });
-    hq.say('subscribe-state', `${topic}: ${subscription.endpoint} is pending confirmation.`, 'ok');
+    // Subscribing an endpoint again gives back its one subscription, as SNS does.
+    const state = subscription.state === 'confirmed' ? 'is already subscribed and confirmed' : 'is pending confirmation';
+    hq.say('subscribe-state', `${topic}: ${subscription.endpoint} ${state}.`, 'ok');
     await refreshSubscriptions();
   } catch (error) {
     hq.say('subscribe-state', `Not subscribed: ${error.message}`, 'error');
