@@ -5,7 +5,7 @@
 use crate::settings::ConfigError;
 use crate::telemetry::LogGuard;
 use std::future::Future;
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use tokio::net::{TcpListener, TcpSocket};
 
@@ -37,10 +37,27 @@ pub enum RunError {
 /// 1,000 orders arriving together, about 2% took 1.2–1.8 s instead of 1.0 s.
 pub const LISTEN_BACKLOG: u32 = 4096;
 
-/// Binds `0.0.0.0:port` (containers must listen on every interface), with a
-/// [`LISTEN_BACKLOG`]-deep accept queue.
+/// Binds `port` on every interface (containers must), IPv6 and IPv4 alike
+/// (`[::]`, taking IPv4 too whatever `net.ipv6.bindv6only` says: a curl of
+/// `localhost` may try `::1` first, and dual-stack tasks have both), with a
+/// [`LISTEN_BACKLOG`]-deep accept queue; `0.0.0.0` on a host without IPv6.
 pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
-    bind_addr(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).await
+    match bind_both_families(port) {
+        Ok(listener) => Ok(listener),
+        Err(_) => bind_addr(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).await,
+    }
+}
+
+/// `[::]:port` with `IPV6_V6ONLY` off, as [`bind_addr`] sets up a socket.
+fn bind_both_families(port: u16) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV6, Type::STREAM, None)?;
+    socket.set_only_v6(false)?;
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)).into())?;
+    socket.listen(i32::try_from(LISTEN_BACKLOG).unwrap_or(i32::MAX))?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Binds `addr` with a [`LISTEN_BACKLOG`]-deep accept queue.
@@ -166,6 +183,19 @@ mod tests {
     /// What `TcpListener::bind` asks for, and what the kernel allowed
     /// before Linux 5.4.
     const DEFAULT_BACKLOG: usize = 128;
+
+    #[tokio::test]
+    async fn a_service_is_reached_over_ipv4_and_ipv6() {
+        let listener = bind(0).await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        TcpStream::connect((Ipv4Addr::LOCALHOST, port)).await.unwrap();
+        // Only where this host has IPv6 at all.
+        if std::net::TcpListener::bind((Ipv6Addr::LOCALHOST, 0)).is_ok() {
+            TcpStream::connect((Ipv6Addr::LOCALHOST, port)).await.unwrap();
+        } else {
+            eprintln!("IPv6 part skipped: this host has no ::1");
+        }
+    }
 
     #[tokio::test]
     async fn a_burst_of_connections_waits_in_the_accept_queue() {
