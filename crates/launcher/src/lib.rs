@@ -21,6 +21,7 @@ use hq::ledger::Reconciliation;
 use hq::{HqConfig, RunningHq};
 use monolith::MonolithConfig;
 use monolith::api::FulfillmentApi;
+use platform::route::RouteSettings;
 use platform::{ApiKey, HookSecret, TrustConfig};
 use resource::ResourceConfig;
 use std::collections::{BTreeMap, BTreeSet};
@@ -144,6 +145,13 @@ pub enum LaunchError {
     Service(&'static str, String),
 }
 
+/// `route`, checked ([`RouteSettings::checked`]), for the service `name`.
+fn checked(name: &'static str, route: RouteSettings) -> Result<RouteSettings, LaunchError> {
+    route
+        .checked()
+        .map_err(|error| LaunchError::Service(name, format!("{error} (--gather-delay-ms)")))
+}
+
 /// The whole platform, running.
 #[derive(Debug)]
 pub struct Platform {
@@ -226,6 +234,9 @@ async fn start_services(
     monolith_config.strangled = config.stage.strangled();
     monolith_config.route.gather_delay = config.gather_delay;
     monolith_config.route.trust = trust(Topic::Orders);
+    // A gather the request timeout cannot outlast would have every order
+    // refused (503) for want of time: refused here instead, in one line.
+    monolith_config.route = checked("monolith", monolith_config.route)?;
     let monolith = Service::launch("monolith", config.monolith_addr, monolith_config, monolith::run).await?;
 
     let glue_hook = resource::config::glue_hook_url(&monolith.url("/"))?;
@@ -234,6 +245,7 @@ async fn start_services(
         let mut resource_config = ResourceConfig::new(resource, glue_hook.clone(), hook_secret.clone());
         resource_config.route.gather_delay = config.gather_delay;
         resource_config.route.trust = trust(Topic::of_resource(resource));
+        resource_config.route = checked(resource.as_str(), resource_config.route)?;
         let addr = config
             .microservice_addrs
             .get(&resource)

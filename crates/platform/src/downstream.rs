@@ -26,7 +26,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// 15 s). A connection kept longer than its server keeps it may be taken
 /// from the pool just as the server closes it, and the order on it fails;
 /// reqwest's default is 90 s.
-const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
 const _: () = assert!(
     POOL_IDLE_TIMEOUT.as_millis() < crate::server::DEFAULT_HEADER_READ_TIMEOUT_MS as u128,
     "the pool must drop a connection before our services close it"

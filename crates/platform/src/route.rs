@@ -98,17 +98,15 @@ pub struct RouteArgs<const DOWNSTREAM_TIMEOUT_MS_DEFAULT: u64> {
 impl<const DOWNSTREAM_TIMEOUT_MS_DEFAULT: u64> RouteArgs<DOWNSTREAM_TIMEOUT_MS_DEFAULT> {
     /// The route's settings, checked, for a service listening on `port`.
     pub fn resolve(&self, port: u16) -> Result<RouteSettings, ConfigError> {
-        let gather_delay = millis(self.gather_delay_ms);
-        let downstream_timeout = millis(self.downstream_timeout_ms);
-        Ok(RouteSettings {
-            gather_delay,
-            downstream_timeout,
+        let settings = RouteSettings {
+            gather_delay: millis(self.gather_delay_ms),
+            downstream_timeout: millis(self.downstream_timeout_ms),
             downstream_max_connections: self.downstream_limit.downstream_max_connections,
             trust: self.trust.clone().check()?,
-            // The route's own time: its gather, then its one downstream call.
-            server: self.server.limits(gather_delay + downstream_timeout)?,
+            server: self.server.limits(Duration::ZERO)?,
             metrics_port: self.metrics.port(port)?,
-        })
+        };
+        Ok(settings.checked()?)
     }
 }
 
@@ -130,6 +128,21 @@ pub struct RouteSettings {
 }
 
 impl RouteSettings {
+    /// What carrying out one order may take: its gather, then its one
+    /// downstream call. The request timeout must outlast it, and an order
+    /// read with less time left is not started.
+    pub fn work(&self) -> Duration {
+        self.gather_delay + self.downstream_timeout
+    }
+
+    /// These settings, if the request timeout outlasts [`RouteSettings::work`]:
+    /// [`RouteArgs::resolve`] checks settings from the environment so, and
+    /// settings changed in code (the launcher's gather delay) need it too.
+    pub fn checked(self) -> Result<Self, crate::server::LimitsError> {
+        self.server.outlasting(self.work())?;
+        Ok(self)
+    }
+
     /// The route's two ends, sharing one HTTP client: the intake that takes
     /// its orders, believing whom [`RouteSettings::trust`] says, and the call
     /// to the next service at `url`, named `target` in logs and metrics.
@@ -146,7 +159,7 @@ impl RouteSettings {
             .with_metrics(metrics);
         let intake = OrderIntake::new(self.trust.clone(), client)
             .with_metrics(metrics)
-            .with_work(self.gather_delay + self.downstream_timeout);
+            .with_work(self.work());
         Ok((intake, next))
     }
 

@@ -111,8 +111,10 @@ pub async fn serve(
 /// [`SIDE_LANE_AFTER`] in vain is served on a side lane, beyond the bound
 /// (at most [`SIDE_LANE_CONNECTIONS`] at once), for one request: a `GET` or
 /// `HEAD` (the health check, a page) is answered as usual, anything else 503
-/// (SNS sends it again) without its body being read. Until a slot frees, the
-/// connections after it go to the side lane as soon as they are accepted.
+/// (SNS sends it again) without its body being read (a body larger than
+/// hyper's first read may then meet a reset instead: a 5xx to the load
+/// balancer all the same). Until a slot frees, the connections after it go
+/// to the side lane after one more call to close idle connections.
 pub async fn serve_with(
     listener: TcpListener,
     router: Router,
@@ -182,8 +184,18 @@ pub async fn serve_with(
                 Ok((stream, _peer)) => {
                     accepting_again(&mut failures);
                     waiting = Some(stream);
-                    next_shed = Instant::now();
-                    side_lane_at = if saturated { next_shed } else { next_shed + SIDE_LANE_AFTER };
+                    let now = Instant::now();
+                    if saturated {
+                        // The side lane turns connections over fast: idle
+                        // ones are still asked to close at most every
+                        // SHED_EVERY, and each newcomer waits for one such
+                        // call (every slot may be idle by now, not busy).
+                        next_shed = next_shed.max(now);
+                        side_lane_at = next_shed + SHED_EVERY;
+                    } else {
+                        next_shed = now;
+                        side_lane_at = now + SIDE_LANE_AFTER;
+                    }
                 }
                 Err(error) => {
                     if out_of_descriptors(&error) {

@@ -5,6 +5,7 @@
 use crate::settings::ConfigError;
 use crate::telemetry::LogGuard;
 use std::future::Future;
+use std::io::ErrorKind;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
 use tokio::net::{TcpListener, TcpSocket};
@@ -44,7 +45,15 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
     match bind_both_families(port) {
         Ok(listener) => Ok(listener),
-        Err(_) => bind_addr(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).await,
+        // The port is taken, or not ours to take: IPv4 would say the same,
+        // or hide that another process holds IPv6.
+        Err(error) if matches!(error.kind(), ErrorKind::AddrInUse | ErrorKind::PermissionDenied) => {
+            Err(error)
+        }
+        Err(error) => {
+            tracing::info!(%error, "no IPv6 here: listening on IPv4 only");
+            bind_addr(SocketAddr::from((Ipv4Addr::UNSPECIFIED, port))).await
+        }
     }
 }
 

@@ -289,13 +289,15 @@ async fn at_the_bound_with_every_slot_busy_the_health_check_is_answered_beside_t
             "a request in flight was cut: {answer:?}"
         );
     }
-    // Slots free again: orders are served as before.
-    drop(in_flight);
+    // Their connections, kept alive, now hold every slot idle: the next
+    // order gets one of them (idle connections are closed to make room),
+    // not the side lane's 503.
     let served = exchange(server.addr, order, Duration::from_secs(5)).await;
     assert!(
         served.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 200")),
         "got {served:?}"
     );
+    drop(in_flight);
 }
 
 #[tokio::test]

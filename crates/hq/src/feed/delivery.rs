@@ -31,10 +31,13 @@ enum Attempt {
 pub const MAX_ANSWER_BYTES: usize = platform::downstream::MAX_BODY_BYTES;
 
 /// The HTTP client deliveries are made with: no redirects (SNS follows
-/// none), connecting for at most the attempt timeout or 5 s.
+/// none), connecting for at most the attempt timeout or 5 s, idle
+/// connections dropped before the services close them (as the services'
+/// own client does).
 pub(super) fn client(attempt_timeout: Duration) -> reqwest::Result<reqwest::Client> {
     reqwest::Client::builder()
         .connect_timeout(attempt_timeout.min(Duration::from_secs(5)))
+        .pool_idle_timeout(platform::downstream::POOL_IDLE_TIMEOUT)
         .redirect(reqwest::redirect::Policy::none())
         .tcp_nodelay(true)
         .build()

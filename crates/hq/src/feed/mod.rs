@@ -266,7 +266,7 @@ impl Feed {
         self.inner.stats.snapshot()
     }
 
-    /// Orders' deliveries not finished yet, retries included (subscription
+    /// Orders being published or delivered, retries included (subscription
     /// confirmations are not counted: no order waits on them).
     pub fn in_flight(&self) -> usize {
         self.inner.tracker.len()

@@ -196,3 +196,18 @@ async fn the_generator_feeds_and_shutdown_drains() {
     assert_eq!(reconciliation.totals.fulfilled, reconciliation.totals.published);
     assert!(reconciliation.is_clean(), "{reconciliation:?}");
 }
+
+#[tokio::test]
+async fn a_gather_no_order_could_finish_in_time_is_refused_at_launch() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(Stage::Both, dir.path());
+    // 5 s, then the microservices' 10 s call to the glue hook: more than
+    // the 14 s an order has. Launched, every microservice order got 503.
+    config.gather_delay = std::time::Duration::from_secs(5);
+    let refused = launch(config).await.map(|_| ()).unwrap_err().to_string();
+    assert!(
+        refused.starts_with("iridium: REQUEST_TIMEOUT_MS (14000) must exceed"),
+        "{refused}"
+    );
+    assert!(refused.ends_with("(--gather-delay-ms)"), "{refused}");
+}

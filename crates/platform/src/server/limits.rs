@@ -25,7 +25,8 @@ pub struct ServerLimits {
     pub write_timeout: Duration,
     /// Connections served at once (`MAX_CONNECTIONS`). At the bound, those
     /// serving no request are closed to make room for the next; more wait in
-    /// the kernel's accept queue.
+    /// the kernel's accept queue, and with every one busy up to 16 more are
+    /// served beside the bound, one `GET` each (see `serve_with`).
     pub max_connections: usize,
     /// The largest request head in bytes (`MAX_HEADER_BYTES`); a larger one
     /// is answered 431. Also the most hyper's read buffer grows to.
@@ -109,6 +110,18 @@ pub enum LimitsError {
 }
 
 impl ServerLimits {
+    /// These limits, if the request timeout outlasts `work`: what carrying
+    /// out one order may take (see [`LimitsError::RequestShorterThanWork`]).
+    pub fn outlasting(self, work: Duration) -> Result<Self, LimitsError> {
+        if self.request_timeout <= work {
+            return Err(LimitsError::RequestShorterThanWork {
+                request_ms: self.request_timeout.as_millis(),
+                work_ms: work.as_millis(),
+            });
+        }
+        Ok(self)
+    }
+
     /// Checks that the limits work together: the drain outlasts any request.
     pub fn checked(self) -> Result<Self, LimitsError> {
         if self.drain_timeout <= self.request_timeout {
@@ -139,7 +152,8 @@ pub struct ServerLimitArgs {
     #[arg(long, env = "WRITE_TIMEOUT_MS", default_value_t = DEFAULT_WRITE_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
     pub write_timeout_ms: u64,
     /// Connections served at once (1 to 4096, as `DOWNSTREAM_MAX_CONNECTIONS`);
-    /// at the bound, those serving no request are closed to make room.
+    /// at the bound, those serving no request are closed to make room, and
+    /// with every one busy the health check is served beside them.
     #[arg(long, env = "MAX_CONNECTIONS", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = max_connections)]
     pub max_connections: usize,
     /// The largest request head in bytes (8192 to 1048576); larger gets 431.
@@ -165,13 +179,7 @@ impl ServerLimitArgs {
             drain_timeout: millis(self.drain_timeout_ms),
         }
         .checked()?;
-        if limits.request_timeout <= work {
-            return Err(LimitsError::RequestShorterThanWork {
-                request_ms: limits.request_timeout.as_millis(),
-                work_ms: work.as_millis(),
-            });
-        }
-        Ok(limits)
+        limits.outlasting(work)
     }
 }
 
