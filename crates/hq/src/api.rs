@@ -58,6 +58,9 @@ pub(crate) enum ApiError {
     /// Nothing here.
     #[error("not found: {0}")]
     NotFound(String),
+    /// A path HQ has, asked with a method it does not take there.
+    #[error("this path does not take that method; GET / lists HQ's routes")]
+    MethodNotAllowed,
     /// A fault injected on request (`POST /faults`).
     #[error("injected fault: {0}")]
     Injected(&'static str),
@@ -77,6 +80,7 @@ impl ApiError {
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Injected(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Feed(FeedError::UnknownTopic(_))
             | Self::Feed(FeedError::UnknownToken)
@@ -214,6 +218,9 @@ pub fn router_with_metrics(hq: Hq, metrics: &platform::Metrics) -> Router {
         .route("/reconciliation", get(reconciliation))
         .route("/faults", post(add_faults).get(faults))
         .merge(crate::portal::router())
+        // axum answers both with no body; HQ's refusals are JSON that says why.
+        .method_not_allowed_fallback(|| std::future::ready(ApiError::MethodNotAllowed))
+        .fallback(|| std::future::ready(ApiError::NotFound("no such path; GET / lists HQ's routes".into())))
         .with_state(hq)
 }
 

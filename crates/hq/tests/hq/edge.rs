@@ -3,7 +3,7 @@
 //! wherever they are shown, and subscribers' answers read only so far.
 
 use crate::support::{
-    KEY, Subscriber, admin_client, config, nobody_listening, publish, start_hq, subscribe,
+    KEY, Subscriber, admin_client, config, nobody_listening, publish, refusal, start_hq, subscribe,
     subscribe_confirmed, url,
 };
 use axum::Router;
@@ -141,6 +141,19 @@ async fn the_fulfillment_api_the_sns_links_and_the_pages_stay_open() {
     let bearer = format!("Bearer {}", hq.hq().admin_token().expose());
     let refused = call(&hq, "POST", "/receiving/", order, authorization(Some(&bearer))).await;
     assert_eq!(refused.status(), 403);
+    // A path HQ does not have, and a method a path does not take: JSON
+    // saying so (axum's own answers are empty), the 405 with its Allow.
+    let nowhere = call(&hq, "GET", "/no/such/path", "", None).await;
+    assert_eq!(
+        refusal(nowhere, 404).await,
+        "not found: no such path; GET / lists HQ's routes"
+    );
+    let wrong_method = call(&hq, "DELETE", "/keys", "", None).await;
+    assert_eq!(wrong_method.headers()["allow"], "POST");
+    assert_eq!(
+        refusal(wrong_method, 405).await,
+        "this path does not take that method; GET / lists HQ's routes"
+    );
     hq.shutdown(WAIT).await.unwrap();
 }
 
