@@ -224,7 +224,7 @@ impl Cli {
             // HQ_LISTEN's port too fails at start: the address is in use.
             metrics_port: self.metrics.metrics_port,
             // HQ's routes call nothing slow: only the request timeout bounds them.
-            server: self.server.limits(Duration::ZERO)?,
+            server: self.server.limits()?,
         };
         Ok((config, issued))
     }

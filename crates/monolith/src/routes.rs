@@ -2,7 +2,7 @@
 
 use crate::config::MonolithConfig;
 use crate::gather::gather;
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::routing::{get, post};
 use axum::{Router, body::Bytes};
@@ -72,12 +72,11 @@ async fn health() -> &'static str {
 /// `POST /order/`: a bundle order, from SNS or curl.
 async fn order(
     State(monolith): State<Arc<Monolith>>,
-    deadline: Option<Extension<RequestDeadline>>,
+    deadline: Option<RequestDeadline>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Reply, ServiceError> {
     let monolith = &*monolith;
-    let deadline = deadline.map(|Extension(deadline)| deadline);
     monolith
         .intake
         .take(&headers, &body, deadline, async |received| {

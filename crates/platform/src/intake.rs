@@ -165,11 +165,11 @@ impl OrderIntake {
     ) -> Result<Reply, ServiceError> {
         match self.receive(headers, body).await? {
             Delivered::Order(received, traceparent) => {
-                if let Some(deadline) = deadline
-                    && deadline.left() <= self.work
+                if let Some(left) = deadline.map(RequestDeadline::left)
+                    && left <= self.work
                 {
                     return Err(ServiceError::NoTimeLeft {
-                        left: deadline.left(),
+                        left,
                         work: self.work,
                     });
                 }

@@ -103,7 +103,7 @@ impl<const DOWNSTREAM_TIMEOUT_MS_DEFAULT: u64> RouteArgs<DOWNSTREAM_TIMEOUT_MS_D
             downstream_timeout: millis(self.downstream_timeout_ms),
             downstream_max_connections: self.downstream_limit.downstream_max_connections,
             trust: self.trust.clone().check()?,
-            server: self.server.limits(Duration::ZERO)?,
+            server: self.server.limits()?,
             metrics_port: self.metrics.port(port)?,
         };
         Ok(settings.checked()?)

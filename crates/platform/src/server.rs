@@ -77,6 +77,19 @@ impl RequestDeadline {
     }
 }
 
+/// A handler takes it as `Option<RequestDeadline>`: none for a router
+/// served by something other than this loop.
+impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for RequestDeadline {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Infallible> {
+        Ok(parts.extensions.get::<Self>().copied())
+    }
+}
+
 /// Serves `router` on `listener` with the default [`ServerLimits`] until
 /// `shutdown` resolves, then drains (see [`serve_with`]).
 pub async fn serve(

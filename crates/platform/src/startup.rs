@@ -8,7 +8,7 @@ use std::future::Future;
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
-use tokio::net::{TcpListener, TcpSocket};
+use tokio::net::TcpListener;
 
 /// Why a service stopped with an error once its settings were accepted.
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +43,7 @@ pub const LISTEN_BACKLOG: u32 = 4096;
 /// `localhost` may try `::1` first, and dual-stack tasks have both), with a
 /// [`LISTEN_BACKLOG`]-deep accept queue; `0.0.0.0` on a host without IPv6.
 pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
-    match bind_both_families(port) {
+    match bind_addr(SocketAddr::from((Ipv6Addr::UNSPECIFIED, port))).await {
         Ok(listener) => Ok(listener),
         // The port is taken, or not ours to take: IPv4 would say the same,
         // or hide that another process holds IPv6.
@@ -57,30 +57,21 @@ pub async fn bind(port: u16) -> std::io::Result<TcpListener> {
     }
 }
 
-/// `[::]:port` with `IPV6_V6ONLY` off, as [`bind_addr`] sets up a socket.
-fn bind_both_families(port: u16) -> std::io::Result<TcpListener> {
-    use socket2::{Domain, Socket, Type};
-    let socket = Socket::new(Domain::IPV6, Type::STREAM, None)?;
-    socket.set_only_v6(false)?;
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)).into())?;
-    socket.listen(i32::try_from(LISTEN_BACKLOG).unwrap_or(i32::MAX))?;
-    TcpListener::from_std(socket.into())
-}
-
-/// Binds `addr` with a [`LISTEN_BACKLOG`]-deep accept queue.
+/// Binds `addr` with a [`LISTEN_BACKLOG`]-deep accept queue; an IPv6
+/// address takes IPv4 too (`IPV6_V6ONLY` off, which tokio does not expose).
 pub async fn bind_addr(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    let socket = if addr.is_ipv4() {
-        TcpSocket::new_v4()?
-    } else {
-        TcpSocket::new_v6()?
-    };
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    if addr.is_ipv6() {
+        socket.set_only_v6(false)?;
+    }
     // As `TcpListener::bind` does: a restarted service can take its port
     // back while the old connections sit in TIME_WAIT.
-    socket.set_reuseaddr(true)?;
-    socket.bind(addr)?;
-    socket.listen(LISTEN_BACKLOG)
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(i32::try_from(LISTEN_BACKLOG).unwrap_or(i32::MAX))?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Resolves on SIGTERM (ECS, `docker stop`) or SIGINT (Ctrl-C).

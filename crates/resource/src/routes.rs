@@ -3,7 +3,7 @@
 use crate::config::ResourceConfig;
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Extension, State};
+use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::{get, post};
 use contracts::fulfillment::HOOK_SECRET_HEADER;
@@ -74,13 +74,12 @@ async fn health_check(State(service): State<Arc<ResourceService>>) -> String {
 /// `POST /<resource>/`: produce the resource, then hand it to the monolith.
 async fn order(
     State(service): State<Arc<ResourceService>>,
-    deadline: Option<Extension<RequestDeadline>>,
+    deadline: Option<RequestDeadline>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Reply, ServiceError> {
     let service = &*service;
     let resource = service.config.resource;
-    let deadline = deadline.map(|Extension(deadline)| deadline);
     service
         .intake
         .take(

@@ -165,11 +165,10 @@ pub struct ServerLimitArgs {
 }
 
 impl ServerLimitArgs {
-    /// The limits these settings give, checked, for a service whose route
-    /// may take `work` (its gather delay and downstream timeout) before it
-    /// answers: the request timeout must outlast it.
-    pub fn limits(&self, work: Duration) -> Result<ServerLimits, LimitsError> {
-        let limits = ServerLimits {
+    /// The limits these settings give, checked ([`ServerLimits::checked`];
+    /// a route's work is checked against them by [`ServerLimits::outlasting`]).
+    pub fn limits(&self) -> Result<ServerLimits, LimitsError> {
+        ServerLimits {
             header_read_timeout: millis(self.header_read_timeout_ms),
             body_read_timeout: millis(self.body_read_timeout_ms),
             request_timeout: millis(self.request_timeout_ms),
@@ -178,8 +177,7 @@ impl ServerLimitArgs {
             max_header_bytes: self.max_header_bytes,
             drain_timeout: millis(self.drain_timeout_ms),
         }
-        .checked()?;
-        limits.outlasting(work)
+        .checked()
     }
 }
 
@@ -208,14 +206,14 @@ mod tests {
     #[test]
     fn the_settings_default_to_the_default_limits() {
         let cli = Cli::try_parse_from(["test"]).map_err(|e| e.to_string());
-        let limits = cli.map(|cli| cli.limits.limits(Duration::from_secs(10)));
+        let limits = cli.map(|cli| cli.limits.limits());
         assert_eq!(limits, Ok(Ok(ServerLimits::default())));
     }
 
     #[test]
     fn a_drain_shorter_than_a_request_is_refused() {
         let cli = Cli::try_parse_from(["test", "--drain-timeout-ms", "14000"]).map_err(|e| e.to_string());
-        let refused = cli.map(|cli| cli.limits.limits(Duration::ZERO).is_err());
+        let refused = cli.map(|cli| cli.limits.limits().is_err());
         assert_eq!(refused, Ok(true));
     }
 
@@ -223,8 +221,12 @@ mod tests {
     fn a_request_timeout_within_the_routes_work_is_refused() {
         let cli = Cli::try_parse_from(["test", "--request-timeout-ms", "6000"]).map_err(|e| e.to_string());
         let answer = |work_ms| {
-            cli.as_ref()
-                .map(|cli| cli.limits.limits(millis(work_ms)).map(|l| l.request_timeout))
+            cli.as_ref().map(|cli| {
+                cli.limits
+                    .limits()
+                    .and_then(|l| l.outlasting(millis(work_ms)))
+                    .map(|l| l.request_timeout)
+            })
         };
         assert_eq!(answer(5_999), Ok(Ok(millis(6_000))));
         assert_eq!(
