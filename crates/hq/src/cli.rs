@@ -22,6 +22,30 @@ pub const DEFAULT_PORT: u16 = 4000;
 pub const DEFAULT_DATA_DIR: &str = ".interstella-hq";
 /// Largest quantity in a generated order unless told otherwise.
 pub const DEFAULT_MAX_QUANTITY: u32 = 5;
+/// The most retries SNS' delivery policy allows (`numRetries`).
+pub const MAX_RETRIES: u32 = 100;
+/// The longest retry delay SNS' delivery policy allows (`maxDelayTarget`,
+/// 3,600 s), in milliseconds.
+pub const MAX_RETRY_DELAY_MS: u64 = 3_600_000;
+
+/// Why HQ's settings cannot be used together.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The serve loop's limits do not work together.
+    #[error(transparent)]
+    Limits(#[from] LimitsError),
+    /// The first retry delay is longer than the largest.
+    #[error(
+        "HQ_RETRY_MIN_DELAY_MS ({min_ms}) is above HQ_RETRY_MAX_DELAY_MS ({max_ms}): \
+         SNS refuses such a delivery policy"
+    )]
+    RetryDelays {
+        /// `--retry-min-delay-ms`.
+        min_ms: u64,
+        /// `--retry-max-delay-ms`.
+        max_ms: u64,
+    },
+}
 
 /// Settings of the `hq` binary.
 #[derive(Debug, Clone, Parser)]
@@ -69,20 +93,42 @@ pub struct Cli {
     /// Largest quantity in a generated order.
     #[arg(long, env = "HQ_MAX_QUANTITY", default_value_t = DEFAULT_MAX_QUANTITY)]
     pub max_quantity: u32,
-    /// Retries of a failed delivery (SNS `numRetries`).
-    #[arg(long, env = "HQ_RETRIES", default_value_t = RetryPolicy::default().num_retries)]
+    /// Retries of a failed delivery (SNS `numRetries`: 0 to 100).
+    #[arg(
+        long,
+        env = "HQ_RETRIES",
+        default_value_t = RetryPolicy::default().num_retries,
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RETRIES))
+    )]
     pub retries: u32,
-    /// First retry delay in milliseconds (SNS `minDelayTarget`).
-    #[arg(long, env = "HQ_RETRY_MIN_DELAY_MS", default_value_t = millis(RetryPolicy::default().min_delay))]
+    /// First retry delay in milliseconds (SNS `minDelayTarget`), at most
+    /// the largest.
+    #[arg(
+        long,
+        env = "HQ_RETRY_MIN_DELAY_MS",
+        default_value_t = millis(RetryPolicy::default().min_delay),
+        value_parser = clap::value_parser!(u64).range(1..=MAX_RETRY_DELAY_MS)
+    )]
     pub retry_min_delay_ms: u64,
-    /// Largest retry delay in milliseconds (SNS `maxDelayTarget`).
-    #[arg(long, env = "HQ_RETRY_MAX_DELAY_MS", default_value_t = millis(RetryPolicy::default().max_delay))]
+    /// Largest retry delay in milliseconds (SNS `maxDelayTarget`: at most
+    /// 3,600 s).
+    #[arg(
+        long,
+        env = "HQ_RETRY_MAX_DELAY_MS",
+        default_value_t = millis(RetryPolicy::default().max_delay),
+        value_parser = clap::value_parser!(u64).range(1..=MAX_RETRY_DELAY_MS)
+    )]
     pub retry_max_delay_ms: u64,
     /// How retry delays grow (SNS `backoffFunction`).
     #[arg(long, env = "HQ_BACKOFF", value_enum, default_value_t = RetryPolicy::default().backoff)]
     pub backoff: Backoff,
     /// Timeout of one delivery attempt in milliseconds (SNS: 15 s).
-    #[arg(long, env = "HQ_DELIVERY_TIMEOUT_MS", default_value_t = millis(FeedConfig::default().delivery_timeout))]
+    #[arg(
+        long,
+        env = "HQ_DELIVERY_TIMEOUT_MS",
+        default_value_t = millis(FeedConfig::default().delivery_timeout),
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub delivery_timeout_ms: u64,
     /// How long to let deliveries finish at shutdown, in seconds.
     #[arg(long, env = "HQ_DRAIN_SECS", default_value_t = 30)]
@@ -93,8 +139,15 @@ pub struct Cli {
     /// confirms, so the endpoint may start after HQ.
     #[arg(long = "subscribe", env = "HQ_SUBSCRIBE", value_delimiter = ',', value_parser = parse_subscription)]
     pub subscriptions: Vec<(Topic, Endpoint)>,
-    /// How often an unconfirmed `--subscribe` endpoint is sent its confirmation again, in milliseconds.
-    #[arg(long, env = "HQ_SUBSCRIBE_EVERY_MS", default_value_t = millis(DEFAULT_SUBSCRIBE_EVERY))]
+    /// How often an unconfirmed `--subscribe` endpoint is sent its
+    /// confirmation again, in milliseconds (at least 100: with
+    /// `--publish-to aws` each time is a call to SNS' `Subscribe`).
+    #[arg(
+        long,
+        env = "HQ_SUBSCRIBE_EVERY_MS",
+        default_value_t = millis(DEFAULT_SUBSCRIBE_EVERY),
+        value_parser = clap::value_parser!(u64).range(100..)
+    )]
     pub subscribe_every_ms: u64,
     /// Where orders are published: HQ's own SNS-compatible feed (`local`),
     /// or the AWS SNS topics of `--sns-topic-arn` (`aws`; region,
@@ -187,8 +240,15 @@ pub fn parse_subscription(text: &str) -> Result<(Topic, Endpoint), String> {
 impl Cli {
     /// The configuration these settings describe; also returns a freshly
     /// generated key when `--issue-key` asked for one. Fails when the serve
-    /// loop's limits do not work together.
-    pub fn config(&self) -> Result<(HqConfig, Option<ApiKey>), LimitsError> {
+    /// loop's limits do not work together, or the retry delays would be a
+    /// policy SNS refuses.
+    pub fn config(&self) -> Result<(HqConfig, Option<ApiKey>), SettingsError> {
+        if self.retry_min_delay_ms > self.retry_max_delay_ms {
+            return Err(SettingsError::RetryDelays {
+                min_ms: self.retry_min_delay_ms,
+                max_ms: self.retry_max_delay_ms,
+            });
+        }
         let mut api_keys: Vec<ApiKey> = self
             .api_keys
             .iter()
@@ -217,7 +277,7 @@ impl Cli {
                 max_quantity: self.max_quantity,
             },
             subscriptions: self.subscriptions.clone(),
-            subscribe_every: Duration::from_millis(self.subscribe_every_ms.max(1)),
+            subscribe_every: Duration::from_millis(self.subscribe_every_ms),
             publish_to: self.publish_to,
             sns_topic_arns: self.sns_topic_arns.iter().cloned().collect(),
             journal_mode: self.journal_mode,

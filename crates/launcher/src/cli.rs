@@ -44,8 +44,13 @@ pub struct Cli {
     /// Simulated work per gathered resource, in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub gather_delay_ms: u64,
-    /// Retries of a failed delivery (doubling from 1 s to 20 s apart).
-    #[arg(long, default_value_t = demo_retry_policy().num_retries)]
+    /// Retries of a failed delivery (doubling from 1 s to 20 s apart; at
+    /// most 100, as SNS allows).
+    #[arg(
+        long,
+        default_value_t = demo_retry_policy().num_retries,
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(hq::cli::MAX_RETRIES))
+    )]
     pub retries: u32,
     /// How long Ctrl-C waits for deliveries and retries to finish, in seconds
     /// (Ctrl-C again to stop at once).

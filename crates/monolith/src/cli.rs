@@ -82,6 +82,14 @@ mod tests {
     }
 
     #[test]
+    fn a_downstream_timeout_of_zero_is_refused_not_a_504_for_every_order() {
+        let parse = |ms: &str| Cli::try_parse_from(["monolith", "--downstream-timeout-ms", ms]);
+        let error = parse("0").expect_err("refused").to_string();
+        assert!(error.contains("--downstream-timeout-ms"), "{error}");
+        assert!(parse("1").is_ok());
+    }
+
+    #[test]
     fn the_command_lines_debug_holds_no_secret() {
         let cli = Cli::try_parse_from([
             "monolith",

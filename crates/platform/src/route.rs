@@ -78,8 +78,13 @@ pub struct RouteArgs<const DOWNSTREAM_TIMEOUT_MS_DEFAULT: u64> {
     pub gather_delay_ms: u64,
     /// Timeout of each call to the next service, in milliseconds (the
     /// fulfillment API for the monolith, the glue hook for iridium and
-    /// magnesite).
-    #[arg(long, env = "DOWNSTREAM_TIMEOUT_MS", default_value_t = DOWNSTREAM_TIMEOUT_MS_DEFAULT)]
+    /// magnesite). At least 1: with 0, every call would time out.
+    #[arg(
+        long,
+        env = "DOWNSTREAM_TIMEOUT_MS",
+        default_value_t = DOWNSTREAM_TIMEOUT_MS_DEFAULT,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
     pub downstream_timeout_ms: u64,
     /// How many calls to it at once.
     #[command(flatten)]

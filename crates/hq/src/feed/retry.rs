@@ -9,7 +9,9 @@ pub enum Backoff {
     /// Evenly spaced steps from min to max (SNS' default).
     #[default]
     Linear,
-    /// Doubling from min, capped at max.
+    /// Doubling from min, capped at max. Not quite SNS' `exponential`,
+    /// which spreads its retries from min to max and reaches max only on
+    /// the last: the same policy retries for longer here than on SNS.
     Exponential,
 }
 

@@ -172,8 +172,12 @@ pub fn now() -> String {
 
 /// `at` as the ledger writes times (ISO-8601 UTC with milliseconds), which
 /// sort as text in time order.
+///
+/// A time before 1970 is written as 1970's first instant: humantime panics on
+/// one, and a host without a battery-backed clock boots in 1970 until NTP
+/// sets it (every publish and every dashboard poll would abort HQ).
 pub fn timestamp(at: std::time::SystemTime) -> String {
-    humantime::format_rfc3339_millis(at).to_string()
+    humantime::format_rfc3339_millis(at.max(std::time::UNIX_EPOCH)).to_string()
 }
 
 impl Ledger {
@@ -215,5 +219,19 @@ impl Ledger {
         })
         .await
         .map_err(|e| LedgerError::Unavailable(e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::timestamp;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn a_clock_before_1970_is_written_as_1970_not_a_panic() {
+        let before = UNIX_EPOCH - Duration::from_secs(1800);
+        assert_eq!(timestamp(before), "1970-01-01T00:00:00.000Z");
+        let after = UNIX_EPOCH + Duration::from_millis(1_800_250);
+        assert_eq!(timestamp(after), "1970-01-01T00:30:00.250Z");
     }
 }

@@ -353,6 +353,45 @@ async fn start_up_subscriptions_wait_for_their_endpoint_and_go_live_once_confirm
 }
 
 #[test]
+fn settings_that_would_fail_every_delivery_or_that_sns_refuses_are_refused_at_start() {
+    use clap::Parser;
+    let parse =
+        |args: &[&str]| hq::cli::Cli::try_parse_from(std::iter::once("hq").chain(args.iter().copied()));
+    // Each alone is refused by the parser, naming the setting.
+    for args in [
+        &["--retries", "101"][..],
+        &["--delivery-timeout-ms", "0"],
+        &["--retry-min-delay-ms", "0"],
+        &["--retry-max-delay-ms", "3600001"],
+        &["--subscribe-every-ms", "99"],
+    ] {
+        let error = parse(args).expect_err("refused").to_string();
+        assert!(error.contains(args[0]), "{args:?}: {error}");
+    }
+    // The bounds themselves are fine.
+    let bounds = parse(&[
+        "--retries",
+        "100",
+        "--retry-max-delay-ms",
+        "3600000",
+        "--subscribe-every-ms",
+        "100",
+    ])
+    .unwrap();
+    assert!(bounds.config().is_ok());
+    // A first delay longer than the largest is a policy SNS refuses.
+    let error = parse(&["--retry-min-delay-ms", "2000", "--retry-max-delay-ms", "1000"])
+        .unwrap()
+        .config()
+        .expect_err("refused")
+        .to_string();
+    assert!(
+        error.contains("HQ_RETRY_MIN_DELAY_MS (2000)") && error.contains("HQ_RETRY_MAX_DELAY_MS (1000)"),
+        "{error}"
+    );
+}
+
+#[test]
 fn subscribe_flags_parse_repeated_or_comma_separated() {
     use clap::Parser;
     let cli = hq::cli::Cli::try_parse_from([
