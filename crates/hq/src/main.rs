@@ -1,8 +1,10 @@
 //! The `hq` binary: Interstella HQ alone (the launcher runs it with the services).
 
+use anyhow::Context;
 use clap::Parser;
 use hq::cli::Cli;
 use platform::startup::shutdown_signal;
+use std::process::ExitCode;
 use std::time::Duration;
 
 // jemalloc, one arena: why, in platform::allocator (the `jemalloc` feature,
@@ -11,15 +13,38 @@ use std::time::Duration;
 platform::use_jemalloc!();
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _logs = platform::telemetry::init("hq", cli.log_format);
-    let (config, issued) = cli.config()?;
+    let logs = platform::telemetry::init("hq", cli.log_format);
+    let config = match cli.config() {
+        Ok(config) => config,
+        Err(error) => {
+            logs.fatal(&format_args!("hq: {error}"));
+            return ExitCode::from(2);
+        }
+    };
+    match run(&cli, config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            // `:#`: the causes on the same line.
+            logs.fatal(&format_args!("hq: {error:#}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Serves until SIGTERM, then prints the reconciliation.
+async fn run(
+    cli: &Cli,
+    (config, issued): (hq::config::HqConfig, Option<platform::ApiKey>),
+) -> anyhow::Result<()> {
     if let Some(key) = issued {
         // Printed for the person who asked, on the terminal only; never logged.
         eprintln!("HQ issued API key: {}", key.expose());
     }
-    let listener = platform::startup::bind_addr(cli.listen).await?;
+    let listener = platform::startup::bind_addr(cli.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", cli.listen))?;
     let reconciliation = hq::run(
         listener,
         config,

@@ -4,7 +4,6 @@
 platform::use_jemalloc!();
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    resource::main(resource::Resource::Iridium).await?;
-    Ok(())
+async fn main() -> std::process::ExitCode {
+    resource::main(resource::Resource::Iridium).await
 }

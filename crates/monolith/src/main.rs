@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use monolith::cli::Cli;
+use std::process::ExitCode;
 
 // jemalloc, one arena: why, in platform::allocator (the `jemalloc` feature,
 // on by default; the launcher builds this crate without it).
@@ -9,9 +10,8 @@ use monolith::cli::Cli;
 platform::use_jemalloc!();
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
     let logs = platform::telemetry::init("monolith", cli.log_format);
-    platform::startup::run_service("monolith", cli.port, cli.resolve(), logs, monolith::run).await?;
-    Ok(())
+    platform::startup::run_service("monolith", cli.port, cli.resolve(), logs, monolith::run).await
 }

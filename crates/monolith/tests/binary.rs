@@ -69,6 +69,30 @@ async fn a_missing_hook_secret_or_sns_only_without_topics_exits_2_with_one_line(
 }
 
 #[tokio::test]
+async fn under_json_logs_the_line_saying_why_it_cannot_start_is_a_json_error_event() {
+    let api = FakeApi::start().await;
+    let mut env = monolith_env(&api);
+    env.remove("GLUE_HOOK_SECRET");
+    env.insert("LOG_FORMAT".into(), "json".into());
+    let output = run_to_exit(monolith_exe(), &env).await;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.trim().is_empty(), "plain text beside the JSON: {stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let errors: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|event| event["level"] == "ERROR")
+        .collect();
+    assert_eq!(errors.len(), 1, "{stdout}");
+    let message = errors[0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("monolith: ") && message.contains("GLUE_HOOK_SECRET"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn the_hook_secret_is_checked_and_never_logged() {
     let api = FakeApi::start().await;
     let mut monolith = ServiceProcess::start(monolith_exe(), &monolith_env(&api));

@@ -8,6 +8,7 @@ use std::future::Future;
 use std::io::ErrorKind;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::pin::Pin;
+use std::process::ExitCode;
 use tokio::net::TcpListener;
 
 /// Why a service stopped with an error once its settings were accepted.
@@ -123,8 +124,9 @@ pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// The common body of a service binary's `main`, once its command line is
 /// parsed: resolve the settings (`config`: the monolith's may wait on SSM),
 /// exit 2 with its one line on a configuration error, otherwise bind
-/// `port`, say where, and `run` until SIGTERM. `logs` is kept until the
-/// end, so the last lines are written out.
+/// `port`, say where, and `run` until SIGTERM; exit 1 with one line if that
+/// fails. The line goes where the logs go ([`LogGuard::fatal`]). `logs` is
+/// kept until the end, so the last lines are written out.
 ///
 /// The signal handlers come first: a service stopped while it still waits
 /// for its settings exits 0 at once instead of starting to serve (as PID 1
@@ -136,7 +138,7 @@ pub async fn run_service<C, Run, Serving>(
     config: impl Future<Output = Result<C, ConfigError>>,
     logs: LogGuard,
     run: Run,
-) -> Result<(), RunError>
+) -> ExitCode
 where
     Run: FnOnce(TcpListener, C, Shutdown) -> Serving,
     Serving: Future<Output = Result<(), RunError>>,
@@ -146,19 +148,41 @@ where
         config = config => config,
         () = &mut signal => {
             tracing::info!("{name} stopped before it started serving");
-            return Ok(());
+            return ExitCode::SUCCESS;
         }
     };
     let shutdown: Shutdown = Box::pin(announced(signal));
     let config = match config {
         Ok(config) => config,
         Err(error) => {
-            eprintln!("{name}: {error}");
-            // exit skips destructors: write out the queued log lines first.
-            drop(logs);
-            std::process::exit(2);
+            logs.fatal(&format_args!("{name}: {error}"));
+            return ExitCode::from(2);
         }
     };
+    match serve(name, port, config, shutdown, run).await {
+        Ok(()) => {
+            tracing::info!("{name} stopped");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            logs.fatal(&format_args!("{name}: {error}"));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// [`run_service`] once the settings are read: bind, say where, run.
+async fn serve<C, Run, Serving>(
+    name: &str,
+    port: u16,
+    config: C,
+    shutdown: Shutdown,
+    run: Run,
+) -> Result<(), RunError>
+where
+    Run: FnOnce(TcpListener, C, Shutdown) -> Serving,
+    Serving: Future<Output = Result<(), RunError>>,
+{
     let listening = |source| RunError::Listen {
         what: format!("port {port}"),
         source,
@@ -168,10 +192,7 @@ where
         "{name} listening on {}",
         listener.local_addr().map_err(listening)?
     );
-    run(listener, config, shutdown).await?;
-    tracing::info!("{name} stopped");
-    drop(logs);
-    Ok(())
+    run(listener, config, shutdown).await
 }
 
 #[cfg(test)]

@@ -36,11 +36,24 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 #[must_use = "dropping the guard stops log output; keep it until main returns"]
 #[derive(Debug)]
 pub struct LogGuard {
+    format: LogFormat,
     traces: Option<SdkTracerProvider>,
     _writer: Option<writer::WriterGuard>,
 }
 
 impl LogGuard {
+    /// Says why the process cannot go on, in one line where someone will
+    /// look for it: under `LOG_FORMAT=json` an error event like every
+    /// other line (a CloudWatch query for errors finds it), otherwise
+    /// plain text on stderr, for a person at a terminal.
+    pub fn fatal(&self, why: &dyn std::fmt::Display) {
+        if self.format == LogFormat::Json && tracing::enabled!(tracing::Level::ERROR) {
+            tracing::error!("{why}");
+        } else {
+            eprintln!("{why}");
+        }
+    }
+
     /// Sends the spans ended so far, now (tests; the exporter otherwise
     /// sends in batches every few seconds).
     pub fn flush_traces(&self) {
@@ -109,6 +122,7 @@ pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
         .with(layers)
         .try_init();
     LogGuard {
+        format,
         traces: provider.map(|(provider, _)| provider),
         _writer: writer_guard,
     }
