@@ -519,9 +519,10 @@ async fn publish(
     Ok((StatusCode::CREATED, Json(published)).into_response())
 }
 
-/// `GET /reconciliation`: this run's orders against the ledger.
+/// `GET /reconciliation`: this run's orders against the ledger (as of at
+/// most a second ago).
 async fn reconciliation(State(hq): State<Hq>) -> Result<Response, ApiError> {
-    Ok(Json(hq.ledger().reconcile(hq.feed().run_id()).await?).into_response())
+    Ok(Json(hq.recent_reconciliation().await?).into_response())
 }
 
 /// `POST /faults`: inject faults into the next fulfillments.

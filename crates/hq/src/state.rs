@@ -10,6 +10,7 @@ use crate::ledger::{Ledger, LedgerError, Reconciliation};
 use crate::publisher::{PublishTo, Publisher, SnsStartError, check_topic_arns};
 use crate::signing::{SigningError, SigningIdentity};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use url::Url;
 
 /// Why HQ could not start.
@@ -61,6 +62,8 @@ struct HqInner {
     feed: Feed,
     publisher: Publisher,
     faults: Faults,
+    /// The last reconciliation [`Hq::recent_reconciliation`] made, and when.
+    recent: tokio::sync::Mutex<Option<(Instant, Reconciliation)>>,
 }
 
 impl Hq {
@@ -119,6 +122,7 @@ impl Hq {
                 feed,
                 publisher,
                 faults: Faults::default(),
+                recent: tokio::sync::Mutex::new(None),
             }),
         })
     }
@@ -166,8 +170,27 @@ impl Hq {
         &self.inner.admin_token
     }
 
-    /// This run's orders against the ledger.
+    /// This run's orders against the ledger, now.
     pub async fn reconcile(&self) -> Result<Reconciliation, LedgerError> {
         self.inner.ledger.reconcile(self.inner.feed.run_id()).await
     }
+
+    /// [`Hq::reconcile`] as of at most [`RECONCILIATION_REUSE`] ago: what
+    /// `GET /reconciliation` and the launcher's status line show. The query
+    /// reads the whole run, and the route is open: however many poll it, it
+    /// runs once at a time and at most once per [`RECONCILIATION_REUSE`].
+    pub async fn recent_reconciliation(&self) -> Result<Reconciliation, LedgerError> {
+        let mut recent = self.inner.recent.lock().await;
+        if let Some((at, reconciliation)) = recent.as_ref()
+            && at.elapsed() < RECONCILIATION_REUSE
+        {
+            return Ok(reconciliation.clone());
+        }
+        let reconciliation = self.reconcile().await?;
+        *recent = Some((Instant::now(), reconciliation.clone()));
+        Ok(reconciliation)
+    }
 }
+
+/// How long a reconciliation is shown again instead of a new one.
+pub const RECONCILIATION_REUSE: Duration = Duration::from_secs(1);

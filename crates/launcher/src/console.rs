@@ -146,7 +146,7 @@ pub fn dashboard_url(platform: &Platform) -> String {
 /// failed, retried and in flight.
 pub async fn status(platform: &Platform) -> Status {
     let stats = platform.hq().feed().stats();
-    let reconciliation = platform.hq().reconcile().await.ok();
+    let reconciliation = platform.hq().recent_reconciliation().await.ok();
     let topics = Topic::ALL
         .iter()
         .copied()

@@ -107,7 +107,7 @@ impl Ledger {
     }
 
     async fn totals_where(&self, key_id: Option<String>) -> Result<Vec<KeyTotals>, LedgerError> {
-        self.with(move |conn| {
+        self.read(move |conn| {
             let mut statement = conn.prepare(
                 "SELECT k.key_id, k.owner, COUNT(f.id), COALESCE(SUM(f.iridium), 0),
                         COALESCE(SUM(f.magnesite), 0), COALESCE(SUM(f.replays), 0)

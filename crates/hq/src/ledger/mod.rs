@@ -23,9 +23,10 @@ pub use keys::KeyInfo;
 pub use reconciliation::{OrderCounts, Reconciliation};
 pub use timeline::{Bucket, Latency, Sources, Timeline, Totals};
 
-use rusqlite::Connection;
+use rusqlite::{Connection, OpenFlags};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use tokio::sync::Mutex;
 
 /// File name of the database inside the data directory.
 const DB_FILE: &str = "hq-ledger.sqlite3";
@@ -36,7 +37,7 @@ pub enum LedgerError {
     /// SQLite failed.
     #[error("ledger database: {0}")]
     Sqlite(#[from] rusqlite::Error),
-    /// A thread holding the database panicked, or the blocking task died.
+    /// The blocking task running a query died.
     #[error("ledger unavailable: {0}")]
     Unavailable(String),
     /// SQLite would not switch to the journal mode asked for.
@@ -53,9 +54,20 @@ pub enum LedgerError {
 }
 
 /// The ledger; cheap to clone, every clone is the same database.
+///
+/// Each connection is used by one blocking thread at a time: a caller waits
+/// for it asynchronously, not on a thread of its own (a burst of calls
+/// would otherwise start a blocking thread each, up to tokio's 512, and keep
+/// them alive while calls keep coming).
 #[derive(Debug, Clone)]
 pub struct Ledger {
-    conn: Arc<Mutex<Connection>>,
+    /// Every write, and the reads on a fulfillment's path (the API key).
+    writer: Arc<Mutex<Connection>>,
+    /// The reports (reconciliation, dashboard, totals), which read the whole
+    /// run or more: with WAL a read-only connection of their own, so a slow
+    /// report never holds up a fulfillment; with the rollback journal the
+    /// writer's (a reader's lock would hold up the writer's commit anyway).
+    reader: Arc<Mutex<Connection>>,
 }
 
 /// How SQLite keeps the ledger consistent across a crash (`HQ_JOURNAL_MODE`).
@@ -200,32 +212,92 @@ impl Ledger {
         conn.execute_batch(&format!("PRAGMA synchronous = {};", mode.synchronous()))?;
         conn.execute_batch(SCHEMA)?;
         add_missing_columns(&conn)?;
-        Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
-        })
+        let writer = Arc::new(Mutex::new(conn));
+        let reader = match mode {
+            JournalMode::Wal => {
+                let reader =
+                    Connection::open_with_flags(dir.join(DB_FILE), OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+                reader.busy_timeout(std::time::Duration::from_secs(5))?;
+                Arc::new(Mutex::new(reader))
+            }
+            JournalMode::Delete => Arc::clone(&writer),
+        };
+        Ok(Self { writer, reader })
     }
 
-    /// Runs `work` on the database off the async threads.
+    /// Runs `work` on the writer's connection off the async threads.
     async fn with<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, LedgerError> + Send + 'static,
     ) -> Result<T, LedgerError> {
-        let conn = Arc::clone(&self.conn);
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn
-                .lock()
-                .map_err(|_| LedgerError::Unavailable("a ledger thread panicked".into()))?;
-            work(&mut conn)
-        })
+        on(&self.writer, work).await
+    }
+
+    /// Runs `work`, a report that only reads, on the reports' connection.
+    async fn read<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, LedgerError> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        on(&self.reader, work).await
+    }
+}
+
+/// Runs `work` on `conn` on a blocking thread, once it is free.
+async fn on<T: Send + 'static>(
+    conn: &Arc<Mutex<Connection>>,
+    work: impl FnOnce(&mut Connection) -> Result<T, LedgerError> + Send + 'static,
+) -> Result<T, LedgerError> {
+    let mut conn = Arc::clone(conn).lock_owned().await;
+    tokio::task::spawn_blocking(move || work(&mut conn))
         .await
         .map_err(|e| LedgerError::Unavailable(e.to_string()))?
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::timestamp;
+    use super::{JournalMode, Ledger, timestamp};
+    use std::sync::Arc;
     use std::time::{Duration, UNIX_EPOCH};
+
+    /// This process's threads, as the kernel counts them.
+    fn threads() -> usize {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|line| line.starts_with("Threads:")).unwrap();
+        line["Threads:".len()..].trim().parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_burst_of_calls_waits_for_the_connection_not_on_a_thread_each() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path(), JournalMode::Wal).unwrap();
+        let before = threads();
+        let mut calls = tokio::task::JoinSet::new();
+        for i in 0..200 {
+            let ledger = ledger.clone();
+            calls.spawn(async move {
+                ledger.add_key(&format!("key-{i}"), "owner").await.unwrap();
+                ledger.totals().await.unwrap();
+            });
+        }
+        calls.join_all().await;
+        // Idle blocking threads live on for 10 s, so they are still counted:
+        // one a connection, and a few for other tests running beside this.
+        let started = threads().saturating_sub(before);
+        assert!(started < 12, "{started} threads started for 400 calls");
+    }
+
+    #[tokio::test]
+    async fn a_report_under_way_does_not_hold_up_a_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Ledger::open(dir.path(), JournalMode::Wal).unwrap();
+        // A report that takes its time holds the reports' connection.
+        let report = Arc::clone(&ledger.reader).lock_owned().await;
+        let write = ledger.add_key("k3y", "owner");
+        let written = tokio::time::timeout(Duration::from_secs(5), write).await;
+        assert!(written.expect("the write waited for the report").is_ok());
+        drop(report);
+        assert_eq!(ledger.totals().await.unwrap().len(), 1);
+    }
 
     #[test]
     fn a_clock_before_1970_is_written_as_1970_not_a_panic() {

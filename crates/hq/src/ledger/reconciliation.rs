@@ -121,7 +121,7 @@ impl Ledger {
         // Every stored time sorts after "": the same query, and index, for all.
         let since = since.map(timestamp).unwrap_or_default();
         let orders = self
-            .with(move |conn| {
+            .read(move |conn| {
                 let mut statement = conn.prepare(
                     "SELECT p.topic, p.subscribers,
                     (SELECT COUNT(*) FROM fulfillments f WHERE f.idempotency_key = p.idempotency_key),

@@ -111,7 +111,7 @@ impl Ledger {
         let first = (epoch_secs(now) / width).saturating_sub(buckets.saturating_sub(1)) * width;
         let since = timestamp(UNIX_EPOCH + Duration::from_secs(first));
         let rows = self
-            .with(move |conn| {
+            .read(move |conn| {
                 // The range uses the index on recorded_at; the bucket is computed per row.
                 let mut statement = conn.prepare_cached(
                     "SELECT CAST(strftime('%s', recorded_at) AS INTEGER) / ?2 AS bucket, produced_by,
@@ -166,7 +166,7 @@ impl Ledger {
     ) -> Result<BTreeMap<String, Latency>, LedgerError> {
         let (run_id, since) = (run_id.to_owned(), timestamp(since));
         let rows = self
-            .with(move |conn| {
+            .read(move |conn| {
                 let mut statement = conn.prepare_cached(
                     "SELECT p.topic,
                             CAST(ROUND((julianday(MIN(f.recorded_at)) - julianday(p.published_at)) * 86400000) AS INTEGER)
@@ -212,7 +212,7 @@ pub struct Totals {
 impl Ledger {
     /// Totals over every key, in one pass over the fulfillments (no join).
     pub async fn grand_totals(&self) -> Result<Totals, LedgerError> {
-        self.with(|conn| {
+        self.read(|conn| {
             Ok(conn.query_row(
                 "SELECT (SELECT COUNT(*) FROM api_keys), COUNT(*), COALESCE(SUM(iridium), 0),
                         COALESCE(SUM(magnesite), 0), COALESCE(SUM(replays), 0)
