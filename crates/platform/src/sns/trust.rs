@@ -43,8 +43,13 @@ impl TrustedHosts {
     /// under its path ending in `.pem`, no userinfo, query or fragment), or a
     /// real-SNS one as above, which is then fetched from the stand-in.
     pub fn check_cert_url(&self, url: &str) -> Result<TrustedUrl, UntrustedUrl> {
-        let parsed = parse(url)?;
         let untrusted = |reason| UntrustedUrl::new(url, reason);
+        // Before anything keeps it: a URL waiting for its fetch is a key of
+        // the verifier's map, and a stand-in's paths have no length of their own.
+        if url.len() > MAX_CERT_URL_LEN {
+            return Err(untrusted("a certificate URL is at most 1,024 bytes"));
+        }
+        let parsed = parse(url)?;
         if parsed.query().is_some() {
             return Err(untrusted("a certificate URL has no query"));
         }
@@ -271,6 +276,10 @@ fn is_region(region: &str) -> bool {
 /// caches, quoted in replies and logs) as long as a body allows.
 const MAX_CERT_NAME_HEX: usize = 64;
 
+/// The longest certificate URL taken, SNS' or a stand-in's (SNS' own are
+/// about 100 bytes).
+const MAX_CERT_URL_LEN: usize = 1024;
+
 /// `/SimpleNotificationService-<lowercase hex>.pem`, exactly, with at most
 /// [`MAX_CERT_NAME_HEX`] digits.
 fn is_sns_cert_path(path: &str) -> bool {
@@ -380,6 +389,23 @@ mod tests {
             assert!(
                 matches!(refused, Err(len) if len < 400),
                 "{digits} digits: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_stand_ins_certificate_url_is_at_most_a_kibibyte() {
+        let stand_in = TrustedHosts::new(Some(Url::parse("http://127.0.0.1:4000/").unwrap()));
+        let url = |len: usize| {
+            let name = "a".repeat(len - "http://127.0.0.1:4000/.pem".len());
+            format!("http://127.0.0.1:4000/{name}.pem")
+        };
+        assert!(stand_in.check_cert_url(&url(MAX_CERT_URL_LEN)).is_ok());
+        for len in [MAX_CERT_URL_LEN + 1, 400_000] {
+            let refused = stand_in.check_cert_url(&url(len)).map_err(|e| e.to_string());
+            assert!(
+                matches!(&refused, Err(why) if why.contains("1,024 bytes") && why.len() < 400),
+                "{len} bytes: {refused:?}"
             );
         }
     }
