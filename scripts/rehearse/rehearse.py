@@ -531,6 +531,30 @@ def check_template_only(topics: dict[str, str]) -> None:
             and sub.get("DependsOn", "").endswith("Service"),
             text,
         )
+    # SNS' limits on a delivery policy, and what this one promises: retries
+    # for at least 10 minutes (a task or HQ being replaced misses nothing),
+    # inside SNS' 3,600 s cap even if every attempt timed out (15 s).
+    for name, sub in sorted(subs.items()):
+        retry = sub["Properties"]["DeliveryPolicy"]["healthyRetryPolicy"]
+        retries, low, high = retry["numRetries"], retry["minDelayTarget"], retry["maxDelayTarget"]
+        phases = retry["numNoDelayRetries"] + retry["numMinDelayRetries"] + retry["numMaxDelayRetries"]
+        backoff = retries - phases
+        least = retry["numMinDelayRetries"] * low + backoff * low + retry["numMaxDelayRetries"] * high
+        most = (retries + 1) * 15 + retries * high
+        check(
+            f"{name}: a delivery policy SNS takes, retrying for at least 10 minutes ({least} s) "
+            f"and within SNS' 3,600 s ({most} s at most)",
+            0 <= retries <= 100 and 1 <= low <= high <= 3600 and 0 <= phases <= retries
+            and least >= 600 and most <= 3600,
+            retry,
+        )
+    for svc in ("Monolith", "Iridium", "Magnesite"):
+        deployment = platform[f"{svc}Service"]["Properties"]["DeploymentConfiguration"]
+        check(
+            f"{svc}: a rollout starts each new task before it stops an old one (100% healthy, 200% at most)",
+            deployment["MinimumHealthyPercent"] == 100 and deployment["MaximumPercent"] == 200,
+            deployment,
+        )
     for svc in ("Monolith", "Iridium", "Magnesite"):
         target = platform.get(f"{svc}ScalableTarget", {}).get("Properties", {})
         policy = platform.get(f"{svc}ScalingPolicy", {}).get("Properties", {})
@@ -624,6 +648,15 @@ def check_template_only(topics: dict[str, str]) -> None:
         and fs["BackupPolicy"] == {"Status": "ENABLED"}
         and fs["FileSystemPolicy"]["Statement"][0]["Condition"] == {"Bool": {"aws:SecureTransport": "false"}},
         fs,
+    )
+    container = hq["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    env = {e["Name"]: e["Value"] for e in container["Environment"]}
+    drain_ms = int(env.get("DRAIN_TIMEOUT_MS", "20000"))  # the services' default
+    stop_s = int(env["HQ_DRAIN_SECS"]) + drain_ms / 1000
+    check(
+        f"HQ's stop (its feed's drain, then its requests': {stop_s:g} s) fits its StopTimeout",
+        stop_s < container["StopTimeout"],
+        (env.get("HQ_DRAIN_SECS"), container["StopTimeout"]),
     )
     service = hq["Service"]
     check(
