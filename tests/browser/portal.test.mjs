@@ -6,6 +6,13 @@
 // orders, and checks that the dashboard's figures are /totals' and
 // /reconciliation's. Screenshots go to target/browser/.
 //
+// It also holds the pages' accessibility: where focus goes on signing in and
+// out, the issued key in a field and announced, every field labelled, no
+// sideways scrolling at 320 px, the charts' figures as text, live regions
+// that speak only of changes, and axe-core (injected into a context that
+// bypasses the CSP, kept apart from the one that checks it) finding nothing
+// serious or critical on either page.
+//
 // Run by scripts/test after the binaries are built (BIN_DIR, default
 // target/debug); CHROMIUM overrides /usr/bin/chromium.
 
@@ -13,6 +20,7 @@ import { chromium } from 'playwright-core';
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -80,8 +88,66 @@ async function up(url) {
 }
 
 function assertEqual(actual, expected, what) {
-  if (String(actual) !== String(expected)) throw new Error(`${what}: dashboard shows ${actual}, HQ says ${expected}`);
+  if (String(actual) !== String(expected)) throw new Error(`${what}: the page shows ${actual}, expected ${expected}`);
   console.log(`  ok  ${what} = ${expected}`);
+}
+
+function assert(condition, what, detail = '') {
+  if (!condition) throw new Error(`${what}${detail ? `: ${detail}` : ''}`);
+  console.log(`  ok  ${what}`);
+}
+
+// The id of the element that has focus ('' for <body>).
+async function focused(page) {
+  return page.evaluate(() => (document.activeElement === document.body ? '' : document.activeElement.id || document.activeElement.textContent));
+}
+
+async function signIn(page, how = 'click') {
+  await page.fill('#admin-token', ADMIN_TOKEN);
+  if (how === 'enter') await page.press('#admin-token', 'Enter');
+  else await page.click('#credential-form button');
+  await page.locator('body.signed-in').waitFor();
+}
+
+// Counts what changes in the page's live regions (role=status, aria-live)
+// over `ms`: a poll that finds nothing new must say nothing.
+async function liveChanges(page, ms) {
+  await page.evaluate(() => {
+    window.liveChanges = [];
+    const observer = new MutationObserver((records) => {
+      for (const record of records) {
+        const region = (record.target.nodeType === Node.ELEMENT_NODE ? record.target : record.target.parentElement)
+          .closest('[role="status"], [role="alert"], [aria-live]');
+        window.liveChanges.push(`${region.id}: ${JSON.stringify(region.textContent)}`);
+      }
+    });
+    for (const region of document.querySelectorAll('[role="status"], [role="alert"], [aria-live]')) {
+      observer.observe(region, { childList: true, characterData: true, subtree: true });
+    }
+  });
+  await new Promise((resolve) => setTimeout(resolve, ms));
+  return page.evaluate(() => window.liveChanges);
+}
+
+// Whether the page scrolls sideways in its window.
+async function pageWidth(page) {
+  return page.evaluate(() => document.documentElement.scrollWidth);
+}
+
+// axe-core's serious and critical findings on the page as it is.
+async function axeFindings(page) {
+  const require = createRequire(import.meta.url);
+  let axePath;
+  try {
+    axePath = require.resolve('axe-core/axe.min.js');
+  } catch (_) {
+    throw new Error('axe-core is not installed: run (cd tests/browser && npm ci)');
+  }
+  await page.addScriptTag({ path: axePath });
+  const results = await page.evaluate(() => window.axe.run(document, { resultTypes: ['violations'] }));
+  return results.violations
+    .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+    .map((v) => `${v.id} (${v.impact}): ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
 }
 
 async function main() {
@@ -125,15 +191,34 @@ async function main() {
     console.log('portal: sign in, issue a key');
     await page.goto(`${hqUrl}/`);
     await page.getByRole('heading', { name: 'Interstella API Key Portal' }).waitFor();
-    await page.fill('#admin-token', ADMIN_TOKEN);
-    await page.click('#credential-form button');
-    await page.getByText('Signed in').waitFor();
+    // Every field has a visible label of its own, not just a placeholder.
+    const unlabelled = await page.evaluate(() => [...document.querySelectorAll('input, select')]
+      .filter((field) => ![...field.labels].some((label) => label.textContent.trim())).map((field) => field.id));
+    assert(unlabelled.length === 0, 'every field of the portal has a label', unlabelled.join(', '));
+    assertEqual(await page.getByLabel('Topic', { exact: true }).getAttribute('id'), 'publish-topic', 'the field labelled "Topic"');
+    await signIn(page);
     signedIn = true;
+    // The form that had focus is hidden: focus goes to what signing in showed.
+    assertEqual(await focused(page), 'owner', 'focus after signing in');
+    await page.getByRole('button', { name: 'Forget the credential' }).click();
+    await page.locator('body:not(.signed-in)').waitFor();
+    assertEqual(await focused(page), 'admin-token', 'focus after forgetting the credential');
+    await signIn(page, 'enter');
+    assertEqual(await focused(page), 'owner', 'focus after signing in with Enter');
     await page.fill('#owner', 'browser test');
     await page.getByRole('button', { name: 'Get a key' }).click();
-    await page.locator('#api-key').waitFor({ state: 'visible', timeout: TIMEOUT_MS });
-    const apiKey = (await page.locator('#api-key').textContent()).trim();
+    // Said in a live region, and shown in a field the keyboard reaches.
+    await page.locator('#key-state', { hasText: 'Key issued' }).waitFor({ timeout: TIMEOUT_MS });
+    assertEqual(await page.locator('#key-state').getAttribute('role'), 'status', 'the issued key is announced: #key-state role');
+    const keyField = page.getByLabel('Your API key, shown once');
+    assertEqual(await keyField.evaluate((node) => `${node.tagName} ${node.readOnly}`), 'INPUT true', 'the key: a read-only field');
+    await keyField.focus();
+    assertEqual(await focused(page), 'api-key', 'the key field takes focus');
+    const apiKey = (await keyField.inputValue()).trim();
     if (!apiKey.startsWith('isk_')) throw new Error(`no key shown: ${apiKey}`);
+    await page.getByRole('button', { name: 'Copy' }).click();
+    await page.locator('#key-state', { hasText: /copied|selected/ }).waitFor();
+    console.log(`  ok  Copy says: ${await page.locator('#key-state').textContent()}`);
 
     console.log('services: started with the key the portal issued');
     const sns = { AWS_ENDPOINT_URL_SNS: `${hqUrl}/`, GLUE_HOOK_SECRET: HOOK_SECRET };
@@ -170,6 +255,10 @@ async function main() {
     await page.getByText('is already subscribed and confirmed.').waitFor();
     assertEqual(await page.locator('#subscriptions tr[data-topic="orders"]').count(), 1, 'subscriptions to orders');
     await page.screenshot({ path: path.join(outDir, 'portal.png'), fullPage: true });
+    // The list is polled every second; polls that find nothing new say nothing,
+    // and the answer to the click above stays.
+    const portalChanges = await liveChanges(page, 2500);
+    assert(portalChanges.length === 0, "the portal's polls leave its live regions alone", portalChanges.join(' | '));
 
     console.log('orders: one from the portal, the rest by the API');
     await page.fill('#publish-body', '{"bundle": 2}');
@@ -193,6 +282,19 @@ async function main() {
     const mine = totals.find((t) => t.owner === 'browser test');
     await waitUntil("the key's totals on the page", async () => (await page.locator('#my-iridium').textContent()) === String(mine.iridium));
     assertEqual(await page.locator('#my-magnesite').textContent(), mine.magnesite, "portal: the key's magnesite");
+    await page.locator('#totals-state', { hasText: 'Totals shown' }).waitFor();
+    console.log('  ok  the totals are announced');
+
+    console.log('portal: a 320 px window, the totals shown');
+    await page.setViewportSize({ width: 320, height: 800 });
+    const portalWidth = await pageWidth(page);
+    assert(portalWidth <= 320, 'the portal does not scroll sideways at 320 px', `${portalWidth} px wide`);
+    // Each subscription's state stays in sight, not past its table's edge.
+    const cut = await page.evaluate(() => [...document.querySelectorAll('#subscriptions .badge')]
+      .filter((badge) => badge.getBoundingClientRect().right > badge.closest('.scrolls').getBoundingClientRect().right + 0.5).length);
+    assertEqual(cut, 0, 'subscription states cut off at 320 px');
+    await page.screenshot({ path: path.join(outDir, 'portal-320.png'), fullPage: true });
+    await page.setViewportSize({ width: 1280, height: 900 });
 
     console.log('dashboard: the figures are /totals and /reconciliation');
     await page.goto(`${hqUrl}/dashboard`);
@@ -224,16 +326,82 @@ async function main() {
     console.log('  ok  the charts show who produced what');
     await page.screenshot({ path: path.join(outDir, 'dashboard.png'), fullPage: true });
 
-    console.log('dashboard: fits a phone-sized window');
-    await page.setViewportSize({ width: 375, height: 800 });
+    console.log("dashboard: the charts' figures as text, live regions");
+    // A screen reader gets each chart's figures: a table of the minutes with
+    // any units, which must be /dashboard/data's.
+    const timeline = (await hqJson('/dashboard/data?view=hour')).timeline;
+    const clock = (epochSecs) => new Date(epochSecs * 1000).toISOString().slice(11, 16);
+    for (const resource of ['iridium', 'magnesite']) {
+      const expected = timeline.buckets
+        .filter((b) => b[resource].monolith + b[resource].microservice + b[resource].unattributed > 0)
+        .map((b) => [clock(b.start), b[resource].monolith, b[resource].microservice, b[resource].unattributed].join(' '));
+      const table = page.getByRole('table', { name: new RegExp(`^${resource} units per minute`) });
+      const shown = await table.locator('tbody tr').evaluateAll((rows) =>
+        rows.map((row) => [...row.cells].map((cell) => cell.textContent).join(' ')));
+      assertEqual(JSON.stringify(shown), JSON.stringify(expected), `${resource}: the chart's figures as a table`);
+      const label = await page.locator(`#chart-${resource} svg`).getAttribute('aria-label');
+      const units = timeline.buckets.reduce((sum, b) => sum + b[resource].monolith + b[resource].microservice + b[resource].unattributed, 0);
+      assert(label.includes(`${units} ${resource} in this view`), `${resource}: the chart's summary says its ${units} units`, label);
+      // Whole units, none repeated (a half tick of 1 once read "0, 1, 1").
+      const ticks = await page.locator(`#chart-${resource} text[text-anchor="end"]`).allTextContents();
+      assert(new Set(ticks).size === ticks.length && ticks.every((t) => /^\d+$/.test(t)), `${resource}: y ticks ${ticks.join(', ')}`);
+    }
+    // In forced colours (Windows' contrast themes) the legend's swatches keep
+    // their colours instead of turning into the page's background.
+    await page.emulateMedia({ forcedColors: 'active' });
+    const [canvas, swatches] = await page.evaluate(() => [getComputedStyle(document.querySelector('section')).backgroundColor,
+      [...document.querySelectorAll('.swatch')].map((node) => getComputedStyle(node).backgroundColor)]);
+    await page.emulateMedia({ forcedColors: 'none' });
+    assert(new Set([canvas, ...swatches]).size === 4, 'the legend keeps its colours in forced colours', `${canvas} | ${swatches.join(' | ')}`);
+    // The time of each poll is shown, outside any live region; a poll that
+    // changes nothing changes no live region's text.
+    const updatedLive = await page.locator('#updated').evaluate((node) => Boolean(node.closest('[role="status"], [role="alert"], [aria-live]')));
+    assertEqual(updatedLive, false, '#updated in a live region');
+    const dashboardChanges = await liveChanges(page, 2500);
+    assert(dashboardChanges.length === 0, "the dashboard's polls leave its live regions alone", dashboardChanges.join(' | '));
+
+    console.log('dashboard: fits a 320 px window');
+    await page.setViewportSize({ width: 320, height: 800 });
     for (const page_ of ['/dashboard', '/']) {
       await page.goto(`${hqUrl}${page_}`);
       await page.locator('body.signed-in').waitFor();
-      const width = await page.evaluate(() => document.documentElement.scrollWidth);
-      if (width > 375) throw new Error(`${page_} is ${width} px wide in a 375 px window`);
+      if (page_ === '/dashboard') {
+        await page.locator('#chart-iridium svg').waitFor();
+        // The axis text is drawn at its size, not scaled down with the chart.
+        const px = await page.locator('#chart-iridium text').first().evaluate((text) =>
+          text.ownerSVGElement.getScreenCTM().a * parseFloat(getComputedStyle(text).fontSize));
+        assert(px >= 11, `the charts' axis text is ${px.toFixed(1)} px at 320 px`);
+        await page.screenshot({ path: path.join(outDir, 'dashboard-320.png'), fullPage: true });
+      }
+      const width = await pageWidth(page);
+      if (width > 320) throw new Error(`${page_} is ${width} px wide in a 320 px window`);
     }
-    await page.screenshot({ path: path.join(outDir, 'portal-375.png'), fullPage: true });
+    console.log('  ok  neither page scrolls sideways at 320 px');
     await page.setViewportSize({ width: 1280, height: 900 });
+
+    console.log('axe-core: both pages, signed in, a key issued and its totals shown');
+    {
+      // Its own context: injecting axe needs the CSP bypassed, which the
+      // context above must not do (it checks that nothing breaks the CSP).
+      const axeContext = await browser.newContext({ viewport: { width: 1280, height: 900 }, bypassCSP: true });
+      const axePage = await axeContext.newPage();
+      await axePage.goto(`${hqUrl}/`);
+      await signIn(axePage);
+      await axePage.fill('#owner', 'axe');
+      await axePage.getByRole('button', { name: 'Get a key' }).click();
+      await axePage.locator('#key-state', { hasText: 'Key issued' }).waitFor();
+      await axePage.getByRole('button', { name: 'Show totals' }).click();
+      await axePage.locator('#totals-state', { hasText: 'Totals shown' }).waitFor();
+      await axePage.locator('#subscriptions tr[data-state]').first().waitFor();
+      const portalFindings = await axeFindings(axePage);
+      assert(portalFindings.length === 0, 'axe: nothing serious or critical on the portal', portalFindings.join(' | '));
+      await axePage.goto(`${hqUrl}/dashboard`);
+      await axePage.locator('body.signed-in').waitFor();
+      await axePage.locator('#chart-magnesite svg').waitFor();
+      const dashboardFindings = await axeFindings(axePage);
+      assert(dashboardFindings.length === 0, 'axe: nothing serious or critical on the dashboard', dashboardFindings.join(' | '));
+      await axeContext.close();
+    }
 
     console.log('dashboard: a credential HQ no longer takes is dropped, and the polling stops');
     signedIn = false;
@@ -249,23 +417,54 @@ async function main() {
     // longer than a poll's period (2 s), so a timer left running would ask again.
     await new Promise((resolve) => setTimeout(resolve, 2500));
     assertEqual(polls, 1, 'calls with the rejected credential');
-    await page.fill('#admin-token', ADMIN_TOKEN);
-    await page.click('#credential-form button');
-    await page.getByText('Signed in').waitFor();
+    await signIn(page);
     signedIn = true;
+    // The dashboard's first control, the first view button.
+    assertEqual(await focused(page), 'Last hour, per minute', 'focus after signing in to the dashboard');
     await waitUntil('the figures again', async () =>
       (await page.locator('#recon-fulfilled').textContent()) === String(published));
 
-    console.log('dashboard: with HQ gone, the figures stay, dimmed, with their time');
+    // A second tab on the portal, where a subscribe click was answered.
+    const portal = await context.newPage();
+    portal.on('console', (message) => {
+      if (message.type() === 'error' && !hqDown) problems.push(message.text());
+    });
+    portal.on('pageerror', (error) => problems.push(error.message));
+    await portal.goto(`${hqUrl}/`);
+    await signIn(portal);
+    await portal.getByRole('button', { name: 'Subscribe to Orders topic' }).click();
+    const answer = 'Enter an http:// or https:// address first.';
+    await portal.locator('#subscribe-state', { hasText: answer }).waitFor();
+
+    console.log('dashboard: with HQ gone, the figures stay, marked stale, with their time');
     hqDown = true;
     hq.stopped = true;
     hq.kill('SIGTERM');
     await page.locator('body.stale').waitFor({ timeout: TIMEOUT_MS });
     const said = await page.locator('#updated').textContent();
-    if (!/^figures from \d\d:\d\d:\d\d UTC, not updated: /.test(said)) throw new Error(`#updated says ${JSON.stringify(said)}`);
+    if (!/^figures from \d\d:\d\d:\d\d UTC, not updated: HQ unreachable$/.test(said)) throw new Error(`#updated says ${JSON.stringify(said)}`);
     assertEqual(await page.locator('#updated').getAttribute('class'), 'error', '#updated class');
     assertEqual(await page.locator('#recon-fulfilled').textContent(), published, 'figures kept');
+    // Said once in a live region that shows; the figures keep their contrast
+    // (no fading: opacity at 1 all the way up).
+    const notice = page.locator('#freshness');
+    assert((await notice.isVisible()) && /^Not updating: HQ unreachable\. The figures below are from /.test(await notice.textContent()),
+      'a visible notice says the figures are stale', await notice.textContent());
+    assertEqual(await notice.getAttribute('role'), 'status', '#freshness role');
+    const faded = await page.locator('#recon-fulfilled').evaluate((node) => {
+      for (let n = node; n; n = n.parentElement) if (getComputedStyle(n).opacity !== '1') return n.tagName;
+      return 'none';
+    });
+    assertEqual(faded, 'none', 'stale figures faded by');
+    const staleChanges = await liveChanges(page, 2500);
+    assert(staleChanges.length === 0, 'polls that fail again say nothing new', staleChanges.join(' | '));
     await page.screenshot({ path: path.join(outDir, 'dashboard-hq-down.png'), fullPage: true });
+    // The portal's poll says HQ is gone on its own line, and leaves the
+    // answer to the person's click alone.
+    await portal.locator('#subscriptions-state', { hasText: 'Subscriptions unavailable: HQ unreachable' }).waitFor();
+    const downChanges = await liveChanges(portal, 2500);
+    assert(downChanges.length === 0, "the portal's failing polls say HQ is gone once", downChanges.join(' | '));
+    assertEqual(await portal.locator('#subscribe-state').textContent(), answer, "the portal's answer to a click, with HQ gone");
     if (problems.length) throw new Error(`the pages logged errors: ${problems.join(' | ')}`);
     console.log(`browser test passed; screenshots in ${path.relative(root, outDir)}/`);
   } finally {

@@ -1,10 +1,14 @@
 //! The figures at a glance: an SVG chart of each load's orders/s and p99
 //! latency, written beside the JSON. With `--compare`, the earlier run's
-//! figures are drawn as a thin grey bar under each.
+//! figures are drawn as a thin grey bar under each, and said beside the
+//! bar's figure ("7422 (was 7438)").
 //!
 //! Hand-written SVG: two bar panels need no plotting library. Orders/s is
 //! drawn on a linear scale; p99 on a logarithmic one, because the 1 s gather
 //! load's second would flatten every millisecond bar.
+//!
+//! The document is an image to assistive technology (`role="img"`), named
+//! by its `<title>` and described by a `<desc>` that says every figure.
 
 use crate::compare::{Figures, Previous};
 use crate::report::Report;
@@ -16,6 +20,12 @@ const LABEL_WIDTH: f64 = 330.0;
 const PANEL_WIDTH: f64 = 250.0;
 /// Room after each bar for its figure, pixels.
 const VALUE_ROOM: f64 = 72.0;
+/// Room after each bar for its figure and the earlier one's, pixels.
+const COMPARED_VALUE_ROOM: f64 = 150.0;
+/// The earlier run's bars: grey, 4.5:1 on white.
+pub const EARLIER_FILL: &str = "#767676";
+/// The panels' bars, each at least 3:1 on white.
+const PANEL_COLOURS: [&str; 2] = ["#3b75af", "#c06c1c"];
 /// Height of one load's row, pixels.
 const ROW: f64 = 22.0;
 /// Height above the first row (title, panel headings).
@@ -29,7 +39,7 @@ pub fn svg(report: &Report, previous: Option<&Previous>) -> String {
         .runs
         .iter()
         .map(|run| {
-            let label = format!("{}, {} conns", run.scenario.name(), run.connections);
+            let label = format!("{}, {}", run.scenario.name(), connections(run.connections));
             (label, Figures::from(run), previous.and_then(|p| p.figures(run)))
         })
         .collect();
@@ -45,22 +55,27 @@ pub fn svg(report: &Report, previous: Option<&Previous>) -> String {
         let span = (max_p99 / P99_FLOOR_MS).log10();
         PANEL_WIDTH * ((v.max(P99_FLOOR_MS) / P99_FLOOR_MS).log10() / span)
     };
-    let panel_x = [LABEL_WIDTH, LABEL_WIDTH + PANEL_WIDTH + VALUE_ROOM];
-    let width = panel_x[1] + PANEL_WIDTH + VALUE_ROOM;
+    let value_room = if previous.is_some() {
+        COMPARED_VALUE_ROOM
+    } else {
+        VALUE_ROOM
+    };
+    let panel_x = [LABEL_WIDTH, LABEL_WIDTH + PANEL_WIDTH + value_room];
+    let width = panel_x[1] + PANEL_WIDTH + value_room;
     let height = TOP + ROW * rows.len() as f64 + 30.0;
 
-    let mut svg = String::new();
+    let mut svg = opening(
+        width,
+        height,
+        &title(report, previous.is_some()),
+        &description(&rows),
+    );
     let _ = write!(
         svg,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">
-<rect width="100%" height="100%" fill="#fff"/>
-<text x="8" y="18" font-size="14" font-weight="bold">{}</text>
-<text x="{}" y="40" font-weight="bold">orders/s</text>
+        r##"<text x="{}" y="40" font-weight="bold">orders/s</text>
 <text x="{}" y="40" font-weight="bold">p99 latency, ms (log scale)</text>
 "##,
-        escape(&title(report, previous.is_some())),
-        panel_x[0],
-        panel_x[1],
+        panel_x[0], panel_x[1],
     );
     for tick in log_ticks(max_p99) {
         let x = panel_x[1] + latency(tick);
@@ -79,43 +94,119 @@ pub fn svg(report: &Report, previous: Option<&Previous>) -> String {
             y + 14.0,
             escape(label)
         );
-        for (panel, (value, length, text)) in [
+        for (panel, (length, text, was)) in [
             (
-                now.orders_per_s,
                 throughput(now.orders_per_s),
-                format!("{:.0}", now.orders_per_s),
+                orders_per_s(now.orders_per_s),
+                before.map(|b| orders_per_s(b.orders_per_s)),
             ),
-            (now.p99_ms, latency(now.p99_ms), format!("{:.2}", now.p99_ms)),
+            (
+                latency(now.p99_ms),
+                p99(now.p99_ms),
+                before.map(|b| p99(b.p99_ms)),
+            ),
         ]
         .into_iter()
         .enumerate()
         {
             let x = panel_x[panel];
-            let colour = if panel == 0 { "#3b75af" } else { "#d9822b" };
+            let colour = PANEL_COLOURS[panel];
+            let unit = UNITS[panel];
+            let shown = match &was {
+                Some(was) => format!("{text} (was {was})"),
+                None => text.clone(),
+            };
             let _ = writeln!(
                 svg,
-                r##"<rect x="{x}" y="{:.1}" width="{length:.1}" height="12" fill="{colour}"><title>{value}</title></rect><text x="{:.1}" y="{:.1}">{text}</text>"##,
+                r##"<rect x="{x}" y="{:.1}" width="{length:.1}" height="12" fill="{colour}"><title>{}: {text} {unit}</title></rect><text x="{:.1}" y="{:.1}">{shown}</text>"##,
                 y + 4.0,
+                escape(label),
                 x + length + 4.0,
                 y + 14.0,
             );
         }
         if let Some(before) = before {
-            for (panel, length) in [throughput(before.orders_per_s), latency(before.p99_ms)]
-                .into_iter()
-                .enumerate()
+            for (panel, (length, text)) in [
+                (throughput(before.orders_per_s), orders_per_s(before.orders_per_s)),
+                (latency(before.p99_ms), p99(before.p99_ms)),
+            ]
+            .into_iter()
+            .enumerate()
             {
                 let _ = writeln!(
                     svg,
-                    r##"<rect x="{}" y="{:.1}" width="{length:.1}" height="3" fill="#999"/>"##,
+                    r##"<rect x="{}" y="{:.1}" width="{length:.1}" height="3" fill="{EARLIER_FILL}"><title>{}, the run compared with: {text} {}</title></rect>"##,
                     panel_x[panel],
                     y + 17.0,
+                    escape(label),
+                    UNITS[panel],
                 );
             }
         }
     }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// The document's start: an image named by its title (also drawn at the
+/// top) and described by `description`, on white.
+fn opening(width: f64, height: f64, title: &str, description: &str) -> String {
+    let title = escape(title);
+    format!(
+        r##"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12" role="img" aria-labelledby="chart-title chart-desc">
+<title id="chart-title">{title}</title>
+<desc id="chart-desc">{}</desc>
+<rect width="100%" height="100%" fill="#fff"/>
+<text x="8" y="18" font-size="14" font-weight="bold">{title}</text>
+"##,
+        escape(description)
+    )
+}
+
+/// The panels' units, as the bars' tooltips and the description say them.
+const UNITS: [&str; 2] = ["orders/s", "ms p99"];
+
+/// Orders a second as the chart shows them: whole.
+fn orders_per_s(value: f64) -> String {
+    format!("{value:.0}")
+}
+
+/// A p99 as the chart shows it: milliseconds to two decimals.
+fn p99(value: f64) -> String {
+    format!("{value:.2}")
+}
+
+/// "1 connection", "32 conns".
+fn connections(count: u32) -> String {
+    if count == 1 {
+        "1 connection".to_owned()
+    } else {
+        format!("{count} conns")
+    }
+}
+
+/// The chart's text alternative: each load's figures, and the earlier
+/// run's beside them.
+fn description(rows: &[(String, Figures, Option<Figures>)]) -> String {
+    let mut text = String::from("Orders a second and p99 latency of each load.");
+    for (label, now, before) in rows {
+        let _ = write!(
+            text,
+            " {label}: {} orders/s, p99 {} ms",
+            orders_per_s(now.orders_per_s),
+            p99(now.p99_ms)
+        );
+        if let Some(before) = before {
+            let _ = write!(
+                text,
+                " (was {} orders/s, p99 {} ms)",
+                orders_per_s(before.orders_per_s),
+                p99(before.p99_ms)
+            );
+        }
+        text.push('.');
+    }
+    text
 }
 
 /// The chart's title: the machine, and what the grey bars are.
@@ -155,5 +246,37 @@ mod tests {
     fn text_is_escaped_and_ticks_stop_at_the_largest_figure() {
         assert_eq!(escape("a < b & c"), "a &lt; b &amp; c");
         assert_eq!(log_ticks(50.0), vec![0.1, 1.0, 10.0]);
+        assert_eq!(connections(1), "1 connection");
+        assert_eq!(connections(32), "32 conns");
+    }
+
+    #[test]
+    fn the_chart_is_an_image_named_by_its_title_and_described_in_words() {
+        let figures = |orders_per_s, p99_ms| Figures {
+            orders_per_s,
+            p99_ms,
+            cpu_us: 0.0,
+            peak_mb: 0.0,
+        };
+        let rows = [(
+            "bundle, curl body, 1 connection".to_owned(),
+            figures(7422.4, 1.234),
+            Some(figures(7438.0, 1.3)),
+        )];
+        assert_eq!(
+            description(&rows),
+            "Orders a second and p99 latency of each load. bundle, curl body, 1 connection: \
+             7422 orders/s, p99 1.23 ms (was 7438 orders/s, p99 1.30 ms)."
+        );
+        let svg = opening(100.0, 50.0, "Interstella bench: a & b", &description(&rows));
+        assert!(
+            svg.starts_with("<svg")
+                && svg.contains(r#"role="img" aria-labelledby="chart-title chart-desc">"#)
+                && svg.contains(r#"<title id="chart-title">Interstella bench: a &amp; b</title>"#)
+                && svg.contains(
+                    r#"<desc id="chart-desc">Orders a second and p99 latency of each load. bundle"#
+                ),
+            "{svg}"
+        );
     }
 }

@@ -901,7 +901,8 @@ mod tests {
             "one orders/s bar per run"
         );
         assert_eq!(
-            svg.matches("fill=\"#999\"").count(),
+            svg.matches(&format!("fill=\"{}\"", crate::chart::EARLIER_FILL))
+                .count(),
             2,
             "the earlier run: one load, two panels"
         );

@@ -17,13 +17,19 @@ const hq = {
     const token = hq.token();
     if (token && !('x-api-key' in extraHeaders)) headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
-    const response = await fetch(path, {
-      method,
-      headers,
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
-      credentials: 'omit',
-      cache: 'no-store',
-    });
+    let response;
+    try {
+      response = await fetch(path, {
+        method,
+        headers,
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+        credentials: 'omit',
+        cache: 'no-store',
+      });
+    } catch (_) {
+      // The browser's own words ("Failed to fetch") say nothing to a person.
+      throw Object.assign(new Error('HQ unreachable'), { unreachable: true });
+    }
     let data = null;
     try {
       data = await response.json();
@@ -50,13 +56,31 @@ const hq = {
     return node;
   },
 
+  // Sets a line's text and class. Most lines are live regions: rewriting one
+  // with the same text makes some screen readers say it again, so an
+  // unchanged line is left alone.
   say(id, text, kind = '') {
     const node = document.getElementById(id);
-    node.textContent = text;
-    node.className = kind;
+    if (node.textContent !== text) node.textContent = text;
+    if (node.className !== kind) node.className = kind;
   },
 
-  showSignedIn(signedIn, message) {
+  // Replaces `parent`'s children only when `signature` (what they show)
+  // changed: a polled table rebuilt under a screen reader's cursor loses
+  // its place.
+  replaceIfChanged(parent, signature, build) {
+    if (parent.dataset.signature === signature) return;
+    parent.dataset.signature = signature;
+    parent.replaceChildren(...build());
+  },
+
+  // `focus`: 'content' (a sign-in: the first control it revealed), 'input'
+  // (the credential's field), or nothing (a page load: focus stays put).
+  showSignedIn(signedIn, message, focus) {
+    const input = document.getElementById('admin-token');
+    const active = document.activeElement;
+    // Focus inside what is about to be hidden would drop to <body>.
+    const losing = !signedIn && active && active !== input && Boolean(active.closest('.needs-admin, #forget'));
     document.getElementById('credential-form').hidden = signedIn;
     document.getElementById('forget').hidden = !signedIn;
     hq.say(
@@ -65,6 +89,25 @@ const hq = {
       signedIn ? 'ok' : 'warn',
     );
     document.body.classList.toggle('signed-in', signedIn);
+    if (signedIn) hq.markInvalid(input, false);
+    if (focus === 'content') {
+      const first = [...document.querySelectorAll('.needs-admin :is(input, select, button, textarea, [tabindex="0"])')]
+        .find((node) => !node.disabled && node.getClientRects().length);
+      (first || document.getElementById('forget')).focus();
+    } else if (focus === 'input' || losing) {
+      input.focus();
+    }
+  },
+
+  // Ties (or unties) a field to the line that says what is wrong with it.
+  markInvalid(input, invalid, describedBy = 'credential-state') {
+    if (invalid) {
+      input.setAttribute('aria-invalid', 'true');
+      input.setAttribute('aria-describedby', describedBy);
+    } else {
+      input.removeAttribute('aria-invalid');
+      input.removeAttribute('aria-describedby');
+    }
   },
 
   // Wires the credential form; `onSignedIn` runs once HQ accepted it.
@@ -77,16 +120,17 @@ const hq = {
       input.value = '';
       try {
         await hq.call('GET', '/faults'); // admin-only and harmless: checks the credential
-        hq.showSignedIn(true);
+        hq.showSignedIn(true, undefined, 'content');
         onSignedIn();
       } catch (error) {
         sessionStorage.removeItem(TOKEN_KEY);
-        hq.showSignedIn(false, `HQ refused that credential: ${error.message}`);
+        hq.showSignedIn(false, error.unreachable ? 'Not signed in: HQ unreachable.' : `HQ refused that credential: ${error.message}`, 'input');
+        hq.markInvalid(input, !error.unreachable);
       }
     });
     document.getElementById('forget').addEventListener('click', () => {
       sessionStorage.removeItem(TOKEN_KEY);
-      hq.showSignedIn(false);
+      hq.showSignedIn(false, undefined, 'input');
     });
     const signedIn = Boolean(hq.token());
     hq.showSignedIn(signedIn);

@@ -5,10 +5,14 @@
 const POLL_MS = 2000;
 const SVG = 'http://www.w3.org/2000/svg';
 const SOURCES = ['monolith', 'microservice', 'unattributed'];
+const SOURCE_NAMES = { monolith: 'monolith', microservice: 'microservice', unattributed: 'not said' };
+const RESOURCES = ['iridium', 'magnesite'];
 let view = 'hour';
 let timer = null;
 // When the figures shown were last fetched, said beside a failure.
 let updated = null;
+// The last timeline drawn, redrawn when a chart's width changes.
+let timeline = null;
 
 function svg(tag, attrs = {}, text) {
   const node = document.createElementNS(SVG, tag);
@@ -17,8 +21,10 @@ function svg(tag, attrs = {}, text) {
   return node;
 }
 
+// Cards are rewritten only when their figure changed.
 function set(id, value) {
-  document.getElementById(id).textContent = value;
+  const node = document.getElementById(id);
+  if (node.textContent !== String(value)) node.textContent = value;
 }
 
 function ms(value, orders) {
@@ -30,45 +36,98 @@ function clock(epochSecs) {
   return new Date(epochSecs * 1000).toISOString().slice(11, 16);
 }
 
+// "minute", "15 minutes": what one bucket spans.
+function bucketName(bucketSecs) {
+  const minutes = Math.round(bucketSecs / 60);
+  return minutes === 1 ? 'minute' : `${minutes} minutes`;
+}
+
+// The y axis' ticks: whole units in steps of 1, 2 or 5 × 10ⁿ, about four
+// of them, so that no figure shows twice (a half tick of 1 rounds to 1).
+function yTicks(max) {
+  const raw = Math.max(1, max) / 4;
+  const magnitude = 10 ** Math.floor(Math.log10(raw));
+  const step = Math.max(1, [1, 2, 5, 10].map((m) => m * magnitude).find((s) => s >= raw));
+  const top = Math.ceil(Math.max(1, max) / step) * step;
+  const values = [];
+  for (let value = 0; value <= top; value += step) values.push(value);
+  return { top, values };
+}
+
 // Stacked bars, one per bucket: monolith at the bottom, then microservice.
+// The viewBox is the container's width in CSS pixels, so the axis text is
+// drawn at its stated size on a phone as on a desktop.
 function chart(container, timeline, resource) {
-  const width = 640;
-  const height = 200;
-  const pad = { left: 44, right: 8, top: 10, bottom: 24 };
+  const width = Math.max(240, Math.round(container.clientWidth));
+  // Redrawn only when it would change: a screen reader on the chart keeps its place.
+  const signature = JSON.stringify([width, timeline.bucket_secs, timeline.buckets.map((b) => [b.start, b[resource]])]);
+  if (container.dataset.signature === signature) return;
+  container.dataset.signature = signature;
+  const height = 220;
+  const pad = { left: 44, right: 8, top: 26, bottom: 24 };
   const buckets = timeline.buckets;
+  const per = bucketName(timeline.bucket_secs);
   const totals = buckets.map((b) => SOURCES.reduce((sum, s) => sum + b[resource][s], 0));
-  const max = Math.max(1, ...totals);
+  const { top, values } = yTicks(Math.max(0, ...totals));
   const plotW = width - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
   const barW = plotW / buckets.length;
-  const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': `${resource} per bucket by producer` });
-  for (const fraction of [0, 0.5, 1]) {
-    const y = pad.top + plotH * (1 - fraction);
+  const sum = (source) => buckets.reduce((total, b) => total + b[resource][source], 0);
+  const all = SOURCES.reduce((total, s) => total + sum(s), 0);
+  const summary = all
+    ? `${all} ${resource} in this view: ${SOURCES.map((s) => `${sum(s)} ${SOURCE_NAMES[s]}`).join(', ')}; each ${per} in the table that follows.`
+    : `No ${resource} in this view.`;
+  const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': `${resource} per ${per} by producer. ${summary}` });
+  root.append(svg('text', { x: 2, y: 12, class: 'axis' }, `units per ${per}, times UTC`));
+  for (const value of values) {
+    const y = pad.top + plotH * (1 - value / top);
     root.append(svg('line', { x1: pad.left, x2: width - pad.right, y1: y, y2: y, class: 'grid' }));
-    root.append(svg('text', { x: pad.left - 6, y: y + 4, 'text-anchor': 'end', class: 'axis' }, Math.round(max * fraction)));
+    root.append(svg('text', { x: pad.left - 6, y: y + 4, 'text-anchor': 'end', class: 'axis' }, value));
   }
   buckets.forEach((bucket, i) => {
     let y = pad.top + plotH;
     for (const source of SOURCES) {
       const units = bucket[resource][source];
       if (!units) continue;
-      const h = (units / max) * plotH;
+      // At least 2 px: the 1 px white stroke between segments (app.css)
+      // would hide a thinner one.
+      const h = Math.max(2, (units / top) * plotH);
       y -= h;
-      const bar = svg('rect', { x: pad.left + i * barW + 0.5, y, width: Math.max(1, barW - 1), height: h, class: source });
-      bar.append(svg('title', {}, `${clock(bucket.start)}: ${units} ${resource} (${source})`));
+      const bar = svg('rect', { x: pad.left + i * barW, y, width: barW, height: h, class: source });
+      bar.append(svg('title', {}, `${clock(bucket.start)} UTC: ${units} ${resource} (${SOURCE_NAMES[source]})`));
       root.append(bar);
     }
   });
-  const step = Math.ceil(buckets.length / 6);
+  // As many times as fit, each centred under its bar and inside the chart.
+  const step = Math.ceil(buckets.length / Math.max(1, Math.floor(plotW / 56)));
   buckets.forEach((bucket, i) => {
-    if (i % step === 0) {
-      root.append(svg('text', { x: pad.left + i * barW, y: height - 6, class: 'axis' }, clock(bucket.start)));
+    const x = pad.left + (i + 0.5) * barW;
+    if (i % step === 0 && x + 20 <= width) {
+      root.append(svg('text', { x, y: height - 6, 'text-anchor': 'middle', class: 'axis' }, clock(bucket.start)));
     }
   });
   container.replaceChildren(root);
-  const sum = (source) => buckets.reduce((total, b) => total + b[resource][source], 0);
-  const all = SOURCES.reduce((total, s) => total + sum(s), 0);
+  container.dataset.width = String(width);
+  figures(document.getElementById(`figures-${resource}`), buckets, resource, per);
   set(`share-${resource}`, all ? `: ${Math.round((100 * sum('microservice')) / all)}% from the microservice in this view` : ': nothing fulfilled in this view');
+}
+
+// The chart's text alternative: a table, for screen readers only, of the
+// buckets that had any units (an hour has 60, mostly empty). Rebuilt only
+// when a figure changed.
+function figures(container, buckets, resource, per) {
+  const rows = buckets
+    .filter((b) => SOURCES.some((s) => b[resource][s]))
+    .map((b) => [clock(b.start), ...SOURCES.map((s) => b[resource][s])]);
+  hq.replaceIfChanged(container, JSON.stringify([resource, per, rows]), () => {
+    const caption = `${resource} units per ${per}, by producer${rows.length ? `, each ${per} with any` : ': none in this view'}`;
+    return [hq.el('table', {},
+      hq.el('caption', {}, caption),
+      hq.el('thead', {}, hq.el('tr', {}, hq.el('th', { scope: 'col' }, 'time (UTC)'),
+        ...SOURCES.map((s) => hq.el('th', { scope: 'col' }, SOURCE_NAMES[s])))),
+      hq.el('tbody', {}, ...rows.map(([time, ...units]) =>
+        hq.el('tr', {}, hq.el('th', { scope: 'row' }, time), ...units.map((u) => hq.el('td', {}, u))))))];
+  });
 }
 
 function render(data) {
@@ -87,22 +146,26 @@ function render(data) {
     (clean ? 'Nothing lost, nothing counted twice.' : `${recon.lost} lost, ${recon.duplicated} counted twice.`) + unrouted,
     clean ? (unrouted ? 'warn' : 'ok') : 'error',
   );
-  const rows = data.topics.map((t) => {
+  const names = ['published', 'fulfilled', 'failed', 'retried', 'in_flight', 'rejected', 'pending', 'unrouted', 'lost', 'duplicated', 'p50', 'p95', 'max'];
+  const topics = data.topics.map((t) => {
     const feed = t.feed || { published: t.orders.published, failed: '–', retried: '–', in_flight: '–' };
-    const cells = [
+    return [t.name, [
       feed.published, t.orders.fulfilled, feed.failed, feed.retried, feed.in_flight,
       t.orders.rejected, t.orders.pending, t.orders.unrouted, t.orders.lost, t.orders.duplicated,
       ms(t.latency.p50_ms, t.latency.orders), ms(t.latency.p95_ms, t.latency.orders), ms(t.latency.max_ms, t.latency.orders),
-    ];
-    const names = ['published', 'fulfilled', 'failed', 'retried', 'in_flight', 'rejected', 'pending', 'unrouted', 'lost', 'duplicated', 'p50', 'p95', 'max'];
-    return hq.el('tr', { 'data-topic': t.name }, hq.el('th', {}, t.name),
-      ...cells.map((value, i) => hq.el('td', { 'data-field': names[i], class: (names[i] === 'lost' || names[i] === 'duplicated') && value > 0 ? 'bad' : '' }, value)));
+    ]];
   });
-  document.querySelector('#topics tbody').replaceChildren(...rows);
-  chart(document.getElementById('chart-iridium'), data.timeline, 'iridium');
-  chart(document.getElementById('chart-magnesite'), data.timeline, 'magnesite');
+  hq.replaceIfChanged(document.querySelector('#topics tbody'), JSON.stringify(topics), () =>
+    topics.map(([name, cells]) => hq.el('tr', { 'data-topic': name }, hq.el('th', { scope: 'row' }, name),
+      ...cells.map((value, i) => hq.el('td', { 'data-field': names[i], class: (names[i] === 'lost' || names[i] === 'duplicated') && value > 0 ? 'bad' : '' }, value)))));
+  timeline = data.timeline;
+  for (const resource of RESOURCES) chart(document.getElementById(`chart-${resource}`), timeline, resource);
   updated = `${data.generated_at.slice(11, 19)} UTC`;
+  // The time changes every poll: shown, but not in a live region, which
+  // would say it every 2 s. Only going stale and coming back are said.
   hq.say('updated', `updated ${updated}`);
+  const wasStale = document.body.classList.contains('stale');
+  hq.say('freshness', wasStale ? 'HQ answers again: the figures are updating.' : '', 'notice ok');
   document.body.classList.remove('stale');
 }
 
@@ -111,9 +174,13 @@ async function poll() {
   try {
     render(await hq.call('GET', `/dashboard/data?view=${view}`));
   } catch (error) {
-    // The figures stay, dimmed, with the time they are from.
+    // The figures stay, marked stale, with the time they are from.
     hq.say('updated', `${updated ? `figures from ${updated}, ` : ''}not updated: ${error.message}`, 'error');
-    document.body.classList.add('stale');
+    // Signed out (a 401): the figures are hidden, nothing to mark.
+    if (hq.token()) {
+      hq.say('freshness', `Not updating: ${error.message}. ${updated ? `The figures below are from ${updated}.` : ''}`.trim(), 'notice error');
+      document.body.classList.add('stale');
+    }
   }
   if (hq.token()) timer = setTimeout(poll, POLL_MS);
 }
@@ -128,5 +195,17 @@ document.addEventListener('DOMContentLoaded', () => {
       poll();
     });
   }
+  // A chart is redrawn when its width changes (a turned phone, a resized
+  // window, the page shown after signing in), not scaled.
+  const resized = new ResizeObserver((entries) => {
+    if (!timeline) return;
+    for (const entry of entries) {
+      const container = entry.target;
+      if (container.clientWidth && String(Math.max(240, Math.round(container.clientWidth))) !== container.dataset.width) {
+        chart(container, timeline, container.id.slice('chart-'.length));
+      }
+    }
+  });
+  for (const resource of RESOURCES) resized.observe(document.getElementById(`chart-${resource}`));
   hq.setUpCredential(poll);
 });

@@ -10,15 +10,33 @@ async function issueKey(event) {
   const owner = document.getElementById('owner').value.trim();
   try {
     const issued = await hq.call('POST', '/keys', owner ? { owner } : {});
-    document.getElementById('api-key').textContent = issued.api_key;
+    // A read-only field, not text: it takes focus, and selects and copies
+    // from the keyboard.
+    document.getElementById('api-key').value = issued.api_key;
     document.getElementById('key-id').textContent = issued.key_id;
     document.getElementById('key-owner').textContent = issued.owner;
     document.getElementById('issued').hidden = false;
     // Kept in this page only, for "Your key's totals"; gone on reload.
     document.getElementById('totals-key').value = issued.api_key;
-    hq.say('key-state', '');
+    // The key id makes each issue's line new, so a second key is said too.
+    hq.say('key-state', `Key issued (key id ${issued.key_id}): it is shown below once, copy it now.`, 'ok');
   } catch (error) {
     hq.say('key-state', `No key issued: ${error.message}`, 'error');
+  }
+}
+
+async function copyKey() {
+  const field = document.getElementById('api-key');
+  try {
+    // Only in a secure context (https, or HQ on loopback).
+    if (!navigator.clipboard) throw new Error('no clipboard');
+    await navigator.clipboard.writeText(field.value);
+    hq.say('key-state', 'Key copied to the clipboard.', 'ok');
+  } catch (_) {
+    // Selected, so that Ctrl+C (⌘C) copies it.
+    field.focus();
+    field.select();
+    hq.say('key-state', 'This browser did not let the page copy: the key is selected, press Ctrl+C (⌘C) to copy it.', 'warn');
   }
 }
 
@@ -32,10 +50,14 @@ async function showTotals(event) {
     }
     // The owner isolated, so that no character in it turns the rest around.
     document.getElementById('my-owner').replaceChildren(hq.el('bdi', {}, totals.owner), ` (key id ${totals.key_id})`);
-    document.getElementById('my-totals').hidden = false;
-    hq.say('totals-state', '');
+    document.getElementById('my-totals-region').hidden = false;
+    // Said, so that a screen reader learns the table is there (and which
+    // key it is for: a second click may show another's).
+    hq.say('totals-state', `Totals shown below for key id ${totals.key_id}.`, 'ok');
+    hq.markInvalid(document.getElementById('totals-key'), false);
   } catch (error) {
-    document.getElementById('my-totals').hidden = true;
+    document.getElementById('my-totals-region').hidden = true;
+    hq.markInvalid(document.getElementById('totals-key'), !error.unreachable, 'totals-state');
     hq.say('totals-state', `No totals: ${error.message}`, 'error');
   }
 }
@@ -67,21 +89,26 @@ async function refreshSubscriptions() {
   const body = document.querySelector('#subscriptions tbody');
   try {
     const { topics } = await hq.call('GET', '/topics');
-    const rows = topics.flatMap((topic) =>
-      topic.subscriptions.map((s) => {
-        const confirmed = s.state === 'confirmed';
+    const subscriptions = topics.flatMap((topic) => topic.subscriptions.map((s) => [topic.name, s.endpoint, s.state]));
+    hq.replaceIfChanged(body, JSON.stringify(subscriptions), () => {
+      const rows = subscriptions.map(([topic, endpoint, state]) => {
+        const confirmed = state === 'confirmed';
         return hq.el(
           'tr',
-          { 'data-topic': topic.name, 'data-state': s.state },
-          hq.el('td', {}, topic.name),
-          hq.el('td', { class: 'mono' }, s.endpoint),
+          { 'data-topic': topic, 'data-state': state },
+          hq.el('td', {}, topic),
+          hq.el('td', { class: 'mono' }, endpoint),
           hq.el('td', {}, hq.el('span', { class: confirmed ? 'badge ok' : 'badge warn' },
             confirmed ? 'confirmed' : 'pending confirmation')),
         );
-      }));
-    body.replaceChildren(...(rows.length ? rows : [hq.el('tr', {}, hq.el('td', { colspan: '3' }, 'No subscriptions yet.'))]));
+      });
+      return rows.length ? rows : [hq.el('tr', {}, hq.el('td', { colspan: '3' }, 'No subscriptions yet.'))];
+    });
+    hq.say('subscriptions-state', '');
   } catch (error) {
-    hq.say('subscribe-state', `Subscriptions unavailable: ${error.message}`, 'error');
+    // Its own line, not #subscribe-state: the poll must not overwrite what
+    // answers the person's own click.
+    hq.say('subscriptions-state', `Subscriptions unavailable: ${error.message}`, 'error');
   }
 }
 
@@ -101,6 +128,7 @@ document.addEventListener('DOMContentLoaded', () => {
   document.getElementById('key-form').addEventListener('submit', issueKey);
   document.getElementById('totals-form').addEventListener('submit', showTotals);
   document.getElementById('publish-form').addEventListener('submit', publish);
+  document.getElementById('copy-key').addEventListener('click', copyKey);
   for (const button of document.querySelectorAll('button[data-topic]')) {
     button.addEventListener('click', () => subscribe(button.dataset.topic));
   }
