@@ -512,6 +512,15 @@ def listener_rules(elb, lb_arn: str) -> list[dict]:
     ]
 
 
+def default_drain_timeout_ms() -> str:
+    """DRAIN_TIMEOUT_MS when a task does not set it, as the Rust code says."""
+    source = (ROOT / "crates/platform/src/server/limits.rs").read_text()
+    found = re.search(r"pub const DEFAULT_DRAIN_TIMEOUT_MS: u64 = ([0-9_]+);", source)
+    if not found:
+        raise RuntimeError("DEFAULT_DRAIN_TIMEOUT_MS not found in crates/platform/src/server/limits.rs")
+    return found.group(1).replace("_", "")
+
+
 def check_template_only(topics: dict[str, str]) -> None:
     platform = template("interstella.yaml")["Resources"]
     hq = template("hq.yaml")["Resources"]
@@ -651,7 +660,7 @@ def check_template_only(topics: dict[str, str]) -> None:
     )
     container = hq["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
-    drain_ms = int(env.get("DRAIN_TIMEOUT_MS", "20000"))  # the services' default
+    drain_ms = int(env.get("DRAIN_TIMEOUT_MS", default_drain_timeout_ms()))
     stop_s = int(env["HQ_DRAIN_SECS"]) + drain_ms / 1000
     check(
         f"HQ's stop (its feed's drain, then its requests': {stop_s:g} s) fits its StopTimeout",

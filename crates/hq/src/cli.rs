@@ -22,11 +22,6 @@ pub const DEFAULT_PORT: u16 = 4000;
 pub const DEFAULT_DATA_DIR: &str = ".interstella-hq";
 /// Largest quantity in a generated order unless told otherwise.
 pub const DEFAULT_MAX_QUANTITY: u32 = 5;
-/// The most retries SNS' delivery policy allows (`numRetries`).
-pub const MAX_RETRIES: u32 = 100;
-/// The longest retry delay SNS' delivery policy allows (`maxDelayTarget`,
-/// 3,600 s), in milliseconds.
-pub const MAX_RETRY_DELAY_MS: u64 = 3_600_000;
 
 /// Why HQ's settings cannot be used together.
 #[derive(Debug, thiserror::Error)]
@@ -98,7 +93,7 @@ pub struct Cli {
         long,
         env = "HQ_RETRIES",
         default_value_t = RetryPolicy::default().num_retries,
-        value_parser = clap::value_parser!(u32).range(0..=i64::from(MAX_RETRIES))
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(RetryPolicy::MAX_RETRIES))
     )]
     pub retries: u32,
     /// First retry delay in milliseconds (SNS `minDelayTarget`), at most
@@ -107,7 +102,7 @@ pub struct Cli {
         long,
         env = "HQ_RETRY_MIN_DELAY_MS",
         default_value_t = millis(RetryPolicy::default().min_delay),
-        value_parser = clap::value_parser!(u64).range(1..=MAX_RETRY_DELAY_MS)
+        value_parser = clap::value_parser!(u64).range(1..=millis(RetryPolicy::MAX_DELAY))
     )]
     pub retry_min_delay_ms: u64,
     /// Largest retry delay in milliseconds (SNS `maxDelayTarget`: at most
@@ -116,7 +111,7 @@ pub struct Cli {
         long,
         env = "HQ_RETRY_MAX_DELAY_MS",
         default_value_t = millis(RetryPolicy::default().max_delay),
-        value_parser = clap::value_parser!(u64).range(1..=MAX_RETRY_DELAY_MS)
+        value_parser = clap::value_parser!(u64).range(1..=millis(RetryPolicy::MAX_DELAY))
     )]
     pub retry_max_delay_ms: u64,
     /// How retry delays grow (SNS `backoffFunction`).

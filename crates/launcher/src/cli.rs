@@ -49,7 +49,7 @@ pub struct Cli {
     #[arg(
         long,
         default_value_t = demo_retry_policy().num_retries,
-        value_parser = clap::value_parser!(u32).range(0..=i64::from(hq::cli::MAX_RETRIES))
+        value_parser = clap::value_parser!(u32).range(0..=i64::from(hq::feed::RetryPolicy::MAX_RETRIES))
     )]
     pub retries: u32,
     /// How long Ctrl-C waits for deliveries and retries to finish, in seconds

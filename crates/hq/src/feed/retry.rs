@@ -43,6 +43,11 @@ impl Default for RetryPolicy {
 }
 
 impl RetryPolicy {
+    /// The most retries SNS' delivery policy takes (`numRetries`).
+    pub const MAX_RETRIES: u32 = 100;
+    /// The longest delay SNS' delivery policy takes (`maxDelayTarget`).
+    pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+
     /// The delay before retry number `retry` (1 for the first retry).
     pub fn delay(&self, retry: u32) -> Duration {
         let min = self.min_delay;

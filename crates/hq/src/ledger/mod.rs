@@ -30,6 +30,8 @@ use tokio::sync::Mutex;
 
 /// File name of the database inside the data directory.
 const DB_FILE: &str = "hq-ledger.sqlite3";
+/// How long a connection waits for another's lock before it gives up.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Why the ledger could not do something.
 #[derive(Debug, thiserror::Error)]
@@ -195,8 +197,9 @@ pub fn timestamp(at: std::time::SystemTime) -> String {
 impl Ledger {
     /// Opens (or creates) the ledger in `dir`, in journal mode `mode`.
     pub fn open(dir: &Path, mode: JournalMode) -> Result<Self, LedgerError> {
-        let conn = Connection::open(dir.join(DB_FILE))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let path = dir.join(DB_FILE);
+        let conn = Connection::open(&path)?;
+        conn.busy_timeout(BUSY_TIMEOUT)?;
         // SQLite answers with the mode it is in: a mode it cannot use
         // (WAL without shared memory) is kept silently otherwise.
         let kept: String =
@@ -215,9 +218,8 @@ impl Ledger {
         let writer = Arc::new(Mutex::new(conn));
         let reader = match mode {
             JournalMode::Wal => {
-                let reader =
-                    Connection::open_with_flags(dir.join(DB_FILE), OpenFlags::SQLITE_OPEN_READ_ONLY)?;
-                reader.busy_timeout(std::time::Duration::from_secs(5))?;
+                let reader = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+                reader.busy_timeout(BUSY_TIMEOUT)?;
                 Arc::new(Mutex::new(reader))
             }
             JournalMode::Delete => Arc::clone(&writer),

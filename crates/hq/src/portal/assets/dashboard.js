@@ -59,10 +59,6 @@ function yTicks(max) {
 // drawn at its stated size on a phone as on a desktop.
 function chart(container, timeline, resource) {
   const width = Math.max(240, Math.round(container.clientWidth));
-  // Redrawn only when it would change: a screen reader on the chart keeps its place.
-  const signature = JSON.stringify([width, timeline.bucket_secs, timeline.buckets.map((b) => [b.start, b[resource]])]);
-  if (container.dataset.signature === signature) return;
-  container.dataset.signature = signature;
   const height = 220;
   const pad = { left: 44, right: 8, top: 26, bottom: 24 };
   const buckets = timeline.buckets;
@@ -77,39 +73,45 @@ function chart(container, timeline, resource) {
   const summary = all
     ? `${all} ${resource} in this view: ${SOURCES.map((s) => `${sum(s)} ${SOURCE_NAMES[s]}`).join(', ')}; each ${per} in the table that follows.`
     : `No ${resource} in this view.`;
-  const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': `${resource} per ${per} by producer. ${summary}` });
-  root.append(svg('text', { x: 2, y: 12, class: 'axis' }, `units per ${per}, times UTC`));
-  for (const value of values) {
-    const y = pad.top + plotH * (1 - value / top);
-    root.append(svg('line', { x1: pad.left, x2: width - pad.right, y1: y, y2: y, class: 'grid' }));
-    root.append(svg('text', { x: pad.left - 6, y: y + 4, 'text-anchor': 'end', class: 'axis' }, value));
-  }
-  buckets.forEach((bucket, i) => {
-    let y = pad.top + plotH;
-    for (const source of SOURCES) {
-      const units = bucket[resource][source];
-      if (!units) continue;
-      // At least 2 px: the 1 px white stroke between segments (app.css)
-      // would hide a thinner one.
-      const h = Math.max(2, (units / top) * plotH);
-      y -= h;
-      const bar = svg('rect', { x: pad.left + i * barW, y, width: barW, height: h, class: source });
-      bar.append(svg('title', {}, `${clock(bucket.start)} UTC: ${units} ${resource} (${SOURCE_NAMES[source]})`));
-      root.append(bar);
-    }
-  });
-  // As many times as fit, each centred under its bar and inside the chart.
-  const step = Math.ceil(buckets.length / Math.max(1, Math.floor(plotW / 56)));
-  buckets.forEach((bucket, i) => {
-    const x = pad.left + (i + 0.5) * barW;
-    if (i % step === 0 && x + 20 <= width) {
-      root.append(svg('text', { x, y: height - 6, 'text-anchor': 'middle', class: 'axis' }, clock(bucket.start)));
-    }
-  });
-  container.replaceChildren(root);
-  container.dataset.width = String(width);
+  // Redrawn only when it would change: a screen reader on the chart keeps its place.
+  const signature = JSON.stringify([width, timeline.bucket_secs, buckets.map((b) => [b.start, b[resource]])]);
+  hq.replaceIfChanged(container, signature, () => [bars()]);
   figures(document.getElementById(`figures-${resource}`), buckets, resource, per);
   set(`share-${resource}`, all ? `: ${Math.round((100 * sum('microservice')) / all)}% from the microservice in this view` : ': nothing fulfilled in this view');
+
+  // The chart itself, built only when the signature above changed.
+  function bars() {
+    const root = svg('svg', { viewBox: `0 0 ${width} ${height}`, role: 'img', 'aria-label': `${resource} per ${per} by producer. ${summary}` });
+    root.append(svg('text', { x: 2, y: 12, class: 'axis' }, `units per ${per}, times UTC`));
+    for (const value of values) {
+      const y = pad.top + plotH * (1 - value / top);
+      root.append(svg('line', { x1: pad.left, x2: width - pad.right, y1: y, y2: y, class: 'grid' }));
+      root.append(svg('text', { x: pad.left - 6, y: y + 4, 'text-anchor': 'end', class: 'axis' }, value));
+    }
+    buckets.forEach((bucket, i) => {
+      let y = pad.top + plotH;
+      for (const source of SOURCES) {
+        const units = bucket[resource][source];
+        if (!units) continue;
+        // At least 2 px: the 1 px white stroke between segments (app.css)
+        // would hide a thinner one.
+        const h = Math.max(2, (units / top) * plotH);
+        y -= h;
+        const bar = svg('rect', { x: pad.left + i * barW, y, width: barW, height: h, class: source });
+        bar.append(svg('title', {}, `${clock(bucket.start)} UTC: ${units} ${resource} (${SOURCE_NAMES[source]})`));
+        root.append(bar);
+      }
+    });
+    // As many times as fit, each centred under its bar and inside the chart.
+    const step = Math.ceil(buckets.length / Math.max(1, Math.floor(plotW / 56)));
+    buckets.forEach((bucket, i) => {
+      const x = pad.left + (i + 0.5) * barW;
+      if (i % step === 0 && x + 20 <= width) {
+        root.append(svg('text', { x, y: height - 6, 'text-anchor': 'middle', class: 'axis' }, clock(bucket.start)));
+      }
+    });
+    return root;
+  }
 }
 
 // The chart's text alternative: a table, for screen readers only, of the
@@ -197,13 +199,11 @@ document.addEventListener('DOMContentLoaded', () => {
   }
   // A chart is redrawn when its width changes (a turned phone, a resized
   // window, the page shown after signing in), not scaled.
+  // chart() leaves a chart whose width and figures did not change alone.
   const resized = new ResizeObserver((entries) => {
     if (!timeline) return;
-    for (const entry of entries) {
-      const container = entry.target;
-      if (container.clientWidth && String(Math.max(240, Math.round(container.clientWidth))) !== container.dataset.width) {
-        chart(container, timeline, container.id.slice('chart-'.length));
-      }
+    for (const { target } of entries) {
+      if (target.clientWidth) chart(target, timeline, target.id.slice('chart-'.length));
     }
   });
   for (const resource of RESOURCES) resized.observe(document.getElementById(`chart-${resource}`));
