@@ -346,6 +346,14 @@ async function main() {
       const ticks = await page.locator(`#chart-${resource} text[text-anchor="end"]`).allTextContents();
       assert(new Set(ticks).size === ticks.length && ticks.every((t) => /^\d+$/.test(t)), `${resource}: y ticks ${ticks.join(', ')}`);
     }
+    // The same for maxima the run's data never has: whole, distinct, rising
+    // from 0 to at least the maximum, two to six of them.
+    const tickSets = await page.evaluate(() => [0, 1, 2, 3, 4, 5, 7, 9, 10, 11, 19, 99, 101, 999, 12345].map((max) => [max, yTicks(max)]));
+    for (const [max, { top, values }] of tickSets) {
+      const whole = values.every((v, i) => Number.isInteger(v) && (i === 0 ? v === 0 : v > values[i - 1]));
+      assert(whole && top >= max && values.at(-1) === top && values.length >= 2 && values.length <= 6,
+        `y ticks for a maximum of ${max}`, values.join(', '));
+    }
     // In forced colours (Windows' contrast themes) the legend's swatches keep
     // their colours instead of turning into the page's background.
     await page.emulateMedia({ forcedColors: 'active' });
