@@ -385,6 +385,7 @@ def part1(moto: Moto, glue_secret: str) -> dict:
             env.get("ACCEPT_UNSIGNED_ORDERS") == "false",
             env,
         )
+        check(f"{svc}: RUST_LOG is LogFilter's default, info", env.get("RUST_LOG") == "info", env.get("RUST_LOG"))
         ports = td["containerDefinitions"][0]["portMappings"]
         check(
             f"{svc}: no fixed host port (dynamic)",
@@ -414,6 +415,7 @@ def part1(moto: Moto, glue_secret: str) -> dict:
         (mounts, hq_env),
     )
     check("hq: HQ_ADMIN_TOKEN from Secrets", "HQ_ADMIN_TOKEN" in container_secrets(hq_td), hq_td)
+    check("hq: RUST_LOG is LogFilter's default, info", hq_env.get("RUST_LOG") == "info", hq_env.get("RUST_LOG"))
 
     step("ELBv2: listeners and rules as created")
     elb = moto.client("elbv2")
@@ -524,6 +526,16 @@ def default_drain_timeout_ms() -> str:
 def check_template_only(topics: dict[str, str]) -> None:
     platform = template("interstella.yaml")["Resources"]
     hq = template("hq.yaml")["Resources"]
+    # moto keeps no cluster settings from a template: read the template.
+    for name in ("interstella.yaml", "hq.yaml"):
+        whole = template(name)
+        check(
+            f"{name}: Container Insights is the ContainerInsights parameter, off by default (it bills custom metrics)",
+            whole["Parameters"]["ContainerInsights"]["Default"] == "disabled"
+            and whole["Resources"]["Cluster"]["Properties"]["ClusterSettings"]
+            == [{"Name": "containerInsights", "Value": {"Ref": "ContainerInsights"}}],
+            whole["Resources"]["Cluster"]["Properties"],
+        )
     subs = {k: v for k, v in platform.items() if v["Type"] == "AWS::SNS::Subscription"}
     for name, path, export, runs in [
         ("OrdersSubscription", "/order/", "OrdersTopicArn", "MonolithRuns"),
@@ -733,9 +745,11 @@ class Platform:
                 # moto signs the deliveries; the services fetch its certificate
                 # through the shim (Moto.start_cert_shim).
                 "AWS_ENDPOINT_URL_SNS": self.moto.cert_url,
-                "RUST_LOG": os.environ.get("RUST_LOG", "info"),
             }
         )
+        # The task definition's own filter (LogFilter), unless asked otherwise.
+        if "RUST_LOG" in os.environ:
+            env["RUST_LOG"] = os.environ["RUST_LOG"]
         env.update(extra)
         self.env[container] = env
         log = open(self.workdir / f"{container}.log", "a")
