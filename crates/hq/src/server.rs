@@ -178,6 +178,9 @@ impl RunningHq {
             }
             Err(e) => return Err(StartError::Task(e.to_string())),
         }
+        // Nothing writes any more: leave the database file whole, so that a
+        // copy of it alone is a backup.
+        self.hq.ledger().checkpoint().await?;
         Ok(reconciliation?)
     }
 }

@@ -80,6 +80,9 @@ impl Hq {
             what: format!("creating data directory {}", dir.display()),
             source,
         })?;
+        // First: a second HQ on this directory is refused before it
+        // touches anything in it.
+        let ledger = Ledger::open(&dir, config.journal_mode)?;
         let identity = tokio::task::spawn_blocking({
             let dir = dir.clone();
             move || SigningIdentity::load_or_create(&dir)
@@ -90,7 +93,6 @@ impl Hq {
             Some(given) => given.clone(),
             None => AdminToken::load_or_create(&dir)?,
         };
-        let ledger = Ledger::open(&dir, config.journal_mode)?;
         for key in &config.api_keys {
             ledger.add_key(key.expose(), "given at start").await?;
         }

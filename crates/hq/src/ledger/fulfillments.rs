@@ -4,7 +4,7 @@
 use super::keys::KeyInfo;
 use super::{Ledger, LedgerError, now};
 use contracts::{FulfillmentRequest, Producer, Quantity};
-use rusqlite::{OptionalExtension, Transaction, params};
+use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
 
 /// One recorded fulfillment.
@@ -58,7 +58,10 @@ impl Ledger {
             produced_by,
         } = request;
         self.with(move |conn| {
-            let tx = conn.transaction()?;
+            // The write lock from the start: a deferred transaction reads
+            // first, and its upgrade to writing fails at once, without the
+            // busy timeout, if another connection wrote in between.
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if let Some(idem) = &idempotency_key
                 // The quantities only: a replay is the same order, whoever
                 // (which producer) sends it again.

@@ -10,6 +10,11 @@
 //! The [`JournalMode`] is a setting: WAL on a local disk (the default), the
 //! rollback journal (`DELETE`) on a network file system such as EFS, where
 //! WAL's shared-memory index cannot work.
+//!
+//! One HQ per ledger: [`Ledger::open`] holds a lock on the data directory
+//! for as long as the ledger is open, and a second HQ is refused. The schema
+//! is versioned (`PRAGMA user_version`, [`MIGRATIONS`]); a ledger written by
+//! a newer HQ is refused rather than written under rules it does not know.
 
 mod deliveries;
 mod fulfillments;
@@ -23,13 +28,16 @@ pub use keys::KeyInfo;
 pub use reconciliation::{OrderCounts, Reconciliation};
 pub use timeline::{Bucket, Latency, Sources, Timeline, Totals};
 
-use rusqlite::{Connection, OpenFlags};
-use std::path::Path;
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use std::fs::{File, TryLockError};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use tokio::sync::Mutex;
 
 /// File name of the database inside the data directory.
 const DB_FILE: &str = "hq-ledger.sqlite3";
+/// File in the data directory whose lock says an HQ has the ledger open.
+const LOCK_FILE: &str = "hq.lock";
 /// How long a connection waits for another's lock before it gives up.
 const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
@@ -53,6 +61,38 @@ pub enum LedgerError {
     /// The idempotency key was used before with different quantities.
     #[error("idempotency key {} was already used for a different fulfillment", contracts::quote::quoted(.0))]
     IdempotencyConflict(String),
+    /// Another HQ has this data directory's ledger open.
+    #[error(
+        "another HQ is using the ledger in {}: it holds the lock on {} (stop it, or give this HQ \
+         its own --data-dir); on EFS, a task that was lost holds it until its NFS lease runs out",
+        .dir.display(), .lock.display()
+    )]
+    InUse {
+        /// The data directory.
+        dir: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+    },
+    /// The lock file could not be made or locked.
+    #[error("locking the ledger ({}): {source}", .lock.display())]
+    Lock {
+        /// The lock file.
+        lock: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// The ledger was written by a newer HQ, under a schema this one does
+    /// not know.
+    #[error(
+        "the ledger's schema is version {found}, written by a newer HQ; this HQ knows up to \
+         version {known}: run the newer HQ, or restore a backup taken before it migrated the ledger"
+    )]
+    NewerSchema {
+        /// The ledger's version.
+        found: u32,
+        /// The newest version this HQ can migrate to.
+        known: u32,
+    },
 }
 
 /// The ledger; cheap to clone, every clone is the same database.
@@ -63,13 +103,19 @@ pub enum LedgerError {
 /// them alive while calls keep coming).
 #[derive(Debug, Clone)]
 pub struct Ledger {
-    /// Every write, and the reads on a fulfillment's path (the API key).
-    writer: Arc<Mutex<Connection>>,
     /// The reports (reconciliation, dashboard, totals), which read the whole
     /// run or more: with WAL a read-only connection of their own, so a slow
     /// report never holds up a fulfillment; with the rollback journal the
     /// writer's (a reader's lock would hold up the writer's commit anyway).
+    ///
+    /// Declared before the writer so that it closes first: the last
+    /// connection to close checkpoints the WAL into the database file only
+    /// if it can write.
     reader: Arc<Mutex<Connection>>,
+    /// Every write, and the reads on a fulfillment's path (the API key).
+    writer: Arc<Mutex<Connection>>,
+    /// The data directory's lock, held while any clone lives.
+    _lock: Arc<File>,
 }
 
 /// How SQLite keeps the ledger consistent across a crash (`HQ_JOURNAL_MODE`).
@@ -93,13 +139,17 @@ impl JournalMode {
         }
     }
 
-    /// `PRAGMA synchronous` for this mode: FULL for both. WAL with NORMAL
-    /// survives a crash of HQ but not of the host: a commit not yet synced
-    /// is rolled back at the next start, after HQ answered 200 for it, and
-    /// the order whose fulfillment it was is then counted nowhere.
+    /// `PRAGMA synchronous` for this mode. WAL with NORMAL survives a crash
+    /// of HQ but not of the host: a commit not yet synced is rolled back at
+    /// the next start, after HQ answered 200 for it, and the order whose
+    /// fulfillment it was is then counted nowhere; so FULL. The rollback
+    /// journal needs EXTRA for the same: FULL deletes the journal at commit
+    /// without syncing its directory, and a power cut can bring it back and
+    /// roll the commit back.
     fn synchronous(self) -> &'static str {
         match self {
-            Self::Wal | Self::Delete => "FULL",
+            Self::Wal => "FULL",
+            Self::Delete => "EXTRA",
         }
     }
 }
@@ -161,6 +211,67 @@ CREATE INDEX IF NOT EXISTS fulfillments_by_time
 CREATE INDEX IF NOT EXISTS published_by_run_and_time ON published (run_id, published_at);
 ";
 
+/// One step of the schema, from the version before it to its own (its
+/// place in [`MIGRATIONS`] plus one), run in the transaction that records
+/// the new version.
+type Migration = fn(&Transaction<'_>) -> Result<(), LedgerError>;
+
+/// The schema's history, oldest first; `PRAGMA user_version` is how many of
+/// them a ledger has had. To change the schema, append a step: never edit
+/// one, since ledgers in use have already run it. Each step runs once, in
+/// one transaction with the new version, so a failed step changes nothing.
+/// A test compares a ledger brought up from the oldest schema with a new
+/// one.
+const MIGRATIONS: [Migration; 1] = [
+    // 1: everything before versioning, on a new ledger or on one made by
+    // any earlier HQ (all of which are version 0).
+    |tx| {
+        tx.execute_batch(SCHEMA)?;
+        add_missing_columns(tx)
+    },
+];
+
+/// Brings the ledger to the newest version in [`MIGRATIONS`], or refuses
+/// one a newer HQ wrote. The transaction takes the write lock at once, so
+/// two HQs starting together cannot both migrate.
+fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let found: u32 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    let known = MIGRATIONS.len() as u32;
+    if found > known {
+        return Err(LedgerError::NewerSchema { found, known });
+    }
+    for (version, step) in (1..).zip(MIGRATIONS).skip(found as usize) {
+        step(&tx)?;
+        tx.pragma_update(None, "user_version", version)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// Locks `dir`'s lock file for this process, or says who holds it.
+fn lock_data_dir(dir: &Path) -> Result<File, LedgerError> {
+    let lock = dir.join(LOCK_FILE);
+    let failed = |source| LedgerError::Lock {
+        lock: lock.clone(),
+        source,
+    };
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock)
+        .map_err(failed)?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(TryLockError::WouldBlock) => Err(LedgerError::InUse {
+            dir: dir.to_owned(),
+            lock,
+        }),
+        Err(TryLockError::Error(source)) => Err(failed(source)),
+    }
+}
+
 /// Brings a ledger made by an older HQ up to [`SCHEMA`]: `CREATE TABLE IF
 /// NOT EXISTS` leaves an existing table as it was.
 fn add_missing_columns(conn: &Connection) -> Result<(), LedgerError> {
@@ -195,10 +306,12 @@ pub fn timestamp(at: std::time::SystemTime) -> String {
 }
 
 impl Ledger {
-    /// Opens (or creates) the ledger in `dir`, in journal mode `mode`.
+    /// Opens (or creates) the ledger in `dir`, in journal mode `mode`,
+    /// brought to the newest schema; refused while another HQ has it open.
     pub fn open(dir: &Path, mode: JournalMode) -> Result<Self, LedgerError> {
+        let lock = Arc::new(lock_data_dir(dir)?);
         let path = dir.join(DB_FILE);
-        let conn = Connection::open(&path)?;
+        let mut conn = Connection::open(&path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         // SQLite answers with the mode it is in: a mode it cannot use
         // (WAL without shared memory) is kept silently otherwise.
@@ -213,8 +326,7 @@ impl Ledger {
             });
         }
         conn.execute_batch(&format!("PRAGMA synchronous = {};", mode.synchronous()))?;
-        conn.execute_batch(SCHEMA)?;
-        add_missing_columns(&conn)?;
+        migrate(&mut conn)?;
         let writer = Arc::new(Mutex::new(conn));
         let reader = match mode {
             JournalMode::Wal => {
@@ -224,7 +336,28 @@ impl Ledger {
             }
             JournalMode::Delete => Arc::clone(&writer),
         };
-        Ok(Self { writer, reader })
+        Ok(Self {
+            reader,
+            writer,
+            _lock: lock,
+        })
+    }
+
+    /// Copies the WAL's commits into the database file and empties the
+    /// WAL, so that the file alone is the whole ledger (a copy of it is a
+    /// backup). HQ does this when it stops; with the rollback journal the
+    /// file is always whole between transactions, and this does nothing.
+    pub async fn checkpoint(&self) -> Result<(), LedgerError> {
+        self.with(|conn| {
+            // (busy, frames in the WAL, frames copied): busy means a reader
+            // kept part of the WAL, which the next checkpoint copies.
+            let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+            if busy != 0 {
+                tracing::warn!("the ledger's WAL was not emptied: a reader was still reading");
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Runs `work` on the writer's connection off the async threads.
@@ -257,9 +390,153 @@ async fn on<T: Send + 'static>(
 
 #[cfg(test)]
 mod tests {
-    use super::{JournalMode, Ledger, timestamp};
+    use super::{DB_FILE, JournalMode, Ledger, LedgerError, MIGRATIONS, timestamp};
+    use contracts::FulfillmentRequest;
+    use rusqlite::Connection;
     use std::sync::Arc;
     use std::time::{Duration, UNIX_EPOCH};
+
+    /// Every table's and index's shape, as SQLite describes it: what a
+    /// query can rely on, whatever text made it. A table's columns in name
+    /// order (an added column comes last, and the ledger's SQL names every
+    /// column it reads or writes); its indexes with their columns, whether
+    /// they are unique, and whether a constraint made them.
+    fn shape(path: &std::path::Path) -> Vec<String> {
+        let conn = Connection::open(path).unwrap();
+        let strings = |sql: &str, name: &str| -> Vec<String> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([name], |row| row.get(0))
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let mut shape = Vec::new();
+        let tables = strings(
+            "SELECT name FROM sqlite_schema WHERE type = ?1 AND name NOT LIKE 'sqlite_%' ORDER BY name",
+            "table",
+        );
+        for table in tables {
+            let mut columns = strings(
+                "SELECT name || ' ' || type || ' ' || \"notnull\" || ' ' || \
+                 coalesce(dflt_value, '-') || ' ' || pk FROM pragma_table_info(?1)",
+                &table,
+            );
+            columns.sort();
+            shape.push(format!("table {table}: {}", columns.join(", ")));
+            let indexes = strings(
+                "SELECT name || ' unique ' || \"unique\" || ' from ' || origin FROM pragma_index_list(?1) ORDER BY name",
+                &table,
+            );
+            for index in indexes {
+                let name = index.split(' ').next().unwrap_or_default();
+                let columns = strings("SELECT name FROM pragma_index_info(?1) ORDER BY seqno", name);
+                shape.push(format!("  index {index}: {}", columns.join(", ")));
+            }
+        }
+        let version: u32 = conn
+            .query_row("PRAGMA user_version", [], |row| row.get(0))
+            .unwrap();
+        shape.push(format!("user_version {version}"));
+        shape
+    }
+
+    /// Every schema a ledger in use may have, as its HQ made it (frozen).
+    const PAST_SCHEMAS: [(&str, &str); 2] = [
+        ("the first release", include_str!("schemas/0-first-release.sql")),
+        ("version 1", include_str!("schemas/1.sql")),
+    ];
+
+    #[tokio::test]
+    async fn a_ledger_of_any_past_schema_is_brought_to_a_new_ledgers_schema() {
+        let new = tempfile::tempdir().unwrap();
+        drop(Ledger::open(new.path(), JournalMode::Wal).unwrap());
+        let fresh = shape(&new.path().join(DB_FILE));
+        assert_eq!(
+            fresh.last().unwrap(),
+            &format!("user_version {}", MIGRATIONS.len())
+        );
+        for (name, schema) in PAST_SCHEMAS {
+            let old = tempfile::tempdir().unwrap();
+            {
+                let conn = Connection::open(old.path().join(DB_FILE)).unwrap();
+                conn.execute_batch(schema).unwrap();
+                conn.execute(
+                    "INSERT INTO fulfillments (recorded_at, key_id, idempotency_key, iridium, magnesite)
+                     VALUES ('2024-01-01T00:00:00.000Z', 'k', 'order-1', 2, 1)",
+                    [],
+                )
+                .unwrap();
+            }
+            let upgraded = Ledger::open(old.path(), JournalMode::Wal).unwrap();
+            assert_eq!(shape(&old.path().join(DB_FILE)), fresh, "a ledger of {name}");
+            // The old row is still there, and still a replay of its order.
+            let request = FulfillmentRequest {
+                iridium: 2.try_into().unwrap(),
+                magnesite: 1.try_into().unwrap(),
+                produced_by: None,
+            };
+            let again = upgraded.record("k", Some("order-1"), request).await.unwrap();
+            assert!(again.replayed, "a ledger of {name}");
+        }
+    }
+
+    #[test]
+    fn a_ledger_written_by_a_newer_hq_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Ledger::open(dir.path(), JournalMode::Wal).unwrap());
+        let newer = MIGRATIONS.len() as u32 + 1;
+        Connection::open(dir.path().join(DB_FILE))
+            .unwrap()
+            .pragma_update(None, "user_version", newer)
+            .unwrap();
+        match Ledger::open(dir.path(), JournalMode::Wal) {
+            Err(LedgerError::NewerSchema { found, known }) => {
+                assert_eq!((found, known), (newer, newer - 1));
+            }
+            other => panic!("opened a newer ledger: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_second_hq_on_the_same_data_directory_is_refused_until_the_first_closes() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Ledger::open(dir.path(), JournalMode::Wal).unwrap();
+        let second = Ledger::open(dir.path(), JournalMode::Delete);
+        let said = second.as_ref().map(|_| ()).unwrap_err().to_string();
+        assert!(
+            matches!(second, Err(LedgerError::InUse { .. })) && said.contains("another HQ"),
+            "{said}"
+        );
+        drop(first);
+        assert!(Ledger::open(dir.path(), JournalMode::Wal).is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_closed_ledger_is_whole_in_its_one_file() {
+        for checkpoint in [true, false] {
+            let dir = tempfile::tempdir().unwrap();
+            let ledger = Ledger::open(dir.path(), JournalMode::Wal).unwrap();
+            for i in 0..3 {
+                ledger.add_key(&format!("key-{i}"), "owner").await.unwrap();
+            }
+            // A report has used the reports' connection.
+            assert_eq!(ledger.totals().await.unwrap().len(), 3);
+            if checkpoint {
+                ledger.checkpoint().await.unwrap();
+            } else {
+                drop(ledger);
+            }
+            // The database file alone, as a copy of it would be.
+            let copy = tempfile::tempdir().unwrap();
+            std::fs::copy(dir.path().join(DB_FILE), copy.path().join(DB_FILE)).unwrap();
+            let conn = Connection::open(copy.path().join(DB_FILE)).unwrap();
+            let keys: u32 = conn
+                .query_row("SELECT COUNT(*) FROM api_keys", [], |row| row.get(0))
+                .unwrap();
+            assert_eq!(keys, 3, "checkpointed first: {checkpoint}");
+        }
+    }
 
     /// This process's threads, as the kernel counts them.
     fn threads() -> usize {

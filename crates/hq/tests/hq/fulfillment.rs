@@ -351,3 +351,18 @@ async fn reconciliation_and_topics_keep_their_json() {
     );
     hq.shutdown(Duration::from_secs(1)).await.unwrap();
 }
+
+/// Two HQs on one ledger would each run a generator and fail each other's
+/// writes: the second exits at once, saying which directory is taken.
+#[tokio::test]
+async fn a_second_hq_on_a_data_directory_in_use_exits_with_one_line_saying_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = start_hq(config(dir.path())).await;
+    let mut env = testkit::process::safe_aws_env();
+    env.insert("HQ_DATA_DIR".into(), dir.path().display().to_string());
+    env.insert("HQ_LISTEN".into(), "127.0.0.1:0".into());
+    let hq = std::path::Path::new(env!("CARGO_BIN_EXE_hq"));
+    let taken = dir.path().display().to_string();
+    testkit::process::exits_with_one_line_naming(hq, &env, &["another HQ is using the ledger", &taken]).await;
+    first.shutdown(Duration::from_secs(1)).await.unwrap();
+}
