@@ -94,8 +94,9 @@ build_service_images() {
 
 # check_service_images WORKDIR TAG_FORMAT MACHINE: each image at most 20 MB,
 # user 65534:65534, its one port exposed, and its binary a static ELF for
-# MACHINE (as `readelf -h` names it: "X86-64", "AArch64"). A static binary is
-# what a `scratch` image can run: there is no dynamic loader in it.
+# MACHINE (as `readelf -h` names it: "X86-64", "AArch64") that carries its
+# crate list (cargo-auditable). A static binary is what a `scratch` image can
+# run: there is no dynamic loader in it.
 check_service_images() {
   local work=$1 format=$2 machine=$3 target tag size user ports container bin
   for target in "${SERVICE_IMAGES[@]}"; do
@@ -123,6 +124,11 @@ check_service_images() {
       pass "image $tag: /$target is a static $machine binary ($(stat -c %s "$bin") bytes)"
     else
       fail "image $tag: /$target is not a static $machine binary: $(readelf -h "$bin" | grep Machine)"
+    fi
+    if readelf -SW "$bin" | grep -q '\.dep-v0'; then
+      pass "image $tag: /$target carries its crate list for image scanners (cargo-auditable's .dep-v0)"
+    else
+      fail "image $tag: /$target has no .dep-v0 section: scanners cannot see its crates"
     fi
   done
 }
