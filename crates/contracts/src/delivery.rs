@@ -49,12 +49,20 @@ pub fn parse_delivery<O: Order>(body: &[u8], type_header: Option<&str>) -> Resul
     // of a signed order's instructions beyond the RSA check). Whatever that
     // refuses (a duplicate field, say) takes the general path below, which
     // decides and explains; only an object may be an envelope (serde would
-    // also read one from an array).
-    if type_header.is_some()
-        && body.trim_ascii_start().starts_with(b"{")
-        && let Ok(envelope) = serde_json::from_slice::<Envelope>(body)
-    {
-        return Ok(Delivery::Sns(Box::new(envelope)));
+    // also read one from an array). So does a body with a field the envelope
+    // does not know: serde skips one without checking it (its UTF-8, its
+    // escapes, its numbers), and the general path would refuse it as not
+    // JSON. SNS' own bodies have none.
+    if type_header.is_some() && body.trim_ascii_start().starts_with(b"{") {
+        let mut skipped = false;
+        let mut reader = serde_json::Deserializer::from_slice(body);
+        let read: Result<Envelope, _> = serde_ignored::deserialize(&mut reader, |_| skipped = true)
+            .and_then(|envelope| reader.end().map(|()| envelope));
+        if let Ok(envelope) = read
+            && !skipped
+        {
+            return Ok(Delivery::Sns(Box::new(envelope)));
+        }
     }
     let value: Value =
         serde_json::from_slice(body).map_err(|e| DeliveryError::NotJson(e.to_string(), O::EXAMPLE))?;
@@ -165,6 +173,43 @@ mod tests {
             read(fields, Some("Notification")),
             Err(DeliveryError::NotAnEnvelope(_))
         ));
+    }
+
+    #[test]
+    fn with_the_header_a_field_the_envelope_does_not_know_is_checked_as_without() {
+        let body = notification();
+        let read = |body: &[u8], header| parse_delivery::<BundleOrder>(body, header);
+        let with_field = |value: &[u8]| {
+            let mut out = body.trim_end().strip_suffix('}').unwrap().as_bytes().to_vec();
+            out.extend_from_slice(br#","Extra":"#);
+            out.extend_from_slice(value);
+            out.push(b'}');
+            out
+        };
+        // Not JSON, but only where serde skips without looking: a lone
+        // surrogate, a byte that is not UTF-8, a number past f64, nesting
+        // past serde_json's limit; and text after the object.
+        let deep = [b"[".repeat(200), b"]".repeat(200)].concat();
+        let mut trailing = body.clone().into_bytes();
+        trailing.extend_from_slice(b" x");
+        for bad in [
+            with_field(br#""\udc00""#),
+            with_field(b"\"\xff\""),
+            with_field(b"1e400"),
+            with_field(&deep),
+            trailing,
+        ] {
+            let shown = String::from_utf8_lossy(&bad).into_owned();
+            assert!(
+                matches!(read(&bad, Some("Notification")), Err(DeliveryError::NotJson(..))),
+                "read with the header: {shown}"
+            );
+            assert_eq!(read(&bad, Some("Notification")), read(&bad, None), "{shown}");
+        }
+        // A well-formed field it does not know is read, the same both ways.
+        let known = with_field(br#"{"a":[1,"b"]}"#);
+        assert!(matches!(read(&known, Some("Notification")), Ok(Delivery::Sns(_))));
+        assert_eq!(read(&known, Some("Notification")), read(&known, None));
     }
 
     #[test]

@@ -434,7 +434,10 @@ pub enum CertificateError {
 
 /// What was wrong, and the parser's own words.
 fn why(what: &str, error: impl std::fmt::Display) -> CertificateError {
-    CertificateError::Unusable(format!("{what}: {error}"))
+    // Cut and escaped: a parser may quote what it refused whole (the PEM
+    // reader prints an unterminated line as a list of bytes, some 300 KB
+    // for a 64 KiB body), and this text is both the answer and a log line.
+    CertificateError::Unusable(format!("{what}: {}", contracts::quote::shortened_message(error)))
 }
 
 /// The RSA public key of an SNS signing certificate, parsed once for both
@@ -567,6 +570,27 @@ mod tests {
             b"-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n",
         ] {
             assert!(CertificateKey::from_pem(pem).is_err(), "{pem:?}");
+        }
+    }
+
+    #[test]
+    fn a_refused_certificate_is_quoted_short_whatever_the_parser_says() {
+        // The PEM reader quotes an unterminated line whole, byte by byte.
+        let mut unterminated = b"-----BEGIN CERTIFICATE".to_vec();
+        unterminated.resize(64 * 1024, 0xe3);
+        let mut no_end = b"-----BEGIN ".to_vec();
+        no_end.resize(64 * 1024 - 6, b'A');
+        no_end.extend_from_slice(b"-----\n");
+        for pem in [unterminated, no_end] {
+            let Err(error) = CertificateKey::from_pem(&pem) else {
+                panic!("a broken PEM was read");
+            };
+            let said = error.to_string();
+            assert!(
+                said.starts_with("no PEM certificate: ") && said.len() < 400,
+                "{} bytes: {said:.300}",
+                said.len()
+            );
         }
     }
 
