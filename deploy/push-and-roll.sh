@@ -128,12 +128,16 @@ log_in_to_ecr() {
 # takes TARGETARCH only, and its images' configuration names this machine's
 # architecture whatever the binary's, so build arm64 images with BuildKit.
 build_images() {
-  local svc platform=()
+  local svc platform=() revision
   if [ "${DOCKER_BUILDKIT:-1}" != 0 ]; then platform=(--platform "linux/$ARCH"); fi
+  # The commit, in the images' org.opencontainers.image.revision label
+  # ("-dirty" when the tree has edits): an image says what it was built from.
+  revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
+  git diff --quiet HEAD 2>/dev/null || revision="$revision-dirty"
   for svc in $SERVICES; do
     step "building image $svc:$TAG ($ARCH)"
     run docker build -f docker/Dockerfile --target "$svc" ${platform[@]+"${platform[@]}"} \
-      --build-arg TARGETARCH="$ARCH" -t "$svc:$TAG" .
+      --build-arg TARGETARCH="$ARCH" --build-arg REVISION="$revision" -t "$svc:$TAG" .
   done
 }
 
