@@ -22,16 +22,28 @@
 #    docker/Dockerfile ships (its RUST_VERSION), and no older than the
 #    rust-version.
 #
-# Installs cargo-deny (pinned) with `cargo install --locked` if it is missing.
+# 6. THIRD-PARTY-NOTICES.txt (shipped in every image) is what
+#    scripts/notices.sh renders now: the notices of exactly what the images
+#    link.
+#
+# Installs cargo-deny and cargo-about (pinned) with `cargo install --locked`
+# if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 DENY_VERSION=0.20.2
+ABOUT_VERSION=0.9.3
 SHIPPED=(monolith iridium magnesite hq interstella)
 
 if [ "$(cargo deny --version 2>/dev/null)" != "cargo-deny $DENY_VERSION" ]; then
   echo "==> cargo install --locked cargo-deny $DENY_VERSION"
   cargo install --locked --quiet cargo-deny --version "$DENY_VERSION"
+fi
+# cargo-about's binary needs its `cli` feature (without it, install builds
+# the library and installs nothing).
+if [ "$(cargo about --version 2>/dev/null)" != "cargo-about $ABOUT_VERSION" ]; then
+  echo "==> cargo install --locked --features cli cargo-about $ABOUT_VERSION"
+  cargo install --locked --quiet --features cli cargo-about --version "$ABOUT_VERSION"
 fi
 
 echo "==> cargo deny check licenses bans sources"
@@ -83,6 +95,23 @@ microservices=$(shipped_tree iridium magnesite)
 refuse '^aws-(config|sdk-)' "the AWS SDK in a microservice" "$microservices"
 images=$(TREE_TARGET=x86_64-unknown-linux-musl shipped_tree "${SHIPPED[@]}")
 echo "$(wc -l <<<"$all") crates in the shipped binaries for any target, $(wc -l <<<"$images") for the images' (musl)"
+
+echo "==> THIRD-PARTY-NOTICES.txt against what the images link"
+# scripts/notices.sh reads the crates' sources offline: fetch them first.
+cargo fetch --locked --quiet
+notices=$(mktemp)
+if ! scripts/notices.sh "$notices"; then
+  echo "FAIL: scripts/notices.sh could not render the notices" >&2
+  FAILED=1
+elif ! cmp -s "$notices" THIRD-PARTY-NOTICES.txt; then
+  echo "FAIL: THIRD-PARTY-NOTICES.txt is stale (the images' crates or the notices' template changed):" >&2
+  diff -u THIRD-PARTY-NOTICES.txt "$notices" | head -n 40 >&2 || true
+  echo "  regenerate it with scripts/notices.sh and commit it" >&2
+  FAILED=1
+else
+  echo "THIRD-PARTY-NOTICES.txt is up to date"
+fi
+rm -f "$notices"
 
 echo "==> the workspace's rust-version against every locked crate's"
 cargo metadata --locked --format-version 1 | python3 -c '

@@ -95,7 +95,7 @@ build_service_images() {
 # check_service_images WORKDIR TAG_FORMAT MACHINE: each image at most 20 MB,
 # user 65534:65534, its one port exposed, and its binary a static ELF for
 # MACHINE (as `readelf -h` names it: "X86-64", "AArch64") that carries its
-# crate list (cargo-auditable). A static binary is what a `scratch` image can
+# crate list (cargo-auditable), and the third-party notices beside it. A static binary is what a `scratch` image can
 # run: there is no dynamic loader in it.
 check_service_images() {
   local work=$1 format=$2 machine=$3 target tag size user ports container bin
@@ -119,6 +119,12 @@ check_service_images() {
     bin=$work/$target.bin
     container=$(docker create "$tag")
     docker cp "$container:/$target" "$bin" >/dev/null
+    if docker cp "$container:/usr/share/doc/interstella/THIRD-PARTY-NOTICES.txt" "$work/$target.notices" >/dev/null 2>&1 \
+      && cmp -s "$work/$target.notices" THIRD-PARTY-NOTICES.txt; then
+      pass "image $tag carries THIRD-PARTY-NOTICES.txt (and LICENSE) in /usr/share/doc/interstella"
+    else
+      fail "image $tag: no current THIRD-PARTY-NOTICES.txt in /usr/share/doc/interstella"
+    fi
     docker rm "$container" >/dev/null
     if readelf -h "$bin" | grep -q "Machine:.*$machine" && ! readelf -lW "$bin" | grep -q 'program interpreter'; then
       pass "image $tag: /$target is a static $machine binary ($(stat -c %s "$bin") bytes)"
