@@ -154,6 +154,8 @@ impl JournalMode {
     }
 }
 
+/// Version 1's tables and indexes (with [`ADDED_COLUMNS`]): part of
+/// [`MIGRATIONS`]' first step, so frozen; a change goes in a new step.
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS api_keys (
     key_digest TEXT PRIMARY KEY,
@@ -194,8 +196,9 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 ";
 
-/// Columns added after the first release: (table, column, type). A ledger
-/// made by an older HQ gets them at open.
+/// Columns added after the first release and before versioning: (table,
+/// column, type). A ledger made by such an older HQ gets them in the first
+/// migration. Frozen with [`SCHEMA`]: add a column in a new migration step.
 const ADDED_COLUMNS: [(&str, &str, &str); 2] = [
     ("published", "idempotency_key", "TEXT"),
     // Which part of the platform produced a fulfillment (contracts::Producer);
