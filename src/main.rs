@@ -1,11 +1,18 @@
 //! `cargo run --release`: the whole Interstella platform on this machine.
 
 use clap::Parser;
+use std::process::ExitCode;
 
 // The system allocator, not the services' jemalloc: see platform::allocator.
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let code = launcher::console::run(launcher::cli::Cli::parse()).await?;
-    std::process::exit(code);
+async fn main() -> ExitCode {
+    match launcher::console::run(launcher::cli::Cli::parse()).await {
+        Ok(code) => std::process::exit(code),
+        // One line: each error's text already holds its cause's.
+        Err(error) => {
+            eprintln!("interstella: {error}");
+            ExitCode::FAILURE
+        }
+    }
 }
