@@ -1,7 +1,7 @@
 //! The launcher binary as a user runs it from a checkout.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -16,18 +16,6 @@ fn launcher(data_dir: &std::path::Path) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     command
-}
-
-/// Waits for `child` to exit, at most `deadline` from now.
-fn exit_within(child: &mut Child, deadline: Duration) -> std::process::ExitStatus {
-    let until = Instant::now() + deadline;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return status;
-        }
-        assert!(Instant::now() < until, "still running after {deadline:?}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// A second `cargo run` in the same checkout would run a second HQ on the
@@ -57,7 +45,17 @@ fn a_second_launcher_on_the_same_ledger_exits_with_one_line_saying_so() {
     }
 
     let mut second = launcher(dir.path()).spawn().unwrap();
-    let status = exit_within(&mut second, Duration::from_secs(30));
+    let until = Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            Instant::now() < until,
+            "the second launcher still runs after 30 s"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
     let mut stderr = String::new();
     std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
     first.kill().unwrap();
