@@ -59,15 +59,15 @@ else
   echo "WARNING: advisories NOT checked: the RustSec advisory database (GitHub) could not be fetched" >&2
 fi
 
-# shipped_tree [PACKAGE...]: every crate the packages link (normal
-# dependencies, for any target unless TREE_TARGET names one), one
-# "name vX.Y.Z" per line.
+# shipped_tree TARGET PACKAGE...: every crate the packages link (normal
+# dependencies) for TARGET (`all`: any target), one "name vX.Y.Z" per line.
 shipped_tree() {
-  local packages=()
+  local target=$1 packages=()
+  shift
   for package in "$@"; do
     packages+=(-p "$package")
   done
-  cargo tree --locked -e normal --target "${TREE_TARGET:-all}" --prefix none --format '{p}' "${packages[@]}" |
+  cargo tree --locked -e normal --target "$target" --prefix none --format '{p}' "${packages[@]}" |
     sed 's/ (.*//' | sort -u
 }
 
@@ -84,16 +84,16 @@ refuse() {
 }
 
 echo "==> what the shipped binaries link (${SHIPPED[*]})"
-all=$(shipped_tree "${SHIPPED[@]}")
+all=$(shipped_tree all "${SHIPPED[@]}")
 # Guard against an empty tree passing every check below.
 grep -qE '^aws-lc-rs v1\.' <<<"$all" || { echo "FAIL: no aws-lc-rs in the shipped tree?" >&2; exit 1; }
 refuse '^(ring|openssl|openssl-sys) v' "a second crypto library" "$all"
 refuse '^(rsa|sha1) v' "RustCrypto RSA / SHA-1 (RUSTSEC-2023-0071); SNS signatures go through aws-lc-rs" "$all"
 refuse '^(hyper v0\.|h2 v0\.[0-3]\.|http v0\.|rustls v0\.(1|2[0-2])\.|hyper-rustls v0\.2[0-6]\.)' \
   "a legacy HTTPS stack (hyper 0.14, rustls 0.21)" "$all"
-microservices=$(shipped_tree iridium magnesite)
+microservices=$(shipped_tree all iridium magnesite)
 refuse '^aws-(config|sdk-)' "the AWS SDK in a microservice" "$microservices"
-images=$(TREE_TARGET=x86_64-unknown-linux-musl shipped_tree "${SHIPPED[@]}")
+images=$(shipped_tree x86_64-unknown-linux-musl "${SHIPPED[@]}")
 echo "$(wc -l <<<"$all") crates in the shipped binaries for any target, $(wc -l <<<"$images") for the images' (musl)"
 
 echo "==> THIRD-PARTY-NOTICES.txt against what the images link"

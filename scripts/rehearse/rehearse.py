@@ -367,6 +367,7 @@ def part1(moto: Moto, glue_secret: str) -> dict:
     internal_dns = pf_out["InternalLoadBalancerDns"]
     public_dns = pf_out["LoadBalancerDns"]
     own_topic = {"monolith": "orders", "iridium": "iridium", "magnesite": "magnesite"}
+    log_filter = template("interstella.yaml")["Parameters"]["LogFilter"]["Default"]
     for svc in SERVICES:
         td = task_definition(ecs, f"interstella-{svc}")
         env, sec = container_env(td), container_secrets(td)
@@ -385,7 +386,7 @@ def part1(moto: Moto, glue_secret: str) -> dict:
             env.get("ACCEPT_UNSIGNED_ORDERS") == "false",
             env,
         )
-        check(f"{svc}: RUST_LOG is LogFilter's default, info", env.get("RUST_LOG") == "info", env.get("RUST_LOG"))
+        check(f"{svc}: RUST_LOG is LogFilter's default", env.get("RUST_LOG") == log_filter, env.get("RUST_LOG"))
         ports = td["containerDefinitions"][0]["portMappings"]
         check(
             f"{svc}: no fixed host port (dynamic)",
@@ -415,7 +416,11 @@ def part1(moto: Moto, glue_secret: str) -> dict:
         (mounts, hq_env),
     )
     check("hq: HQ_ADMIN_TOKEN from Secrets", "HQ_ADMIN_TOKEN" in container_secrets(hq_td), hq_td)
-    check("hq: RUST_LOG is LogFilter's default, info", hq_env.get("RUST_LOG") == "info", hq_env.get("RUST_LOG"))
+    check(
+        "hq: RUST_LOG is LogFilter's default",
+        hq_env.get("RUST_LOG") == template("hq.yaml")["Parameters"]["LogFilter"]["Default"],
+        hq_env.get("RUST_LOG"),
+    )
 
     step("ELBv2: listeners and rules as created")
     elb = moto.client("elbv2")
