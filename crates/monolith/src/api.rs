@@ -8,7 +8,7 @@
 //! stand-in.
 
 use platform::settings::{self, ConfigError, GlueHookSecretArgs};
-use platform::{ApiKey, HookSecret};
+use platform::{ApiKey, HookSecret, HookSecrets};
 use url::Url;
 
 /// Where the fulfillment API is and how to authenticate: flags or
@@ -91,7 +91,7 @@ struct Wanted<'a> {
 pub async fn resolve(
     api: &FulfillmentApiArgs,
     hook: &HookSecretArgs,
-) -> Result<(FulfillmentApi, HookSecret), ConfigError> {
+) -> Result<(FulfillmentApi, HookSecrets), ConfigError> {
     let [key, endpoint, secret] = resolve_all([
         Wanted {
             given: api.api_key.as_ref().map(ApiKey::expose),
@@ -119,13 +119,13 @@ pub async fn resolve(
     let endpoint = Url::parse(endpoint.trim()).map_err(|e| {
         ConfigError::Invalid(format!("INTERSTELLA_API_ENDPOINT {endpoint:?} is not a URL: {e}"))
     })?;
-    let secret = settings::hook_secret(Some(&secret))?
+    let secrets = settings::hook_secrets(Some(&secret))?
         .ok_or_else(|| ConfigError::Invalid("GLUE_HOOK_SECRET is blank".into()))?;
     let api = FulfillmentApi {
         endpoint,
         api_key: ApiKey::new(key.trim()),
     };
-    Ok((api, secret))
+    Ok((api, secrets))
 }
 
 /// Each wanted value: given, else read from SSM (all in one call); the first

@@ -41,10 +41,10 @@ impl Cli {
     pub async fn resolve(&self) -> Result<MonolithConfig, ConfigError> {
         let strangled = parse_strangled(&self.strangled)?;
         let route = self.route.resolve(self.port)?;
-        let (api, hook_secret) = crate::api::resolve(&self.api, &self.hook).await?;
+        let (api, hook_secrets) = crate::api::resolve(&self.api, &self.hook).await?;
         Ok(MonolithConfig {
             api,
-            hook_secret,
+            hook_secrets,
             strangled,
             route,
         })

@@ -2,7 +2,7 @@
 
 use crate::api::FulfillmentApi;
 use contracts::Resource;
-use platform::HookSecret;
+use platform::HookSecrets;
 use platform::route::RouteSettings;
 use platform::settings::millis;
 use std::collections::BTreeSet;
@@ -12,8 +12,9 @@ use std::collections::BTreeSet;
 pub struct MonolithConfig {
     /// The fulfillment API and its key.
     pub api: FulfillmentApi,
-    /// The secret the microservices send to the glue hook (`GLUE_HOOK_SECRET`).
-    pub hook_secret: HookSecret,
+    /// The secrets the glue hook lets in (`GLUE_HOOK_SECRET`: one, or two
+    /// during a rotation).
+    pub hook_secrets: HookSecrets,
     /// Resources no longer gathered here (the strangled set, `STRANGLED`).
     pub strangled: BTreeSet<Resource>,
     /// Its order route's settings: gather delay, the API call's timeout
@@ -26,11 +27,11 @@ pub const DEFAULT_DOWNSTREAM_TIMEOUT_MS: u64 = 5000;
 
 impl MonolithConfig {
     /// A configuration with defaults for everything but the API and the
-    /// glue hook's secret.
-    pub fn new(api: FulfillmentApi, hook_secret: HookSecret) -> Self {
+    /// glue hook's secret (or secrets).
+    pub fn new(api: FulfillmentApi, hook_secrets: impl Into<HookSecrets>) -> Self {
         Self {
             api,
-            hook_secret,
+            hook_secrets: hook_secrets.into(),
             strangled: BTreeSet::new(),
             route: RouteSettings::with_downstream_timeout(millis(DEFAULT_DOWNSTREAM_TIMEOUT_MS)),
         }

@@ -96,7 +96,7 @@ async fn fulfill(
     let presented = headers
         .get(HOOK_SECRET_HEADER)
         .ok_or(ServiceError::HookSecretMissing)?;
-    if !monolith.config.hook_secret.matches(presented.as_bytes()) {
+    if !monolith.config.hook_secrets.matches(presented.as_bytes()) {
         return Err(ServiceError::HookSecretWrong);
     }
     let header = |name: &str| headers.get(name).map(HeaderValue::as_bytes);

@@ -27,7 +27,7 @@ pub use downstream::{Downstream, DownstreamError};
 pub use error::ServiceError;
 pub use intake::{OrderIntake, Received, SnsOrigin};
 pub use metrics::Metrics;
-pub use secret::{ApiKey, HookSecret};
+pub use secret::{ApiKey, HookSecret, HookSecrets};
 pub use server::{RequestDeadline, ServerLimits, serve, serve_with};
 pub use settings::{ConfigError, LogFormat, TrustConfig};
 pub use startup::shutdown_signal;

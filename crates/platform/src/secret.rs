@@ -58,6 +58,51 @@ impl HookSecret {
     }
 }
 
+/// The glue hook's secrets as its setting holds them: one, or during a
+/// rotation two or more, comma-separated. The first is the one sent; a
+/// caller presenting any of them is let in. So a secret is rotated in three
+/// rolling deployments, none of which needs the services in any order:
+/// `OLD,NEW`, then `NEW,OLD`, then `NEW` (docs/aws.md, "Rotating the glue
+/// hook's secret").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookSecrets {
+    /// The secret sent, and let in.
+    sent: HookSecret,
+    /// The others let in: a rotation's old or next secret.
+    others: Vec<HookSecret>,
+}
+
+impl HookSecrets {
+    /// `sent`, sent and let in, and `others`, let in too.
+    pub fn new(sent: HookSecret, others: impl IntoIterator<Item = HookSecret>) -> Self {
+        Self {
+            sent,
+            others: others.into_iter().collect(),
+        }
+    }
+
+    /// The secret a microservice sends.
+    pub fn sent(&self) -> &HookSecret {
+        &self.sent
+    }
+
+    /// Whether `presented` is one of the secrets. Each is compared, in
+    /// constant time, whichever matches: the time taken does not say which.
+    pub fn matches(&self, presented: &[u8]) -> bool {
+        self.others
+            .iter()
+            .fold(self.sent.matches(presented), |matched, secret| {
+                matched | secret.matches(presented)
+            })
+    }
+}
+
+impl From<HookSecret> for HookSecrets {
+    fn from(secret: HookSecret) -> Self {
+        Self::new(secret, [])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -83,5 +128,19 @@ mod tests {
         ] {
             assert!(!secret.matches(wrong));
         }
+    }
+
+    #[test]
+    fn hook_secrets_send_the_first_and_let_in_any() {
+        let secrets = HookSecrets::new(
+            HookSecret::new("new-secret-0123456789"),
+            [HookSecret::new("old-secret-0123456789")],
+        );
+        assert_eq!(secrets.sent().expose(), "new-secret-0123456789");
+        assert!(secrets.matches(b"new-secret-0123456789"));
+        assert!(secrets.matches(b"old-secret-0123456789"));
+        assert!(!secrets.matches(b"another-secret-01234"));
+        assert!(!secrets.matches(b""));
+        assert!(!format!("{secrets:?}").contains("secret-0123456789"));
     }
 }

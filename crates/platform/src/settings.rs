@@ -7,7 +7,7 @@
 //! own command lines.
 
 use crate::downstream::DEFAULT_MAX_CONNECTIONS;
-use crate::secret::HookSecret;
+use crate::secret::{HookSecret, HookSecrets};
 use clap::builder::BoolishValueParser;
 use std::time::Duration;
 use url::Url;
@@ -76,9 +76,11 @@ impl TrustConfig {
 /// both take it (docs/contract.md, Configuration).
 #[derive(Debug, Clone, clap::Args)]
 pub struct GlueHookSecretArgs {
-    /// The glue hook's shared secret (at least 16 characters). Never logged.
+    /// The glue hook's shared secret (at least 16 characters); during a
+    /// rotation two, comma-separated: the first is sent, either is let in.
+    /// Never logged.
     // Parsed straight into `HookSecret`, whose `Debug` hides it (a doc
-    // comment here would be the flag's help text).
+    // comment here would be the flag's help text); `hook_secrets` splits it.
     #[arg(long, env = "GLUE_HOOK_SECRET", hide_env_values = true)]
     pub glue_hook_secret: Option<HookSecret>,
 }
@@ -86,15 +88,29 @@ pub struct GlueHookSecretArgs {
 /// The shortest glue hook secret accepted: shorter is a placeholder, not a secret.
 pub const MIN_HOOK_SECRET_CHARS: usize = 16;
 
-/// Checks a glue hook secret; `None` when unset or blank.
-pub fn hook_secret(value: Option<&str>) -> Result<Option<HookSecret>, ConfigError> {
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(None),
-        Some(secret) if secret.chars().count() < MIN_HOOK_SECRET_CHARS => Err(ConfigError::Invalid(format!(
-            "GLUE_HOOK_SECRET is shorter than {MIN_HOOK_SECRET_CHARS} characters; use a random one (e.g. openssl rand -hex 32)"
-        ))),
-        Some(secret) => Ok(Some(HookSecret::new(secret))),
+/// Checks a glue hook secret setting, one secret or several comma-separated
+/// ([`HookSecrets`]); `None` when unset or blank.
+pub fn hook_secrets(value: Option<&str>) -> Result<Option<HookSecrets>, ConfigError> {
+    let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = value.split(',').map(str::trim).collect();
+    let mut secrets = Vec::with_capacity(parts.len());
+    for (at, secret) in parts.iter().enumerate() {
+        if secret.chars().count() < MIN_HOOK_SECRET_CHARS {
+            // Which one, never what it is.
+            let which = match parts.len() {
+                1 => String::new(),
+                n => format!(" (secret {} of {n}, comma-separated)", at + 1),
+            };
+            return Err(ConfigError::Invalid(format!(
+                "GLUE_HOOK_SECRET{which} is shorter than {MIN_HOOK_SECRET_CHARS} characters; use a random one (e.g. openssl rand -hex 32)"
+            )));
+        }
+        secrets.push(HookSecret::new(*secret));
     }
+    let mut secrets = secrets.into_iter();
+    Ok(secrets.next().map(|sent| HookSecrets::new(sent, secrets)))
 }
 
 /// Where a service serves its Prometheus metrics.
@@ -234,10 +250,39 @@ mod tests {
 
     #[test]
     fn hook_secrets_are_long_enough() {
-        assert!(matches!(hook_secret(None), Ok(None)));
-        assert!(matches!(hook_secret(Some("  ")), Ok(None)));
-        assert!(hook_secret(Some("short")).is_err());
-        let secret = hook_secret(Some(" 0123456789abcdef ")).ok().flatten();
-        assert_eq!(secret.as_ref().map(HookSecret::expose), Some("0123456789abcdef"));
+        assert!(matches!(hook_secrets(None), Ok(None)));
+        assert!(matches!(hook_secrets(Some("  ")), Ok(None)));
+        assert!(hook_secrets(Some("short")).is_err());
+        let secrets = hook_secrets(Some(" 0123456789abcdef ")).ok().flatten();
+        assert_eq!(
+            secrets.as_ref().map(|s| s.sent().expose()),
+            Some("0123456789abcdef")
+        );
+    }
+
+    #[test]
+    fn a_rotation_sends_the_first_secret_and_lets_in_each() {
+        let secrets = hook_secrets(Some("new-secret-0123456789, old-secret-0123456789"))
+            .ok()
+            .flatten();
+        assert_eq!(
+            secrets.as_ref().map(|s| s.sent().expose()),
+            Some("new-secret-0123456789")
+        );
+        let lets_in = |presented: &str| secrets.as_ref().is_some_and(|s| s.matches(presented.as_bytes()));
+        assert!(lets_in("new-secret-0123456789") && lets_in("old-secret-0123456789"));
+        assert!(!lets_in("new-secret-0123456789, old-secret-0123456789"));
+        // Each must be a secret: an empty or short one is named, not shown.
+        for (value, which) in [
+            ("new-secret-0123456789,", "secret 2 of 2"),
+            ("new-secret-0123456789,,old-secret-0123456789", "secret 2 of 3"),
+            ("tiny-new,old-secret-0123456789", "secret 1 of 2"),
+        ] {
+            let refused = hook_secrets(Some(value)).map_err(|e| e.to_string());
+            assert!(
+                matches!(&refused, Err(why) if why.contains(which) && !why.contains("old-secret") && !why.contains("tiny")),
+                "{value}: {refused:?}"
+            );
+        }
     }
 }

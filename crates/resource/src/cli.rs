@@ -5,7 +5,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use contracts::Resource;
 use platform::HookSecret;
 use platform::route::RouteArgs;
-use platform::settings::{ConfigError, GlueHookSecretArgs, LogFormat, hook_secret};
+use platform::settings::{ConfigError, GlueHookSecretArgs, LogFormat, hook_secrets};
 
 /// Settings of the `iridium` and `magnesite` binaries; every flag is also an
 /// environment variable.
@@ -61,7 +61,9 @@ impl Cli {
         let glue_hook = glue_hook_url(monolith).map_err(|e| {
             ConfigError::Invalid(format!("monolithUrl {monolith:?} is not a host or URL: {e}"))
         })?;
-        let hook_secret = hook_secret(self.hook.glue_hook_secret.as_ref().map(HookSecret::expose))?.ok_or_else(|| {
+        let hook_secrets = hook_secrets(self.hook.glue_hook_secret.as_ref().map(HookSecret::expose))?;
+        // During a rotation the setting holds two: this service sends the first.
+        let hook_secret = hook_secrets.map(|secrets| secrets.sent().clone()).ok_or_else(|| {
             ConfigError::Invalid(
                 "missing configuration: the glue hook's shared secret; looked in GLUE_HOOK_SECRET and --glue-hook-secret".into(),
             )

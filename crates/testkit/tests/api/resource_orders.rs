@@ -3,6 +3,7 @@
 use platform::HookSecret;
 use platform::TrustConfig;
 use platform::reply::{ORDER_FAILED, ORDER_FULFILLED};
+use platform::settings::hook_secrets;
 use resource::Resource;
 use serde_json::json;
 use testkit::spawn::{monolith_config, resource_config};
@@ -111,4 +112,56 @@ async fn a_service_with_the_wrong_hook_secret_is_refused_by_the_monolith() {
     // The monolith's 403 is an error status downstream: the order failed.
     assert_eq!((status, text.as_str()), (502, ORDER_FAILED));
     assert_eq!(api.count(), 0);
+}
+
+/// An order through iridium, each service given the glue hook secret
+/// setting `monolith` and `iridium`, as the services read it.
+async fn order_with_hook_secrets(api: &FakeApi, monolith: &str, iridium: &str) -> (u16, String) {
+    let secrets = |setting: &str| match hook_secrets(Some(setting)) {
+        Ok(Some(secrets)) => secrets,
+        refused => panic!("{refused:?}"),
+    };
+    let mut config = monolith_config(&api.url, TrustConfig::default());
+    config.hook_secrets = secrets(monolith);
+    let monolith = spawn_monolith(config).await;
+    let mut config = resource_config(Resource::Iridium, &monolith.addr.to_string());
+    config.hook_secret = secrets(iridium).sent().clone();
+    let iridium = spawn_resource(config).await;
+    iridium
+        .post("/iridium/", JSON, &[], r#"{"Message":{"iridium":1}}"#)
+        .await
+}
+
+#[tokio::test]
+async fn rotating_the_hook_secret_refuses_no_order_at_any_step() {
+    const OLD: &str = "old-glue-hook-secret-0123456789";
+    const NEW: &str = "new-glue-hook-secret-0123456789";
+    // The setting at each step of docs/aws.md's rotation. A rolling
+    // deployment has tasks of one step meet tasks of the step before, in
+    // either role: every such pair must carry orders.
+    let steps = [
+        OLD.to_owned(),
+        format!("{OLD},{NEW}"),
+        format!("{NEW},{OLD}"),
+        NEW.to_owned(),
+    ];
+    let api = FakeApi::start().await;
+    let mut orders = 0;
+    for pair in steps.windows(2) {
+        for (monolith, iridium) in [(&pair[0], &pair[1]), (&pair[1], &pair[0])] {
+            let (status, text) = order_with_hook_secrets(&api, monolith, iridium).await;
+            assert_eq!(
+                (status, text.as_str()),
+                (200, ORDER_FULFILLED),
+                "monolith at {monolith:?}, iridium at {iridium:?}"
+            );
+            orders += 1;
+        }
+    }
+    assert_eq!(api.count(), orders);
+    // Skipping the first step is what the three steps avoid: a monolith
+    // still at OLD refuses an iridium already sending NEW.
+    let (status, text) = order_with_hook_secrets(&api, OLD, &format!("{NEW},{OLD}")).await;
+    assert_eq!((status, text.as_str()), (502, ORDER_FAILED));
+    assert_eq!(api.count(), orders);
 }
