@@ -397,6 +397,7 @@ mod tests {
     use contracts::FulfillmentRequest;
     use rusqlite::Connection;
     use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, UNIX_EPOCH};
 
     /// Every table's and index's shape, as SQLite describes it: what a
@@ -541,31 +542,39 @@ mod tests {
         }
     }
 
-    /// This process's threads, as the kernel counts them.
-    fn threads() -> usize {
-        let status = std::fs::read_to_string("/proc/self/status").unwrap();
-        let line = status.lines().find(|line| line.starts_with("Threads:")).unwrap();
-        line["Threads:".len()..].trim().parse().unwrap()
-    }
-
-    #[tokio::test]
-    async fn a_burst_of_calls_waits_for_the_connection_not_on_a_thread_each() {
-        let dir = tempfile::tempdir().unwrap();
-        let ledger = Ledger::open(dir.path(), JournalMode::Wal).unwrap();
-        let before = threads();
-        let mut calls = tokio::task::JoinSet::new();
-        for i in 0..200 {
-            let ledger = ledger.clone();
-            calls.spawn(async move {
-                ledger.add_key(&format!("key-{i}"), "owner").await.unwrap();
-                ledger.totals().await.unwrap();
-            });
-        }
-        calls.join_all().await;
-        // Idle blocking threads live on for 10 s, so they are still counted:
-        // one a connection, and a few for other tests running beside this.
-        let started = threads().saturating_sub(before);
-        assert!(started < 12, "{started} threads started for 400 calls");
+    #[test]
+    fn a_burst_of_calls_waits_for_the_connection_not_on_a_thread_each() {
+        // The threads this test's own runtime starts, not the process's:
+        // the tests running beside it start threads of their own, and on a
+        // busy machine more of them overlap this one.
+        let started = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&started);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .on_thread_start(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+            })
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let ledger = Ledger::open(dir.path(), JournalMode::Wal).unwrap();
+            let mut calls = tokio::task::JoinSet::new();
+            for i in 0..200 {
+                let ledger = ledger.clone();
+                calls.spawn(async move {
+                    ledger.add_key(&format!("key-{i}"), "owner").await.unwrap();
+                    ledger.totals().await.unwrap();
+                });
+            }
+            calls.join_all().await;
+        });
+        // One a connection, and a few more: a thread that has let its
+        // connection go may not be idle yet when the next call starts, and
+        // then the pool starts another (3 to 8 on a busy 2-core machine). A
+        // thread a call would be hundreds (over 200 when tried).
+        let started = started.load(Ordering::SeqCst);
+        assert!(started < 32, "{started} threads started for 400 calls");
     }
 
     #[tokio::test]
