@@ -385,9 +385,9 @@ async fn a_subscriber_answering_without_end_is_cut_off() {
     subscribe_confirmed(&hq, "orders", &endpoint).await;
 
     publish(&hq, "orders", r#"{"bundle": 1}"#).await;
-    // Delivered on the status, within one attempt's timeout (500 ms), and
-    // the answer dropped after little more than HQ's cap (plus what the
-    // sockets' buffers took): not read on to the end.
+    // Delivered on the status, at the first attempt, and the answer dropped
+    // after little more than HQ's cap (plus what the sockets' buffers
+    // took): not read on to the end.
     let feed = hq.hq().feed();
     wait_until("the delivery counted", WAIT, async || {
         (feed.stats()[&Topic::Orders].delivered == 1).then_some(())
