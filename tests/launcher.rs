@@ -18,15 +18,26 @@ fn launcher(data_dir: &std::path::Path) -> Command {
     command
 }
 
+/// A launcher stopped when the test ends, also when an assertion fails
+/// first: a failed test leaves no platform running.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A second `cargo run` in the same checkout would run a second HQ on the
 /// first one's ledger: it exits with one line saying so instead.
 #[test]
 fn a_second_launcher_on_the_same_ledger_exits_with_one_line_saying_so() {
     let dir = tempfile::tempdir().unwrap();
-    let mut first = launcher(dir.path()).spawn().unwrap();
+    let mut first = Running(launcher(dir.path()).spawn().unwrap());
     // Up once it says so on stdout.
     let (lines, said) = mpsc::channel();
-    let stdout = BufReader::new(first.stdout.take().unwrap());
+    let stdout = BufReader::new(first.0.stdout.take().unwrap());
     std::thread::spawn(move || {
         for line in stdout.lines().map_while(Result::ok) {
             if lines.send(line).is_err() {
@@ -44,10 +55,10 @@ fn a_second_launcher_on_the_same_ledger_exits_with_one_line_saying_so() {
         }
     }
 
-    let mut second = launcher(dir.path()).spawn().unwrap();
+    let mut second = Running(launcher(dir.path()).spawn().unwrap());
     let until = Instant::now() + Duration::from_secs(30);
     let status = loop {
-        if let Some(status) = second.try_wait().unwrap() {
+        if let Some(status) = second.0.try_wait().unwrap() {
             break status;
         }
         assert!(
@@ -57,9 +68,8 @@ fn a_second_launcher_on_the_same_ledger_exits_with_one_line_saying_so() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
-    first.kill().unwrap();
-    first.wait().unwrap();
+    std::io::Read::read_to_string(&mut second.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    drop(first);
     assert_eq!(status.code(), Some(1), "{stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "{stderr}");
