@@ -258,11 +258,7 @@ impl Service {
     /// Stops it as ECS does: SIGTERM, then SIGKILL if it has not exited
     /// within [`STOP_WITHIN`].
     pub async fn stop(mut self) {
-        let terminated = Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
-            .status()
-            .await
-            .is_ok_and(|status| status.success());
+        let terminated = testkit::process::sigterm(self.pid).is_ok();
         if !terminated
             || tokio::time::timeout(STOP_WITHIN, self.child.wait())
                 .await

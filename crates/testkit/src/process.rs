@@ -130,12 +130,9 @@ impl ServiceProcess {
     /// Sends SIGTERM, as `docker stop` and ECS do.
     pub async fn terminate(&self) {
         let pid = self.child.id().expect("process already reaped");
-        let status = Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .await
-            .unwrap();
-        assert!(status.success(), "kill -TERM {pid} failed");
+        if let Err(error) = sigterm(pid) {
+            panic!("SIGTERM to {pid} failed: {error}");
+        }
     }
 
     /// Waits for the process to exit; collects the rest of its output.
@@ -341,4 +338,14 @@ macro_rules! resource_binary_tests {
                 .await;
         }
     };
+}
+
+/// Sends SIGTERM to process `pid`, as `docker stop` and ECS do.
+pub fn sigterm(pid: u32) -> std::io::Result<()> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .ok_or_else(|| std::io::Error::other(format!("{pid} is not a process id")))?;
+    rustix::process::kill_process(pid, rustix::process::Signal::TERM)?;
+    Ok(())
 }
