@@ -95,8 +95,9 @@ build_service_images() {
 # check_service_images WORKDIR TAG_FORMAT MACHINE: each image at most 20 MB,
 # user 65534:65534, its one port exposed, and its binary a static ELF for
 # MACHINE (as `readelf -h` names it: "X86-64", "AArch64") that carries its
-# crate list (cargo-auditable), and the third-party notices beside it. A static binary is what a `scratch` image can
-# run: there is no dynamic loader in it.
+# crate list (cargo-auditable), and the third-party notices beside it. A
+# static binary is what a `scratch` image can run: there is no dynamic loader
+# in it.
 check_service_images() {
   local work=$1 format=$2 machine=$3 target tag size user ports container bin
   for target in "${SERVICE_IMAGES[@]}"; do
