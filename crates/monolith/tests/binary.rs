@@ -93,6 +93,42 @@ async fn under_json_logs_the_line_saying_why_it_cannot_start_is_a_json_error_eve
 }
 
 #[tokio::test]
+async fn under_json_logs_an_orders_lines_are_json_naming_it_once_in_span() {
+    let api = FakeApi::start().await;
+    let mut env = monolith_env(&api);
+    env.insert("LOG_FORMAT".into(), "json".into());
+    let mut monolith = ServiceProcess::start(monolith_exe(), &env);
+    let addr = monolith.wait_listening().await;
+    let (status, _) = send_workshop_curl(addr).await.unwrap();
+    assert_eq!(status, 200);
+    let order_id = api.received()[0]
+        .header("x-interstella-order-id")
+        .expect("the order's id reaches the API")
+        .to_string();
+    monolith.terminate().await;
+    assert!(monolith.wait_exit(Duration::from_secs(10)).await.success());
+
+    let lines: Vec<serde_json::Value> = monolith
+        .seen
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    // What a CloudWatch Logs Insights query on `span.order_id` finds.
+    let orders_lines: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line["span"]["order_id"] == order_id.as_str())
+        .collect();
+    // The workshop's lines for a bundle and the access line, at least.
+    assert!(orders_lines.len() >= 3, "{:#?}", monolith.seen);
+    for line in &lines {
+        assert!(
+            line.get("spans").is_none(),
+            "the span is repeated in a list: {line}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_hook_secret_is_checked_and_never_logged() {
     let api = FakeApi::start().await;
     let mut monolith = ServiceProcess::start(monolith_exe(), &monolith_env(&api));

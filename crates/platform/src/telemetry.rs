@@ -104,7 +104,13 @@ pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
     let mut layers: Vec<Box<dyn Layer<Layered<EnvFilter, Registry>> + Send + Sync>> = vec![match format {
         LogFormat::Text if ansi => fmt_layer(writer).boxed(),
         LogFormat::Text => plain::PlainLines::new(writer).boxed(),
-        LogFormat::Json => fmt_layer(writer).json().flatten_event(true).boxed(),
+        // The innermost span only, as `span`: its `order_id` is what a
+        // query looks for, and the list of all spans repeated it on every line.
+        LogFormat::Json => fmt_layer(writer)
+            .json()
+            .flatten_event(true)
+            .with_span_list(false)
+            .boxed(),
     }];
     let provider = traces.as_ref().and_then(|export| match export.start() {
         Ok(provider) => Some((provider, export.service.clone())),

@@ -121,7 +121,10 @@ impl ServiceProcess {
             .rsplit("listening on ")
             .next()
             .unwrap()
-            .trim()
+            // A JSON line closes the message with a quote.
+            .split(['"', ' '])
+            .next()
+            .unwrap()
             .parse()
             .unwrap();
         SocketAddr::from(([127, 0, 0, 1], addr.port()))
