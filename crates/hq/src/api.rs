@@ -70,6 +70,10 @@ pub(crate) enum ApiError {
     /// The ledger refused or failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The health check (`GET /`) while the ledger cannot record: a load
+    /// balancer sends this task no orders it could only refuse.
+    #[error("HQ's ledger cannot record ({0}); fulfillments are refused until it can")]
+    CannotRecord(String),
 }
 
 impl ApiError {
@@ -81,7 +85,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Self::Injected(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Injected(_) | Self::CannotRecord(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Feed(FeedError::UnknownTopic(_))
             | Self::Feed(FeedError::UnknownToken)
             | Self::Feed(FeedError::UnknownSubscription(_)) => StatusCode::NOT_FOUND,
@@ -110,7 +114,10 @@ impl From<contracts::OrderError> for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if status.is_server_error() {
+        if let Self::CannotRecord(_) = self {
+            // Said once by the ledger when it began; not again at every probe.
+            tracing::debug!(%status, error = %self, "health check failed");
+        } else if status.is_server_error() {
             tracing::error!(%status, error = %self, "request failed");
         } else {
             tracing::warn!(%status, error = %self, "request refused");
@@ -225,7 +232,10 @@ pub fn router_with_metrics(hq: Hq, metrics: &platform::Metrics) -> Router {
 }
 
 /// `GET /`: SNS' query API for the links in messages (`Action=ConfirmSubscription`,
-/// `Action=Unsubscribe`, the latter for the admin only), else a page saying what is where.
+/// `Action=Unsubscribe`, the latter for the admin only), else a page saying
+/// what is where. Without an `Action` it is also HQ's health check: 503
+/// while the ledger cannot record (as its last write or probe found; no
+/// disk is touched here), 200 otherwise.
 async fn index_or_action(
     State(hq): State<Hq>,
     headers: HeaderMap,
@@ -250,9 +260,17 @@ async fn index_or_action(
             "unsupported Action {}: HQ answers ConfirmSubscription and Unsubscribe here",
             quoted(other)
         ))),
-        None if crate::portal::wants_html(&headers) => Ok(crate::portal::page()),
-        // The same URL answers a page to browsers: caches must tell them apart.
-        None => Ok(([(header::VARY, "Accept")], index(&hq)).into_response()),
+        None => {
+            if let Some(reason) = hq.ledger().cannot_record() {
+                return Err(ApiError::CannotRecord(reason));
+            }
+            if crate::portal::wants_html(&headers) {
+                Ok(crate::portal::page())
+            } else {
+                // The same URL answers a page to browsers: caches must tell them apart.
+                Ok(([(header::VARY, "Accept")], index(&hq)).into_response())
+            }
+        }
     }
 }
 

@@ -1,7 +1,7 @@
 //! The `hq` binary's command line; every flag is also an environment variable.
 
 use crate::admin::{AdminToken, AdminTokenError, TOKEN_ENV};
-use crate::config::{DEFAULT_SUBSCRIBE_EVERY, HqConfig};
+use crate::config::{DEFAULT_LEDGER_PROBE_EVERY, DEFAULT_SUBSCRIBE_EVERY, HqConfig};
 use crate::feed::generator::GeneratorConfig;
 use crate::feed::{Backoff, Endpoint, FeedConfig, RetryPolicy, Topic};
 use crate::keys;
@@ -280,6 +280,7 @@ impl Cli {
             metrics_port: self.metrics.metrics_port,
             // HQ's routes call nothing slow: only the request timeout bounds them.
             server: self.server.limits()?,
+            ledger_probe_every: DEFAULT_LEDGER_PROBE_EVERY,
         };
         Ok((config, issued))
     }

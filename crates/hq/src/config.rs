@@ -45,6 +45,11 @@ pub struct HqConfig {
     /// (`HEADER_READ_TIMEOUT_MS` and the rest): HQ is internet-facing too,
     /// and behind its ALB its keep-alive must outlast the ALB's.
     pub server: ServerLimits,
+    /// How often the ledger is probed with a small write when nothing else
+    /// wrote to it meanwhile, so the health check (`GET /`) knows whether
+    /// it can record even with no orders coming (as when its load balancer
+    /// stopped sending any).
+    pub ledger_probe_every: Duration,
 }
 
 impl HqConfig {
@@ -64,6 +69,7 @@ impl HqConfig {
             journal_mode: JournalMode::default(),
             metrics_port: None,
             server: ServerLimits::default(),
+            ledger_probe_every: DEFAULT_LEDGER_PROBE_EVERY,
         }
     }
 }
@@ -71,3 +77,8 @@ impl HqConfig {
 /// How often an unconfirmed start-up subscription is sent its confirmation
 /// again, unless configured otherwise.
 pub const DEFAULT_SUBSCRIBE_EVERY: Duration = Duration::from_secs(1);
+
+/// How often an idle ledger is probed, unless configured otherwise: the
+/// interval of HQ's load balancer health check, so a check sees a failure
+/// found at most one interval before.
+pub const DEFAULT_LEDGER_PROBE_EVERY: Duration = Duration::from_secs(10);

@@ -27,6 +27,7 @@ pub struct RunningHq {
     server: JoinHandle<std::io::Result<()>>,
     generator: Option<Generator>,
     subscribers: Vec<JoinHandle<()>>,
+    prober: JoinHandle<()>,
     metrics: platform::Metrics,
     metrics_addr: Option<SocketAddr>,
 }
@@ -84,6 +85,7 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
             subscribe_in_background(hq.publisher(), *topic, endpoint, config.subscribe_every)
         })
         .collect();
+    let prober = tokio::spawn(probe_while_idle(hq.ledger().clone(), config.ledger_probe_every));
     Ok(RunningHq {
         hq,
         addr,
@@ -91,6 +93,7 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
         server,
         generator,
         subscribers,
+        prober,
         metrics,
         metrics_addr,
     })
@@ -114,6 +117,17 @@ fn subscribe_in_background(
             tracing::error!(%topic, %endpoint, %error, "start-up subscription abandoned");
         }
     })
+}
+
+/// Probes `ledger` every `every` unless something wrote to it meanwhile, so
+/// that the health check knows whether it can record when no orders come.
+async fn probe_while_idle(ledger: crate::ledger::Ledger, every: Duration) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        ledger.probe_if_idle().await;
+    }
 }
 
 impl RunningHq {
@@ -159,6 +173,8 @@ impl RunningHq {
         for subscriber in self.subscribers.drain(..) {
             subscriber.abort();
         }
+        // No probe may write after the checkpoint below.
+        self.prober.abort();
         self.stop_generator().await;
         if !self.hq.feed().drain(drain).await {
             tracing::warn!(

@@ -52,7 +52,7 @@ impl Ledger {
             i64::try_from(subscribers).unwrap_or(i64::MAX),
             key.as_str().to_owned(),
         );
-        self.with(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 "INSERT INTO published (message_id, run_id, topic, message, published_at, subscribers, idempotency_key)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -72,7 +72,7 @@ impl Ledger {
         attempts: u32,
     ) -> Result<(), LedgerError> {
         let (message_id, subscription_arn) = (message_id.to_owned(), subscription_arn.to_owned());
-        self.with(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 "INSERT OR REPLACE INTO deliveries (message_id, subscription_arn, outcome, attempts, finished_at)
                  VALUES (?1, ?2, ?3, ?4, ?5)",

@@ -57,7 +57,7 @@ impl Ledger {
             magnesite,
             produced_by,
         } = request;
-        self.with(move |conn| {
+        self.write(move |conn| {
             // The write lock from the start: a deferred transaction reads
             // first, and its upgrade to writing fails at once, without the
             // busy timeout, if another connection wrote in between.

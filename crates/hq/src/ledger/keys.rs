@@ -25,7 +25,7 @@ impl Ledger {
         let key_digest = digest(key);
         let key_id = key_digest[..12].to_owned();
         let owner = owner.to_owned();
-        self.with(move |conn| {
+        self.write(move |conn| {
             conn.execute(
                 "INSERT OR IGNORE INTO api_keys (key_digest, key_id, owner, issued_at) VALUES (?1, ?2, ?3, ?4)",
                 params![key_digest, key_id, owner, now()],

@@ -15,9 +15,14 @@
 //! for as long as the ledger is open, and a second HQ is refused. The schema
 //! is versioned (`PRAGMA user_version`, [`MIGRATIONS`]); a ledger written by
 //! a newer HQ is refused rather than written under rules it does not know.
+//!
+//! Whether the ledger can record now (HQ's health check) is what its last
+//! write found, or a small probe write when none came for a while
+//! (`health.rs`).
 
 mod deliveries;
 mod fulfillments;
+mod health;
 mod keys;
 mod reconciliation;
 mod timeline;
@@ -114,6 +119,8 @@ pub struct Ledger {
     reader: Arc<Mutex<Connection>>,
     /// Every write, and the reads on a fulfillment's path (the API key).
     writer: Arc<Mutex<Connection>>,
+    /// What the last writes found: whether the ledger can record now.
+    health: Arc<health::Health>,
     /// The data directory's lock, held while any clone lives.
     _lock: Arc<File>,
 }
@@ -342,6 +349,7 @@ impl Ledger {
         Ok(Self {
             reader,
             writer,
+            health: Arc::default(),
             _lock: lock,
         })
     }
@@ -351,7 +359,7 @@ impl Ledger {
     /// backup). HQ does this when it stops; with the rollback journal the
     /// file is always whole between transactions, and this does nothing.
     pub async fn checkpoint(&self) -> Result<(), LedgerError> {
-        self.with(|conn| {
+        self.write(|conn| {
             // (busy, frames in the WAL, frames copied): busy means a reader
             // kept part of the WAL, which the next checkpoint copies.
             let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
@@ -369,6 +377,17 @@ impl Ledger {
         work: impl FnOnce(&mut Connection) -> Result<T, LedgerError> + Send + 'static,
     ) -> Result<T, LedgerError> {
         on(&self.writer, work).await
+    }
+
+    /// Runs `work`, which writes, on the writer's connection, and notes
+    /// whether the ledger could take it (HQ's health check).
+    async fn write<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&mut Connection) -> Result<T, LedgerError> + Send + 'static,
+    ) -> Result<T, LedgerError> {
+        let outcome = self.with(work).await;
+        self.health.note_write(&outcome);
+        outcome
     }
 
     /// Runs `work`, a report that only reads, on the reports' connection.

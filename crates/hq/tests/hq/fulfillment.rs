@@ -366,3 +366,92 @@ async fn a_second_hq_on_a_data_directory_in_use_exits_with_one_line_saying_so() 
     testkit::process::exits_with_one_line_naming(hq, &env, &["another HQ is using the ledger", &taken]).await;
     first.shutdown(Duration::from_secs(1)).await.unwrap();
 }
+
+/// `GET /` as the load balancer's health checker asks it: its User-Agent,
+/// no Accept.
+async fn health_check(hq: &hq::RunningHq) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .get(url(hq, "/"))
+        .header("user-agent", "ELB-HealthChecker/2.0")
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+// The ledger is made unwritable with SQLite's own `PRAGMA query_only` on
+// HQ's writing connection: the engine then refuses every write with
+// SQLITE_READONLY, the code it gives for a database it cannot write, and the
+// refusal takes the path a read-only or full disk's does (the fulfillment's
+// transaction, the ledger's error, the API's 5xx, the health the ledger
+// notes). The tests may run as root, where a chmod stops no write, and have
+// no file system to fill; the fault seam of `POST /faults` refuses before
+// the ledger is touched, so it would not show that the ledger's own failure
+// is seen.
+
+#[tokio::test]
+async fn the_health_check_answers_503_once_a_write_fails_and_200_once_one_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // No probe during the test: what the health check says comes from the orders' writes.
+    config.ledger_probe_every = Duration::from_secs(3600);
+    let hq = start_hq(config).await;
+    let client = reqwest::Client::new();
+    let order = r#"{"iridium": 1, "magnesite": 1}"#;
+    assert_eq!(health_check(&hq).await.0, 200);
+    assert_eq!(fulfill(&client, &hq, Some(KEY), None, order).await.0, 200);
+
+    hq.hq().ledger().set_query_only(true).await.unwrap();
+    // Refused, not recorded, and the health check says so at once.
+    let (status, body, _) = fulfill(&client, &hq, Some(KEY), Some("order-2"), order).await;
+    assert_eq!(status, 500, "{body}");
+    let (status, body) = health_check(&hq).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("HQ's ledger cannot record") && body.contains("readonly"),
+        "{body}"
+    );
+    // A browser asking for the portal is told the same.
+    let page = client
+        .get(url(&hq, "/"))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 503);
+    // The health check itself writes nothing: still 503 once the disk is
+    // fine, until a write finds it so.
+    hq.hq().ledger().set_query_only(false).await.unwrap();
+    assert_eq!(health_check(&hq).await.0, 503);
+    let (status, body, replayed) = fulfill(&client, &hq, Some(KEY), Some("order-2"), order).await;
+    assert_eq!((status, replayed), (200, false), "{body}");
+    assert_eq!(health_check(&hq).await.0, 200);
+    assert_eq!(totals(&client, &hq, KEY).await["fulfillments"], 2);
+    hq.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test]
+async fn with_no_orders_coming_a_probe_finds_whether_the_ledger_can_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.ledger_probe_every = Duration::from_millis(50);
+    let hq = start_hq(config).await;
+    let wait = Duration::from_secs(5);
+    assert_eq!(health_check(&hq).await.0, 200);
+
+    // As a task its load balancer sends nothing: no write but the probe's.
+    hq.hq().ledger().set_query_only(true).await.unwrap();
+    testkit::wait_until("the health check to answer 503", wait, async || {
+        (health_check(&hq).await.0 == 503).then_some(())
+    })
+    .await;
+    hq.hq().ledger().set_query_only(false).await.unwrap();
+    testkit::wait_until("the health check to answer 200 again", wait, async || {
+        (health_check(&hq).await.0 == 200).then_some(())
+    })
+    .await;
+    let client = reqwest::Client::new();
+    let order = r#"{"iridium": 1, "magnesite": 0}"#;
+    assert_eq!(fulfill(&client, &hq, Some(KEY), None, order).await.0, 200);
+    hq.shutdown(Duration::from_secs(5)).await.unwrap();
+}

@@ -1,0 +1,167 @@
+//! Whether the ledger can record now, for HQ's health check: the outcome of
+//! the last write (a fulfillment, a published order, a delivery's outcome,
+//! a key), and of a small probe write when nothing has written for a while
+//! ([`Ledger::probe_if_idle`]). The health check itself never touches the
+//! disk: it reads what the writes found.
+//!
+//! Only a failure of the storage counts (read-only, full, I/O error, locked,
+//! corrupt): an idempotency conflict or a bug in one query is no reason to
+//! take the task out of its load balancer.
+
+use super::{Ledger, LedgerError};
+use rusqlite::ErrorCode;
+use rusqlite::TransactionBehavior;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// What the writes found, shared by every clone of the ledger.
+#[derive(Debug, Default)]
+pub(super) struct Health {
+    /// Set when a write failed for want of storage, cleared when one succeeds.
+    failing: AtomicBool,
+    /// Set by every write attempt, cleared by the prober: a write since its
+    /// last look made a probe needless.
+    wrote: AtomicBool,
+    /// Why the last failing write failed.
+    reason: Mutex<String>,
+}
+
+impl Health {
+    /// Notes a write attempt and what came of it. On the order path this is
+    /// two atomic operations (no lock, no I/O) unless the outcome changes
+    /// the health.
+    pub(super) fn note_write<T>(&self, outcome: &Result<T, LedgerError>) {
+        self.wrote.store(true, Ordering::Relaxed);
+        self.note(outcome);
+    }
+
+    /// Notes what came of a write (a probe's too).
+    fn note<T>(&self, outcome: &Result<T, LedgerError>) {
+        match outcome {
+            Ok(_) => {
+                if self.failing.load(Ordering::Relaxed) && self.failing.swap(false, Ordering::SeqCst) {
+                    tracing::info!("the ledger records again: HQ's health check answers 200");
+                }
+            }
+            Err(error) if is_storage_failure(error) => {
+                *crate::feed::lock_ignoring_poison(&self.reason) = error.to_string();
+                if !self.failing.swap(true, Ordering::SeqCst) {
+                    tracing::error!(%error, "the ledger cannot record: HQ's health check answers 503 until it can");
+                }
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// Whether `error` says the ledger's storage cannot take writes now (as
+/// opposed to a write that was wrong, which the next one need not be).
+pub(super) fn is_storage_failure(error: &LedgerError) -> bool {
+    let LedgerError::Sqlite(error) = error else {
+        return false;
+    };
+    matches!(
+        error.sqlite_error_code(),
+        Some(
+            ErrorCode::ReadOnly
+                | ErrorCode::DiskFull
+                | ErrorCode::SystemIoFailure
+                | ErrorCode::CannotOpen
+                | ErrorCode::PermissionDenied
+                | ErrorCode::DatabaseBusy
+                | ErrorCode::DatabaseLocked
+                | ErrorCode::DatabaseCorrupt
+                | ErrorCode::NotADatabase
+                | ErrorCode::FileLockingProtocolFailed
+                | ErrorCode::NoLargeFileSupport
+        )
+    )
+}
+
+impl Ledger {
+    /// Why the ledger cannot record, if the last write (or probe) failed
+    /// for want of storage; `None` while it records. Reads memory only.
+    pub fn cannot_record(&self) -> Option<String> {
+        if !self.health.failing.load(Ordering::SeqCst) {
+            return None;
+        }
+        Some(crate::feed::lock_ignoring_poison(&self.health.reason).clone())
+    }
+
+    /// Probes the ledger with a write if nothing has written since the last
+    /// call, so that its health is known when no orders come: at start,
+    /// when idle, and once the load balancer, seeing the health check fail,
+    /// sends it no more orders.
+    pub async fn probe_if_idle(&self) {
+        if !self.health.wrote.swap(false, Ordering::Relaxed) {
+            // Noted in the health; nothing else to do with it here.
+            let _ = self.probe().await;
+        }
+    }
+
+    /// One small write through the same connection, journal and sync as a
+    /// fulfillment's commit: the schema version is written back unchanged.
+    /// SQLite still writes the header page (a page in the WAL and its sync),
+    /// so a full, read-only or failing disk fails it as it fails an order;
+    /// no table is added for it (a new table is a schema version, which an
+    /// older HQ would refuse to open).
+    pub async fn probe(&self) -> Result<(), LedgerError> {
+        let outcome = self
+            .with(|conn| {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let version: u32 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+                tx.pragma_update(None, "user_version", version)?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await;
+        self.health.note(&outcome);
+        outcome
+    }
+
+    /// For tests: makes the writer's connection refuse every write as
+    /// SQLite refuses one on a read-only database (`PRAGMA query_only`,
+    /// SQLITE_READONLY from the engine itself, through the same error path
+    /// as a disk that cannot be written), or write again with `false`.
+    #[doc(hidden)]
+    pub async fn set_query_only(&self, refuse_writes: bool) -> Result<(), LedgerError> {
+        self.with(move |conn| {
+            conn.pragma_update(None, "query_only", refuse_writes)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LedgerError, is_storage_failure};
+    use rusqlite::ffi;
+
+    fn sqlite(code: i32) -> LedgerError {
+        LedgerError::Sqlite(rusqlite::Error::SqliteFailure(ffi::Error::new(code), None))
+    }
+
+    #[test]
+    fn a_full_read_only_or_failing_disk_is_a_storage_failure_a_wrong_write_is_not() {
+        for code in [
+            ffi::SQLITE_FULL,
+            ffi::SQLITE_READONLY,
+            ffi::SQLITE_IOERR_WRITE,
+            ffi::SQLITE_IOERR_FSYNC,
+            ffi::SQLITE_CANTOPEN,
+            ffi::SQLITE_BUSY,
+            ffi::SQLITE_CORRUPT,
+        ] {
+            assert!(is_storage_failure(&sqlite(code)), "{code}");
+        }
+        for error in [
+            sqlite(ffi::SQLITE_CONSTRAINT_UNIQUE),
+            sqlite(ffi::SQLITE_MISMATCH),
+            LedgerError::IdempotencyConflict("k".into()),
+            LedgerError::Unavailable("panicked".into()),
+        ] {
+            assert!(!is_storage_failure(&error), "{error}");
+        }
+    }
+}
