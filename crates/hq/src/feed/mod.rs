@@ -53,6 +53,10 @@ pub struct FeedConfig {
     /// Delivery attempts in flight at once, across all subscriptions; one
     /// subscription takes at most half of them ([`FeedConfig::per_subscription`]).
     pub max_concurrent_deliveries: usize,
+    /// How long a subscription may stay pending confirmation before it is
+    /// deleted (SNS: three days, [`DEFAULT_PENDING_EXPIRY`]); its token then
+    /// confirms nothing.
+    pub pending_expiry: Duration,
 }
 
 impl FeedConfig {
@@ -71,9 +75,14 @@ impl Default for FeedConfig {
             retry: RetryPolicy::default(),
             delivery_timeout: Duration::from_secs(15),
             max_concurrent_deliveries: 64,
+            pending_expiry: DEFAULT_PENDING_EXPIRY,
         }
     }
 }
+
+/// How long a subscription may stay pending confirmation, as on SNS, which
+/// deletes one not confirmed within three days.
+pub const DEFAULT_PENDING_EXPIRY: Duration = Duration::from_secs(3 * 24 * 60 * 60);
 
 /// Why the feed refused something.
 #[derive(Debug, thiserror::Error)]
@@ -194,7 +203,7 @@ impl Feed {
                 ledger,
                 client: delivery::client(config.delivery_timeout)?,
                 config,
-                subscriptions: Subscriptions::default(),
+                subscriptions: Subscriptions::new(config.pending_expiry),
                 stats: Stats::default(),
                 tracker: TaskTracker::new(),
                 permits: Semaphore::new(config.max_concurrent_deliveries.max(1)),

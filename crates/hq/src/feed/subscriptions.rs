@@ -1,11 +1,13 @@
 //! The subscription registry: HTTP(S) endpoints subscribed to a topic,
-//! pending until they GET their SubscribeURL, as SNS confirms them.
+//! pending until they GET their SubscribeURL, as SNS confirms them, and
+//! deleted if they have not after [`super::FeedConfig::pending_expiry`]
+//! (three days, as on SNS).
 
 use super::{Endpoint, Feed, FeedError, Topic, lock_ignoring_poison};
 use serde::Serialize;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq as _;
 use tokio::sync::Semaphore;
 
@@ -45,6 +47,15 @@ pub(super) struct Subscription {
     /// Its share of the feed's delivery slots ([`super::FeedConfig::per_subscription`]),
     /// shared by every copy of it.
     pub(super) slots: Arc<Semaphore>,
+    /// When it was made: a pending one expires a set time after.
+    created: Instant,
+}
+
+impl Subscription {
+    /// Whether it was still pending `expiry` after it was made.
+    fn expired(&self, expiry: Duration) -> bool {
+        self.info.state == SubscriptionState::PendingConfirmation && self.created.elapsed() >= expiry
+    }
 }
 
 impl fmt::Debug for Subscription {
@@ -55,17 +66,44 @@ impl fmt::Debug for Subscription {
     }
 }
 
-/// Every subscription.
-#[derive(Debug, Default)]
-pub(super) struct Subscriptions(Mutex<Vec<Subscription>>);
+/// Every subscription, and how long a pending one lives.
+#[derive(Debug)]
+pub(super) struct Subscriptions {
+    all: Mutex<Vec<Subscription>>,
+    /// How long a subscription may stay pending before it is deleted.
+    expiry: Duration,
+}
 
 impl Subscriptions {
+    /// No subscriptions yet; pending ones are deleted `expiry` after they were made.
+    pub(super) fn new(expiry: Duration) -> Self {
+        Self {
+            all: Mutex::new(Vec::new()),
+            expiry,
+        }
+    }
+
+    /// The subscriptions, those pending for longer than the expiry deleted
+    /// first (as SNS deletes them; checked on use, so no task is needed for it).
+    fn live(&self) -> std::sync::MutexGuard<'_, Vec<Subscription>> {
+        let mut subscriptions = lock_ignoring_poison(&self.all);
+        subscriptions.retain(|s| {
+            let expired = s.expired(self.expiry);
+            if expired {
+                tracing::info!(topic = %s.info.topic, endpoint = %s.info.endpoint, expiry = ?self.expiry,
+                    "subscription deleted: not confirmed in time, as SNS deletes one");
+            }
+            !expired
+        });
+        subscriptions
+    }
+
     /// The subscription of `endpoint` to `topic`: the one there is, as SNS
     /// answers a Subscribe it has seen (one subscription, and so one
     /// delivery of each order, per endpoint), or a new one pending
     /// confirmation that may hold `slots` deliveries at once.
     fn add_pending(&self, topic: Topic, endpoint: Endpoint, slots: usize) -> Subscription {
-        let mut subscriptions = lock_ignoring_poison(&self.0);
+        let mut subscriptions = self.live();
         if let Some(existing) = subscriptions
             .iter()
             .find(|s| s.info.topic == topic && s.endpoint == endpoint)
@@ -82,6 +120,7 @@ impl Subscriptions {
             endpoint,
             token: hex::encode(rand::random::<[u8; 32]>()),
             slots: Arc::new(Semaphore::new(slots)),
+            created: Instant::now(),
         };
         subscriptions.push(subscription.clone());
         tracing::info!(topic = %topic, endpoint = %subscription.info.endpoint, "subscription pending confirmation");
@@ -90,16 +129,17 @@ impl Subscriptions {
 
     /// The subscription `subscription_arn` as listed, if it still exists.
     fn find(&self, subscription_arn: &str) -> Option<SubscriptionInfo> {
-        lock_ignoring_poison(&self.0)
+        self.live()
             .iter()
             .find(|s| s.info.subscription_arn == subscription_arn)
             .map(|s| s.info.clone())
     }
 
     /// Confirms the subscription holding `token` (the SubscribeURL's GET);
-    /// returns its ARN. Confirming twice is harmless.
+    /// returns its ARN. Confirming twice is harmless; the token of one
+    /// that expired is as unknown as one never given.
     fn confirm(&self, topic_arn: &str, token: &str) -> Result<String, FeedError> {
-        let mut subscriptions = lock_ignoring_poison(&self.0);
+        let mut subscriptions = self.live();
         let subscription = subscriptions
             .iter_mut()
             // The token is the confirmation's only proof: compared in
@@ -117,7 +157,7 @@ impl Subscriptions {
 
     /// Deletes a subscription (the UnsubscribeURL's GET).
     fn remove(&self, subscription_arn: &str) -> Result<(), FeedError> {
-        let mut subscriptions = lock_ignoring_poison(&self.0);
+        let mut subscriptions = self.live();
         let before = subscriptions.len();
         subscriptions.retain(|s| s.info.subscription_arn != subscription_arn);
         if subscriptions.len() == before {
@@ -129,15 +169,14 @@ impl Subscriptions {
 
     /// Every subscription, as listed.
     fn list(&self) -> Vec<SubscriptionInfo> {
-        lock_ignoring_poison(&self.0)
-            .iter()
-            .map(|s| s.info.clone())
-            .collect()
+        self.live().iter().map(|s| s.info.clone()).collect()
     }
 
-    /// The confirmed subscriptions of `topic`: where its orders go.
+    /// The confirmed subscriptions of `topic`: where its orders go. (On
+    /// every publish: the expired are left for the next [`Self::live`],
+    /// since they are pending and so never among these.)
     pub(super) fn confirmed(&self, topic: Topic) -> Vec<Subscription> {
-        lock_ignoring_poison(&self.0)
+        lock_ignoring_poison(&self.all)
             .iter()
             .filter(|s| s.info.topic == topic && s.info.state == SubscriptionState::Confirmed)
             .cloned()
@@ -169,27 +208,37 @@ impl Feed {
     /// Subscribes an HTTP(S) endpoint to `topic` and sends it a fresh
     /// SubscriptionConfirmation every `every` until it confirms; returns the
     /// confirmed subscription. For endpoints that may not be up yet, such as
-    /// the subscriptions HQ makes at start-up in a container stack. Runs until
-    /// confirmed; drop or abort the future to give up.
+    /// the subscriptions HQ makes at start-up in a container stack. A
+    /// subscription that expires unconfirmed is made anew at the next send,
+    /// as SNS' `Subscribe` would make it; one unsubscribed ends this with
+    /// [`FeedError::UnknownSubscription`]. Runs until confirmed; drop or
+    /// abort the future to give up.
     pub async fn subscribe_until_confirmed(
         &self,
         topic: Topic,
         endpoint: Endpoint,
         every: Duration,
     ) -> Result<SubscriptionInfo, FeedError> {
-        let subscription =
-            self.inner
-                .subscriptions
-                .add_pending(topic, endpoint, self.inner.config.per_subscription());
-        let arn = subscription.info.subscription_arn.clone();
+        let slots = self.inner.config.per_subscription();
+        let expiry = self.inner.config.pending_expiry;
+        let subscriptions = &self.inner.subscriptions;
+        let mut subscription = subscriptions.add_pending(topic, endpoint.clone(), slots);
         let mut attempts: u64 = 0;
         loop {
             attempts += 1;
+            if subscription.expired(expiry) {
+                // Deleted (or about to be): a new one, with a new token, or
+                // the one there is if it was confirmed meanwhile.
+                subscription = subscriptions.add_pending(topic, endpoint.clone(), slots);
+            }
             let envelope = self.inner.envelopes.confirmation(&subscription);
             let outcome = self.inner.send_once(&subscription, &envelope).await;
-            match self.inner.subscriptions.find(&arn) {
-                None => return Err(FeedError::UnknownSubscription(arn)),
+            let arn = &subscription.info.subscription_arn;
+            match subscriptions.find(arn) {
                 Some(info) if info.state == SubscriptionState::Confirmed => return Ok(info),
+                // It expired while this send was under way: made anew above.
+                None if subscription.expired(expiry) => {}
+                None => return Err(FeedError::UnknownSubscription(arn.clone())),
                 // The first miss and then one in ten: an endpoint that is
                 // still starting is expected, not alarming.
                 Some(info) if attempts % 10 == 1 => {

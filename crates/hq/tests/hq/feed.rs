@@ -617,3 +617,118 @@ async fn a_confirmation_retried_to_an_endpoint_not_up_does_not_hold_the_stop() {
     assert!(started.elapsed() < WAIT, "took {:?}", started.elapsed());
     hq.shutdown(Duration::from_secs(1)).await.unwrap();
 }
+
+/// The subscriptions `GET /topics` lists: (topic, subscription ARN, state).
+async fn listed(hq: &hq::RunningHq) -> Vec<(String, String, String)> {
+    let topics = crate::support::get_json(hq, "/topics").await;
+    let mut listed = Vec::new();
+    for topic in topics["topics"].as_array().unwrap() {
+        for s in topic["subscriptions"].as_array().unwrap() {
+            listed.push((
+                topic["name"].as_str().unwrap().to_owned(),
+                s["subscription_arn"].as_str().unwrap().to_owned(),
+                s["state"].as_str().unwrap().to_owned(),
+            ));
+        }
+    }
+    listed
+}
+
+/// The SubscribeURLs of the confirmations `subscriber` was sent, in order.
+fn subscribe_urls(subscriber: &Subscriber) -> Vec<String> {
+    subscriber
+        .received()
+        .iter()
+        .filter(|r| r.envelope().message_type == MessageType::SubscriptionConfirmation)
+        .map(|r| r.envelope().subscribe_url.unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_subscription_not_confirmed_in_time_is_deleted_as_on_sns_and_its_token_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // Three days on SNS and by default.
+    assert_eq!(config.feed.pending_expiry, Duration::from_secs(3 * 24 * 3600));
+    config.feed.pending_expiry = Duration::from_secs(2);
+    let hq = start_hq(config).await;
+    let silent = Subscriber::start(Arc::new(|_| StatusCode::OK), false).await;
+    let confirming = Subscriber::happy().await;
+    let pending = subscribe(&hq, "orders", &silent.endpoint()).await;
+    let pending_arn = pending["subscription_arn"].as_str().unwrap().to_owned();
+    subscribe_confirmed(&hq, "iridium", &confirming.endpoint()).await;
+    let subscribe_url = wait_until("the SubscriptionConfirmation", WAIT, async || {
+        subscribe_urls(&silent).first().cloned()
+    })
+    .await;
+    assert!(
+        listed(&hq).await.contains(&(
+            "orders".into(),
+            pending_arn.clone(),
+            "pending_confirmation".into()
+        )),
+        "listed while pending"
+    );
+
+    // Deleted once the expiry passes; the confirmed one, as old, stays.
+    wait_until("the pending subscription to be deleted", WAIT, async || {
+        (!listed(&hq).await.iter().any(|(_, arn, _)| *arn == pending_arn)).then_some(())
+    })
+    .await;
+    let left = listed(&hq).await;
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!((left[0].0.as_str(), left[0].2.as_str()), ("iridium", "confirmed"));
+    // Its token confirms nothing now: the answer to a token never given.
+    let message = refusal(reqwest::get(&subscribe_url).await.unwrap(), 404).await;
+    assert!(
+        message.contains("no subscription awaits confirmation"),
+        "{message}"
+    );
+    assert_eq!(listed(&hq).await, left);
+
+    // Subscribing again makes a new subscription, with a new token.
+    let again = subscribe(&hq, "orders", &silent.endpoint()).await;
+    assert_ne!(again["subscription_arn"], pending_arn.as_str());
+    let urls = wait_until("the new SubscriptionConfirmation", WAIT, async || {
+        let urls = subscribe_urls(&silent);
+        (urls.len() == 2).then_some(urls)
+    })
+    .await;
+    assert_ne!(urls[1], subscribe_url);
+    let confirmed = reqwest::get(&urls[1]).await.unwrap();
+    assert_eq!(confirmed.status(), 200);
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_start_up_subscription_that_expired_unconfirmed_is_made_anew_and_confirms() {
+    let dir = tempfile::tempdir().unwrap();
+    let subscriber = Subscriber::start(Arc::new(|_| StatusCode::OK), false).await;
+    let mut config = config(dir.path());
+    config.subscriptions = vec![(Topic::Orders, subscriber.endpoint().parse().unwrap())];
+    // The first subscription expires while its confirmations are being sent.
+    config.subscribe_every = Duration::from_millis(50);
+    config.feed.pending_expiry = Duration::from_millis(500);
+    let hq = start_hq(config).await;
+
+    // Sent again after its expiry: a new subscription with a new token.
+    wait_until("a confirmation of a second subscription", WAIT, async || {
+        let mut urls = subscribe_urls(&subscriber);
+        urls.dedup();
+        (urls.len() >= 2).then_some(())
+    })
+    .await;
+    subscriber.set_confirming(true);
+    wait_until("the start-up subscription confirmed", WAIT, async || {
+        let listed = listed(&hq).await;
+        (listed.len() == 1 && listed[0].2 == "confirmed").then_some(())
+    })
+    .await;
+    let message_id = publish(&hq, "orders", r#"{"bundle": 1}"#).await;
+    wait_until("the notification", WAIT, async || {
+        (subscriber.notifications().len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(subscriber.notifications()[0].envelope().message_id, message_id);
+    hq.shutdown(WAIT).await.unwrap();
+}

@@ -36,6 +36,7 @@ pub fn fast_retries() -> FeedConfig {
         // answer took over 500 ms. No test waits for this timeout.
         delivery_timeout: Duration::from_secs(10),
         max_concurrent_deliveries: 16,
+        ..FeedConfig::default()
     }
 }
 
@@ -127,7 +128,7 @@ pub struct Subscriber {
 struct SubscriberState {
     received: Arc<Mutex<Vec<Received>>>,
     script: Script,
-    confirm: bool,
+    confirm: Arc<AtomicBool>,
 }
 
 impl Subscriber {
@@ -137,7 +138,7 @@ impl Subscriber {
         let state = SubscriberState {
             received: Arc::clone(&received),
             script,
-            confirm,
+            confirm: Arc::new(AtomicBool::new(confirm)),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         Self::serve(listener, state)
@@ -162,6 +163,11 @@ impl Subscriber {
             state,
             stop,
         }
+    }
+
+    /// Whether it confirms the subscriptions it is sent from now on.
+    pub fn set_confirming(&self, confirm: bool) {
+        self.state.confirm.store(confirm, Ordering::SeqCst);
     }
 
     /// Stops listening: deliveries now meet a refused connection.
@@ -236,7 +242,7 @@ async fn receive(State(state): State<SubscriberState>, headers: HeaderMap, body:
         before
     };
     match envelope.message_type {
-        MessageType::SubscriptionConfirmation if state.confirm => {
+        MessageType::SubscriptionConfirmation if state.confirm.load(Ordering::SeqCst) => {
             let url = envelope.subscribe_url.unwrap();
             let status = reqwest::get(url).await.unwrap().status();
             StatusCode::from_u16(status.as_u16()).unwrap()
