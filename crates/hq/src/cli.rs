@@ -130,13 +130,15 @@ pub struct Cli {
     pub drain_secs: u64,
     /// Endpoints to subscribe at start, e.g. `orders=http://proxy/order/`
     /// (repeatable, or comma-separated). Each is sent its
-    /// SubscriptionConfirmation again every `--subscribe-every-ms` until it
-    /// confirms, so the endpoint may start after HQ.
+    /// SubscriptionConfirmation again until it confirms, so the endpoint may
+    /// start after HQ: `--subscribe-every-ms` after the first, then twice as
+    /// long each time up to 30 s.
     #[arg(long = "subscribe", env = "HQ_SUBSCRIBE", value_delimiter = ',', value_parser = parse_subscription)]
     pub subscriptions: Vec<(Topic, Endpoint)>,
-    /// How often an unconfirmed `--subscribe` endpoint is sent its
-    /// confirmation again, in milliseconds (at least 100: with
-    /// `--publish-to aws` each time is a call to SNS' `Subscribe`).
+    /// How long after its first confirmation an unconfirmed `--subscribe`
+    /// endpoint is sent it again, in milliseconds; each wait after that is
+    /// twice the one before, up to 30 s (at least 100: with `--publish-to
+    /// aws` each time is a call to SNS' `Subscribe`).
     #[arg(
         long,
         env = "HQ_SUBSCRIBE_EVERY_MS",

@@ -30,7 +30,9 @@ pub struct HqConfig {
     /// Endpoints to subscribe once HQ listens; each is sent its
     /// SubscriptionConfirmation again until it confirms (none by default).
     pub subscriptions: Vec<(Topic, Endpoint)>,
-    /// How often an unconfirmed start-up subscription is sent its confirmation again.
+    /// How long after its first SubscriptionConfirmation an unconfirmed
+    /// start-up subscription is sent it again; each wait after that is
+    /// twice the one before, up to [`MAX_SUBSCRIBE_EVERY`].
     pub subscribe_every: Duration,
     /// Where orders are published: HQ's own feed (default) or AWS SNS.
     pub publish_to: PublishTo,
@@ -74,9 +76,16 @@ impl HqConfig {
     }
 }
 
-/// How often an unconfirmed start-up subscription is sent its confirmation
-/// again, unless configured otherwise.
+/// How long an unconfirmed start-up subscription first waits to be sent its
+/// confirmation again, unless configured otherwise.
 pub const DEFAULT_SUBSCRIBE_EVERY: Duration = Duration::from_secs(1);
+
+/// The longest wait between two confirmations sent to an unconfirmed
+/// start-up subscription (unless [`HqConfig::subscribe_every`] is longer):
+/// the waits double up to it, so an endpoint that is down for long is sent
+/// two a minute, and one that comes up late is confirmed at most this long
+/// after it is up.
+pub const MAX_SUBSCRIBE_EVERY: Duration = Duration::from_secs(30);
 
 /// How often an idle ledger is probed, unless configured otherwise: the
 /// interval of HQ's load balancer health check, so a check sees a failure

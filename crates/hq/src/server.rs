@@ -99,18 +99,19 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
     })
 }
 
-/// Subscribes `endpoint` to `topic`, sending the confirmation again every
-/// `every` until it confirms, in a task of its own.
+/// Subscribes `endpoint` to `topic`, sending the confirmation again until
+/// it confirms (`first` after the first, the waits doubling up to
+/// [`crate::config::MAX_SUBSCRIBE_EVERY`]), in a task of its own.
 fn subscribe_in_background(
     publisher: &Publisher,
     topic: Topic,
     endpoint: &Endpoint,
-    every: Duration,
+    first: Duration,
 ) -> JoinHandle<()> {
     let (publisher, endpoint) = (publisher.clone(), endpoint.clone());
     tokio::spawn(async move {
         if let Err(error) = publisher
-            .subscribe_until_confirmed(topic, endpoint.clone(), every)
+            .subscribe_until_confirmed(topic, endpoint.clone(), first)
             .await
         {
             // Shown masked, as everywhere: `Endpoint`'s Display.

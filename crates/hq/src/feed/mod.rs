@@ -15,6 +15,7 @@ mod delivery;
 mod endpoint;
 mod envelopes;
 pub mod generator;
+pub(crate) mod resend;
 pub mod retry;
 mod stats;
 mod subscriptions;

@@ -3,6 +3,7 @@
 //! deleted if they have not after [`super::FeedConfig::pending_expiry`]
 //! (three days, as on SNS).
 
+use super::resend::{NOT_CONFIRMED_LOG_EVERY, Resend};
 use super::{Endpoint, Feed, FeedError, Topic, lock_ignoring_poison};
 use serde::Serialize;
 use std::fmt;
@@ -206,9 +207,11 @@ impl Feed {
     }
 
     /// Subscribes an HTTP(S) endpoint to `topic` and sends it a fresh
-    /// SubscriptionConfirmation every `every` until it confirms; returns the
-    /// confirmed subscription. For endpoints that may not be up yet, such as
-    /// the subscriptions HQ makes at start-up in a container stack. A
+    /// SubscriptionConfirmation until it confirms, waiting `first` after the
+    /// first, then twice as long each time up to
+    /// [`crate::config::MAX_SUBSCRIBE_EVERY`]; returns the confirmed
+    /// subscription. For endpoints that may not be up yet, such as the
+    /// subscriptions HQ makes at start-up in a container stack. A
     /// subscription that expires unconfirmed is made anew at the next send,
     /// as SNS' `Subscribe` would make it; one unsubscribed ends this with
     /// [`FeedError::UnknownSubscription`]. Runs until confirmed; drop or
@@ -217,15 +220,14 @@ impl Feed {
         &self,
         topic: Topic,
         endpoint: Endpoint,
-        every: Duration,
+        first: Duration,
     ) -> Result<SubscriptionInfo, FeedError> {
         let slots = self.inner.config.per_subscription();
         let expiry = self.inner.config.pending_expiry;
         let subscriptions = &self.inner.subscriptions;
         let mut subscription = subscriptions.add_pending(topic, endpoint.clone(), slots);
-        let mut attempts: u64 = 0;
+        let mut resend = Resend::new(first);
         loop {
-            attempts += 1;
             if subscription.expired(expiry) {
                 // Deleted (or about to be): a new one, with a new token, or
                 // the one there is if it was confirmed meanwhile.
@@ -236,18 +238,20 @@ impl Feed {
             let arn = &subscription.info.subscription_arn;
             match subscriptions.find(arn) {
                 Some(info) if info.state == SubscriptionState::Confirmed => return Ok(info),
+                Some(_) => {}
                 // It expired while this send was under way: made anew above.
                 None if subscription.expired(expiry) => {}
                 None => return Err(FeedError::UnknownSubscription(arn.clone())),
-                // The first miss and then one in ten: an endpoint that is
-                // still starting is expected, not alarming.
-                Some(info) if attempts % 10 == 1 => {
-                    tracing::info!(topic = %topic, endpoint = %info.endpoint, attempts,
-                        "subscription not confirmed yet ({outcome}); sending the confirmation again every {every:?}");
-                }
-                Some(_) => {}
             }
-            tokio::time::sleep(every).await;
+            let miss = resend.missed(Instant::now());
+            if miss.log {
+                // An endpoint that is still starting is expected, not alarming.
+                tracing::info!(topic = %topic, endpoint = %subscription.info.endpoint, attempts = miss.misses,
+                    "subscription not confirmed yet ({outcome}); sending the confirmation again in {:?}, \
+                     waiting twice as long each time up to {:?} (this line again in {NOT_CONFIRMED_LOG_EVERY:?} \
+                     if still unconfirmed)", miss.wait, resend.cap());
+            }
+            tokio::time::sleep(miss.wait).await;
         }
     }
 

@@ -145,18 +145,20 @@ impl Publisher {
     }
 
     /// Subscribes `endpoint` to `topic` and asks for the confirmation again
-    /// every `every` until it is confirmed; for endpoints that may start
-    /// after HQ. Runs until confirmed; drop the future to give up.
+    /// until it is confirmed, `first` after the first time, then twice as
+    /// long each time up to [`crate::config::MAX_SUBSCRIBE_EVERY`]; for
+    /// endpoints that may start after HQ. Runs until confirmed; drop the
+    /// future to give up.
     pub async fn subscribe_until_confirmed(
         &self,
         topic: Topic,
         endpoint: Endpoint,
-        every: Duration,
+        first: Duration,
     ) -> Result<SubscriptionInfo, FeedError> {
         match self {
-            Self::Local(feed) => feed.subscribe_until_confirmed(topic, endpoint, every).await,
+            Self::Local(feed) => feed.subscribe_until_confirmed(topic, endpoint, first).await,
             #[cfg(feature = "sns")]
-            Self::Sns(sns) => sns.subscribe_until_confirmed(topic, &endpoint, every).await,
+            Self::Sns(sns) => sns.subscribe_until_confirmed(topic, &endpoint, first).await,
         }
     }
 

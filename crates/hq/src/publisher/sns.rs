@@ -4,6 +4,7 @@
 //! retries; HQ records what it published, under SNS' MessageId.
 
 use super::{SnsStartError, check_topic_arns};
+use crate::feed::resend::{NOT_CONFIRMED_LOG_EVERY, Resend};
 use crate::feed::{
     Endpoint, FeedError, MessageAttributes, Published, SubscriptionInfo, SubscriptionState, Topic,
 };
@@ -190,26 +191,31 @@ impl SnsTopics {
         })
     }
 
-    /// Subscribes `endpoint` to `topic` again every `every` (SNS sends a
-    /// pending subscription its confirmation again) until it is confirmed.
+    /// Subscribes `endpoint` to `topic` again (SNS sends a pending
+    /// subscription its confirmation again, and makes a new one for a
+    /// subscription it deleted unconfirmed) until it is confirmed: `first`
+    /// after the first time, then twice as long each time up to
+    /// [`crate::config::MAX_SUBSCRIBE_EVERY`].
     pub async fn subscribe_until_confirmed(
         &self,
         topic: Topic,
         endpoint: &Endpoint,
-        every: Duration,
+        first: Duration,
     ) -> Result<SubscriptionInfo, FeedError> {
-        let mut attempts: u64 = 0;
+        let mut resend = Resend::new(first);
         loop {
-            attempts += 1;
             let info = self.subscribe(topic, endpoint).await?;
             if info.state == SubscriptionState::Confirmed {
                 return Ok(info);
             }
-            if attempts % 10 == 1 {
-                tracing::info!(%topic, %endpoint, attempts,
-                    "SNS subscription not confirmed yet; subscribing again every {every:?}");
+            let miss = resend.missed(Instant::now());
+            if miss.log {
+                tracing::info!(%topic, %endpoint, attempts = miss.misses,
+                    "SNS subscription not confirmed yet; subscribing again in {:?}, waiting twice as \
+                     long each time up to {:?} (this line again in {NOT_CONFIRMED_LOG_EVERY:?} if still \
+                     unconfirmed)", miss.wait, resend.cap());
             }
-            tokio::time::sleep(every).await;
+            tokio::time::sleep(miss.wait).await;
         }
     }
 

@@ -732,3 +732,40 @@ async fn a_start_up_subscription_that_expired_unconfirmed_is_made_anew_and_confi
     assert_eq!(subscriber.notifications()[0].envelope().message_id, message_id);
     hq.shutdown(WAIT).await.unwrap();
 }
+
+#[tokio::test]
+async fn start_up_confirmations_come_ever_further_apart_and_confirm_once_the_endpoint_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let subscriber = Subscriber::start(Arc::new(|_| StatusCode::OK), false).await;
+    let mut config = config(dir.path());
+    config.subscriptions = vec![(Topic::Orders, subscriber.endpoint().parse().unwrap())];
+    let first = Duration::from_millis(50);
+    config.subscribe_every = first;
+    let hq = start_hq(config).await;
+
+    // Sent at 0, 0.05, 0.15, 0.35, 0.75, 1.55 s: each wait twice the one
+    // before (a sleep never ends early; a quarter off for the sends' own
+    // time on a busy machine).
+    let arrivals = wait_until("six confirmations", WAIT, async || {
+        let received = subscriber.received();
+        (received.len() >= 6).then(|| received.iter().map(|r| r.at).collect::<Vec<_>>())
+    })
+    .await;
+    for (i, pair) in arrivals[..6].windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        let wait = first * 2u32.pow(i as u32);
+        assert!(gap >= wait * 3 / 4, "wait {i}: {gap:?}, expected about {wait:?}");
+    }
+    // Once the endpoint confirms, the next send (at most the wait reached
+    // then, here 3.2 s) confirms it.
+    subscriber.set_confirming(true);
+    wait_until(
+        "the start-up subscription confirmed",
+        Duration::from_secs(10),
+        async || {
+            (hq.hq().feed().subscriptions()[0].state == hq::feed::SubscriptionState::Confirmed).then_some(())
+        },
+    )
+    .await;
+    hq.shutdown(WAIT).await.unwrap();
+}

@@ -95,6 +95,8 @@ pub struct Received {
     pub headers: HeaderMap,
     /// Its body, as sent.
     pub body: String,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Received {
@@ -238,7 +240,11 @@ async fn receive(State(state): State<SubscriberState>, headers: HeaderMap, body:
             .iter()
             .filter(|r| r.envelope().message_type == MessageType::Notification)
             .count();
-        received.push(Received { headers, body });
+        received.push(Received {
+            headers,
+            body,
+            at: std::time::Instant::now(),
+        });
         before
     };
     match envelope.message_type {
