@@ -7,7 +7,7 @@ use contracts::IdempotencyKey;
 use hq::feed::Topic;
 use hq::portal::CONTENT_SECURITY_POLICY;
 use serde_json::{Value, json};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// The ledger's file in HQ's data directory.
 const DB_FILE: &str = "hq-ledger.sqlite3";
@@ -283,6 +283,19 @@ async fn a_ledger_from_before_produced_by_is_brought_up_to_date() {
     assert_eq!(summed(&data, "iridium", "microservice"), 3);
 }
 
+/// Milliseconds since the Unix epoch: the ledger's resolution.
+fn millis(at: SystemTime) -> u64 {
+    u64::try_from(at.duration_since(UNIX_EPOCH).unwrap().as_millis()).unwrap()
+}
+
+/// How many of `orders` orders, one a second back from `newest_ms`, were at
+/// or after `since_ms`.
+fn orders_since(orders: u64, newest_ms: u64, since_ms: u64) -> u64 {
+    newest_ms
+        .checked_sub(since_ms)
+        .map_or(0, |back| (back / 1000 + 1).min(orders))
+}
+
 /// A day of orders, one a second: how long the dashboard's data takes.
 /// Printed, not asserted (`cargo test -p hq a_day -- --nocapture`).
 #[tokio::test]
@@ -291,7 +304,9 @@ async fn a_day_of_orders_on_the_dashboard() {
     let dir = tempfile::tempdir().unwrap();
     let hq = start_hq(config(dir.path())).await;
     let run_id = hq.hq().feed().run_id().to_owned();
-    let now = SystemTime::now();
+    // In whole milliseconds, as the ledger writes times, so that what falls
+    // in a view is known exactly.
+    let now = UNIX_EPOCH + Duration::from_millis(millis(SystemTime::now()));
     let filled = Instant::now();
     {
         let mut conn = rusqlite::Connection::open(dir.path().join(DB_FILE)).unwrap();
@@ -339,28 +354,31 @@ async fn a_day_of_orders_on_the_dashboard() {
         filled.elapsed()
     );
     for view in ["hour", "day", "hour"] {
-        let started = Instant::now();
+        let (asked, started) = (SystemTime::now(), Instant::now());
         let data = dashboard(&hq, view).await;
         println!("GET /dashboard/data?view={view}: {:?}", started.elapsed());
-        // The view's orders: the whole day, or the last hour's (one a second).
-        let published = data["reconciliation"]["published"].as_u64().unwrap();
-        let in_view = if view == "day" { ORDERS } else { 3600 };
+        // The view ends when the dashboard was read, which the answer says
+        // (and which falls within the request): the expectations are taken
+        // from then, however long the fill before it took.
+        let read_at = humantime::parse_rfc3339(data["generated_at"].as_str().unwrap()).unwrap();
+        let read_ms = millis(read_at);
         assert!(
-            published <= in_view && published + 60 >= in_view,
-            "{view}: {published}"
+            millis(asked) <= read_ms && read_ms <= millis(SystemTime::now()),
+            "{view}: read at {read_at:?}, asked at {asked:?}"
         );
+        let (bucket_secs, buckets) = if view == "day" { (900, 96) } else { (60, 60) };
+        assert_eq!(data["timeline"]["bucket_secs"], bucket_secs);
+        // The view's orders: those published in its span, up to when it was read.
+        let published = data["reconciliation"]["published"].as_u64().unwrap();
+        let since_ms = read_ms - bucket_secs * buckets * 1000;
+        assert_eq!(published, orders_since(ORDERS, millis(now), since_ms), "{view}");
         assert_eq!(data["reconciliation"]["fulfilled"].as_u64().unwrap(), published);
         assert_eq!(data["totals"]["fulfillments"], ORDERS);
+        // The chart starts on a bucket boundary, its last bucket holding
+        // when it was read; two orders in three carry an iridium.
+        let first_bucket_ms = (read_ms / 1000 / bucket_secs - (buckets - 1)) * bucket_secs * 1000;
+        let charted_orders = orders_since(ORDERS, millis(now), first_bucket_ms);
         let charted = summed(&data, "iridium", "monolith") + summed(&data, "iridium", "microservice");
-        let expected = if view == "day" {
-            ORDERS * 2 / 3
-        } else {
-            3600 * 2 / 3
-        };
-        // The window starts on a bucket boundary: up to one bucket less.
-        assert!(
-            charted <= expected && charted + 900 >= expected,
-            "{view}: {charted}"
-        );
+        assert_eq!(charted, charted_orders - charted_orders / 3, "{view}");
     }
 }
