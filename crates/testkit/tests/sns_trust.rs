@@ -518,18 +518,40 @@ async fn concurrent_first_requests_on_threads_share_one_fetch() {
 
 #[tokio::test]
 async fn cached_keys_expire_after_the_ttl() {
+    // Long against a busy machine's stalls, short for a test. What each
+    // check below expects is proven by the clock, not hoped for: a stall
+    // makes fewer verifications count, never one count wrongly.
+    const TTL: Duration = Duration::from_secs(2);
     let sns = Sns::start().await;
-    let verifier = sns.verifier().with_cache(Duration::from_millis(300), 64);
+    let verifier = sns.verifier().with_cache(TTL, 64);
     let envelope = signed(&sns.signer(CERT), notification(None), SignatureVersion::V2);
+    // The key is fetched between these two instants: it is fresh until at
+    // least TTL after the first, and expired from TTL after the second.
+    let fetching = Instant::now();
     verifier.verify(&envelope).await.unwrap();
-    verifier.verify(&envelope).await.unwrap();
+    let fetched = Instant::now();
     assert_eq!(sns.hits(CERT), 1);
-    // Once the TTL has passed, the next verification fetches again, once.
-    testkit::wait_until("the cached key to expire", Duration::from_secs(5), async || {
+    // A verification over before `fetching + TTL` found the key fresh.
+    let mut within = 0;
+    while fetching.elapsed() < TTL {
         verifier.verify(&envelope).await.unwrap();
-        (sns.hits(CERT) > 1).then_some(())
-    })
-    .await;
+        let after = fetching.elapsed();
+        if after < TTL {
+            assert_eq!(
+                sns.hits(CERT),
+                1,
+                "fetched again within the TTL ({after:?} after the fetch began)"
+            );
+            within += 1;
+        }
+        tokio::time::sleep(TTL / 20).await;
+    }
+    assert!(within > 0, "no verification ended within the TTL");
+    // Once the TTL has passed, the next verification fetches again, once.
+    tokio::time::sleep_until((fetched + TTL).into()).await;
+    verifier.verify(&envelope).await.unwrap();
+    assert_eq!(sns.hits(CERT), 2, "still cached after the TTL");
+    verifier.verify(&envelope).await.unwrap();
     assert_eq!(sns.hits(CERT), 2);
 }
 
