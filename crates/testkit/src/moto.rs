@@ -1,13 +1,13 @@
-//! moto's server, started for one test on a free loopback port and killed
-//! with it.
+//! moto's server, started for one test on a loopback port of its own and
+//! killed with it.
 
+use crate::process::ServiceProcess;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::Duration;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 use url::Url;
 
-/// How long moto may take to start answering.
+/// How long moto may take to start listening.
 const START_DEADLINE: Duration = Duration::from_secs(30);
 
 /// A running moto server; killed when dropped.
@@ -15,33 +15,22 @@ const START_DEADLINE: Duration = Duration::from_secs(30);
 pub struct Moto {
     /// Its base URL, `http://127.0.0.1:<port>/`.
     pub base: Url,
-    _server: Child,
+    _server: ServiceProcess,
 }
 
 impl Moto {
     /// Starts `$MOTO_SERVER` (as `scripts/test` sets it; else the repository's
-    /// `.venv`) and waits until it answers.
+    /// `.venv`) on port 0 and waits until it says which port it bound
+    /// (werkzeug's " * Running on http://127.0.0.1:PORT", once listening).
     pub async fn start() -> Self {
-        let port = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let server = Command::new(moto_server())
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let base = Url::parse(&format!("http://127.0.0.1:{port}/")).unwrap();
-        crate::wait::wait_until("moto to answer", START_DEADLINE, async || {
-            reqwest::get(base.clone()).await.ok().map(drop)
-        })
-        .await;
+        let mut command = Command::new(moto_server());
+        command.args(["-H", "127.0.0.1", "-p", "0"]);
+        // Its output is read all along (each request is a line on stderr),
+        // so a full pipe never stops it.
+        let mut server = ServiceProcess::start_command(command);
+        let addr = server.wait_address("Running on http://", START_DEADLINE).await;
         Self {
-            base,
+            base: Url::parse(&format!("http://{addr}/")).unwrap(),
             _server: server,
         }
     }

@@ -62,10 +62,15 @@ impl ServiceProcess {
     }
 
     fn spawn(mut command: Command, env: &HashMap<String, String>) -> Self {
+        command.env_clear().envs(env).env("PORT", "0");
+        Self::start_command(command)
+    }
+
+    /// Starts `command` as it is set up (its environment included), with
+    /// its output collected; killed when dropped. For the tools tests run
+    /// beside the services, such as moto's server.
+    pub fn start_command(mut command: Command) -> Self {
         let mut child = command
-            .env_clear()
-            .envs(env)
-            .env("PORT", "0")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
@@ -93,41 +98,41 @@ impl ServiceProcess {
         }
     }
 
-    /// Waits for a line containing `needle`; returns it.
-    async fn wait_for_line(&mut self, needle: &str, deadline: Duration) -> String {
+    /// Waits for the "listening on ADDR" line; returns the loopback address.
+    pub async fn wait_listening(&mut self) -> SocketAddr {
+        self.wait_address("listening on ", Duration::from_secs(10)).await
+    }
+
+    /// Waits for a line where `said` is followed by an address, and returns
+    /// that address's port on loopback; panics with the output if none comes
+    /// within `deadline` or the process ends its output first (it exited).
+    ///
+    /// Told port 0, a process binds a port of its own and says which: no
+    /// other process can hold it meanwhile, unlike a port found free,
+    /// released and handed over, which another may take in between.
+    pub async fn wait_address(&mut self, said: &str, deadline: Duration) -> SocketAddr {
         let found = tokio::time::timeout(deadline, async {
             while let Some(line) = self.lines.recv().await {
-                self.seen.push(line.clone());
-                if line.contains(needle) {
-                    return Some(line);
+                let addr = address_after(&line, said);
+                self.seen.push(line);
+                if addr.is_some() {
+                    return addr;
                 }
             }
             None
         })
         .await;
         match found {
-            Ok(Some(line)) => line,
-            _ => panic!(
-                "no line containing {needle:?} within {deadline:?}; output so far: {:#?}",
+            Ok(Some(addr)) => SocketAddr::from(([127, 0, 0, 1], addr.port())),
+            Ok(None) => panic!(
+                "the process ended its output (exited) before saying {said:?} and an address; output: {:#?}",
+                self.seen
+            ),
+            Err(_) => panic!(
+                "no line saying {said:?} and an address within {deadline:?}; output so far: {:#?}",
                 self.seen
             ),
         }
-    }
-
-    /// Waits for the "listening on ADDR" line; returns the loopback address.
-    pub async fn wait_listening(&mut self) -> SocketAddr {
-        let line = self.wait_for_line("listening on ", Duration::from_secs(10)).await;
-        let addr: SocketAddr = line
-            .rsplit("listening on ")
-            .next()
-            .unwrap()
-            // A JSON line closes the message with a quote.
-            .split(['"', ' '])
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        SocketAddr::from(([127, 0, 0, 1], addr.port()))
     }
 
     /// Sends SIGTERM, as `docker stop` and ECS do.
@@ -155,6 +160,16 @@ impl ServiceProcess {
         }
         status
     }
+}
+
+/// The address right after `said` in `line`, if one is there: the word
+/// after it (a JSON line's message ends at a quote), less a trailing `:` or
+/// `,` (HQ's line goes on "ADDR: fulfillment API ..."). A line that says
+/// `said` and no address ("listening on IPv4 only") has none.
+fn address_after(line: &str, said: &str) -> Option<SocketAddr> {
+    let (_, rest) = line.split_once(said)?;
+    let word = rest.split(|c: char| c.is_whitespace() || c == '"').next()?;
+    word.trim_end_matches([':', ',']).parse().ok()
 }
 
 /// Runs `exe` with `env` and checks it fails with exactly one stderr line
@@ -351,4 +366,37 @@ pub fn sigterm(pid: u32) -> std::io::Result<()> {
         .ok_or_else(|| std::io::Error::other(format!("{pid} is not a process id")))?;
     rustix::process::kill_process(pid, rustix::process::Signal::TERM)?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_after;
+
+    #[test]
+    fn the_address_is_read_from_the_line_that_says_it() {
+        let hq = "2026-12-04T23:55:35Z INFO HQ listening on 127.0.0.1:40001: fulfillment API http://127.0.0.1:40001/receiving/, ...";
+        assert_eq!(
+            address_after(hq, "listening on "),
+            Some("127.0.0.1:40001".parse().unwrap())
+        );
+        let json = r#"{"level":"INFO","message":"monolith listening on [::]:40004","timestamp":"..."}"#;
+        assert_eq!(
+            address_after(json, "listening on "),
+            Some("[::]:40004".parse().unwrap())
+        );
+        let monolith = "INFO monolith listening on [::]:40002";
+        assert_eq!(
+            address_after(monolith, "listening on "),
+            Some("[::]:40002".parse().unwrap())
+        );
+        let moto = " * Running on http://127.0.0.1:40003";
+        assert_eq!(
+            address_after(moto, "Running on http://"),
+            Some("127.0.0.1:40003".parse().unwrap())
+        );
+        // Said, but with no address after it: not the line waited for.
+        let no_ipv6 = "INFO no IPv6 here: listening on IPv4 only error=...";
+        assert_eq!(address_after(no_ipv6, "listening on "), None);
+        assert_eq!(address_after("listening on ", "listening on "), None);
+    }
 }

@@ -96,16 +96,10 @@ async fn hq_publishes_through_the_aws_sdk_and_reconciles_what_sns_delivered() {
     // HQ as its task definition runs it, but for the addresses.
     let dir = tempfile::tempdir().unwrap();
     seed_identity(dir.path());
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let base = format!("http://127.0.0.1:{port}");
     let mut env = safe_aws_env();
     env.extend(
         [
-            ("HQ_LISTEN", format!("127.0.0.1:{port}")),
+            ("HQ_LISTEN", "127.0.0.1:0".to_owned()),
             ("HQ_DATA_DIR", dir.path().display().to_string()),
             ("HQ_API_KEYS", TEST_API_KEY.to_owned()),
             ("HQ_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
@@ -125,11 +119,10 @@ async fn hq_publishes_through_the_aws_sdk_and_reconciles_what_sns_delivered() {
         ]
         .map(|(name, value)| (name.to_owned(), value)),
     );
-    let _hq = ServiceProcess::start(std::path::Path::new(env!("CARGO_BIN_EXE_hq")), &env);
-    wait_until("HQ to answer", Duration::from_secs(30), async || {
-        reqwest::get(format!("{base}/")).await.ok().map(drop)
-    })
-    .await;
+    let mut hq = ServiceProcess::start(std::path::Path::new(env!("CARGO_BIN_EXE_hq")), &env);
+    // The port HQ bound and says it listens on: its own, unlike one found
+    // free here and handed to it, which another process may take first.
+    let base = format!("http://{}", hq.wait_listening().await);
 
     // A real monolith, trusting moto's signatures on the orders topic only,
     // fulfilling through HQ's API.
