@@ -67,12 +67,7 @@ async fn a_subscription_is_live_only_once_confirmed() {
         "{xml}"
     );
 
-    let message_id = publish(&hq, "orders", r#"{"bundle": 2}"#).await;
-    wait_until("the notification", WAIT, async || {
-        (subscriber.notifications().len() == 1).then_some(())
-    })
-    .await;
-    assert_eq!(subscriber.notifications()[0].envelope().message_id, message_id);
+    publish_and_see_it_delivered(&hq, &subscriber, "orders", r#"{"bundle": 2}"#).await;
     hq.shutdown(WAIT).await.unwrap();
 }
 
@@ -343,12 +338,7 @@ async fn start_up_subscriptions_wait_for_their_endpoint_and_go_live_once_confirm
         1,
         "one subscription, not one per attempt"
     );
-    let message_id = publish(&hq, "orders", r#"{"bundle": 1}"#).await;
-    wait_until("the notification", WAIT, async || {
-        (back.notifications().len() == 1).then_some(())
-    })
-    .await;
-    assert_eq!(back.notifications()[0].envelope().message_id, message_id);
+    publish_and_see_it_delivered(&hq, &back, "orders", r#"{"bundle": 1}"#).await;
     hq.shutdown(WAIT).await.unwrap();
 }
 
@@ -617,6 +607,16 @@ async fn a_confirmation_retried_to_an_endpoint_not_up_does_not_hold_the_stop() {
     assert!(started.elapsed() < WAIT, "took {:?}", started.elapsed());
     hq.shutdown(Duration::from_secs(1)).await.unwrap();
 }
+/// Publishes `order` on `topic` and waits until `subscriber`, which has had
+/// nothing yet, has it: one notification, with the MessageId the publish gave.
+async fn publish_and_see_it_delivered(hq: &hq::RunningHq, subscriber: &Subscriber, topic: &str, order: &str) {
+    let message_id = publish(hq, topic, order).await;
+    wait_until("the notification", WAIT, async || {
+        (subscriber.notifications().len() == 1).then_some(())
+    })
+    .await;
+    assert_eq!(subscriber.notifications()[0].envelope().message_id, message_id);
+}
 
 /// The subscriptions `GET /topics` lists: (topic, subscription ARN, state).
 async fn listed(hq: &hq::RunningHq) -> Vec<(String, String, String)> {
@@ -724,12 +724,7 @@ async fn a_start_up_subscription_that_expired_unconfirmed_is_made_anew_and_confi
         (listed.len() == 1 && listed[0].2 == "confirmed").then_some(())
     })
     .await;
-    let message_id = publish(&hq, "orders", r#"{"bundle": 1}"#).await;
-    wait_until("the notification", WAIT, async || {
-        (subscriber.notifications().len() == 1).then_some(())
-    })
-    .await;
-    assert_eq!(subscriber.notifications()[0].envelope().message_id, message_id);
+    publish_and_see_it_delivered(&hq, &subscriber, "orders", r#"{"bundle": 1}"#).await;
     hq.shutdown(WAIT).await.unwrap();
 }
 
