@@ -74,7 +74,7 @@ pub struct Report {
     /// work (see [`Report::signed_ratio_ceiling`]); filled in by
     /// [`Report::judge`].
     pub signed_ratio_ceiling: Option<f64>,
-    /// The sized loads again, at [`SIZING_CONNECTIONS`], with the services
+    /// The sized loads again, at `SIZING_CONNECTIONS`, with the services
     /// on one tokio worker each: how a task of up to one vCPU runs them.
     pub one_worker_runs: Vec<Run>,
     /// What sizing an ECS task needs, per service and load; filled in by
@@ -418,7 +418,7 @@ impl Report {
         (machine_us > 0.0).then(|| machine_us / (machine_us + self.sns_verify.v1_us))
     }
 
-    /// [`Sizing`] for each service of each load at [`SIZING_CONNECTIONS`]
+    /// `Sizing` for each service of each load at `SIZING_CONNECTIONS`
     /// connections, the 2-hop floor left out (it is not a service).
     pub fn sizing(&self) -> Vec<Sizing> {
         let mut rows = Vec::new();

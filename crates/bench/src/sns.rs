@@ -59,7 +59,7 @@ pub struct VerifyCost {
 const VERIFY_ROUNDS: u32 = 5;
 
 /// Measures [`VerifyCost`]: `iterations` messages per version, timed in
-/// [`VERIFY_ROUNDS`] rounds of which the quickest counts, so that a moment
+/// `VERIFY_ROUNDS` rounds of which the quickest counts, so that a moment
 /// of other work on the machine (a service still exiting) is not counted
 /// as the check's.
 pub async fn verify_cost(sns: &FakeSns, iterations: u32) -> Result<VerifyCost, BenchError> {

@@ -3,11 +3,11 @@
 //! feed's own API for subscribing, publishing and watching; the browser pages
 //! (key portal, dashboard) are [`crate::portal`]'s routes, merged in here.
 //!
-//! Errors become status codes in one place, [`ApiError`]'s `IntoResponse`.
+//! Errors become status codes in one place, `ApiError`'s `IntoResponse`.
 //!
 //! Who may do what: the fulfillment API takes an API key (`x-api-key`);
 //! issuing keys, every key's totals, faults, subscribing, unsubscribing and
-//! publishing take HQ's admin credential (the [`Admin`] extractor); the
+//! publishing take HQ's admin credential (the `Admin` extractor); the
 //! SubscribeURL (its token is the secret), the signing certificate and the
 //! read-only pages are public, as SNS' are.
 

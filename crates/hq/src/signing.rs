@@ -137,8 +137,8 @@ impl SigningIdentity {
 }
 
 /// Makes a fresh key and a self-signed certificate for it, both PEM: the
-/// key PKCS#8, the certificate valid from [`CLOCK_SKEW`] ago for
-/// [`CERT_VALIDITY`], its
+/// key PKCS#8, the certificate valid from `CLOCK_SKEW` ago for
+/// `CERT_VALIDITY`, its
 /// serial number derived from the key.
 pub fn generate() -> Result<(String, String), SigningError> {
     let key = rcgen::KeyPair::generate_rsa_for(&PKCS_RSA_SHA256, KEY_SIZE).map_err(crypto)?;

@@ -354,7 +354,7 @@ pub struct CallMetrics {
     in_flight: Gauge,
 }
 
-/// How a downstream call ended, for [`CallMetrics::finished`].
+/// How a downstream call ended, for `CallMetrics::finished`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CallOutcome {
     /// 2xx.

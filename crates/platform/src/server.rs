@@ -105,7 +105,7 @@ pub async fn serve(
 /// flight finish for up to `limits.drain_timeout`, closes whatever is left
 /// and returns.
 ///
-/// `/order` and `/order/` are the same route (see [`App`]). Bodies over
+/// `/order` and `/order/` are the same route (see `App`). Bodies over
 /// [`BODY_LIMIT`] get 413, heads over the header limit 431, bodies slower
 /// than the body timeout and requests slower than the request timeout 503
 /// (SNS retries a 5xx; a 408 it would count as delivered); a client that
@@ -114,15 +114,15 @@ pub async fn serve(
 /// At `limits.max_connections`, the next connection is taken from the
 /// kernel's queue and waits for a slot while connections serving no request
 /// (kept alive between requests, or still sending a head) are closed, every
-/// [`SHED_EVERY`] until a slot is free: so a health check still gets in
+/// `SHED_EVERY` until a slot is free: so a health check still gets in
 /// while idle or slow clients hold every slot, and no request in progress is
 /// cut. Connections after it wait in the kernel's queue.
 ///
 /// When every slot is answering a request, none frees for a while: an order
 /// may take up to the request timeout (14 s in the templates) and the load
 /// balancer gives its health check 5 s. So a connection that waited
-/// [`SIDE_LANE_AFTER`] in vain is served on a side lane, beyond the bound
-/// (at most [`SIDE_LANE_CONNECTIONS`] at once), for one request: a `GET` or
+/// `SIDE_LANE_AFTER` in vain is served on a side lane, beyond the bound
+/// (at most `SIDE_LANE_CONNECTIONS` at once), for one request: a `GET` or
 /// `HEAD` (the health check, a page) is answered as usual, anything else 503
 /// (SNS sends it again) without its body being read (a body larger than
 /// hyper's first read may then meet a reset instead: a 5xx to the load

@@ -13,7 +13,7 @@
 //!
 //! One HQ per ledger: [`Ledger::open`] holds a lock on the data directory
 //! for as long as the ledger is open, and a second HQ is refused. The schema
-//! is versioned (`PRAGMA user_version`, [`MIGRATIONS`]); a ledger written by
+//! is versioned (`PRAGMA user_version`, `MIGRATIONS`); a ledger written by
 //! a newer HQ is refused rather than written under rules it does not know.
 //!
 //! Whether the ledger can record now (HQ's health check) is what its last
