@@ -123,7 +123,8 @@ fn subscribe_in_background(
 /// Probes `ledger` every `every` unless something wrote to it meanwhile, so
 /// that the health check knows whether it can record when no orders come.
 async fn probe_while_idle(ledger: crate::ledger::Ledger, every: Duration) {
-    let mut ticks = tokio::time::interval(every);
+    // An interval of zero would panic (and stop the probes): at least 1 ms.
+    let mut ticks = tokio::time::interval(every.max(Duration::from_millis(1)));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticks.tick().await;

@@ -11,27 +11,31 @@
 use super::{Ledger, LedgerError};
 use rusqlite::ErrorCode;
 use rusqlite::TransactionBehavior;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 /// What the writes found, shared by every clone of the ledger.
 #[derive(Debug, Default)]
 pub(super) struct Health {
     /// Set when a write failed for want of storage, cleared when one succeeds.
     failing: AtomicBool,
-    /// Set by every write attempt, cleared by the prober: a write since its
-    /// last look made a probe needless.
+    /// Set by every write that succeeded, cleared by the prober: such a
+    /// write since its last look made a probe needless, unless a failure
+    /// came after it.
     wrote: AtomicBool,
     /// Why the last failing write failed.
     reason: Mutex<String>,
 }
 
 impl Health {
-    /// Notes a write attempt and what came of it. On the order path this is
-    /// two atomic operations (no lock, no I/O) unless the outcome changes
-    /// the health.
+    /// Notes what came of a write, with the writer's connection still held
+    /// (so in the order of the writes). On the order path this is two
+    /// atomic operations (no lock, no I/O) unless the outcome changes the
+    /// health.
     pub(super) fn note_write<T>(&self, outcome: &Result<T, LedgerError>) {
-        self.wrote.store(true, Ordering::Relaxed);
+        if outcome.is_ok() {
+            self.wrote.store(true, Ordering::Relaxed);
+        }
         self.note(outcome);
     }
 
@@ -91,9 +95,11 @@ impl Ledger {
     /// Probes the ledger with a write if nothing has written since the last
     /// call, so that its health is known when no orders come: at start,
     /// when idle, and once the load balancer, seeing the health check fail,
-    /// sends it no more orders.
+    /// sends it no more orders. While the ledger is failing it always
+    /// probes, so that a recovery shows at the next call, not the one after.
     pub async fn probe_if_idle(&self) {
-        if !self.health.wrote.swap(false, Ordering::Relaxed) {
+        let wrote = self.health.wrote.swap(false, Ordering::Relaxed);
+        if !wrote || self.health.failing.load(Ordering::SeqCst) {
             // Noted in the health; nothing else to do with it here.
             let _ = self.probe().await;
         }
@@ -106,17 +112,20 @@ impl Ledger {
     /// no table is added for it (a new table is a schema version, which an
     /// older HQ would refuse to open).
     pub async fn probe(&self) -> Result<(), LedgerError> {
-        let outcome = self
-            .with(|conn| {
+        let health = Arc::clone(&self.health);
+        self.with(move |conn| {
+            let outcome = (|| {
                 let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let version: u32 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
                 tx.pragma_update(None, "user_version", version)?;
                 tx.commit()?;
                 Ok(())
-            })
-            .await;
-        self.health.note(&outcome);
-        outcome
+            })();
+            // Noted with the connection held, as a write's outcome is.
+            health.note(&outcome);
+            outcome
+        })
+        .await
     }
 
     /// For tests: makes the writer's connection refuse every write as

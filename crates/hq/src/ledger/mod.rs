@@ -380,14 +380,21 @@ impl Ledger {
     }
 
     /// Runs `work`, which writes, on the writer's connection, and notes
-    /// whether the ledger could take it (HQ's health check).
+    /// whether the ledger could take it (HQ's health check). The note is
+    /// taken while the connection is still held, so notes land in the order
+    /// of the writes: a failure noted after a later success would say 503
+    /// about a ledger that records.
     async fn write<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Connection) -> Result<T, LedgerError> + Send + 'static,
     ) -> Result<T, LedgerError> {
-        let outcome = self.with(work).await;
-        self.health.note_write(&outcome);
-        outcome
+        let health = Arc::clone(&self.health);
+        self.with(move |conn| {
+            let outcome = work(conn);
+            health.note_write(&outcome);
+            outcome
+        })
+        .await
     }
 
     /// Runs `work`, a report that only reads, on the reports' connection.

@@ -431,6 +431,30 @@ async fn the_health_check_answers_503_once_a_write_fails_and_200_once_one_succee
 }
 
 #[tokio::test]
+async fn after_a_failed_write_the_next_probe_runs_and_sees_the_ledger_record_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // The prober's own ticks out of the way: the test takes its steps.
+    config.ledger_probe_every = Duration::from_secs(3600);
+    let hq = start_hq(config).await;
+    let ledger = hq.hq().ledger();
+    let client = reqwest::Client::new();
+    let order = r#"{"iridium": 1, "magnesite": 1}"#;
+    // A write that succeeded, then one that failed, both since the last probe.
+    assert_eq!(fulfill(&client, &hq, Some(KEY), None, order).await.0, 200);
+    ledger.set_query_only(true).await.unwrap();
+    assert_eq!(fulfill(&client, &hq, Some(KEY), None, order).await.0, 500);
+    assert_eq!(health_check(&hq).await.0, 503);
+    ledger.set_query_only(false).await.unwrap();
+    // The writes since the last look do not stand in for a probe while the
+    // ledger is failing: this one runs, and the recovery shows at once.
+    ledger.probe_if_idle().await;
+    let (status, body) = health_check(&hq).await;
+    assert_eq!(status, 200, "{body}");
+    hq.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+#[tokio::test]
 async fn with_no_orders_coming_a_probe_finds_whether_the_ledger_can_record() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
