@@ -41,7 +41,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -54,6 +53,7 @@ from typing import ClassVar
 
 import boto3
 import yaml
+from free_ports import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -98,12 +98,6 @@ def wait_until(what: str, probe, deadline_s: float = DEADLINE_S):
             last = e
         time.sleep(0.1)
     raise TimeoutError(f"{what}: not within {deadline_s:.0f} s (last: {last!r})")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http(method: str, url: str, body: bytes | None = None, headers: dict | None = None):

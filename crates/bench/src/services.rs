@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -107,12 +107,51 @@ impl Binaries {
     }
 }
 
-/// A free loopback port (bound, read, released).
+/// How many ports below the kernel's ephemeral range [`free_port`] draws from.
+const PORTS_BELOW_EPHEMERAL: u16 = 8192;
+
+/// A loopback port free now, for a service to be told to bind.
+///
+/// It comes from just below the kernel's ephemeral range
+/// (`ip_local_port_range`), from which every connection's own port is drawn:
+/// a port found by binding port 0 and released is in that range, and wrk's or
+/// the API pool's next connection could take it before the service binds it.
+/// Each call in a run starts after the last port given (from a place set by
+/// the process id), so two services of one run never get the same port.
 pub fn free_port() -> Result<u16, BenchError> {
-    TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(BenchError::io("finding a free port"))
+    static GIVEN: AtomicU16 = AtomicU16::new(0);
+    let below = ephemeral_range_start().filter(|start| *start >= 1024 + PORTS_BELOW_EPHEMERAL);
+    let Some(below) = below else {
+        // No room below the range: a port the kernel picks, as a last resort.
+        return TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, 0)))
+            .and_then(|listener| listener.local_addr())
+            .map(|addr| addr.port())
+            .map_err(BenchError::io("finding a free port"));
+    };
+    let first = below - PORTS_BELOW_EPHEMERAL;
+    // The process id's share spreads two benches on one machine apart.
+    let start = u16::try_from(std::process::id() % u32::from(PORTS_BELOW_EPHEMERAL)).unwrap_or(0);
+    for _ in 0..PORTS_BELOW_EPHEMERAL {
+        let offset = start.wrapping_add(GIVEN.fetch_add(1, Ordering::Relaxed)) % PORTS_BELOW_EPHEMERAL;
+        let port = first + offset;
+        if TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port))).is_ok() {
+            return Ok(port);
+        }
+    }
+    Err(BenchError::io("finding a free port")(std::io::Error::new(
+        std::io::ErrorKind::AddrInUse,
+        format!("every port from {first} to {below} is taken"),
+    )))
+}
+
+/// The first port of the kernel's ephemeral range, if it can be read.
+fn ephemeral_range_start() -> Option<u16> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The environment of a monolith that gathers with `gather_delay_ms` and
@@ -285,5 +324,31 @@ async fn drain(mut pipe: impl AsyncRead + Unpin, output: Arc<Output>) {
             break;
         }
         output.record(&buffer[..read]);
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is a failed test
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ports_given_are_below_the_ephemeral_range_and_never_the_same_twice() {
+        let Some(below) = ephemeral_range_start() else {
+            return; // no /proc: nothing to check against
+        };
+        let ports: Vec<u16> = (0..50).map(|_| free_port().unwrap()).collect();
+        let mut distinct = ports.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        assert_eq!(distinct.len(), ports.len(), "a port given twice: {ports:?}");
+        if below >= 1024 + PORTS_BELOW_EPHEMERAL {
+            assert!(
+                ports
+                    .iter()
+                    .all(|port| (below - PORTS_BELOW_EPHEMERAL..below).contains(port)),
+                "a port outside the {PORTS_BELOW_EPHEMERAL} below {below}: {ports:?}"
+            );
+        }
     }
 }
