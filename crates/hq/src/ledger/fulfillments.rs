@@ -112,11 +112,12 @@ impl Ledger {
     async fn totals_where(&self, key_id: Option<String>) -> Result<Vec<KeyTotals>, LedgerError> {
         self.read(move |conn| {
             let mut statement = conn.prepare(
-                "SELECT k.key_id, k.owner, COUNT(f.id), COALESCE(SUM(f.iridium), 0),
-                        COALESCE(SUM(f.magnesite), 0), COALESCE(SUM(f.replays), 0)
-                 FROM api_keys k LEFT JOIN fulfillments f ON f.key_id = k.key_id
+                // A row per key, kept by the ledger's triggers (`KEY_TOTALS`).
+                "SELECT k.key_id, k.owner, COALESCE(t.fulfillments, 0), COALESCE(t.iridium, 0),
+                        COALESCE(t.magnesite, 0), COALESCE(t.replays, 0)
+                 FROM api_keys k LEFT JOIN key_totals t ON t.key_id = k.key_id
                  WHERE ?1 IS NULL OR k.key_id = ?1
-                 GROUP BY k.key_id, k.owner ORDER BY k.issued_at, k.key_id",
+                 ORDER BY k.issued_at, k.key_id",
             )?;
             let rows = statement.query_map(params![key_id], |row| {
                 Ok(KeyTotals {

@@ -221,6 +221,60 @@ CREATE INDEX IF NOT EXISTS fulfillments_by_time
 CREATE INDEX IF NOT EXISTS published_by_run_and_time ON published (run_id, published_at);
 ";
 
+/// Version 2: each key's totals kept in a row of their own, by triggers on
+/// every write to `fulfillments` (made up from the fulfillments there are
+/// once, when a ledger takes this step). The totals, a key's page and the
+/// dashboard's grand totals then read a row per key instead of every
+/// fulfillment ever recorded: at a million fulfillments a read of them all
+/// took seconds, and with the rollback journal (EFS) a fulfillment waited
+/// for it. `published_by_run` goes: `published_by_run_and_time` starts with
+/// the same column, and each publish wrote both.
+const KEY_TOTALS: &str = "
+CREATE TABLE key_totals (
+    key_id       TEXT PRIMARY KEY,
+    fulfillments INTEGER NOT NULL,
+    iridium      INTEGER NOT NULL,
+    magnesite    INTEGER NOT NULL,
+    replays      INTEGER NOT NULL
+) WITHOUT ROWID;
+INSERT INTO key_totals (key_id, fulfillments, iridium, magnesite, replays)
+    SELECT key_id, COUNT(*), SUM(iridium), SUM(magnesite), SUM(replays)
+    FROM fulfillments GROUP BY key_id;
+CREATE TRIGGER key_totals_add AFTER INSERT ON fulfillments BEGIN
+    INSERT INTO key_totals (key_id, fulfillments, iridium, magnesite, replays)
+        VALUES (NEW.key_id, 1, NEW.iridium, NEW.magnesite, NEW.replays)
+        ON CONFLICT (key_id) DO UPDATE SET
+            fulfillments = fulfillments + 1,
+            iridium = iridium + excluded.iridium,
+            magnesite = magnesite + excluded.magnesite,
+            replays = replays + excluded.replays;
+END;
+CREATE TRIGGER key_totals_change AFTER UPDATE OF key_id, iridium, magnesite, replays ON fulfillments BEGIN
+    UPDATE key_totals SET
+        fulfillments = fulfillments - 1,
+        iridium = iridium - OLD.iridium,
+        magnesite = magnesite - OLD.magnesite,
+        replays = replays - OLD.replays
+    WHERE key_id = OLD.key_id;
+    INSERT INTO key_totals (key_id, fulfillments, iridium, magnesite, replays)
+        VALUES (NEW.key_id, 1, NEW.iridium, NEW.magnesite, NEW.replays)
+        ON CONFLICT (key_id) DO UPDATE SET
+            fulfillments = fulfillments + 1,
+            iridium = iridium + excluded.iridium,
+            magnesite = magnesite + excluded.magnesite,
+            replays = replays + excluded.replays;
+END;
+CREATE TRIGGER key_totals_remove AFTER DELETE ON fulfillments BEGIN
+    UPDATE key_totals SET
+        fulfillments = fulfillments - 1,
+        iridium = iridium - OLD.iridium,
+        magnesite = magnesite - OLD.magnesite,
+        replays = replays - OLD.replays
+    WHERE key_id = OLD.key_id;
+END;
+DROP INDEX IF EXISTS published_by_run;
+";
+
 /// One step of the schema, from the version before it to its own (its
 /// place in [`MIGRATIONS`] plus one), run in the transaction that records
 /// the new version.
@@ -232,13 +286,15 @@ type Migration = fn(&Transaction<'_>) -> Result<(), LedgerError>;
 /// one transaction with the new version, so a failed step changes nothing.
 /// A test compares a ledger brought up from the oldest schema with a new
 /// one.
-const MIGRATIONS: [Migration; 1] = [
+const MIGRATIONS: [Migration; 2] = [
     // 1: everything before versioning, on a new ledger or on one made by
     // any earlier HQ (all of which are version 0).
     |tx| {
         tx.execute_batch(SCHEMA)?;
         add_missing_columns(tx)
     },
+    // 2: each key's totals in a row of their own (`KEY_TOTALS`).
+    |tx| Ok(tx.execute_batch(KEY_TOTALS)?),
 ];
 
 /// Brings the ledger to the newest version in [`MIGRATIONS`], or refuses
@@ -464,6 +520,13 @@ mod tests {
                 shape.push(format!("  index {index}: {}", columns.join(", ")));
             }
         }
+        // Triggers by name and table: what each does is KEY_TOTALS' text,
+        // which a past schema cannot have otherwise.
+        let triggers = strings(
+            "SELECT name || ' on ' || tbl_name FROM sqlite_schema WHERE type = ?1 ORDER BY name",
+            "trigger",
+        );
+        shape.extend(triggers.into_iter().map(|trigger| format!("trigger {trigger}")));
         let version: u32 = conn
             .query_row("PRAGMA user_version", [], |row| row.get(0))
             .unwrap();
@@ -472,9 +535,10 @@ mod tests {
     }
 
     /// Every schema a ledger in use may have, as its HQ made it (frozen).
-    const PAST_SCHEMAS: [(&str, &str); 2] = [
+    const PAST_SCHEMAS: [(&str, &str); 3] = [
         ("the first release", include_str!("schemas/0-first-release.sql")),
         ("version 1", include_str!("schemas/1.sql")),
+        ("version 2", include_str!("schemas/2.sql")),
     ];
 
     #[tokio::test]
@@ -500,6 +564,18 @@ mod tests {
             }
             let upgraded = Ledger::open(old.path(), JournalMode::Wal).unwrap();
             assert_eq!(shape(&old.path().join(DB_FILE)), fresh, "a ledger of {name}");
+            // Its totals made up from the fulfillments there were.
+            let totals = upgraded.grand_totals().await.unwrap();
+            assert_eq!(
+                (
+                    totals.fulfillments,
+                    totals.iridium,
+                    totals.magnesite,
+                    totals.replays
+                ),
+                (1, 2, 1, 0),
+                "a ledger of {name}"
+            );
             // The old row is still there, and still a replay of its order.
             let request = FulfillmentRequest {
                 iridium: 2.try_into().unwrap(),
@@ -508,7 +584,81 @@ mod tests {
             };
             let again = upgraded.record("k", Some("order-1"), request).await.unwrap();
             assert!(again.replayed, "a ledger of {name}");
+            // And kept since: the old row, its replay, and a new one.
+            let request = FulfillmentRequest {
+                iridium: 3.try_into().unwrap(),
+                magnesite: 0.try_into().unwrap(),
+                produced_by: None,
+            };
+            upgraded.record("k", Some("order-2"), request).await.unwrap();
+            let totals = upgraded.grand_totals().await.unwrap();
+            assert_eq!(
+                (
+                    totals.fulfillments,
+                    totals.iridium,
+                    totals.magnesite,
+                    totals.replays
+                ),
+                (2, 5, 1, 1),
+                "a ledger of {name}"
+            );
         }
+    }
+
+    #[tokio::test]
+    async fn each_keys_totals_are_a_count_of_its_fulfillments_whatever_writes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let order = |iridium, magnesite| FulfillmentRequest {
+            iridium,
+            magnesite,
+            produced_by: None,
+        };
+        {
+            let ledger = Ledger::open(dir.path(), JournalMode::Wal).unwrap();
+            ledger.record("k1", Some("order-1"), order(2, 1)).await.unwrap();
+            assert!(
+                ledger
+                    .record("k1", Some("order-1"), order(2, 1))
+                    .await
+                    .unwrap()
+                    .replayed
+            );
+            ledger.record("k2", None, order(1, 4)).await.unwrap();
+            ledger.record("k2", None, order(0, 3)).await.unwrap();
+        }
+        // And by hand, as an operator mending the ledger with sqlite3 would:
+        // a fulfillment moved to another key, one changed, one removed.
+        let conn = Connection::open(dir.path().join(DB_FILE)).unwrap();
+        conn.execute_batch(
+            "UPDATE fulfillments SET key_id = 'k3' WHERE key_id = 'k2' AND magnesite = 4;
+             UPDATE fulfillments SET iridium = 7 WHERE idempotency_key = 'order-1';
+             DELETE FROM fulfillments WHERE key_id = 'k2' AND magnesite = 3;",
+        )
+        .unwrap();
+        let rows = |sql: &str| -> Vec<(String, i64, i64, i64, i64)> {
+            conn.prepare(sql)
+                .unwrap()
+                .query_map([], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?, row.get(4)?))
+                })
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap()
+        };
+        let kept = rows(
+            "SELECT key_id, fulfillments, iridium, magnesite, replays FROM key_totals
+             WHERE fulfillments > 0 ORDER BY key_id",
+        );
+        let counted = rows(
+            "SELECT key_id, COUNT(*), SUM(iridium), SUM(magnesite), SUM(replays) FROM fulfillments
+             GROUP BY key_id ORDER BY key_id",
+        );
+        assert_eq!(kept, counted);
+        assert_eq!(
+            kept,
+            [("k1".into(), 1, 7, 1, 1), ("k3".into(), 1, 1, 4, 0)],
+            "{kept:?}"
+        );
     }
 
     #[test]

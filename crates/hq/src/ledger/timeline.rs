@@ -210,13 +210,15 @@ pub struct Totals {
 }
 
 impl Ledger {
-    /// Totals over every key, in one pass over the fulfillments (no join).
+    /// Totals over every key: the sum of the keys' totals, which the
+    /// ledger's triggers keep (`KEY_TOTALS`), so a row per key is read,
+    /// not every fulfillment.
     pub async fn grand_totals(&self) -> Result<Totals, LedgerError> {
         self.read(|conn| {
             Ok(conn.query_row(
-                "SELECT (SELECT COUNT(*) FROM api_keys), COUNT(*), COALESCE(SUM(iridium), 0),
-                        COALESCE(SUM(magnesite), 0), COALESCE(SUM(replays), 0)
-                 FROM fulfillments",
+                "SELECT (SELECT COUNT(*) FROM api_keys), COALESCE(SUM(fulfillments), 0),
+                        COALESCE(SUM(iridium), 0), COALESCE(SUM(magnesite), 0), COALESCE(SUM(replays), 0)
+                 FROM key_totals",
                 [],
                 |row| {
                     Ok(Totals {
