@@ -90,17 +90,23 @@ impl Reconciliation {
         self.totals.lost == 0 && self.totals.duplicated == 0 && self.totals.pending == 0
     }
 
-    /// Counts `orders` per topic and in total.
-    fn of(orders: impl IntoIterator<Item = PublishedOrder>) -> Self {
+    /// Counts `orders` per topic and in total as they come (a run's orders
+    /// are never held all at once: a run of millions would take hundreds
+    /// of MB), or stops at the first that could not be read.
+    fn try_of<E>(orders: impl IntoIterator<Item = Result<PublishedOrder, E>>) -> Result<Self, E> {
         let mut topics: BTreeMap<String, OrderCounts> = BTreeMap::new();
         for order in orders {
-            topics.entry(order.topic.clone()).or_default().count(&order);
+            let order = order?;
+            match topics.get_mut(&order.topic) {
+                Some(counts) => counts.count(&order),
+                None => topics.entry(order.topic.clone()).or_default().count(&order),
+            }
         }
         let mut totals = OrderCounts::default();
         for counts in topics.values() {
             totals.add(counts);
         }
-        Self { totals, topics }
+        Ok(Self { totals, topics })
     }
 }
 
@@ -120,28 +126,26 @@ impl Ledger {
         let run_id = run_id.to_owned();
         // Every stored time sorts after "": the same query, and index, for all.
         let since = since.map(timestamp).unwrap_or_default();
-        let orders = self
-            .read(move |conn| {
-                let mut statement = conn.prepare(
-                    "SELECT p.topic, p.subscribers,
-                    (SELECT COUNT(*) FROM fulfillments f WHERE f.idempotency_key = p.idempotency_key),
-                    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id),
-                    (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id AND d.outcome = 'rejected')
-                 FROM published p WHERE p.run_id = ?1 AND p.published_at >= ?2",
-                )?;
-                let rows = statement.query_map(params![run_id, since], |row| {
-                    Ok(PublishedOrder {
-                        topic: row.get(0)?,
-                        subscribers: row.get(1)?,
-                        fulfillments: row.get(2)?,
-                        finished: row.get(3)?,
-                        rejected: row.get(4)?,
-                    })
-                })?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
-            })
-            .await?;
-        Ok(Reconciliation::of(orders))
+        self.read(move |conn| {
+            let mut statement = conn.prepare(
+                "SELECT p.topic, p.subscribers,
+                (SELECT COUNT(*) FROM fulfillments f WHERE f.idempotency_key = p.idempotency_key),
+                (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id),
+                (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id AND d.outcome = 'rejected')
+             FROM published p WHERE p.run_id = ?1 AND p.published_at >= ?2",
+            )?;
+            let rows = statement.query_map(params![run_id, since], |row| {
+                Ok(PublishedOrder {
+                    topic: row.get(0)?,
+                    subscribers: row.get(1)?,
+                    fulfillments: row.get(2)?,
+                    finished: row.get(3)?,
+                    rejected: row.get(4)?,
+                })
+            })?;
+            Ok(Reconciliation::try_of(rows)?)
+        })
+        .await
     }
 }
 
