@@ -11,8 +11,8 @@
 use super::{Ledger, LedgerError};
 use rusqlite::ErrorCode;
 use rusqlite::TransactionBehavior;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 
 /// What the writes found, shared by every clone of the ledger.
 #[derive(Debug, Default)]
@@ -28,19 +28,14 @@ pub(super) struct Health {
 }
 
 impl Health {
-    /// Notes what came of a write, with the writer's connection still held
-    /// (so in the order of the writes). On the order path this is two
-    /// atomic operations (no lock, no I/O) unless the outcome changes the
-    /// health.
+    /// Notes what came of a write (a probe's too), with the writer's
+    /// connection still held (so in the order of the writes). On the order
+    /// path this is two atomic operations (no lock, no I/O) unless the
+    /// outcome changes the health.
     pub(super) fn note_write<T>(&self, outcome: &Result<T, LedgerError>) {
         if outcome.is_ok() {
             self.wrote.store(true, Ordering::Relaxed);
         }
-        self.note(outcome);
-    }
-
-    /// Notes what came of a write (a probe's too).
-    fn note<T>(&self, outcome: &Result<T, LedgerError>) {
         match outcome {
             Ok(_) => {
                 if self.failing.load(Ordering::Relaxed) && self.failing.swap(false, Ordering::SeqCst) {
@@ -102,6 +97,8 @@ impl Ledger {
         if !wrote || self.health.failing.load(Ordering::SeqCst) {
             // Noted in the health; nothing else to do with it here.
             let _ = self.probe().await;
+            // The probe's own write is not one since this look.
+            self.health.wrote.store(false, Ordering::Relaxed);
         }
     }
 
@@ -111,19 +108,14 @@ impl Ledger {
     /// so a full, read-only or failing disk fails it as it fails an order;
     /// no table is added for it (a new table is a schema version, which an
     /// older HQ would refuse to open).
+    /// Its outcome is noted as every write's is.
     pub async fn probe(&self) -> Result<(), LedgerError> {
-        let health = Arc::clone(&self.health);
-        self.with(move |conn| {
-            let outcome = (|| {
-                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let version: u32 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
-                tx.pragma_update(None, "user_version", version)?;
-                tx.commit()?;
-                Ok(())
-            })();
-            // Noted with the connection held, as a write's outcome is.
-            health.note(&outcome);
-            outcome
+        self.write(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let version: u32 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+            tx.pragma_update(None, "user_version", version)?;
+            tx.commit()?;
+            Ok(())
         })
         .await
     }
