@@ -5,7 +5,7 @@
   `#anchor`, if any, is a heading of that file as GitHub renders it (links
   to other sites are left alone: CI cannot reach them);
 - every section named in prose or a comment anywhere in the repository as
-  `docs/FILE.md, "Section"` or `README, "Section"`: that file has a
+  `docs/FILE.md, "Section"` or `README, "Settings"`: that file has a
   heading, or a paragraph led by a bold phrase (`**Licences.**`), starting
   with those words (a renamed section otherwise leaves code comments
   pointing at nothing).

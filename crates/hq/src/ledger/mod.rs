@@ -297,22 +297,40 @@ const MIGRATIONS: [Migration; 2] = [
     |tx| Ok(tx.execute_batch(KEY_TOTALS)?),
 ];
 
+/// A ledger in use brought to a newer schema when HQ opened it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Upgrade {
+    /// The version it had (0: made before versioning).
+    from: u32,
+    /// The version it has now ([`MIGRATIONS`]' length).
+    to: u32,
+}
+
 /// Brings the ledger to the newest version in [`MIGRATIONS`], or refuses
 /// one a newer HQ wrote. The transaction takes the write lock at once, so
-/// two HQs starting together cannot both migrate.
-fn migrate(conn: &mut Connection) -> Result<(), LedgerError> {
+/// two HQs starting together cannot both migrate. Says which versions an
+/// existing ledger went from and to (`None` for a new ledger, or one
+/// already at the newest).
+fn migrate(conn: &mut Connection) -> Result<Option<Upgrade>, LedgerError> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let found: u32 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
     let known = MIGRATIONS.len() as u32;
     if found > known {
         return Err(LedgerError::NewerSchema { found, known });
     }
+    // A ledger made before versioning is at 0 too, with its tables.
+    let is_new: bool = tx.query_row("SELECT NOT EXISTS (SELECT 1 FROM sqlite_schema)", [], |row| {
+        row.get(0)
+    })?;
     for (version, step) in (1..).zip(MIGRATIONS).skip(found as usize) {
         step(&tx)?;
         tx.pragma_update(None, "user_version", version)?;
     }
     tx.commit()?;
-    Ok(())
+    Ok((found < known && !is_new).then_some(Upgrade {
+        from: found,
+        to: known,
+    }))
 }
 
 /// Locks `dir`'s lock file for this process, or says who holds it.
@@ -392,7 +410,17 @@ impl Ledger {
             });
         }
         conn.execute_batch(&format!("PRAGMA synchronous = {};", mode.synchronous()))?;
-        migrate(&mut conn)?;
+        let started = std::time::Instant::now();
+        if let Some(Upgrade { from, to }) = migrate(&mut conn)? {
+            // Said once, where an operator looks when an older HQ is refused
+            // later or a start took longer (a step may rewrite every row).
+            tracing::info!(
+                from,
+                to,
+                took_ms = started.elapsed().as_millis() as u64,
+                "the ledger's schema was upgraded: an older HQ now refuses it (roll back with the backup taken before)"
+            );
+        }
         let writer = Arc::new(Mutex::new(conn));
         let reader = match mode {
             JournalMode::Wal => {
@@ -475,7 +503,7 @@ async fn on<T: Send + 'static>(
 
 #[cfg(test)]
 mod tests {
-    use super::{DB_FILE, JournalMode, Ledger, LedgerError, MIGRATIONS, timestamp};
+    use super::{DB_FILE, JournalMode, Ledger, LedgerError, MIGRATIONS, Upgrade, migrate, timestamp};
     use contracts::FulfillmentRequest;
     use rusqlite::Connection;
     use std::sync::Arc;
@@ -534,26 +562,36 @@ mod tests {
         shape
     }
 
-    /// Every schema a ledger in use may have, as its HQ made it (frozen).
-    const PAST_SCHEMAS: [(&str, &str); 3] = [
-        ("the first release", include_str!("schemas/0-first-release.sql")),
-        ("version 1", include_str!("schemas/1.sql")),
-        ("version 2", include_str!("schemas/2.sql")),
+    /// Every schema a ledger in use may have, as its HQ made it (frozen),
+    /// with its version.
+    const PAST_SCHEMAS: [(&str, u32, &str); 3] = [
+        (
+            "the first release",
+            0,
+            include_str!("schemas/0-first-release.sql"),
+        ),
+        ("version 1", 1, include_str!("schemas/1.sql")),
+        ("version 2", 2, include_str!("schemas/2.sql")),
     ];
 
     #[tokio::test]
     async fn a_ledger_of_any_past_schema_is_brought_to_a_new_ledgers_schema() {
         let new = tempfile::tempdir().unwrap();
+        // A new ledger is made, not upgraded: nothing to say.
+        let mut conn = Connection::open(new.path().join(DB_FILE)).unwrap();
+        assert_eq!(migrate(&mut conn).unwrap(), None);
+        drop(conn);
         drop(Ledger::open(new.path(), JournalMode::Wal).unwrap());
         let fresh = shape(&new.path().join(DB_FILE));
         assert_eq!(
             fresh.last().unwrap(),
             &format!("user_version {}", MIGRATIONS.len())
         );
-        for (name, schema) in PAST_SCHEMAS {
+        let newest = MIGRATIONS.len() as u32;
+        for (name, version, schema) in PAST_SCHEMAS {
             let old = tempfile::tempdir().unwrap();
             {
-                let conn = Connection::open(old.path().join(DB_FILE)).unwrap();
+                let mut conn = Connection::open(old.path().join(DB_FILE)).unwrap();
                 conn.execute_batch(schema).unwrap();
                 conn.execute(
                     "INSERT INTO fulfillments (recorded_at, key_id, idempotency_key, iridium, magnesite)
@@ -561,6 +599,14 @@ mod tests {
                     [],
                 )
                 .unwrap();
+                // What HQ logs: the versions an older ledger went between,
+                // once (nothing for one already at the newest).
+                let upgrade = (version < newest).then_some(Upgrade {
+                    from: version,
+                    to: newest,
+                });
+                assert_eq!(migrate(&mut conn).unwrap(), upgrade, "a ledger of {name}");
+                assert_eq!(migrate(&mut conn).unwrap(), None, "a ledger of {name}");
             }
             let upgraded = Ledger::open(old.path(), JournalMode::Wal).unwrap();
             assert_eq!(shape(&old.path().join(DB_FILE)), fresh, "a ledger of {name}");
