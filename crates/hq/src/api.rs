@@ -31,6 +31,7 @@ use contracts::order_id::ORDER_ID_HEADER;
 use contracts::quote::{quoted, shortened_message};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
+use std::time::Duration;
 
 /// The header telling a client its fulfillment was a repeat, counted once.
 const REPLAYED_HEADER: &str = "idempotent-replayed";
@@ -95,6 +96,7 @@ impl ApiError {
             Self::Ledger(LedgerError::IdempotencyConflict(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Feed(FeedError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Feed(FeedError::Sns(_)) => StatusCode::BAD_GATEWAY,
+            Self::Feed(FeedError::SnsOutcomeUnknown(_)) => StatusCode::GATEWAY_TIMEOUT,
             Self::Feed(FeedError::Stopping) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Feed(
                 FeedError::Ledger(_) | FeedError::PublishedNotRecorded { .. } | FeedError::Interrupted(_),
@@ -514,11 +516,30 @@ async fn subscribe(
 /// context), so a trace can follow the order through SNS.
 const ATTRIBUTE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
 
+/// How long before its request's deadline a publish still under way is
+/// answered 202 instead of waited for.
+const PUBLISH_ANSWER_MARGIN: Duration = Duration::from_secs(1);
+
+/// `POST /topics/<topic>/publish`'s answer for a publish still under way at
+/// [`PUBLISH_ANSWER_MARGIN`] before the deadline (202).
+#[derive(Debug, Serialize)]
+struct PublishUnderWay {
+    /// Always `publishing`.
+    status: &'static str,
+    /// What happens next, and what not to do.
+    detail: &'static str,
+}
+
 /// `POST /topics/<topic>/publish`: publish one order; the body is the order.
+/// 201 with its MessageId once published and recorded. A publish that
+/// outlasts the request is answered 202 shortly before the deadline rather
+/// than with the serve loop's "send it again": it runs on to its end, and
+/// sending it again would make a second order.
 async fn publish(
     _: Admin,
     State(hq): State<Hq>,
     Path(name): Path<String>,
+    deadline: Option<platform::RequestDeadline>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -533,7 +554,24 @@ async fn publish(
             Some((name.to_owned(), value.to_owned()))
         })
         .collect();
-    let published = hq.publisher().publish(topic, message, &attributes).await?;
+    let publishing = hq.publisher().publish(topic, message, &attributes);
+    let published = match deadline {
+        Some(deadline) => {
+            let wait = deadline.left().saturating_sub(PUBLISH_ANSWER_MARGIN);
+            match tokio::time::timeout(wait, publishing).await {
+                Ok(published) => published?,
+                Err(_) => {
+                    let under_way = PublishUnderWay {
+                        status: "publishing",
+                        detail: "the publish is still under way and will finish (HQ logs how it ended); \
+                                 do not publish it again: that would make a second order",
+                    };
+                    return Ok((StatusCode::ACCEPTED, Json(under_way)).into_response());
+                }
+            }
+        }
+        None => publishing.await?,
+    };
     Ok((StatusCode::CREATED, Json(published)).into_response())
 }
 

@@ -171,17 +171,17 @@ impl RunningHq {
         // HQ keeps serving while deliveries finish (the services call its
         // API and fetch its certificate), but an order published now would
         // be cut off by the stop and missed by the reconciliation.
-        self.hq.feed().stop_publishing();
+        self.hq.publisher().stop_publishing();
         for subscriber in self.subscribers.drain(..) {
             subscriber.abort();
         }
         // No probe may write after the checkpoint below.
         self.prober.abort();
         self.stop_generator().await;
-        if !self.hq.feed().drain(drain).await {
+        if !self.hq.publisher().drain(drain).await {
             tracing::warn!(
-                in_flight = self.hq.feed().in_flight(),
-                "deliveries still under way after {drain:?}; reconciling without them"
+                in_flight = self.hq.publisher().in_flight(),
+                "publishes or deliveries still under way after {drain:?}; reconciling without them"
             );
         }
         let reconciliation = self.hq.reconcile().await;

@@ -57,7 +57,7 @@ impl Inner {
         let is_order = envelope.message_type == MessageType::Notification;
         let delivery = async move { inner.deliver(subscription, envelope).await }.instrument(span);
         if is_order {
-            self.tracker.spawn(delivery);
+            self.in_flight.spawn(delivery);
         } else {
             tokio::spawn(delivery);
         }

@@ -58,9 +58,12 @@ impl Generator {
         Self { cancel, tasks }
     }
 
-    /// Stops generating and waits for the publications under way.
+    /// Stops generating at once. A publish under way runs on in a task of
+    /// its own (the publisher's), and the publisher's drain waits for it:
+    /// waiting here held HQ's stop for as long as SNS took to answer.
     pub async fn stop(mut self) {
         self.cancel.cancel();
+        self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
     }
 }

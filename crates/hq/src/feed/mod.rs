@@ -15,6 +15,7 @@ mod delivery;
 mod endpoint;
 mod envelopes;
 pub mod generator;
+pub(crate) mod in_flight;
 pub(crate) mod resend;
 pub mod retry;
 mod stats;
@@ -32,16 +33,14 @@ use crate::ledger::{Ledger, LedgerError};
 use crate::signing::{SigningError, SigningIdentity};
 use contracts::order::OrderError;
 use envelopes::Envelopes;
+use in_flight::OrdersInFlight;
 use serde::Serialize;
 use stats::Stats;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use subscriptions::Subscriptions;
 use tokio::sync::Semaphore;
-use tokio_util::task::TaskTracker;
-use tracing::Instrument as _;
 use url::Url;
 
 /// How deliveries are made.
@@ -121,6 +120,12 @@ pub enum FeedError {
     /// AWS SNS refused or could not be reached (`HQ_PUBLISH_TO=aws`).
     #[error("SNS: {0}")]
     Sns(String),
+    /// A Publish SNS may have taken without answering (timed out, or the
+    /// connection lost after sending): HQ cannot know, so did not record it.
+    #[error(
+        "SNS did not answer the Publish ({0}): it may or may not have the order, and HQ did not record it; look for it in the services' logs before publishing it again"
+    )]
+    SnsOutcomeUnknown(String),
     /// Over SNS' limit on a message.
     #[error("the message is {0} bytes; SNS takes at most {MAX_MESSAGE_BYTES}")]
     TooLarge(usize),
@@ -175,10 +180,9 @@ struct Inner {
     config: FeedConfig,
     subscriptions: Subscriptions,
     stats: Stats,
-    tracker: TaskTracker,
+    /// Publishes and deliveries under way.
+    in_flight: OrdersInFlight,
     permits: Semaphore,
-    /// Set once HQ begins to stop: publishes are refused from then on.
-    stopping: AtomicBool,
 }
 
 /// Locks `mutex`; a panic while it was held leaves the data itself intact
@@ -206,9 +210,8 @@ impl Feed {
                 config,
                 subscriptions: Subscriptions::new(config.pending_expiry),
                 stats: Stats::default(),
-                tracker: TaskTracker::new(),
+                in_flight: OrdersInFlight::default(),
                 permits: Semaphore::new(config.max_concurrent_deliveries.max(1)),
-                stopping: AtomicBool::new(false),
             }),
         })
     }
@@ -231,11 +234,11 @@ impl Feed {
 
     /// [`Feed::publish`] with MessageAttributes, put in each envelope as SNS does.
     ///
-    /// The publish runs as a task of its own, tracked as deliveries are: a
-    /// caller that gives up (a request timed out) does not stop it between
-    /// recording the order and starting its deliveries, which left orders
-    /// pending for ever, and [`Feed::drain`] waits for it. Once
-    /// [`Feed::stop_publishing`] is called, publishes are refused.
+    /// The publish runs as a task of its own, tracked as deliveries are
+    /// ([`in_flight`]): a caller that gives up (a request timed out) does
+    /// not stop it between recording the order and starting its deliveries,
+    /// which left orders pending for ever, and [`Feed::drain`] waits for it.
+    /// Once [`Feed::stop_publishing`] is called, publishes are refused.
     pub async fn publish_with(
         &self,
         topic: Topic,
@@ -249,26 +252,14 @@ impl Feed {
         let inner = Arc::clone(&self.inner);
         let message = message.to_owned();
         let attributes = attributes.clone();
-        // The tracker counts the task from here, before it looks at
-        // `stopping`: a drain that began after that look waits for it, and
-        // one that began before it is seen.
-        let publish = async move {
-            if inner.stopping.load(Ordering::SeqCst) {
-                return Err(FeedError::Stopping);
-            }
-            inner.publish(topic, &message, &attributes).await
-        };
-        self.inner
-            .tracker
-            .spawn(publish.in_current_span())
-            .await
-            .map_err(|error| FeedError::Interrupted(error.to_string()))?
+        let publish = async move { inner.publish(topic, &message, &attributes).await };
+        self.inner.in_flight.publish(publish).await
     }
 
     /// Refuses every publish from now on ([`FeedError::Stopping`]); those
     /// already under way finish, and [`Feed::drain`] waits for them.
     pub fn stop_publishing(&self) {
-        self.inner.stopping.store(true, Ordering::SeqCst);
+        self.inner.in_flight.stop_publishing();
     }
 
     /// Counters per topic since HQ started.
@@ -279,19 +270,14 @@ impl Feed {
     /// Orders being published or delivered, retries included (subscription
     /// confirmations are not counted: no order waits on them).
     pub fn in_flight(&self) -> usize {
-        self.inner.tracker.len()
+        self.inner.in_flight.len()
     }
 
     /// Waits until every order's delivery has finished, retries included,
     /// or `deadline` passes; true when everything finished. Confirmations
     /// still being retried are left to end with the process.
     pub async fn drain(&self, deadline: Duration) -> bool {
-        self.inner.tracker.close();
-        let finished = tokio::time::timeout(deadline, self.inner.tracker.wait())
-            .await
-            .is_ok();
-        self.inner.tracker.reopen();
-        finished
+        self.inner.in_flight.drain(deadline).await
     }
 }
 

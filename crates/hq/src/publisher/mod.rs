@@ -134,6 +134,36 @@ impl Publisher {
         Ok(published)
     }
 
+    /// Refuses every publish from now on; those under way finish, and
+    /// [`Publisher::drain`] waits for them.
+    pub fn stop_publishing(&self) {
+        match self {
+            Self::Local(feed) => feed.stop_publishing(),
+            #[cfg(feature = "sns")]
+            Self::Sns(sns) => sns.stop_publishing(),
+        }
+    }
+
+    /// Waits until every publish under way has ended (and, on the feed,
+    /// every delivery with its retries), or `deadline` passes; true when
+    /// all ended.
+    pub async fn drain(&self, deadline: Duration) -> bool {
+        match self {
+            Self::Local(feed) => feed.drain(deadline).await,
+            #[cfg(feature = "sns")]
+            Self::Sns(sns) => sns.drain(deadline).await,
+        }
+    }
+
+    /// Publishes (and, on the feed, deliveries) under way.
+    pub fn in_flight(&self) -> usize {
+        match self {
+            Self::Local(feed) => feed.in_flight(),
+            #[cfg(feature = "sns")]
+            Self::Sns(sns) => sns.in_flight(),
+        }
+    }
+
     /// Subscribes an HTTP(S) endpoint to `topic`; the endpoint is sent a
     /// SubscriptionConfirmation and stays pending until it confirms.
     pub async fn subscribe(&self, topic: Topic, endpoint: &str) -> Result<SubscriptionInfo, FeedError> {

@@ -4,12 +4,15 @@
 //! retries; HQ records what it published, under SNS' MessageId.
 
 use super::{SnsStartError, check_topic_arns};
+use crate::feed::in_flight::OrdersInFlight;
 use crate::feed::resend::{NOT_CONFIRMED_LOG_EVERY, Resend};
 use crate::feed::{
     Endpoint, FeedError, MessageAttributes, Published, SubscriptionInfo, SubscriptionState, Topic,
 };
 use crate::ledger::Ledger;
-use aws_sdk_sns::error::DisplayErrorContext;
+use aws_sdk_sns::config::retry::RetryConfig;
+use aws_sdk_sns::config::timeout::TimeoutConfig;
+use aws_sdk_sns::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sns::types::MessageAttributeValue;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -19,6 +22,16 @@ use std::time::{Duration, Instant};
 /// is asked again: the count only labels unfulfilled orders (unrouted or
 /// pending), so it need not cost a `ListSubscriptionsByTopic` per order.
 const SUBSCRIBERS_TTL: Duration = Duration::from_secs(10);
+
+/// How long one attempt of an SNS call may take. The SDK's defaults bound
+/// only the connection (3.1 s): an SNS endpoint that took the request and
+/// never answered held a publish, the generator behind it, and HQ's stop
+/// for ever.
+const SNS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long an SNS call may take with its retries: under HQ's request
+/// timeout (14 s), so a page that asks SNS gets SNS' answer or its error.
+const SNS_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// HQ's three topics on SNS. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -34,6 +47,8 @@ struct Inner {
     run_id: String,
     /// Per topic: when its confirmed subscriptions were counted, and how many.
     subscribers: Mutex<BTreeMap<Topic, (Instant, usize)>>,
+    /// Publishes under way: each runs to its end whoever waits for it.
+    in_flight: OrdersInFlight,
 }
 
 /// An SDK error with its causes, as one line.
@@ -53,7 +68,8 @@ fn state_of(subscription_arn: &str) -> SubscriptionState {
 
 impl SnsTopics {
     /// The topics `arns` (each of [`Topic::ALL`] must be there) through
-    /// `config`'s client, recording into `ledger` under `run_id`.
+    /// `config`'s client (each call bounded by [`SNS_ATTEMPT_TIMEOUT`] and
+    /// [`SNS_CALL_TIMEOUT`]), recording into `ledger` under `run_id`.
     pub fn new(
         config: &aws_config::SdkConfig,
         arns: BTreeMap<Topic, String>,
@@ -61,13 +77,23 @@ impl SnsTopics {
         run_id: String,
     ) -> Result<Self, SnsStartError> {
         check_topic_arns(&arns)?;
+        let timeouts = config
+            .timeout_config()
+            .map_or_else(TimeoutConfig::builder, TimeoutConfig::to_builder)
+            .operation_attempt_timeout(SNS_ATTEMPT_TIMEOUT)
+            .operation_timeout(SNS_CALL_TIMEOUT)
+            .build();
+        let sns_config = aws_sdk_sns::config::Builder::from(config)
+            .timeout_config(timeouts)
+            .build();
         Ok(Self {
             inner: Arc::new(Inner {
-                client: aws_sdk_sns::Client::new(config),
+                client: aws_sdk_sns::Client::from_conf(sns_config),
                 arns,
                 ledger,
                 run_id,
                 subscribers: Mutex::new(BTreeMap::new()),
+                in_flight: OrdersInFlight::default(),
             }),
         })
     }
@@ -83,6 +109,9 @@ impl SnsTopics {
 
     /// Publishes `message` on `topic` with `attributes` as String
     /// MessageAttributes, and records it under the MessageId SNS returns.
+    /// The publish runs to its end as a task of its own ([`OrdersInFlight`]):
+    /// a caller that gives up cannot leave an order on SNS that the ledger
+    /// never heard of. Refused once [`SnsTopics::stop_publishing`] is called.
     pub async fn publish(
         &self,
         topic: Topic,
@@ -90,6 +119,36 @@ impl SnsTopics {
         attributes: &MessageAttributes,
     ) -> Result<Published, FeedError> {
         topic.validate(message)?;
+        let topics = self.clone();
+        let (message, attributes) = (message.to_owned(), attributes.clone());
+        let publish = async move { topics.publish_now(topic, &message, &attributes).await };
+        self.inner.in_flight.publish(publish).await
+    }
+
+    /// Refuses every publish from now on; those under way finish, and
+    /// [`SnsTopics::drain`] waits for them.
+    pub fn stop_publishing(&self) {
+        self.inner.in_flight.stop_publishing();
+    }
+
+    /// Waits until every publish under way has ended, or `deadline`
+    /// passes; true when all ended. SNS delivers them out of HQ's sight.
+    pub async fn drain(&self, deadline: Duration) -> bool {
+        self.inner.in_flight.drain(deadline).await
+    }
+
+    /// Publishes under way.
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight.len()
+    }
+
+    /// [`SnsTopics::publish`]'s work, in the task that runs it.
+    async fn publish_now(
+        &self,
+        topic: Topic,
+        message: &str,
+        attributes: &MessageAttributes,
+    ) -> Result<Published, FeedError> {
         let topic_arn = self.topic_arn(topic);
         // Counted first: once SNS has the order, only recording it may fail.
         let subscribers = self.confirmed_count(topic).await?;
@@ -109,9 +168,18 @@ impl SnsTopics {
             .topic_arn(topic_arn)
             .message(message)
             .set_message_attributes((!sns_attributes.is_empty()).then_some(sns_attributes))
+            // A standard topic's Publish is not idempotent: a retry after an
+            // attempt SNS took but did not answer in time publishes a second
+            // order, which the ledger would never hear of.
+            .customize()
+            .config_override(aws_sdk_sns::config::Builder::default().retry_config(RetryConfig::disabled()))
             .send()
             .await
-            .map_err(|e| sns_error("Publish", e))?;
+            .map_err(|error| match error {
+                // SNS answered, or nothing was sent: it does not have the order.
+                SdkError::ServiceError(_) | SdkError::ConstructionFailure(_) => sns_error("Publish", error),
+                _ => FeedError::SnsOutcomeUnknown(DisplayErrorContext(error).to_string()),
+            })?;
         let message_id = output
             .message_id()
             .ok_or_else(|| FeedError::Sns("Publish answered without a MessageId".into()))?

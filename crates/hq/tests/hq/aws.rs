@@ -231,3 +231,72 @@ async fn hq_publishes_through_the_aws_sdk_and_reconciles_what_sns_delivered() {
         "{failed}"
     );
 }
+
+/// A TCP endpoint that takes every connection and never answers (an SNS
+/// endpoint behind a partition, a stuck proxy); its address.
+fn black_hole() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in listener.incoming() {
+            held.push(connection);
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_sns_that_never_answers_holds_neither_a_publish_nor_hqs_stop() {
+    let sns = black_hole();
+    let dir = tempfile::tempdir().unwrap();
+    seed_identity(dir.path());
+    let mut env = safe_aws_env();
+    env.extend(
+        [
+            ("HQ_LISTEN", "127.0.0.1:0".to_owned()),
+            ("HQ_DATA_DIR", dir.path().display().to_string()),
+            ("HQ_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+            ("HQ_PUBLISH_TO", "aws".to_owned()),
+            (
+                "HQ_SNS_TOPIC_ARNS",
+                "orders=arn:aws:sns:us-east-1:123456789012:o,iridium=arn:aws:sns:us-east-1:123456789012:i,\
+                 magnesite=arn:aws:sns:us-east-1:123456789012:m"
+                    .to_owned(),
+            ),
+            // The generator's publishes wait on SNS too.
+            ("HQ_RATES", "orders=10".to_owned()),
+            ("HQ_DRAIN_SECS", "1".to_owned()),
+            ("AWS_ENDPOINT_URL_SNS", format!("http://{sns}")),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ]
+        .map(|(name, value)| (name.to_owned(), value)),
+    );
+    let mut hq = ServiceProcess::start(std::path::Path::new(env!("CARGO_BIN_EXE_hq")), &env);
+    let base = format!("http://{}", hq.wait_listening().await);
+
+    // Answered with SNS' silence as an error, within HQ's request timeout
+    // (14 s; the client's 30 s only keeps a hung HQ from hanging the test).
+    let response = reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
+        .post(format!("{base}/topics/orders/publish"))
+        .bearer_auth(ADMIN_TOKEN)
+        .body(r#"{"bundle": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    let answer = response.text().await.unwrap();
+    assert!(status == 502 || status == 504, "{status} {answer}");
+    assert!(answer.contains("SNS"), "{answer}");
+
+    // And the stop does not wait on SNS: the generator's publish under way
+    // is left to the 1 s drain, then HQ reconciles and exits.
+    hq.terminate().await;
+    let exited = hq.wait_exit(Duration::from_secs(30)).await;
+    assert!(exited.success(), "{exited:?}");
+}

@@ -530,6 +530,41 @@ async fn a_publish_its_caller_gave_up_on_is_still_delivered() {
 }
 
 #[tokio::test]
+async fn an_admin_publish_that_outlasts_its_request_is_answered_202_and_published_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.server.request_timeout = Duration::from_millis(1_500);
+    let hq = start_hq(config).await;
+    let subscriber = Subscriber::start(Arc::new(|_| StatusCode::OK), true).await;
+    subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
+    // Another writer holds the ledger past the request's deadline, so the
+    // publish cannot record the order in time.
+    let mut holder = rusqlite::Connection::open(dir.path().join("hq-ledger.sqlite3")).unwrap();
+    let lock = holder
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+        .unwrap();
+    let response = admin_client(&hq)
+        .post(url(&hq, "/topics/orders/publish"))
+        .body(r#"{"bundle": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    // Not the serve loop's 503 "send it again": that would make a second order.
+    assert_eq!(response.status(), 202);
+    let answer: serde_json::Value = response.json().await.unwrap();
+    assert_eq!(answer["status"], "publishing", "{answer}");
+    drop(lock);
+    wait_until("the order delivered all the same", WAIT, async || {
+        (subscriber.notifications().len() == 1).then_some(())
+    })
+    .await;
+    let reconciliation = hq.shutdown(WAIT).await.unwrap();
+    assert_eq!(reconciliation.totals.published, 1, "{reconciliation:?}");
+    assert_eq!(reconciliation.totals.fulfilled + reconciliation.totals.lost, 1);
+    assert_eq!(subscriber.notifications().len(), 1);
+}
+
+#[tokio::test]
 async fn an_endpoint_that_never_answers_does_not_stall_the_other_topics() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
