@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use hq::cli::Cli;
-use platform::startup::shutdown_signal;
+use platform::startup::{STOPPED_AT_SECOND_SIGNAL, StopSignals, announced, stop_signals};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -33,7 +33,8 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Serves until SIGTERM, then prints the reconciliation.
+/// Serves until SIGTERM, then prints the reconciliation; a second signal
+/// during the drain stops at once.
 async fn run(
     cli: &Cli,
     (config, issued): (hq::config::HqConfig, Option<platform::ApiKey>),
@@ -42,16 +43,15 @@ async fn run(
         // Printed for the person who asked, on the terminal only; never logged.
         eprintln!("HQ issued API key: {}", key.expose());
     }
+    let StopSignals { first, second } = stop_signals();
     let listener = platform::startup::bind_addr(cli.listen)
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
-    let reconciliation = hq::run(
-        listener,
-        config,
-        Duration::from_secs(cli.drain_secs),
-        shutdown_signal(),
-    )
-    .await?;
+    let drain = Duration::from_secs(cli.drain_secs);
+    let reconciliation = tokio::select! {
+        ran = hq::run(listener, config, drain, announced(first)) => ran?,
+        () = second => anyhow::bail!(STOPPED_AT_SECOND_SIGNAL),
+    };
     println!("{}", serde_json::to_string_pretty(&reconciliation)?);
     Ok(())
 }

@@ -257,6 +257,31 @@ async fn environment_configures_and_sigterm_drains_in_flight_orders() {
 }
 
 #[tokio::test]
+async fn a_second_sigterm_during_the_drain_stops_it_at_once() {
+    let api = FakeApi::start().await;
+    let mut monolith = ServiceProcess::start(monolith_exe(), &monolith_env(&api));
+    let addr = monolith.wait_listening().await;
+    // An order the API never answers holds the drain for its downstream timeout.
+    api.behave(ApiBehaviour::Hang);
+    let order = tokio::spawn(send_workshop_curl(addr));
+    wait_until(
+        "the order to reach the API",
+        Duration::from_secs(10),
+        async || (api.count() == 1).then_some(()),
+    )
+    .await;
+    monolith.terminate().await;
+    monolith.wait_line("shutting down", Duration::from_secs(10)).await;
+    // Someone who will not wait the drain out: a second Ctrl-C, or SIGTERM.
+    monolith.terminate().await;
+    let exit = monolith.wait_exit(Duration::from_secs(5)).await;
+    assert_eq!(exit.code(), Some(1), "{:#?}", monolith.seen);
+    let log = monolith.seen.join("\n");
+    assert!(log.contains("stopped at a second signal"), "{log}");
+    order.abort();
+}
+
+#[tokio::test]
 async fn the_apis_status_is_logged_whatever_it_is() {
     // As the workshop printed it; the answer is ours: 502, SNS retries.
     let api = FakeApi::start().await;

@@ -86,10 +86,44 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 }
 
 /// `signal`, then the line that says the drain begins.
-async fn announced(signal: impl Future<Output = ()>) {
+pub async fn announced(signal: impl Future<Output = ()>) {
     signal.await;
     tracing::info!("shutting down: no new connections, finishing in-flight orders");
 }
+
+/// SIGTERM and SIGINT for a process that drains: [`StopSignals::first`]
+/// begins the drain, [`StopSignals::second`] stops at once. A second Ctrl-C
+/// at a terminal is someone who will not wait the drain out (ECS sends one
+/// signal, then SIGKILL); it was ignored, the handler still installed.
+pub struct StopSignals {
+    /// Resolves at the first signal (handlers installed at [`stop_signals`]).
+    pub first: Shutdown,
+    /// Resolves at a signal after the first; never before it.
+    pub second: Shutdown,
+}
+
+/// The stop signals, their handlers installed now (see [`shutdown_signal`]).
+pub fn stop_signals() -> StopSignals {
+    let (first_seen, seen) = tokio::sync::oneshot::channel();
+    let first = signal_received();
+    let first: Shutdown = Box::pin(async move {
+        first.await;
+        let _ = first_seen.send(());
+    });
+    let second: Shutdown = Box::pin(async move {
+        if seen.await.is_ok() {
+            // Handlers installed once the first is seen: they hear only later signals.
+            signal_received().await;
+        } else {
+            // The first signal's future was dropped unresolved: no stop is under way.
+            std::future::pending::<()>().await;
+        }
+    });
+    StopSignals { first, second }
+}
+
+/// The line for a process stopped by [`StopSignals::second`].
+pub const STOPPED_AT_SECOND_SIGNAL: &str = "stopped at a second signal, without finishing the drain";
 
 /// SIGTERM or SIGINT, as [`shutdown_signal`] waits for them (handlers
 /// installed at the call), without its line.
@@ -131,7 +165,8 @@ pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// The signal handlers come first: a service stopped while it still waits
 /// for its settings exits 0 at once instead of starting to serve (as PID 1
 /// in a container, a SIGTERM with no handler is dropped, and ECS would kill
-/// it serving after its stop timeout).
+/// it serving after its stop timeout). A second signal during the drain
+/// exits 1 at once, with its line.
 pub async fn run_service<C, Run, Serving>(
     name: &str,
     port: u16,
@@ -143,15 +178,15 @@ where
     Run: FnOnce(TcpListener, C, Shutdown) -> Serving,
     Serving: Future<Output = Result<(), RunError>>,
 {
-    let mut signal = Box::pin(signal_received());
+    let StopSignals { mut first, second } = stop_signals();
     let config = tokio::select! {
         config = config => config,
-        () = &mut signal => {
+        () = &mut first => {
             tracing::info!("{name} stopped before it started serving");
             return ExitCode::SUCCESS;
         }
     };
-    let shutdown: Shutdown = Box::pin(announced(signal));
+    let shutdown: Shutdown = Box::pin(announced(first));
     let config = match config {
         Ok(config) => config,
         Err(error) => {
@@ -159,7 +194,14 @@ where
             return ExitCode::from(2);
         }
     };
-    match serve(name, port, config, shutdown, run).await {
+    let served = tokio::select! {
+        served = serve(name, port, config, shutdown, run) => served,
+        () = second => {
+            logs.fatal(&format_args!("{name}: {STOPPED_AT_SECOND_SIGNAL}"));
+            return ExitCode::FAILURE;
+        }
+    };
+    match served {
         Ok(()) => {
             tracing::info!("{name} stopped");
             ExitCode::SUCCESS

@@ -111,25 +111,44 @@ impl ServiceProcess {
     /// other process can hold it meanwhile, unlike a port found free,
     /// released and handed over, which another may take in between.
     pub async fn wait_address(&mut self, said: &str, deadline: Duration) -> SocketAddr {
-        let found = tokio::time::timeout(deadline, async {
+        let what = format!("{said:?} and an address");
+        let addr = self
+            .wait_for(&what, deadline, |line| address_after(line, said))
+            .await;
+        SocketAddr::from(([127, 0, 0, 1], addr.port()))
+    }
+
+    /// Waits for a line containing `said`; panics with the output if none
+    /// comes within `deadline` or the process ends its output first.
+    pub async fn wait_line(&mut self, said: &str, deadline: Duration) {
+        let what = format!("{said:?}");
+        self.wait_for(&what, deadline, |line| line.contains(said).then_some(()))
+            .await;
+    }
+
+    /// The first `found` of a line output from now on (every line kept in
+    /// [`ServiceProcess::seen`]); panics, naming `what` was awaited, with
+    /// the output if none comes within `deadline` or the output ends.
+    async fn wait_for<T>(&mut self, what: &str, deadline: Duration, found: impl Fn(&str) -> Option<T>) -> T {
+        let outcome = tokio::time::timeout(deadline, async {
             while let Some(line) = self.lines.recv().await {
-                let addr = address_after(&line, said);
+                let seen = found(&line);
                 self.seen.push(line);
-                if addr.is_some() {
-                    return addr;
+                if seen.is_some() {
+                    return seen;
                 }
             }
             None
         })
         .await;
-        match found {
-            Ok(Some(addr)) => SocketAddr::from(([127, 0, 0, 1], addr.port())),
+        match outcome {
+            Ok(Some(seen)) => seen,
             Ok(None) => panic!(
-                "the process ended its output (exited) before saying {said:?} and an address; output: {:#?}",
+                "the process ended its output (exited) before saying {what}; output: {:#?}",
                 self.seen
             ),
             Err(_) => panic!(
-                "no line saying {said:?} and an address within {deadline:?}; output so far: {:#?}",
+                "no line saying {what} within {deadline:?}; output so far: {:#?}",
                 self.seen
             ),
         }
