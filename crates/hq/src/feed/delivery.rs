@@ -1,5 +1,7 @@
 //! Delivering an envelope to a subscription the way SNS does: one POST with
-//! SNS' headers per attempt, at most `max_concurrent_deliveries` at once,
+//! SNS' headers per attempt, at most `max_concurrent_deliveries` at once
+//! (a quarter of them per subscription, and at most
+//! `max_waiting_per_subscription` waiting for one),
 //! 5xx / timeouts / refused connections retried per the [`super::RetryPolicy`],
 //! and the outcome counted and recorded in the ledger. At most
 //! [`MAX_ANSWER_BYTES`] of an answer are read.
@@ -13,8 +15,34 @@ use contracts::sns::{
 };
 use contracts::{Envelope, MessageType};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tracing::Instrument as _;
+
+/// One delivery counted among its subscription's waiting ones for as long
+/// as it lives.
+struct Waiting {
+    counter: Arc<AtomicUsize>,
+    /// How many were waiting with this one.
+    count: usize,
+}
+
+impl Waiting {
+    /// Counts one more delivery in `counter`.
+    fn join(counter: &Arc<AtomicUsize>) -> Self {
+        let count = counter.fetch_add(1, Ordering::Relaxed) + 1;
+        Self {
+            counter: Arc::clone(counter),
+            count,
+        }
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(1, Ordering::Relaxed);
+    }
+}
 
 /// How one attempt went.
 enum Attempt {
@@ -49,18 +77,35 @@ impl Inner {
     /// [`super::Feed::in_flight`] counts it; a subscription confirmation is
     /// not: no order hangs on it, and one retried to an endpoint that is not
     /// up held every stop for the whole drain deadline.
+    ///
+    /// A subscription with [`super::FeedConfig::max_waiting_per_subscription`]
+    /// deliveries waiting already (its endpoint slower than the orders
+    /// coming) gets no more: the order's delivery to it ends failed at once,
+    /// logged and recorded, as SNS drops what its policy cannot deliver.
     pub(super) fn spawn_delivery(self: &Arc<Self>, subscription: Subscription, envelope: Envelope) {
         let inner = Arc::clone(self);
         // The delivery's lines carry the order's id as the services' do
         // (`order_id`, the MessageId), so one query finds the order in both.
         let span = tracing::info_span!("delivery", order_id = %envelope.message_id);
-        let is_order = envelope.message_type == MessageType::Notification;
-        let delivery = async move { inner.deliver(subscription, envelope).await }.instrument(span);
-        if is_order {
-            self.in_flight.spawn(delivery);
-        } else {
-            tokio::spawn(delivery);
+        if envelope.message_type != MessageType::Notification {
+            tokio::spawn(async move { inner.deliver(subscription, envelope).await }.instrument(span));
+            return;
         }
+        let waiting = Waiting::join(&subscription.waiting);
+        let delivery = async move {
+            if waiting.count > inner.config.max_waiting_per_subscription {
+                tracing::error!(topic = %subscription.info.topic, endpoint = %subscription.info.endpoint,
+                    waiting = waiting.count - 1,
+                    "delivery failed: its endpoint already has this many deliveries waiting (it answers too slowly or not at all); not retried");
+                inner
+                    .record_outcome(&subscription, &envelope, DeliveryOutcome::Failed, 0)
+                    .await;
+                return;
+            }
+            inner.deliver(subscription, envelope).await;
+            drop(waiting);
+        };
+        self.in_flight.spawn(delivery.instrument(span));
     }
 
     /// Delivers `envelope` to `subscription`, retrying per the policy; a

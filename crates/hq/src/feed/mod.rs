@@ -51,8 +51,12 @@ pub struct FeedConfig {
     /// How long one delivery attempt may take (SNS: 15 s).
     pub delivery_timeout: Duration,
     /// Delivery attempts in flight at once, across all subscriptions; one
-    /// subscription takes at most half of them ([`FeedConfig::per_subscription`]).
+    /// subscription takes at most a quarter of them ([`FeedConfig::per_subscription`]).
     pub max_concurrent_deliveries: usize,
+    /// Deliveries one subscription may have waiting or under way (its
+    /// retries included); one more ends failed at once, logged, rather than
+    /// wait in memory ([`DEFAULT_MAX_WAITING_PER_SUBSCRIPTION`]).
+    pub max_waiting_per_subscription: usize,
     /// How long a subscription may stay pending confirmation before it is
     /// deleted (SNS: three days, [`DEFAULT_PENDING_EXPIRY`]); its token then
     /// confirms nothing.
@@ -60,12 +64,14 @@ pub struct FeedConfig {
 }
 
 impl FeedConfig {
-    /// Delivery attempts one subscription may have in flight at once: half
-    /// the feed's. An endpoint that accepts and never answers (a mistyped
-    /// address, a security group dropping packets) holds each attempt for
-    /// the delivery timeout; with the whole pool it stalled every topic.
+    /// Delivery attempts one subscription may have in flight at once: a
+    /// quarter of the feed's. An endpoint that accepts and never answers (a
+    /// mistyped address, a security group dropping packets) holds each
+    /// attempt for the delivery timeout; with the whole pool it stalled
+    /// every topic, and with half of it two such endpoints did. Three leave
+    /// the rest a quarter.
     pub fn per_subscription(&self) -> usize {
-        (self.max_concurrent_deliveries / 2).max(1)
+        (self.max_concurrent_deliveries / 4).max(1)
     }
 }
 
@@ -75,10 +81,19 @@ impl Default for FeedConfig {
             retry: RetryPolicy::default(),
             delivery_timeout: Duration::from_secs(15),
             max_concurrent_deliveries: 64,
+            max_waiting_per_subscription: DEFAULT_MAX_WAITING_PER_SUBSCRIPTION,
             pending_expiry: DEFAULT_PENDING_EXPIRY,
         }
     }
 }
+
+/// Deliveries one subscription may have waiting or under way. Each is a
+/// task of about 6 KiB; an endpoint that never answers takes one attempt
+/// per slot per delivery timeout, so orders published faster than that
+/// (four attempts each, at the default policy) piled up without end:
+/// 10 MB an hour at 0.5 orders/s. At most about 60 MB a subscription here,
+/// and a day of the workshop's generator at 0.1 s apart fits.
+pub const DEFAULT_MAX_WAITING_PER_SUBSCRIPTION: usize = 10_000;
 
 /// How long a subscription may stay pending confirmation, as on SNS, which
 /// deletes one not confirmed within three days.

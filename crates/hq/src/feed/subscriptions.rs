@@ -7,6 +7,7 @@ use super::resend::{NOT_CONFIRMED_LOG_EVERY, Resend};
 use super::{Endpoint, Feed, FeedError, Topic, lock_ignoring_poison};
 use serde::Serialize;
 use std::fmt;
+use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq as _;
@@ -48,6 +49,9 @@ pub(super) struct Subscription {
     /// Its share of the feed's delivery slots ([`super::FeedConfig::per_subscription`]),
     /// shared by every copy of it.
     pub(super) slots: Arc<Semaphore>,
+    /// Its deliveries of orders waiting or under way, shared likewise
+    /// (bounded by [`super::FeedConfig::max_waiting_per_subscription`]).
+    pub(super) waiting: Arc<AtomicUsize>,
     /// When it was made: a pending one expires a set time after.
     created: Instant,
 }
@@ -121,6 +125,7 @@ impl Subscriptions {
             endpoint,
             token: hex::encode(rand::random::<[u8; 32]>()),
             slots: Arc::new(Semaphore::new(slots)),
+            waiting: Arc::default(),
             created: Instant::now(),
         };
         subscriptions.push(subscription.clone());

@@ -564,17 +564,11 @@ async fn an_admin_publish_that_outlasts_its_request_is_answered_202_and_publishe
     assert_eq!(subscriber.notifications().len(), 1);
 }
 
-#[tokio::test]
-async fn an_endpoint_that_never_answers_does_not_stall_the_other_topics() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path());
-    // Attempts that hang keep their slots this long: longer than the test.
-    config.feed.delivery_timeout = Duration::from_secs(60);
-    let slots = config.feed.max_concurrent_deliveries;
-    let hq = start_hq(config).await;
+/// Subscribes an endpoint to `topic` that confirms, then accepts every
+/// connection and never answers (a security group dropping packets).
+async fn hanging_subscriber(hq: &hq::RunningHq, topic: &str) {
     let hanging = Subscriber::happy().await;
-    subscribe_confirmed(&hq, "iridium", &hanging.endpoint()).await;
-    // Confirmed, then it accepts connections and never answers.
+    subscribe_confirmed(hq, topic, &hanging.endpoint()).await;
     hanging.stop();
     let listener = wait_until("the address to be free again", WAIT, async || {
         tokio::net::TcpListener::bind(hanging.addr).await.ok()
@@ -586,12 +580,26 @@ async fn an_endpoint_that_never_answers_does_not_stall_the_other_topics() {
             held.push(stream);
         }
     });
+}
+
+#[tokio::test]
+async fn endpoints_that_never_answer_do_not_stall_the_other_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // Attempts that hang keep their slots this long: longer than the test.
+    config.feed.delivery_timeout = Duration::from_secs(60);
+    let slots = config.feed.max_concurrent_deliveries;
+    let hq = start_hq(config).await;
+    // Two of them: with half the pool each (as before), they took it all.
+    hanging_subscriber(&hq, "iridium").await;
+    hanging_subscriber(&hq, "orders").await;
     let healthy = Subscriber::happy().await;
     subscribe_confirmed(&hq, "magnesite", &healthy.endpoint()).await;
 
-    // More hanging deliveries than the feed has slots.
-    for _ in 0..slots * 2 {
+    // More hanging deliveries than the feed has slots, on each.
+    for _ in 0..slots {
         publish(&hq, "iridium", r#"{"iridium": 1}"#).await;
+        publish(&hq, "orders", r#"{"bundle": 1}"#).await;
     }
     let feed = hq.hq().feed().clone();
     wait_until("the hanging deliveries to take their slots", WAIT, async || {
@@ -603,6 +611,39 @@ async fn an_endpoint_that_never_answers_does_not_stall_the_other_topics() {
         healthy.notifications().first().cloned()
     })
     .await;
+}
+
+#[tokio::test]
+async fn deliveries_beyond_what_an_endpoint_may_have_waiting_fail_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.feed.delivery_timeout = Duration::from_secs(60);
+    config.feed.max_waiting_per_subscription = 3;
+    let hq = start_hq(config).await;
+    hanging_subscriber(&hq, "iridium").await;
+    for _ in 0..5 {
+        publish(&hq, "iridium", r#"{"iridium": 1}"#).await;
+    }
+    let feed = hq.hq().feed().clone();
+    // Two over the bound failed without an attempt (and were recorded);
+    // three still wait.
+    let stats = wait_until("two deliveries failed at once", WAIT, async || {
+        let stats = feed.stats()[&Topic::Iridium];
+        (stats.failed == 2 && feed.in_flight() == 3).then_some(stats)
+    })
+    .await;
+    assert_eq!(
+        (stats.published, stats.in_flight, stats.retried),
+        (5, 3, 0),
+        "{stats:?}"
+    );
+    // The ledger has their outcome: lost, not pending.
+    let reconciliation = hq.hq().reconcile().await.unwrap();
+    assert_eq!(
+        (reconciliation.totals.lost, reconciliation.totals.pending),
+        (2, 3),
+        "{reconciliation:?}"
+    );
 }
 
 #[tokio::test]
