@@ -3,7 +3,7 @@
 use anyhow::Context;
 use clap::Parser;
 use hq::cli::Cli;
-use platform::startup::{STOPPED_AT_SECOND_SIGNAL, StopSignals, announced, stop_signals};
+use platform::startup::{STOPPED_AT_SECOND_SIGNAL, StopSignals, stop_signals};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -48,8 +48,16 @@ async fn run(
         .await
         .with_context(|| format!("cannot listen on {}", cli.listen))?;
     let drain = Duration::from_secs(cli.drain_secs);
+    // HQ serves on while the orders under way finish (the services call its
+    // API), unlike a service, which stops accepting at once.
+    let stopping = async move {
+        first.await;
+        tracing::info!(
+            "stopping: no new orders; serving until the publishes and deliveries under way end (up to {drain:?}), then reconciling"
+        );
+    };
     let reconciliation = tokio::select! {
-        ran = hq::run(listener, config, drain, announced(first)) => ran?,
+        ran = hq::run(listener, config, drain, stopping) => ran?,
         () = second => anyhow::bail!(STOPPED_AT_SECOND_SIGNAL),
     };
     println!("{}", serde_json::to_string_pretty(&reconciliation)?);

@@ -86,7 +86,7 @@ pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
 }
 
 /// `signal`, then the line that says the drain begins.
-pub async fn announced(signal: impl Future<Output = ()>) {
+async fn announced(signal: impl Future<Output = ()>) {
     signal.await;
     tracing::info!("shutting down: no new connections, finishing in-flight orders");
 }
