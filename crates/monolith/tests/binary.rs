@@ -210,14 +210,14 @@ async fn an_unverified_topic_arn_is_logged_short_on_one_line() {
     }
 }
 
-#[tokio::test]
-async fn environment_configures_and_sigterm_drains_in_flight_orders() {
-    let api = FakeApi::start().await;
-    let env = monolith_env(&api);
-    let mut monolith = ServiceProcess::start(monolith_exe(), &env);
-    let addr = monolith.wait_listening().await;
-
-    api.behave(ApiBehaviour::Delay(Duration::from_millis(500)));
+/// Sends the workshop's curl to the monolith at `addr` with `api` behaving
+/// as `behaviour`, once the order has reached the API; the answer to come.
+async fn order_at_the_api(
+    api: &FakeApi,
+    behaviour: ApiBehaviour,
+    addr: std::net::SocketAddr,
+) -> tokio::task::JoinHandle<Result<(u16, String), reqwest::Error>> {
+    api.behave(behaviour);
     let order = tokio::spawn(send_workshop_curl(addr));
     wait_until(
         "the order to reach the API",
@@ -225,6 +225,17 @@ async fn environment_configures_and_sigterm_drains_in_flight_orders() {
         async || (api.count() == 1).then_some(()),
     )
     .await;
+    order
+}
+
+#[tokio::test]
+async fn environment_configures_and_sigterm_drains_in_flight_orders() {
+    let api = FakeApi::start().await;
+    let env = monolith_env(&api);
+    let mut monolith = ServiceProcess::start(monolith_exe(), &env);
+    let addr = monolith.wait_listening().await;
+
+    let order = order_at_the_api(&api, ApiBehaviour::Delay(Duration::from_millis(500)), addr).await;
     monolith.terminate().await;
     let answer = order.await.unwrap();
     let exit = monolith.wait_exit(Duration::from_secs(10)).await;
@@ -262,14 +273,7 @@ async fn a_second_sigterm_during_the_drain_stops_it_at_once() {
     let mut monolith = ServiceProcess::start(monolith_exe(), &monolith_env(&api));
     let addr = monolith.wait_listening().await;
     // An order the API never answers holds the drain for its downstream timeout.
-    api.behave(ApiBehaviour::Hang);
-    let order = tokio::spawn(send_workshop_curl(addr));
-    wait_until(
-        "the order to reach the API",
-        Duration::from_secs(10),
-        async || (api.count() == 1).then_some(()),
-    )
-    .await;
+    let order = order_at_the_api(&api, ApiBehaviour::Hang, addr).await;
     monolith.terminate().await;
     monolith.wait_line("shutting down", Duration::from_secs(10)).await;
     // Someone who will not wait the drain out: a second Ctrl-C, or SIGTERM.

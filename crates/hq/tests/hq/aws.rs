@@ -29,6 +29,29 @@ async fn sns_client(moto: &Moto) -> aws_sdk_sns::Client {
     aws_sdk_sns::Client::new(&config)
 }
 
+/// HQ's environment as its task definition sets it, but for the addresses:
+/// its data in `dir` (with the tests' signing identity), publishing to
+/// `topic_arns` (`orders=ARN,iridium=ARN,magnesite=ARN`) on the SNS at `sns`.
+fn env_on_aws(dir: &std::path::Path, sns: &str, topic_arns: String) -> HashMap<String, String> {
+    seed_identity(dir);
+    let mut env = safe_aws_env();
+    env.extend(
+        [
+            ("HQ_LISTEN", "127.0.0.1:0".to_owned()),
+            ("HQ_DATA_DIR", dir.display().to_string()),
+            ("HQ_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
+            ("HQ_PUBLISH_TO", "aws".to_owned()),
+            ("HQ_SNS_TOPIC_ARNS", topic_arns),
+            ("AWS_ENDPOINT_URL_SNS", sns.to_owned()),
+            ("AWS_REGION", "us-east-1".to_owned()),
+            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
+            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
+        ]
+        .map(|(name, value)| (name.to_owned(), value)),
+    );
+    env
+}
+
 /// GETs `path` on HQ at `base` as the admin; its JSON.
 async fn admin_get(base: &str, path: &str) -> Value {
     let response = reqwest::Client::new()
@@ -95,30 +118,13 @@ async fn hq_publishes_through_the_aws_sdk_and_reconciles_what_sns_delivered() {
 
     // HQ as its task definition runs it, but for the addresses.
     let dir = tempfile::tempdir().unwrap();
-    seed_identity(dir.path());
-    let mut env = safe_aws_env();
-    env.extend(
-        [
-            ("HQ_LISTEN", "127.0.0.1:0".to_owned()),
-            ("HQ_DATA_DIR", dir.path().display().to_string()),
-            ("HQ_API_KEYS", TEST_API_KEY.to_owned()),
-            ("HQ_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
-            ("HQ_PUBLISH_TO", "aws".to_owned()),
-            (
-                "HQ_SNS_TOPIC_ARNS",
-                format!(
-                    "orders={},iridium={},magnesite={}",
-                    arns["orders"], arns["iridium"], arns["magnesite"]
-                ),
-            ),
-            ("HQ_JOURNAL_MODE", "delete".to_owned()),
-            ("AWS_ENDPOINT_URL_SNS", moto.base.to_string()),
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        ]
-        .map(|(name, value)| (name.to_owned(), value)),
+    let topic_arns = format!(
+        "orders={},iridium={},magnesite={}",
+        arns["orders"], arns["iridium"], arns["magnesite"]
     );
+    let mut env = env_on_aws(dir.path(), moto.base.as_str(), topic_arns);
+    env.insert("HQ_API_KEYS".into(), TEST_API_KEY.into());
+    env.insert("HQ_JOURNAL_MODE".into(), "delete".into());
     let mut hq = ServiceProcess::start(std::path::Path::new(env!("CARGO_BIN_EXE_hq")), &env);
     // The port HQ bound and says it listens on: its own, unlike one found
     // free here and handed to it, which another process may take first.
@@ -248,32 +254,14 @@ fn black_hole() -> std::net::SocketAddr {
 
 #[tokio::test]
 async fn an_sns_that_never_answers_holds_neither_a_publish_nor_hqs_stop() {
-    let sns = black_hole();
+    let sns = format!("http://{}", black_hole());
     let dir = tempfile::tempdir().unwrap();
-    seed_identity(dir.path());
-    let mut env = safe_aws_env();
-    env.extend(
-        [
-            ("HQ_LISTEN", "127.0.0.1:0".to_owned()),
-            ("HQ_DATA_DIR", dir.path().display().to_string()),
-            ("HQ_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
-            ("HQ_PUBLISH_TO", "aws".to_owned()),
-            (
-                "HQ_SNS_TOPIC_ARNS",
-                "orders=arn:aws:sns:us-east-1:123456789012:o,iridium=arn:aws:sns:us-east-1:123456789012:i,\
-                 magnesite=arn:aws:sns:us-east-1:123456789012:m"
-                    .to_owned(),
-            ),
-            // The generator's publishes wait on SNS too.
-            ("HQ_RATES", "orders=10".to_owned()),
-            ("HQ_DRAIN_SECS", "1".to_owned()),
-            ("AWS_ENDPOINT_URL_SNS", format!("http://{sns}")),
-            ("AWS_REGION", "us-east-1".to_owned()),
-            ("AWS_ACCESS_KEY_ID", "testing".to_owned()),
-            ("AWS_SECRET_ACCESS_KEY", "testing".to_owned()),
-        ]
-        .map(|(name, value)| (name.to_owned(), value)),
-    );
+    let topic_arns = "orders=arn:aws:sns:us-east-1:123456789012:o,iridium=arn:aws:sns:us-east-1:123456789012:i,\
+                      magnesite=arn:aws:sns:us-east-1:123456789012:m";
+    let mut env = env_on_aws(dir.path(), &sns, topic_arns.to_owned());
+    // The generator's publishes wait on SNS too.
+    env.insert("HQ_RATES".into(), "orders=10".into());
+    env.insert("HQ_DRAIN_SECS".into(), "1".into());
     let mut hq = ServiceProcess::start(std::path::Path::new(env!("CARGO_BIN_EXE_hq")), &env);
     let base = format!("http://{}", hq.wait_listening().await);
 

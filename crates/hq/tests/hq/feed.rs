@@ -499,6 +499,14 @@ async fn an_order_published_while_hq_stops_is_refused_not_lost() {
     assert_eq!(reconciliation.totals.pending, 0);
 }
 
+/// Holds the ledger in `dir` as another writer would (an exclusive lock)
+/// until the returned connection is dropped.
+fn hold_the_ledger(dir: &std::path::Path) -> rusqlite::Connection {
+    let holder = rusqlite::Connection::open(dir.join("hq-ledger.sqlite3")).unwrap();
+    holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+    holder
+}
+
 #[tokio::test]
 async fn a_publish_its_caller_gave_up_on_is_still_delivered() {
     let dir = tempfile::tempdir().unwrap();
@@ -507,10 +515,7 @@ async fn a_publish_its_caller_gave_up_on_is_still_delivered() {
     subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
     // Another writer holds the ledger, so the publish waits to record the
     // order; its caller stops waiting first (as a request that timed out).
-    let mut holder = rusqlite::Connection::open(dir.path().join("hq-ledger.sqlite3")).unwrap();
-    let lock = holder
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
-        .unwrap();
+    let lock = hold_the_ledger(dir.path());
     let feed = hq.hq().feed().clone();
     let gave_up = tokio::time::timeout(
         Duration::from_millis(200),
@@ -539,10 +544,7 @@ async fn an_admin_publish_that_outlasts_its_request_is_answered_202_and_publishe
     subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
     // Another writer holds the ledger past the request's deadline, so the
     // publish cannot record the order in time.
-    let mut holder = rusqlite::Connection::open(dir.path().join("hq-ledger.sqlite3")).unwrap();
-    let lock = holder
-        .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
-        .unwrap();
+    let lock = hold_the_ledger(dir.path());
     let response = admin_client(&hq)
         .post(url(&hq, "/topics/orders/publish"))
         .body(r#"{"bundle": 1}"#)
