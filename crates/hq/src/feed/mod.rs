@@ -250,7 +250,7 @@ impl Feed {
     /// [`Feed::publish`] with MessageAttributes, put in each envelope as SNS does.
     ///
     /// The publish runs as a task of its own, tracked as deliveries are
-    /// ([`in_flight`]): a caller that gives up (a request timed out) does
+    /// (`in_flight`): a caller that gives up (a request timed out) does
     /// not stop it between recording the order and starting its deliveries,
     /// which left orders pending for ever, and [`Feed::drain`] waits for it.
     /// Once [`Feed::stop_publishing`] is called, publishes are refused.

@@ -27,11 +27,11 @@ const SUBSCRIBERS_TTL: Duration = Duration::from_secs(10);
 /// only the connection (3.1 s): an SNS endpoint that took the request and
 /// never answered held a publish, the generator behind it, and HQ's stop
 /// for ever.
-const SNS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
+pub const SNS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long an SNS call may take with its retries: under HQ's request
 /// timeout (14 s), so a page that asks SNS gets SNS' answer or its error.
-const SNS_CALL_TIMEOUT: Duration = Duration::from_secs(10);
+pub const SNS_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// HQ's three topics on SNS. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -109,7 +109,7 @@ impl SnsTopics {
 
     /// Publishes `message` on `topic` with `attributes` as String
     /// MessageAttributes, and records it under the MessageId SNS returns.
-    /// The publish runs to its end as a task of its own ([`OrdersInFlight`]):
+    /// The publish runs to its end as a task of its own (`OrdersInFlight`):
     /// a caller that gives up cannot leave an order on SNS that the ledger
     /// never heard of. Refused once [`SnsTopics::stop_publishing`] is called.
     pub async fn publish(
