@@ -31,7 +31,11 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
         .try_init();
 
     let config = cli.config();
-    println!("Starting Interstella (stage: {:?}) ...", config.stage);
+    // As `--stage` spells it.
+    let stage = clap::ValueEnum::to_possible_value(&config.stage)
+        .map(|value| value.get_name().to_owned())
+        .unwrap_or_default();
+    println!("Starting Interstella (stage: {stage}) ...");
     let mut platform = launch(config.clone()).await?;
     print_banner(&platform, &config);
     platform.feed().await;

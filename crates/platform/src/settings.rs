@@ -165,6 +165,10 @@ pub enum ConfigError {
         /// Why SSM did not have it.
         why: String,
     },
+    /// A value that has no SSM parameter is missing: what, and where it
+    /// was looked for.
+    #[error("missing configuration: {0}")]
+    NotGiven(String),
     /// A value is present but unusable.
     #[error("invalid configuration: {0}")]
     Invalid(String),

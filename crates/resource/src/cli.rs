@@ -54,8 +54,8 @@ impl Cli {
             .or(self.monolith_url_upper.as_deref())
             .filter(|url| !url.trim().is_empty())
             .ok_or_else(|| {
-                ConfigError::Invalid(
-                    "missing configuration: where the monolith is; looked in monolithUrl, MONOLITH_URL and --monolith-url".into(),
+                ConfigError::NotGiven(
+                    "where the monolith is; looked in monolithUrl, MONOLITH_URL and --monolith-url".into(),
                 )
             })?;
         let glue_hook = glue_hook_url(monolith).map_err(|e| {
@@ -63,11 +63,13 @@ impl Cli {
         })?;
         let hook_secrets = hook_secrets(self.hook.glue_hook_secret.as_ref().map(HookSecret::expose))?;
         // During a rotation the setting holds two: this service sends the first.
-        let hook_secret = hook_secrets.map(|secrets| secrets.sent().clone()).ok_or_else(|| {
-            ConfigError::Invalid(
-                "missing configuration: the glue hook's shared secret; looked in GLUE_HOOK_SECRET and --glue-hook-secret".into(),
-            )
-        })?;
+        let hook_secret = hook_secrets
+            .map(|secrets| secrets.sent().clone())
+            .ok_or_else(|| {
+                ConfigError::NotGiven(
+                    "the glue hook's shared secret; looked in GLUE_HOOK_SECRET and --glue-hook-secret".into(),
+                )
+            })?;
         Ok(ResourceConfig {
             resource,
             glue_hook,
