@@ -103,23 +103,32 @@ pub struct StopSignals {
 }
 
 /// The stop signals, their handlers installed now (see [`shutdown_signal`]).
+/// One task counts them on the same handlers, so a second signal however
+/// soon after the first is heard.
 pub fn stop_signals() -> StopSignals {
-    let (first_seen, seen) = tokio::sync::oneshot::channel();
-    let first = signal_received();
-    let first: Shutdown = Box::pin(async move {
-        first.await;
-        let _ = first_seen.send(());
-    });
-    let second: Shutdown = Box::pin(async move {
-        if seen.await.is_ok() {
-            // Handlers installed once the first is seen: they hear only later signals.
-            signal_received().await;
-        } else {
-            // The first signal's future was dropped unresolved: no stop is under way.
-            std::future::pending::<()>().await;
+    let mut signals = Signals::install();
+    let (count_to, count) = tokio::sync::watch::channel(0_u8);
+    tokio::spawn(async move {
+        for received in 1..=2 {
+            signals.recv().await;
+            if count_to.send(received).is_err() {
+                break; // no one waits for signals any more
+            }
         }
     });
-    StopSignals { first, second }
+    let nth = |n: u8| -> Shutdown {
+        let mut count = count.clone();
+        Box::pin(async move {
+            if count.wait_for(|&received| received >= n).await.is_err() {
+                // The counting task ended first (no runtime to run it): no stop.
+                std::future::pending::<()>().await;
+            }
+        })
+    };
+    StopSignals {
+        first: nth(1),
+        second: nth(2),
+    }
 }
 
 /// The line for a process stopped by [`StopSignals::second`].
@@ -128,26 +137,48 @@ pub const STOPPED_AT_SECOND_SIGNAL: &str = "stopped at a second signal, without 
 /// SIGTERM or SIGINT, as [`shutdown_signal`] waits for them (handlers
 /// installed at the call), without its line.
 fn signal_received() -> impl Future<Output = ()> + Send + 'static {
+    let mut signals = Signals::install();
+    async move { signals.recv().await }
+}
+
+/// The handlers for SIGTERM and SIGINT (Ctrl-C only where there are no
+/// Unix signals, or they cannot be had).
+struct Signals {
     #[cfg(unix)]
-    let signals = {
-        use tokio::signal::unix::{SignalKind, signal};
-        (signal(SignalKind::terminate()), signal(SignalKind::interrupt()))
-    };
-    async move {
+    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+}
+
+impl Signals {
+    /// Installs the handlers now: a signal from here on is kept for
+    /// [`Signals::recv`].
+    fn install() -> Self {
         #[cfg(unix)]
-        match signals {
-            (Ok(mut terminate), Ok(mut interrupt)) => {
-                tokio::select! {
-                    _ = terminate.recv() => {},
-                    _ = interrupt.recv() => {},
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
+                (Ok(terminate), Ok(interrupt)) => Self {
+                    unix: Some((terminate, interrupt)),
+                },
+                (Err(error), _) | (_, Err(error)) => {
+                    tracing::warn!(%error, "cannot listen for SIGTERM; falling back to Ctrl-C only");
+                    Self { unix: None }
                 }
-            }
-            (Err(error), _) | (_, Err(error)) => {
-                tracing::warn!(%error, "cannot listen for SIGTERM; falling back to Ctrl-C only");
-                let _ = tokio::signal::ctrl_c().await;
             }
         }
         #[cfg(not(unix))]
+        Self {}
+    }
+
+    /// The next SIGTERM or SIGINT.
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        if let Some((terminate, interrupt)) = &mut self.unix {
+            tokio::select! {
+                _ = terminate.recv() => {},
+                _ = interrupt.recv() => {},
+            }
+            return;
+        }
         let _ = tokio::signal::ctrl_c().await;
     }
 }
@@ -242,6 +273,30 @@ mod tests {
     use super::*;
     use std::time::Duration;
     use tokio::net::TcpStream;
+
+    /// Sends SIGTERM to this process, as ECS or `kill` would.
+    fn sigterm_self() {
+        let status = std::process::Command::new("kill")
+            .args(["-TERM", &std::process::id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    #[tokio::test]
+    async fn a_second_signal_is_heard_however_soon_after_the_first() {
+        let StopSignals { first, second } = stop_signals();
+        sigterm_self();
+        tokio::time::timeout(Duration::from_secs(10), first)
+            .await
+            .expect("the first SIGTERM was not heard");
+        // Sent before anything waits for it: handlers installed only now
+        // (once the first was heard) would miss it.
+        sigterm_self();
+        tokio::time::timeout(Duration::from_secs(10), second)
+            .await
+            .expect("the second SIGTERM was lost");
+    }
 
     /// What `TcpListener::bind` asks for, and what the kernel allowed
     /// before Linux 5.4.
