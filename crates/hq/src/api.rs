@@ -517,7 +517,7 @@ async fn subscribe(
 const ATTRIBUTE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
 
 /// How long before its request's deadline a publish still under way is
-/// answered 202 instead of waited for.
+/// answered 202 instead of waited for (half the time left, if less).
 const PUBLISH_ANSWER_MARGIN: Duration = Duration::from_secs(1);
 
 /// `POST /topics/<topic>/publish`'s answer for a publish still under way at
@@ -554,13 +554,26 @@ async fn publish(
             Some((name.to_owned(), value.to_owned()))
         })
         .collect();
-    let publishing = hq.publisher().publish(topic, message, &attributes);
+    let publisher = hq.publisher().clone();
+    let message = message.to_owned();
+    let mut publishing = Box::pin(async move { publisher.publish(topic, &message, &attributes).await });
     let published = match deadline {
         Some(deadline) => {
-            let wait = deadline.left().saturating_sub(PUBLISH_ANSWER_MARGIN);
-            match tokio::time::timeout(wait, publishing).await {
-                Ok(published) => published?,
-                Err(_) => {
+            let left = deadline.left();
+            let wait = left.saturating_sub(PUBLISH_ANSWER_MARGIN.min(left / 2));
+            tokio::select! {
+                published = &mut publishing => published?,
+                () = tokio::time::sleep(wait) => {
+                    // The rest of the wait, and the word on how it ended,
+                    // go on without the caller.
+                    let rest = async move {
+                        match publishing.await {
+                            Ok(published) => tracing::info!(order_id = %published.message_id,
+                                "a publish answered 202 was published and recorded"),
+                            Err(error) => tracing::error!(%error, "a publish answered 202 failed"),
+                        }
+                    };
+                    tokio::spawn(tracing::Instrument::in_current_span(rest));
                     let under_way = PublishUnderWay {
                         status: "publishing",
                         detail: "the publish is still under way and will finish (HQ logs how it ended); \

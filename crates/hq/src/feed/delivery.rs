@@ -19,6 +19,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tracing::Instrument as _;
 
+/// How many deliveries turned away for want of room between two log lines.
+const TURNED_AWAY_LOG_EVERY: usize = 1_000;
+
 /// One delivery counted among its subscription's waiting ones for as long
 /// as it lives.
 struct Waiting {
@@ -94,9 +97,15 @@ impl Inner {
         let waiting = Waiting::join(&subscription.waiting);
         let delivery = async move {
             if waiting.count > inner.config.max_waiting_per_subscription {
-                tracing::error!(topic = %subscription.info.topic, endpoint = %subscription.info.endpoint,
-                    waiting = waiting.count - 1,
-                    "delivery failed: its endpoint already has this many deliveries waiting (it answers too slowly or not at all); not retried");
+                let turned_away = subscription.turned_away.fetch_add(1, Ordering::Relaxed) + 1;
+                // One line for the first and then every thousandth, not one
+                // per order for as long as the endpoint stays down.
+                if turned_away % TURNED_AWAY_LOG_EVERY == 1 {
+                    tracing::error!(topic = %subscription.info.topic, endpoint = %subscription.info.endpoint,
+                        waiting = waiting.count - 1, turned_away,
+                        "deliveries failing at once, not retried: the endpoint already has this many waiting \
+                         (it answers too slowly or not at all); this line again every {TURNED_AWAY_LOG_EVERY}");
+                }
                 inner
                     .record_outcome(&subscription, &envelope, DeliveryOutcome::Failed, 0)
                     .await;

@@ -70,6 +70,13 @@ impl OrdersInFlight {
         self.stopping.store(true, Ordering::SeqCst);
     }
 
+    /// Whether publishing has stopped: a publish under way checks it last
+    /// before the step that cannot be taken back (SNS' Publish), so that at
+    /// a stop only a publish already past that step is left to the drain.
+    pub(crate) fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+
     /// Publishes and deliveries under way.
     pub(crate) fn len(&self) -> usize {
         self.tracker.len()

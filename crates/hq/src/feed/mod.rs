@@ -135,10 +135,10 @@ pub enum FeedError {
     /// AWS SNS refused or could not be reached (`HQ_PUBLISH_TO=aws`).
     #[error("SNS: {0}")]
     Sns(String),
-    /// A Publish SNS may have taken without answering (timed out, or the
+    /// A Publish SNS may have taken without saying so (a timeout, a 5xx, a
     /// connection lost after sending): HQ cannot know, so did not record it.
     #[error(
-        "SNS did not answer the Publish ({0}): it may or may not have the order, and HQ did not record it; look for it in the services' logs before publishing it again"
+        "SNS' answer to the Publish does not say whether it has the order ({0}); HQ did not record it: look for it in the services' logs before publishing it again"
     )]
     SnsOutcomeUnknown(String),
     /// Over SNS' limit on a message.
@@ -147,8 +147,11 @@ pub enum FeedError {
     /// HQ is shutting down: nothing published now could be delivered.
     #[error("HQ is shutting down; the order was NOT published: publish it again once HQ is back")]
     Stopping,
-    /// The publish failed inside HQ before it was recorded.
-    #[error("the publish failed inside HQ; the order was NOT published: {0}")]
+    /// The publish task ended without an outcome (it panicked, or the
+    /// runtime stopped): whether the order went out is not known.
+    #[error(
+        "the publish failed inside HQ ({0}); it may or may not have gone out: see GET /reconciliation before publishing it again"
+    )]
     Interrupted(String),
 }
 

@@ -16,7 +16,8 @@ pub struct TopicStats {
     pub delivered: u64,
     /// Deliveries answered 4xx (never retried).
     pub rejected: u64,
-    /// Deliveries that failed every attempt.
+    /// Deliveries that failed every attempt, or that failed at once because
+    /// their subscription had too many waiting (`max_waiting_per_subscription`).
     pub failed: u64,
     /// Retry attempts made.
     pub retried: u64,

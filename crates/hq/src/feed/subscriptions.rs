@@ -52,6 +52,8 @@ pub(super) struct Subscription {
     /// Its deliveries of orders waiting or under way, shared likewise
     /// (bounded by [`super::FeedConfig::max_waiting_per_subscription`]).
     pub(super) waiting: Arc<AtomicUsize>,
+    /// Its deliveries failed at once for want of room (for the log line).
+    pub(super) turned_away: Arc<AtomicUsize>,
     /// When it was made: a pending one expires a set time after.
     created: Instant,
 }
@@ -126,6 +128,7 @@ impl Subscriptions {
             token: hex::encode(rand::random::<[u8; 32]>()),
             slots: Arc::new(Semaphore::new(slots)),
             waiting: Arc::default(),
+            turned_away: Arc::default(),
             created: Instant::now(),
         };
         subscriptions.push(subscription.clone());

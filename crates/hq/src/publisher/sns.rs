@@ -10,9 +10,11 @@ use crate::feed::{
     Endpoint, FeedError, MessageAttributes, Published, SubscriptionInfo, SubscriptionState, Topic,
 };
 use crate::ledger::Ledger;
+use aws_sdk_sns::config::http::HttpResponse;
 use aws_sdk_sns::config::retry::RetryConfig;
 use aws_sdk_sns::config::timeout::TimeoutConfig;
 use aws_sdk_sns::error::{DisplayErrorContext, SdkError};
+use aws_sdk_sns::operation::publish::PublishError;
 use aws_sdk_sns::types::MessageAttributeValue;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
@@ -29,8 +31,9 @@ const SUBSCRIBERS_TTL: Duration = Duration::from_secs(10);
 /// for ever.
 pub const SNS_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How long an SNS call may take with its retries: under HQ's request
-/// timeout (14 s), so a page that asks SNS gets SNS' answer or its error.
+/// How long an SNS call may take with its retries (`Publish` has none: it
+/// takes at most [`SNS_ATTEMPT_TIMEOUT`]). A publish is two calls (the
+/// subscriptions counted, then `Publish`), `GET /topics` one per topic.
 pub const SNS_CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// HQ's three topics on SNS. Cheap to clone.
@@ -54,6 +57,24 @@ struct Inner {
 /// An SDK error with its causes, as one line.
 fn sns_error(action: &str, error: impl std::error::Error) -> FeedError {
     FeedError::Sns(format!("{action}: {}", DisplayErrorContext(error)))
+}
+
+/// What a failed `Publish` tells the caller. Only a refusal (4xx: bad
+/// request, no such topic, not authorized, throttled) or a request never
+/// sent means SNS does not have the order; a 5xx (SNS' own InternalError,
+/// or a proxy's 502/504 in front of it), a timeout or a connection lost may
+/// come after SNS took it.
+fn publish_error(error: SdkError<PublishError, HttpResponse>) -> FeedError {
+    let refused = match &error {
+        SdkError::ServiceError(service) => service.raw().status().is_client_error(),
+        SdkError::ConstructionFailure(_) => true,
+        _ => false,
+    };
+    if refused {
+        sns_error("Publish", error)
+    } else {
+        FeedError::SnsOutcomeUnknown(DisplayErrorContext(error).to_string())
+    }
 }
 
 /// SNS names a subscription awaiting confirmation `PendingConfirmation`
@@ -152,6 +173,12 @@ impl SnsTopics {
         let topic_arn = self.topic_arn(topic);
         // Counted first: once SNS has the order, only recording it may fail.
         let subscribers = self.confirmed_count(topic).await?;
+        // The last point where HQ may still refuse: a stop that began while
+        // the subscriptions were counted leaves the drain only publishes
+        // already sent (one attempt, SNS_ATTEMPT_TIMEOUT, and the record).
+        if self.inner.in_flight.is_stopping() {
+            return Err(FeedError::Stopping);
+        }
         let mut sns_attributes = HashMap::new();
         for (name, value) in attributes {
             let value = MessageAttributeValue::builder()
@@ -175,14 +202,12 @@ impl SnsTopics {
             .config_override(aws_sdk_sns::config::Builder::default().retry_config(RetryConfig::disabled()))
             .send()
             .await
-            .map_err(|error| match error {
-                // SNS answered, or nothing was sent: it does not have the order.
-                SdkError::ServiceError(_) | SdkError::ConstructionFailure(_) => sns_error("Publish", error),
-                _ => FeedError::SnsOutcomeUnknown(DisplayErrorContext(error).to_string()),
-            })?;
+            .map_err(publish_error)?;
+        // Taken, but with no MessageId HQ cannot record it under the key the
+        // services will fulfil it by.
         let message_id = output
             .message_id()
-            .ok_or_else(|| FeedError::Sns("Publish answered without a MessageId".into()))?
+            .ok_or_else(|| FeedError::SnsOutcomeUnknown("it answered without a MessageId".into()))?
             .to_owned();
         // SNS may deliver before this is written (an emulator does so before
         // answering): harmless, reconciliation pairs by key when asked.

@@ -266,7 +266,8 @@ async fn an_sns_that_never_answers_holds_neither_a_publish_nor_hqs_stop() {
     let base = format!("http://{}", hq.wait_listening().await);
 
     // Answered with SNS' silence as an error, within HQ's request timeout
-    // (14 s; the client's 30 s only keeps a hung HQ from hanging the test).
+    // (14 s; the client's 30 s only keeps a hung HQ from hanging the test):
+    // counting the subscriptions times out first, before anything is sent.
     let response = reqwest::Client::builder()
         .timeout(Duration::from_secs(30))
         .build()
@@ -279,12 +280,148 @@ async fn an_sns_that_never_answers_holds_neither_a_publish_nor_hqs_stop() {
         .unwrap();
     let status = response.status().as_u16();
     let answer = response.text().await.unwrap();
-    assert!(status == 502 || status == 504, "{status} {answer}");
-    assert!(answer.contains("SNS"), "{answer}");
+    assert_eq!(status, 502, "{answer}");
+    assert!(answer.contains("ListSubscriptionsByTopic"), "{answer}");
 
     // And the stop does not wait on SNS: the generator's publish under way
     // is left to the 1 s drain, then HQ reconciles and exits.
     hq.terminate().await;
     let exited = hq.wait_exit(Duration::from_secs(30)).await;
     assert!(exited.success(), "{exited:?}");
+}
+
+/// A fake SNS query API (see [`fake_sns`]): its URL, and how many
+/// `ListSubscriptionsByTopic` and `Publish` requests it has had.
+struct FakeSns {
+    url: String,
+    lists: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    publishes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl FakeSns {
+    fn lists(&self) -> usize {
+        self.lists.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn publishes(&self) -> usize {
+        self.publishes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A fake SNS query API: `ListSubscriptionsByTopic` answers no
+/// subscriptions after `list_delay`, `Publish` gets `publish`'s status
+/// (`None`: no answer ever; 200: a MessageId).
+async fn fake_sns(publish: Option<u16>, list_delay: Duration) -> FakeSns {
+    use axum::http::StatusCode;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (lists, publishes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let counters = (Arc::clone(&lists), Arc::clone(&publishes));
+    let answer = move |body: String| {
+        let (lists, publishes) = counters.clone();
+        async move {
+            if !body.contains("Action=Publish") {
+                lists.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(list_delay).await;
+                let listing = "<ListSubscriptionsByTopicResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">\
+                    <ListSubscriptionsByTopicResult><Subscriptions/></ListSubscriptionsByTopicResult>\
+                    <ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></ListSubscriptionsByTopicResponse>";
+                return (StatusCode::OK, listing.to_owned());
+            }
+            publishes.fetch_add(1, Ordering::SeqCst);
+            let Some(status) = publish else {
+                std::future::pending::<()>().await;
+                unreachable!("a future that never ends ended");
+            };
+            if status == 200 {
+                let published = "<PublishResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">\
+                    <PublishResult><MessageId>fake-message-id</MessageId></PublishResult>\
+                    <ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></PublishResponse>";
+                return (StatusCode::OK, published.to_owned());
+            }
+            let kind = if status < 500 { "Sender" } else { "Receiver" };
+            let error = format!(
+                "<ErrorResponse><Error><Type>{kind}</Type><Code>Fake{status}</Code><Message>fake</Message></Error>\
+                 <RequestId>r</RequestId></ErrorResponse>"
+            );
+            (StatusCode::from_u16(status).unwrap(), error)
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = axum::Router::new().route("/", axum::routing::post(answer));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    FakeSns {
+        url: format!("http://{addr}"),
+        lists,
+        publishes,
+    }
+}
+
+/// HQ on AWS publishing to `sns`, its data in `dir`; HQ and its address.
+async fn hq_on_fake_sns(
+    dir: &std::path::Path,
+    sns: &FakeSns,
+    extra: &[(&str, &str)],
+) -> (ServiceProcess, String) {
+    let topic_arns = "orders=arn:aws:sns:us-east-1:123456789012:o,iridium=arn:aws:sns:us-east-1:123456789012:i,\
+                      magnesite=arn:aws:sns:us-east-1:123456789012:m";
+    let mut env = env_on_aws(dir, &sns.url, topic_arns.to_owned());
+    env.extend(
+        extra
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
+    );
+    let mut hq = ServiceProcess::start(std::path::Path::new(env!("CARGO_BIN_EXE_hq")), &env);
+    let base = format!("http://{}", hq.wait_listening().await);
+    (hq, base)
+}
+
+#[tokio::test]
+async fn a_publish_sns_may_have_taken_is_504_and_never_retried_one_it_refused_502() {
+    // (SNS' answer to Publish, HQ's status, what HQ says)
+    let cases = [
+        (None, 504, "does not say whether it has the order"),
+        (Some(500), 504, "does not say whether it has the order"),
+        (Some(400), 502, "Fake400"),
+    ];
+    for (sns_answer, status, says) in cases {
+        let sns = fake_sns(sns_answer, Duration::ZERO).await;
+        let dir = tempfile::tempdir().unwrap();
+        let (mut hq, base) = hq_on_fake_sns(dir.path(), &sns, &[]).await;
+        let (got, answer) = admin_post(&base, "/topics/orders/publish", r#"{"bundle": 1}"#.into(), &[]).await;
+        assert_eq!(got, status, "SNS answered {sns_answer:?}: {answer}");
+        assert!(
+            answer.to_string().contains(says),
+            "SNS answered {sns_answer:?}: {answer}"
+        );
+        // Not retried: a retry after a Publish SNS took is a second order.
+        assert_eq!(sns.publishes(), 1, "SNS answered {sns_answer:?}");
+        hq.terminate().await;
+        hq.wait_exit(Duration::from_secs(30)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_publish_not_yet_sent_when_hq_stops_is_refused_not_sent() {
+    // Counting the subscriptions takes a while: HQ is told to stop meanwhile.
+    let sns = fake_sns(Some(200), Duration::from_secs(2)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hq, base) = hq_on_fake_sns(dir.path(), &sns, &[("HQ_DRAIN_SECS", "8")]).await;
+    let publish = tokio::spawn(async move {
+        admin_post(&base, "/topics/orders/publish", r#"{"bundle": 1}"#.into(), &[]).await
+    });
+    wait_until(
+        "the publish to count the subscriptions",
+        Duration::from_secs(10),
+        async || (sns.lists() == 1).then_some(()),
+    )
+    .await;
+    hq.terminate().await;
+    // HQ serves on through its drain, so the refusal reaches the caller.
+    let (status, answer) = publish.await.unwrap();
+    assert_eq!(status, 503, "{answer}");
+    assert!(answer.to_string().contains("NOT published"), "{answer}");
+    assert_eq!(sns.publishes(), 0);
+    assert!(hq.wait_exit(Duration::from_secs(30)).await.success());
 }
