@@ -290,12 +290,14 @@ async fn an_sns_that_never_answers_holds_neither_a_publish_nor_hqs_stop() {
     assert!(exited.success(), "{exited:?}");
 }
 
-/// A fake SNS query API (see [`fake_sns`]): its URL, and how many
-/// `ListSubscriptionsByTopic` and `Publish` requests it has had.
+/// A fake SNS query API (see [`fake_sns`]): its URL, how many
+/// `ListSubscriptionsByTopic` and `Publish` requests it has had, and the
+/// most listings it answered at once.
 struct FakeSns {
     url: String,
     lists: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     publishes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    most_lists_at_once: std::sync::Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl FakeSns {
@@ -305,6 +307,10 @@ impl FakeSns {
 
     fn publishes(&self) -> usize {
         self.publishes.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn most_lists_at_once(&self) -> usize {
+        self.most_lists_at_once.load(std::sync::atomic::Ordering::SeqCst)
     }
 }
 
@@ -316,13 +322,22 @@ async fn fake_sns(publish: Option<u16>, list_delay: Duration) -> FakeSns {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     let (lists, publishes) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let counters = (Arc::clone(&lists), Arc::clone(&publishes));
+    let (listing_now, most_lists_at_once) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let counters = (
+        Arc::clone(&lists),
+        Arc::clone(&publishes),
+        Arc::clone(&listing_now),
+        Arc::clone(&most_lists_at_once),
+    );
     let answer = move |body: String| {
-        let (lists, publishes) = counters.clone();
+        let (lists, publishes, listing_now, most) = counters.clone();
         async move {
             if !body.contains("Action=Publish") {
                 lists.fetch_add(1, Ordering::SeqCst);
+                let at_once = listing_now.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(at_once, Ordering::SeqCst);
                 tokio::time::sleep(list_delay).await;
+                listing_now.fetch_sub(1, Ordering::SeqCst);
                 let listing = "<ListSubscriptionsByTopicResponse xmlns=\"http://sns.amazonaws.com/doc/2010-03-31/\">\
                     <ListSubscriptionsByTopicResult><Subscriptions/></ListSubscriptionsByTopicResult>\
                     <ResponseMetadata><RequestId>r</RequestId></ResponseMetadata></ListSubscriptionsByTopicResponse>";
@@ -355,6 +370,7 @@ async fn fake_sns(publish: Option<u16>, list_delay: Duration) -> FakeSns {
         url: format!("http://{addr}"),
         lists,
         publishes,
+        most_lists_at_once,
     }
 }
 
@@ -424,4 +440,18 @@ async fn a_publish_not_yet_sent_when_hq_stops_is_refused_not_sent() {
     assert!(answer.to_string().contains("NOT published"), "{answer}");
     assert_eq!(sns.publishes(), 0);
     assert!(hq.wait_exit(Duration::from_secs(30)).await.success());
+}
+
+#[tokio::test]
+async fn the_topics_are_listed_from_sns_all_at_once() {
+    // One after another, three slow listings outlasted the request.
+    let sns = fake_sns(Some(200), Duration::from_millis(500)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hq, base) = hq_on_fake_sns(dir.path(), &sns, &[]).await;
+    let topics = reqwest::get(format!("{base}/topics")).await.unwrap();
+    assert_eq!(topics.status(), 200, "{}", topics.text().await.unwrap());
+    assert_eq!(sns.lists(), 3);
+    assert_eq!(sns.most_lists_at_once(), 3);
+    hq.terminate().await;
+    hq.wait_exit(Duration::from_secs(30)).await;
 }
