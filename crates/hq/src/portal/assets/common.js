@@ -43,7 +43,8 @@ const hq = {
       hq.showSignedIn(false, token ? 'HQ no longer takes that credential: sign in again.' : 'HQ wants the admin credential.');
     }
     if (!response.ok) {
-      throw new Error((data && data.message) || `${response.status} ${response.statusText}`);
+      const error = new Error((data && data.message) || `${response.status} ${response.statusText}`);
+      throw Object.assign(error, { status: response.status });
     }
     return data;
   },

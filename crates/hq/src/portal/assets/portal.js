@@ -118,9 +118,16 @@ async function publish(event) {
   const order = document.getElementById('publish-body').value;
   try {
     const published = await hq.call('POST', `/topics/${topic}/publish`, order);
-    hq.say('publish-state', `Published ${published.message_id} to ${published.subscribers} subscription(s).`, 'ok');
+    if (published.status === 'publishing') {
+      // 202: still under way at the request's deadline; it finishes on its own.
+      hq.say('publish-state', `Still publishing: ${published.detail}`, 'ok');
+    } else {
+      hq.say('publish-state', `Published ${published.message_id} to ${published.subscribers} subscription(s).`, 'ok');
+    }
   } catch (error) {
-    hq.say('publish-state', `Not published: ${error.message}`, 'error');
+    // 504: SNS' answer did not say whether it took the order.
+    const outcome = error.status === 504 ? 'Outcome unknown' : 'Not published';
+    hq.say('publish-state', `${outcome}: ${error.message}`, 'error');
   }
 }
 
