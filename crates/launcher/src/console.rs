@@ -7,6 +7,7 @@ use crate::status::{Redraw, Status, TopicStatus};
 use crate::{LaunchError, Platform, launch};
 use hq::feed::Topic;
 use hq::ledger::Reconciliation;
+use platform::startup::{StopSignals, stop_signals};
 use std::io::IsTerminal;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
@@ -48,11 +49,10 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
     };
     let mut ticks = tokio::time::interval(every);
     let mut redraw = Redraw::default();
-    let shutdown = platform::shutdown_signal();
-    tokio::pin!(shutdown);
+    let StopSignals { mut first, second } = stop_signals();
     loop {
         tokio::select! {
-            () = &mut shutdown => break,
+            () = &mut first => break,
             _ = ticks.tick() => {
                 let status = status(&platform).await;
                 if terminal {
@@ -72,7 +72,7 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
     let drain = cli.drain();
     let reconciliation = tokio::select! {
         result = platform.shutdown(drain) => result?,
-        () = platform::shutdown_signal() => {
+        () = second => {
             println!("Stopped without draining.");
             return Ok(1);
         }

@@ -30,4 +30,3 @@ pub use metrics::Metrics;
 pub use secret::{ApiKey, HookSecret, HookSecrets};
 pub use server::{RequestDeadline, ServerLimits, serve, serve_with};
 pub use settings::{ConfigError, LogFormat, TrustConfig};
-pub use startup::shutdown_signal;

@@ -75,16 +75,6 @@ pub async fn bind_addr(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
-/// Resolves on SIGTERM (ECS, `docker stop`) or SIGINT (Ctrl-C).
-///
-/// The handlers are installed when this is called, not when the future is
-/// first polled: a SIGTERM that arrives between "listening" and the first
-/// poll must not kill the process with the default action (as PID 1 it would
-/// even be ignored).
-pub fn shutdown_signal() -> impl Future<Output = ()> + Send + 'static {
-    announced(signal_received())
-}
-
 /// `signal`, then the line that says the drain begins.
 async fn announced(signal: impl Future<Output = ()>) {
     signal.await;
@@ -102,9 +92,13 @@ pub struct StopSignals {
     pub second: Shutdown,
 }
 
-/// The stop signals, their handlers installed now (see [`shutdown_signal`]).
-/// One task counts them on the same handlers, so a second signal however
-/// soon after the first is heard.
+/// The stop signals: SIGTERM (ECS, `docker stop`) or SIGINT (Ctrl-C).
+///
+/// The handlers are installed when this is called, not when a future is
+/// first polled: a SIGTERM that arrives between "listening" and the first
+/// poll must not kill the process with the default action (as PID 1 it would
+/// even be ignored). One task counts the signals on the same handlers, so a
+/// second signal however soon after the first is heard.
 pub fn stop_signals() -> StopSignals {
     let mut signals = Signals::install();
     let (count_to, count) = tokio::sync::watch::channel(0_u8);
@@ -133,13 +127,6 @@ pub fn stop_signals() -> StopSignals {
 
 /// The line for a process stopped by [`StopSignals::second`].
 pub const STOPPED_AT_SECOND_SIGNAL: &str = "stopped at a second signal, without finishing the drain";
-
-/// SIGTERM or SIGINT, as [`shutdown_signal`] waits for them (handlers
-/// installed at the call), without its line.
-fn signal_received() -> impl Future<Output = ()> + Send + 'static {
-    let mut signals = Signals::install();
-    async move { signals.recv().await }
-}
 
 /// The handlers for SIGTERM and SIGINT (Ctrl-C only where there are no
 /// Unix signals, or they cannot be had).

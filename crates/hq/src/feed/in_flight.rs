@@ -73,6 +73,7 @@ impl OrdersInFlight {
     /// Whether publishing has stopped: a publish under way checks it last
     /// before the step that cannot be taken back (SNS' Publish), so that at
     /// a stop only a publish already past that step is left to the drain.
+    #[cfg(feature = "sns")] // only SNS' publish has such a step
     pub(crate) fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }

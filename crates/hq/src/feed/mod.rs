@@ -285,6 +285,11 @@ impl Feed {
         self.inner.stats.snapshot()
     }
 
+    /// Its orders under way: publishes and deliveries.
+    pub(crate) fn orders_in_flight(&self) -> &OrdersInFlight {
+        &self.inner.in_flight
+    }
+
     /// Orders being published or delivered, retries included (subscription
     /// confirmations are not counted: no order waits on them).
     pub fn in_flight(&self) -> usize {

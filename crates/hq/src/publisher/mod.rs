@@ -14,6 +14,7 @@
 #[cfg(feature = "sns")]
 pub mod sns;
 
+use crate::feed::in_flight::OrdersInFlight;
 use crate::feed::{
     Endpoint, Feed, FeedError, MessageAttributes, Published, SubscriptionInfo, Topic, TopicStats,
 };
@@ -134,34 +135,32 @@ impl Publisher {
         Ok(published)
     }
 
+    /// The publisher's orders under way: publishes, and on the feed their
+    /// deliveries too.
+    fn orders_in_flight(&self) -> &OrdersInFlight {
+        match self {
+            Self::Local(feed) => feed.orders_in_flight(),
+            #[cfg(feature = "sns")]
+            Self::Sns(sns) => sns.orders_in_flight(),
+        }
+    }
+
     /// Refuses every publish from now on; those under way finish, and
     /// [`Publisher::drain`] waits for them.
     pub fn stop_publishing(&self) {
-        match self {
-            Self::Local(feed) => feed.stop_publishing(),
-            #[cfg(feature = "sns")]
-            Self::Sns(sns) => sns.stop_publishing(),
-        }
+        self.orders_in_flight().stop_publishing();
     }
 
     /// Waits until every publish under way has ended (and, on the feed,
     /// every delivery with its retries), or `deadline` passes; true when
     /// all ended.
     pub async fn drain(&self, deadline: Duration) -> bool {
-        match self {
-            Self::Local(feed) => feed.drain(deadline).await,
-            #[cfg(feature = "sns")]
-            Self::Sns(sns) => sns.drain(deadline).await,
-        }
+        self.orders_in_flight().drain(deadline).await
     }
 
     /// Publishes (and, on the feed, deliveries) under way.
     pub fn in_flight(&self) -> usize {
-        match self {
-            Self::Local(feed) => feed.in_flight(),
-            #[cfg(feature = "sns")]
-            Self::Sns(sns) => sns.in_flight(),
-        }
+        self.orders_in_flight().len()
     }
 
     /// Subscribes an HTTP(S) endpoint to `topic`; the endpoint is sent a

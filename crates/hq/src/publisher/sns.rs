@@ -132,7 +132,7 @@ impl SnsTopics {
     /// MessageAttributes, and records it under the MessageId SNS returns.
     /// The publish runs to its end as a task of its own (`OrdersInFlight`):
     /// a caller that gives up cannot leave an order on SNS that the ledger
-    /// never heard of. Refused once [`SnsTopics::stop_publishing`] is called.
+    /// never heard of. Refused once HQ stops publishing.
     pub async fn publish(
         &self,
         topic: Topic,
@@ -146,21 +146,9 @@ impl SnsTopics {
         self.inner.in_flight.publish(publish).await
     }
 
-    /// Refuses every publish from now on; those under way finish, and
-    /// [`SnsTopics::drain`] waits for them.
-    pub fn stop_publishing(&self) {
-        self.inner.in_flight.stop_publishing();
-    }
-
-    /// Waits until every publish under way has ended, or `deadline`
-    /// passes; true when all ended. SNS delivers them out of HQ's sight.
-    pub async fn drain(&self, deadline: Duration) -> bool {
-        self.inner.in_flight.drain(deadline).await
-    }
-
-    /// Publishes under way.
-    pub fn in_flight(&self) -> usize {
-        self.inner.in_flight.len()
+    /// Publishes under way (SNS delivers them out of HQ's sight).
+    pub(crate) fn orders_in_flight(&self) -> &OrdersInFlight {
+        &self.inner.in_flight
     }
 
     /// [`SnsTopics::publish`]'s work, in the task that runs it.
