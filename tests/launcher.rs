@@ -1,7 +1,11 @@
 //! The launcher binary as a user runs it from a checkout.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+// Marked as test code, so that clippy.toml's allow-unwrap-in-tests covers
+// the helpers here too (a panic is a failed test).
+#![cfg(test)]
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{ChildStdout, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -29,46 +33,58 @@ impl Drop for Running {
     }
 }
 
+/// A launcher started on `data_dir`, once it has said it is up (within
+/// 60 s), with its stdout read past that line.
+fn up(data_dir: &std::path::Path) -> (Running, BufReader<ChildStdout>) {
+    let mut running = Running(launcher(data_dir).spawn().unwrap());
+    let mut stdout = BufReader::new(running.0.stdout.take().unwrap());
+    let (said_up, up) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while stdout.read_line(&mut line).is_ok_and(|read| read > 0) {
+            if line.starts_with("Interstella is running") {
+                let _ = said_up.send(stdout);
+                return;
+            }
+            line.clear();
+        }
+    });
+    match up.recv_timeout(Duration::from_secs(60)) {
+        Ok(stdout) => (running, stdout),
+        Err(error) => panic!("the launcher did not come up: {error}"),
+    }
+}
+
+/// Waits (`within` at most) for `running` to exit; its exit status and stderr.
+fn exit_of(running: &mut Running, within: Duration) -> (std::process::ExitStatus, String) {
+    let until = Instant::now() + within;
+    let status = loop {
+        if let Some(status) = running.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < until, "the launcher still runs after {within:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    running
+        .0
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (status, stderr)
+}
+
 /// A second `cargo run` in the same checkout would run a second HQ on the
 /// first one's ledger: it exits with one line saying so instead.
 #[test]
 fn a_second_launcher_on_the_same_ledger_exits_with_one_line_saying_so() {
     let dir = tempfile::tempdir().unwrap();
-    let mut first = Running(launcher(dir.path()).spawn().unwrap());
-    // Up once it says so on stdout.
-    let (lines, said) = mpsc::channel();
-    let stdout = BufReader::new(first.0.stdout.take().unwrap());
-    std::thread::spawn(move || {
-        for line in stdout.lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let until = Instant::now() + Duration::from_secs(60);
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        match said.recv_timeout(left) {
-            Ok(line) if line.starts_with("Interstella is running") => break,
-            Ok(_) => {}
-            Err(error) => panic!("the first launcher did not come up: {error}"),
-        }
-    }
+    let (first, _stdout) = up(dir.path());
 
     let mut second = Running(launcher(dir.path()).spawn().unwrap());
-    let until = Instant::now() + Duration::from_secs(30);
-    let status = loop {
-        if let Some(status) = second.0.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < until,
-            "the second launcher still runs after 30 s"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut second.0.stderr.take().unwrap(), &mut stderr).unwrap();
+    let (status, stderr) = exit_of(&mut second, Duration::from_secs(30));
     drop(first);
     assert_eq!(status.code(), Some(1), "{stderr}");
     let lines: Vec<&str> = stderr.lines().collect();
@@ -77,4 +93,29 @@ fn a_second_launcher_on_the_same_ledger_exits_with_one_line_saying_so() {
         lines[0].starts_with("interstella: HQ: another HQ is using the ledger in"),
         "{stderr}"
     );
+}
+
+/// `cargo run --release | tee run.log`, then Ctrl-C: tee stops with the
+/// launcher, so the launcher's stdout has no reader when it says it is
+/// stopping. It drains and reconciles all the same, and says so on stderr;
+/// `println!` panicked there, and the release build aborted with orders in
+/// flight and no reconciliation.
+#[test]
+fn a_stop_after_stdouts_reader_has_gone_still_drains_and_reconciles_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut running, stdout) = up(dir.path());
+    drop(stdout);
+    testkit::process::sigterm(running.0.id()).unwrap();
+    let (status, stderr) = exit_of(&mut running, Duration::from_secs(90));
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains("\nStopping: no new orders"), "{stderr}");
+    assert!(
+        stderr.contains("Reconciliation (orders published this run"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("Nothing lost, nothing counted twice."),
+        "{stderr}"
+    );
+    assert_eq!(status.code(), Some(0), "{stderr}");
 }

@@ -41,7 +41,7 @@ async fn run(
 ) -> anyhow::Result<()> {
     if let Some(key) = issued {
         // Printed for the person who asked, on the terminal only; never logged.
-        eprintln!("HQ issued API key: {}", key.expose());
+        platform::terminal::say_on_stderr(format_args!("HQ issued API key: {}", key.expose()));
     }
     let StopSignals { first, second } = stop_signals();
     let listener = platform::startup::bind_addr(cli.listen)
@@ -60,6 +60,6 @@ async fn run(
         ran = hq::run(listener, config, drain, stopping) => ran?,
         () = second => anyhow::bail!(STOPPED_AT_SECOND_SIGNAL),
     };
-    println!("{}", serde_json::to_string_pretty(&reconciliation)?);
+    platform::terminal::say(format_args!("{}", serde_json::to_string_pretty(&reconciliation)?));
     Ok(())
 }

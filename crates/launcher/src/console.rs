@@ -6,8 +6,9 @@ use crate::cli::Cli;
 use crate::status::{Redraw, Status, TopicStatus};
 use crate::{LaunchError, Platform, launch};
 use hq::feed::Topic;
-use hq::ledger::Reconciliation;
+use hq::ledger::{OrderCounts, Reconciliation};
 use platform::startup::{StopSignals, stop_signals};
+use platform::terminal::{say, show};
 use std::io::IsTerminal;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
@@ -36,7 +37,7 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
     let stage = clap::ValueEnum::to_possible_value(&config.stage)
         .map(|value| value.get_name().to_owned())
         .unwrap_or_default();
-    println!("Starting Interstella (stage: {stage}) ...");
+    say(format_args!("Starting Interstella (stage: {stage}) ..."));
     let mut platform = launch(config.clone()).await?;
     print_banner(&platform, &config);
     platform.feed().await;
@@ -59,25 +60,26 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
                     // A terminal that cannot be written to has nobody to show it to.
                     let _ = redraw.draw(&mut std::io::stdout().lock(), &status);
                 } else {
-                    // Appended, whole: a log file has no width.
-                    println!("{}", status.lines(usize::MAX).join("\n"));
+                    // Appended, whole: a log file has no width. Nobody
+                    // needs it once stdout's reader has gone.
+                    show(format_args!("{}", status.lines(usize::MAX).join("\n")));
                 }
             }
         }
     }
-    println!(
+    say(format_args!(
         "\nStopping: no new orders; letting deliveries and retries finish (up to {:?}, Ctrl-C again to stop now) ...",
         cli.drain()
-    );
+    ));
     let drain = cli.drain();
     let reconciliation = tokio::select! {
         result = platform.shutdown(drain) => result?,
         () = second => {
-            println!("Stopped without draining.");
+            say(format_args!("Stopped without draining."));
             return Ok(1);
         }
     };
-    print_reconciliation(&reconciliation);
+    say(format_args!("{}", reconciliation_lines(&reconciliation)));
     Ok(if reconciliation.is_clean() { 0 } else { 1 })
 }
 
@@ -90,7 +92,7 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
         .map(|(topic, rate)| format!("{topic} {rate}/s"))
         .collect();
     let strangled: Vec<&str> = config.stage.strangled().iter().map(|r| r.as_str()).collect();
-    println!(
+    say(format_args!(
         "\nInterstella is running on this machine.\n\n\
          HQ (AWS side of the workshop)   {hq}/\n  \
          dashboard, portal (browser)    {dashboard}  {hq}/  (sign in with HQ_ADMIN_TOKEN)\n  \
@@ -123,7 +125,7 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
         } else {
             rates.join(", ")
         },
-    );
+    ));
 }
 
 /// A line per microservice for the banner: its URL and the topic it takes.
@@ -174,38 +176,33 @@ pub async fn status(platform: &Platform) -> Status {
     }
 }
 
-fn print_reconciliation(r: &Reconciliation) {
-    println!("\nReconciliation (orders published this run against fulfillments recorded):");
-    println!(
-        "  {:<10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>5} {:>10}",
+/// The reconciliation as the person who pressed Ctrl-C reads it: a table
+/// per topic and a verdict.
+fn reconciliation_lines(r: &Reconciliation) -> String {
+    let row = |topic: &str, t: &OrderCounts| {
+        format!(
+            "  {:<10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>5} {:>10}\n",
+            topic, t.published, t.fulfilled, t.rejected, t.unrouted, t.pending, t.lost, t.duplicated
+        )
+    };
+    let mut text = format!(
+        "\nReconciliation (orders published this run against fulfillments recorded):\n  {:<10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>5} {:>10}\n",
         "topic", "published", "fulfilled", "rejected", "unrouted", "pending", "lost", "duplicated"
     );
-    let total = &r.totals;
     for (topic, t) in &r.topics {
-        println!(
-            "  {:<10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>5} {:>10}",
-            topic, t.published, t.fulfilled, t.rejected, t.unrouted, t.pending, t.lost, t.duplicated
-        );
+        text.push_str(&row(topic, t));
     }
-    println!(
-        "  {:<10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>5} {:>10}",
-        "total",
-        total.published,
-        total.fulfilled,
-        total.rejected,
-        total.unrouted,
-        total.pending,
-        total.lost,
-        total.duplicated
-    );
+    let total = &r.totals;
+    text.push_str(&row("total", total));
     if r.is_clean() {
-        println!("  Nothing lost, nothing counted twice.");
+        text.push_str("  Nothing lost, nothing counted twice.");
     } else {
         // Pending here means still being retried when HQ stopped: its
         // retries stop with it.
-        println!(
+        text.push_str(&format!(
             "  {} lost, {} duplicated, {} still pending when HQ stopped.",
             total.lost, total.duplicated, total.pending
-        );
+        ));
     }
+    text
 }

@@ -21,6 +21,7 @@ pub mod startup;
 // One quoting helper for every service: it lives with the error types.
 pub use contracts::quote;
 pub mod telemetry;
+pub mod terminal;
 pub mod traces;
 
 pub use downstream::{Downstream, DownstreamError};

@@ -50,7 +50,7 @@ impl LogGuard {
         if self.format == LogFormat::Json && tracing::enabled!(tracing::Level::ERROR) {
             tracing::error!("{why}");
         } else {
-            eprintln!("{why}");
+            crate::terminal::say_on_stderr(format_args!("{why}"));
         }
     }
 
@@ -86,7 +86,9 @@ pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
         Ok((lines, guard)) => (writer::Sink::Batched(lines), Some(guard)),
         Err(error) => {
             // No thread for it: every line its own write, as slow as that is.
-            eprintln!("log lines are written unbatched: no writer thread ({error})");
+            crate::terminal::say_on_stderr(format_args!(
+                "log lines are written unbatched: no writer thread ({error})"
+            ));
             (writer::Sink::Direct, None)
         }
     };
@@ -115,7 +117,7 @@ pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
     let provider = traces.as_ref().and_then(|export| match export.start() {
         Ok(provider) => Some((provider, export.service.clone())),
         Err(error) => {
-            eprintln!("traces are not exported: {error}");
+            crate::terminal::say_on_stderr(format_args!("traces are not exported: {error}"));
             None
         }
     });
