@@ -38,6 +38,11 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
         .map(|value| value.get_name().to_owned())
         .unwrap_or_default();
     say(format_args!("Starting Interstella (stage: {stage}) ..."));
+    // Before the banner says Ctrl-C stops everything: a signal that came
+    // before the handlers were installed killed the launcher outright, with
+    // no drain and no reconciliation. One during the launch is acted on
+    // once the platform is up.
+    let StopSignals { mut first, second } = stop_signals();
     let mut platform = launch(config.clone()).await?;
     print_banner(&platform, &config);
     platform.feed().await;
@@ -50,7 +55,6 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
     };
     let mut ticks = tokio::time::interval(every);
     let mut redraw = Redraw::default();
-    let StopSignals { mut first, second } = stop_signals();
     loop {
         tokio::select! {
             () = &mut first => break,
