@@ -92,7 +92,9 @@ pub struct StopSignals {
     pub second: Shutdown,
 }
 
-/// The stop signals: SIGTERM (ECS, `docker stop`) or SIGINT (Ctrl-C).
+/// The stop signals: SIGTERM (ECS, `docker stop`), SIGINT (Ctrl-C) or, on
+/// Linux, SIGHUP (the terminal closed) unless the process was started to
+/// ignore it (`nohup`).
 ///
 /// The handlers are installed when this is called, not when a future is
 /// first polled: a SIGTERM that arrives between "listening" and the first
@@ -100,7 +102,11 @@ pub struct StopSignals {
 /// even be ignored). One task counts the signals on the same handlers, so a
 /// second signal however soon after the first is heard.
 pub fn stop_signals() -> StopSignals {
-    let mut signals = Signals::install();
+    stop_signals_on(Signals::install(!hangup_ignored()))
+}
+
+/// [`stop_signals`] counted on `signals`.
+fn stop_signals_on(mut signals: Signals) -> StopSignals {
     let (count_to, count) = tokio::sync::watch::channel(0_u8);
     tokio::spawn(async move {
         for received in 1..=2 {
@@ -125,26 +131,59 @@ pub fn stop_signals() -> StopSignals {
     }
 }
 
+/// Whether this process was started with SIGHUP ignored (`nohup`, or a
+/// supervisor that asks for it): then closing the terminal must not stop
+/// it, and no handler for SIGHUP is installed. Read from Linux's
+/// `/proc/self/status`; elsewhere taken as ignored, so SIGHUP keeps its
+/// default there (the workspace forbids the unsafe call that would ask).
+fn hangup_ignored() -> bool {
+    std::fs::read_to_string("/proc/self/status").map_or(true, |status| ignores_hangup(&status))
+}
+
+/// Whether a `/proc/<pid>/status` text's `SigIgn` mask has SIGHUP (signal 1,
+/// the mask's lowest bit); a text without a readable mask counts as yes.
+fn ignores_hangup(status: &str) -> bool {
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_none_or(|mask| mask & 1 != 0)
+}
+
 /// The line for a process stopped by [`StopSignals::second`].
 pub const STOPPED_AT_SECOND_SIGNAL: &str = "stopped at a second signal, without finishing the drain";
 
-/// The handlers for SIGTERM and SIGINT (Ctrl-C only where there are no
-/// Unix signals, or they cannot be had).
+/// The handlers for SIGTERM, SIGINT and perhaps SIGHUP (Ctrl-C only where
+/// there are no Unix signals, or they cannot be had).
 struct Signals {
     #[cfg(unix)]
-    unix: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+    unix: Option<UnixStops>,
+}
+
+/// The Unix stop signals' handlers.
+#[cfg(unix)]
+struct UnixStops {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+    /// `None` where SIGHUP keeps its disposition (see [`hangup_ignored`]).
+    hangup: Option<tokio::signal::unix::Signal>,
 }
 
 impl Signals {
-    /// Installs the handlers now: a signal from here on is kept for
-    /// [`Signals::recv`].
-    fn install() -> Self {
+    /// Installs the handlers now, SIGHUP's only if `hangup`: a signal from
+    /// here on is kept for [`Signals::recv`].
+    #[cfg_attr(not(unix), allow(unused_variables))]
+    fn install(hangup: bool) -> Self {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};
             match (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) {
                 (Ok(terminate), Ok(interrupt)) => Self {
-                    unix: Some((terminate, interrupt)),
+                    unix: Some(UnixStops {
+                        terminate,
+                        interrupt,
+                        hangup: hangup.then(|| signal(SignalKind::hangup()).ok()).flatten(),
+                    }),
                 },
                 (Err(error), _) | (_, Err(error)) => {
                     tracing::warn!(%error, "cannot listen for SIGTERM; falling back to Ctrl-C only");
@@ -156,13 +195,25 @@ impl Signals {
         Self {}
     }
 
-    /// The next SIGTERM or SIGINT.
+    /// The next stop signal.
     async fn recv(&mut self) {
         #[cfg(unix)]
-        if let Some((terminate, interrupt)) = &mut self.unix {
+        if let Some(UnixStops {
+            terminate,
+            interrupt,
+            hangup,
+        }) = &mut self.unix
+        {
+            let hangup = async {
+                match hangup {
+                    Some(hangup) => hangup.recv().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 _ = terminate.recv() => {},
                 _ = interrupt.recv() => {},
+                _ = hangup => {},
             }
             return;
         }
@@ -261,17 +312,56 @@ mod tests {
     use std::time::Duration;
     use tokio::net::TcpStream;
 
+    /// Held by a test that signals this process: every handler installed
+    /// in it hears every signal, so a SIGTERM of one test would stop
+    /// another's wait for SIGHUP.
+    static SIGNALLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     /// Sends SIGTERM to this process, as ECS or `kill` would.
     fn sigterm_self() {
+        signal_self("-TERM");
+    }
+
+    /// Sends `signal` (`kill`'s spelling) to this process.
+    fn signal_self(signal: &str) {
         let status = std::process::Command::new("kill")
-            .args(["-TERM", &std::process::id().to_string()])
+            .args([signal, &std::process::id().to_string()])
             .status()
             .unwrap();
         assert!(status.success());
     }
 
     #[tokio::test]
+    async fn a_closed_terminal_stops_as_ctrl_c_does() {
+        // SIGHUP's handler installed whatever this test process was started
+        // with (under nohup, stop_signals itself would leave it ignored).
+        let _alone = SIGNALLING.lock().await;
+        let StopSignals { first, .. } = stop_signals_on(Signals::install(true));
+        signal_self("-HUP");
+        tokio::time::timeout(Duration::from_secs(10), first)
+            .await
+            .expect("SIGHUP was not heard as a stop");
+    }
+
+    #[test]
+    fn nohup_is_read_from_the_ignored_signals() {
+        let status = |ignored: &str| {
+            format!(
+                "Name:\tinterstella\nSigBlk:\t0000000000000000\nSigIgn:\t{ignored}\nSigCgt:\t0000000180004002\n"
+            )
+        };
+        // nohup: SIGHUP (bit 0) ignored, as is SIGPIPE (bit 12), which Rust ignores.
+        assert!(ignores_hangup(&status("0000000000001001")));
+        assert!(!ignores_hangup(&status("0000000000001000")));
+        assert!(
+            ignores_hangup("Name:\tinterstella\n"),
+            "no mask: leave SIGHUP alone"
+        );
+    }
+
+    #[tokio::test]
     async fn a_second_signal_is_heard_however_soon_after_the_first() {
+        let _alone = SIGNALLING.lock().await;
         let StopSignals { first, second } = stop_signals();
         sigterm_self();
         tokio::time::timeout(Duration::from_secs(10), first)
