@@ -333,10 +333,13 @@ impl Platform {
                 self.hq.hq().feed().in_flight()
             );
         }
-        for service in self.microservices.values_mut() {
-            service.stop().await?;
+        // A service that stopped with an error is reported, and the
+        // reconciliation still made: it is what says whether orders were lost.
+        for service in self.microservices.values_mut().chain([&mut self.monolith]) {
+            if let Err(error) = service.stop().await {
+                tracing::warn!("{error}");
+            }
         }
-        self.monolith.stop().await?;
         Ok(self.hq.shutdown(Duration::ZERO).await?)
     }
 }
