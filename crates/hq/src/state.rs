@@ -6,7 +6,7 @@ use crate::admin::{AdminToken, AdminTokenError};
 use crate::config::HqConfig;
 use crate::faults::Faults;
 use crate::feed::{Feed, FeedStartError};
-use crate::ledger::{Ledger, LedgerError, Reconciliation};
+use crate::ledger::{Ledger, LedgerError, OrderCounts, Reconciliation};
 use crate::publisher::{PublishTo, Publisher, SnsStartError, check_topic_arns};
 use crate::signing::{SigningError, SigningIdentity};
 use std::sync::Arc;
@@ -95,6 +95,10 @@ impl Hq {
         };
         for key in &config.api_keys {
             ledger.add_key(key.expose(), "given at start").await?;
+        }
+        // Read before this run publishes anything.
+        if let Some(previous) = ledger.last_run().await? {
+            tokio::spawn(report_previous_run(ledger.clone(), previous));
         }
         let run_id = uuid::Uuid::new_v4().to_string();
         let feed = Feed::new(
@@ -196,3 +200,35 @@ impl Hq {
 
 /// How long a reconciliation is shown again instead of a new one.
 pub const RECONCILIATION_REUSE: Duration = Duration::from_secs(1);
+
+/// Logs how the run before this one ended when it left orders unaccounted
+/// for. A run stopped without its drain (killed, out of memory, the machine
+/// gone) printed no reconciliation, and its deliveries under retry do not
+/// resume here: without this line nothing would ever say those orders were
+/// not fulfilled. In a task of its own: it reads that whole run.
+async fn report_previous_run(ledger: Ledger, run_id: String) {
+    match ledger.reconcile(&run_id).await {
+        Ok(previous) if !previous.is_clean() => {
+            let OrderCounts {
+                published,
+                fulfilled,
+                pending,
+                lost,
+                duplicated,
+                ..
+            } = previous.totals;
+            tracing::warn!(
+                run_id,
+                published,
+                fulfilled,
+                pending,
+                lost,
+                duplicated,
+                "the previous run left orders unaccounted for: {pending} still being delivered when \
+                 it stopped (not retried by this run), {lost} lost, {duplicated} fulfilled twice"
+            );
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(run_id, %error, "cannot reconcile the previous run"),
+    }
+}

@@ -162,6 +162,12 @@ impl ServiceProcess {
         }
     }
 
+    /// Kills it with SIGKILL, as the kernel's out-of-memory killer or a lost
+    /// machine stops it (no handler, no drain), and waits until it is gone.
+    pub async fn kill(&mut self) {
+        self.child.kill().await.unwrap();
+    }
+
     /// Waits for the process to exit; collects the rest of its output.
     pub async fn wait_exit(&mut self, deadline: Duration) -> ExitStatus {
         let status = tokio::time::timeout(deadline, self.child.wait())

@@ -3,7 +3,7 @@
 //! services derive from the order's topic and MessageId).
 
 use super::{Ledger, LedgerError, timestamp};
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -111,6 +111,22 @@ impl Reconciliation {
 }
 
 impl Ledger {
+    /// The run that published last, if any run has: at start, the run
+    /// before this one. `published` keeps the order rows were written in
+    /// its rowid, so this reads one row, however long the ledger.
+    pub async fn last_run(&self) -> Result<Option<String>, LedgerError> {
+        self.read(|conn| {
+            Ok(conn
+                .query_row(
+                    "SELECT run_id FROM published ORDER BY rowid DESC LIMIT 1",
+                    [],
+                    |row| row.get(0),
+                )
+                .optional()?)
+        })
+        .await
+    }
+
     /// Orders published in run `run_id` against fulfillments recorded for them.
     pub async fn reconcile(&self, run_id: &str) -> Result<Reconciliation, LedgerError> {
         self.reconcile_since(run_id, None).await

@@ -12,6 +12,7 @@ use hq::feed::Topic;
 use platform::sns::CertificateKey;
 use std::sync::Arc;
 use std::time::Duration;
+use testkit::process::ServiceProcess;
 use testkit::wait_until;
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -844,4 +845,54 @@ async fn start_up_confirmations_come_ever_further_apart_and_confirm_once_the_end
     )
     .await;
     hq.shutdown(WAIT).await.unwrap();
+}
+
+/// A run stopped without its drain (killed, out of memory) leaves its
+/// deliveries under retry unfinished and prints no reconciliation, and the
+/// next run does not retry them: the next HQ on that ledger says so at
+/// start, so those orders are not lost without a word.
+#[tokio::test]
+async fn the_next_hq_says_what_a_run_killed_left_unaccounted_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = "an-admin-token-for-this-test";
+    let mut env = testkit::process::safe_aws_env();
+    env.insert("HQ_DATA_DIR".into(), dir.path().display().to_string());
+    env.insert("HQ_LISTEN".into(), "127.0.0.1:0".into());
+    env.insert(hq::admin::TOKEN_ENV.into(), token.into());
+    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_hq"));
+    let mut killed = ServiceProcess::start(exe, &env);
+    let base = format!("http://{}", killed.wait_listening().await);
+    let admin = |request: reqwest::RequestBuilder| request.bearer_auth(token).send();
+    let client = reqwest::Client::new();
+
+    // Answers 503 to every delivery, so each order is being retried.
+    let (refusing, _never_opened) = Subscriber::gated().await;
+    let subscribing = client
+        .post(format!("{base}/topics/iridium/subscriptions"))
+        .json(&serde_json::json!({ "endpoint": refusing.endpoint() }));
+    assert_eq!(admin(subscribing).await.unwrap().status(), 201);
+    // Published until two reach the subscription once it is confirmed
+    // (those published before reached nobody: unrouted, not unaccounted for).
+    let mut routed = 0;
+    wait_until("two orders routed to the subscription", WAIT, async || {
+        let publishing = client
+            .post(format!("{base}/topics/iridium/publish"))
+            .body(r#"{"iridium": 1}"#);
+        let published: serde_json::Value = admin(publishing).await.unwrap().json().await.unwrap();
+        routed += published["subscribers"].as_u64().unwrap();
+        (routed >= 2).then_some(())
+    })
+    .await;
+    wait_until("both orders refused once", WAIT, async || {
+        (refusing.notifications().len() >= 2).then_some(())
+    })
+    .await;
+    killed.kill().await;
+
+    let mut next = ServiceProcess::start(exe, &env);
+    next.wait_line(
+        "the previous run left orders unaccounted for: 2 still being delivered when it stopped",
+        WAIT,
+    )
+    .await;
 }
