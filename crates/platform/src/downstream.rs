@@ -81,7 +81,7 @@ fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum DownstreamError {
     /// No answer within the timeout.
-    #[error("{target} did not answer within {timeout:?}")]
+    #[error("{target} did not answer within {timeout:?}, so it may have taken the request")]
     Timeout {
         /// Who was called.
         target: &'static str,
@@ -107,11 +107,15 @@ pub enum DownstreamError {
         /// What it answered.
         status: StatusCode,
     },
-    /// Anything else on the wire.
-    #[error("{target} call failed: {source}")]
+    /// Anything else on the wire: the connection was made and failed
+    /// midway, so the target may have acted on the request.
+    #[error("{target} call failed midway, so it may have taken the request: {reason}")]
     Transport {
         /// Who was called.
         target: &'static str,
+        /// Why, for a person: the innermost cause ("connection closed
+        /// before message completed"), not reqwest's "error sending request".
+        reason: String,
         /// The transport error.
         source: reqwest::Error,
     },
@@ -344,7 +348,11 @@ impl Downstream {
                 timeout: self.timeout,
             }
         } else {
-            DownstreamError::Transport { target, source }
+            DownstreamError::Transport {
+                target,
+                reason: root_cause(&source),
+                source,
+            }
         }
     }
 }

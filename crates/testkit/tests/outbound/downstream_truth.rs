@@ -221,3 +221,31 @@ async fn a_connection_never_accepted_is_unreachable_not_a_slow_answer() {
         started.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_connection_cut_after_the_request_says_the_target_may_have_taken_it() {
+    // An API that reads the request and hangs up without an answer, as one
+    // killed mid-request does: it may have recorded the order first.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let mut request = vec![0u8; 64 * 1024];
+            let _ = socket.read(&mut request).await;
+        }
+    });
+    let url = Url::parse(&format!("http://{addr}/")).unwrap();
+    let client = platform::downstream::http_client(4).unwrap();
+    let call = platform::Downstream::new(client, url, "fulfillment API", Duration::from_secs(5));
+    let error = call.get(&[]).await.unwrap_err();
+    assert!(
+        matches!(error, platform::DownstreamError::Transport { .. }),
+        "{error}"
+    );
+    // The cause itself, not reqwest's "error sending request".
+    assert_eq!(
+        error.to_string(),
+        "fulfillment API call failed midway, so it may have taken the request: connection closed before message completed"
+    );
+    assert_eq!(error.status(), 502);
+}
