@@ -77,14 +77,35 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
         platform::metrics::serve_with_metrics(listener, router, config.server, &served, exporter, shutdown)
             .await
     });
-    let generator = Some(Generator::start(hq.publisher(), &config.generator));
-    let subscribers = config
+    // The generator waits for the start-up subscriptions: orders published
+    // before their endpoints confirm reach nobody (unrouted, the dashboard
+    // amber at every `docker compose up`).
+    let ready = CancellationToken::new();
+    let generator = Some(Generator::start_when(
+        hq.publisher(),
+        &config.generator,
+        ready.clone(),
+    ));
+    let (settled_to, settled) = tokio::sync::mpsc::channel(config.subscriptions.len().max(1));
+    let mut subscribers: Vec<JoinHandle<()>> = config
         .subscriptions
         .iter()
         .map(|(topic, endpoint)| {
-            subscribe_in_background(hq.publisher(), *topic, endpoint, config.subscribe_every)
+            subscribe_in_background(
+                hq.publisher(),
+                *topic,
+                endpoint,
+                config.subscribe_every,
+                settled_to.clone(),
+            )
         })
         .collect();
+    subscribers.push(tokio::spawn(open_when_settled(
+        settled,
+        config.subscriptions.len(),
+        GENERATOR_WAITS_FOR_SUBSCRIPTIONS,
+        ready,
+    )));
     let prober = tokio::spawn(probe_while_idle(hq.ledger().clone(), config.ledger_probe_every));
     Ok(RunningHq {
         hq,
@@ -102,11 +123,13 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
 /// Subscribes `endpoint` to `topic`, sending the confirmation again until
 /// it confirms (`first` after the first, the waits doubling up to
 /// [`crate::config::MAX_SUBSCRIBE_EVERY`]), in a task of its own.
+/// Says on `settled` when it is confirmed or abandoned.
 fn subscribe_in_background(
     publisher: &Publisher,
     topic: Topic,
     endpoint: &Endpoint,
     first: Duration,
+    settled: tokio::sync::mpsc::Sender<()>,
 ) -> JoinHandle<()> {
     let (publisher, endpoint) = (publisher.clone(), endpoint.clone());
     tokio::spawn(async move {
@@ -117,7 +140,40 @@ fn subscribe_in_background(
             // Shown masked, as everywhere: `Endpoint`'s Display.
             tracing::error!(%topic, %endpoint, %error, "start-up subscription abandoned");
         }
+        let _ = settled.send(()).await;
     })
+}
+
+/// How long the generator waits for the start-up subscriptions to be
+/// confirmed before it publishes anyway (the endpoints may be down for good).
+pub const GENERATOR_WAITS_FOR_SUBSCRIPTIONS: Duration = Duration::from_secs(60);
+
+/// Cancels `ready` once `expected` start-up subscriptions have settled on
+/// `settled`, or `within` has passed.
+async fn open_when_settled(
+    mut settled: tokio::sync::mpsc::Receiver<()>,
+    expected: usize,
+    within: Duration,
+    ready: CancellationToken,
+) {
+    let all = async {
+        for _ in 0..expected {
+            if settled.recv().await.is_none() {
+                break;
+            }
+        }
+    };
+    match tokio::time::timeout(within, all).await {
+        Ok(()) if expected > 0 => {
+            tracing::info!("every start-up subscription is confirmed: generating orders, if asked to");
+        }
+        Ok(()) => {}
+        Err(_) => tracing::warn!(
+            "start-up subscriptions still unconfirmed after {within:?}: generating orders all the same; \
+             those on a topic nobody confirmed reach nobody (unrouted)"
+        ),
+    }
+    ready.cancel();
 }
 
 /// Probes `ledger` every `every` unless something wrote to it meanwhile, so

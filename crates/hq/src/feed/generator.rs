@@ -29,6 +29,13 @@ pub struct Generator {
 impl Generator {
     /// Starts publishing through `publisher`.
     pub fn start(publisher: &Publisher, config: &GeneratorConfig) -> Self {
+        let ready = CancellationToken::new();
+        ready.cancel();
+        Self::start_when(publisher, config, ready)
+    }
+
+    /// Starts publishing through `publisher` once `ready` is cancelled.
+    pub fn start_when(publisher: &Publisher, config: &GeneratorConfig, ready: CancellationToken) -> Self {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let max_quantity = config.max_quantity.max(1);
@@ -38,8 +45,12 @@ impl Generator {
             }
             let period = Duration::from_secs_f64((1.0 / rate).clamp(0.001, 86_400.0));
             tracing::info!(%topic, "generating {rate} orders/s");
-            let (publisher, cancel) = (publisher.clone(), cancel.clone());
+            let (publisher, cancel, ready) = (publisher.clone(), cancel.clone(), ready.clone());
             tasks.spawn(async move {
+                tokio::select! {
+                    () = cancel.cancelled() => return,
+                    () = ready.cancelled() => {}
+                }
                 let mut ticks = tokio::time::interval(period);
                 ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
                 loop {

@@ -896,3 +896,31 @@ async fn the_next_hq_says_what_a_run_killed_left_unaccounted_for() {
     )
     .await;
 }
+
+/// `docker compose up`: HQ comes up before the services it subscribes. Its
+/// generator waits until they confirm, so no order of the run reaches
+/// nobody (unrouted, the dashboard amber).
+#[tokio::test]
+async fn the_generator_waits_for_the_start_up_subscriptions_to_confirm() {
+    let dir = tempfile::tempdir().unwrap();
+    let subscriber = Subscriber::start(Arc::new(|_| StatusCode::OK), false).await;
+    let mut config = config(dir.path());
+    config.subscriptions = vec![(Topic::Orders, subscriber.endpoint().parse().unwrap())];
+    config.subscribe_every = Duration::from_millis(50);
+    config.generator.rates = [(Topic::Orders, 50.0)].into();
+    let hq = start_hq(config).await;
+
+    // Not confirmed at first: two confirmations go unanswered meanwhile.
+    wait_until("a second confirmation sent", WAIT, async || {
+        (subscribe_urls(&subscriber).len() >= 2).then_some(())
+    })
+    .await;
+    subscriber.set_confirming(true);
+    wait_until("a generated order delivered", WAIT, async || {
+        subscriber.notifications().first().cloned()
+    })
+    .await;
+    let reconciliation = hq.shutdown(WAIT).await.unwrap();
+    assert!(reconciliation.totals.published > 0, "{reconciliation:?}");
+    assert_eq!(reconciliation.totals.unrouted, 0, "{reconciliation:?}");
+}
