@@ -30,6 +30,7 @@ const OTHER_CERT: &str = "/SimpleNotificationService-00ff.pem";
 const FLAKY: &str = "/flaky/SimpleNotificationService-abc.pem";
 const REDIRECT: &str = "/redirect/SimpleNotificationService-abc.pem";
 const TARGET: &str = "/target/SimpleNotificationService-abc.pem";
+const CHUNKED: &str = "/chunked/SimpleNotificationService-abc.pem";
 /// A SignatureVersion 1 Notification signed by OpenSSL with the test key.
 const SIGNED_V1: &str = include_str!("../fixtures/sns-notification-v1.json");
 /// A SignatureVersion 2 Notification signed by OpenSSL with the test key.
@@ -82,6 +83,7 @@ impl Sns {
                 get(|| async { (StatusCode::FOUND, [(header::LOCATION, TARGET)]) }),
             )
             .route(TARGET, get(|| async { TEST_CERT_PEM }))
+            .route(CHUNKED, get(|| async { chunked(TEST_CERT_PEM) }))
             .route(
                 "/down.pem",
                 get(|| async {
@@ -144,6 +146,16 @@ async fn count(State(state): State<ServerState>, request: Request, next: Next) -
         .entry(request.uri().path().to_owned())
         .or_default() += 1;
     next.run(request).await
+}
+
+/// `body` in 64-byte chunks and without a Content-Length, as a server
+/// that streams it (or a proxy that re-chunks it) sends it.
+fn chunked(body: &'static str) -> axum::body::Body {
+    let chunks = body
+        .as_bytes()
+        .chunks(64)
+        .map(|chunk| Ok::<_, std::convert::Infallible>(bytes::Bytes::from_static(chunk)));
+    axum::body::Body::from_stream(futures_util::stream::iter(chunks))
 }
 
 fn client() -> reqwest::Client {
@@ -645,6 +657,20 @@ async fn a_client_that_follows_redirects_still_gets_no_key_from_the_target() {
         matches!(&result, Err(VerifyError::CertificateUnavailable(_))),
         "{result:?}"
     );
+}
+
+/// A certificate streamed in 64-byte chunks with no Content-Length, as a
+/// server or proxy that re-chunks it sends it: read whole, it verifies.
+#[tokio::test]
+async fn a_certificate_sent_in_many_small_chunks_verifies() {
+    let sns = Sns::start().await;
+    let verifier = sns.verifier();
+    for version in [SignatureVersion::V1, SignatureVersion::V2] {
+        let envelope = signed(&sns.signer(CHUNKED), notification(None), version.clone());
+        let result = verifier.verify(&envelope).await;
+        assert!(result.is_ok(), "{version:?}: {result:?}");
+    }
+    assert_eq!(sns.hits(CHUNKED), 1);
 }
 
 #[tokio::test]

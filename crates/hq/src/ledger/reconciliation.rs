@@ -189,4 +189,21 @@ mod tests {
         assert_eq!((ended(2, 1).rejected, ended(2, 1).lost), (0, 1));
         assert_eq!((ended(1, 0).rejected, ended(1, 0).lost), (0, 1));
     }
+
+    #[test]
+    fn an_order_fulfilled_twice_is_counted_as_a_duplicate() {
+        let twice = PublishedOrder {
+            topic: "iridium".to_owned(),
+            subscribers: 1,
+            fulfillments: 2,
+            finished: 1,
+            rejected: 0,
+        };
+        let reconciliation = Reconciliation::try_of([Ok::<_, ()>(twice)]).unwrap();
+        assert_eq!(
+            (reconciliation.totals.fulfilled, reconciliation.totals.duplicated),
+            (1, 1)
+        );
+        assert!(!reconciliation.is_clean());
+    }
 }

@@ -624,6 +624,21 @@ mod tests {
     }
 
     #[test]
+    fn keys_under_2048_bits_are_refused_and_larger_ones_taken() {
+        // Self-signed, 2000 to 2100, their keys thrown away; made with
+        // Python's `cryptography`, as the other fixtures were.
+        let small = include_str!("../../../testkit/fixtures/sns-cert-1024-bit.pem");
+        let Err(error) = CertificateKey::from_pem(small.as_bytes()) else {
+            panic!("a certificate with a 1024-bit key was taken");
+        };
+        assert!(matches!(error, CertificateError::Unusable(_)), "{error}");
+        assert_eq!(error.to_string(), "RSA key smaller than 2048 bits");
+        let large = include_str!("../../../testkit/fixtures/sns-cert-4096-bit.pem");
+        let key = CertificateKey::from_pem(large.as_bytes()).unwrap();
+        assert_eq!(key.bits(), 4096);
+    }
+
+    #[test]
     fn only_certificate_unavailable_or_not_yet_valid_is_transient() {
         assert!(VerifyError::CertificateUnavailable("x".into()).is_transient());
         assert!(VerifyError::CertificateNotYetValid("x".into()).is_transient());

@@ -158,6 +158,60 @@ async fn subscription_confirmations_count_their_call_to_the_subscribe_url() {
 }
 
 #[tokio::test]
+async fn sns_verifications_are_counted_verified_refused_or_unavailable() {
+    use contracts::SignatureVersion::V2;
+    use testkit::fake_sns::{FakeSns, ORDERS_TOPIC, delivery_headers};
+    let api = FakeApi::start().await;
+    let sns = FakeSns::start().await;
+    let trust = TrustConfig {
+        sns_stand_in: Some(sns.base.clone()),
+        ..TrustConfig::default()
+    };
+    let metrics = Metrics::new();
+    let router = monolith::router_with_metrics(monolith_config(&api.url, trust), &metrics).unwrap();
+    let (service, _) = serve(router, &metrics).await;
+    let genuine = sns.notification(r#"{"bundle": 1}"#, V2);
+    // A forgery: the signed Message changed.
+    let mut forged = sns.notification(r#"{"bundle": 1}"#, V2);
+    forged.message = r#"{"bundle": 1000}"#.into();
+    // Signed, but naming a certificate the stand-in does not have: a
+    // certificate SNS may yet serve, not a forgery.
+    let mut unavailable = sns.envelope(
+        contracts::MessageType::Notification,
+        ORDERS_TOPIC,
+        r#"{"bundle": 1}"#,
+    );
+    let missing = sns
+        .base
+        .join("/SimpleNotificationService-00000000000000000000000000000000.pem")
+        .unwrap();
+    testkit::TestSigner::from_pem(testkit::keys::TEST_KEY_PEM, missing.as_str())
+        .unwrap()
+        .sign(&mut unavailable, V2);
+    let client = reqwest::Client::new();
+    for (envelope, status) in [(&genuine, 200), (&forged, 403), (&unavailable, 503)] {
+        let mut request = client
+            .post(format!("{service}/order/"))
+            .header("content-type", contracts::sns::CONTENT_TYPE)
+            .body(serde_json::to_string(envelope).unwrap());
+        for (name, value) in delivery_headers(envelope) {
+            request = request.header(name, value);
+        }
+        let answer = request.send().await.unwrap();
+        assert_eq!(answer.status().as_u16(), status, "{envelope:?}");
+    }
+    assert_eq!(api.count(), 1);
+    let text = metrics.render();
+    for expected in [
+        r#"interstella_sns_verifications_total{result="verified"} 1"#,
+        r#"interstella_sns_verifications_total{result="refused"} 1"#,
+        r#"interstella_sns_verifications_total{result="unavailable"} 1"#,
+    ] {
+        assert!(text.contains(expected), "no {expected:?} in:\n{text}");
+    }
+}
+
+#[tokio::test]
 async fn an_answer_marked_replayed_is_not_one_more_fulfillment() {
     use axum::response::IntoResponse as _;
     let metrics = Metrics::new();
