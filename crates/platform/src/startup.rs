@@ -88,7 +88,8 @@ async fn announced(signal: impl Future<Output = ()>) {
 pub struct StopSignals {
     /// Resolves at the first signal (handlers installed at [`stop_signals`]).
     pub first: Shutdown,
-    /// Resolves at a signal after the first; never before it.
+    /// Resolves at a SIGTERM or SIGINT after the first signal; never before
+    /// it, and never at a SIGHUP (see [`stop_signals`]).
     pub second: Shutdown,
 }
 
@@ -100,7 +101,9 @@ pub struct StopSignals {
 /// first polled: a SIGTERM that arrives between "listening" and the first
 /// poll must not kill the process with the default action (as PID 1 it would
 /// even be ignored). One task counts the signals on the same handlers, so a
-/// second signal however soon after the first is heard.
+/// second signal however soon after the first is heard. SIGHUP counts only
+/// as a first: a closed terminal sends two, and nobody is left to ask for
+/// the drain to be cut short.
 pub fn stop_signals() -> StopSignals {
     stop_signals_on(Signals::install(!hangup_ignored()))
 }
@@ -109,8 +112,16 @@ pub fn stop_signals() -> StopSignals {
 fn stop_signals_on(mut signals: Signals) -> StopSignals {
     let (count_to, count) = tokio::sync::watch::channel(0_u8);
     tokio::spawn(async move {
-        for received in 1..=2 {
-            signals.recv().await;
+        let mut received = 0;
+        while received < 2 {
+            let stop = signals.recv().await;
+            // A hang-up is a first signal only: a closed terminal sends its
+            // job SIGHUP twice (the shell, then the kernel as the session
+            // ends), and there is nobody left there to want "stop now".
+            if stop == Stop::HangUp && received > 0 {
+                continue;
+            }
+            received += 1;
             if count_to.send(received).is_err() {
                 break; // no one waits for signals any more
             }
@@ -196,7 +207,7 @@ impl Signals {
     }
 
     /// The next stop signal.
-    async fn recv(&mut self) {
+    async fn recv(&mut self) -> Stop {
         #[cfg(unix)]
         if let Some(UnixStops {
             terminate,
@@ -210,15 +221,24 @@ impl Signals {
                     None => std::future::pending().await,
                 }
             };
-            tokio::select! {
-                _ = terminate.recv() => {},
-                _ = interrupt.recv() => {},
-                _ = hangup => {},
-            }
-            return;
+            return tokio::select! {
+                _ = terminate.recv() => Stop::Asked,
+                _ = interrupt.recv() => Stop::Asked,
+                _ = hangup => Stop::HangUp,
+            };
         }
         let _ = tokio::signal::ctrl_c().await;
+        Stop::Asked
     }
+}
+
+/// Which kind of stop signal came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// SIGTERM or SIGINT: someone asked (ECS, `docker stop`, Ctrl-C).
+    Asked,
+    /// SIGHUP: the terminal went away.
+    HangUp,
 }
 
 /// The shutdown future handed to a service's `run`.
@@ -341,6 +361,32 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(10), first)
             .await
             .expect("SIGHUP was not heard as a stop");
+    }
+
+    #[tokio::test]
+    async fn a_closed_terminals_second_hang_up_does_not_cut_the_drain_short() {
+        let _alone = SIGNALLING.lock().await;
+        let StopSignals { first, second } = stop_signals_on(Signals::install(true));
+        // What a closed terminal sends: the shell's SIGHUP, then the
+        // kernel's (the second sent once the first is heard: two pending
+        // at once would be one).
+        signal_self("-HUP");
+        tokio::time::timeout(Duration::from_secs(10), first)
+            .await
+            .expect("SIGHUP was not heard as a stop");
+        signal_self("-HUP");
+        let mut second = second;
+        assert!(
+            tokio::time::timeout(Duration::from_secs(1), &mut second)
+                .await
+                .is_err(),
+            "a second SIGHUP stopped the drain"
+        );
+        // Someone who asks still can.
+        sigterm_self();
+        tokio::time::timeout(Duration::from_secs(10), second)
+            .await
+            .expect("SIGTERM after the hang-ups was not heard");
     }
 
     #[test]
