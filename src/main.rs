@@ -11,7 +11,7 @@ async fn main() -> ExitCode {
         Ok(code) => std::process::exit(code),
         // One line: each error's text already holds its cause's.
         Err(error) => {
-            eprintln!("interstella: {error}");
+            platform::terminal::say_on_stderr(format_args!("interstella: {error}"));
             ExitCode::FAILURE
         }
     }

@@ -16,6 +16,8 @@ fn launcher(data_dir: &std::path::Path) -> Command {
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--hq-port", "0", "--monolith-port", "0", "--gather-delay-ms", "0"])
+        // Its own default (warnings only), whatever the test runs with.
+        .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -33,10 +35,10 @@ impl Drop for Running {
     }
 }
 
-/// A launcher started on `data_dir`, once it has said it is up (within
+/// A launcher started by `command`, once it has said it is up (within
 /// 60 s), with its stdout read past that line.
-fn up(data_dir: &std::path::Path) -> (Running, BufReader<ChildStdout>) {
-    let mut running = Running(launcher(data_dir).spawn().unwrap());
+fn up(mut command: Command) -> (Running, BufReader<ChildStdout>) {
+    let mut running = Running(command.spawn().unwrap());
     let mut stdout = BufReader::new(running.0.stdout.take().unwrap());
     let (said_up, up) = mpsc::channel();
     std::thread::spawn(move || {
@@ -55,16 +57,21 @@ fn up(data_dir: &std::path::Path) -> (Running, BufReader<ChildStdout>) {
     }
 }
 
-/// Waits (`within` at most) for `running` to exit; its exit status and stderr.
-fn exit_of(running: &mut Running, within: Duration) -> (std::process::ExitStatus, String) {
+/// Waits (`within` at most) for `running` to exit; its exit status.
+fn exited(running: &mut Running, within: Duration) -> std::process::ExitStatus {
     let until = Instant::now() + within;
-    let status = loop {
+    loop {
         if let Some(status) = running.0.try_wait().unwrap() {
-            break status;
+            return status;
         }
         assert!(Instant::now() < until, "the launcher still runs after {within:?}");
         std::thread::sleep(Duration::from_millis(20));
-    };
+    }
+}
+
+/// [`exited`], with what it wrote on stderr.
+fn exit_of(running: &mut Running, within: Duration) -> (std::process::ExitStatus, String) {
+    let status = exited(running, within);
     let mut stderr = String::new();
     running
         .0
@@ -81,7 +88,7 @@ fn exit_of(running: &mut Running, within: Duration) -> (std::process::ExitStatus
 #[test]
 fn a_second_launcher_on_the_same_ledger_exits_with_one_line_saying_so() {
     let dir = tempfile::tempdir().unwrap();
-    let (first, _stdout) = up(dir.path());
+    let (first, _stdout) = up(launcher(dir.path()));
 
     let mut second = Running(launcher(dir.path()).spawn().unwrap());
     let (status, stderr) = exit_of(&mut second, Duration::from_secs(30));
@@ -103,7 +110,7 @@ fn a_second_launcher_on_the_same_ledger_exits_with_one_line_saying_so() {
 #[test]
 fn a_stop_after_stdouts_reader_has_gone_still_drains_and_reconciles_on_stderr() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut running, stdout) = up(dir.path());
+    let (mut running, stdout) = up(launcher(dir.path()));
     drop(stdout);
     testkit::process::sigterm(running.0.id()).unwrap();
     let (status, stderr) = exit_of(&mut running, Duration::from_secs(90));
@@ -118,4 +125,21 @@ fn a_stop_after_stdouts_reader_has_gone_still_drains_and_reconciles_on_stderr() 
         "{stderr}"
     );
     assert_eq!(status.code(), Some(0), "{stderr}");
+}
+
+/// `cargo run --release 2>&1 | tee run.log` with `RUST_LOG=info`, and
+/// Ctrl-C: neither stdout nor stderr has a reader, and every order writes a
+/// log line. The launcher drains and reconciles all the same (exit 0: clean);
+/// tracing's eprintln! of a line stderr could not take aborted it.
+#[test]
+fn a_stop_with_neither_stdout_nor_stderr_read_still_drains_and_reconciles() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = launcher(dir.path());
+    command.env("RUST_LOG", "info");
+    let (mut running, stdout) = up(command);
+    drop(stdout);
+    drop(running.0.stderr.take());
+    testkit::process::sigterm(running.0.id()).unwrap();
+    let status = exited(&mut running, Duration::from_secs(90));
+    assert_eq!(status.code(), Some(0), "{status}");
 }

@@ -30,6 +30,10 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
         // Colour only for a person at a terminal, not into a redirected log.
         .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr)
+        // A line stderr cannot take is dropped: the builder's default reports
+        // it with eprintln!, whose panic aborted the launcher (no drain, no
+        // reconciliation) once stderr's reader had gone.
+        .log_internal_errors(false)
         .try_init();
 
     let config = cli.config();
