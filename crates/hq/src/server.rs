@@ -28,6 +28,8 @@ pub struct RunningHq {
     generator: Option<Generator>,
     subscribers: Vec<JoinHandle<()>>,
     prober: JoinHandle<()>,
+    /// Reconciles the previous run at start (see [`report_previous_run`]).
+    previous_run_report: Option<JoinHandle<()>>,
     metrics: platform::Metrics,
     metrics_addr: Option<SocketAddr>,
 }
@@ -107,6 +109,9 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
         ready,
     )));
     let prober = tokio::spawn(probe_while_idle(hq.ledger().clone(), config.ledger_probe_every));
+    let previous_run_report = hq
+        .previous_run()
+        .map(|run| tokio::spawn(report_previous_run(hq.ledger().clone(), run.to_owned())));
     Ok(RunningHq {
         hq,
         addr,
@@ -115,6 +120,7 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
         generator,
         subscribers,
         prober,
+        previous_run_report,
         metrics,
         metrics_addr,
     })
@@ -188,6 +194,41 @@ async fn probe_while_idle(ledger: crate::ledger::Ledger, every: Duration) {
     }
 }
 
+/// Warns when `run`, the last run that published on HQ's own feed before
+/// this one, left orders unaccounted for. Its deliveries under retry ended
+/// with it, and nothing else would say so: a run killed without its drain
+/// printed no reconciliation, and `/reconciliation` and the dashboard show
+/// only the current run. Said at each start until another run publishes,
+/// and after a drained stop too (its own reconciliation said the same). In
+/// a task of its own: it reads that whole run.
+async fn report_previous_run(ledger: crate::ledger::Ledger, run_id: String) {
+    match ledger.reconcile(&run_id).await {
+        Ok(previous) if !previous.is_clean() => {
+            let crate::ledger::OrderCounts {
+                published,
+                fulfilled,
+                pending,
+                lost,
+                duplicated,
+                ..
+            } = previous.totals;
+            tracing::warn!(
+                run_id,
+                published,
+                fulfilled,
+                pending,
+                lost,
+                duplicated,
+                "the last run that published here left orders unaccounted for: {pending} never \
+                 finished delivering (HQ does not retry them after a restart), {lost} lost, \
+                 {duplicated} fulfilled twice"
+            );
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(run_id, %error, "cannot reconcile the last run that published"),
+    }
+}
+
 impl RunningHq {
     /// HQ's state.
     pub fn hq(&self) -> &Hq {
@@ -233,6 +274,9 @@ impl RunningHq {
         }
         // No probe may write after the checkpoint below.
         self.prober.abort();
+        if let Some(report) = self.previous_run_report.take() {
+            report.abort();
+        }
         self.stop_generator().await;
         if !self.hq.publisher().drain(drain).await {
             tracing::warn!(

@@ -6,7 +6,7 @@ use crate::admin::{AdminToken, AdminTokenError};
 use crate::config::HqConfig;
 use crate::faults::Faults;
 use crate::feed::{Feed, FeedStartError};
-use crate::ledger::{Ledger, LedgerError, OrderCounts, Reconciliation};
+use crate::ledger::{Ledger, LedgerError, Reconciliation};
 use crate::publisher::{PublishTo, Publisher, SnsStartError, check_topic_arns};
 use crate::signing::{SigningError, SigningIdentity};
 use std::sync::Arc;
@@ -64,6 +64,8 @@ struct HqInner {
     faults: Faults,
     /// The last reconciliation [`Hq::recent_reconciliation`] made, and when.
     recent: tokio::sync::Mutex<Option<(Instant, Reconciliation)>>,
+    /// See [`Hq::previous_run`].
+    previous_run: Option<String>,
 }
 
 impl Hq {
@@ -96,10 +98,15 @@ impl Hq {
         for key in &config.api_keys {
             ledger.add_key(key.expose(), "given at start").await?;
         }
-        // Read before this run publishes anything.
-        if let Some(previous) = ledger.last_run().await? {
-            tokio::spawn(report_previous_run(ledger.clone(), previous));
-        }
+        // Read before this run publishes anything. On SNS none: SNS, not HQ,
+        // retries what a stopped HQ published, across HQ's restarts.
+        let previous_run = match config.publish_to {
+            PublishTo::Local => ledger.last_run().await.unwrap_or_else(|error| {
+                tracing::warn!(%error, "cannot find the last run that published");
+                None
+            }),
+            PublishTo::Aws => None,
+        };
         let run_id = uuid::Uuid::new_v4().to_string();
         let feed = Feed::new(
             base_url.clone(),
@@ -129,6 +136,7 @@ impl Hq {
                 publisher,
                 faults: Faults::default(),
                 recent: tokio::sync::Mutex::new(None),
+                previous_run,
             }),
         })
     }
@@ -176,6 +184,12 @@ impl Hq {
         &self.inner.admin_token
     }
 
+    /// The run that published last before this one, on HQ's own feed: its
+    /// deliveries under retry ended with it (reported at start by `hq::start`).
+    pub fn previous_run(&self) -> Option<&str> {
+        self.inner.previous_run.as_deref()
+    }
+
     /// This run's orders against the ledger, now.
     pub async fn reconcile(&self) -> Result<Reconciliation, LedgerError> {
         self.inner.ledger.reconcile(self.inner.feed.run_id()).await
@@ -200,35 +214,3 @@ impl Hq {
 
 /// How long a reconciliation is shown again instead of a new one.
 pub const RECONCILIATION_REUSE: Duration = Duration::from_secs(1);
-
-/// Logs how the run before this one ended when it left orders unaccounted
-/// for. A run stopped without its drain (killed, out of memory, the machine
-/// gone) printed no reconciliation, and its deliveries under retry do not
-/// resume here: without this line nothing would ever say those orders were
-/// not fulfilled. In a task of its own: it reads that whole run.
-async fn report_previous_run(ledger: Ledger, run_id: String) {
-    match ledger.reconcile(&run_id).await {
-        Ok(previous) if !previous.is_clean() => {
-            let OrderCounts {
-                published,
-                fulfilled,
-                pending,
-                lost,
-                duplicated,
-                ..
-            } = previous.totals;
-            tracing::warn!(
-                run_id,
-                published,
-                fulfilled,
-                pending,
-                lost,
-                duplicated,
-                "the previous run left orders unaccounted for: {pending} still being delivered when \
-                 it stopped (not retried by this run), {lost} lost, {duplicated} fulfilled twice"
-            );
-        }
-        Ok(_) => {}
-        Err(error) => tracing::warn!(run_id, %error, "cannot reconcile the previous run"),
-    }
-}

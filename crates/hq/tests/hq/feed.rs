@@ -891,7 +891,7 @@ async fn the_next_hq_says_what_a_run_killed_left_unaccounted_for() {
 
     let mut next = ServiceProcess::start(exe, &env);
     next.wait_line(
-        "the previous run left orders unaccounted for: 2 still being delivered when it stopped",
+        "the last run that published here left orders unaccounted for: 2 never finished delivering",
         WAIT,
     )
     .await;
