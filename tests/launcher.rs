@@ -37,14 +37,20 @@ impl Drop for Running {
 
 /// A launcher started by `command`, once it has said it is up (within
 /// 60 s), with its stdout read past that line.
-fn up(mut command: Command) -> (Running, BufReader<ChildStdout>) {
+fn up(command: Command) -> (Running, BufReader<ChildStdout>) {
+    until_said(command, "Interstella is running")
+}
+
+/// A launcher started by `command`, once it has written a line starting
+/// with `said` (within 60 s), with its stdout read past that line.
+fn until_said(mut command: Command, said: &'static str) -> (Running, BufReader<ChildStdout>) {
     let mut running = Running(command.spawn().unwrap());
     let mut stdout = BufReader::new(running.0.stdout.take().unwrap());
     let (said_up, up) = mpsc::channel();
     std::thread::spawn(move || {
         let mut line = String::new();
         while stdout.read_line(&mut line).is_ok_and(|read| read > 0) {
-            if line.starts_with("Interstella is running") {
+            if line.starts_with(said) {
                 let _ = said_up.send(stdout);
                 return;
             }
@@ -53,7 +59,7 @@ fn up(mut command: Command) -> (Running, BufReader<ChildStdout>) {
     });
     match up.recv_timeout(Duration::from_secs(60)) {
         Ok(stdout) => (running, stdout),
-        Err(error) => panic!("the launcher did not come up: {error}"),
+        Err(error) => panic!("the launcher did not say {said:?}: {error}"),
     }
 }
 
@@ -142,4 +148,19 @@ fn a_stop_with_neither_stdout_nor_stderr_read_still_drains_and_reconciles() {
     testkit::process::sigterm(running.0.id()).unwrap();
     let status = exited(&mut running, Duration::from_secs(90));
     assert_eq!(status.code(), Some(0), "{status}");
+}
+
+/// Ctrl-C while it starts (which may take up to the subscriptions'
+/// confirmation deadline): nothing is published yet, so it stops there at
+/// once and says so, instead of starting the feed first.
+#[test]
+fn a_stop_while_starting_ends_there_with_nothing_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut running, mut stdout) = until_said(launcher(dir.path()), "Starting Interstella");
+    testkit::process::sigterm(running.0.id()).unwrap();
+    let status = exited(&mut running, Duration::from_secs(30));
+    let mut rest = String::new();
+    stdout.read_to_string(&mut rest).unwrap();
+    assert_eq!(rest.trim(), "Stopped while starting: nothing was published.");
+    assert_eq!(status.code(), Some(0));
 }

@@ -41,13 +41,21 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
     let stage = clap::ValueEnum::to_possible_value(&config.stage)
         .map(|value| value.get_name().to_owned())
         .unwrap_or_default();
-    say(format_args!("Starting Interstella (stage: {stage}) ..."));
-    // Before the banner says Ctrl-C stops everything: a signal that came
-    // before the handlers were installed killed the launcher outright, with
-    // no drain and no reconciliation. One during the launch is acted on
-    // once the platform is up.
+    // Before anything is said: a signal that came before the handlers were
+    // installed killed the launcher outright, with no drain and no
+    // reconciliation.
     let StopSignals { mut first, second } = stop_signals();
-    let mut platform = launch(config.clone()).await?;
+    say(format_args!("Starting Interstella (stage: {stage}) ..."));
+    // Nothing is published before the feed starts, so a stop during the
+    // launch (up to the subscriptions' confirmation deadline) has nothing
+    // to drain: it ends there.
+    let mut platform = tokio::select! {
+        launched = launch(config.clone()) => launched?,
+        () = &mut first => {
+            say(format_args!("Stopped while starting: nothing was published."));
+            return Ok(0);
+        }
+    };
     print_banner(&platform, &config);
     platform.feed().await;
 
