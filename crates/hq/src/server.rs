@@ -27,6 +27,8 @@ pub struct RunningHq {
     server: JoinHandle<std::io::Result<()>>,
     generator: Option<Generator>,
     subscribers: Vec<JoinHandle<()>>,
+    /// Starts the generator once the start-up subscriptions have settled.
+    generator_gate: JoinHandle<()>,
     prober: JoinHandle<()>,
     /// Reconciles the previous run at start (see [`report_previous_run`]).
     previous_run_report: Option<JoinHandle<()>>,
@@ -89,7 +91,7 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
         ready.clone(),
     ));
     let (settled_to, settled) = tokio::sync::mpsc::channel(config.subscriptions.len().max(1));
-    let mut subscribers: Vec<JoinHandle<()>> = config
+    let subscribers = config
         .subscriptions
         .iter()
         .map(|(topic, endpoint)| {
@@ -102,12 +104,12 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
             )
         })
         .collect();
-    subscribers.push(tokio::spawn(open_when_settled(
+    let generator_gate = tokio::spawn(open_when_settled(
         settled,
         config.subscriptions.len(),
         GENERATOR_WAITS_FOR_SUBSCRIPTIONS,
         ready,
-    )));
+    ));
     let prober = tokio::spawn(probe_while_idle(hq.ledger().clone(), config.ledger_probe_every));
     let previous_run_report = hq
         .previous_run()
@@ -119,6 +121,7 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
         server,
         generator,
         subscribers,
+        generator_gate,
         prober,
         previous_run_report,
         metrics,
@@ -129,24 +132,28 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
 /// Subscribes `endpoint` to `topic`, sending the confirmation again until
 /// it confirms (`first` after the first, the waits doubling up to
 /// [`crate::config::MAX_SUBSCRIBE_EVERY`]), in a task of its own.
-/// Says on `settled` when it is confirmed or abandoned.
+/// Says on `settled` whether it was confirmed (`true`) or abandoned.
 fn subscribe_in_background(
     publisher: &Publisher,
     topic: Topic,
     endpoint: &Endpoint,
     first: Duration,
-    settled: tokio::sync::mpsc::Sender<()>,
+    settled: tokio::sync::mpsc::Sender<bool>,
 ) -> JoinHandle<()> {
     let (publisher, endpoint) = (publisher.clone(), endpoint.clone());
     tokio::spawn(async move {
-        if let Err(error) = publisher
+        let confirmed = match publisher
             .subscribe_until_confirmed(topic, endpoint.clone(), first)
             .await
         {
-            // Shown masked, as everywhere: `Endpoint`'s Display.
-            tracing::error!(%topic, %endpoint, %error, "start-up subscription abandoned");
-        }
-        let _ = settled.send(()).await;
+            Ok(_) => true,
+            Err(error) => {
+                // Shown masked, as everywhere: `Endpoint`'s Display.
+                tracing::error!(%topic, %endpoint, %error, "start-up subscription abandoned");
+                false
+            }
+        };
+        let _ = settled.send(confirmed).await;
     })
 }
 
@@ -154,30 +161,44 @@ fn subscribe_in_background(
 /// confirmed before it publishes anyway (the endpoints may be down for good).
 pub const GENERATOR_WAITS_FOR_SUBSCRIPTIONS: Duration = Duration::from_secs(60);
 
-/// Cancels `ready` once `expected` start-up subscriptions have settled on
-/// `settled`, or `within` has passed.
+/// Cancels `ready` once `expected` start-up subscriptions have settled
+/// (confirmed or abandoned) on `settled`, or `within` has passed.
 async fn open_when_settled(
-    mut settled: tokio::sync::mpsc::Receiver<()>,
+    mut settled: tokio::sync::mpsc::Receiver<bool>,
     expected: usize,
     within: Duration,
     ready: CancellationToken,
 ) {
+    let (mut confirmed, mut abandoned) = (0, 0);
     let all = async {
         for _ in 0..expected {
-            if settled.recv().await.is_none() {
-                break;
+            match settled.recv().await {
+                Some(true) => confirmed += 1,
+                Some(false) => abandoned += 1,
+                None => break,
             }
         }
     };
-    match tokio::time::timeout(within, all).await {
-        Ok(()) if expected > 0 => {
-            tracing::info!("every start-up subscription is confirmed: generating orders, if asked to");
-        }
-        Ok(()) => {}
-        Err(_) => tracing::warn!(
-            "start-up subscriptions still unconfirmed after {within:?}: generating orders all the same; \
-             those on a topic nobody confirmed reach nobody (unrouted)"
-        ),
+    let in_time = tokio::time::timeout(within, all).await.is_ok();
+    if !in_time {
+        tracing::warn!(
+            confirmed,
+            abandoned,
+            "start-up subscriptions not all settled after {within:?}: the generator starts all the \
+             same; orders on a topic nobody confirmed reach nobody (unrouted)"
+        );
+    } else if abandoned > 0 {
+        tracing::warn!(
+            confirmed,
+            abandoned,
+            "start-up subscriptions settled, {abandoned} abandoned: the generator starts; orders on \
+             a topic nobody confirmed reach nobody (unrouted)"
+        );
+    } else if expected > 0 {
+        tracing::info!(
+            confirmed,
+            "every start-up subscription is confirmed: the generator starts"
+        );
     }
     ready.cancel();
 }
@@ -272,6 +293,7 @@ impl RunningHq {
         for subscriber in self.subscribers.drain(..) {
             subscriber.abort();
         }
+        self.generator_gate.abort();
         // No probe may write after the checkpoint below.
         self.prober.abort();
         if let Some(report) = self.previous_run_report.take() {

@@ -195,21 +195,51 @@ pub async fn status(platform: &Platform) -> Status {
 /// The reconciliation as the person who pressed Ctrl-C reads it: a table
 /// per topic and a verdict.
 fn reconciliation_lines(r: &Reconciliation) -> String {
-    let row = |topic: &str, t: &OrderCounts| {
+    // The header and every row in the same columns.
+    let row = |cells: [&dyn std::fmt::Display; 8]| {
+        let [
+            topic,
+            published,
+            fulfilled,
+            rejected,
+            unrouted,
+            pending,
+            lost,
+            duplicated,
+        ] = cells;
         format!(
-            "  {:<10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>5} {:>10}\n",
-            topic, t.published, t.fulfilled, t.rejected, t.unrouted, t.pending, t.lost, t.duplicated
+            "  {topic:<10} {published:>9} {fulfilled:>9} {rejected:>8} {unrouted:>8} {pending:>8} {lost:>5} {duplicated:>10}\n"
         )
     };
-    let mut text = format!(
-        "\nReconciliation (orders published this run against fulfillments recorded):\n  {:<10} {:>9} {:>9} {:>8} {:>8} {:>8} {:>5} {:>10}\n",
-        "topic", "published", "fulfilled", "rejected", "unrouted", "pending", "lost", "duplicated"
-    );
+    let counts = |topic: &str, t: &OrderCounts| {
+        row([
+            &topic,
+            &t.published,
+            &t.fulfilled,
+            &t.rejected,
+            &t.unrouted,
+            &t.pending,
+            &t.lost,
+            &t.duplicated,
+        ])
+    };
+    let mut text =
+        String::from("\nReconciliation (orders published this run against fulfillments recorded):\n");
+    text.push_str(&row([
+        &"topic",
+        &"published",
+        &"fulfilled",
+        &"rejected",
+        &"unrouted",
+        &"pending",
+        &"lost",
+        &"duplicated",
+    ]));
     for (topic, t) in &r.topics {
-        text.push_str(&row(topic, t));
+        text.push_str(&counts(topic, t));
     }
     let total = &r.totals;
-    text.push_str(&row("total", total));
+    text.push_str(&counts("total", total));
     if r.is_clean() {
         text.push_str("  Nothing lost, nothing counted twice.");
     } else {

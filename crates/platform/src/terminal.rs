@@ -13,20 +13,17 @@ use std::io::Write;
 
 /// Writes `line` and a newline to stdout; where stdout cannot take it (its
 /// reader has gone), to stderr instead, and where neither can, nowhere.
-/// Returns whether stdout took it.
-pub fn say(line: fmt::Arguments<'_>) -> bool {
-    if writeln!(std::io::stdout().lock(), "{line}").is_ok() {
-        return true;
+pub fn say(line: fmt::Arguments<'_>) {
+    if writeln!(std::io::stdout().lock(), "{line}").is_err() {
+        say_on_stderr(line);
     }
-    say_on_stderr(line);
-    false
 }
 
 /// Writes `line` and a newline to stdout if it can, and nowhere otherwise:
 /// for lines nobody needs once stdout's reader has gone (a status repeated
-/// every few seconds). Returns whether stdout took it.
-pub fn show(line: fmt::Arguments<'_>) -> bool {
-    writeln!(std::io::stdout().lock(), "{line}").is_ok()
+/// every few seconds).
+pub fn show(line: fmt::Arguments<'_>) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
 /// Writes `line` and a newline to stderr, or nowhere when stderr cannot

@@ -44,13 +44,13 @@ impl Generator {
                 continue;
             }
             let period = Duration::from_secs_f64((1.0 / rate).clamp(0.001, 86_400.0));
-            tracing::info!(%topic, "generating {rate} orders/s");
             let (publisher, cancel, ready) = (publisher.clone(), cancel.clone(), ready.clone());
             tasks.spawn(async move {
                 tokio::select! {
                     () = cancel.cancelled() => return,
                     () = ready.cancelled() => {}
                 }
+                tracing::info!(%topic, "generating {rate} orders/s");
                 let mut ticks = tokio::time::interval(period);
                 ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
                 loop {
