@@ -206,4 +206,29 @@ mod tests {
         );
         assert!(!reconciliation.is_clean());
     }
+
+    #[test]
+    fn a_run_is_clean_only_with_nothing_lost_doubled_or_pending() {
+        let order = |fulfillments, finished| PublishedOrder {
+            topic: "orders".to_owned(),
+            subscribers: 1,
+            fulfillments,
+            finished,
+            rejected: 0,
+        };
+        let of = |orders: Vec<PublishedOrder>| {
+            Reconciliation::try_of(orders.into_iter().map(Ok::<_, ()>)).unwrap()
+        };
+        assert!(of(vec![order(1, 1), order(1, 1)]).is_clean());
+        // Delivered, never fulfilled: lost, and nothing else wrong.
+        let lost = of(vec![order(1, 1), order(0, 1)]);
+        assert_eq!(
+            (lost.totals.lost, lost.totals.pending, lost.totals.duplicated),
+            (1, 0, 0)
+        );
+        assert!(!lost.is_clean(), "{lost:?}");
+        let pending = of(vec![order(1, 1), order(0, 0)]);
+        assert_eq!(pending.totals.pending, 1);
+        assert!(!pending.is_clean(), "{pending:?}");
+    }
 }

@@ -569,7 +569,9 @@ async fn an_admin_publish_that_outlasts_its_request_is_answered_202_and_publishe
 
 /// Subscribes an endpoint to `topic` that confirms, then accepts every
 /// connection and never answers (a security group dropping packets).
-async fn hanging_subscriber(hq: &hq::RunningHq, topic: &str) {
+/// Returns how many connections it has taken: one per delivery attempt,
+/// as none is ever answered.
+async fn hanging_subscriber(hq: &hq::RunningHq, topic: &str) -> Arc<std::sync::atomic::AtomicUsize> {
     let hanging = Subscriber::happy().await;
     subscribe_confirmed(hq, topic, &hanging.endpoint()).await;
     hanging.stop();
@@ -577,12 +579,16 @@ async fn hanging_subscriber(hq: &hq::RunningHq, topic: &str) {
         tokio::net::TcpListener::bind(hanging.addr).await.ok()
     })
     .await;
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counting = Arc::clone(&accepted);
     tokio::spawn(async move {
         let mut held = Vec::new();
         while let Ok((stream, _)) = listener.accept().await {
+            counting.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             held.push(stream);
         }
     });
+    accepted
 }
 
 #[tokio::test]
@@ -923,4 +929,72 @@ async fn the_generator_waits_for_the_start_up_subscriptions_to_confirm() {
     let reconciliation = hq.shutdown(WAIT).await.unwrap();
     assert!(reconciliation.totals.published > 0, "{reconciliation:?}");
     assert_eq!(reconciliation.totals.unrouted, 0, "{reconciliation:?}");
+}
+
+/// The bound is on deliveries waiting at once, not on all a subscription
+/// ever had: each one that ends makes room again, or an endpoint would
+/// fail every order once it had taken that many.
+#[tokio::test]
+async fn a_finished_delivery_makes_room_for_the_next() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.feed.max_waiting_per_subscription = 2;
+    let hq = start_hq(config).await;
+    let subscriber = Subscriber::happy().await;
+    subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
+    let feed = hq.hq().feed().clone();
+    for bundle in 1..=5 {
+        publish(&hq, "orders", &format!("{{\"bundle\": {bundle}}}")).await;
+        // Delivered and its task ended: nothing waits for the subscription.
+        wait_until("the order delivered", WAIT, async || {
+            let stats = feed.stats()[&Topic::Orders];
+            (stats.delivered + stats.failed == bundle && feed.in_flight() == 0).then_some(())
+        })
+        .await;
+    }
+    let stats = feed.stats()[&Topic::Orders];
+    assert_eq!((stats.delivered, stats.failed), (5, 0), "{stats:?}");
+    assert_eq!(subscriber.notifications().len(), 5);
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+/// A feed told to stop publishing (the launcher's stop) refuses orders
+/// rather than take ones its drain may not wait for.
+#[tokio::test]
+async fn a_feed_told_to_stop_publishing_refuses_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let subscriber = Subscriber::happy().await;
+    subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
+    let feed = hq.hq().feed().clone();
+    feed.publish(Topic::Orders, r#"{"bundle": 1}"#).await.unwrap();
+    feed.stop_publishing();
+    let refused = feed.publish(Topic::Orders, r#"{"bundle": 2}"#).await;
+    assert!(
+        matches!(refused, Err(hq::feed::FeedError::Stopping)),
+        "{refused:?}"
+    );
+    assert!(feed.drain(WAIT).await);
+    assert_eq!(hq.hq().reconcile().await.unwrap().totals.published, 1);
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+/// One subscription's attempts run side by side, up to a quarter of the
+/// feed's: one at a time, an endpoint slower than the orders coming falls
+/// behind until its deliveries are turned away.
+#[tokio::test]
+async fn a_subscription_has_a_quarter_of_the_deliveries_under_way_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.feed.delivery_timeout = Duration::from_secs(60);
+    config.feed.max_concurrent_deliveries = 8;
+    let hq = start_hq(config).await;
+    let attempts = hanging_subscriber(&hq, "iridium").await;
+    for _ in 0..4 {
+        publish(&hq, "iridium", r#"{"iridium": 1}"#).await;
+    }
+    wait_until("two attempts under way at once", WAIT, async || {
+        (attempts.load(std::sync::atomic::Ordering::SeqCst) == 2).then_some(())
+    })
+    .await;
 }
