@@ -179,20 +179,17 @@ async fn open_when_settled(
             }
         }
     };
-    let in_time = tokio::time::timeout(within, all).await.is_ok();
-    if !in_time {
+    // Timed out or not, what the counts say is what matters.
+    let _ = tokio::time::timeout(within, all).await;
+    if confirmed < expected {
+        let unconfirmed = expected - confirmed - abandoned;
         tracing::warn!(
             confirmed,
             abandoned,
-            "start-up subscriptions not all settled after {within:?}: the generator starts all the \
-             same; orders on a topic nobody confirmed reach nobody (unrouted)"
-        );
-    } else if abandoned > 0 {
-        tracing::warn!(
-            confirmed,
-            abandoned,
-            "start-up subscriptions settled, {abandoned} abandoned: the generator starts; orders on \
-             a topic nobody confirmed reach nobody (unrouted)"
+            unconfirmed,
+            "start-up subscriptions not all confirmed ({abandoned} abandoned, {unconfirmed} still \
+             unconfirmed after at most {within:?}): the generator starts; orders on a topic nobody \
+             confirmed reach nobody (unrouted)"
         );
     } else if expected > 0 {
         tracing::info!(

@@ -3,13 +3,13 @@
 //! rollback-journal mode it uses on EFS (`HQ_JOURNAL_MODE=delete`; the mode
 //! itself across a restart: `fulfillment.rs`).
 
-use crate::support::seed_identity;
+use crate::support::{binary_env, hq_binary, seed_identity};
 use platform::TrustConfig;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::time::Duration;
 use testkit::moto::Moto;
-use testkit::process::{ServiceProcess, exits_with_one_line_naming, safe_aws_env};
+use testkit::process::{ServiceProcess, exits_with_one_line_naming};
 use testkit::spawn::{TEST_API_KEY, monolith_config};
 use testkit::{spawn_monolith, wait_until};
 
@@ -34,11 +34,9 @@ async fn sns_client(moto: &Moto) -> aws_sdk_sns::Client {
 /// `topic_arns` (`orders=ARN,iridium=ARN,magnesite=ARN`) on the SNS at `sns`.
 fn env_on_aws(dir: &std::path::Path, sns: &str, topic_arns: String) -> HashMap<String, String> {
     seed_identity(dir);
-    let mut env = safe_aws_env();
+    let mut env = binary_env(dir);
     env.extend(
         [
-            ("HQ_LISTEN", "127.0.0.1:0".to_owned()),
-            ("HQ_DATA_DIR", dir.display().to_string()),
             ("HQ_ADMIN_TOKEN", ADMIN_TOKEN.to_owned()),
             ("HQ_PUBLISH_TO", "aws".to_owned()),
             ("HQ_SNS_TOPIC_ARNS", topic_arns),
@@ -81,11 +79,9 @@ async fn admin_post(base: &str, path: &str, body: String, headers: &[(&str, &str
 #[tokio::test]
 async fn publishing_to_aws_without_every_topic_arn_exits_with_one_line_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let mut env = safe_aws_env();
+    let mut env = binary_env(dir.path());
     env.extend(
         [
-            ("HQ_DATA_DIR", dir.path().display().to_string()),
-            ("HQ_LISTEN", "127.0.0.1:0".to_owned()),
             ("HQ_PUBLISH_TO", "aws".to_owned()),
             (
                 "HQ_SNS_TOPIC_ARNS",
@@ -95,7 +91,7 @@ async fn publishing_to_aws_without_every_topic_arn_exits_with_one_line_naming_it
         ]
         .map(|(name, value)| (name.to_owned(), value)),
     );
-    let hq = std::path::Path::new(env!("CARGO_BIN_EXE_hq"));
+    let hq = hq_binary();
     exits_with_one_line_naming(hq, &env, &["HQ_SNS_TOPIC_ARNS", "iridium has none"]).await;
     // Refused before anything was made in the data directory.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
@@ -125,7 +121,7 @@ async fn hq_publishes_through_the_aws_sdk_and_reconciles_what_sns_delivered() {
     let mut env = env_on_aws(dir.path(), moto.base.as_str(), topic_arns);
     env.insert("HQ_API_KEYS".into(), TEST_API_KEY.into());
     env.insert("HQ_JOURNAL_MODE".into(), "delete".into());
-    let mut hq = ServiceProcess::start(std::path::Path::new(env!("CARGO_BIN_EXE_hq")), &env);
+    let mut hq = ServiceProcess::start(hq_binary(), &env);
     // The port HQ bound and says it listens on: its own, unlike one found
     // free here and handed to it, which another process may take first.
     let base = format!("http://{}", hq.wait_listening().await);
@@ -262,7 +258,7 @@ async fn an_sns_that_never_answers_holds_neither_a_publish_nor_hqs_stop() {
     // The generator's publishes wait on SNS too.
     env.insert("HQ_RATES".into(), "orders=10".into());
     env.insert("HQ_DRAIN_SECS".into(), "1".into());
-    let mut hq = ServiceProcess::start(std::path::Path::new(env!("CARGO_BIN_EXE_hq")), &env);
+    let mut hq = ServiceProcess::start(hq_binary(), &env);
     let base = format!("http://{}", hq.wait_listening().await);
 
     // Answered with SNS' silence as an error, within HQ's request timeout
@@ -388,7 +384,7 @@ async fn hq_on_fake_sns(
             .iter()
             .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
     );
-    let mut hq = ServiceProcess::start(std::path::Path::new(env!("CARGO_BIN_EXE_hq")), &env);
+    let mut hq = ServiceProcess::start(hq_binary(), &env);
     let base = format!("http://{}", hq.wait_listening().await);
     (hq, base)
 }

@@ -2,8 +2,8 @@
 //! signatures, retries.
 
 use crate::support::{
-    Subscriber, admin_client, config, nobody_listening, publish, refusal, start_hq, subscribe,
-    subscribe_confirmed, url,
+    Subscriber, admin_client, binary_env, config, hq_binary, nobody_listening, publish, refusal, start_hq,
+    subscribe, subscribe_confirmed, url,
 };
 use axum::http::StatusCode;
 use base64::Engine;
@@ -861,11 +861,9 @@ async fn start_up_confirmations_come_ever_further_apart_and_confirm_once_the_end
 async fn the_next_hq_says_what_a_run_killed_left_unaccounted_for() {
     let dir = tempfile::tempdir().unwrap();
     let token = "an-admin-token-for-this-test";
-    let mut env = testkit::process::safe_aws_env();
-    env.insert("HQ_DATA_DIR".into(), dir.path().display().to_string());
-    env.insert("HQ_LISTEN".into(), "127.0.0.1:0".into());
+    let mut env = binary_env(dir.path());
     env.insert(hq::admin::TOKEN_ENV.into(), token.into());
-    let exe = std::path::Path::new(env!("CARGO_BIN_EXE_hq"));
+    let exe = hq_binary();
     let mut killed = ServiceProcess::start(exe, &env);
     let base = format!("http://{}", killed.wait_listening().await);
     let admin = |request: reqwest::RequestBuilder| request.bearer_auth(token).send();

@@ -1,6 +1,8 @@
 //! The fulfillment API, the key portal and the ledger over HTTP.
 
-use crate::support::{KEY, admin_client, config, get_json, post_json, publish, refusal, start_hq, url};
+use crate::support::{
+    KEY, admin_client, binary_env, config, get_json, hq_binary, post_json, publish, refusal, start_hq, url,
+};
 use hq::ledger::JournalMode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -358,12 +360,14 @@ async fn reconciliation_and_topics_keep_their_json() {
 async fn a_second_hq_on_a_data_directory_in_use_exits_with_one_line_saying_so() {
     let dir = tempfile::tempdir().unwrap();
     let first = start_hq(config(dir.path())).await;
-    let mut env = testkit::process::safe_aws_env();
-    env.insert("HQ_DATA_DIR".into(), dir.path().display().to_string());
-    env.insert("HQ_LISTEN".into(), "127.0.0.1:0".into());
-    let hq = std::path::Path::new(env!("CARGO_BIN_EXE_hq"));
+    let env = binary_env(dir.path());
     let taken = dir.path().display().to_string();
-    testkit::process::exits_with_one_line_naming(hq, &env, &["another HQ is using the ledger", &taken]).await;
+    testkit::process::exits_with_one_line_naming(
+        hq_binary(),
+        &env,
+        &["another HQ is using the ledger", &taken],
+    )
+    .await;
     first.shutdown(Duration::from_secs(1)).await.unwrap();
 }
 

@@ -66,6 +66,20 @@ pub fn config(dir: &Path) -> HqConfig {
     config
 }
 
+/// The `hq` binary, as a user runs it.
+pub fn hq_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_hq"))
+}
+
+/// The `hq` binary's environment: its data in `dir`, listening on a port of
+/// its own choosing on loopback, and nothing else (no AWS host reachable).
+pub fn binary_env(dir: &Path) -> std::collections::HashMap<String, String> {
+    let mut env = testkit::process::safe_aws_env();
+    env.insert("HQ_DATA_DIR".into(), dir.display().to_string());
+    env.insert("HQ_LISTEN".into(), "127.0.0.1:0".into());
+    env
+}
+
 /// Starts HQ on `127.0.0.1:0`.
 pub async fn start_hq(config: HqConfig) -> RunningHq {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -23,6 +23,17 @@ async fn serve(router: axum::Router, metrics: &Metrics) -> (String, String) {
     urls
 }
 
+/// A monolith calling `api` that trusts `sns` as its SNS stand-in, with
+/// `metrics`; its address.
+async fn monolith_trusting(sns: &testkit::fake_sns::FakeSns, api: &FakeApi, metrics: &Metrics) -> String {
+    let trust = TrustConfig {
+        sns_stand_in: Some(sns.base.clone()),
+        ..TrustConfig::default()
+    };
+    let router = monolith::router_with_metrics(monolith_config(&api.url, trust), metrics).unwrap();
+    serve(router, metrics).await.0
+}
+
 async fn post(client: &reqwest::Client, url: &str, body: &'static str) -> u16 {
     let request = client.post(url).header("content-type", JSON.unwrap_or_default());
     request.body(body).send().await.unwrap().status().as_u16()
@@ -124,13 +135,8 @@ async fn a_call_the_request_timeout_cuts_short_is_counted_failed_and_a_wrong_met
 async fn subscription_confirmations_count_their_call_to_the_subscribe_url() {
     let api = FakeApi::start().await;
     let sns = testkit::fake_sns::FakeSns::start().await;
-    let trust = TrustConfig {
-        sns_stand_in: Some(sns.base.clone()),
-        ..TrustConfig::default()
-    };
     let metrics = Metrics::new();
-    let router = monolith::router_with_metrics(monolith_config(&api.url, trust), &metrics).unwrap();
-    let (service, _) = serve(router, &metrics).await;
+    let service = monolith_trusting(&sns, &api, &metrics).await;
     let mut envelope = sns.envelope(
         contracts::MessageType::SubscriptionConfirmation,
         testkit::fake_sns::ORDERS_TOPIC,
@@ -163,13 +169,8 @@ async fn sns_verifications_are_counted_verified_refused_or_unavailable() {
     use testkit::fake_sns::{FakeSns, ORDERS_TOPIC, delivery_headers};
     let api = FakeApi::start().await;
     let sns = FakeSns::start().await;
-    let trust = TrustConfig {
-        sns_stand_in: Some(sns.base.clone()),
-        ..TrustConfig::default()
-    };
     let metrics = Metrics::new();
-    let router = monolith::router_with_metrics(monolith_config(&api.url, trust), &metrics).unwrap();
-    let (service, _) = serve(router, &metrics).await;
+    let service = monolith_trusting(&sns, &api, &metrics).await;
     let genuine = sns.notification(r#"{"bundle": 1}"#, V2);
     // A forgery: the signed Message changed.
     let mut forged = sns.notification(r#"{"bundle": 1}"#, V2);
