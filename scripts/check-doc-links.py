@@ -5,7 +5,8 @@
   `#anchor`, if any, is a heading of that file as GitHub renders it (links
   to other sites are left alone: CI cannot reach them);
 - every section named in prose or a comment anywhere in the repository as
-  `docs/FILE.md, "Section"` or `README, "Settings"`: that file has a
+  `docs/FILE.md, "Section"` or `README, "Settings"`, on one line or
+  wrapped onto the next: that file has a
   heading, or a paragraph led by a bold phrase (`**Licences.**`), starting
   with those words (a renamed section otherwise leaves code comments
   pointing at nothing).
@@ -15,6 +16,7 @@ Exits non-zero, naming each broken pointer by file and line.
 Usage: scripts/check-doc-links.py [FILE ...]   (default: every tracked file)
 """
 
+import bisect
 import re
 import subprocess
 import sys
@@ -30,9 +32,13 @@ HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 # A paragraph or list item led by a bold phrase: **Licences.** ...
 BOLD_LEAD = re.compile(r"^\s*(?:[-*]\s+)?\*\*([^*]+)\*\*")
 CODE_SPAN = re.compile(r"(`+).*?\1")
-# docs/bench.md, "Workers" / README, "Settings" (one line; a comma or colon
-# or nothing between the file and the quoted name).
-SECTION_NAMED = re.compile(r"((?:docs/)?[A-Za-z-]+\.md|README)[,:]? \"([^\"]+)\"")
+# docs/bench.md, "Workers" / README, "Settings" (a comma or colon or nothing
+# between the file and the quoted name; either may be wrapped onto the next
+# line, which `joined_lines` undoes).
+SECTION_NAMED = re.compile(r"((?:docs/)?[A-Za-z-]+\.md|README)[,:]?\s+\"([^\"]{1,160})\"")
+# What leads a wrapped line of a comment or a quote: `///`, `//!`, `//`,
+# `#`, `--`, `*`, `>`.
+LINE_LEAD = re.compile(r"^\s*(?:/{2,3}!?|#+|--|\*|>)?\s*")
 FENCE = re.compile(r"^\s*(```|~~~)")
 
 
@@ -115,6 +121,21 @@ def broken_links(links, path, anchor_cache):
                 yield number, target, "no such heading"
 
 
+def joined_lines(text):
+    """`text`'s lines without their comment or quote leaders, joined by
+    spaces, so that a pointer wrapped onto the next line reads as one; and
+    the offset at which each line starts in the joined text."""
+    joined = []
+    starts = []
+    offset = 0
+    for line in text.splitlines():
+        kept = LINE_LEAD.sub("", line, count=1)
+        starts.append(offset)
+        joined.append(kept)
+        offset += len(kept) + 1
+    return " ".join(joined), starts
+
+
 def named_sections(path):
     """(line, file name, section, whether the file has it) for each section
     of one of the repository's docs that `path` names."""
@@ -122,17 +143,18 @@ def named_sections(path):
         text = path.read_text(encoding="utf-8")
     except (UnicodeDecodeError, IsADirectoryError):
         return  # not text
-    for number, line in enumerate(text.splitlines(), 1):
-        for match in SECTION_NAMED.finditer(line):
-            name, section = match.groups()
-            named = ROOT / ("README.md" if name == "README" else name)
-            if not named.exists() and not name.startswith("docs/"):
-                named = ROOT / "docs" / name
-            if not named.exists():
-                continue  # not one of ours (SPEC.md and the like live elsewhere)
-            wanted = section.replace("`", "").lower()
-            found = any(h.replace("`", "").lower().startswith(wanted) for h in section_names(named))
-            yield number, name, section, found
+    joined, starts = joined_lines(text)
+    for match in SECTION_NAMED.finditer(joined):
+        number = bisect.bisect_right(starts, match.start())
+        name, section = match.groups()
+        named = ROOT / ("README.md" if name == "README" else name)
+        if not named.exists() and not name.startswith("docs/"):
+            named = ROOT / "docs" / name
+        if not named.exists():
+            continue  # not one of ours (SPEC.md and the like live elsewhere)
+        wanted = section.replace("`", "").lower()
+        found = any(h.replace("`", "").lower().startswith(wanted) for h in section_names(named))
+        yield number, name, section, found
 
 
 def main(argv):
