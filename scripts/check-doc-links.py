@@ -5,7 +5,8 @@
   `#anchor`, if any, is a heading of that file as GitHub renders it (links
   to other sites are left alone: CI cannot reach them);
 - every section named in prose or a comment anywhere in the repository as
-  `docs/FILE.md, "Section"` or `README, "Settings"`, on one line or
+  `docs/FILE.md, "Section"`, `README, "Settings"` or, unquoted, as the
+  whole of a parenthesis, `(docs/contract.md, Trust)`, on one line or
   wrapped onto the next: that file has a
   heading, or a paragraph led by a bold phrase (`**Licences.**`), starting
   with those words (a renamed section otherwise leaves code comments
@@ -36,6 +37,8 @@ CODE_SPAN = re.compile(r"(`+).*?\1")
 # between the file and the quoted name; either may be wrapped onto the next
 # line, which `joined_lines` undoes).
 SECTION_NAMED = re.compile(r"((?:docs/)?[A-Za-z-]+\.md|README)[,:]?\s+\"([^\"]{1,160})\"")
+# The same unquoted, as the whole of a parenthesis: (docs/contract.md, Trust).
+SECTION_IN_PARENTHESES = re.compile(r"\(((?:docs/)?[A-Za-z-]+\.md|README),\s+([A-Z][^()\"`]{0,80}?)\)")
 # What leads a wrapped line of a comment or a quote: `///`, `//!`, `//`,
 # `#`, `--`, `*`, `>`.
 LINE_LEAD = re.compile(r"^\s*(?:/{2,3}!?|#+|--|\*|>)?\s*")
@@ -144,7 +147,8 @@ def named_sections(path):
     except (UnicodeDecodeError, IsADirectoryError):
         return  # not text
     joined, starts = joined_lines(text)
-    for match in SECTION_NAMED.finditer(joined):
+    matches = [*SECTION_NAMED.finditer(joined), *SECTION_IN_PARENTHESES.finditer(joined)]
+    for match in sorted(matches, key=lambda match: match.start()):
         number = bisect.bisect_right(starts, match.start())
         name, section = match.groups()
         named = ROOT / ("README.md" if name == "README" else name)

@@ -1,6 +1,6 @@
 //! Taking an order in: from SNS (verified, confirmations handled) or from a
-//! direct caller such as the workshop's curl (docs/contract.md, Orders and
-//! Trust).
+//! direct caller such as the workshop's curl (docs/contract.md, "Orders" and
+//! "Trust").
 //!
 //! Each order endpoint hands its headers, raw body and what to do with an
 //! order here; the order reaches it parsed into the endpoint's order type,
