@@ -272,6 +272,7 @@ impl Cli {
             generator: GeneratorConfig {
                 rates: self.rates.iter().copied().collect::<BTreeMap<_, _>>(),
                 max_quantity: self.max_quantity,
+                ..GeneratorConfig::default()
             },
             subscriptions: self.subscriptions.clone(),
             subscribe_every: Duration::from_millis(self.subscribe_every_ms),

@@ -189,6 +189,7 @@ pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
         generator: GeneratorConfig {
             rates: config.rates,
             max_quantity: config.max_quantity,
+            ..GeneratorConfig::default()
         },
     })
 }

@@ -8,11 +8,10 @@
 //! ECS killed the task. Here every way a client can hold a connection has a
 //! bound (see [`ServerLimits`]), and so does the drain.
 
-mod accept_failures;
 mod limits;
 mod write_deadline;
 
-use accept_failures::{AcceptFailures, REPORT_EVERY};
+use crate::telemetry::repeated::RepeatedFailures;
 pub use limits::{
     DEFAULT_BODY_READ_TIMEOUT_MS, DEFAULT_DRAIN_TIMEOUT_MS, DEFAULT_HEADER_READ_TIMEOUT_MS,
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_WRITE_TIMEOUT_MS,
@@ -49,6 +48,9 @@ pub const BODY_LIMIT: usize = 512 * 1024;
 /// How long to wait before accepting again when accepting fails for want of
 /// file descriptors or memory: the failure would repeat at once.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// The least time between two lines about failures to accept.
+const ACCEPT_FAILURES_REPORTED_EVERY: Duration = Duration::from_secs(10);
 
 /// At the connection bound, with a connection waiting for a slot, how often
 /// the connections that turned idle since the last call are asked to close.
@@ -158,7 +160,7 @@ pub async fn serve_with(
     // slot is answering a request (one waited in vain, none has freed since).
     let mut side_lane_at = Instant::now();
     let mut saturated = false;
-    let mut failures = AcceptFailures::default();
+    let mut failures = RepeatedFailures::reported_every(ACCEPT_FAILURES_REPORTED_EVERY);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -528,7 +530,7 @@ fn out_of_descriptors(error: &std::io::Error) -> bool {
 /// Waits a little after an accept error that would repeat at once (out of
 /// file descriptors or memory), logging it as `failures` allows; a
 /// connection that failed while queued is just skipped.
-async fn accept_failed(error: std::io::Error, failures: &mut AcceptFailures) {
+async fn accept_failed(error: std::io::Error, failures: &mut RepeatedFailures) {
     use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
     if matches!(
         error.kind(),
@@ -536,12 +538,13 @@ async fn accept_failed(error: std::io::Error, failures: &mut AcceptFailures) {
     ) {
         return;
     }
+    let every = failures.every();
     if let Some(failures) = failures.failed(Instant::now()) {
         tracing::error!(
             %error,
             failures,
             "cannot accept connections ({failures} failed since the last such line); retrying every \
-             {ACCEPT_RETRY:?}, and reporting at most every {REPORT_EVERY:?}"
+             {ACCEPT_RETRY:?}, and reporting at most every {every:?}"
         );
     }
     tokio::time::sleep(ACCEPT_RETRY).await;
@@ -549,8 +552,8 @@ async fn accept_failed(error: std::io::Error, failures: &mut AcceptFailures) {
 
 /// Reports the accept failures held back, once `failures` allows, when a
 /// connection is accepted again.
-fn accepting_again(failures: &mut AcceptFailures) {
-    if let Some(failures) = failures.accepted(Instant::now()) {
+fn accepting_again(failures: &mut RepeatedFailures) {
+    if let Some(failures) = failures.succeeded(Instant::now()) {
         tracing::warn!(
             failures,
             "accepting connections again ({failures} failed since the last such line)"

@@ -14,6 +14,7 @@
 //! [`contracts::order_id`]).
 
 pub mod plain;
+pub mod repeated;
 pub mod writer;
 
 use crate::settings::LogFormat;

@@ -10,6 +10,7 @@
 pub mod fake_api;
 pub mod fake_sns;
 pub mod keys;
+pub mod logs;
 pub mod moto;
 pub mod process;
 pub mod signer;

@@ -3,20 +3,41 @@
 
 use super::{MessageAttributes, Topic};
 use crate::publisher::Publisher;
+use platform::telemetry::repeated::RepeatedFailures;
 use rand::Rng;
 use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::task::JoinSet;
-use tokio::time::MissedTickBehavior;
+use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
 
+/// The least time between two lines about generated orders that could not
+/// be published, per topic, unless told otherwise: while the ledger cannot
+/// record (a full disk), every tick fails.
+const FAILURES_REPORTED_EVERY: Duration = Duration::from_secs(60);
+
 /// What to generate.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct GeneratorConfig {
     /// Orders per second on each topic; topics absent or at 0 get none.
     pub rates: BTreeMap<Topic, f64>,
     /// Largest quantity in one generated order (at least 1).
     pub max_quantity: u32,
+    /// The least time between two lines, per topic, about generated orders
+    /// that could not be published (those in between are counted into the
+    /// next line): 60 s.
+    pub failures_reported_every: Duration,
+}
+
+impl Default for GeneratorConfig {
+    /// No orders.
+    fn default() -> Self {
+        Self {
+            rates: BTreeMap::new(),
+            max_quantity: 0,
+            failures_reported_every: FAILURES_REPORTED_EVERY,
+        }
+    }
 }
 
 /// A running generator; stop it with [`Generator::stop`].
@@ -39,6 +60,7 @@ impl Generator {
         let cancel = CancellationToken::new();
         let mut tasks = JoinSet::new();
         let max_quantity = config.max_quantity.max(1);
+        let failures_reported_every = config.failures_reported_every;
         for (&topic, &rate) in &config.rates {
             if !(rate.is_finite() && rate > 0.0) {
                 continue;
@@ -53,6 +75,7 @@ impl Generator {
                 tracing::info!(%topic, "generating {rate} orders/s");
                 let mut ticks = tokio::time::interval(period);
                 ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
+                let mut failures = RepeatedFailures::reported_every(failures_reported_every);
                 loop {
                     tokio::select! {
                         () = cancel.cancelled() => break,
@@ -60,8 +83,28 @@ impl Generator {
                     }
                     let quantity = rand::thread_rng().gen_range(1..=max_quantity);
                     let order = topic.order(quantity);
-                    if let Err(error) = publisher.publish(topic, &order, &MessageAttributes::new()).await {
-                        tracing::error!(%topic, %error, "could not publish a generated order");
+                    match publisher.publish(topic, &order, &MessageAttributes::new()).await {
+                        Ok(_) => {
+                            if let Some(failed) = failures.succeeded(Instant::now()) {
+                                tracing::warn!(
+                                    %topic,
+                                    failed,
+                                    "publishing generated orders again ({failed} could not be published since \
+                                     the last such line)"
+                                );
+                            }
+                        }
+                        Err(error) => {
+                            if let Some(failed) = failures.failed(Instant::now()) {
+                                tracing::error!(
+                                    %topic,
+                                    %error,
+                                    failed,
+                                    "could not publish a generated order ({failed} since the last such line); \
+                                     reporting at most every {failures_reported_every:?}"
+                                );
+                            }
+                        }
                     }
                 }
             });

@@ -3,8 +3,8 @@
 //! wherever they are shown, and subscribers' answers read only so far.
 
 use crate::support::{
-    KEY, Subscriber, admin_client, config, nobody_listening, publish, refusal, start_hq, subscribe,
-    subscribe_confirmed, url,
+    KEY, Subscriber, admin_client, capture_logs, config, nobody_listening, publish, refusal, start_hq,
+    subscribe, subscribe_confirmed, url,
 };
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -13,12 +13,12 @@ use contracts::{Envelope, MessageType};
 use hq::admin::TOKEN_FILE;
 use hq::feed::{MAX_ANSWER_BYTES, Topic};
 use serde_json::{Value, json};
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use testkit::logs::CapturedLogs;
 use testkit::wait_until;
 use tokio::net::TcpListener;
 
@@ -221,42 +221,10 @@ async fn secret_files_are_0600_and_wider_ones_are_tightened_at_start() {
     hq.shutdown(WAIT).await.unwrap();
 }
 
-/// Log lines written while it is installed (on this thread, which on a
-/// current-thread runtime is every task's).
-#[derive(Clone, Default)]
-struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for CapturedLogs {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl CapturedLogs {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
 #[tokio::test]
 async fn secrets_in_endpoints_are_never_listed_logged_or_echoed() {
     let logs = CapturedLogs::default();
-    let _logging = logs.install();
+    let _logging = capture_logs(&logs);
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     let down = nobody_listening().await;

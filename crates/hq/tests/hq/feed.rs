@@ -2,8 +2,8 @@
 //! signatures, retries.
 
 use crate::support::{
-    Subscriber, admin_client, binary_env, config, hq_binary, nobody_listening, publish, refusal, start_hq,
-    subscribe, subscribe_confirmed, url,
+    Subscriber, admin_client, binary_env, capture_logs, config, hq_binary, nobody_listening, publish,
+    refusal, start_hq, subscribe, subscribe_confirmed, url,
 };
 use axum::http::StatusCode;
 use base64::Engine;
@@ -12,6 +12,7 @@ use hq::feed::Topic;
 use platform::sns::CertificateKey;
 use std::sync::Arc;
 use std::time::Duration;
+use testkit::logs::CapturedLogs;
 use testkit::process::ServiceProcess;
 use testkit::wait_until;
 
@@ -927,6 +928,58 @@ async fn the_generator_waits_for_the_start_up_subscriptions_to_confirm() {
     let reconciliation = hq.shutdown(WAIT).await.unwrap();
     assert!(reconciliation.totals.published > 0, "{reconciliation:?}");
     assert_eq!(reconciliation.totals.unrouted, 0, "{reconciliation:?}");
+}
+
+/// A full disk fails every tick of the generator. One line says so at once,
+/// the failures after it are counted into the next line, not a line each
+/// (one per tick per topic was 32,000 lines an hour), and a line says when
+/// it publishes again.
+#[tokio::test]
+async fn a_generator_that_cannot_publish_says_so_once_per_window_not_at_every_tick() {
+    let logs = CapturedLogs::default();
+    let _logging = capture_logs(&logs);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.generator.rates = [(Topic::Orders, 200.0)].into();
+    config.generator.failures_reported_every = Duration::from_millis(300);
+    let hq = start_hq(config).await;
+    wait_until("a generated order published", WAIT, async || {
+        (hq.hq().feed().stats()[&Topic::Orders].published > 0).then_some(())
+    })
+    .await;
+    // The ledger refuses every write, as on a full disk (see fulfillment.rs).
+    hq.hq().ledger().set_query_only(true).await.unwrap();
+    let counted = |wanted: &str| -> Vec<u64> {
+        logs.text()
+            .lines()
+            .filter(|line| line.contains(wanted))
+            .map(|line| {
+                let (_, count) = line.split_once(" failed=").expect(line);
+                count.split(' ').next().unwrap().parse().expect(line)
+            })
+            .collect()
+    };
+    let failing = "could not publish a generated order";
+    wait_until("a second line about the failures", WAIT, async || {
+        (counted(failing).len() >= 2).then_some(())
+    })
+    .await;
+    hq.hq().ledger().set_query_only(false).await.unwrap();
+    let again = wait_until("the line saying it publishes again", WAIT, async || {
+        counted("publishing generated orders again").first().copied()
+    })
+    .await;
+    let lines = counted(failing);
+    assert_eq!(lines[0], 1, "the first failure is said at once: {lines:?}");
+    // 300 ms at 200 orders/s: about 60 held back into the second line.
+    assert!(lines[1] >= 10, "failures held back, not a line each: {lines:?}");
+    let failures: u64 = lines.iter().sum::<u64>() + again;
+    assert!(
+        (lines.len() as u64) * 10 <= failures,
+        "{} lines for {failures} failures",
+        lines.len()
+    );
+    hq.shutdown(WAIT).await.unwrap();
 }
 
 /// The bound is on deliveries waiting at once, not on all a subscription

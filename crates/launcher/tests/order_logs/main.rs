@@ -12,35 +12,12 @@
 mod common;
 
 use common::{WAIT, one_iridium_order};
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
-/// Log lines, captured.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<String> {
-        let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
-        text.lines().map(str::to_owned).collect()
-    }
-}
+use testkit::logs::CapturedLogs;
 
 /// Runs one iridium order through the platform, logging into a buffer in
 /// `json` or text; returns its MessageId and the lines.
 async fn one_order(json: bool) -> (String, Vec<String>) {
-    let captured = Captured::default();
+    let captured = CapturedLogs::default();
     let writer = captured.clone();
     let builder = tracing_subscriber::fmt()
         .with_max_level(tracing::Level::INFO)
