@@ -7,15 +7,25 @@
 //! Only a failure of the storage counts (read-only, full, I/O error, locked,
 //! corrupt): an idempotency conflict or a bug in one query is no reason to
 //! take the task out of its load balancer.
+//!
+//! A probe that wrote its page also asks the file system for room for
+//! orders ([`ROOM_TO_RECORD`]): an order writes several pages, and on a
+//! disk with room for one page the probe answered 200 between orders that
+//! all failed, so the health check flapped while every order was refused.
 
 use super::{Ledger, LedgerError};
 use rusqlite::ErrorCode;
 use rusqlite::TransactionBehavior;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+/// The free space a probe asks for where the ledger is, unless told
+/// otherwise: an order's commit writes about five pages (about 20 KB of
+/// WAL), so room for some fifty orders.
+pub const ROOM_TO_RECORD: u64 = 1024 * 1024;
 
 /// What the writes found, shared by every clone of the ledger.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(super) struct Health {
     /// Set when a write failed for want of storage, cleared when one succeeds.
     failing: AtomicBool,
@@ -25,6 +35,20 @@ pub(super) struct Health {
     wrote: AtomicBool,
     /// Why the last failing write failed.
     reason: Mutex<String>,
+    /// The free space, in bytes, a probe asks for ([`ROOM_TO_RECORD`]).
+    room_to_record: AtomicU64,
+}
+
+impl Default for Health {
+    /// Recording, as far as anyone knows yet.
+    fn default() -> Self {
+        Self {
+            failing: AtomicBool::new(false),
+            wrote: AtomicBool::new(false),
+            reason: Mutex::default(),
+            room_to_record: AtomicU64::new(ROOM_TO_RECORD),
+        }
+    }
 }
 
 impl Health {
@@ -39,7 +63,10 @@ impl Health {
         match outcome {
             Ok(_) => {
                 if self.failing.load(Ordering::Relaxed) && self.failing.swap(false, Ordering::SeqCst) {
-                    tracing::info!("the ledger records again: HQ's health check answers 200");
+                    // A warning, as the failure was an error: where only
+                    // warnings show (the launcher's console), the end of
+                    // the failure shows too.
+                    tracing::warn!("the ledger records again: HQ's health check answers 200");
                 }
             }
             Err(error) if is_storage_failure(error) => {
@@ -56,8 +83,10 @@ impl Health {
 /// Whether `error` says the ledger's storage cannot take writes now (as
 /// opposed to a write that was wrong, which the next one need not be).
 pub(super) fn is_storage_failure(error: &LedgerError) -> bool {
-    let LedgerError::Sqlite(error) = error else {
-        return false;
+    let error = match error {
+        LedgerError::Sqlite(error) => error,
+        LedgerError::NoRoom { .. } => return true,
+        _ => return false,
     };
     matches!(
         error.sqlite_error_code(),
@@ -105,19 +134,28 @@ impl Ledger {
     /// One small write through the same connection, journal and sync as a
     /// fulfillment's commit: the schema version is written back unchanged.
     /// SQLite still writes the header page (a page in the WAL and its sync),
-    /// so a full, read-only or failing disk fails it as it fails an order;
-    /// no table is added for it (a new table is a schema version, which an
-    /// older HQ would refuse to open).
+    /// so a read-only or failing disk fails it as it fails an order; no
+    /// table is added for it (a new table is a schema version, which an
+    /// older HQ would refuse to open). Then the file system must have room
+    /// for orders, not only for that page ([`ROOM_TO_RECORD`]).
     /// Its outcome is noted as every write's is.
     pub async fn probe(&self) -> Result<(), LedgerError> {
-        self.write(|conn| {
+        let room_to_record = self.health.room_to_record.load(Ordering::Relaxed);
+        self.write(move |conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             let version: u32 = tx.query_row("PRAGMA user_version", [], |row| row.get(0))?;
             tx.pragma_update(None, "user_version", version)?;
             tx.commit()?;
-            Ok(())
+            has_room(conn, room_to_record)
         })
         .await
+    }
+
+    /// For tests: the free space a probe asks for, in bytes, instead of
+    /// [`ROOM_TO_RECORD`] (`u64::MAX`: a disk that is always too full).
+    #[doc(hidden)]
+    pub fn set_room_to_record(&self, bytes: u64) {
+        self.health.room_to_record.store(bytes, Ordering::Relaxed);
     }
 
     /// For tests: makes the writer's connection refuse every write as
@@ -132,6 +170,20 @@ impl Ledger {
         })
         .await
     }
+}
+
+/// Whether the file system under `conn`'s database has `wanted` bytes free
+/// for an unprivileged writer. When it cannot say (no file, no `statvfs`),
+/// the write that just succeeded is taken as the answer.
+fn has_room(conn: &rusqlite::Connection, wanted: u64) -> Result<(), LedgerError> {
+    let Some(stats) = conn.path().and_then(|path| rustix::fs::statvfs(path).ok()) else {
+        return Ok(());
+    };
+    let free = stats.f_bavail.saturating_mul(stats.f_frsize);
+    if free < wanted {
+        return Err(LedgerError::NoRoom { free, wanted });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -156,6 +208,11 @@ mod tests {
         ] {
             assert!(is_storage_failure(&sqlite(code)), "{code}");
         }
+        let no_room = LedgerError::NoRoom {
+            free: 8192,
+            wanted: super::ROOM_TO_RECORD,
+        };
+        assert!(is_storage_failure(&no_room));
         for error in [
             sqlite(ffi::SQLITE_CONSTRAINT_UNIQUE),
             sqlite(ffi::SQLITE_MISMATCH),

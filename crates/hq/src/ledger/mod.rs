@@ -29,6 +29,7 @@ mod timeline;
 
 pub use deliveries::DeliveryOutcome;
 pub use fulfillments::{KeyTotals, Recorded};
+pub use health::ROOM_TO_RECORD;
 pub use keys::KeyInfo;
 pub use reconciliation::{OrderCounts, Reconciliation};
 pub use timeline::{Bucket, Latency, Sources, Timeline, Totals};
@@ -50,8 +51,20 @@ const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
     /// SQLite failed.
-    #[error("ledger database: {0}")]
+    #[error("ledger database: {}{}", .0, extended_code(.0))]
     Sqlite(#[from] rusqlite::Error),
+    /// The probe's page was written, but the file system has too little
+    /// room left for orders ([`ROOM_TO_RECORD`]).
+    #[error(
+        "only {} KiB free where the ledger is, too little to record orders (HQ asks for {} KiB)",
+        .free / 1024, .wanted / 1024
+    )]
+    NoRoom {
+        /// Bytes free for an unprivileged writer.
+        free: u64,
+        /// Bytes the probe asks for.
+        wanted: u64,
+    },
     /// The blocking task running a query died.
     #[error("ledger unavailable: {0}")]
     Unavailable(String),
@@ -98,6 +111,20 @@ pub enum LedgerError {
         /// The newest version this HQ can migrate to.
         known: u32,
     },
+}
+
+/// SQLite's extended result code, when it says more than the message: an
+/// I/O error's message is "disk I/O error" whatever failed, and its code
+/// says which call (1034, `SQLITE_IOERR_FSYNC`: a sync refused). Without a
+/// message rusqlite shows the code itself.
+fn extended_code(error: &rusqlite::Error) -> String {
+    match error {
+        // Extended codes are the primary code plus a reason above its low byte.
+        rusqlite::Error::SqliteFailure(failure, Some(_)) if failure.extended_code > 0xff => {
+            format!(" (SQLite code {})", failure.extended_code)
+        }
+        _ => String::new(),
+    }
 }
 
 /// The ledger; cheap to clone, every clone is the same database.
@@ -509,6 +536,22 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::{Duration, UNIX_EPOCH};
+
+    #[test]
+    fn an_error_names_sqlites_extended_code_when_it_says_more_than_the_message() {
+        // As SQLite reports them: the code and sqlite3_errmsg's text.
+        let failure = |code, message: &str| {
+            LedgerError::Sqlite(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(code),
+                Some(message.into()),
+            ))
+            .to_string()
+        };
+        let sync_refused = failure(rusqlite::ffi::SQLITE_IOERR_FSYNC, "disk I/O error");
+        assert_eq!(sync_refused, "ledger database: disk I/O error (SQLite code 1034)");
+        let full = failure(rusqlite::ffi::SQLITE_FULL, "database or disk is full");
+        assert_eq!(full, "ledger database: database or disk is full");
+    }
 
     /// Every table's and index's shape, as SQLite describes it: what a
     /// query can rely on, whatever text made it. A table's columns in name

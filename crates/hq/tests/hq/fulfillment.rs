@@ -3,6 +3,7 @@
 use crate::support::{
     KEY, admin_client, binary_env, config, get_json, hq_binary, post_json, publish, refusal, start_hq, url,
 };
+use hq::RunningHq;
 use hq::ledger::JournalMode;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -393,15 +394,26 @@ async fn health_check(hq: &hq::RunningHq) -> (u16, String) {
 // the ledger is touched, so it would not show that the ledger's own failure
 // is seen.
 
-#[tokio::test]
-async fn the_health_check_answers_503_once_a_write_fails_and_200_once_one_succeeds() {
+/// An order for one of each resource.
+const ONE_EACH: &str = r#"{"iridium": 1, "magnesite": 1}"#;
+
+/// HQ on a fresh data directory (kept while the first value lives) whose
+/// ledger is probed only when the test asks: the prober's own ticks are out
+/// of the way, and the test takes its steps.
+async fn start_hq_probed_by_hand() -> (tempfile::TempDir, RunningHq) {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
-    // No probe during the test: what the health check says comes from the orders' writes.
     config.ledger_probe_every = Duration::from_secs(3600);
     let hq = start_hq(config).await;
+    (dir, hq)
+}
+
+#[tokio::test]
+async fn the_health_check_answers_503_once_a_write_fails_and_200_once_one_succeeds() {
+    // No probe during the test: what the health check says comes from the orders' writes.
+    let (_dir, hq) = start_hq_probed_by_hand().await;
     let client = reqwest::Client::new();
-    let order = r#"{"iridium": 1, "magnesite": 1}"#;
+    let order = ONE_EACH;
     assert_eq!(health_check(&hq).await.0, 200);
     assert_eq!(fulfill(&client, &hq, Some(KEY), None, order).await.0, 200);
 
@@ -436,14 +448,10 @@ async fn the_health_check_answers_503_once_a_write_fails_and_200_once_one_succee
 
 #[tokio::test]
 async fn after_a_failed_write_the_next_probe_runs_and_sees_the_ledger_record_again() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path());
-    // The prober's own ticks out of the way: the test takes its steps.
-    config.ledger_probe_every = Duration::from_secs(3600);
-    let hq = start_hq(config).await;
+    let (_dir, hq) = start_hq_probed_by_hand().await;
     let ledger = hq.hq().ledger();
     let client = reqwest::Client::new();
-    let order = r#"{"iridium": 1, "magnesite": 1}"#;
+    let order = ONE_EACH;
     // A write that succeeded, then one that failed, both since the last probe.
     assert_eq!(fulfill(&client, &hq, Some(KEY), None, order).await.0, 200);
     ledger.set_query_only(true).await.unwrap();
@@ -452,6 +460,41 @@ async fn after_a_failed_write_the_next_probe_runs_and_sees_the_ledger_record_aga
     ledger.set_query_only(false).await.unwrap();
     // The writes since the last look do not stand in for a probe while the
     // ledger is failing: this one runs, and the recovery shows at once.
+    ledger.probe_if_idle().await;
+    let (status, body) = health_check(&hq).await;
+    assert_eq!(status, 200, "{body}");
+    hq.shutdown(Duration::from_secs(5)).await.unwrap();
+}
+
+/// A disk with room for the probe's one page but not for an order's five:
+/// the probe wrote its page and answered 200 between orders that all
+/// failed, so the health check flapped while every order was refused. It
+/// now asks the file system for room for orders too.
+#[tokio::test]
+async fn a_probe_asks_for_room_for_orders_not_only_for_its_own_page() {
+    let (_dir, hq) = start_hq_probed_by_hand().await;
+    let ledger = hq.hq().ledger();
+    let client = reqwest::Client::new();
+    let order = ONE_EACH;
+    assert_eq!(health_check(&hq).await.0, 200);
+
+    // A disk always too full for orders.
+    ledger.set_room_to_record(u64::MAX);
+    let probed = ledger.probe().await;
+    assert!(probed.is_err(), "{probed:?}");
+    let (status, body) = health_check(&hq).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("KiB free where the ledger is"), "{body}");
+    // While failing it probes at every call, and still finds too little room.
+    ledger.probe_if_idle().await;
+    assert_eq!(health_check(&hq).await.0, 503);
+    // An order that is recorded says the ledger records after all.
+    assert_eq!(fulfill(&client, &hq, Some(KEY), None, order).await.0, 200);
+    assert_eq!(health_check(&hq).await.0, 200);
+
+    // Room again: the probe after a failure finds it.
+    assert!(ledger.probe().await.is_err());
+    ledger.set_room_to_record(hq::ledger::ROOM_TO_RECORD);
     ledger.probe_if_idle().await;
     let (status, body) = health_check(&hq).await;
     assert_eq!(status, 200, "{body}");
