@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 use base64::Engine;
 use contracts::{Envelope, MessageType};
 use hq::feed::Topic;
+use hq::feed::generator::GeneratorConfig;
 use platform::sns::CertificateKey;
 use std::sync::Arc;
 use std::time::Duration;
@@ -1048,4 +1049,183 @@ async fn a_subscription_has_a_quarter_of_the_deliveries_under_way_at_once() {
         (attempts.load(std::sync::atomic::Ordering::SeqCst) == 2).then_some(())
     })
     .await;
+}
+
+/// The generator publishes at the rate it is given: at 50 orders/s on a
+/// topic, twenty are published well within the wait (a period worked out
+/// wrong, 1 s or 50 s instead of 20 ms, gave a handful at most).
+#[tokio::test]
+async fn the_generator_publishes_at_the_rate_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hq = start_hq(config(dir.path())).await;
+    let generator = GeneratorConfig {
+        rates: [(Topic::Iridium, 50.0)].into(),
+        max_quantity: 3,
+        ..GeneratorConfig::default()
+    };
+    hq.generate(&generator).await;
+    let feed = hq.hq().feed().clone();
+    wait_until("twenty generated orders", WAIT, async || {
+        (feed.stats()[&Topic::Iridium].published >= 20).then_some(())
+    })
+    .await;
+    hq.stop_generator().await;
+    let reconciliation = hq.shutdown(WAIT).await.unwrap();
+    assert!(reconciliation.totals.published >= 20, "{reconciliation:?}");
+}
+
+/// A topic at 0 orders/s gets no generated order, while the others get
+/// theirs (a rate of 0 taken for a period of a day published one order at
+/// once).
+#[tokio::test]
+async fn a_topic_at_zero_orders_a_second_gets_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut hq = start_hq(config(dir.path())).await;
+    let generator = GeneratorConfig {
+        rates: [(Topic::Orders, 0.0), (Topic::Iridium, 50.0)].into(),
+        max_quantity: 3,
+        ..GeneratorConfig::default()
+    };
+    hq.generate(&generator).await;
+    let feed = hq.hq().feed().clone();
+    wait_until("five orders generated on the other topic", WAIT, async || {
+        (feed.stats()[&Topic::Iridium].published >= 5).then_some(())
+    })
+    .await;
+    hq.stop_generator().await;
+    // Publishes the generator started are finished, and so counted.
+    assert!(feed.drain(WAIT).await);
+    assert_eq!(feed.stats()[&Topic::Orders].published, 0);
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+/// A start-up subscription unsubscribed while it waits for its endpoint is
+/// abandoned: the generator, which waited for it, starts at once, and no
+/// subscription is left. (Taken for one that expired meanwhile, its
+/// confirmations, which no token confirms any more, went on being sent,
+/// and the generator waited its full minute.)
+#[tokio::test]
+async fn a_start_up_subscription_unsubscribed_while_pending_is_abandoned() {
+    let dir = tempfile::tempdir().unwrap();
+    let subscriber = Subscriber::start(Arc::new(|_| StatusCode::OK), false).await;
+    let mut config = config(dir.path());
+    config.subscriptions = vec![(Topic::Orders, subscriber.endpoint().parse().unwrap())];
+    config.subscribe_every = Duration::from_millis(50);
+    config.generator.rates = [(Topic::Orders, 50.0)].into();
+    let hq = start_hq(config).await;
+    let feed = hq.hq().feed().clone();
+    wait_until("a confirmation sent", WAIT, async || {
+        (!subscribe_urls(&subscriber).is_empty()).then_some(())
+    })
+    .await;
+    let arn = feed.subscriptions()[0].subscription_arn.clone();
+
+    let unsubscribe = url::Url::parse_with_params(
+        &url(&hq, "/"),
+        [("Action", "Unsubscribe"), ("SubscriptionArn", arn.as_str())],
+    )
+    .unwrap();
+    let unsubscribed = admin_client(&hq).get(unsubscribe).send().await.unwrap();
+    assert_eq!(unsubscribed.status(), 200);
+    // Abandoned, so the generator no longer waits for it (a minute otherwise).
+    wait_until("a generated order", WAIT, async || {
+        (feed.stats()[&Topic::Orders].published > 0).then_some(())
+    })
+    .await;
+    assert!(feed.subscriptions().is_empty(), "{:?}", feed.subscriptions());
+    let reconciliation = hq.shutdown(WAIT).await.unwrap();
+    assert_eq!(reconciliation.totals.unrouted, reconciliation.totals.published);
+}
+
+/// A start-up subscription that expires while a confirmation is under way
+/// (an endpoint slow to answer it) is made anew and confirms, not
+/// abandoned: that send's own subscription is gone by its end, as one
+/// unsubscribed would be, but it was deleted for its age.
+#[tokio::test]
+async fn a_start_up_subscription_that_expired_during_a_send_is_made_anew() {
+    let dir = tempfile::tempdir().unwrap();
+    // Holds its first confirmation until released, then confirms the next.
+    let released = tokio_util::sync::CancellationToken::new();
+    let confirmations = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let router = axum::Router::new().route(
+        "/order/",
+        axum::routing::post({
+            let (released, confirmations) = (released.clone(), Arc::clone(&confirmations));
+            move |body: String| async move {
+                let envelope: Envelope = serde_json::from_str(&body).unwrap();
+                if confirmations.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
+                    released.cancelled().await;
+                } else {
+                    reqwest::get(envelope.subscribe_url.unwrap()).await.unwrap();
+                }
+                StatusCode::OK
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}/order/", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let mut config = config(dir.path());
+    config.subscriptions = vec![(Topic::Orders, endpoint.parse().unwrap())];
+    config.subscribe_every = Duration::from_millis(50);
+    config.feed.pending_expiry = Duration::from_millis(300);
+    let hq = start_hq(config).await;
+    let feed = hq.hq().feed().clone();
+
+    wait_until("the first confirmation held", WAIT, async || {
+        (confirmations.load(std::sync::atomic::Ordering::SeqCst) == 1).then_some(())
+    })
+    .await;
+    wait_until("its subscription expired and deleted", WAIT, async || {
+        feed.subscriptions().is_empty().then_some(())
+    })
+    .await;
+    released.cancel();
+    wait_until("a new subscription confirmed", WAIT, async || {
+        let listed = listed(&hq).await;
+        (listed.len() == 1 && listed[0].2 == "confirmed").then_some(())
+    })
+    .await;
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+/// A trace context published with an order (the `traceparent` header of
+/// `POST /topics/…/publish`) reaches the subscriber as SNS carries it, a
+/// String MessageAttribute, and an order published without one carries no
+/// `MessageAttributes` at all, as SNS omits the key.
+#[tokio::test]
+async fn a_published_trace_context_reaches_the_subscriber_as_a_message_attribute() {
+    const TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let subscriber = Subscriber::happy().await;
+    subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
+    let traced = admin_client(&hq)
+        .post(url(&hq, "/topics/orders/publish"))
+        .header("traceparent", TRACEPARENT)
+        .body(r#"{"bundle": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(traced.status(), 201);
+    publish(&hq, "orders", r#"{"bundle": 2}"#).await;
+    let delivered = wait_until("both orders delivered", WAIT, async || {
+        let notifications = subscriber.notifications();
+        (notifications.len() == 2).then_some(notifications)
+    })
+    .await;
+    let body_of = |bundle: &str| {
+        let found = delivered.iter().find(|d| d.envelope().message.contains(bundle));
+        let body: serde_json::Value = serde_json::from_str(&found.unwrap().body).unwrap();
+        body
+    };
+    let with = body_of("\"bundle\": 1");
+    assert_eq!(
+        with["MessageAttributes"]["traceparent"],
+        serde_json::json!({"Type": "String", "Value": TRACEPARENT}),
+        "{with}"
+    );
+    let without = body_of("\"bundle\": 2");
+    assert!(without.get("MessageAttributes").is_none(), "{without}");
+    hq.shutdown(WAIT).await.unwrap();
 }
