@@ -45,6 +45,22 @@ use tracing::Instrument as _;
 /// escaping inside the envelope can double that.
 pub const BODY_LIMIT: usize = 512 * 1024;
 
+/// Bodies up to this size need no share of [`BODY_BUDGET`]: the connection
+/// bound alone keeps them small (4,096 × 16 KiB = 64 MiB at most), and an
+/// order (a few hundred bytes) is never refused for want of budget.
+pub const SMALL_BODY: usize = 16 * 1024;
+
+/// The most bytes of large request bodies (over [`SMALL_BODY`]) a service
+/// holds at once, over all its connections. Without it `MAX_CONNECTIONS`
+/// (1,024) bodies of up to [`BODY_LIMIT`] are 512 MiB, a 512 MiB task's
+/// whole memory before any copy of them. A request whose body does not fit
+/// is answered 503 (SNS sends it again) without its body being read.
+pub const BODY_BUDGET: usize = 64 * 1024 * 1024;
+
+/// [`BODY_BUDGET`] is counted in units of this many bytes (a semaphore's
+/// permits are a `u32`).
+const BUDGET_UNIT: usize = 1024;
+
 /// How long to wait before accepting again when accepting fails for want of
 /// file descriptors or memory: the failure would repeat at once.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
@@ -256,6 +272,8 @@ struct Routes {
     /// On the side lane, past the connection bound: only `GET` and `HEAD`
     /// are answered (see [`serve_with`]).
     beyond_the_bound: bool,
+    /// What is left of [`BODY_BUDGET`], shared by every connection.
+    body_budget: Arc<Semaphore>,
 }
 
 impl Routes {
@@ -265,6 +283,7 @@ impl Routes {
             body_read_timeout: limits.body_read_timeout,
             request_timeout: limits.request_timeout,
             beyond_the_bound: false,
+            body_budget: Arc::new(Semaphore::new(BODY_BUDGET / BUDGET_UNIT)),
         }
     }
 }
@@ -344,6 +363,14 @@ impl App {
             if self.routes.beyond_the_bound && !matches!(parts.method, Method::GET | Method::HEAD) {
                 break 'answer Unanswered::AtTheBound.into_response();
             }
+            // Held until the route has answered: routes keep the body that long.
+            let _budget = match budget_units(&parts.headers) {
+                0 => None,
+                units => match Arc::clone(&self.routes.body_budget).try_acquire_many_owned(units) {
+                    Ok(permit) => Some(permit),
+                    Err(_) => break 'answer Unanswered::OverBudget.into_response(),
+                },
+            };
             let body = tokio::select! {
                 biased;
                 read = read => match read {
@@ -561,6 +588,22 @@ fn accepting_again(failures: &mut RepeatedFailures) {
     }
 }
 
+/// The units of [`BODY_BUDGET`] a request's body takes: none up to
+/// [`SMALL_BODY`] by its `Content-Length`; a body without one (chunked) may
+/// be as large as [`BODY_LIMIT`].
+fn budget_units(headers: &axum::http::HeaderMap) -> u32 {
+    let length = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(BODY_LIMIT)
+        .min(BODY_LIMIT);
+    if length <= SMALL_BODY {
+        return 0;
+    }
+    u32::try_from(length.div_ceil(BUDGET_UNIT)).unwrap_or(u32::MAX)
+}
+
 /// Why a request got no answer from its route: the serve loop's own replies.
 #[derive(Debug, thiserror::Error)]
 enum Unanswered {
@@ -585,13 +628,19 @@ enum Unanswered {
     /// The connection failed mid-body.
     #[error("the request body could not be read")]
     Broken,
+    /// Large bodies already held fill [`BODY_BUDGET`]. A 5xx, so that SNS
+    /// sends the message again.
+    #[error("too many large request bodies in flight; send it again")]
+    OverBudget,
 }
 
 impl Unanswered {
     /// The status this error is answered with.
     fn status(&self) -> StatusCode {
         match self {
-            Self::SlowBody(_) | Self::Late(_) | Self::AtTheBound => StatusCode::SERVICE_UNAVAILABLE,
+            Self::SlowBody(_) | Self::Late(_) | Self::AtTheBound | Self::OverBudget => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Broken => StatusCode::BAD_REQUEST,
             Self::NoSuchPath => StatusCode::NOT_FOUND,

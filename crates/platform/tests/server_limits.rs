@@ -410,3 +410,71 @@ async fn the_drain_finishes_requests_in_flight_and_ends_by_its_deadline() {
     let refused = TcpStream::connect(server.addr).await;
     assert!(refused.is_err(), "no new connections after the drain");
 }
+
+/// A request announcing a `length`-byte body to `/echo` that waits for the
+/// server's `100 Continue` before sending it: the head of what comes back.
+async fn announce_body(addr: SocketAddr, length: usize) -> (TcpStream, String) {
+    let mut stream = connect(addr).await;
+    let head = format!(
+        "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let answer = read_response(&mut stream, Duration::from_secs(5))
+        .await
+        .expect("an answer to the head within the deadline");
+    (stream, answer)
+}
+
+/// Large bodies share one budget (`BODY_BUDGET`): a client holding a
+/// thousand connections, each announcing a body of up to 512 KiB, made
+/// the services hold 512 MiB and more, and ECS killed the task with every
+/// order in it. Past the budget a large body is refused 503 before it is
+/// read (SNS sends it again), while orders, which are small, still go
+/// through; a body that ends makes room. The server asks for a body (its
+/// `100 Continue`) only once it has its share, which the test waits for.
+#[tokio::test]
+async fn large_bodies_share_a_budget_and_small_orders_never_wait_for_it() {
+    let server = start(ServerLimits {
+        max_connections: 256,
+        ..limits()
+    })
+    .await;
+    let largest = platform::server::BODY_LIMIT;
+    let mut holding = Vec::new();
+    for _ in 0..platform::server::BODY_BUDGET / largest {
+        let (stream, answer) = announce_body(server.addr, largest).await;
+        assert!(answer.starts_with("HTTP/1.1 100"), "got {answer:?}");
+        holding.push(stream);
+    }
+
+    let (_refused, answer) = announce_body(server.addr, 20_000).await;
+    assert!(answer.starts_with("HTTP/1.1 503"), "got {answer:?}");
+    assert!(answer.contains("send it again"), "says what to do: {answer:?}");
+    let order = "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 13\r\n\r\n{\"bundle\": 1}";
+    let answer = exchange(server.addr, order, Duration::from_secs(5)).await;
+    assert!(
+        answer.unwrap_or_default().starts_with("HTTP/1.1 200"),
+        "a small body needs no share of the budget"
+    );
+
+    // One large body ends (its client gone): the next fits again.
+    drop(holding.pop());
+    let mut admitted = None;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while admitted.is_none() && Instant::now() < deadline {
+        let (stream, answer) = announce_body(server.addr, 20_000).await;
+        if answer.starts_with("HTTP/1.1 100") {
+            admitted = Some(stream);
+        } else {
+            assert!(answer.starts_with("HTTP/1.1 503"), "got {answer:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let mut admitted = admitted.expect("a large body admitted once another ended");
+    admitted.write_all(&vec![b'x'; 20_000]).await.unwrap();
+    let answer = read_response(&mut admitted, Duration::from_secs(5)).await;
+    assert!(
+        answer.unwrap_or_default().starts_with("HTTP/1.1 200"),
+        "the admitted body is served"
+    );
+}

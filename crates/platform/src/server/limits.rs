@@ -52,8 +52,9 @@ pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 14_000;
 /// few KiB of ours within milliseconds; one that stops reading holds a
 /// connection slot no longer than a slow head does.
 pub const DEFAULT_WRITE_TIMEOUT_MS: u64 = 5_000;
-/// Default `MAX_CONNECTIONS`: about 21 KB each while busy (docs/bench.md),
-/// so 1,024 stay near 30 MB with the binary's pages, and inside the usual
+/// Default `MAX_CONNECTIONS`: about 21 KB each while busy with an order
+/// (docs/bench.md), so 1,024 stay near 30 MB with the binary's pages (large
+/// bodies have a budget of their own, `BODY_BUDGET`), and inside the usual
 /// 1,024 open-file limit's neighbourhood with the downstream pool on top.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
 /// Default `MAX_HEADER_BYTES`: SNS sends about 1 KiB of headers, a browser a
