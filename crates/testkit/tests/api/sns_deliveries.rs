@@ -3,6 +3,7 @@
 
 use contracts::MessageType;
 use contracts::SignatureVersion::{self, V1, V2};
+use contracts::order_id::ORDER_ID_HEADER;
 use contracts::{FulfillmentKind, IdempotencyKey};
 use platform::TrustConfig;
 use platform::reply::{ORDER_FULFILLED, SUBSCRIBED, UNSUBSCRIBED};
@@ -305,6 +306,26 @@ async fn redeliveries_are_fulfilled_once_with_our_key_end_to_end() {
         assert_eq!(request.header("idempotency-key"), Some(key.as_str()));
     }
     assert_eq!(api.fulfillments(), 1, "a redelivered order was fulfilled twice");
+}
+
+/// An SNS order through iridium reaches the fulfillment API under its
+/// MessageId as its order id: iridium passes the id on the glue hook, and
+/// the monolith takes it from there rather than making its own, so the
+/// order's log lines match on every service it passes through.
+#[tokio::test]
+async fn an_sns_orders_message_id_is_its_order_id_at_the_api_through_the_glue_hook() {
+    let Setup { monolith, api, sns } = setup(|_| {}).await;
+    let iridium = iridium_for(&monolith, &sns).await;
+    let envelope = sns.notification("{\"iridium\": 1}", V2);
+    let (status, text) = deliver(&iridium, "/iridium/", &envelope).await;
+    assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED));
+    let received = api.received();
+    assert_eq!(received.len(), 1);
+    assert_eq!(
+        received[0].header(ORDER_ID_HEADER),
+        Some(envelope.message_id.as_str()),
+        "the API got another id than the order's MessageId"
+    );
 }
 
 #[tokio::test]
