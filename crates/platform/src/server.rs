@@ -24,7 +24,7 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
@@ -54,7 +54,9 @@ pub const SMALL_BODY: usize = 16 * 1024;
 /// holds at once, over all its connections. Without it `MAX_CONNECTIONS`
 /// (1,024) bodies of up to [`BODY_LIMIT`] are 512 MiB, a 512 MiB task's
 /// whole memory before any copy of them. A request whose body does not fit
-/// is answered 503 (SNS sends it again) without its body being read.
+/// is answered 503 (SNS sends it again) without its body being read (a
+/// client already sending it may see a reset instead: hyper closes rather
+/// than read a body nobody wants).
 pub const BODY_BUDGET: usize = 64 * 1024 * 1024;
 
 /// [`BODY_BUDGET`] is counted in units of this many bytes (a semaphore's
@@ -352,6 +354,8 @@ impl App {
         let timer = tokio::time::sleep_until(body_deadline);
         tokio::pin!(timer);
         let (parts, body) = request.into_parts();
+        // What hyper knows of the body before it is read: its length, if announced.
+        let budget_units = budget_units(&body);
         let read = Limited::new(body, BODY_LIMIT).collect();
         let response = 'answer: {
             // tower-http's normalisation trims leading slashes too, so
@@ -364,12 +368,13 @@ impl App {
                 break 'answer Unanswered::AtTheBound.into_response();
             }
             // Held until the route has answered: routes keep the body that long.
-            let _budget = match budget_units(&parts.headers) {
-                0 => None,
-                units => match Arc::clone(&self.routes.body_budget).try_acquire_many_owned(units) {
+            let _budget = match budget_units {
+                Ok(0) => None,
+                Ok(units) => match Arc::clone(&self.routes.body_budget).try_acquire_many_owned(units) {
                     Ok(permit) => Some(permit),
                     Err(_) => break 'answer Unanswered::OverBudget.into_response(),
                 },
+                Err(refused) => break 'answer refused.into_response(),
             };
             let body = tokio::select! {
                 biased;
@@ -588,20 +593,27 @@ fn accepting_again(failures: &mut RepeatedFailures) {
     }
 }
 
-/// The units of [`BODY_BUDGET`] a request's body takes: none up to
-/// [`SMALL_BODY`] by its `Content-Length`; a body without one (chunked) may
-/// be as large as [`BODY_LIMIT`].
-fn budget_units(headers: &axum::http::HeaderMap) -> u32 {
-    let length = headers
-        .get(axum::http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<usize>().ok())
-        .unwrap_or(BODY_LIMIT)
-        .min(BODY_LIMIT);
-    if length <= SMALL_BODY {
-        return 0;
+/// The units of [`BODY_BUDGET`] a request's body takes, by what hyper knows
+/// of it before it is read: none for no body (a `GET`, the health check) or
+/// one announced at up to [`SMALL_BODY`]; a body of unknown length (chunked)
+/// may be as large as [`BODY_LIMIT`]. One announced over [`BODY_LIMIT`] is
+/// refused (413) before it is read.
+fn budget_units(body: &Incoming) -> Result<u32, Unanswered> {
+    if body.is_end_stream() {
+        return Ok(0);
     }
-    u32::try_from(length.div_ceil(BUDGET_UNIT)).unwrap_or(u32::MAX)
+    // usize to u64 widens on every target we build for.
+    let announced = body.size_hint();
+    if announced.lower() > BODY_LIMIT as u64 {
+        return Err(Unanswered::TooLarge);
+    }
+    let length = announced
+        .exact()
+        .map_or(BODY_LIMIT as u64, |exact| exact.min(BODY_LIMIT as u64));
+    if length <= SMALL_BODY as u64 {
+        return Ok(0);
+    }
+    Ok(u32::try_from(length.div_ceil(BUDGET_UNIT as u64)).unwrap_or(u32::MAX))
 }
 
 /// Why a request got no answer from its route: the serve loop's own replies.

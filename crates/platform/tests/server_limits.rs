@@ -411,12 +411,12 @@ async fn the_drain_finishes_requests_in_flight_and_ends_by_its_deadline() {
     assert!(refused.is_err(), "no new connections after the drain");
 }
 
-/// A request announcing a `length`-byte body to `/echo` that waits for the
+/// A request announcing a `length`-byte body to `path` that waits for the
 /// server's `100 Continue` before sending it: the head of what comes back.
-async fn announce_body(addr: SocketAddr, length: usize) -> (TcpStream, String) {
+async fn announce_body(addr: SocketAddr, path: &str, length: usize) -> (TcpStream, String) {
     let mut stream = connect(addr).await;
     let head = format!(
-        "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
+        "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Length: {length}\r\nExpect: 100-continue\r\n\r\n"
     );
     stream.write_all(head.as_bytes()).await.unwrap();
     let answer = read_response(&mut stream, Duration::from_secs(5))
@@ -428,41 +428,82 @@ async fn announce_body(addr: SocketAddr, length: usize) -> (TcpStream, String) {
 /// Large bodies share one budget (`BODY_BUDGET`): a client holding a
 /// thousand connections, each announcing a body of up to 512 KiB, made
 /// the services hold 512 MiB and more, and ECS killed the task with every
-/// order in it. Past the budget a large body is refused 503 before it is
-/// read (SNS sends it again), while orders, which are small, still go
-/// through; a body that ends makes room. The server asks for a body (its
-/// `100 Continue`) only once it has its share, which the test waits for.
+/// order in it. Past the budget a large body (announced or chunked) is
+/// refused 503 before it is read (SNS sends it again), while orders, which
+/// are small, and the health check, which has no body, are served; a body
+/// keeps its share until its route has answered. The server asks for a
+/// body (its `100 Continue`) only once it has its share, which the test
+/// waits for.
 #[tokio::test]
 async fn large_bodies_share_a_budget_and_small_orders_never_wait_for_it() {
-    let server = start(ServerLimits {
-        max_connections: 256,
-        ..limits()
-    })
+    // `/held` reads its body, says so, and answers once released.
+    let (entered, mut in_route) = mpsc::channel::<()>(1);
+    let (release, released) = watch::channel(false);
+    let held = post(move |body: String| {
+        let (entered, mut released) = (entered.clone(), released.clone());
+        async move {
+            entered.send(()).await.unwrap();
+            released.wait_for(|&go| go).await.unwrap();
+            body.len().to_string()
+        }
+    });
+    let server = start_routing(
+        ServerLimits {
+            max_connections: 256,
+            ..limits()
+        },
+        router().route("/held", held),
+    )
     .await;
     let largest = platform::server::BODY_LIMIT;
+    // One large body read whole and kept by its route, the rest announced.
+    let (mut in_the_route, answer) = announce_body(server.addr, "/held", largest).await;
+    assert!(answer.starts_with("HTTP/1.1 100"), "got {answer:?}");
+    in_the_route.write_all(&vec![b'x'; largest]).await.unwrap();
+    in_route.recv().await.unwrap();
     let mut holding = Vec::new();
-    for _ in 0..platform::server::BODY_BUDGET / largest {
-        let (stream, answer) = announce_body(server.addr, largest).await;
+    for _ in 1..platform::server::BODY_BUDGET / largest {
+        let (stream, answer) = announce_body(server.addr, "/echo", largest).await;
         assert!(answer.starts_with("HTTP/1.1 100"), "got {answer:?}");
         holding.push(stream);
     }
 
-    let (_refused, answer) = announce_body(server.addr, 20_000).await;
+    let (_refused, answer) = announce_body(server.addr, "/echo", 20_000).await;
     assert!(answer.starts_with("HTTP/1.1 503"), "got {answer:?}");
     assert!(answer.contains("send it again"), "says what to do: {answer:?}");
+    let chunked =
+        "POST /echo HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n";
+    let answer = exchange(server.addr, chunked, Duration::from_secs(5)).await;
+    let answer = answer.unwrap_or_default();
+    assert!(
+        answer.starts_with("HTTP/1.1 503"),
+        "a body of unknown length may be large: {answer:?}"
+    );
+    let (_too_large, answer) = announce_body(server.addr, "/echo", largest + 1).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 413"),
+        "refused before it is read: {answer:?}"
+    );
     let order = "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 13\r\n\r\n{\"bundle\": 1}";
     let answer = exchange(server.addr, order, Duration::from_secs(5)).await;
     assert!(
         answer.unwrap_or_default().starts_with("HTTP/1.1 200"),
         "a small body needs no share of the budget"
     );
+    let answer = exchange(server.addr, HEALTH_CHECK, Duration::from_secs(5)).await;
+    assert!(
+        answer.unwrap_or_default().starts_with("HTTP/1.1 200"),
+        "a request without a body needs no share either"
+    );
 
-    // One large body ends (its client gone): the next fits again.
-    drop(holding.pop());
+    // The route answers: its share is free, and the next large body fits.
+    release.send(true).unwrap();
+    let answer = read_response(&mut in_the_route, Duration::from_secs(5)).await;
+    assert!(answer.unwrap_or_default().starts_with("HTTP/1.1 200"));
     let mut admitted = None;
     let deadline = Instant::now() + Duration::from_secs(5);
     while admitted.is_none() && Instant::now() < deadline {
-        let (stream, answer) = announce_body(server.addr, 20_000).await;
+        let (stream, answer) = announce_body(server.addr, "/echo", 20_000).await;
         if answer.starts_with("HTTP/1.1 100") {
             admitted = Some(stream);
         } else {
@@ -470,11 +511,12 @@ async fn large_bodies_share_a_budget_and_small_orders_never_wait_for_it() {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    let mut admitted = admitted.expect("a large body admitted once another ended");
+    let mut admitted = admitted.expect("a large body admitted once another's route answered");
     admitted.write_all(&vec![b'x'; 20_000]).await.unwrap();
     let answer = read_response(&mut admitted, Duration::from_secs(5)).await;
     assert!(
         answer.unwrap_or_default().starts_with("HTTP/1.1 200"),
         "the admitted body is served"
     );
+    drop(holding);
 }

@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 /// The least time between two lines about generated orders that could not
 /// be published, per topic, unless told otherwise: while the ledger cannot
 /// record (a full disk), every tick fails.
-const FAILURES_REPORTED_EVERY: Duration = Duration::from_secs(60);
+pub const FAILURES_REPORTED_EVERY: Duration = Duration::from_secs(60);
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,7 +25,7 @@ pub struct GeneratorConfig {
     pub max_quantity: u32,
     /// The least time between two lines, per topic, about generated orders
     /// that could not be published (those in between are counted into the
-    /// next line): 60 s.
+    /// next line): [`FAILURES_REPORTED_EVERY`] unless told otherwise.
     pub failures_reported_every: Duration,
 }
 

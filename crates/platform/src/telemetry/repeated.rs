@@ -59,6 +59,8 @@ impl RepeatedFailures {
         let held_back = self.report(now);
         if held_back.is_some() {
             self.failing = false;
+            // A failure after this line is news: said at once.
+            self.quiet_until = None;
         }
         held_back
     }
@@ -121,5 +123,8 @@ mod tests {
         );
         assert_eq!(failures.succeeded(start + REPORT_EVERY), Some(0));
         assert_eq!(failures.succeeded(start + REPORT_EVERY * 2), None, "said once");
+        // Failing again just after: said at once, not a window later.
+        let again = start + REPORT_EVERY * 2 + Duration::from_secs(1);
+        assert_eq!(failures.failed(again), Some(1));
     }
 }
