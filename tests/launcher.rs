@@ -18,6 +18,7 @@ fn launcher(data_dir: &std::path::Path) -> Command {
         .args(["--hq-port", "0", "--monolith-port", "0", "--gather-delay-ms", "0"])
         // Its own default (warnings only), whatever the test runs with.
         .env_remove("RUST_LOG")
+        .env_remove("HQ_ADMIN_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -106,6 +107,58 @@ fn a_second_launcher_on_the_same_ledger_exits_with_one_line_saying_so() {
         lines[0].starts_with("interstella: HQ: another HQ is using the ledger in"),
         "{stderr}"
     );
+}
+
+/// The status `GET path` gets from `base` (`http://127.0.0.1:port`) with
+/// `token` as the bearer credential: HTTP/1.1 over a plain socket, as the
+/// launcher's tests use no async runtime.
+fn status_of(base: &str, path: &str, token: &str) -> u16 {
+    use std::io::Write;
+    let addr = base.trim_start_matches("http://").trim_end_matches('/');
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut status_line = String::new();
+    BufReader::new(stream).read_line(&mut status_line).unwrap();
+    status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {status_line:?}"))
+}
+
+/// `HQ_ADMIN_TOKEN=… cargo run --release`: HQ takes that credential, as
+/// `hq` does, and keeps none of its own in the data directory; the banner
+/// says where the credential came from.
+#[test]
+fn an_admin_token_in_the_environment_is_hqs_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let given = "given-admin-token-0123456789";
+    let mut command = launcher(dir.path());
+    command.env("HQ_ADMIN_TOKEN", given);
+    let (_running, mut stdout) = up(command);
+    let mut banner = String::new();
+    while !banner.contains("Ctrl-C stops everything") {
+        assert_ne!(stdout.read_line(&mut banner).unwrap(), 0, "{banner}");
+    }
+    let hq = banner
+        .lines()
+        .find_map(|line| line.strip_prefix("HQ (AWS side of the workshop)"))
+        .map(str::trim)
+        .unwrap_or_else(|| panic!("no HQ line in {banner}"));
+    assert!(
+        banner.contains(&format!(
+            "export HQ_ADMIN_TOKEN={given}  # HQ's admin credential, as given"
+        )),
+        "{banner}"
+    );
+    assert_eq!(status_of(hq, "/totals", given), 200);
+    assert_eq!(status_of(hq, "/totals", "another-token-0123456789"), 401);
+    assert!(!dir.path().join("admin-token").exists());
 }
 
 /// `cargo run --release | tee run.log`, then Ctrl-C: tee stops with the

@@ -362,6 +362,7 @@ def part1(moto: Moto, glue_secret: str) -> dict:
     public_dns = pf_out["LoadBalancerDns"]
     own_topic = {"monolith": "orders", "iridium": "iridium", "magnesite": "magnesite"}
     log_filter = template("interstella.yaml")["Parameters"]["LogFilter"]["Default"]
+    log_format = template("interstella.yaml")["Parameters"]["LogFormat"]["Default"]
     for svc in SERVICES:
         td = task_definition(ecs, f"interstella-{svc}")
         env, sec = container_env(td), container_secrets(td)
@@ -381,6 +382,7 @@ def part1(moto: Moto, glue_secret: str) -> dict:
             env,
         )
         check(f"{svc}: RUST_LOG is LogFilter's default", env.get("RUST_LOG") == log_filter, env.get("RUST_LOG"))
+        check(f"{svc}: LOG_FORMAT is LogFormat's default", env.get("LOG_FORMAT") == log_format, env.get("LOG_FORMAT"))
         ports = td["containerDefinitions"][0]["portMappings"]
         check(
             f"{svc}: no fixed host port (dynamic)",

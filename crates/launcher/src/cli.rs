@@ -3,6 +3,7 @@
 use crate::{LaunchConfig, Stage, demo_retry_policy};
 use clap::Parser;
 use contracts::Resource;
+use hq::admin::AdminToken;
 use hq::feed::Topic;
 use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr};
@@ -56,6 +57,16 @@ pub struct Cli {
     /// (Ctrl-C again to stop at once).
     #[arg(long, default_value_t = 60)]
     pub drain_secs: u64,
+    /// HQ's admin credential (16 to 512 visible ASCII characters), as `hq`
+    /// takes it. Give it by the environment (a flag shows in `ps`); default:
+    /// the file `admin-token` in the data directory, made at first start.
+    #[arg(
+        long = "admin-token",
+        env = hq::admin::TOKEN_ENV,
+        hide_env_values = true,
+        value_parser = hq::cli::AdminTokenParser
+    )]
+    pub admin_token: Option<AdminToken>,
 }
 
 impl Cli {
@@ -86,6 +97,7 @@ impl Cli {
         config.max_quantity = self.max_quantity;
         config.gather_delay = Duration::from_millis(self.gather_delay_ms);
         config.feed.retry.num_retries = self.retries;
+        config.admin_token = self.admin_token.clone();
         config
     }
 

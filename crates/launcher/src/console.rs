@@ -120,14 +120,20 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
          {microservices}\n\
          Generating: {rates}\n\n\
          Try it:\n  \
-         export HQ_ADMIN_TOKEN={admin}  # HQ's admin credential, kept in {admin_file}\n  \
+         export HQ_ADMIN_TOKEN={admin}  # HQ's admin credential, {admin_source}\n  \
          curl -H \"Authorization: Bearer $HQ_ADMIN_TOKEN\" -X POST -d '{{\"bundle\": 1}}' {hq}/topics/orders/publish\n  \
          curl -H 'Content-Type: application/json' -X POST -d '{{\"Message\":{{\"bundle\":\"1\"}}}}' {monolith}order/\n  \
          curl -H \"Authorization: Bearer $HQ_ADMIN_TOKEN\" {hq}/totals\n\n\
          Ctrl-C stops everything and prints the reconciliation.\n",
         // Shown once, to the person who started HQ; never logged.
         admin = platform.hq().admin_token().expose(),
-        admin_file = config.data_dir.join(hq::admin::TOKEN_FILE).display(),
+        admin_source = match config.admin_token {
+            Some(_) => "as given".to_owned(),
+            None => format!(
+                "kept in {}",
+                config.data_dir.join(hq::admin::TOKEN_FILE).display()
+            ),
+        },
         dashboard = dashboard_url(platform),
         monolith = platform.monolith.url("/"),
         microservices = microservice_lines(platform),

@@ -15,6 +15,7 @@ pub mod status;
 pub use service::Service;
 
 use contracts::Resource;
+use hq::admin::AdminToken;
 use hq::feed::generator::GeneratorConfig;
 use hq::feed::{Backoff, Feed, FeedConfig, RetryPolicy, Topic};
 use hq::ledger::Reconciliation;
@@ -81,6 +82,9 @@ pub struct LaunchConfig {
     pub feed: FeedConfig,
     /// Simulated work per gathered resource in the services.
     pub gather_delay: Duration,
+    /// HQ's admin credential when given (`HQ_ADMIN_TOKEN`, as `hq` takes
+    /// it); otherwise HQ's own, kept in the data directory.
+    pub admin_token: Option<AdminToken>,
 }
 
 impl LaunchConfig {
@@ -103,6 +107,7 @@ impl LaunchConfig {
                 ..FeedConfig::default()
             },
             gather_delay: Duration::ZERO,
+            admin_token: None,
         }
     }
 }
@@ -199,6 +204,7 @@ async fn start_hq(config: &LaunchConfig, api_key: ApiKey) -> Result<RunningHq, L
     let mut hq_config = HqConfig::new(&config.data_dir);
     hq_config.api_keys = vec![api_key];
     hq_config.feed = config.feed;
+    hq_config.admin_token = config.admin_token.clone();
     Ok(hq::start(service::listen(config.hq_addr).await?, hq_config).await?)
 }
 

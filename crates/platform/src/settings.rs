@@ -8,18 +8,22 @@
 
 use crate::downstream::DEFAULT_MAX_CONNECTIONS;
 use crate::secret::{HookSecret, HookSecrets};
-use clap::builder::BoolishValueParser;
+use clap::builder::BoolValueParser;
 use std::time::Duration;
 use url::Url;
 
 /// How a service decides whom to believe (docs/contract.md, Trust).
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrustConfig {
-    /// Verify SNS signatures. Only `SNS_VERIFY=false` turns this off, loudly.
-    #[arg(long = "sns-verify", env = "SNS_VERIFY", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    /// Verify SNS signatures (`true` or `false`). Only `SNS_VERIFY=false`
+    /// turns this off, loudly: the two switches of trust take the words
+    /// `true` and `false` alone, so that no `0`, `off` or `no` turns a check
+    /// off unnoticed, and a misspelling stops the service at start.
+    #[arg(long = "sns-verify", env = "SNS_VERIFY", default_value = "true", value_parser = BoolValueParser::new(), action = clap::ArgAction::Set)]
     pub verify_signatures: bool,
-    /// Accept direct (non-SNS) orders such as the workshop's curl.
-    #[arg(long, env = "ACCEPT_UNSIGNED_ORDERS", default_value = "true", value_parser = BoolishValueParser::new(), action = clap::ArgAction::Set)]
+    /// Accept direct (non-SNS) orders such as the workshop's curl (`true` or
+    /// `false`).
+    #[arg(long, env = "ACCEPT_UNSIGNED_ORDERS", default_value = "true", value_parser = BoolValueParser::new(), action = clap::ArgAction::Set)]
     pub accept_unsigned_orders: bool,
     /// The only SNS topics accepted, comma-separated; empty accepts any topic.
     #[arg(long = "sns-topic-arns", env = "SNS_TOPIC_ARNS", value_delimiter = ',')]
@@ -221,6 +225,37 @@ mod tests {
         assert_eq!(max_connections("4096"), Ok(MAX_CONNECTIONS_LIMIT));
         for refused in ["0", "4097", "-1", "many", ""] {
             assert!(max_connections(refused).is_err(), "{refused:?} was accepted");
+        }
+    }
+
+    /// The switches of trust take `true` and `false` only: clap's usual
+    /// "boolish" words (`0`, `off`, `no`) would turn a check off as well.
+    #[test]
+    fn the_switches_of_trust_take_true_and_false_only() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            trust: TrustConfig,
+        }
+        let parsed = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("service").chain(args.iter().copied()))
+                .map(|cli| (cli.trust.verify_signatures, cli.trust.accept_unsigned_orders))
+        };
+        assert_eq!(parsed(&[]).ok(), Some((true, true)));
+        assert_eq!(
+            parsed(&["--sns-verify", "false", "--accept-unsigned-orders", "false"]).ok(),
+            Some((false, false))
+        );
+        for word in ["0", "off", "no", "n", "f", "False", "flase", ""] {
+            assert!(
+                parsed(&["--sns-verify", word]).is_err(),
+                "SNS_VERIFY={word:?} was taken"
+            );
+            assert!(
+                parsed(&["--accept-unsigned-orders", word]).is_err(),
+                "ACCEPT_UNSIGNED_ORDERS={word:?} was taken"
+            );
         }
     }
 

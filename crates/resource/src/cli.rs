@@ -18,10 +18,12 @@ pub struct Cli {
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
     /// Where the monolith is (the workshop's `monolithUrl`): a bare host such
-    /// as the ALB's DNS name, or a full URL.
+    /// as the ALB's DNS name, or a full URL. `MONOLITH_URL` is read when
+    /// `monolithUrl` is not set.
     #[arg(long = "monolith-url", env = "monolithUrl")]
     pub monolith_url: Option<String>,
-    /// The same as `monolithUrl`, in the usual spelling.
+    /// The same as `monolithUrl`, in the usual spelling; `monolithUrl` wins
+    /// when both are set. Hidden: `--monolith-url`'s help names it.
     #[arg(long = "monolith-url-upper", env = "MONOLITH_URL", hide = true)]
     pub monolith_url_upper: Option<String>,
     /// Its order route: gather delay, the glue-hook call's timeout and
