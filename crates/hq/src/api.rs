@@ -41,12 +41,36 @@ const MAX_IDEMPOTENCY_KEY: usize = 255;
 const MAX_OWNER: usize = 100;
 const FULFILLMENT_EXAMPLE: &str = r#"{"iridium": 1, "magnesite": 1}"#;
 
+/// Why a fulfillment's API key was refused: for the log line, never the
+/// reply (which tells a caller nothing about the keys HQ has).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum KeyRefused {
+    /// No `x-api-key` header, an empty one, or one not readable as text.
+    Missing,
+    /// A key HQ never issued.
+    Unknown,
+}
+
+impl KeyRefused {
+    /// What the operator should look at.
+    fn why(self) -> &'static str {
+        match self {
+            Self::Missing => "no x-api-key header",
+            Self::Unknown => {
+                "an x-api-key HQ did not issue: the caller's key (the monolith's INTERSTELLA_API_KEY or its SSM \
+                 parameter) is not one of HQ's (HQ_API_KEYS or the portal's)"
+            }
+        }
+    }
+}
+
 /// Why an HQ request was not carried out.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ApiError {
-    /// No `x-api-key`, or one HQ never issued (API Gateway's answer).
+    /// No `x-api-key`, or one HQ never issued: answered as API Gateway
+    /// answers (`Forbidden`, nothing more); the log says which.
     #[error("Forbidden")]
-    Forbidden,
+    Forbidden(KeyRefused),
     /// An admin route without HQ's admin credential.
     #[error(
         "this needs HQ's admin credential: send Authorization: Bearer <token> \
@@ -81,7 +105,7 @@ impl ApiError {
     /// The status this error is answered with.
     fn status(&self) -> StatusCode {
         match self {
-            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::Unauthorized => StatusCode::UNAUTHORIZED,
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
@@ -118,11 +142,13 @@ impl IntoResponse for ApiError {
         let status = self.status();
         if let Self::CannotRecord(_) = self {
             // Said once by the ledger when it began; not again at every probe.
-            tracing::debug!(%status, error = %self, "health check failed");
+            tracing::debug!(status = status.as_u16(), error = %self, "health check failed");
         } else if status.is_server_error() {
-            tracing::error!(%status, error = %self, "request failed");
+            tracing::error!(status = status.as_u16(), error = %self, "request failed");
+        } else if let Self::Forbidden(refused) = self {
+            tracing::warn!(status = status.as_u16(), error = %self, why = %refused.why(), "request refused");
         } else {
-            tracing::warn!(%status, error = %self, "request refused");
+            tracing::warn!(status = status.as_u16(), error = %self, "request refused");
         }
         let mut response = (
             status,
@@ -330,11 +356,13 @@ async fn certificate(State(hq): State<Hq>, Path(file): Path<String>) -> Result<R
 async fn caller(hq: &Hq, headers: &HeaderMap) -> Result<KeyInfo, ApiError> {
     let key = headers
         .get(API_KEY_HEADER)
-        .and_then(|value| value.to_str().ok())
-        .map(str::trim)
+        .map(|value| value.to_str().map(str::trim).unwrap_or_default())
         .filter(|key| !key.is_empty())
-        .ok_or(ApiError::Forbidden)?;
-    hq.ledger().find_key(key).await?.ok_or(ApiError::Forbidden)
+        .ok_or(ApiError::Forbidden(KeyRefused::Missing))?;
+    hq.ledger()
+        .find_key(key)
+        .await?
+        .ok_or(ApiError::Forbidden(KeyRefused::Unknown))
 }
 
 /// Marks the request with the caller's order id (the monolith sends the
@@ -603,7 +631,15 @@ async fn add_faults(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Respo
         ))
     })?;
     hq.faults().add(plan);
-    Ok(Json(hq.faults().remaining()).into_response())
+    let remaining = hq.faults().remaining();
+    // A warning, as the failures it causes are: whoever reads why orders
+    // failed finds that they were asked for.
+    tracing::warn!(
+        fail_fulfillments = remaining.fail_fulfillments,
+        lose_responses = remaining.lose_responses,
+        "faults armed by the admin: the next fulfillments fail on purpose"
+    );
+    Ok(Json(remaining).into_response())
 }
 
 /// `GET /faults`: faults still to inject.

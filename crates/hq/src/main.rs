@@ -33,8 +33,8 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Serves until SIGTERM, then prints the reconciliation; a second signal
-/// during the drain stops at once.
+/// Serves until SIGTERM, then gives the reconciliation (printed, or logged
+/// under JSON logs); a second signal during the drain stops at once.
 async fn run(
     cli: &Cli,
     (config, issued): (hq::config::HqConfig, Option<platform::ApiKey>),
@@ -60,6 +60,14 @@ async fn run(
         ran = hq::run(listener, config, drain, stopping) => ran?,
         () = second => anyhow::bail!(STOPPED_AT_SECOND_SIGNAL),
     };
-    platform::terminal::say(format_args!("{}", serde_json::to_string_pretty(&reconciliation)?));
+    match cli.log_format {
+        // For the person at the terminal: the JSON /reconciliation answers.
+        platform::LogFormat::Text => {
+            platform::terminal::say(format_args!("{}", serde_json::to_string_pretty(&reconciliation)?));
+        }
+        // One event per line, as every other line of HQ's.
+        platform::LogFormat::Json => reconciliation.log(),
+    }
+    tracing::info!("HQ stopped");
     Ok(())
 }

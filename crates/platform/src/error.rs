@@ -116,9 +116,9 @@ impl IntoResponse for ServiceError {
             other => other.to_string(),
         };
         if status.is_server_error() {
-            tracing::error!(%status, error = %self, "request failed");
+            tracing::error!(status = status.as_u16(), error = %self, "request failed");
         } else {
-            tracing::warn!(%status, error = %self, "request refused");
+            tracing::warn!(status = status.as_u16(), error = %self, "request refused");
         }
         let mut response = (status, text).into_response();
         if status == StatusCode::UNAUTHORIZED {

@@ -16,7 +16,7 @@ use crate::sns::{SnsVerifier, TrustedHosts};
 use crate::telemetry::{record_order_id, request_id};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use contracts::quote::quoted;
+use contracts::quote::shortened;
 use contracts::sns::{MESSAGE_TYPE_HEADER, RAW_DELIVERY_HEADER};
 use contracts::{
     Delivery, Envelope, FulfillmentKind, IdempotencyKey, MessageType, Order, OrderId, message_order,
@@ -227,6 +227,19 @@ impl OrderIntake {
     }
 
     async fn receive_sns<O: Order>(&self, envelope: Envelope) -> Result<Delivered<O>, ServiceError> {
+        // Every line about this delivery carries the MessageId it claims,
+        // from before it is trusted: a refusal (a tampered copy of an order,
+        // a certificate that could not be fetched, a topic not listed) is
+        // then found beside the order it names. Only SNS' shape is taken, so
+        // the id cannot carry text of the sender's choosing.
+        let claimed_id = if envelope.has_sns_message_id() {
+            OrderId::parse(&envelope.message_id)
+        } else {
+            None
+        };
+        if let Some(order_id) = &claimed_id {
+            record_order_id(order_id);
+        }
         if !self.trust.accepts_topic(&envelope.topic_arn) {
             return Err(ServiceError::TopicRefused(envelope.topic_arn));
         }
@@ -244,14 +257,9 @@ impl OrderIntake {
             verified?;
         }
         // Before anything is called: the MessageId goes into idempotency keys.
-        if !envelope.has_sns_message_id() {
+        let Some(order_id) = claimed_id else {
             return Err(ServiceError::BadMessageId(envelope.message_id));
-        }
-        // Of SNS' shape (checked above), so always a valid id; from here on
-        // every line about this message carries it, a refusal of its order
-        // or a confirmation's included.
-        let order_id = OrderId::parse(&envelope.message_id).unwrap_or_else(request_id);
-        record_order_id(&order_id);
+        };
         match envelope.message_type {
             MessageType::Notification => Ok(Delivered::Order(
                 Received {
@@ -266,11 +274,14 @@ impl OrderIntake {
             )),
             MessageType::SubscriptionConfirmation => {
                 Box::pin(self.confirm(&envelope)).await?;
-                tracing::info!(topic = %quoted(&envelope.topic_arn), "SNS subscription confirmed");
+                // A field, not a quotation: no quotes inside the value, so
+                // a query on it matches the ARN (still escaped and bounded
+                // under SNS_VERIFY=false, where anyone may have written it).
+                tracing::info!(topic = %shortened(&envelope.topic_arn), "SNS subscription confirmed");
                 Ok(Delivered::Done(SUBSCRIBED))
             }
             MessageType::UnsubscribeConfirmation => {
-                tracing::info!(topic = %quoted(&envelope.topic_arn), "SNS subscription ended (UnsubscribeConfirmation)");
+                tracing::info!(topic = %shortened(&envelope.topic_arn), "SNS subscription ended (UnsubscribeConfirmation)");
                 Ok(Delivered::Done(UNSUBSCRIBED))
             }
         }

@@ -666,10 +666,10 @@ impl IntoResponse for Unanswered {
         if let Self::Late(_) = self {
             // Ours or downstream's: at the level of the downstream timeout
             // that would have said so had it fired first.
-            tracing::error!(%status, error = %self, "request not served");
+            tracing::error!(status = status.as_u16(), error = %self, "request not served");
         } else {
             // The client's doing.
-            tracing::warn!(%status, error = %self, "request not served");
+            tracing::warn!(status = status.as_u16(), error = %self, "request not served");
         }
         (status, self.to_string()).into_response()
     }

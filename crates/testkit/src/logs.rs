@@ -33,3 +33,18 @@ impl CapturedLogs {
         self.text().lines().map(str::to_owned).collect()
     }
 }
+
+impl CapturedLogs {
+    /// Installs a subscriber writing every level, as text, to these logs on
+    /// this thread (on a current-thread runtime, every task's, the servers'
+    /// a test started included) until the guard drops.
+    pub fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+}

@@ -154,13 +154,18 @@ impl Inner {
                     if outcome == DeliveryOutcome::Rejected {
                         tracing::warn!(%topic, %endpoint, status, %message_id,
                             "delivery refused with 4xx; SNS does not retry it");
+                    } else if attempts > 1 {
+                        // The end of the failures said above, at their level,
+                        // so that a console showing warnings shows it too.
+                        tracing::warn!(%topic, %endpoint, status, attempts, %message_id,
+                            "delivered after {} failed attempts", attempts - 1);
                     }
                     return (outcome, attempts);
                 }
                 Attempt::Retry(why) if attempts <= retry.num_retries => {
                     let delay = retry.delay(attempts);
                     tracing::warn!(%topic, %endpoint, attempt = attempts, %message_id,
-                        "delivery failed ({why}); retrying in {delay:?}");
+                        "delivery failed ({why}); retry {attempts} of {} in {delay:?}", retry.num_retries);
                     if envelope.message_type == MessageType::Notification {
                         self.stats.retried(topic);
                     }

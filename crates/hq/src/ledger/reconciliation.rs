@@ -90,6 +90,54 @@ impl Reconciliation {
         self.totals.lost == 0 && self.totals.duplicated == 0 && self.totals.pending == 0
     }
 
+    /// Logs it as events, one for all topics and one per topic, each count
+    /// a field of its own: what `hq` says at its stop under JSON logs, where
+    /// the printed JSON would be dozens of events without a level (awslogs
+    /// takes each line as one). A warning unless it is clean.
+    pub fn log(&self) {
+        let clean = self.is_clean();
+        let log = |topic: &str, counts: &OrderCounts| {
+            let OrderCounts {
+                published,
+                fulfilled,
+                rejected,
+                pending,
+                unrouted,
+                lost,
+                duplicated,
+            } = *counts;
+            if clean {
+                tracing::info!(
+                    topic,
+                    published,
+                    fulfilled,
+                    rejected,
+                    pending,
+                    unrouted,
+                    lost,
+                    duplicated,
+                    "reconciliation of this run"
+                );
+            } else {
+                tracing::warn!(
+                    topic,
+                    published,
+                    fulfilled,
+                    rejected,
+                    pending,
+                    unrouted,
+                    lost,
+                    duplicated,
+                    "reconciliation of this run: orders unaccounted for"
+                );
+            }
+        };
+        log("all", &self.totals);
+        for (topic, counts) in &self.topics {
+            log(topic, counts);
+        }
+    }
+
     /// Counts `orders` per topic and in total as they come (a run's orders
     /// are never held all at once: a run of millions would take hundreds
     /// of MB), or stops at the first that could not be read.

@@ -3,8 +3,8 @@
 //! wherever they are shown, and subscribers' answers read only so far.
 
 use crate::support::{
-    KEY, Subscriber, admin_client, capture_logs, config, nobody_listening, publish, refusal, start_hq,
-    subscribe, subscribe_confirmed, url,
+    KEY, Subscriber, admin_client, config, nobody_listening, publish, refusal, start_hq, subscribe,
+    subscribe_confirmed, url,
 };
 use axum::Router;
 use axum::body::{Body, Bytes};
@@ -224,7 +224,7 @@ async fn secret_files_are_0600_and_wider_ones_are_tightened_at_start() {
 #[tokio::test]
 async fn secrets_in_endpoints_are_never_listed_logged_or_echoed() {
     let logs = CapturedLogs::default();
-    let _logging = capture_logs(&logs);
+    let _logging = logs.capture();
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     let down = nobody_listening().await;

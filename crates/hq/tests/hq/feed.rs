@@ -2,8 +2,8 @@
 //! signatures, retries.
 
 use crate::support::{
-    Subscriber, admin_client, binary_env, capture_logs, config, hq_binary, nobody_listening, publish,
-    refusal, start_hq, subscribe, subscribe_confirmed, url,
+    Subscriber, admin_client, binary_env, config, hq_binary, nobody_listening, publish, refusal, start_hq,
+    subscribe, subscribe_confirmed, url,
 };
 use axum::http::StatusCode;
 use base64::Engine;
@@ -222,8 +222,12 @@ async fn publishing_checks_the_order_like_the_services() {
     hq.shutdown(WAIT).await.unwrap();
 }
 
+/// Also what HQ says: each failure with the retry it leads to, and the
+/// delivery at the end of them, each line naming the MessageId.
 #[tokio::test]
 async fn server_errors_are_retried_client_errors_are_not() {
+    let logs = CapturedLogs::default();
+    let _logging = logs.capture();
     let dir = tempfile::tempdir().unwrap();
     let hq = start_hq(config(dir.path())).await;
     // Fails twice, then takes it.
@@ -264,6 +268,15 @@ async fn server_errors_are_retried_client_errors_are_not() {
     let stats = hq.hq().feed().stats();
     let orders = stats[&Topic::Orders];
     assert_eq!((orders.delivered, orders.retried, orders.failed), (1, 2, 0));
+    let about_flaky: Vec<String> = logs
+        .lines()
+        .into_iter()
+        .filter(|line| line.contains(&format!("message_id={flaky_id}")))
+        .collect();
+    let said = |what: &str| about_flaky.iter().filter(|line| line.contains(what)).count();
+    assert_eq!(said("retry 1 of 3 in"), 1, "{about_flaky:#?}");
+    assert_eq!(said("retry 2 of 3 in"), 1, "{about_flaky:#?}");
+    assert_eq!(said("delivered after 2 failed attempts"), 1, "{about_flaky:#?}");
     let iridium = stats[&Topic::Iridium];
     assert_eq!((iridium.rejected, iridium.retried), (1, 0));
     let magnesite = stats[&Topic::Magnesite];
@@ -908,6 +921,60 @@ async fn the_next_hq_says_what_a_run_killed_left_unaccounted_for() {
     .await;
 }
 
+/// Under JSON logs (ECS' awslogs takes each line as one event), `hq`'s
+/// stop says its reconciliation as events of their own, counts as fields,
+/// and then that it stopped: every line JSON, none of the printed JSON's.
+#[tokio::test]
+async fn under_json_logs_the_reconciliation_at_the_stop_is_events_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = binary_env(dir.path());
+    env.insert("LOG_FORMAT".into(), "json".into());
+    env.insert("HQ_RATES".into(), "orders=50".into());
+    let mut hq = ServiceProcess::start(hq_binary(), &env);
+    let base = format!("http://{}", hq.wait_listening().await);
+    let client = reqwest::Client::new();
+    wait_until("a generated order published", WAIT, async || {
+        let reconciliation: serde_json::Value = client
+            .get(format!("{base}/reconciliation"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (reconciliation["published"].as_u64() > Some(0)).then_some(())
+    })
+    .await;
+    hq.terminate().await;
+    assert!(hq.wait_exit(WAIT).await.success(), "{:#?}", hq.seen);
+
+    let lines: Vec<serde_json::Value> = hq
+        .seen
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON event ({e}): {line:?}")))
+        .collect();
+    let message = |line: &serde_json::Value| line["message"].as_str().unwrap_or_default().to_owned();
+    let all = lines
+        .iter()
+        .find(|line| message(line).starts_with("reconciliation of this run") && line["topic"] == "all")
+        .unwrap_or_else(|| panic!("no reconciliation event: {:#?}", hq.seen));
+    assert!(all["published"].as_u64() > Some(0), "{all}");
+    assert!(all["lost"].is_u64(), "{all}");
+    assert!(
+        lines
+            .iter()
+            .any(|line| message(line).starts_with("reconciliation of this run") && line["topic"] == "orders"),
+        "{:#?}",
+        hq.seen
+    );
+    assert_eq!(
+        lines.last().map(message).as_deref(),
+        Some("HQ stopped"),
+        "{:#?}",
+        hq.seen
+    );
+}
+
 /// `docker compose up`: HQ comes up before the services it subscribes. Its
 /// generator waits until they confirm, so no order of the run reaches
 /// nobody (unrouted, the dashboard amber).
@@ -941,7 +1008,7 @@ async fn the_generator_waits_for_the_start_up_subscriptions_to_confirm() {
 #[tokio::test]
 async fn a_generator_that_cannot_publish_says_so_once_per_window_not_at_every_tick() {
     let logs = CapturedLogs::default();
-    let _logging = capture_logs(&logs);
+    let _logging = logs.capture();
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
     config.generator.rates = [(Topic::Orders, 200.0)].into();

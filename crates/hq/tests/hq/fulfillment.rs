@@ -44,6 +44,8 @@ async fn totals(client: &reqwest::Client, hq: &hq::RunningHq, key: &str) -> Valu
 
 #[tokio::test]
 async fn keys_are_checked_and_the_portal_issues_new_ones() {
+    let logs = testkit::logs::CapturedLogs::default();
+    let _logging = logs.capture();
     let dir = tempfile::tempdir().unwrap();
     let hq = start_hq(config(dir.path())).await;
     let client = reqwest::Client::new();
@@ -54,6 +56,16 @@ async fn keys_are_checked_and_the_portal_issues_new_ones() {
     assert_eq!(fulfill(&client, &hq, Some("not-a-key"), None, order).await.0, 403);
     assert_eq!(fulfill(&client, &hq, Some(""), None, order).await.0, 403);
     assert_eq!(fulfill(&client, &hq, Some(KEY), None, order).await.0, 200);
+    // The reply says only "Forbidden"; the log says which, never the key.
+    let refusals: Vec<String> = logs
+        .lines()
+        .into_iter()
+        .filter(|line| line.contains("request refused") && line.contains("status=403"))
+        .collect();
+    let said = |why: &str| refusals.iter().filter(|line| line.contains(why)).count();
+    assert_eq!(said("why=no x-api-key header"), 2, "{refusals:#?}");
+    assert_eq!(said("why=an x-api-key HQ did not issue"), 1, "{refusals:#?}");
+    assert!(!logs.text().contains("not-a-key"), "{refusals:#?}");
 
     let admin = admin_client(&hq);
     let issued: Value = admin
@@ -283,6 +295,8 @@ async fn survive_a_restart(mode: JournalMode) {
 
 #[tokio::test]
 async fn injected_faults_refuse_or_lose_the_answer_and_are_used_up() {
+    let logs = testkit::logs::CapturedLogs::default();
+    let _logging = logs.capture();
     let dir = tempfile::tempdir().unwrap();
     let hq = start_hq(config(dir.path())).await;
     let client = reqwest::Client::new();
@@ -291,6 +305,17 @@ async fn injected_faults_refuse_or_lose_the_answer_and_are_used_up() {
     let planned = post_json(&hq, "/faults", &plan).await;
     assert_eq!(planned.status(), 200);
     assert_eq!(planned.json::<Value>().await.unwrap(), plan);
+    // Said once, with what was asked for: why the next orders fail.
+    let armed: Vec<String> = logs
+        .lines()
+        .into_iter()
+        .filter(|line| line.contains("faults armed"))
+        .collect();
+    assert_eq!(armed.len(), 1, "{armed:#?}");
+    assert!(
+        armed[0].contains("fail_fulfillments=1") && armed[0].contains("lose_responses=1"),
+        "{armed:#?}"
+    );
 
     // Refused before recording, then recorded with the answer lost: the
     // retry of the lost one is a replay, counted once.

@@ -16,7 +16,6 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use testkit::logs::CapturedLogs;
 use tokio::net::TcpListener;
 
 /// The key HQ is given at start in these tests.
@@ -347,16 +346,4 @@ pub async fn nobody_listening() -> std::net::SocketAddr {
         .unwrap()
         .local_addr()
         .unwrap()
-}
-
-/// Installs a subscriber writing every level to `logs` on this thread (on a
-/// current-thread runtime, every task's) until the guard drops.
-pub fn capture_logs(logs: &CapturedLogs) -> tracing::subscriber::DefaultGuard {
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    tracing::subscriber::set_default(subscriber)
 }

@@ -12,6 +12,7 @@ use serde_json::json;
 use testkit::TestSigner;
 use testkit::fake_sns::{CERT_PATH, FakeSns, HitCounter, ORDERS_TOPIC, deliver};
 use testkit::keys::{OTHER_KEY_PEM, TEST_KEY_PEM};
+use testkit::logs::CapturedLogs;
 use testkit::spawn::{monolith_config, resource_config};
 use testkit::{FakeApi, TestApp, spawn_monolith, spawn_resource};
 
@@ -142,6 +143,8 @@ async fn unavailable_certificate_is_a_5xx_so_sns_retries() {
 
 #[tokio::test]
 async fn subscription_confirmations_are_confirmed_once_verified() {
+    let logs = CapturedLogs::default();
+    let _logging = logs.capture();
     let Setup { monolith, api, sns } = setup(|_| {}).await;
     for version in [V1, V2] {
         let mut envelope = sns.envelope(
@@ -165,6 +168,19 @@ async fn subscription_confirmations_are_confirmed_once_verified() {
         "an unsubscribe confirmation does not resubscribe"
     );
     assert_eq!(api.count(), 0);
+    // The topic is a field a query can match: the ARN, not a quotation of it.
+    let confirmed = logs
+        .lines()
+        .into_iter()
+        .filter(|line| line.contains("SNS subscription confirmed"))
+        .collect::<Vec<_>>();
+    assert_eq!(confirmed.len(), 2, "{confirmed:#?}");
+    assert!(
+        confirmed
+            .iter()
+            .all(|line| line.contains(&format!(" topic={ORDERS_TOPIC}"))),
+        "{confirmed:#?}"
+    );
 }
 
 #[tokio::test]
