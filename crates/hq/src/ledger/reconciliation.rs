@@ -106,28 +106,21 @@ impl Reconciliation {
                 lost,
                 duplicated,
             } = *counts;
+            // One list of fields for both levels (tracing's level is a
+            // constant per call site).
+            macro_rules! counts {
+                ($level:expr, $message:literal) => {
+                    tracing::event!(
+                        $level, topic, published, fulfilled, rejected, pending, unrouted, lost, duplicated,
+                        $message
+                    )
+                };
+            }
             if clean {
-                tracing::info!(
-                    topic,
-                    published,
-                    fulfilled,
-                    rejected,
-                    pending,
-                    unrouted,
-                    lost,
-                    duplicated,
-                    "reconciliation of this run"
-                );
+                counts!(tracing::Level::INFO, "reconciliation of this run");
             } else {
-                tracing::warn!(
-                    topic,
-                    published,
-                    fulfilled,
-                    rejected,
-                    pending,
-                    unrouted,
-                    lost,
-                    duplicated,
+                counts!(
+                    tracing::Level::WARN,
                     "reconciliation of this run: orders unaccounted for"
                 );
             }
