@@ -133,7 +133,7 @@ fn status_of(base: &str, path: &str, token: &str) -> u16 {
 
 /// `HQ_ADMIN_TOKEN=… cargo run --release`: HQ takes that credential, as
 /// `hq` does, and keeps none of its own in the data directory; the banner
-/// says where the credential came from.
+/// says where the credential came from, without writing it out again.
 #[test]
 fn an_admin_token_in_the_environment_is_hqs_credential() {
     let dir = tempfile::tempdir().unwrap();
@@ -151,10 +151,12 @@ fn an_admin_token_in_the_environment_is_hqs_credential() {
         .map(str::trim)
         .unwrap_or_else(|| panic!("no HQ line in {banner}"));
     assert!(
-        banner.contains(&format!(
-            "export HQ_ADMIN_TOKEN={given}  # HQ's admin credential, as given"
-        )),
+        banner.contains("# HQ's admin credential is the HQ_ADMIN_TOKEN you gave (not shown)"),
         "{banner}"
+    );
+    assert!(
+        !banner.contains(given),
+        "the credential given is written out again:\n{banner}"
     );
     assert_eq!(status_of(hq, "/totals", given), 200);
     assert_eq!(status_of(hq, "/totals", "another-token-0123456789"), 401);

@@ -120,17 +120,23 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
          {microservices}\n\
          Generating: {rates}\n\n\
          Try it:\n  \
-         export HQ_ADMIN_TOKEN={admin}  # HQ's admin credential, {admin_source}\n  \
+         {admin_line}\n  \
          curl -H \"Authorization: Bearer $HQ_ADMIN_TOKEN\" -X POST -d '{{\"bundle\": 1}}' {hq}/topics/orders/publish\n  \
          curl -H 'Content-Type: application/json' -X POST -d '{{\"Message\":{{\"bundle\":\"1\"}}}}' {monolith}order/\n  \
          curl -H \"Authorization: Bearer $HQ_ADMIN_TOKEN\" {hq}/totals\n\n\
          Ctrl-C stops everything and prints the reconciliation.\n",
-        // Shown once, to the person who started HQ; never logged.
-        admin = platform.hq().admin_token().expose(),
-        admin_source = match config.admin_token {
-            Some(_) => "as given".to_owned(),
+        admin_line = match config.admin_token {
+            // Theirs already: not written out again, into scrollback or a
+            // `| tee run.log`.
+            Some(_) => format!(
+                "# HQ's admin credential is the {} you gave (not shown)",
+                hq::admin::TOKEN_ENV
+            ),
+            // Shown once, to the person who started HQ; never logged.
             None => format!(
-                "kept in {}",
+                "export {}={}  # HQ's admin credential, kept in {}",
+                hq::admin::TOKEN_ENV,
+                platform.hq().admin_token().expose(),
                 config.data_dir.join(hq::admin::TOKEN_FILE).display()
             ),
         },

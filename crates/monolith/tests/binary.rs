@@ -154,11 +154,13 @@ async fn under_json_logs_an_orders_lines_are_json_naming_it_once_in_span() {
 }
 
 /// A delivery refused before it is trusted is logged with the MessageId it
-/// claims, so whoever follows an order by its id in the service's log sees
-/// why one of its deliveries failed (a tampered copy here; a certificate
-/// that could not be fetched alike). A claimed id not of SNS' shape is not
-/// taken as an id. (A process: a test's own subscriber in a test binary
-/// shares tracing's interest in spans with the tests beside it.)
+/// claims, as `claimed_order_id`, so whoever follows an order by its id in
+/// the service's log sees why a delivery naming it failed (a tampered copy
+/// here; a certificate that could not be fetched alike), and can tell it
+/// from the order's own lines (`order_id`): anyone may send a copy naming
+/// any order. A claimed id not of SNS' shape is not taken as an id. (A
+/// process: a test's own subscriber in a test binary shares tracing's
+/// interest in spans with the tests beside it.)
 #[tokio::test]
 async fn a_refused_delivery_is_logged_with_the_message_id_it_claims() {
     let api = FakeApi::start().await;
@@ -196,8 +198,13 @@ async fn a_refused_delivery_is_logged_with_the_message_id_it_claims() {
         .collect();
     assert_eq!(refusals.len(), 2, "{:#?}", monolith.seen);
     assert_eq!(
-        refusals[0]["span"]["order_id"],
+        refusals[0]["span"]["claimed_order_id"],
         tampered.message_id.as_str(),
+        "{:#?}",
+        monolith.seen
+    );
+    assert!(
+        refusals[0]["span"].get("order_id").is_none(),
         "{:#?}",
         monolith.seen
     );
@@ -209,11 +216,10 @@ async fn a_refused_delivery_is_logged_with_the_message_id_it_claims() {
         "{:#?}",
         monolith.seen
     );
-    assert!(
-        refusals[1]["span"].get("order_id").is_none(),
-        "{:#?}",
-        monolith.seen
-    );
+    assert_eq!(refusals[1]["span"]["uri"], "/order/", "{:#?}", monolith.seen);
+    for id in ["order_id", "claimed_order_id"] {
+        assert!(refusals[1]["span"].get(id).is_none(), "{:#?}", monolith.seen);
+    }
 }
 
 #[tokio::test]

@@ -13,10 +13,10 @@ use crate::reply::{SUBSCRIBED, UNSUBSCRIBED};
 use crate::server::RequestDeadline;
 use crate::settings::TrustConfig;
 use crate::sns::{SnsVerifier, TrustedHosts};
-use crate::telemetry::{record_order_id, request_id};
+use crate::telemetry::{record_claimed_order_id, record_order_id, request_id};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use contracts::quote::shortened;
+use contracts::quote::quoted;
 use contracts::sns::{MESSAGE_TYPE_HEADER, RAW_DELIVERY_HEADER};
 use contracts::{
     Delivery, Envelope, FulfillmentKind, IdempotencyKey, MessageType, Order, OrderId, message_order,
@@ -227,39 +227,30 @@ impl OrderIntake {
     }
 
     async fn receive_sns<O: Order>(&self, envelope: Envelope) -> Result<Delivered<O>, ServiceError> {
-        // Every line about this delivery carries the MessageId it claims,
-        // from before it is trusted: a refusal (a tampered copy of an order,
-        // a certificate that could not be fetched, a topic not listed) is
-        // then found beside the order it names. Only SNS' shape is taken, so
-        // the id cannot carry text of the sender's choosing.
+        // Of SNS' shape, the MessageId becomes the order's id; taken only
+        // so, it cannot carry text of the sender's choosing.
         let claimed_id = if envelope.has_sns_message_id() {
             OrderId::parse(&envelope.message_id)
         } else {
             None
         };
-        if let Some(order_id) = &claimed_id {
-            record_order_id(order_id);
-        }
-        if !self.trust.accepts_topic(&envelope.topic_arn) {
-            return Err(ServiceError::TopicRefused(envelope.topic_arn));
-        }
-        if self.trust.verify_signatures {
-            // Boxed, here and for the confirmation: inline, their futures
-            // (certificate fetches included) sized every order's future for
-            // its whole life, a gather included (docs/bench.md).
-            let verified = Box::pin(self.verifier.verify(&envelope)).await;
-            match &verified {
-                Ok(()) => &self.metrics.verified,
-                Err(error) if error.is_transient() => &self.metrics.unavailable,
-                Err(_) => &self.metrics.refused,
+        if let Err(refused) = self.check_trust(&envelope).await {
+            // The refusal names the order the delivery claimed to be, as a
+            // claim: a tampered copy, or a certificate that could not be
+            // fetched, is then found beside that order's lines, and told
+            // apart from them.
+            if let Some(claimed) = &claimed_id {
+                record_claimed_order_id(claimed);
             }
-            .inc();
-            verified?;
+            return Err(refused);
         }
         // Before anything is called: the MessageId goes into idempotency keys.
         let Some(order_id) = claimed_id else {
             return Err(ServiceError::BadMessageId(envelope.message_id));
         };
+        // Trusted now: from here on every line about this message carries
+        // it, a refusal of its order or a confirmation's included.
+        record_order_id(&order_id);
         match envelope.message_type {
             MessageType::Notification => Ok(Delivered::Order(
                 Received {
@@ -274,17 +265,47 @@ impl OrderIntake {
             )),
             MessageType::SubscriptionConfirmation => {
                 Box::pin(self.confirm(&envelope)).await?;
-                // A field, not a quotation: no quotes inside the value, so
-                // a query on it matches the ARN (still escaped and bounded
-                // under SNS_VERIFY=false, where anyone may have written it).
-                tracing::info!(topic = %shortened(&envelope.topic_arn), "SNS subscription confirmed");
+                tracing::info!(topic = %self.logged_topic(&envelope.topic_arn), "SNS subscription confirmed");
                 Ok(Delivered::Done(SUBSCRIBED))
             }
             MessageType::UnsubscribeConfirmation => {
-                tracing::info!(topic = %shortened(&envelope.topic_arn), "SNS subscription ended (UnsubscribeConfirmation)");
+                tracing::info!(topic = %self.logged_topic(&envelope.topic_arn), "SNS subscription ended (UnsubscribeConfirmation)");
                 Ok(Delivered::Done(UNSUBSCRIBED))
             }
         }
+    }
+
+    /// A delivery's topic as a log field: as SNS signed it once verified
+    /// (so a query matches the ARN itself), quoted short when verification
+    /// is off and anyone may have written it (docs/contract.md, Trust).
+    fn logged_topic(&self, topic_arn: &str) -> String {
+        if self.trust.verify_signatures {
+            topic_arn.to_owned()
+        } else {
+            quoted(topic_arn).to_string()
+        }
+    }
+
+    /// Whether `envelope` may be acted on: its topic is one accepted here,
+    /// and its signature verifies (unless verification is off).
+    async fn check_trust(&self, envelope: &Envelope) -> Result<(), ServiceError> {
+        if !self.trust.accepts_topic(&envelope.topic_arn) {
+            return Err(ServiceError::TopicRefused(envelope.topic_arn.clone()));
+        }
+        if self.trust.verify_signatures {
+            // Boxed, here and for the confirmation: inline, their futures
+            // (certificate fetches included) sized every order's future for
+            // its whole life, a gather included (docs/bench.md).
+            let verified = Box::pin(self.verifier.verify(envelope)).await;
+            match &verified {
+                Ok(()) => &self.metrics.verified,
+                Err(error) if error.is_transient() => &self.metrics.unavailable,
+                Err(_) => &self.metrics.refused,
+            }
+            .inc();
+            verified?;
+        }
+        Ok(())
     }
 
     async fn confirm(&self, envelope: &Envelope) -> Result<(), ServiceError> {

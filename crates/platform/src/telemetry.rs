@@ -138,13 +138,15 @@ pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
 }
 
 /// The span a request is served in (the serve loop's access log): method,
-/// URI, and an `order_id` recorded once known.
+/// URI, an `order_id` recorded once known, and a `claimed_order_id` for a
+/// delivery refused before it was trusted.
 pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
     let span = tracing::info_span!(
         "request",
         method = %request.method(),
         uri = %LoggedUri(request.uri()),
         order_id = tracing::field::Empty,
+        claimed_order_id = tracing::field::Empty,
     );
     crate::traces::continue_from_headers(&span, request.headers());
     span
@@ -181,6 +183,14 @@ impl std::fmt::Display for LoggedUri<'_> {
 /// logged for it from here on, its access log line included, carries it.
 pub fn record_order_id(id: &OrderId) {
     tracing::Span::current().record("order_id", tracing::field::display(id));
+}
+
+/// Marks the request being served as a delivery refused before it was
+/// trusted that named order `id`: its lines say which order it claimed to
+/// be, apart from the lines of orders known to be that order (`order_id`),
+/// since anyone may send a copy naming any order.
+pub fn record_claimed_order_id(id: &OrderId) {
+    tracing::Span::current().record("claimed_order_id", tracing::field::display(id));
 }
 
 /// A fresh id for an order that came without one (a direct order, a curl

@@ -52,6 +52,11 @@ struct PublishedOrder {
 }
 
 impl OrderCounts {
+    /// Nothing lost, nothing counted twice, nothing left in flight.
+    pub fn is_clean(&self) -> bool {
+        self.lost == 0 && self.duplicated == 0 && self.pending == 0
+    }
+
     /// Counts one published order where it ended.
     fn count(&mut self, order: &PublishedOrder) {
         self.published += 1;
@@ -87,15 +92,14 @@ impl OrderCounts {
 impl Reconciliation {
     /// Nothing lost, nothing counted twice, nothing left in flight.
     pub fn is_clean(&self) -> bool {
-        self.totals.lost == 0 && self.totals.duplicated == 0 && self.totals.pending == 0
+        self.totals.is_clean()
     }
 
     /// Logs it as events, one for all topics and one per topic, each count
     /// a field of its own: what `hq` says at its stop under JSON logs, where
     /// the printed JSON would be dozens of events without a level (awslogs
-    /// takes each line as one). A warning unless it is clean.
+    /// takes each line as one). Each a warning unless its counts are clean.
     pub fn log(&self) {
-        let clean = self.is_clean();
         let log = |topic: &str, counts: &OrderCounts| {
             let OrderCounts {
                 published,
@@ -116,7 +120,7 @@ impl Reconciliation {
                     )
                 };
             }
-            if clean {
+            if counts.is_clean() {
                 counts!(tracing::Level::INFO, "reconciliation of this run");
             } else {
                 counts!(
@@ -229,6 +233,36 @@ mod tests {
         // The service's delivery failed; another endpoint answered 404.
         assert_eq!((ended(2, 1).rejected, ended(2, 1).lost), (0, 1));
         assert_eq!((ended(1, 0).rejected, ended(1, 0).lost), (0, 1));
+    }
+
+    /// Each event's level is its own counts': one topic with an order lost
+    /// does not make the clean topics' lines warnings.
+    #[test]
+    fn each_logged_count_is_a_warning_only_when_it_is_not_clean() {
+        let order = |topic: &str, fulfillments| PublishedOrder {
+            topic: topic.to_owned(),
+            subscribers: 1,
+            fulfillments,
+            finished: 1,
+            rejected: 0,
+        };
+        let reconciliation =
+            Reconciliation::try_of([Ok::<_, ()>(order("orders", 1)), Ok(order("iridium", 0))]).unwrap();
+        let logs = testkit::logs::CapturedLogs::default();
+        {
+            let _logging = logs.capture();
+            reconciliation.log();
+        }
+        let line = |topic: &str| {
+            logs.lines()
+                .into_iter()
+                .find(|line| line.contains(&format!("topic=\"{topic}\"")))
+                .unwrap_or_else(|| panic!("no line for {topic}: {}", logs.text()))
+        };
+        assert!(line("orders").contains(" INFO "), "{}", logs.text());
+        assert!(line("iridium").contains(" WARN "), "{}", logs.text());
+        assert!(line("iridium").contains("lost=1"), "{}", logs.text());
+        assert!(line("all").contains(" WARN "), "{}", logs.text());
     }
 
     #[test]
