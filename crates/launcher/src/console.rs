@@ -261,6 +261,47 @@ fn reconciliation_lines(r: &Reconciliation) -> String {
             "  {} lost, {} duplicated, {} still pending when HQ stopped.",
             total.lost, total.duplicated, total.pending
         ));
+        // Where to start looking: each id is the order_id of its log lines.
+        text.push_str("\n  The first of them (each the order_id of its log lines):");
+        for order in &r.unaccounted {
+            text.push_str(&format!(
+                "\n    {:<10} {:<10} {}",
+                order.outcome, order.topic, order.message_id
+            ));
+        }
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hq::ledger::Unaccounted;
+
+    /// A reconciliation that is not clean names where to start looking.
+    #[test]
+    fn an_unclean_reconciliation_names_its_first_orders_unaccounted_for() {
+        let lost = OrderCounts {
+            published: 2,
+            fulfilled: 1,
+            lost: 1,
+            ..OrderCounts::default()
+        };
+        let reconciliation = Reconciliation {
+            totals: lost,
+            topics: [("orders".to_owned(), lost)].into(),
+            unaccounted: vec![Unaccounted {
+                message_id: "9d6c1b6a-0000-4000-8000-000000000001".to_owned(),
+                topic: "orders".to_owned(),
+                outcome: "lost",
+            }],
+        };
+        let text = reconciliation_lines(&reconciliation);
+        assert!(text.contains("1 lost, 0 duplicated, 0 still pending"), "{text}");
+        assert!(
+            text.contains("\n    lost       orders     9d6c1b6a-0000-4000-8000-000000000001"),
+            "{text}"
+        );
+        assert!(!reconciliation_lines(&Reconciliation::default()).contains("The first of them"));
+    }
 }

@@ -16,6 +16,25 @@ pub struct Reconciliation {
     pub totals: OrderCounts,
     /// Per topic, the same counts.
     pub topics: BTreeMap<String, OrderCounts>,
+    /// The first [`UNACCOUNTED_SHOWN`] orders unaccounted for (lost,
+    /// pending or fulfilled more than once), as the ledger reads them (by
+    /// run and time published): the MessageIds to look for in the logs.
+    pub unaccounted: Vec<Unaccounted>,
+}
+
+/// How many unaccounted orders a reconciliation names (the counts are
+/// whole; a run that lost thousands needs the first few to start from).
+pub const UNACCOUNTED_SHOWN: usize = 10;
+
+/// One order unaccounted for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unaccounted {
+    /// Its SNS MessageId, the `order_id` of its log lines.
+    pub message_id: String,
+    /// The topic it was published on.
+    pub topic: String,
+    /// `lost`, `pending` or `duplicated`.
+    pub outcome: &'static str,
 }
 
 /// How the orders of a run (or of one topic in it) ended.
@@ -41,6 +60,8 @@ pub struct OrderCounts {
 /// What the ledger knows of one published order.
 struct PublishedOrder {
     topic: String,
+    /// Its MessageId: read only for an order unaccounted for.
+    message_id: Option<String>,
     /// Confirmed subscriptions it was sent to.
     subscribers: i64,
     /// Fulfillments recorded under its key.
@@ -49,6 +70,46 @@ struct PublishedOrder {
     finished: i64,
     /// Deliveries that ended in a 4xx.
     rejected: i64,
+}
+
+/// Where one published order ended.
+enum Ended {
+    Fulfilled,
+    Unrouted,
+    Pending,
+    Rejected,
+    Lost,
+}
+
+impl PublishedOrder {
+    /// Where it ended: fulfilled (at least once), reaching no subscription,
+    /// still being delivered, refused by every endpoint, or lost.
+    fn ended(&self) -> Ended {
+        if self.fulfillments > 0 {
+            Ended::Fulfilled
+        } else if self.subscribers == 0 {
+            Ended::Unrouted
+        } else if self.finished < self.subscribers {
+            Ended::Pending
+        } else if self.rejected == self.finished {
+            // Only when every endpoint refused it: one more subscription
+            // that answers 4xx (a mistyped URL beside the service's) must
+            // not turn an order the service never fulfilled into a refusal.
+            Ended::Rejected
+        } else {
+            Ended::Lost
+        }
+    }
+
+    /// How it is unaccounted for, if it is.
+    fn unaccounted(&self) -> Option<&'static str> {
+        match self.ended() {
+            _ if self.fulfillments > 1 => Some("duplicated"),
+            Ended::Pending => Some("pending"),
+            Ended::Lost => Some("lost"),
+            Ended::Fulfilled | Ended::Unrouted | Ended::Rejected => None,
+        }
+    }
 }
 
 impl OrderCounts {
@@ -61,20 +122,13 @@ impl OrderCounts {
     fn count(&mut self, order: &PublishedOrder) {
         self.published += 1;
         self.duplicated += u64::try_from(order.fulfillments.saturating_sub(1)).unwrap_or(0);
-        if order.fulfillments > 0 {
-            self.fulfilled += 1;
-        } else if order.subscribers == 0 {
-            self.unrouted += 1;
-        } else if order.finished < order.subscribers {
-            self.pending += 1;
-        } else if order.rejected == order.finished {
-            // Only when every endpoint refused it: one more subscription
-            // that answers 4xx (a mistyped URL beside the service's) must
-            // not turn an order the service never fulfilled into a refusal.
-            self.rejected += 1;
-        } else {
-            self.lost += 1;
-        }
+        *match order.ended() {
+            Ended::Fulfilled => &mut self.fulfilled,
+            Ended::Unrouted => &mut self.unrouted,
+            Ended::Pending => &mut self.pending,
+            Ended::Rejected => &mut self.rejected,
+            Ended::Lost => &mut self.lost,
+        } += 1;
     }
 
     /// Adds another set of counts to these.
@@ -98,7 +152,8 @@ impl Reconciliation {
     /// Logs it as events, one for all topics and one per topic, each count
     /// a field of its own: what `hq` says at its stop under JSON logs, where
     /// the printed JSON would be dozens of events without a level (awslogs
-    /// takes each line as one). Each a warning unless its counts are clean.
+    /// takes each line as one). Each a warning unless its counts are clean;
+    /// then a warning for each order named as unaccounted for.
     pub fn log(&self) {
         let log = |topic: &str, counts: &OrderCounts| {
             let OrderCounts {
@@ -133,6 +188,10 @@ impl Reconciliation {
         for (topic, counts) in &self.topics {
             log(topic, counts);
         }
+        for order in &self.unaccounted {
+            tracing::warn!(message_id = %order.message_id, topic = %order.topic, outcome = order.outcome,
+                "order unaccounted for");
+        }
     }
 
     /// Counts `orders` per topic and in total as they come (a run's orders
@@ -140,18 +199,32 @@ impl Reconciliation {
     /// of MB), or stops at the first that could not be read.
     fn try_of<E>(orders: impl IntoIterator<Item = Result<PublishedOrder, E>>) -> Result<Self, E> {
         let mut topics: BTreeMap<String, OrderCounts> = BTreeMap::new();
+        let mut unaccounted = Vec::new();
         for order in orders {
             let order = order?;
             match topics.get_mut(&order.topic) {
                 Some(counts) => counts.count(&order),
                 None => topics.entry(order.topic.clone()).or_default().count(&order),
             }
+            if unaccounted.len() < UNACCOUNTED_SHOWN
+                && let (Some(outcome), Some(message_id)) = (order.unaccounted(), &order.message_id)
+            {
+                unaccounted.push(Unaccounted {
+                    message_id: message_id.clone(),
+                    topic: order.topic.clone(),
+                    outcome,
+                });
+            }
         }
         let mut totals = OrderCounts::default();
         for counts in topics.values() {
             totals.add(counts);
         }
-        Ok(Self { totals, topics })
+        Ok(Self {
+            totals,
+            topics,
+            unaccounted,
+        })
     }
 }
 
@@ -192,17 +265,24 @@ impl Ledger {
                 "SELECT p.topic, p.subscribers,
                 (SELECT COUNT(*) FROM fulfillments f WHERE f.idempotency_key = p.idempotency_key),
                 (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id),
-                (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id AND d.outcome = 'rejected')
+                (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id AND d.outcome = 'rejected'),
+                p.message_id
              FROM published p WHERE p.run_id = ?1 AND p.published_at >= ?2",
             )?;
             let rows = statement.query_map(params![run_id, since], |row| {
-                Ok(PublishedOrder {
+                let mut order = PublishedOrder {
                     topic: row.get(0)?,
+                    message_id: None,
                     subscribers: row.get(1)?,
                     fulfillments: row.get(2)?,
                     finished: row.get(3)?,
                     rejected: row.get(4)?,
-                })
+                };
+                // Read for the few that are named, not for every order.
+                if order.unaccounted().is_some() {
+                    order.message_id = Some(row.get(5)?);
+                }
+                Ok(order)
             })?;
             Ok(Reconciliation::try_of(rows)?)
         })
@@ -218,6 +298,7 @@ mod tests {
         let mut counts = OrderCounts::default();
         counts.count(&PublishedOrder {
             topic: "magnesite".to_owned(),
+            message_id: None,
             subscribers,
             fulfillments: 0,
             finished: subscribers,
@@ -241,6 +322,7 @@ mod tests {
     fn each_logged_count_is_a_warning_only_when_it_is_not_clean() {
         let order = |topic: &str, fulfillments| PublishedOrder {
             topic: topic.to_owned(),
+            message_id: None,
             subscribers: 1,
             fulfillments,
             finished: 1,
@@ -265,10 +347,49 @@ mod tests {
         assert!(line("all").contains(" WARN "), "{}", logs.text());
     }
 
+    /// The orders unaccounted for are named, the first few of them, each
+    /// with how; the fulfilled, unrouted and rejected ones are not.
+    #[test]
+    fn the_first_orders_unaccounted_for_are_named() {
+        let order = |id: usize, subscribers, fulfillments, finished, rejected| PublishedOrder {
+            topic: "orders".to_owned(),
+            message_id: Some(format!("m-{id}")),
+            subscribers,
+            fulfillments,
+            finished,
+            rejected,
+        };
+        let orders = [
+            order(0, 1, 1, 1, 0), // fulfilled
+            order(1, 1, 0, 1, 0), // lost
+            order(2, 1, 0, 0, 0), // pending
+            order(3, 1, 2, 1, 0), // fulfilled twice
+            order(4, 0, 0, 0, 0), // unrouted
+            order(5, 1, 0, 1, 1), // rejected
+        ];
+        let reconciliation = Reconciliation::try_of(orders.map(Ok::<_, ()>)).unwrap();
+        let named: Vec<(&str, &str)> = reconciliation
+            .unaccounted
+            .iter()
+            .map(|u| (u.message_id.as_str(), u.outcome))
+            .collect();
+        assert_eq!(
+            named,
+            [("m-1", "lost"), ("m-2", "pending"), ("m-3", "duplicated")]
+        );
+
+        let many = (0..3 * UNACCOUNTED_SHOWN).map(|id| Ok::<_, ()>(order(id, 1, 0, 1, 0)));
+        let reconciliation = Reconciliation::try_of(many).unwrap();
+        assert_eq!(reconciliation.totals.lost, 3 * UNACCOUNTED_SHOWN as u64);
+        assert_eq!(reconciliation.unaccounted.len(), UNACCOUNTED_SHOWN);
+        assert_eq!(reconciliation.unaccounted[0].message_id, "m-0");
+    }
+
     #[test]
     fn an_order_fulfilled_twice_is_counted_as_a_duplicate() {
         let twice = PublishedOrder {
             topic: "iridium".to_owned(),
+            message_id: None,
             subscribers: 1,
             fulfillments: 2,
             finished: 1,
@@ -286,6 +407,7 @@ mod tests {
     fn a_run_is_clean_only_with_nothing_lost_doubled_or_pending() {
         let order = |fulfillments, finished| PublishedOrder {
             topic: "orders".to_owned(),
+            message_id: None,
             subscribers: 1,
             fulfillments,
             finished,

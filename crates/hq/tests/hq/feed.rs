@@ -289,6 +289,17 @@ async fn server_errors_are_retried_client_errors_are_not() {
     assert_eq!(reconciliation.totals.rejected, 1);
     assert_eq!(reconciliation.totals.lost, 2);
     assert_eq!(reconciliation.totals.pending, 0);
+    // The two lost are named, the order flaky never fulfilled among them.
+    let named: Vec<(&str, &str, &str)> = reconciliation
+        .unaccounted
+        .iter()
+        .map(|u| (u.message_id.as_str(), u.topic.as_str(), u.outcome))
+        .collect();
+    assert_eq!(named.len(), 2, "{named:?}");
+    assert!(
+        named.contains(&(flaky_id.as_str(), "orders", "lost")),
+        "{named:?}"
+    );
     hq.shutdown(WAIT).await.unwrap();
 }
 
