@@ -314,6 +314,7 @@ async function main() {
       assertEqual(await page.locator(`#totals-${field}`).textContent(), sum(field), `totals ${field}`);
     }
     await page.getByText('Nothing lost, nothing counted twice.').waitFor();
+    assert(await page.locator('#unaccounted').isHidden(), 'a clean run names no orders unaccounted for');
     // The strangling: iridium only from its microservice (the monolith has
     // it strangled), magnesite from both.
     const bars = async (resource, source) => page.locator(`#chart-${resource} rect.${source}`).count();
@@ -443,6 +444,34 @@ async function main() {
     await portal.getByRole('button', { name: 'Subscribe to Orders topic' }).click();
     const answer = 'Enter an http:// or https:// address first.';
     await portal.locator('#subscribe-state', { hasText: answer }).waitFor();
+
+    console.log('dashboard: an order lost is named');
+    {
+      // HQ refuses the order's first delivery and its 3 retries (the
+      // default), so it ends lost; the monolith does not retry on its own.
+      const armed = await fetch(`${hqUrl}/faults`, {
+        method: 'POST', headers: { ...admin, 'Content-Type': 'application/json' }, body: '{"fail_fulfillments": 4}',
+      });
+      if (!armed.ok) throw new Error(`POST /faults: ${armed.status}`);
+      const response = await fetch(`${hqUrl}/topics/orders/publish`, { method: 'POST', headers: admin, body: '{"bundle": 1}' });
+      if (response.status !== 201) throw new Error(`publish orders: ${response.status}`);
+      const lost = await waitUntil('the order lost', async () => {
+        const r = await hqJson('/reconciliation');
+        return r.lost === 1 ? r : null;
+      });
+      assertEqual(JSON.stringify(await hqJson('/faults')), '{"fail_fulfillments":0,"lose_responses":0}', 'faults left');
+      const named = lost.unaccounted.filter((u) => u.outcome === 'lost');
+      assertEqual(named.length, 1, 'orders /reconciliation names lost');
+      await page.getByText('1 lost, 0 counted twice.').waitFor();
+      const items = page.locator('#unaccounted li');
+      await items.first().waitFor();
+      assertEqual(await items.count(), 1, 'orders the dashboard names');
+      assertEqual(await items.first().locator('code').textContent(), named[0].message_id, "the lost order's MessageId");
+      assertEqual(await items.first().textContent(), `${named[0].message_id} on orders: lost`, 'the line naming it');
+      assert(await page.locator('#unaccounted').isVisible(), 'the list of orders unaccounted for shows');
+      await page.screenshot({ path: path.join(outDir, 'dashboard-lost.png'), fullPage: true });
+      console.log('  ok  the dashboard names the lost order');
+    }
 
     console.log('dashboard: with HQ gone, the figures stay, marked stale, with their time');
     hqDown = true;
