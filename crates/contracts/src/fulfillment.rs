@@ -77,7 +77,7 @@ impl IdempotencyKey {
         shaped.then(|| Self(text.to_owned()))
     }
 
-    /// The key as sent in headers and bodies.
+    /// The key as sent in the [`IDEMPOTENCY_KEY_HEADER`] header.
     pub fn as_str(&self) -> &str {
         &self.0
     }

@@ -1,6 +1,6 @@
 //! HQ's admin credential: the bearer token that issuing keys, reading every
-//! key's totals, injecting faults, subscribing, unsubscribing and publishing
-//! require (`Authorization: Bearer <token>`).
+//! key's totals, injecting and reading faults, subscribing, unsubscribing,
+//! publishing and the dashboard's data require (`Authorization: Bearer <token>`).
 //!
 //! It is given by `HQ_ADMIN_TOKEN` (compose, ECS), or else made at first
 //! start as 32 random bytes in hex and kept in the data directory's

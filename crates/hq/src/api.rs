@@ -6,8 +6,9 @@
 //! Errors become status codes in one place, `ApiError`'s `IntoResponse`.
 //!
 //! Who may do what: the fulfillment API takes an API key (`x-api-key`);
-//! issuing keys, every key's totals, faults, subscribing, unsubscribing and
-//! publishing take HQ's admin credential (the `Admin` extractor); the
+//! issuing keys, every key's totals, injecting and reading faults,
+//! subscribing, unsubscribing, publishing and the dashboard's data take HQ's
+//! admin credential (the `Admin` extractor); the
 //! SubscribeURL (its token is the secret), the signing certificate and the
 //! read-only pages are public, as SNS' are.
 
@@ -188,14 +189,14 @@ pub struct IssuedKey<'a> {
 /// `GET /topics`' answer.
 #[derive(Debug, Serialize)]
 pub struct Topics<'a> {
-    /// Every topic, iridium's and magnesite's.
+    /// Every topic: orders (bundles), iridium and magnesite.
     pub topics: Vec<TopicView<'a>>,
 }
 
 /// One topic in `GET /topics`.
 #[derive(Debug, Serialize)]
 pub struct TopicView<'a> {
-    /// The topic's name (`iridium`, `magnesite`).
+    /// The topic's name (`orders`, `iridium`, `magnesite`).
     pub name: &'static str,
     /// Its ARN, on SNS or the local feed.
     #[serde(rename = "topicArn")]

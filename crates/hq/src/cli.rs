@@ -68,8 +68,8 @@ pub struct Cli {
         value_parser = parse_api_key
     )]
     pub api_keys: Vec<ApiKey>,
-    /// The admin credential that issuing keys, totals, faults, subscribing
-    /// and publishing require (16 to 512 visible ASCII characters). Give it
+    /// The admin credential that issuing keys, totals, faults, subscribing,
+    /// publishing and the dashboard's data require (16 to 512 visible ASCII characters). Give it
     /// by the environment (a flag shows in `ps`); default: the file
     /// `admin-token` in the data directory, made at first start.
     #[arg(

@@ -12,7 +12,8 @@
 //!   publishes there or, on AWS, to real SNS topics ([`publisher`]).
 //!
 //! [`start`] runs it on a listener (tests and the launcher, in-process);
-//! [`run`] is the whole `hq` binary after argument parsing.
+//! [`run`] serves until a stop, then drains and returns the reconciliation
+//! (the `hq` binary adds the signals, the listener and the output).
 //!
 //! Dependencies flow one way: [`server`] starts [`api`]'s router over the
 //! shared [`state`], which holds the [`ledger`] and the [`feed`].

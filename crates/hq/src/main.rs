@@ -33,8 +33,9 @@ async fn main() -> ExitCode {
     }
 }
 
-/// Serves until SIGTERM, then gives the reconciliation (printed, or logged
-/// under JSON logs); a second signal during the drain stops at once.
+/// Serves until a stop signal (SIGTERM, SIGINT or SIGHUP), then gives the
+/// reconciliation (printed, or logged under JSON logs); a second signal
+/// during the drain stops at once.
 async fn run(
     cli: &Cli,
     (config, issued): (hq::config::HqConfig, Option<platform::ApiKey>),

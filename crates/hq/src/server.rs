@@ -1,6 +1,8 @@
 //! HQ serving: [`start`] puts HQ on a listener with its generator and
 //! start-up subscriptions; [`RunningHq`] is the handle that stops it and
-//! reconciles; [`run`] is the whole `hq` binary after argument parsing.
+//! reconciles; [`run`] serves on a bound listener until a stop, then drains
+//! and returns the reconciliation (the `hq` binary adds the signals, the
+//! listener and the output).
 
 use crate::admin::{TOKEN_ENV, TOKEN_FILE};
 use crate::api;
@@ -322,8 +324,9 @@ impl RunningHq {
     }
 }
 
-/// Runs HQ on `listener` until `shutdown` resolves, then drains deliveries
-/// for up to `drain` and logs the reconciliation.
+/// Runs HQ on `listener` until `shutdown` resolves, then drains the
+/// publishes and deliveries under way for up to `drain` and returns the
+/// reconciliation (the `hq` binary prints or logs it).
 pub async fn run(
     listener: TcpListener,
     config: HqConfig,

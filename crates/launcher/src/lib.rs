@@ -90,7 +90,7 @@ pub struct LaunchConfig {
 impl LaunchConfig {
     /// A config for `stage` in `data_dir`, every port free, nothing generated,
     /// and the demo retry policy: failed deliveries retried with exponential
-    /// backoff for about three minutes, so a service restarted in that time
+    /// backoff for about 3½ minutes, so a service restarted in that time
     /// loses nothing.
     pub fn new(stage: Stage, data_dir: impl Into<PathBuf>) -> Self {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
@@ -171,8 +171,9 @@ pub struct Platform {
 
 /// How long services get to confirm their subscriptions at start.
 const CONFIRM_DEADLINE: Duration = Duration::from_secs(20);
-/// How often an unconfirmed service is sent its SubscriptionConfirmation
-/// again (the services are up by then: the first one normally confirms).
+/// The first wait before an unconfirmed service is sent its
+/// SubscriptionConfirmation again; each later wait doubles (up to HQ's
+/// limit). The services are up by then: the first one normally confirms.
 const CONFIRM_EVERY: Duration = Duration::from_millis(100);
 
 /// Starts HQ and the services, subscribes them and waits for every

@@ -25,7 +25,8 @@ pub struct TopicStatus {
     pub published: u64,
     /// Orders the ledger has a fulfillment for; `None` when it could not be read.
     pub fulfilled: Option<u64>,
-    /// Deliveries that failed every attempt.
+    /// Deliveries that failed every attempt, or at once because their
+    /// subscription already had too many waiting.
     pub failed: u64,
     /// Delivery attempts retried.
     pub retried: u64,

@@ -111,7 +111,7 @@ impl Metrics {
         };
         registry.register(
             "orders",
-            "Orders taken, by route and outcome (fulfilled: 2xx, refused: 4xx, failed: 5xx)",
+            "Orders taken, by route and outcome (fulfilled: 2xx, replayed: 2xx repeating an earlier answer, refused: 4xx, failed: 5xx)",
             inner.orders.clone(),
         );
         registry.register_with_unit(
@@ -138,7 +138,7 @@ impl Metrics {
         );
         registry.register(
             "sns_verifications",
-            "SNS signatures checked, by result (verified, refused, unavailable: certificate not fetched)",
+            "SNS signatures checked, by result (verified, refused, unavailable: certificate not fetched or not yet valid by this host's clock)",
             inner.verifications.clone(),
         );
         registry.register(
@@ -443,7 +443,8 @@ pub struct SnsMetrics {
     pub verified: Counter,
     /// Messages refused as not genuine.
     pub refused: Counter,
-    /// Signatures not checked: the certificate could not be fetched.
+    /// Signatures not checked: the certificate could not be fetched, or is
+    /// not yet valid by this host's clock.
     pub unavailable: Counter,
     /// Checks made with a cached certificate.
     pub cert_cache_hits: Counter,

@@ -17,7 +17,8 @@ macro_rules! secret {
                 Self(secret.into())
             }
 
-            /// The secret itself, for the one place that sends it: a request header.
+            /// The secret itself: for the request header that sends it and
+            /// for resolving and checking the setting, never for a log.
             pub fn expose(&self) -> &str {
                 &self.0
             }

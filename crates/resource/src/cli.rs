@@ -31,9 +31,9 @@ pub struct Cli {
     #[command(flatten)]
     pub route: RouteArgs<DEFAULT_DOWNSTREAM_TIMEOUT_MS>,
     /// The glue hook's shared secret, sent with every fulfillment. Taken
-    /// from the environment only (on ECS the task definition injects it from
-    /// the SSM SecureString through `Secrets`), so these small binaries carry
-    /// no AWS SDK.
+    /// from `GLUE_HOOK_SECRET` or `--glue-hook-secret`, never from SSM (on
+    /// ECS the task definition injects it from the SSM SecureString through
+    /// `Secrets`), so these small binaries carry no AWS SDK.
     #[command(flatten)]
     pub hook: GlueHookSecretArgs,
 }

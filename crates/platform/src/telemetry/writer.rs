@@ -31,8 +31,8 @@ pub const MAX_PENDING: usize = 256 * 1024;
 /// person tailing the log waits at most.
 pub const GATHER_FOR: Duration = Duration::from_millis(20);
 
-/// The shared buffer and the writer thread's handle. `Lines::writer`
-/// hands out what tracing-subscriber writes through; dropping the last
+/// The shared buffer and the writer thread's handle. As a `MakeWriter`,
+/// it hands out what tracing-subscriber writes through; dropping the
 /// [`WriterGuard`] writes out what is left and stops the thread.
 #[derive(Clone)]
 pub struct Lines {
