@@ -62,6 +62,8 @@ PLATFORM_STACK = "interstella"
 # Services of the platform stack: container name -> (listening port variable
 # default, health path). The binaries carry the container's name.
 SERVICES = ("monolith", "iridium", "magnesite")
+# Where the first platform stack's alarms are mailed (the second has none).
+ALARM_EMAIL = "operations@example.com"
 # Generous: CI machines are shared, and debug builds answer slowly under load.
 DEADLINE_S = 60.0
 
@@ -158,6 +160,7 @@ class Moto:
 
         patch_moto_task_definition_update()
         patch_moto_efs_attributes()
+        patch_moto_alarms()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -248,6 +251,86 @@ def patch_moto_efs_attributes() -> None:
     AccessPoint.physical_resource_id = property(lambda self: self.access_point_id)
 
 
+def patch_moto_alarms() -> None:
+    """moto 5 does not make `AWS::CloudWatch::Alarm` from a template (it
+    skips the resource), nor answer `!GetAtt` of an ALB's or a target
+    group's full name, the dimensions the alarms name. Make them as AWS
+    does: the alarm through moto's own PutMetricAlarm, the names from the
+    ARNs (`app/<name>/<id>`, `targetgroup/<name>/<id>`)."""
+    from moto.cloudformation import parsing
+    from moto.cloudwatch.models import cloudwatch_backends
+    from moto.core.common_models import CloudFormationModel
+    from moto.elbv2.models import FakeLoadBalancer, FakeTargetGroup
+
+    lb_attr = FakeLoadBalancer.get_cfn_attribute
+
+    def load_balancer_attr(self, name: str):
+        return self.arn.split(":loadbalancer/", 1)[1] if name == "LoadBalancerFullName" else lb_attr(self, name)
+
+    def target_group_attr(self, name: str):
+        if name != "TargetGroupFullName":
+            raise NotImplementedError(name)
+        return self.arn.rsplit(":", 1)[1]
+
+    FakeLoadBalancer.get_cfn_attribute = load_balancer_attr
+    FakeTargetGroup.get_cfn_attribute = target_group_attr
+
+    class TemplateAlarm(CloudFormationModel):
+        # moto's models say which service they belong to by their module.
+        __module__ = "moto.cloudwatch.models"
+
+        def __init__(self, name: str):
+            self.name = name
+
+        @staticmethod
+        def cloudformation_name_type() -> str:
+            return "AlarmName"
+
+        @staticmethod
+        def cloudformation_type() -> str:
+            return "AWS::CloudWatch::Alarm"
+
+        @property
+        def physical_resource_id(self) -> str:
+            return self.name
+
+        @classmethod
+        def create_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+            props = cloudformation_json["Properties"]
+            name = props.get("AlarmName", resource_name)
+            cloudwatch_backends[account_id][region_name].put_metric_alarm(
+                name=name,
+                namespace=props["Namespace"],
+                metric_name=props["MetricName"],
+                comparison_operator=props["ComparisonOperator"],
+                evaluation_periods=int(props["EvaluationPeriods"]),
+                period=int(props["Period"]),
+                threshold=float(props["Threshold"]),
+                statistic=props["Statistic"],
+                description=props.get("AlarmDescription", ""),
+                dimensions=[{"Name": d["Name"], "Value": d["Value"]} for d in props.get("Dimensions", [])],
+                alarm_actions=props.get("AlarmActions", []),
+                ok_actions=props.get("OKActions", []),
+                treat_missing_data=props.get("TreatMissingData"),
+            )
+            return cls(name)
+
+        @classmethod
+        def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
+            cls.delete_from_cloudformation_json(original_resource.name, cloudformation_json, account_id, region_name)
+            return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
+
+        @classmethod
+        def delete_from_cloudformation_json(cls, resource_name, cloudformation_json, account_id, region_name):
+            cloudwatch_backends[account_id][region_name].delete_alarms([resource_name])
+
+        def is_created(self) -> bool:
+            return True
+
+    for cached in (parsing.get_model_list, parsing.get_model_map, parsing.get_name_type_map):
+        cached.cache_clear()
+
+
 def stack_op(cfn, op: str, name: str, path: str, params: dict[str, str], previous=()) -> dict:
     """create_stack / update_stack, then waits for it to settle."""
     parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
@@ -333,6 +416,7 @@ def part1(moto: Moto, glue_secret: str) -> dict:
         "MagnesiteDesiredCount": "1",
         "AcceptUnsignedOrders": "false",
         "GatherDelayMs": "0",
+        "AlarmEmail": ALARM_EMAIL,
     }
     pf_out = outputs(stack_op(cfn, "create_stack", PLATFORM_STACK, "interstella.yaml", platform_params))
     topics = {
@@ -449,6 +533,8 @@ def part1(moto: Moto, glue_secret: str) -> dict:
         internal_rules,
     )
 
+    check_alarms(moto, "interstella", pf_out["LoadBalancerDns"], ALARM_EMAIL)
+
     step("in the template (moto accepts these without modelling them)")
     check_template_only(topics)
     return {"hq": hq_out, "platform": pf_out, "topics": topics, "params": platform_params}
@@ -491,6 +577,70 @@ def check_ledger_file_system(moto: Moto, fs_id: str) -> None:
         and points[0]["RootDirectory"]["Path"] == "/hq"
         and points[0]["RootDirectory"]["CreationInfo"]["Permissions"] == "0700",
         points,
+    )
+
+
+def check_alarms(moto: Moto, env_name: str, public_dns: str, email: str) -> None:
+    """The stack's alarms, as made: each service's no-healthy-task and 5xx
+    alarms on its own target group behind the public ALB, the ALB's own
+    5xx, and with an AlarmEmail each notifying the stack's topic, which
+    mails it."""
+    step(f"CloudWatch alarms of {env_name} (AlarmEmail {email or 'empty'})")
+    elb, cw, sns = moto.client("elbv2"), moto.client("cloudwatch"), moto.client("sns")
+    lb = next(lb for lb in elb.describe_load_balancers()["LoadBalancers"] if lb["DNSName"] == public_dns)
+    lb_name = lb["LoadBalancerArn"].split(":loadbalancer/", 1)[1]
+    groups = {
+        tg["TargetGroupName"]: tg["TargetGroupArn"].rsplit(":", 1)[1]
+        for tg in elb.describe_target_groups(LoadBalancerArn=lb["LoadBalancerArn"])["TargetGroups"]
+    }
+    alarms = {
+        a["AlarmName"]: a
+        for a in cw.describe_alarms(AlarmNamePrefix=f"{env_name}-")["MetricAlarms"]
+    }
+    dims = lambda a: {d["Name"]: d["Value"] for d in a.get("Dimensions", [])}
+    topic = next(
+        (t["TopicArn"] for t in sns.list_topics()["Topics"] if t["TopicArn"].endswith(f":{env_name}-alarms")), None
+    )
+    check(f"alarm topic {'made' if email else 'not made'}", (topic is not None) == bool(email), topic)
+    actions = [topic] if email else []
+    for svc in SERVICES:
+        group = {"LoadBalancer": lb_name, "TargetGroup": groups.get(f"{env_name}-{svc}")}
+        for suffix, metric, op in (
+            ("no-healthy-task", "HealthyHostCount", "LessThanThreshold"),
+            ("5xx", "HTTPCode_Target_5XX_Count", "GreaterThanOrEqualToThreshold"),
+        ):
+            alarm = alarms.get(f"{env_name}-{svc}-{suffix}", {})
+            check(
+                f"{svc}: alarm {suffix} on {metric} of its target group behind the public ALB",
+                alarm.get("MetricName") == metric
+                and alarm.get("ComparisonOperator") == op
+                and dims(alarm) == group
+                and None not in group.values(),
+                (alarm, group),
+            )
+            check(
+                f"{svc}: {suffix} notifies {'the alarm topic' if email else 'no one'}, going off and back",
+                alarm.get("AlarmActions") == actions and alarm.get("OKActions") == actions,
+                alarm,
+            )
+    alarm = alarms.get(f"{env_name}-load-balancer-5xx", {})
+    check(
+        "the public ALB's own 5xx alarm",
+        alarm.get("MetricName") == "HTTPCode_ELB_5XX_Count"
+        and dims(alarm) == {"LoadBalancer": lb_name}
+        and alarm.get("AlarmActions") == actions,
+        alarm,
+    )
+    check("no other alarm", len(alarms) == 2 * len(SERVICES) + 1, sorted(alarms))
+    subscriptions = [
+        (s["Protocol"], s["Endpoint"])
+        for s in sns.list_subscriptions()["Subscriptions"]
+        if s["TopicArn"] == topic
+    ]
+    check(
+        f"alarm topic mails {email}" if email else "no alarm subscription",
+        subscriptions == ([("email", email)] if email else []),
+        subscriptions,
     )
 
 
@@ -1116,8 +1266,9 @@ def fargate(moto: Moto, state: dict) -> None:
         "create_stack",
         f"{PLATFORM_STACK}-graviton",
         "interstella.yaml",
-        {**state["params"], "EnvironmentName": "graviton", "LaunchType": "FARGATE", "CpuArchitecture": "ARM64"},
+        {**state["params"], "EnvironmentName": "graviton", "LaunchType": "FARGATE", "CpuArchitecture": "ARM64", "AlarmEmail": ""},
     )
+    check_alarms(moto, "graviton", outputs(cfn.describe_stacks(StackName=f"{PLATFORM_STACK}-graviton")["Stacks"][0])["LoadBalancerDns"], "")
     for svc in SERVICES:
         td = task_definition(ecs, f"graviton-{svc}")
         ports = td["containerDefinitions"][0].get("portMappings", [])
