@@ -583,7 +583,7 @@ def check_ledger_file_system(moto: Moto, fs_id: str) -> None:
 def check_alarms(moto: Moto, env_name: str, public_dns: str, email: str) -> None:
     """The stack's alarms, as made: each service's no-healthy-task and 5xx
     alarms on its own target group behind the public ALB, the ALB's own
-    5xx, and with an AlarmEmail each notifying the stack's topic, which
+    502 and 504, and with an AlarmEmail each notifying the stack's topic, which
     mails it."""
     step(f"CloudWatch alarms of {env_name} (AlarmEmail {email or 'empty'})")
     elb, cw, sns = moto.client("elbv2"), moto.client("cloudwatch"), moto.client("sns")
@@ -603,35 +603,51 @@ def check_alarms(moto: Moto, env_name: str, public_dns: str, email: str) -> None
     )
     check(f"alarm topic {'made' if email else 'not made'}", (topic is not None) == bool(email), topic)
     actions = [topic] if email else []
+    # Each alarm's settings as made; the template says why each is so.
+    no_healthy_task = {
+        "Namespace": "AWS/ApplicationELB",
+        "Period": 60,
+        "EvaluationPeriods": 3,
+        "Threshold": 1.0,
+        "MetricName": "HealthyHostCount",
+        "Statistic": "Maximum",
+        "ComparisonOperator": "LessThanThreshold",
+        "TreatMissingData": "notBreaching",
+    }
+    any_in_5_minutes = {
+        "Namespace": "AWS/ApplicationELB",
+        "Period": 300,
+        "EvaluationPeriods": 1,
+        "Threshold": 1.0,
+        "Statistic": "Sum",
+        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+        "TreatMissingData": "notBreaching",
+    }
+    want = {}
     for svc in SERVICES:
         group = {"LoadBalancer": lb_name, "TargetGroup": groups.get(f"{env_name}-{svc}")}
-        for suffix, metric, op in (
-            ("no-healthy-task", "HealthyHostCount", "LessThanThreshold"),
-            ("5xx", "HTTPCode_Target_5XX_Count", "GreaterThanOrEqualToThreshold"),
-        ):
-            alarm = alarms.get(f"{env_name}-{svc}-{suffix}", {})
-            check(
-                f"{svc}: alarm {suffix} on {metric} of its target group behind the public ALB",
-                alarm.get("MetricName") == metric
-                and alarm.get("ComparisonOperator") == op
-                and dims(alarm) == group
-                and None not in group.values(),
-                (alarm, group),
-            )
-            check(
-                f"{svc}: {suffix} notifies {'the alarm topic' if email else 'no one'}, going off and back",
-                alarm.get("AlarmActions") == actions and alarm.get("OKActions") == actions,
-                alarm,
-            )
-    alarm = alarms.get(f"{env_name}-load-balancer-5xx", {})
-    check(
-        "the public ALB's own 5xx alarm",
-        alarm.get("MetricName") == "HTTPCode_ELB_5XX_Count"
-        and dims(alarm) == {"LoadBalancer": lb_name}
-        and alarm.get("AlarmActions") == actions,
-        alarm,
-    )
-    check("no other alarm", len(alarms) == 2 * len(SERVICES) + 1, sorted(alarms))
+        want[f"{svc}-no-healthy-task"] = (no_healthy_task, group)
+        want[f"{svc}-5xx"] = ({**any_in_5_minutes, "MetricName": "HTTPCode_Target_5XX_Count"}, group)
+    for code in ("502", "504"):
+        want[f"load-balancer-{code}"] = (
+            {**any_in_5_minutes, "MetricName": f"HTTPCode_ELB_{code}_Count"},
+            {"LoadBalancer": lb_name},
+        )
+    for name, (settings, dimensions) in want.items():
+        alarm = alarms.get(f"{env_name}-{name}", {})
+        made = {k: alarm.get(k) for k in settings}
+        check(
+            f"alarm {name}: {settings['MetricName']} ({settings['Statistic']}, {settings['Period']} s) "
+            + ("of its target group behind the public ALB" if "TargetGroup" in dimensions else "of the public ALB"),
+            made == settings and dims(alarm) == dimensions and None not in dimensions.values(),
+            (made, dims(alarm), dimensions),
+        )
+        check(
+            f"alarm {name} notifies {'the alarm topic' if email else 'no one'}, going off and back",
+            alarm.get("AlarmActions") == actions and alarm.get("OKActions") == actions,
+            alarm,
+        )
+    check("no other alarm", sorted(alarms) == sorted(f"{env_name}-{n}" for n in want), sorted(alarms))
     subscriptions = [
         (s["Protocol"], s["Endpoint"])
         for s in sns.list_subscriptions()["Subscriptions"]

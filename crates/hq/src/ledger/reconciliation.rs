@@ -16,15 +16,21 @@ pub struct Reconciliation {
     pub totals: OrderCounts,
     /// Per topic, the same counts.
     pub topics: BTreeMap<String, OrderCounts>,
-    /// The first [`UNACCOUNTED_SHOWN`] orders unaccounted for (lost,
-    /// pending or fulfilled more than once), as the ledger reads them (by
-    /// run and time published): the MessageIds to look for in the logs.
+    /// The first [`UNACCOUNTED_SHOWN`] orders lost or fulfilled more than
+    /// once and the first [`UNACCOUNTED_SHOWN`] still pending, in the order
+    /// the ledger reads them (by run and time published): the MessageIds
+    /// to look for in the logs. Capped apart, so that orders still being
+    /// retried never hide one lost after them.
     pub unaccounted: Vec<Unaccounted>,
 }
 
-/// How many unaccounted orders a reconciliation names (the counts are
-/// whole; a run that lost thousands needs the first few to start from).
+/// How many orders lost or counted twice a reconciliation names, and how
+/// many pending (the counts are whole; a run that lost thousands needs the
+/// first few to start from).
 pub const UNACCOUNTED_SHOWN: usize = 10;
+
+/// The outcome of an order unaccounted for that is still being delivered.
+const PENDING: &str = "pending";
 
 /// One order unaccounted for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -105,7 +111,7 @@ impl PublishedOrder {
     fn unaccounted(&self) -> Option<&'static str> {
         match self.ended() {
             _ if self.fulfillments > 1 => Some("duplicated"),
-            Ended::Pending => Some("pending"),
+            Ended::Pending => Some(PENDING),
             Ended::Lost => Some("lost"),
             Ended::Fulfilled | Ended::Unrouted | Ended::Rejected => None,
         }
@@ -200,15 +206,24 @@ impl Reconciliation {
     fn try_of<E>(orders: impl IntoIterator<Item = Result<PublishedOrder, E>>) -> Result<Self, E> {
         let mut topics: BTreeMap<String, OrderCounts> = BTreeMap::new();
         let mut unaccounted = Vec::new();
+        // Named so far: lost or fulfilled twice, and pending.
+        let (mut ended, mut pending) = (0, 0);
         for order in orders {
             let order = order?;
             match topics.get_mut(&order.topic) {
                 Some(counts) => counts.count(&order),
                 None => topics.entry(order.topic.clone()).or_default().count(&order),
             }
-            if unaccounted.len() < UNACCOUNTED_SHOWN
-                && let (Some(outcome), Some(message_id)) = (order.unaccounted(), &order.message_id)
-            {
+            if let (Some(outcome), Some(message_id)) = (order.unaccounted(), &order.message_id) {
+                let named = if outcome == PENDING {
+                    &mut pending
+                } else {
+                    &mut ended
+                };
+                if *named == UNACCOUNTED_SHOWN {
+                    continue;
+                }
+                *named += 1;
                 unaccounted.push(Unaccounted {
                     message_id: message_id.clone(),
                     topic: order.topic.clone(),
@@ -383,6 +398,24 @@ mod tests {
         assert_eq!(reconciliation.totals.lost, 3 * UNACCOUNTED_SHOWN as u64);
         assert_eq!(reconciliation.unaccounted.len(), UNACCOUNTED_SHOWN);
         assert_eq!(reconciliation.unaccounted[0].message_id, "m-0");
+
+        // Orders still being retried, however many, do not hide one lost
+        // after them; they are named up to the same bound.
+        let retried = (0..3 * UNACCOUNTED_SHOWN).map(|id| order(id, 1, 0, 0, 0));
+        let lost = order(3 * UNACCOUNTED_SHOWN, 1, 0, 1, 0);
+        let reconciliation = Reconciliation::try_of(retried.chain([lost]).map(Ok::<_, ()>)).unwrap();
+        let outcomes = |outcome| {
+            reconciliation
+                .unaccounted
+                .iter()
+                .filter(|u| u.outcome == outcome)
+                .count()
+        };
+        assert_eq!((outcomes("pending"), outcomes("lost")), (UNACCOUNTED_SHOWN, 1));
+        assert_eq!(
+            reconciliation.unaccounted.last().map(|u| u.message_id.as_str()),
+            Some(format!("m-{}", 3 * UNACCOUNTED_SHOWN).as_str())
+        );
     }
 
     #[test]
