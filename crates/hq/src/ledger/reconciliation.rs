@@ -29,8 +29,24 @@ pub struct Reconciliation {
 /// first few to start from).
 pub const UNACCOUNTED_SHOWN: usize = 10;
 
-/// The outcome of an order unaccounted for that is still being delivered.
-const PENDING: &str = "pending";
+/// How an order is unaccounted for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Lost,
+    Pending,
+    Duplicated,
+}
+
+impl Outcome {
+    /// As [`Unaccounted::outcome`] says it.
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Lost => "lost",
+            Self::Pending => "pending",
+            Self::Duplicated => "duplicated",
+        }
+    }
+}
 
 /// One order unaccounted for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -108,11 +124,11 @@ impl PublishedOrder {
     }
 
     /// How it is unaccounted for, if it is.
-    fn unaccounted(&self) -> Option<&'static str> {
+    fn unaccounted(&self) -> Option<Outcome> {
         match self.ended() {
-            _ if self.fulfillments > 1 => Some("duplicated"),
-            Ended::Pending => Some(PENDING),
-            Ended::Lost => Some("lost"),
+            _ if self.fulfillments > 1 => Some(Outcome::Duplicated),
+            Ended::Pending => Some(Outcome::Pending),
+            Ended::Lost => Some(Outcome::Lost),
             Ended::Fulfilled | Ended::Unrouted | Ended::Rejected => None,
         }
     }
@@ -215,7 +231,7 @@ impl Reconciliation {
                 None => topics.entry(order.topic.clone()).or_default().count(&order),
             }
             if let (Some(outcome), Some(message_id)) = (order.unaccounted(), &order.message_id) {
-                let named = if outcome == PENDING {
+                let named = if outcome == Outcome::Pending {
                     &mut pending
                 } else {
                     &mut ended
@@ -227,7 +243,7 @@ impl Reconciliation {
                 unaccounted.push(Unaccounted {
                     message_id: message_id.clone(),
                     topic: order.topic.clone(),
-                    outcome,
+                    outcome: outcome.as_str(),
                 });
             }
         }
