@@ -732,7 +732,7 @@ fn figure_or_dash(figure: Option<f64>, decimals: usize) -> String {
 
 pub(crate) fn markdown_table(header: &[&str]) -> Table {
     let mut table = Table::new();
-    table.load_preset(ASCII_MARKDOWN).set_header(header.to_vec());
+    table.load_style(ASCII_MARKDOWN).set_header(header.to_vec());
     table
 }
 

@@ -172,7 +172,7 @@ mod tests {
         let (_, pem) = generate().unwrap();
         let der = CertificateDer::from_pem_slice(pem.as_bytes()).unwrap();
         let cert = x509_cert::Certificate::from_der(&der).unwrap();
-        let not_before = cert.tbs_certificate.validity.not_before.to_system_time();
+        let not_before = cert.tbs_certificate().validity().not_before.to_system_time();
         let ago = SystemTime::now().duration_since(not_before).unwrap();
         // X.509 times are whole seconds; the test itself takes a few.
         assert!(

@@ -11,7 +11,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use contracts::{Envelope, SignatureVersion};
 use hq::sns_signer::{SigningError, SnsSigner};
-use rsa::RsaPrivateKey;
+use rsa::PrivateKey;
 use rsa::pkcs1::DecodeRsaPrivateKey as _;
 use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::DecodePrivateKey as _;
@@ -40,8 +40,8 @@ impl TestSigner {
     /// certificate is served.
     pub fn from_pem(private_key_pem: &str, cert_url: impl Into<String>) -> Result<Self, SigningError> {
         let v2 = SnsSigner::from_pem(private_key_pem, cert_url)?;
-        let key = RsaPrivateKey::from_pkcs8_pem(private_key_pem)
-            .or_else(|_| RsaPrivateKey::from_pkcs1_pem(private_key_pem))
+        let key = PrivateKey::from_pkcs8_pem(private_key_pem)
+            .or_else(|_| PrivateKey::from_pkcs1_pem(private_key_pem))
             .map_err(|_| SigningError::InvalidKey)?;
         Ok(Self {
             v2,

@@ -81,7 +81,7 @@ impl Generator {
                         () = cancel.cancelled() => break,
                         _ = ticks.tick() => {}
                     }
-                    let quantity = rand::thread_rng().gen_range(1..=max_quantity);
+                    let quantity = rand::rng().random_range(1..=max_quantity);
                     let order = topic.order(quantity);
                     match publisher.publish(topic, &order, &MessageAttributes::new()).await {
                         Ok(_) => {

@@ -462,7 +462,7 @@ impl CertificateKey {
     /// The RSA key of a DER certificate, on the terms of [`Self::from_pem`].
     pub fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
         let cert = Certificate::from_der(der).map_err(|e| why("not an X.509 certificate", e))?;
-        let validity = &cert.tbs_certificate.validity;
+        let validity = &cert.tbs_certificate().validity();
         let now = SystemTime::now();
         let shown = |time: SystemTime| {
             x509_cert::der::DateTime::from_system_time(time)
@@ -482,8 +482,8 @@ impl CertificateKey {
             )));
         }
         let spki = cert
-            .tbs_certificate
-            .subject_public_key_info
+            .tbs_certificate()
+            .subject_public_key_info()
             .to_der()
             .map_err(|e| why("unreadable public key", e))?;
         let rsa = aws_lc_rs::rsa::PublicKey::from_der(&spki).map_err(|e| why("not an RSA public key", e))?;
