@@ -5,7 +5,7 @@
 #   debian:bookworm-slim   Debian bookworm (debootstrap --variant=minbase from
 #                          the Debian mirror apt uses here) plus this machine's
 #                          extra CA certificates; the proxy image's base.
-#   rust:1.95-bookworm     that, plus a C toolchain (gcc, make, ...) as in the
+#   rust:1.99-bookworm     that, plus a C toolchain (gcc, make, ...) as in the
 #                          official rust image, and this machine's Rust
 #                          toolchain under /usr/local/rustup + /usr/local/cargo
 #                          (rustc, cargo, std, clippy, rustfmt; no docs, no
@@ -22,7 +22,7 @@
 # them). Starts dockerd if none answers and leaves it running for the builds
 # that follow. Needs root (debootstrap, chroot).
 #
-# Settings: RUST_VERSION (default 1.95, as in docker/Dockerfile),
+# Settings: RUST_VERSION (default 1.99, as in docker/Dockerfile),
 # DEBIAN_SUITE (bookworm), DEBIAN_MIRROR (default: the first deb.debian.org-
 # style URI in /etc/apt/sources.list*, else http://deb.debian.org/debian).
 set -euo pipefail
@@ -31,7 +31,7 @@ cd "$(dirname "$0")/.."
 # shellcheck source=scripts/lib/docker.sh disable=SC1091
 . scripts/lib/docker.sh
 
-RUST_VERSION=${RUST_VERSION:-1.95}
+RUST_VERSION=${RUST_VERSION:-1.99}
 SUITE=${DEBIAN_SUITE:-bookworm}
 DEBIAN_IMAGE=debian:$SUITE-slim
 RUST_IMAGE=rust:$RUST_VERSION-$SUITE
@@ -63,7 +63,7 @@ debian_mirror() {
 }
 
 # host_toolchain: the sysroot of an installed host toolchain whose rustc is
-# RUST_VERSION (1.95 matches 1.95.x).
+# RUST_VERSION (1.99 matches 1.99.x).
 host_toolchain() {
   local tc sysroot version
   command -v rustup >/dev/null || return 1

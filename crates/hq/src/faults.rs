@@ -53,7 +53,7 @@ impl Faults {
     pub fn take(&self) -> Option<Fault> {
         let take = |counter: &AtomicU32| {
             counter
-                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .try_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok()
         };
         if take(&self.fail) {
