@@ -27,3 +27,17 @@ wait_for() {
     sleep 0.2
   done
 }
+
+# warn_if_short_of_space DIR GB WHAT: a WARNING line when the file system
+# holding DIR (or its nearest existing parent) has less than GB gigabytes
+# free. A build that runs out of space fails late and obscurely (the linker
+# dies of a bus error, or cargo cannot write its dep-graph), so say so first.
+warn_if_short_of_space() {
+  local dir=$1 need=$2 what=$3 free
+  while [ ! -d "$dir" ]; do dir=$(dirname "$dir"); done
+  free=$(df -Pk "$dir" | awk 'NR == 2 { print int($4 / 1048576) }')
+  if [ "$free" -lt "$need" ]; then
+    echo "WARNING: $what takes about $need GB of disk; $free GB are free under $dir." \
+      "A build that runs out fails late, with 'No space left on device' or a linker's bus error." >&2
+  fi
+}
