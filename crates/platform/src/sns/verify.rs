@@ -462,7 +462,7 @@ impl CertificateKey {
     /// The RSA key of a DER certificate, on the terms of [`Self::from_pem`].
     pub fn from_der(der: &[u8]) -> Result<Self, CertificateError> {
         let cert = Certificate::from_der(der).map_err(|e| why("not an X.509 certificate", e))?;
-        let validity = &cert.tbs_certificate().validity();
+        let validity = cert.tbs_certificate().validity();
         let now = SystemTime::now();
         let shown = |time: SystemTime| {
             x509_cert::der::DateTime::from_system_time(time)
