@@ -279,8 +279,8 @@ async fn order_loads(
     }
     // A ratio holds two loads run seconds apart to the same machine; this
     // VM's pace moves by a third between days and sometimes within a run,
-    // with nothing else running. Both ratios measured again a minute later
-    // show whether it held (Report::judge).
+    // with nothing else running. The ratios measured again after the other
+    // loads show whether it held (Report::judge).
     eprintln!("    second pass: the loads the ratio targets compare, again");
     let mut second_pass = Vec::new();
     for connections in FLOOR_CONNECTIONS {

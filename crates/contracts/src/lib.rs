@@ -13,6 +13,6 @@ pub mod sns;
 
 pub use delivery::{Delivery, DeliveryError, json_text, message_order, parse_delivery};
 pub use fulfillment::{FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey, Producer};
-pub use order::{BundleOrder, Order, OrderError, Quantity, Resource, ResourceOrder};
+pub use order::{BundleOrder, MAX_QUANTITY, Order, OrderError, Quantity, Resource, ResourceOrder};
 pub use order_id::OrderId;
 pub use sns::{Envelope, MessageAttribute, MessageType, SignatureVersion};

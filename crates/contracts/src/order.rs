@@ -16,7 +16,7 @@ use std::str::FromStr;
 pub type Quantity = u32;
 
 /// The largest quantity one order may ask for; beyond it is a typo or an attack.
-const MAX_QUANTITY: Quantity = 1_000_000;
+pub const MAX_QUANTITY: Quantity = 1_000_000;
 
 /// A resource Interstella gathers and fulfills; in JSON, its lower-case name.
 #[derive(

@@ -85,8 +85,14 @@ pub struct Cli {
     /// Generated orders per second per topic, e.g. `orders=1,iridium=0.5`.
     #[arg(long = "rate", env = "HQ_RATES", value_delimiter = ',', value_parser = parse_rate)]
     pub rates: Vec<(Topic, f64)>,
-    /// Largest quantity in a generated order.
-    #[arg(long, env = "HQ_MAX_QUANTITY", default_value_t = DEFAULT_MAX_QUANTITY)]
+    /// Largest quantity in a generated order: 1 to 1,000,000, the most an
+    /// order may ask for.
+    #[arg(
+        long,
+        env = "HQ_MAX_QUANTITY",
+        default_value_t = DEFAULT_MAX_QUANTITY,
+        value_parser = max_quantity_parser()
+    )]
     pub max_quantity: u32,
     /// Retries of a failed delivery (SNS `numRetries`: 0 to 100).
     #[arg(
@@ -182,6 +188,12 @@ fn millis(duration: Duration) -> u64 {
 /// `Debug` never shows it.
 fn parse_api_key(text: &str) -> Result<ApiKey, std::convert::Infallible> {
     Ok(ApiKey::new(text.trim()))
+}
+
+/// Parses the largest quantity a generated order may have: from 1 to
+/// [`contracts::MAX_QUANTITY`], since the services refuse an order above it.
+pub fn max_quantity_parser() -> clap::builder::RangedI64ValueParser<u32> {
+    clap::value_parser!(u32).range(1..=i64::from(contracts::MAX_QUANTITY))
 }
 
 /// Parses `topic=rate`.

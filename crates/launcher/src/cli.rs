@@ -25,8 +25,9 @@ pub struct Cli {
     /// named get 0. Default: 0.5/s on every topic the stage feeds.
     #[arg(long = "rate", value_delimiter = ',', value_parser = hq::cli::parse_rate)]
     pub rates: Vec<(Topic, f64)>,
-    /// Largest quantity in a generated order.
-    #[arg(long, default_value_t = hq::cli::DEFAULT_MAX_QUANTITY)]
+    /// Largest quantity in a generated order: 1 to 1,000,000, the most an
+    /// order may ask for.
+    #[arg(long, default_value_t = hq::cli::DEFAULT_MAX_QUANTITY, value_parser = hq::cli::max_quantity_parser())]
     pub max_quantity: u32,
     /// HQ's data directory: ledger database and signing key.
     #[arg(long, default_value = hq::cli::DEFAULT_DATA_DIR)]

@@ -388,6 +388,9 @@ fn settings_that_would_fail_every_delivery_or_that_sns_refuses_are_refused_at_st
         &["--retry-min-delay-ms", "0"],
         &["--retry-max-delay-ms", "3600001"],
         &["--subscribe-every-ms", "99"],
+        // The services refuse an order of more than 1,000,000, and 0 is none.
+        &["--max-quantity", "0"],
+        &["--max-quantity", "1000001"],
     ] {
         let error = parse(args).expect_err("refused").to_string();
         assert!(error.contains(args[0]), "{args:?}: {error}");
@@ -400,6 +403,8 @@ fn settings_that_would_fail_every_delivery_or_that_sns_refuses_are_refused_at_st
         "3600000",
         "--subscribe-every-ms",
         "100",
+        "--max-quantity",
+        "1000000",
     ])
     .unwrap();
     assert!(bounds.config().is_ok());
