@@ -703,6 +703,26 @@ def check_template_only(topics: dict[str, str]) -> None:
             == [{"Name": "containerInsights", "Value": {"Ref": "ContainerInsights"}}],
             whole["Resources"]["Cluster"]["Properties"],
         )
+    # A value CloudFormation takes but the service's own parser refuses
+    # stops every task at start: each pattern against what the parser takes.
+    for name, param, takes, refuses in [
+        (
+            "hq.yaml",
+            "GeneratorRates",
+            ["orders=0,iridium=0,magnesite=0", "orders=1,iridium=0.5", "magnesite=1000", "orders=999.99"],
+            ["orders=1000.5", "orders=5000", "gold=1", "orders=1.2.3", "orders=1,", "orders=-1", ""],
+        ),
+        ("interstella.yaml", "GatherDelayMs", ["0", "1000", "2999", "3000"], ["1.5", "3001", "-1", "10000", ""]),
+    ]:
+        pattern = template(name)["Parameters"][param]["AllowedPattern"]
+        wrong = [v for v in takes if not re.fullmatch(pattern, v)] + [v for v in refuses if re.fullmatch(pattern, v)]
+        check(f"{name}: {param} takes what the service takes, and nothing it refuses", not wrong, wrong)
+    max_quantity = template("hq.yaml")["Parameters"]["MaxQuantity"]
+    check(
+        "hq.yaml: MaxQuantity is 1 to 1,000,000, as HQ_MAX_QUANTITY is",
+        (max_quantity.get("MinValue"), max_quantity.get("MaxValue")) == (1, 1000000),
+        max_quantity,
+    )
     subs = {k: v for k, v in platform.items() if v["Type"] == "AWS::SNS::Subscription"}
     for name, path, export, runs in [
         ("OrdersSubscription", "/order/", "OrdersTopicArn", "MonolithRuns"),
