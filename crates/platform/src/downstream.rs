@@ -89,10 +89,14 @@ pub enum DownstreamError {
         timeout: Duration,
     },
     /// The connection could not be made.
-    #[error("{target} is unreachable: {reason}")]
+    #[error("{target} at {at} is unreachable: {reason}")]
     Unreachable {
         /// Who was called.
         target: &'static str,
+        /// Where: the URL's scheme, host and port, so that a wrong setting
+        /// (a `monolithUrl` naming the wrong load balancer) shows; never its
+        /// path or query, which may carry a token.
+        at: String,
         /// Why, for a person: the innermost cause ("Connection refused", a
         /// DNS failure), or how long the connection was waited for.
         reason: String,
@@ -339,6 +343,7 @@ impl Downstream {
             };
             DownstreamError::Unreachable {
                 target,
+                at: self.url.origin().ascii_serialization(),
                 reason,
                 source,
             }

@@ -148,7 +148,7 @@ async fn one_order_is_one_trace_across_every_hop_and_a_failed_one_says_so() {
         .map(|status| status.message.as_str())
         .unwrap_or_default();
     assert!(
-        why.contains("monolith is unreachable"),
+        why.contains("monolith at http://127.0.0.1:") && why.contains(" is unreachable"),
         "the failed order's status says why: {why:?}"
     );
 

@@ -212,7 +212,8 @@ async fn a_connection_never_accepted_is_unreachable_not_a_slow_answer() {
         "{error}"
     );
     assert!(
-        error.to_string() == "fulfillment API is unreachable: no connection within 2s",
+        error.to_string()
+            == format!("fulfillment API at http://{addr} is unreachable: no connection within 2s"),
         "{error}"
     );
     assert!(
