@@ -83,7 +83,7 @@ pub struct Report {
     /// of [`crate::FLOOR_CONNECTIONS`], signed at
     /// [`crate::SIGNED_RATIO_CONNECTIONS`]), run again after every other
     /// order load: each ratio is judged on both passes, and not at all
-    /// when they are more than 10 % apart (`STEADY_SHARE`).
+    /// when they are further apart than the report's steady share allows.
     pub second_pass: Vec<Run>,
     /// The sized loads again, at `SIZING_CONNECTIONS`, with the services
     /// on one tokio worker each: how a task of up to one vCPU runs them.
