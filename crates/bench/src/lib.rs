@@ -195,7 +195,7 @@ impl Started {
     }
 
     /// Its memory figures after `runs`.
-    fn memory(&self, runs: &[Run]) -> Result<ServiceMemory, BenchError> {
+    fn memory<'a>(&self, runs: impl IntoIterator<Item = &'a Run>) -> Result<ServiceMemory, BenchError> {
         service_memory(&self.service, self.idle, runs)
     }
 }
@@ -304,8 +304,12 @@ async fn order_loads(
             )
             .await?,
     );
-    let all: Vec<Run> = runs.iter().chain(&second_pass).cloned().collect();
-    let services = vec![monolith.memory(&all)?, iridium.memory(&all)?, floor.memory(&all)?];
+    let all = || runs.iter().chain(&second_pass);
+    let services = vec![
+        monolith.memory(all())?,
+        iridium.memory(all())?,
+        floor.memory(all())?,
+    ];
     floor.service.stop().await;
     iridium.service.stop().await;
     monolith.service.stop().await;
@@ -377,7 +381,7 @@ async fn slow_gather_load(bench: &Bench) -> Result<(Run, ServiceMemory), BenchEr
     let run = bench
         .measure(Scenario::BundleSlowGather, url, IN_FLIGHT, &[&slow.service])
         .await?;
-    let memory = slow.memory(std::slice::from_ref(&run))?;
+    let memory = slow.memory([&run])?;
     slow.service.stop().await;
     Ok((run, memory))
 }
@@ -594,13 +598,13 @@ async fn settled_memory(service: &Service) -> Result<procstat::Memory, BenchErro
 }
 
 /// A service's memory figures after its loads.
-fn service_memory(
+fn service_memory<'a>(
     service: &Service,
     idle: procstat::Memory,
-    runs: &[Run],
+    runs: impl IntoIterator<Item = &'a Run>,
 ) -> Result<ServiceMemory, BenchError> {
     let peak_kib = runs
-        .iter()
+        .into_iter()
         .filter_map(|run| run.peak_rss_kib.get(&service.name).copied())
         .chain([idle.peak_kib])
         .max()

@@ -472,7 +472,9 @@ impl Report {
     /// Parsing the envelope and wrk sending the larger body come on top, so
     /// the measured ratio can only be lower.
     pub fn signed_ratio_ceiling(&self) -> Option<f64> {
-        let machine_us = self.run(Scenario::BundleCurl, 32)?.machine_cpu_us();
+        let machine_us = self
+            .run(Scenario::BundleCurl, crate::SIGNED_RATIO_CONNECTIONS)?
+            .machine_cpu_us();
         (machine_us > 0.0).then(|| machine_us / (machine_us + self.sns_verify.v1_us))
     }
 
@@ -683,12 +685,13 @@ impl Report {
              {:.0} µs per SignatureVersion 2 message.",
             self.sns_verify.v1_us, self.sns_verify.v2_us
         );
+        let connections = crate::SIGNED_RATIO_CONNECTIONS;
         if let (Some(direct), Some(sns)) = (
-            self.run(Scenario::BundleCurl, 32),
-            self.run(Scenario::BundleSns, 32),
+            self.run(Scenario::BundleCurl, connections),
+            self.run(Scenario::BundleSns, connections),
         ) {
             note.push_str(&format!(
-                " Under load at 32 connections: {:.0} orders/s signed vs {:.0} direct ({:+.0}%), \
+                " Under load at {connections} connections: {:.0} orders/s signed vs {:.0} direct ({:+.0}%), \
                  monolith CPU {:.0} vs {:.0} µs/order, p99 {:.2} vs {:.2} ms.",
                 sns.orders_per_s,
                 direct.orders_per_s,
