@@ -28,6 +28,19 @@ wait_for() {
   done
 }
 
+# ensure_toolchain: install the Rust that rust-toolchain.toml pins (with
+# its components and targets) when rustup runs cargo and lacks it. rustup
+# installs it on first use only where automatic installs are on: not in
+# rustup 1.28.0, nor with RUSTUP_AUTO_INSTALL=0, and then the first cargo
+# command fails with "toolchain '1.99.1-…' is not installed". A toolchain
+# picked another way (`cargo +stable`, RUSTUP_TOOLCHAIN) is left as it is.
+ensure_toolchain() {
+  command -v rustup >/dev/null 2>&1 || return 0
+  rustup show active-toolchain >/dev/null 2>&1 && return 0
+  echo "==> rustup toolchain install (the Rust rust-toolchain.toml pins; this rustup does not install it on first use)"
+  rustup toolchain install
+}
+
 # warn_if_short_of_space DIR GB WHAT: a WARNING line when the file system
 # holding DIR (or its nearest existing parent) has less than GB gigabytes
 # free. A build that runs out of space fails late and obscurely (the linker
