@@ -713,16 +713,26 @@ def check_template_only(topics: dict[str, str]) -> None:
             ["orders=1000.5", "orders=5000", "gold=1", "orders=1.2.3", "orders=1,", "orders=-1", ""],
         ),
         ("interstella.yaml", "GatherDelayMs", ["0", "1000", "2999", "3000"], ["1.5", "3001", "-1", "10000", ""]),
+        # What ECS, EC2 Auto Scaling and Application Auto Scaling take: whole
+        # counts, each desired count within ServiceMaxCount's range.
+        *(
+            ("interstella.yaml", param, ["0", "1", "9", "10", "20"], ["1.5", "0.0", "-1", "21", "1e1", ""])
+            for param in ("MonolithDesiredCount", "IridiumDesiredCount", "MagnesiteDesiredCount")
+        ),
+        ("interstella.yaml", "ServiceMaxCount", ["1", "4", "20"], ["0", "4.5", "21", ""]),
+        ("interstella.yaml", "InstanceCount", ["1", "2", "6"], ["0", "2.0", "7", ""]),
+        ("hq.yaml", "HqDesiredCount", ["0", "1"], ["0.5", "2", "-1", ""]),
+        # HQ_MAX_QUANTITY: 1 to 1,000,000.
+        ("hq.yaml", "MaxQuantity", ["1", "3", "999999", "1000000"], ["0", "1.5", "1000001", "-3", ""]),
     ]:
-        pattern = template(name)["Parameters"][param]["AllowedPattern"]
-        wrong = [v for v in takes if not re.fullmatch(pattern, v)] + [v for v in refuses if re.fullmatch(pattern, v)]
-        check(f"{name}: {param} takes what the service takes, and nothing it refuses", not wrong, wrong)
-    max_quantity = template("hq.yaml")["Parameters"]["MaxQuantity"]
-    check(
-        "hq.yaml: MaxQuantity is 1 to 1,000,000, as HQ_MAX_QUANTITY is",
-        (max_quantity.get("MinValue"), max_quantity.get("MaxValue")) == (1, 1000000),
-        max_quantity,
-    )
+        parameter = template(name)["Parameters"][param]
+        if "AllowedPattern" in parameter:
+            allows = lambda value, pattern=parameter["AllowedPattern"]: bool(re.fullmatch(pattern, value))  # noqa: E731
+        else:
+            # CloudFormation compares a parameter's text with each allowed value.
+            allows = lambda value, listed=parameter["AllowedValues"]: value in map(str, listed)  # noqa: E731
+        wrong = [v for v in takes if not allows(v)] + [v for v in refuses if allows(v)]
+        check(f"{name}: {param} takes what its reader takes, and nothing it refuses", not wrong, wrong)
     subs = {k: v for k, v in platform.items() if v["Type"] == "AWS::SNS::Subscription"}
     for name, path, export, runs in [
         ("OrdersSubscription", "/order/", "OrdersTopicArn", "MonolithRuns"),
