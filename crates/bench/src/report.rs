@@ -312,16 +312,19 @@ impl Target {
     fn ratio(what: String, goal: f64, first: f64, second: Option<f64>, note: &str) -> Self {
         let target = format!(">= {goal}");
         let Some(second) = second else {
-            return Self::once(what, target, format!("{first:.2}{note}"), first >= goal);
+            let shown = RatioDigits::for_judging(first, goal).show(first);
+            return Self::once(what, target, format!("{shown}{note}"), first >= goal);
         };
         let mean = (first + second) / 2.0;
         let apart = (first - second).abs() / first.max(second).max(f64::MIN_POSITIVE);
         let steady = apart <= STEADY_SHARE;
+        let digits = RatioDigits::for_judging(mean, goal);
+        let [mean_shown, first_shown, second_shown] = [mean, first, second].map(|ratio| digits.show(ratio));
         let measured = if steady {
-            format!("{mean:.2} (passes {first:.2}, {second:.2}){note}")
+            format!("{mean_shown} (passes {first_shown}, {second_shown}){note}")
         } else {
             format!(
-                "{first:.2}, then {second:.2}: {:.0}% apart, the machine's pace changed between the loads{note}",
+                "{first_shown}, then {second_shown}: {:.0}% apart, the machine's pace changed between the loads{note}",
                 apart * 100.0
             )
         };
@@ -332,6 +335,33 @@ impl Target {
             met: steady && mean >= goal,
             steady,
         }
+    }
+}
+
+/// How many decimals a ratio is printed with: two, or as many more (up to
+/// four) as it takes for a ratio that misses its goal not to print as the
+/// goal itself ("0.949", not "0.95" beside MISSED).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct RatioDigits(usize);
+
+impl RatioDigits {
+    /// The digits that show whether `judged` is under `goal`.
+    fn for_judging(judged: f64, goal: f64) -> Self {
+        let shows_goal = |digits: usize| {
+            format!("{judged:.digits$}")
+                .parse::<f64>()
+                .is_ok_and(|shown| shown >= goal)
+        };
+        Self(
+            (2..4)
+                .find(|&digits| judged >= goal || !shows_goal(digits))
+                .unwrap_or(4),
+        )
+    }
+
+    /// `ratio` with these digits.
+    fn show(self, ratio: f64) -> String {
+        format!("{ratio:.*}", self.0)
     }
 }
 
@@ -1024,6 +1054,19 @@ mod tests {
         let mut without_direct = report(vec![run(Scenario::BundleSns, 32, 700.0)]);
         without_direct.judge();
         assert_eq!(without_direct.signed_ratio_ceiling, None);
+    }
+
+    #[test]
+    fn a_ratio_just_under_its_goal_is_not_printed_as_the_goal() {
+        assert_eq!(RatioDigits::for_judging(0.9479, 0.95).show(0.9479), "0.948");
+        assert_eq!(RatioDigits::for_judging(0.94, 0.95), RatioDigits(2));
+        assert_eq!(RatioDigits::for_judging(0.951, 0.95), RatioDigits(2));
+        assert_eq!(RatioDigits::for_judging(0.9496, 0.95), RatioDigits(4));
+        let target = Target::ratio("r".into(), 0.95, 0.9502, Some(0.9456), "");
+        assert_eq!(
+            (target.measured.as_str(), target.met),
+            ("0.948 (passes 0.950, 0.946)", false)
+        );
     }
 
     #[test]
