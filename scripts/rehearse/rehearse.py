@@ -716,11 +716,11 @@ def check_template_only(topics: dict[str, str]) -> None:
         # What ECS, EC2 Auto Scaling and Application Auto Scaling take: whole
         # counts, each desired count within ServiceMaxCount's range.
         *(
-            ("interstella.yaml", param, ["0", "1", "9", "10", "20"], ["1.5", "0.0", "-1", "21", "1e1", ""])
+            ("interstella.yaml", param, ["0", "1", "9", "10", "20"], ["1.5", "-1", "21", "1e1", ""])
             for param in ("MonolithDesiredCount", "IridiumDesiredCount", "MagnesiteDesiredCount")
         ),
         ("interstella.yaml", "ServiceMaxCount", ["1", "4", "20"], ["0", "4.5", "21", ""]),
-        ("interstella.yaml", "InstanceCount", ["1", "2", "6"], ["0", "2.0", "7", ""]),
+        ("interstella.yaml", "InstanceCount", ["1", "2", "6"], ["0", "2.5", "7", ""]),
         ("hq.yaml", "HqDesiredCount", ["0", "1"], ["0.5", "2", "-1", ""]),
         # HQ_MAX_QUANTITY: 1 to 1,000,000.
         ("hq.yaml", "MaxQuantity", ["1", "3", "999999", "1000000"], ["0", "1.5", "1000001", "-3", ""]),
@@ -729,7 +729,7 @@ def check_template_only(topics: dict[str, str]) -> None:
         if "AllowedPattern" in parameter:
             allows = lambda value, pattern=parameter["AllowedPattern"]: bool(re.fullmatch(pattern, value))  # noqa: E731
         else:
-            # CloudFormation compares a parameter's text with each allowed value.
+            # Each allowed value is text in CloudFormation's API (ParameterConstraints).
             allows = lambda value, listed=parameter["AllowedValues"]: value in map(str, listed)  # noqa: E731
         wrong = [v for v in takes if not allows(v)] + [v for v in refuses if allows(v)]
         check(f"{name}: {param} takes what its reader takes, and nothing it refuses", not wrong, wrong)
