@@ -277,7 +277,7 @@ fn reconciliation_lines(r: &Reconciliation) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use hq::ledger::Unaccounted;
+    use hq::ledger::{Unaccounted, UnaccountedOutcome};
 
     /// A reconciliation that is not clean names where to start looking.
     #[test]
@@ -294,7 +294,7 @@ mod tests {
             unaccounted: vec![Unaccounted {
                 message_id: "9d6c1b6a-0000-4000-8000-000000000001".to_owned(),
                 topic: "orders".to_owned(),
-                outcome: "lost",
+                outcome: UnaccountedOutcome::Lost,
             }],
         };
         let text = reconciliation_lines(&reconciliation);

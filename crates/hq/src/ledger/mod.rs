@@ -31,7 +31,7 @@ pub use deliveries::DeliveryOutcome;
 pub use fulfillments::{KeyTotals, Recorded};
 pub use health::ROOM_TO_RECORD;
 pub use keys::KeyInfo;
-pub use reconciliation::{OrderCounts, Reconciliation, UNACCOUNTED_SHOWN, Unaccounted};
+pub use reconciliation::{OrderCounts, Reconciliation, UNACCOUNTED_SHOWN, Unaccounted, UnaccountedOutcome};
 pub use timeline::{Bucket, Latency, Sources, Timeline, Totals};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};

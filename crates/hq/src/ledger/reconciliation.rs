@@ -29,22 +29,40 @@ pub struct Reconciliation {
 /// first few to start from).
 pub const UNACCOUNTED_SHOWN: usize = 10;
 
-/// How an order is unaccounted for.
+/// How an order is unaccounted for: serialized, displayed and logged as
+/// `lost`, `pending` or `duplicated`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
+pub enum UnaccountedOutcome {
+    /// Delivered or failed to every subscription, with no fulfillment
+    /// recorded (and not refused by every endpoint).
     Lost,
+    /// Still being delivered or retried.
     Pending,
+    /// Fulfilled more than once.
     Duplicated,
 }
 
-impl Outcome {
-    /// As [`Unaccounted::outcome`] says it.
-    fn as_str(self) -> &'static str {
+impl UnaccountedOutcome {
+    /// Its name: the one place the text is written.
+    pub fn as_str(self) -> &'static str {
         match self {
             Self::Lost => "lost",
             Self::Pending => "pending",
             Self::Duplicated => "duplicated",
         }
+    }
+}
+
+impl std::fmt::Display for UnaccountedOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `pad`, so that a width (`{:<10}`, the launcher's table) applies.
+        f.pad(self.as_str())
+    }
+}
+
+impl Serialize for UnaccountedOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -55,8 +73,8 @@ pub struct Unaccounted {
     pub message_id: String,
     /// The topic it was published on.
     pub topic: String,
-    /// `lost`, `pending` or `duplicated`.
-    pub outcome: &'static str,
+    /// Lost, pending or fulfilled twice.
+    pub outcome: UnaccountedOutcome,
 }
 
 /// How the orders of a run (or of one topic in it) ended.
@@ -124,11 +142,11 @@ impl PublishedOrder {
     }
 
     /// How it is unaccounted for, if it is.
-    fn unaccounted(&self) -> Option<Outcome> {
+    fn unaccounted(&self) -> Option<UnaccountedOutcome> {
         match self.ended() {
-            _ if self.fulfillments > 1 => Some(Outcome::Duplicated),
-            Ended::Pending => Some(Outcome::Pending),
-            Ended::Lost => Some(Outcome::Lost),
+            _ if self.fulfillments > 1 => Some(UnaccountedOutcome::Duplicated),
+            Ended::Pending => Some(UnaccountedOutcome::Pending),
+            Ended::Lost => Some(UnaccountedOutcome::Lost),
             Ended::Fulfilled | Ended::Unrouted | Ended::Rejected => None,
         }
     }
@@ -211,7 +229,7 @@ impl Reconciliation {
             log(topic, counts);
         }
         for order in &self.unaccounted {
-            tracing::warn!(message_id = %order.message_id, topic = %order.topic, outcome = order.outcome,
+            tracing::warn!(message_id = %order.message_id, topic = %order.topic, outcome = order.outcome.as_str(),
                 "order unaccounted for");
         }
     }
@@ -231,7 +249,7 @@ impl Reconciliation {
                 None => topics.entry(order.topic.clone()).or_default().count(&order),
             }
             if let (Some(outcome), Some(message_id)) = (order.unaccounted(), &order.message_id) {
-                let named = if outcome == Outcome::Pending {
+                let named = if outcome == UnaccountedOutcome::Pending {
                     &mut pending
                 } else {
                     &mut ended
@@ -243,7 +261,7 @@ impl Reconciliation {
                 unaccounted.push(Unaccounted {
                     message_id: message_id.clone(),
                     topic: order.topic.clone(),
-                    outcome: outcome.as_str(),
+                    outcome,
                 });
             }
         }
@@ -402,12 +420,15 @@ mod tests {
         let named: Vec<(&str, &str)> = reconciliation
             .unaccounted
             .iter()
-            .map(|u| (u.message_id.as_str(), u.outcome))
+            .map(|u| (u.message_id.as_str(), u.outcome.as_str()))
             .collect();
         assert_eq!(
             named,
             [("m-1", "lost"), ("m-2", "pending"), ("m-3", "duplicated")]
         );
+        // The JSON says it by the same name.
+        let json = serde_json::to_value(&reconciliation.unaccounted[0]).unwrap();
+        assert_eq!(json["outcome"], "lost", "{json}");
 
         let many = (0..3 * UNACCOUNTED_SHOWN).map(|id| Ok::<_, ()>(order(id, 1, 0, 1, 0)));
         let reconciliation = Reconciliation::try_of(many).unwrap();
@@ -427,7 +448,13 @@ mod tests {
                 .filter(|u| u.outcome == outcome)
                 .count()
         };
-        assert_eq!((outcomes("pending"), outcomes("lost")), (UNACCOUNTED_SHOWN, 1));
+        assert_eq!(
+            (
+                outcomes(UnaccountedOutcome::Pending),
+                outcomes(UnaccountedOutcome::Lost)
+            ),
+            (UNACCOUNTED_SHOWN, 1)
+        );
         assert_eq!(
             reconciliation.unaccounted.last().map(|u| u.message_id.as_str()),
             Some(format!("m-{}", 3 * UNACCOUNTED_SHOWN).as_str())

@@ -293,7 +293,7 @@ async fn server_errors_are_retried_client_errors_are_not() {
     let named: Vec<(&str, &str, &str)> = reconciliation
         .unaccounted
         .iter()
-        .map(|u| (u.message_id.as_str(), u.topic.as_str(), u.outcome))
+        .map(|u| (u.message_id.as_str(), u.topic.as_str(), u.outcome.as_str()))
         .collect();
     assert_eq!(named.len(), 2, "{named:?}");
     assert!(
