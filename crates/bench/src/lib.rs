@@ -282,28 +282,20 @@ async fn order_loads(
     // with nothing else running. The ratios measured again after the other
     // loads show whether it held (Report::judge).
     eprintln!("    second pass: the loads the ratio targets compare, again");
+    let ratio_loads = FLOOR_CONNECTIONS
+        .into_iter()
+        .flat_map(|connections| {
+            [
+                (Scenario::BundleCurl, connections, &monolith.service),
+                (Scenario::FloorCurl, connections, &floor.service),
+            ]
+        })
+        .chain([(Scenario::BundleSns, SIGNED_RATIO_CONNECTIONS, &monolith.service)]);
     let mut second_pass = Vec::new();
-    for connections in FLOOR_CONNECTIONS {
-        let monolith_url = monolith.service.url("/order/");
-        let loads = [
-            (Scenario::BundleCurl, monolith_url, &monolith.service),
-            (Scenario::FloorCurl, floor.service.url("/order/"), &floor.service),
-        ];
-        for (scenario, url, service) in loads {
-            second_pass.push(bench.measure(scenario, url, connections, &[service]).await?);
-        }
+    for (scenario, connections, service) in ratio_loads {
+        let url = service.url("/order/");
+        second_pass.push(bench.measure(scenario, url, connections, &[service]).await?);
     }
-    let url = monolith.service.url("/order/");
-    second_pass.push(
-        bench
-            .measure(
-                Scenario::BundleSns,
-                url,
-                SIGNED_RATIO_CONNECTIONS,
-                &[&monolith.service],
-            )
-            .await?,
-    );
     let all = || runs.iter().chain(&second_pass);
     let services = vec![
         monolith.memory(all())?,

@@ -352,11 +352,10 @@ impl RatioDigits {
                 .parse::<f64>()
                 .is_ok_and(|shown| shown >= goal)
         };
-        Self(
-            (2..4)
-                .find(|&digits| judged >= goal || !shows_goal(digits))
-                .unwrap_or(4),
-        )
+        if judged >= goal {
+            return Self(2);
+        }
+        Self((2..4).find(|&digits| !shows_goal(digits)).unwrap_or(4))
     }
 
     /// `ratio` with these digits.
@@ -389,14 +388,14 @@ impl Report {
             ));
         }
         for connections in crate::FLOOR_CONNECTIONS {
-            if let Some(ratio) = self.floor_ratio(connections) {
-                let floor = (Scenario::FloorCurl, connections);
-                let second = ratio_in(&self.second_pass, (Scenario::BundleCurl, connections), floor);
+            let direct = (Scenario::BundleCurl, connections);
+            let floor = (Scenario::FloorCurl, connections);
+            if let Some(ratio) = ratio_in(&self.runs, direct, floor) {
                 targets.push(Target::ratio(
                     format!("monolith ÷ 2-hop floor, orders/s, {connections} connections"),
                     TARGET_FLOOR_RATIO,
                     ratio,
-                    second,
+                    ratio_in(&self.second_pass, direct, floor),
                     "",
                 ));
             }
