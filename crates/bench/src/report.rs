@@ -323,9 +323,11 @@ impl Target {
         let measured = if steady {
             format!("{mean_shown} (passes {first_shown}, {second_shown}){note}")
         } else {
+            // Over the limit, so never printed as the limit ("10.4%", not "10%").
+            let percent = apart * 100.0;
+            let digits = decimals_to_tell(percent, STEADY_SHARE * 100.0, 0);
             format!(
-                "{first_shown}, then {second_shown}: {:.0}% apart, the machine's pace changed between the loads{note}",
-                apart * 100.0
+                "{first_shown}, then {second_shown}: {percent:.digits$}% apart, the machine's pace changed between the loads{note}"
             )
         };
         Self {
@@ -338,6 +340,16 @@ impl Target {
     }
 }
 
+/// The fewest decimals, from `least` up to two more, at which `value` is
+/// not printed as `bound`: a figure on the wrong side of its bound must not
+/// read as the bound itself beside the verdict ("0.948", not "0.95", beside
+/// MISSED; "10.4% apart", not "10%", beside UNSTEADY).
+fn decimals_to_tell(value: f64, bound: f64, least: usize) -> usize {
+    (least..least + 2)
+        .find(|&digits| format!("{value:.digits$}") != format!("{bound:.digits$}"))
+        .unwrap_or(least + 2)
+}
+
 /// How many decimals a ratio is printed with: two, or as many more (up to
 /// four) as it takes for a ratio that misses its goal not to print as the
 /// goal itself ("0.949", not "0.95" beside MISSED).
@@ -347,15 +359,10 @@ struct RatioDigits(usize);
 impl RatioDigits {
     /// The digits that show whether `judged` is under `goal`.
     fn for_judging(judged: f64, goal: f64) -> Self {
-        let shows_goal = |digits: usize| {
-            format!("{judged:.digits$}")
-                .parse::<f64>()
-                .is_ok_and(|shown| shown >= goal)
-        };
         if judged >= goal {
             return Self(2);
         }
-        Self((2..4).find(|&digits| !shows_goal(digits)).unwrap_or(4))
+        Self(decimals_to_tell(judged, goal, 2))
     }
 
     /// `ratio` with these digits.
@@ -1066,6 +1073,22 @@ mod tests {
             (target.measured.as_str(), target.met),
             ("0.948 (passes 0.950, 0.946)", false)
         );
+    }
+
+    #[test]
+    fn passes_just_over_the_steady_share_apart_are_not_printed_as_the_share() {
+        // 0.896 against 1.00: 10.4 % apart, which is unsteady.
+        let target = Target::ratio("r".into(), 0.8, 1.0, Some(0.896), "");
+        assert_eq!(
+            (target.measured.as_str(), target.steady),
+            (
+                "1.00, then 0.90: 10.4% apart, the machine's pace changed between the loads",
+                false
+            )
+        );
+        // Far over, whole percent as before.
+        let target = Target::ratio("r".into(), 0.8, 1.0, Some(0.78), "");
+        assert!(target.measured.contains(": 22% apart"), "{}", target.measured);
     }
 
     #[test]
