@@ -304,6 +304,46 @@ async fn an_unverified_topic_arn_is_logged_short_on_one_line() {
     }
 }
 
+#[tokio::test]
+async fn a_line_separator_or_direction_override_in_the_path_is_logged_escaped() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let api = FakeApi::start().await;
+    let mut monolith = ServiceProcess::start(monolith_exe(), &monolith_env(&api));
+    let addr = monolith.wait_listening().await;
+    // Raw bytes: an HTTP client would percent-encode them; hyper takes UTF-8.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            "POST /order/\u{2028}FORGED\u{202e} HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+                .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.starts_with(b"HTTP/1.1 404"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    monolith.terminate().await;
+    assert!(monolith.wait_exit(Duration::from_secs(10)).await.success());
+    let logged: Vec<&String> = monolith.seen.iter().filter(|l| l.contains("FORGED")).collect();
+    assert!(
+        !logged.is_empty()
+            && logged
+                .iter()
+                .all(|l| l.contains(r"/order/\u{2028}FORGED\u{202e}")),
+        "{logged:#?}"
+    );
+    for line in &monolith.seen {
+        assert!(
+            !line.contains(['\u{2028}', '\u{202e}']),
+            "raw from the path: {line:?}"
+        );
+    }
+}
+
 /// Sends the workshop's curl to the monolith at `addr` with `api` behaving
 /// as `behaviour`, once the order has reached the API; the answer to come.
 async fn order_at_the_api(

@@ -157,17 +157,18 @@ pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
 /// long as the head limit.
 const MAX_LOGGED_URI: usize = contracts::quote::MESSAGE_CHARS;
 
-/// A request's URI as its log lines show it: the path, whole when short
-/// (always, for our routes), else cut short as caller text is; a query only
-/// as `?…`, because its values can be secrets (HQ's SubscribeURL carries
-/// the subscription's token in it). hyper has already refused control
-/// characters in it.
+/// A request's URI as its log lines show it: the path as it came when it is
+/// short ASCII (always, for our routes), else escaped and cut short as
+/// caller text is; a query only as `?…`, because its values can be secrets
+/// (HQ's SubscribeURL carries the subscription's token in it). hyper
+/// refuses ASCII control characters in a path but takes UTF-8, so a line
+/// separator (U+2028) or a direction override (U+202E) can arrive in one.
 struct LoggedUri<'a>(&'a Uri);
 
 impl std::fmt::Display for LoggedUri<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let path = self.0.path();
-        if path.len() <= MAX_LOGGED_URI {
+        if path.len() <= MAX_LOGGED_URI && path.is_ascii() {
             f.write_str(path)?;
         } else {
             write!(f, "{}", contracts::quote::shortened(path))?;
@@ -335,6 +336,12 @@ mod tests {
         let shown = logged(&long);
         assert!(shown.len() < MAX_LOGGED_URI + 20, "{} bytes", shown.len());
         assert!(shown.ends_with("…(16001 bytes)"), "{shown}");
+    }
+
+    #[test]
+    fn a_path_with_a_line_separator_or_a_direction_override_is_logged_escaped() {
+        let uri = Uri::from_maybe_shared(bytes::Bytes::from("/order/\u{2028}x\u{202e}é")).unwrap();
+        assert_eq!(LoggedUri(&uri).to_string(), "/order/\\u{2028}x\\u{202e}é");
     }
 
     #[test]
