@@ -818,6 +818,37 @@ def check_template_only(topics: dict[str, str]) -> None:
         == [{"Ref": "MonolithTargetGroup"}, {"Ref": "MonolithInternalTargetGroup"}],
         monolith_lbs,
     )
+    task_roles = {
+        name: platform[name]["Properties"].get("TaskRoleArn")
+        for name in ("MonolithTaskDefinition", "IridiumTaskDefinition", "MagnesiteTaskDefinition")
+    }
+    check(
+        "only the monolith's tasks have a task role: the microservices call no AWS API",
+        task_roles
+        == {
+            "MonolithTaskDefinition": {"Fn::GetAtt": ["MonolithTaskRole", "Arn"]},
+            "IridiumTaskDefinition": None,
+            "MagnesiteTaskDefinition": None,
+        },
+        task_roles,
+    )
+    (monolith_reads,) = [
+        statement
+        for policy in platform["MonolithTaskRole"]["Properties"]["Policies"]
+        for statement in policy["PolicyDocument"]["Statement"]
+        if "ssm" in json.dumps(statement.get("Action"))
+    ]
+    check(
+        "the monolith's task role reads exactly the API key and the API endpoint parameters",
+        monolith_reads["Action"] == "ssm:GetParameters"
+        and [json.dumps(r) for r in monolith_reads["Resource"]]
+        == [
+            json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter/interstella/apiKey"}),
+            json.dumps({"Fn::Sub": "arn:${AWS::Partition}:ssm:${AWS::Region}:${AWS::AccountId}:parameter${ApiEndpointParameter}"}),
+        ]
+        and "*" not in json.dumps(monolith_reads["Resource"]),
+        monolith_reads,
+    )
     exec_policy = json.dumps(platform["TaskExecutionRole"]["Properties"]["Policies"])
     check(
         "execution role may read the glue secret (ssm:GetParameters, kms:Decrypt via SSM)",
