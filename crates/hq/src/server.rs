@@ -228,6 +228,7 @@ async fn report_previous_run(ledger: crate::ledger::Ledger, run_id: String) {
                 published,
                 fulfilled,
                 pending,
+                rejected,
                 lost,
                 duplicated,
                 ..
@@ -237,11 +238,13 @@ async fn report_previous_run(ledger: crate::ledger::Ledger, run_id: String) {
                 published,
                 fulfilled,
                 pending,
+                rejected,
                 lost,
                 duplicated,
-                "the last run that published here left orders unaccounted for: {pending} never \
-                 finished delivering (HQ does not retry them after a restart), {lost} lost, \
-                 {duplicated} fulfilled twice"
+                "the last run that published here left orders unaccounted for, as of this start: \
+                 {pending} never finished delivering (HQ does not retry them after a restart; \
+                 fulfillments under way may still be recorded), {lost} lost, {rejected} refused \
+                 by a subscription, {duplicated} fulfilled too often"
             );
         }
         Ok(_) => {}

@@ -259,8 +259,8 @@ fn reconciliation_lines(r: &Reconciliation) -> String {
         // Pending here means still being retried when HQ stopped: its
         // retries stop with it.
         text.push_str(&format!(
-            "  {} lost, {} duplicated, {} still pending when HQ stopped.",
-            total.lost, total.duplicated, total.pending
+            "  {} lost, {} rejected, {} duplicated, {} still pending when HQ stopped.",
+            total.lost, total.rejected, total.duplicated, total.pending
         ));
         // Where to start looking: each id is the order_id of its log lines.
         text.push_str("\n  The first of them (each the order_id of its log lines):");
@@ -298,7 +298,10 @@ mod tests {
             }],
         };
         let text = reconciliation_lines(&reconciliation);
-        assert!(text.contains("1 lost, 0 duplicated, 0 still pending"), "{text}");
+        assert!(
+            text.contains("1 lost, 0 rejected, 0 duplicated, 0 still pending"),
+            "{text}"
+        );
         assert!(
             text.contains("\n    lost       orders     9d6c1b6a-0000-4000-8000-000000000001"),
             "{text}"

@@ -16,8 +16,8 @@ pub struct Reconciliation {
     pub totals: OrderCounts,
     /// Per topic, the same counts.
     pub topics: BTreeMap<String, OrderCounts>,
-    /// The first [`UNACCOUNTED_SHOWN`] orders lost or fulfilled more than
-    /// once and the first [`UNACCOUNTED_SHOWN`] still pending, in the order
+    /// The first [`UNACCOUNTED_SHOWN`] orders lost, refused or fulfilled
+    /// too often and the first [`UNACCOUNTED_SHOWN`] still pending, in the order
     /// the ledger reads them (by run and time published): the MessageIds
     /// to look for in the logs. Capped apart, so that orders still being
     /// retried never hide one lost after them.
@@ -30,15 +30,17 @@ pub struct Reconciliation {
 pub const UNACCOUNTED_SHOWN: usize = 10;
 
 /// How an order is unaccounted for: serialized, displayed and logged as
-/// `lost`, `pending` or `duplicated`.
+/// `lost`, `rejected`, `pending` or `duplicated`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UnaccountedOutcome {
-    /// Delivered or failed to every subscription, with no fulfillment
-    /// recorded (and not refused by every endpoint).
+    /// Delivered or failed to every subscription, with fewer fulfillments
+    /// recorded than subscriptions that did not refuse it.
     Lost,
+    /// Refused with a 4xx by a subscription that never fulfilled it.
+    Rejected,
     /// Still being delivered or retried.
     Pending,
-    /// Fulfilled more than once.
+    /// Fulfilled more often than it has subscriptions.
     Duplicated,
 }
 
@@ -47,6 +49,7 @@ impl UnaccountedOutcome {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Lost => "lost",
+            Self::Rejected => "rejected",
             Self::Pending => "pending",
             Self::Duplicated => "duplicated",
         }
@@ -73,7 +76,7 @@ pub struct Unaccounted {
     pub message_id: String,
     /// The topic it was published on.
     pub topic: String,
-    /// Lost, pending or fulfilled twice.
+    /// Lost, refused, pending or fulfilled too often.
     pub outcome: UnaccountedOutcome,
 }
 
@@ -82,18 +85,24 @@ pub struct Unaccounted {
 pub struct OrderCounts {
     /// Orders published.
     pub published: u64,
-    /// Orders with at least one fulfillment recorded under their key.
+    /// Orders fulfilled once for each subscription they were sent to (at
+    /// least once): each subscription is a team's service, fulfilling under
+    /// its own API key.
     pub fulfilled: u64,
-    /// Orders every endpoint refused with 4xx (bad orders; not lost).
+    /// Orders short of that because a subscription refused them with a 4xx.
+    /// HQ publishes only orders the services' own parsers take, so a
+    /// refusal is a wiring or trust fault (a topic not in `SNS_TOPIC_ARNS`,
+    /// a subscription on the wrong path), and the order is not fulfilled.
     pub rejected: u64,
     /// Orders still being delivered or retried.
     pub pending: u64,
     /// Orders that reached no confirmed subscription.
     pub unrouted: u64,
-    /// Orders delivered or failed, but with no fulfillment recorded (and
-    /// not refused by every endpoint).
+    /// Orders delivered or failed, but short of a fulfillment for a
+    /// subscription that did not refuse them.
     pub lost: u64,
-    /// Extra fulfillments recorded for an order already fulfilled.
+    /// Fulfillments recorded beyond one for each subscription of an order
+    /// (the same order recorded under a second API key of one team, say).
     pub duplicated: u64,
 }
 
@@ -104,7 +113,8 @@ struct PublishedOrder {
     message_id: Option<String>,
     /// Confirmed subscriptions it was sent to.
     subscribers: i64,
-    /// Fulfillments recorded under its key.
+    /// Fulfillments recorded under its key: at most one for each API key
+    /// (the ledger keeps a repeat under the same key as a replay).
     fulfillments: i64,
     /// Deliveries that ended, however.
     finished: i64,
@@ -122,19 +132,31 @@ enum Ended {
 }
 
 impl PublishedOrder {
-    /// Where it ended: fulfilled (at least once), reaching no subscription,
-    /// still being delivered, refused by every endpoint, or lost.
+    /// How many fulfillments it should have: one for each subscription it
+    /// was sent to, since each team that shares HQ's topics fulfils it under
+    /// its own API key; at least one (SNS' count of subscriptions, cached,
+    /// may miss one confirmed just before).
+    fn due(&self) -> i64 {
+        self.subscribers.max(1)
+    }
+
+    /// Fulfillments beyond those due.
+    fn extra(&self) -> i64 {
+        (self.fulfillments - self.due()).max(0)
+    }
+
+    /// Where it ended: fulfilled for every subscription, reaching none,
+    /// still being delivered, short because a subscription refused it, or
+    /// short with no refusal to say why: lost.
     fn ended(&self) -> Ended {
-        if self.fulfillments > 0 {
+        if self.fulfillments >= self.due() {
             Ended::Fulfilled
         } else if self.subscribers == 0 {
             Ended::Unrouted
         } else if self.finished < self.subscribers {
             Ended::Pending
-        } else if self.rejected == self.finished {
-            // Only when every endpoint refused it: one more subscription
-            // that answers 4xx (a mistyped URL beside the service's) must
-            // not turn an order the service never fulfilled into a refusal.
+        } else if self.fulfillments + self.rejected >= self.subscribers {
+            // Every fulfillment missing is a refusal's.
             Ended::Rejected
         } else {
             Ended::Lost
@@ -144,24 +166,25 @@ impl PublishedOrder {
     /// How it is unaccounted for, if it is.
     fn unaccounted(&self) -> Option<UnaccountedOutcome> {
         match self.ended() {
-            _ if self.fulfillments > 1 => Some(UnaccountedOutcome::Duplicated),
+            _ if self.extra() > 0 => Some(UnaccountedOutcome::Duplicated),
             Ended::Pending => Some(UnaccountedOutcome::Pending),
             Ended::Lost => Some(UnaccountedOutcome::Lost),
-            Ended::Fulfilled | Ended::Unrouted | Ended::Rejected => None,
+            Ended::Rejected => Some(UnaccountedOutcome::Rejected),
+            Ended::Fulfilled | Ended::Unrouted => None,
         }
     }
 }
 
 impl OrderCounts {
-    /// Nothing lost, nothing counted twice, nothing left in flight.
+    /// Nothing lost, refused, counted twice or left in flight.
     pub fn is_clean(&self) -> bool {
-        self.lost == 0 && self.duplicated == 0 && self.pending == 0
+        self.lost == 0 && self.rejected == 0 && self.duplicated == 0 && self.pending == 0
     }
 
     /// Counts one published order where it ended.
     fn count(&mut self, order: &PublishedOrder) {
         self.published += 1;
-        self.duplicated += u64::try_from(order.fulfillments.saturating_sub(1)).unwrap_or(0);
+        self.duplicated += u64::try_from(order.extra()).unwrap_or(0);
         *match order.ended() {
             Ended::Fulfilled => &mut self.fulfilled,
             Ended::Unrouted => &mut self.unrouted,
@@ -184,7 +207,7 @@ impl OrderCounts {
 }
 
 impl Reconciliation {
-    /// Nothing lost, nothing counted twice, nothing left in flight.
+    /// Nothing lost, refused, counted twice or left in flight.
     pub fn is_clean(&self) -> bool {
         self.totals.is_clean()
     }
@@ -240,7 +263,7 @@ impl Reconciliation {
     fn try_of<E>(orders: impl IntoIterator<Item = Result<PublishedOrder, E>>) -> Result<Self, E> {
         let mut topics: BTreeMap<String, OrderCounts> = BTreeMap::new();
         let mut unaccounted = Vec::new();
-        // Named so far: lost or fulfilled twice, and pending.
+        // Named so far: lost, refused or fulfilled too often; and pending.
         let (mut ended, mut pending) = (0, 0);
         for order in orders {
             let order = order?;
@@ -357,12 +380,50 @@ mod tests {
     }
 
     #[test]
-    fn an_order_is_rejected_only_when_every_endpoint_refused_it() {
+    fn an_order_is_rejected_only_when_refusals_explain_every_fulfillment_missing() {
         assert_eq!((ended(1, 1).rejected, ended(1, 1).lost), (1, 0));
         assert_eq!((ended(2, 2).rejected, ended(2, 2).lost), (1, 0));
         // The service's delivery failed; another endpoint answered 404.
         assert_eq!((ended(2, 1).rejected, ended(2, 1).lost), (0, 1));
         assert_eq!((ended(1, 0).rejected, ended(1, 0).lost), (0, 1));
+        // A refusal is not clean: HQ publishes only orders the services take.
+        assert!(!ended(1, 1).is_clean());
+    }
+
+    /// Teams that share HQ's topics each fulfil every order under their
+    /// own API key: one fulfillment per subscription is due.
+    #[test]
+    fn each_subscription_is_due_one_fulfillment() {
+        let order = |subscribers, fulfillments, finished, rejected| {
+            let mut counts = OrderCounts::default();
+            counts.count(&PublishedOrder {
+                topic: "orders".to_owned(),
+                message_id: None,
+                subscribers,
+                fulfillments,
+                finished,
+                rejected,
+            });
+            counts
+        };
+        let both_teams = order(2, 2, 2, 0);
+        assert_eq!((both_teams.fulfilled, both_teams.duplicated), (1, 0));
+        assert!(both_teams.is_clean(), "{both_teams:?}");
+        // One team's service took it or gave up on it, and never fulfilled.
+        let one_team = order(2, 1, 2, 0);
+        assert_eq!((one_team.fulfilled, one_team.lost), (0, 1));
+        // The other team's endpoint refused it: named as such, not clean.
+        let refused = order(2, 1, 2, 1);
+        assert_eq!((refused.rejected, refused.lost), (1, 0));
+        assert!(!refused.is_clean());
+        // Still being delivered to one of them.
+        assert_eq!(order(2, 1, 1, 0).pending, 1);
+        // Recorded under a second key of one team: fulfilled, and doubled.
+        let rotated = order(1, 2, 1, 0);
+        assert_eq!((rotated.fulfilled, rotated.duplicated), (1, 1));
+        // SNS' cached count missed a subscription: one fulfillment is due.
+        let uncounted = order(0, 1, 0, 0);
+        assert_eq!((uncounted.fulfilled, uncounted.duplicated), (1, 0));
     }
 
     /// Each event's level is its own counts': one topic with an order lost
@@ -397,7 +458,7 @@ mod tests {
     }
 
     /// The orders unaccounted for are named, the first few of them, each
-    /// with how; the fulfilled, unrouted and rejected ones are not.
+    /// with how; the fulfilled and unrouted ones are not.
     #[test]
     fn the_first_orders_unaccounted_for_are_named() {
         let order = |id: usize, subscribers, fulfillments, finished, rejected| PublishedOrder {
@@ -424,7 +485,12 @@ mod tests {
             .collect();
         assert_eq!(
             named,
-            [("m-1", "lost"), ("m-2", "pending"), ("m-3", "duplicated")]
+            [
+                ("m-1", "lost"),
+                ("m-2", "pending"),
+                ("m-3", "duplicated"),
+                ("m-5", "rejected")
+            ]
         );
         // The JSON says it by the same name.
         let json = serde_json::to_value(&reconciliation.unaccounted[0]).unwrap();

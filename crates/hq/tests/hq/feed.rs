@@ -289,17 +289,25 @@ async fn server_errors_are_retried_client_errors_are_not() {
     assert_eq!(reconciliation.totals.rejected, 1);
     assert_eq!(reconciliation.totals.lost, 2);
     assert_eq!(reconciliation.totals.pending, 0);
-    // The two lost are named, the order flaky never fulfilled among them.
+    // All three are named: the two lost, the order flaky never fulfilled
+    // among them, and the refused one (a refusal is a wiring fault).
     let named: Vec<(&str, &str, &str)> = reconciliation
         .unaccounted
         .iter()
         .map(|u| (u.message_id.as_str(), u.topic.as_str(), u.outcome.as_str()))
         .collect();
-    assert_eq!(named.len(), 2, "{named:?}");
+    assert_eq!(named.len(), 3, "{named:?}");
     assert!(
         named.contains(&(flaky_id.as_str(), "orders", "lost")),
         "{named:?}"
     );
+    assert!(
+        named
+            .iter()
+            .any(|&(_, topic, outcome)| (topic, outcome) == ("iridium", "rejected")),
+        "{named:?}"
+    );
+    assert!(!reconciliation.is_clean());
     hq.shutdown(WAIT).await.unwrap();
 }
 
@@ -931,7 +939,7 @@ async fn the_next_hq_says_what_a_run_killed_left_unaccounted_for() {
 
     let mut next = ServiceProcess::start(exe, &env);
     next.wait_line(
-        "the last run that published here left orders unaccounted for: 2 never finished delivering",
+        "the last run that published here left orders unaccounted for, as of this start: 2 never finished delivering",
         WAIT,
     )
     .await;

@@ -10,9 +10,14 @@ mod common;
 use common::{WAIT, all_fulfilled, config};
 use contracts::Resource;
 use hq::faults::FaultPlan;
-use hq::feed::Topic;
+use hq::feed::{Endpoint, Topic};
 use launcher::{Platform, Stage, launch};
+use monolith::MonolithConfig;
+use monolith::api::FulfillmentApi;
+use platform::{ApiKey, HookSecret, TrustConfig};
+use std::time::Duration;
 use testkit::wait::wait_until;
+use tokio_util::sync::CancellationToken;
 
 /// Publishes `quantities` on `topic`; returns (iridium, magnesite) the ledger should get.
 async fn publish(platform: &Platform, topic: Topic, quantities: &[u32]) -> (u64, u64) {
@@ -174,6 +179,83 @@ async fn nothing_is_lost_or_doubled_when_services_and_fulfillments_fail() {
         (0, 0)
     );
     assert!(reconciliation.is_clean(), "{reconciliation:?}");
+}
+
+/// Two teams on one HQ, as in the workshop: a second monolith, with an API
+/// key of its own, subscribed to `orders` beside the launcher's. Each
+/// fulfils every order once under its key, which is clean, not doubled;
+/// once the second team's monolith is gone, its orders are lost although
+/// the first team fulfilled them.
+#[tokio::test]
+async fn each_team_sharing_hqs_topics_fulfils_every_order_and_one_teams_loss_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = launch(config(Stage::Monolith, dir.path())).await.unwrap();
+    let hq = platform.hq();
+    let team_key = "team-b-0123456789abcdef0123456789abcdef";
+    hq.ledger().add_key(team_key, "team b").await.unwrap();
+    let mut team = MonolithConfig::new(
+        FulfillmentApi {
+            endpoint: hq.fulfillment_url(),
+            api_key: ApiKey::new(team_key),
+        },
+        HookSecret::new("b".repeat(64)),
+    );
+    team.route.trust = TrustConfig {
+        verify_signatures: true,
+        accept_unsigned_orders: false,
+        topic_arns: vec![Topic::Orders.arn()],
+        sns_stand_in: Some(hq.base_url().clone()),
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let team_order_url = format!("http://{}/order/", listener.local_addr().unwrap());
+    let stop = CancellationToken::new();
+    let serving = tokio::spawn(monolith::run(listener, team, stop.clone().cancelled_owned()));
+    hq.feed()
+        .subscribe_until_confirmed(
+            Topic::Orders,
+            Endpoint::parse(&team_order_url).unwrap(),
+            Duration::from_millis(20),
+        )
+        .await
+        .unwrap();
+
+    publish(&platform, Topic::Orders, &[1, 2, 3]).await;
+    let feed = hq.feed().clone();
+    wait_until("both teams' deliveries delivered", WAIT, async || {
+        let orders = feed.stats()[&Topic::Orders];
+        (orders.delivered == 6 && feed.in_flight() == 0).then_some(())
+    })
+    .await;
+    let both = hq.reconcile().await.unwrap();
+    assert_eq!(
+        (
+            both.totals.published,
+            both.totals.fulfilled,
+            both.totals.duplicated
+        ),
+        (3, 3, 0),
+        "{both:?}"
+    );
+    assert!(both.is_clean(), "{both:?}");
+
+    // The second team's monolith stops: its deliveries fail until the
+    // retries run out, and its two orders are lost though the first team's
+    // monolith fulfilled them.
+    stop.cancel();
+    serving.await.unwrap().unwrap();
+    publish(&platform, Topic::Orders, &[1, 1]).await;
+    wait_until("the second team's deliveries given up", WAIT, async || {
+        let orders = feed.stats()[&Topic::Orders];
+        (orders.failed == 2 && feed.in_flight() == 0).then_some(())
+    })
+    .await;
+    let one = platform.shutdown(WAIT).await.unwrap();
+    assert_eq!(
+        (one.totals.published, one.totals.fulfilled, one.totals.lost),
+        (5, 3, 2),
+        "{one:?}"
+    );
+    assert!(!one.is_clean());
 }
 
 #[tokio::test]

@@ -139,24 +139,27 @@ function render(data) {
   const feeds = data.topics.every((t) => t.feed);
   set('feed-in_flight', feeds ? data.topics.reduce((sum, t) => sum + t.feed.in_flight, 0) : '–');
   for (const field of ['fulfillments', 'iridium', 'magnesite', 'replays', 'keys']) set(`totals-${field}`, data.totals[field]);
-  const clean = recon.lost === 0 && recon.duplicated === 0;
+  const clean = recon.lost === 0 && recon.duplicated === 0 && recon.rejected === 0;
+  // HQ publishes only orders the services take: a refusal is a wiring or trust fault.
+  const refused = recon.rejected ? ` ${recon.rejected} refused by a subscription (its endpoint or trust settings are wrong).` : '';
   // Unrouted orders are not lost (SNS too drops what no confirmed
   // subscription takes), but none of them was fulfilled: said, in amber.
   const unrouted = recon.unrouted ? ` ${recon.unrouted} published with no confirmed subscription, so not delivered.` : '';
   hq.say(
     'verdict',
-    (clean ? 'Nothing lost, nothing counted twice.' : `${recon.lost} lost, ${recon.duplicated} counted twice.`) + unrouted,
+    (clean ? 'Nothing lost, nothing counted twice.' : `${recon.lost} lost, ${recon.duplicated} counted twice.`) + refused + unrouted,
     clean ? (unrouted ? 'warn' : 'ok') : 'error',
   );
   // Named as HQ's reconciliation names them, but pending orders left out:
   // in a live run they are mostly deliveries under way, there one poll and
   // gone the next, and the verdict is about orders lost or counted twice.
+  const outcomeText = { lost: 'lost', duplicated: 'counted twice', rejected: 'refused' };
   const unaccounted = recon.unaccounted.filter((u) => u.outcome !== 'pending');
   const list = document.getElementById('unaccounted');
   list.hidden = unaccounted.length === 0;
   hq.replaceIfChanged(list.querySelector('ul'), JSON.stringify(unaccounted), () =>
     unaccounted.map((u) => hq.el('li', { 'data-outcome': u.outcome },
-      hq.el('code', {}, u.message_id), ` on ${u.topic}: ${u.outcome === 'lost' ? 'lost' : 'counted twice'}`)));
+      hq.el('code', {}, u.message_id), ` on ${u.topic}: ${outcomeText[u.outcome] || u.outcome}`)));
   const names = ['published', 'fulfilled', 'failed', 'retried', 'in_flight', 'rejected', 'pending', 'unrouted', 'lost', 'duplicated', 'p50', 'p95', 'max'];
   const topics = data.topics.map((t) => {
     const feed = t.feed || { published: t.orders.published, failed: '–', retried: '–', in_flight: '–' };
@@ -168,7 +171,7 @@ function render(data) {
   });
   hq.replaceIfChanged(document.querySelector('#topics tbody'), JSON.stringify(topics), () =>
     topics.map(([name, cells]) => hq.el('tr', { 'data-topic': name }, hq.el('th', { scope: 'row' }, name),
-      ...cells.map((value, i) => hq.el('td', { 'data-field': names[i], class: (names[i] === 'lost' || names[i] === 'duplicated') && value > 0 ? 'bad' : '' }, value)))));
+      ...cells.map((value, i) => hq.el('td', { 'data-field': names[i], class: ['lost', 'duplicated', 'rejected'].includes(names[i]) && value > 0 ? 'bad' : '' }, value)))));
   timeline = data.timeline;
   for (const resource of RESOURCES) chart(document.getElementById(`chart-${resource}`), timeline, resource);
   updated = `${data.generated_at.slice(11, 19)} UTC`;
