@@ -818,6 +818,16 @@ def check_template_only(topics: dict[str, str]) -> None:
         == [{"Ref": "MonolithTargetGroup"}, {"Ref": "MonolithInternalTargetGroup"}],
         monolith_lbs,
     )
+    reserved_cpu = {
+        name: [c.get("Cpu") for c in platform[name]["Properties"]["ContainerDefinitions"]]
+        for name in ("MonolithTaskDefinition", "IridiumTaskDefinition", "MagnesiteTaskDefinition")
+    }
+    check(
+        "each service's container reserves 256 CPU units on either launch type (CPU utilization, "
+        "which auto scaling tracks, is use over reservation)",
+        all(cpus == [256] for cpus in reserved_cpu.values()),
+        reserved_cpu,
+    )
     task_roles = {
         name: platform[name]["Properties"].get("TaskRoleArn")
         for name in ("MonolithTaskDefinition", "IridiumTaskDefinition", "MagnesiteTaskDefinition")
