@@ -828,6 +828,12 @@ def check_template_only(topics: dict[str, str]) -> None:
         all(cpus == [256] for cpus in reserved_cpu.values()),
         reserved_cpu,
     )
+    signatures = {name: hq[name]["Properties"].get("SignatureVersion") for name in ("OrdersTopic", "IridiumTopic", "MagnesiteTopic")}
+    check(
+        "HQ's topics sign with SHA256 (SignatureVersion 2), not the default SHA1",
+        set(signatures.values()) == {"2"},
+        signatures,
+    )
     task_roles = {
         name: platform[name]["Properties"].get("TaskRoleArn")
         for name in ("MonolithTaskDefinition", "IridiumTaskDefinition", "MagnesiteTaskDefinition")
