@@ -305,6 +305,34 @@ async fn an_unverified_topic_arn_is_logged_short_on_one_line() {
 }
 
 #[tokio::test]
+async fn a_token_in_the_api_endpoint_is_masked_in_the_start_up_line() {
+    let api = FakeApi::start().await;
+    let mut env = monolith_env(&api);
+    let mut endpoint = api.url.clone();
+    endpoint.set_query(Some("token=s3cr3t-in-url"));
+    env.insert("INTERSTELLA_API_ENDPOINT".into(), endpoint.to_string());
+    let mut monolith = ServiceProcess::start(monolith_exe(), &env);
+    monolith.wait_listening().await;
+    monolith.terminate().await;
+    assert!(monolith.wait_exit(Duration::from_secs(10)).await.success());
+    let said: Vec<&String> = monolith
+        .seen
+        .iter()
+        .filter(|l| l.contains("fulfillment API"))
+        .collect();
+    assert!(
+        said.len() == 1 && said[0].contains("?token=***"),
+        "{:#?}",
+        monolith.seen
+    );
+    assert!(
+        monolith.seen.iter().all(|l| !l.contains("s3cr3t-in-url")),
+        "{:#?}",
+        monolith.seen
+    );
+}
+
+#[tokio::test]
 async fn a_line_separator_or_direction_override_in_the_path_is_logged_escaped() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let api = FakeApi::start().await;

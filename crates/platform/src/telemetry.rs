@@ -31,6 +31,7 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::layer::{Layer, Layered, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
+use url::Url;
 
 /// Writes out the lines still queued, and the spans, when dropped: keep it
 /// until `main` returns (and drop it before `std::process::exit`).
@@ -178,6 +179,33 @@ impl std::fmt::Display for LoggedUri<'_> {
             None => Ok(()),
         }
     }
+}
+
+/// What stands in for a secret in a [`masked_url`].
+const MASK: &str = "***";
+
+/// `url` as logs and listings show it, with what may be a secret masked:
+/// userinfo, query values and the fragment (`http://***@host/path?token=***`).
+/// For URLs an operator configures (a subscription's endpoint, the API's,
+/// the glue hook's), which may carry a password or a token.
+pub fn masked_url(url: &Url) -> String {
+    let mut shown = url.clone();
+    if !shown.username().is_empty() || shown.password().is_some() {
+        // Fails only for a URL without a host, which has no userinfo.
+        let _ = shown.set_password(None);
+        let _ = shown.set_username(MASK);
+    }
+    if shown.query().is_some() {
+        let names: Vec<String> = url.query_pairs().map(|(name, _)| name.into_owned()).collect();
+        shown
+            .query_pairs_mut()
+            .clear()
+            .extend_pairs(names.iter().map(|name| (name, MASK)));
+    }
+    if shown.fragment().is_some() {
+        shown.set_fragment(Some(MASK));
+    }
+    shown.to_string()
 }
 
 /// Marks the request being served as handling order `id`: every line
@@ -342,6 +370,16 @@ mod tests {
     fn a_path_with_a_line_separator_or_a_direction_override_is_logged_escaped() {
         let uri = Uri::from_maybe_shared(bytes::Bytes::from("/order/\u{2028}x\u{202e}é")).unwrap();
         assert_eq!(LoggedUri(&uri).to_string(), "/order/\\u{2028}x\\u{202e}é");
+    }
+
+    #[test]
+    fn a_configured_urls_secrets_are_masked() {
+        let masked = |url: &str| super::masked_url(&url::Url::parse(url).unwrap());
+        assert_eq!(masked("http://api/receiving/"), "http://api/receiving/");
+        assert_eq!(
+            masked("https://user:s3cret@api:8443/receiving/?key=s3cret#s3cret"),
+            "https://***@api:8443/receiving/?key=***#***"
+        );
     }
 
     #[test]

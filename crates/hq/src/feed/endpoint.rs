@@ -9,9 +9,6 @@ use std::fmt;
 use std::str::FromStr;
 use url::Url;
 
-/// What stands in for a secret in a shown URL.
-const MASK: &str = "***";
-
 /// An http(s) URL with a host that HQ delivers to. `Display`, `Debug` and
 /// `Serialize` show it masked; [`Endpoint::url`] is the URL itself.
 #[derive(Clone, PartialEq, Eq)]
@@ -35,23 +32,7 @@ impl Endpoint {
 
     /// The URL with its userinfo, query values and fragment masked.
     pub fn shown(&self) -> String {
-        let mut shown = self.0.clone();
-        if !shown.username().is_empty() || shown.password().is_some() {
-            // Cannot fail: the URL has a host (checked when parsed).
-            let _ = shown.set_password(None);
-            let _ = shown.set_username(MASK);
-        }
-        if shown.query().is_some() {
-            let names: Vec<String> = self.0.query_pairs().map(|(name, _)| name.into_owned()).collect();
-            shown
-                .query_pairs_mut()
-                .clear()
-                .extend_pairs(names.iter().map(|name| (name, MASK)));
-        }
-        if shown.fragment().is_some() {
-            shown.set_fragment(Some(MASK));
-        }
-        shown.to_string()
+        platform::telemetry::masked_url(&self.0)
     }
 }
 
