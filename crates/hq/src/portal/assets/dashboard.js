@@ -139,6 +139,8 @@ function render(data) {
   const feeds = data.topics.every((t) => t.feed);
   set('feed-in_flight', feeds ? data.topics.reduce((sum, t) => sum + t.feed.in_flight, 0) : '–');
   for (const field of ['fulfillments', 'iridium', 'magnesite', 'replays', 'keys']) set(`totals-${field}`, data.totals[field]);
+  // Not HQ's is_clean: pending orders are left out, in a live run mostly
+  // deliveries under way.
   const clean = recon.lost === 0 && recon.duplicated === 0 && recon.rejected === 0;
   // HQ publishes only orders the services take: a refusal is a wiring or trust fault.
   const refused = recon.rejected ? ` ${recon.rejected} refused by a subscription (its endpoint or trust settings are wrong).` : '';
