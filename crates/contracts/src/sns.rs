@@ -100,8 +100,10 @@ impl From<SignatureVersion> for String {
 /// One SNS HTTP/S delivery body.
 ///
 /// Values are kept as the exact (unescaped) strings SNS sent, never reparsed,
-/// because the signature covers them byte for byte.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// because the signature covers them byte for byte. Its `Debug` masks the
+/// confirmation token and the SubscribeURL and UnsubscribeURL: whoever holds
+/// one can confirm or end the subscription.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
     /// What kind of message this is.
     #[serde(rename = "Type")]
@@ -146,6 +148,27 @@ pub struct Envelope {
         skip_serializing_if = "Option::is_none"
     )]
     pub message_attributes: Option<BTreeMap<String, MessageAttribute>>,
+}
+
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked = |value: &Option<String>| value.as_ref().map(|_| "***");
+        f.debug_struct("Envelope")
+            .field("message_type", &self.message_type)
+            .field("message_id", &self.message_id)
+            .field("token", &masked(&self.token))
+            .field("topic_arn", &self.topic_arn)
+            .field("subject", &self.subject)
+            .field("message", &self.message)
+            .field("subscribe_url", &masked(&self.subscribe_url))
+            .field("timestamp", &self.timestamp)
+            .field("signature_version", &self.signature_version)
+            .field("signature", &self.signature)
+            .field("signing_cert_url", &self.signing_cert_url)
+            .field("unsubscribe_url", &masked(&self.unsubscribe_url))
+            .field("message_attributes", &self.message_attributes)
+            .finish()
+    }
 }
 
 /// One message attribute as SNS delivers it over HTTP:
@@ -230,6 +253,22 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_masks_what_confirms_or_ends_a_subscription() {
+        let mut confirmation = notification();
+        confirmation.message_type = MessageType::SubscriptionConfirmation;
+        confirmation.token = Some("t0ken-s3cret".into());
+        confirmation.subscribe_url =
+            Some("https://sns/?Action=ConfirmSubscription&Token=t0ken-s3cret".into());
+        let shown = format!("{confirmation:?}");
+        assert!(
+            !shown.contains("s3cret") && !shown.contains("Action=Unsubscribe"),
+            "{shown}"
+        );
+        assert!(shown.contains("token: Some(\"***\")"), "{shown}");
+        assert!(shown.contains("message_id: \"id-1\""), "{shown}");
+    }
 
     fn notification() -> Envelope {
         Envelope {

@@ -176,7 +176,8 @@ pub struct Refusal {
 }
 
 /// `POST /keys`' answer: the new key, shown this once (HQ keeps its digest).
-#[derive(Debug, Serialize)]
+/// Its `Debug` leaves the key out.
+#[derive(Serialize)]
 pub struct IssuedKey<'a> {
     /// The key itself, for the `x-api-key` header.
     pub api_key: &'a str,
@@ -184,6 +185,16 @@ pub struct IssuedKey<'a> {
     pub key_id: &'a str,
     /// Who it was issued to.
     pub owner: &'a str,
+}
+
+impl std::fmt::Debug for IssuedKey<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuedKey")
+            .field("api_key", &"***")
+            .field("key_id", &self.key_id)
+            .field("owner", &self.owner)
+            .finish()
+    }
 }
 
 /// `GET /topics`' answer.
@@ -366,19 +377,28 @@ async fn caller(hq: &Hq, headers: &HeaderMap) -> Result<KeyInfo, ApiError> {
         .ok_or(ApiError::Forbidden(KeyRefused::Unknown))
 }
 
-/// Marks the request with the caller's order id (the monolith sends the
-/// order's), or a fresh one, so HQ's lines for an order carry the same id
-/// as the services'.
-fn record_order_id(headers: &HeaderMap) -> Result<(), ApiError> {
-    let sent = OrderId::from_header(headers.get(ORDER_ID_HEADER).map(HeaderValue::as_bytes))?;
-    platform::telemetry::record_order_id(&sent.unwrap_or_else(platform::telemetry::request_id));
-    Ok(())
+/// The caller whose key checks out, its request marked with the order id it
+/// sent (the monolith sends the order's), or a fresh one, so HQ's lines for
+/// an order carry the same id as the services'. A caller refused names the
+/// order only as claimed: anyone may send a real order's id without a key.
+async fn trusted_caller(hq: &Hq, headers: &HeaderMap) -> Result<KeyInfo, ApiError> {
+    let sent = OrderId::from_header(headers.get(ORDER_ID_HEADER).map(HeaderValue::as_bytes));
+    let key = match caller(hq, headers).await {
+        Ok(key) => key,
+        Err(refused) => {
+            if let Ok(Some(claimed)) = &sent {
+                platform::telemetry::record_claimed_order_id(claimed);
+            }
+            return Err(refused);
+        }
+    };
+    platform::telemetry::record_order_id(&sent?.unwrap_or_else(platform::telemetry::request_id));
+    Ok(key)
 }
 
 /// `POST /receiving/`: record a fulfillment.
 async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Result<Response, ApiError> {
-    record_order_id(&headers)?;
-    let key = caller(&hq, &headers).await?;
+    let key = trusted_caller(&hq, &headers).await?;
     let idempotency_key = match headers.get(IDEMPOTENCY_KEY_HEADER) {
         None => None,
         Some(value) => Some(
@@ -646,4 +666,20 @@ async fn add_faults(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Respo
 /// `GET /faults`: faults still to inject.
 async fn faults(_: Admin, State(hq): State<Hq>) -> Response {
     Json(hq.faults().remaining()).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::IssuedKey;
+
+    #[test]
+    fn an_issued_keys_debug_leaves_the_key_out() {
+        let issued = IssuedKey {
+            api_key: "k3y-s3cret",
+            key_id: "0123abcd",
+            owner: "team",
+        };
+        let shown = format!("{issued:?}");
+        assert!(!shown.contains("s3cret") && shown.contains("0123abcd"), "{shown}");
+    }
 }

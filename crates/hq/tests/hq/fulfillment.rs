@@ -553,3 +553,40 @@ async fn with_no_orders_coming_a_probe_finds_whether_the_ledger_can_record() {
     assert_eq!(fulfill(&client, &hq, Some(KEY), None, order).await.0, 200);
     hq.shutdown(Duration::from_secs(5)).await.unwrap();
 }
+
+/// Anyone may send a real order's id without a key: HQ's lines for the
+/// refused call name it only as claimed, never as the order's own id.
+#[tokio::test]
+async fn a_caller_refused_names_its_order_only_as_claimed() {
+    let logs = testkit::logs::CapturedLogs::default();
+    let _logging = logs.capture();
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let order_id = "6e0f1c2a-3b4d-4e5f-8a9b-0c1d2e3f4a5b";
+    let client = reqwest::Client::new();
+    let refused = client
+        .post(url(&hq, "/receiving/"))
+        .header(contracts::order_id::ORDER_ID_HEADER, order_id)
+        .header("x-api-key", "not-a-key")
+        .body(r#"{"iridium": 1, "magnesite": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    let (status, _, _) = fulfill(&client, &hq, Some(KEY), None, r#"{"iridium": 1, "magnesite": 0}"#).await;
+    assert_eq!(status, 200);
+    hq.shutdown(Duration::from_secs(10)).await.unwrap();
+    let about = logs
+        .lines()
+        .into_iter()
+        .filter(|line| line.contains(order_id))
+        .collect::<Vec<_>>();
+    assert!(!about.is_empty(), "{}", logs.text());
+    assert!(
+        about
+            .iter()
+            .all(|line| line.contains(&format!("claimed_order_id={order_id}"))
+                && !line.contains(&format!(" order_id={order_id}"))),
+        "{about:#?}"
+    );
+}
