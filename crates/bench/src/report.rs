@@ -380,15 +380,15 @@ impl Report {
     /// Holds the figures to the targets; fills `self.targets`.
     pub fn judge(&mut self) {
         let mut targets = Vec::new();
-        if let Some(run) = self.run(Scenario::BundleCurl, 32) {
+        if let Some(run) = self.run(Scenario::BundleCurl, SIZING_CONNECTIONS) {
             targets.push(Target::once(
-                "bundle orders/s, direct, 32 connections",
+                format!("bundle orders/s, direct, {SIZING_CONNECTIONS} connections"),
                 format!(">= {TARGET_ORDERS_PER_S:.0}"),
                 format!("{:.0}", run.orders_per_s),
                 run.orders_per_s >= TARGET_ORDERS_PER_S,
             ));
             targets.push(Target::once(
-                "bundle p99 latency, direct, 32 connections",
+                format!("bundle p99 latency, direct, {SIZING_CONNECTIONS} connections"),
                 format!("<= {TARGET_P99_MS} ms"),
                 format!("{:.2} ms", run.latency_ms.p99),
                 run.latency_ms.p99 <= TARGET_P99_MS,

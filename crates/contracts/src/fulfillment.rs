@@ -156,10 +156,7 @@ pub(crate) fn header<T>(
 /// Which part of the platform produced a fulfillment's resources: the
 /// monolith's own gathering, or a microservice through the glue hook. HQ's
 /// dashboard charts it over time, so the strangling shows as it happens.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, strum::VariantArray,
-)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, strum::VariantArray)]
 pub enum Producer {
     /// Gathered by the monolith itself (`POST /order/`).
     Monolith,

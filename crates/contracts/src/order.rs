@@ -5,9 +5,8 @@
 //! expected, because such an order can never succeed.
 
 use crate::quote::{quoted, quoted_json};
-use serde::de::IntoDeserializer as _;
 use serde::ser::SerializeMap as _;
-use serde::{Deserialize, Serialize, Serializer};
+use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use std::fmt;
 use std::str::FromStr;
@@ -18,11 +17,9 @@ pub type Quantity = u32;
 /// The largest quantity one order may ask for; beyond it is a typo or an attack.
 pub const MAX_QUANTITY: Quantity = 1_000_000;
 
-/// A resource Interstella gathers and fulfills; in JSON, its lower-case name.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, strum::VariantArray,
-)]
-#[serde(rename_all = "lowercase")]
+/// A resource Interstella gathers and fulfills; in JSON, its lower-case name
+/// ([`Resource::as_str`], the one place it is spelled).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, strum::VariantArray)]
 pub enum Resource {
     /// Iridium, the first resource carved out of the monolith.
     Iridium,
@@ -41,6 +38,15 @@ impl Resource {
             Self::Iridium => "iridium",
             Self::Magnesite => "magnesite",
         }
+    }
+
+    /// The resource named exactly `name` (a JSON key), as
+    /// [`Resource::as_str`] writes it.
+    pub fn named(name: &str) -> Option<Self> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|resource| resource.as_str() == name)
     }
 
     /// An order for this resource alone, for error messages.
@@ -195,11 +201,16 @@ pub trait Order: Sized {
     }
 }
 
+impl BundleOrder {
+    /// Its one JSON key.
+    pub const KEY: &'static str = "bundle";
+}
+
 impl Order for BundleOrder {
     const EXAMPLE: &'static str = r#"{"bundle": 1}"#;
 
     fn from_entry(key: &str, bundle: Quantity) -> Option<Self> {
-        (key == "bundle").then_some(Self { bundle })
+        (key == Self::KEY).then_some(Self { bundle })
     }
 }
 
@@ -207,10 +218,7 @@ impl Order for ResourceOrder {
     const EXAMPLE: &'static str = r#"{"iridium": 1} or {"magnesite": 1}"#;
 
     fn from_entry(key: &str, quantity: Quantity) -> Option<Self> {
-        let resource = Resource::deserialize(key.into_deserializer())
-            .map_err(|_: serde::de::value::Error| ())
-            .ok()?;
-        Some(Self { resource, quantity })
+        Resource::named(key).map(|resource| Self { resource, quantity })
     }
 }
 

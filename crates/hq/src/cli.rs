@@ -20,8 +20,7 @@ use url::Url;
 pub const DEFAULT_PORT: u16 = 4000;
 /// HQ's data directory unless told otherwise.
 pub const DEFAULT_DATA_DIR: &str = ".interstella-hq";
-/// Largest quantity in a generated order unless told otherwise.
-pub const DEFAULT_MAX_QUANTITY: u32 = 5;
+pub use crate::feed::generator::DEFAULT_MAX_QUANTITY;
 
 /// Why HQ's settings cannot be used together.
 #[derive(Debug, thiserror::Error)]
@@ -107,8 +106,8 @@ pub struct Cli {
     #[arg(
         long,
         env = "HQ_RETRY_MIN_DELAY_MS",
-        default_value_t = millis(RetryPolicy::default().min_delay),
-        value_parser = clap::value_parser!(u64).range(1..=millis(RetryPolicy::MAX_DELAY))
+        default_value_t = whole_millis(RetryPolicy::default().min_delay),
+        value_parser = clap::value_parser!(u64).range(1..=whole_millis(RetryPolicy::MAX_DELAY))
     )]
     pub retry_min_delay_ms: u64,
     /// Largest retry delay in milliseconds (SNS `maxDelayTarget`: at most
@@ -116,8 +115,8 @@ pub struct Cli {
     #[arg(
         long,
         env = "HQ_RETRY_MAX_DELAY_MS",
-        default_value_t = millis(RetryPolicy::default().max_delay),
-        value_parser = clap::value_parser!(u64).range(1..=millis(RetryPolicy::MAX_DELAY))
+        default_value_t = whole_millis(RetryPolicy::default().max_delay),
+        value_parser = clap::value_parser!(u64).range(1..=whole_millis(RetryPolicy::MAX_DELAY))
     )]
     pub retry_max_delay_ms: u64,
     /// How retry delays grow (SNS `backoffFunction`).
@@ -127,7 +126,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "HQ_DELIVERY_TIMEOUT_MS",
-        default_value_t = millis(FeedConfig::default().delivery_timeout),
+        default_value_t = whole_millis(FeedConfig::default().delivery_timeout),
         value_parser = clap::value_parser!(u64).range(1..)
     )]
     pub delivery_timeout_ms: u64,
@@ -148,7 +147,7 @@ pub struct Cli {
     #[arg(
         long,
         env = "HQ_SUBSCRIBE_EVERY_MS",
-        default_value_t = millis(DEFAULT_SUBSCRIBE_EVERY),
+        default_value_t = whole_millis(DEFAULT_SUBSCRIBE_EVERY),
         value_parser = clap::value_parser!(u64).range(100..)
     )]
     pub subscribe_every_ms: u64,
@@ -179,8 +178,9 @@ pub struct Cli {
     pub server: ServerLimitArgs,
 }
 
-/// `duration` in whole milliseconds, as the flags take it.
-fn millis(duration: Duration) -> u64 {
+/// `duration` in whole milliseconds, as the flags take it (the inverse of
+/// `platform::settings::millis`).
+fn whole_millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 

@@ -19,8 +19,8 @@ const STATUS_EVERY: Duration = Duration::from_secs(1);
 const STATUS_EVERY_PLAIN: Duration = Duration::from_secs(10);
 
 /// The whole launcher after argument parsing; the exit code is 1 when the
-/// reconciliation is not clean (orders lost, counted twice or still
-/// pending) or a second Ctrl-C cut the drain short.
+/// reconciliation is not clean (orders lost, refused, counted twice or
+/// still pending) or a second Ctrl-C cut the drain short.
 pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
     // Warnings only by default: the services' per-order lines would bury the
     // status block. RUST_LOG=info shows them.

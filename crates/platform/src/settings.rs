@@ -12,6 +12,11 @@ use clap::builder::BoolValueParser;
 use std::time::Duration;
 use url::Url;
 
+/// Whether SNS signatures are verified unless told otherwise.
+const DEFAULT_VERIFY_SIGNATURES: bool = true;
+/// Whether direct orders are accepted unless told otherwise.
+const DEFAULT_ACCEPT_UNSIGNED_ORDERS: bool = true;
+
 /// How a service decides whom to believe (docs/contract.md, Trust).
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrustConfig {
@@ -19,11 +24,11 @@ pub struct TrustConfig {
     /// turns this off, loudly: the two switches of trust take the words
     /// `true` and `false` alone, so that no `0`, `off` or `no` turns a check
     /// off unnoticed, and a misspelling stops the service at start.
-    #[arg(long = "sns-verify", env = "SNS_VERIFY", default_value = "true", value_parser = BoolValueParser::new(), action = clap::ArgAction::Set)]
+    #[arg(long = "sns-verify", env = "SNS_VERIFY", default_value_t = DEFAULT_VERIFY_SIGNATURES, value_parser = BoolValueParser::new(), action = clap::ArgAction::Set)]
     pub verify_signatures: bool,
     /// Accept direct (non-SNS) orders such as the workshop's curl (`true` or
     /// `false`).
-    #[arg(long, env = "ACCEPT_UNSIGNED_ORDERS", default_value = "true", value_parser = BoolValueParser::new(), action = clap::ArgAction::Set)]
+    #[arg(long, env = "ACCEPT_UNSIGNED_ORDERS", default_value_t = DEFAULT_ACCEPT_UNSIGNED_ORDERS, value_parser = BoolValueParser::new(), action = clap::ArgAction::Set)]
     pub accept_unsigned_orders: bool,
     /// The only SNS topics accepted, comma-separated; empty accepts any topic.
     #[arg(long = "sns-topic-arns", env = "SNS_TOPIC_ARNS", value_delimiter = ',')]
@@ -37,8 +42,8 @@ pub struct TrustConfig {
 impl Default for TrustConfig {
     fn default() -> Self {
         Self {
-            verify_signatures: true,
-            accept_unsigned_orders: true,
+            verify_signatures: DEFAULT_VERIFY_SIGNATURES,
+            accept_unsigned_orders: DEFAULT_ACCEPT_UNSIGNED_ORDERS,
             topic_arns: Vec::new(),
             sns_stand_in: None,
         }
@@ -243,6 +248,12 @@ mod tests {
                 .map(|cli| (cli.trust.verify_signatures, cli.trust.accept_unsigned_orders))
         };
         assert_eq!(parsed(&[]).ok(), Some((true, true)));
+        // The same defaults as a configuration made in code.
+        let made = TrustConfig::default();
+        assert_eq!(
+            parsed(&[]).ok(),
+            Some((made.verify_signatures, made.accept_unsigned_orders))
+        );
         assert_eq!(
             parsed(&["--sns-verify", "false", "--accept-unsigned-orders", "false"]).ok(),
             Some((false, false))

@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 /// record (a full disk), every tick fails.
 pub const FAILURES_REPORTED_EVERY: Duration = Duration::from_secs(60);
 
+/// Largest quantity in a generated order unless told otherwise.
+pub const DEFAULT_MAX_QUANTITY: u32 = 5;
+
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
 pub struct GeneratorConfig {
@@ -30,11 +33,12 @@ pub struct GeneratorConfig {
 }
 
 impl Default for GeneratorConfig {
-    /// No orders.
+    /// No orders (and, once rates are set, quantities up to
+    /// [`DEFAULT_MAX_QUANTITY`]).
     fn default() -> Self {
         Self {
             rates: BTreeMap::new(),
-            max_quantity: 0,
+            max_quantity: DEFAULT_MAX_QUANTITY,
             failures_reported_every: FAILURES_REPORTED_EVERY,
         }
     }

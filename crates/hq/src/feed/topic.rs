@@ -12,8 +12,7 @@ const REGION: &str = "us-east-1";
 const ACCOUNT: &str = "000000000000";
 
 /// A topic of the order feed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, strum::VariantArray)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, strum::VariantArray)]
 pub enum Topic {
     /// Bundle orders, `{"bundle": n}`, for the monolith's `/order/`.
     Orders,
@@ -61,12 +60,12 @@ impl Topic {
         }
     }
 
-    /// The order text for `quantity`, as the generator publishes it.
+    /// The order text for `quantity`, as the generator publishes it: the
+    /// key is the one the services' parsers read for this topic's kind.
     pub fn order(self, quantity: Quantity) -> String {
-        let key = match self {
-            Self::Orders => "bundle",
-            Self::Iridium => "iridium",
-            Self::Magnesite => "magnesite",
+        let key = match self.fulfillment_kind() {
+            FulfillmentKind::Bundle => BundleOrder::KEY,
+            FulfillmentKind::Resource(resource) => resource.as_str(),
         };
         format!("{{\"{key}\": {quantity}}}")
     }
@@ -84,6 +83,13 @@ impl Topic {
             .and_then(|order| order.only(resource))
             .map(|order| order.quantity)
             .map_err(|error| error.expecting(resource.example()))
+    }
+}
+
+/// As its name ([`Topic::as_str`], the one place it is spelled).
+impl Serialize for Topic {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
@@ -124,7 +130,12 @@ mod tests {
             Some(Topic::Magnesite)
         );
         assert!("gold".parse::<Topic>().is_err());
-        assert_eq!(Topic::Orders.validate(&Topic::Orders.order(3)).ok(), Some(3));
+        for &topic in Topic::ALL {
+            // What the generator publishes, the services' parsers take.
+            assert_eq!(topic.validate(&topic.order(3)).ok(), Some(3), "{topic}");
+            assert_eq!(serde_json::to_value(topic).unwrap(), topic.as_str());
+        }
+        assert_eq!(Topic::Iridium.order(2), r#"{"iridium": 2}"#);
         assert!(Topic::Iridium.validate(r#"{"bundle": 1}"#).is_err());
         assert!(Topic::Orders.validate("{").is_err());
     }

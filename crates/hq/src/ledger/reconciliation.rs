@@ -24,8 +24,8 @@ pub struct Reconciliation {
     pub unaccounted: Vec<Unaccounted>,
 }
 
-/// How many orders lost or counted twice a reconciliation names, and how
-/// many pending (the counts are whole; a run that lost thousands needs the
+/// How many orders lost, refused or counted twice a reconciliation names,
+/// and how many pending (the counts are whole; a run that lost thousands needs the
 /// first few to start from).
 pub const UNACCOUNTED_SHOWN: usize = 10;
 

@@ -154,7 +154,7 @@ function render(data) {
   );
   // Named as HQ's reconciliation names them, but pending orders left out:
   // in a live run they are mostly deliveries under way, there one poll and
-  // gone the next, and the verdict is about orders lost or counted twice.
+  // gone the next, and the verdict is about orders lost, refused or counted twice.
   const outcomeText = { lost: 'lost', duplicated: 'counted twice', rejected: 'refused' };
   const unaccounted = recon.unaccounted.filter((u) => u.outcome !== 'pending');
   const list = document.getElementById('unaccounted');
