@@ -10,7 +10,7 @@ use crate::publisher::{PublishTo, parse_topic_arn};
 use clap::Parser;
 use platform::ApiKey;
 use platform::server::{LimitsError, ServerLimitArgs};
-use platform::settings::{LogFormat, MetricsArgs};
+use platform::settings::{LogArgs, MetricsArgs};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -166,9 +166,9 @@ pub struct Cli {
     /// NFS does not give).
     #[arg(long, env = "HQ_JOURNAL_MODE", value_enum, default_value_t = JournalMode::default())]
     pub journal_mode: JournalMode,
-    /// Log line format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// How log lines are written.
+    #[command(flatten)]
+    pub logs: LogArgs,
     /// Where the metrics are served.
     #[command(flatten)]
     pub metrics: MetricsArgs,

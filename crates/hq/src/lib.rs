@@ -20,6 +20,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod binary;
 pub mod cli;
 pub mod config;
 pub mod dashboard;

@@ -5,7 +5,7 @@ use crate::config::{DEFAULT_DOWNSTREAM_TIMEOUT_MS, MonolithConfig};
 use clap::Parser;
 use contracts::Resource;
 use platform::route::RouteArgs;
-use platform::settings::{ConfigError, LogFormat};
+use platform::settings::{ConfigError, LogArgs};
 use std::collections::BTreeSet;
 
 /// The port the monolith listens on unless told otherwise (the workshop's).
@@ -18,9 +18,9 @@ pub struct Cli {
     /// Listen port.
     #[arg(long, env = "PORT", default_value_t = DEFAULT_PORT)]
     pub port: u16,
-    /// Log line format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// How log lines are written.
+    #[command(flatten)]
+    pub logs: LogArgs,
     /// Where the fulfillment API is and its key.
     #[command(flatten)]
     pub api: FulfillmentApiArgs,

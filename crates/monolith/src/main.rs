@@ -12,6 +12,6 @@ platform::use_jemalloc!();
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let logs = platform::telemetry::init("monolith", cli.log_format);
+    let logs = platform::telemetry::init("monolith", cli.logs.log_format);
     platform::startup::run_service("monolith", cli.port, cli.resolve(), logs, monolith::run).await
 }

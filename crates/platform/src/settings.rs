@@ -144,6 +144,15 @@ impl MetricsArgs {
     }
 }
 
+/// How a service writes its log lines: the one `LOG_FORMAT` setting every
+/// service takes.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct LogArgs {
+    /// Log line format.
+    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::default())]
+    pub log_format: LogFormat,
+}
+
 /// Log line format.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {

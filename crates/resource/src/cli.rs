@@ -5,7 +5,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use contracts::Resource;
 use platform::HookSecret;
 use platform::route::RouteArgs;
-use platform::settings::{ConfigError, GlueHookSecretArgs, LogFormat, hook_secrets};
+use platform::settings::{ConfigError, GlueHookSecretArgs, LogArgs, hook_secrets};
 
 /// Settings of the `iridium` and `magnesite` binaries; every flag is also an
 /// environment variable.
@@ -14,9 +14,9 @@ pub struct Cli {
     /// Listen port.
     #[arg(long, env = "PORT", default_value_t = 80)]
     pub port: u16,
-    /// Log line format.
-    #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
+    /// How log lines are written.
+    #[command(flatten)]
+    pub logs: LogArgs,
     /// Where the monolith is (the workshop's `monolithUrl`): a bare host such
     /// as the ALB's DNS name, or a full URL. `MONOLITH_URL` is read when
     /// `monolithUrl` is not set.
