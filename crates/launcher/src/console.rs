@@ -3,7 +3,7 @@
 //! reconciliation at the end.
 
 use crate::cli::Cli;
-use crate::status::{Redraw, Status, TopicStatus};
+use crate::status::{Screen, Status, TopicStatus};
 use crate::{LaunchError, Platform, launch};
 use hq::feed::Topic;
 use hq::ledger::{OrderCounts, Reconciliation};
@@ -25,17 +25,23 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
     // Warnings only by default: the services' per-order lines would bury the
     // status block. RUST_LOG=info shows them.
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt()
+    // The status block is redrawn on a terminal; log lines then go above it.
+    let terminal = std::io::stdout().is_terminal();
+    let screen = Screen::terminal();
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_target(false)
         // Colour only for a person at a terminal, not into a redirected log.
         .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
         // A line stderr cannot take is dropped: the builder's default reports
         // it with eprintln!, whose panic aborted the launcher (no drain, no
         // reconciliation) once stderr's reader had gone.
-        .log_internal_errors(false)
-        .try_init();
+        .log_internal_errors(false);
+    let _ = if terminal {
+        logs.with_writer(screen.clone()).try_init()
+    } else {
+        logs.with_writer(std::io::stderr).try_init()
+    };
 
     let config = cli.config();
     // As `--stage` spells it.
@@ -60,14 +66,12 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
     print_banner(&platform, &config);
     platform.feed().await;
 
-    let terminal = std::io::stdout().is_terminal();
     let every = if terminal {
         STATUS_EVERY
     } else {
         STATUS_EVERY_PLAIN
     };
     let mut ticks = tokio::time::interval(every);
-    let mut redraw = Redraw::default();
     loop {
         tokio::select! {
             () = &mut first => break,
@@ -75,7 +79,7 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
                 let status = status(&platform).await;
                 if terminal {
                     // A terminal that cannot be written to has nobody to show it to.
-                    let _ = redraw.draw(&mut std::io::stdout().lock(), &status);
+                    let _ = screen.draw(&status);
                 } else {
                     // Appended, whole: a log file has no width. Nobody
                     // needs it once stdout's reader has gone.
@@ -84,6 +88,7 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
             }
         }
     }
+    screen.let_go();
     say(format_args!(
         "\nStopping: no new orders; letting deliveries and retries finish (up to {:?}, Ctrl-C again to stop now) ...",
         cli.drain()

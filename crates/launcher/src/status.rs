@@ -6,10 +6,17 @@
 //! redraw then scrolls instead of updating. Here each line is cut to the
 //! width, wordier forms giving way to terser ones first, so the block keeps
 //! its height and the cursor can go back over it exactly.
+//!
+//! Warnings reach the same terminal (on stderr) between redraws. Written
+//! under the block, the next redraw went back over them instead of the
+//! block, erasing them and leaving pieces of old blocks; so on a terminal
+//! they go through the [`Screen`], which takes the block away, writes the
+//! line, and draws the block again under it.
 
 use crossterm::cursor::MoveToPreviousLine;
 use crossterm::terminal::{Clear, ClearType};
 use std::io::Write;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 /// The width assumed when the terminal does not say.
 pub const DEFAULT_WIDTH: usize = 80;
@@ -102,19 +109,23 @@ pub struct Redraw {
 }
 
 impl Redraw {
-    /// Draws `status` at the terminal's current width over what was drawn last.
-    pub fn draw(&mut self, out: &mut impl Write, status: &Status) -> std::io::Result<()> {
-        let width = terminal_width();
-        let rows = self.rows_drawn(width);
-        if rows > 0 {
-            crossterm::queue!(out, MoveToPreviousLine(rows))?;
-        }
-        crossterm::queue!(out, Clear(ClearType::FromCursorDown))?;
-        let lines = status.lines(width);
-        for line in &lines {
+    /// Draws `lines` over what was drawn last, at `width` columns.
+    fn draw(&mut self, out: &mut impl Write, lines: &[String], width: usize) -> std::io::Result<()> {
+        self.take_away(out, width)?;
+        for line in lines {
             writeln!(out, "{line}")?;
         }
         self.drawn = lines.iter().map(String::len).collect();
+        out.flush()
+    }
+
+    /// Clears what was drawn last and leaves the cursor where it began.
+    fn take_away(&mut self, out: &mut impl Write, width: usize) -> std::io::Result<()> {
+        let rows = self.rows_drawn(width);
+        if rows > 0 {
+            crossterm::queue!(out, MoveToPreviousLine(rows), Clear(ClearType::FromCursorDown))?;
+        }
+        self.drawn.clear();
         out.flush()
     }
 
@@ -129,7 +140,138 @@ impl Redraw {
 
 /// The terminal's width in columns, or [`DEFAULT_WIDTH`].
 pub fn terminal_width() -> usize {
-    crossterm::terminal::size().map_or(DEFAULT_WIDTH, |(columns, _rows)| usize::from(columns))
+    width_of(crossterm::terminal::size().ok())
+}
+
+/// The width a terminal of `size` (columns, rows) is drawn at: one that
+/// does not say, or says 0 (a pseudo-terminal whose size was never set),
+/// gets [`DEFAULT_WIDTH`]; at 0 every character would count as a row, and
+/// each redraw went back over the whole screen.
+fn width_of(size: Option<(u16, u16)>) -> usize {
+    match size {
+        Some((columns, _rows)) if columns > 0 => usize::from(columns),
+        _ => DEFAULT_WIDTH,
+    }
+}
+
+/// The status block (on stdout) and the log lines (on stderr) of one
+/// terminal: a log line is written above the block, which is drawn again
+/// under it, so neither overwrites the other. Cheap to clone; a
+/// [`tracing_subscriber::fmt::MakeWriter`] for the log lines.
+#[derive(Clone)]
+pub struct Screen {
+    shown: Arc<Mutex<Shown>>,
+    /// Where the block goes (stdout).
+    block: Arc<dyn Fn() -> Box<dyn Write> + Send + Sync>,
+    /// Where log lines go (stderr).
+    log: Arc<dyn Fn() -> Box<dyn Write> + Send + Sync>,
+    /// The terminal's width now.
+    width: Arc<dyn Fn() -> usize + Send + Sync>,
+}
+
+/// What the [`Screen`] has on the terminal.
+#[derive(Debug, Default)]
+struct Shown {
+    redraw: Redraw,
+    /// The block's lines, drawn again under each log line; none once the
+    /// block is let go.
+    lines: Vec<String>,
+}
+
+impl std::fmt::Debug for Screen {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Screen")
+            .field("shown", &self.shown)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Screen {
+    /// The process' terminal: the block on stdout, log lines on stderr.
+    pub fn terminal() -> Self {
+        Self {
+            shown: Arc::default(),
+            block: Arc::new(|| Box::new(std::io::stdout())),
+            log: Arc::new(|| Box::new(std::io::stderr())),
+            width: Arc::new(terminal_width),
+        }
+    }
+
+    fn shown(&self) -> MutexGuard<'_, Shown> {
+        // What is on the screen stays valid whatever panicked.
+        self.shown.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Draws `status` over the block drawn last.
+    pub fn draw(&self, status: &Status) -> std::io::Result<()> {
+        let mut shown = self.shown();
+        let width = (self.width)();
+        let lines = status.lines(width);
+        shown.redraw.draw(&mut (self.block)(), &lines, width)?;
+        shown.lines = lines;
+        Ok(())
+    }
+
+    /// Leaves the block as it is, no longer drawn again: what follows (the
+    /// drain, the reconciliation) is written under it.
+    pub fn let_go(&self) {
+        let mut shown = self.shown();
+        shown.redraw = Redraw::default();
+        shown.lines.clear();
+    }
+
+    /// Writes `line` (whole log lines) above the block.
+    fn write_log(&self, line: &[u8]) -> std::io::Result<()> {
+        let mut shown = self.shown();
+        let width = (self.width)();
+        let mut block = (self.block)();
+        shown.redraw.take_away(&mut block, width)?;
+        let mut log = (self.log)();
+        log.write_all(line)?;
+        log.flush()?;
+        let Shown { redraw, lines } = &mut *shown;
+        if lines.is_empty() {
+            return Ok(());
+        }
+        redraw.draw(&mut block, lines, width)
+    }
+}
+
+/// One log event's text, written through the [`Screen`] once whole.
+pub struct ScreenLine {
+    screen: Screen,
+    text: Vec<u8>,
+}
+
+impl Write for ScreenLine {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.text.extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Drop for ScreenLine {
+    fn drop(&mut self) {
+        if !self.text.is_empty() {
+            // A terminal that cannot be written to has nobody to show it to.
+            let _ = self.screen.write_log(&self.text);
+        }
+    }
+}
+
+impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Screen {
+    type Writer = ScreenLine;
+
+    fn make_writer(&'a self) -> ScreenLine {
+        ScreenLine {
+            screen: self.clone(),
+            text: Vec::new(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -202,6 +344,105 @@ mod tests {
         let mut status = status();
         status.topics[0].fulfilled = None;
         assert!(status.lines(160)[1].contains("? fulfilled"));
+    }
+
+    /// The rows a terminal shows after `bytes`, for the little the block
+    /// and the log lines send: text, newlines, `ESC[nF` (to the start of
+    /// the nth line up) and `ESC[J` (clear from the cursor down).
+    fn screen_rows(bytes: &[u8]) -> Vec<String> {
+        let text = String::from_utf8_lossy(bytes);
+        let (mut rows, mut at) = (vec![String::new()], 0usize);
+        let mut rest = text.as_ref();
+        while let Some(ch) = rest.chars().next() {
+            if let Some(escape) = rest.strip_prefix("\x1b[") {
+                let end = escape.find(|c: char| c.is_ascii_alphabetic()).unwrap();
+                let n: usize = escape[..end].parse().unwrap_or(1);
+                match &escape[end..=end] {
+                    "F" => at -= n,
+                    "J" => {
+                        rows.truncate(at + 1);
+                        rows[at].clear();
+                    }
+                    other => panic!("unexpected escape {other}"),
+                }
+                rest = &escape[end + 1..];
+                continue;
+            }
+            if ch == '\n' {
+                at += 1;
+                if rows.len() == at {
+                    rows.push(String::new());
+                }
+            } else {
+                rows[at].push(ch);
+            }
+            rest = &rest[ch.len_utf8()..];
+        }
+        while rows.last().is_some_and(String::is_empty) {
+            rows.pop();
+        }
+        rows
+    }
+
+    /// Everything written to one terminal, stdout and stderr alike.
+    #[derive(Clone, Default)]
+    struct Terminal(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Terminal {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn log_lines_stay_above_the_block_and_the_block_is_drawn_once() {
+        use tracing_subscriber::fmt::MakeWriter;
+        let terminal = Terminal::default();
+        let out = terminal.clone();
+        let screen = Screen {
+            shown: Arc::default(),
+            block: Arc::new(move || Box::new(out.clone())),
+            log: Arc::new({
+                let out = terminal.clone();
+                move || Box::new(out.clone())
+            }),
+            width: Arc::new(|| 100),
+        };
+        let log = |line: &str| {
+            let mut writer = screen.make_writer();
+            writer.write_all(line.as_bytes()).unwrap();
+        };
+        let mut later = status();
+        screen.draw(&status()).unwrap();
+        log("WARN one\n");
+        later.topics[0].published += 1;
+        screen.draw(&later).unwrap();
+        log("WARN two\n");
+        log("WARN three\n");
+        later.topics[0].published += 1;
+        screen.draw(&later).unwrap();
+        let rows = screen_rows(&terminal.0.lock().unwrap());
+        let mut expected: Vec<String> = ["WARN one", "WARN two", "WARN three"].map(String::from).to_vec();
+        expected.extend(later.lines(100));
+        assert_eq!(rows, expected);
+
+        // Let go of (after Ctrl-C), the block stays; lines go under it.
+        screen.let_go();
+        log("WARN four\n");
+        let rows = screen_rows(&terminal.0.lock().unwrap());
+        assert_eq!(rows.last().map(String::as_str), Some("WARN four"));
+        assert_eq!(rows.len(), expected.len() + 1);
+    }
+
+    #[test]
+    fn a_terminal_of_no_width_is_drawn_at_the_default_width() {
+        assert_eq!(width_of(Some((0, 0))), DEFAULT_WIDTH);
+        assert_eq!(width_of(None), DEFAULT_WIDTH);
+        assert_eq!(width_of(Some((132, 40))), 132);
     }
 
     #[test]
