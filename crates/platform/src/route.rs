@@ -72,8 +72,9 @@ pub fn saying_where_orders_go(router: Router, order_path: &str) -> Router {
 /// glue hook's call outlasts the monolith's own call to the API.
 #[derive(Debug, Clone, clap::Args)]
 pub struct RouteArgs<const DOWNSTREAM_TIMEOUT_MS_DEFAULT: u64> {
-    /// Simulated work per order, in milliseconds (the monolith's: per
-    /// resource it still gathers, the resources gathered concurrently).
+    /// Simulated work per order, in milliseconds: a microservice waits
+    /// this long once per order; the monolith once per resource it still
+    /// gathers, the resources gathered concurrently.
     #[arg(long, env = "GATHER_DELAY_MS", default_value_t = 0)]
     pub gather_delay_ms: u64,
     /// Timeout of each call to the next service, in milliseconds (the

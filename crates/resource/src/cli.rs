@@ -10,6 +10,7 @@ use platform::settings::{ConfigError, GlueHookSecretArgs, LogArgs, hook_secrets}
 /// Settings of the `iridium` and `magnesite` binaries; every flag is also an
 /// environment variable.
 #[derive(Debug, Clone, Parser)]
+#[command(version)]
 pub struct Cli {
     /// Listen port.
     #[arg(long, env = "PORT", default_value_t = 80)]

@@ -375,6 +375,20 @@ macro_rules! resource_binary_tests {
             $crate::process::resource_binary_refuses_unsafe_configuration(exe()).await;
         }
 
+        #[test]
+        fn says_its_name_and_version() {
+            let output = ::std::process::Command::new(exe())
+                .arg("--version")
+                .output()
+                .unwrap_or_else(|error| panic!("{error}"));
+            let said = String::from_utf8_lossy(&output.stdout);
+            assert!(output.status.success(), "{output:?}");
+            assert_eq!(
+                said.trim(),
+                concat!(stringify!($name), " ", env!("CARGO_PKG_VERSION"))
+            );
+        }
+
         #[tokio::test]
         async fn out_of_descriptors_idle_connections_make_room_for_the_health_check() {
             $crate::process::resource_binary_sheds_idle_connections_out_of_descriptors(exe(), resource())
