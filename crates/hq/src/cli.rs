@@ -39,6 +39,10 @@ pub enum SettingsError {
         /// `--retry-max-delay-ms`.
         max_ms: u64,
     },
+    /// `HQ_PUBLISH_TO=aws` without every topic's ARN, or in a build
+    /// without SNS.
+    #[error(transparent)]
+    Sns(#[from] crate::publisher::SnsStartError),
 }
 
 /// Settings of the `hq` binary.
@@ -258,6 +262,11 @@ impl Cli {
                 max_ms: self.retry_max_delay_ms,
             });
         }
+        let sns_topic_arns: BTreeMap<Topic, String> = self.sns_topic_arns.iter().cloned().collect();
+        if self.publish_to == PublishTo::Aws {
+            // A setting, refused as the others are (exit 2), not at start.
+            crate::publisher::check_topic_arns(&sns_topic_arns)?;
+        }
         let mut api_keys: Vec<ApiKey> = self
             .api_keys
             .iter()
@@ -289,7 +298,7 @@ impl Cli {
             subscriptions: self.subscriptions.clone(),
             subscribe_every: Duration::from_millis(self.subscribe_every_ms),
             publish_to: self.publish_to,
-            sns_topic_arns: self.sns_topic_arns.iter().cloned().collect(),
+            sns_topic_arns,
             journal_mode: self.journal_mode,
             // HQ_LISTEN's port too fails at start: the address is in use.
             metrics_port: self.metrics.metrics_port,

@@ -93,6 +93,11 @@ async fn publishing_to_aws_without_every_topic_arn_exits_with_one_line_naming_it
     );
     let hq = hq_binary();
     exits_with_one_line_naming(hq, &env, &["HQ_SNS_TOPIC_ARNS", "iridium has none"]).await;
+    // A setting refused, as every other: exit 2.
+    assert_eq!(
+        testkit::process::run_to_exit(hq, &env).await.status.code(),
+        Some(2)
+    );
     // Refused before anything was made in the data directory.
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
