@@ -8,6 +8,7 @@ use crate::StartError;
 use crate::cli::Cli;
 use crate::config::HqConfig;
 use platform::startup::{STOPPED_AT_SECOND_SIGNAL, StopSignals, stop_signals};
+use platform::telemetry::LogGuard;
 use platform::{ApiKey, LogFormat};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -37,7 +38,12 @@ pub enum BinaryError {
 /// Serves with `config` until a stop signal, then gives the reconciliation.
 /// `issued`, a key HQ made at start for the person who asked, is said on
 /// the terminal only, never logged.
-pub async fn run(cli: &Cli, config: HqConfig, issued: Option<ApiKey>) -> Result<(), BinaryError> {
+pub async fn run(
+    cli: &Cli,
+    config: HqConfig,
+    issued: Option<ApiKey>,
+    logs: &LogGuard,
+) -> Result<(), BinaryError> {
     if let Some(key) = issued {
         platform::terminal::say_on_stderr(format_args!("HQ issued API key: {}", key.expose()));
     }
@@ -65,6 +71,8 @@ pub async fn run(cli: &Cli, config: HqConfig, issued: Option<ApiKey>) -> Result<
         // For the person at the terminal: the JSON /reconciliation answers.
         LogFormat::Text => {
             let text = serde_json::to_string_pretty(&reconciliation).map_err(BinaryError::Reconciliation)?;
+            // After the lines of the drain, which the log writer may still hold.
+            logs.flush();
             platform::terminal::say(format_args!("{text}"));
         }
         // One event per line, as every other line of HQ's.

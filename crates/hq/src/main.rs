@@ -20,7 +20,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match hq::binary::run(&cli, config, issued).await {
+    match hq::binary::run(&cli, config, issued, &logs).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             logs.fatal(&format_args!("hq: {error}"));

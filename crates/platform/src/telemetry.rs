@@ -56,6 +56,14 @@ impl LogGuard {
         }
     }
 
+    /// Waits until the lines logged so far are written out: before text
+    /// printed straight to stdout that must come after them.
+    pub fn flush(&self) {
+        if let Some(writer) = &self._writer {
+            writer.flush();
+        }
+    }
+
     /// Sends the spans ended so far, now (tests; the exporter otherwise
     /// sends in batches every few seconds).
     pub fn flush_traces(&self) {

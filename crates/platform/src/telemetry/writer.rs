@@ -50,7 +50,7 @@ struct Shared {
     /// Signalled when a batch starts (the buffer was empty), when it
     /// reaches [`WRITE_AT`], and at close.
     writer: Condvar,
-    /// Signalled when the writer took the buffer.
+    /// Signalled when the writer took the buffer, and when it wrote it.
     room: Condvar,
 }
 
@@ -58,6 +58,10 @@ struct Shared {
 struct Pending {
     bytes: Vec<u8>,
     closed: bool,
+    /// Bytes appended since the start.
+    appended: u64,
+    /// Bytes written out since the start.
+    written: u64,
 }
 
 /// Stops the writer thread when dropped, after it wrote every line logged
@@ -66,6 +70,15 @@ struct Pending {
 pub struct WriterGuard {
     lines: Lines,
     thread: Option<JoinHandle<()>>,
+}
+
+impl WriterGuard {
+    /// Waits until every line logged before the call is written out: for
+    /// what is printed straight to stdout after them (HQ's reconciliation
+    /// after the line saying it is coming).
+    pub fn flush(&self) {
+        self.lines.flush();
+    }
 }
 
 impl Drop for WriterGuard {
@@ -118,6 +131,7 @@ impl Lines {
         }
         let before = pending.bytes.len();
         pending.bytes.extend_from_slice(line);
+        pending.appended += line.len() as u64;
         let after = pending.bytes.len();
         drop(pending);
         if before == 0 || (before < WRITE_AT && after >= WRITE_AT) {
@@ -160,10 +174,29 @@ impl Lines {
             self.shared.room.notify_all();
             // stdout gone (a closed pipe): nothing can be told, the lines go.
             let _ = out.write_all(&batch).and_then(|()| out.flush());
+            let written = batch.len() as u64;
             batch.clear();
             // A burst can leave a batch far larger than usual; don't keep it.
             batch.shrink_to(MAX_PENDING);
             pending = self.lock();
+            pending.written += written;
+            self.shared.room.notify_all();
+        }
+    }
+
+    /// Waits until every byte appended before the call is written out (or
+    /// the writer has stopped).
+    fn flush(&self) {
+        let mut pending = self.lock();
+        let target = pending.appended;
+        // Not worth gathering for: someone waits.
+        self.shared.writer.notify_one();
+        while pending.written < target && !pending.closed {
+            pending = self
+                .shared
+                .room
+                .wait(pending)
+                .unwrap_or_else(PoisonError::into_inner);
         }
     }
 }
@@ -246,6 +279,21 @@ mod tests {
         }
         // 80,000 lines, about 1.2 MB: batches, not a write per line.
         assert!(writes < 200, "{writes} writes for 80,000 lines");
+    }
+
+    #[test]
+    fn a_flush_returns_once_the_lines_before_it_are_written() {
+        let out = Captured::default();
+        let (lines, guard) = Lines::start(out.clone()).unwrap();
+        for n in 0..1_000 {
+            (&lines).write_all(format!("line {n}\n").as_bytes()).unwrap();
+        }
+        guard.flush();
+        let text = String::from_utf8(out.taken().0).unwrap();
+        assert_eq!(text.lines().count(), 1_000);
+        assert!(text.ends_with("line 999\n"));
+        // Nothing waiting: at once.
+        guard.flush();
     }
 
     #[test]
