@@ -39,6 +39,28 @@ async fn missing_configuration_exits_with_one_line_naming_it() {
     exits_with_one_line_naming(monolith_exe(), &safe_aws_env(), &named).await;
 }
 
+/// Outside EC2 an instance metadata service may answer and refuse (403):
+/// the AWS SDK warned twice, in lines of many hundred characters, before
+/// the monolith's one line; by default they are not shown.
+#[tokio::test]
+async fn without_a_region_it_says_so_in_one_line_though_instance_metadata_refused() {
+    let imds = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let imds_url = format!("http://{}", imds.local_addr().unwrap());
+    let refusing = axum::Router::new().fallback(|| async { axum::http::StatusCode::FORBIDDEN });
+    tokio::spawn(async move { axum::serve(imds, refusing).await });
+    let mut env = safe_aws_env();
+    env.remove("AWS_EC2_METADATA_DISABLED");
+    env.insert("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), imds_url);
+    env.insert("GLUE_HOOK_SECRET".into(), HOOK_SECRET.into());
+    let output = run_to_exit(monolith_exe(), &env).await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.is_empty(), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no AWS region (set AWS_REGION)"), "{stderr}");
+}
+
 /// The glue hook secret the process tests configure.
 const HOOK_SECRET: &str = "env-hook-secret-value-0123456789";
 

@@ -89,9 +89,15 @@ pub fn init(service: &str, format: LogFormat) -> LogGuard {
     init_with(format, TraceExport::from_env(service))
 }
 
+/// What is logged when `RUST_LOG` is not set: `info`, but for the AWS SDK's
+/// warnings that it found no region on the instance metadata service. The
+/// monolith then exits with its one line saying "no AWS region (set
+/// AWS_REGION)"; before it, the SDK's two multi-line warnings buried it.
+pub const DEFAULT_LOG_FILTER: &str = "info,aws_config::imds::region=error";
+
 /// [`init`], with traces exported as `traces` says (or not at all).
 pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
     let (writer, writer_guard) = match writer::Lines::start(std::io::stdout()) {
         Ok((lines, guard)) => (writer::Sink::Batched(lines), Some(guard)),
         Err(error) => {
