@@ -131,7 +131,7 @@ pub struct Cli {
         long,
         env = "HQ_DELIVERY_TIMEOUT_MS",
         default_value_t = whole_millis(FeedConfig::default().delivery_timeout),
-        value_parser = clap::value_parser!(u64).range(1..)
+        value_parser = platform::settings::millis_at_least::<1>
     )]
     pub delivery_timeout_ms: u64,
     /// How long to let deliveries finish at shutdown, in seconds.
@@ -152,7 +152,7 @@ pub struct Cli {
         long,
         env = "HQ_SUBSCRIBE_EVERY_MS",
         default_value_t = whole_millis(DEFAULT_SUBSCRIBE_EVERY),
-        value_parser = clap::value_parser!(u64).range(100..)
+        value_parser = platform::settings::millis_at_least::<100>
     )]
     pub subscribe_every_ms: u64,
     /// Where orders are published: HQ's own SNS-compatible feed (`local`),

@@ -84,7 +84,7 @@ pub struct RouteArgs<const DOWNSTREAM_TIMEOUT_MS_DEFAULT: u64> {
         long,
         env = "DOWNSTREAM_TIMEOUT_MS",
         default_value_t = DOWNSTREAM_TIMEOUT_MS_DEFAULT,
-        value_parser = clap::value_parser!(u64).range(1..)
+        value_parser = crate::settings::millis_at_least::<1>
     )]
     pub downstream_timeout_ms: u64,
     /// How many calls to it at once.

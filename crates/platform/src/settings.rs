@@ -215,6 +215,16 @@ pub struct DownstreamLimitArgs {
     pub downstream_max_connections: usize,
 }
 
+/// Parses a time in milliseconds that must be at least `MIN` (a timeout,
+/// a drain: 1): clap's own range check said "0 is not in
+/// 1..18446744073709551615".
+pub fn millis_at_least<const MIN: u64>(text: &str) -> Result<u64, String> {
+    match text.trim().parse::<u64>() {
+        Ok(n) if n >= MIN => Ok(n),
+        _ => Err(format!("expected a whole number of milliseconds, at least {MIN}")),
+    }
+}
+
 /// The most `DOWNSTREAM_MAX_CONNECTIONS` may be.
 const MAX_CONNECTIONS_LIMIT: usize = 4096;
 
@@ -277,6 +287,20 @@ mod tests {
                 "ACCEPT_UNSIGNED_ORDERS={word:?} was taken"
             );
         }
+    }
+
+    #[test]
+    fn a_time_in_milliseconds_is_at_least_one_and_says_so() {
+        assert_eq!(millis_at_least::<1>(" 250 "), Ok(250));
+        for bad in ["0", "-1", "1.5", "", "ten"] {
+            assert_eq!(
+                millis_at_least::<1>(bad),
+                Err("expected a whole number of milliseconds, at least 1".to_owned()),
+                "{bad:?}"
+            );
+        }
+        assert!(millis_at_least::<100>("99").is_err());
+        assert_eq!(millis_at_least::<100>("100"), Ok(100));
     }
 
     #[test]

@@ -140,17 +140,17 @@ impl ServerLimits {
 pub struct ServerLimitArgs {
     /// Time a client has to send a request's head (and the longest a
     /// keep-alive connection stays idle), in milliseconds.
-    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "HEADER_READ_TIMEOUT_MS", default_value_t = DEFAULT_HEADER_READ_TIMEOUT_MS, value_parser = crate::settings::millis_at_least::<1>)]
     pub header_read_timeout_ms: u64,
     /// Time a client has to send a request's body, in milliseconds; slower gets 503.
-    #[arg(long, env = "BODY_READ_TIMEOUT_MS", default_value_t = DEFAULT_BODY_READ_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "BODY_READ_TIMEOUT_MS", default_value_t = DEFAULT_BODY_READ_TIMEOUT_MS, value_parser = crate::settings::millis_at_least::<1>)]
     pub body_read_timeout_ms: u64,
     /// Time from a request's head to its response, in milliseconds; longer gets 503.
-    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = DEFAULT_REQUEST_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = DEFAULT_REQUEST_TIMEOUT_MS, value_parser = crate::settings::millis_at_least::<1>)]
     pub request_timeout_ms: u64,
     /// Time a write may wait for the client to take more of a response, in
     /// milliseconds; then the connection is closed.
-    #[arg(long, env = "WRITE_TIMEOUT_MS", default_value_t = DEFAULT_WRITE_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "WRITE_TIMEOUT_MS", default_value_t = DEFAULT_WRITE_TIMEOUT_MS, value_parser = crate::settings::millis_at_least::<1>)]
     pub write_timeout_ms: u64,
     /// Connections served at once (1 to 4096, as `DOWNSTREAM_MAX_CONNECTIONS`);
     /// at the bound, those serving no request are closed to make room, and
@@ -161,7 +161,7 @@ pub struct ServerLimitArgs {
     #[arg(long, env = "MAX_HEADER_BYTES", default_value_t = DEFAULT_MAX_HEADER_BYTES, value_parser = header_bytes)]
     pub max_header_bytes: usize,
     /// Time in-flight requests get to finish after SIGTERM, in milliseconds.
-    #[arg(long, env = "DRAIN_TIMEOUT_MS", default_value_t = DEFAULT_DRAIN_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, env = "DRAIN_TIMEOUT_MS", default_value_t = DEFAULT_DRAIN_TIMEOUT_MS, value_parser = crate::settings::millis_at_least::<1>)]
     pub drain_timeout_ms: u64,
 }
 
