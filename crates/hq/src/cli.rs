@@ -56,7 +56,7 @@ pub struct Cli {
     /// Listen address.
     #[arg(long, env = "HQ_LISTEN", default_value_t = std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)))]
     pub listen: std::net::SocketAddr,
-    /// The URL services reach HQ at; default `http://<listen address>`.
+    /// The URL services reach HQ at; default `http://<listen address>/`.
     #[arg(long, env = "HQ_PUBLIC_URL")]
     pub public_url: Option<Url>,
     /// Directory of the ledger database and the signing key.
