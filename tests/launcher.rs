@@ -151,7 +151,9 @@ fn an_admin_token_in_the_environment_is_hqs_credential() {
         .map(str::trim)
         .unwrap_or_else(|| panic!("no HQ line in {banner}"));
     assert!(
-        banner.contains("# HQ's admin credential is the HQ_ADMIN_TOKEN you gave (not shown)"),
+        banner.contains(
+            "# HQ's admin credential is the one you gave (not shown); the curls read it from $HQ_ADMIN_TOKEN"
+        ),
         "{banner}"
     );
     assert!(

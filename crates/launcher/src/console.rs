@@ -135,7 +135,7 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
             // Theirs already: not written out again, into scrollback or a
             // `| tee run.log`.
             Some(_) => format!(
-                "# HQ's admin credential is the {} you gave (not shown)",
+                "# HQ's admin credential is the one you gave (not shown); the curls read it from ${}",
                 hq::admin::TOKEN_ENV
             ),
             // Shown once, to the person who started HQ; never logged.
