@@ -148,6 +148,49 @@ pub enum LaunchError {
     /// A service failed.
     #[error("{0}: {1}")]
     Service(&'static str, String),
+    /// Two parts were given the same port.
+    #[error("{first} and {second} are both given port {port}; give each its own (or 0 for any free port)")]
+    SamePort {
+        /// The port.
+        port: u16,
+        /// The first part given it (`HQ`, `the monolith`, `iridium`, ...).
+        first: String,
+        /// The second.
+        second: String,
+    },
+}
+
+impl LaunchConfig {
+    /// Refuses two parts on one port (0, any free port, excepted): the
+    /// second would only say "Address already in use", as if something
+    /// else held it.
+    fn check_ports(&self) -> Result<(), LaunchError> {
+        let parts = [
+            ("HQ".to_owned(), self.hq_addr),
+            ("the monolith".to_owned(), self.monolith_addr),
+        ]
+        .into_iter()
+        .chain(
+            self.microservice_addrs
+                .iter()
+                .map(|(resource, addr)| (resource.to_string(), *addr)),
+        );
+        let mut taken: BTreeMap<u16, String> = BTreeMap::new();
+        for (part, addr) in parts {
+            let port = addr.port();
+            if port == 0 {
+                continue;
+            }
+            if let Some(first) = taken.insert(port, part.clone()) {
+                return Err(LaunchError::SamePort {
+                    port,
+                    first,
+                    second: part,
+                });
+            }
+        }
+        Ok(())
+    }
 }
 
 /// `route`, checked ([`RouteSettings::checked`]), for the service `name`.
@@ -179,6 +222,7 @@ const CONFIRM_EVERY: Duration = Duration::from_millis(100);
 /// Starts HQ and the services, subscribes them and waits for every
 /// subscription to be confirmed. Nothing is generated until [`Platform::feed`].
 pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
+    config.check_ports()?;
     let api_key = hq::keys::generate();
     let running_hq = start_hq(&config, api_key.clone()).await?;
     let services = start_services(&config, running_hq.hq(), api_key).await?;
@@ -355,6 +399,21 @@ impl Platform {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn two_parts_on_one_port_are_refused_naming_both() {
+        let at = |port| SocketAddr::from(([127, 0, 0, 1], port));
+        let mut config = LaunchConfig::new(Stage::Both, "unused");
+        assert!(config.check_ports().is_ok(), "any free port, for every part");
+        config.monolith_addr = at(5400);
+        config.microservice_addrs.insert(Resource::Iridium, at(5401));
+        assert!(config.check_ports().is_ok());
+        config.microservice_addrs.insert(Resource::Magnesite, at(5400));
+        assert_eq!(
+            config.check_ports().map_err(|e| e.to_string()),
+            Err("the monolith and magnesite are both given port 5400; give each its own (or 0 for any free port)".to_owned())
+        );
+    }
 
     #[test]
     fn each_stage_feeds_bundles_and_the_topics_of_what_it_carved_out() {
