@@ -473,6 +473,38 @@ async function main() {
       console.log('  ok  the dashboard names the lost order');
     }
 
+    console.log('dashboard: an order a subscription refuses is named');
+    {
+      // magnesite's endpoint subscribed to the iridium topic as well (it
+      // takes any topic here): it confirms, then refuses iridium orders
+      // (400) while the iridium service fulfils them. A wiring fault: the
+      // order is rejected, and the run not clean.
+      const subscribed = await fetch(`${hqUrl}/topics/iridium/subscriptions`, {
+        method: 'POST', headers: { ...admin, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ endpoint: `http://127.0.0.1:${magnesitePort}/magnesite/` }),
+      });
+      if (!subscribed.ok) throw new Error(`subscribe: ${subscribed.status}`);
+      await waitUntil('two confirmed subscriptions to iridium', async () => {
+        const { topics } = await hqJson('/topics');
+        const iridium = topics.find((t) => t.name === 'iridium');
+        return iridium.subscriptions.filter((sub) => sub.state === 'confirmed').length === 2;
+      });
+      const response = await fetch(`${hqUrl}/topics/iridium/publish`, { method: 'POST', headers: admin, body: '{"iridium": 1}' });
+      if (response.status !== 201) throw new Error(`publish iridium: ${response.status}`);
+      const refused = await waitUntil('the order refused', async () => {
+        const r = await hqJson('/reconciliation');
+        return r.rejected === 1 ? r : null;
+      });
+      const named = refused.unaccounted.filter((u) => u.outcome === 'rejected');
+      assertEqual(named.length, 1, 'orders /reconciliation names refused');
+      await page.getByText('1 refused by a subscription').waitFor();
+      const item = page.locator('#unaccounted li[data-outcome="rejected"]');
+      await item.waitFor();
+      assertEqual(await item.textContent(), `${named[0].message_id} on iridium: refused`, 'the line naming it');
+      await page.screenshot({ path: path.join(outDir, 'dashboard-refused.png'), fullPage: true });
+      console.log('  ok  the dashboard names the refused order');
+    }
+
     console.log('dashboard: with HQ gone, the figures stay, marked stale, with their time');
     hqDown = true;
     hq.stopped = true;
