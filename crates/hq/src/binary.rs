@@ -7,23 +7,17 @@
 use crate::StartError;
 use crate::cli::Cli;
 use crate::config::HqConfig;
-use platform::startup::{STOPPED_AT_SECOND_SIGNAL, StopSignals, stop_signals};
+use platform::startup::{RunError, STOPPED_AT_SECOND_SIGNAL, StopSignals, stop_signals};
 use platform::telemetry::LogGuard;
 use platform::{ApiKey, LogFormat};
-use std::net::SocketAddr;
 use std::time::Duration;
 
 /// Why the `hq` binary stopped other than cleanly; each is its one line.
 #[derive(Debug, thiserror::Error)]
 pub enum BinaryError {
-    /// HQ's address could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
-    Listen {
-        /// The address asked for.
-        addr: SocketAddr,
-        /// Why.
-        source: std::io::Error,
-    },
+    /// HQ's address could not be bound (the services' own error for it).
+    #[error(transparent)]
+    Listen(#[from] RunError),
     /// HQ could not start or serve.
     #[error(transparent)]
     Start(#[from] StartError),
@@ -50,8 +44,8 @@ pub async fn run(
     let StopSignals { first, second } = stop_signals();
     let listener = platform::startup::bind_addr(cli.listen)
         .await
-        .map_err(|source| BinaryError::Listen {
-            addr: cli.listen,
+        .map_err(|source| RunError::Listen {
+            what: cli.listen.to_string(),
             source,
         })?;
     let drain = Duration::from_secs(cli.drain_secs);

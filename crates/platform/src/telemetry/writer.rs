@@ -189,8 +189,8 @@ impl Lines {
     fn flush(&self) {
         let mut pending = self.lock();
         let target = pending.appended;
-        // Not worth gathering for: someone waits.
-        self.shared.writer.notify_one();
+        // At most the gathering time and a write: the writer is already
+        // woken by the first line it has not written.
         while pending.written < target && !pending.closed {
             pending = self
                 .shared
