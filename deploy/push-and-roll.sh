@@ -15,6 +15,11 @@
 #                       "hq" for the admin stack)
 #   --arch ARCH         amd64 (default) or arm64 (Graviton: the stack's
 #                       CpuArchitecture=ARM64); cross-compiled, not emulated
+#   --s3-bucket NAME    where the template is uploaded when it is over
+#                       CloudFormation's 51,200 bytes for one sent inline
+#                       (deploy/interstella.yaml is; default: $TEMPLATE_BUCKET,
+#                       else interstella-templates-ACCOUNT-REGION, made if
+#                       missing, as docs/aws.md makes it)
 #   --no-build          push images already tagged SERVICE:TAG locally
 #   --dry-run           print the commands, run nothing
 # Anything after `--` is passed to the stack update as parameter overrides,
@@ -34,6 +39,10 @@ REGION=${AWS_REGION:-${AWS_DEFAULT_REGION:-}}
 TAG=''
 SERVICES="monolith iridium magnesite"
 ARCH=amd64 BUILD=1 DRY_RUN=0
+BUCKET=${TEMPLATE_BUCKET:-}
+# CloudFormation's limit on a template sent in the request; a larger one
+# must come from S3 (`cloudformation deploy --s3-bucket` uploads it there).
+TEMPLATE_BODY_MAX=51200
 OVERRIDES=()
 AWS=(aws)
 CLUSTER='' REGISTRY=''
@@ -68,6 +77,7 @@ parse_args() {
       --tag) need_value "$@"; TAG=$2; shift 2 ;;
       --services) need_value "$@"; SERVICES=$2; shift 2 ;;
       --arch) need_value "$@"; ARCH=$2; shift 2 ;;
+      --s3-bucket) need_value "$@"; BUCKET=$2; shift 2 ;;
       --no-build) BUILD=0; shift ;;
       --dry-run) DRY_RUN=1; shift ;;
       --) shift; OVERRIDES=("$@"); break ;;
@@ -150,12 +160,38 @@ push_images() {
   done
 }
 
+# template_upload: sets UPLOAD to the options that send the template through
+# S3 when it is too large to send inline (none otherwise), making the bucket
+# first if it is missing.
+UPLOAD=()
+template_upload() {
+  local size account region
+  size=$(wc -c <"$TEMPLATE")
+  [ "$size" -gt "$TEMPLATE_BODY_MAX" ] || return 0
+  if [ -z "$BUCKET" ]; then
+    if [ "$DRY_RUN" = 1 ]; then
+      account='<account>' region=${REGION:-'<region>'}
+    else
+      account=$("${AWS[@]}" sts get-caller-identity --query Account --output text)
+      region=${REGION:-$(aws configure get region || true)}
+      [ -n "$region" ] || usage_error "no region for the template bucket's name: give --region or --s3-bucket"
+    fi
+    BUCKET="interstella-templates-$account-$region"
+  fi
+  step "the template ($size bytes, over $TEMPLATE_BODY_MAX) goes through s3://$BUCKET"
+  if [ "$DRY_RUN" = 1 ] || ! "${AWS[@]}" s3api head-bucket --bucket "$BUCKET" 2>/dev/null; then
+    run "${AWS[@]}" s3 mb "s3://$BUCKET"
+  fi
+  UPLOAD=(--s3-bucket "$BUCKET")
+}
+
 roll_services() {
+  template_upload
   step "rolling the services: stack $STACK with the new image tags"
   local params=() svc
   for svc in $SERVICES; do params+=("$(cap "$svc")ImageTag=$TAG"); done
   run "${AWS[@]}" cloudformation deploy --stack-name "$STACK" \
-    --template-file "$TEMPLATE" --capabilities CAPABILITY_IAM \
+    --template-file "$TEMPLATE" ${UPLOAD[@]+"${UPLOAD[@]}"} --capabilities CAPABILITY_IAM \
     --no-fail-on-empty-changeset --parameter-overrides "${params[@]}" ${OVERRIDES[@]+"${OVERRIDES[@]}"}
 }
 

@@ -331,13 +331,33 @@ def patch_moto_alarms() -> None:
         cached.cache_clear()
 
 
-def stack_op(cfn, op: str, name: str, path: str, params: dict[str, str], previous=()) -> dict:
+# CloudFormation takes a template of at most 51,200 bytes in the request
+# (TemplateBody) and a larger one only from S3 (TemplateURL), where `aws
+# cloudformation deploy --s3-bucket` puts it (docs/aws.md). moto has no such
+# limit, so the rehearsal keeps it: a template over it goes through moto's S3.
+TEMPLATE_BODY_MAX = 51_200
+TEMPLATE_BUCKET = "interstella-templates-rehearsal"
+
+
+def template_source(moto: "Moto", path: str) -> dict[str, str]:
+    """The template as AWS would take it: in the request, or from S3."""
+    text = (ROOT / "deploy" / path).read_text()
+    if len(text.encode()) <= TEMPLATE_BODY_MAX:
+        return {"TemplateBody": text}
+    s3 = moto.client("s3")
+    s3.create_bucket(Bucket=TEMPLATE_BUCKET)  # us-east-1: making it again is no error
+    s3.put_object(Bucket=TEMPLATE_BUCKET, Key=path, Body=text.encode())
+    return {"TemplateURL": f"https://s3.amazonaws.com/{TEMPLATE_BUCKET}/{path}"}
+
+
+def stack_op(moto: "Moto", op: str, name: str, path: str, params: dict[str, str], previous=()) -> dict:
     """create_stack / update_stack, then waits for it to settle."""
+    cfn = moto.client("cloudformation")
     parameters = [{"ParameterKey": k, "ParameterValue": v} for k, v in params.items()]
     parameters += [{"ParameterKey": k, "UsePreviousValue": True} for k in previous]
     getattr(cfn, op)(
         StackName=name,
-        TemplateBody=(ROOT / "deploy" / path).read_text(),
+        **template_source(moto, path),
         Capabilities=["CAPABILITY_IAM"],
         Parameters=parameters,
     )
@@ -408,7 +428,7 @@ def part1(moto: Moto, glue_secret: str) -> dict:
     )
 
     step(f"admin stack {HQ_STACK} (deploy/hq.yaml)")
-    hq_out = outputs(stack_op(cfn, "create_stack", HQ_STACK, "hq.yaml", {}))
+    hq_out = outputs(stack_op(moto, "create_stack", HQ_STACK, "hq.yaml", {}))
     step(f"platform stack {PLATFORM_STACK} (deploy/interstella.yaml), all three services at 1")
     platform_params = {
         "MonolithDesiredCount": "1",
@@ -418,7 +438,7 @@ def part1(moto: Moto, glue_secret: str) -> dict:
         "GatherDelayMs": "0",
         "AlarmEmail": ALARM_EMAIL,
     }
-    pf_out = outputs(stack_op(cfn, "create_stack", PLATFORM_STACK, "interstella.yaml", platform_params))
+    pf_out = outputs(stack_op(moto, "create_stack", PLATFORM_STACK, "interstella.yaml", platform_params))
     topics = {
         "orders": hq_out.get("OrdersTopicArn"),
         "iridium": hq_out.get("IridiumTopicArn"),
@@ -1272,7 +1292,7 @@ def part2(moto: Moto, bin_dir: Path, workdir: Path, state: dict) -> None:
         step("Lab 4: Strangled=iridium by a stack update")
         cfn = moto.client("cloudformation")
         previous = [p for p in state["params"] if p != "Strangled"]
-        stack_op(cfn, "update_stack", PLATFORM_STACK, "interstella.yaml", {"Strangled": "iridium"}, previous)
+        stack_op(moto, "update_stack", PLATFORM_STACK, "interstella.yaml", {"Strangled": "iridium"}, previous)
         state["params"]["Strangled"] = "iridium"
         td = task_definition(plat.ecs, "interstella-monolith")
         check(
@@ -1355,7 +1375,7 @@ def fargate(moto: Moto, state: dict) -> None:
     step("a second platform stack with LaunchType=FARGATE, CpuArchitecture=ARM64")
     cfn, ecs = moto.client("cloudformation"), moto.client("ecs")
     stack_op(
-        cfn,
+        moto,
         "create_stack",
         f"{PLATFORM_STACK}-graviton",
         "interstella.yaml",
