@@ -116,8 +116,11 @@ pub async fn resolve(
         },
     ])
     .await?;
+    // Not quoted: the value may carry a token (logs show it masked).
     let endpoint = Url::parse(endpoint.trim()).map_err(|e| {
-        ConfigError::Invalid(format!("INTERSTELLA_API_ENDPOINT {endpoint:?} is not a URL: {e}"))
+        ConfigError::Invalid(format!(
+            "INTERSTELLA_API_ENDPOINT is not a URL ({e}): give one such as https://api.example.com/receiving/"
+        ))
     })?;
     let secrets = settings::hook_secrets(Some(&secret))?
         .ok_or_else(|| ConfigError::Invalid("GLUE_HOOK_SECRET is blank".into()))?;
@@ -190,17 +193,14 @@ async fn read_parameters(names: &[String]) -> Result<Vec<(String, String)>, Stri
             .await
             .map_err(|e| {
                 use aws_sdk_ssm::error::ProvideErrorMetadata as _;
-                // SSM's own refusal by its code and message; the SDK's full
-                // context (a dump of the raw response) only when there is none.
+                // SSM's own refusal by its code and message; when there is
+                // none (no credentials, no connection), the chain of causes.
                 match e.code() {
                     Some(code) => format!(
                         "SSM GetParameters failed: {code}: {}",
                         e.message().unwrap_or("no message")
                     ),
-                    None => format!(
-                        "SSM GetParameters failed: {}",
-                        aws_sdk_ssm::error::DisplayErrorContext(e)
-                    ),
+                    None => format!("SSM GetParameters failed: {}", platform::error::Causes(&e)),
                 }
             })?;
         Ok(output

@@ -44,13 +44,7 @@ async fn missing_configuration_exits_with_one_line_naming_it() {
 /// the monolith's one line; by default they are not shown.
 #[tokio::test]
 async fn without_a_region_it_says_so_in_one_line_though_instance_metadata_refused() {
-    let imds = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let imds_url = format!("http://{}", imds.local_addr().unwrap());
-    let refusing = axum::Router::new().fallback(|| async { axum::http::StatusCode::FORBIDDEN });
-    tokio::spawn(async move { axum::serve(imds, refusing).await });
-    let mut env = safe_aws_env();
-    env.remove("AWS_EC2_METADATA_DISABLED");
-    env.insert("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), imds_url);
+    let mut env = with_refusing_instance_metadata().await;
     env.insert("GLUE_HOOK_SECRET".into(), HOOK_SECRET.into());
     let output = run_to_exit(monolith_exe(), &env).await;
     assert_eq!(output.status.code(), Some(2), "{output:?}");
@@ -59,6 +53,40 @@ async fn without_a_region_it_says_so_in_one_line_though_instance_metadata_refuse
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("no AWS region (set AWS_REGION)"), "{stderr}");
+}
+
+/// With a region but no credentials (the instance metadata service refuses
+/// them), SSM cannot be asked: one line saying why, not the SDK's warning
+/// and its dump of the raw response.
+#[tokio::test]
+async fn without_credentials_it_says_why_in_one_short_line() {
+    let mut env = with_refusing_instance_metadata().await;
+    env.insert("AWS_REGION".into(), "us-east-1".into());
+    env.insert("GLUE_HOOK_SECRET".into(), HOOK_SECRET.into());
+    let output = run_to_exit(monolith_exe(), &env).await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.is_empty(), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("/interstella/apiKey") && stderr.contains("failed to load IMDS session token"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("DispatchFailure("), "a Debug dump: {stderr}");
+}
+
+/// The environment of [`safe_aws_env`] with an instance metadata service on
+/// loopback that refuses everything (403), as one outside EC2 may.
+async fn with_refusing_instance_metadata() -> HashMap<String, String> {
+    let imds = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let imds_url = format!("http://{}", imds.local_addr().unwrap());
+    let refusing = axum::Router::new().fallback(|| async { axum::http::StatusCode::FORBIDDEN });
+    tokio::spawn(async move { axum::serve(imds, refusing).await });
+    let mut env = safe_aws_env();
+    env.remove("AWS_EC2_METADATA_DISABLED");
+    env.insert("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), imds_url);
+    env
 }
 
 /// The glue hook secret the process tests configure.
@@ -572,6 +600,26 @@ async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
 }
 
 /// A stand-in for SSM's `GetParameters` (the AWS JSON protocol): answers
+/// An endpoint that is no URL is refused without being quoted: it may carry
+/// a token, which the start-up line masks.
+#[tokio::test]
+async fn an_api_endpoint_that_is_no_url_is_refused_without_its_token() {
+    let api = FakeApi::start().await;
+    let mut env = monolith_env(&api);
+    env.insert(
+        "INTERSTELLA_API_ENDPOINT".into(),
+        "api.example.com/prod/receiving?token=s3cr3t-in-url".into(),
+    );
+    let output = run_to_exit(monolith_exe(), &env).await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("INTERSTELLA_API_ENDPOINT is not a URL"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("s3cr3t-in-url"), "{stderr}");
+}
+
 /// `ThrottlingException` to the first `throttled` calls, then the
 /// parameters the monolith asks for; with `hang`, never answers.
 struct FakeSsm {

@@ -1,6 +1,7 @@
 //! The one error type of the order endpoints, and the one place it becomes
 //! a status code: 4xx for what will never succeed (SNS drops it), 5xx for what
-//! might (SNS retries it).
+//! might (SNS retries it). Also how any error's causes are written on one
+//! line ([`Causes`]).
 
 use crate::downstream::DownstreamError;
 use crate::sns::{UntrustedUrl, VerifyError};
@@ -135,3 +136,39 @@ impl IntoResponse for ServiceError {
 /// The glue hook's challenge: a scheme of its own (the reply's text names the
 /// header the secret goes in).
 const HOOK_CHALLENGE: &str = "Interstella-Hook-Secret";
+
+/// An error and each of its sources, on one line, joined by ": " (`dispatch
+/// failure: io error: Connection refused`): what the AWS SDK's
+/// `DisplayErrorContext` says, without the `Debug` dump of the raw response
+/// it appends, which is no line for a person.
+pub struct Causes<'a>(pub &'a (dyn std::error::Error + 'static));
+
+impl std::fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut current = self.0.source();
+        while let Some(cause) = current {
+            write!(f, ": {cause}")?;
+            current = cause.source();
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("dispatch failure")]
+    struct Outer(#[source] std::io::Error);
+
+    #[test]
+    fn causes_are_one_line_without_debug() {
+        let error = Outer(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "Connection refused",
+        ));
+        assert_eq!(Causes(&error).to_string(), "dispatch failure: Connection refused");
+    }
+}

@@ -90,10 +90,12 @@ pub fn init(service: &str, format: LogFormat) -> LogGuard {
 }
 
 /// What is logged when `RUST_LOG` is not set: `info`, but for the AWS SDK's
-/// warnings that it found no region on the instance metadata service. The
-/// monolith then exits with its one line saying "no AWS region (set
-/// AWS_REGION)"; before it, the SDK's two multi-line warnings buried it.
-pub const DEFAULT_LOG_FILTER: &str = "info,aws_config::imds::region=error";
+/// warnings that it found no region, or no credentials, on the instance
+/// metadata service. The monolith then exits with its one line saying why
+/// ("no AWS region (set AWS_REGION)", "… failed to load IMDS session token
+/// …"); before it, the SDK's multi-line warnings buried it.
+pub const DEFAULT_LOG_FILTER: &str =
+    "info,aws_config::imds::region=error,aws_config::meta::credentials=error";
 
 /// [`init`], with traces exported as `traces` says (or not at all).
 pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {

@@ -51,18 +51,23 @@ impl Cli {
 
     /// Resolves the configuration.
     pub fn resolve(&self, resource: Resource) -> Result<ResourceConfig, ConfigError> {
-        let monolith = self
-            .monolith_url
-            .as_deref()
-            .or(self.monolith_url_upper.as_deref())
-            .filter(|url| !url.trim().is_empty())
+        // A blank setting counts as not set: `monolithUrl=${X}` with X unset
+        // must not hide MONOLITH_URL.
+        fn given(url: Option<&str>) -> Option<&str> {
+            url.filter(|url| !url.trim().is_empty())
+        }
+        let monolith = given(self.monolith_url.as_deref())
+            .or_else(|| given(self.monolith_url_upper.as_deref()))
             .ok_or_else(|| {
                 ConfigError::NotGiven(
                     "where the monolith is; looked in monolithUrl, MONOLITH_URL and --monolith-url".into(),
                 )
             })?;
+        // Not quoted: a URL may carry a password (logs show it masked).
         let glue_hook = glue_hook_url(monolith).map_err(|e| {
-            ConfigError::Invalid(format!("monolithUrl {monolith:?} is not a host or URL: {e}"))
+            ConfigError::Invalid(format!(
+                "monolithUrl is not a host or URL ({e}): give a host such as the ALB's DNS name, or a URL"
+            ))
         })?;
         let hook_secrets = hook_secrets(self.hook.glue_hook_secret.as_ref().map(HookSecret::expose))?;
         // During a rotation the setting holds two: this service sends the first.
@@ -79,5 +84,36 @@ impl Cli {
             hook_secret,
             route: self.route.resolve(self.port)?,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "0123456789abcdef0123";
+
+    fn resolved(args: &[&str]) -> Result<ResourceConfig, ConfigError> {
+        let mut all = vec!["iridium", "--glue-hook-secret", SECRET];
+        all.extend_from_slice(args);
+        let cli = Cli::try_parse_from(all).map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        cli.resolve(Resource::Iridium)
+    }
+
+    #[test]
+    fn a_blank_monolith_url_leaves_monolith_url_upper_to_say_where() {
+        let config = resolved(&["--monolith-url", " ", "--monolith-url-upper", "127.0.0.1:5000"]);
+        assert_eq!(
+            config.map(|c| c.glue_hook.to_string()).ok().as_deref(),
+            Some("http://127.0.0.1:5000/fulfill/")
+        );
+    }
+
+    #[test]
+    fn a_monolith_url_that_is_no_url_is_refused_without_quoting_it() {
+        let refusal = resolved(&["--monolith-url", "http://ops:s3cret@[::1/"]);
+        let said = refusal.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(said.contains("monolithUrl is not a host or URL"), "{said}");
+        assert!(!said.contains("s3cret"), "{said}");
     }
 }
