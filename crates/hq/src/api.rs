@@ -118,7 +118,6 @@ impl ApiError {
             Self::Feed(FeedError::BadOrder(_)) | Self::Feed(FeedError::BadEndpoint) => {
                 StatusCode::BAD_REQUEST
             }
-            Self::Ledger(LedgerError::IdempotencyConflict(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Feed(FeedError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Feed(FeedError::Sns(_)) => StatusCode::BAD_GATEWAY,
             Self::Feed(FeedError::SnsOutcomeUnknown(_)) => StatusCode::GATEWAY_TIMEOUT,
@@ -436,7 +435,19 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
     if fault == Some(Fault::LoseResponse) {
         return Err(ApiError::Injected("fulfillment recorded, answer lost"));
     }
-    if recorded.replayed {
+    if recorded.replayed && (recorded.iridium, recorded.magnesite) != (request.iridium, request.magnesite) {
+        // The same order gathered again under another configuration (a
+        // STRANGLED changed between SNS' attempts): the first stands.
+        tracing::warn!(
+            key = %key.key_id,
+            fulfillment_id = recorded.fulfillment_id,
+            iridium = request.iridium,
+            magnesite = request.magnesite,
+            recorded_iridium = recorded.iridium,
+            recorded_magnesite = recorded.magnesite,
+            "repeated fulfillment asked for other quantities; the first stands, counted once"
+        );
+    } else if recorded.replayed {
         tracing::info!(key = %key.key_id, "repeated fulfillment counted once");
     } else {
         tracing::info!(key = %key.key_id, iridium = request.iridium, magnesite = request.magnesite, "fulfillment recorded");

@@ -3,7 +3,7 @@
 
 use super::keys::KeyInfo;
 use super::{Ledger, LedgerError, now};
-use contracts::{FulfillmentRequest, Producer, Quantity};
+use contracts::{FulfillmentRequest, Producer};
 use rusqlite::{OptionalExtension, Transaction, TransactionBehavior, params};
 use serde::Serialize;
 
@@ -40,7 +40,8 @@ pub struct KeyTotals {
 impl Ledger {
     /// Records a fulfillment for `key_id`. With an idempotency key seen
     /// before (for this API key), nothing new is counted: the first record is
-    /// returned as a replay, or a conflict if the quantities differ.
+    /// returned as a replay, with its own quantities even where the repeat
+    /// asked for others (see [`replay`]).
     pub async fn record(
         &self,
         key_id: &str,
@@ -63,9 +64,7 @@ impl Ledger {
             // busy timeout, if another connection wrote in between.
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
             if let Some(idem) = &idempotency_key
-                // The quantities only: a replay is the same order, whoever
-                // (which producer) sends it again.
-                && let Some(replay) = replay(&tx, &key_id, idem, (iridium, magnesite))?
+                && let Some(replay) = replay(&tx, &key_id, idem)?
             {
                 tx.commit()?;
                 return Ok(replay);
@@ -136,14 +135,14 @@ impl Ledger {
 }
 
 /// The earlier fulfillment under `idem` for `key_id`, counted as a replay,
-/// or `None` when the key is new; a conflict when `asked` (iridium,
-/// magnesite) differs from what it recorded.
-fn replay(
-    tx: &Transaction<'_>,
-    key_id: &str,
-    idem: &str,
-    asked: (Quantity, Quantity),
-) -> Result<Option<Recorded>, LedgerError> {
+/// or `None` when the key is new. A repeat that asks for other quantities
+/// is a replay too: the services derive the key from the SNS message, so it
+/// is the same order, gathered again under another configuration (a
+/// monolith whose `STRANGLED` changed between SNS' attempts gathers no
+/// iridium the second time). The first fulfillment stands. Refusing the
+/// repeat would have SNS retry an order already fulfilled until it gave up,
+/// and counting it would fulfil the order twice.
+fn replay(tx: &Transaction<'_>, key_id: &str, idem: &str) -> Result<Option<Recorded>, LedgerError> {
     let earlier: Option<(i64, u32, u32)> = tx
         .query_row(
             "SELECT id, iridium, magnesite FROM fulfillments WHERE key_id = ?1 AND idempotency_key = ?2",
@@ -154,9 +153,6 @@ fn replay(
     let Some((id, iridium, magnesite)) = earlier else {
         return Ok(None);
     };
-    if (iridium, magnesite) != asked {
-        return Err(LedgerError::IdempotencyConflict(idem.to_owned()));
-    }
     tx.execute(
         "UPDATE fulfillments SET replays = replays + 1 WHERE id = ?1",
         params![id],

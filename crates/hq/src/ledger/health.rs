@@ -216,7 +216,6 @@ mod tests {
         for error in [
             sqlite(ffi::SQLITE_CONSTRAINT_UNIQUE),
             sqlite(ffi::SQLITE_MISMATCH),
-            LedgerError::IdempotencyConflict("k".into()),
             LedgerError::Unavailable("panicked".into()),
         ] {
             assert!(!is_storage_failure(&error), "{error}");

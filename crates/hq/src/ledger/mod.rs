@@ -76,9 +76,6 @@ pub enum LedgerError {
         /// The mode SQLite answered with.
         kept: String,
     },
-    /// The idempotency key was used before with different quantities.
-    #[error("idempotency key {} was already used for a different fulfillment", contracts::quote::quoted(.0))]
-    IdempotencyConflict(String),
     /// Another HQ has this data directory's ledger open.
     #[error(
         "another HQ is using the ledger in {}: it holds the lock on {} (stop it, or give this HQ \

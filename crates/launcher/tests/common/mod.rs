@@ -14,7 +14,7 @@ use std::time::Duration;
 pub const WAIT: Duration = Duration::from_secs(20);
 
 /// One signing identity for the whole test binary: making RSA keys is slow.
-fn identity_pems() -> &'static (String, String) {
+pub fn identity_pems() -> &'static (String, String) {
     static PEMS: OnceLock<(String, String)> = OnceLock::new();
     PEMS.get_or_init(|| hq::signing::generate().unwrap())
 }

@@ -258,6 +258,93 @@ async fn each_team_sharing_hqs_topics_fulfils_every_order_and_one_teams_loss_sho
     assert!(!one.is_clean());
 }
 
+/// The workshop's strangling step during SNS' retries: a monolith records
+/// a bundle at HQ but its answer is lost, and SNS' redelivery reaches a
+/// monolith that no longer gathers iridium (`STRANGLED` changed in
+/// between). Same message, same idempotency key, other quantities: it is
+/// the order already fulfilled, answered 200 and counted once. HQ refused
+/// it (422), and SNS retried a fulfilled order, each attempt answered 502,
+/// until it gave up.
+#[tokio::test]
+async fn a_redelivery_after_strangling_is_the_order_already_fulfilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = launch(config(Stage::Monolith, dir.path())).await.unwrap();
+    let hq = platform.hq();
+    let key = "strangling-0123456789abcdef0123456789abcdef";
+    hq.ledger().add_key(key, "strangling").await.unwrap();
+    let monolith_url = async |strangled: &[Resource]| {
+        let mut monolith = MonolithConfig::new(
+            FulfillmentApi {
+                endpoint: hq.fulfillment_url(),
+                api_key: ApiKey::new(key),
+            },
+            HookSecret::new("s".repeat(64)),
+        );
+        monolith.strangled = strangled.iter().copied().collect();
+        monolith.route.trust = TrustConfig {
+            verify_signatures: true,
+            accept_unsigned_orders: false,
+            topic_arns: vec![Topic::Orders.arn()],
+            sns_stand_in: Some(hq.base_url().clone()),
+        };
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/order/", listener.local_addr().unwrap());
+        tokio::spawn(monolith::run(listener, monolith, std::future::pending()));
+        url
+    };
+    let before = monolith_url(&[]).await;
+    let after = monolith_url(&[Resource::Iridium]).await;
+
+    let signer =
+        hq::sns_signer::SnsSigner::from_pem(&common::identity_pems().0, hq.feed().cert_url()).unwrap();
+    let mut envelope = contracts::sns::Envelope {
+        message_type: contracts::sns::MessageType::Notification,
+        message_id: "5b0e4b1e-7d0a-4f7c-9c1e-3f1d2a6b8c90".into(),
+        token: None,
+        topic_arn: Topic::Orders.arn(),
+        subject: None,
+        message: Topic::Orders.order(2),
+        subscribe_url: None,
+        timestamp: "2026-12-06T06:00:00.000Z".into(),
+        signature_version: contracts::sns::SignatureVersion::V2,
+        signature: String::new(),
+        signing_cert_url: String::new(),
+        unsubscribe_url: None,
+        message_attributes: None,
+    };
+    signer.sign(&mut envelope);
+    let deliver = async |url: &str| {
+        reqwest::Client::new()
+            .post(url)
+            .header("content-type", "text/plain; charset=UTF-8")
+            .body(serde_json::to_string(&envelope).unwrap())
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    };
+
+    hq.faults().add(FaultPlan {
+        fail_fulfillments: 0,
+        lose_responses: 1,
+    });
+    let first = deliver(&before).await;
+    assert!(
+        first >= 500,
+        "the lost answer is a 5xx, for SNS to retry: {first}"
+    );
+    assert_eq!(deliver(&after).await, 200, "the redelivery, after strangling");
+
+    let totals = hq.ledger().totals().await.unwrap();
+    let mine = totals.iter().find(|t| t.owner == "strangling").unwrap();
+    assert_eq!(
+        (mine.fulfillments, mine.iridium, mine.magnesite, mine.replays),
+        (1, 2, 2, 1),
+        "fulfilled once, as first gathered: {mine:?}"
+    );
+}
+
 #[tokio::test]
 async fn the_generator_feeds_and_shutdown_drains() {
     let dir = tempfile::tempdir().unwrap();
