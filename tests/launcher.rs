@@ -165,6 +165,26 @@ fn an_admin_token_in_the_environment_is_hqs_credential() {
     assert!(!dir.path().join("admin-token").exists());
 }
 
+/// `cargo run --release | tee run.log`: the credential HQ made is not
+/// written into the log; the banner reads it from its file instead.
+#[test]
+fn into_a_pipe_the_banner_names_the_credentials_file_not_the_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_running, mut stdout) = up(launcher(dir.path()));
+    let mut banner = String::new();
+    while !banner.contains("Ctrl-C stops everything") {
+        assert_ne!(stdout.read_line(&mut banner).unwrap(), 0, "{banner}");
+    }
+    let token_file = dir.path().join("admin-token");
+    let made = std::fs::read_to_string(&token_file).unwrap();
+    assert!(
+        !banner.contains(made.trim()),
+        "the credential is written into the pipe:\n{banner}"
+    );
+    let export = format!("export HQ_ADMIN_TOKEN=$(cat {})", token_file.display());
+    assert!(banner.contains(&export), "{banner}");
+}
+
 /// `cargo run --release | tee run.log`, then Ctrl-C: tee stops with the
 /// launcher, so the launcher's stdout has no reader when it says it is
 /// stopping. It drains and reconciles all the same, and says so on stderr;

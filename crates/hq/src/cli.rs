@@ -1,6 +1,6 @@
 //! The `hq` binary's command line; every flag is also an environment variable.
 
-use crate::admin::{AdminToken, AdminTokenError, TOKEN_ENV};
+use crate::admin::{AdminToken, TOKEN_ENV};
 use crate::config::{DEFAULT_LEDGER_PROBE_EVERY, DEFAULT_SUBSCRIBE_EVERY, HqConfig};
 use crate::feed::generator::GeneratorConfig;
 use crate::feed::{Backoff, Endpoint, FeedConfig, RetryPolicy, Topic};
@@ -79,7 +79,7 @@ pub struct Cli {
         long = "admin-token",
         env = TOKEN_ENV,
         hide_env_values = true,
-        value_parser = AdminTokenParser
+        value_parser = NeverQuoted(parse_admin_token)
     )]
     pub admin_token: Option<AdminToken>,
     /// Issue a fresh key at start and print it (once, on stderr).
@@ -142,7 +142,13 @@ pub struct Cli {
     /// SubscriptionConfirmation again until it confirms, so the endpoint may
     /// start after HQ: `--subscribe-every-ms` after the first, then twice as
     /// long each time up to 30 s.
-    #[arg(long = "subscribe", env = "HQ_SUBSCRIBE", value_delimiter = ',', value_parser = parse_subscription)]
+    #[arg(
+        long = "subscribe",
+        env = "HQ_SUBSCRIBE",
+        value_delimiter = ',',
+        hide_env_values = true,
+        value_parser = NeverQuoted(parse_subscription)
+    )]
     pub subscriptions: Vec<(Topic, Endpoint)>,
     /// How long after its first confirmation an unconfirmed `--subscribe`
     /// endpoint is sent it again, in milliseconds; each wait after that is
@@ -215,31 +221,47 @@ pub fn parse_rate(text: &str) -> Result<(Topic, f64), String> {
     Ok((topic, rate))
 }
 
-/// Parses an admin credential. Unlike a plain function's error, which clap
-/// prints after the value, this one never quotes it.
-#[derive(Debug, Clone, Copy)]
-pub struct AdminTokenParser;
+/// A setting's parser whose errors never quote the value, for settings that
+/// may hold a secret: clap prints a plain function's error after the value
+/// ("invalid value 'orders=http://ops:s3cret@…' for '--subscribe'"), and on
+/// ECS that line goes to CloudWatch.
+#[derive(Clone, Copy)]
+pub struct NeverQuoted<T>(pub fn(&str) -> Result<T, String>);
 
-impl clap::builder::TypedValueParser for AdminTokenParser {
-    type Value = AdminToken;
+impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for NeverQuoted<T> {
+    type Value = T;
 
     fn parse_ref(
         &self,
         cmd: &clap::Command,
-        _arg: Option<&clap::Arg>,
+        arg: Option<&clap::Arg>,
         value: &std::ffi::OsStr,
-    ) -> Result<AdminToken, clap::Error> {
-        value
+    ) -> Result<T, clap::Error> {
+        let parsed = value
             .to_str()
-            .ok_or(AdminTokenError::Malformed)
-            .and_then(AdminToken::parse)
-            .map_err(|error| {
-                clap::Error::raw(clap::error::ErrorKind::ValueValidation, format!("{error}\n")).with_cmd(cmd)
-            })
+            .ok_or_else(|| "not UTF-8".to_owned())
+            .and_then(self.0);
+        parsed.map_err(|error| {
+            let setting = arg
+                .and_then(clap::Arg::get_long)
+                .map(|long| format!("--{long}: "))
+                .unwrap_or_default();
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("{setting}{error}\n"),
+            )
+            .with_cmd(cmd)
+        })
     }
 }
 
-/// Parses `topic=http://endpoint/path/`.
+/// Parses an admin credential (for [`NeverQuoted`]).
+pub fn parse_admin_token(text: &str) -> Result<AdminToken, String> {
+    AdminToken::parse(text).map_err(|e| e.to_string())
+}
+
+/// Parses `topic=http://endpoint/path/` (for [`NeverQuoted`]: the endpoint
+/// may carry a password or a token).
 pub fn parse_subscription(text: &str) -> Result<(Topic, Endpoint), String> {
     let (topic, endpoint) = text
         .split_once('=')

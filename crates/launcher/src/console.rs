@@ -138,11 +138,17 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
                 "# HQ's admin credential is the one you gave (not shown); the curls read it from ${}",
                 hq::admin::TOKEN_ENV
             ),
-            // Shown once, to the person who started HQ; never logged.
-            None => format!(
+            // Shown once, to the person at the terminal; never logged.
+            None if std::io::stdout().is_terminal() => format!(
                 "export {}={}  # HQ's admin credential, kept in {}",
                 hq::admin::TOKEN_ENV,
                 platform.hq().admin_token().expose(),
+                config.data_dir.join(hq::admin::TOKEN_FILE).display()
+            ),
+            // Into a pipe or a file (`| tee run.log`): where it is, not what.
+            None => format!(
+                "export {}=$(cat {})  # HQ's admin credential",
+                hq::admin::TOKEN_ENV,
                 config.data_dir.join(hq::admin::TOKEN_FILE).display()
             ),
         },
