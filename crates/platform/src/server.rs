@@ -17,7 +17,7 @@ pub use limits::{
     DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_WRITE_TIMEOUT_MS,
     LimitsError, MAX_HEADER_BYTES_LIMIT, MIN_HEADER_BYTES, ServerLimitArgs, ServerLimits, header_bytes,
 };
-use write_deadline::WriteDeadline;
+use write_deadline::{WriteDeadline, Writing};
 
 use axum::Router;
 use axum::body::Body;
@@ -31,7 +31,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -82,6 +82,11 @@ const SIDE_LANE_AFTER: Duration = Duration::from_millis(250);
 
 /// Connections served beyond the bound at once, one request each.
 const SIDE_LANE_CONNECTIONS: usize = 16;
+
+/// The longest a connection on the side lane may take to send its head: a
+/// health check sends it in one packet, and a slow head must not hold one
+/// of the few side-lane places for the whole header timeout.
+const SIDE_LANE_HEAD_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// When the serve loop answers a request 503 for want of time: its head's
 /// arrival plus the request timeout. Every request reaches its route with
@@ -143,11 +148,15 @@ pub async fn serve(
 /// balancer gives its health check 5 s. So a connection that waited
 /// `SIDE_LANE_AFTER` in vain is served on a side lane, beyond the bound
 /// (at most `SIDE_LANE_CONNECTIONS` at once), for one request: a `GET` or
-/// `HEAD` (the health check, a page) is answered as usual, anything else 503
-/// (SNS sends it again) without its body being read (a body larger than
-/// hyper's first read may then meet a reset instead: a 5xx to the load
-/// balancer all the same). Until a slot frees, the connections after it go
-/// to the side lane after one more call to close idle connections.
+/// `HEAD` without a body (the health check, a page) is answered as usual,
+/// anything else 503 (SNS sends it again) without its body being read (a
+/// body larger than hyper's first read may then meet a reset instead: a 5xx
+/// to the load balancer all the same), and a head slower than
+/// `SIDE_LANE_HEAD_TIMEOUT` is closed. While every slot is answering a
+/// request, connections go to the side lane as they come, without waiting:
+/// made to wait their turn one by one, each for a call to close idle
+/// connections, they were taken at most twenty a second, and a health check
+/// queued behind orders arriving faster timed out.
 pub async fn serve_with(
     listener: TcpListener,
     router: Router,
@@ -163,7 +172,8 @@ pub async fn serve_with(
     };
     let side_lane_http = {
         let mut http = http.clone();
-        http.keep_alive(false);
+        http.keep_alive(false)
+            .header_read_timeout(limits.header_read_timeout.min(SIDE_LANE_HEAD_TIMEOUT));
         http
     };
     let side_lane_slots = Arc::new(Semaphore::new(SIDE_LANE_CONNECTIONS));
@@ -174,10 +184,8 @@ pub async fn serve_with(
     // slot, and when idle connections are next asked to make room.
     let mut waiting: Option<TcpStream> = None;
     let mut next_shed = Instant::now();
-    // When the waiting connection goes to the side lane; and whether every
-    // slot is answering a request (one waited in vain, none has freed since).
+    // When the waiting connection goes to the side lane.
     let mut side_lane_at = Instant::now();
-    let mut saturated = false;
     let mut failures = RepeatedFailures::reported_every(ACCEPT_FAILURES_REPORTED_EVERY);
     tokio::pin!(shutdown);
     loop {
@@ -187,7 +195,6 @@ pub async fn serve_with(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             permit = Arc::clone(&slots).acquire_owned(), if slot.is_none() => {
                 slot = permit.ok();
-                saturated = false;
                 if let Some(stream) = waiting.take() {
                     connections.spawn(serve_connection(&http, &limits, stream, &routes, &signals, slot.take()));
                 }
@@ -200,7 +207,6 @@ pub async fn serve_with(
             () = tokio::time::sleep_until(side_lane_at), if waiting.is_some() => {
                 match Arc::clone(&side_lane_slots).try_acquire_owned() {
                     Ok(permit) => if let Some(stream) = waiting.take() {
-                        saturated = true;
                         connections.spawn(serve_connection(&side_lane_http, &limits, stream, &side_lane, &signals, Some(permit)));
                     },
                     // The side lane is full too: the connection waits on.
@@ -212,23 +218,32 @@ pub async fn serve_with(
                     accepting_again(&mut failures);
                     connections.spawn(serve_connection(&http, &limits, stream, &routes, &signals, slot.take()));
                 }
-                // At the bound: one waits here (the rest in the kernel's
-                // queue, not in our memory) while idle connections close.
+                // At the bound, with every slot answering a request: no
+                // slot frees for a while, so the side lane at once.
+                Ok((stream, _peer)) if routes.every_slot_answering(limits.max_connections) => {
+                    accepting_again(&mut failures);
+                    match Arc::clone(&side_lane_slots).try_acquire_owned() {
+                        Ok(permit) => {
+                            connections.spawn(serve_connection(&side_lane_http, &limits, stream, &side_lane, &signals, Some(permit)));
+                        }
+                        // The side lane is full too: this one waits for a
+                        // place there, or a slot, whichever comes first.
+                        Err(_) => {
+                            waiting = Some(stream);
+                            side_lane_at = Instant::now() + SHED_EVERY;
+                            next_shed = side_lane_at;
+                        }
+                    }
+                }
+                // At the bound, some slot serving no request (kept alive,
+                // or still sending a head): one waits here (the rest in the
+                // kernel's queue, not in our memory) while those close.
                 Ok((stream, _peer)) => {
                     accepting_again(&mut failures);
                     waiting = Some(stream);
                     let now = Instant::now();
-                    if saturated {
-                        // The side lane turns connections over fast: idle
-                        // ones are still asked to close at most every
-                        // SHED_EVERY, and each newcomer waits for one such
-                        // call (every slot may be idle by now, not busy).
-                        next_shed = next_shed.max(now);
-                        side_lane_at = next_shed + SHED_EVERY;
-                    } else {
-                        next_shed = now;
-                        side_lane_at = now + SIDE_LANE_AFTER;
-                    }
+                    next_shed = now;
+                    side_lane_at = now + SIDE_LANE_AFTER;
                 }
                 Err(error) => {
                     if out_of_descriptors(&error) {
@@ -276,6 +291,9 @@ struct Routes {
     beyond_the_bound: bool,
     /// What is left of [`BODY_BUDGET`], shared by every connection.
     body_budget: Arc<Semaphore>,
+    /// How many connections within the bound are answering a request now
+    /// (the side lane's are not counted: they hold no slot).
+    answering: Arc<AtomicUsize>,
 }
 
 impl Routes {
@@ -286,7 +304,14 @@ impl Routes {
             request_timeout: limits.request_timeout,
             beyond_the_bound: false,
             body_budget: Arc::new(Semaphore::new(BODY_BUDGET / BUDGET_UNIT)),
+            answering: Arc::default(),
         }
+    }
+
+    /// Whether each of `max_connections` slots is answering a request, so
+    /// that closing idle connections would free none.
+    fn every_slot_answering(&self, max_connections: usize) -> bool {
+        self.answering.load(Ordering::Acquire) >= max_connections
     }
 }
 
@@ -307,20 +332,32 @@ struct App {
     busy: Arc<AtomicBool>,
 }
 
-/// Marks its connection busy while a request is answered, until dropped
+/// Marks its connection busy while a request is answered, and counts it
+/// among the connections answering (unless on the side lane), until dropped
 /// (the answer done, or dropped with its connection).
-struct Answering<'a>(&'a AtomicBool);
+struct Answering<'a> {
+    busy: &'a AtomicBool,
+    counted: Option<&'a AtomicUsize>,
+}
 
 impl<'a> Answering<'a> {
-    fn new(busy: &'a AtomicBool) -> Self {
+    /// Counted in `answering` unless `beyond_the_bound`.
+    fn new(busy: &'a AtomicBool, answering: &'a AtomicUsize, beyond_the_bound: bool) -> Self {
         busy.store(true, Ordering::Release);
-        Self(busy)
+        let counted = (!beyond_the_bound).then_some(answering);
+        if let Some(answering) = counted {
+            answering.fetch_add(1, Ordering::AcqRel);
+        }
+        Self { busy, counted }
     }
 }
 
 impl Drop for Answering<'_> {
     fn drop(&mut self) {
-        self.0.store(false, Ordering::Release);
+        self.busy.store(false, Ordering::Release);
+        if let Some(answering) = self.counted {
+            answering.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 }
 
@@ -348,14 +385,29 @@ impl App {
     async fn answer(self, request: Request<Incoming>, started: Instant) -> Result<Response, Infallible> {
         // The response is written after this returns; a connection asked to
         // close then still finishes writing it (hyper's graceful shutdown).
-        let _answering = Answering::new(&self.busy);
-        let deadline = started + self.routes.request_timeout;
-        let body_deadline = deadline.min(started + self.routes.body_read_timeout);
+        // By field: the router is used up answering, while the flag and the
+        // count stay borrowed until the answer is done.
+        let Self {
+            routes:
+                Routes {
+                    router,
+                    body_read_timeout,
+                    request_timeout,
+                    beyond_the_bound,
+                    body_budget,
+                    answering,
+                },
+            busy,
+        } = self;
+        let _answering = Answering::new(&busy, &answering, beyond_the_bound);
+        let deadline = started + request_timeout;
+        let body_deadline = deadline.min(started + body_read_timeout);
         let timer = tokio::time::sleep_until(body_deadline);
         tokio::pin!(timer);
         let (parts, body) = request.into_parts();
         // What hyper knows of the body before it is read: its length, if announced.
         let budget_units = budget_units(&body);
+        let no_body = body.is_end_stream();
         let read = Limited::new(body, BODY_LIMIT).collect();
         let response = 'answer: {
             // tower-http's normalisation trims leading slashes too, so
@@ -364,13 +416,14 @@ impl App {
             if parts.uri.path().starts_with("//") {
                 break 'answer Unanswered::NoSuchPath.into_response();
             }
-            if self.routes.beyond_the_bound && !matches!(parts.method, Method::GET | Method::HEAD) {
+            // A GET with a body would hold a side-lane place while it trickled in.
+            if beyond_the_bound && (!matches!(parts.method, Method::GET | Method::HEAD) || !no_body) {
                 break 'answer Unanswered::AtTheBound.into_response();
             }
             // Held until the route has answered: routes keep the body that long.
             let _budget = match budget_units {
                 Ok(0) => None,
-                Ok(units) => match Arc::clone(&self.routes.body_budget).try_acquire_many_owned(units) {
+                Ok(units) => match Arc::clone(&body_budget).try_acquire_many_owned(units) {
                     Ok(permit) => Some(permit),
                     Err(_) => break 'answer Unanswered::OverBudget.into_response(),
                 },
@@ -385,9 +438,9 @@ impl App {
                 },
                 () = &mut timer => {
                     break 'answer if body_deadline < deadline {
-                        Unanswered::SlowBody(self.routes.body_read_timeout).into_response()
+                        Unanswered::SlowBody(body_read_timeout).into_response()
                     } else {
-                        Unanswered::Late(self.routes.request_timeout).into_response()
+                        Unanswered::Late(request_timeout).into_response()
                     };
                 }
             };
@@ -396,11 +449,11 @@ impl App {
             request.extensions_mut().insert(RequestDeadline(deadline));
             tokio::select! {
                 biased;
-                response = self.routes.router.oneshot(request) => match response {
+                response = router.oneshot(request) => match response {
                     Ok(response) => response,
                     Err(infallible) => match infallible {},
                 },
-                () = &mut timer => Unanswered::Late(self.routes.request_timeout).into_response(),
+                () = &mut timer => Unanswered::Late(request_timeout).into_response(),
             }
         };
         tracing::info!(
@@ -453,10 +506,18 @@ enum Signal {
     Drain,
 }
 
-/// Serves one connection until it ends, or until the drain starts: then
-/// hyper closes it if idle, or after the response in flight. While the loop
-/// sheds, it closes too if no request is being answered on it. `permit` is
-/// the connection's slot, given back when it ends.
+/// Serves one connection until it ends, or until the drain starts: then it
+/// closes at once if idle (kept alive, or still sending its head), or after
+/// the response in flight. While the loop sheds, it closes too if no
+/// request is being answered on it. `permit` is the connection's slot,
+/// given back when it ends.
+///
+/// Idle means no request being answered and no response waiting to be
+/// written: such a connection is dropped, not asked to close. hyper's
+/// graceful shutdown closes a kept-alive connection at once, but one that
+/// has sent part of a head only at the header timeout (20 s in the
+/// templates): three bytes, and a connection held its slot past every call
+/// to shed, and SIGTERM waited for it.
 ///
 /// Not an `async fn`, nor awaited inside another future: rustc keeps an
 /// async function's arguments and a future it awaits side by side, so each
@@ -472,7 +533,8 @@ fn serve_connection(
 ) -> impl Future<Output = ()> + Send + 'static {
     let app = App::for_connection(routes);
     let busy = Arc::clone(&app.busy);
-    let stream = WriteDeadline::new(stream, limits.write_timeout);
+    let writing = Writing::default();
+    let stream = WriteDeadline::new(stream, limits.write_timeout, writing.clone());
     let connection = http.serve_connection(TokioIo::new(stream), app);
     let mut signals = signals.clone();
     // Only calls made from now on concern this connection.
@@ -480,6 +542,9 @@ fn serve_connection(
     let accepted = Instant::now();
     async move {
         tokio::pin!(connection);
+        // Polled just before (the connection arm comes first) and pending,
+        // so waiting for a head, for a request's answer, or to write one.
+        let idle = || !busy.load(Ordering::Acquire) && !writing.now();
         let result = loop {
             tokio::select! {
                 // The connection first: a request already on the wire makes
@@ -489,16 +554,12 @@ fn serve_connection(
                 changed = signals.changed() => match changed.map(|()| *signals.borrow_and_update()) {
                     // A connection just accepted has had no time to send
                     // its head yet.
-                    Ok(Signal::Shed) if !busy.load(Ordering::Acquire) && accepted.elapsed() >= SHED_EVERY => {
-                        // Idle, or still sending its head: hyper closes it
-                        // now (with a request in flight, it would answer
-                        // that first).
-                        connection.as_mut().graceful_shutdown();
-                        break connection.as_mut().await;
-                    }
+                    Ok(Signal::Shed) if idle() && accepted.elapsed() >= SHED_EVERY => break Ok(()),
                     Ok(Signal::Serve | Signal::Shed) => {}
                     // Draining, or the loop has returned.
+                    Ok(Signal::Drain) | Err(_) if idle() => break Ok(()),
                     Ok(Signal::Drain) | Err(_) => {
+                        // Answers the request in flight, then closes.
                         connection.as_mut().graceful_shutdown();
                         break connection.as_mut().await;
                     }

@@ -318,6 +318,110 @@ async fn at_the_bound_with_every_slot_busy_the_health_check_is_answered_beside_t
 }
 
 #[tokio::test]
+async fn at_the_bound_heads_still_being_sent_are_closed_at_once() {
+    let bound = 2;
+    let header_read_timeout = Duration::from_secs(30);
+    let server = start(ServerLimits {
+        max_connections: bound,
+        header_read_timeout,
+        ..limits()
+    })
+    .await;
+    // Every slot held by a client that sent a few bytes of a head: hyper's
+    // graceful shutdown would close them only at the header timeout.
+    let mut lorises = Vec::new();
+    for _ in 0..bound {
+        let mut loris = connect(server.addr).await;
+        loris.write_all(b"G").await.unwrap();
+        lorises.push(loris);
+    }
+    let answer = exchange(server.addr, HEALTH_CHECK, Duration::from_secs(5)).await;
+    assert!(
+        answer.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 200")),
+        "got {answer:?}"
+    );
+    for loris in &mut lorises {
+        let closed = read_response(loris, Duration::from_secs(5)).await;
+        assert_eq!(
+            closed.as_deref(),
+            Some(""),
+            "a part-sent head kept its slot (closed only at the {header_read_timeout:?} header timeout)"
+        );
+    }
+}
+
+#[tokio::test]
+async fn while_every_slot_answers_orders_arriving_fast_do_not_keep_the_health_check_out() {
+    let bound = 2;
+    let (arrivals, mut arrived) = mpsc::unbounded_channel::<()>();
+    let (release, released) = watch::channel(false);
+    let held = move || {
+        let (arrivals, mut released) = (arrivals.clone(), released.clone());
+        async move {
+            let _ = arrivals.send(());
+            let _ = released.wait_for(|go| *go).await;
+            "done"
+        }
+    };
+    let server = start_routing(
+        ServerLimits {
+            max_connections: bound,
+            ..limits()
+        },
+        router().route("/held", get(held)),
+    )
+    .await;
+    let mut in_flight = Vec::new();
+    for _ in 0..bound {
+        let mut stream = connect(server.addr).await;
+        stream
+            .write_all(b"GET /held HTTP/1.1\r\nHost: test\r\n\r\n")
+            .await
+            .unwrap();
+        in_flight.push(stream);
+    }
+    for _ in 0..bound {
+        let arrival = tokio::time::timeout(Duration::from_secs(5), arrived.recv()).await;
+        assert!(matches!(arrival, Ok(Some(()))), "every slot answers a request");
+    }
+    // Orders queue up in the kernel ahead of the health check. Taken one
+    // by one, each after a call to close idle connections (50 ms), these
+    // 200 held it for ten seconds; a load balancer waits five.
+    let order = "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\n\r\nab";
+    let mut orders = Vec::new();
+    for _ in 0..200 {
+        let mut stream = connect(server.addr).await;
+        stream.write_all(order.as_bytes()).await.unwrap();
+        orders.push(stream);
+    }
+    let answer = exchange(server.addr, HEALTH_CHECK, Duration::from_secs(5)).await;
+    let answer = answer.expect("the health check answers within 5 s, behind 200 orders");
+    assert!(answer.starts_with("HTTP/1.1 200"), "got {answer:?}");
+    // A GET with a body would hold a side-lane place while it trickled in.
+    let with_body = "GET / HTTP/1.1\r\nHost: test\r\nContent-Length: 5\r\n\r\nab";
+    let refused = exchange(server.addr, with_body, Duration::from_secs(5)).await;
+    assert!(
+        refused.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 503")),
+        "got {refused:?}"
+    );
+    for stream in &mut orders {
+        let refused = read_response(stream, Duration::from_secs(5)).await;
+        assert!(
+            refused.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 503")),
+            "an order past the bound is told to come back: {refused:?}"
+        );
+    }
+    release.send_replace(true);
+    for stream in &mut in_flight {
+        let answer = read_response(stream, Duration::from_secs(5)).await;
+        assert!(
+            answer.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 200")),
+            "a request in flight was cut: {answer:?}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn a_client_that_stops_reading_its_response_loses_its_connection() {
     let write_timeout = Duration::from_millis(500);
     let server = start(ServerLimits {
@@ -409,6 +513,32 @@ async fn the_drain_finishes_requests_in_flight_and_ends_by_its_deadline() {
     assert!(closed.is_some(), "the half-sent request's connection is closed");
     let refused = TcpStream::connect(server.addr).await;
     assert!(refused.is_err(), "no new connections after the drain");
+}
+
+#[tokio::test]
+async fn the_drain_does_not_wait_for_a_head_still_being_sent() {
+    let header_read_timeout = Duration::from_secs(30);
+    let server = start(ServerLimits {
+        header_read_timeout,
+        ..limits()
+    })
+    .await;
+    let mut loris = connect(server.addr).await;
+    loris.write_all(HALF_A_HEAD.as_bytes()).await.unwrap();
+    // Let the server read it before the drain starts.
+    let mut probe = connect(server.addr).await;
+    probe.write_all(HEALTH_CHECK.as_bytes()).await.unwrap();
+    assert!(read_response(&mut probe, Duration::from_secs(5)).await.is_some());
+    drop(probe);
+
+    server.stop.send(()).unwrap();
+    let served = tokio::time::timeout(Duration::from_secs(5), server.serving).await;
+    assert!(
+        matches!(served, Ok(Ok(Ok(())))),
+        "the drain waited for a part-sent head (until the {header_read_timeout:?} header timeout): {served:?}"
+    );
+    let closed = read_response(&mut loris, Duration::from_secs(1)).await;
+    assert_eq!(closed.as_deref(), Some(""), "its connection is closed");
 }
 
 /// A request announcing a `length`-byte body to `path` that waits for the

@@ -3,15 +3,31 @@
 //! few thousand pipelined requests it never reads the answers to) held its
 //! connection, and its slot, for ever. As nginx's `send_timeout`, the
 //! deadline is between two writes that make progress, not for a whole
-//! response.
+//! response. It also says whether a write is waiting (see [`Writing`]).
 
 use std::future::Future as _;
 use std::io;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Sleep, sleep};
+
+/// Whether a connection's write is waiting for the peer to take more: a
+/// response not yet all handed to the kernel, which closing the connection
+/// would cut. Set only while a write waits, so writes that go straight out
+/// pay nothing for it.
+#[derive(Clone, Default)]
+pub(super) struct Writing(Arc<AtomicBool>);
+
+impl Writing {
+    /// Whether a write is waiting now.
+    pub(super) fn now(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+}
 
 /// `io` whose writes fail with [`io::ErrorKind::TimedOut`] once one has
 /// waited `timeout` for the peer to take more. The timer exists only while
@@ -21,14 +37,18 @@ pub(super) struct WriteDeadline<T> {
     io: T,
     timeout: Duration,
     waiting: Option<Pin<Box<Sleep>>>,
+    writing: Writing,
 }
 
 impl<T> WriteDeadline<T> {
-    pub(super) fn new(io: T, timeout: Duration) -> Self {
+    /// `io`, its writes under `timeout`, saying through `writing` whether
+    /// one is waiting.
+    pub(super) fn new(io: T, timeout: Duration, writing: Writing) -> Self {
         Self {
             io,
             timeout,
             waiting: None,
+            writing,
         }
     }
 
@@ -36,15 +56,21 @@ impl<T> WriteDeadline<T> {
     /// with an error once the deadline passes.
     fn timed<R>(&mut self, cx: &mut Context<'_>, poll: Poll<io::Result<R>>) -> Poll<io::Result<R>> {
         if poll.is_ready() {
-            self.waiting = None;
+            if self.waiting.take().is_some() {
+                self.writing.0.store(false, Ordering::Release);
+            }
             return poll;
         }
         let timeout = self.timeout;
+        if self.waiting.is_none() {
+            self.writing.0.store(true, Ordering::Release);
+        }
         let timer = self.waiting.get_or_insert_with(|| Box::pin(sleep(timeout)));
         match timer.as_mut().poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(()) => {
                 self.waiting = None;
+                self.writing.0.store(false, Ordering::Release);
                 Poll::Ready(Err(io::Error::new(
                     io::ErrorKind::TimedOut,
                     format!("the client took none of the response for {timeout:?}"),
