@@ -264,7 +264,13 @@ fn reconciliation_lines(r: &Reconciliation) -> String {
     }
     let total = &r.totals;
     text.push_str(&counts("total", total));
-    if r.is_clean() {
+    if r.is_clean() && total.unrouted > 0 {
+        // Nobody lost them, but nobody had them: say so rather than bury it.
+        text.push_str(&format!(
+            "  Nothing lost, nothing counted twice; {} published while nothing was subscribed (unrouted).",
+            total.unrouted
+        ));
+    } else if r.is_clean() {
         text.push_str("  Nothing lost, nothing counted twice.");
     } else {
         // Pending here means still being retried when HQ stopped: its
@@ -318,5 +324,28 @@ mod tests {
             "{text}"
         );
         assert!(!reconciliation_lines(&Reconciliation::default()).contains("The first of them"));
+    }
+
+    /// Orders nobody was subscribed to are not lost, but the verdict says so.
+    #[test]
+    fn a_clean_reconciliation_says_how_many_orders_reached_nobody() {
+        let unrouted = OrderCounts {
+            published: 24,
+            fulfilled: 12,
+            unrouted: 12,
+            ..OrderCounts::default()
+        };
+        let reconciliation = Reconciliation {
+            totals: unrouted,
+            topics: [("orders".to_owned(), unrouted)].into(),
+            unaccounted: Vec::new(),
+        };
+        let text = reconciliation_lines(&reconciliation);
+        assert!(
+            text.ends_with(
+                "Nothing lost, nothing counted twice; 12 published while nothing was subscribed (unrouted)."
+            ),
+            "{text}"
+        );
     }
 }

@@ -116,10 +116,15 @@ struct PublishedOrder {
     /// Fulfillments recorded under its key: at most one for each API key
     /// (the ledger keeps a repeat under the same key as a replay).
     fulfillments: i64,
+    /// Calls for it that reached the ledger: its fulfillments and their
+    /// repeats.
+    answered: i64,
     /// Deliveries that ended, however.
     finished: i64,
     /// Deliveries that ended in a 4xx.
     rejected: i64,
+    /// Deliveries given up on (5xx or no answer until the retries ran out).
+    failed: i64,
 }
 
 /// Where one published order ended.
@@ -145,11 +150,24 @@ impl PublishedOrder {
         (self.fulfillments - self.due()).max(0)
     }
 
+    /// Whether every subscription fulfilled it: each under an API key of
+    /// its own, or some under one they share (two stacks of one team side
+    /// by side during a migration, or one service subscribed twice), whose
+    /// later calls the ledger keeps as repeats. A repeat may also be SNS
+    /// sending again after an answer was lost, so repeats stand in for a
+    /// subscription only while no delivery was given up on; on SNS, where
+    /// HQ sees no deliveries, that cannot be told apart.
+    fn fulfilled(&self) -> bool {
+        let deliveries_done = self.finished == 0 || self.finished >= self.subscribers;
+        self.fulfillments >= self.due()
+            || (self.answered >= self.due() && self.failed == 0 && deliveries_done)
+    }
+
     /// Where it ended: fulfilled for every subscription, reaching none,
     /// still being delivered, short because a subscription refused it, or
     /// short with no refusal to say why: lost.
     fn ended(&self) -> Ended {
-        if self.fulfillments >= self.due() {
+        if self.fulfilled() {
             Ended::Fulfilled
         } else if self.subscribers == 0 {
             Ended::Unrouted
@@ -336,8 +354,11 @@ impl Ledger {
             let mut statement = conn.prepare(
                 "SELECT p.topic, p.subscribers,
                 (SELECT COUNT(*) FROM fulfillments f WHERE f.idempotency_key = p.idempotency_key),
+                (SELECT COUNT(*) + COALESCE(SUM(f.replays), 0) FROM fulfillments f
+                 WHERE f.idempotency_key = p.idempotency_key),
                 (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id),
                 (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id AND d.outcome = 'rejected'),
+                (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id AND d.outcome = 'failed'),
                 p.message_id
              FROM published p WHERE p.run_id = ?1 AND p.published_at >= ?2",
             )?;
@@ -347,12 +368,14 @@ impl Ledger {
                     message_id: None,
                     subscribers: row.get(1)?,
                     fulfillments: row.get(2)?,
-                    finished: row.get(3)?,
-                    rejected: row.get(4)?,
+                    answered: row.get(3)?,
+                    finished: row.get(4)?,
+                    rejected: row.get(5)?,
+                    failed: row.get(6)?,
                 };
                 // Read for the few that are named, not for every order.
                 if order.unaccounted().is_some() {
-                    order.message_id = Some(row.get(5)?);
+                    order.message_id = Some(row.get(7)?);
                 }
                 Ok(order)
             })?;
@@ -373,8 +396,10 @@ mod tests {
             message_id: None,
             subscribers,
             fulfillments: 0,
+            answered: 0,
             finished: subscribers,
             rejected,
+            failed: 0,
         });
         counts
     }
@@ -390,6 +415,44 @@ mod tests {
         assert!(!ended(1, 1).is_clean());
     }
 
+    /// Two subscriptions under one API key (a team's two stacks during a
+    /// migration, a service subscribed twice): the second call is a repeat,
+    /// and the order is fulfilled, unless a delivery was given up on.
+    #[test]
+    fn subscriptions_sharing_an_api_key_fulfil_an_order_once_between_them() {
+        let order = |answered, finished, failed| {
+            let mut counts = OrderCounts::default();
+            counts.count(&PublishedOrder {
+                topic: "orders".to_owned(),
+                message_id: None,
+                subscribers: 2,
+                fulfillments: 1,
+                answered,
+                finished,
+                rejected: 0,
+                failed,
+            });
+            counts
+        };
+        // On SNS, where HQ sees no deliveries, and on HQ's own feed.
+        for shared in [order(2, 0, 0), order(2, 2, 0)] {
+            assert_eq!(
+                (shared.fulfilled, shared.pending, shared.lost),
+                (1, 0, 0),
+                "{shared:?}"
+            );
+            assert!(shared.is_clean(), "{shared:?}");
+        }
+        // A repeat after a lost answer, while the other delivery was given
+        // up on: not the other subscription's fulfillment.
+        let lost = order(2, 2, 1);
+        assert_eq!((lost.fulfilled, lost.lost), (0, 1), "{lost:?}");
+        // The other delivery is still being retried.
+        assert_eq!(order(2, 1, 0).pending, 1);
+        // Only one call arrived.
+        assert_eq!(order(1, 2, 0).lost, 1);
+    }
+
     /// Teams that share HQ's topics each fulfil every order under their
     /// own API key: one fulfillment per subscription is due.
     #[test]
@@ -401,8 +464,10 @@ mod tests {
                 message_id: None,
                 subscribers,
                 fulfillments,
+                answered: fulfillments,
                 finished,
                 rejected,
+                failed: 0,
             });
             counts
         };
@@ -435,8 +500,10 @@ mod tests {
             message_id: None,
             subscribers: 1,
             fulfillments,
+            answered: fulfillments,
             finished: 1,
             rejected: 0,
+            failed: 0,
         };
         let reconciliation =
             Reconciliation::try_of([Ok::<_, ()>(order("orders", 1)), Ok(order("iridium", 0))]).unwrap();
@@ -466,8 +533,10 @@ mod tests {
             message_id: Some(format!("m-{id}")),
             subscribers,
             fulfillments,
+            answered: fulfillments,
             finished,
             rejected,
+            failed: 0,
         };
         let orders = [
             order(0, 1, 1, 1, 0), // fulfilled
@@ -534,8 +603,10 @@ mod tests {
             message_id: None,
             subscribers: 1,
             fulfillments: 2,
+            answered: 2,
             finished: 1,
             rejected: 0,
+            failed: 0,
         };
         let reconciliation = Reconciliation::try_of([Ok::<_, ()>(twice)]).unwrap();
         assert_eq!(
@@ -552,8 +623,10 @@ mod tests {
             message_id: None,
             subscribers: 1,
             fulfillments,
+            answered: fulfillments,
             finished,
             rejected: 0,
+            failed: 0,
         };
         let of = |orders: Vec<PublishedOrder>| {
             Reconciliation::try_of(orders.into_iter().map(Ok::<_, ()>)).unwrap()

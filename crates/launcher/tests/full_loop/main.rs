@@ -258,6 +258,45 @@ async fn each_team_sharing_hqs_topics_fulfils_every_order_and_one_teams_loss_sho
     assert!(!one.is_clean());
 }
 
+/// One service subscribed twice (`/order/` and `/order`, which it serves
+/// the same): each order reaches it twice and is fulfilled once, the
+/// second call a repeat. That is fulfilled, as for a team's two stacks
+/// side by side during a migration; it counted every order lost.
+#[tokio::test]
+async fn a_service_subscribed_twice_fulfils_each_order_once_and_that_is_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let platform = launch(config(Stage::Monolith, dir.path())).await.unwrap();
+    let hq = platform.hq();
+    hq.feed()
+        .subscribe_until_confirmed(
+            Topic::Orders,
+            Endpoint::parse(&platform.monolith.url("/order")).unwrap(),
+            Duration::from_millis(20),
+        )
+        .await
+        .unwrap();
+    let expected = publish(&platform, Topic::Orders, &[1, 2, 3]).await;
+    let feed = hq.feed().clone();
+    wait_until("both subscriptions' deliveries delivered", WAIT, async || {
+        let orders = feed.stats()[&Topic::Orders];
+        (orders.delivered == 6 && feed.in_flight() == 0).then_some(())
+    })
+    .await;
+    let (iridium, magnesite, replays) = totals(&platform).await;
+    assert_eq!((iridium, magnesite, replays), (expected.0, expected.1, 3));
+    let reconciliation = platform.shutdown(WAIT).await.unwrap();
+    assert_eq!(
+        (
+            reconciliation.totals.published,
+            reconciliation.totals.fulfilled,
+            reconciliation.totals.lost
+        ),
+        (3, 3, 0),
+        "{reconciliation:?}"
+    );
+    assert!(reconciliation.is_clean(), "{reconciliation:?}");
+}
+
 /// The workshop's strangling step during SNS' retries: a monolith records
 /// a bundle at HQ but its answer is lost, and SNS' redelivery reaches a
 /// monolith that no longer gathers iridium (`STRANGLED` changed in
