@@ -27,6 +27,10 @@ use tracing::Instrument as _;
 /// How long the SubscribeURL GET may take.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// The longest topic ARN logged as it came (SNS' are at most about 330
+/// characters: a 256-character name, a region, an account).
+const MAX_TOPIC_ARN_CHARS: usize = 400;
+
 /// An order to carry out, as it arrived.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Received<O> {
@@ -265,24 +269,13 @@ impl OrderIntake {
             )),
             MessageType::SubscriptionConfirmation => {
                 Box::pin(self.confirm(&envelope)).await?;
-                tracing::info!(topic = %self.logged_topic(&envelope.topic_arn), "SNS subscription confirmed");
+                tracing::info!(topic = %logged_topic(self.trust.verify_signatures, &envelope.topic_arn), "SNS subscription confirmed");
                 Ok(Delivered::Done(SUBSCRIBED))
             }
             MessageType::UnsubscribeConfirmation => {
-                tracing::info!(topic = %self.logged_topic(&envelope.topic_arn), "SNS subscription ended (UnsubscribeConfirmation)");
+                tracing::info!(topic = %logged_topic(self.trust.verify_signatures, &envelope.topic_arn), "SNS subscription ended (UnsubscribeConfirmation)");
                 Ok(Delivered::Done(UNSUBSCRIBED))
             }
-        }
-    }
-
-    /// A delivery's topic as a log field: as SNS signed it once verified
-    /// (so a query matches the ARN itself), quoted short when verification
-    /// is off and anyone may have written it (docs/contract.md, Trust).
-    fn logged_topic(&self, topic_arn: &str) -> String {
-        if self.trust.verify_signatures {
-            topic_arn.to_owned()
-        } else {
-            quoted(topic_arn).to_string()
         }
     }
 
@@ -329,5 +322,37 @@ impl OrderIntake {
             .await
             .map(|_| ())
             .map_err(ServiceError::ConfirmationFailed)
+    }
+}
+
+/// A delivery's topic as a log field: as SNS signed it once verified and
+/// shaped like an ARN (so a query matches the ARN itself), quoted short
+/// otherwise: when verification is off anyone may have written it, and a
+/// stand-in's key signs whatever its owner likes (docs/contract.md, Trust).
+fn logged_topic(verified: bool, topic_arn: &str) -> String {
+    let arn_shaped =
+        topic_arn.len() <= MAX_TOPIC_ARN_CHARS && topic_arn.bytes().all(|b| b.is_ascii_graphic());
+    if verified && arn_shaped {
+        topic_arn.to_owned()
+    } else {
+        quoted(topic_arn).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::logged_topic;
+
+    #[test]
+    fn a_verified_topic_is_logged_as_it_came_only_when_shaped_like_an_arn() {
+        let arn = "arn:aws:sns:us-east-1:123456789012:orders";
+        assert_eq!(logged_topic(true, arn), arn);
+        assert_eq!(logged_topic(false, arn), format!("\"{arn}\""));
+        let forged = "arn:\u{202e}evil\u{2028}INFO forged\0";
+        let shown = logged_topic(true, forged);
+        assert!(
+            !shown.contains('\u{202e}') && !shown.contains('\u{2028}') && !shown.contains('\0'),
+            "{shown}"
+        );
     }
 }

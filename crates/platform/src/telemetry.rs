@@ -160,7 +160,7 @@ pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
 pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
     let span = tracing::info_span!(
         "request",
-        method = %request.method(),
+        method = %LoggedMethod(request.method()),
         uri = %LoggedUri(request.uri()),
         order_id = tracing::field::Empty,
         claimed_order_id = tracing::field::Empty,
@@ -193,6 +193,26 @@ impl std::fmt::Display for LoggedUri<'_> {
         match self.0.query() {
             Some(_) => f.write_str("?…"),
             None => Ok(()),
+        }
+    }
+}
+
+/// The longest method the access log shows whole: hyper takes any token
+/// as a method, up to the head limit, and every line of the request
+/// carries it.
+const MAX_LOGGED_METHOD: usize = 16;
+
+/// A request's method as its log lines show it: whole when short (every
+/// method anyone uses), else cut short as caller text is.
+struct LoggedMethod<'a>(&'a axum::http::Method);
+
+impl std::fmt::Display for LoggedMethod<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let method = self.0.as_str();
+        if method.len() <= MAX_LOGGED_METHOD {
+            f.write_str(method)
+        } else {
+            write!(f, "{}", contracts::quote::quoted(method))
         }
     }
 }
@@ -369,8 +389,17 @@ mod captured {
 
 #[cfg(test)]
 mod tests {
-    use super::{LoggedUri, MAX_LOGGED_URI};
-    use axum::http::Uri;
+    use super::{LoggedMethod, LoggedUri, MAX_LOGGED_URI};
+    use axum::http::{Method, Uri};
+
+    #[test]
+    fn a_long_method_is_logged_cut_short() {
+        let logged = |method: &str| LoggedMethod(&Method::from_bytes(method.as_bytes()).unwrap()).to_string();
+        assert_eq!(logged("POST"), "POST");
+        assert_eq!(logged("PROPFIND"), "PROPFIND");
+        let shown = logged(&"A".repeat(10_000));
+        assert!(shown.len() < 100, "{} bytes: {shown}", shown.len());
+    }
 
     #[test]
     fn a_long_uri_is_logged_cut_short() {
