@@ -713,6 +713,22 @@ def default_drain_timeout_ms() -> str:
 def check_template_only(topics: dict[str, str]) -> None:
     platform = template("interstella.yaml")["Resources"]
     hq = template("hq.yaml")["Resources"]
+    # moto makes no topic policy: read it. Teams in other accounts may only
+    # subscribe, over HTTP(S), and the owner keeps what SNS' default gave it.
+    policy = hq.get("TeamAccountsSubscribe", {})
+    statements = {st.get("Sid"): st for st in policy.get("Properties", {}).get("PolicyDocument", {}).get("Statement", [])}
+    topics_ref = [{"Ref": "OrdersTopic"}, {"Ref": "IridiumTopic"}, {"Ref": "MagnesiteTopic"}]
+    teams = statements.get("TeamAccountsSubscribeOverHttp", {})
+    check(
+        "hq.yaml: accounts in SubscriberAccountIds may subscribe the three topics over HTTP(S), nothing more",
+        policy.get("Condition") == "HasSubscriberAccounts"
+        and policy["Properties"]["Topics"] == topics_ref
+        and teams.get("Principal") == {"AWS": {"Ref": "SubscriberAccountIds"}}
+        and teams.get("Action") == "sns:Subscribe"
+        and teams.get("Condition") == {"StringEquals": {"sns:Protocol": ["http", "https"]}}
+        and "sns:Publish" in statements.get("OwnerAccount", {}).get("Action", []),
+        policy,
+    )
     # moto keeps no cluster settings from a template: read the template.
     for name in ("interstella.yaml", "hq.yaml"):
         whole = template(name)
@@ -744,10 +760,17 @@ def check_template_only(topics: dict[str, str]) -> None:
         ("hq.yaml", "HqDesiredCount", ["0", "1"], ["0.5", "2", "-1", ""]),
         # HQ_MAX_QUANTITY: 1 to 1,000,000.
         ("hq.yaml", "MaxQuantity", ["1", "3", "999999", "1000000"], ["0", "1.5", "1000001", "-3", ""]),
+        # Names AWS takes: load balancer, target group and ECR names refuse a
+        # hyphen at the end or two in a row, and a load balancer's "internal-" first.
+        ("interstella.yaml", "EnvironmentName", ["interstella", "graviton", "a1-b2", "x" * 19],
+         ["lab-", "a--b", "internal-x", "1abc", "Abc", "x" * 20, ""]),
+        ("hq.yaml", "EnvironmentName", ["interstella-hq", "x" * 20], ["hq-", "a--b", "internal-hq", "x" * 21]),
     ]:
         parameter = template(name)["Parameters"][param]
         if "AllowedPattern" in parameter:
-            allows = lambda value, pattern=parameter["AllowedPattern"]: bool(re.fullmatch(pattern, value))  # noqa: E731
+            allows = lambda value, pattern=parameter["AllowedPattern"], most=parameter.get("MaxLength"): (  # noqa: E731
+                bool(re.fullmatch(pattern, value)) and (most is None or len(value) <= int(most))
+            )
         else:
             # Each allowed value is text in CloudFormation's API (ParameterConstraints).
             allows = lambda value, listed=parameter["AllowedValues"]: value in map(str, listed)  # noqa: E731
