@@ -135,11 +135,16 @@ pub fn answered(call: &Result<StatusCode, DownstreamError>) -> Option<StatusCode
 }
 
 impl DownstreamError {
-    /// The status we answer with: 504 for a timeout, 503 when the target is
-    /// down, 502 otherwise. All 5xx, so SNS retries.
+    /// The status we answer with: 504 for a timeout, the target's own 504
+    /// included (the monolith's for the fulfillment API, so a
+    /// microservice's caller sees the timeout behind it); 503 when the
+    /// target is down, so nothing was sent (not the target's own 503,
+    /// which it may answer having recorded the order); 502 otherwise. All
+    /// 5xx, so SNS retries.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
+            Self::Status { status, .. } if *status == StatusCode::GATEWAY_TIMEOUT => *status,
             Self::Unreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Status { .. } | Self::Transport { .. } => StatusCode::BAD_GATEWAY,
         }

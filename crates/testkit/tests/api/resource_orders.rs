@@ -97,6 +97,13 @@ async fn monolith_down_or_failing_is_a_5xx() {
         .post("/iridium/", JSON, &[], r#"{"Message":{"iridium":1}}"#)
         .await;
     assert_eq!((status, text.as_str()), (502, ORDER_FAILED));
+    // The API timed out behind the monolith: the monolith's 504 reaches
+    // iridium's caller as a timeout, not as a bad gateway.
+    api.behave(ApiBehaviour::Fail(504));
+    let (status, text) = iridium
+        .post("/iridium/", JSON, &[], r#"{"Message":{"iridium":1}}"#)
+        .await;
+    assert_eq!((status, text.as_str()), (504, ORDER_FAILED));
 }
 
 #[tokio::test]
