@@ -158,6 +158,16 @@ pub enum FeedError {
 /// The largest message SNS publishes: 256 KiB.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
+/// Checks `message` may be published on `topic`, by HQ's feed or on SNS:
+/// no larger than SNS takes, and an order the topic's subscribers take.
+pub(crate) fn publishable(topic: Topic, message: &str) -> Result<(), FeedError> {
+    if message.len() > MAX_MESSAGE_BYTES {
+        return Err(FeedError::TooLarge(message.len()));
+    }
+    topic.validate(message)?;
+    Ok(())
+}
+
 /// Why the feed could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum FeedStartError {
@@ -263,10 +273,7 @@ impl Feed {
         message: &str,
         attributes: &MessageAttributes,
     ) -> Result<Published, FeedError> {
-        if message.len() > MAX_MESSAGE_BYTES {
-            return Err(FeedError::TooLarge(message.len()));
-        }
-        topic.validate(message)?;
+        publishable(topic, message)?;
         let inner = Arc::clone(&self.inner);
         let message = message.to_owned();
         let attributes = attributes.clone();

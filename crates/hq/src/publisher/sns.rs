@@ -139,7 +139,7 @@ impl SnsTopics {
         message: &str,
         attributes: &MessageAttributes,
     ) -> Result<Published, FeedError> {
-        topic.validate(message)?;
+        crate::feed::publishable(topic, message)?;
         let topics = self.clone();
         let (message, attributes) = (message.to_owned(), attributes.clone());
         let publish = async move { topics.publish_now(topic, &message, &attributes).await };

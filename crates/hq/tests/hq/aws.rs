@@ -394,6 +394,25 @@ async fn hq_on_fake_sns(
     (hq, base)
 }
 
+/// On SNS as on HQ's feed: an order over what SNS publishes is refused
+/// before SNS is asked (it would have answered an error, passed on as 502).
+#[tokio::test]
+async fn an_order_larger_than_sns_takes_is_413_before_sns_is_asked() {
+    let sns = fake_sns(Some(200), Duration::ZERO).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (mut hq, base) = hq_on_fake_sns(dir.path(), &sns, &[]).await;
+    let too_large = format!("{{\"bundle\": 1{}}}", " ".repeat(hq::feed::MAX_MESSAGE_BYTES));
+    let (got, answer) = admin_post(&base, "/topics/orders/publish", too_large, &[]).await;
+    assert_eq!(got, 413, "{answer}");
+    assert!(
+        answer.to_string().contains("SNS takes at most 262144"),
+        "{answer}"
+    );
+    assert_eq!(sns.publishes(), 0, "SNS was asked");
+    hq.terminate().await;
+    hq.wait_exit(Duration::from_secs(30)).await;
+}
+
 #[tokio::test]
 async fn a_publish_sns_may_have_taken_is_504_and_never_retried_one_it_refused_502() {
     // (SNS' answer to Publish, HQ's status, what HQ says)
