@@ -49,7 +49,7 @@ impl FulfillmentKind {
 pub struct IdempotencyKey(String);
 
 /// Hex digits in a key (SHA-256).
-const KEY_HEX_DIGITS: usize = 64;
+pub(crate) const KEY_HEX_DIGITS: usize = 64;
 
 impl IdempotencyKey {
     /// The key of the fulfillment of `kind` for SNS message `message_id` on

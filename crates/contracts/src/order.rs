@@ -135,16 +135,25 @@ pub enum OrderError {
         expected: &'static str,
     },
     /// The glue hook's `Idempotency-Key` header is not a key we derive (quoted).
-    #[error("the Idempotency-Key header must be 64 lower-case hex digits, got {0}")]
+    #[error(
+        "the {} header must be {} lower-case hex digits, got {}",
+        crate::fulfillment::IDEMPOTENCY_KEY_HEADER,
+        crate::fulfillment::KEY_HEX_DIGITS,
+        .0
+    )]
     BadIdempotencyKey(String),
     /// The glue hook's `x-interstella-order-id` header is not short and plain (quoted).
     #[error(
-        "the x-interstella-order-id header must be 1 to 64 ASCII letters, digits, '-', '_', '.' or ':', got {0}"
+        "the {} header must be 1 to {} ASCII letters, digits, '-', '_', '.' or ':', got {}",
+        crate::order_id::ORDER_ID_HEADER,
+        crate::order_id::MAX_ORDER_ID_CHARS,
+        .0
     )]
     BadOrderId(String),
     /// The fulfillment's `x-interstella-produced-by` header names no producer (quoted).
     #[error(
-        "the x-interstella-produced-by header must be one of {}, got {}",
+        "the {} header must be one of {}, got {}",
+        crate::fulfillment::PRODUCED_BY_HEADER,
         names(crate::fulfillment::Producer::ALL),
         .0
     )]

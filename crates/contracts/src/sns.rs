@@ -194,11 +194,14 @@ impl MessageAttribute {
     }
 }
 
+/// The W3C trace context header, and the SNS message attribute of that name.
+pub const TRACEPARENT: &str = "traceparent";
+
 impl Envelope {
     /// The `traceparent` message attribute (a W3C trace context), if any.
     /// Not covered by the signature: it may link a trace, nothing more.
     pub fn traceparent(&self) -> Option<&str> {
-        let attribute = self.message_attributes.as_ref()?.get("traceparent")?;
+        let attribute = self.message_attributes.as_ref()?.get(TRACEPARENT)?;
         (attribute.data_type == "String").then_some(attribute.value.as_str())
     }
 

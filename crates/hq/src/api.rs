@@ -75,7 +75,9 @@ pub(crate) enum ApiError {
     /// An admin route without HQ's admin credential.
     #[error(
         "this needs HQ's admin credential: send Authorization: Bearer <token> \
-         (the token is HQ_ADMIN_TOKEN, or else the file admin-token in HQ's data directory)"
+         (the token is {}, or else the file {} in HQ's data directory)",
+        crate::admin::TOKEN_ENV,
+        crate::admin::TOKEN_FILE
     )]
     Unauthorized,
     /// The body or a header is not what the endpoint takes.
@@ -574,7 +576,7 @@ async fn subscribe(
 
 /// Request headers published with an order as MessageAttributes (W3C trace
 /// context), so a trace can follow the order through SNS.
-const ATTRIBUTE_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
+const ATTRIBUTE_HEADERS: [&str; 2] = [contracts::sns::TRACEPARENT, "tracestate"];
 
 /// How long before its request's deadline a publish still under way is
 /// answered 202 instead of waited for (half the time left, if less).

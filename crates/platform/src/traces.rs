@@ -25,8 +25,7 @@ use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::sync::OnceLock;
 use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-/// The W3C trace context header, and the SNS message attribute of that name.
-pub const TRACEPARENT: &str = "traceparent";
+pub use contracts::sns::TRACEPARENT;
 
 /// Set once tracing is on: the propagator every hop uses.
 static PROPAGATOR: OnceLock<TraceContextPropagator> = OnceLock::new();

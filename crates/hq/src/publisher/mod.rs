@@ -118,7 +118,9 @@ impl Publisher {
         let span = tracing::info_span!("publish", %topic, order_id = tracing::field::Empty);
         let mut attributes = attributes.clone();
         if let Some(traceparent) = platform::traces::traceparent(&span) {
-            attributes.entry("traceparent".to_owned()).or_insert(traceparent);
+            attributes
+                .entry(contracts::sns::TRACEPARENT.to_owned())
+                .or_insert(traceparent);
         }
         let published = tracing::Instrument::instrument(
             async {
