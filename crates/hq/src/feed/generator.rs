@@ -80,6 +80,8 @@ impl Generator {
                 let mut ticks = tokio::time::interval(period);
                 ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
                 let mut failures = RepeatedFailures::reported_every(failures_reported_every);
+                // Whether the last order published reached nobody (said once).
+                let mut reaching_nobody = false;
                 loop {
                     tokio::select! {
                         () = cancel.cancelled() => break,
@@ -88,7 +90,8 @@ impl Generator {
                     let quantity = rand::rng().random_range(1..=max_quantity);
                     let order = topic.order(quantity);
                     match publisher.publish(topic, &order, &MessageAttributes::new()).await {
-                        Ok(_) => {
+                        Ok(published) => {
+                            say_whom_it_reaches(topic, published.subscribers, &mut reaching_nobody);
                             if let Some(failed) = failures.succeeded(Instant::now()) {
                                 tracing::warn!(
                                     %topic,
@@ -124,4 +127,23 @@ impl Generator {
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
     }
+}
+
+/// Says, once, that generated orders on `topic` reach nobody (they count as
+/// unrouted, not lost), and again once they reach someone. HQ's own feed
+/// keeps its subscriptions in memory: after a restart, those made through
+/// the portal or the admin API are gone, and the generator went on
+/// publishing to nobody without a word.
+fn say_whom_it_reaches(topic: Topic, subscribers: usize, reaching_nobody: &mut bool) {
+    if subscribers == 0 && !*reaching_nobody {
+        tracing::warn!(
+            %topic,
+            "generated orders reach nobody: no subscription to the topic is confirmed, so they count as \
+             unrouted (HQ's own feed keeps subscriptions in memory: after a restart, subscribe again, or \
+             list them in HQ_SUBSCRIBE)"
+        );
+    } else if subscribers > 0 && *reaching_nobody {
+        tracing::info!(%topic, subscribers, "generated orders reach subscribers again");
+    }
+    *reaching_nobody = subscribers == 0;
 }

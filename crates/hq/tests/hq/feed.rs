@@ -955,6 +955,40 @@ async fn the_next_hq_says_what_a_run_killed_left_unaccounted_for() {
     .await;
 }
 
+/// A generator publishing to a topic nobody is subscribed to says so, once:
+/// after a restart HQ's feed has forgotten the subscriptions made through
+/// the portal, and its orders went to nobody without a word.
+#[tokio::test]
+async fn a_generator_whose_orders_reach_nobody_says_so_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut env = binary_env(dir.path());
+    env.insert("HQ_RATES".into(), "orders=50".into());
+    let mut hq = ServiceProcess::start(hq_binary(), &env);
+    let base = format!("http://{}", hq.wait_listening().await);
+    hq.wait_line("generated orders reach nobody", WAIT).await;
+    let client = reqwest::Client::new();
+    wait_until("ten generated orders published", WAIT, async || {
+        let reconciliation: serde_json::Value = client
+            .get(format!("{base}/reconciliation"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (reconciliation["unrouted"].as_u64() >= Some(10)).then_some(())
+    })
+    .await;
+    hq.terminate().await;
+    assert!(hq.wait_exit(WAIT).await.success(), "{:#?}", hq.seen);
+    let said = hq
+        .seen
+        .iter()
+        .filter(|line| line.contains("generated orders reach nobody"))
+        .count();
+    assert_eq!(said, 1, "{:#?}", hq.seen);
+}
+
 /// Under JSON logs (ECS' awslogs takes each line as one event), `hq`'s
 /// stop says its reconciliation as events of their own, counts as fields,
 /// and then that it stopped: every line JSON, none of the printed JSON's.
