@@ -244,6 +244,9 @@ fn require_admin(hq: &Hq, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+/// What a path HQ does not have is answered with.
+const NO_SUCH_PATH: &str = "no such path; GET / lists HQ's routes";
+
 /// HQ's router.
 pub fn router(hq: Hq) -> Router {
     router_with_metrics(hq, &platform::Metrics::new())
@@ -268,7 +271,7 @@ pub fn router_with_metrics(hq: Hq, metrics: &platform::Metrics) -> Router {
         .merge(crate::portal::router())
         // axum answers both with no body; HQ's refusals are JSON that says why.
         .method_not_allowed_fallback(|| std::future::ready(ApiError::MethodNotAllowed))
-        .fallback(|| std::future::ready(ApiError::NotFound("no such path; GET / lists HQ's routes".into())))
+        .fallback(|| std::future::ready(ApiError::NotFound(NO_SUCH_PATH.into())))
         .with_state(hq)
 }
 
@@ -355,8 +358,9 @@ fn xml_escape(text: &str) -> String {
 
 /// `GET /SimpleNotificationService-<hex>.pem`: the signing certificate.
 async fn certificate(State(hq): State<Hq>, Path(file): Path<String>) -> Result<Response, ApiError> {
+    // Any other one-segment path is a path HQ does not have.
     if file != hq.identity().cert_file_name() {
-        return Err(ApiError::NotFound(quoted(&file).owned()));
+        return Err(ApiError::NotFound(NO_SUCH_PATH.into()));
     }
     Ok((
         [(header::CONTENT_TYPE, "application/x-pem-file")],
