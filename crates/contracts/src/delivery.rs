@@ -29,7 +29,9 @@ pub enum DeliveryError {
     #[error("expected an SNS message or {{\"Message\": {0}}}")]
     NotAnEnvelope(&'static str),
     /// Claims to be from SNS but lacks or mistypes envelope fields.
-    #[error("the body claims to be an SNS message but is not a valid one: {0}")]
+    #[error(
+        "the body claims to be an SNS message (a Type, or the x-amz-sns-message-type header) but is not a valid one, so it cannot be verified: {0}"
+    )]
     BadEnvelope(String),
 }
 

@@ -80,6 +80,9 @@ impl ServiceError {
     /// The status this error is answered with.
     pub fn status(&self) -> StatusCode {
         match self {
+            // Claims to be from SNS but is no envelope: it cannot be verified,
+            // and a claimed SNS message that is not verified is refused 403.
+            Self::Delivery(DeliveryError::BadEnvelope(_)) => StatusCode::FORBIDDEN,
             Self::Delivery(_) | Self::Order(_) | Self::BadMessageId(_) => StatusCode::BAD_REQUEST,
             // Missing or wrong, the caller lacks the credential (RFC 9110's
             // 401); SPEC names 401 for a call without the secret.

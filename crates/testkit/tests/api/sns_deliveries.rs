@@ -98,6 +98,19 @@ async fn tampered_or_forged_messages_do_nothing() {
         let (status, text) = deliver(&monolith, "/order/", envelope).await;
         assert_eq!(status, 403, "{envelope:?} answered {status} {text}");
     }
+    // Claimed to be from SNS (a Type, or SNS' header) but no envelope at
+    // all: it cannot be verified, so 403 as well.
+    for (headers, body) in [
+        (
+            &[("x-amz-sns-message-type", "Notification")][..],
+            r#"{"Message":{"bundle":"1"}}"#,
+        ),
+        (&[][..], r#"{"Type":"Notification","Message":{"bundle":"1"}}"#),
+    ] {
+        let (status, text) = monolith.post("/order/", None, headers, body).await;
+        assert_eq!(status, 403, "{body} answered {status} {text}");
+        assert!(text.contains("cannot be verified"), "{text}");
+    }
     assert_eq!(api.count(), 0, "a forged message reached the fulfillment API");
     assert_eq!(deliver(&monolith, "/order/", &original).await.0, 200);
 }
