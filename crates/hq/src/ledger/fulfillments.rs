@@ -41,7 +41,8 @@ impl Ledger {
     /// Records a fulfillment for `key_id`. With an idempotency key seen
     /// before (for this API key), nothing new is counted: the first record is
     /// returned as a replay, with its own quantities even where the repeat
-    /// asked for others (see [`replay`]).
+    /// asked for others: the same order, gathered under another
+    /// configuration (docs/hq.md, "How to reach each part").
     pub async fn record(
         &self,
         key_id: &str,
