@@ -43,7 +43,7 @@ pub async fn serve_from_env() -> Result<(), BenchError> {
     };
     let router = Router::new()
         .route("/", get(|| async { "floor" }))
-        .route("/order/", post(order))
+        .route(contracts::paths::ORDER, post(order))
         .with_state(Arc::new(floor));
     let listener = tokio::net::TcpListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
         .await

@@ -41,7 +41,7 @@ impl FulfillmentSide {
     pub async fn start() -> Result<Self, BenchError> {
         let counters = Arc::new(Counters::default());
         let router = Router::new()
-            .route("/receiving/", post(receive))
+            .route(contracts::paths::RECEIVING, post(receive))
             .with_state(counters.clone());
         let listener = TcpListener::bind("127.0.0.1:0")
             .await

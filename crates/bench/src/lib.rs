@@ -251,14 +251,14 @@ async fn order_loads(
     let mut runs = Vec::new();
     for scenario in [Scenario::BundleCurl, Scenario::BundleSns] {
         for connections in CONNECTIONS {
-            let url = monolith.service.url("/order/");
+            let url = monolith.service.url(contracts::paths::ORDER);
             runs.push(
                 bench
                     .measure(scenario, url, connections, &[&monolith.service])
                     .await?,
             );
             if scenario == Scenario::BundleCurl && FLOOR_CONNECTIONS.contains(&connections) {
-                let url = floor.service.url("/order/");
+                let url = floor.service.url(contracts::paths::ORDER);
                 let sampled = [&floor.service];
                 runs.push(
                     bench
@@ -293,7 +293,7 @@ async fn order_loads(
         .chain([(Scenario::BundleSns, SIGNED_RATIO_CONNECTIONS, &monolith.service)]);
     let mut second_pass = Vec::new();
     for (scenario, connections, service) in ratio_loads {
-        let url = service.url("/order/");
+        let url = service.url(contracts::paths::ORDER);
         second_pass.push(bench.measure(scenario, url, connections, &[service]).await?);
     }
     let all = || runs.iter().chain(&second_pass);
@@ -328,7 +328,7 @@ async fn one_worker_loads(bench: &Bench) -> Result<Vec<Run>, BenchError> {
     let iridium = start_one_worker(bench, Kind::Iridium, iridium_env).await?;
     let mut runs = Vec::new();
     for scenario in [Scenario::BundleCurl, Scenario::BundleSns] {
-        let url = monolith.url("/order/");
+        let url = monolith.url(contracts::paths::ORDER);
         runs.push(
             bench
                 .measure(scenario, url, SIZING_CONNECTIONS, &[&monolith])
@@ -369,7 +369,7 @@ async fn slow_gather_load(bench: &Bench) -> Result<(Run, ServiceMemory), BenchEr
     );
     let slow_env = bench.monolith_env(free_port()?, GATHER_DELAY_MS);
     let slow = Started::start(bench, report::SLOW_MONOLITH, Kind::Monolith, &slow_env).await?;
-    let url = slow.service.url("/order/");
+    let url = slow.service.url(contracts::paths::ORDER);
     let run = bench
         .measure(Scenario::BundleSlowGather, url, IN_FLIGHT, &[&slow.service])
         .await?;

@@ -1,13 +1,15 @@
 //! The JSON contracts every Interstella service shares.
 //!
 //! Pure types and parsing, no I/O: what SNS delivers ([`sns`]), what an order
-//! looks like ([`order`]) and what the fulfillment API takes ([`fulfillment`]).
+//! looks like ([`order`]), what the fulfillment API takes ([`fulfillment`])
+//! and where each is sent ([`paths`]).
 //! Every service parses with these, so the wire format is decided in one place.
 
 pub mod delivery;
 pub mod fulfillment;
 pub mod order;
 pub mod order_id;
+pub mod paths;
 pub mod quote;
 pub mod sns;
 

@@ -29,6 +29,7 @@ use contracts::OrderId;
 use contracts::Producer;
 use contracts::fulfillment::{API_KEY_HEADER, IDEMPOTENCY_KEY_HEADER, PRODUCED_BY_HEADER};
 use contracts::order_id::ORDER_ID_HEADER;
+use contracts::paths;
 use contracts::quote::{quoted, shortened_message};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -258,8 +259,10 @@ pub fn router_with_metrics(hq: Hq, metrics: &platform::Metrics) -> Router {
         .route("/", get(index_or_action))
         .route("/{file}", get(certificate))
         .route(
-            "/receiving",
-            metrics.order_route("/receiving/", post(fulfill)).get(my_totals),
+            paths::route(paths::RECEIVING),
+            metrics
+                .order_route(paths::RECEIVING, post(fulfill))
+                .get(my_totals),
         )
         .route("/keys", post(issue_key))
         .route("/totals", get(all_totals))

@@ -149,7 +149,7 @@ impl Hq {
     /// The fulfillment API's URL: `<base>/receiving/`.
     pub fn fulfillment_url(&self) -> Url {
         let mut url = self.inner.base_url.clone();
-        url.set_path("/receiving/");
+        url.set_path(contracts::paths::RECEIVING);
         url
     }
 

@@ -174,7 +174,7 @@ fn microservice_lines(platform: &Platform) -> String {
         .microservices
         .iter()
         .map(|(resource, service)| {
-            let path = crate::microservice_path(*resource);
+            let path = contracts::paths::resource(*resource);
             let url = service.url(&path);
             format!("{:<31}{url}  ({resource} topic -> {path})\n", resource.as_str())
         })
@@ -184,7 +184,7 @@ fn microservice_lines(platform: &Platform) -> String {
 /// Where HQ's live dashboard is, under HQ's base URL.
 pub fn dashboard_url(platform: &Platform) -> String {
     let mut url = platform.hq_url().clone();
-    url.set_path("/dashboard");
+    url.set_path(hq::portal::DASHBOARD_PATH);
     url.to_string()
 }
 

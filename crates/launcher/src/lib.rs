@@ -312,24 +312,19 @@ async fn start_services(
     })
 }
 
-/// Where a resource's microservice takes its orders (and its topic's
-/// deliveries): `/<resource>/`, as in the workshop.
-pub fn microservice_path(resource: Resource) -> String {
-    format!("/{resource}/")
-}
-
 /// Phase 3: wires the topics as the workshop's final lab does and waits
 /// until every service has confirmed its subscription.
 async fn subscribe_and_confirm(feed: &Feed, services: &Services) -> Result<(), LaunchError> {
     let microservices = services.microservices.iter().map(|(&resource, service)| {
         (
             Topic::of_resource(resource),
-            service.url(&microservice_path(resource)),
+            service.url(&contracts::paths::resource(resource)),
         )
     });
-    let wiring: Vec<(Topic, String)> = std::iter::once((Topic::Orders, services.monolith.url("/order/")))
-        .chain(microservices)
-        .collect();
+    let wiring: Vec<(Topic, String)> =
+        std::iter::once((Topic::Orders, services.monolith.url(contracts::paths::ORDER)))
+            .chain(microservices)
+            .collect();
     let give_up = tokio::time::Instant::now() + CONFIRM_DEADLINE;
     for (topic, endpoint) in &wiring {
         let subscriber = hq::feed::Endpoint::parse(endpoint)?;

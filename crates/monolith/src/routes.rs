@@ -8,6 +8,7 @@ use axum::routing::{get, post};
 use axum::{Router, body::Bytes};
 use contracts::fulfillment::{API_KEY_HEADER, HOOK_SECRET_HEADER, IDEMPOTENCY_KEY_HEADER};
 use contracts::order_id::ORDER_ID_HEADER;
+use contracts::paths;
 use contracts::{
     BundleOrder, FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey, OrderId, ResourceOrder,
 };
@@ -49,10 +50,16 @@ pub fn router_with_metrics(config: MonolithConfig, metrics: &Metrics) -> Result<
     let state = Arc::new(Monolith { config, intake, api });
     let router = Router::new()
         .route("/", get(health))
-        .route("/order", metrics.order_route("/order/", post(order)))
-        .route("/fulfill", metrics.order_route("/fulfill/", post(fulfill)))
+        .route(
+            paths::route(paths::ORDER),
+            metrics.order_route(paths::ORDER, post(order)),
+        )
+        .route(
+            paths::route(paths::FULFILL),
+            metrics.order_route(paths::FULFILL, post(fulfill)),
+        )
         .with_state(state);
-    Ok(saying_where_orders_go(router, "/order/"))
+    Ok(saying_where_orders_go(router, paths::ORDER))
 }
 
 impl RouteService for MonolithConfig {

@@ -7,13 +7,17 @@ use platform::HookSecret;
 use platform::route::RouteArgs;
 use platform::settings::{ConfigError, GlueHookSecretArgs, LogArgs, hook_secrets};
 
+/// The port a resource service listens on unless told otherwise: the
+/// workshop's containers listened on 80.
+pub const DEFAULT_PORT: u16 = 80;
+
 /// Settings of the `iridium` and `magnesite` binaries; every flag is also an
 /// environment variable.
 #[derive(Debug, Clone, Parser)]
 #[command(version)]
 pub struct Cli {
     /// Listen port.
-    #[arg(long, env = "PORT", default_value_t = 80)]
+    #[arg(long, env = "PORT", default_value_t = DEFAULT_PORT)]
     pub port: u16,
     /// How log lines are written.
     #[command(flatten)]

@@ -50,7 +50,7 @@ pub fn glue_hook_url(monolith: &str) -> Result<Url, url::ParseError> {
     };
     let mut url = Url::parse(&with_scheme)?;
     if url.path().is_empty() || url.path() == "/" {
-        url.set_path("/fulfill/");
+        url.set_path(contracts::paths::FULFILL);
     }
     Ok(url)
 }

@@ -46,11 +46,10 @@ pub fn router_with_metrics(config: ResourceConfig, metrics: &Metrics) -> Result<
         monolith,
         health,
     });
-    let path = format!("/{resource}");
-    let order_path = format!("{path}/");
+    let order_path = contracts::paths::resource(resource);
     let router = Router::new()
         .route(
-            &path,
+            contracts::paths::route(&order_path),
             get(health_check).merge(metrics.order_route(&order_path, post(order))),
         )
         .with_state(state);

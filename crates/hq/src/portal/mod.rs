@@ -65,10 +65,13 @@ const PORTAL_HTML: &str = include_str!("assets/portal.html");
 /// The dashboard's page.
 const DASHBOARD_HTML: &str = include_str!("assets/dashboard.html");
 
+/// Where the dashboard is (the launcher's banner points there).
+pub const DASHBOARD_PATH: &str = "/dashboard";
+
 /// The pages' routes (`/` is [`crate::api`]'s, which calls [`page`] for browsers).
 pub fn router() -> Router<Hq> {
     Router::new()
-        .route("/dashboard", get(dashboard_page))
+        .route(DASHBOARD_PATH, get(dashboard_page))
         .route("/dashboard/data", get(dashboard_data))
         .route("/portal/{asset}", get(asset))
 }
