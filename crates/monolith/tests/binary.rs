@@ -46,13 +46,8 @@ async fn missing_configuration_exits_with_one_line_naming_it() {
 async fn without_a_region_it_says_so_in_one_line_though_instance_metadata_refused() {
     let mut env = with_refusing_instance_metadata().await;
     env.insert("GLUE_HOOK_SECRET".into(), HOOK_SECRET.into());
-    let output = run_to_exit(monolith_exe(), &env).await;
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.is_empty(), "{stdout}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("no AWS region (set AWS_REGION)"), "{stderr}");
+    let said = exits_2_with_one_line(&env).await;
+    assert!(said.contains("no AWS region (set AWS_REGION)"), "{said}");
 }
 
 /// With a region but no credentials (the instance metadata service refuses
@@ -63,17 +58,24 @@ async fn without_credentials_it_says_why_in_one_short_line() {
     let mut env = with_refusing_instance_metadata().await;
     env.insert("AWS_REGION".into(), "us-east-1".into());
     env.insert("GLUE_HOOK_SECRET".into(), HOOK_SECRET.into());
-    let output = run_to_exit(monolith_exe(), &env).await;
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(stdout.is_empty(), "{stdout}");
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let stderr = exits_2_with_one_line(&env).await;
     assert!(
         stderr.contains("/interstella/apiKey") && stderr.contains("failed to load IMDS session token"),
         "{stderr}"
     );
     assert!(!stderr.contains("DispatchFailure("), "a Debug dump: {stderr}");
+}
+
+/// Runs the monolith with `env` to its exit: 2, nothing on stdout, one line
+/// on stderr, which it returns.
+async fn exits_2_with_one_line(env: &HashMap<String, String>) -> String {
+    let output = run_to_exit(monolith_exe(), env).await;
+    assert_eq!(output.status.code(), Some(2), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.is_empty(), "{stdout}");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    stderr
 }
 
 /// The environment of [`safe_aws_env`] with an instance metadata service on

@@ -246,11 +246,30 @@ async fn at_the_bound_idle_connections_make_room_for_the_health_check() {
     );
 }
 
-#[tokio::test]
-async fn at_the_bound_with_every_slot_busy_the_health_check_is_answered_beside_them() {
-    let bound = 4;
-    // `GET /held` says it arrived, then answers once the test lets it: no
-    // slot frees before that, however slow the machine.
+/// A server at a bound of `bound` connections, each answering a request
+/// that does not end until the test lets it (`release`): no slot frees
+/// before that, however slow the machine.
+struct Held {
+    server: Server,
+    in_flight: Vec<TcpStream>,
+    release: watch::Sender<bool>,
+}
+
+/// Lets the held requests end, and checks each got its answer: none was
+/// cut to make room.
+async fn release_uncut(release: &watch::Sender<bool>, in_flight: &mut [TcpStream]) {
+    release.send_replace(true);
+    for stream in in_flight {
+        let answer = read_response(stream, Duration::from_secs(5)).await;
+        assert!(
+            answer.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 200")),
+            "a request in flight was cut: {answer:?}"
+        );
+    }
+}
+
+async fn every_slot_held(bound: usize) -> Held {
+    // `GET /held` says it arrived, then answers once released.
     let (arrivals, mut arrived) = mpsc::unbounded_channel::<()>();
     let (release, released) = watch::channel(false);
     let held = move || {
@@ -282,6 +301,20 @@ async fn at_the_bound_with_every_slot_busy_the_health_check_is_answered_beside_t
         let arrival = tokio::time::timeout(Duration::from_secs(5), arrived.recv()).await;
         assert!(matches!(arrival, Ok(Some(()))), "every slot answers a request");
     }
+    Held {
+        server,
+        in_flight,
+        release,
+    }
+}
+
+#[tokio::test]
+async fn at_the_bound_with_every_slot_busy_the_health_check_is_answered_beside_them() {
+    let Held {
+        server,
+        mut in_flight,
+        release,
+    } = every_slot_held(4).await;
     // No slot frees until the test lets them, and the health check is not
     // made to wait for that (an order may take 14 s, the ALB waits 5 s).
     let answer = exchange(server.addr, HEALTH_CHECK, Duration::from_secs(5)).await;
@@ -298,14 +331,7 @@ async fn at_the_bound_with_every_slot_busy_the_health_check_is_answered_beside_t
         "{refused:?}"
     );
     // No request in flight was cut to make room.
-    release.send_replace(true);
-    for stream in &mut in_flight {
-        let answer = read_response(stream, Duration::from_secs(5)).await;
-        assert!(
-            answer.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 200")),
-            "a request in flight was cut: {answer:?}"
-        );
-    }
+    release_uncut(&release, &mut in_flight).await;
     // Their connections, kept alive, now hold every slot idle: the next
     // order gets one of them (idle connections are closed to make room),
     // not the side lane's 503.
@@ -352,38 +378,11 @@ async fn at_the_bound_heads_still_being_sent_are_closed_at_once() {
 
 #[tokio::test]
 async fn while_every_slot_answers_orders_arriving_fast_do_not_keep_the_health_check_out() {
-    let bound = 2;
-    let (arrivals, mut arrived) = mpsc::unbounded_channel::<()>();
-    let (release, released) = watch::channel(false);
-    let held = move || {
-        let (arrivals, mut released) = (arrivals.clone(), released.clone());
-        async move {
-            let _ = arrivals.send(());
-            let _ = released.wait_for(|go| *go).await;
-            "done"
-        }
-    };
-    let server = start_routing(
-        ServerLimits {
-            max_connections: bound,
-            ..limits()
-        },
-        router().route("/held", get(held)),
-    )
-    .await;
-    let mut in_flight = Vec::new();
-    for _ in 0..bound {
-        let mut stream = connect(server.addr).await;
-        stream
-            .write_all(b"GET /held HTTP/1.1\r\nHost: test\r\n\r\n")
-            .await
-            .unwrap();
-        in_flight.push(stream);
-    }
-    for _ in 0..bound {
-        let arrival = tokio::time::timeout(Duration::from_secs(5), arrived.recv()).await;
-        assert!(matches!(arrival, Ok(Some(()))), "every slot answers a request");
-    }
+    let Held {
+        server,
+        mut in_flight,
+        release,
+    } = every_slot_held(2).await;
     // Orders queue up in the kernel ahead of the health check. Taken one
     // by one, each after a call to close idle connections (50 ms), these
     // 200 held it for ten seconds; a load balancer waits five.
@@ -411,14 +410,7 @@ async fn while_every_slot_answers_orders_arriving_fast_do_not_keep_the_health_ch
             "an order past the bound is told to come back: {refused:?}"
         );
     }
-    release.send_replace(true);
-    for stream in &mut in_flight {
-        let answer = read_response(stream, Duration::from_secs(5)).await;
-        assert!(
-            answer.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 200")),
-            "a request in flight was cut: {answer:?}"
-        );
-    }
+    release_uncut(&release, &mut in_flight).await;
 }
 
 #[tokio::test]

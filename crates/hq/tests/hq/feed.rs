@@ -955,6 +955,24 @@ async fn the_next_hq_says_what_a_run_killed_left_unaccounted_for() {
     .await;
 }
 
+/// Waits until the `hq` binary at `base` answers a `/reconciliation` for
+/// which `done` holds.
+async fn wait_for_reconciliation(base: &str, what: &str, done: impl Fn(&serde_json::Value) -> bool) {
+    let client = reqwest::Client::new();
+    wait_until(what, WAIT, async || {
+        let reconciliation: serde_json::Value = client
+            .get(format!("{base}/reconciliation"))
+            .send()
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        done(&reconciliation).then_some(())
+    })
+    .await;
+}
+
 /// A generator publishing to a topic nobody is subscribed to says so, once:
 /// after a restart HQ's feed has forgotten the subscriptions made through
 /// the portal, and its orders went to nobody without a word.
@@ -966,17 +984,8 @@ async fn a_generator_whose_orders_reach_nobody_says_so_once() {
     let mut hq = ServiceProcess::start(hq_binary(), &env);
     let base = format!("http://{}", hq.wait_listening().await);
     hq.wait_line("generated orders reach nobody", WAIT).await;
-    let client = reqwest::Client::new();
-    wait_until("ten generated orders published", WAIT, async || {
-        let reconciliation: serde_json::Value = client
-            .get(format!("{base}/reconciliation"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (reconciliation["unrouted"].as_u64() >= Some(10)).then_some(())
+    wait_for_reconciliation(&base, "ten generated orders published", |r| {
+        r["unrouted"].as_u64() >= Some(10)
     })
     .await;
     hq.terminate().await;
@@ -1000,17 +1009,8 @@ async fn under_json_logs_the_reconciliation_at_the_stop_is_events_of_their_own()
     env.insert("HQ_RATES".into(), "orders=50".into());
     let mut hq = ServiceProcess::start(hq_binary(), &env);
     let base = format!("http://{}", hq.wait_listening().await);
-    let client = reqwest::Client::new();
-    wait_until("a generated order published", WAIT, async || {
-        let reconciliation: serde_json::Value = client
-            .get(format!("{base}/reconciliation"))
-            .send()
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        (reconciliation["published"].as_u64() > Some(0)).then_some(())
+    wait_for_reconciliation(&base, "a generated order published", |r| {
+        r["published"].as_u64() > Some(0)
     })
     .await;
     hq.terminate().await;
