@@ -341,13 +341,24 @@ pub async fn run(
         Some(_) => TOKEN_ENV.to_owned(),
         None => config.data_dir.join(TOKEN_FILE).display().to_string(),
     };
+    // The data directory's default is relative: an HQ started from another
+    // directory begins a new ledger, with no idempotency keys of the old
+    // one. Said where, in full, and whether it is new.
+    let ledger = crate::ledger::path_in(&config.data_dir);
+    let ledger_is = if ledger.exists() {
+        "kept from an earlier run"
+    } else {
+        "new"
+    };
+    let ledger = std::path::absolute(&ledger).unwrap_or(ledger);
     let running = start(listener, config).await?;
     tracing::info!(
         "HQ listening on {}: fulfillment API {}, SNS stand-in (AWS_ENDPOINT_URL_SNS) {}, \
-         admin credential (Authorization: Bearer) in {admin_token_source}",
+         admin credential (Authorization: Bearer) in {admin_token_source}, ledger {} ({ledger_is})",
         running.addr(),
         running.hq().fulfillment_url(),
-        running.hq().base_url()
+        running.hq().base_url(),
+        ledger.display()
     );
     shutdown.await;
     running.shutdown(drain).await

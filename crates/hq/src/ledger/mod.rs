@@ -42,6 +42,11 @@ use tokio::sync::Mutex;
 
 /// File name of the database inside the data directory.
 const DB_FILE: &str = "hq-ledger.sqlite3";
+
+/// Where the ledger of data directory `dir` is.
+pub fn path_in(dir: &Path) -> PathBuf {
+    dir.join(DB_FILE)
+}
 /// File in the data directory whose lock says an HQ has the ledger open.
 const LOCK_FILE: &str = "hq.lock";
 /// How long a connection waits for another's lock before it gives up.

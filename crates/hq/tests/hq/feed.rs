@@ -955,6 +955,28 @@ async fn the_next_hq_says_what_a_run_killed_left_unaccounted_for() {
     .await;
 }
 
+/// HQ says where its ledger is, in full, and whether it is new: the data
+/// directory's default is relative, and an HQ started elsewhere begins a
+/// new ledger, without the idempotency keys of the old one.
+#[tokio::test]
+async fn hq_says_where_its_ledger_is_and_whether_it_is_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = binary_env(dir.path());
+    let ledger = dir.path().join("hq-ledger.sqlite3");
+    for said in ["(new)", "(kept from an earlier run)"] {
+        let mut hq = ServiceProcess::start(hq_binary(), &env);
+        hq.wait_listening().await;
+        let line = format!("ledger {} {said}", ledger.display());
+        assert!(
+            hq.seen.iter().any(|seen| seen.contains(&line)),
+            "no {line:?} in {:#?}",
+            hq.seen
+        );
+        hq.terminate().await;
+        assert!(hq.wait_exit(WAIT).await.success(), "{:#?}", hq.seen);
+    }
+}
+
 /// Waits until the `hq` binary at `base` answers a `/reconciliation` for
 /// which `done` holds.
 async fn wait_for_reconciliation(base: &str, what: &str, done: impl Fn(&serde_json::Value) -> bool) {
