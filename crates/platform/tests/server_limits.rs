@@ -122,8 +122,10 @@ async fn a_head_sent_too_slowly_is_closed_after_the_header_timeout() {
         ..limits()
     })
     .await;
-    let mut slow = connect(server.addr).await;
+    // Before connecting: the server's timer may start as soon as it
+    // accepts, before the client sees its connection made.
     let started = Instant::now();
+    let mut slow = connect(server.addr).await;
     slow.write_all(HALF_A_HEAD.as_bytes()).await.unwrap();
     let answer = read_response(&mut slow, Duration::from_secs(5)).await;
     assert_eq!(
