@@ -383,9 +383,10 @@ impl App {
     /// One function rather than one awaiting another, for the reason in
     /// `serve_connection`.
     async fn answer(self, request: Request<Incoming>, started: Instant) -> Result<Response, Infallible> {
-        // The response is written after this returns; a connection asked to
-        // close then still finishes writing it (hyper's graceful shutdown).
-        // By field: the router is used up answering, while the flag and the
+        // The response is written after this returns; while that write
+        // waits for the client, the connection is not idle (`Writing`), so a
+        // drain still lets it finish (hyper's graceful shutdown) and a call
+        // to shed leaves it alone. By field: the router is used up answering, while the flag and the
         // count stay borrowed until the answer is done.
         let Self {
             routes:
