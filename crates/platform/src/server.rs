@@ -21,7 +21,7 @@ use write_deadline::{WriteDeadline, Writing};
 
 use axum::Router;
 use axum::body::Body;
-use axum::http::{Method, Request, StatusCode};
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::{Body as _, Incoming};
@@ -410,7 +410,7 @@ impl App {
         let budget_units = budget_units(&body);
         let no_body = body.is_end_stream();
         let read = Limited::new(body, BODY_LIMIT).collect();
-        let response = 'answer: {
+        let mut response = 'answer: {
             // tower-http's normalisation trims leading slashes too, so
             // `//fulfill/` would reach the glue hook past a load balancer
             // rule written for `/fulfill*`. No route starts with two.
@@ -457,6 +457,12 @@ impl App {
                 () = &mut timer => Unanswered::Late(request_timeout).into_response(),
             }
         };
+        // Replies quote what a client sent (a path, a field); a browser must
+        // read them as the type they name, never sniff them into HTML.
+        response.headers_mut().insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
         tracing::info!(
             latency = %format_args!("{} ms", started.elapsed().as_millis()),
             status = response.status().as_u16(),

@@ -93,6 +93,34 @@ async fn health_check_unknown_path_and_wrong_method() {
 }
 
 #[tokio::test]
+async fn every_reply_forbids_sniffing() {
+    let (app, _api) = monolith_with(|_| {}).await;
+    // Replies that quote what the client sent, and those that do not.
+    let requests = [
+        app.client.get(app.url("/")),
+        app.client.get(app.url("/%3Cscript%3E")),
+        app.client
+            .post(app.url("/order/"))
+            .body(r#"{"Message":{"bundle":"<b>x</b>"}}"#),
+        app.client
+            .post(app.url("/order/"))
+            .body(r#"{"Message":{"bundle":1}}"#),
+    ];
+    for request in requests {
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        assert_eq!(
+            response
+                .headers()
+                .get("x-content-type-options")
+                .map(|v| v.as_bytes()),
+            Some(&b"nosniff"[..]),
+            "the {status} reply"
+        );
+    }
+}
+
+#[tokio::test]
 async fn bad_bodies_get_400_and_reach_nothing() {
     let (app, api) = monolith_with(|_| {}).await;
     let deeply_nested = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
