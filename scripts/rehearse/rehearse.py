@@ -819,12 +819,23 @@ def check_template_only(topics: dict[str, str]) -> None:
     for svc in ("Monolith", "Iridium", "Magnesite"):
         target = platform.get(f"{svc}ScalableTarget", {}).get("Properties", {})
         policy = platform.get(f"{svc}ScalingPolicy", {}).get("Properties", {})
+        requests = platform.get(f"{svc}RequestScalingPolicy", {}).get("Properties", {})
+        tracked = requests.get("TargetTrackingScalingPolicyConfiguration", {})
+        metric = tracked.get("PredefinedMetricSpecification", {})
         check(
-            f"{svc}: scalable target (desired count .. ServiceMaxCount) and CPU target tracking",
+            f"{svc}: scalable target (desired count .. ServiceMaxCount), tracking CPU and the requests "
+            f"per task of its internet-facing target group (an order waiting for its gather holds a "
+            f"connection, not CPU)",
             target.get("MinCapacity") == {"Ref": f"{svc}DesiredCount"}
             and target.get("MaxCapacity") == {"Ref": "ServiceMaxCount"}
-            and policy.get("PolicyType") == "TargetTrackingScaling",
-            (target, policy),
+            and policy.get("PolicyType") == "TargetTrackingScaling"
+            and requests.get("PolicyType") == "TargetTrackingScaling"
+            and requests.get("ScalingTargetId") == {"Ref": f"{svc}ScalableTarget"}
+            and metric.get("PredefinedMetricType") == "ALBRequestCountPerTarget"
+            and metric.get("ResourceLabel")
+            == {"Fn::Sub": f"${{LoadBalancer.LoadBalancerFullName}}/${{{svc}TargetGroup.TargetGroupFullName}}"}
+            and tracked.get("TargetValue") == {"Ref": "RequestsPerTaskTarget"},
+            (target, policy, requests),
         )
     # moto registers a template's task definition with its containers only
     # (no network mode, compatibilities, size, runtime platform).
@@ -907,6 +918,21 @@ def check_template_only(topics: dict[str, str]) -> None:
         ]
         and "*" not in json.dumps(monolith_reads["Resource"]),
         monolith_reads,
+    )
+    instance_role = platform["InstanceRole"]["Properties"]
+    instance_actions = [
+        action
+        for policy in instance_role.get("Policies", [])
+        for statement in policy["PolicyDocument"]["Statement"]
+        for action in ([statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"])
+    ]
+    check(
+        "the EC2 instances' role reads no SSM parameter (the ECS agent's policy and Session "
+        "Manager's shell only, not AmazonSSMManagedInstanceCore)",
+        "SSMManagedInstanceCore" not in json.dumps(instance_role.get("ManagedPolicyArns"))
+        and not any(a.startswith("ssm:GetParameter") or a in ("ssm:*", "*") for a in instance_actions)
+        and "ssmmessages:OpenDataChannel" in instance_actions,
+        (instance_role.get("ManagedPolicyArns"), instance_actions),
     )
     exec_policy = json.dumps(platform["TaskExecutionRole"]["Properties"]["Policies"])
     check(
