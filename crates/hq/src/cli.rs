@@ -10,7 +10,7 @@ use crate::publisher::{PublishTo, parse_topic_arn};
 use clap::Parser;
 use platform::ApiKey;
 use platform::server::{LimitsError, ServerLimitArgs};
-use platform::settings::{LogArgs, MetricsArgs};
+use platform::settings::{LogArgs, MetricsArgs, NeverQuoted, http_url};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -57,7 +57,7 @@ pub struct Cli {
     #[arg(long, env = "HQ_LISTEN", default_value_t = std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)))]
     pub listen: std::net::SocketAddr,
     /// The URL services reach HQ at; default `http://<listen address>/`.
-    #[arg(long, env = "HQ_PUBLIC_URL")]
+    #[arg(long, env = "HQ_PUBLIC_URL", value_parser = NeverQuoted(http_url))]
     pub public_url: Option<Url>,
     /// Directory of the ledger database and the signing key.
     #[arg(long, env = "HQ_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
@@ -219,40 +219,6 @@ pub fn parse_rate(text: &str) -> Result<(Topic, f64), String> {
         .filter(|rate| rate.is_finite() && *rate >= 0.0 && *rate <= 1000.0)
         .ok_or_else(|| format!("rate must be a number from 0 to 1000 orders per second, got {rate:?}"))?;
     Ok((topic, rate))
-}
-
-/// A setting's parser whose errors never quote the value, for settings that
-/// may hold a secret: clap prints a plain function's error after the value
-/// ("invalid value 'orders=http://ops:s3cret@…' for '--subscribe'"), and on
-/// ECS that line goes to CloudWatch.
-#[derive(Clone, Copy)]
-pub struct NeverQuoted<T>(pub fn(&str) -> Result<T, String>);
-
-impl<T: Clone + Send + Sync + 'static> clap::builder::TypedValueParser for NeverQuoted<T> {
-    type Value = T;
-
-    fn parse_ref(
-        &self,
-        cmd: &clap::Command,
-        arg: Option<&clap::Arg>,
-        value: &std::ffi::OsStr,
-    ) -> Result<T, clap::Error> {
-        let parsed = value
-            .to_str()
-            .ok_or_else(|| "not UTF-8".to_owned())
-            .and_then(self.0);
-        parsed.map_err(|error| {
-            let setting = arg
-                .and_then(clap::Arg::get_long)
-                .map(|long| format!("--{long}: "))
-                .unwrap_or_default();
-            clap::Error::raw(
-                clap::error::ErrorKind::ValueValidation,
-                format!("{setting}{error}\n"),
-            )
-            .with_cmd(cmd)
-        })
-    }
 }
 
 /// Parses an admin credential (for [`NeverQuoted`]).

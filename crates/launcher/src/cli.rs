@@ -65,7 +65,7 @@ pub struct Cli {
         long = "admin-token",
         env = hq::admin::TOKEN_ENV,
         hide_env_values = true,
-        value_parser = hq::cli::NeverQuoted(hq::cli::parse_admin_token)
+        value_parser = platform::settings::NeverQuoted(hq::cli::parse_admin_token)
     )]
     pub admin_token: Option<AdminToken>,
 }

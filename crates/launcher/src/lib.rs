@@ -138,7 +138,7 @@ pub enum LaunchError {
     Hq(#[from] hq::StartError),
     /// A URL could not be made.
     #[error("URL: {0}")]
-    Url(#[from] url::ParseError),
+    Url(#[from] platform::settings::NotHttpUrl),
     /// Subscribing failed.
     #[error("subscribing: {0}")]
     Feed(#[from] hq::feed::FeedError),

@@ -117,30 +117,81 @@ pub async fn resolve(
     ])
     .await?;
     // Not quoted: the value may carry a token (logs show it masked).
-    let endpoint = Url::parse(endpoint.trim()).map_err(|e| {
+    let endpoint = settings::http_url(&endpoint.value).map_err(|why| {
         ConfigError::Invalid(format!(
-            "INTERSTELLA_API_ENDPOINT is not a URL ({e}): give one such as https://api.example.com/receiving/"
+            "{} is {why}: give one such as https://api.example.com/receiving/",
+            endpoint.from
         ))
     })?;
-    let secrets = settings::hook_secrets(Some(&secret))?
-        .ok_or_else(|| ConfigError::Invalid("GLUE_HOOK_SECRET is blank".into()))?;
+    // Sent as `x-api-key` on every call: refused here, not on each order.
+    let key_text = key.value.trim();
+    if key_text.is_empty() {
+        return Err(ConfigError::Invalid(format!("{} is blank", key.from)));
+    }
+    if !settings::is_header_text(key_text) {
+        return Err(ConfigError::Invalid(format!(
+            "{} holds characters an HTTP header cannot carry (control characters or non-ASCII)",
+            key.from
+        )));
+    }
+    let secrets = settings::hook_secrets(Some(&secret.value), &secret.from)?
+        .ok_or_else(|| ConfigError::Invalid(format!("{} is blank", secret.from)))?;
     let api = FulfillmentApi {
         endpoint,
-        api_key: ApiKey::new(key.trim()),
+        api_key: ApiKey::new(key_text),
     };
     Ok((api, secrets))
 }
 
+/// A setting's value and where it came from, for errors about the value
+/// (which never quote it).
+struct Resolved {
+    /// The value.
+    value: String,
+    /// Its environment variable, or its SSM parameter.
+    from: String,
+}
+
+/// A parameter SSM returned.
+#[cfg_attr(not(feature = "ssm"), allow(dead_code))]
+struct Found {
+    /// Its name.
+    name: String,
+    /// Its ARN, when SSM gave it.
+    arn: Option<String>,
+    /// Its value, decrypted.
+    value: String,
+}
+
+impl Found {
+    /// Whether `asked` names this parameter: by name or by ARN (a parameter
+    /// shared from another account is asked for by ARN), with or without a
+    /// `:version` or `:label` selector. Names hold no `:`.
+    fn answers(&self, asked: &str) -> bool {
+        [Some(self.name.as_str()), self.arn.as_deref()]
+            .into_iter()
+            .flatten()
+            .any(|known| {
+                asked
+                    .strip_prefix(known)
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(':'))
+            })
+    }
+}
+
 /// Each wanted value: given, else read from SSM (all in one call); the first
 /// missing one is the error.
-async fn resolve_all<const N: usize>(wanted: [Wanted<'_>; N]) -> Result<[String; N], ConfigError> {
+async fn resolve_all<const N: usize>(wanted: [Wanted<'_>; N]) -> Result<[Resolved; N], ConfigError> {
     let given = |w: &Wanted<'_>| w.given.filter(|v| !v.trim().is_empty()).map(str::to_owned);
-    let missing: Vec<String> = wanted
+    let mut missing: Vec<String> = wanted
         .iter()
         .filter(|w| given(w).is_none())
         .map(|w| w.param.to_owned())
         .collect();
-    let (mut found, why) = if missing.is_empty() {
+    // Two settings may name one parameter: asked for once.
+    missing.sort_unstable();
+    missing.dedup();
+    let (found, why) = if missing.is_empty() {
         (Vec::new(), String::new())
     } else {
         match read_parameters(&missing).await {
@@ -151,29 +202,38 @@ async fn resolve_all<const N: usize>(wanted: [Wanted<'_>; N]) -> Result<[String;
     };
     let mut values = Vec::with_capacity(N);
     for w in &wanted {
-        let value = given(w)
-            .or_else(|| {
-                let at = found.iter().position(|(name, _)| name == w.param)?;
-                Some(found.swap_remove(at).1)
-            })
-            .ok_or_else(|| ConfigError::Missing {
-                what: w.what,
-                env: w.env,
-                flag: w.flag,
-                param: w.param.to_owned(),
-                why: why.clone(),
-            })?;
-        values.push(value);
+        let resolved = match given(w) {
+            Some(value) => Resolved {
+                value,
+                from: w.env.to_owned(),
+            },
+            // Two settings may name one parameter: each gets it.
+            None => found
+                .iter()
+                .find(|found| found.answers(w.param))
+                .map(|found| Resolved {
+                    value: found.value.clone(),
+                    from: format!("SSM parameter {}", w.param),
+                })
+                .ok_or_else(|| ConfigError::Missing {
+                    what: w.what,
+                    env: w.env,
+                    flag: w.flag,
+                    param: w.param.to_owned(),
+                    why: why.clone(),
+                })?,
+        };
+        values.push(resolved);
     }
     values
         .try_into()
         .map_err(|_| ConfigError::Invalid("settings vanished while resolving".into()))
 }
 
-/// Reads parameters (decrypting SecureStrings); returns `(name, value)` for
-/// those found, or why SSM could not be asked.
+/// Reads parameters (decrypting SecureStrings); returns those found, or why
+/// SSM could not be asked.
 #[cfg(feature = "ssm")]
-async fn read_parameters(names: &[String]) -> Result<Vec<(String, String)>, String> {
+async fn read_parameters(names: &[String]) -> Result<Vec<Found>, String> {
     let lookup = async {
         // Tasks starting together share SSM's 40 TPS: throttled, try again
         // (the SDK's default is 3 attempts, about 2 s) until the deadline.
@@ -206,7 +266,13 @@ async fn read_parameters(names: &[String]) -> Result<Vec<(String, String)>, Stri
         Ok(output
             .parameters()
             .iter()
-            .filter_map(|p| Some((p.name()?.to_owned(), p.value()?.to_owned())))
+            .filter_map(|p| {
+                Some(Found {
+                    name: p.name()?.to_owned(),
+                    arn: p.arn().map(str::to_owned),
+                    value: p.value()?.to_owned(),
+                })
+            })
             .collect())
     };
     tokio::time::timeout(SSM_DEADLINE, lookup)
@@ -217,6 +283,32 @@ async fn read_parameters(names: &[String]) -> Result<Vec<(String, String)>, Stri
 /// Without the `ssm` feature (the launcher's build) there is no SSM client:
 /// says so, as an SSM that could not be asked.
 #[cfg(not(feature = "ssm"))]
-async fn read_parameters(_names: &[String]) -> Result<Vec<(String, String)>, String> {
+async fn read_parameters(_names: &[String]) -> Result<Vec<Found>, String> {
     Err("this build has no SSM client (the monolith crate's `ssm` feature, on by default, is off); give the settings in the environment".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_parameter_answers_to_its_name_and_arn_with_or_without_a_selector() {
+        let found = Found {
+            name: "/interstella/apiKey".into(),
+            arn: Some("arn:aws:ssm:us-east-1:123456789012:parameter/interstella/apiKey".into()),
+            value: String::new(),
+        };
+        for asked in [
+            "/interstella/apiKey",
+            "/interstella/apiKey:3",
+            "/interstella/apiKey:live",
+            "arn:aws:ssm:us-east-1:123456789012:parameter/interstella/apiKey",
+            "arn:aws:ssm:us-east-1:123456789012:parameter/interstella/apiKey:3",
+        ] {
+            assert!(found.answers(asked), "{asked}");
+        }
+        for asked in ["/interstella/apiKeyOld", "/interstella/api", "/other/apiKey"] {
+            assert!(!found.answers(asked), "{asked}");
+        }
+    }
 }

@@ -595,6 +595,38 @@ async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
         assert!(!log.contains(secret), "a secret reached the log");
     }
 
+    // Named as a shared parameter is (by ARN), with a version selector, and
+    // one parameter for two settings: each finds its value.
+    let key_arn = ssm
+        .get_parameter()
+        .name("/interstella/apiKey")
+        .send()
+        .await
+        .unwrap()
+        .parameter
+        .and_then(|p| p.arn)
+        .unwrap();
+    let mut named_otherwise = aws_env.clone();
+    named_otherwise.insert("SSM_API_KEY_PARAM".into(), key_arn);
+    named_otherwise.insert(
+        "SSM_GLUE_HOOK_SECRET_PARAM".into(),
+        "/interstella/glueHookSecret:1".into(),
+    );
+    let mut monolith = ServiceProcess::start(monolith_exe(), &named_otherwise);
+    let addr = monolith.wait_listening().await;
+    assert_eq!(send_workshop_curl(addr).await.unwrap().0, 200);
+    assert_eq!(
+        api.received()[1].header("x-api-key"),
+        Some("ssm-secret-key-value")
+    );
+    monolith.terminate().await;
+    assert!(monolith.wait_exit(Duration::from_secs(10)).await.success());
+    named_otherwise.insert("SSM_API_KEY_PARAM".into(), "/interstella/glueHookSecret".into());
+    let mut monolith = ServiceProcess::start(monolith_exe(), &named_otherwise);
+    monolith.wait_listening().await;
+    monolith.terminate().await;
+    assert!(monolith.wait_exit(Duration::from_secs(10)).await.success());
+
     // A parameter SSM does not have: the one-line exit names it and SSM.
     aws_env.insert("SSM_API_KEY_PARAM".into(), "/interstella/missing".into());
     let named = ["/interstella/missing", "parameter not found"];
@@ -607,19 +639,42 @@ async fn configuration_is_read_from_ssm_when_the_environment_lacks_it() {
 #[tokio::test]
 async fn an_api_endpoint_that_is_no_url_is_refused_without_its_token() {
     let api = FakeApi::start().await;
+    for (endpoint, said) in [
+        (
+            "api.example.com/prod/receiving?token=s3cr3t-in-url",
+            "INTERSTELLA_API_ENDPOINT is not a URL",
+        ),
+        // A host and port without `http://` parses as a URL of the scheme
+        // `localhost`: every order would have failed with a 502.
+        (
+            "localhost:4000/receiving/?token=s3cr3t-in-url",
+            "INTERSTELLA_API_ENDPOINT is not an http:// or https:// URL",
+        ),
+    ] {
+        let mut env = monolith_env(&api);
+        env.insert("INTERSTELLA_API_ENDPOINT".into(), endpoint.into());
+        let output = run_to_exit(monolith_exe(), &env).await;
+        assert_eq!(output.status.code(), Some(2), "{output:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(said), "{stderr}");
+        assert!(!stderr.contains("s3cr3t-in-url"), "{stderr}");
+    }
+}
+
+/// A key a header cannot carry failed every order; now it stops the start.
+#[tokio::test]
+async fn an_api_key_a_header_cannot_carry_is_refused_without_quoting_it() {
+    let api = FakeApi::start().await;
     let mut env = monolith_env(&api);
-    env.insert(
-        "INTERSTELLA_API_ENDPOINT".into(),
-        "api.example.com/prod/receiving?token=s3cr3t-in-url".into(),
-    );
+    env.insert("INTERSTELLA_API_KEY".into(), "key-part-one\nkey-part-two".into());
     let output = run_to_exit(monolith_exe(), &env).await;
     assert_eq!(output.status.code(), Some(2), "{output:?}");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("INTERSTELLA_API_ENDPOINT is not a URL"),
+        stderr.contains("INTERSTELLA_API_KEY holds characters an HTTP header cannot carry"),
         "{stderr}"
     );
-    assert!(!stderr.contains("s3cr3t-in-url"), "{stderr}");
+    assert!(!stderr.contains("key-part"), "{stderr}");
 }
 
 /// `ThrottlingException` to the first `throttled` calls, then the
@@ -741,4 +796,32 @@ async fn an_ssm_that_keeps_throttling_exits_2_with_one_short_line_saying_so() {
         "the SDK's dump is not a line for a person: {stderr}"
     );
     assert!(ssm.calls() > 3, "asked more often than the SDK's default 3 times");
+}
+
+/// A setting that is no URL, and a filter directive that does not parse, are
+/// said once on stderr (the URL never quoted) and the service starts.
+#[tokio::test]
+async fn a_bad_trace_endpoint_or_log_directive_is_said_and_left_out() {
+    let api = FakeApi::start().await;
+    let mut env = monolith_env(&api);
+    env.insert(
+        "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+        "http://collector:otelpass@[::1".into(),
+    );
+    env.insert("RUST_LOG".into(), "info,platform::server=wrn".into());
+    let mut monolith = ServiceProcess::start(monolith_exe(), &env);
+    let addr = monolith.wait_listening().await;
+    assert_eq!(send_workshop_curl(addr).await.unwrap().0, 200);
+    monolith.terminate().await;
+    assert!(monolith.wait_exit(Duration::from_secs(10)).await.success());
+    let log = monolith.seen.join("\n");
+    assert!(
+        log.contains("traces are not exported: OTEL_EXPORTER_OTLP_ENDPOINT is not a URL"),
+        "{log}"
+    );
+    assert!(!log.contains("otelpass"), "{log}");
+    assert!(
+        log.contains(r#"RUST_LOG: "platform::server=wrn" is left out"#),
+        "{log}"
+    );
 }

@@ -35,7 +35,7 @@ pub struct TrustConfig {
     pub topic_arns: Vec<String>,
     /// A local SNS stand-in (the variable AWS SDKs use): its certificate and
     /// SubscribeURLs are trusted in place of SNS hosts.
-    #[arg(long = "aws-endpoint-url-sns", env = "AWS_ENDPOINT_URL_SNS")]
+    #[arg(long = "aws-endpoint-url-sns", env = "AWS_ENDPOINT_URL_SNS", value_parser = NeverQuoted(http_url))]
     pub sns_stand_in: Option<Url>,
 }
 
@@ -97,29 +97,114 @@ pub struct GlueHookSecretArgs {
 /// The shortest glue hook secret accepted: shorter is a placeholder, not a secret.
 pub const MIN_HOOK_SECRET_CHARS: usize = 16;
 
+/// Where the glue hook's secret is set unless an SSM parameter gave it.
+pub const HOOK_SECRET_SETTING: &str = "GLUE_HOOK_SECRET";
+
 /// Checks a glue hook secret setting, one secret or several comma-separated
-/// ([`HookSecrets`]); `None` when unset or blank.
-pub fn hook_secrets(value: Option<&str>) -> Result<Option<HookSecrets>, ConfigError> {
+/// ([`HookSecrets`]); `None` when unset or blank. `from` names where the
+/// value came from ([`HOOK_SECRET_SETTING`], or an SSM parameter) for the
+/// error, which never quotes the value.
+pub fn hook_secrets(value: Option<&str>, from: &str) -> Result<Option<HookSecrets>, ConfigError> {
     let Some(value) = value.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
     };
     let parts: Vec<&str> = value.split(',').map(str::trim).collect();
     let mut secrets = Vec::with_capacity(parts.len());
     for (at, secret) in parts.iter().enumerate() {
+        // Which one, never what it is.
+        let which = match parts.len() {
+            1 => String::new(),
+            n => format!(" (secret {} of {n}, comma-separated)", at + 1),
+        };
         if secret.chars().count() < MIN_HOOK_SECRET_CHARS {
-            // Which one, never what it is.
-            let which = match parts.len() {
-                1 => String::new(),
-                n => format!(" (secret {} of {n}, comma-separated)", at + 1),
-            };
             return Err(ConfigError::Invalid(format!(
-                "GLUE_HOOK_SECRET{which} is shorter than {MIN_HOOK_SECRET_CHARS} characters; use a random one (e.g. openssl rand -hex 32)"
+                "{from}{which} is shorter than {MIN_HOOK_SECRET_CHARS} characters; use a random one (e.g. openssl rand -hex 32)"
+            )));
+        }
+        // Sent in a header: refused here rather than on every glue-hook call.
+        if !is_header_text(secret) {
+            return Err(ConfigError::Invalid(format!(
+                "{from}{which} holds characters an HTTP header cannot carry (control characters or non-ASCII); use a random one (e.g. openssl rand -hex 32)"
             )));
         }
         secrets.push(HookSecret::new(*secret));
     }
     let mut secrets = secrets.into_iter();
     Ok(secrets.next().map(|sent| HookSecrets::new(sent, secrets)))
+}
+
+/// Whether `text` can be sent as a header's value as it is: visible ASCII
+/// and spaces (what a key or secret sent in a header must be).
+pub fn is_header_text(text: &str) -> bool {
+    text.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
+}
+
+/// Why a setting is not an http:// or https:// URL. Says
+/// nothing of the text, which may carry a password or a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NotHttpUrl {
+    /// Not a URL at all (the parser's reason names no part of it).
+    #[error("not a URL ({0})")]
+    Unparsable(url::ParseError),
+    /// A URL of another scheme, or a host and port without one
+    /// (`localhost:4000/` parses as the scheme `localhost`).
+    #[error("not an http:// or https:// URL")]
+    Scheme,
+}
+
+/// `text`, trimmed, as an http:// or https:// URL (which always has a
+/// host: the parser refuses one without).
+pub fn http_url(text: &str) -> Result<Url, NotHttpUrl> {
+    let url = Url::parse(text.trim()).map_err(NotHttpUrl::Unparsable)?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(NotHttpUrl::Scheme);
+    }
+    Ok(url)
+}
+
+/// A clap value parser whose refusal never quotes the value, which may be
+/// a secret or hold one (clap's own quotes it, and on ECS that line goes
+/// to CloudWatch). Names the flag, then the parser's reason.
+pub struct NeverQuoted<T, E>(pub fn(&str) -> Result<T, E>);
+
+// By hand: derived, they would ask `T` and `E` to be `Clone` too.
+impl<T, E> Clone for NeverQuoted<T, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T, E> Copy for NeverQuoted<T, E> {}
+
+impl<T, E> clap::builder::TypedValueParser for NeverQuoted<T, E>
+where
+    T: Clone + Send + Sync + 'static,
+    E: std::fmt::Display + 'static,
+{
+    type Value = T;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<T, clap::Error> {
+        let parsed = match value.to_str() {
+            Some(text) => (self.0)(text).map_err(|error| error.to_string()),
+            None => Err("not UTF-8".to_owned()),
+        };
+        parsed.map_err(|error| {
+            let setting = arg
+                .and_then(clap::Arg::get_long)
+                .map(|long| format!("--{long}: "))
+                .unwrap_or_default();
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("{setting}{error}\n"),
+            )
+            .with_cmd(cmd)
+        })
+    }
 }
 
 /// Where a service serves its Prometheus metrics.
@@ -333,10 +418,12 @@ mod tests {
 
     #[test]
     fn hook_secrets_are_long_enough() {
-        assert!(matches!(hook_secrets(None), Ok(None)));
-        assert!(matches!(hook_secrets(Some("  ")), Ok(None)));
-        assert!(hook_secrets(Some("short")).is_err());
-        let secrets = hook_secrets(Some(" 0123456789abcdef ")).ok().flatten();
+        assert!(matches!(hook_secrets(None, HOOK_SECRET_SETTING), Ok(None)));
+        assert!(matches!(hook_secrets(Some("  "), HOOK_SECRET_SETTING), Ok(None)));
+        assert!(hook_secrets(Some("short"), HOOK_SECRET_SETTING).is_err());
+        let secrets = hook_secrets(Some(" 0123456789abcdef "), HOOK_SECRET_SETTING)
+            .ok()
+            .flatten();
         assert_eq!(
             secrets.as_ref().map(|s| s.sent().expose()),
             Some("0123456789abcdef")
@@ -344,10 +431,80 @@ mod tests {
     }
 
     #[test]
+    fn a_hook_secret_a_header_cannot_carry_is_refused_unquoted() {
+        for value in [
+            "0123456789abcdef\u{1}",
+            "0123456789abcdef\nnext-line",
+            "0123456789abcdéf",
+        ] {
+            let refused = hook_secrets(Some(value), "SSM parameter /x/hook").map_err(|e| e.to_string());
+            assert!(
+                matches!(&refused, Err(why) if why.contains("SSM parameter /x/hook") && why.contains("header") && !why.contains("0123")),
+                "{value:?}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn http_urls_need_the_scheme_and_a_host_and_are_never_quoted() {
+        assert_eq!(
+            http_url(" https://api.example.com/receiving/ ").map(String::from),
+            Ok("https://api.example.com/receiving/".to_owned())
+        );
+        for (text, why) in [
+            ("localhost:4000/receiving/", NotHttpUrl::Scheme),
+            ("ftp://ops:s3cret@proxy/", NotHttpUrl::Scheme),
+            ("http:///", NotHttpUrl::Unparsable(url::ParseError::EmptyHost)),
+            (
+                "api.example.com/receiving/",
+                NotHttpUrl::Unparsable(url::ParseError::RelativeUrlWithoutBase),
+            ),
+        ] {
+            assert_eq!(http_url(text), Err(why), "{text}");
+        }
+        let refused = http_url("http://u:s3cret@[::1/").map_err(|e| e.to_string());
+        assert!(
+            matches!(&refused, Err(why) if !why.contains("s3cret")),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn an_sns_stand_in_needs_http_and_its_refusal_quotes_nothing() {
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            trust: TrustConfig,
+        }
+        let parse = |value: &str| {
+            <Cli as clap::Parser>::try_parse_from(["service", "--aws-endpoint-url-sns", value])
+                .map(|cli| cli.trust.sns_stand_in.map(String::from))
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            parse("http://127.0.0.1:4566"),
+            Ok(Some("http://127.0.0.1:4566/".to_owned()))
+        );
+        for (value, why) in [
+            ("localhost:4566", "not an http:// or https:// URL"),
+            ("http://u:snspass@[::1/", "not a URL"),
+        ] {
+            let refused = parse(value);
+            assert!(
+                matches!(&refused, Err(said) if said.contains("--aws-endpoint-url-sns: ") && said.contains(why) && !said.contains("snspass") && !said.contains("4566")),
+                "{value}: {refused:?}"
+            );
+        }
+    }
+
+    #[test]
     fn a_rotation_sends_the_first_secret_and_lets_in_each() {
-        let secrets = hook_secrets(Some("new-secret-0123456789, old-secret-0123456789"))
-            .ok()
-            .flatten();
+        let secrets = hook_secrets(
+            Some("new-secret-0123456789, old-secret-0123456789"),
+            HOOK_SECRET_SETTING,
+        )
+        .ok()
+        .flatten();
         assert_eq!(
             secrets.as_ref().map(|s| s.sent().expose()),
             Some("new-secret-0123456789")
@@ -361,7 +518,7 @@ mod tests {
             ("new-secret-0123456789,,old-secret-0123456789", "secret 2 of 3"),
             ("tiny-new,old-secret-0123456789", "secret 1 of 2"),
         ] {
-            let refused = hook_secrets(Some(value)).map_err(|e| e.to_string());
+            let refused = hook_secrets(Some(value), HOOK_SECRET_SETTING).map_err(|e| e.to_string());
             assert!(
                 matches!(&refused, Err(why) if why.contains(which) && !why.contains("old-secret") && !why.contains("tiny")),
                 "{value}: {refused:?}"

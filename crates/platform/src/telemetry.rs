@@ -97,9 +97,35 @@ pub fn init(service: &str, format: LogFormat) -> LogGuard {
 pub const DEFAULT_LOG_FILTER: &str =
     "info,aws_config::imds::region=error,aws_config::meta::credentials=error";
 
+/// The filter `setting` (`RUST_LOG`) names, else [`DEFAULT_LOG_FILTER`]. A
+/// directive that does not parse is named on stderr and left out while the
+/// others stand: a typo in one target (`platform::server=wrn`) must neither
+/// go unnoticed nor turn every `info` line back on, which CloudWatch bills.
+fn log_filter(setting: Option<&str>) -> EnvFilter {
+    let Some(setting) = setting.map(str::trim).filter(|s| !s.is_empty()) else {
+        return EnvFilter::new(DEFAULT_LOG_FILTER);
+    };
+    let mut kept = Vec::new();
+    for directive in setting.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        match directive.parse::<tracing_subscriber::filter::Directive>() {
+            Ok(_) => kept.push(directive),
+            Err(error) => {
+                crate::terminal::say_on_stderr(format_args!("RUST_LOG: {directive:?} is left out: {error}"))
+            }
+        }
+    }
+    if kept.is_empty() {
+        crate::terminal::say_on_stderr(format_args!(
+            "RUST_LOG: no directive is left; logging with the default, {DEFAULT_LOG_FILTER}"
+        ));
+        return EnvFilter::new(DEFAULT_LOG_FILTER);
+    }
+    EnvFilter::new(kept.join(","))
+}
+
 /// [`init`], with traces exported as `traces` says (or not at all).
 pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_LOG_FILTER));
+    let filter = log_filter(std::env::var("RUST_LOG").ok().as_deref());
     let (writer, writer_guard) = match writer::Lines::start(std::io::stdout()) {
         Ok((lines, guard)) => (writer::Sink::Batched(lines), Some(guard)),
         Err(error) => {
@@ -389,8 +415,22 @@ mod captured {
 
 #[cfg(test)]
 mod tests {
-    use super::{LoggedMethod, LoggedUri, MAX_LOGGED_URI};
+    use super::{DEFAULT_LOG_FILTER, LoggedMethod, LoggedUri, MAX_LOGGED_URI, log_filter};
     use axum::http::{Method, Uri};
+
+    #[test]
+    fn a_directive_that_does_not_parse_is_left_out_and_the_rest_stand() {
+        let filter = |setting: Option<&str>| log_filter(setting).to_string();
+        assert_eq!(filter(Some("warn,platform::server=wrn")), "warn");
+        assert_eq!(
+            filter(Some("info,platform::server=warning")),
+            filter(Some("info"))
+        );
+        let default = filter(Some(DEFAULT_LOG_FILTER));
+        for nothing_left in [None, Some(" "), Some("platform=wrn"), Some("=,==")] {
+            assert_eq!(filter(nothing_left), default, "{nothing_left:?}");
+        }
+    }
 
     #[test]
     fn a_long_method_is_logged_cut_short() {

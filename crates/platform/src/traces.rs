@@ -41,10 +41,25 @@ pub struct TraceExport {
 }
 
 impl TraceExport {
-    /// What the environment asks for: `None` unless an OTLP endpoint is set.
+    /// What the environment asks for: `None` unless an OTLP endpoint is set,
+    /// or when one set is no http(s) URL: then it says so on stderr without
+    /// quoting it (the exporter's own error would, password and all).
     pub fn from_env(service: &str) -> Option<Self> {
-        let set = |name| std::env::var(name).is_ok_and(|value| !value.trim().is_empty());
-        (set("OTEL_EXPORTER_OTLP_ENDPOINT") || set("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")).then(|| Self {
+        let mut set = false;
+        for name in [
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        ] {
+            let Some(value) = std::env::var(name).ok().filter(|value| !value.trim().is_empty()) else {
+                continue;
+            };
+            if let Err(why) = crate::settings::http_url(&value) {
+                crate::terminal::say_on_stderr(format_args!("traces are not exported: {name} is {why}"));
+                return None;
+            }
+            set = true;
+        }
+        set.then(|| Self {
             endpoint: None,
             service: service.to_owned(),
         })

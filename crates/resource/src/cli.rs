@@ -5,7 +5,7 @@ use clap::{CommandFactory, FromArgMatches, Parser};
 use contracts::Resource;
 use platform::HookSecret;
 use platform::route::RouteArgs;
-use platform::settings::{ConfigError, GlueHookSecretArgs, LogArgs, hook_secrets};
+use platform::settings::{ConfigError, GlueHookSecretArgs, HOOK_SECRET_SETTING, LogArgs, hook_secrets};
 
 /// The port a resource service listens on unless told otherwise: the
 /// workshop's containers listened on 80.
@@ -60,20 +60,24 @@ impl Cli {
         fn given(url: Option<&str>) -> Option<&str> {
             url.filter(|url| !url.trim().is_empty())
         }
-        let monolith = given(self.monolith_url.as_deref())
-            .or_else(|| given(self.monolith_url_upper.as_deref()))
+        let (monolith, from) = given(self.monolith_url.as_deref())
+            .map(|url| (url, "monolithUrl"))
+            .or_else(|| given(self.monolith_url_upper.as_deref()).map(|url| (url, "MONOLITH_URL")))
             .ok_or_else(|| {
                 ConfigError::NotGiven(
                     "where the monolith is; looked in monolithUrl, MONOLITH_URL and --monolith-url".into(),
                 )
             })?;
         // Not quoted: a URL may carry a password (logs show it masked).
-        let glue_hook = glue_hook_url(monolith).map_err(|e| {
+        let glue_hook = glue_hook_url(monolith).map_err(|why| {
             ConfigError::Invalid(format!(
-                "monolithUrl is not a host or URL ({e}): give a host such as the ALB's DNS name, or a URL"
+                "{from} is {why}: give a host such as the ALB's DNS name, or an http:// or https:// URL"
             ))
         })?;
-        let hook_secrets = hook_secrets(self.hook.glue_hook_secret.as_ref().map(HookSecret::expose))?;
+        let hook_secrets = hook_secrets(
+            self.hook.glue_hook_secret.as_ref().map(HookSecret::expose),
+            HOOK_SECRET_SETTING,
+        )?;
         // During a rotation the setting holds two: this service sends the first.
         let hook_secret = hook_secrets
             .map(|secrets| secrets.sent().clone())
@@ -115,9 +119,20 @@ mod tests {
 
     #[test]
     fn a_monolith_url_that_is_no_url_is_refused_without_quoting_it() {
-        let refusal = resolved(&["--monolith-url", "http://ops:s3cret@[::1/"]);
-        let said = refusal.err().map(|e| e.to_string()).unwrap_or_default();
-        assert!(said.contains("monolithUrl is not a host or URL"), "{said}");
-        assert!(!said.contains("s3cret"), "{said}");
+        for (args, named) in [
+            (
+                ["--monolith-url", "http://ops:s3cret@[::1/"],
+                "monolithUrl is not a URL",
+            ),
+            (
+                ["--monolith-url-upper", "ftp://ops:s3cret@proxy/"],
+                "MONOLITH_URL is not an http:// or https:// URL",
+            ),
+        ] {
+            let refusal = resolved(&args);
+            let said = refusal.err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(said.contains(named), "{said}");
+            assert!(!said.contains("s3cret"), "{said}");
+        }
     }
 }

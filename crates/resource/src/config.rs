@@ -3,7 +3,7 @@
 use contracts::Resource;
 use platform::HookSecret;
 use platform::route::RouteSettings;
-use platform::settings::millis;
+use platform::settings::{NotHttpUrl, http_url, millis};
 use url::Url;
 
 /// Everything a resource service needs to run.
@@ -41,14 +41,14 @@ impl ResourceConfig {
 /// Resolves the monolith's address from `monolithUrl`/`MONOLITH_URL`: a bare
 /// host (the workshop passes an ALB DNS name) gets `http://`; a URL with no
 /// path gets the glue hook's `/fulfill/`.
-pub fn glue_hook_url(monolith: &str) -> Result<Url, url::ParseError> {
+pub fn glue_hook_url(monolith: &str) -> Result<Url, NotHttpUrl> {
     let monolith = monolith.trim();
     let with_scheme = if monolith.contains("://") {
         monolith.to_owned()
     } else {
         format!("http://{monolith}")
     };
-    let mut url = Url::parse(&with_scheme)?;
+    let mut url = http_url(&with_scheme)?;
     if url.path().is_empty() || url.path() == "/" {
         url.set_path(contracts::paths::FULFILL);
     }

@@ -18,11 +18,9 @@ impl Endpoint {
     /// `text` as an endpoint; the error quotes nothing of `text`, which
     /// may hold a password.
     pub fn parse(text: &str) -> Result<Self, FeedError> {
-        Url::parse(text.trim())
-            .ok()
-            .filter(|url| matches!(url.scheme(), "http" | "https") && url.host().is_some())
+        platform::settings::http_url(text)
             .map(Self)
-            .ok_or(FeedError::BadEndpoint)
+            .map_err(|_| FeedError::BadEndpoint)
     }
 
     /// The URL itself, for the one place that uses it: the delivery.

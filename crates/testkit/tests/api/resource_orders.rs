@@ -3,7 +3,7 @@
 use platform::HookSecret;
 use platform::TrustConfig;
 use platform::reply::{ORDER_FAILED, ORDER_FULFILLED};
-use platform::settings::hook_secrets;
+use platform::settings::{HOOK_SECRET_SETTING, hook_secrets};
 use resource::Resource;
 use serde_json::json;
 use testkit::spawn::{monolith_config, resource_config};
@@ -124,7 +124,7 @@ async fn a_service_with_the_wrong_hook_secret_is_refused_by_the_monolith() {
 /// An order through iridium, each service given the glue hook secret
 /// setting `monolith` and `iridium`, as the services read it.
 async fn order_with_hook_secrets(api: &FakeApi, monolith: &str, iridium: &str) -> (u16, String) {
-    let secrets = |setting: &str| match hook_secrets(Some(setting)) {
+    let secrets = |setting: &str| match hook_secrets(Some(setting), HOOK_SECRET_SETTING) {
         Ok(Some(secrets)) => secrets,
         refused => panic!("{refused:?}"),
     };
