@@ -369,6 +369,37 @@ async function main() {
     const dashboardChanges = await liveChanges(page, 2500);
     assert(dashboardChanges.length === 0, "the dashboard's polls leave its live regions alone", dashboardChanges.join(' | '));
 
+    console.log('dashboard: a view picked while a poll is out');
+    {
+      // The day's answers come 1.5 s late: picking the hour meanwhile must
+      // leave the hour drawn, and one polling loop, however often the views
+      // are switched while answers are out.
+      let polls = 0;
+      await page.route('**/dashboard/data?view=*', async (route) => {
+        polls += 1;
+        if (route.request().url().endsWith('view=day')) await new Promise((done) => setTimeout(done, 1500));
+        await route.continue();
+      });
+      const viewButton = (name) => page.getByRole('button', { name });
+      for (let i = 0; i < 6; i += 1) {
+        await viewButton('Last day, per 15 minutes').click();
+        await page.waitForTimeout(100);
+        await viewButton('Last hour, per minute').click();
+        await page.waitForTimeout(100);
+      }
+      // Every late answer is in, then three polls' time.
+      await page.waitForTimeout(1600);
+      const caption = () => page.locator('#figures-iridium caption').textContent();
+      assert((await caption()).includes('per minute'), 'the hour view is drawn under the pressed hour button', await caption());
+      const before = polls;
+      await page.waitForTimeout(3 * 2000 + 500);
+      const loops = polls - before;
+      assert(loops >= 2 && loops <= 4, 'one polling loop after the switching (3 polls in 6.5 s)', `${loops} polls`);
+      assert((await caption()).includes('per minute'), 'the hour view stays drawn', await caption());
+      await page.unroute('**/dashboard/data?view=*');
+    }
+    console.log('  ok  the latest view is drawn, by one polling loop');
+
     console.log('dashboard: fits a 320 px window');
     await page.setViewportSize({ width: 320, height: 800 });
     for (const page_ of ['/dashboard', '/']) {

@@ -9,6 +9,10 @@ const SOURCE_NAMES = { monolith: 'monolith', microservice: 'microservice', unatt
 const RESOURCES = ['iridium', 'magnesite'];
 let view = 'hour';
 let timer = null;
+// Polls are numbered: a view picked while a poll is out starts another,
+// and only the latest may draw (the day's answer, slower, would land on the
+// hour's button) and arm the next, or every such click left one more loop.
+let latestPoll = 0;
 // When the figures shown were last fetched, said beside a failure.
 let updated = null;
 // The last timeline drawn, redrawn when a chart's width changes.
@@ -187,9 +191,13 @@ function render(data) {
 
 async function poll() {
   clearTimeout(timer);
+  const mine = ++latestPoll;
   try {
-    render(await hq.call('GET', `/dashboard/data?view=${view}`));
+    const data = await hq.call('GET', `/dashboard/data?view=${view}`);
+    if (mine !== latestPoll) return;
+    render(data);
   } catch (error) {
+    if (mine !== latestPoll) return;
     // The figures stay, marked stale, with the time they are from.
     hq.say('updated', `${updated ? `figures from ${updated}, ` : ''}not updated: ${error.message}`, 'error');
     // Signed out (a 401): the figures are hidden, nothing to mark.
