@@ -25,8 +25,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// What Prometheus expects `/metrics` to be.
-const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+/// What `/metrics` is: OpenMetrics text, as prometheus-client writes it
+/// (`# UNIT` lines, counters typed by their name without `_total`). Served
+/// as Prometheus' older `text/plain; version=0.0.4`, a scraper that takes it
+/// at its word leaves the counters untyped.
+const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 /// Upper bounds of the latency buckets, in seconds: 1 ms to SNS' 15 s.
 const LATENCY_BUCKETS: [f64; 12] = [
@@ -166,11 +169,11 @@ impl Metrics {
         }
     }
 
-    /// The metrics in Prometheus' text format.
+    /// The metrics in the OpenMetrics text format, `# EOF` last.
     pub fn render(&self) -> String {
         let mut text = String::new();
         // Writing into a String cannot fail.
-        let _ = prometheus_client::encoding::text::encode_registry(&mut text, &self.inner.registry);
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.inner.registry);
         text
     }
 

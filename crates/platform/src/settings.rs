@@ -210,7 +210,7 @@ where
 /// Where a service serves its Prometheus metrics.
 #[derive(Debug, Clone, Copy, Default, clap::Args)]
 pub struct MetricsArgs {
-    /// Port of `GET /metrics` (Prometheus text format), apart from the
+    /// Port of `GET /metrics` (OpenMetrics text, which Prometheus scrapes), apart from the
     /// service's own so the load balancer never routes to it; unset, no
     /// metrics are served (they are still counted).
     #[arg(long, env = "METRICS_PORT")]

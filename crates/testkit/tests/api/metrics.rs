@@ -62,11 +62,14 @@ async fn the_monolith_counts_orders_and_api_calls() {
     let scrape = client.get(format!("{exporter}/metrics")).send().await.unwrap();
     assert_eq!(scrape.status(), 200);
     let content_type = scrape.headers()["content-type"].to_str().unwrap().to_owned();
+    // OpenMetrics, as written: counters typed without `_total`, `# UNIT`.
     assert!(
-        content_type.starts_with("text/plain; version=0.0.4"),
+        content_type.starts_with("application/openmetrics-text; version=1.0.0"),
         "{content_type}"
     );
     let text = scrape.text().await.unwrap();
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(text.contains("# TYPE interstella_orders counter\n"), "{text}");
     for expected in [
         r#"interstella_orders_total{route="/order/",outcome="fulfilled"} 1"#,
         r#"interstella_orders_total{route="/order/",outcome="refused"} 1"#,
