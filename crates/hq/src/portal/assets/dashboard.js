@@ -168,9 +168,11 @@ function render(data) {
       hq.el('code', {}, u.message_id), ` on ${u.topic}: ${outcomeText[u.outcome] || u.outcome}`)));
   const names = ['published', 'fulfilled', 'failed', 'retried', 'in_flight', 'rejected', 'pending', 'unrouted', 'lost', 'duplicated', 'p50', 'p95', 'max'];
   const topics = data.topics.map((t) => {
-    const feed = t.feed || { published: t.orders.published, failed: '–', retried: '–', in_flight: '–' };
+    // The delivery counters are HQ's feed's since it started (none on SNS);
+    // every other figure, published included, is the view's orders.
+    const feed = t.feed || { failed: '–', retried: '–', in_flight: '–' };
     return [t.name, [
-      feed.published, t.orders.fulfilled, feed.failed, feed.retried, feed.in_flight,
+      t.orders.published, t.orders.fulfilled, feed.failed, feed.retried, feed.in_flight,
       t.orders.rejected, t.orders.pending, t.orders.unrouted, t.orders.lost, t.orders.duplicated,
       ms(t.latency.p50_ms, t.latency.orders), ms(t.latency.p95_ms, t.latency.orders), ms(t.latency.max_ms, t.latency.orders),
     ]];
