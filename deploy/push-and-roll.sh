@@ -10,7 +10,7 @@
 #   --template FILE     its template (default: deploy/interstella.yaml;
 #                       deploy/hq.yaml for the admin stack, --services hq)
 #   --region REGION     AWS region (default: the AWS CLI's)
-#   --tag TAG           image tag (default: the git commit, -dirty if edited)
+#   --tag TAG           image tag (default: the git commit, -dirty if edited or with new files)
 #   --services "A B"    which images (default: "monolith iridium magnesite";
 #                       "hq" for the admin stack)
 #   --arch ARCH         amd64 (default) or arm64 (Graviton: the stack's
@@ -87,7 +87,7 @@ parse_args() {
   done
   if [ -z "$TAG" ]; then
     TAG=$(git rev-parse --short=12 HEAD 2>/dev/null || date +%Y%m%d%H%M%S)
-    git diff --quiet HEAD 2>/dev/null || TAG="$TAG-dirty-$(date +%H%M%S)"
+    if edited; then TAG="$TAG-dirty-$(date +%H%M%S)"; fi
   fi
   case $ARCH in amd64 | arm64) ;; *) usage_error "--arch: amd64 or arm64, not $ARCH" ;; esac
   if [ -n "$REGION" ]; then AWS+=(--region "$REGION"); fi
@@ -132,6 +132,14 @@ log_in_to_ecr() {
   fi
 }
 
+# Whether the build context differs from the commit: edits, or files git
+# does not track in what .dockerignore sends (a new source file under
+# crates/ is built into the images as surely as an edited one).
+edited() {
+  ! git diff --quiet HEAD 2>/dev/null \
+    || [ -n "$(git ls-files --others --exclude-standard -- Cargo.toml Cargo.lock src .cargo crates 2>/dev/null)" ]
+}
+
 # build_images: docker/Dockerfile, one target per service. BuildKit (the
 # default where buildx is installed) builds for --platform, compiling on this
 # machine's architecture either way; the classic builder (DOCKER_BUILDKIT=0)
@@ -143,7 +151,7 @@ build_images() {
   # The commit, in the images' org.opencontainers.image.revision label
   # ("-dirty" when the tree has edits): an image says what it was built from.
   revision=$(git rev-parse HEAD 2>/dev/null || echo unknown)
-  git diff --quiet HEAD 2>/dev/null || revision="$revision-dirty"
+  if edited; then revision="$revision-dirty"; fi
   for svc in $SERVICES; do
     step "building image $svc:$TAG ($ARCH)"
     run docker build -f docker/Dockerfile --target "$svc" ${platform[@]+"${platform[@]}"} \

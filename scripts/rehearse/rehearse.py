@@ -653,12 +653,25 @@ def check_alarms(moto: Moto, env_name: str, public_dns: str, email: str) -> None
             {**any_in_5_minutes, "MetricName": f"HTTPCode_ELB_{code}_Count"},
             {"LoadBalancer": lb_name},
         )
+    want["orders-undelivered"] = (
+        {
+            **any_in_5_minutes,
+            "Namespace": "AWS/SQS",
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Statistic": "Maximum",
+        },
+        {"QueueName": f"{env_name}-undelivered-orders"},
+    )
     for name, (settings, dimensions) in want.items():
         alarm = alarms.get(f"{env_name}-{name}", {})
         made = {k: alarm.get(k) for k in settings}
+        of = (
+            "of its target group behind the public ALB" if "TargetGroup" in dimensions
+            else "of the queue of deliveries SNS gave up on" if "QueueName" in dimensions
+            else "of the public ALB"
+        )
         check(
-            f"alarm {name}: {settings['MetricName']} ({settings['Statistic']}, {settings['Period']} s) "
-            + ("of its target group behind the public ALB" if "TargetGroup" in dimensions else "of the public ALB"),
+            f"alarm {name}: {settings['MetricName']} ({settings['Statistic']}, {settings['Period']} s) {of}",
             made == settings and dims(alarm) == dimensions and None not in dimensions.values(),
             (made, dims(alarm), dimensions),
         )
@@ -668,6 +681,14 @@ def check_alarms(moto: Moto, env_name: str, public_dns: str, email: str) -> None
             alarm,
         )
     check("no other alarm", sorted(alarms) == sorted(f"{env_name}-{n}" for n in want), sorted(alarms))
+    sqs = moto.client("sqs")
+    queue = sqs.get_queue_url(QueueName=f"{env_name}-undelivered-orders")["QueueUrl"]
+    kept = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["MessageRetentionPeriod", "SqsManagedSseEnabled"])
+    check(
+        "the queue of deliveries SNS gave up on keeps them 14 days, encrypted",
+        kept["Attributes"] == {"MessageRetentionPeriod": "1209600", "SqsManagedSseEnabled": "true"},
+        kept["Attributes"],
+    )
     subscriptions = [
         (s["Protocol"], s["Endpoint"])
         for s in sns.list_subscriptions()["Subscriptions"]
@@ -792,6 +813,22 @@ def check_template_only(topics: dict[str, str]) -> None:
             and sub.get("DependsOn", "").endswith("Service"),
             text,
         )
+    redrives = {name: sub["Properties"].get("RedrivePolicy") for name, sub in sorted(subs.items())}
+    check(
+        "each subscription sends a delivery SNS gave up on to the undelivered-orders queue",
+        set(map(json.dumps, redrives.values())) == {json.dumps({"deadLetterTargetArn": {"Fn::GetAtt": ["UndeliveredOrders", "Arn"]}})},
+        redrives,
+    )
+    (dead_letters,) = platform["UndeliveredOrdersPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    sources = json.dumps(dead_letters["Condition"]["ArnEquals"]["aws:SourceArn"])
+    check(
+        "SNS may send to that queue for the three order topics only",
+        dead_letters["Principal"] == {"Service": "sns.amazonaws.com"}
+        and dead_letters["Action"] == "sqs:SendMessage"
+        and all(f"${{HqStackName}}-{t}TopicArn" in sources for t in ("Orders", "Iridium", "Magnesite"))
+        and len(dead_letters["Condition"]["ArnEquals"]["aws:SourceArn"]) == 3,
+        dead_letters,
+    )
     # SNS' limits on a delivery policy, and what this one promises: retries
     # for at least 10 minutes (a task or HQ being replaced misses nothing),
     # inside SNS' 3,600 s cap even if every attempt timed out (15 s).
