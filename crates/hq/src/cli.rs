@@ -43,6 +43,9 @@ pub enum SettingsError {
     /// without SNS.
     #[error(transparent)]
     Sns(#[from] crate::publisher::SnsStartError),
+    /// `METRICS_PORT` is `HQ_LISTEN`'s port.
+    #[error(transparent)]
+    Metrics(#[from] platform::settings::ConfigError),
 }
 
 /// Settings of the `hq` binary.
@@ -288,8 +291,7 @@ impl Cli {
             publish_to: self.publish_to,
             sns_topic_arns,
             journal_mode: self.journal_mode,
-            // HQ_LISTEN's port too fails at start: the address is in use.
-            metrics_port: self.metrics.metrics_port,
+            metrics_port: self.metrics.port(self.listen.port())?,
             // HQ's routes call nothing slow: only the request timeout bounds them.
             server: self.server.limits()?,
             ledger_probe_every: DEFAULT_LEDGER_PROBE_EVERY,

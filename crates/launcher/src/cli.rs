@@ -43,8 +43,10 @@ pub struct Cli {
     /// 5001, magnesite 5002), or any free port when that is 0.
     #[arg(long = "microservice-port", value_delimiter = ',', value_parser = parse_microservice_port)]
     pub microservice_ports: Vec<(Resource, u16)>,
-    /// Simulated work per gathered resource, in milliseconds.
-    #[arg(long, default_value_t = 0)]
+    /// Simulated work per gathered resource, in milliseconds (at most
+    /// 3000, as the stacks allow: with a microservice's 10 s call to the
+    /// monolith it must fit in the 14 s a service answers within).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3000))]
     pub gather_delay_ms: u64,
     /// Retries of a failed delivery (doubling from 1 s to 20 s apart; at
     /// most 100, as SNS allows).

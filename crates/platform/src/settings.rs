@@ -222,7 +222,7 @@ impl MetricsArgs {
     pub fn port(&self, port: u16) -> Result<Option<u16>, ConfigError> {
         match self.metrics_port {
             Some(metrics) if metrics == port && port != 0 => Err(ConfigError::Invalid(format!(
-                "METRICS_PORT {metrics} is the service's own PORT; metrics need a port of their own"
+                "METRICS_PORT {metrics} is the port the service itself listens on; metrics need a port of their own"
             ))),
             other => Ok(other),
         }

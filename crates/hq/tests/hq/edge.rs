@@ -375,3 +375,31 @@ async fn a_subscriber_answering_without_end_is_cut_off() {
     assert_eq!(feed.stats()[&Topic::Orders].retried, 0);
     hq.shutdown(WAIT).await.unwrap();
 }
+
+/// A metrics port that is HQ's own is refused with the services' line (it
+/// failed to bind, exit 1), and a public URL that is no http(s) URL is
+/// refused without being quoted.
+#[test]
+fn settings_hq_cannot_serve_are_refused_at_start() {
+    use clap::Parser;
+    let cli =
+        hq::cli::Cli::try_parse_from(["hq", "--listen", "127.0.0.1:4100", "--metrics-port", "4100"]).unwrap();
+    let refused = cli.config().err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        refused.contains("METRICS_PORT 4100 is the port the service itself listens on"),
+        "{refused}"
+    );
+    for url in [
+        "hq.example.com:4000/?token=s3cret",
+        "ftp://ops:s3cret@hq.example.com/",
+    ] {
+        let error = hq::cli::Cli::try_parse_from(["hq", "--public-url", url])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("--public-url: not an http:// or https:// URL"),
+            "{error}"
+        );
+        assert!(!error.contains("s3cret"), "{error}");
+    }
+}
