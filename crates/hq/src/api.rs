@@ -13,7 +13,7 @@
 //! read-only pages are public, as SNS' are.
 
 use crate::faults::{Fault, FaultPlan};
-use crate::feed::{FeedError, SubscriptionInfo, Topic, TopicStats};
+use crate::feed::{FeedError, SubscriptionState, Topic, TopicStats};
 use crate::ledger::{KeyInfo, LedgerError};
 use crate::state::Hq;
 use axum::Json;
@@ -215,9 +215,23 @@ pub struct TopicView<'a> {
     #[serde(rename = "topicArn")]
     pub topic_arn: String,
     /// Its subscriptions.
-    pub subscriptions: Vec<&'a SubscriptionInfo>,
+    pub subscriptions: Vec<SubscriptionView<'a>>,
     /// The local feed's delivery counters; `null` on SNS (SNS delivers).
     pub stats: Option<TopicStats>,
+}
+
+/// One subscription in `GET /topics`: its ARN for HQ's admin only.
+#[derive(Debug, Serialize)]
+pub struct SubscriptionView<'a> {
+    /// The subscription's ARN, shown to HQ's admin alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subscription_arn: Option<&'a str>,
+    /// The topic.
+    pub topic: Topic,
+    /// Where deliveries go, masked.
+    pub endpoint: &'a str,
+    /// Whether it was confirmed.
+    pub state: SubscriptionState,
 }
 
 /// Proof that a request carries HQ's admin credential: a handler that takes
@@ -534,17 +548,38 @@ async fn all_totals(_: Admin, State(hq): State<Hq>) -> Result<Response, ApiError
 
 /// `GET /topics`: topics, their subscriptions and delivery counters.
 /// On SNS the subscriptions are SNS' own and `stats` is null (SNS delivers).
-async fn topics(State(hq): State<Hq>) -> Result<Response, ApiError> {
+async fn topics(State(hq): State<Hq>, headers: HeaderMap) -> Result<Response, ApiError> {
+    // On SNS a subscription's ARN is all its UnsubscribeURL needs (an
+    // endpoint that confirmed by GET may be unsubscribed by anyone): only
+    // HQ's admin sees them.
+    let admin = require_admin(&hq, &headers).is_ok();
     let publisher = hq.publisher();
     let stats = publisher.stats();
-    let subscriptions = publisher.subscriptions().await?;
+    let subscriptions = publisher.subscriptions().await.map_err(|error| match error {
+        FeedError::Sns(_) if !admin => {
+            tracing::warn!(%error, "GET /topics: SNS did not list the subscriptions");
+            ApiError::Feed(FeedError::Sns(
+                "the subscriptions could not be listed (HQ's log says why)".into(),
+            ))
+        }
+        other => ApiError::Feed(other),
+    })?;
     let topics = Topic::ALL
         .iter()
         .copied()
         .map(|topic| TopicView {
             name: topic.as_str(),
             topic_arn: publisher.topic_arn(topic),
-            subscriptions: subscriptions.iter().filter(|s| s.topic == topic).collect(),
+            subscriptions: subscriptions
+                .iter()
+                .filter(|s| s.topic == topic)
+                .map(|s| SubscriptionView {
+                    subscription_arn: admin.then_some(s.subscription_arn.as_str()),
+                    topic: s.topic,
+                    endpoint: &s.endpoint,
+                    state: s.state,
+                })
+                .collect(),
             stats: stats
                 .as_ref()
                 .map(|stats| stats.get(&topic).copied().unwrap_or_default()),

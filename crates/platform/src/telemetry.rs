@@ -257,12 +257,17 @@ pub fn masked_url(url: &Url) -> String {
         let _ = shown.set_password(None);
         let _ = shown.set_username(MASK);
     }
-    if shown.query().is_some() {
-        let names: Vec<String> = url.query_pairs().map(|(name, _)| name.into_owned()).collect();
-        shown
-            .query_pairs_mut()
-            .clear()
-            .extend_pairs(names.iter().map(|name| (name, MASK)));
+    if let Some(query) = url.query() {
+        let masked: Vec<String> = query
+            .split('&')
+            .filter(|part| !part.is_empty())
+            .map(|part| match part.split_once('=') {
+                Some((name, _)) => format!("{name}={MASK}"),
+                // A bare word (`?s3cret`) is a value, not a name.
+                None => MASK.to_owned(),
+            })
+            .collect();
+        shown.set_query(Some(&masked.join("&")));
     }
     if shown.fragment().is_some() {
         shown.set_fragment(Some(MASK));
@@ -464,6 +469,12 @@ mod tests {
         assert_eq!(
             masked("https://user:s3cret@api:8443/receiving/?key=s3cret#s3cret"),
             "https://***@api:8443/receiving/?key=***#***"
+        );
+        // A bare word is the secret itself, not a name to keep.
+        assert_eq!(masked("http://team/order/?s3cr3tT0ken"), "http://team/order/?***");
+        assert_eq!(
+            masked("http://team/order/?a=1&s3cr3t&&b="),
+            "http://team/order/?a=***&***&b=***"
         );
     }
 

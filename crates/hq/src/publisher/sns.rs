@@ -17,13 +17,29 @@ use aws_sdk_sns::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sns::operation::publish::PublishError;
 use aws_sdk_sns::types::MessageAttributeValue;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a topic's count of confirmed subscriptions is reused before SNS
-/// is asked again: the count only labels unfulfilled orders (unrouted or
-/// pending), so it need not cost a `ListSubscriptionsByTopic` per order.
-const SUBSCRIBERS_TTL: Duration = Duration::from_secs(10);
+/// How long a topic's listing of subscriptions is reused before SNS is
+/// asked again. A publish counts the confirmed ones (the count only labels
+/// unfulfilled orders: unrouted or pending) and anyone may `GET /topics`,
+/// while SNS throttles `ListSubscriptionsByTopic` per account: a listing per
+/// order or per request let a client polling `/topics` get orders refused.
+const LISTING_TTL: Duration = Duration::from_secs(10);
+
+/// How long SNS' refusal of a listing is the answer to every caller: those
+/// that waited for that listing (one SNS that never answers is 10 s a
+/// call) get it at once rather than each asking again in turn.
+const FAILED_LISTING_TTL: Duration = Duration::from_secs(1);
+
+/// A topic's HTTP(S) subscriptions as last listed, and SNS' last refusal.
+#[derive(Debug, Default)]
+struct Listing {
+    /// The last listing SNS gave, and when.
+    listed: Option<(Instant, Vec<SubscriptionInfo>)>,
+    /// Why the last attempt failed, and when, if it did.
+    failed: Option<(Instant, String)>,
+}
 
 /// How long one attempt of an SNS call may take. The SDK's defaults bound
 /// only the connection (3.1 s): an SNS endpoint that took the request and
@@ -48,8 +64,9 @@ struct Inner {
     arns: BTreeMap<Topic, String>,
     ledger: Ledger,
     run_id: String,
-    /// Per topic: when its confirmed subscriptions were counted, and how many.
-    subscribers: Mutex<BTreeMap<Topic, (Instant, usize)>>,
+    /// Per topic: its last listing, behind a lock held while SNS is asked,
+    /// so that callers arriving meanwhile wait for that one answer.
+    listings: BTreeMap<Topic, tokio::sync::Mutex<Listing>>,
     /// Publishes under way: each runs to its end whoever waits for it.
     in_flight: OrdersInFlight,
 }
@@ -113,7 +130,10 @@ impl SnsTopics {
                 arns,
                 ledger,
                 run_id,
-                subscribers: Mutex::new(BTreeMap::new()),
+                listings: Topic::ALL
+                    .iter()
+                    .map(|&topic| (topic, tokio::sync::Mutex::default()))
+                    .collect(),
                 in_flight: OrdersInFlight::default(),
             }),
         })
@@ -220,23 +240,69 @@ impl SnsTopics {
         })
     }
 
-    /// Confirmed subscriptions of `topic`, counted at most every [`SUBSCRIBERS_TTL`].
+    /// Confirmed subscriptions of `topic`, from its listing ([`Self::listed`]).
+    /// When SNS refuses a new listing (throttled, say), the last one stands
+    /// in, however old: the count labels an order and must not refuse it.
     async fn confirmed_count(&self, topic: Topic) -> Result<usize, FeedError> {
-        let cached = crate::feed::lock_ignoring_poison(&self.inner.subscribers)
-            .get(&topic)
-            .filter(|(at, _)| at.elapsed() < SUBSCRIBERS_TTL)
-            .map(|(_, count)| *count);
-        if let Some(count) = cached {
-            return Ok(count);
+        let confirmed = |listed: &[SubscriptionInfo]| {
+            listed
+                .iter()
+                .filter(|s| s.state == SubscriptionState::Confirmed)
+                .count()
+        };
+        match self.listed(topic).await {
+            Ok(listed) => Ok(confirmed(&listed)),
+            Err(error) => {
+                let last = match self.inner.listings.get(&topic) {
+                    Some(slot) => slot
+                        .lock()
+                        .await
+                        .listed
+                        .as_ref()
+                        .map(|(_, listed)| confirmed(listed)),
+                    None => None,
+                };
+                let count = last.ok_or(error)?;
+                tracing::warn!(%topic, subscribers = count,
+                    "SNS did not list the topic's subscriptions; the order is labelled with the last count");
+                Ok(count)
+            }
         }
-        let count = self
-            .list(topic)
-            .await?
-            .iter()
-            .filter(|s| s.state == SubscriptionState::Confirmed)
-            .count();
-        crate::feed::lock_ignoring_poison(&self.inner.subscribers).insert(topic, (Instant::now(), count));
-        Ok(count)
+    }
+
+    /// The HTTP(S) subscriptions of `topic`, listed at most every
+    /// [`LISTING_TTL`], one listing at a time per topic.
+    async fn listed(&self, topic: Topic) -> Result<Vec<SubscriptionInfo>, FeedError> {
+        let Some(slot) = self.inner.listings.get(&topic) else {
+            return self.list(topic).await;
+        };
+        let mut listing = slot.lock().await;
+        if let Some((_, listed)) = listing
+            .listed
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < LISTING_TTL)
+        {
+            return Ok(listed.clone());
+        }
+        if let Some((_, why)) = listing
+            .failed
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() < FAILED_LISTING_TTL)
+        {
+            return Err(FeedError::Sns(why.clone()));
+        }
+        match self.list(topic).await {
+            Ok(listed) => {
+                listing.listed = Some((Instant::now(), listed.clone()));
+                listing.failed = None;
+                Ok(listed)
+            }
+            Err(FeedError::Sns(why)) => {
+                listing.failed = Some((Instant::now(), why.clone()));
+                Err(FeedError::Sns(why))
+            }
+            Err(other) => Err(other),
+        }
     }
 
     /// Subscribes `endpoint` to `topic` (SNS sends it a confirmation; for a
@@ -264,6 +330,10 @@ impl SnsTopics {
             .to_owned();
         let state = state_of(&subscription_arn);
         tracing::info!(%topic, %endpoint, ?state, "subscribed on SNS");
+        // The next listing asks SNS: the subscription shows at once.
+        if let Some(slot) = self.inner.listings.get(&topic) {
+            *slot.lock().await = Listing::default();
+        }
         Ok(SubscriptionInfo {
             subscription_arn,
             topic,
@@ -308,7 +378,7 @@ impl SnsTopics {
             .iter()
             .map(|&topic| {
                 let topics = self.clone();
-                tokio::spawn(async move { topics.list(topic).await })
+                tokio::spawn(async move { topics.listed(topic).await })
             })
             .collect();
         let mut all = Vec::new();

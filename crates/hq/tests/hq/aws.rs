@@ -472,6 +472,18 @@ async fn the_topics_are_listed_from_sns_all_at_once() {
     assert_eq!(topics.status(), 200, "{}", topics.text().await.unwrap());
     assert_eq!(sns.lists(), 3);
     assert_eq!(sns.most_lists_at_once(), 3);
+    // Listings are reused (SNS throttles them per account): more callers,
+    // anyone's included, and a publish counting its subscribers ask SNS
+    // nothing more.
+    for _ in 0..5 {
+        assert_eq!(
+            reqwest::get(format!("{base}/topics")).await.unwrap().status(),
+            200
+        );
+    }
+    let (got, answer) = admin_post(&base, "/topics/orders/publish", r#"{"bundle": 1}"#.into(), &[]).await;
+    assert_eq!(got, 201, "{answer}");
+    assert_eq!(sns.lists(), 3);
     hq.terminate().await;
     hq.wait_exit(Duration::from_secs(30)).await;
 }

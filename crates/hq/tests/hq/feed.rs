@@ -2,8 +2,8 @@
 //! signatures, retries.
 
 use crate::support::{
-    Subscriber, admin_client, binary_env, config, hq_binary, nobody_listening, publish, refusal, start_hq,
-    subscribe, subscribe_confirmed, url,
+    Subscriber, admin_client, binary_env, config, get_json, hq_binary, nobody_listening, publish, refusal,
+    start_hq, subscribe, subscribe_confirmed, url,
 };
 use axum::http::StatusCode;
 use base64::Engine;
@@ -709,6 +709,32 @@ async fn deliveries_beyond_what_an_endpoint_may_have_waiting_fail_at_once() {
         (2, 3),
         "{reconciliation:?}"
     );
+}
+
+#[tokio::test]
+async fn only_the_admin_sees_subscription_arns_on_topics() {
+    // On SNS a subscription's ARN is all its UnsubscribeURL needs.
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let subscriber = Subscriber::happy().await;
+    subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
+    let arn = hq.hq().feed().subscriptions()[0].subscription_arn.clone();
+    let public: serde_json::Value = reqwest::get(url(&hq, "/topics"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = &public["topics"][0]["subscriptions"][0];
+    assert_eq!(listed["state"], "confirmed", "{public}");
+    assert!(listed.get("subscription_arn").is_none(), "{public}");
+    assert!(!public.to_string().contains(&arn), "{public}");
+    let admin = get_json(&hq, "/topics").await;
+    assert_eq!(
+        admin["topics"][0]["subscriptions"][0]["subscription_arn"],
+        arn.as_str()
+    );
+    hq.shutdown(WAIT).await.unwrap();
 }
 
 #[tokio::test]
