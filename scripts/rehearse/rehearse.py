@@ -733,7 +733,22 @@ def default_drain_timeout_ms() -> str:
 
 def check_template_only(topics: dict[str, str]) -> None:
     platform = template("interstella.yaml")["Resources"]
-    hq = template("hq.yaml")["Resources"]
+    hq_template = template("hq.yaml")
+    hq = hq_template["Resources"]
+    # moto's stacks here have no certificate: read what one changes. The
+    # admin credential must not cross the internet in clear.
+    https = hq.get("HttpsListener", {})
+    plain = json.dumps(hq["Listener"]["Properties"]["DefaultActions"])
+    urls = json.dumps([hq_template["Outputs"][name]["Value"] for name in ("ApiEndpoint", "PortalUrl")])
+    check(
+        "hq.yaml: with CertificateArn, HTTPS on 443, port 80 redirects to it, and the URLs it gives are https://DomainName/",
+        https.get("Condition") == "HasCertificate"
+        and https["Properties"]["Port"] == 443
+        and '"Protocol": "HTTPS", "Port": "443"' in plain
+        and urls.count("https://${DomainName}/") == 2
+        and "https://${DomainName}/" in json.dumps(hq["TaskDefinition"]["Properties"]["ContainerDefinitions"]),
+        (https, plain, urls),
+    )
     # moto makes no topic policy: read it. Teams in other accounts may only
     # subscribe, over HTTP(S), and the owner keeps what SNS' default gave it.
     policy = hq.get("TeamAccountsSubscribe", {})
