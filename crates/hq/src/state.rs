@@ -62,8 +62,9 @@ struct HqInner {
     feed: Feed,
     publisher: Publisher,
     faults: Faults,
-    /// The last reconciliation [`Hq::recent_reconciliation`] made, and when.
-    recent: tokio::sync::Mutex<Option<(Instant, Reconciliation)>>,
+    /// The last reconciliation [`Hq::recent_reconciliation`] made, when,
+    /// and how long it took.
+    recent: tokio::sync::Mutex<Option<RecentReconciliation>>,
     /// See [`Hq::previous_run`].
     previous_run: Option<String>,
 }
@@ -195,22 +196,66 @@ impl Hq {
         self.inner.ledger.reconcile(self.inner.feed.run_id()).await
     }
 
-    /// [`Hq::reconcile`] as of at most [`RECONCILIATION_REUSE`] ago: what
-    /// `GET /reconciliation` and the launcher's status line show. The query
-    /// reads the whole run, and the route is open: however many poll it, it
-    /// runs once at a time and at most once per [`RECONCILIATION_REUSE`].
+    /// [`Hq::reconcile`] as of a moment ago: what `GET /reconciliation` and
+    /// the launcher's status line show. The query reads the whole run, and
+    /// the route is open: however many poll it, it runs once at a time, and
+    /// its answer is reused for [`RECONCILIATION_REUSE`] or, on a run whose
+    /// query takes longer, [`REUSE_PER_QUERY_TIME`] times the query's time.
+    /// So pollers keep the ledger busy a fifth of the time at most: on the
+    /// rollback journal (EFS) the query shares the one connection with the
+    /// fulfillments, which a query reused for a mere second delayed.
     pub async fn recent_reconciliation(&self) -> Result<Reconciliation, LedgerError> {
         let mut recent = self.inner.recent.lock().await;
-        if let Some((at, reconciliation)) = recent.as_ref()
-            && at.elapsed() < RECONCILIATION_REUSE
+        if let Some(recent) = recent.as_ref()
+            && recent.at.elapsed() < reused_for(recent.took)
         {
-            return Ok(reconciliation.clone());
+            return Ok(recent.reconciliation.clone());
         }
+        let started = Instant::now();
         let reconciliation = self.reconcile().await?;
-        *recent = Some((Instant::now(), reconciliation.clone()));
+        *recent = Some(RecentReconciliation {
+            at: Instant::now(),
+            took: started.elapsed(),
+            reconciliation: reconciliation.clone(),
+        });
         Ok(reconciliation)
     }
 }
 
-/// How long a reconciliation is shown again instead of a new one.
+/// A reconciliation shown again instead of a new one.
+#[derive(Debug)]
+struct RecentReconciliation {
+    /// When it was made.
+    at: Instant,
+    /// How long its query took.
+    took: Duration,
+    /// What it found.
+    reconciliation: Reconciliation,
+}
+
+/// How long a reconciliation whose query took `took` is shown again.
+fn reused_for(took: Duration) -> Duration {
+    RECONCILIATION_REUSE.max(took * REUSE_PER_QUERY_TIME)
+}
+
+/// How long a reconciliation is shown again instead of a new one, at least.
 pub const RECONCILIATION_REUSE: Duration = Duration::from_secs(1);
+
+/// A reconciliation is reused for this many times its query's time, when
+/// that is longer than [`RECONCILIATION_REUSE`].
+pub const REUSE_PER_QUERY_TIME: u32 = 4;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_slow_reconciliation_is_reused_longer() {
+        assert_eq!(reused_for(Duration::from_millis(5)), RECONCILIATION_REUSE);
+        // 0.6 s a query: polled without end, the ledger busy a fifth of the time.
+        assert_eq!(
+            reused_for(Duration::from_millis(600)),
+            Duration::from_millis(2400)
+        );
+    }
+}
