@@ -9,6 +9,7 @@ use crate::feed::{Feed, FeedStartError};
 use crate::ledger::{Ledger, LedgerError, Reconciliation};
 use crate::publisher::{PublishTo, Publisher, SnsStartError, check_topic_arns};
 use crate::signing::{SigningError, SigningIdentity};
+use std::os::unix::fs::DirBuilderExt as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use url::Url;
@@ -79,10 +80,16 @@ impl Hq {
             check_topic_arns(&config.sns_topic_arns)?;
         }
         let dir = config.data_dir.clone();
-        std::fs::create_dir_all(&dir).map_err(|source| StartError::Io {
-            what: format!("creating data directory {}", dir.display()),
-            source,
-        })?;
+        // Made for HQ alone: the ledger holds the API keys' digests (a weak
+        // key given at start is easily guessed from its digest).
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|source| StartError::Io {
+                what: format!("creating data directory {}", dir.display()),
+                source,
+            })?;
         // First: a second HQ on this directory is refused before it
         // touches anything in it.
         let ledger = Ledger::open(&dir, config.journal_mode)?;

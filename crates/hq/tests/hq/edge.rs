@@ -226,6 +226,16 @@ async fn secret_files_are_0600_and_wider_ones_are_tightened_at_start() {
 }
 
 #[tokio::test]
+async fn a_data_directory_hq_makes_is_its_alone() {
+    let parent = tempfile::tempdir().unwrap();
+    let data = parent.path().join("hq").join("data");
+    // Not `config`, which makes the directory to seed the signing identity.
+    let hq = start_hq(hq::HqConfig::new(&data)).await;
+    assert_eq!(mode(&data), 0o700, "the ledger holds the keys' digests");
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+#[tokio::test]
 async fn secrets_in_endpoints_are_never_listed_logged_or_echoed() {
     let logs = CapturedLogs::default();
     let _logging = logs.capture();
