@@ -909,6 +909,18 @@ def check_template_only(topics: dict[str, str]) -> None:
             and service["NetworkConfiguration"]["Fn::If"][0] == "IsFargate",
             service,
         )
+    log_options = {
+        name: props["Properties"]["ContainerDefinitions"][0]["LogConfiguration"]["Options"]
+        for name, props in [
+            *((f"{svc}TaskDefinition", platform[f"{svc}TaskDefinition"]) for svc in ("Monolith", "Iridium", "Magnesite")),
+            ("HQ TaskDefinition", hq["TaskDefinition"]),
+        ]
+    }
+    check(
+        "every task logs through awslogs without blocking, with an 8 MB buffer (not the account's default)",
+        all(o.get("mode") == "non-blocking" and o.get("max-buffer-size") == "8m" for o in log_options.values()),
+        log_options,
+    )
     hq_props = hq["TaskDefinition"]["Properties"]
     check(
         "HQ: Fargate, awsvpc, 256/512, CpuArchitecture",
