@@ -751,6 +751,29 @@ def check_template_only(topics: dict[str, str]) -> None:
     )
     # moto makes no topic policy: read it. Teams in other accounts may only
     # subscribe, over HTTP(S), and the owner keeps what SNS' default gave it.
+    # moto's HQ runs no task (HqDesiredCount 0): its alarms, made while HQ
+    # runs, are read. Each on HQ's own target group, mailing AlarmEmail.
+    hq_alarms = {
+        name: hq.get(name, {}).get("Properties", {})
+        for name in ("NoHealthyTaskAlarm", "ServerErrorsAlarm")
+    }
+    group = [
+        {"Name": "LoadBalancer", "Value": {"Fn::GetAtt": ["LoadBalancer", "LoadBalancerFullName"]}},
+        {"Name": "TargetGroup", "Value": {"Fn::GetAtt": ["TargetGroup", "TargetGroupFullName"]}},
+    ]
+    mails = {"Fn::If": ["HasAlarmEmail", [{"Ref": "AlarmTopic"}], {"Ref": "AWS::NoValue"}]}
+    check(
+        "hq.yaml: while HQ runs, alarms on no healthy task (3 minutes) and on any 5xx (5 minutes) "
+        "of its target group, mailing AlarmEmail",
+        all(hq.get(name, {}).get("Condition") == "HqRuns" for name in hq_alarms)
+        and (hq_alarms["NoHealthyTaskAlarm"].get("MetricName"), hq_alarms["NoHealthyTaskAlarm"].get("Period"),
+             hq_alarms["NoHealthyTaskAlarm"].get("EvaluationPeriods")) == ("HealthyHostCount", 60, 3)
+        and (hq_alarms["ServerErrorsAlarm"].get("MetricName"), hq_alarms["ServerErrorsAlarm"].get("Period"))
+        == ("HTTPCode_Target_5XX_Count", 300)
+        and all(a.get("Dimensions") == group and a.get("AlarmActions") == mails and a.get("OKActions") == mails
+                for a in hq_alarms.values()),
+        hq_alarms,
+    )
     policy = hq.get("TeamAccountsSubscribe", {})
     statements = {st.get("Sid"): st for st in policy.get("Properties", {}).get("PolicyDocument", {}).get("Statement", [])}
     topics_ref = [{"Ref": "OrdersTopic"}, {"Ref": "IridiumTopic"}, {"Ref": "MagnesiteTopic"}]
