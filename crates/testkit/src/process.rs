@@ -22,13 +22,21 @@ pub fn safe_aws_env() -> HashMap<String, String> {
 }
 
 /// Runs `exe` with exactly `env` to its exit (within 30 s); for start-up failures.
+/// With `PORT=0` unless `env` names a port, and killed if it outlives the
+/// wait: a service that starts when it should have refused must neither
+/// take a port a user runs on (5000) nor outlive the test.
 pub async fn run_to_exit(exe: &Path, env: &HashMap<String, String>) -> Output {
-    let output = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .env_clear()
         .envs(env)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .output();
+        .kill_on_drop(true);
+    if !env.contains_key("PORT") {
+        command.env("PORT", "0");
+    }
+    let output = command.output();
     tokio::time::timeout(Duration::from_secs(30), output)
         .await
         .expect("the process did not exit within 30 s")
