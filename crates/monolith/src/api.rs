@@ -110,7 +110,7 @@ pub async fn resolve(
         Wanted {
             given: hook.secret.glue_hook_secret.as_ref().map(HookSecret::expose),
             what: "the glue hook's shared secret",
-            env: "GLUE_HOOK_SECRET",
+            env: settings::HOOK_SECRET_SETTING,
             flag: "glue-hook-secret",
             param: &hook.ssm_glue_hook_secret_param,
         },

@@ -90,7 +90,7 @@ pub struct GlueHookSecretArgs {
     /// Never logged.
     // Parsed straight into `HookSecret`, whose `Debug` hides it (a doc
     // comment here would be the flag's help text); `hook_secrets` splits it.
-    #[arg(long, env = "GLUE_HOOK_SECRET", hide_env_values = true)]
+    #[arg(long, env = HOOK_SECRET_SETTING, hide_env_values = true)]
     pub glue_hook_secret: Option<HookSecret>,
 }
 
