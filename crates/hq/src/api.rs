@@ -6,7 +6,7 @@
 //! Errors become status codes in one place, `ApiError`'s `IntoResponse`.
 //!
 //! Who may do what: the fulfillment API takes an API key (`x-api-key`);
-//! issuing keys, every key's totals, injecting and reading faults,
+//! issuing and revoking keys, every key's totals, injecting and reading faults,
 //! subscribing, unsubscribing, publishing and the dashboard's data take HQ's
 //! admin credential (the `Admin` extractor); the
 //! SubscribeURL (its token is the secret), the signing certificate and the
@@ -14,7 +14,7 @@
 
 use crate::faults::{Fault, FaultPlan};
 use crate::feed::{FeedError, SubscriptionState, Topic, TopicStats};
-use crate::ledger::{KeyInfo, LedgerError};
+use crate::ledger::{KEY_ID_LEN, KeyInfo, LedgerError};
 use crate::state::Hq;
 use axum::Json;
 use axum::Router;
@@ -23,7 +23,7 @@ use axum::extract::{FromRequestParts, Path, Query, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use contracts::FulfillmentRequest;
 use contracts::OrderId;
 use contracts::Producer;
@@ -51,6 +51,8 @@ pub(crate) enum KeyRefused {
     Missing,
     /// A key HQ never issued.
     Unknown,
+    /// A key HQ's admin revoked (`DELETE /keys/<key_id>`).
+    Revoked,
 }
 
 impl KeyRefused {
@@ -61,6 +63,10 @@ impl KeyRefused {
             Self::Unknown => {
                 "an x-api-key HQ did not issue: the caller's key (the monolith's INTERSTELLA_API_KEY or its SSM \
                  parameter) is not one of HQ's (HQ_API_KEYS or the portal's)"
+            }
+            Self::Revoked => {
+                "an x-api-key HQ's admin revoked (its key id is in HQ's log line \"API key revoked\" and in GET \
+                 /totals): the caller needs a new key"
             }
         }
     }
@@ -279,6 +285,7 @@ pub fn router_with_metrics(hq: Hq, metrics: &platform::Metrics) -> Router {
                 .get(my_totals),
         )
         .route("/keys", post(issue_key))
+        .route("/keys/{key_id}", delete(revoke_key))
         .route("/totals", get(all_totals))
         .route("/topics", get(topics))
         .route("/topics/{topic}/subscriptions", post(subscribe))
@@ -342,6 +349,7 @@ fn index(hq: &Hq) -> String {
          POST {base}/receiving/                     fulfillment API (x-api-key, {FULFILLMENT_EXAMPLE})\n\
          GET  {base}/receiving/                     your key's totals (x-api-key)\n\
          POST {base}/keys                           key portal: issue a key ({{\"owner\": \"you\"}}) [admin]\n\
+         DELETE {base}/keys/<key_id>                revoke a key: refused from then on [admin]\n\
          GET  {base}/totals                         totals per key [admin]\n\
          GET  {base}/topics                         topics, subscriptions, delivery counters\n\
          POST {base}/topics/<topic>/subscriptions   subscribe {{\"endpoint\": \"http://...\"}} [admin]\n\
@@ -393,10 +401,15 @@ async fn caller(hq: &Hq, headers: &HeaderMap) -> Result<KeyInfo, ApiError> {
         .map(|value| value.to_str().map(str::trim).unwrap_or_default())
         .filter(|key| !key.is_empty())
         .ok_or(ApiError::Forbidden(KeyRefused::Missing))?;
-    hq.ledger()
+    let info = hq
+        .ledger()
         .find_key(key)
         .await?
-        .ok_or(ApiError::Forbidden(KeyRefused::Unknown))
+        .ok_or(ApiError::Forbidden(KeyRefused::Unknown))?;
+    match info.revoked_at {
+        None => Ok(info),
+        Some(_) => Err(ApiError::Forbidden(KeyRefused::Revoked)),
+    }
 }
 
 /// The caller whose key checks out, its request marked with the order id it
@@ -527,6 +540,27 @@ async fn issue_key(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Respon
         }),
     )
         .into_response())
+}
+
+/// `DELETE /keys/<key_id>`: revokes a key (admin). Every call with it is
+/// refused from the next on; its totals and its fulfillments stay. Revoking
+/// it again answers the same, with the first revocation's time.
+async fn revoke_key(
+    _: Admin,
+    State(hq): State<Hq>,
+    Path(key_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let is_key_id = key_id.len() == KEY_ID_LEN
+        && key_id
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let no_such_key = || ApiError::NotFound("no API key has that key id (GET /totals lists them)".into());
+    if !is_key_id {
+        return Err(no_such_key());
+    }
+    let info = hq.ledger().revoke_key(&key_id).await?.ok_or_else(no_such_key)?;
+    tracing::warn!(key_id = %info.key_id, owner = %info.owner, "API key revoked");
+    Ok(Json(info).into_response())
 }
 
 /// Whether `c` may be in a name shown in a line of text: not a control

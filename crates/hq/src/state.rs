@@ -104,7 +104,15 @@ impl Hq {
             None => AdminToken::load_or_create(&dir)?,
         };
         for key in &config.api_keys {
-            ledger.add_key(key.expose(), "given at start").await?;
+            let info = ledger.add_key(key.expose(), "given at start").await?;
+            if let Some(revoked_at) = info.revoked_at {
+                // Revoking is for good: a key given again is still refused.
+                tracing::warn!(
+                    key_id = %info.key_id,
+                    %revoked_at,
+                    "an HQ_API_KEYS key was revoked and stays refused: give its callers a new key"
+                );
+            }
         }
         // Read before this run publishes anything. On SNS none: SNS, not HQ,
         // retries what a stopped HQ published, across HQ's restarts.

@@ -35,6 +35,8 @@ pub struct KeyTotals {
     pub magnesite: u64,
     /// Repeats absorbed by idempotency keys (not counted above).
     pub replays: u64,
+    /// When HQ's admin revoked the key; `null` while it is accepted.
+    pub revoked_at: Option<String>,
 }
 
 impl Ledger {
@@ -105,6 +107,7 @@ impl Ledger {
         Ok(totals.pop().unwrap_or_else(|| KeyTotals {
             key_id: key.key_id.clone(),
             owner: key.owner.clone(),
+            revoked_at: key.revoked_at.clone(),
             ..KeyTotals::default()
         }))
     }
@@ -114,7 +117,7 @@ impl Ledger {
             let mut statement = conn.prepare(
                 // A row per key, kept by the ledger's triggers (`KEY_TOTALS`).
                 "SELECT k.key_id, k.owner, COALESCE(t.fulfillments, 0), COALESCE(t.iridium, 0),
-                        COALESCE(t.magnesite, 0), COALESCE(t.replays, 0)
+                        COALESCE(t.magnesite, 0), COALESCE(t.replays, 0), k.revoked_at
                  FROM api_keys k LEFT JOIN key_totals t ON t.key_id = k.key_id
                  WHERE ?1 IS NULL OR k.key_id = ?1
                  ORDER BY k.issued_at, k.key_id",
@@ -127,6 +130,7 @@ impl Ledger {
                     iridium: row.get(3)?,
                     magnesite: row.get(4)?,
                     replays: row.get(5)?,
+                    revoked_at: row.get(6)?,
                 })
             })?;
             Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -1,4 +1,6 @@
-//! API keys in the ledger: stored as digests, never as themselves.
+//! API keys in the ledger: stored as digests, never as themselves, and
+//! revoked by key id (a revoked key stays, so its totals and its
+//! fulfillments in the reconciliation stay too).
 
 use super::{Ledger, LedgerError, now};
 use rusqlite::{OptionalExtension, params};
@@ -12,6 +14,9 @@ pub struct KeyInfo {
     pub key_id: String,
     /// Who it was issued to.
     pub owner: String,
+    /// When HQ's admin revoked it (as the ledger writes times); `None` while
+    /// it is accepted.
+    pub revoked_at: Option<String>,
 }
 
 /// The digest under which a key is stored; the key itself never is.
@@ -19,41 +24,71 @@ fn digest(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
 }
 
+/// How many hex digits of the digest a key id has.
+pub const KEY_ID_LEN: usize = 12;
+
+/// The columns [`key_info`] reads, in its order.
+const KEY_INFO_COLUMNS: &str = "key_id, owner, revoked_at";
+
+/// A row of [`KEY_INFO_COLUMNS`].
+fn key_info(row: &rusqlite::Row<'_>) -> rusqlite::Result<KeyInfo> {
+    Ok(KeyInfo {
+        key_id: row.get(0)?,
+        owner: row.get(1)?,
+        revoked_at: row.get(2)?,
+    })
+}
+
 impl Ledger {
-    /// Stores `key` for `owner` (idempotent: a known key keeps its owner).
+    /// Stores `key` for `owner` (idempotent: a known key keeps its owner,
+    /// and a revoked one stays revoked).
     pub async fn add_key(&self, key: &str, owner: &str) -> Result<KeyInfo, LedgerError> {
         let key_digest = digest(key);
-        let key_id = key_digest[..12].to_owned();
+        let key_id = key_digest[..KEY_ID_LEN].to_owned();
         let owner = owner.to_owned();
         self.write(move |conn| {
             conn.execute(
                 "INSERT OR IGNORE INTO api_keys (key_digest, key_id, owner, issued_at) VALUES (?1, ?2, ?3, ?4)",
                 params![key_digest, key_id, owner, now()],
             )?;
-            let owner: String = conn.query_row(
-                "SELECT owner FROM api_keys WHERE key_digest = ?1",
+            Ok(conn.query_row(
+                &format!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE key_digest = ?1"),
                 params![key_digest],
-                |row| row.get(0),
-            )?;
-            Ok(KeyInfo { key_id, owner })
+                key_info,
+            )?)
         })
         .await
     }
 
-    /// The key's record, or `None` for a key HQ never issued.
+    /// The key's record, revoked or not, or `None` for a key HQ never issued.
     pub async fn find_key(&self, key: &str) -> Result<Option<KeyInfo>, LedgerError> {
         let key_digest = digest(key);
         self.with(move |conn| {
             Ok(conn
                 .query_row(
-                    "SELECT key_id, owner FROM api_keys WHERE key_digest = ?1",
+                    &format!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE key_digest = ?1"),
                     params![key_digest],
-                    |row| {
-                        Ok(KeyInfo {
-                            key_id: row.get(0)?,
-                            owner: row.get(1)?,
-                        })
-                    },
+                    key_info,
+                )
+                .optional()?)
+        })
+        .await
+    }
+
+    /// Revokes the key with `key_id` from now on (a key revoked before keeps
+    /// its time), or `None` when no key has that id.
+    pub async fn revoke_key(&self, key_id: &str) -> Result<Option<KeyInfo>, LedgerError> {
+        let key_id = key_id.to_owned();
+        self.write(move |conn| {
+            conn.execute(
+                "UPDATE api_keys SET revoked_at = ?2 WHERE key_id = ?1 AND revoked_at IS NULL",
+                params![key_id, now()],
+            )?;
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE key_id = ?1 LIMIT 1"),
+                    params![key_id],
+                    key_info,
                 )
                 .optional()?)
         })

@@ -30,7 +30,7 @@ mod timeline;
 pub use deliveries::DeliveryOutcome;
 pub use fulfillments::{KeyTotals, Recorded};
 pub use health::ROOM_TO_RECORD;
-pub use keys::KeyInfo;
+pub use keys::{KEY_ID_LEN, KeyInfo};
 pub use reconciliation::{OrderCounts, Reconciliation, UNACCOUNTED_SHOWN, Unaccounted, UnaccountedOutcome};
 pub use timeline::{Bucket, Latency, Sources, Timeline, Totals};
 
@@ -304,6 +304,11 @@ END;
 DROP INDEX IF EXISTS published_by_run;
 ";
 
+/// Version 3: a key can be revoked (`DELETE /keys/<key_id>`). The row stays,
+/// so the key's totals and its fulfillments in the reconciliation stay too,
+/// and the key, given again in `HQ_API_KEYS`, is not accepted again.
+const KEY_REVOCATION: &str = "ALTER TABLE api_keys ADD COLUMN revoked_at TEXT;";
+
 /// One step of the schema, from the version before it to its own (its
 /// place in [`MIGRATIONS`] plus one), run in the transaction that records
 /// the new version.
@@ -315,7 +320,7 @@ type Migration = fn(&Transaction<'_>) -> Result<(), LedgerError>;
 /// one transaction with the new version, so a failed step changes nothing.
 /// A test compares a ledger brought up from the oldest schema with a new
 /// one.
-const MIGRATIONS: [Migration; 2] = [
+const MIGRATIONS: [Migration; 3] = [
     // 1: everything before versioning, on a new ledger or on one made by
     // any earlier HQ (all of which are version 0).
     |tx| {
@@ -324,6 +329,8 @@ const MIGRATIONS: [Migration; 2] = [
     },
     // 2: each key's totals in a row of their own (`KEY_TOTALS`).
     |tx| Ok(tx.execute_batch(KEY_TOTALS)?),
+    // 3: keys can be revoked (`KEY_REVOCATION`).
+    |tx| Ok(tx.execute_batch(KEY_REVOCATION)?),
 ];
 
 /// A ledger in use brought to a newer schema when HQ opened it.
@@ -609,7 +616,7 @@ mod tests {
 
     /// Every schema a ledger in use may have, as its HQ made it (frozen),
     /// with its version.
-    const PAST_SCHEMAS: [(&str, u32, &str); 3] = [
+    const PAST_SCHEMAS: [(&str, u32, &str); 4] = [
         (
             "the first release",
             0,
@@ -617,6 +624,7 @@ mod tests {
         ),
         ("version 1", 1, include_str!("schemas/1.sql")),
         ("version 2", 2, include_str!("schemas/2.sql")),
+        ("version 3", 3, include_str!("schemas/3.sql")),
     ];
 
     #[tokio::test]
@@ -644,6 +652,13 @@ mod tests {
                     [],
                 )
                 .unwrap();
+                let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"old-key"));
+                conn.execute(
+                    "INSERT INTO api_keys (key_digest, key_id, owner, issued_at)
+                     VALUES (?1, 'k', 'a team', '2024-01-01T00:00:00.000Z')",
+                    [digest],
+                )
+                .unwrap();
                 // What HQ logs: the versions an older ledger went between,
                 // once (nothing for one already at the newest).
                 let upgrade = (version < newest).then_some(Upgrade {
@@ -655,6 +670,13 @@ mod tests {
             }
             let upgraded = Ledger::open(old.path(), JournalMode::Wal).unwrap();
             assert_eq!(shape(&old.path().join(DB_FILE)), fresh, "a ledger of {name}");
+            // Its keys still accepted: none was revoked before revoking was.
+            let key = upgraded.find_key("old-key").await.unwrap().unwrap();
+            assert_eq!(
+                (key.owner.as_str(), key.revoked_at),
+                ("a team", None),
+                "a ledger of {name}"
+            );
             // Its totals made up from the fulfillments there were.
             let totals = upgraded.grand_totals().await.unwrap();
             assert_eq!(

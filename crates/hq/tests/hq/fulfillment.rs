@@ -132,6 +132,104 @@ async fn keys_are_checked_and_the_portal_issues_new_ones() {
 }
 
 #[tokio::test]
+async fn a_revoked_key_is_refused_from_then_on_and_after_a_restart_though_given_again() {
+    let logs = testkit::logs::CapturedLogs::default();
+    let _logging = logs.capture();
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let client = reqwest::Client::new();
+    let admin = admin_client(&hq);
+    let order = r#"{"iridium": 1, "magnesite": 2}"#;
+    let issued = post_json(&hq, "/keys", &json!({"owner": "leaky team"})).await;
+    let issued: Value = issued.json().await.unwrap();
+    let (leaked, key_id) = (
+        issued["api_key"].as_str().unwrap(),
+        issued["key_id"].as_str().unwrap(),
+    );
+    assert_eq!(fulfill(&client, &hq, Some(leaked), None, order).await.0, 200);
+    let revoke =
+        |key_id: &str, client: &reqwest::Client| client.delete(url(&hq, &format!("/keys/{key_id}"))).send();
+
+    // Only the admin revokes, and only a key id HQ has.
+    assert_eq!(revoke(key_id, &client).await.unwrap().status(), 401);
+    for unknown in ["000000000000", "not-a-key-id", "ABCDEF012345"] {
+        let message = refusal(revoke(unknown, &admin).await.unwrap(), 404).await;
+        assert!(message.contains("no API key has that key id"), "{message}");
+        assert!(!message.contains(unknown), "{message}");
+    }
+    assert_eq!(fulfill(&client, &hq, Some(leaked), None, order).await.0, 200);
+
+    let revoked: Value = revoke(key_id, &admin).await.unwrap().json().await.unwrap();
+    assert_eq!(
+        (revoked["key_id"].as_str(), revoked["owner"].as_str()),
+        (Some(key_id), Some("leaky team"))
+    );
+    let revoked_at = revoked["revoked_at"].as_str().unwrap().to_owned();
+    // Refused from the next call on, as an unknown key is; the log says why.
+    let (status, body, _) = fulfill(&client, &hq, Some(leaked), None, order).await;
+    assert_eq!((status, body), (403, json!({"message": "Forbidden"})));
+    let own_totals = client
+        .get(url(&hq, "/receiving/"))
+        .header("x-api-key", leaked)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own_totals.status(), 403);
+    let said = logs.text();
+    assert!(said.contains("why=an x-api-key HQ's admin revoked"), "{said}");
+    assert!(
+        said.contains(&format!("key_id={key_id}")) && said.contains("API key revoked"),
+        "{said}"
+    );
+    assert!(!said.contains(leaked));
+    // Other keys are untouched; revoking again changes nothing.
+    assert_eq!(fulfill(&client, &hq, Some(KEY), None, order).await.0, 200);
+    let again: Value = revoke(key_id, &admin).await.unwrap().json().await.unwrap();
+    assert_eq!(again, revoked);
+    // Its totals stay, marked revoked.
+    let all = get_json(&hq, "/totals").await;
+    let row = |all: &Value, id: &str| {
+        all.as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["key_id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let leaked_row = row(&all, key_id);
+    assert_eq!(
+        (
+            leaked_row["fulfillments"].clone(),
+            leaked_row["revoked_at"].as_str()
+        ),
+        (json!(2), Some(revoked_at.as_str()))
+    );
+
+    // A key given at start, revoked, stays refused when HQ starts with it again.
+    let start_key_id = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["owner"] == "given at start")
+        .unwrap()["key_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(row(&all, &start_key_id)["revoked_at"], Value::Null);
+    assert_eq!(revoke(&start_key_id, &admin).await.unwrap().status(), 200);
+    hq.shutdown(Duration::from_secs(1)).await.unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    assert_eq!(fulfill(&client, &hq, Some(KEY), None, order).await.0, 403);
+    assert_eq!(fulfill(&client, &hq, Some(leaked), None, order).await.0, 403);
+    let said = logs.text();
+    assert!(
+        said.contains("an HQ_API_KEYS key was revoked and stays refused"),
+        "{said}"
+    );
+    hq.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test]
 async fn bad_bodies_are_400() {
     let dir = tempfile::tempdir().unwrap();
     let hq = start_hq(config(dir.path())).await;
