@@ -1,7 +1,7 @@
 //! What the Interstella fulfillment API takes, and what the monolith's glue
 //! hook takes from the microservices on the way there.
 
-use crate::order::{Order, OrderError, Quantity, Resource, ResourceOrder};
+use crate::order::{MAX_QUANTITY, Order, OrderError, Quantity, Resource, ResourceOrder};
 use crate::order_id::{ORDER_ID_HEADER, OrderId};
 use crate::quote::quoted;
 use serde::{Deserialize, Serialize};
@@ -222,9 +222,12 @@ impl fmt::Display for Producer {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FulfillmentRequest {
-    /// Units of iridium fulfilled.
+    /// Units of iridium fulfilled: 0 (none gathered, e.g. strangled) to
+    /// [`MAX_QUANTITY`], as an order can ask for.
+    #[serde(deserialize_with = "fulfilled_quantity")]
     pub iridium: Quantity,
-    /// Units of magnesite fulfilled.
+    /// Units of magnesite fulfilled, as `iridium`.
+    #[serde(deserialize_with = "fulfilled_quantity")]
     pub magnesite: Quantity,
     /// Which part of the platform produced these resources: not in the body
     /// but in the [`PRODUCED_BY_HEADER`] header ([`Self::produced_by_header`],
@@ -232,6 +235,20 @@ pub struct FulfillmentRequest {
     /// send none.
     #[serde(skip)]
     pub produced_by: Option<Producer>,
+}
+
+/// A fulfilled quantity: no order asks for more than [`MAX_QUANTITY`], so a
+/// larger one is refused rather than counted (it would only inflate the
+/// totals and the reconciliation's units).
+fn fulfilled_quantity<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Quantity, D::Error> {
+    let quantity = Quantity::deserialize(deserializer)?;
+    if quantity > MAX_QUANTITY {
+        return Err(serde::de::Error::invalid_value(
+            serde::de::Unexpected::Unsigned(quantity.into()),
+            &format!("a whole number from 0 to {MAX_QUANTITY}, as no order asks for more").as_str(),
+        ));
+    }
+    Ok(quantity)
 }
 
 impl FulfillmentRequest {
@@ -389,6 +406,23 @@ mod tests {
                 produced_by: Some(Producer::Magnesite),
             }
         );
+    }
+
+    #[test]
+    fn a_fulfilled_quantity_is_0_to_what_an_order_may_ask_for() {
+        let parse = |text: &str| serde_json::from_str::<FulfillmentRequest>(text).map_err(|e| e.to_string());
+        let most = parse(r#"{"iridium":0,"magnesite":1000000}"#).map(|r| (r.iridium, r.magnesite));
+        assert_eq!(most, Ok((0, MAX_QUANTITY)));
+        for over in [
+            r#"{"iridium":1000001,"magnesite":0}"#,
+            r#"{"iridium":0,"magnesite":4294967295}"#,
+        ] {
+            let refused = parse(over).unwrap_err();
+            assert!(
+                refused.contains("expected a whole number from 0 to 1000000, as no order asks for more"),
+                "{refused}"
+            );
+        }
     }
 
     #[test]

@@ -525,9 +525,12 @@ async fn issue_key(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Respon
     };
     let owner = request.owner.unwrap_or_else(|| "anonymous".into());
     let owner = owner.trim();
-    if owner.is_empty() || owner.chars().count() > MAX_OWNER || !owner.chars().all(prints_in_line) {
+    if owner.chars().count() > MAX_OWNER
+        || !owner.chars().all(prints_in_line)
+        || !owner.chars().any(is_visible)
+    {
         return Err(ApiError::BadRequest(format!(
-            "owner must be 1 to {MAX_OWNER} printable characters, with no direction controls or line separators"
+            "owner must be 1 to {MAX_OWNER} printable characters, some of them visible, with no direction controls or line separators"
         )));
     }
     let (key, info) = crate::keys::issue(hq.ledger(), owner).await?;
@@ -561,6 +564,33 @@ async fn revoke_key(
     let info = hq.ledger().revoke_key(&key_id).await?.ok_or_else(no_such_key)?;
     tracing::warn!(key_id = %info.key_id, owner = %info.owner, "API key revoked");
     Ok(Json(info).into_response())
+}
+
+/// Whether `c` shows as something: not white space, nor one of Unicode's
+/// Default_Ignorable_Code_Point characters, which render as nothing (an
+/// owner of only U+200B or U+3164 was a blank in the pages' sentences).
+fn is_visible(c: char) -> bool {
+    !c.is_whitespace()
+        && !matches!(
+            c,
+            '\u{00ad}'
+                | '\u{034f}'
+                | '\u{061c}'
+                | '\u{115f}'..='\u{1160}'
+                | '\u{17b4}'..='\u{17b5}'
+                | '\u{180b}'..='\u{180f}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{202a}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{3164}'
+                | '\u{fe00}'..='\u{fe0f}'
+                | '\u{feff}'
+                | '\u{ffa0}'
+                | '\u{fff0}'..='\u{fff8}'
+                | '\u{1bca0}'..='\u{1bca3}'
+                | '\u{1d173}'..='\u{1d17a}'
+                | '\u{e0000}'..='\u{e0fff}'
+        )
 }
 
 /// Whether `c` may be in a name shown in a line of text: not a control

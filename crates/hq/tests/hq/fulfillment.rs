@@ -116,8 +116,16 @@ async fn keys_are_checked_and_the_portal_issues_new_ones() {
         "{message}"
     );
     // A control character, a direction override (it turned the portal's
-    // sentence after the name around), a line separator.
-    for owner in ["a\u{7}b", "Bob\u{202e} evil", "Bob\u{2067}", "a\u{2028}b"] {
+    // sentence after the name around), a line separator, nothing visible
+    // (a blank in every sentence that names the owner).
+    for owner in [
+        "a\u{7}b",
+        "Bob\u{202e} evil",
+        "Bob\u{2067}",
+        "a\u{2028}b",
+        "\u{200b}\u{3164}",
+        " \u{feff} ",
+    ] {
         let refused = post_json(&hq, "/keys", &json!({ "owner": owner })).await;
         let message = refusal(refused, 400).await;
         assert!(
@@ -243,6 +251,9 @@ async fn bad_bodies_are_400() {
         r#"{"iridium": "1", "magnesite": 1}"#,
         r#"{"iridium": 1, "magnesite": 1, "gold": 1}"#,
         r#"{"iridium": 1.5, "magnesite": 1}"#,
+        // More than any order asks for.
+        r#"{"iridium": 1000001, "magnesite": 0}"#,
+        r#"{"iridium": 0, "magnesite": 4294967295}"#,
     ] {
         let (status, answer, _) = fulfill(&client, &hq, Some(KEY), None, body).await;
         assert_eq!(status, 400, "{body}: {answer}");
