@@ -14,6 +14,10 @@ pub const API_KEY_HEADER: &str = "x-api-key";
 /// always an [`IdempotencyKey`] a service derived (a microservice sends it
 /// to the glue hook with the hook's secret), never one an outside caller sent.
 pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+/// The header on a 2xx answer saying it repeats an earlier one (the same
+/// idempotency key): the order was counted once, before. HQ sends it; the
+/// monolith passes it on to its caller, a microservice to SNS or curl.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// The header carrying the glue hook's shared secret (microservice → monolith).
 pub const HOOK_SECRET_HEADER: &str = "x-interstella-hook-secret";
 /// The header naming which part of the platform produced a fulfillment's

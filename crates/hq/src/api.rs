@@ -27,7 +27,7 @@ use axum::routing::{delete, get, post};
 use contracts::FulfillmentRequest;
 use contracts::OrderId;
 use contracts::Producer;
-use contracts::fulfillment::{API_KEY_HEADER, IDEMPOTENCY_KEY_HEADER, PRODUCED_BY_HEADER};
+use contracts::fulfillment::{API_KEY_HEADER, IDEMPOTENCY_KEY_HEADER, PRODUCED_BY_HEADER, REPLAYED_HEADER};
 use contracts::order_id::ORDER_ID_HEADER;
 use contracts::paths;
 use contracts::quote::{quoted, shortened_message};
@@ -35,8 +35,6 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// The header telling a client its fulfillment was a repeat, counted once.
-const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// The longest idempotency key accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// The longest key owner name accepted.

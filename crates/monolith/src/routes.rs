@@ -12,9 +12,9 @@ use contracts::paths;
 use contracts::{
     BundleOrder, FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey, OrderId, ResourceOrder,
 };
-use platform::downstream::answered;
+use platform::downstream::{Answer, answered};
 use platform::intake::Reply;
-use platform::reply::{HOOK_DELIVERED, HOOK_FAILED, ORDER_FAILED, ORDER_FULFILLED};
+use platform::reply::{Fulfilled, HOOK_DELIVERED, HOOK_FAILED, ORDER_FAILED, ORDER_FULFILLED};
 use platform::route::{RouteService, RouteSettings, saying_where_orders_go};
 use platform::telemetry::{record_order_id, request_id};
 use platform::{Downstream, Metrics, OrderIntake, Received, RequestDeadline, ServiceError};
@@ -99,7 +99,7 @@ async fn fulfill(
     State(monolith): State<Arc<Monolith>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<&'static str, ServiceError> {
+) -> Result<Fulfilled, ServiceError> {
     let presented = headers
         .get(HOOK_SECRET_HEADER)
         .ok_or(ServiceError::HookSecretMissing)?;
@@ -116,13 +116,13 @@ async fn fulfill(
 
 impl Monolith {
     /// Gathers what is still gathered here, then fulfils the bundle.
-    async fn fulfil_bundle(&self, received: Received<BundleOrder>) -> Result<&'static str, ServiceError> {
+    async fn fulfil_bundle(&self, received: Received<BundleOrder>) -> Result<Fulfilled, ServiceError> {
         let idempotency_key = received.idempotency_key(FulfillmentKind::Bundle);
         let bundle = received.order.bundle;
         let request = gather(bundle, &self.config.strangled, self.config.route.gather_delay).await;
         // Boxed: inline, the API call's future (reqwest's included) would
         // size the order's future during the gather too (docs/bench.md).
-        Box::pin(self.call_api(
+        let answer = Box::pin(self.call_api(
             &request,
             idempotency_key.as_ref(),
             &received.order_id,
@@ -130,28 +130,29 @@ impl Monolith {
         ))
         .await?;
         tracing::info!("Bundle fulfilled");
-        Ok(ORDER_FULFILLED)
+        Ok(Fulfilled::after(ORDER_FULFILLED, answer))
     }
 
     /// Fulfils what a microservice produced.
-    async fn fulfil_hook(&self, hook: HookRequest, order_id: &OrderId) -> Result<&'static str, ServiceError> {
+    async fn fulfil_hook(&self, hook: HookRequest, order_id: &OrderId) -> Result<Fulfilled, ServiceError> {
         let ResourceOrder { resource, quantity } = hook.order;
         tracing::info!("Fulfilling {quantity} {resource} from the {resource} microservice");
         let request = FulfillmentRequest::single(resource, quantity);
-        self.call_api(&request, hook.idempotency_key.as_ref(), order_id, HOOK_FAILED)
+        let answer = self
+            .call_api(&request, hook.idempotency_key.as_ref(), order_id, HOOK_FAILED)
             .await?;
-        Ok(HOOK_DELIVERED)
+        Ok(Fulfilled::after(HOOK_DELIVERED, answer))
     }
 
     /// Calls the fulfillment API, telling it the order's id; `Ok` only when
-    /// it answered 2xx.
+    /// it answered 2xx (saying whether it had the order already).
     async fn call_api(
         &self,
         request: &FulfillmentRequest,
         idempotency_key: Option<&IdempotencyKey>,
         order_id: &OrderId,
         reply: &'static str,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<Answer, ServiceError> {
         tracing::info!("Trying to send a request to the API");
         let mut headers = vec![
             (API_KEY_HEADER, self.config.api.api_key.expose()),
@@ -165,7 +166,6 @@ impl Monolith {
         if let Some(status) = answered(&call) {
             tracing::info!("API Status Code: {}", status.as_u16());
         }
-        call.map(|_| ())
-            .map_err(|source| ServiceError::Downstream { reply, source })
+        call.map_err(|source| ServiceError::Downstream { reply, source })
     }
 }

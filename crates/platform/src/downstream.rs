@@ -13,6 +13,7 @@
 use crate::metrics::{CallMetrics, CallOutcome, Metrics};
 use axum::http::StatusCode;
 use bytes::BytesMut;
+use contracts::fulfillment::REPLAYED_HEADER;
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,11 +126,21 @@ pub enum DownstreamError {
     },
 }
 
+/// A target's 2xx answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Answer {
+    /// Its status.
+    pub status: StatusCode,
+    /// Whether it said it repeats an earlier answer ([`REPLAYED_HEADER`]
+    /// `true`): the order was counted once, before.
+    pub replayed: bool,
+}
+
 /// The status the target answered with, if it answered: the workshop's
 /// `API Status Code: N` lines print it whatever it was.
-pub fn answered(call: &Result<StatusCode, DownstreamError>) -> Option<StatusCode> {
+pub fn answered(call: &Result<Answer, DownstreamError>) -> Option<StatusCode> {
     match call {
-        Ok(status) | Err(DownstreamError::Status { status, .. }) => Some(*status),
+        Ok(Answer { status, .. }) | Err(DownstreamError::Status { status, .. }) => Some(*status),
         Err(_) => None,
     }
 }
@@ -254,19 +265,18 @@ impl Downstream {
         &self.url
     }
 
-    /// POSTs `body` as JSON with extra `headers`; Ok with the status only for 2xx.
+    /// POSTs `body` as JSON with extra `headers`; Ok only for 2xx.
     pub async fn post_json(
         &self,
         body: &impl Serialize,
         headers: &[(&'static str, &str)],
-    ) -> Result<StatusCode, DownstreamError> {
+    ) -> Result<Answer, DownstreamError> {
         self.finish(|| with_headers(self.client.post(self.url.clone()).json(body), headers))
             .await
     }
 
-    /// GETs the target's URL with extra `headers`; Ok with the status only
-    /// for 2xx.
-    pub async fn get(&self, headers: &[(&'static str, &str)]) -> Result<StatusCode, DownstreamError> {
+    /// GETs the target's URL with extra `headers`; Ok only for 2xx.
+    pub async fn get(&self, headers: &[(&'static str, &str)]) -> Result<Answer, DownstreamError> {
         self.finish(|| with_headers(self.client.get(self.url.clone()), headers))
             .await
     }
@@ -285,7 +295,7 @@ impl Downstream {
     async fn finish(
         &self,
         build: impl FnOnce() -> reqwest::RequestBuilder,
-    ) -> Result<StatusCode, DownstreamError> {
+    ) -> Result<Answer, DownstreamError> {
         let target = self.target;
         let counted = self.metrics.start();
         let deadline = tokio::time::Instant::now() + self.timeout;
@@ -301,6 +311,10 @@ impl Downstream {
         let result = match tokio::time::timeout_at(deadline, call).await {
             Ok(Ok((_slot, _under_way, response))) => {
                 let status = response.status();
+                let replayed = response
+                    .headers()
+                    .get(REPLAYED_HEADER)
+                    .is_some_and(|value| value.as_bytes().eq_ignore_ascii_case(b"true"));
                 // Read (and drop) the body so the connection goes back to the
                 // pool; the slot stays held meanwhile, as the connection is
                 // still busy.
@@ -313,7 +327,10 @@ impl Downstream {
                         // The answer is the status line: 2xx means it went through.
                         tracing::warn!(target, status = status.as_u16(), %error, "answered 2xx, but its body was not read");
                     }
-                    Ok(status)
+                    if replayed {
+                        tracing::info!(target, "a repeat: the order was counted once, before");
+                    }
+                    Ok(Answer { status, replayed })
                 }
             }
             Ok(Err(error)) => Err(error),

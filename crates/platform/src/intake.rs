@@ -9,7 +9,7 @@
 use crate::downstream::Downstream;
 use crate::error::ServiceError;
 use crate::metrics::{Metrics, NotAnOrder, SnsMetrics};
-use crate::reply::{SUBSCRIBED, UNSUBSCRIBED};
+use crate::reply::{Fulfilled, SUBSCRIBED, UNSUBSCRIBED};
 use crate::server::RequestDeadline;
 use crate::settings::TrustConfig;
 use crate::sns::{SnsVerifier, TrustedHosts};
@@ -66,8 +66,8 @@ impl<O> Received<O> {
 /// The 2xx answer to a delivery, as [`OrderIntake::take`] gives it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reply {
-    /// An order, carried out: the reply's text.
-    Order(&'static str),
+    /// An order, carried out.
+    Order(Fulfilled),
     /// A subscription (un)confirmation, handled: the reply's text. Marked
     /// [`NotAnOrder`] so the order metrics leave it out.
     NotAnOrder(&'static str),
@@ -76,7 +76,7 @@ pub enum Reply {
 impl IntoResponse for Reply {
     fn into_response(self) -> Response {
         match self {
-            Self::Order(text) => text.into_response(),
+            Self::Order(fulfilled) => fulfilled.into_response(),
             Self::NotAnOrder(text) => {
                 let mut response = text.into_response();
                 response.extensions_mut().insert(NotAnOrder);
@@ -165,7 +165,7 @@ impl OrderIntake {
         headers: &HeaderMap,
         body: &[u8],
         deadline: Option<RequestDeadline>,
-        carry_out: impl AsyncFnOnce(Received<O>) -> Result<&'static str, ServiceError>,
+        carry_out: impl AsyncFnOnce(Received<O>) -> Result<Fulfilled, ServiceError>,
     ) -> Result<Reply, ServiceError> {
         match self.receive(headers, body).await? {
             Delivered::Order(received, traceparent) => {

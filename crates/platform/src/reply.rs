@@ -3,6 +3,12 @@
 //! The monolith and the resource services answer the same texts, so they are
 //! written here once; tests compare against these.
 
+use crate::downstream::Answer;
+use crate::metrics::Replayed;
+use axum::http::HeaderValue;
+use axum::response::{IntoResponse, Response};
+use contracts::fulfillment::REPLAYED_HEADER;
+
 /// A fulfilled order (bundle or resource).
 pub const ORDER_FULFILLED: &str = "Your order has been fulfilled";
 /// An order whose fulfillment failed.
@@ -15,3 +21,37 @@ pub const HOOK_FAILED: &str = "Your fulfillment request has failed";
 pub const SUBSCRIBED: &str = "SNS topic subscribed!";
 /// An UnsubscribeConfirmation.
 pub const UNSUBSCRIBED: &str = "SNS unsubscribe noted";
+
+/// An order carried out: the reply's text, and whether what it was sent to
+/// said it repeats an earlier answer. A repeat says so to its caller too
+/// ([`REPLAYED_HEADER`]), and the order metrics count it as `replayed`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fulfilled {
+    /// The reply's text, such as [`ORDER_FULFILLED`].
+    pub text: &'static str,
+    /// Whether the order had been counted once before.
+    pub replayed: bool,
+}
+
+impl Fulfilled {
+    /// `text`, repeating an earlier answer when `answer` did.
+    pub fn after(text: &'static str, answer: Answer) -> Self {
+        Self {
+            text,
+            replayed: answer.replayed,
+        }
+    }
+}
+
+impl IntoResponse for Fulfilled {
+    fn into_response(self) -> Response {
+        let mut response = self.text.into_response();
+        if self.replayed {
+            response
+                .headers_mut()
+                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+            response.extensions_mut().insert(Replayed);
+        }
+        response
+    }
+}

@@ -10,7 +10,7 @@ use contracts::fulfillment::HOOK_SECRET_HEADER;
 use contracts::{FulfillmentKind, HookRequest, ResourceOrder};
 use platform::downstream::answered;
 use platform::intake::Reply;
-use platform::reply::{ORDER_FAILED, ORDER_FULFILLED};
+use platform::reply::{Fulfilled, ORDER_FAILED, ORDER_FULFILLED};
 use platform::route::{RouteService, RouteSettings, saying_where_orders_go};
 use platform::{Downstream, Metrics, OrderIntake, Received, RequestDeadline, ServiceError};
 use std::sync::Arc;
@@ -105,7 +105,7 @@ async fn order(
 impl ResourceService {
     /// Produces the order, then sends it to the monolith's glue hook with
     /// the shared secret.
-    async fn produce(&self, hook: HookRequest) -> Result<&'static str, ServiceError> {
+    async fn produce(&self, hook: HookRequest) -> Result<Fulfilled, ServiceError> {
         let ResourceOrder { resource, quantity } = &hook.order;
         tracing::info!("Producing {quantity} {resource}");
         if !self.config.route.gather_delay.is_zero() {
@@ -118,7 +118,7 @@ impl ResourceService {
         if let Some(status) = answered(&call) {
             tracing::info!("Monolith Status Code: {}", status.as_u16());
         }
-        call.map(|_| ORDER_FULFILLED)
+        call.map(|answer| Fulfilled::after(ORDER_FULFILLED, answer))
             .map_err(|source| ServiceError::Downstream {
                 reply: ORDER_FAILED,
                 source,

@@ -3,9 +3,11 @@
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use contracts::fulfillment::IDEMPOTENCY_KEY_HEADER;
+use contracts::fulfillment::{IDEMPOTENCY_KEY_HEADER, REPLAYED_HEADER};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -70,6 +72,8 @@ impl Received {
 struct Shared {
     behaviour: Mutex<ApiBehaviour>,
     received: Mutex<Vec<Received>>,
+    /// The idempotency keys of the requests answered 2xx.
+    taken: Mutex<HashSet<HeaderValue>>,
     in_flight: AtomicUsize,
     most_in_flight: AtomicUsize,
 }
@@ -88,6 +92,7 @@ impl FakeApi {
         let shared = Arc::new(Shared {
             behaviour: Mutex::new(ApiBehaviour::Succeed),
             received: Mutex::new(Vec::new()),
+            taken: Mutex::new(HashSet::new()),
             in_flight: AtomicUsize::new(0),
             most_in_flight: AtomicUsize::new(0),
         });
@@ -152,11 +157,25 @@ impl Drop for InFlight<'_> {
     }
 }
 
-async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> StatusCode {
+/// Answers as the behaviour says; a success repeating the `Idempotency-Key`
+/// of an earlier success says it is a repeat, as HQ does.
+async fn receive(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes) -> Response {
     let _in_flight = InFlight::enter(&shared);
     let body = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let key = headers.get(IDEMPOTENCY_KEY_HEADER).cloned();
     shared.received.lock().unwrap().push(Received { headers, body });
     let behaviour = *shared.behaviour.lock().unwrap();
+    let status = answer(behaviour).await;
+    let repeat = status.is_success() && key.is_some_and(|key| !shared.taken.lock().unwrap().insert(key));
+    if repeat {
+        (status, [(REPLAYED_HEADER, "true")]).into_response()
+    } else {
+        status.into_response()
+    }
+}
+
+/// The status `behaviour` answers with, once it is time to.
+async fn answer(behaviour: ApiBehaviour) -> StatusCode {
     match behaviour {
         ApiBehaviour::Succeed => StatusCode::OK,
         ApiBehaviour::Fail(status) => StatusCode::from_u16(status).unwrap(),

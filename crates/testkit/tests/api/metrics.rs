@@ -249,3 +249,63 @@ async fn an_answer_marked_replayed_is_not_one_more_fulfillment() {
         assert!(text.contains(expected), "no {expected:?} in:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn a_redelivery_the_api_had_is_answered_and_counted_as_a_repeat_on_every_hop() {
+    use contracts::SignatureVersion::V2;
+    use contracts::fulfillment::REPLAYED_HEADER;
+    use platform::reply::ORDER_FULFILLED;
+    use testkit::fake_sns::{FakeSns, delivery_headers};
+    let api = FakeApi::start().await;
+    let sns = FakeSns::start().await;
+    let (monolith_metrics, iridium_metrics) = (Metrics::new(), Metrics::new());
+    let monolith = monolith_trusting(&sns, &api, &monolith_metrics).await;
+    let mut config =
+        testkit::spawn::resource_config(contracts::Resource::Iridium, &monolith["http://".len()..]);
+    config.route.trust = TrustConfig {
+        sns_stand_in: Some(sns.base.clone()),
+        ..TrustConfig::default()
+    };
+    let iridium = resource::router_with_metrics(config, &iridium_metrics).unwrap();
+    let (iridium, _) = serve(iridium, &iridium_metrics).await;
+    let client = reqwest::Client::new();
+    // SNS delivers each order twice: the second time the API has it already.
+    for (url, order) in [
+        (format!("{monolith}/order/"), r#"{"bundle": 2}"#),
+        (format!("{iridium}/iridium/"), r#"{"iridium": 3}"#),
+    ] {
+        let envelope = sns.notification(order, V2);
+        let mut said_repeat = Vec::new();
+        for _ in 0..2 {
+            let mut request = client
+                .post(&url)
+                .header("content-type", contracts::sns::CONTENT_TYPE)
+                .body(serde_json::to_string(&envelope).unwrap());
+            for (name, value) in delivery_headers(&envelope) {
+                request = request.header(name, value);
+            }
+            let answer = request.send().await.unwrap();
+            said_repeat.push(answer.headers().get(REPLAYED_HEADER).cloned());
+            assert_eq!(answer.status(), 200, "{url}");
+            assert_eq!(answer.text().await.unwrap(), ORDER_FULFILLED, "{url}");
+        }
+        assert_eq!(said_repeat, [None, Some("true".parse().unwrap())], "{url}");
+    }
+    assert_eq!(api.fulfillments(), 2);
+    let counted = |metrics: &Metrics, route: &str| {
+        let text = metrics.render();
+        let line = |outcome: &str| {
+            let prefix = format!("interstella_orders_total{{route=\"{route}\",outcome=\"{outcome}\"}} ");
+            text.lines()
+                .find_map(|line| line.strip_prefix(&prefix))
+                .unwrap_or_else(|| panic!("no {prefix:?} in:\n{text}"))
+                .to_owned()
+        };
+        (line("fulfilled"), line("replayed"))
+    };
+    let once_and_a_repeat = ("1".to_owned(), "1".to_owned());
+    assert_eq!(counted(&monolith_metrics, "/order/"), once_and_a_repeat);
+    // The hook's answer carried the API's word on to iridium.
+    assert_eq!(counted(&monolith_metrics, "/fulfill/"), once_and_a_repeat);
+    assert_eq!(counted(&iridium_metrics, "/iridium/"), once_and_a_repeat);
+}
