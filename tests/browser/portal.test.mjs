@@ -21,9 +21,9 @@ import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -37,27 +37,38 @@ const TIMEOUT_MS = 30_000;
 const children = [];
 const dataDir = mkdtempSync(path.join(os.tmpdir(), 'interstella-browser-'));
 
-function freePort() {
-  return new Promise((resolve, reject) => {
-    const server = net.createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-  });
-}
-
+// Starts `name`, told to listen on port 0, and resolves to the port it
+// says it took: no other process can take that port in between, as one
+// found free, closed and handed over could be taken (Chromium's and fetch's
+// connections use ports from the same range). Its warnings go to stderr;
+// the rest of its output (hq's closing reconciliation) is read and dropped.
 function start(name, env) {
   const child = spawn(path.join(binDir, name), [], {
-    env: { PATH: process.env.PATH, RUST_LOG: 'warn', ...env },
-    stdio: ['ignore', 'ignore', 'inherit'], // stdout: hq's closing reconciliation
-  });
-  child.on('exit', (code, signal) => {
-    if (!stopping && !child.stopped) console.error(`${name} exited early (code ${code}, signal ${signal})`);
+    // Warnings, and the line that names the port.
+    env: { PATH: process.env.PATH, RUST_LOG: 'warn,platform::startup=info,hq::server=info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
   });
   children.push(child);
-  return child;
+  return new Promise((resolve, reject) => {
+    let port;
+    const timer = setTimeout(() => reject(new Error(`${name} did not say where it listens within ${TIMEOUT_MS} ms`)), TIMEOUT_MS);
+    child.on('exit', (code, signal) => {
+      if (port === undefined) reject(new Error(`${name} exited before listening (code ${code}, signal ${signal})`));
+      else if (!stopping && !child.stopped) console.error(`${name} exited early (code ${code}, signal ${signal})`);
+    });
+    for (const stream of [child.stdout, child.stderr]) {
+      readline.createInterface({ input: stream }).on('line', (line) => {
+        const listening = port === undefined && /listening on \S*:(\d+)/.exec(line);
+        if (listening) {
+          port = Number(listening[1]);
+          clearTimeout(timer);
+          resolve(port);
+        } else if (/\b(WARN|ERROR)\b/.test(line) || stream === child.stderr) {
+          process.stderr.write(`${name}: ${line}\n`);
+        }
+      });
+    }
+  });
 }
 
 let stopping = false;
@@ -152,18 +163,17 @@ async function axeFindings(page) {
 
 async function main() {
   mkdirSync(outDir, { recursive: true });
-  const [hqPort, monolithPort, iridiumPort, magnesitePort] = await Promise.all([freePort(), freePort(), freePort(), freePort()]);
-  const hqUrl = `http://127.0.0.1:${hqPort}`;
-  const admin = { Authorization: `Bearer ${ADMIN_TOKEN}` };
-  const hqJson = async (p) => (await fetch(`${hqUrl}${p}`, { headers: admin })).json();
-
-  const hq = start('hq', {
-    HQ_LISTEN: `127.0.0.1:${hqPort}`,
+  const hqPort = await start('hq', {
+    HQ_LISTEN: '127.0.0.1:0',
     HQ_DATA_DIR: dataDir,
     HQ_ADMIN_TOKEN: ADMIN_TOKEN,
     HQ_RETRY_MIN_DELAY_MS: '100',
     HQ_RETRY_MAX_DELAY_MS: '500',
   });
+  const hq = children.at(-1);
+  const hqUrl = `http://127.0.0.1:${hqPort}`;
+  const admin = { Authorization: `Bearer ${ADMIN_TOKEN}` };
+  const hqJson = async (p) => (await fetch(`${hqUrl}${p}`, { headers: admin })).json();
   await up(`${hqUrl}/topics`);
 
   const browser = await chromium.launch({
@@ -222,16 +232,16 @@ async function main() {
 
     console.log('services: started with the key the portal issued');
     const sns = { AWS_ENDPOINT_URL_SNS: `${hqUrl}/`, GLUE_HOOK_SECRET: HOOK_SECRET };
-    start('monolith', {
+    const monolithPort = await start('monolith', {
       ...sns,
-      PORT: String(monolithPort),
+      PORT: '0',
       INTERSTELLA_API_KEY: apiKey,
       INTERSTELLA_API_ENDPOINT: `${hqUrl}/receiving/`,
       STRANGLED: 'iridium', // bundles: magnesite gathered here, iridium left to its microservice
     });
-    for (const [name, port] of [['iridium', iridiumPort], ['magnesite', magnesitePort]]) {
-      start(name, { ...sns, PORT: String(port), monolithUrl: `127.0.0.1:${monolithPort}` });
-    }
+    const [iridiumPort, magnesitePort] = await Promise.all(
+      ['iridium', 'magnesite'].map((name) => start(name, { ...sns, PORT: '0', monolithUrl: `127.0.0.1:${monolithPort}` })),
+    );
     await up(`http://127.0.0.1:${monolithPort}/`);
     await up(`http://127.0.0.1:${iridiumPort}/iridium/`);
     await up(`http://127.0.0.1:${magnesitePort}/magnesite/`);

@@ -39,6 +39,14 @@ impl CapturedLogs {
     /// this thread (on a current-thread runtime, every task's, the servers'
     /// a test started included) until the guard drops.
     pub fn capture(&self) -> tracing::subscriber::DefaultGuard {
+        // tracing decides once per call site whether anyone wants it. While
+        // a single dispatcher exists, it asks only the current thread's: a
+        // sibling test's thread, which has none, then turned a call site off
+        // for this test's capture too, and its lines went missing. A second
+        // dispatcher, kept for the process, makes it ask every one of them.
+        static ASK_EVERY_DISPATCHER: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        ASK_EVERY_DISPATCHER
+            .get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
         let writer = self.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::TRACE)

@@ -291,7 +291,8 @@ pub async fn resource_binary_sheds_idle_connections_out_of_descriptors(
     for _ in 0..100 {
         idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
     }
-    let started = std::time::Instant::now();
+    // Within 10 s: the idle connections were shed to make room, not held
+    // until their 60 s header timeout.
     let health = tokio::time::timeout(
         Duration::from_secs(10),
         reqwest::get(format!("http://{addr}/{resource}/")),
@@ -299,11 +300,6 @@ pub async fn resource_binary_sheds_idle_connections_out_of_descriptors(
     .await
     .unwrap_or_else(|_| panic!("no health check answer within 10 s; output: {:#?}", service.seen));
     assert_eq!(health.unwrap().status().as_u16(), 200);
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "took {:?}",
-        started.elapsed()
-    );
     // A connection with a request in progress is not closed to make room,
     // so with every slot busy until the body timeout, accepting fails ten
     // times a second until their bodies time out and they close.

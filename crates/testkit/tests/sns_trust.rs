@@ -704,14 +704,11 @@ async fn missing_certificates_and_slow_servers_are_transient() {
     assert!(matches!(&result, Err(e) if e.is_transient()), "{result:?}");
 
     let slow = signed(&sns.signer("/slow.pem"), notification(None), SignatureVersion::V2);
-    let started = Instant::now();
     let result = verifier.verify(&slow).await;
     assert!(matches!(&result, Err(e) if e.is_transient()), "{result:?}");
-    assert!(
-        started.elapsed() < Duration::from_secs(6),
-        "{:?}",
-        started.elapsed()
-    );
+    // Given up at the fetch's timeout, not when the 10 s answer came.
+    let said = result.map(|_| ()).unwrap_err().to_string();
+    assert!(said.contains("no answer within 3s"), "{said}");
 }
 
 #[test]
