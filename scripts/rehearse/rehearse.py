@@ -1549,8 +1549,11 @@ def main() -> int:
                 check("haproxy installed (part 2 needs it)", False, "apt-get install haproxy")
             else:
                 part2(moto, Path(bin_dir), workdir, state)
+        elif bin_dir:
+            # Named but empty: a wrong path must not pass as a skipped part.
+            check(f"BIN_DIR={bin_dir!r} holds hq, {', '.join(SERVICES)} (part 2 runs them)", False)
         else:
-            print(f"\n(part 2 skipped: BIN_DIR={bin_dir!r} does not hold hq, monolith, iridium, magnesite)")
+            print("\n(part 2 skipped: no BIN_DIR, so no binaries to run the stacks with)")
         fargate(moto, state)
     finally:
         moto.stop()

@@ -749,7 +749,10 @@ async fn a_throttled_ssm_is_asked_again_until_it_answers() {
     // (one more than the SDK's default attempts allow) must not stop it.
     let ssm = FakeSsm::start(3, false).await;
     let mut monolith = ServiceProcess::start(monolith_exe(), &ssm.env());
-    monolith.wait_listening().await;
+    // The SDK's jittered backoff between the attempts may take up to 7 s.
+    monolith
+        .wait_address("listening on ", Duration::from_secs(30))
+        .await;
     assert_eq!(ssm.calls(), 4, "three throttled calls, then the one answered");
 }
 

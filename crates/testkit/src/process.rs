@@ -187,10 +187,17 @@ impl ServiceProcess {
                 )
             })
             .unwrap();
-        // The pipes close at exit; drain what the readers still hold.
-        while let Ok(Some(line)) = tokio::time::timeout(Duration::from_millis(200), self.lines.recv()).await {
-            self.seen.push(line);
-        }
+        // The pipes close at exit: read to their end (a pause in the
+        // readers, on a busy machine, is no end), or for 10 s if something
+        // the process started still holds them.
+        let seen = &mut self.seen;
+        let lines = &mut self.lines;
+        let _ = tokio::time::timeout(Duration::from_secs(10), async {
+            while let Some(line) = lines.recv().await {
+                seen.push(line);
+            }
+        })
+        .await;
         status
     }
 }
