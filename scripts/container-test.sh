@@ -53,10 +53,11 @@ fi
 . scripts/lib/docker.sh
 
 BASE=${CT_PORT_BASE:-15000}
-P_MONO=$BASE P_IRI=$((BASE + 1)) P_MAG=$((BASE + 2)) P_MONO_TLS=$((BASE + 3))
+# The monolith, then a port per microservice after it (as the launcher
+# does); the rest well clear of them.
+P_MONO=$BASE P_IRI=$((BASE + 1)) P_MAG=$((BASE + 2)) P_MONO_TLS=$((BASE + 50))
 P_PROXY=$((BASE + 80)) P_PROXY_INTERNAL=$((BASE + 81)) P_HQ=$((BASE + 90)) P_HQ_TLS=$((BASE + 443))
 P_COMPOSE_PROXY=$((BASE + 180)) P_COMPOSE_HQ=$((BASE + 190))
-IMAGES=(monolith iridium magnesite hq)
 PREFIX=ist-ct
 API_KEY="ct-key-$$"
 ADMIN_TOKEN="ct-admin-token-$$" # HQ's admin credential: publishing needs it
@@ -216,7 +217,7 @@ start_dockerd() {
   echo "docker bridge gateway (host.docker.internal): $GW"
 
   local name
-  for name in "${IMAGES[@]}" monolith-tls monolith-badca monolith-noconfig; do
+  for name in "${SERVICE_IMAGES[@]}" monolith-tls monolith-badca monolith-noconfig; do
     docker rm -f "$PREFIX-$name" >/dev/null 2>&1 || true
   done
   docker volume rm "$HQ_VOLUME" >/dev/null 2>&1 || true
@@ -538,7 +539,7 @@ strangling_iridium() {
 docker_stop_is_graceful() {
   step "docker stop: SIGTERM to PID 1, graceful exit"
   local svc t0 ms code
-  for svc in "${IMAGES[@]}"; do
+  for svc in "${SERVICE_IMAGES[@]}"; do
     t0=$(now_ms)
     docker stop -t 10 "$PREFIX-$svc" >/dev/null
     ms=$(($(now_ms) - t0))

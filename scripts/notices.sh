@@ -8,13 +8,15 @@
 # `-p`: the workspace would add the launcher's, bench's and testkit's crates
 # (rsa, sha1, procfs, crossterm, ...), which no image has. So it reads a
 # package made here, outside the workspace, that depends on the four services
-# with their default features: the graph and features of the images'
+# (SERVICE_IMAGES) with their default features: the graph and features of the images'
 # `cargo build -p monolith -p iridium -p magnesite -p hq`. It resolves with a
 # copy of Cargo.lock, and must not move a version in it (checked below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
 out=${1:-THIRD-PARTY-NOTICES.txt}
+# shellcheck source=scripts/lib/docker.sh disable=SC1091
+. scripts/lib/docker.sh
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -31,11 +33,12 @@ publish = false
 path = "lib.rs"
 
 [dependencies]
-monolith = { path = "$root/crates/monolith" }
-iridium = { path = "$root/crates/iridium" }
-magnesite = { path = "$root/crates/magnesite" }
-hq = { path = "$root/crates/hq" }
 TOML
+# The images' crates, as the images are listed once (a crate left out here
+# would ship without its dependencies' notices).
+for image in "${SERVICE_IMAGES[@]}"; do
+  echo "$image = { path = \"$root/crates/$image\" }" >>"$tmp/Cargo.toml"
+done
 touch "$tmp/lib.rs"
 cp Cargo.lock "$tmp/Cargo.lock"
 

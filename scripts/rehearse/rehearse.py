@@ -824,6 +824,9 @@ def check_template_only(topics: dict[str, str]) -> None:
         ("interstella.yaml", "EnvironmentName", ["interstella", "graviton", "a1-b2", "x" * 19],
          ["lab-", "a--b", "internal-x", "1abc", "Abc", "x" * 20, ""]),
         ("hq.yaml", "EnvironmentName", ["interstella-hq", "x" * 20], ["hq-", "a--b", "internal-hq", "x" * 21]),
+        # STRANGLED: resource names, any order (the monolith's own list).
+        ("interstella.yaml", "Strangled", ["", "iridium", "magnesite", "iridium,magnesite", "magnesite,iridium"],
+         ["gold", "iridium;magnesite", "iridium,gold"]),
     ]:
         parameter = template(name)["Parameters"][param]
         if "AllowedPattern" in parameter:
@@ -858,14 +861,17 @@ def check_template_only(topics: dict[str, str]) -> None:
         redrives,
     )
     (dead_letters,) = platform["UndeliveredOrdersPolicy"]["Properties"]["PolicyDocument"]["Statement"]
-    sources = json.dumps(dead_letters["Condition"]["ArnEquals"]["aws:SourceArn"])
+    # The topics of the subscriptions themselves, not a list of them: a
+    # subscription added without its topic here would lose what SNS gives up on.
+    sources = sorted(map(json.dumps, dead_letters["Condition"]["ArnEquals"]["aws:SourceArn"]))
+    subscribed = sorted(json.dumps(sub["Properties"]["TopicArn"]) for sub in subs.values())
     check(
-        "SNS may send to that queue for the three order topics only",
+        f"SNS may send to that queue for the {len(subscribed)} subscribed topics only",
         dead_letters["Principal"] == {"Service": "sns.amazonaws.com"}
         and dead_letters["Action"] == "sqs:SendMessage"
-        and all(f"${{HqStackName}}-{t}TopicArn" in sources for t in ("Orders", "Iridium", "Magnesite"))
-        and len(dead_letters["Condition"]["ArnEquals"]["aws:SourceArn"]) == 3,
-        dead_letters,
+        and len(subscribed) == 3
+        and sources == subscribed,
+        (sources, subscribed),
     )
     # SNS' limits on a delivery policy, and what this one promises: retries
     # for at least 10 minutes (a task or HQ being replaced misses nothing),
@@ -995,6 +1001,17 @@ def check_template_only(topics: dict[str, str]) -> None:
         for statement in policy["PolicyDocument"]["Statement"]
         if "ssm" in json.dumps(statement.get("Action"))
     ]
+    monolith_env = {
+        e["Name"]: e["Value"]
+        for e in platform["MonolithTaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Environment"]
+        if "Name" in e  # not the Fn::If entries
+    }
+    check(
+        "the monolith is told the API key's parameter by name, the one its role may read",
+        monolith_env.get("SSM_API_KEY_PARAM") == "/interstella/apiKey"
+        and platform["ApiKeyParameter"]["Properties"]["Name"] == monolith_env.get("SSM_API_KEY_PARAM"),
+        monolith_env.get("SSM_API_KEY_PARAM"),
+    )
     check(
         "the monolith's task role reads exactly the API key and the API endpoint parameters",
         monolith_reads["Action"] == "ssm:GetParameters"

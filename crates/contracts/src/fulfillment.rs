@@ -281,6 +281,14 @@ impl FulfillmentRequest {
         }
     }
 
+    /// Whether `other` asks for the same quantity of every resource
+    /// (whoever produced them).
+    pub fn same_quantities(&self, other: &Self) -> bool {
+        Resource::ALL
+            .iter()
+            .all(|&resource| self.quantity(resource) == other.quantity(resource))
+    }
+
     /// The first resource with a quantity that `produced_by` cannot have
     /// produced (a microservice claiming the other resource), if any.
     pub fn misattributed(&self) -> Option<Resource> {
@@ -410,6 +418,22 @@ mod tests {
                 produced_by: Some(Producer::Magnesite),
             }
         );
+    }
+
+    #[test]
+    fn the_same_quantities_are_those_of_every_resource_whoever_produced_them() {
+        let hook = FulfillmentRequest::single(Resource::Iridium, 2);
+        let bundle = FulfillmentRequest {
+            iridium: 2,
+            magnesite: 0,
+            produced_by: Some(Producer::Monolith),
+        };
+        assert!(hook.same_quantities(&bundle));
+        let other = FulfillmentRequest {
+            magnesite: 1,
+            ..bundle
+        };
+        assert!(!hook.same_quantities(&other));
     }
 
     #[test]

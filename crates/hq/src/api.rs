@@ -469,7 +469,7 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
     if fault == Some(Fault::LoseResponse) {
         return Err(ApiError::Injected("fulfillment recorded, answer lost"));
     }
-    if recorded.replayed && (recorded.iridium, recorded.magnesite) != (request.iridium, request.magnesite) {
+    if recorded.replayed && !recorded.quantities().same_quantities(&request) {
         // The same order gathered again under another configuration (a
         // STRANGLED changed between SNS' attempts): the first stands.
         tracing::warn!(

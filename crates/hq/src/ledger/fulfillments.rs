@@ -20,6 +20,18 @@ pub struct Recorded {
     pub replayed: bool,
 }
 
+impl Recorded {
+    /// Its quantities, as a request for them (written out field by field,
+    /// so that a new resource's field is named here by the compiler).
+    pub fn quantities(&self) -> FulfillmentRequest {
+        FulfillmentRequest {
+            iridium: self.iridium,
+            magnesite: self.magnesite,
+            produced_by: None,
+        }
+    }
+}
+
 /// What one key has had fulfilled (the workshop's aggregator).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct KeyTotals {

@@ -48,7 +48,8 @@ pub enum Publisher {
 pub enum SnsStartError {
     /// `HQ_SNS_TOPIC_ARNS` lacks a topic.
     #[error(
-        "HQ_PUBLISH_TO=aws needs the ARN of every topic in HQ_SNS_TOPIC_ARNS (orders=arn:...,iridium=arn:...,magnesite=arn:...); {0} has none"
+        "HQ_PUBLISH_TO=aws needs the ARN of every topic in HQ_SNS_TOPIC_ARNS ({every}); {0} has none",
+        every = every_topic_arn()
     )]
     MissingTopic(Topic),
     /// This build has no SNS client.
@@ -56,6 +57,16 @@ pub enum SnsStartError {
         "HQ_PUBLISH_TO=aws needs HQ built with its `sns` feature (the hq binary and image have it; the launcher leaves it out)"
     )]
     NotBuiltIn,
+}
+
+/// What `HQ_SNS_TOPIC_ARNS` looks like: `orders=arn:...,iridium=arn:...`,
+/// a topic for each of [`Topic::ALL`].
+fn every_topic_arn() -> String {
+    let topics: Vec<String> = Topic::ALL
+        .iter()
+        .map(|topic| format!("{topic}=arn:..."))
+        .collect();
+    topics.join(",")
 }
 
 /// Ok when `arns` names every one of [`Topic::ALL`] and this build can

@@ -300,6 +300,8 @@ async fn bad_bodies_are_400() {
 
 #[tokio::test]
 async fn an_idempotency_key_counts_once() {
+    let logs = testkit::logs::CapturedLogs::default();
+    let _logging = logs.capture();
     let dir = tempfile::tempdir().unwrap();
     let hq = start_hq(config(dir.path())).await;
     let client = reqwest::Client::new();
@@ -317,6 +319,15 @@ async fn an_idempotency_key_counts_once() {
     for field in ["fulfillment_id", "iridium", "magnesite"] {
         assert_eq!(differing[field], first[field], "the first fulfillment's {field}");
     }
+    // Said apart in the log: a plain repeat, and one asking for other quantities.
+    let said = |what: &str| logs.lines().iter().filter(|line| line.contains(what)).count();
+    assert_eq!(said("repeated fulfillment counted once"), 1, "{}", logs.text());
+    assert_eq!(
+        said("repeated fulfillment asked for other quantities"),
+        1,
+        "{}",
+        logs.text()
+    );
     assert_eq!(
         fulfill(&client, &hq, Some(KEY), Some("msg-2"), order).await.0,
         200
