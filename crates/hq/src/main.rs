@@ -1,6 +1,6 @@
 //! The `hq` binary: Interstella HQ alone (the launcher runs it with the services).
 
-use clap::Parser;
+use clap::CommandFactory;
 use hq::cli::Cli;
 use std::process::ExitCode;
 
@@ -11,7 +11,10 @@ platform::use_jemalloc!();
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = match platform::startup::settings("hq", Cli::command()) {
+        Ok(cli) => cli,
+        Err(refused) => return refused,
+    };
     let logs = platform::telemetry::init("hq", cli.logs.log_format);
     let (config, issued) = match cli.config() {
         Ok(config) => config,

@@ -11,7 +11,6 @@ use platform::startup::{StopSignals, stop_signals};
 use platform::terminal::{say, show};
 use std::io::IsTerminal;
 use std::time::Duration;
-use tracing_subscriber::EnvFilter;
 
 /// How often the status block is redrawn.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -23,8 +22,9 @@ const STATUS_EVERY_PLAIN: Duration = Duration::from_secs(10);
 /// still pending) or a second Ctrl-C cut the drain short.
 pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
     // Warnings only by default: the services' per-order lines would bury the
-    // status block. RUST_LOG=info shows them.
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn"));
+    // status block. RUST_LOG=info shows them; a directive that does not
+    // parse is named and left out, as the services do.
+    let filter = platform::telemetry::log_filter_or(std::env::var("RUST_LOG").ok().as_deref(), "warn");
     // The status block is redrawn on a terminal; log lines then go above it.
     let terminal = std::io::stdout().is_terminal();
     let screen = Screen::terminal();

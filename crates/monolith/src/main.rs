@@ -1,6 +1,6 @@
 //! The `monolith` binary: read settings, log, serve until SIGTERM.
 
-use clap::Parser;
+use clap::CommandFactory;
 use monolith::cli::Cli;
 use std::process::ExitCode;
 
@@ -11,7 +11,10 @@ platform::use_jemalloc!();
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli: Cli = match platform::startup::settings("monolith", Cli::command()) {
+        Ok(cli) => cli,
+        Err(refused) => return refused,
+    };
     let logs = platform::telemetry::init("monolith", cli.logs.log_format);
     platform::startup::run_service("monolith", cli.port, cli.resolve(), logs, monolith::run).await
 }

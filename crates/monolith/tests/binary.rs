@@ -39,6 +39,43 @@ async fn missing_configuration_exits_with_one_line_naming_it() {
     exits_with_one_line_naming(monolith_exe(), &safe_aws_env(), &named).await;
 }
 
+/// A value clap itself refuses (out of range) is one line like every other
+/// refusal at start: on stderr naming the variable, or under JSON logs an
+/// error event (clap wrote four plain lines, none of them an error event).
+#[tokio::test]
+async fn a_value_out_of_range_is_one_line_naming_its_variable_or_a_json_error_event() {
+    let mut env = safe_aws_env();
+    env.insert("MAX_CONNECTIONS".into(), "0".into());
+    let named = ["monolith: ", "--max-connections", "1 to 4096", "MAX_CONNECTIONS"];
+    exits_with_one_line_naming(monolith_exe(), &env, &named).await;
+    env.insert("LOG_FORMAT".into(), "json".into());
+    let output = run_to_exit(monolith_exe(), &env).await;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.trim().is_empty(), "plain text beside the JSON: {stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    assert_eq!(lines[0]["level"], "ERROR", "{stdout}");
+    assert!(
+        lines[0]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("MAX_CONNECTIONS"),
+        "{stdout}"
+    );
+    // --help is still clap's, on stdout, exit 0.
+    let help = tokio::process::Command::new(monolith_exe())
+        .arg("--help")
+        .output()
+        .await
+        .unwrap();
+    assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("MAX_CONNECTIONS"));
+}
+
 /// Outside EC2 an instance metadata service may answer and refuse (403):
 /// the AWS SDK warned twice, in lines of many hundred characters, before
 /// the monolith's one line; by default they are not shown.

@@ -2,7 +2,7 @@
 //! common body of a service binary's `main`. The serve loop itself is in
 //! [`crate::server`].
 
-use crate::settings::ConfigError;
+use crate::settings::{ConfigError, LogFormat};
 use crate::telemetry::LogGuard;
 use std::future::Future;
 use std::io::ErrorKind;
@@ -247,6 +247,63 @@ pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// The common body of a service binary's `main`, once its command line is
 /// parsed: resolve the settings (`config`: the monolith's may wait on SSM),
 /// exit 2 with its one line on a configuration error, otherwise bind
+/// `command`'s settings from the process's arguments and environment. When
+/// they cannot be read (a value out of range, a word it does not take, an
+/// unknown flag), says so in one line where the logs go, as every other
+/// refusal at start ([`LogGuard::fatal`]: an error event under
+/// `LOG_FORMAT=json`), naming the environment variable beside the flag, and
+/// gives the exit status (2) for `main` to return. `--help` and `--version`
+/// print as clap prints them.
+pub fn settings<C: clap::FromArgMatches>(name: &str, command: clap::Command) -> Result<C, ExitCode> {
+    let refused = match command.clone().try_get_matches() {
+        Ok(matches) => match C::from_arg_matches(&matches) {
+            Ok(settings) => return Ok(settings),
+            Err(error) => error,
+        },
+        Err(error) => error,
+    };
+    if !refused.use_stderr() {
+        refused.exit();
+    }
+    // The format this run asked for, if that much can be read.
+    let format = std::env::var("LOG_FORMAT")
+        .ok()
+        .and_then(|format| <LogFormat as clap::ValueEnum>::from_str(&format, true).ok())
+        .unwrap_or_default();
+    let logs = crate::telemetry::init_with(format, None);
+    logs.fatal(&format_args!("{name}: {}", refusal_in_a_line(&refused, &command)));
+    Err(ExitCode::from(2))
+}
+
+/// clap's refusal as one line: its first paragraph (the values it takes
+/// included; a usage and a tip follow), with the variable that sets the
+/// argument it names.
+fn refusal_in_a_line(refused: &clap::Error, command: &clap::Command) -> String {
+    let text = refused.to_string();
+    let paragraph: Vec<&str> = text
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.is_empty())
+        .collect();
+    let line = paragraph.join(" ");
+    let line = line.strip_prefix("error: ").unwrap_or(&line);
+    // "--max-connections <MAX_CONNECTIONS>": the flag is its first word.
+    let variable = match refused.get(clap::error::ContextKind::InvalidArg) {
+        Some(clap::error::ContextValue::String(arg)) => arg
+            .split_whitespace()
+            .next()
+            .and_then(|flag| flag.strip_prefix("--"))
+            .and_then(|long| command.get_arguments().find(|a| a.get_long() == Some(long)))
+            .and_then(clap::Arg::get_env)
+            .map(|variable| variable.to_string_lossy().into_owned()),
+        _ => None,
+    };
+    match variable {
+        Some(variable) => format!("{line} (its environment variable: {variable})"),
+        None => line.to_owned(),
+    }
+}
+
 /// `port`, say where, and `run` until SIGTERM; exit 1 with one line if that
 /// fails. The line goes where the logs go ([`LogGuard::fatal`]). `logs` is
 /// kept until the end, so the last lines are written out.

@@ -97,13 +97,18 @@ pub fn init(service: &str, format: LogFormat) -> LogGuard {
 pub const DEFAULT_LOG_FILTER: &str =
     "info,aws_config::imds::region=error,aws_config::meta::credentials=error";
 
-/// The filter `setting` (`RUST_LOG`) names, else [`DEFAULT_LOG_FILTER`]. A
-/// directive that does not parse is named on stderr and left out while the
-/// others stand: a typo in one target (`platform::server=wrn`) must neither
-/// go unnoticed nor turn every `info` line back on, which CloudWatch bills.
+/// The filter `setting` (`RUST_LOG`) names, else [`DEFAULT_LOG_FILTER`].
 fn log_filter(setting: Option<&str>) -> EnvFilter {
+    log_filter_or(setting, DEFAULT_LOG_FILTER)
+}
+
+/// The filter `setting` (`RUST_LOG`) names, else `default`. A directive
+/// that does not parse is named on stderr and left out while the others
+/// stand: a typo in one target (`platform::server=wrn`) must neither go
+/// unnoticed nor turn every `info` line back on, which CloudWatch bills.
+pub fn log_filter_or(setting: Option<&str>, default: &str) -> EnvFilter {
     let Some(setting) = setting.map(str::trim).filter(|s| !s.is_empty()) else {
-        return EnvFilter::new(DEFAULT_LOG_FILTER);
+        return EnvFilter::new(default);
     };
     let mut kept = Vec::new();
     for directive in setting.split(',').map(str::trim).filter(|d| !d.is_empty()) {
@@ -116,9 +121,9 @@ fn log_filter(setting: Option<&str>) -> EnvFilter {
     }
     if kept.is_empty() {
         crate::terminal::say_on_stderr(format_args!(
-            "RUST_LOG: no directive is left; logging with the default, {DEFAULT_LOG_FILTER}"
+            "RUST_LOG: no directive is left; logging with the default, {default}"
         ));
-        return EnvFilter::new(DEFAULT_LOG_FILTER);
+        return EnvFilter::new(default);
     }
     EnvFilter::new(kept.join(","))
 }
@@ -420,7 +425,7 @@ mod captured {
 
 #[cfg(test)]
 mod tests {
-    use super::{DEFAULT_LOG_FILTER, LoggedMethod, LoggedUri, MAX_LOGGED_URI, log_filter};
+    use super::{DEFAULT_LOG_FILTER, LoggedMethod, LoggedUri, MAX_LOGGED_URI, log_filter, log_filter_or};
     use axum::http::{Method, Uri};
 
     #[test]
@@ -435,6 +440,12 @@ mod tests {
         for nothing_left in [None, Some(" "), Some("platform=wrn"), Some("=,==")] {
             assert_eq!(filter(nothing_left), default, "{nothing_left:?}");
         }
+        // The launcher's, with its own default.
+        assert_eq!(
+            log_filter_or(Some("info,platform::server=wrn"), "warn").to_string(),
+            "info"
+        );
+        assert_eq!(log_filter_or(Some("platform=wrn"), "warn").to_string(), "warn");
     }
 
     #[test]

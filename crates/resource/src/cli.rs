@@ -1,7 +1,7 @@
 //! A resource service's command line and environment (README, Settings).
 
 use crate::config::{DEFAULT_DOWNSTREAM_TIMEOUT_MS, ResourceConfig, glue_hook_url};
-use clap::{CommandFactory, FromArgMatches, Parser};
+use clap::{CommandFactory, Parser};
 use contracts::Resource;
 use platform::HookSecret;
 use platform::route::RouteArgs;
@@ -44,13 +44,14 @@ pub struct Cli {
 }
 
 impl Cli {
-    /// Parses the process arguments, naming the command after the resource.
-    pub fn parse_for(resource: Resource) -> Self {
+    /// Reads the process's arguments and environment, naming the command
+    /// after the resource; a refusal is said in one line and is the exit
+    /// status ([`platform::startup::settings`]).
+    pub fn parse_for(resource: Resource) -> Result<Self, std::process::ExitCode> {
         let command = Self::command()
             .name(resource.as_str())
             .about(format!("The Interstella {resource} microservice"));
-        let matches = command.get_matches();
-        Self::from_arg_matches(&matches).unwrap_or_else(|error| error.exit())
+        platform::startup::settings(resource.as_str(), command)
     }
 
     /// Resolves the configuration.

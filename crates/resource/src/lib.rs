@@ -29,7 +29,10 @@ pub async fn run(
 
 /// The whole of a resource binary's `main`: settings, logs, serve until SIGTERM.
 pub async fn main(resource: Resource) -> std::process::ExitCode {
-    let cli = cli::Cli::parse_for(resource);
+    let cli = match cli::Cli::parse_for(resource) {
+        Ok(cli) => cli,
+        Err(refused) => return refused,
+    };
     let logs = platform::telemetry::init(resource.as_str(), cli.logs.log_format);
     let config = std::future::ready(cli.resolve(resource));
     platform::startup::run_service(resource.as_str(), cli.port, config, logs, run).await

@@ -233,6 +233,15 @@ pub async fn resource_binary_refuses_unsafe_configuration(exe: &Path) {
     exits_with_one_line_naming(exe, &env, &["GLUE_HOOK_SECRET"]).await;
     env.insert("GLUE_HOOK_SECRET".into(), "short".into());
     exits_with_one_line_naming(exe, &env, &["GLUE_HOOK_SECRET", "16 characters"]).await;
+    // A word clap refuses: one line too, with what it takes and the variable.
+    let mut unknown_word = env.clone();
+    unknown_word.insert("SNS_VERIFY".into(), "off".into());
+    let named = [
+        "invalid value 'off'",
+        "[possible values: true, false]",
+        "SNS_VERIFY",
+    ];
+    exits_with_one_line_naming(exe, &unknown_word, &named).await;
     env.insert("GLUE_HOOK_SECRET".into(), crate::spawn::TEST_HOOK_SECRET.into());
     env.insert("ACCEPT_UNSIGNED_ORDERS".into(), "false".into());
     exits_with_one_line_naming(exe, &env, &["ACCEPT_UNSIGNED_ORDERS=false", "SNS_TOPIC_ARNS"]).await;
