@@ -69,6 +69,7 @@ pub struct Cli {
     #[arg(
         long = "api-key",
         env = "HQ_API_KEYS",
+        value_name = "KEY",
         value_delimiter = ',',
         hide_env_values = true,
         value_parser = parse_api_key
@@ -88,8 +89,15 @@ pub struct Cli {
     /// Issue a fresh key at start and print it (once, on stderr).
     #[arg(long)]
     pub issue_key: bool,
-    /// Generated orders per second per topic, e.g. `orders=1,iridium=0.5`.
-    #[arg(long = "rate", env = "HQ_RATES", value_delimiter = ',', value_parser = parse_rate)]
+    /// Generated orders per second per topic, e.g. `orders=1,iridium=0.5`
+    /// (0 to 1000 each).
+    #[arg(
+        long = "rate",
+        env = "HQ_RATES",
+        value_name = "TOPIC=PER_SECOND",
+        value_delimiter = ',',
+        value_parser = parse_rate
+    )]
     pub rates: Vec<(Topic, f64)>,
     /// Largest quantity in a generated order: 1 to 1,000,000, the most an
     /// order may ask for.
@@ -148,6 +156,7 @@ pub struct Cli {
     #[arg(
         long = "subscribe",
         env = "HQ_SUBSCRIBE",
+        value_name = "TOPIC=ENDPOINT",
         value_delimiter = ',',
         hide_env_values = true,
         value_parser = NeverQuoted(parse_subscription)
@@ -172,7 +181,13 @@ pub struct Cli {
     /// With `--publish-to aws`, each topic's ARN, e.g.
     /// `orders=arn:aws:sns:us-east-1:123456789012:orders` (all three topics;
     /// repeatable, or comma-separated).
-    #[arg(long = "sns-topic-arn", env = "HQ_SNS_TOPIC_ARNS", value_delimiter = ',', value_parser = parse_topic_arn)]
+    #[arg(
+        long = "sns-topic-arn",
+        env = "HQ_SNS_TOPIC_ARNS",
+        value_name = "TOPIC=ARN",
+        value_delimiter = ',',
+        value_parser = parse_topic_arn
+    )]
     pub sns_topic_arns: Vec<(Topic, String)>,
     /// The ledger's SQLite journal mode: `wal` on a local disk, `delete` on
     /// a network file system such as EFS (WAL needs shared memory, which
