@@ -40,11 +40,11 @@ const dataDir = mkdtempSync(path.join(os.tmpdir(), 'interstella-browser-'));
 // Starts `name`, told to listen on port 0, and resolves to the port it
 // says it took: no other process can take that port in between, as one
 // found free, closed and handed over could be taken (Chromium's and fetch's
-// connections use ports from the same range). Its warnings go to stderr;
-// the rest of its output (hq's closing reconciliation) is read and dropped.
+// connections use ports from the same range). Its stderr goes to ours; its
+// log lines and hq's closing reconciliation (stdout) are read and dropped.
 function start(name, env) {
   const child = spawn(path.join(binDir, name), [], {
-    // Warnings, and the line that names the port.
+    // Only the line that names the port is read.
     env: { PATH: process.env.PATH, RUST_LOG: 'warn,platform::startup=info,hq::server=info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -63,7 +63,7 @@ function start(name, env) {
           port = Number(listening[1]);
           clearTimeout(timer);
           resolve(port);
-        } else if (/\b(WARN|ERROR)\b/.test(line) || stream === child.stderr) {
+        } else if (stream === child.stderr) {
           process.stderr.write(`${name}: ${line}\n`);
         }
       });
