@@ -76,6 +76,28 @@ async fn a_value_out_of_range_is_one_line_naming_its_variable_or_a_json_error_ev
     assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("MAX_CONNECTIONS"));
 }
 
+/// A setting set blank, as a compose file's `${X:-}` sets it, is not set:
+/// the service starts on its defaults (a blank port, log format or
+/// certificate check stopped it: "cannot parse integer from empty string").
+#[tokio::test]
+async fn blank_settings_are_not_set() {
+    let api = FakeApi::start().await;
+    let mut env = monolith_env(&api);
+    for blank in [
+        "METRICS_PORT",
+        "LOG_FORMAT",
+        "SNS_VERIFY",
+        "MAX_CONNECTIONS",
+        "AWS_ENDPOINT_URL_SNS",
+        "STRANGLED",
+    ] {
+        env.insert(blank.into(), " ".into());
+    }
+    let mut monolith = ServiceProcess::start(monolith_exe(), &env);
+    let addr = monolith.wait_listening().await;
+    assert_eq!(send_workshop_curl(addr).await.unwrap().0, 200);
+}
+
 /// Outside EC2 an instance metadata service may answer and refuse (403):
 /// the AWS SDK warned twice, in lines of many hundred characters, before
 /// the monolith's one line; by default they are not shown.

@@ -254,8 +254,19 @@ pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// `LOG_FORMAT=json`), naming the environment variable beside the flag, and
 /// gives the exit status (2) for `main` to return. `--help` and `--version`
 /// print as clap prints them.
+///
+/// A variable set blank counts as not set, for every setting alike: a
+/// compose file's `METRICS_PORT: ${METRICS_PORT:-}` or a task definition's
+/// empty value must mean the default, not stop the service.
 pub fn settings<C: clap::FromArgMatches>(name: &str, command: clap::Command) -> Result<C, ExitCode> {
-    let refused = match command.clone().try_get_matches() {
+    let parsing = command.clone().mut_args(|arg| {
+        let blank = arg
+            .get_env()
+            .and_then(std::env::var_os)
+            .is_some_and(|value| value.to_str().is_some_and(|value| value.trim().is_empty()));
+        if blank { arg.env(None::<&'static str>) } else { arg }
+    });
+    let refused = match parsing.try_get_matches() {
         Ok(matches) => match C::from_arg_matches(&matches) {
             Ok(settings) => return Ok(settings),
             Err(error) => error,
