@@ -39,6 +39,24 @@ async fn missing_configuration_exits_with_one_line_naming_it() {
     exits_with_one_line_naming(monolith_exe(), &safe_aws_env(), &named).await;
 }
 
+/// Runs the monolith with `env` (JSON logs) and checks it exits 2 with
+/// nothing on stderr and, among lines that are all JSON, one error event;
+/// its message.
+async fn exits_with_one_json_error_event(env: &HashMap<String, String>) -> String {
+    let output = run_to_exit(monolith_exe(), env).await;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.trim().is_empty(), "plain text beside the JSON: {stderr}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let events: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    let errors: Vec<&serde_json::Value> = events.iter().filter(|event| event["level"] == "ERROR").collect();
+    assert_eq!(errors.len(), 1, "{stdout}");
+    errors[0]["message"].as_str().unwrap_or_default().to_owned()
+}
+
 /// A value clap itself refuses (out of range) is one line like every other
 /// refusal at start: on stderr naming the variable, or under JSON logs an
 /// error event (clap wrote four plain lines, none of them an error event).
@@ -49,24 +67,8 @@ async fn a_value_out_of_range_is_one_line_naming_its_variable_or_a_json_error_ev
     let named = ["monolith: ", "--max-connections", "1 to 4096", "MAX_CONNECTIONS"];
     exits_with_one_line_naming(monolith_exe(), &env, &named).await;
     env.insert("LOG_FORMAT".into(), "json".into());
-    let output = run_to_exit(monolith_exe(), &env).await;
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.trim().is_empty(), "plain text beside the JSON: {stderr}");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap())
-        .collect();
-    assert_eq!(lines.len(), 1, "{stdout}");
-    assert_eq!(lines[0]["level"], "ERROR", "{stdout}");
-    assert!(
-        lines[0]["message"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("MAX_CONNECTIONS"),
-        "{stdout}"
-    );
+    let message = exits_with_one_json_error_event(&env).await;
+    assert!(message.contains("MAX_CONNECTIONS"), "{message}");
     // --help is still clap's, on stdout, exit 0.
     let help = tokio::process::Command::new(monolith_exe())
         .arg("--help")
@@ -186,18 +188,7 @@ async fn under_json_logs_the_line_saying_why_it_cannot_start_is_a_json_error_eve
     let mut env = monolith_env(&api);
     env.remove("GLUE_HOOK_SECRET");
     env.insert("LOG_FORMAT".into(), "json".into());
-    let output = run_to_exit(monolith_exe(), &env).await;
-    assert_eq!(output.status.code(), Some(2));
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.trim().is_empty(), "plain text beside the JSON: {stderr}");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let errors: Vec<serde_json::Value> = stdout
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|event| event["level"] == "ERROR")
-        .collect();
-    assert_eq!(errors.len(), 1, "{stdout}");
-    let message = errors[0]["message"].as_str().unwrap_or_default();
+    let message = exits_with_one_json_error_event(&env).await;
     assert!(
         message.starts_with("monolith: ") && message.contains("GLUE_HOOK_SECRET"),
         "{message}"
