@@ -43,28 +43,29 @@ const FULFILLMENT_EXAMPLE: &str = r#"{"iridium": 1, "magnesite": 1}"#;
 
 /// Why a fulfillment's API key was refused: for the log line, never the
 /// reply (which tells a caller nothing about the keys HQ has).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) enum KeyRefused {
     /// No `x-api-key` header, an empty one, or one not readable as text.
     Missing,
     /// A key HQ never issued.
     Unknown,
-    /// A key HQ's admin revoked (`DELETE /keys/<key_id>`).
-    Revoked,
+    /// A key HQ's admin revoked (`DELETE /keys/<key_id>`), by its public id.
+    Revoked(String),
 }
 
 impl KeyRefused {
     /// What the operator should look at.
-    fn why(self) -> &'static str {
+    fn why(&self) -> std::borrow::Cow<'static, str> {
         match self {
-            Self::Missing => "no x-api-key header",
+            Self::Missing => "no x-api-key header".into(),
             Self::Unknown => {
-                "an x-api-key HQ did not issue: the caller's key (the monolith's INTERSTELLA_API_KEY or its SSM \
-                 parameter) is not one of HQ's (HQ_API_KEYS or the portal's)"
+                "an x-api-key HQ did not issue: the caller's key (the monolith's INTERSTELLA_API_KEY or \
+                 its SSM parameter) is not one of HQ's (HQ_API_KEYS or the portal's)"
+                    .into()
             }
-            Self::Revoked => {
-                "an x-api-key HQ's admin revoked (its key id is in HQ's log line \"API key revoked\" and in GET \
-                 /totals): the caller needs a new key"
+            Self::Revoked(key_id) => {
+                format!("an x-api-key HQ's admin revoked (key id {key_id}): the caller needs a new key")
+                    .into()
             }
         }
     }
@@ -152,7 +153,7 @@ impl IntoResponse for ApiError {
             tracing::debug!(status = status.as_u16(), error = %self, "health check failed");
         } else if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self, "request failed");
-        } else if let Self::Forbidden(refused) = self {
+        } else if let Self::Forbidden(refused) = &self {
             tracing::warn!(status = status.as_u16(), error = %self, why = %refused.why(), "request refused");
         } else {
             tracing::warn!(status = status.as_u16(), error = %self, "request refused");
@@ -406,7 +407,7 @@ async fn caller(hq: &Hq, headers: &HeaderMap) -> Result<KeyInfo, ApiError> {
         .ok_or(ApiError::Forbidden(KeyRefused::Unknown))?;
     match info.revoked_at {
         None => Ok(info),
-        Some(_) => Err(ApiError::Forbidden(KeyRefused::Revoked)),
+        Some(_) => Err(ApiError::Forbidden(KeyRefused::Revoked(info.key_id))),
     }
 }
 
@@ -559,13 +560,16 @@ async fn revoke_key(
     if !is_key_id {
         return Err(no_such_key());
     }
-    let info = hq.ledger().revoke_key(&key_id).await?.ok_or_else(no_such_key)?;
-    tracing::warn!(key_id = %info.key_id, owner = %info.owner, "API key revoked");
+    let (info, revoked_now) = hq.ledger().revoke_key(&key_id).await?.ok_or_else(no_such_key)?;
+    if revoked_now {
+        tracing::warn!(key_id = %info.key_id, owner = %info.owner, "API key revoked");
+    }
     Ok(Json(info).into_response())
 }
 
 /// Whether `c` shows as something: not white space, nor one of Unicode's
-/// Default_Ignorable_Code_Point characters, which render as nothing (an
+/// Default_Ignorable_Code_Point characters and the blank Braille pattern,
+/// which render as nothing (an
 /// owner of only U+200B or U+3164 was a blank in the pages' sentences).
 fn is_visible(c: char) -> bool {
     !c.is_whitespace()
@@ -580,6 +584,7 @@ fn is_visible(c: char) -> bool {
                 | '\u{200b}'..='\u{200f}'
                 | '\u{202a}'..='\u{202e}'
                 | '\u{2060}'..='\u{206f}'
+                | '\u{2800}'
                 | '\u{3164}'
                 | '\u{fe00}'..='\u{fe0f}'
                 | '\u{feff}'

@@ -20,6 +20,16 @@ use url::Url;
 pub const DEFAULT_PORT: u16 = 4000;
 /// HQ's data directory unless told otherwise.
 pub const DEFAULT_DATA_DIR: &str = ".interstella-hq";
+/// The variable naming HQ's data directory.
+pub const DATA_DIR_SETTING: &str = "HQ_DATA_DIR";
+/// The variable saying where HQ publishes: its own feed or SNS.
+pub const PUBLISH_TO_SETTING: &str = "HQ_PUBLISH_TO";
+/// The variable naming the ledger's journal mode.
+pub const JOURNAL_MODE_SETTING: &str = "HQ_JOURNAL_MODE";
+/// Set blank, these are refused rather than left to their defaults: a new
+/// ledger in `.interstella-hq`, the local feed instead of SNS, or WAL on
+/// EFS, where it cannot work, each unnoticed ([`platform::startup::settings`]).
+pub const BLANK_REFUSED: [&str; 3] = [DATA_DIR_SETTING, PUBLISH_TO_SETTING, JOURNAL_MODE_SETTING];
 pub use crate::feed::generator::DEFAULT_MAX_QUANTITY;
 
 /// Why HQ's settings cannot be used together.
@@ -63,7 +73,7 @@ pub struct Cli {
     #[arg(long, env = "HQ_PUBLIC_URL", value_parser = NeverQuoted(http_url))]
     pub public_url: Option<Url>,
     /// Directory of the ledger database and the signing key.
-    #[arg(long, env = "HQ_DATA_DIR", default_value = DEFAULT_DATA_DIR)]
+    #[arg(long, env = DATA_DIR_SETTING, default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
     /// API keys accepted from the start, comma-separated (more come from `POST /keys`).
     #[arg(
@@ -176,7 +186,7 @@ pub struct Cli {
     /// Where orders are published: HQ's own SNS-compatible feed (`local`),
     /// or the AWS SNS topics of `--sns-topic-arn` (`aws`; region,
     /// credentials and `AWS_ENDPOINT_URL_SNS` from the AWS environment).
-    #[arg(long, env = "HQ_PUBLISH_TO", value_enum, default_value_t = PublishTo::default())]
+    #[arg(long, env = PUBLISH_TO_SETTING, value_enum, default_value_t = PublishTo::default())]
     pub publish_to: PublishTo,
     /// With `--publish-to aws`, each topic's ARN, e.g.
     /// `orders=arn:aws:sns:us-east-1:123456789012:orders` (all three topics;
@@ -192,7 +202,7 @@ pub struct Cli {
     /// The ledger's SQLite journal mode: `wal` on a local disk, `delete` on
     /// a network file system such as EFS (WAL needs shared memory, which
     /// NFS does not give).
-    #[arg(long, env = "HQ_JOURNAL_MODE", value_enum, default_value_t = JournalMode::default())]
+    #[arg(long, env = JOURNAL_MODE_SETTING, value_enum, default_value_t = JournalMode::default())]
     pub journal_mode: JournalMode,
     /// How log lines are written.
     #[command(flatten)]

@@ -11,7 +11,7 @@ platform::use_jemalloc!();
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli: Cli = match platform::startup::settings("hq", Cli::command()) {
+    let cli: Cli = match platform::startup::settings("hq", Cli::command(), &hq::cli::BLANK_REFUSED) {
         Ok(cli) => cli,
         Err(refused) => return refused,
     };

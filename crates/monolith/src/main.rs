@@ -11,10 +11,12 @@ platform::use_jemalloc!();
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli: Cli = match platform::startup::settings("monolith", Cli::command()) {
-        Ok(cli) => cli,
-        Err(refused) => return refused,
-    };
+    let cli: Cli =
+        match platform::startup::settings("monolith", Cli::command(), &platform::settings::SWITCHES_OF_TRUST)
+        {
+            Ok(cli) => cli,
+            Err(refused) => return refused,
+        };
     let logs = platform::telemetry::init("monolith", cli.logs.log_format);
     platform::startup::run_service("monolith", cli.port, cli.resolve(), logs, monolith::run).await
 }

@@ -79,21 +79,27 @@ async fn a_value_out_of_range_is_one_line_naming_its_variable_or_a_json_error_ev
 }
 
 /// A setting set blank, as a compose file's `${X:-}` sets it, is not set:
-/// the service starts on its defaults (a blank port, log format or
-/// certificate check stopped it: "cannot parse integer from empty string").
+/// the service starts on its defaults (a blank port, log format or metrics
+/// port stopped it: "cannot parse integer from empty string"). But not a
+/// switch of trust: blank, it is refused as a misspelling is, rather than
+/// fall back to accepting unsigned orders unnoticed.
 #[tokio::test]
-async fn blank_settings_are_not_set() {
+async fn blank_settings_are_not_set_but_for_the_switches_of_trust() {
     let api = FakeApi::start().await;
     let mut env = monolith_env(&api);
     for blank in [
         "METRICS_PORT",
         "LOG_FORMAT",
-        "SNS_VERIFY",
         "MAX_CONNECTIONS",
         "AWS_ENDPOINT_URL_SNS",
         "STRANGLED",
     ] {
         env.insert(blank.into(), " ".into());
+    }
+    for switch in platform::settings::SWITCHES_OF_TRUST {
+        let mut blank_switch = env.clone();
+        blank_switch.insert(switch.into(), "".into());
+        exits_with_one_line_naming(monolith_exe(), &blank_switch, &[switch]).await;
     }
     let mut monolith = ServiceProcess::start(monolith_exe(), &env);
     let addr = monolith.wait_listening().await;

@@ -17,6 +17,15 @@ const DEFAULT_VERIFY_SIGNATURES: bool = true;
 /// Whether direct orders are accepted unless told otherwise.
 const DEFAULT_ACCEPT_UNSIGNED_ORDERS: bool = true;
 
+/// The variable of the switch that verifies SNS signatures.
+pub const SNS_VERIFY_SETTING: &str = "SNS_VERIFY";
+/// The variable of the switch that accepts direct orders.
+pub const ACCEPT_UNSIGNED_ORDERS_SETTING: &str = "ACCEPT_UNSIGNED_ORDERS";
+/// The switches of trust: set blank, they stop the service as any word but
+/// `true` and `false` does, rather than fall back to their defaults, one of
+/// which accepts unsigned orders ([`crate::startup::settings`]).
+pub const SWITCHES_OF_TRUST: [&str; 2] = [SNS_VERIFY_SETTING, ACCEPT_UNSIGNED_ORDERS_SETTING];
+
 /// How a service decides whom to believe (docs/contract.md, Trust).
 #[derive(Debug, Clone, clap::Args)]
 pub struct TrustConfig {
@@ -24,11 +33,11 @@ pub struct TrustConfig {
     /// turns this off, loudly: the two switches of trust take the words
     /// `true` and `false` alone, so that no `0`, `off` or `no` turns a check
     /// off unnoticed, and a misspelling stops the service at start.
-    #[arg(long = "sns-verify", env = "SNS_VERIFY", default_value_t = DEFAULT_VERIFY_SIGNATURES, value_parser = BoolValueParser::new(), action = clap::ArgAction::Set)]
+    #[arg(long = "sns-verify", env = SNS_VERIFY_SETTING, default_value_t = DEFAULT_VERIFY_SIGNATURES, value_parser = BoolValueParser::new(), action = clap::ArgAction::Set)]
     pub verify_signatures: bool,
     /// Accept direct (non-SNS) orders such as the workshop's curl (`true` or
     /// `false`).
-    #[arg(long, env = "ACCEPT_UNSIGNED_ORDERS", default_value_t = DEFAULT_ACCEPT_UNSIGNED_ORDERS, value_parser = BoolValueParser::new(), action = clap::ArgAction::Set)]
+    #[arg(long, env = ACCEPT_UNSIGNED_ORDERS_SETTING, default_value_t = DEFAULT_ACCEPT_UNSIGNED_ORDERS, value_parser = BoolValueParser::new(), action = clap::ArgAction::Set)]
     pub accept_unsigned_orders: bool,
     /// The only SNS topics accepted, comma-separated; empty accepts any topic.
     #[arg(long = "sns-topic-arns", env = "SNS_TOPIC_ARNS", value_delimiter = ',')]
@@ -198,9 +207,14 @@ where
                 .and_then(clap::Arg::get_long)
                 .map(|long| format!("--{long}: "))
                 .unwrap_or_default();
+            // The variable's name, never its value.
+            let variable = arg
+                .and_then(clap::Arg::get_env)
+                .map(|variable| format!(" (its environment variable: {})", variable.to_string_lossy()))
+                .unwrap_or_default();
             clap::Error::raw(
                 clap::error::ErrorKind::ValueValidation,
-                format!("{setting}{error}\n"),
+                format!("{setting}{error}{variable}\n"),
             )
             .with_cmd(cmd)
         })

@@ -255,34 +255,55 @@ pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 /// gives the exit status (2) for `main` to return. `--help` and `--version`
 /// print as clap prints them.
 ///
-/// A variable set blank counts as not set, for every setting alike: a
-/// compose file's `METRICS_PORT: ${METRICS_PORT:-}` or a task definition's
-/// empty value must mean the default, not stop the service.
-pub fn settings<C: clap::FromArgMatches>(name: &str, command: clap::Command) -> Result<C, ExitCode> {
-    let parsing = command.clone().mut_args(|arg| {
-        let blank = arg
-            .get_env()
-            .and_then(std::env::var_os)
-            .is_some_and(|value| value.to_str().is_some_and(|value| value.trim().is_empty()));
-        if blank { arg.env(None::<&'static str>) } else { arg }
-    });
-    let refused = match parsing.try_get_matches() {
-        Ok(matches) => match C::from_arg_matches(&matches) {
-            Ok(settings) => return Ok(settings),
-            Err(error) => error,
-        },
-        Err(error) => error,
+/// A variable set blank counts as not set: a compose file's
+/// `METRICS_PORT: ${METRICS_PORT:-}` or a task definition's empty value
+/// means the default, not a stop. Except the variables in `blank_refused`,
+/// whose defaults must not be fallen back to unnoticed (the switches of
+/// trust, [`crate::settings::SWITCHES_OF_TRUST`]; where HQ keeps its
+/// ledger): set blank, they are refused, in a line that names them.
+pub fn settings<C: clap::FromArgMatches>(
+    name: &str,
+    command: clap::Command,
+    blank_refused: &[&str],
+) -> Result<C, ExitCode> {
+    let is_blank = |variable: &std::ffi::OsStr| {
+        std::env::var_os(variable).is_some_and(|value| value.to_str().is_some_and(|v| v.trim().is_empty()))
     };
-    if !refused.use_stderr() {
-        refused.exit();
-    }
-    // The format this run asked for, if that much can be read.
+    let parsing = command.clone().mut_args(|arg| {
+        if arg.get_env().is_some_and(is_blank) {
+            arg.env(None::<&'static str>)
+        } else {
+            arg
+        }
+    });
+    let refusal = match parsing.try_get_matches() {
+        Ok(matches) => match C::from_arg_matches(&matches) {
+            Ok(settings) => match blank_refused.iter().find(|variable| is_blank(variable.as_ref())) {
+                None => return Ok(settings),
+                Some(variable) => {
+                    format!("{variable} is set blank: give it a value, or leave it unset for its default")
+                }
+            },
+            Err(error) => refusal_in_a_line(&error, &command),
+        },
+        Err(error) if !error.use_stderr() => {
+            // --help and --version, from the command as it is (its variables
+            // all listed), as clap prints them.
+            match command.try_get_matches() {
+                Err(shown) if !shown.use_stderr() => shown.exit(),
+                _ => error.exit(),
+            }
+        }
+        Err(error) => refusal_in_a_line(&error, &command),
+    };
+    // The format this run asked for, if that much can be read (as the
+    // setting itself reads it: lower case).
     let format = std::env::var("LOG_FORMAT")
         .ok()
-        .and_then(|format| <LogFormat as clap::ValueEnum>::from_str(&format, true).ok())
+        .and_then(|format| <LogFormat as clap::ValueEnum>::from_str(&format, false).ok())
         .unwrap_or_default();
     let logs = crate::telemetry::init_with(format, None);
-    logs.fatal(&format_args!("{name}: {}", refusal_in_a_line(&refused, &command)));
+    logs.fatal(&format_args!("{name}: {refusal}"));
     Err(ExitCode::from(2))
 }
 

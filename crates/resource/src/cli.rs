@@ -51,7 +51,7 @@ impl Cli {
         let command = Self::command()
             .name(resource.as_str())
             .about(format!("The Interstella {resource} microservice"));
-        platform::startup::settings(resource.as_str(), command)
+        platform::startup::settings(resource.as_str(), command, &platform::settings::SWITCHES_OF_TRUST)
     }
 
     /// Resolves the configuration.

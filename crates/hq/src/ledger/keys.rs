@@ -76,21 +76,23 @@ impl Ledger {
     }
 
     /// Revokes the key with `key_id` from now on (a key revoked before keeps
-    /// its time), or `None` when no key has that id.
-    pub async fn revoke_key(&self, key_id: &str) -> Result<Option<KeyInfo>, LedgerError> {
+    /// its time), or `None` when no key has that id. Says whether this call
+    /// revoked it (`false`: it was already).
+    pub async fn revoke_key(&self, key_id: &str) -> Result<Option<(KeyInfo, bool)>, LedgerError> {
         let key_id = key_id.to_owned();
         self.write(move |conn| {
-            conn.execute(
+            let revoked_now = conn.execute(
                 "UPDATE api_keys SET revoked_at = ?2 WHERE key_id = ?1 AND revoked_at IS NULL",
                 params![key_id, now()],
-            )?;
+            )? > 0;
             Ok(conn
                 .query_row(
                     &format!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE key_id = ?1 LIMIT 1"),
                     params![key_id],
                     key_info,
                 )
-                .optional()?)
+                .optional()?
+                .map(|info| (info, revoked_now)))
         })
         .await
     }

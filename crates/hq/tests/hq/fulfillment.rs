@@ -184,7 +184,10 @@ async fn a_revoked_key_is_refused_from_then_on_and_after_a_restart_though_given_
         .unwrap();
     assert_eq!(own_totals.status(), 403);
     let said = logs.text();
-    assert!(said.contains("why=an x-api-key HQ's admin revoked"), "{said}");
+    assert!(
+        said.contains(&format!("why=an x-api-key HQ's admin revoked (key id {key_id})")),
+        "{said}"
+    );
     assert!(
         said.contains(&format!("key_id={key_id}")) && said.contains("API key revoked"),
         "{said}"
@@ -194,6 +197,12 @@ async fn a_revoked_key_is_refused_from_then_on_and_after_a_restart_though_given_
     assert_eq!(fulfill(&client, &hq, Some(KEY), None, order).await.0, 200);
     let again: Value = revoke(key_id, &admin).await.unwrap().json().await.unwrap();
     assert_eq!(again, revoked);
+    let revocations = logs
+        .lines()
+        .iter()
+        .filter(|line| line.contains("API key revoked"))
+        .count();
+    assert_eq!(revocations, 1, "logged again for a key already revoked");
     // Its totals stay, marked revoked.
     let all = get_json(&hq, "/totals").await;
     let row = |all: &Value, id: &str| {
@@ -519,6 +528,20 @@ async fn a_second_hq_on_a_data_directory_in_use_exits_with_one_line_saying_so() 
     )
     .await;
     first.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
+/// Where HQ keeps its ledger, set blank, is refused rather than left to its
+/// default: a new ledger in `./.interstella-hq`, or WAL on EFS, unnoticed.
+#[tokio::test]
+async fn a_blank_data_directory_or_journal_mode_is_refused_not_defaulted() {
+    let dir = tempfile::tempdir().unwrap();
+    for variable in hq::cli::BLANK_REFUSED {
+        let mut env = binary_env(dir.path());
+        env.insert(variable.into(), " ".into());
+        testkit::process::exits_with_one_line_naming(hq_binary(), &env, &[variable]).await;
+    }
+    // Nothing made where the blank would have put it.
+    assert!(!dir.path().join(hq::cli::DEFAULT_DATA_DIR).exists());
 }
 
 /// `GET /` as the load balancer's health checker asks it: its User-Agent,
