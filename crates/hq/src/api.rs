@@ -568,9 +568,9 @@ async fn revoke_key(
 }
 
 /// Whether `c` shows as something: not white space, nor one of Unicode's
-/// Default_Ignorable_Code_Point characters and the blank Braille pattern,
-/// which render as nothing (an
-/// owner of only U+200B or U+3164 was a blank in the pages' sentences).
+/// Default_Ignorable_Code_Point characters or the blank Braille pattern,
+/// which render as nothing (an owner of only U+200B or U+3164 was a blank
+/// in the pages' sentences).
 fn is_visible(c: char) -> bool {
     !c.is_whitespace()
         && !matches!(
