@@ -540,8 +540,6 @@ async fn a_blank_data_directory_or_journal_mode_is_refused_not_defaulted() {
         env.insert(variable.into(), " ".into());
         testkit::process::exits_with_one_line_naming(hq_binary(), &env, &[variable]).await;
     }
-    // Nothing made where the blank would have put it.
-    assert!(!dir.path().join(hq::cli::DEFAULT_DATA_DIR).exists());
 }
 
 /// `GET /` as the load balancer's health checker asks it: its User-Agent,
