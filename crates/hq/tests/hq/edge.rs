@@ -241,7 +241,7 @@ async fn secrets_in_endpoints_are_never_listed_logged_or_echoed() {
     let _logging = logs.capture();
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
-    let down = nobody_listening().await;
+    let (down, _held) = nobody_listening();
     config.subscriptions = vec![(
         Topic::Magnesite,
         format!("http://ops:s3cret@{down}/magnesite/?token=s3cret")

@@ -765,7 +765,8 @@ async fn a_confirmation_retried_to_an_endpoint_not_up_does_not_hold_the_stop() {
     config.feed.retry.min_delay = Duration::from_secs(10);
     config.feed.retry.max_delay = Duration::from_secs(10);
     let hq = start_hq(config).await;
-    let nobody = format!("http://{}/order/", nobody_listening().await);
+    let (down, _held) = nobody_listening();
+    let nobody = format!("http://{down}/order/");
     subscribe(&hq, "orders", &nobody).await;
     let feed = hq.hq().feed();
     assert_eq!(feed.in_flight(), 0, "a confirmation is not an order in flight");

@@ -339,11 +339,12 @@ pub async fn get_json(hq: &RunningHq, path: &str) -> serde_json::Value {
     response.json().await.unwrap()
 }
 
-/// An address where nothing listens (a port just let go).
-pub async fn nobody_listening() -> std::net::SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap()
-        .local_addr()
-        .unwrap()
+/// An address where nothing listens, for as long as the socket returned
+/// with it is kept: bound but never listening, so a connection there is
+/// refused, and no other test's server can take the port meanwhile (as one
+/// could take a port found free and let go).
+pub fn nobody_listening() -> (std::net::SocketAddr, tokio::net::TcpSocket) {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    (socket.local_addr().unwrap(), socket)
 }
