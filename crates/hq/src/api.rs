@@ -27,7 +27,7 @@ use axum::routing::{delete, get, post};
 use contracts::FulfillmentRequest;
 use contracts::OrderId;
 use contracts::Producer;
-use contracts::fulfillment::{API_KEY_HEADER, IDEMPOTENCY_KEY_HEADER, PRODUCED_BY_HEADER, REPLAYED_HEADER};
+use contracts::fulfillment::{API_KEY_HEADER, IDEMPOTENCY_KEY_HEADER, PRODUCED_BY_HEADER};
 use contracts::order_id::ORDER_ID_HEADER;
 use contracts::paths;
 use contracts::quote::{quoted, shortened_message};
@@ -489,10 +489,7 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
     }
     let mut response = Json(&recorded).into_response();
     if recorded.replayed {
-        response
-            .headers_mut()
-            .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-        response.extensions_mut().insert(platform::metrics::Replayed);
+        platform::reply::mark_replayed(&mut response);
     }
     Ok(response)
 }

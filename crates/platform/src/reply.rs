@@ -47,11 +47,18 @@ impl IntoResponse for Fulfilled {
     fn into_response(self) -> Response {
         let mut response = self.text.into_response();
         if self.replayed {
-            response
-                .headers_mut()
-                .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
-            response.extensions_mut().insert(Replayed);
+            mark_replayed(&mut response);
         }
         response
     }
+}
+
+/// Marks `response` as repeating an earlier answer: [`REPLAYED_HEADER`] for
+/// its caller, and `replayed` for the order metrics. HQ's fulfillment API
+/// and the services' replies alike.
+pub fn mark_replayed(response: &mut Response) {
+    response
+        .headers_mut()
+        .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+    response.extensions_mut().insert(Replayed);
 }

@@ -244,9 +244,6 @@ enum Stop {
 /// The shutdown future handed to a service's `run`.
 pub type Shutdown = Pin<Box<dyn Future<Output = ()> + Send>>;
 
-/// The common body of a service binary's `main`, once its command line is
-/// parsed: resolve the settings (`config`: the monolith's may wait on SSM),
-/// exit 2 with its one line on a configuration error, otherwise bind
 /// `command`'s settings from the process's arguments and environment. When
 /// they cannot be read (a value out of range, a word it does not take, an
 /// unknown flag), says so in one line where the logs go, as every other
@@ -336,6 +333,9 @@ fn refusal_in_a_line(refused: &clap::Error, command: &clap::Command) -> String {
     }
 }
 
+/// The common body of a service binary's `main`, once its command line is
+/// parsed: resolve the settings (`config`: the monolith's may wait on SSM),
+/// exit 2 with its one line on a configuration error, otherwise bind
 /// `port`, say where, and `run` until SIGTERM; exit 1 with one line if that
 /// fails. The line goes where the logs go ([`LogGuard::fatal`]). `logs` is
 /// kept until the end, so the last lines are written out.
