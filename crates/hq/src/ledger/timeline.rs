@@ -197,8 +197,10 @@ impl Ledger {
 /// Resources fulfilled over every key (what `GET /totals` sums to).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Totals {
-    /// Keys issued or given.
+    /// Keys issued or given, revoked ones included.
     pub keys: u64,
+    /// Of those, the keys HQ's admin revoked.
+    pub revoked_keys: u64,
     /// Fulfillments counted.
     pub fulfillments: u64,
     /// Units of iridium.
@@ -216,17 +218,20 @@ impl Ledger {
     pub async fn grand_totals(&self) -> Result<Totals, LedgerError> {
         self.read(|conn| {
             Ok(conn.query_row(
-                "SELECT (SELECT COUNT(*) FROM api_keys), COALESCE(SUM(fulfillments), 0),
-                        COALESCE(SUM(iridium), 0), COALESCE(SUM(magnesite), 0), COALESCE(SUM(replays), 0)
+                "SELECT (SELECT COUNT(*) FROM api_keys),
+                        (SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NOT NULL),
+                        COALESCE(SUM(fulfillments), 0), COALESCE(SUM(iridium), 0),
+                        COALESCE(SUM(magnesite), 0), COALESCE(SUM(replays), 0)
                  FROM key_totals",
                 [],
                 |row| {
                     Ok(Totals {
                         keys: row.get(0)?,
-                        fulfillments: row.get(1)?,
-                        iridium: row.get(2)?,
-                        magnesite: row.get(3)?,
-                        replays: row.get(4)?,
+                        revoked_keys: row.get(1)?,
+                        fulfillments: row.get(2)?,
+                        iridium: row.get(3)?,
+                        magnesite: row.get(4)?,
+                        replays: row.get(5)?,
                     })
                 },
             )?)

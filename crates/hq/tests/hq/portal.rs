@@ -235,7 +235,7 @@ async fn the_dashboard_counts_who_produced_what() {
     );
     assert_eq!(
         data["totals"],
-        json!({"keys": 1, "fulfillments": 4, "iridium": 14, "magnesite": 8, "replays": 1})
+        json!({"keys": 1, "revoked_keys": 0, "fulfillments": 4, "iridium": 14, "magnesite": 8, "replays": 1})
     );
     let iridium = &data["topics"][1];
     assert_eq!(iridium["name"], "iridium");

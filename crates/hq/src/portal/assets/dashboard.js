@@ -143,6 +143,8 @@ function render(data) {
   const feeds = data.topics.every((t) => t.feed);
   set('feed-in_flight', feeds ? data.topics.reduce((sum, t) => sum + t.feed.in_flight, 0) : '–');
   for (const field of ['fulfillments', 'iridium', 'magnesite', 'replays', 'keys']) set(`totals-${field}`, data.totals[field]);
+  // Revoked keys stay counted (their fulfillments stay in the totals), so say how many.
+  set('keys-revoked', data.totals.revoked_keys ? `keys, ${data.totals.revoked_keys} revoked` : 'keys');
   // Not HQ's is_clean: pending orders are left out, in a live run mostly
   // deliveries under way.
   const clean = recon.lost === 0 && recon.duplicated === 0 && recon.rejected === 0;
