@@ -5,7 +5,7 @@
 //! disk: it reads what the writes found.
 //!
 //! Only a failure of the storage counts (read-only, full, I/O error, locked,
-//! corrupt): an idempotency conflict or a bug in one query is no reason to
+//! corrupt, its files deleted or replaced): an idempotency conflict or a bug in one query is no reason to
 //! take the task out of its load balancer.
 //!
 //! A probe that wrote its page also asks the file system for room for
@@ -85,7 +85,7 @@ impl Health {
 pub(super) fn is_storage_failure(error: &LedgerError) -> bool {
     let error = match error {
         LedgerError::Sqlite(error) => error,
-        LedgerError::NoRoom { .. } => return true,
+        LedgerError::NoRoom { .. } | LedgerError::Replaced { .. } => return true,
         _ => return false,
     };
     matches!(

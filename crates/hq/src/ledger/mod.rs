@@ -47,6 +47,13 @@ const DB_FILE: &str = "hq-ledger.sqlite3";
 pub fn path_in(dir: &Path) -> PathBuf {
     dir.join(DB_FILE)
 }
+
+/// Where SQLite keeps the WAL of the database at `path`.
+fn wal_of(path: &Path) -> PathBuf {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    PathBuf::from(wal)
+}
 /// File in the data directory whose lock says an HQ has the ledger open.
 const LOCK_FILE: &str = "hq.lock";
 /// How long a connection waits for another's lock before it gives up.
@@ -69,6 +76,20 @@ pub enum LedgerError {
         free: u64,
         /// Bytes the probe asks for.
         wanted: u64,
+    },
+    /// A file the ledger has open was deleted or replaced on disk (an
+    /// `rm -rf` of the data directory, a restore while HQ ran): SQLite
+    /// writes on to the file it opened, which nothing will open again, so
+    /// what it records now would be lost at the next start.
+    #[error(
+        "the ledger's file {} was deleted or replaced while HQ had it open: what HQ records now \
+         would be lost with it, so nothing is recorded until HQ is restarted (and, if the \
+         ledger was lost, restored from a backup first)",
+        .path.display()
+    )]
+    Replaced {
+        /// The file that is gone, or is another file now.
+        path: PathBuf,
     },
     /// The blocking task running a query died.
     #[error("ledger unavailable: {0}")]
@@ -150,8 +171,48 @@ pub struct Ledger {
     writer: Arc<Mutex<Connection>>,
     /// What the last writes found: whether the ledger can record now.
     health: Arc<health::Health>,
+    /// The files the ledger opened, as the file system had them then.
+    opened: Arc<OpenedFiles>,
     /// The data directory's lock, held while any clone lives.
     _lock: Arc<File>,
+}
+
+/// The ledger's files (the database, its WAL, the data directory's lock) as
+/// the file system had them when the ledger opened them: device and inode.
+/// A file deleted or replaced under a running HQ keeps taking SQLite's
+/// writes, and its lock, where nothing will look again; every write checks
+/// the files are still the ones open, so such a write is refused (500, the
+/// health check 503) rather than answered 2xx and lost.
+#[derive(Debug)]
+struct OpenedFiles(Vec<(PathBuf, (u64, u64))>);
+
+impl OpenedFiles {
+    /// Notes `paths` as they are now; a path with no file is left out (the
+    /// WAL of a ledger whose journal is not WAL).
+    fn note(paths: impl IntoIterator<Item = PathBuf>) -> Self {
+        Self(
+            paths
+                .into_iter()
+                .filter_map(|path| file_id(&path).ok().map(|id| (path, id)))
+                .collect(),
+        )
+    }
+
+    /// Whether every file noted is still the one at its path.
+    fn still_in_place(&self) -> Result<(), LedgerError> {
+        match self.0.iter().find(|(path, id)| file_id(path).ok() != Some(*id)) {
+            Some((path, _)) => Err(LedgerError::Replaced { path: path.clone() }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The device and inode of the file at `path`: another file, or none, at
+/// the same path has others.
+fn file_id(path: &Path) -> std::io::Result<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    let metadata = std::fs::metadata(path)?;
+    Ok((metadata.dev(), metadata.ino()))
 }
 
 /// How SQLite keeps the ledger consistent across a crash (`HQ_JOURNAL_MODE`).
@@ -457,6 +518,10 @@ impl Ledger {
                 "the ledger's schema was upgraded: an older HQ now refuses it (roll back with the backup taken before)"
             );
         }
+        // The WAL exists from the first transaction on (migrate's) until
+        // the last connection closes; the rollback journal comes and goes
+        // with each transaction, so only the database itself is noted then.
+        let opened = OpenedFiles::note([path.clone(), wal_of(&path), dir.join(LOCK_FILE)]);
         let writer = Arc::new(Mutex::new(conn));
         let reader = match mode {
             JournalMode::Wal => {
@@ -470,6 +535,7 @@ impl Ledger {
             reader,
             writer,
             health: Arc::default(),
+            opened: Arc::new(opened),
             _lock: lock,
         })
     }
@@ -509,8 +575,11 @@ impl Ledger {
         work: impl FnOnce(&mut Connection) -> Result<T, LedgerError> + Send + 'static,
     ) -> Result<T, LedgerError> {
         let health = Arc::clone(&self.health);
+        let opened = Arc::clone(&self.opened);
         self.with(move |conn| {
-            let outcome = work(conn);
+            // Checked after the write, so that one made into a file removed
+            // meanwhile is refused too: a few stat calls beside its sync.
+            let outcome = work(conn).and_then(|done| opened.still_in_place().map(|()| done));
             health.note_write(&outcome);
             outcome
         })

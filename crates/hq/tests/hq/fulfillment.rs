@@ -633,6 +633,39 @@ async fn the_health_check_answers_503_once_a_write_fails_and_200_once_one_succee
     hq.shutdown(Duration::from_secs(5)).await.unwrap();
 }
 
+/// SQLite writes on to a file deleted or replaced under it, which the next
+/// start never opens: HQ answered 200 for orders it then lost, and its lock
+/// let a second HQ take the directory.
+#[tokio::test]
+async fn a_ledger_file_deleted_or_replaced_while_hq_runs_refuses_orders_instead_of_losing_them() {
+    let client = reqwest::Client::new();
+    let order = ONE_EACH;
+    for (file, replace) in [
+        ("hq-ledger.sqlite3", false),
+        ("hq-ledger.sqlite3-wal", false),
+        ("hq.lock", true),
+    ] {
+        let (dir, hq) = start_hq_probed_by_hand().await;
+        let path = dir.path().join(file);
+        assert_eq!(fulfill(&client, &hq, Some(KEY), None, order).await.0, 200);
+        std::fs::remove_file(&path).unwrap();
+        if replace {
+            std::fs::write(&path, "").unwrap();
+        }
+        let (status, body, _) = fulfill(&client, &hq, Some(KEY), Some("order-2"), order).await;
+        assert_eq!(status, 500, "{file}: {body}");
+        let (status, body) = health_check(&hq).await;
+        assert_eq!(status, 503, "{file}: {body}");
+        assert!(
+            body.contains(file) && body.contains("deleted or replaced"),
+            "{body}"
+        );
+        // The stop says so too: its checkpoint is a write like any other.
+        let stopped = hq.shutdown(Duration::from_secs(5)).await;
+        assert!(stopped.is_err_and(|e| e.to_string().contains("deleted or replaced")));
+    }
+}
+
 #[tokio::test]
 async fn after_a_failed_write_the_next_probe_runs_and_sees_the_ledger_record_again() {
     let (_dir, hq) = start_hq_probed_by_hand().await;
