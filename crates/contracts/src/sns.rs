@@ -24,7 +24,7 @@ pub const CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
 pub const USER_AGENT: &str = "Amazon Simple Notification Service Agent";
 
 /// The three kinds of message SNS delivers to an HTTP/S subscriber.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum MessageType {
     /// Sent once when an endpoint is subscribed; confirm by visiting `SubscribeURL`.
     SubscriptionConfirmation,
@@ -42,6 +42,41 @@ impl MessageType {
             Self::Notification => "Notification",
             Self::UnsubscribeConfirmation => "UnsubscribeConfirmation",
         }
+    }
+}
+
+impl<'de> Deserialize<'de> for MessageType {
+    /// By name; another `Type` is refused naming it quoted and cut short
+    /// (serde's own message shows the caller's text whole and unescaped).
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_str(MessageTypeName)
+    }
+}
+
+/// Reads a [`MessageType`] from its name, borrowed or not, without a copy.
+struct MessageTypeName;
+
+impl serde::de::Visitor<'_> for MessageTypeName {
+    type Value = MessageType;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Notification, SubscriptionConfirmation or UnsubscribeConfirmation")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<MessageType, E> {
+        [
+            MessageType::SubscriptionConfirmation,
+            MessageType::Notification,
+            MessageType::UnsubscribeConfirmation,
+        ]
+        .into_iter()
+        .find(|known| known.as_str() == name)
+        .ok_or_else(|| {
+            E::custom(format_args!(
+                "unknown Type {}: SNS sends Notification, SubscriptionConfirmation or UnsubscribeConfirmation",
+                crate::quote::quoted(name)
+            ))
+        })
     }
 }
 

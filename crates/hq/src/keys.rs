@@ -16,6 +16,11 @@ pub fn generate() -> ApiKey {
 pub async fn issue(ledger: &Ledger, owner: &str) -> Result<(ApiKey, KeyInfo), LedgerError> {
     let key = generate();
     let info = ledger.add_key(key.expose(), owner).await?;
-    tracing::info!(key_id = %info.key_id, owner = %info.owner, "API key issued");
+    // Quoted: the owner is a caller's text, and may look like other fields.
+    tracing::info!(
+        key_id = %info.key_id,
+        owner = %contracts::quote::quoted(&info.owner),
+        "API key issued"
+    );
     Ok((key, info))
 }

@@ -348,6 +348,14 @@ async fn other_signature_versions_are_refused_without_fetching() {
         );
         assert!(!result.unwrap_err().is_transient());
     }
+    // A long one is shown quoted, cut short, and said to be longer.
+    let mut envelope = signed(&signer, notification(None), SignatureVersion::V1);
+    envelope.signature_version = SignatureVersion::from("2\n".repeat(300));
+    let refusal = verifier.verify(&envelope).await.unwrap_err().to_string();
+    assert!(
+        refusal.starts_with(r#"unsupported SignatureVersion "2\n2\n"#) && refusal.ends_with("…(600 bytes)"),
+        "{refusal}"
+    );
     assert_eq!(sns.total_hits(), 0);
 }
 

@@ -190,7 +190,9 @@ async fn a_revoked_key_is_refused_from_then_on_and_after_a_restart_though_given_
         "{said}"
     );
     assert!(
-        said.contains(&format!("key_id={key_id}")) && said.contains("API key revoked"),
+        said.contains(&format!("key_id={key_id}"))
+            && said.contains("API key revoked")
+            && said.contains(r#"owner="leaky team""#),
         "{said}"
     );
     assert!(!said.contains(leaked));

@@ -396,6 +396,23 @@ async fn a_huge_bad_quantity_is_quoted_short_and_escaped() {
 }
 
 #[tokio::test]
+async fn a_long_message_type_is_quoted_short_and_escaped() {
+    let (app, api) = monolith_with(|_| {}).await;
+    let long = "\\\"X".repeat(2000);
+    let body = format!(r#"{{"Type":"{long}","MessageId":"m","Message":"{{}}"}}"#);
+    let (status, text) = app.post("/order/", JSON, &[], body).await;
+    // A claimed SNS message that is not one: refused as one that fails its check.
+    assert_eq!(status, 403, "{text}");
+    assert!(text.len() < 400, "{} bytes echoed: {text}", text.len());
+    assert!(
+        text.contains(r#"unknown Type "\"X\"X"#),
+        "quoted and escaped: {text}"
+    );
+    assert!(text.contains("…(4000 bytes)"), "says how long it was: {text}");
+    assert_eq!(api.count(), 0);
+}
+
+#[tokio::test]
 async fn graceful_stop_finishes_in_flight_orders() {
     let (app, api) = monolith_with(|_| {}).await;
     api.behave(ApiBehaviour::Delay(Duration::from_millis(500)));
