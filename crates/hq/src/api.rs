@@ -276,7 +276,10 @@ pub fn router(hq: Hq) -> Router {
 pub fn router_with_metrics(hq: Hq, metrics: &platform::Metrics) -> Router {
     Router::new()
         .route("/", get(index_or_action))
-        .route("/{file}", get(certificate))
+        .route(
+            "/{file}",
+            get(certificate).fallback(certificate_by_another_method),
+        )
         .route(
             paths::route(paths::RECEIVING),
             metrics
@@ -391,6 +394,17 @@ async fn certificate(State(hq): State<Hq>, Path(file): Path<String>) -> Result<R
         hq.identity().cert_pem().to_owned(),
     )
         .into_response())
+}
+
+/// Another method on a one-segment path: 405 for the certificate, which
+/// only GET takes, and 404 for any other (`POST /nonexistent` is a path HQ
+/// does not have, as `GET /nonexistent` is).
+async fn certificate_by_another_method(State(hq): State<Hq>, Path(file): Path<String>) -> ApiError {
+    if file == hq.identity().cert_file_name() {
+        ApiError::MethodNotAllowed
+    } else {
+        ApiError::NotFound(NO_SUCH_PATH.into())
+    }
 }
 
 /// The caller's key, checked against the ledger.
@@ -559,7 +573,7 @@ async fn revoke_key(
     }
     let (info, revoked_now) = hq.ledger().revoke_key(&key_id).await?.ok_or_else(no_such_key)?;
     if revoked_now {
-        tracing::warn!(key_id = %info.key_id, owner = %info.owner, "API key revoked");
+        tracing::warn!(key_id = %info.key_id, owner = %contracts::quote::quoted(&info.owner), "API key revoked");
     }
     Ok(Json(info).into_response())
 }

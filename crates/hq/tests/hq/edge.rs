@@ -144,14 +144,23 @@ async fn the_fulfillment_api_the_sns_links_and_the_pages_stay_open() {
     // A path HQ does not have, and a method a path does not take: JSON
     // saying so (axum's own answers are empty), the 405 with its Allow.
     // One segment, where the certificate's path is, answers the same.
-    for path in ["/no/such/path", "/nowhere"] {
-        let nowhere = call(&hq, "GET", path, "", None).await;
+    // So does another method there, but on the certificate itself.
+    for (method, path) in [
+        ("GET", "/no/such/path"),
+        ("GET", "/nowhere"),
+        ("POST", "/nowhere"),
+    ] {
+        let nowhere = call(&hq, method, path, "", None).await;
         assert_eq!(
             refusal(nowhere, 404).await,
             "not found: no such path; GET / lists HQ's routes",
-            "{path}"
+            "{method} {path}"
         );
     }
+    let certificate = format!("/{}", hq.hq().identity().cert_file_name());
+    let wrong_method = call(&hq, "POST", &certificate, "", None).await;
+    assert_eq!(wrong_method.headers()["allow"], "GET,HEAD");
+    refusal(wrong_method, 405).await;
     let wrong_method = call(&hq, "DELETE", "/keys", "", None).await;
     assert_eq!(wrong_method.headers()["allow"], "POST");
     assert_eq!(
