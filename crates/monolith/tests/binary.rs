@@ -884,3 +884,39 @@ async fn a_bad_trace_endpoint_or_log_directive_is_said_and_left_out() {
         "{log}"
     );
 }
+
+/// Under `RUST_LOG=warn` (the launcher's console, a quiet `LogFilter` on
+/// ECS) the lines that get through are the ones about orders that went
+/// wrong, so they must still say which order: the request span was at INFO,
+/// turned off by that filter, and its `order_id` with it.
+#[tokio::test]
+async fn under_a_warn_filter_an_orders_error_line_still_names_the_order() {
+    let api = FakeApi::start().await;
+    api.behave(ApiBehaviour::Fail(503));
+    let mut env = monolith_env(&api);
+    // And the start's lines, to learn the port.
+    env.insert("RUST_LOG".into(), "warn,platform::startup=info".into());
+    let mut monolith = ServiceProcess::start(monolith_exe(), &env);
+    let addr = monolith.wait_listening().await;
+    assert_eq!(send_workshop_curl(addr).await.unwrap().0, 502);
+    monolith.terminate().await;
+    assert!(monolith.wait_exit(Duration::from_secs(10)).await.success());
+    let failed: Vec<&String> = monolith
+        .seen
+        .iter()
+        .filter(|line| line.contains("request failed"))
+        .collect();
+    assert_eq!(failed.len(), 1, "{:?}", monolith.seen);
+    assert!(
+        failed[0].contains("order_id=") && failed[0].contains("uri=/order/"),
+        "{failed:?}"
+    );
+    assert!(
+        !monolith
+            .seen
+            .iter()
+            .any(|line| line.contains("finished processing request")),
+        "the filter let the access log's info through: {:?}",
+        monolith.seen
+    );
+}

@@ -188,8 +188,13 @@ pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
 /// The span a request is served in (the serve loop's access log): method,
 /// URI, an `order_id` recorded once known, and a `claimed_order_id` for a
 /// delivery refused before it was trusted.
+///
+/// At ERROR level, so that it is on under any filter that lets a line
+/// through: at INFO, `RUST_LOG=warn` (the launcher's console, a quiet
+/// `LogFilter`) turned it off, and the warnings and errors, the lines that
+/// filter is for, lost their order id. A span's level is not shown.
 pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
-    let span = tracing::info_span!(
+    let span = tracing::error_span!(
         "request",
         method = %LoggedMethod(request.method()),
         uri = %LoggedUri(request.uri()),

@@ -89,7 +89,8 @@ impl Inner {
         let inner = Arc::clone(self);
         // The delivery's lines carry the order's id as the services' do
         // (`order_id`, the MessageId), so one query finds the order in both.
-        let span = tracing::info_span!("delivery", order_id = %envelope.message_id);
+        // At ERROR level, so that a warning under `RUST_LOG=warn` carries it too.
+        let span = tracing::error_span!("delivery", order_id = %envelope.message_id);
         if envelope.message_type != MessageType::Notification {
             tokio::spawn(async move { inner.deliver(subscription, envelope).await }.instrument(span));
             return;
@@ -157,8 +158,10 @@ impl Inner {
                     } else if attempts > 1 {
                         // The end of the failures said above, at their level,
                         // so that a console showing warnings shows it too.
+                        let failed = attempts - 1;
+                        let plural = if failed == 1 { "" } else { "s" };
                         tracing::warn!(%topic, %endpoint, status, attempts, %message_id,
-                            "delivered after {} failed attempts", attempts - 1);
+                            "delivered after {failed} failed attempt{plural}");
                     }
                     return (outcome, attempts);
                 }

@@ -126,7 +126,8 @@ impl Publisher {
         // The order's trace starts here, for either publisher; its deliveries
         // carry it on in a message attribute, as an SNS publisher would set
         // one. A traceparent the caller gave (the admin publish's header) wins.
-        let span = tracing::info_span!("publish", %topic, order_id = tracing::field::Empty);
+        // At ERROR level, so that it is on under any filter (`platform::telemetry::request_span`).
+        let span = tracing::error_span!("publish", %topic, order_id = tracing::field::Empty);
         let mut attributes = attributes.clone();
         if let Some(traceparent) = platform::traces::traceparent(&span) {
             attributes
