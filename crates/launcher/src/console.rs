@@ -76,7 +76,7 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
         tokio::select! {
             () = &mut first => break,
             _ = ticks.tick() => {
-                let status = status(&platform).await;
+                let status = status(&platform);
                 if terminal {
                     // A terminal that cannot be written to has nobody to show it to.
                     let _ = screen.draw(&status);
@@ -188,11 +188,13 @@ pub fn dashboard_url(platform: &Platform) -> String {
     url.to_string()
 }
 
-/// The status now: per topic, published, fulfilled (from the ledger),
-/// failed, retried and in flight.
-pub async fn status(platform: &Platform) -> Status {
+/// The status now: per topic, published, fulfilled, failed, retried and in
+/// flight, all from the feed's counters at one moment, so that a row adds
+/// up. (Fulfilled from the ledger's reconciliation, which is reused for a
+/// second or more, lagged the live counters beside it: a row often showed
+/// an order neither fulfilled, failed nor in flight.)
+pub fn status(platform: &Platform) -> Status {
     let stats = platform.hq().feed().stats();
-    let reconciliation = platform.hq().recent_reconciliation().await.ok();
     let topics = Topic::ALL
         .iter()
         .copied()
@@ -201,9 +203,7 @@ pub async fn status(platform: &Platform) -> Status {
             TopicStatus {
                 topic: topic.as_str(),
                 published: s.published,
-                fulfilled: reconciliation
-                    .as_ref()
-                    .map(|r| r.topics.get(topic.as_str()).map_or(0, |t| t.fulfilled)),
+                fulfilled: s.delivered,
                 failed: s.failed,
                 retried: s.retried,
                 in_flight: s.in_flight,
