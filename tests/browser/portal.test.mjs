@@ -379,6 +379,37 @@ async function main() {
     const dashboardChanges = await liveChanges(page, 2500);
     assert(dashboardChanges.length === 0, "the dashboard's polls leave its live regions alone", dashboardChanges.join(' | '));
 
+    console.log('dashboard: six-digit buckets, a share just short of all');
+    {
+      // A long run's day view has buckets of hundreds of thousands of units:
+      // their axis figures must fit the margin (it showed "00000"). And a
+      // monolith still gathering 1 unit in 1,000 is not "100%" strangled.
+      await page.route('**/dashboard/data?view=*', async (route) => {
+        const data = await (await route.fetch()).json();
+        for (const bucket of data.timeline.buckets) {
+          for (const resource of ['iridium', 'magnesite']) {
+            for (const source of ['monolith', 'microservice', 'unattributed']) bucket[resource][source] *= 100000;
+          }
+        }
+        const last = data.timeline.buckets.at(-1);
+        last.iridium = { monolith: 1, microservice: 999, unattributed: 0 };
+        for (const bucket of data.timeline.buckets.slice(0, -1)) bucket.iridium = { monolith: 0, microservice: 0, unattributed: 0 };
+        await route.fulfill({ json: data });
+      });
+      await page.reload();
+      await page.locator('body.signed-in').waitFor();
+      await waitUntil('the big figures drawn', async () =>
+        (await page.locator('#chart-magnesite text[text-anchor="end"]').allTextContents()).some((t) => /[KM]$/.test(t)));
+      const outside = await page.evaluate(() => [...document.querySelectorAll('.chart text[text-anchor="end"]')]
+        .filter((text) => text.getBBox().x < 0).map((text) => text.textContent));
+      assertEqual(outside.join(', '), '', 'axis figures cut off at the chart\'s left edge');
+      assertEqual(await page.locator('#share-iridium').textContent(), ': over 99% from the microservice in this view', 'a share just short of all');
+      await page.unroute('**/dashboard/data?view=*');
+      await page.reload();
+      await page.locator('body.signed-in').waitFor();
+    }
+    console.log('  ok  big figures fit, and a share short of all is not 100%');
+
     console.log('dashboard: a view picked while a poll is out');
     {
       // The day's answers come 1.5 s late: picking the hour meanwhile must

@@ -58,6 +58,18 @@ function yTicks(max) {
   return { top, values };
 }
 
+// The y axis' figures, short enough for its margin at any count: 600K, 1.2M.
+const AXIS_NUMBER = new Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 1 });
+
+// `part` of `whole` in whole percent, but never 0% or 100% for a share
+// that is neither: a monolith still gathering some is not "100%" strangled.
+function percent(part, whole) {
+  const share = Math.round((100 * part) / whole);
+  if (share === 100 && part < whole) return 'over 99%';
+  if (share === 0 && part > 0) return 'under 1%';
+  return `${share}%`;
+}
+
 // Stacked bars, one per bucket: monolith at the bottom, then microservice.
 // The viewBox is the container's width in CSS pixels, so the axis text is
 // drawn at its stated size on a phone as on a desktop.
@@ -81,7 +93,7 @@ function chart(container, timeline, resource) {
   const signature = JSON.stringify([width, timeline.bucket_secs, buckets.map((b) => [b.start, b[resource]])]);
   hq.replaceIfChanged(container, signature, () => [bars()]);
   figures(document.getElementById(`figures-${resource}`), buckets, resource, per);
-  set(`share-${resource}`, all ? `: ${Math.round((100 * sum('microservice')) / all)}% from the microservice in this view` : ': nothing fulfilled in this view');
+  set(`share-${resource}`, all ? `: ${percent(sum('microservice'), all)} from the microservice in this view` : ': nothing fulfilled in this view');
 
   // The chart itself, built only when the signature above changed.
   function bars() {
@@ -90,7 +102,7 @@ function chart(container, timeline, resource) {
     for (const value of values) {
       const y = pad.top + plotH * (1 - value / top);
       root.append(svg('line', { x1: pad.left, x2: width - pad.right, y1: y, y2: y, class: 'grid' }));
-      root.append(svg('text', { x: pad.left - 6, y: y + 4, 'text-anchor': 'end', class: 'axis' }, value));
+      root.append(svg('text', { x: pad.left - 6, y: y + 4, 'text-anchor': 'end', class: 'axis' }, AXIS_NUMBER.format(value)));
     }
     buckets.forEach((bucket, i) => {
       let y = pad.top + plotH;
