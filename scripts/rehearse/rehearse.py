@@ -161,6 +161,7 @@ class Moto:
         patch_moto_task_definition_update()
         patch_moto_efs_attributes()
         patch_moto_alarms()
+        patch_moto_conditions_on_update()
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
@@ -232,6 +233,25 @@ def patch_moto_task_definition_update() -> None:
         return update(cls, *args, cloudformation_json=json_, **kwargs)
 
     TaskDefinition.update_from_cloudformation_json = classmethod(converted)
+
+
+def patch_moto_conditions_on_update() -> None:
+    """moto 5's stack update adds only resources new to the template: one
+    whose `Condition` turned true (a service's alarms, once its desired
+    count is raised from 0, as the labs do) is never made. CloudFormation
+    makes it; so, after moto's update, make every resource not made yet
+    (moto makes nothing for one whose condition is still false)."""
+    from moto.cloudformation.parsing import ResourceMap
+
+    update = ResourceMap.update
+
+    def update_then_make_the_rest(self, *args, **kwargs):
+        update(self, *args, **kwargs)
+        for name in list(self._resource_json_map):
+            if name not in self._parsed_resources:
+                _ = self[name]  # moto's own way to make a resource
+
+    ResourceMap.update = update_then_make_the_rest
 
 
 def patch_moto_efs_attributes() -> None:
@@ -317,7 +337,10 @@ def patch_moto_alarms() -> None:
 
         @classmethod
         def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
-            cls.delete_from_cloudformation_json(original_resource.name, cloudformation_json, account_id, region_name)
+            # None: the alarm is new in this update (its condition turned
+            # true: a service's desired count raised from 0).
+            if original_resource is not None:
+                cls.delete_from_cloudformation_json(original_resource.name, cloudformation_json, account_id, region_name)
             return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)
 
         @classmethod
@@ -429,16 +452,24 @@ def part1(moto: Moto, glue_secret: str) -> dict:
 
     step(f"admin stack {HQ_STACK} (deploy/hq.yaml)")
     hq_out = outputs(stack_op(moto, "create_stack", HQ_STACK, "hq.yaml", {}))
-    step(f"platform stack {PLATFORM_STACK} (deploy/interstella.yaml), all three services at 1")
+    # As the labs do it (docs/aws.md): made with no task, each service then
+    # turned on by an update, which makes its service, alarms, listener
+    # rules and subscription; so updates that add resources are rehearsed.
+    step(f"platform stack {PLATFORM_STACK} (deploy/interstella.yaml), no task yet")
     platform_params = {
-        "MonolithDesiredCount": "1",
-        "IridiumDesiredCount": "1",
-        "MagnesiteDesiredCount": "1",
         "AcceptUnsignedOrders": "false",
         "GatherDelayMs": "0",
         "AlarmEmail": ALARM_EMAIL,
     }
-    pf_out = outputs(stack_op(moto, "create_stack", PLATFORM_STACK, "interstella.yaml", platform_params))
+    stack_op(moto, "create_stack", PLATFORM_STACK, "interstella.yaml", platform_params)
+    for service, lab in (("Monolith", "Lab 2"), ("Iridium", "Lab 4"), ("Magnesite", "Lab 4")):
+        step(f"{lab}: {service}DesiredCount=1 by a stack update")
+        previous = list(platform_params)
+        platform_params[f"{service}DesiredCount"] = "1"
+        pf_stack = stack_op(
+            moto, "update_stack", PLATFORM_STACK, "interstella.yaml", {f"{service}DesiredCount": "1"}, previous
+        )
+    pf_out = outputs(pf_stack)
     topics = {
         "orders": hq_out.get("OrdersTopicArn"),
         "iridium": hq_out.get("IridiumTopicArn"),
