@@ -18,6 +18,7 @@ fn launcher(data_dir: &std::path::Path) -> Command {
         .args(["--hq-port", "0", "--monolith-port", "0", "--gather-delay-ms", "0"])
         // Its own default (warnings only), whatever the test runs with.
         .env_remove("RUST_LOG")
+        .env_remove("LOG_FORMAT")
         .env_remove("HQ_ADMIN_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -105,6 +106,22 @@ fn a_second_launcher_on_the_same_ledger_exits_with_one_line_saying_so() {
     assert_eq!(lines.len(), 1, "{stderr}");
     assert!(
         lines[0].starts_with("interstella: HQ: another HQ is using the ledger in"),
+        "{stderr}"
+    );
+}
+
+/// `LOG_FORMAT=json` is the services' setting: the launcher's console stays
+/// text, and says so rather than ignore it.
+#[test]
+fn log_format_json_is_said_to_be_for_the_services_run_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = launcher(dir.path());
+    command.env("LOG_FORMAT", "json");
+    let (mut running, _stdout) = up(command);
+    running.0.kill().unwrap();
+    let (_, stderr) = exit_of(&mut running, Duration::from_secs(10));
+    assert!(
+        stderr.contains(r#"LOG_FORMAT="json" is for a service run on its own"#),
         "{stderr}"
     );
 }

@@ -43,6 +43,17 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
         logs.with_writer(std::io::stderr).try_init()
     };
 
+    // The services' setting, which this console does not take: said, so
+    // that nobody waits for JSON that will not come.
+    if let Ok(format) = std::env::var("LOG_FORMAT")
+        && !format.trim().is_empty()
+        && format != "text"
+    {
+        tracing::warn!(
+            "LOG_FORMAT={} is for a service run on its own (docker, ECS); the launcher's console is text",
+            contracts::quote::quoted(&format)
+        );
+    }
     let config = cli.config();
     // As `--stage` spells it.
     let stage = clap::ValueEnum::to_possible_value(&config.stage)

@@ -31,9 +31,11 @@ use std::time::{Duration, Instant};
 /// at its word leaves the counters untyped.
 const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// Upper bounds of the latency buckets, in seconds: 1 ms to SNS' 15 s.
-const LATENCY_BUCKETS: [f64; 12] = [
-    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 15.0,
+/// Upper bounds of the latency buckets, in seconds: 1 ms to SNS' 15 s, with
+/// 5 s and 10 s, where the calls to the monolith and to the API time out,
+/// so that those show apart.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,
 ];
 
 /// A service's metrics and the registry `/metrics` renders. Cheap to clone.
