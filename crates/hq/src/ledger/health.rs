@@ -5,8 +5,8 @@
 //! disk: it reads what the writes found.
 //!
 //! Only a failure of the storage counts (read-only, full, I/O error, locked,
-//! corrupt, its files deleted or replaced): an idempotency conflict or a bug in one query is no reason to
-//! take the task out of its load balancer.
+//! corrupt, its files deleted or replaced): an idempotency conflict or a
+//! bug in one query is no reason to take the task out of its load balancer.
 //!
 //! A probe that wrote its page also asks the file system for room for
 //! orders ([`ROOM_TO_RECORD`]): an order writes several pages, and on a

@@ -54,6 +54,7 @@ fn wal_of(path: &Path) -> PathBuf {
     wal.push("-wal");
     PathBuf::from(wal)
 }
+
 /// File in the data directory whose lock says an HQ has the ledger open.
 const LOCK_FILE: &str = "hq.lock";
 /// How long a connection waits for another's lock before it gives up.
