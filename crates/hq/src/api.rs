@@ -253,6 +253,8 @@ impl FromRequestParts<Hq> for Admin {
 
 /// Ok when `headers` carry `Authorization: Bearer <HQ's admin credential>`.
 fn require_admin(hq: &Hq, headers: &HeaderMap) -> Result<(), ApiError> {
+    // Where the call came from, on its lines, granted or not.
+    platform::telemetry::record_client(headers);
     let authorized = headers
         .get(header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())

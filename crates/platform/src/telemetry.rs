@@ -200,6 +200,7 @@ pub fn request_span<B>(request: &Request<B>) -> tracing::Span {
         uri = %LoggedUri(request.uri()),
         order_id = tracing::field::Empty,
         claimed_order_id = tracing::field::Empty,
+        client = tracing::field::Empty,
     );
     crate::traces::continue_from_headers(&span, request.headers());
     span
@@ -289,6 +290,31 @@ pub fn masked_url(url: &Url) -> String {
 /// logged for it from here on, its access log line included, carries it.
 pub fn record_order_id(id: &OrderId) {
     tracing::Span::current().record("order_id", tracing::field::display(id));
+}
+
+/// Marks the request being served with the address its caller came from,
+/// as the load balancer in front saw it: the last `X-Forwarded-For` entry,
+/// the one the ALB appended (the ones before it are the caller's to say).
+/// For calls that act for others (HQ's admin routes, granted or refused),
+/// so that a leaked credential's use can be traced to where it came from.
+/// Without a balancer in front the header is the caller's own text: what is
+/// not an address is shown quoted, cut short and escaped.
+pub fn record_client(headers: &axum::http::HeaderMap) {
+    let Some(last) = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.rsplit(',').next())
+        .map(str::trim)
+    else {
+        return;
+    };
+    let span = tracing::Span::current();
+    match last.parse::<std::net::IpAddr>() {
+        Ok(address) => span.record("client", tracing::field::display(address)),
+        Err(_) => span.record("client", tracing::field::display(contracts::quote::quoted(last))),
+    };
 }
 
 /// Marks the request being served as a delivery refused before it was

@@ -244,6 +244,45 @@ async fn a_data_directory_hq_makes_is_its_alone() {
     hq.shutdown(WAIT).await.unwrap();
 }
 
+/// An admin call's lines say where it came from, as the ALB saw it (the
+/// last X-Forwarded-For entry), granted or refused: without it, nothing
+/// told where a leaked credential was used from.
+#[tokio::test]
+async fn an_admin_calls_lines_name_the_address_it_came_from() {
+    let logs = CapturedLogs::default();
+    let _logging = logs.capture();
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let forwarded = "203.0.113.9, 198.51.100.7";
+    let refused = reqwest::Client::new()
+        .get(url(&hq, "/totals"))
+        .header("x-forwarded-for", forwarded)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    // Without a balancer in front it is the caller's own text: quoted.
+    let forged = reqwest::Client::new()
+        .get(url(&hq, "/totals"))
+        .header("x-forwarded-for", "10.0.0.1, 1.2.3.4 status=200")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 401);
+    hq.shutdown(WAIT).await.unwrap();
+    let said = logs.text();
+    let access = |client: &str| {
+        said.lines().any(|line| {
+            line.contains("uri=/totals")
+                && line.contains(&format!("client={client}"))
+                && line.contains("status=401")
+        })
+    };
+    assert!(access("198.51.100.7"), "{said}");
+    assert!(access(r#""1.2.3.4 status=200""#), "{said}");
+    assert!(!said.contains("203.0.113.9"), "{said}");
+}
+
 #[tokio::test]
 async fn secrets_in_endpoints_are_never_listed_logged_or_echoed() {
     let logs = CapturedLogs::default();
