@@ -192,6 +192,9 @@ pub struct IssuedKey<'a> {
     pub key_id: &'a str,
     /// Who it was issued to.
     pub owner: &'a str,
+    /// The id of the key it succeeds, when it was issued to succeed one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub succeeds: Option<&'a str>,
 }
 
 impl std::fmt::Debug for IssuedKey<'_> {
@@ -200,6 +203,7 @@ impl std::fmt::Debug for IssuedKey<'_> {
             .field("api_key", &"***")
             .field("key_id", &self.key_id)
             .field("owner", &self.owner)
+            .field("succeeds", &self.succeeds)
             .finish()
     }
 }
@@ -521,6 +525,10 @@ async fn my_totals(State(hq): State<Hq>, headers: HeaderMap) -> Result<Response,
 struct KeyRequest {
     #[serde(default)]
     owner: Option<String>,
+    /// The id of a key this one succeeds (a rotation): repeats of an order
+    /// fulfilled under either are recognised under the other.
+    #[serde(default)]
+    succeeds: Option<String>,
 }
 
 /// `POST /keys`: the key portal; issues a new key.
@@ -530,7 +538,7 @@ async fn issue_key(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Respon
     } else {
         serde_json::from_slice(contracts::json_text(&body)).map_err(|e| {
             ApiError::BadRequest(format!(
-                "expected {{\"owner\": \"name\"}} or no body: {}",
+                "expected {{\"owner\": \"name\", \"succeeds\": \"<key_id>\"}} (each optional) or no body: {}",
                 shortened_message(e)
             ))
         })?
@@ -545,16 +553,38 @@ async fn issue_key(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Respon
             "owner must be 1 to {MAX_OWNER} printable characters, some of them visible, with no direction controls or line separators"
         )));
     }
-    let (key, info) = crate::keys::issue(hq.ledger(), owner).await?;
+    let succeeds = request.succeeds.as_deref();
+    if succeeds.is_some_and(|id| !is_key_id(id)) {
+        return Err(ApiError::BadRequest(format!(
+            "succeeds must be a key id, {KEY_ID_LEN} hex digits (GET /totals lists them)"
+        )));
+    }
+    let (key, info) = crate::keys::issue(hq.ledger(), owner, succeeds)
+        .await?
+        .ok_or_else(no_such_key)?;
     Ok((
         StatusCode::CREATED,
         Json(IssuedKey {
             api_key: key.expose(),
             key_id: &info.key_id,
             owner: &info.owner,
+            succeeds,
         }),
     )
         .into_response())
+}
+
+/// Whether `text` has a key id's shape ([`KEY_ID_LEN`] lowercase hex digits).
+fn is_key_id(text: &str) -> bool {
+    text.len() == KEY_ID_LEN
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// The refusal for a key id no key has.
+fn no_such_key() -> ApiError {
+    ApiError::NotFound("no API key has that key id (GET /totals lists them)".into())
 }
 
 /// `DELETE /keys/<key_id>`: revokes a key (admin). Every call with it is
@@ -565,12 +595,7 @@ async fn revoke_key(
     State(hq): State<Hq>,
     Path(key_id): Path<String>,
 ) -> Result<Response, ApiError> {
-    let is_key_id = key_id.len() == KEY_ID_LEN
-        && key_id
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    let no_such_key = || ApiError::NotFound("no API key has that key id (GET /totals lists them)".into());
-    if !is_key_id {
+    if !is_key_id(&key_id) {
         return Err(no_such_key());
     }
     let (info, revoked_now) = hq.ledger().revoke_key(&key_id).await?.ok_or_else(no_such_key)?;
@@ -813,6 +838,7 @@ mod tests {
             api_key: "k3y-s3cret",
             key_id: "0123abcd",
             owner: "team",
+            succeeds: None,
         };
         let shown = format!("{issued:?}");
         assert!(!shown.contains("s3cret") && shown.contains("0123abcd"), "{shown}");

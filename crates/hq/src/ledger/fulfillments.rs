@@ -151,8 +151,8 @@ impl Ledger {
     }
 }
 
-/// The earlier fulfillment under `idem` for `key_id`, counted as a replay,
-/// or `None` when the key is new. A repeat that asks for other quantities
+/// The earlier fulfillment under `idem` for `key_id` (or a key of its
+/// line), counted as a replay, or `None` when the key is new. A repeat that asks for other quantities
 /// is a replay too: the services derive the key from the SNS message, so it
 /// is the same order, gathered again under another configuration (a
 /// monolith whose `STRANGLED` changed between SNS' attempts gathers no
@@ -160,9 +160,18 @@ impl Ledger {
 /// repeat would have SNS retry an order already fulfilled until it gave up,
 /// and counting it would fulfil the order twice.
 fn replay(tx: &Transaction<'_>, key_id: &str, idem: &str) -> Result<Option<Recorded>, LedgerError> {
+    // Under this key, or under any key of its line: one it succeeds, or
+    // one that succeeds it (`scope_key_id`), so a rotation counts no order
+    // twice. By the idempotency key's index first: a handful of rows.
     let earlier: Option<(i64, u32, u32)> = tx
         .query_row(
-            "SELECT id, iridium, magnesite FROM fulfillments WHERE key_id = ?1 AND idempotency_key = ?2",
+            "SELECT f.id, f.iridium, f.magnesite FROM fulfillments f
+             WHERE f.idempotency_key = ?2
+               AND (f.key_id = ?1 OR f.key_id IN (
+                   SELECT k.key_id FROM api_keys k, api_keys me
+                   WHERE me.key_id = ?1
+                     AND COALESCE(k.scope_key_id, k.key_id) = COALESCE(me.scope_key_id, me.key_id)))
+             ORDER BY f.id LIMIT 1",
             params![key_id, idem],
             |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
         )

@@ -1,6 +1,7 @@
 //! API keys in the ledger: stored as digests, never as themselves, and
 //! revoked by key id (a revoked key stays, so its totals and its
-//! fulfillments in the reconciliation stay too).
+//! fulfillments in the reconciliation stay too). A key issued to succeed
+//! another shares its idempotency keys (`scope_key_id`).
 
 use super::{Ledger, LedgerError, now};
 use rusqlite::{OptionalExtension, params};
@@ -56,6 +57,38 @@ impl Ledger {
                 params![key_digest],
                 key_info,
             )?)
+        })
+        .await
+    }
+
+    /// Stores `key` for `owner` as the successor of the key with id
+    /// `predecessor` (for a rotation): a repeat of an order fulfilled under
+    /// either, or under any key in their line, is recognised under the
+    /// other. `None` when no key has that id.
+    pub async fn add_successor_key(
+        &self,
+        key: &str,
+        owner: &str,
+        predecessor: &str,
+    ) -> Result<Option<KeyInfo>, LedgerError> {
+        let key_digest = digest(key);
+        let key_id = key_digest[..KEY_ID_LEN].to_owned();
+        let owner = owner.to_owned();
+        let predecessor = predecessor.to_owned();
+        self.write(move |conn| {
+            let added = conn.execute(
+                "INSERT OR IGNORE INTO api_keys (key_digest, key_id, owner, issued_at, scope_key_id)
+                 SELECT ?1, ?2, ?3, ?4, COALESCE(scope_key_id, key_id) FROM api_keys WHERE key_id = ?5 LIMIT 1",
+                params![key_digest, key_id, owner, now(), predecessor],
+            )?;
+            if added == 0 {
+                return Ok(None);
+            }
+            Ok(Some(conn.query_row(
+                &format!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE key_digest = ?1"),
+                params![key_digest],
+                key_info,
+            )?))
         })
         .await
     }

@@ -371,6 +371,14 @@ DROP INDEX IF EXISTS published_by_run;
 /// and the key, given again in `HQ_API_KEYS`, is not accepted again.
 const KEY_REVOCATION: &str = "ALTER TABLE api_keys ADD COLUMN revoked_at TEXT;";
 
+/// Version 4: a key can be issued to succeed another (`POST /keys` with
+/// `succeeds`), for a rotation: a repeat of an order fulfilled under the
+/// one is recognised under the other, so an order SNS retries across the
+/// change, or re-sent from the dead-letter queue after it, counts once.
+/// `scope_key_id` is the first key's id of such a line; NULL for a key of
+/// its own.
+const KEY_SUCCESSION: &str = "ALTER TABLE api_keys ADD COLUMN scope_key_id TEXT;";
+
 /// One step of the schema, from the version before it to its own (its
 /// place in [`MIGRATIONS`] plus one), run in the transaction that records
 /// the new version.
@@ -382,7 +390,7 @@ type Migration = fn(&Transaction<'_>) -> Result<(), LedgerError>;
 /// one transaction with the new version, so a failed step changes nothing.
 /// A test compares a ledger brought up from the oldest schema with a new
 /// one.
-const MIGRATIONS: [Migration; 3] = [
+const MIGRATIONS: [Migration; 4] = [
     // 1: everything before versioning, on a new ledger or on one made by
     // any earlier HQ (all of which are version 0).
     |tx| {
@@ -393,6 +401,8 @@ const MIGRATIONS: [Migration; 3] = [
     |tx| Ok(tx.execute_batch(KEY_TOTALS)?),
     // 3: keys can be revoked (`KEY_REVOCATION`).
     |tx| Ok(tx.execute_batch(KEY_REVOCATION)?),
+    // 4: a key can succeed another (`KEY_SUCCESSION`).
+    |tx| Ok(tx.execute_batch(KEY_SUCCESSION)?),
 ];
 
 /// A ledger in use brought to a newer schema when HQ opened it.
@@ -686,7 +696,7 @@ mod tests {
 
     /// Every schema a ledger in use may have, as its HQ made it (frozen),
     /// with its version.
-    const PAST_SCHEMAS: [(&str, u32, &str); 4] = [
+    const PAST_SCHEMAS: [(&str, u32, &str); 5] = [
         (
             "the first release",
             0,
@@ -695,6 +705,7 @@ mod tests {
         ("version 1", 1, include_str!("schemas/1.sql")),
         ("version 2", 2, include_str!("schemas/2.sql")),
         ("version 3", 3, include_str!("schemas/3.sql")),
+        ("version 4", 4, include_str!("schemas/4.sql")),
     ];
 
     #[tokio::test]

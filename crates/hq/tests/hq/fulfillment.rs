@@ -112,7 +112,8 @@ async fn keys_are_checked_and_the_portal_issues_new_ones() {
         .unwrap();
     let message = refusal(bad_owner, 400).await;
     assert!(
-        message.starts_with(r#"expected {"owner": "name"} or no body"#),
+        message
+            .starts_with(r#"expected {"owner": "name", "succeeds": "<key_id>"} (each optional) or no body"#),
         "{message}"
     );
     // A control character, a direction override (it turned the portal's
@@ -248,6 +249,77 @@ async fn a_revoked_key_is_refused_from_then_on_and_after_a_restart_though_given_
         said.contains("an HQ_API_KEYS key was revoked and stays refused"),
         "{said}"
     );
+    hq.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
+/// A repeat is recognised under the same key only (teams sharing HQ's
+/// topics fulfil the same orders), so rotating a service's key counted
+/// again every order SNS retried across the change or that was re-sent
+/// from its dead-letter queue after it. A key issued to succeed another
+/// shares the line's repeats, both ways, and no other team's.
+#[tokio::test]
+async fn a_key_issued_to_succeed_another_recognises_its_repeats() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let client = reqwest::Client::new();
+    let order = ONE_EACH;
+    let issue = async |body: Value| -> (u16, Value) {
+        let response = post_json(&hq, "/keys", &body).await;
+        (response.status().as_u16(), response.json().await.unwrap())
+    };
+    let (_, first) = issue(json!({"owner": "team a"})).await;
+    let first_key = first["api_key"].as_str().unwrap();
+    let first_id = first["key_id"].as_str().unwrap();
+    assert!(
+        !fulfill(&client, &hq, Some(first_key), Some("order-1"), order)
+            .await
+            .2
+    );
+
+    let (status, second) = issue(json!({"owner": "team a", "succeeds": first_id})).await;
+    assert_eq!((status, second["succeeds"].as_str()), (201, Some(first_id)));
+    let second_key = second["api_key"].as_str().unwrap();
+    // The first key's order, delivered again under the second: a repeat.
+    let (status, body, replayed) = fulfill(&client, &hq, Some(second_key), Some("order-1"), order).await;
+    assert_eq!((status, replayed), (200, true), "{body}");
+    // And the other way: the second key's order, again under the first.
+    assert!(
+        !fulfill(&client, &hq, Some(second_key), Some("order-2"), order)
+            .await
+            .2
+    );
+    assert!(
+        fulfill(&client, &hq, Some(first_key), Some("order-2"), order)
+            .await
+            .2
+    );
+    // A third in the line shares the first's repeats.
+    let (_, third) = issue(json!({"owner": "team a", "succeeds": second["key_id"]})).await;
+    let third_key = third["api_key"].as_str().unwrap();
+    assert!(
+        fulfill(&client, &hq, Some(third_key), Some("order-1"), order)
+            .await
+            .2
+    );
+    // Another team's key fulfils the same order as its own.
+    let (_, other) = issue(json!({"owner": "team b"})).await;
+    let other_key = other["api_key"].as_str().unwrap();
+    assert!(
+        !fulfill(&client, &hq, Some(other_key), Some("order-1"), order)
+            .await
+            .2
+    );
+    // Each order counted once for team a, each key its own totals.
+    let mut line = Vec::new();
+    for key in [first_key, second_key, third_key] {
+        line.push(totals(&client, &hq, key).await["fulfillments"].as_u64().unwrap());
+    }
+    assert_eq!(line, [1, 1, 0]);
+    // A key id nobody has, or no key id at all, is refused.
+    let (status, refusal) = issue(json!({"owner": "team c", "succeeds": "0123456789ab"})).await;
+    assert_eq!(status, 404, "{refusal}");
+    let (status, refusal) = issue(json!({"owner": "team c", "succeeds": "team a"})).await;
+    assert_eq!(status, 400, "{refusal}");
     hq.shutdown(Duration::from_secs(1)).await.unwrap();
 }
 
