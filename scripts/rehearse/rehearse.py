@@ -524,6 +524,8 @@ def part1(moto: Moto, glue_secret: str) -> dict:
             all(p.get("hostPort", 0) == 0 for p in ports),
             ports,
         )
+        linux = td["containerDefinitions"][0].get("linuxParameters") or {}
+        check(f"{svc}: every Linux capability dropped", linux.get("capabilities", {}).get("drop") == ["ALL"], linux)
         if svc != "monolith":
             check(
                 f"{svc}: monolithUrl is the internal ALB",
@@ -1119,6 +1121,11 @@ def check_template_only(topics: dict[str, str]) -> None:
         fs,
     )
     container = hq["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]
+    check(
+        "HQ: every Linux capability dropped",
+        container.get("LinuxParameters") == {"Capabilities": {"Drop": ["ALL"]}},
+        container.get("LinuxParameters"),
+    )
     env = {e["Name"]: e["Value"] for e in container["Environment"]}
     drain_ms = int(env.get("DRAIN_TIMEOUT_MS", default_drain_timeout_ms()))
     stop_s = int(env["HQ_DRAIN_SECS"]) + drain_ms / 1000
