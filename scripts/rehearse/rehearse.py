@@ -774,9 +774,11 @@ def check_template_only(topics: dict[str, str]) -> None:
     plain = json.dumps(hq["Listener"]["Properties"]["DefaultActions"])
     urls = json.dumps([hq_template["Outputs"][name]["Value"] for name in ("ApiEndpoint", "PortalUrl")])
     check(
-        "hq.yaml: with CertificateArn, HTTPS on 443, port 80 redirects to it, and the URLs it gives are https://DomainName/",
+        "hq.yaml: with CertificateArn, HTTPS on 443 with HSTS, port 80 redirects to it, and the URLs it gives are https://DomainName/",
         https.get("Condition") == "HasCertificate"
         and https["Properties"]["Port"] == 443
+        and {"Key": "routing.http.response.strict_transport_security.header_value", "Value": "max-age=31536000"}
+        in https["Properties"].get("ListenerAttributes", [])
         and '"Protocol": "HTTPS", "Port": "443"' in plain
         and urls.count("https://${DomainName}/") == 2
         and "https://${DomainName}/" in json.dumps(hq["TaskDefinition"]["Properties"]["ContainerDefinitions"]),
