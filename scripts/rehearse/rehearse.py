@@ -240,7 +240,9 @@ def patch_moto_conditions_on_update() -> None:
     whose `Condition` turned true (a service's alarms, once its desired
     count is raised from 0, as the labs do) is never made. CloudFormation
     makes it; so, after moto's update, make every resource not made yet
-    (moto makes nothing for one whose condition is still false)."""
+    (moto makes nothing for one whose condition is still false). The other
+    way, a resource whose condition turned false, is not taught: moto keeps
+    it, and the rehearsal turns nothing off."""
     from moto.cloudformation.parsing import ResourceMap
 
     update = ResourceMap.update
@@ -337,8 +339,7 @@ def patch_moto_alarms() -> None:
 
         @classmethod
         def update_from_cloudformation_json(cls, original_resource, new_resource_name, cloudformation_json, account_id, region_name):
-            # None: the alarm is new in this update (its condition turned
-            # true: a service's desired count raised from 0).
+            # None: moto made no alarm before (its condition was false).
             if original_resource is not None:
                 cls.delete_from_cloudformation_json(original_resource.name, cloudformation_json, account_id, region_name)
             return cls.create_from_cloudformation_json(new_resource_name, cloudformation_json, account_id, region_name)

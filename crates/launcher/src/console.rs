@@ -201,7 +201,8 @@ pub fn dashboard_url(platform: &Platform) -> String {
 
 /// The status now: per topic, published, fulfilled, failed, retried and in
 /// flight, all from the feed's counters at one moment, so that a row adds
-/// up. (Fulfilled from the ledger's reconciliation, which is reused for a
+/// up (with one subscription per topic, as the launcher makes them: the
+/// deliveries are counted, an order's to each subscription). (Fulfilled from the ledger's reconciliation, which is reused for a
 /// second or more, lagged the live counters beside it: a row often showed
 /// an order neither fulfilled, failed nor in flight.)
 pub fn status(platform: &Platform) -> Status {
@@ -215,7 +216,8 @@ pub fn status(platform: &Platform) -> Status {
                 topic: topic.as_str(),
                 published: s.published,
                 fulfilled: s.delivered,
-                failed: s.failed,
+                // A refusal (4xx) ends a delivery as surely as a failure.
+                failed: s.failed + s.rejected,
                 retried: s.retried,
                 in_flight: s.in_flight,
             }

@@ -30,11 +30,12 @@ pub struct TopicStatus {
     pub topic: &'static str,
     /// Orders published this run.
     pub published: u64,
-    /// Deliveries answered 2xx: a service answers so only once HQ's ledger
-    /// has the order's fulfillment.
+    /// Deliveries that ended delivered: answered 2xx, which a service
+    /// answers only once HQ's ledger has the order's fulfillment (SNS
+    /// counts a 3xx as delivered too; the services send none).
     pub fulfilled: u64,
-    /// Deliveries that failed every attempt, or at once because their
-    /// subscription already had too many waiting.
+    /// Deliveries refused (4xx), that failed every attempt, or that failed
+    /// at once because their subscription already had too many waiting.
     pub failed: u64,
     /// Delivery attempts retried.
     pub retried: u64,

@@ -300,16 +300,18 @@ pub fn record_order_id(id: &OrderId) {
 /// Without a balancer in front the header is the caller's own text: what is
 /// not an address is shown quoted, cut short and escaped.
 pub fn record_client(headers: &axum::http::HeaderMap) {
+    // As bytes: a byte that is not ASCII before the last comma must not
+    // hide the entry after it.
     let Some(last) = headers
         .get_all("x-forwarded-for")
         .iter()
         .next_back()
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.rsplit(',').next())
-        .map(str::trim)
+        .and_then(|value| value.as_bytes().rsplit(|&b| b == b',').next())
     else {
         return;
     };
+    let last = String::from_utf8_lossy(last);
+    let last = last.trim();
     let span = tracing::Span::current();
     match last.parse::<std::net::IpAddr>() {
         Ok(address) => span.record("client", tracing::field::display(address)),

@@ -122,7 +122,9 @@ pub fn order_span(traceparent: Option<&str>, order_id: &OrderId) -> Option<traci
     let (propagator, traceparent) = (PROPAGATOR.get()?, traceparent?);
     let mut carrier = HeaderMap::new();
     carrier.insert(TRACEPARENT, traceparent.parse().ok()?);
-    let span = tracing::info_span!("order", order_id = %order_id);
+    // At ERROR level, as the request span is (`telemetry::request_span`):
+    // a quiet filter keeps the trace whole, and its lines their order id.
+    let span = tracing::error_span!("order", order_id = %order_id);
     let _ = span.set_parent(propagator.extract(&HeaderExtractor(&carrier)));
     let delivery = tracing::Span::current().context().span().span_context().clone();
     if delivery.is_valid() {

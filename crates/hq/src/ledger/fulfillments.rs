@@ -53,7 +53,7 @@ pub struct KeyTotals {
 
 impl Ledger {
     /// Records a fulfillment for `key_id`. With an idempotency key seen
-    /// before (for this API key), nothing new is counted: the first record is
+    /// before (for this API key, or one of its line), nothing new is counted: the first record is
     /// returned as a replay, with its own quantities even where the repeat
     /// asked for others: the same order, gathered under another
     /// configuration (docs/hq.md, "How to reach each part").

@@ -183,27 +183,67 @@ pub struct Ledger {
 /// A file deleted or replaced under a running HQ keeps taking SQLite's
 /// writes, and its lock, where nothing will look again; every write checks
 /// the files are still the ones open, so such a write is refused (500, the
-/// health check 503) rather than answered 2xx and lost.
+/// health check 503) rather than answered 2xx and lost. Once one is found
+/// gone, no write is attempted again until HQ restarts.
 #[derive(Debug)]
-struct OpenedFiles(Vec<(PathBuf, (u64, u64))>);
+struct OpenedFiles {
+    /// Each file's path and its device and inode then; the database first.
+    files: Vec<(PathBuf, (u64, u64))>,
+    /// The file found gone or replaced, once one has been.
+    gone: std::sync::OnceLock<PathBuf>,
+}
 
 impl OpenedFiles {
     /// Notes `paths` as they are now; a path with no file is left out (the
     /// WAL of a ledger whose journal is not WAL).
     fn note(paths: impl IntoIterator<Item = PathBuf>) -> Self {
-        Self(
-            paths
+        Self {
+            files: paths
                 .into_iter()
                 .filter_map(|path| file_id(&path).ok().map(|id| (path, id)))
                 .collect(),
-        )
+            gone: std::sync::OnceLock::new(),
+        }
     }
 
-    /// Whether every file noted is still the one at its path.
-    fn still_in_place(&self) -> Result<(), LedgerError> {
-        match self.0.iter().find(|(path, id)| file_id(path).ok() != Some(*id)) {
-            Some((path, _)) => Err(LedgerError::Replaced { path: path.clone() }),
+    /// Refuses a write once a file was found gone (no system call).
+    fn none_gone(&self) -> Result<(), LedgerError> {
+        match self.gone.get() {
+            Some(path) => Err(LedgerError::Replaced { path: path.clone() }),
             None => Ok(()),
+        }
+    }
+
+    /// Whether every file noted is still the one at its path; the first
+    /// that is not is remembered.
+    fn still_in_place(&self) -> Result<(), LedgerError> {
+        match self
+            .files
+            .iter()
+            .find(|(path, id)| file_id(path).ok() != Some(*id))
+        {
+            Some((path, _)) => Err(self.found_gone(path)),
+            None => Ok(()),
+        }
+    }
+
+    /// Remembers `path` as gone, and says so.
+    fn found_gone(&self, path: &Path) -> LedgerError {
+        let path = self.gone.get_or_init(|| path.to_owned());
+        LedgerError::Replaced { path: path.clone() }
+    }
+
+    /// SQLite's own refusal for a database file moved or deleted under it
+    /// (the rollback journal notices before the check after the write).
+    fn said_moved(&self, error: LedgerError) -> LedgerError {
+        let moved = matches!(
+            &error,
+            LedgerError::Sqlite(rusqlite::Error::SqliteFailure(failure, _))
+                if failure.extended_code == rusqlite::ffi::SQLITE_READONLY_DBMOVED
+        );
+        match self.files.first() {
+            Some((database, _)) if moved => self.found_gone(database),
+            _ => error,
         }
     }
 }
@@ -590,7 +630,13 @@ impl Ledger {
         self.with(move |conn| {
             // Checked after the write, so that one made into a file removed
             // meanwhile is refused too: a few stat calls beside its sync.
-            let outcome = work(conn).and_then(|done| opened.still_in_place().map(|()| done));
+            // Once a file is gone, nothing more is written (SQLite's own
+            // checkpoint when HQ stops still copies the WAL it had open into
+            // the database file, if only the WAL went).
+            let outcome = opened
+                .none_gone()
+                .and_then(|()| work(conn).map_err(|error| opened.said_moved(error)))
+                .and_then(|done| opened.still_in_place().map(|()| done));
             health.note_write(&outcome);
             outcome
         })

@@ -269,6 +269,17 @@ async fn an_admin_calls_lines_name_the_address_it_came_from() {
         .await
         .unwrap();
     assert_eq!(forged.status(), 401);
+    // A byte that is not ASCII before the ALB's entry hides nothing.
+    let hidden = reqwest::Client::new()
+        .get(url(&hq, "/totals"))
+        .header(
+            "x-forwarded-for",
+            reqwest::header::HeaderValue::from_bytes(b"\xff, 192.0.2.44").unwrap(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(hidden.status(), 401);
     hq.shutdown(WAIT).await.unwrap();
     let said = logs.text();
     let access = |client: &str| {
@@ -280,6 +291,7 @@ async fn an_admin_calls_lines_name_the_address_it_came_from() {
     };
     assert!(access("198.51.100.7"), "{said}");
     assert!(access(r#""1.2.3.4 status=200""#), "{said}");
+    assert!(access("192.0.2.44"), "{said}");
     assert!(!said.contains("203.0.113.9"), "{said}");
 }
 

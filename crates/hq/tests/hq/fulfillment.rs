@@ -714,12 +714,19 @@ async fn the_health_check_answers_503_once_a_write_fails_and_200_once_one_succee
 async fn a_ledger_file_deleted_or_replaced_while_hq_runs_refuses_orders_instead_of_losing_them() {
     let client = reqwest::Client::new();
     let order = ONE_EACH;
-    for (file, replace) in [
-        ("hq-ledger.sqlite3", false),
-        ("hq-ledger.sqlite3-wal", false),
-        ("hq.lock", true),
+    use hq::ledger::JournalMode::{Delete, Wal};
+    for (file, replace, journal) in [
+        ("hq-ledger.sqlite3", false, Wal),
+        ("hq-ledger.sqlite3-wal", false, Wal),
+        ("hq.lock", true, Wal),
+        // As on EFS, where SQLite finds a database moved before HQ does.
+        ("hq-ledger.sqlite3", false, Delete),
     ] {
-        let (dir, hq) = start_hq_probed_by_hand().await;
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = config(dir.path());
+        config.ledger_probe_every = Duration::from_secs(3600);
+        config.journal_mode = journal;
+        let hq = start_hq(config).await;
         let path = dir.path().join(file);
         assert_eq!(fulfill(&client, &hq, Some(KEY), None, order).await.0, 200);
         std::fs::remove_file(&path).unwrap();
@@ -734,6 +741,9 @@ async fn a_ledger_file_deleted_or_replaced_while_hq_runs_refuses_orders_instead_
             body.contains(file) && body.contains("deleted or replaced"),
             "{body}"
         );
+        // Nothing more is tried: the next order is refused the same way.
+        let (status, body, _) = fulfill(&client, &hq, Some(KEY), Some("order-3"), order).await;
+        assert_eq!(status, 500, "{file}: {body}");
         // The stop says so too: its checkpoint is a write like any other.
         let stopped = hq.shutdown(Duration::from_secs(5)).await;
         assert!(stopped.is_err_and(|e| e.to_string().contains("deleted or replaced")));
