@@ -1089,10 +1089,11 @@ def check_template_only(topics: dict[str, str]) -> None:
     task_policy = json.dumps(hq["TaskRole"]["Properties"]["Policies"])
     topics_ref = '[{"Ref": "OrdersTopic"}, {"Ref": "IridiumTopic"}, {"Ref": "MagnesiteTopic"}]'
     check(
-        "HQ's task role publishes to, subscribes to and lists exactly its three topics",
+        "HQ's task role publishes to, subscribes to (over HTTP(S) only) and lists exactly its three topics",
         f'"Action": "sns:Publish", "Resource": {topics_ref}' in task_policy
-        and f'"Action": ["sns:Subscribe", "sns:ListSubscriptionsByTopic"], "Resource": {topics_ref}'
-        in task_policy,
+        and f'"Action": "sns:ListSubscriptionsByTopic", "Resource": {topics_ref}' in task_policy
+        and f'"Action": "sns:Subscribe", "Resource": {topics_ref}, '
+        '"Condition": {"StringEquals": {"sns:Protocol": ["http", "https"]}}' in task_policy,
         task_policy,
     )
     check(
