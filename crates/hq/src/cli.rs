@@ -1,7 +1,9 @@
 //! The `hq` binary's command line; every flag is also an environment variable.
 
 use crate::admin::{AdminToken, TOKEN_ENV};
-use crate::config::{DEFAULT_LEDGER_PROBE_EVERY, DEFAULT_SUBSCRIBE_EVERY, HqConfig};
+use crate::config::{
+    DEFAULT_GIVEN_KEYS_OWNER, DEFAULT_LEDGER_PROBE_EVERY, DEFAULT_SUBSCRIBE_EVERY, HqConfig,
+};
 use crate::feed::generator::GeneratorConfig;
 use crate::feed::{Backoff, Endpoint, FeedConfig, RetryPolicy, Topic};
 use crate::keys;
@@ -294,6 +296,7 @@ impl Cli {
         let config = HqConfig {
             data_dir: self.data_dir.clone(),
             api_keys,
+            api_keys_owner: DEFAULT_GIVEN_KEYS_OWNER.to_owned(),
             admin_token: self.admin_token.clone(),
             public_url: self.public_url.clone(),
             feed: FeedConfig {

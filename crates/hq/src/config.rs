@@ -18,6 +18,9 @@ pub struct HqConfig {
     pub data_dir: PathBuf,
     /// Keys accepted from the start, besides those the portal issues.
     pub api_keys: Vec<ApiKey>,
+    /// Who the keys given at start are recorded as issued to, the first
+    /// time HQ sees each ([`DEFAULT_GIVEN_KEYS_OWNER`] unless told).
+    pub api_keys_owner: String,
     /// The admin credential (`HQ_ADMIN_TOKEN`); default: the one in the
     /// data directory's `admin-token`, made at first start.
     pub admin_token: Option<AdminToken>,
@@ -54,12 +57,16 @@ pub struct HqConfig {
     pub ledger_probe_every: Duration,
 }
 
+/// The owner the keys given at start (`HQ_API_KEYS`) are recorded under.
+pub const DEFAULT_GIVEN_KEYS_OWNER: &str = "given at start";
+
 impl HqConfig {
     /// A configuration with defaults for everything but the data directory.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
             api_keys: Vec::new(),
+            api_keys_owner: DEFAULT_GIVEN_KEYS_OWNER.to_owned(),
             admin_token: None,
             public_url: None,
             feed: FeedConfig::default(),

@@ -104,7 +104,7 @@ impl Hq {
             None => AdminToken::load_or_create(&dir)?,
         };
         for key in &config.api_keys {
-            let info = ledger.add_key(key.expose(), "given at start").await?;
+            let info = ledger.add_key(key.expose(), &config.api_keys_owner).await?;
             if let Some(revoked_at) = info.revoked_at {
                 // Revoking is for good: a key given again is still refused.
                 tracing::warn!(

@@ -55,10 +55,7 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
         );
     }
     let config = cli.config();
-    // As `--stage` spells it.
-    let stage = clap::ValueEnum::to_possible_value(&config.stage)
-        .map(|value| value.get_name().to_owned())
-        .unwrap_or_default();
+    let stage = config.stage.name();
     // Before anything is said: a signal that came before the handlers were
     // installed killed the launcher outright, with no drain and no
     // reconciliation.

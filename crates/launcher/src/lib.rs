@@ -52,6 +52,13 @@ impl Stage {
         }
     }
 
+    /// The stage as `--stage` spells it.
+    pub fn name(self) -> String {
+        clap::ValueEnum::to_possible_value(&self)
+            .map(|value| value.get_name().to_owned())
+            .unwrap_or_default()
+    }
+
     /// Topics with orders at this stage: bundles always, and each resource
     /// once its microservice has been carved out.
     pub fn fed_topics(self) -> Vec<Topic> {
@@ -248,6 +255,13 @@ pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
 async fn start_hq(config: &LaunchConfig, api_key: ApiKey) -> Result<RunningHq, LaunchError> {
     let mut hq_config = HqConfig::new(&config.data_dir);
     hq_config.api_keys = vec![api_key];
+    // Each run issues a key: named for the run, so that HQ's totals tell
+    // one run's from another's.
+    hq_config.api_keys_owner = format!(
+        "the launcher, --stage {}, {}",
+        config.stage.name(),
+        hq::ledger::now()
+    );
     hq_config.feed = config.feed;
     hq_config.admin_token = config.admin_token.clone();
     Ok(hq::start(service::listen(config.hq_addr).await?, hq_config).await?)

@@ -60,6 +60,18 @@ async fn totals(platform: &Platform) -> (u64, u64, u64) {
 async fn run_stage(stage: Stage) {
     let dir = tempfile::tempdir().unwrap();
     let platform = launch(config(stage, dir.path())).await.unwrap();
+    // The run's key is named for the run in HQ's totals.
+    let owners: Vec<String> = platform
+        .hq()
+        .ledger()
+        .totals()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.owner)
+        .collect();
+    let named = format!("the launcher, --stage {}, 20", stage.name());
+    assert!(owners.iter().any(|owner| owner.starts_with(&named)), "{owners:?}");
     let mut expected = (0, 0);
     for topic in stage.fed_topics() {
         let (i, m) = publish(&platform, topic, &[1, 2, 3]).await;
