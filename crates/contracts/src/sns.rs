@@ -35,6 +35,13 @@ pub enum MessageType {
 }
 
 impl MessageType {
+    /// Every kind, in the order SNS' documentation lists them.
+    pub const ALL: [Self; 3] = [
+        Self::SubscriptionConfirmation,
+        Self::Notification,
+        Self::UnsubscribeConfirmation,
+    ];
+
     /// The name SNS uses on the wire.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -56,27 +63,26 @@ impl<'de> Deserialize<'de> for MessageType {
 /// Reads a [`MessageType`] from its name, borrowed or not, without a copy.
 struct MessageTypeName;
 
+/// What a `Type` may be, for a refusal.
+const MESSAGE_TYPES: &str = "Notification, SubscriptionConfirmation or UnsubscribeConfirmation";
+
 impl serde::de::Visitor<'_> for MessageTypeName {
     type Value = MessageType;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Notification, SubscriptionConfirmation or UnsubscribeConfirmation")
+        f.write_str(MESSAGE_TYPES)
     }
 
     fn visit_str<E: serde::de::Error>(self, name: &str) -> Result<MessageType, E> {
-        [
-            MessageType::SubscriptionConfirmation,
-            MessageType::Notification,
-            MessageType::UnsubscribeConfirmation,
-        ]
-        .into_iter()
-        .find(|known| known.as_str() == name)
-        .ok_or_else(|| {
-            E::custom(format_args!(
-                "unknown Type {}: SNS sends Notification, SubscriptionConfirmation or UnsubscribeConfirmation",
-                crate::quote::quoted(name)
-            ))
-        })
+        MessageType::ALL
+            .into_iter()
+            .find(|known| known.as_str() == name)
+            .ok_or_else(|| {
+                E::custom(format_args!(
+                    "unknown Type {}: SNS sends {MESSAGE_TYPES}",
+                    crate::quote::quoted(name)
+                ))
+            })
     }
 }
 

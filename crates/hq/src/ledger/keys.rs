@@ -44,21 +44,10 @@ impl Ledger {
     /// Stores `key` for `owner` (idempotent: a known key keeps its owner,
     /// and a revoked one stays revoked).
     pub async fn add_key(&self, key: &str, owner: &str) -> Result<KeyInfo, LedgerError> {
-        let key_digest = digest(key);
-        let key_id = key_digest[..KEY_ID_LEN].to_owned();
-        let owner = owner.to_owned();
-        self.write(move |conn| {
-            conn.execute(
-                "INSERT OR IGNORE INTO api_keys (key_digest, key_id, owner, issued_at) VALUES (?1, ?2, ?3, ?4)",
-                params![key_digest, key_id, owner, now()],
-            )?;
-            Ok(conn.query_row(
-                &format!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE key_digest = ?1"),
-                params![key_digest],
-                key_info,
-            )?)
-        })
-        .await
+        // With no predecessor to find, the key is always there after.
+        self.store_key(key, owner, None)
+            .await?
+            .ok_or(LedgerError::Sqlite(rusqlite::Error::QueryReturnedNoRows))
     }
 
     /// Stores `key` for `owner` as the successor of the key with id
@@ -71,24 +60,36 @@ impl Ledger {
         owner: &str,
         predecessor: &str,
     ) -> Result<Option<KeyInfo>, LedgerError> {
+        self.store_key(key, owner, Some(predecessor.to_owned())).await
+    }
+
+    /// Stores `key` for `owner`, in the line of the key with id
+    /// `predecessor` when one is named, and reads it back; `None` when the
+    /// predecessor named is no key's.
+    async fn store_key(
+        &self,
+        key: &str,
+        owner: &str,
+        predecessor: Option<String>,
+    ) -> Result<Option<KeyInfo>, LedgerError> {
         let key_digest = digest(key);
         let key_id = key_digest[..KEY_ID_LEN].to_owned();
         let owner = owner.to_owned();
-        let predecessor = predecessor.to_owned();
         self.write(move |conn| {
-            let added = conn.execute(
+            conn.execute(
                 "INSERT OR IGNORE INTO api_keys (key_digest, key_id, owner, issued_at, scope_key_id)
-                 SELECT ?1, ?2, ?3, ?4, COALESCE(scope_key_id, key_id) FROM api_keys WHERE key_id = ?5 LIMIT 1",
+                 SELECT ?1, ?2, ?3, ?4,
+                        (SELECT COALESCE(scope_key_id, key_id) FROM api_keys WHERE key_id = ?5 LIMIT 1)
+                 WHERE ?5 IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE key_id = ?5)",
                 params![key_digest, key_id, owner, now(), predecessor],
             )?;
-            if added == 0 {
-                return Ok(None);
-            }
-            Ok(Some(conn.query_row(
-                &format!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE key_digest = ?1"),
-                params![key_digest],
-                key_info,
-            )?))
+            Ok(conn
+                .query_row(
+                    &format!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE key_digest = ?1"),
+                    params![key_digest],
+                    key_info,
+                )
+                .optional()?)
         })
         .await
     }

@@ -156,7 +156,7 @@ async fn a_revoked_key_is_refused_from_then_on_and_after_a_restart_though_given_
         issued["key_id"].as_str().unwrap(),
     );
     assert_eq!(fulfill(&client, &hq, Some(leaked), None, order).await.0, 200);
-    assert_eq!(dashboard_keys(&hq, &admin).await, (2, 0));
+    assert_eq!(dashboard_keys(&hq).await, (2, 0));
     let revoke =
         |key_id: &str, client: &reqwest::Client| client.delete(url(&hq, &format!("/keys/{key_id}"))).send();
 
@@ -226,7 +226,7 @@ async fn a_revoked_key_is_refused_from_then_on_and_after_a_restart_though_given_
         (json!(2), Some(revoked_at.as_str()))
     );
     // The dashboard counts it among the keys, and says it was revoked.
-    assert_eq!(dashboard_keys(&hq, &admin).await, (2, 1));
+    assert_eq!(dashboard_keys(&hq).await, (2, 1));
 
     // A key given at start, revoked, stays refused when HQ starts with it again.
     let start_key_id = all
@@ -324,15 +324,8 @@ async fn a_key_issued_to_succeed_another_recognises_its_repeats() {
 }
 
 /// The dashboard's count of keys, and of those revoked.
-async fn dashboard_keys(hq: &hq::RunningHq, admin: &reqwest::Client) -> (u64, u64) {
-    let dashboard: Value = admin
-        .get(url(hq, "/dashboard/data?view=hour"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+async fn dashboard_keys(hq: &hq::RunningHq) -> (u64, u64) {
+    let dashboard = get_json(hq, "/dashboard/data?view=hour").await;
     let count = |field: &str| dashboard["totals"][field].as_u64().unwrap();
     (count("keys"), count("revoked_keys"))
 }
