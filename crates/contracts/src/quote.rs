@@ -14,8 +14,12 @@ pub const MESSAGE_CHARS: usize = 240;
 /// [`shortened`].
 #[derive(Debug, Clone, Copy)]
 pub struct Quoted<'a> {
+    /// The caller's text, whole: cut only as it is shown.
     text: &'a str,
+    /// How many of its characters are shown.
     max_chars: usize,
+    /// Debug-quoted (`"a\nb"`), or else shown as is but for the characters
+    /// that do not print.
     in_quotes: bool,
 }
 

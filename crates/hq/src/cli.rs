@@ -236,6 +236,10 @@ pub fn max_quantity_parser() -> clap::builder::RangedI64ValueParser<u32> {
     clap::value_parser!(u32).range(1..=i64::from(contracts::MAX_QUANTITY))
 }
 
+/// The most orders per second `--rate` takes for a topic (its help text and
+/// `deploy/hq.yaml`'s `AllowedPattern` say so too).
+pub const MAX_RATE: f64 = 1000.0;
+
 /// Parses `topic=rate`.
 pub fn parse_rate(text: &str) -> Result<(Topic, f64), String> {
     let (topic, rate) = text
@@ -246,8 +250,10 @@ pub fn parse_rate(text: &str) -> Result<(Topic, f64), String> {
         .trim()
         .parse::<f64>()
         .ok()
-        .filter(|rate| rate.is_finite() && *rate >= 0.0 && *rate <= 1000.0)
-        .ok_or_else(|| format!("rate must be a number from 0 to 1000 orders per second, got {rate:?}"))?;
+        .filter(|rate| rate.is_finite() && *rate >= 0.0 && *rate <= MAX_RATE)
+        .ok_or_else(|| {
+            format!("rate must be a number from 0 to {MAX_RATE} orders per second, got {rate:?}")
+        })?;
     Ok((topic, rate))
 }
 

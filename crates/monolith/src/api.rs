@@ -21,7 +21,8 @@ pub struct FulfillmentApiArgs {
     #[arg(long, env = "INTERSTELLA_API_KEY", hide_env_values = true)]
     pub api_key: Option<ApiKey>,
     /// Fulfillment API URL; read from SSM when unset.
-    #[arg(long, env = "INTERSTELLA_API_ENDPOINT")]
+    // Its value is not shown in the help: it may carry a token.
+    #[arg(long, env = "INTERSTELLA_API_ENDPOINT", hide_env_values = true)]
     pub api_endpoint: Option<String>,
     /// SSM parameter holding the API key.
     #[arg(long, env = "SSM_API_KEY_PARAM", default_value = "/interstella/apiKey")]

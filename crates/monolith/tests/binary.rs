@@ -76,6 +76,7 @@ async fn a_value_out_of_range_is_one_line_naming_its_variable_or_a_json_error_ev
         .await
         .unwrap();
     assert!(help.status.success() && String::from_utf8_lossy(&help.stdout).contains("MAX_CONNECTIONS"));
+    testkit::process::help_hides_the_value_of(monolith_exe(), "INTERSTELLA_API_ENDPOINT");
 }
 
 /// A setting set blank, as a compose file's `${X:-}` sets it, is not set:

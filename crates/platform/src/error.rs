@@ -11,6 +11,7 @@ use contracts::fulfillment::HOOK_SECRET_HEADER;
 use contracts::quote::quoted;
 use contracts::sns::RAW_DELIVERY_HEADER;
 use contracts::{DeliveryError, OrderError};
+use std::sync::Arc;
 
 /// Why a request was not carried out.
 #[derive(Debug, thiserror::Error)]
@@ -66,6 +67,12 @@ pub enum ServiceError {
         /// What carrying it out may take.
         work: std::time::Duration,
     },
+    /// A path the service does not have; `.0` is its order route.
+    #[error("no such path; orders are POSTed to {0}")]
+    NoSuchPath(Arc<str>),
+    /// A method the path does not take; `.0` is the order route.
+    #[error("this path does not take that method; orders are POSTed to {0}")]
+    WrongMethod(Arc<str>),
     /// The downstream call of an order failed; `reply` is the text for people.
     #[error("{reply}: {source}")]
     Downstream {
@@ -95,6 +102,8 @@ impl ServiceError {
             Self::Verification(_) => StatusCode::FORBIDDEN,
             Self::ConfirmationFailed(_) => StatusCode::BAD_GATEWAY,
             Self::NoTimeLeft { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::NoSuchPath(_) => StatusCode::NOT_FOUND,
+            Self::WrongMethod(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Downstream { source, .. } => source.status(),
         }
     }

@@ -3,14 +3,15 @@
 //! to the next service), made the same way for each, and serving it.
 
 use crate::downstream::{DEFAULT_MAX_CONNECTIONS, Downstream, http_client};
+use crate::error::ServiceError;
 use crate::intake::OrderIntake;
 use crate::metrics::Metrics;
 use crate::server::{ServerLimitArgs, ServerLimits};
 use crate::settings::{ConfigError, DownstreamLimitArgs, MetricsArgs, TrustConfig, millis};
 use crate::startup::RunError;
 use axum::Router;
-use axum::http::StatusCode;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use url::Url;
@@ -56,13 +57,13 @@ pub async fn serve<S: RouteService>(
 /// take (405, with its `Allow` header) with a line saying where orders go;
 /// axum answers both with no text.
 pub fn saying_where_orders_go(router: Router, order_path: &str) -> Router {
-    let not_found = format!("no such path; orders are POSTed to {order_path}");
-    let wrong_method = format!("this path does not take that method; orders are POSTed to {order_path}");
+    let order_path: Arc<str> = order_path.into();
+    let for_wrong_method = Arc::clone(&order_path);
     router
         .method_not_allowed_fallback(move || {
-            std::future::ready((StatusCode::METHOD_NOT_ALLOWED, wrong_method))
+            std::future::ready(ServiceError::WrongMethod(Arc::clone(&for_wrong_method)))
         })
-        .fallback(move || std::future::ready((StatusCode::NOT_FOUND, not_found)))
+        .fallback(move || std::future::ready(ServiceError::NoSuchPath(Arc::clone(&order_path))))
 }
 
 /// The settings of a service's order route that the monolith and the

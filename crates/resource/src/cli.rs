@@ -25,7 +25,8 @@ pub struct Cli {
     /// Where the monolith is (the workshop's `monolithUrl`): a bare host such
     /// as the ALB's DNS name, or a full URL. `MONOLITH_URL` is read when
     /// `monolithUrl` is not set.
-    #[arg(long = "monolith-url", env = "monolithUrl")]
+    // Its value is not shown in the help: it may carry a token.
+    #[arg(long = "monolith-url", env = "monolithUrl", hide_env_values = true)]
     pub monolith_url: Option<String>,
     /// The same as `monolithUrl`, in the usual spelling; `monolithUrl` wins
     /// when both are set. Hidden: `--monolith-url`'s help names it.

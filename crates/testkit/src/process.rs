@@ -225,6 +225,23 @@ pub async fn exits_with_one_line_naming(exe: &Path, env: &HashMap<String, String
     }
 }
 
+/// `exe --help` run with `variable` set to a URL carrying a password and a
+/// token does not show them: clap shows a variable's value beside its flag
+/// unless told not to, and an endpoint may carry credentials.
+pub fn help_hides_the_value_of(exe: &Path, variable: &str) {
+    let output = std::process::Command::new(exe)
+        .arg("--help")
+        .env(
+            variable,
+            "https://user:s3cret-password@api.example.com/x/?token=s3cret-token",
+        )
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success() && help.contains(variable), "{help}");
+    assert!(!help.contains("s3cret"), "{help}");
+}
+
 /// A resource binary refuses to start, exit 2 with one line, without the
 /// glue hook's secret, and when it would take SNS orders from any topic.
 pub async fn resource_binary_refuses_unsafe_configuration(exe: &Path) {
@@ -337,7 +354,8 @@ pub async fn resource_binary_sheds_idle_connections_out_of_descriptors(
     .unwrap_or_else(|_| panic!("no health check answer within 20 s; output: {:#?}", service.seen));
     assert_eq!(health.unwrap().status().as_u16(), 200);
     service.terminate().await;
-    service.wait_exit(Duration::from_secs(10)).await;
+    let exit = service.wait_exit(Duration::from_secs(10)).await;
+    assert!(exit.success(), "{exit:?}");
     let log = service.seen.join("\n");
     assert!(
         log.contains("the open-file limit is 64"),
@@ -393,6 +411,11 @@ macro_rules! resource_binary_tests {
         #[tokio::test]
         async fn refuses_to_start_without_hook_secret_or_with_sns_from_any_topic() {
             $crate::process::resource_binary_refuses_unsafe_configuration(exe()).await;
+        }
+
+        #[test]
+        fn its_help_hides_the_monolith_url() {
+            $crate::process::help_hides_the_value_of(exe(), "monolithUrl");
         }
 
         #[test]

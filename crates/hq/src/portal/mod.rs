@@ -8,12 +8,12 @@
 //! `Authorization: Bearer`. HQ sets no cookie, so a request another site
 //! makes the browser send carries no credential: there is no CSRF to close.
 
-use crate::api::{Admin, ApiError};
+use crate::api::{Admin, ApiError, Segment};
 use crate::dashboard::{self, View};
 use crate::state::Hq;
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -120,7 +120,7 @@ async fn dashboard_page() -> Response {
 }
 
 /// `GET /portal/<file>`: a script or the style sheet.
-async fn asset(Path(name): Path<String>) -> Result<Response, ApiError> {
+async fn asset(Segment(name): Segment) -> Result<Response, ApiError> {
     ASSETS
         .iter()
         .find(|asset| asset.name == name)

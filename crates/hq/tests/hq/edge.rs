@@ -144,11 +144,16 @@ async fn the_fulfillment_api_the_sns_links_and_the_pages_stay_open() {
     // A path HQ does not have, and a method a path does not take: JSON
     // saying so (axum's own answers are empty), the 405 with its Allow.
     // One segment, where the certificate's path is, answers the same.
-    // So does another method there, but on the certificate itself.
+    // So does another method there, but on the certificate itself, and a
+    // segment that is no UTF-8 where a route takes a name (axum's own
+    // answer is a plain-text 400).
     for (method, path) in [
         ("GET", "/no/such/path"),
         ("GET", "/nowhere"),
         ("POST", "/nowhere"),
+        ("GET", "/%FF"),
+        ("POST", "/%FF"),
+        ("GET", "/portal/%FF"),
     ] {
         let nowhere = call(&hq, method, path, "", None).await;
         assert_eq!(

@@ -1,7 +1,7 @@
 //! The key portal's page, the dashboard and what it counts, over HTTP.
 
 use crate::support::{
-    KEY, Subscriber, admin_client, config, publish, refusal, start_hq, subscribe_confirmed, url,
+    KEY, Subscriber, admin_client, config, get_json, publish, refusal, start_hq, subscribe_confirmed, url,
 };
 use contracts::IdempotencyKey;
 use hq::feed::Topic;
@@ -142,13 +142,7 @@ async fn fulfill(hq: &hq::RunningHq, idempotency_key: Option<&str>, mut body: Va
 }
 
 async fn dashboard(hq: &hq::RunningHq, view: &str) -> Value {
-    let response = admin_client(hq)
-        .get(url(hq, &format!("/dashboard/data?view={view}")))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+    get_json(hq, &format!("/dashboard/data?view={view}")).await
 }
 
 /// Sums `resource`'s units from `source` over every bucket.
