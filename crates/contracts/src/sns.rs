@@ -23,6 +23,26 @@ pub const CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
 /// The User-Agent SNS sends.
 pub const USER_AGENT: &str = "Amazon Simple Notification Service Agent";
 
+/// Whether `text` is shaped as an SNS topic's ARN,
+/// `arn:<partition>:sns:<region>:<account>:<name>`, every part present and
+/// nothing but visible ASCII. Checked wherever a topic ARN is configured: a
+/// misspelt one matches no delivery, and a delivery answered 403 for its
+/// topic is one SNS drops without retrying.
+pub fn is_topic_arn(text: &str) -> bool {
+    let mut parts = 0;
+    let mut shaped = text.bytes().all(|b| b.is_ascii_graphic());
+    for (index, part) in text.split(':').enumerate() {
+        parts += 1;
+        shaped &= !part.is_empty()
+            && match index {
+                0 => part == "arn",
+                2 => part == "sns",
+                _ => true,
+            };
+    }
+    shaped && parts == 6
+}
+
 /// The three kinds of message SNS delivers to an HTTP/S subscriber.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 pub enum MessageType {
@@ -297,6 +317,28 @@ impl Envelope {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn topic_arns_are_told_from_other_text() {
+        for arn in [
+            "arn:aws:sns:us-east-1:123456789012:orders",
+            "arn:aws-cn:sns:cn-north-1:123456789012:hq-iridium.fifo",
+        ] {
+            assert!(is_topic_arn(arn), "{arn}");
+        }
+        for other in [
+            "",
+            "orders",
+            "\"arn:aws:sns:us-east-1:123456789012:orders\"",
+            "arn:aws:sqs:us-east-1:123456789012:orders",
+            "arn:aws:sns:us-east-1:123456789012",
+            "arn:aws:sns::123456789012:orders",
+            "arn:aws:sns:us-east-1:123456789012:orders:extra",
+            "arn:aws:sns:us-east-1:123456789012:or ders",
+        ] {
+            assert!(!is_topic_arn(other), "{other}");
+        }
+    }
 
     #[test]
     fn debug_masks_what_confirms_or_ends_a_subscription() {

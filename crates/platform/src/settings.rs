@@ -86,6 +86,17 @@ impl TrustConfig {
                 "ACCEPT_UNSIGNED_ORDERS=false needs SNS_TOPIC_ARNS (or --sns-topic-arns): without an allow-list, any AWS account's topic could place orders here".into(),
             ));
         }
+        // A misspelt entry would refuse every delivery with a 403, which SNS
+        // drops without retrying.
+        if let Some(other) = self
+            .allowed_topics()
+            .find(|arn| !contracts::sns::is_topic_arn(arn))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "SNS_TOPIC_ARNS (or --sns-topic-arns) takes SNS topic ARNs, arn:aws:sns:<region>:<account>:<topic>, comma-separated; got {}",
+                contracts::quote::quoted(other)
+            )));
+        }
         Ok(self)
     }
 }
@@ -423,11 +434,21 @@ mod tests {
         };
         assert!(sns_only.clone().check().is_err());
         let listed = TrustConfig {
-            topic_arns: vec!["arn:a".into()],
+            topic_arns: vec!["arn:aws:sns:us-east-1:123456789012:orders".into()],
             ..sns_only
         };
-        assert!(listed.check().is_ok());
+        assert!(listed.clone().check().is_ok());
         assert!(TrustConfig::default().check().is_ok());
+        // An entry that is no topic ARN would refuse every delivery.
+        let misspelt = TrustConfig {
+            topic_arns: vec![listed.topic_arns[0].clone(), "orders".into()],
+            ..listed
+        };
+        let refused = misspelt.check().unwrap_err().to_string();
+        assert!(
+            refused.contains("SNS_TOPIC_ARNS") && refused.contains("\"orders\""),
+            "{refused}"
+        );
     }
 
     #[test]

@@ -235,12 +235,7 @@ pub fn parse_topic_arn(text: &str) -> Result<(Topic, String), String> {
     })?;
     let topic = topic.parse::<Topic>().map_err(|e| e.to_string())?;
     let arn = arn.trim();
-    let parts: Vec<&str> = arn.split(':').collect();
-    let is_topic_arn = parts.len() == 6
-        && parts[0] == "arn"
-        && parts[2] == "sns"
-        && parts[1..].iter().all(|part| !part.is_empty());
-    if !is_topic_arn {
+    if !contracts::sns::is_topic_arn(arn) {
         return Err(format!(
             "expected an SNS topic ARN (arn:aws:sns:region:account:name) for {topic}, got {}",
             contracts::quote::quoted(arn)

@@ -356,17 +356,20 @@ async fn bad_bodies_are_400() {
             "{body}: {message}"
         );
     }
-    let (status, answer, _) = fulfill(
-        &client,
-        &hq,
-        Some(KEY),
-        Some(&"x".repeat(300)),
-        r#"{"iridium": 1, "magnesite": 1}"#,
-    )
-    .await;
-    assert_eq!(status, 400);
-    let message = answer["message"].as_str().unwrap_or_default();
-    assert!(message.contains("Idempotency-Key must be 1 to 255"), "{message}");
+    // Too long, or with a space or a tab inside: not the key a sender meant.
+    for idempotency_key in ["x".repeat(300), "a b".into(), "a\tb".into()] {
+        let (status, answer, _) = fulfill(
+            &client,
+            &hq,
+            Some(KEY),
+            Some(&idempotency_key),
+            r#"{"iridium": 1, "magnesite": 1}"#,
+        )
+        .await;
+        assert_eq!(status, 400, "{idempotency_key:?}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.contains("Idempotency-Key must be 1 to 255"), "{message}");
+    }
     // An order id that could not be logged as it is: refused, quoted escaped.
     let answer = client
         .post(url(&hq, "/receiving/"))
