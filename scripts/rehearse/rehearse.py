@@ -491,6 +491,7 @@ def part1(moto: Moto, glue_secret: str) -> dict:
     glue = ssm.get_parameter(Name="/interstella/glueHookSecret", WithDecryption=True)["Parameter"]
     check("glue hook secret is a SecureString", glue["Type"] == "SecureString", glue["Type"])
     check_ledger_file_system(moto, hq_out.get("LedgerFileSystemId", ""))
+    check_image_lifecycles(moto)
 
     step("ECS task definitions")
     ecs = moto.client("ecs")
@@ -592,6 +593,37 @@ def part1(moto: Moto, glue_secret: str) -> dict:
     step("in the template (moto accepts these without modelling them)")
     check_template_only(topics)
     return {"hq": hq_out, "platform": pf_out, "topics": topics, "params": platform_params}
+
+
+def check_image_lifecycles(moto: Moto) -> None:
+    """Every image repository has its template's lifecycle policy, one ECR
+    takes: moto's CloudFormation makes the repositories without it, so the
+    text is put on them here, through ECR's own checks of it."""
+    ecr, cfn = moto.client("ecr"), moto.client("cloudformation")
+    for stack, name in ((HQ_STACK, "hq.yaml"), (PLATFORM_STACK, "interstella.yaml")):
+        tpl = template(name)
+        ids = physical_ids(cfn, stack)
+        for logical, resource in tpl["Resources"].items():
+            if resource["Type"] != "AWS::ECR::Repository":
+                continue
+            given = resource["Properties"].get("LifecyclePolicy", {}).get("LifecyclePolicyText", {})
+            path = given.get("Fn::FindInMap") if isinstance(given, dict) else None
+            text = tpl["Mappings"][path[0]][path[1]][path[2]] if path else given
+            try:
+                ecr.put_lifecycle_policy(repositoryName=ids[logical], lifecyclePolicyText=text)
+                rules = json.loads(ecr.get_lifecycle_policy(repositoryName=ids[logical])["lifecyclePolicyText"])[
+                    "rules"
+                ]
+            except Exception as error:  # noqa: BLE001 (ECR's refusal is the finding)
+                rules = [f"{type(error).__name__}: {error}"]
+            selections = [rule.get("selection", {}) if isinstance(rule, dict) else {} for rule in rules]
+            check(
+                f"{name} {logical}: ECR takes its lifecycle; untagged images expire, and all but the last 50 images",
+                {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14}
+                in selections
+                and {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 50} in selections,
+                rules,
+            )
 
 
 def check_ledger_file_system(moto: Moto, fs_id: str) -> None:
@@ -767,6 +799,13 @@ def default_drain_timeout_ms() -> str:
 
 def check_template_only(topics: dict[str, str]) -> None:
     platform = template("interstella.yaml")["Resources"]
+    # The EC2 instances' launch template, as written.
+    devices = platform["LaunchTemplate"]["Properties"]["LaunchTemplateData"].get("BlockDeviceMappings", [])
+    check(
+        "interstella.yaml: on EC2, the instances' root volume (/dev/xvda) is encrypted",
+        any(d.get("DeviceName") == "/dev/xvda" and d.get("Ebs", {}).get("Encrypted") is True for d in devices),
+        devices,
+    )
     hq_template = template("hq.yaml")
     hq = hq_template["Resources"]
     # moto's stacks here have no certificate: read what one changes. The
