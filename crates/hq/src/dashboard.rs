@@ -63,7 +63,8 @@ pub struct TopicRow {
 pub struct Dashboard {
     /// The span shown.
     pub view: View,
-    /// When this was read, as the ledger writes times.
+    /// When the ledger's figures were read (reused for a moment, as
+    /// `GET /reconciliation`'s are), as the ledger writes times.
     pub generated_at: String,
     /// Per topic, in [`Topic::ALL`] order.
     pub topics: Vec<TopicRow>,
@@ -76,8 +77,24 @@ pub struct Dashboard {
     pub timeline: Timeline,
 }
 
-/// Reads the dashboard for `view` now.
-pub async fn read(hq: &Hq, view: View) -> Result<Dashboard, LedgerError> {
+/// What the dashboard reads from the ledger for a view, at one moment: the
+/// costly part, which every poll shares for a while (`Hq::dashboard_figures`).
+#[derive(Debug, Clone)]
+pub(crate) struct LedgerFigures {
+    /// When they were read.
+    at: SystemTime,
+    /// This run's orders published in the view, reconciled.
+    reconciliation: Reconciliation,
+    /// Per topic, the latency of the orders published in the last 10 minutes.
+    latency: BTreeMap<String, Latency>,
+    /// Fulfilled resources per bucket, by producer.
+    timeline: Timeline,
+    /// Totals over every key.
+    totals: Totals,
+}
+
+/// Reads the ledger's figures for `view` now.
+pub(crate) async fn ledger_figures(hq: &Hq, view: View) -> Result<LedgerFigures, LedgerError> {
     let now = SystemTime::now();
     let (width, count) = view.buckets();
     let ledger = hq.ledger();
@@ -86,9 +103,28 @@ pub async fn read(hq: &Hq, view: View) -> Result<Dashboard, LedgerError> {
     // One connection serves the ledger, so these run one after another anyway.
     let reconciliation = ledger.reconcile_since(run_id, Some(since)).await?;
     let latency_since = now.checked_sub(LATENCY_WINDOW).unwrap_or(SystemTime::UNIX_EPOCH);
-    let mut latency = ledger.latency(run_id, latency_since).await?;
+    let latency = ledger.latency(run_id, latency_since).await?;
     let timeline = ledger.timeline(now, width, count).await?;
     let totals = ledger.grand_totals().await?;
+    Ok(LedgerFigures {
+        at: now,
+        reconciliation,
+        latency,
+        timeline,
+        totals,
+    })
+}
+
+/// Reads the dashboard for `view`: the ledger's figures as of a moment ago,
+/// the feed's counters now.
+pub async fn read(hq: &Hq, view: View) -> Result<Dashboard, LedgerError> {
+    let LedgerFigures {
+        at,
+        reconciliation,
+        mut latency,
+        timeline,
+        totals,
+    } = hq.dashboard_figures(view).await?;
     let mut stats: Option<BTreeMap<Topic, TopicStats>> = hq.publisher().stats();
     let topics = Topic::ALL
         .iter()
@@ -108,7 +144,7 @@ pub async fn read(hq: &Hq, view: View) -> Result<Dashboard, LedgerError> {
         .collect();
     Ok(Dashboard {
         view,
-        generated_at: crate::ledger::timestamp(now),
+        generated_at: crate::ledger::timestamp(at),
         topics,
         reconciliation,
         totals,

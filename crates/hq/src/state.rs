@@ -63,9 +63,10 @@ struct HqInner {
     feed: Feed,
     publisher: Publisher,
     faults: Faults,
-    /// The last reconciliation [`Hq::recent_reconciliation`] made, when,
-    /// and how long it took.
-    recent: tokio::sync::Mutex<Option<RecentReconciliation>>,
+    /// The last reconciliation [`Hq::recent_reconciliation`] made.
+    recent: Reused<Reconciliation>,
+    /// What the dashboard last read from the ledger, for each view.
+    dashboards: [Reused<crate::dashboard::LedgerFigures>; 2],
     /// See [`Hq::previous_run`].
     previous_run: Option<String>,
 }
@@ -151,7 +152,8 @@ impl Hq {
                 feed,
                 publisher,
                 faults: Faults::default(),
-                recent: tokio::sync::Mutex::new(None),
+                recent: Reused::default(),
+                dashboards: Default::default(),
                 previous_run,
             }),
         })
@@ -215,37 +217,94 @@ impl Hq {
     /// the launcher's status line show. The query reads the whole run, and
     /// the route is open: however many poll it, it runs once at a time, and
     /// its answer is reused for [`RECONCILIATION_REUSE`] or, on a run whose
-    /// query takes longer, [`REUSE_PER_QUERY_TIME`] times the query's time.
-    /// So pollers keep the ledger busy a fifth of the time at most: on the
-    /// rollback journal (EFS) the query shares the one connection with the
-    /// fulfillments, which a query reused for a mere second delayed.
+    /// query takes longer, [`REUSE_PER_QUERY_TIME`] times the query's time,
+    /// also by the next caller when the one who asked gave up. So pollers
+    /// keep the ledger busy a fifth of the time at most: on the rollback journal (EFS) the
+    /// query shares the one connection with the fulfillments, which a query
+    /// reused for a mere second delayed.
     pub async fn recent_reconciliation(&self) -> Result<Reconciliation, LedgerError> {
-        let mut recent = self.inner.recent.lock().await;
-        if let Some(recent) = recent.as_ref()
-            && recent.at.elapsed() < reused_for(recent.took)
-        {
-            return Ok(recent.reconciliation.clone());
-        }
-        let started = Instant::now();
-        let reconciliation = self.reconcile().await?;
-        *recent = Some(RecentReconciliation {
-            at: Instant::now(),
-            took: started.elapsed(),
-            reconciliation: reconciliation.clone(),
-        });
-        Ok(reconciliation)
+        let hq = self.clone();
+        self.inner.recent.get(async move || hq.reconcile().await).await
+    }
+
+    /// What the dashboard's `view` reads from the ledger, as of a moment
+    /// ago (see [`Reused`]): each poll read this run's orders of the view
+    /// again, seconds of queries on a run of millions.
+    pub(crate) async fn dashboard_figures(
+        &self,
+        view: crate::dashboard::View,
+    ) -> Result<crate::dashboard::LedgerFigures, LedgerError> {
+        let hq = self.clone();
+        let reused = match view {
+            crate::dashboard::View::Hour => &self.inner.dashboards[0],
+            crate::dashboard::View::Day => &self.inner.dashboards[1],
+        };
+        reused
+            .get(async move || crate::dashboard::ledger_figures(&hq, view).await)
+            .await
     }
 }
 
-/// A reconciliation shown again instead of a new one.
+/// An answer that a query over the ledger makes, which the ledger's size
+/// may make slow: made once at a time, and shown again for
+/// [`RECONCILIATION_REUSE`] or, when it took longer, [`REUSE_PER_QUERY_TIME`]
+/// times as long as it took. Made in a task of its own: a caller that gives
+/// up (its request's time ran out) leaves the answer for the next, where
+/// the query ran on unseen while the next caller started another behind it
+/// (past the request timeout, no call was ever answered).
 #[derive(Debug)]
-struct RecentReconciliation {
+pub(crate) struct Reused<T> {
+    last: Arc<tokio::sync::Mutex<Option<Made<T>>>>,
+}
+
+impl<T> Default for Reused<T> {
+    fn default() -> Self {
+        Self {
+            last: Arc::new(tokio::sync::Mutex::new(None)),
+        }
+    }
+}
+
+impl<T: Clone + Send + 'static> Reused<T> {
+    /// The last answer while it is recent enough, or one `make` makes now.
+    pub(crate) async fn get<Making>(
+        &self,
+        make: impl FnOnce() -> Making + Send + 'static,
+    ) -> Result<T, LedgerError>
+    where
+        Making: Future<Output = Result<T, LedgerError>> + Send + 'static,
+    {
+        let last = Arc::clone(&self.last);
+        tokio::spawn(async move {
+            let mut last = last.lock().await;
+            if let Some(made) = last.as_ref()
+                && made.at.elapsed() < reused_for(made.took)
+            {
+                return Ok(made.answer.clone());
+            }
+            let started = Instant::now();
+            let answer = make().await?;
+            *last = Some(Made {
+                at: Instant::now(),
+                took: started.elapsed(),
+                answer: answer.clone(),
+            });
+            Ok(answer)
+        })
+        .await
+        .map_err(|error| LedgerError::Unavailable(error.to_string()))?
+    }
+}
+
+/// An answer shown again instead of a new one.
+#[derive(Debug)]
+struct Made<T> {
     /// When it was made.
     at: Instant,
     /// How long its query took.
     took: Duration,
-    /// What it found.
-    reconciliation: Reconciliation,
+    /// The answer.
+    answer: T,
 }
 
 /// How long a reconciliation whose query took `took` is shown again.
@@ -263,6 +322,29 @@ pub const REUSE_PER_QUERY_TIME: u32 = 4;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A caller that gives up (its request ran out of time) leaves the
+    /// answer its call started for the next caller, who waits for it rather
+    /// than starting another query behind it.
+    #[tokio::test]
+    async fn an_answer_a_caller_gave_up_on_is_the_next_callers() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let reused: Reused<u32> = Reused::default();
+        let made = Arc::new(AtomicUsize::new(0));
+        let slowly = |answer: u32| {
+            let made = Arc::clone(&made);
+            async move || {
+                made.fetch_add(1, Ordering::SeqCst);
+                // A slow query's stand-in.
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                Ok(answer)
+            }
+        };
+        let gave_up = tokio::time::timeout(Duration::from_millis(50), reused.get(slowly(7))).await;
+        assert!(gave_up.is_err());
+        assert_eq!(reused.get(slowly(8)).await.unwrap(), 7);
+        assert_eq!(made.load(Ordering::SeqCst), 1);
+    }
 
     #[test]
     fn a_slow_reconciliation_is_reused_longer() {

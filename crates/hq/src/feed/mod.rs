@@ -328,7 +328,7 @@ impl Inner {
                 &self.run_id,
                 &message_id,
                 topic,
-                &topic.arn(),
+                crate::ledger::PublishedOn::Feed,
                 message,
                 targets.len(),
             )

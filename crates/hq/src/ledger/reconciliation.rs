@@ -125,6 +125,10 @@ struct PublishedOrder {
     rejected: i64,
     /// Deliveries given up on (5xx or no answer until the retries ran out).
     failed: i64,
+    /// Whether HQ records how its deliveries end: on its own feed it does,
+    /// on SNS it sees none; `None` for an order published before the ledger
+    /// said which (version 5).
+    deliveries_recorded: Option<bool>,
 }
 
 /// Where one published order ended.
@@ -155,12 +159,19 @@ impl PublishedOrder {
     /// by side during a migration, or one service subscribed twice), whose
     /// later calls the ledger keeps as repeats. A repeat may also be SNS
     /// sending again after an answer was lost, so repeats stand in for a
-    /// subscription only while no delivery was given up on; on SNS, where
-    /// HQ sees no deliveries, that cannot be told apart.
+    /// subscription only once every delivery has ended and none was given
+    /// up on or refused (one refused was never fulfilled by that
+    /// subscription, whatever repeats the others made). On SNS, where HQ
+    /// sees no deliveries, that cannot be told apart.
     fn fulfilled(&self) -> bool {
-        let deliveries_done = self.finished == 0 || self.finished >= self.subscribers;
+        let deliveries_done = match self.deliveries_recorded {
+            Some(true) => self.finished >= self.subscribers,
+            Some(false) => true,
+            // Before the ledger said where: none recorded, taken for SNS.
+            None => self.finished == 0 || self.finished >= self.subscribers,
+        };
         self.fulfillments >= self.due()
-            || (self.answered >= self.due() && self.failed == 0 && deliveries_done)
+            || (self.answered >= self.due() && self.failed == 0 && self.rejected == 0 && deliveries_done)
     }
 
     /// Where it ended: fulfilled for every subscription, reaching none,
@@ -351,15 +362,20 @@ impl Ledger {
         // Every stored time sorts after "": the same query, and index, for all.
         let since = since.map(timestamp).unwrap_or_default();
         self.read(move |conn| {
+            // The counts each order's row keeps (schema version 5), or for
+            // an order from before them (NULL), counted from the rows:
+            // COALESCE runs a subquery only when the count before it is NULL.
             let mut statement = conn.prepare(
                 "SELECT p.topic, p.subscribers,
-                (SELECT COUNT(*) FROM fulfillments f WHERE f.idempotency_key = p.idempotency_key),
-                (SELECT COUNT(*) + COALESCE(SUM(f.replays), 0) FROM fulfillments f
-                 WHERE f.idempotency_key = p.idempotency_key),
-                (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id),
-                (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id AND d.outcome = 'rejected'),
-                (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id AND d.outcome = 'failed'),
-                p.message_id
+                COALESCE(p.fulfilled, (SELECT COUNT(*) FROM fulfillments f WHERE f.idempotency_key = p.idempotency_key)),
+                COALESCE(p.answered, (SELECT COUNT(*) + COALESCE(SUM(f.replays), 0) FROM fulfillments f
+                                      WHERE f.idempotency_key = p.idempotency_key)),
+                COALESCE(p.finished, (SELECT COUNT(*) FROM deliveries d WHERE d.message_id = p.message_id)),
+                COALESCE(p.rejected, (SELECT COUNT(*) FROM deliveries d
+                                      WHERE d.message_id = p.message_id AND d.outcome = 'rejected')),
+                COALESCE(p.failed, (SELECT COUNT(*) FROM deliveries d
+                                    WHERE d.message_id = p.message_id AND d.outcome = 'failed')),
+                p.message_id, p.publisher
              FROM published p WHERE p.run_id = ?1 AND p.published_at >= ?2",
             )?;
             let rows = statement.query_map(params![run_id, since], |row| {
@@ -372,6 +388,9 @@ impl Ledger {
                     finished: row.get(4)?,
                     rejected: row.get(5)?,
                     failed: row.get(6)?,
+                    deliveries_recorded: row
+                        .get::<_, Option<String>>(8)?
+                        .map(|publisher| publisher == super::deliveries::FEED),
                 };
                 // Read for the few that are named, not for every order.
                 if order.unaccounted().is_some() {
@@ -400,6 +419,7 @@ mod tests {
             finished: subscribers,
             rejected,
             failed: 0,
+            deliveries_recorded: Some(true),
         });
         counts
     }
@@ -417,10 +437,11 @@ mod tests {
 
     /// Two subscriptions under one API key (a team's two stacks during a
     /// migration, a service subscribed twice): the second call is a repeat,
-    /// and the order is fulfilled, unless a delivery was given up on.
+    /// and the order is fulfilled, unless a delivery was given up on or
+    /// refused, or has not ended.
     #[test]
     fn subscriptions_sharing_an_api_key_fulfil_an_order_once_between_them() {
-        let order = |answered, finished, failed| {
+        let on = |deliveries_recorded, answered, finished, rejected, failed| {
             let mut counts = OrderCounts::default();
             counts.count(&PublishedOrder {
                 topic: "orders".to_owned(),
@@ -429,13 +450,21 @@ mod tests {
                 fulfillments: 1,
                 answered,
                 finished,
-                rejected: 0,
+                rejected,
                 failed,
+                deliveries_recorded,
             });
             counts
         };
-        // On SNS, where HQ sees no deliveries, and on HQ's own feed.
-        for shared in [order(2, 0, 0), order(2, 2, 0)] {
+        let feed =
+            |answered, finished, rejected, failed| on(Some(true), answered, finished, rejected, failed);
+        // On SNS, where HQ sees no deliveries (also before the ledger said
+        // where), and on HQ's own feed.
+        for shared in [
+            on(Some(false), 2, 0, 0, 0),
+            on(None, 2, 0, 0, 0),
+            feed(2, 2, 0, 0),
+        ] {
             assert_eq!(
                 (shared.fulfilled, shared.pending, shared.lost),
                 (1, 0, 0),
@@ -445,12 +474,19 @@ mod tests {
         }
         // A repeat after a lost answer, while the other delivery was given
         // up on: not the other subscription's fulfillment.
-        let lost = order(2, 2, 1);
+        let lost = feed(2, 2, 0, 1);
         assert_eq!((lost.fulfilled, lost.lost), (0, 1), "{lost:?}");
+        // ... or refused: that subscription never fulfilled it.
+        let refused = feed(2, 2, 1, 0);
+        assert_eq!((refused.fulfilled, refused.rejected), (0, 1), "{refused:?}");
         // The other delivery is still being retried.
-        assert_eq!(order(2, 1, 0).pending, 1);
+        assert_eq!(feed(2, 1, 0, 0).pending, 1);
+        // On the feed, no delivery has ended yet: pending, whatever the
+        // repeats (on SNS that is every order, and it counts as delivered).
+        let under_way = feed(2, 0, 0, 0);
+        assert_eq!((under_way.fulfilled, under_way.pending), (0, 1), "{under_way:?}");
         // Only one call arrived.
-        assert_eq!(order(1, 2, 0).lost, 1);
+        assert_eq!(feed(1, 2, 0, 0).lost, 1);
     }
 
     /// Teams that share HQ's topics each fulfil every order under their
@@ -468,6 +504,7 @@ mod tests {
                 finished,
                 rejected,
                 failed: 0,
+                deliveries_recorded: Some(true),
             });
             counts
         };
@@ -504,6 +541,7 @@ mod tests {
             finished: 1,
             rejected: 0,
             failed: 0,
+            deliveries_recorded: Some(true),
         };
         let reconciliation =
             Reconciliation::try_of([Ok::<_, ()>(order("orders", 1)), Ok(order("iridium", 0))]).unwrap();
@@ -537,6 +575,7 @@ mod tests {
             finished,
             rejected,
             failed: 0,
+            deliveries_recorded: Some(true),
         };
         let orders = [
             order(0, 1, 1, 1, 0), // fulfilled
@@ -607,6 +646,7 @@ mod tests {
             finished: 1,
             rejected: 0,
             failed: 0,
+            deliveries_recorded: Some(true),
         };
         let reconciliation = Reconciliation::try_of([Ok::<_, ()>(twice)]).unwrap();
         assert_eq!(
@@ -627,6 +667,7 @@ mod tests {
             finished,
             rejected: 0,
             failed: 0,
+            deliveries_recorded: Some(true),
         };
         let of = |orders: Vec<PublishedOrder>| {
             Reconciliation::try_of(orders.into_iter().map(Ok::<_, ()>)).unwrap()

@@ -225,7 +225,7 @@ impl SnsTopics {
                 &self.inner.run_id,
                 &message_id,
                 topic,
-                topic_arn,
+                crate::ledger::PublishedOn::Sns(topic_arn),
                 message,
                 subscribers,
             )

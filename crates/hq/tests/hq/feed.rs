@@ -2,8 +2,8 @@
 //! signatures, retries.
 
 use crate::support::{
-    Subscriber, admin_client, binary_env, config, get_json, hq_binary, nobody_listening, publish, refusal,
-    start_hq, subscribe, subscribe_confirmed, url,
+    KEY, Subscriber, admin_client, binary_env, config, get_json, hq_binary, nobody_listening, publish,
+    refusal, start_hq, subscribe, subscribe_confirmed, url,
 };
 use axum::http::StatusCode;
 use base64::Engine;
@@ -12,6 +12,7 @@ use hq::feed::Topic;
 use hq::feed::generator::GeneratorConfig;
 use platform::sns::CertificateKey;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use testkit::logs::CapturedLogs;
 use testkit::process::ServiceProcess;
@@ -308,6 +309,77 @@ async fn server_errors_are_retried_client_errors_are_not() {
         "{named:?}"
     );
     assert!(!reconciliation.is_clean());
+    hq.shutdown(WAIT).await.unwrap();
+}
+
+/// Two subscriptions of one topic: one fulfils the order and calls again
+/// (as after an answer lost on the way back), the other refuses it. The
+/// repeat is not the refusing subscription's fulfillment: while deliveries
+/// are under way the order is pending, and then it is rejected, not
+/// fulfilled, and the run is not clean.
+#[tokio::test]
+async fn a_repeat_never_stands_in_for_a_subscription_that_refused_or_is_still_being_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // Retried for as long as the test takes (up to 100 s), 20 ms apart.
+    config.feed.retry.num_retries = 5_000;
+    let hq = start_hq(config).await;
+    let taker = Subscriber::start(Arc::new(|_| StatusCode::OK), true).await;
+    // Busy (503, retried) until told to refuse (400, never retried).
+    let refused = Arc::new(AtomicBool::new(false));
+    let picky = {
+        let refused = Arc::clone(&refused);
+        Subscriber::start(
+            Arc::new(move |_| {
+                if refused.load(Ordering::Acquire) {
+                    StatusCode::BAD_REQUEST
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+            }),
+            true,
+        )
+        .await
+    };
+    subscribe_confirmed(&hq, "iridium", &taker.endpoint()).await;
+    subscribe_confirmed(&hq, "iridium", &picky.endpoint()).await;
+    let message_id = publish(&hq, "iridium", r#"{"iridium": 1}"#).await;
+    let key = contracts::IdempotencyKey::derive(
+        &Topic::Iridium.arn(),
+        &message_id,
+        Topic::Iridium.fulfillment_kind(),
+    );
+    for _ in 0..2 {
+        let answer = reqwest::Client::new()
+            .post(url(&hq, "/receiving/"))
+            .header("x-api-key", KEY)
+            .header("idempotency-key", key.as_str())
+            .body(r#"{"iridium": 1, "magnesite": 0}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 200);
+    }
+    // The taker's delivery has ended; the other is still being retried.
+    wait_until("the taker's delivery", WAIT, async || {
+        (hq.hq().feed().stats()[&Topic::Iridium].delivered == 1).then_some(())
+    })
+    .await;
+    let under_way = hq.hq().reconcile().await.unwrap();
+    assert_eq!(
+        (under_way.totals.fulfilled, under_way.totals.pending),
+        (0, 1),
+        "{under_way:?}"
+    );
+    refused.store(true, Ordering::Release);
+    assert!(hq.hq().feed().drain(WAIT).await, "deliveries did not finish");
+    let ended = hq.hq().reconcile().await.unwrap();
+    assert_eq!(
+        (ended.totals.fulfilled, ended.totals.rejected),
+        (0, 1),
+        "{ended:?}"
+    );
+    assert!(!ended.is_clean());
     hq.shutdown(WAIT).await.unwrap();
 }
 

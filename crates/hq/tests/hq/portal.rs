@@ -347,19 +347,23 @@ async fn a_day_of_orders_on_the_dashboard() {
         "a day of orders: {ORDERS} published, delivered and fulfilled, written in {:?}",
         filled.elapsed()
     );
+    let mut first_reads = std::collections::HashMap::new();
     for view in ["hour", "day", "hour"] {
         let (asked, started) = (SystemTime::now(), Instant::now());
         let data = dashboard(&hq, view).await;
         println!("GET /dashboard/data?view={view}: {:?}", started.elapsed());
-        // The view ends when the dashboard was read, which the answer says
-        // (and which falls within the request): the expectations are taken
-        // from then, however long the fill before it took.
+        // The view ends when the ledger was read, which the answer says
+        // (and which falls within the first request for the view; a second
+        // may show the same figures again): the expectations are taken from
+        // then, however long the fill before it took.
         let read_at = humantime::parse_rfc3339(data["generated_at"].as_str().unwrap()).unwrap();
         let read_ms = millis(read_at);
+        let reused = first_reads.get(view) == Some(&read_ms);
         assert!(
-            millis(asked) <= read_ms && read_ms <= millis(SystemTime::now()),
+            (reused || millis(asked) <= read_ms) && read_ms <= millis(SystemTime::now()),
             "{view}: read at {read_at:?}, asked at {asked:?}"
         );
+        first_reads.entry(view).or_insert(read_ms);
         let (bucket_secs, buckets) = if view == "day" { (900, 96) } else { (60, 60) };
         assert_eq!(data["timeline"]["bucket_secs"], bucket_secs);
         // The view's orders: those published in its span, up to when it was read.
