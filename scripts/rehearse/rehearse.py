@@ -598,7 +598,9 @@ def part1(moto: Moto, glue_secret: str) -> dict:
 def check_image_lifecycles(moto: Moto) -> None:
     """Every image repository has its template's lifecycle policy, one ECR
     takes: moto's CloudFormation makes the repositories without it, so the
-    text is put on them here, through ECR's own checks of it."""
+    text is put on them here, through moto's ECR (which refuses a malformed
+    policy, though not all that ECR refuses: the rules' order is checked
+    here)."""
     ecr, cfn = moto.client("ecr"), moto.client("cloudformation")
     for stack, name in ((HQ_STACK, "hq.yaml"), (PLATFORM_STACK, "interstella.yaml")):
         tpl = template(name)
@@ -617,9 +619,19 @@ def check_image_lifecycles(moto: Moto) -> None:
             except Exception as error:  # noqa: BLE001 (ECR's refusal is the finding)
                 rules = [f"{type(error).__name__}: {error}"]
             selections = [rule.get("selection", {}) if isinstance(rule, dict) else {} for rule in rules]
+            priorities = [rule.get("rulePriority") if isinstance(rule, dict) else None for rule in rules]
+            # ECR wants distinct priorities, and a rule for any tag the last.
+            for_any = [p for p, sel in zip(priorities, selections) if sel.get("tagStatus") == "any"]
+            others = [p for p, sel in zip(priorities, selections) if sel.get("tagStatus") != "any"]
+            in_order = (
+                None not in priorities
+                and len(set(priorities)) == len(priorities)
+                and all(other < last for other in others for last in for_any)
+            )
             check(
                 f"{name} {logical}: ECR takes its lifecycle; untagged images expire, and all but the last 50 images",
-                {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14}
+                in_order
+                and {"tagStatus": "untagged", "countType": "sinceImagePushed", "countUnit": "days", "countNumber": 14}
                 in selections
                 and {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 50} in selections,
                 rules,

@@ -267,6 +267,9 @@ impl<T> Default for Reused<T> {
 
 impl<T: Clone + Send + 'static> Reused<T> {
     /// The last answer while it is recent enough, or one `make` makes now.
+    /// A call that waited while another made its answer takes that answer,
+    /// a failure too: behind a query that failed slowly, each caller queued
+    /// would run it again, those long gone included.
     pub(crate) async fn get<Making>(
         &self,
         make: impl FnOnce() -> Making + Send + 'static,
@@ -275,36 +278,40 @@ impl<T: Clone + Send + 'static> Reused<T> {
         Making: Future<Output = Result<T, LedgerError>> + Send + 'static,
     {
         let last = Arc::clone(&self.last);
+        let asked = Instant::now();
         tokio::spawn(async move {
             let mut last = last.lock().await;
-            if let Some(made) = last.as_ref()
-                && made.at.elapsed() < reused_for(made.took)
-            {
-                return Ok(made.answer.clone());
+            if let Some(made) = last.as_ref() {
+                let made_while_waiting = made.at >= asked;
+                let recent = made.answer.is_ok() && made.at.elapsed() < reused_for(made.took);
+                if made_while_waiting || recent {
+                    return made.answer.clone().map_err(LedgerError::Unavailable);
+                }
             }
             let started = Instant::now();
-            let answer = make().await?;
+            let answer = make().await;
             *last = Some(Made {
                 at: Instant::now(),
                 took: started.elapsed(),
-                answer: answer.clone(),
+                answer: answer.as_ref().map(T::clone).map_err(ToString::to_string),
             });
-            Ok(answer)
+            answer
         })
         .await
         .map_err(|error| LedgerError::Unavailable(error.to_string()))?
     }
 }
 
-/// An answer shown again instead of a new one.
+/// An answer shown again instead of a new one, or a failure told to the
+/// calls that waited for it.
 #[derive(Debug)]
 struct Made<T> {
     /// When it was made.
     at: Instant,
     /// How long its query took.
     took: Duration,
-    /// The answer.
-    answer: T,
+    /// The answer, or why there is none.
+    answer: Result<T, String>,
 }
 
 /// How long a reconciliation whose query took `took` is shown again.
@@ -344,6 +351,41 @@ mod tests {
         assert!(gave_up.is_err());
         assert_eq!(reused.get(slowly(8)).await.unwrap(), 7);
         assert_eq!(made.load(Ordering::SeqCst), 1);
+    }
+
+    /// Calls that waited behind a query that failed are told its failure,
+    /// instead of each running it again; a call after them tries anew.
+    #[tokio::test]
+    async fn calls_that_waited_for_a_failed_answer_share_its_failure() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let reused: Arc<Reused<u32>> = Arc::default();
+        let tried = Arc::new(AtomicUsize::new(0));
+        let failing = || {
+            let tried = Arc::clone(&tried);
+            async move || {
+                tried.fetch_add(1, Ordering::SeqCst);
+                // A slow query's stand-in.
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Err(LedgerError::Unavailable("disk I/O error".into()))
+            }
+        };
+        let first = tokio::spawn({
+            let (reused, failing) = (Arc::clone(&reused), failing());
+            async move { reused.get(failing).await }
+        });
+        // Asked while the first call's query runs.
+        testkit::wait_until("the first query", Duration::from_secs(5), async || {
+            (tried.load(Ordering::SeqCst) == 1).then_some(())
+        })
+        .await;
+        let waited = futures_util::future::join_all((0..3).map(|_| reused.get(failing()))).await;
+        assert!(first.await.unwrap().is_err());
+        for answer in waited {
+            assert!(answer.unwrap_err().to_string().contains("disk I/O error"));
+        }
+        assert_eq!(tried.load(Ordering::SeqCst), 1);
+        assert!(reused.get(failing()).await.is_err());
+        assert_eq!(tried.load(Ordering::SeqCst), 2);
     }
 
     #[test]

@@ -130,6 +130,9 @@ impl IntoResponse for ServiceError {
         };
         if status.is_server_error() {
             tracing::error!(status = status.as_u16(), error = %self, "request failed");
+        } else if let Self::NoSuchPath(_) | Self::WrongMethod(_) = self {
+            // The access line says so: a scan of paths would otherwise be
+            // a warning per probe.
         } else {
             tracing::warn!(status = status.as_u16(), error = %self, "request refused");
         }

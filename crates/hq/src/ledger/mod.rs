@@ -92,7 +92,9 @@ pub enum LedgerError {
         /// The file that is gone, or is another file now.
         path: PathBuf,
     },
-    /// The blocking task running a query died.
+    /// The blocking task running a query died, or a report's query failed
+    /// while this call waited for its answer (`state::Reused`: the
+    /// failure's text).
     #[error("ledger unavailable: {0}")]
     Unavailable(String),
     /// SQLite would not switch to the journal mode asked for.
