@@ -219,9 +219,9 @@ impl Hq {
     /// its answer is reused for [`RECONCILIATION_REUSE`] or, on a run whose
     /// query takes longer, [`REUSE_PER_QUERY_TIME`] times the query's time,
     /// also by the next caller when the one who asked gave up. So pollers
-    /// keep the ledger busy a fifth of the time at most: on the rollback journal (EFS) the
-    /// query shares the one connection with the fulfillments, which a query
-    /// reused for a mere second delayed.
+    /// keep the ledger busy a fifth of the time at most: on the rollback
+    /// journal (EFS) the query shares the one connection with the
+    /// fulfillments, which a query reused for a mere second delayed.
     pub async fn recent_reconciliation(&self) -> Result<Reconciliation, LedgerError> {
         let hq = self.clone();
         self.inner.recent.get(async move || hq.reconcile().await).await
