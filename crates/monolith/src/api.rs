@@ -12,8 +12,10 @@ use platform::{ApiKey, HookSecret, HookSecrets};
 use url::Url;
 
 /// Where the fulfillment API is and how to authenticate: flags or
-/// environment first, SSM Parameter Store for whatever is missing.
-#[derive(Debug, Clone, clap::Args)]
+/// environment first, SSM Parameter Store for whatever is missing. Its
+/// `Debug` shows the endpoint masked (it may carry a token) and hides the
+/// key.
+#[derive(Clone, clap::Args)]
 pub struct FulfillmentApiArgs {
     /// Fulfillment API key; read from SSM when unset. Never logged.
     // Parsed straight into `ApiKey`, whose `Debug` hides it (a doc comment
@@ -36,6 +38,21 @@ pub struct FulfillmentApiArgs {
     pub ssm_api_endpoint_param: String,
 }
 
+impl std::fmt::Debug for FulfillmentApiArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let endpoint = self
+            .api_endpoint
+            .as_deref()
+            .map(platform::telemetry::masked_url_text);
+        f.debug_struct("FulfillmentApiArgs")
+            .field("api_key", &self.api_key)
+            .field("api_endpoint", &endpoint)
+            .field("ssm_api_key_param", &self.ssm_api_key_param)
+            .field("ssm_api_endpoint_param", &self.ssm_api_endpoint_param)
+            .finish()
+    }
+}
+
 /// The glue hook's shared secret: flag or environment first, SSM Parameter
 /// Store when unset (on ECS, a SecureString).
 #[derive(Debug, Clone, clap::Args)]
@@ -52,13 +69,24 @@ pub struct HookSecretArgs {
     pub ssm_glue_hook_secret_param: String,
 }
 
-/// The resolved fulfillment API: where and with which key.
-#[derive(Debug, Clone)]
+/// The resolved fulfillment API: where and with which key. Its `Debug`
+/// shows the URL masked, as logs do (it may carry a token), and hides the
+/// key.
+#[derive(Clone)]
 pub struct FulfillmentApi {
     /// The fulfillment API URL.
     pub endpoint: Url,
     /// The key sent as `x-api-key`.
     pub api_key: ApiKey,
+}
+
+impl std::fmt::Debug for FulfillmentApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FulfillmentApi")
+            .field("endpoint", &platform::telemetry::masked_url(&self.endpoint))
+            .field("api_key", &self.api_key)
+            .finish()
+    }
 }
 
 /// How long start-up may wait on SSM before giving up with a clear line.
@@ -291,6 +319,23 @@ async fn read_parameters(_names: &[String]) -> Result<Vec<Found>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The endpoint may carry a token, as logs show it masked; `Debug` too.
+    #[test]
+    fn a_fulfillment_apis_debug_shows_neither_token_nor_key() {
+        let api = FulfillmentApi {
+            endpoint: Url::parse(
+                "https://user:s3cret-password@api.example.com/receiving/?token=s3cret-token",
+            )
+            .unwrap(),
+            api_key: ApiKey::new("s3cret-key"),
+        };
+        let shown = format!("{api:?}");
+        assert!(
+            shown.contains("api.example.com") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn a_parameter_answers_to_its_name_and_arn_with_or_without_a_selector() {

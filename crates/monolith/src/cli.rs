@@ -97,12 +97,16 @@ mod tests {
             "key-4f1c9e2a",
             "--glue-hook-secret",
             "hook-secret-7d3b8a6e",
+            "--api-endpoint",
+            "https://user:pass-5e2a@api.example.com/receiving/?token=token-9c1d",
         ]);
         let shown = cli.map(|cli| format!("{cli:?}")).unwrap_or_default();
-        assert!(shown.contains("<redacted>"), "{shown}");
         assert!(
-            !shown.contains("key-4f1c9e2a") && !shown.contains("hook-secret-7d3b8a6e"),
+            shown.contains("<redacted>") && shown.contains("api.example.com"),
             "{shown}"
         );
+        for secret in ["key-4f1c9e2a", "hook-secret-7d3b8a6e", "pass-5e2a", "token-9c1d"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 }

@@ -222,8 +222,9 @@ pub async fn read_body(
 }
 
 /// One downstream target: a URL, a name for logs, a timeout, the shared
-/// client and a bound on the calls in flight to it.
-#[derive(Debug, Clone)]
+/// client and a bound on the calls in flight to it. Its `Debug` shows the
+/// URL masked, as logs do: it may carry a password or a token.
+#[derive(Clone)]
 pub struct Downstream {
     client: reqwest::Client,
     url: Url,
@@ -231,6 +232,16 @@ pub struct Downstream {
     timeout: Duration,
     in_flight: Arc<Semaphore>,
     metrics: CallMetrics,
+}
+
+impl std::fmt::Debug for Downstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Downstream")
+            .field("url", &crate::telemetry::masked_url(&self.url))
+            .field("target", &self.target)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Downstream {
@@ -381,5 +392,24 @@ impl Downstream {
                 source,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The URL may carry a password or a token, as logs show it masked;
+    /// `Debug` too.
+    #[test]
+    fn a_downstreams_debug_masks_its_url() {
+        let url =
+            Url::parse("https://user:s3cret-password@api.example.com/receiving/?token=s3cret-token").unwrap();
+        let target = Downstream::new(reqwest::Client::new(), url, "api", Duration::from_secs(1));
+        let shown = format!("{target:?}");
+        assert!(
+            shown.contains("api.example.com") && !shown.contains("s3cret"),
+            "{shown}"
+        );
     }
 }

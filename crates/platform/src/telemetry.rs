@@ -286,6 +286,18 @@ pub fn masked_url(url: &Url) -> String {
     shown.to_string()
 }
 
+/// A URL given as text in a setting, as [`masked_url`] shows it: for a
+/// `Debug` of settings not yet parsed. Text with no scheme (a bare host, as
+/// `monolithUrl` may be) is read as `http://`; text that is no URL even so
+/// is not shown.
+pub fn masked_url_text(text: &str) -> String {
+    Url::parse(text)
+        .ok()
+        .filter(Url::has_host)
+        .or_else(|| Url::parse(&format!("http://{text}")).ok())
+        .map_or_else(|| "<not a URL>".to_owned(), |url| masked_url(&url))
+}
+
 /// Marks the request being served as handling order `id`: every line
 /// logged for it from here on, its access log line included, carries it.
 pub fn record_order_id(id: &OrderId) {

@@ -12,8 +12,9 @@ use platform::settings::{ConfigError, GlueHookSecretArgs, HOOK_SECRET_SETTING, L
 pub const DEFAULT_PORT: u16 = 80;
 
 /// Settings of the `iridium` and `magnesite` binaries; every flag is also an
-/// environment variable.
-#[derive(Debug, Clone, Parser)]
+/// environment variable. Its `Debug` shows the monolith's URL masked (it
+/// may carry a token) and hides the secret.
+#[derive(Clone, Parser)]
 #[command(version)]
 pub struct Cli {
     /// Listen port.
@@ -42,6 +43,20 @@ pub struct Cli {
     /// `Secrets`), so these small binaries carry no AWS SDK.
     #[command(flatten)]
     pub hook: GlueHookSecretArgs,
+}
+
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let masked = |url: &Option<String>| url.as_deref().map(platform::telemetry::masked_url_text);
+        f.debug_struct("Cli")
+            .field("port", &self.port)
+            .field("logs", &self.logs)
+            .field("monolith_url", &masked(&self.monolith_url))
+            .field("monolith_url_upper", &masked(&self.monolith_url_upper))
+            .field("route", &self.route)
+            .field("hook", &self.hook)
+            .finish()
+    }
 }
 
 impl Cli {
@@ -108,6 +123,26 @@ mod tests {
         all.extend_from_slice(args);
         let cli = Cli::try_parse_from(all).map_err(|e| ConfigError::Invalid(e.to_string()))?;
         cli.resolve(Resource::Iridium)
+    }
+
+    /// The monolith's URL may carry a token (a bare host with a password
+    /// too), and the secret is a secret: neither in `Debug`.
+    #[test]
+    fn the_command_lines_debug_holds_no_secret() {
+        let cli = Cli::try_parse_from([
+            "iridium",
+            "--glue-hook-secret",
+            SECRET,
+            "--monolith-url",
+            "user:pass-5e2a@alb.example.com",
+            "--monolith-url-upper",
+            "http://alb.example.com/fulfill/?token=token-9c1d",
+        ]);
+        let shown = cli.map(|cli| format!("{cli:?}")).unwrap_or_default();
+        assert!(shown.contains("alb.example.com"), "{shown}");
+        for secret in [SECRET, "pass-5e2a", "token-9c1d"] {
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 
     #[test]

@@ -6,8 +6,10 @@ use platform::route::RouteSettings;
 use platform::settings::{NotHttpUrl, http_url, millis};
 use url::Url;
 
-/// Everything a resource service needs to run.
-#[derive(Debug, Clone)]
+/// Everything a resource service needs to run. Its `Debug` shows the glue
+/// hook's URL masked, as logs do (it may carry a token), and hides the
+/// secret.
+#[derive(Clone)]
 pub struct ResourceConfig {
     /// Which resource this service produces.
     pub resource: Resource,
@@ -19,6 +21,17 @@ pub struct ResourceConfig {
     /// timeout (longer than the monolith's own API timeout, so its answer
     /// gets back to us) and bound, trust, serving, metrics.
     pub route: RouteSettings,
+}
+
+impl std::fmt::Debug for ResourceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceConfig")
+            .field("resource", &self.resource)
+            .field("glue_hook", &platform::telemetry::masked_url(&self.glue_hook))
+            .field("hook_secret", &self.hook_secret)
+            .field("route", &self.route)
+            .finish()
+    }
 }
 
 /// The default glue-hook timeout in milliseconds: the monolith's 5 s plus
@@ -58,6 +71,22 @@ pub fn glue_hook_url(monolith: &str) -> Result<Url, NotHttpUrl> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The glue hook's URL may carry a token, as logs show it masked;
+    /// `Debug` too, and the secret hidden.
+    #[test]
+    fn a_configurations_debug_shows_neither_token_nor_secret() {
+        let config = ResourceConfig::new(
+            Resource::Iridium,
+            Url::parse("http://user:s3cret-password@monolith.internal/fulfill/?token=s3cret-token").unwrap(),
+            HookSecret::new("s3cret-hook-0123456789"),
+        );
+        let shown = format!("{config:?}");
+        assert!(
+            shown.contains("monolith.internal") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+    }
 
     #[test]
     fn glue_hook_url_takes_bare_hosts_and_full_urls() {

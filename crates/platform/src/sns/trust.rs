@@ -117,13 +117,23 @@ impl TrustedHosts {
 }
 
 /// A URL from an SNS message that passed the checks: where to fetch it, and
-/// how.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// how. Its `Debug` masks the URL's query: a SubscribeURL's `Token` is the
+/// subscription's secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct TrustedUrl {
     url: Url,
     /// For an SNS URL fetched from the stand-in: the `Authorization` value
     /// that addresses SNS there (see [`TrustedUrl::headers`]).
     sns_scope: Option<String>,
+}
+
+impl std::fmt::Debug for TrustedUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TrustedUrl")
+            .field("url", &crate::telemetry::masked_url(&self.url))
+            .field("sns_scope", &self.sns_scope)
+            .finish()
+    }
 }
 
 impl TrustedUrl {
@@ -303,6 +313,18 @@ mod tests {
 
     fn stand_in(base: &str) -> TrustedHosts {
         TrustedHosts::new(Some(Url::parse(base).unwrap()))
+    }
+
+    /// A SubscribeURL's `Token` is the subscription's secret: `Debug` masks it.
+    #[test]
+    fn a_trusted_url_debug_masks_its_query() {
+        let url = "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription&TopicArn=arn:aws:sns:us-east-1:123456789012:orders&Token=s3cret-token";
+        let trusted = sns().check_subscribe_url(url).unwrap();
+        let shown = format!("{trusted:?}");
+        assert!(
+            shown.contains("sns.us-east-1.amazonaws.com") && !shown.contains("s3cret"),
+            "{shown}"
+        );
     }
 
     #[test]
