@@ -83,13 +83,7 @@ impl Ledger {
                  WHERE ?5 IS NULL OR EXISTS (SELECT 1 FROM api_keys WHERE key_id = ?5)",
                 params![key_digest, key_id, owner, now(), predecessor],
             )?;
-            Ok(conn
-                .query_row(
-                    &format!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE key_digest = ?1"),
-                    params![key_digest],
-                    key_info,
-                )
-                .optional()?)
+            key_by_digest(conn, &key_digest)
         })
         .await
     }
@@ -97,16 +91,7 @@ impl Ledger {
     /// The key's record, revoked or not, or `None` for a key HQ never issued.
     pub async fn find_key(&self, key: &str) -> Result<Option<KeyInfo>, LedgerError> {
         let key_digest = digest(key);
-        self.with(move |conn| {
-            Ok(conn
-                .query_row(
-                    &format!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE key_digest = ?1"),
-                    params![key_digest],
-                    key_info,
-                )
-                .optional()?)
-        })
-        .await
+        self.with(move |conn| key_by_digest(conn, &key_digest)).await
     }
 
     /// Revokes the key with `key_id` from now on (a key revoked before keeps
@@ -130,4 +115,15 @@ impl Ledger {
         })
         .await
     }
+}
+
+/// The record of the key whose digest is `key_digest`, if any.
+fn key_by_digest(conn: &rusqlite::Connection, key_digest: &str) -> Result<Option<KeyInfo>, LedgerError> {
+    Ok(conn
+        .query_row(
+            &format!("SELECT {KEY_INFO_COLUMNS} FROM api_keys WHERE key_digest = ?1"),
+            params![key_digest],
+            key_info,
+        )
+        .optional()?)
 }
