@@ -292,7 +292,7 @@ async fn start_services(
     let hook_secret = HookSecret::new(hex::encode(rand::random::<[u8; 32]>()));
     let mut monolith_config = MonolithConfig::new(
         FulfillmentApi {
-            endpoint: hq.fulfillment_url(),
+            endpoint: hq.fulfillment_url().into(),
             api_key,
         },
         hook_secret.clone(),

@@ -8,8 +8,7 @@
 //! stand-in.
 
 use platform::settings::{self, ConfigError, GlueHookSecretArgs};
-use platform::{ApiKey, HookSecret, HookSecrets};
-use url::Url;
+use platform::{ApiKey, HookSecret, HookSecrets, MaskedUrl};
 
 /// Where the fulfillment API is and how to authenticate: flags or
 /// environment first, SSM Parameter Store for whatever is missing. Its
@@ -43,7 +42,7 @@ impl std::fmt::Debug for FulfillmentApiArgs {
         let endpoint = self
             .api_endpoint
             .as_deref()
-            .map(platform::telemetry::masked_url_text);
+            .map(platform::MaskedUrl::shown_from_text);
         f.debug_struct("FulfillmentApiArgs")
             .field("api_key", &self.api_key)
             .field("api_endpoint", &endpoint)
@@ -72,21 +71,12 @@ pub struct HookSecretArgs {
 /// The resolved fulfillment API: where and with which key. Its `Debug`
 /// shows the URL masked, as logs do (it may carry a token), and hides the
 /// key.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct FulfillmentApi {
     /// The fulfillment API URL.
-    pub endpoint: Url,
+    pub endpoint: MaskedUrl,
     /// The key sent as `x-api-key`.
     pub api_key: ApiKey,
-}
-
-impl std::fmt::Debug for FulfillmentApi {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FulfillmentApi")
-            .field("endpoint", &platform::telemetry::masked_url(&self.endpoint))
-            .field("api_key", &self.api_key)
-            .finish()
-    }
 }
 
 /// How long start-up may wait on SSM before giving up with a clear line.
@@ -166,7 +156,7 @@ pub async fn resolve(
     let secrets = settings::hook_secrets(Some(&secret.value), &secret.from)?
         .ok_or_else(|| ConfigError::Invalid(format!("{} is blank", secret.from)))?;
     let api = FulfillmentApi {
-        endpoint,
+        endpoint: endpoint.into(),
         api_key: ApiKey::new(key_text),
     };
     Ok((api, secrets))
@@ -319,6 +309,7 @@ async fn read_parameters(_names: &[String]) -> Result<Vec<Found>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use url::Url;
 
     /// The endpoint may carry a token, as logs show it masked; `Debug` too.
     #[test]
@@ -327,7 +318,8 @@ mod tests {
             endpoint: Url::parse(
                 "https://user:s3cret-password@api.example.com/receiving/?token=s3cret-token",
             )
-            .unwrap(),
+            .unwrap()
+            .into(),
             api_key: ApiKey::new("s3cret-key"),
         };
         let shown = format!("{api:?}");

@@ -39,10 +39,11 @@ pub fn router(config: MonolithConfig) -> Result<Router, reqwest::Error> {
 
 /// The monolith's router, counting in `metrics`.
 pub fn router_with_metrics(config: MonolithConfig, metrics: &Metrics) -> Result<Router, reqwest::Error> {
-    let (intake, api) = config
-        .route
-        .ends(config.api.endpoint.clone(), "fulfillment API", metrics)?;
-    tracing::info!(endpoint = %platform::telemetry::masked_url(&config.api.endpoint), "fulfillment API");
+    let (intake, api) =
+        config
+            .route
+            .ends(config.api.endpoint.expose().clone(), "fulfillment API", metrics)?;
+    tracing::info!(endpoint = %config.api.endpoint, "fulfillment API");
     if !config.strangled.is_empty() {
         let names: Vec<&str> = config.strangled.iter().map(|r| r.as_str()).collect();
         tracing::info!(strangled = %names.join(","), "no longer gathering strangled resources here");

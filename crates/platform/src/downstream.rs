@@ -11,6 +11,7 @@
 //! the connection can go back to the pool.
 
 use crate::metrics::{CallMetrics, CallOutcome, Metrics};
+use crate::secret::MaskedUrl;
 use axum::http::StatusCode;
 use bytes::BytesMut;
 use contracts::fulfillment::REPLAYED_HEADER;
@@ -227,7 +228,7 @@ pub async fn read_body(
 #[derive(Clone)]
 pub struct Downstream {
     client: reqwest::Client,
-    url: Url,
+    url: MaskedUrl,
     target: &'static str,
     timeout: Duration,
     in_flight: Arc<Semaphore>,
@@ -237,7 +238,7 @@ pub struct Downstream {
 impl std::fmt::Debug for Downstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Downstream")
-            .field("url", &crate::telemetry::masked_url(&self.url))
+            .field("url", &self.url)
             .field("target", &self.target)
             .field("timeout", &self.timeout)
             .finish_non_exhaustive()
@@ -250,7 +251,7 @@ impl Downstream {
     pub fn new(client: reqwest::Client, url: Url, target: &'static str, timeout: Duration) -> Self {
         Self {
             client,
-            url,
+            url: url.into(),
             target,
             timeout,
             in_flight: Arc::new(Semaphore::new(DEFAULT_MAX_CONNECTIONS)),
@@ -273,7 +274,7 @@ impl Downstream {
 
     /// The target's URL.
     pub fn url(&self) -> &Url {
-        &self.url
+        self.url.expose()
     }
 
     /// POSTs `body` as JSON with extra `headers`; Ok only for 2xx.
@@ -282,13 +283,13 @@ impl Downstream {
         body: &impl Serialize,
         headers: &[(&'static str, &str)],
     ) -> Result<Answer, DownstreamError> {
-        self.finish(|| with_headers(self.client.post(self.url.clone()).json(body), headers))
+        self.finish(|| with_headers(self.client.post(self.url().clone()).json(body), headers))
             .await
     }
 
     /// GETs the target's URL with extra `headers`; Ok only for 2xx.
     pub async fn get(&self, headers: &[(&'static str, &str)]) -> Result<Answer, DownstreamError> {
-        self.finish(|| with_headers(self.client.get(self.url.clone()), headers))
+        self.finish(|| with_headers(self.client.get(self.url().clone()), headers))
             .await
     }
 
@@ -376,7 +377,7 @@ impl Downstream {
             };
             DownstreamError::Unreachable {
                 target,
-                at: self.url.origin().ascii_serialization(),
+                at: self.url().origin().ascii_serialization(),
                 reason,
                 source,
             }

@@ -1,7 +1,8 @@
-//! Secrets that must never reach a log line.
+//! Secrets that must never reach a log line, and URLs that may carry one.
 
 use std::fmt;
 use subtle::ConstantTimeEq as _;
+use url::Url;
 
 /// Declares a secret string type: `Debug` prints a placeholder and there is
 /// no `Display`, so formatting one into a log cannot leak it.
@@ -104,9 +105,129 @@ impl From<HookSecret> for HookSecrets {
     }
 }
 
+/// What stands in for a secret in a [`MaskedUrl`] as shown.
+const MASK: &str = "***";
+
+/// A URL that may carry a secret: a password in its userinfo, a token in
+/// its query or fragment (an operator's API or glue-hook URL, a
+/// subscription's endpoint, an SNS `SubscribeURL` with its `Token`).
+/// `Display` and `Debug` show it masked, `http://***@host/path?token=***`,
+/// so a log line or a settings `Debug` that formats one cannot leak it;
+/// [`MaskedUrl::expose`] is the URL itself, for the call that uses it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct MaskedUrl(Url);
+
+impl MaskedUrl {
+    /// Wraps a URL.
+    pub fn new(url: Url) -> Self {
+        Self(url)
+    }
+
+    /// The URL itself: for the request that goes to it and for checks on
+    /// its parts, never for a log.
+    pub fn expose(&self) -> &Url {
+        &self.0
+    }
+
+    /// A URL given as text in a setting not yet parsed, shown as a
+    /// [`MaskedUrl`] is: for a `Debug` of raw settings. Text with no scheme
+    /// (a bare host, as `monolithUrl` may be) is read as `http://`; text
+    /// that is no URL even so is not shown (a URL that does not parse
+    /// read again after `http://` would show its password as a path).
+    pub fn shown_from_text(text: &str) -> String {
+        let text = text.trim();
+        let url = if text.contains("://") {
+            Url::parse(text)
+        } else {
+            Url::parse(&format!("http://{text}"))
+        };
+        url.ok()
+            .filter(Url::has_host)
+            .map_or_else(|| "<not a URL>".to_owned(), |url| Self(url).shown())
+    }
+
+    /// The URL with userinfo, query values and the fragment masked.
+    fn shown(&self) -> String {
+        let mut shown = self.0.clone();
+        if !shown.username().is_empty() || shown.password().is_some() {
+            // Fails only for a URL without a host, which has no userinfo.
+            let _ = shown.set_password(None);
+            let _ = shown.set_username(MASK);
+        }
+        if let Some(query) = self.0.query() {
+            let masked: Vec<String> = query
+                .split('&')
+                .filter(|part| !part.is_empty())
+                .map(|part| match part.split_once('=') {
+                    Some((name, _)) => format!("{name}={MASK}"),
+                    // A bare word (`?s3cret`) is a value, not a name.
+                    None => MASK.to_owned(),
+                })
+                .collect();
+            shown.set_query(Some(&masked.join("&")));
+        }
+        if shown.fragment().is_some() {
+            shown.set_fragment(Some(MASK));
+        }
+        shown.to_string()
+    }
+}
+
+impl From<Url> for MaskedUrl {
+    fn from(url: Url) -> Self {
+        Self(url)
+    }
+}
+
+impl fmt::Display for MaskedUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown())
+    }
+}
+
+impl fmt::Debug for MaskedUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.shown(), f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_urls_secrets_are_masked_wherever_it_is_shown() {
+        let masked = |url: &str| MaskedUrl::new(Url::parse(url).unwrap()).to_string();
+        assert_eq!(masked("http://api/receiving/"), "http://api/receiving/");
+        assert_eq!(
+            masked("https://user:s3cret@api:8443/receiving/?key=s3cret#s3cret"),
+            "https://***@api:8443/receiving/?key=***#***"
+        );
+        // A bare word is the secret itself, not a name to keep.
+        assert_eq!(masked("http://team/order/?s3cr3tT0ken"), "http://team/order/?***");
+        assert_eq!(
+            masked("http://team/order/?a=1&s3cr3t&&b="),
+            "http://team/order/?a=***&***&b=***"
+        );
+        let url = MaskedUrl::new(Url::parse("http://u:s3cret@api/?k=s3cret").unwrap());
+        assert_eq!(format!("{url:?}"), "\"http://***@api/?k=***\"");
+        assert_eq!(url.expose().as_str(), "http://u:s3cret@api/?k=s3cret");
+    }
+
+    #[test]
+    fn a_url_setting_not_yet_parsed_is_shown_masked() {
+        assert_eq!(
+            MaskedUrl::shown_from_text("alb.example.com"),
+            "http://alb.example.com/"
+        );
+        assert_eq!(
+            MaskedUrl::shown_from_text("https://u:s3cret@alb/?t=s3cret"),
+            "https://***@alb/?t=***"
+        );
+        for broken in ["http://[::1", "https://u:s3cret@[::1/?t=s3cret"] {
+            assert_eq!(MaskedUrl::shown_from_text(broken), "<not a URL>");
+        }
+    }
 
     #[test]
     fn debug_never_shows_the_key() {

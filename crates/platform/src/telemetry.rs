@@ -31,7 +31,6 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::layer::{Layer, Layered, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
-use url::Url;
 
 /// Writes out the lines still queued, and the spans, when dropped: keep it
 /// until `main` returns (and drop it before `std::process::exit`).
@@ -254,50 +253,6 @@ impl std::fmt::Display for LoggedMethod<'_> {
     }
 }
 
-/// What stands in for a secret in a [`masked_url`].
-const MASK: &str = "***";
-
-/// `url` as logs and listings show it, with what may be a secret masked:
-/// userinfo, query values and the fragment (`http://***@host/path?token=***`).
-/// For URLs an operator configures (a subscription's endpoint, the API's,
-/// the glue hook's), which may carry a password or a token.
-pub fn masked_url(url: &Url) -> String {
-    let mut shown = url.clone();
-    if !shown.username().is_empty() || shown.password().is_some() {
-        // Fails only for a URL without a host, which has no userinfo.
-        let _ = shown.set_password(None);
-        let _ = shown.set_username(MASK);
-    }
-    if let Some(query) = url.query() {
-        let masked: Vec<String> = query
-            .split('&')
-            .filter(|part| !part.is_empty())
-            .map(|part| match part.split_once('=') {
-                Some((name, _)) => format!("{name}={MASK}"),
-                // A bare word (`?s3cret`) is a value, not a name.
-                None => MASK.to_owned(),
-            })
-            .collect();
-        shown.set_query(Some(&masked.join("&")));
-    }
-    if shown.fragment().is_some() {
-        shown.set_fragment(Some(MASK));
-    }
-    shown.to_string()
-}
-
-/// A URL given as text in a setting, as [`masked_url`] shows it: for a
-/// `Debug` of settings not yet parsed. Text with no scheme (a bare host, as
-/// `monolithUrl` may be) is read as `http://`; text that is no URL even so
-/// is not shown.
-pub fn masked_url_text(text: &str) -> String {
-    Url::parse(text)
-        .ok()
-        .filter(Url::has_host)
-        .or_else(|| Url::parse(&format!("http://{text}")).ok())
-        .map_or_else(|| "<not a URL>".to_owned(), |url| masked_url(&url))
-}
-
 /// Marks the request being served as handling order `id`: every line
 /// logged for it from here on, its access log line included, carries it.
 pub fn record_order_id(id: &OrderId) {
@@ -516,22 +471,6 @@ mod tests {
     fn a_path_with_a_line_separator_or_a_direction_override_is_logged_escaped() {
         let uri = Uri::from_maybe_shared(bytes::Bytes::from("/order/\u{2028}x\u{202e}é")).unwrap();
         assert_eq!(LoggedUri(&uri).to_string(), "/order/\\u{2028}x\\u{202e}é");
-    }
-
-    #[test]
-    fn a_configured_urls_secrets_are_masked() {
-        let masked = |url: &str| super::masked_url(&url::Url::parse(url).unwrap());
-        assert_eq!(masked("http://api/receiving/"), "http://api/receiving/");
-        assert_eq!(
-            masked("https://user:s3cret@api:8443/receiving/?key=s3cret#s3cret"),
-            "https://***@api:8443/receiving/?key=***#***"
-        );
-        // A bare word is the secret itself, not a name to keep.
-        assert_eq!(masked("http://team/order/?s3cr3tT0ken"), "http://team/order/?***");
-        assert_eq!(
-            masked("http://team/order/?a=1&s3cr3t&&b="),
-            "http://team/order/?a=***&***&b=***"
-        );
     }
 
     #[test]

@@ -47,7 +47,7 @@ pub struct Cli {
 
 impl std::fmt::Debug for Cli {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let masked = |url: &Option<String>| url.as_deref().map(platform::telemetry::masked_url_text);
+        let masked = |url: &Option<String>| url.as_deref().map(platform::MaskedUrl::shown_from_text);
         f.debug_struct("Cli")
             .field("port", &self.port)
             .field("logs", &self.logs)
@@ -105,7 +105,7 @@ impl Cli {
             })?;
         Ok(ResourceConfig {
             resource,
-            glue_hook,
+            glue_hook: glue_hook.into(),
             hook_secret,
             route: self.route.resolve(self.port)?,
         })
@@ -149,7 +149,7 @@ mod tests {
     fn a_blank_monolith_url_leaves_monolith_url_upper_to_say_where() {
         let config = resolved(&["--monolith-url", " ", "--monolith-url-upper", "127.0.0.1:5000"]);
         assert_eq!(
-            config.map(|c| c.glue_hook.to_string()).ok().as_deref(),
+            config.map(|c| c.glue_hook.expose().to_string()).ok().as_deref(),
             Some("http://127.0.0.1:5000/fulfill/")
         );
     }

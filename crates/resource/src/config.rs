@@ -1,37 +1,26 @@
 //! A resource service's resolved configuration.
 
 use contracts::Resource;
-use platform::HookSecret;
 use platform::route::RouteSettings;
 use platform::settings::{NotHttpUrl, http_url, millis};
+use platform::{HookSecret, MaskedUrl};
 use url::Url;
 
 /// Everything a resource service needs to run. Its `Debug` shows the glue
 /// hook's URL masked, as logs do (it may carry a token), and hides the
 /// secret.
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ResourceConfig {
     /// Which resource this service produces.
     pub resource: Resource,
     /// The monolith's glue hook (`monolithUrl` resolved to `.../fulfill/`).
-    pub glue_hook: Url,
+    pub glue_hook: MaskedUrl,
     /// The secret the glue hook checks (`GLUE_HOOK_SECRET`).
     pub hook_secret: HookSecret,
     /// Its order route's settings: gather delay, the glue-hook call's
     /// timeout (longer than the monolith's own API timeout, so its answer
     /// gets back to us) and bound, trust, serving, metrics.
     pub route: RouteSettings,
-}
-
-impl std::fmt::Debug for ResourceConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ResourceConfig")
-            .field("resource", &self.resource)
-            .field("glue_hook", &platform::telemetry::masked_url(&self.glue_hook))
-            .field("hook_secret", &self.hook_secret)
-            .field("route", &self.route)
-            .finish()
-    }
 }
 
 /// The default glue-hook timeout in milliseconds: the monolith's 5 s plus
@@ -44,7 +33,7 @@ impl ResourceConfig {
     pub fn new(resource: Resource, glue_hook: Url, hook_secret: HookSecret) -> Self {
         Self {
             resource,
-            glue_hook,
+            glue_hook: glue_hook.into(),
             hook_secret,
             route: RouteSettings::with_downstream_timeout(millis(DEFAULT_DOWNSTREAM_TIMEOUT_MS)),
         }

@@ -32,8 +32,10 @@ pub fn router(config: ResourceConfig) -> Result<Router, reqwest::Error> {
 
 /// The service's router, counting in `metrics`.
 pub fn router_with_metrics(config: ResourceConfig, metrics: &Metrics) -> Result<Router, reqwest::Error> {
-    let (intake, monolith) = config.route.ends(config.glue_hook.clone(), "monolith", metrics)?;
-    tracing::info!(glue_hook = %platform::telemetry::masked_url(&config.glue_hook), "sending fulfillments to the monolith");
+    let (intake, monolith) = config
+        .route
+        .ends(config.glue_hook.expose().clone(), "monolith", metrics)?;
+    tracing::info!(glue_hook = %config.glue_hook, "sending fulfillments to the monolith");
     let resource = config.resource;
     let health = format!(
         "{} microservice is healthy. POST {} here.",

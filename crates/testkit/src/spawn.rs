@@ -80,7 +80,7 @@ impl TestApp {
 pub fn monolith_config(api: &url::Url, trust: TrustConfig) -> MonolithConfig {
     let mut config = MonolithConfig::new(
         FulfillmentApi {
-            endpoint: api.clone(),
+            endpoint: api.clone().into(),
             api_key: ApiKey::new(TEST_API_KEY),
         },
         HookSecret::new(TEST_HOOK_SECRET),

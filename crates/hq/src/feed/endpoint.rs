@@ -4,6 +4,7 @@
 //! shown masked: `http://***@host/path?token=***`.
 
 use super::FeedError;
+use platform::MaskedUrl;
 use serde::{Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
@@ -11,26 +12,26 @@ use url::Url;
 
 /// An http(s) URL with a host that HQ delivers to. `Display`, `Debug` and
 /// `Serialize` show it masked; [`Endpoint::url`] is the URL itself.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Endpoint(Url);
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint(MaskedUrl);
 
 impl Endpoint {
     /// `text` as an endpoint; the error quotes nothing of `text`, which
     /// may hold a password.
     pub fn parse(text: &str) -> Result<Self, FeedError> {
         platform::settings::http_url(text)
-            .map(Self)
+            .map(|url| Self(url.into()))
             .map_err(|_| FeedError::BadEndpoint)
     }
 
     /// The URL itself, for the one place that uses it: the delivery.
     pub fn url(&self) -> &Url {
-        &self.0
+        self.0.expose()
     }
 
     /// The URL with its userinfo, query values and fragment masked.
     pub fn shown(&self) -> String {
-        platform::telemetry::masked_url(&self.0)
+        self.0.to_string()
     }
 }
 
@@ -44,13 +45,7 @@ impl FromStr for Endpoint {
 
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.shown())
-    }
-}
-
-impl fmt::Debug for Endpoint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Endpoint({})", self.shown())
+        fmt::Display::fmt(&self.0, f)
     }
 }
 
@@ -84,7 +79,7 @@ mod tests {
             let endpoint = Endpoint::parse(given).unwrap();
             assert_eq!(endpoint.url().as_str(), given);
             assert_eq!(endpoint.to_string(), shown);
-            assert_eq!(format!("{endpoint:?}"), format!("Endpoint({shown})"));
+            assert_eq!(format!("{endpoint:?}"), format!("Endpoint({shown:?})"));
             assert_eq!(serde_json::to_value(&endpoint).unwrap(), shown);
         }
     }

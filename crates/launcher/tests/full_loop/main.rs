@@ -222,7 +222,7 @@ async fn each_team_sharing_hqs_topics_fulfils_every_order_and_one_teams_loss_sho
     hq.ledger().add_key(team_key, "team b").await.unwrap();
     let mut team = MonolithConfig::new(
         FulfillmentApi {
-            endpoint: hq.fulfillment_url(),
+            endpoint: hq.fulfillment_url().into(),
             api_key: ApiKey::new(team_key),
         },
         HookSecret::new("b".repeat(64)),
@@ -341,7 +341,7 @@ async fn a_redelivery_after_strangling_is_the_order_already_fulfilled() {
     let monolith_url = async |strangled: &[Resource]| {
         let mut monolith = MonolithConfig::new(
             FulfillmentApi {
-                endpoint: hq.fulfillment_url(),
+                endpoint: hq.fulfillment_url().into(),
                 api_key: ApiKey::new(key),
             },
             HookSecret::new("s".repeat(64)),

@@ -12,6 +12,7 @@
 //! fetched from the stand-in at the same path, never from the real host,
 //! because the stand-in is what signed the message.
 
+use crate::secret::MaskedUrl;
 use contracts::quote::quoted;
 use url::Url;
 
@@ -119,26 +120,20 @@ impl TrustedHosts {
 /// A URL from an SNS message that passed the checks: where to fetch it, and
 /// how. Its `Debug` masks the URL's query: a SubscribeURL's `Token` is the
 /// subscription's secret.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrustedUrl {
-    url: Url,
+    url: MaskedUrl,
     /// For an SNS URL fetched from the stand-in: the `Authorization` value
     /// that addresses SNS there (see [`TrustedUrl::headers`]).
     sns_scope: Option<String>,
 }
 
-impl std::fmt::Debug for TrustedUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TrustedUrl")
-            .field("url", &crate::telemetry::masked_url(&self.url))
-            .field("sns_scope", &self.sns_scope)
-            .finish()
-    }
-}
-
 impl TrustedUrl {
     fn direct(url: Url) -> Self {
-        Self { url, sns_scope: None }
+        Self {
+            url: url.into(),
+            sns_scope: None,
+        }
     }
 
     /// `sns_url`'s path and query on the stand-in (under its path).
@@ -159,14 +154,14 @@ impl TrustedUrl {
             "AWS4-HMAC-SHA256 Credential=interstella/20000101/{region}/sns/aws4_request, SignedHeaders=host, Signature=0"
         );
         Self {
-            url,
+            url: url.into(),
             sns_scope: Some(sns_scope),
         }
     }
 
     /// Where to fetch it.
     pub fn url(&self) -> &Url {
-        &self.url
+        self.url.expose()
     }
 
     /// Headers the fetch carries: none, except for an SNS URL fetched from
