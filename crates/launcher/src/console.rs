@@ -199,9 +199,10 @@ pub fn dashboard_url(platform: &Platform) -> String {
 /// The status now: per topic, published, fulfilled, failed, retried and in
 /// flight, all from the feed's counters at one moment, so that a row adds
 /// up (with one subscription per topic, as the launcher makes them: the
-/// deliveries are counted, an order's to each subscription). (Fulfilled from the ledger's reconciliation, which is reused for a
-/// second or more, lagged the live counters beside it: a row often showed
-/// an order neither fulfilled, failed nor in flight.)
+/// deliveries are counted, an order's to each subscription). (Fulfilled
+/// from the ledger's reconciliation, which is reused for a second or more,
+/// lagged the live counters beside it: a row often showed an order neither
+/// fulfilled, failed nor in flight.)
 pub fn status(platform: &Platform) -> Status {
     let stats = platform.hq().feed().stats();
     let topics = Topic::ALL
