@@ -5,11 +5,14 @@ use subtle::ConstantTimeEq as _;
 use url::Url;
 
 /// Declares a secret string type: `Debug` prints a placeholder and there is
-/// no `Display`, so formatting one into a log cannot leak it.
+/// no `Display`, so formatting one into a log cannot leak it; and no `==`,
+/// whose early return would time a guess (a check of what a caller
+/// presents goes through a constant-time comparison, as
+/// [`HookSecret::matches`] does).
 macro_rules! secret {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq)]
+        #[derive(Clone)]
         pub struct $name(String);
 
         impl $name {
@@ -66,7 +69,7 @@ impl HookSecret {
 /// rolling deployments, none of which needs the services in any order:
 /// `OLD,NEW`, then `NEW,OLD`, then `NEW` (docs/aws.md, "Rotating the glue
 /// hook's secret").
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct HookSecrets {
     /// The secret sent, and let in.
     sent: HookSecret,
