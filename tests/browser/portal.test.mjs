@@ -353,6 +353,16 @@ async function main() {
       const label = await page.locator(`#chart-${resource} svg`).getAttribute('aria-label');
       const units = timeline.buckets.reduce((sum, b) => sum + b[resource].monolith + b[resource].microservice + b[resource].unattributed, 0);
       assert(label.includes(`${units} ${resource} in this view`), `${resource}: the chart's summary says its ${units} units`, label);
+      // The newest minute is labelled, inside the chart: where a live run's
+      // bars are (labels counted from the oldest left it bare).
+      const times = await page.locator(`#chart-${resource} text.time`).evaluateAll((texts) =>
+        texts.map((text) => ({ time: text.textContent, right: text.getBBox().x + text.getBBox().width,
+          width: text.ownerSVGElement.viewBox.baseVal.width })));
+      const newest = times.at(-1);
+      // The page's poll may be a minute behind the timeline read above.
+      const lastMinutes = timeline.buckets.slice(-2).map((b) => clock(b.start));
+      assert(newest && lastMinutes.includes(newest.time) && newest.right <= newest.width,
+        `${resource}: the newest minute labelled inside the chart`, JSON.stringify(times));
       // Whole units, none repeated (a half tick of 1 once read "0, 1, 1").
       const ticks = await page.locator(`#chart-${resource} text[text-anchor="end"]`).allTextContents();
       assert(new Set(ticks).size === ticks.length && ticks.every((t) => /^\d+$/.test(t)), `${resource}: y ticks ${ticks.join(', ')}`);

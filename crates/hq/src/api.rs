@@ -524,7 +524,13 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
     } else if recorded.replayed {
         tracing::info!(key = %key.key_id, "repeated fulfillment counted once");
     } else {
-        tracing::info!(key = %key.key_id, iridium = request.iridium, magnesite = request.magnesite, "fulfillment recorded");
+        // Which part produced it, so that HQ's log shows the migration as
+        // the dashboard does (left out when the client did not say).
+        let produced_by = request
+            .produced_by
+            .map(|producer| tracing::field::display(producer.as_str()));
+        tracing::info!(key = %key.key_id, produced_by, iridium = request.iridium,
+            magnesite = request.magnesite, "fulfillment recorded");
     }
     let mut response = Json(&recorded).into_response();
     if recorded.replayed {
@@ -809,6 +815,9 @@ async fn publish(
         }
         None => publishing.await?,
     };
+    // The access line names the order it made, as a service's names the
+    // order it took: an order that reached nobody has this line at least.
+    tracing::Span::current().record("order_id", tracing::field::display(&published.message_id));
     Ok((StatusCode::CREATED, Json(published)).into_response())
 }
 

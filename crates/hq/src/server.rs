@@ -110,6 +110,7 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
         settled,
         config.subscriptions.len(),
         GENERATOR_WAITS_FOR_SUBSCRIPTIONS,
+        config.generator.generates(),
         ready,
     ));
     let prober = tokio::spawn(probe_while_idle(hq.ledger().clone(), config.ledger_probe_every));
@@ -164,11 +165,13 @@ fn subscribe_in_background(
 pub const GENERATOR_WAITS_FOR_SUBSCRIPTIONS: Duration = Duration::from_secs(60);
 
 /// Cancels `ready` once `expected` start-up subscriptions have settled
-/// (confirmed or abandoned) on `settled`, or `within` has passed.
+/// (confirmed or abandoned) on `settled`, or `within` has passed; the line
+/// that says so names the generator only when it is `generating`.
 async fn open_when_settled(
     mut settled: tokio::sync::mpsc::Receiver<bool>,
     expected: usize,
     within: Duration,
+    generating: bool,
     ready: CancellationToken,
 ) {
     let (mut confirmed, mut abandoned) = (0, 0);
@@ -183,6 +186,7 @@ async fn open_when_settled(
     };
     // Timed out or not, what the counts say is what matters.
     let _ = tokio::time::timeout(within, all).await;
+    let then = if generating { ": the generator starts" } else { "" };
     if confirmed < expected {
         let unconfirmed = expected - confirmed - abandoned;
         tracing::warn!(
@@ -190,14 +194,11 @@ async fn open_when_settled(
             abandoned,
             unconfirmed,
             "start-up subscriptions not all confirmed ({abandoned} abandoned, {unconfirmed} still \
-             unconfirmed after at most {within:?}): the generator starts; orders on a topic nobody \
-             confirmed reach nobody (unrouted)"
+             unconfirmed after at most {within:?}){then}; orders on a topic nobody confirmed reach \
+             nobody (unrouted)"
         );
     } else if expected > 0 {
-        tracing::info!(
-            confirmed,
-            "every start-up subscription is confirmed: the generator starts"
-        );
+        tracing::info!(confirmed, "every start-up subscription is confirmed{then}");
     }
     ready.cancel();
 }
@@ -303,9 +304,16 @@ impl RunningHq {
         }
         self.stop_generator().await;
         if !self.hq.publisher().drain(drain).await {
+            // A stop that waits for nothing (the launcher's, which waited
+            // itself, or a second Ctrl-C) says no "after 0ns".
+            let waited = if drain.is_zero() {
+                String::new()
+            } else {
+                format!(" after {drain:?}")
+            };
             tracing::warn!(
                 in_flight = self.hq.publisher().in_flight(),
-                "publishes or deliveries still under way after {drain:?}; reconciling without them"
+                "publishes or deliveries still under way{waited}; reconciling without them"
             );
         }
         let reconciliation = self.hq.reconcile().await;
@@ -362,4 +370,38 @@ pub async fn run(
     );
     shutdown.await;
     running.shutdown(drain).await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)] // a panic is a failed test
+mod tests {
+    use super::*;
+
+    /// What the line says once the start-up subscriptions have settled:
+    /// the generator only when there is one.
+    async fn settled_line(generating: bool) -> String {
+        let logs = testkit::logs::CapturedLogs::default();
+        let _logging = logs.capture();
+        let (confirmed, settled) = tokio::sync::mpsc::channel(1);
+        confirmed.send(true).await.unwrap();
+        let ready = CancellationToken::new();
+        open_when_settled(settled, 1, Duration::from_secs(5), generating, ready.clone()).await;
+        assert!(ready.is_cancelled());
+        logs.text()
+    }
+
+    #[tokio::test]
+    async fn the_generator_is_named_only_when_there_is_one() {
+        let said = settled_line(true).await;
+        assert!(
+            said.contains("every start-up subscription is confirmed: the generator starts"),
+            "{said}"
+        );
+        let said = settled_line(false).await;
+        assert!(
+            said.contains("every start-up subscription is confirmed"),
+            "{said}"
+        );
+        assert!(!said.contains("generator"), "{said}");
+    }
 }

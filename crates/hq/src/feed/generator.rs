@@ -44,6 +44,18 @@ impl Default for GeneratorConfig {
     }
 }
 
+impl GeneratorConfig {
+    /// Whether it publishes anything: a topic at a rate above 0.
+    pub fn generates(&self) -> bool {
+        self.rates.values().copied().any(publishes_at)
+    }
+}
+
+/// Whether orders are generated at `rate` a second (a finite rate above 0).
+fn publishes_at(rate: f64) -> bool {
+    rate.is_finite() && rate > 0.0
+}
+
 /// A running generator; stop it with [`Generator::stop`].
 #[derive(Debug)]
 pub struct Generator {
@@ -66,7 +78,7 @@ impl Generator {
         let max_quantity = config.max_quantity.max(1);
         let failures_reported_every = config.failures_reported_every;
         for (&topic, &rate) in &config.rates {
-            if !(rate.is_finite() && rate > 0.0) {
+            if !publishes_at(rate) {
                 continue;
             }
             let period = Duration::from_secs_f64((1.0 / rate).clamp(0.001, 86_400.0));

@@ -281,8 +281,11 @@ impl Reconciliation {
             log(topic, counts);
         }
         for order in &self.unaccounted {
-            tracing::warn!(message_id = %order.message_id, topic = %order.topic, outcome = order.outcome.as_str(),
-                "order unaccounted for");
+            // In an `order` span, as the services' lines for an order are:
+            // a query on `span.order_id` finds this line too.
+            tracing::error_span!("order", order_id = %order.message_id).in_scope(|| {
+                tracing::warn!(topic = %order.topic, outcome = order.outcome.as_str(), "order unaccounted for");
+            });
         }
     }
 
@@ -603,6 +606,23 @@ mod tests {
         // The JSON says it by the same name.
         let json = serde_json::to_value(&reconciliation.unaccounted[0]).unwrap();
         assert_eq!(json["outcome"], "lost", "{json}");
+        // And the log, each in its order's span, as the services' lines.
+        let logs = testkit::logs::CapturedLogs::default();
+        {
+            let _logging = logs.capture();
+            reconciliation.log();
+        }
+        let lost = logs
+            .lines()
+            .into_iter()
+            .find(|line| line.contains("order{order_id=m-1}: "));
+        assert!(
+            lost.is_some_and(
+                |line| line.contains("order unaccounted for") && line.contains("outcome=\"lost\"")
+            ),
+            "{}",
+            logs.text()
+        );
 
         let many = (0..3 * UNACCOUNTED_SHOWN).map(|id| Ok::<_, ()>(order(id, 1, 0, 1, 0)));
         let reconciliation = Reconciliation::try_of(many).unwrap();

@@ -292,6 +292,26 @@ async fn an_admin_calls_lines_name_the_address_it_came_from() {
     assert!(!said.contains("203.0.113.9"), "{said}");
 }
 
+/// An admin publish's access line names the order it made: for an order
+/// that reached nobody (unrouted), the only line that does.
+#[tokio::test]
+async fn an_admin_publishs_access_line_names_its_order() {
+    let logs = CapturedLogs::default();
+    let _logging = logs.capture();
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let message_id = publish(&hq, "orders", r#"{"bundle": 1}"#).await;
+    hq.shutdown(WAIT).await.unwrap();
+    let said = logs.text();
+    assert!(
+        said.lines()
+            .any(|line| line.contains("uri=/topics/orders/publish")
+                && line.contains(&format!("order_id={message_id}"))
+                && line.contains("status=201")),
+        "{said}"
+    );
+}
+
 #[tokio::test]
 async fn secrets_in_endpoints_are_never_listed_logged_or_echoed() {
     let logs = CapturedLogs::default();

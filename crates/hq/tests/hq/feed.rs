@@ -579,6 +579,31 @@ async fn hqs_drain_shows_on_its_metrics_while_deliveries_finish() {
     assert!(subscriber.notifications().len() > 1, "retried until taken");
 }
 
+/// A stop that waits for nothing (the launcher's, which has waited for the
+/// deliveries itself) says what it reconciles without, and no "after 0ns".
+#[tokio::test]
+async fn a_stop_that_waits_for_nothing_says_what_is_left_without_a_zero_wait() {
+    let logs = CapturedLogs::default();
+    let _logging = logs.capture();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.feed.retry.num_retries = 1_000;
+    let hq = start_hq(config).await;
+    let (subscriber, _open) = Subscriber::gated().await;
+    subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
+    publish(&hq, "orders", r#"{"bundle": 1}"#).await;
+    let reconciliation = hq.shutdown(Duration::ZERO).await.unwrap();
+    assert_eq!(reconciliation.totals.pending, 1);
+    let said = logs.text();
+    assert!(
+        said.lines().any(|line| line
+            .contains("publishes or deliveries still under way; reconciling without them")
+            && line.contains("in_flight=1")),
+        "{said}"
+    );
+    assert!(!said.contains("after 0ns"), "{said}");
+}
+
 #[tokio::test]
 async fn an_order_published_while_hq_stops_is_refused_not_lost() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};

@@ -67,6 +67,8 @@ const EVERY_HOP: [&str; 6] = [
 async fn one_id_on_every_hop_in_text_and_json() {
     let (message_id, lines) = one_order(false).await;
     assert_carry(&lines, &format!("order_id={message_id}"), &EVERY_HOP);
+    // HQ's line names the microservice that produced the order.
+    assert_carry(&lines, "produced_by=iridium", &["fulfillment recorded"]);
     let (message_id, lines) = one_order(true).await;
     let hops = EVERY_HOP.map(|hop| hop.replace("uri=", r#""uri":""#));
     assert_carry(
@@ -74,4 +76,5 @@ async fn one_id_on_every_hop_in_text_and_json() {
         &format!(r#""order_id":"{message_id}""#),
         &hops.each_ref().map(String::as_str),
     );
+    assert_carry(&lines, r#""produced_by":"iridium""#, &["fulfillment recorded"]);
 }

@@ -118,13 +118,14 @@ function chart(container, timeline, resource) {
         root.append(bar);
       }
     });
-    // As many times as fit, each centred under its bar and inside the chart.
+    // As many times as fit, counted back from the newest bar (where a live
+    // run's bars are: counted from the oldest, the last minutes went
+    // unlabelled), each centred under its bar, kept inside the chart.
     const step = Math.ceil(buckets.length / Math.max(1, Math.floor(plotW / 56)));
     buckets.forEach((bucket, i) => {
-      const x = pad.left + (i + 0.5) * barW;
-      if (i % step === 0 && x + 20 <= width) {
-        root.append(svg('text', { x, y: height - 6, 'text-anchor': 'middle', class: 'axis' }, clock(bucket.start)));
-      }
+      if ((buckets.length - 1 - i) % step !== 0) return;
+      const x = Math.min(pad.left + (i + 0.5) * barW, width - 18);
+      root.append(svg('text', { x, y: height - 6, 'text-anchor': 'middle', class: 'axis time' }, clock(bucket.start)));
     });
     return root;
   }
