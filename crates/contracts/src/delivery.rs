@@ -42,9 +42,27 @@ pub fn json_text(body: &[u8]) -> &[u8] {
     body.strip_prefix(b"\xef\xbb\xbf").unwrap_or(body)
 }
 
-/// Parses a delivery body for an endpoint taking orders `O`. `type_header`
-/// is the `x-amz-sns-message-type` header.
-pub fn parse_delivery<O: Order>(body: &[u8], type_header: Option<&str>) -> Result<Delivery, DeliveryError> {
+/// Whether a delivery came with SNS' `x-amz-sns-message-type` header. Its
+/// presence, whatever its value, claims the body is an SNS message to be
+/// verified: a value that is not text claims it as surely as one that is
+/// (read as no header, such a delivery went through as an unsigned order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TypeHeader {
+    /// The header is there.
+    Sent,
+    /// There is no such header.
+    NotSent,
+}
+
+impl TypeHeader {
+    fn is_sent(self) -> bool {
+        self == Self::Sent
+    }
+}
+
+/// Parses a delivery body for an endpoint taking orders `O`, which came
+/// with or without SNS' type header.
+pub fn parse_delivery<O: Order>(body: &[u8], type_header: TypeHeader) -> Result<Delivery, DeliveryError> {
     let body = json_text(body);
     // SNS always sends the header: read its object straight into an
     // envelope, one pass instead of a `Value` and then the envelope (a tenth
@@ -55,7 +73,7 @@ pub fn parse_delivery<O: Order>(body: &[u8], type_header: Option<&str>) -> Resul
     // does not know: serde skips one without checking it (its UTF-8, its
     // escapes, its numbers), and the general path would refuse it as not
     // JSON. SNS' own bodies have none.
-    if type_header.is_some() && body.trim_ascii_start().starts_with(b"{") {
+    if type_header.is_sent() && body.trim_ascii_start().starts_with(b"{") {
         let mut skipped = false;
         let mut reader = serde_json::Deserializer::from_slice(body);
         let read: Result<Envelope, _> = serde_ignored::deserialize(&mut reader, |_| skipped = true)
@@ -71,7 +89,7 @@ pub fn parse_delivery<O: Order>(body: &[u8], type_header: Option<&str>) -> Resul
     let Value::Object(mut object) = value else {
         return Err(DeliveryError::NotAnEnvelope(O::EXAMPLE));
     };
-    if object.contains_key("Type") || type_header.is_some() {
+    if object.contains_key("Type") || type_header.is_sent() {
         let envelope: Envelope = serde_json::from_value(Value::Object(object))
             .map_err(|e| DeliveryError::BadEnvelope(shortened_message(e)))?;
         return Ok(Delivery::Sns(Box::new(envelope)));
@@ -122,7 +140,7 @@ mod tests {
 
     #[test]
     fn workshop_curl_is_a_direct_order() {
-        let delivery = parse_delivery::<BundleOrder>(br#"{"Message":{"bundle":"1"}}"#, None);
+        let delivery = parse_delivery::<BundleOrder>(br#"{"Message":{"bundle":"1"}}"#, TypeHeader::NotSent);
         assert_eq!(delivery, Ok(Delivery::Direct(json!({"bundle": "1"}))));
         assert_eq!(
             message_order::<BundleOrder>(&json!({"bundle": "1"})),
@@ -133,19 +151,20 @@ mod tests {
     #[test]
     fn a_byte_order_mark_first_is_ignored() {
         let saved_by_an_editor = b"\xef\xbb\xbf{\"Message\":{\"bundle\":\"1\"}}";
-        let delivery = parse_delivery::<BundleOrder>(saved_by_an_editor, None);
+        let delivery = parse_delivery::<BundleOrder>(saved_by_an_editor, TypeHeader::NotSent);
         assert_eq!(delivery, Ok(Delivery::Direct(json!({"bundle": "1"}))));
         assert_eq!(
             ResourceOrder::from_text(b"\xef\xbb\xbf{\"iridium\": 2}").map(|order| order.quantity),
             Ok(2)
         );
         // Only first: anywhere else it is a character like any other.
-        assert!(parse_delivery::<BundleOrder>(b" \xef\xbb\xbf{}", None).is_err());
+        assert!(parse_delivery::<BundleOrder>(b" \xef\xbb\xbf{}", TypeHeader::NotSent).is_err());
     }
 
     #[test]
     fn sns_notification_keeps_message_as_string() {
-        let Ok(Delivery::Sns(envelope)) = parse_delivery::<BundleOrder>(notification().as_bytes(), None)
+        let Ok(Delivery::Sns(envelope)) =
+            parse_delivery::<BundleOrder>(notification().as_bytes(), TypeHeader::NotSent)
         else {
             panic!("not parsed as SNS");
         };
@@ -161,18 +180,18 @@ mod tests {
     fn with_the_header_an_envelope_is_read_as_without() {
         let body = notification();
         let read = |body: &str, header| parse_delivery::<BundleOrder>(body.as_bytes(), header);
-        assert!(matches!(read(&body, Some("Notification")), Ok(Delivery::Sns(_))));
-        assert_eq!(read(&body, Some("Notification")), read(&body, None));
+        assert!(matches!(read(&body, TypeHeader::Sent), Ok(Delivery::Sns(_))));
+        assert_eq!(read(&body, TypeHeader::Sent), read(&body, TypeHeader::NotSent));
         // A repeated field: the last one counts, as without the header.
         let repeated = body.replacen("{", r#"{"MessageId":"first","#, 1);
-        let Ok(Delivery::Sns(envelope)) = read(&repeated, Some("Notification")) else {
+        let Ok(Delivery::Sns(envelope)) = read(&repeated, TypeHeader::Sent) else {
             panic!("a repeated field refused");
         };
         assert_eq!(envelope.message_id, "m");
         // An array of the fields in order is not an envelope.
         let fields = r#"["Notification","m",null,"t",null,"{}",null,"2024-01-01T00:00:00.000Z","1","s","https://sns.us-east-1.amazonaws.com/SimpleNotificationService-a.pem"]"#;
         assert!(matches!(
-            read(fields, Some("Notification")),
+            read(fields, TypeHeader::Sent),
             Err(DeliveryError::NotAnEnvelope(_))
         ));
     }
@@ -203,37 +222,42 @@ mod tests {
         ] {
             let shown = String::from_utf8_lossy(&bad).into_owned();
             assert!(
-                matches!(read(&bad, Some("Notification")), Err(DeliveryError::NotJson(..))),
+                matches!(read(&bad, TypeHeader::Sent), Err(DeliveryError::NotJson(..))),
                 "read with the header: {shown}"
             );
-            assert_eq!(read(&bad, Some("Notification")), read(&bad, None), "{shown}");
+            assert_eq!(
+                read(&bad, TypeHeader::Sent),
+                read(&bad, TypeHeader::NotSent),
+                "{shown}"
+            );
         }
         // A well-formed field it does not know is read, the same both ways.
         let known = with_field(br#"{"a":[1,"b"]}"#);
-        assert!(matches!(read(&known, Some("Notification")), Ok(Delivery::Sns(_))));
-        assert_eq!(read(&known, Some("Notification")), read(&known, None));
+        assert!(matches!(read(&known, TypeHeader::Sent), Ok(Delivery::Sns(_))));
+        assert_eq!(read(&known, TypeHeader::Sent), read(&known, TypeHeader::NotSent));
     }
 
     #[test]
     fn sns_header_without_envelope_is_refused() {
-        let result = parse_delivery::<BundleOrder>(br#"{"Message":{"bundle":1}}"#, Some("Notification"));
+        let result = parse_delivery::<BundleOrder>(br#"{"Message":{"bundle":1}}"#, TypeHeader::Sent);
         assert!(matches!(result, Err(DeliveryError::BadEnvelope(_))));
     }
 
     #[test]
     fn unknown_type_and_non_objects_are_refused() {
-        let unknown = parse_delivery::<BundleOrder>(br#"{"Type":"Bogus","Message":"x"}"#, None);
+        let unknown =
+            parse_delivery::<BundleOrder>(br#"{"Type":"Bogus","Message":"x"}"#, TypeHeader::NotSent);
         assert!(matches!(unknown, Err(DeliveryError::BadEnvelope(_))));
         assert!(matches!(
-            parse_delivery::<BundleOrder>(b"[1]", None),
+            parse_delivery::<BundleOrder>(b"[1]", TypeHeader::NotSent),
             Err(DeliveryError::NotAnEnvelope(_))
         ));
         assert!(matches!(
-            parse_delivery::<BundleOrder>(b"{", None),
+            parse_delivery::<BundleOrder>(b"{", TypeHeader::NotSent),
             Err(DeliveryError::NotJson(..))
         ));
         assert!(matches!(
-            parse_delivery::<BundleOrder>(b"{}", None),
+            parse_delivery::<BundleOrder>(b"{}", TypeHeader::NotSent),
             Err(DeliveryError::NotAnEnvelope(_))
         ));
     }

@@ -98,6 +98,7 @@ async fn order(
 /// `Idempotency-Key` and order id headers read (`/order/` ignores a caller's).
 async fn fulfill(
     State(monolith): State<Arc<Monolith>>,
+    deadline: Option<RequestDeadline>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Fulfilled, ServiceError> {
@@ -112,6 +113,9 @@ async fn fulfill(
     // The microservice's id for the order, so its lines here match its own.
     let order_id = hook.order_id.clone().unwrap_or_else(request_id);
     record_order_id(&order_id);
+    // As `/order/` does: a body read slowly must not leave the API call
+    // running past the answer (a 503 says nothing was sent).
+    platform::intake::time_left_for(deadline, monolith.config.route.downstream_timeout)?;
     monolith.fulfil_hook(hook, &order_id).await
 }
 

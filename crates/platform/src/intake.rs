@@ -19,8 +19,8 @@ use axum::response::{IntoResponse, Response};
 use contracts::quote::quoted;
 use contracts::sns::{MESSAGE_TYPE_HEADER, RAW_DELIVERY_HEADER};
 use contracts::{
-    Delivery, Envelope, FulfillmentKind, IdempotencyKey, MessageType, Order, OrderId, message_order,
-    parse_delivery,
+    Delivery, Envelope, FulfillmentKind, IdempotencyKey, MessageType, Order, OrderId, TypeHeader,
+    message_order, parse_delivery,
 };
 use std::time::Duration;
 use tracing::Instrument as _;
@@ -169,14 +169,7 @@ impl OrderIntake {
     ) -> Result<Reply, ServiceError> {
         match self.receive(headers, body).await? {
             Delivered::Order(received, traceparent) => {
-                if let Some(left) = deadline.map(RequestDeadline::left)
-                    && left <= self.work
-                {
-                    return Err(ServiceError::NoTimeLeft {
-                        left,
-                        work: self.work,
-                    });
-                }
+                time_left_for(deadline, self.work)?;
                 let reply = match crate::traces::order_span(traceparent.as_deref(), &received.order_id) {
                     Some(span) => {
                         let reply = carry_out(received).instrument(span.clone()).await;
@@ -207,7 +200,11 @@ impl OrderIntake {
         {
             return Err(ServiceError::RawDelivery);
         }
-        let type_header = headers.get(MESSAGE_TYPE_HEADER).and_then(|v| v.to_str().ok());
+        let type_header = if headers.contains_key(MESSAGE_TYPE_HEADER) {
+            TypeHeader::Sent
+        } else {
+            TypeHeader::NotSent
+        };
         match parse_delivery::<O>(body, type_header)? {
             Delivery::Direct(message) => {
                 if !self.trust.accept_unsigned_orders {
@@ -322,6 +319,17 @@ impl OrderIntake {
             .await
             .map(|_| ())
             .map_err(ServiceError::ConfirmationFailed)
+    }
+}
+
+/// Ok when an order read now can be carried out, in `work`, before its
+/// request's `deadline` (none outside the serve loop); else the refusal
+/// (503, not started), for the reasons [`OrderIntake::with_work`] gives.
+/// For every route that starts an order: the monolith's glue hook too.
+pub fn time_left_for(deadline: Option<RequestDeadline>, work: Duration) -> Result<(), ServiceError> {
+    match deadline.map(RequestDeadline::left) {
+        Some(left) if left <= work => Err(ServiceError::NoTimeLeft { left, work }),
+        _ => Ok(()),
     }
 }
 

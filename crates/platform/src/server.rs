@@ -735,6 +735,9 @@ impl IntoResponse for Unanswered {
             // Ours or downstream's: at the level of the downstream timeout
             // that would have said so had it fired first.
             tracing::error!(status = status.as_u16(), error = %self, "request not served");
+        } else if let Self::NoSuchPath = self {
+            // The access line says so, as for any other path not ours: a
+            // scan of paths would otherwise be a warning per probe.
         } else {
             // The client's doing.
             tracing::warn!(status = status.as_u16(), error = %self, "request not served");

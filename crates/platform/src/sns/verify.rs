@@ -41,6 +41,11 @@ const DEFAULT_CACHE_CAPACITY: usize = 64;
 /// Timeout for a certificate fetch, waiting for a fetch slot included; SNS
 /// waits 15 s for our answer.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(3);
+/// The least of its time a certificate fetch must have left, once it has a
+/// slot, to be sent: slots freed by callers that gave up went to callers
+/// whose own time was up too, and each sent its GET after its caller had
+/// its answer.
+const LEAST_TIME_FOR_A_FETCH: Duration = Duration::from_millis(500);
 /// Certificate fetches in flight at most, whatever the number of distinct
 /// URLs messages name; SNS itself uses a handful of certificates.
 pub const MAX_FETCHES_IN_FLIGHT: usize = 4;
@@ -321,18 +326,23 @@ impl SnsVerifier {
     /// slot counts against the timeout.
     async fn fetch_key(&self, location: &TrustedUrl) -> Result<Arc<CertificateKey>, VerifyError> {
         let url = contracts::quote::shortened(location.url().as_str());
+        let unavailable = || {
+            Err(VerifyError::CertificateUnavailable(format!(
+                "{url}: no answer within {FETCH_TIMEOUT:?}"
+            )))
+        };
+        let until = tokio::time::Instant::now() + FETCH_TIMEOUT;
         let fetch = async {
             // The semaphore is never closed, so this cannot fail.
             let _slot = self.fetches.acquire().await.ok();
+            if until.saturating_duration_since(tokio::time::Instant::now()) < LEAST_TIME_FOR_A_FETCH {
+                return unavailable();
+            }
             fetch_key(&self.client, location).await
         };
-        tokio::time::timeout(FETCH_TIMEOUT, fetch)
+        tokio::time::timeout_at(until, fetch)
             .await
-            .unwrap_or_else(|_| {
-                Err(VerifyError::CertificateUnavailable(format!(
-                    "{url}: no answer within {FETCH_TIMEOUT:?}"
-                )))
-            })
+            .unwrap_or_else(|_| unavailable())
     }
 }
 

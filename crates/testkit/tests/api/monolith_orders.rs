@@ -344,6 +344,8 @@ async fn glue_hook_needs_the_shared_secret() {
 async fn a_path_starting_with_two_slashes_reaches_no_route() {
     // The ALB refuses `/fulfill*` on the public listener; `//fulfill/` must
     // not reach the hook by another spelling.
+    let logs = testkit::logs::CapturedLogs::default();
+    let _logging = logs.capture();
     let (app, api) = monolith_with(|_| {}).await;
     for path in ["//fulfill/", "//fulfill", "///fulfill/", "//order/"] {
         let order = if path.contains("fulfill") {
@@ -355,6 +357,11 @@ async fn a_path_starting_with_two_slashes_reaches_no_route() {
         assert_eq!((status, text.as_str()), (404, "no such path"), "{path}");
     }
     assert_eq!(api.count(), 0, "a double-slash path reached the API");
+    // As any path not ours, said by the access line alone: a scan of paths
+    // is not a warning per probe.
+    let said = logs.text();
+    assert!(said.contains("uri=//order/"), "{said}");
+    assert!(!said.contains("request not served"), "{said}");
     let (status, _) = app
         .post("/fulfill/", JSON, &[HOOK_SECRET], r#"{"iridium": 1}"#)
         .await;
@@ -446,29 +453,46 @@ async fn an_order_read_with_too_little_time_left_is_not_started() {
     // 1.5 s to answer, up to 1 s for the API call: a body that took 0.7 s
     // to arrive leaves too little. Started anyway, the order could be
     // fulfilled after its caller was told 503, and a curl sent again would
-    // be fulfilled twice.
+    // be fulfilled twice. The same on the glue hook.
     let (app, api) = monolith_with(|config| {
         config.route.server.request_timeout = Duration::from_millis(1500);
         config.route.downstream_timeout = Duration::from_millis(1000);
     })
     .await;
-    let body = WORKSHOP_CURL_BODY.as_bytes();
-    let head = format!(
-        "POST /order/ HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
-    stream.write_all(head.as_bytes()).await.unwrap();
-    stream.write_all(&body[..5]).await.unwrap();
-    // The slow client under test, not a wait for something to happen.
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    stream.write_all(&body[5..]).await.unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).await.unwrap();
-    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
-    assert!(answer.contains("it was not started, send it again"), "{answer}");
-    assert_eq!(api.count(), 0, "an order with too little time left was started");
-    // Sent promptly, the same order is carried out.
+    let hook_secret = format!("{HOOK_SECRET_HEADER}: {TEST_HOOK_SECRET}\r\n");
+    for (path, extra, body) in [
+        ("/order/", String::new(), WORKSHOP_CURL_BODY),
+        ("/fulfill/", hook_secret, r#"{"iridium": 1}"#),
+    ] {
+        let body = body.as_bytes();
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n",
+            body.len()
+        );
+        let mut stream = tokio::net::TcpStream::connect(app.addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        stream.write_all(&body[..5]).await.unwrap();
+        // The slow client under test, not a wait for something to happen.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        stream.write_all(&body[5..]).await.unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 503"), "{path}: {answer}");
+        assert!(
+            answer.contains("it was not started, send it again"),
+            "{path}: {answer}"
+        );
+        assert_eq!(
+            api.count(),
+            0,
+            "{path}: an order with too little time left was started"
+        );
+    }
+    // Sent promptly, the same orders are carried out.
     let (status, text) = app.post("/order/", JSON, &[], WORKSHOP_CURL_BODY).await;
     assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED));
+    let (status, _) = app
+        .post("/fulfill/", JSON, &[HOOK_SECRET], r#"{"iridium": 1}"#)
+        .await;
+    assert_eq!(status, 200);
 }

@@ -111,6 +111,21 @@ async fn tampered_or_forged_messages_do_nothing() {
         assert_eq!(status, 403, "{body} answered {status} {text}");
         assert!(text.contains("cannot be verified"), "{text}");
     }
+    // SNS' header with a value that is not text claims it as surely (read
+    // as no header, it went through as an unsigned order).
+    for value in [&b"Notification\xff"[..], b"\xe2\x80\xae"] {
+        let answer = reqwest::Client::new()
+            .post(monolith.url("/order/"))
+            .header(
+                "x-amz-sns-message-type",
+                reqwest::header::HeaderValue::from_bytes(value).unwrap(),
+            )
+            .body(r#"{"Message":{"bundle":"1"}}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 403, "{}", String::from_utf8_lossy(value));
+    }
     assert_eq!(api.count(), 0, "a forged message reached the fulfillment API");
     assert_eq!(deliver(&monolith, "/order/", &original).await.0, 200);
 }

@@ -52,6 +52,14 @@ impl CertServer {
                     StatusCode::NOT_FOUND
                 }),
             )
+            .route(
+                "/hang/{name}",
+                get(|| async {
+                    // Longer than the fetch timeout: its callers give up.
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    StatusCode::NOT_FOUND
+                }),
+            )
             .route("/other/{name}", get(|| async { OTHER_CERT_PEM }))
             .route("/not-yet-valid/{name}", get(|| async { NOT_YET_VALID_CERT_PEM }))
             .fallback(|| async { StatusCode::NOT_FOUND.into_response() })
@@ -176,6 +184,52 @@ async fn forged_cert_urls_in_bulk_make_few_fetches_at_once() {
         "{most} certificate fetches at once"
     );
     assert!(server.total_hits() <= 301, "{}", server.total_hits());
+}
+
+/// Callers queued for a fetch slot behind fetches that never answer give
+/// up when those do; none then sends its GET after its caller has its
+/// answer (they did, a few hundred of them at once under a flood).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_certificate_is_fetched_for_a_caller_that_has_given_up() {
+    let (server, base) = CertServer::start().await;
+    let verifier = Arc::new(verifier(&base));
+    let genuine = signed(base.join(CERT).unwrap().as_str());
+    let mut forged = tokio::task::JoinSet::new();
+    let first = std::time::Instant::now();
+    for i in 0..5 * MAX_FETCHES_IN_FLIGHT {
+        if i == MAX_FETCHES_IN_FLIGHT {
+            // The callers under test come a little after those holding
+            // the slots, as messages do: when the slots free, their own
+            // time is nearly up, but not quite.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let mut envelope = genuine.clone();
+        envelope.signing_cert_url = base.join(&format!("hang/{i}.pem")).unwrap().to_string();
+        let verifier = Arc::clone(&verifier);
+        forged.spawn(async move { verifier.verify(&envelope).await });
+    }
+    // Came later than that (a machine under load), a caller still has
+    // time enough for a fetch when a slot frees, and fetches rightly.
+    let spread = first.elapsed();
+    assert!(
+        spread < Duration::from_millis(400),
+        "the callers came {spread:?} apart: run again"
+    );
+    while let Some(result) = forged.join_next().await {
+        let error = result.unwrap().unwrap_err();
+        assert!(error.is_transient(), "{error:?}");
+    }
+    // Every caller has its answer: a GET sent as they gave up arrives
+    // within moments. Watched for a second.
+    let until = std::time::Instant::now() + Duration::from_secs(1);
+    while std::time::Instant::now() < until {
+        let hits = server.total_hits();
+        assert!(
+            hits <= MAX_FETCHES_IN_FLIGHT,
+            "{hits} fetches for callers that had given up"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
