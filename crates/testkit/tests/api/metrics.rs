@@ -96,7 +96,7 @@ async fn the_monolith_counts_orders_and_api_calls() {
 }
 
 #[tokio::test]
-async fn a_call_the_request_timeout_cuts_short_is_counted_failed_and_a_wrong_method_not_at_all() {
+async fn a_call_the_drain_cuts_short_is_counted_failed_and_a_wrong_method_not_at_all() {
     let api = FakeApi::start().await;
     api.behave(ApiBehaviour::Hang);
     let metrics = Metrics::new();
@@ -104,27 +104,42 @@ async fn a_call_the_request_timeout_cuts_short_is_counted_failed_and_a_wrong_met
         monolith::router_with_metrics(monolith_config(&api.url, TrustConfig::default()), &metrics).unwrap();
     let service = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/fulfill/", service.local_addr().unwrap());
-    // Shorter than the API call's timeout: the glue hook (an order's route
-    // would not start with so little time) is cut short by the serve loop.
+    // A drain shorter than the API call's timeout: the glue hook's call,
+    // started with time enough (an order is not started without), is cut
+    // short when the drain gives up on its connection.
     let limits = platform::ServerLimits {
-        request_timeout: std::time::Duration::from_millis(300),
+        drain_timeout: std::time::Duration::from_millis(200),
         ..platform::ServerLimits::default()
     };
-    tokio::spawn(platform::serve_with(
-        service,
-        router,
-        limits,
-        std::future::pending(),
-    ));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(platform::serve_with(service, router, limits, async {
+        let _ = stopped.await;
+    }));
     let client = reqwest::Client::new();
-    // The serve loop answers 503 and drops the hook's future, its call to
-    // the API with it.
+    assert_eq!(client.get(&url).send().await.unwrap().status().as_u16(), 405);
     let hook_call = client
         .post(&url)
         .header(HOOK_SECRET_HEADER, TEST_HOOK_SECRET)
-        .body(r#"{"iridium": 1}"#);
-    assert_eq!(hook_call.send().await.unwrap().status().as_u16(), 503);
-    assert_eq!(client.get(&url).send().await.unwrap().status().as_u16(), 405);
+        .body(r#"{"iridium": 1}"#)
+        .send();
+    let hook_call = tokio::spawn(hook_call);
+    let in_flight = r#"interstella_downstream_in_flight{target="fulfillment API"} 1"#;
+    testkit::wait_until(
+        "the hook's call to the API",
+        std::time::Duration::from_secs(5),
+        async || {
+            metrics
+                .render()
+                .lines()
+                .any(|line| line == in_flight)
+                .then_some(())
+        },
+    )
+    .await;
+    // The drain drops the hook's future, its call to the API with it.
+    let _ = stop.send(());
+    serving.await.unwrap().unwrap();
+    assert!(hook_call.await.unwrap().is_err(), "the connection was closed");
     let text = metrics.render();
     for expected in [
         r#"interstella_orders_total{route="/fulfill/",outcome="failed"} 1"#,
