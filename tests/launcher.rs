@@ -110,6 +110,31 @@ fn a_second_launcher_on_the_same_ledger_exits_with_one_line_saying_so() {
     );
 }
 
+/// A port already taken: the one line names the part and the flag that
+/// moves it (it said only "Address already in use").
+#[test]
+fn a_port_already_taken_is_named_with_the_flag_that_moves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let mut command = launcher(dir.path());
+    command.args(["--microservice-port", &format!("iridium={port}")]);
+    let mut running = Running(command.spawn().unwrap());
+    let (status, stderr) = exit_of(&mut running, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    let line = stderr.trim();
+    assert!(
+        line.starts_with(&format!(
+            "interstella: cannot listen on 127.0.0.1:{port} for iridium: "
+        )),
+        "{stderr}"
+    );
+    assert!(
+        line.ends_with("give it another port with --microservice-port iridium=<port> (0: any free port)"),
+        "{stderr}"
+    );
+}
+
 /// `LOG_FORMAT=json` is the services' setting: the launcher's console stays
 /// text, and says so rather than ignore it.
 #[test]

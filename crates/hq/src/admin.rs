@@ -25,11 +25,18 @@ const MAX_LEN: usize = 512;
 /// Why a credential was refused or could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum AdminTokenError {
-    /// The text is no usable credential (what is wrong, never the text).
-    #[error(
-        "admin credential ({TOKEN_ENV} or {TOKEN_FILE}) must be {MIN_LEN} to {MAX_LEN} visible ASCII characters, without spaces"
-    )]
+    /// The text is no usable credential (what is wrong, never the text);
+    /// where it came from, its setting or its file, is said around it.
+    #[error("an admin credential is {MIN_LEN} to {MAX_LEN} visible ASCII characters, without spaces")]
     Malformed,
+    /// The credential file holds no usable credential.
+    #[error("admin credential file {path}: {source}")]
+    MalformedFile {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        source: Box<AdminTokenError>,
+    },
     /// The credential file could not be read or written.
     #[error("admin credential file {path}: {source}")]
     Io {
@@ -75,7 +82,12 @@ impl AdminToken {
             source,
         };
         if path.exists() {
-            return Self::parse(&secret_file::read(&path).map_err(io)?);
+            return Self::parse(&secret_file::read(&path).map_err(io)?).map_err(|malformed| {
+                AdminTokenError::MalformedFile {
+                    path: path.display().to_string(),
+                    source: Box::new(malformed),
+                }
+            });
         }
         let token = Self::generate();
         secret_file::write(&path, &token.0).map_err(io)?;

@@ -123,7 +123,7 @@ impl ApiError {
             Self::Feed(FeedError::UnknownTopic(_))
             | Self::Feed(FeedError::UnknownToken)
             | Self::Feed(FeedError::UnknownSubscription(_)) => StatusCode::NOT_FOUND,
-            Self::Feed(FeedError::BadOrder(_)) | Self::Feed(FeedError::BadEndpoint) => {
+            Self::Feed(FeedError::BadOrder(_) | FeedError::Enveloped(_) | FeedError::BadEndpoint) => {
                 StatusCode::BAD_REQUEST
             }
             Self::Feed(FeedError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
@@ -315,7 +315,7 @@ pub fn router_with_metrics(hq: Hq, metrics: &platform::Metrics) -> Router {
         .route("/topics/{topic}/subscriptions", post(subscribe))
         .route("/topics/{topic}/publish", post(publish))
         .route("/reconciliation", get(reconciliation))
-        .route("/faults", post(add_faults).get(faults))
+        .route("/faults", post(add_faults).get(faults).delete(clear_faults))
         .merge(crate::portal::router())
         // axum answers both with no body; HQ's refusals are JSON that says why.
         .method_not_allowed_fallback(|| std::future::ready(ApiError::MethodNotAllowed))
@@ -380,7 +380,8 @@ fn index(hq: &Hq) -> String {
          POST {base}/topics/<topic>/publish         publish an order, e.g. {{\"bundle\": 1}} [admin]\n\
          GET  {base}/reconciliation                 orders published against fulfillments recorded\n\
          GET  {base}/dashboard                      live dashboard, in a browser (its data [admin])\n\
-         POST {base}/faults                         make fulfillments fail ({{\"fail_fulfillments\": 3, \"lose_responses\": 3}}) [admin]\n\
+         POST {base}/faults                         make fulfillments fail ({{\"fail_fulfillments\": 3, \"lose_responses\": 3}}), added to those armed [admin]\n\
+         DELETE {base}/faults                       disarm every fault still armed [admin]\n\
          GET  {base}/{cert}   signing certificate\n\n\
          [admin]: send Authorization: Bearer <HQ's admin credential>\n\
          In a browser, {base}/ is the key portal.\n",
@@ -845,6 +846,20 @@ async fn add_faults(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Respo
         "faults armed by the admin: the next fulfillments fail on purpose"
     );
     Ok(Json(remaining).into_response())
+}
+
+/// `DELETE /faults`: disarm the faults still to inject; answers with none
+/// left (faults armed by mistake otherwise fail orders until used up).
+async fn clear_faults(_: Admin, State(hq): State<Hq>) -> Response {
+    let cleared = hq.faults().clear();
+    if cleared != FaultPlan::default() {
+        tracing::warn!(
+            fail_fulfillments = cleared.fail_fulfillments,
+            lose_responses = cleared.lose_responses,
+            "faults disarmed by the admin"
+        );
+    }
+    Json(hq.faults().remaining()).into_response()
 }
 
 /// `GET /faults`: faults still to inject.

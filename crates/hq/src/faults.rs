@@ -35,10 +35,19 @@ pub enum Fault {
 }
 
 impl Faults {
-    /// Adds `plan` to the faults still to inject.
+    /// Adds `plan` to the faults still to inject (a second plan adds to
+    /// the first: [`Faults::clear`] disarms them).
     pub fn add(&self, plan: FaultPlan) {
         self.fail.fetch_add(plan.fail_fulfillments, Ordering::SeqCst);
         self.lose.fetch_add(plan.lose_responses, Ordering::SeqCst);
+    }
+
+    /// Disarms every fault still to inject; what was left.
+    pub fn clear(&self) -> FaultPlan {
+        FaultPlan {
+            fail_fulfillments: self.fail.swap(0, Ordering::SeqCst),
+            lose_responses: self.lose.swap(0, Ordering::SeqCst),
+        }
     }
 
     /// The faults still to inject.

@@ -18,6 +18,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 use url::Url;
 
 /// HQ serving on a listener, with its generator.
@@ -79,10 +80,22 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
     let router = api::router_with_metrics(hq.clone(), &metrics);
     let shutdown = stop.clone().cancelled_owned();
     let served = metrics.clone();
-    let server = tokio::spawn(async move {
-        platform::metrics::serve_with_metrics(listener, router, config.server, &served, exporter, shutdown)
+    // In the span HQ was started in (the launcher's, naming it), as the
+    // services' lines are.
+    let server = tokio::spawn(
+        async move {
+            platform::metrics::serve_with_metrics(
+                listener,
+                router,
+                config.server,
+                &served,
+                exporter,
+                shutdown,
+            )
             .await
-    });
+        }
+        .in_current_span(),
+    );
     // The generator waits for the start-up subscriptions: orders published
     // before their endpoints confirm reach nobody (unrouted, the dashboard
     // amber at every `docker compose up`).
@@ -106,17 +119,21 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
             )
         })
         .collect();
-    let generator_gate = tokio::spawn(open_when_settled(
-        settled,
-        config.subscriptions.len(),
-        GENERATOR_WAITS_FOR_SUBSCRIPTIONS,
-        config.generator.generates(),
-        ready,
-    ));
-    let prober = tokio::spawn(probe_while_idle(hq.ledger().clone(), config.ledger_probe_every));
+    let generator_gate = tokio::spawn(
+        open_when_settled(
+            settled,
+            config.subscriptions.len(),
+            GENERATOR_WAITS_FOR_SUBSCRIPTIONS,
+            config.generator.generates(),
+            ready,
+        )
+        .in_current_span(),
+    );
+    let prober =
+        tokio::spawn(probe_while_idle(hq.ledger().clone(), config.ledger_probe_every).in_current_span());
     let previous_run_report = hq
         .previous_run()
-        .map(|run| tokio::spawn(report_previous_run(hq.ledger().clone(), run.to_owned())));
+        .map(|run| tokio::spawn(report_previous_run(hq.ledger().clone(), run.to_owned()).in_current_span()));
     Ok(RunningHq {
         hq,
         addr,
@@ -144,20 +161,23 @@ fn subscribe_in_background(
     settled: tokio::sync::mpsc::Sender<bool>,
 ) -> JoinHandle<()> {
     let (publisher, endpoint) = (publisher.clone(), endpoint.clone());
-    tokio::spawn(async move {
-        let confirmed = match publisher
-            .subscribe_until_confirmed(topic, endpoint.clone(), first)
-            .await
-        {
-            Ok(_) => true,
-            Err(error) => {
-                // Shown masked, as everywhere: `Endpoint`'s Display.
-                tracing::error!(%topic, %endpoint, %error, "start-up subscription abandoned");
-                false
-            }
-        };
-        let _ = settled.send(confirmed).await;
-    })
+    tokio::spawn(
+        async move {
+            let confirmed = match publisher
+                .subscribe_until_confirmed(topic, endpoint.clone(), first)
+                .await
+            {
+                Ok(_) => true,
+                Err(error) => {
+                    // Shown masked, as everywhere: `Endpoint`'s Display.
+                    tracing::error!(%topic, %endpoint, %error, "start-up subscription abandoned");
+                    false
+                }
+            };
+            let _ = settled.send(confirmed).await;
+        }
+        .in_current_span(),
+    )
 }
 
 /// How long the generator waits for the start-up subscriptions to be

@@ -218,6 +218,7 @@ pub fn status(platform: &Platform) -> Status {
                 failed: s.failed + s.rejected,
                 retried: s.retried,
                 in_flight: s.in_flight,
+                unrouted: s.unrouted,
             }
         })
         .collect();

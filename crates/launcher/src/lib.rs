@@ -12,7 +12,7 @@ pub mod console;
 mod service;
 pub mod status;
 
-pub use service::Service;
+pub use service::{Part, Service};
 
 use contracts::Resource;
 use hq::admin::AdminToken;
@@ -29,6 +29,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+use tracing::Instrument as _;
 use url::Url;
 
 /// How far the strangler pattern has got.
@@ -133,8 +134,10 @@ fn demo_retry_policy() -> RetryPolicy {
 #[derive(Debug, thiserror::Error)]
 pub enum LaunchError {
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr} for {}: {source}; give it another port with {} (0: any free port)", part.name(), part.port_flag())]
     Bind {
+        /// The part it was for.
+        part: service::Part,
         /// The address.
         addr: SocketAddr,
         /// Why.
@@ -211,6 +214,9 @@ fn checked(name: &'static str, route: RouteSettings) -> Result<RouteSettings, La
 #[derive(Debug)]
 pub struct Platform {
     hq: RunningHq,
+    /// The span HQ's work is done in, naming it on its lines as each
+    /// service's span names the service.
+    hq_span: tracing::Span,
     /// The monolith.
     pub monolith: Service,
     /// Every resource's microservice, one for each of [`Resource::ALL`].
@@ -231,15 +237,21 @@ const CONFIRM_EVERY: Duration = Duration::from_millis(100);
 pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
     config.check_ports()?;
     let api_key = hq::keys::generate();
-    let running_hq = start_hq(&config, api_key.clone()).await?;
+    let hq_span = tracing::error_span!("service", name = %Part::Hq.name());
+    let running_hq = start_hq(&config, api_key.clone())
+        .instrument(hq_span.clone())
+        .await?;
     let services = start_services(&config, running_hq.hq(), api_key).await?;
-    subscribe_and_confirm(running_hq.hq().feed(), &services).await?;
+    subscribe_and_confirm(running_hq.hq().feed(), &services)
+        .instrument(hq_span.clone())
+        .await?;
     let Services {
         monolith,
         microservices,
     } = services;
     Ok(Platform {
         hq: running_hq,
+        hq_span,
         monolith,
         microservices,
         stage: config.stage,
@@ -264,7 +276,7 @@ async fn start_hq(config: &LaunchConfig, api_key: ApiKey) -> Result<RunningHq, L
     );
     hq_config.feed = config.feed;
     hq_config.admin_token = config.admin_token.clone();
-    Ok(hq::start(service::listen(config.hq_addr).await?, hq_config).await?)
+    Ok(hq::start(service::listen(Part::Hq, config.hq_addr).await?, hq_config).await?)
 }
 
 /// The services, before they are subscribed.
@@ -303,7 +315,13 @@ async fn start_services(
     // A gather the request timeout cannot outlast would have every order
     // refused (503) for want of time: refused here instead, in one line.
     monolith_config.route = checked("monolith", monolith_config.route)?;
-    let monolith = Service::launch("monolith", config.monolith_addr, monolith_config, monolith::run).await?;
+    let monolith = Service::launch(
+        Part::Monolith,
+        config.monolith_addr,
+        monolith_config,
+        monolith::run,
+    )
+    .await?;
 
     let glue_hook = resource::config::glue_hook_url(&monolith.url("/"))?;
     let mut microservices = BTreeMap::new();
@@ -317,7 +335,8 @@ async fn start_services(
             .get(&resource)
             .copied()
             .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
-        let service = Service::launch(resource.as_str(), addr, resource_config, resource::run).await?;
+        let service =
+            Service::launch(Part::Microservice(resource), addr, resource_config, resource::run).await?;
         microservices.insert(resource, service);
     }
     Ok(Services {
@@ -379,7 +398,8 @@ impl Platform {
     /// Starts generating orders at the configured rates.
     pub async fn feed(&mut self) {
         let generator = self.generator.clone();
-        self.hq.generate(&generator).await;
+        let hq_span = self.hq_span.clone();
+        self.hq.generate(&generator).instrument(hq_span).await;
     }
 
     /// Stops generating and publishing, waits up to `drain` for publishes
@@ -401,7 +421,7 @@ impl Platform {
                 tracing::warn!("{error}");
             }
         }
-        Ok(self.hq.shutdown(Duration::ZERO).await?)
+        Ok(self.hq.shutdown(Duration::ZERO).instrument(self.hq_span).await?)
     }
 }
 

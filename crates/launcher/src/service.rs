@@ -3,6 +3,7 @@
 //! start again to see the feed retry and nothing lost.
 
 use crate::LaunchError;
+use contracts::Resource;
 use platform::startup::RunError;
 use std::future::Future;
 use std::net::SocketAddr;
@@ -10,13 +11,14 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 /// Runs a service on a listener until its token is cancelled.
 type StartFn = Arc<dyn Fn(TcpListener, CancellationToken) -> JoinHandle<Result<(), RunError>> + Send + Sync>;
 
 /// One of the services, running in this process.
 pub struct Service {
-    name: &'static str,
+    part: Part,
     addr: SocketAddr,
     start: StartFn,
     running: Option<(CancellationToken, JoinHandle<Result<(), RunError>>)>,
@@ -25,25 +27,57 @@ pub struct Service {
 impl std::fmt::Debug for Service {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Service")
-            .field("name", &self.name)
+            .field("part", &self.part)
             .field("addr", &self.addr)
             .field("running", &self.running.is_some())
             .finish_non_exhaustive()
     }
 }
 
-/// Binds `addr` through the platform, with the services' deep accept queue.
-pub(crate) async fn listen(addr: SocketAddr) -> Result<TcpListener, LaunchError> {
+/// A part of the platform on a port of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    /// HQ.
+    Hq,
+    /// The monolith.
+    Monolith,
+    /// A resource's microservice.
+    Microservice(Resource),
+}
+
+impl Part {
+    /// Its name, as its lines (`service{name=…}`) and errors say it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Hq => "hq",
+            Self::Monolith => "monolith",
+            Self::Microservice(resource) => resource.as_str(),
+        }
+    }
+
+    /// The flag that gives it its port.
+    pub fn port_flag(self) -> String {
+        match self {
+            Self::Hq => "--hq-port".to_owned(),
+            Self::Monolith => "--monolith-port".to_owned(),
+            Self::Microservice(resource) => format!("--microservice-port {resource}=<port>"),
+        }
+    }
+}
+
+/// Binds `addr` for `part` through the platform, with the services' deep
+/// accept queue; a refusal names the part and the flag that moves it.
+pub(crate) async fn listen(part: Part, addr: SocketAddr) -> Result<TcpListener, LaunchError> {
     platform::startup::bind_addr(addr)
         .await
-        .map_err(|source| LaunchError::Bind { addr, source })
+        .map_err(|source| LaunchError::Bind { part, addr, source })
 }
 
 impl Service {
     /// Binds `addr` and runs `run(listener, config, shutdown)` there, with a
     /// fresh clone of `config` at each (re)start.
     pub(crate) async fn launch<C, Run, Running>(
-        name: &'static str,
+        part: Part,
         addr: SocketAddr,
         config: C,
         run: Run,
@@ -56,15 +90,19 @@ impl Service {
             + 'static,
         Running: Future<Output = Result<(), RunError>> + Send + 'static,
     {
-        let listener = listen(addr).await?;
+        let listener = listen(part, addr).await?;
         let addr = listener
             .local_addr()
-            .map_err(|source| LaunchError::Bind { addr, source })?;
+            .map_err(|source| LaunchError::Bind { part, addr, source })?;
         let start: StartFn = Arc::new(move |listener, stop: CancellationToken| {
-            tokio::spawn(run(listener, config.clone(), stop.cancelled_owned()))
+            // Every line of the service in its span: in the one console of
+            // four services, each line says whose it is (at ERROR level,
+            // as a request's span: on under any filter).
+            let serving = tracing::error_span!("service", name = %part.name());
+            tokio::spawn(run(listener, config.clone(), stop.cancelled_owned()).instrument(serving))
         });
         let mut service = Self {
-            name,
+            part,
             addr,
             start,
             running: None,
@@ -90,8 +128,8 @@ impl Service {
             stop.cancel();
             match task.await {
                 Ok(Ok(())) => {}
-                Ok(Err(error)) => return Err(LaunchError::Service(self.name, error.to_string())),
-                Err(error) => return Err(LaunchError::Service(self.name, error.to_string())),
+                Ok(Err(error)) => return Err(LaunchError::Service(self.part.name(), error.to_string())),
+                Err(error) => return Err(LaunchError::Service(self.part.name(), error.to_string())),
             }
         }
         Ok(())
@@ -100,7 +138,7 @@ impl Service {
     /// Starts it again on the same address.
     pub async fn restart(&mut self) -> Result<(), LaunchError> {
         self.stop().await?;
-        let listener = listen(self.addr).await?;
+        let listener = listen(self.part, self.addr).await?;
         self.run_on(listener);
         Ok(())
     }

@@ -41,6 +41,9 @@ pub struct TopicStatus {
     pub retried: u64,
     /// Deliveries not finished yet.
     pub in_flight: u64,
+    /// Orders published while no subscription took the topic's orders:
+    /// they reached nobody (shown only when there are any).
+    pub unrouted: u64,
 }
 
 /// What the status block shows.
@@ -79,16 +82,27 @@ impl TopicStatus {
             failed,
             retried,
             in_flight,
+            unrouted,
         } = *self;
+        // What else is published but neither fulfilled, failed nor in
+        // flight: said only when there is any.
+        let (nobody, nobody_short) = if unrouted > 0 {
+            (
+                format!(" {unrouted} reached nobody"),
+                format!(" {unrouted} unrouted"),
+            )
+        } else {
+            (String::new(), String::new())
+        };
         [
             format!(
-                "{topic:<9} {published:>6} published {fulfilled:>6} fulfilled {failed:>4} failed {retried:>4} retried {in_flight:>4} in flight"
+                "{topic:<9} {published:>6} published {fulfilled:>6} fulfilled {failed:>4} failed {retried:>4} retried {in_flight:>4} in flight{nobody}"
             ),
             format!(
-                "{topic:<9} {published} pub {fulfilled} ok {failed} fail {retried} retry {in_flight} busy"
+                "{topic:<9} {published} pub {fulfilled} ok {failed} fail {retried} retry {in_flight} busy{nobody_short}"
             ),
             // The least telling go first.
-            format!("{topic} {published} pub {fulfilled} ok {failed} fail"),
+            format!("{topic} {published} pub {fulfilled} ok {failed} fail{nobody_short}"),
         ]
     }
 }
@@ -287,6 +301,7 @@ mod tests {
             failed: 2 * n,
             retried: 17 * n,
             in_flight: 5,
+            unrouted: 0,
         };
         Status {
             dashboard: "http://127.0.0.1:8080/dashboard".into(),
@@ -338,6 +353,19 @@ mod tests {
         assert_eq!(narrow[3], "magnesite 37035 pub 37020 ok 6 fail");
         // Narrower than anything: cut, never wrapped.
         assert!(status().lines(5).iter().all(|line| line.len() < MIN_WIDTH));
+    }
+
+    /// Orders that reached nobody are said, at every width: the gap between
+    /// published and the rest is explained.
+    #[test]
+    fn orders_that_reached_nobody_are_said() {
+        let mut status = status();
+        status.topics[1].unrouted = 3;
+        let wide = status.lines(160);
+        assert!(wide[2].ends_with(" 3 reached nobody"), "{wide:?}");
+        assert!(!wide[1].contains("nobody"), "{wide:?}");
+        let narrow = status.lines(50);
+        assert_eq!(narrow[2], "iridium 24690 pub 24680 ok 4 fail 3 unrouted");
     }
 
     /// The rows a terminal shows after `bytes`, for the little the block

@@ -178,6 +178,10 @@ pub async fn serve_with(
     };
     let side_lane_slots = Arc::new(Semaphore::new(SIDE_LANE_CONNECTIONS));
     let (signal, signals) = watch::channel(Signal::Serve);
+    // The span serving began in: none for a service run alone; where
+    // several share a process and a console (the launcher), the service's
+    // own, so that each line says whose it is.
+    let serving = tracing::Span::current();
     let mut connections = JoinSet::new();
     let mut slot: Option<OwnedSemaphorePermit> = None;
     // At the bound: the one connection taken from the queue to wait for a
@@ -196,7 +200,7 @@ pub async fn serve_with(
             permit = Arc::clone(&slots).acquire_owned(), if slot.is_none() => {
                 slot = permit.ok();
                 if let Some(stream) = waiting.take() {
-                    connections.spawn(serve_connection(&http, &limits, stream, &routes, &signals, slot.take()));
+                    connections.spawn(serve_connection(&http, &limits, stream, &routes, &signals, slot.take(), &serving));
                 }
             }
             () = tokio::time::sleep_until(next_shed), if waiting.is_some() => {
@@ -207,7 +211,7 @@ pub async fn serve_with(
             () = tokio::time::sleep_until(side_lane_at), if waiting.is_some() => {
                 match Arc::clone(&side_lane_slots).try_acquire_owned() {
                     Ok(permit) => if let Some(stream) = waiting.take() {
-                        connections.spawn(serve_connection(&side_lane_http, &limits, stream, &side_lane, &signals, Some(permit)));
+                        connections.spawn(serve_connection(&side_lane_http, &limits, stream, &side_lane, &signals, Some(permit), &serving));
                     },
                     // The side lane is full too: the connection waits on.
                     Err(_) => side_lane_at = Instant::now() + SHED_EVERY,
@@ -216,7 +220,7 @@ pub async fn serve_with(
             accepted = listener.accept(), if slot.is_some() || waiting.is_none() => match accepted {
                 Ok((stream, _peer)) if slot.is_some() => {
                     accepting_again(&mut failures);
-                    connections.spawn(serve_connection(&http, &limits, stream, &routes, &signals, slot.take()));
+                    connections.spawn(serve_connection(&http, &limits, stream, &routes, &signals, slot.take(), &serving));
                 }
                 // At the bound, with every slot answering a request: no
                 // slot frees for a while, so the side lane at once.
@@ -224,7 +228,7 @@ pub async fn serve_with(
                     accepting_again(&mut failures);
                     match Arc::clone(&side_lane_slots).try_acquire_owned() {
                         Ok(permit) => {
-                            connections.spawn(serve_connection(&side_lane_http, &limits, stream, &side_lane, &signals, Some(permit)));
+                            connections.spawn(serve_connection(&side_lane_http, &limits, stream, &side_lane, &signals, Some(permit), &serving));
                         }
                         // The side lane is full too: this one waits for a
                         // place there, or a slot, whichever comes first.
@@ -537,6 +541,7 @@ fn serve_connection(
     routes: &Routes,
     signals: &watch::Receiver<Signal>,
     permit: Option<OwnedSemaphorePermit>,
+    serving: &tracing::Span,
 ) -> impl Future<Output = ()> + Send + 'static {
     let app = App::for_connection(routes);
     let busy = Arc::clone(&app.busy);
@@ -580,6 +585,7 @@ fn serve_connection(
         }
         drop(permit);
     }
+    .instrument(serving.clone())
 }
 
 /// Descriptors a service needs beyond its connections: the listener, the

@@ -10,6 +10,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::{Instant, MissedTickBehavior};
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument as _;
 
 /// The least time between two lines about generated orders that could not
 /// be published, per topic, unless told otherwise: while the ledger cannot
@@ -126,7 +127,7 @@ impl Generator {
                         }
                     }
                 }
-            });
+            }.in_current_span());
         }
         Self { cancel, tasks }
     }

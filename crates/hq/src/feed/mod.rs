@@ -108,6 +108,12 @@ pub enum FeedError {
     /// The message is not an order for the topic.
     #[error("not an order for this topic: {0}")]
     BadOrder(#[from] OrderError),
+    /// The message wraps an order in a `Message` of its own (the workshop
+    /// curl's body, sent to a service directly); `.0` is the topic's order.
+    #[error(
+        "publish the order itself, such as {0}: SNS puts it in the Message field of what it delivers, so a Message of its own would reach the services as an order they refuse"
+    )]
+    Enveloped(&'static str),
     /// The endpoint is not an http(s) URL; it is not quoted, as it may
     /// hold a password.
     #[error("endpoint must be an http:// or https:// URL with a host, such as http://proxy/order/")]
@@ -164,8 +170,18 @@ pub(crate) fn publishable(topic: Topic, message: &str) -> Result<(), FeedError> 
     if message.len() > MAX_MESSAGE_BYTES {
         return Err(FeedError::TooLarge(message.len()));
     }
-    topic.validate(message)?;
-    Ok(())
+    match topic.validate(message) {
+        Ok(_) => Ok(()),
+        Err(_) if is_enveloped(message) => Err(FeedError::Enveloped(topic.example())),
+        Err(refused) => Err(refused.into()),
+    }
+}
+
+/// Whether `message` is a JSON object with a `Message`: an order in an
+/// envelope of its own.
+fn is_enveloped(message: &str) -> bool {
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(message)
+        .is_ok_and(|object| object.contains_key("Message"))
 }
 
 /// Why the feed could not be made.

@@ -23,6 +23,9 @@ pub struct TopicStats {
     pub retried: u64,
     /// Deliveries not finished yet.
     pub in_flight: u64,
+    /// Orders published while no confirmed subscription took the topic's
+    /// orders: they reached nobody.
+    pub unrouted: u64,
 }
 
 /// The counters of every topic.
@@ -53,6 +56,9 @@ impl Stats {
         self.update(topic, |stats| {
             stats.published += 1;
             stats.in_flight += deliveries as u64;
+            if deliveries == 0 {
+                stats.unrouted += 1;
+            }
         });
     }
 

@@ -70,6 +70,15 @@ impl Topic {
         format!("{{\"{key}\": {quantity}}}")
     }
 
+    /// An order for this topic, for error messages.
+    pub fn example(self) -> &'static str {
+        match self {
+            Self::Orders => BundleOrder::EXAMPLE,
+            Self::Iridium => Resource::Iridium.example(),
+            Self::Magnesite => Resource::Magnesite.example(),
+        }
+    }
+
     /// Checks `message` is an order for this topic, with the services' own
     /// parsers: what a subscriber would refuse is refused at publication.
     pub fn validate(self, message: &str) -> Result<Quantity, OrderError> {

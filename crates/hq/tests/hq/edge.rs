@@ -49,11 +49,12 @@ fn authorization(value: Option<&str>) -> Option<(&str, &str)> {
 
 /// The routes that need the admin credential, each with a request that
 /// succeeds with it and the status it then gets.
-const ADMIN_ROUTES: [(&str, &str, &str, u16); 8] = [
+const ADMIN_ROUTES: [(&str, &str, &str, u16); 9] = [
     ("POST", "/keys", r#"{"owner": "mallory"}"#, 201),
     ("GET", "/totals", "", 200),
     ("POST", "/faults", r#"{"fail_fulfillments": 0}"#, 200),
     ("GET", "/faults", "", 200),
+    ("DELETE", "/faults", "", 200),
     ("POST", "/topics/orders/subscriptions", "ENDPOINT", 201),
     ("POST", "/topics/orders/publish", r#"{"bundle": 1}"#, 201),
     ("GET", "/?Action=Unsubscribe&SubscriptionArn=ARN", "", 200),
@@ -205,10 +206,28 @@ async fn a_given_credential_is_used_instead_of_the_file() {
         .unwrap_err()
         .to_string();
     assert!(
-        error.contains("must be 16 to 512 visible ASCII characters"),
+        error.contains("--admin-token: an admin credential is 16 to 512 visible ASCII characters"),
         "{error}"
     );
     assert!(!error.contains("s3cret"), "{error}");
+    // Its variable named once, by the setting's line.
+    assert_eq!(error.matches("HQ_ADMIN_TOKEN").count(), 1, "{error}");
+}
+
+/// A credential file that holds no usable credential is named.
+#[tokio::test]
+async fn a_credential_file_holding_none_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join(TOKEN_FILE), "short").unwrap();
+    let error = hq::admin::AdminToken::load_or_create(dir.path())
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(error.starts_with("admin credential file "), "{error}");
+    assert!(
+        error.contains(TOKEN_FILE) && error.contains("16 to 512"),
+        "{error}"
+    );
 }
 
 fn mode(path: &Path) -> u32 {

@@ -168,6 +168,13 @@ async fn publishing_checks_the_order_like_the_services() {
     for (topic, body, status, says) in [
         ("orders", too_large.as_str(), 413, "SNS takes at most 262144"),
         ("orders", r#"{"iridium": 1}"#, 400, "not an order for this topic"),
+        // The workshop curl's body, an order in a Message of its own.
+        (
+            "orders",
+            r#"{"Message":{"bundle":"1"}}"#,
+            400,
+            r#"publish the order itself, such as {"bundle": 1}: SNS puts it in the Message field"#,
+        ),
         ("orders", "{", 400, "not an order for this topic"),
         ("orders", r#"{"bundle": 0}"#, 400, "not an order for this topic"),
         (

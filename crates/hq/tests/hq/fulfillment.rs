@@ -572,6 +572,30 @@ async fn injected_faults_refuse_or_lose_the_answer_and_are_used_up() {
         message.starts_with("expected {\"fail_fulfillments\": n"),
         "{message}"
     );
+    // A second plan adds to the first; DELETE disarms them all.
+    post_json(&hq, "/faults", &json!({"fail_fulfillments": 2})).await;
+    let added = post_json(
+        &hq,
+        "/faults",
+        &json!({"fail_fulfillments": 3, "lose_responses": 1}),
+    )
+    .await;
+    assert_eq!(
+        added.json::<Value>().await.unwrap(),
+        json!({"fail_fulfillments": 5, "lose_responses": 1})
+    );
+    let cleared = admin_client(&hq)
+        .delete(url(&hq, "/faults"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cleared.status(), 200);
+    assert_eq!(
+        cleared.json::<Value>().await.unwrap(),
+        json!({"fail_fulfillments": 0, "lose_responses": 0})
+    );
+    let (status, _, _) = fulfill(&client, &hq, Some(KEY), Some("f-2"), order).await;
+    assert_eq!(status, 200, "a fault disarmed still failed an order");
     hq.shutdown(Duration::from_secs(1)).await.unwrap();
 }
 
@@ -601,7 +625,7 @@ async fn reconciliation_and_topics_keep_their_json() {
     assert_eq!(iridium["subscriptions"], json!([]));
     assert_eq!(
         iridium["stats"],
-        json!({"published": 1, "delivered": 0, "rejected": 0, "failed": 0, "retried": 0, "in_flight": 0})
+        json!({"published": 1, "delivered": 0, "rejected": 0, "failed": 0, "retried": 0, "in_flight": 0, "unrouted": 1})
     );
     hq.shutdown(Duration::from_secs(1)).await.unwrap();
 }

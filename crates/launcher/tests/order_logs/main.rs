@@ -69,6 +69,10 @@ async fn one_id_on_every_hop_in_text_and_json() {
     assert_carry(&lines, &format!("order_id={message_id}"), &EVERY_HOP);
     // HQ's line names the microservice that produced the order.
     assert_carry(&lines, "produced_by=iridium", &["fulfillment recorded"]);
+    // In the one console, each line names the service that wrote it.
+    assert_carry(&lines, "service{name=iridium}:", &["Producing 2 iridium"]);
+    assert_carry(&lines, "service{name=monolith}:", &["Fulfilling 2 iridium"]);
+    assert_carry(&lines, "service{name=hq}:", &["fulfillment recorded"]);
     let (message_id, lines) = one_order(true).await;
     let hops = EVERY_HOP.map(|hop| hop.replace("uri=", r#""uri":""#));
     assert_carry(

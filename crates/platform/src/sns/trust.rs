@@ -207,9 +207,15 @@ fn parse(url: &str) -> Result<Url, UntrustedUrl> {
 }
 
 /// https, an SNS host, no userinfo, no port; the region the host names.
+/// Its refusals are shown only when no stand-in is set: those of a URL
+/// that may well be a local stand-in's say how to trust one (a service run
+/// beside HQ or moto without it refused their messages, and said nothing
+/// of why a subscription never confirmed).
 fn check_sns_origin(url: &Url) -> Result<&str, &'static str> {
     if url.scheme() != "https" {
-        return Err("SNS URLs are https");
+        return Err(
+            "SNS URLs are https (from a local SNS stand-in such as HQ or moto? set AWS_ENDPOINT_URL_SNS to its URL)",
+        );
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("SNS URLs carry no userinfo");
@@ -222,7 +228,9 @@ fn check_sns_origin(url: &Url) -> Result<&str, &'static str> {
         Some(url::Host::Domain(host)) => sns_region(host),
         _ => None,
     }
-    .ok_or("the host is not sns.<region>.amazonaws.com(.cn)")
+    .ok_or(
+        "the host is not sns.<region>.amazonaws.com(.cn) (from a local SNS stand-in such as HQ or moto? set AWS_ENDPOINT_URL_SNS to its URL)",
+    )
 }
 
 /// Same scheme, host and port as the stand-in, no userinfo, and a path at or
@@ -320,6 +328,21 @@ mod tests {
             shown.contains("sns.us-east-1.amazonaws.com") && !shown.contains("s3cret"),
             "{shown}"
         );
+    }
+
+    /// Refused without a stand-in, a local stand-in's URL says how to trust it.
+    #[test]
+    fn a_stand_ins_url_refused_says_how_to_trust_one() {
+        for url in [
+            "http://127.0.0.1:4000/SimpleNotificationService-0123abcd.pem",
+            "https://localhost/SimpleNotificationService-0123abcd.pem",
+        ] {
+            let refused = sns().check_cert_url(url).unwrap_err().to_string();
+            assert!(refused.contains("set AWS_ENDPOINT_URL_SNS"), "{refused}");
+        }
+        let confirm = "http://127.0.0.1:4000/?Action=ConfirmSubscription&Token=t";
+        let refused = sns().check_subscribe_url(confirm).unwrap_err().to_string();
+        assert!(refused.contains("set AWS_ENDPOINT_URL_SNS"), "{refused}");
     }
 
     #[test]
