@@ -818,7 +818,9 @@ async fn publish(
     };
     // The access line names the order it made, as a service's names the
     // order it took: an order that reached nobody has this line at least.
-    tracing::Span::current().record("order_id", tracing::field::display(&published.message_id));
+    if let Some(order_id) = OrderId::parse(&published.message_id) {
+        platform::telemetry::record_order_id(&order_id);
+    }
     Ok((StatusCode::CREATED, Json(published)).into_response())
 }
 

@@ -12,6 +12,7 @@ use crate::signing::{SigningError, SigningIdentity};
 use std::os::unix::fs::DirBuilderExt as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument as _;
 use url::Url;
 
 /// Why HQ could not start.
@@ -279,24 +280,27 @@ impl<T: Clone + Send + 'static> Reused<T> {
     {
         let last = Arc::clone(&self.last);
         let asked = Instant::now();
-        tokio::spawn(async move {
-            let mut last = last.lock().await;
-            if let Some(made) = last.as_ref() {
-                let made_while_waiting = made.at >= asked;
-                let recent = made.answer.is_ok() && made.at.elapsed() < reused_for(made.took);
-                if made_while_waiting || recent {
-                    return made.answer.clone().map_err(LedgerError::Unavailable);
+        tokio::spawn(
+            async move {
+                let mut last = last.lock().await;
+                if let Some(made) = last.as_ref() {
+                    let made_while_waiting = made.at >= asked;
+                    let recent = made.answer.is_ok() && made.at.elapsed() < reused_for(made.took);
+                    if made_while_waiting || recent {
+                        return made.answer.clone().map_err(LedgerError::Unavailable);
+                    }
                 }
+                let started = Instant::now();
+                let answer = make().await;
+                *last = Some(Made {
+                    at: Instant::now(),
+                    took: started.elapsed(),
+                    answer: answer.as_ref().map(T::clone).map_err(ToString::to_string),
+                });
+                answer
             }
-            let started = Instant::now();
-            let answer = make().await;
-            *last = Some(Made {
-                at: Instant::now(),
-                took: started.elapsed(),
-                answer: answer.as_ref().map(T::clone).map_err(ToString::to_string),
-            });
-            answer
-        })
+            .in_current_span(),
+        )
         .await
         .map_err(|error| LedgerError::Unavailable(error.to_string()))?
     }

@@ -237,7 +237,7 @@ const CONFIRM_EVERY: Duration = Duration::from_millis(100);
 pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
     config.check_ports()?;
     let api_key = hq::keys::generate();
-    let hq_span = tracing::error_span!("service", name = %Part::Hq.name());
+    let hq_span = platform::telemetry::service_span(Part::Hq.name());
     let running_hq = start_hq(&config, api_key.clone())
         .instrument(hq_span.clone())
         .await?;

@@ -96,9 +96,8 @@ impl Service {
             .map_err(|source| LaunchError::Bind { part, addr, source })?;
         let start: StartFn = Arc::new(move |listener, stop: CancellationToken| {
             // Every line of the service in its span: in the one console of
-            // four services, each line says whose it is (at ERROR level,
-            // as a request's span: on under any filter).
-            let serving = tracing::error_span!("service", name = %part.name());
+            // four services, each line says whose it is.
+            let serving = platform::telemetry::service_span(part.name());
             tokio::spawn(run(listener, config.clone(), stop.cancelled_owned()).instrument(serving))
         });
         let mut service = Self {

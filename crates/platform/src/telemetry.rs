@@ -184,6 +184,19 @@ pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
     }
 }
 
+/// The name of the span a service runs in where several share a process
+/// and a console (the launcher), so that each line says whose it is. The
+/// serve loop keeps the span it was started in for every connection.
+/// Traces leave it out ([`crate::traces::layer`]).
+pub const SERVICE_SPAN: &str = "service";
+
+/// The span service `name` runs in beside others ([`SERVICE_SPAN`]): at
+/// ERROR level, as a request's, so that it is on under any filter.
+pub fn service_span(name: &str) -> tracing::Span {
+    // The macro takes a literal name: SERVICE_SPAN's, checked by a test.
+    tracing::error_span!("service", name = %name)
+}
+
 /// The span a request is served in (the serve loop's access log): method,
 /// URI, an `order_id` recorded once known, and a `claimed_order_id` for a
 /// delivery refused before it was trusted.
@@ -471,6 +484,26 @@ mod tests {
     fn a_path_with_a_line_separator_or_a_direction_override_is_logged_escaped() {
         let uri = Uri::from_maybe_shared(bytes::Bytes::from("/order/\u{2028}x\u{202e}é")).unwrap();
         assert_eq!(LoggedUri(&uri).to_string(), "/order/\\u{2028}x\\u{202e}é");
+    }
+
+    /// The span's name is the one traces leave out, and lines in it say
+    /// whose they are.
+    #[test]
+    fn the_service_span_is_named_as_traces_leave_it_out() {
+        let captured = super::captured::Captured::default();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(captured.clone())
+            .finish();
+        let named = tracing::subscriber::with_default(subscriber, || {
+            let span = super::service_span("iridium");
+            let _in = span.enter();
+            tracing::error!("said");
+            span.metadata().map(tracing::Metadata::name)
+        });
+        assert_eq!(named, Some(super::SERVICE_SPAN));
+        let logs = String::from_utf8(captured.taken().0).unwrap();
+        assert!(logs.contains("service{name=iridium}: "), "{logs}");
     }
 
     #[test]

@@ -92,12 +92,20 @@ impl TraceExport {
     }
 }
 
-/// The tracing layer that turns spans into OpenTelemetry spans.
+/// The tracing layer that turns spans into OpenTelemetry spans. It does
+/// not see a [`crate::telemetry::SERVICE_SPAN`]: that span lasts the
+/// service's whole life, and under it every request without a
+/// `traceparent` would share its one trace instead of starting its own.
 pub fn layer<S>(provider: &SdkTracerProvider, service: &str) -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
-    tracing_opentelemetry::layer().with_tracer(provider.tracer(service.to_owned()))
+    use tracing_subscriber::Layer as _;
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer(service.to_owned()))
+        .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
+            !(metadata.is_span() && metadata.name() == crate::telemetry::SERVICE_SPAN)
+        }))
 }
 
 /// Makes `span` a child of the trace `headers` carry, if any.

@@ -731,7 +731,11 @@ async fn on<T: Send + 'static>(
     work: impl FnOnce(&mut Connection) -> Result<T, LedgerError> + Send + 'static,
 ) -> Result<T, LedgerError> {
     let mut conn = Arc::clone(conn).lock_owned().await;
-    tokio::task::spawn_blocking(move || work(&mut conn))
+    // In the caller's span, which a blocking thread does not inherit: the
+    // ledger's own lines (it cannot record, it records again) say whose
+    // request, and under the launcher that they are HQ's.
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(|| work(&mut conn)))
         .await
         .map_err(|e| LedgerError::Unavailable(e.to_string()))?
 }

@@ -142,6 +142,13 @@ async fn one_order_is_one_trace_across_every_hop_and_a_failed_one_says_so() {
         delivery.trace_id, order.trace_id,
         "SNS' delivery carries no traceparent"
     );
+    // Its own trace's root: not a child of the span iridium runs in under
+    // the launcher, which would put every delivery in one trace.
+    assert_eq!(
+        delivery.parent_span_id,
+        Vec::<u8>::new(),
+        "a delivery without a traceparent starts its own trace"
+    );
     let why = order
         .status
         .as_ref()

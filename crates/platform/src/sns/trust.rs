@@ -50,7 +50,7 @@ impl TrustedHosts {
         if url.len() > MAX_CERT_URL_LEN {
             return Err(untrusted("a certificate URL is at most 1,024 bytes"));
         }
-        let parsed = parse(url)?;
+        let parsed = Url::parse(url).map_err(|_| untrusted(NOT_A_URL))?;
         if parsed.query().is_some() {
             return Err(untrusted("a certificate URL has no query"));
         }
@@ -86,8 +86,12 @@ impl TrustedHosts {
     /// URL under it (its scheme, host and port and a path under its path), or
     /// a real-SNS one as above, which is then fetched from the stand-in.
     pub fn check_subscribe_url(&self, url: &str) -> Result<TrustedUrl, UntrustedUrl> {
-        let parsed = parse(url)?;
-        let untrusted = |reason| UntrustedUrl::new(url, reason);
+        // Refused, it is shown with its query's values masked: its `Token`
+        // is the subscription's secret (a genuine one, from a stand-in the
+        // service was not told of).
+        let shown = MaskedUrl::shown_from_text(url);
+        let untrusted = |reason| UntrustedUrl::new(&shown, reason);
+        let parsed = Url::parse(url).map_err(|_| untrusted(NOT_A_URL))?;
         if parsed.fragment().is_some() {
             return Err(untrusted("a subscribe URL has no fragment"));
         }
@@ -202,35 +206,60 @@ impl UntrustedUrl {
     }
 }
 
-fn parse(url: &str) -> Result<Url, UntrustedUrl> {
-    Url::parse(url).map_err(|_| UntrustedUrl::new(url, "not a valid absolute URL"))
+/// Why a URL that does not parse is refused.
+const NOT_A_URL: &str = "not a valid absolute URL";
+
+/// A refusal's `reason`, and for a URL on this machine or its network
+/// (a local SNS stand-in's, most likely) the way to trust one: a service
+/// run beside HQ or moto without it refused their messages, and said
+/// nothing of why a subscription never confirmed. Never for a public host:
+/// a forger's URL must not come with advice to trust it.
+macro_rules! refusal {
+    ($url:expr, $reason:literal) => {
+        if looks_local($url) {
+            concat!(
+                $reason,
+                " (from a local SNS stand-in such as HQ or moto? set AWS_ENDPOINT_URL_SNS to its URL)"
+            )
+        } else {
+            $reason
+        }
+    };
 }
 
 /// https, an SNS host, no userinfo, no port; the region the host names.
-/// Its refusals are shown only when no stand-in is set: those of a URL
-/// that may well be a local stand-in's say how to trust one (a service run
-/// beside HQ or moto without it refused their messages, and said nothing
-/// of why a subscription never confirmed).
+/// Its refusals are shown only when no stand-in is set.
 fn check_sns_origin(url: &Url) -> Result<&str, &'static str> {
     if url.scheme() != "https" {
-        return Err(
-            "SNS URLs are https (from a local SNS stand-in such as HQ or moto? set AWS_ENDPOINT_URL_SNS to its URL)",
-        );
+        return Err(refusal!(url, "SNS URLs are https"));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err("SNS URLs carry no userinfo");
     }
     // `Url` drops the default port, so an explicit `:443` passes: it names the same origin.
     if url.port().is_some() {
-        return Err("SNS URLs carry no port");
+        return Err(refusal!(url, "SNS URLs carry no port"));
     }
     match url.host() {
         Some(url::Host::Domain(host)) => sns_region(host),
         _ => None,
     }
-    .ok_or(
-        "the host is not sns.<region>.amazonaws.com(.cn) (from a local SNS stand-in such as HQ or moto? set AWS_ENDPOINT_URL_SNS to its URL)",
-    )
+    .ok_or(refusal!(url, "the host is not sns.<region>.amazonaws.com(.cn)"))
+}
+
+/// Whether `url`'s host is this machine or a private network's: a loopback
+/// or private address, `localhost`, or a name of one label (a container's,
+/// such as docker compose's `hq`).
+fn looks_local(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(name)) => {
+            let name = name.trim_end_matches('.');
+            name == "localhost" || name.ends_with(".localhost") || !name.contains('.')
+        }
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback() || ip.is_private() || ip.is_link_local(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback() || ip.is_unique_local(),
+        None => false,
+    }
 }
 
 /// Same scheme, host and port as the stand-in, no userinfo, and a path at or
@@ -336,13 +365,29 @@ mod tests {
         for url in [
             "http://127.0.0.1:4000/SimpleNotificationService-0123abcd.pem",
             "https://localhost/SimpleNotificationService-0123abcd.pem",
+            "http://hq:4000/SimpleNotificationService-0123abcd.pem",
+            "https://10.0.3.7:4566/SimpleNotificationService-0123abcd.pem",
         ] {
             let refused = sns().check_cert_url(url).unwrap_err().to_string();
             assert!(refused.contains("set AWS_ENDPOINT_URL_SNS"), "{refused}");
         }
-        let confirm = "http://127.0.0.1:4000/?Action=ConfirmSubscription&Token=t";
+        let confirm = "http://127.0.0.1:4000/?Action=ConfirmSubscription&Token=s3cret";
         let refused = sns().check_subscribe_url(confirm).unwrap_err().to_string();
         assert!(refused.contains("set AWS_ENDPOINT_URL_SNS"), "{refused}");
+        // Its Token, the subscription's secret, is not shown.
+        assert!(
+            refused.contains("Token=***") && !refused.contains("s3cret"),
+            "{refused}"
+        );
+        // A public host, a forger's most likely, gets no advice to trust it.
+        for url in [
+            "https://attacker.example/SimpleNotificationService-0123abcd.pem",
+            "http://sns.us-east-1.amazonaws.com/SimpleNotificationService-0123abcd.pem",
+            "https://203.0.113.9/SimpleNotificationService-0123abcd.pem",
+        ] {
+            let refused = sns().check_cert_url(url).unwrap_err().to_string();
+            assert!(!refused.contains("AWS_ENDPOINT_URL_SNS"), "{refused}");
+        }
     }
 
     #[test]

@@ -336,7 +336,9 @@ impl SnsVerifier {
             // The semaphore is never closed, so this cannot fail.
             let _slot = self.fetches.acquire().await.ok();
             if until.saturating_duration_since(tokio::time::Instant::now()) < LEAST_TIME_FOR_A_FETCH {
-                return unavailable();
+                return Err(VerifyError::CertificateUnavailable(format!(
+                    "{url}: not fetched: other fetches held every slot for most of {FETCH_TIMEOUT:?}"
+                )));
             }
             fetch_key(&self.client, location).await
         };

@@ -102,7 +102,7 @@ function chart(container, timeline, resource) {
     for (const value of values) {
       const y = pad.top + plotH * (1 - value / top);
       root.append(svg('line', { x1: pad.left, x2: width - pad.right, y1: y, y2: y, class: 'grid' }));
-      root.append(svg('text', { x: pad.left - 6, y: y + 4, 'text-anchor': 'end', class: 'axis' }, AXIS_NUMBER.format(value)));
+      root.append(svg('text', { x: pad.left - 6, y: y + 4, 'text-anchor': 'end', class: 'axis value' }, AXIS_NUMBER.format(value)));
     }
     buckets.forEach((bucket, i) => {
       let y = pad.top + plotH;
@@ -124,8 +124,13 @@ function chart(container, timeline, resource) {
     const step = Math.ceil(buckets.length / Math.max(1, Math.floor(plotW / 56)));
     buckets.forEach((bucket, i) => {
       if ((buckets.length - 1 - i) % step !== 0) return;
-      const x = Math.min(pad.left + (i + 0.5) * barW, width - 18);
-      root.append(svg('text', { x, y: height - 6, 'text-anchor': 'middle', class: 'axis time' }, clock(bucket.start)));
+      const x = pad.left + (i + 0.5) * barW;
+      // The newest, under the last bar, ends at the chart's edge instead
+      // when centred it would cross it (whatever the font's width).
+      const atEdge = x + 20 > width;
+      root.append(svg('text', {
+        x: atEdge ? width - 1 : x, y: height - 6, 'text-anchor': atEdge ? 'end' : 'middle', class: 'axis time',
+      }, clock(bucket.start)));
     });
     return root;
   }
