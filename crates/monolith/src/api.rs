@@ -7,7 +7,7 @@
 //! binary works on a laptop, EC2 and ECS; `AWS_ENDPOINT_URL` points it at a
 //! stand-in.
 
-use platform::settings::{self, ConfigError, GlueHookSecretArgs};
+use platform::settings::{self, ConfigError, GlueHookSecretArgs, MissingSetting};
 use platform::{ApiKey, HookSecret, HookSecrets, MaskedUrl};
 
 /// Where the fulfillment API is and how to authenticate: flags or
@@ -220,6 +220,7 @@ async fn resolve_all<const N: usize>(wanted: [Wanted<'_>; N]) -> Result<[Resolve
         }
     };
     let mut values = Vec::with_capacity(N);
+    let mut missing = Vec::new();
     for w in &wanted {
         let resolved = match given(w) {
             Some(value) => Resolved {
@@ -227,22 +228,29 @@ async fn resolve_all<const N: usize>(wanted: [Wanted<'_>; N]) -> Result<[Resolve
                 from: w.env.to_owned(),
             },
             // Two settings may name one parameter: each gets it.
-            None => found
-                .iter()
-                .find(|found| found.answers(w.param))
-                .map(|found| Resolved {
+            None => match found.iter().find(|found| found.answers(w.param)) {
+                Some(found) => Resolved {
                     value: found.value.clone(),
                     from: format!("SSM parameter {}", w.param),
-                })
-                .ok_or_else(|| ConfigError::Missing {
-                    what: w.what,
-                    env: w.env,
-                    flag: w.flag,
-                    param: w.param.to_owned(),
-                    why: why.clone(),
-                })?,
+                },
+                None => {
+                    missing.push(MissingSetting {
+                        what: w.what,
+                        env: w.env,
+                        flag: w.flag,
+                        param: w.param.to_owned(),
+                    });
+                    continue;
+                }
+            },
         };
         values.push(resolved);
+    }
+    if !missing.is_empty() {
+        return Err(ConfigError::Missing {
+            settings: missing,
+            why,
+        });
     }
     values
         .try_into()

@@ -275,22 +275,49 @@ pub enum LogFormat {
 
 /// Configuration that could not be had; the message is the one line a
 /// service prints before exiting.
+/// A setting found neither where it is given nor in SSM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingSetting {
+    /// What it is, in words.
+    pub what: &'static str,
+    /// The environment variable looked at.
+    pub env: &'static str,
+    /// The flag looked at.
+    pub flag: &'static str,
+    /// The SSM parameter looked at.
+    pub param: String,
+}
+
+impl std::fmt::Display for MissingSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Self {
+            what,
+            env,
+            flag,
+            param,
+        } = self;
+        write!(f, "{what} ({env} or --{flag}, or SSM parameter {param})")
+    }
+}
+
+/// `settings`, comma-separated.
+fn list(settings: &[MissingSetting]) -> String {
+    settings
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    /// A value is missing from the environment and from SSM.
-    #[error(
-        "missing configuration: {what}; looked in {env} (or --{flag}) and in SSM parameter {param}: {why}"
-    )]
+    /// Values missing from the environment and from SSM: each of them, so
+    /// that one start says all that is to be set (it said one a start).
+    #[error("missing configuration: {}: {why}", list(.settings))]
     Missing {
-        /// What is missing, in words.
-        what: &'static str,
-        /// The environment variable looked at.
-        env: &'static str,
-        /// The flag looked at.
-        flag: &'static str,
-        /// The SSM parameter looked at.
-        param: String,
-        /// Why SSM did not have it.
+        /// What is missing, each with where it was looked for.
+        settings: Vec<MissingSetting>,
+        /// Why SSM did not have them.
         why: String,
     },
     /// A value that has no SSM parameter is missing: what, and where it

@@ -77,32 +77,39 @@ impl Cli {
         fn given(url: Option<&str>) -> Option<&str> {
             url.filter(|url| !url.trim().is_empty())
         }
-        let (monolith, from) = given(self.monolith_url.as_deref())
+        let monolith = given(self.monolith_url.as_deref())
             .map(|url| (url, "monolithUrl"))
-            .or_else(|| given(self.monolith_url_upper.as_deref()).map(|url| (url, "MONOLITH_URL")))
-            .ok_or_else(|| {
-                ConfigError::NotGiven(
-                    "where the monolith is; looked in monolithUrl, MONOLITH_URL and --monolith-url".into(),
-                )
-            })?;
+            .or_else(|| given(self.monolith_url_upper.as_deref()).map(|url| (url, "MONOLITH_URL")));
+        // During a rotation the setting holds two: this service sends the first.
+        let hook_secret = hook_secrets(
+            self.hook.glue_hook_secret.as_ref().map(HookSecret::expose),
+            HOOK_SECRET_SETTING,
+        )?
+        .map(|secrets| secrets.sent().clone());
+        // Both named when both are missing: one start says all that is to be set.
+        let unset = (monolith.is_none(), hook_secret.is_none());
+        let (Some((monolith, from)), Some(hook_secret)) = (monolith, hook_secret) else {
+            let missing: Vec<&str> = [
+                (
+                    unset.0,
+                    "where the monolith is; looked in monolithUrl, MONOLITH_URL and --monolith-url",
+                ),
+                (
+                    unset.1,
+                    "the glue hook's shared secret; looked in GLUE_HOOK_SECRET and --glue-hook-secret",
+                ),
+            ]
+            .into_iter()
+            .filter_map(|(is_missing, what)| is_missing.then_some(what))
+            .collect();
+            return Err(ConfigError::NotGiven(missing.join(", and ")));
+        };
         // Not quoted: a URL may carry a password (logs show it masked).
         let glue_hook = glue_hook_url(monolith).map_err(|why| {
             ConfigError::Invalid(format!(
                 "{from} is {why}: give a host such as the ALB's DNS name, or an http:// or https:// URL"
             ))
         })?;
-        let hook_secrets = hook_secrets(
-            self.hook.glue_hook_secret.as_ref().map(HookSecret::expose),
-            HOOK_SECRET_SETTING,
-        )?;
-        // During a rotation the setting holds two: this service sends the first.
-        let hook_secret = hook_secrets
-            .map(|secrets| secrets.sent().clone())
-            .ok_or_else(|| {
-                ConfigError::NotGiven(
-                    "the glue hook's shared secret; looked in GLUE_HOOK_SECRET and --glue-hook-secret".into(),
-                )
-            })?;
         Ok(ResourceConfig {
             resource,
             glue_hook: glue_hook.into(),

@@ -393,12 +393,13 @@ macro_rules! resource_binary_tests {
             }
         }
 
+        /// With neither set, the one line names both.
         #[tokio::test]
         async fn missing_monolith_url_exits_with_one_line_naming_it() {
             $crate::process::exits_with_one_line_naming(
                 exe(),
                 &$crate::process::safe_aws_env(),
-                &["monolithUrl", "MONOLITH_URL"],
+                &["monolithUrl", "MONOLITH_URL", "GLUE_HOOK_SECRET"],
             )
             .await;
         }
