@@ -159,14 +159,17 @@ pub enum LaunchError {
     #[error("{0}: {1}")]
     Service(&'static str, String),
     /// Two parts were given the same port.
-    #[error("{first} and {second} are both given port {port}; give each its own (or 0 for any free port)")]
+    #[error(
+        "{} ({}) and {} ({}) are both given port {port}; give each its own (or 0 for any free port)",
+        first.name(), first.port_flag(), second.name(), second.port_flag()
+    )]
     SamePort {
         /// The port.
         port: u16,
-        /// The first part given it (`HQ`, `the monolith`, `iridium`, ...).
-        first: String,
+        /// The first part given it.
+        first: service::Part,
         /// The second.
-        second: String,
+        second: service::Part,
     },
 }
 
@@ -175,23 +178,20 @@ impl LaunchConfig {
     /// second would only say "Address already in use", as if something
     /// else held it.
     fn check_ports(&self) -> Result<(), LaunchError> {
-        let parts = [
-            ("HQ".to_owned(), self.hq_addr),
-            ("the monolith".to_owned(), self.monolith_addr),
-        ]
-        .into_iter()
-        .chain(
-            self.microservice_addrs
-                .iter()
-                .map(|(resource, addr)| (resource.to_string(), *addr)),
-        );
-        let mut taken: BTreeMap<u16, String> = BTreeMap::new();
+        let parts = [(Part::Hq, self.hq_addr), (Part::Monolith, self.monolith_addr)]
+            .into_iter()
+            .chain(
+                self.microservice_addrs
+                    .iter()
+                    .map(|(resource, addr)| (Part::Microservice(*resource), *addr)),
+            );
+        let mut taken: BTreeMap<u16, Part> = BTreeMap::new();
         for (part, addr) in parts {
             let port = addr.port();
             if port == 0 {
                 continue;
             }
-            if let Some(first) = taken.insert(port, part.clone()) {
+            if let Some(first) = taken.insert(port, part) {
                 return Err(LaunchError::SamePort {
                     port,
                     first,
@@ -440,7 +440,7 @@ mod tests {
         config.microservice_addrs.insert(Resource::Magnesite, at(5400));
         assert_eq!(
             config.check_ports().map_err(|e| e.to_string()),
-            Err("the monolith and magnesite are both given port 5400; give each its own (or 0 for any free port)".to_owned())
+            Err("monolith (--monolith-port) and magnesite (--microservice-port magnesite=<port>) are both given port 5400; give each its own (or 0 for any free port)".to_owned())
         );
     }
 
