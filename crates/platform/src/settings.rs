@@ -273,8 +273,6 @@ pub enum LogFormat {
     Json,
 }
 
-/// Configuration that could not be had; the message is the one line a
-/// service prints before exiting.
 /// A setting found neither where it is given nor in SSM.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingSetting {
@@ -309,6 +307,8 @@ fn list(settings: &[MissingSetting]) -> String {
         .join(", ")
 }
 
+/// Configuration that could not be had; the message is the one line a
+/// service prints before exiting.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// Values missing from the environment and from SSM: each of them, so

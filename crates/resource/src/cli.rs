@@ -92,17 +92,17 @@ impl Cli {
             let missing: Vec<&str> = [
                 (
                     unset.0,
-                    "where the monolith is; looked in monolithUrl, MONOLITH_URL and --monolith-url",
+                    "where the monolith is (monolithUrl, MONOLITH_URL or --monolith-url)",
                 ),
                 (
                     unset.1,
-                    "the glue hook's shared secret; looked in GLUE_HOOK_SECRET and --glue-hook-secret",
+                    "the glue hook's shared secret (GLUE_HOOK_SECRET or --glue-hook-secret)",
                 ),
             ]
             .into_iter()
             .filter_map(|(is_missing, what)| is_missing.then_some(what))
             .collect();
-            return Err(ConfigError::NotGiven(missing.join(", and ")));
+            return Err(ConfigError::NotGiven(missing.join(", ")));
         };
         // Not quoted: a URL may carry a password (logs show it masked).
         let glue_hook = glue_hook_url(monolith).map_err(|why| {
