@@ -610,6 +610,16 @@ pub fn timestamp(at: std::time::SystemTime) -> String {
     humantime::format_rfc3339_millis(at.max(std::time::UNIX_EPOCH)).to_string()
 }
 
+/// Has SQLite sort and keep temporary tables in memory instead of files in
+/// a temporary directory: HQ's image has none (`FROM scratch`, a read-only
+/// root on ECS), and a sort larger than SQLite's few MB in memory (a
+/// schema step's index over a long-lived ledger's orders) failed there
+/// with "disk I/O error", HQ restarting into it again.
+fn keep_temporaries_in_memory(conn: &Connection) -> Result<(), LedgerError> {
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
+    Ok(())
+}
+
 impl Ledger {
     /// Opens (or creates) the ledger in `dir`, in journal mode `mode`,
     /// brought to the newest schema; refused while another HQ has it open.
@@ -618,6 +628,7 @@ impl Ledger {
         let path = dir.join(DB_FILE);
         let mut conn = Connection::open(&path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
+        keep_temporaries_in_memory(&conn)?;
         // SQLite answers with the mode it is in: a mode it cannot use
         // (WAL without shared memory) is kept silently otherwise.
         let kept: String =
@@ -651,6 +662,7 @@ impl Ledger {
             JournalMode::Wal => {
                 let reader = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
                 reader.busy_timeout(BUSY_TIMEOUT)?;
+                keep_temporaries_in_memory(&reader)?;
                 Arc::new(Mutex::new(reader))
             }
             JournalMode::Delete => Arc::clone(&writer),
@@ -1120,6 +1132,23 @@ mod tests {
             [("k1".into(), 1, 7, 1, 1), ("k3".into(), 1, 1, 4, 0)],
             "{kept:?}"
         );
+    }
+
+    /// Both connections, in either journal mode, sort in memory: HQ's
+    /// image has no temporary directory.
+    #[tokio::test]
+    async fn temporaries_are_kept_in_memory_on_every_connection() {
+        const MEMORY: i64 = 2;
+        for mode in [JournalMode::Wal, JournalMode::Delete] {
+            let dir = tempfile::tempdir().unwrap();
+            let ledger = Ledger::open(dir.path(), mode).unwrap();
+            let temp_store = |conn: &mut Connection| {
+                conn.query_row("PRAGMA temp_store", [], |row| row.get::<_, i64>(0))
+                    .map_err(LedgerError::from)
+            };
+            assert_eq!(ledger.write(temp_store).await.unwrap(), MEMORY, "{mode:?}");
+            assert_eq!(ledger.read(temp_store).await.unwrap(), MEMORY, "{mode:?}");
+        }
     }
 
     #[test]
