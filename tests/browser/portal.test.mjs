@@ -189,11 +189,13 @@ async function main() {
     const problems = [];
     let signedIn = false;
     let hqDown = false;
+    let keyRefused = false;
     page.on('console', (message) => {
-      // A 401 before signing in is expected, and failed calls once HQ is
-      // stopped; a 401 after it, and CSP violations and script errors at
-      // any time, are not.
-      const expected = (!signedIn && message.text().includes('401')) || hqDown;
+      // A 401 before signing in is expected, a 403 while a key HQ does not
+      // take is tried, and failed calls once HQ is stopped; a 401 after it,
+      // and CSP violations and script errors at any time, are not.
+      const expected = (!signedIn && message.text().includes('401'))
+        || (keyRefused && message.text().includes('403')) || hqDown;
       if (message.type() === 'error' && !expected) problems.push(message.text());
     });
     page.on('pageerror', (error) => problems.push(error.message));
@@ -206,6 +208,12 @@ async function main() {
       .filter((field) => ![...field.labels].some((label) => label.textContent.trim())).map((field) => field.id));
     assert(unlabelled.length === 0, 'every field of the portal has a label', unlabelled.join(', '));
     assertEqual(await page.getByLabel('Topic', { exact: true }).getAttribute('id'), 'publish-topic', 'the field labelled "Topic"');
+    // A credential pasted with a character no header carries is said to
+    // be wrong, not "HQ unreachable" (the browser refuses to send it).
+    await page.fill('#admin-token', `${ADMIN_TOKEN}\u2026`);
+    await page.click('#credential-form button');
+    await page.locator('#credential-state', { hasText: 'plain ASCII' }).waitFor();
+    assertEqual(await page.locator('#admin-token').getAttribute('aria-invalid'), 'true', 'a credential with a non-ASCII character');
     await signIn(page);
     signedIn = true;
     // The form that had focus is hidden: focus goes to what signing in showed.
@@ -255,10 +263,14 @@ async function main() {
     for (const [topic, endpoint] of endpoints) {
       await page.fill('#endpoint', endpoint);
       await page.getByRole('button', { name: `Subscribe to ${topic} topic` }).click();
-      await page.getByText('pending confirmation.').waitFor();
+      // Pending, and soon (maybe before this looks) confirmed.
+      await page.locator('#subscribe-state', { hasText: new RegExp(`^${topic.toLowerCase()}: .* is (pending confirmation|confirmed)\\.$`) }).waitFor();
     }
     await waitUntil('three confirmed subscriptions on the page', async () =>
       (await page.locator('#subscriptions tr[data-state="confirmed"]').count()) === 3);
+    // The line that said "pending" says "confirmed" once it is: the table
+    // is no live region.
+    await page.locator('#subscribe-state', { hasText: /^magnesite: .* is confirmed\.$/ }).waitFor();
     // Subscribing an endpoint again gives back its one subscription, confirmed.
     await page.fill('#endpoint', endpoints[0][1]);
     await page.getByRole('button', { name: 'Subscribe to Orders topic' }).click();
@@ -303,8 +315,24 @@ async function main() {
     const cut = await page.evaluate(() => [...document.querySelectorAll('#subscriptions .badge')]
       .filter((badge) => badge.getBoundingClientRect().right > badge.closest('.scrolls').getBoundingClientRect().right + 0.5).length);
     assertEqual(cut, 0, 'subscription states cut off at 320 px');
+    // An owner of one long word breaks rather than widen the page.
+    await page.fill('#owner', 'W'.repeat(100));
+    await page.getByRole('button', { name: 'Get a key' }).click();
+    await page.locator('#key-state', { hasText: 'Key issued' }).waitFor();
+    const longOwnerWidth = await pageWidth(page);
+    assert(longOwnerWidth <= 320, 'an owner of one long word at 320 px', `${longOwnerWidth} px wide`);
     await page.screenshot({ path: path.join(outDir, 'portal-320.png'), fullPage: true });
     await page.setViewportSize({ width: 1280, height: 900 });
+
+    // A key HQ does not take: said what to do, not HQ's bare "Forbidden".
+    keyRefused = true;
+    await page.fill('#totals-key', 'isk_not-a-key-of-hqs');
+    await page.getByRole('button', { name: 'Show totals' }).click();
+    await page.locator('#totals-state', { hasText: 'does not take this key' }).waitFor();
+    keyRefused = false;
+    await page.fill('#totals-key', apiKey);
+    await page.getByRole('button', { name: 'Show totals' }).click();
+    await page.locator('#totals-state', { hasText: 'Totals shown' }).waitFor();
 
     console.log('dashboard: the figures are /totals and /reconciliation');
     await page.goto(`${hqUrl}/dashboard`);
@@ -496,6 +524,24 @@ async function main() {
       await axeContext.close();
     }
 
+    console.log('dashboard: forgetting the credential stops the polling at once');
+    {
+      await page.goto(`${hqUrl}/dashboard`);
+      await page.locator('#chart-iridium svg').waitFor();
+      let calls = 0;
+      const count = (request) => {
+        if (request.url().includes('/dashboard/data')) calls += 1;
+      };
+      page.on('request', count);
+      await page.getByRole('button', { name: 'Forget the credential' }).click();
+      await page.locator('body:not(.signed-in)').waitFor();
+      // A window in which nothing may happen, longer than a poll's period.
+      await new Promise((resolve) => setTimeout(resolve, 2500));
+      page.off('request', count);
+      assertEqual(calls, 0, 'dashboard calls after forgetting the credential');
+      assertEqual(await page.locator('#credential-state').textContent(), 'Not signed in.', 'what the page says after Forget');
+    }
+
     console.log('dashboard: a credential HQ no longer takes is dropped, and the polling stops');
     signedIn = false;
     await page.goto(`${hqUrl}/dashboard`);
@@ -595,13 +641,13 @@ async function main() {
     hq.kill('SIGTERM');
     await page.locator('body.stale').waitFor({ timeout: TIMEOUT_MS });
     const said = await page.locator('#updated').textContent();
-    if (!/^figures from \d\d:\d\d:\d\d UTC, not updated: HQ unreachable$/.test(said)) throw new Error(`#updated says ${JSON.stringify(said)}`);
+    if (!/^figures from \d\d:\d\d:\d\d UTC, not updated: HQ unreachable \(is it running\? try again\)$/.test(said)) throw new Error(`#updated says ${JSON.stringify(said)}`);
     assertEqual(await page.locator('#updated').getAttribute('class'), 'error', '#updated class');
     assertEqual(await page.locator('#recon-fulfilled').textContent(), published, 'figures kept');
     // Said once in a live region that shows; the figures keep their contrast
     // (no fading: opacity at 1 all the way up).
     const notice = page.locator('#freshness');
-    assert((await notice.isVisible()) && /^Not updating: HQ unreachable\. The figures below are from /.test(await notice.textContent()),
+    assert((await notice.isVisible()) && /^Not updating: HQ unreachable \(is it running\? try again\)\. The figures below are from /.test(await notice.textContent()),
       'a visible notice says the figures are stale', await notice.textContent());
     assertEqual(await notice.getAttribute('role'), 'status', '#freshness role');
     const faded = await page.locator('#recon-fulfilled').evaluate((node) => {

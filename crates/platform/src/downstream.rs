@@ -69,9 +69,10 @@ pub fn http_client(max_connections: usize) -> Result<reqwest::Client, reqwest::E
         .build()
 }
 
-/// The innermost cause of `error` ("Connection refused", a DNS failure),
-/// which says more to an operator than reqwest's "error sending request".
-fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
+/// The innermost cause of `error` ("Connection refused", a DNS failure, a
+/// TLS handshake refused), which says more to an operator than reqwest's
+/// "error sending request".
+pub fn root_cause(error: &(dyn std::error::Error + 'static)) -> String {
     let mut cause = error;
     while let Some(inner) = cause.source() {
         cause = inner;

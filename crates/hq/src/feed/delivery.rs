@@ -262,7 +262,13 @@ impl Inner {
                 }
             }
             Err(error) if error.is_timeout() => Attempt::Retry("no answer in time".into()),
-            Err(error) if error.is_connect() => Attempt::Retry("connection refused".into()),
+            // Why, in the system's words: a refused port, a name that does
+            // not resolve and https to a plain-http server each read
+            // "connection refused" before, the last two misleadingly.
+            Err(error) if error.is_connect() => Attempt::Retry(format!(
+                "could not connect: {}",
+                platform::downstream::root_cause(&error.without_url())
+            )),
             // Without its URL: an endpoint's query can hold a secret.
             Err(error) => Attempt::Retry(format!("transport error: {}", error.without_url())),
         }

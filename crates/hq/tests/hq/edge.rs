@@ -389,6 +389,13 @@ async fn secrets_in_endpoints_are_never_listed_logged_or_echoed() {
         },
     )
     .await;
+    // Why, in the system's words (the URL, secrets and all, left out).
+    assert!(
+        logs.text()
+            .contains("delivery failed (could not connect: Connection refused"),
+        "{}",
+        logs.text()
+    );
 
     let topics = call(&hq, "GET", "/topics", "", None).await.text().await.unwrap();
     assert!(topics.contains(&shown), "{topics}");

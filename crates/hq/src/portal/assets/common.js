@@ -17,6 +17,15 @@ const hq = {
     const token = hq.token();
     if (token && !('x-api-key' in extraHeaders)) headers.Authorization = `Bearer ${token}`;
     if (body !== undefined) headers['Content-Type'] = 'application/json';
+    // A credential or key is plain ASCII: a character pasted from a chat
+    // (’, …) cannot go in a header, and the browser's refusal read as
+    // "HQ unreachable" while HQ was up.
+    if (Object.values(headers).some((value) => !/^[\x20-\x7e]*$/.test(value))) {
+      throw Object.assign(
+        new Error('it holds a character no credential or key has (they are plain ASCII): check what was pasted'),
+        { notSent: true },
+      );
+    }
     let response;
     try {
       response = await fetch(path, {
@@ -28,7 +37,7 @@ const hq = {
       });
     } catch (_) {
       // The browser's own words ("Failed to fetch") say nothing to a person.
-      throw Object.assign(new Error('HQ unreachable'), { unreachable: true });
+      throw Object.assign(new Error('HQ unreachable (is it running? try again)'), { unreachable: true });
     }
     let data = null;
     try {
@@ -125,13 +134,17 @@ const hq = {
         onSignedIn();
       } catch (error) {
         sessionStorage.removeItem(TOKEN_KEY);
-        hq.showSignedIn(false, error.unreachable ? 'Not signed in: HQ unreachable.' : `HQ refused that credential: ${error.message}`, 'input');
+        const why = error.unreachable || error.notSent ? `Not signed in: ${error.message}.` : `HQ refused that credential: ${error.message}`;
+        hq.showSignedIn(false, why, 'input');
         hq.markInvalid(input, !error.unreachable);
       }
     });
     document.getElementById('forget').addEventListener('click', () => {
       sessionStorage.removeItem(TOKEN_KEY);
       hq.showSignedIn(false, undefined, 'input');
+      // A page polling with the credential stops now, not after one more
+      // call without it (a refused admin call in HQ's log).
+      document.dispatchEvent(new Event('hq-signed-out'));
     });
     const signedIn = Boolean(hq.token());
     hq.showSignedIn(signedIn);

@@ -251,5 +251,9 @@ document.addEventListener('DOMContentLoaded', () => {
     }
   });
   for (const resource of RESOURCES) resized.observe(document.getElementById(`chart-${resource}`));
+  document.addEventListener('hq-signed-out', () => {
+    clearTimeout(timer);
+    latestPoll += 1; // an answer still out is dropped
+  });
   hq.setUpCredential(poll);
 });

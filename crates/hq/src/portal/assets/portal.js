@@ -58,7 +58,11 @@ async function showTotals(event) {
   } catch (error) {
     document.getElementById('my-totals-region').hidden = true;
     hq.markInvalid(document.getElementById('totals-key'), !error.unreachable, 'totals-state');
-    hq.say('totals-state', `No totals: ${error.message}`, 'error');
+    // HQ's 403 says only "Forbidden" (its log says which): say what to do.
+    const why = error.status === 403
+      ? 'HQ does not take this key (unknown, or revoked by HQ\'s admin): check it, or issue a new key above'
+      : error.message;
+    hq.say('totals-state', `No totals: ${why}`, 'error');
   }
 }
 
@@ -77,19 +81,31 @@ async function subscribe(topic) {
   try {
     const subscription = await hq.call('POST', `/topics/${topic}/subscriptions`, { endpoint });
     // Subscribing an endpoint again gives back its one subscription, as SNS does.
-    const state = subscription.state === 'confirmed' ? 'is already subscribed and confirmed' : 'is pending confirmation';
+    const confirmed = subscription.state === 'confirmed';
+    const state = confirmed ? 'is already subscribed and confirmed' : 'is pending confirmation';
     hq.say('subscribe-state', `${topic}: ${subscription.endpoint} ${state}.`, 'ok');
+    // The line says so again once it is confirmed: the table is no live
+    // region, and confirming is what this step waits for.
+    awaiting = confirmed ? null : { topic, endpoint: subscription.endpoint };
     await refreshSubscriptions();
   } catch (error) {
     hq.say('subscribe-state', `Not subscribed: ${error.message}`, 'error');
   }
 }
 
+// The subscription the person just made, until it is confirmed.
+let awaiting = null;
+
 async function refreshSubscriptions() {
   const body = document.querySelector('#subscriptions tbody');
   try {
     const { topics } = await hq.call('GET', '/topics');
     const subscriptions = topics.flatMap((topic) => topic.subscriptions.map((s) => [topic.name, s.endpoint, s.state]));
+    if (awaiting && subscriptions.some(([topic, endpoint, state]) =>
+      topic === awaiting.topic && endpoint === awaiting.endpoint && state === 'confirmed')) {
+      hq.say('subscribe-state', `${awaiting.topic}: ${awaiting.endpoint} is confirmed.`, 'ok');
+      awaiting = null;
+    }
     hq.replaceIfChanged(body, JSON.stringify(subscriptions), () => {
       const rows = subscriptions.map(([topic, endpoint, state]) => {
         const confirmed = state === 'confirmed';
