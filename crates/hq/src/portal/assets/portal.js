@@ -138,7 +138,10 @@ async function publish(event) {
       // 202: still under way at the request's deadline; it finishes on its own.
       hq.say('publish-state', `Still publishing: ${published.detail}`, 'ok');
     } else {
-      hq.say('publish-state', `Published ${published.message_id} to ${published.subscribers} subscription(s).`, 'ok');
+      const reached = published.subscribers === 0
+        ? ', but no subscription takes this topic\'s orders: it reached nobody (unrouted)'
+        : ` to ${published.subscribers} subscription(s)`;
+      hq.say('publish-state', `Published ${published.message_id}${reached}.`, published.subscribers === 0 ? 'warn' : 'ok');
     }
   } catch (error) {
     // 504: SNS' answer did not say whether it took the order.
