@@ -138,13 +138,8 @@ impl MaskedUrl {
     /// that is no URL even so is not shown (a URL that does not parse
     /// read again after `http://` would show its password as a path).
     pub fn shown_from_text(text: &str) -> String {
-        let text = text.trim();
-        let url = if text.contains("://") {
-            Url::parse(text)
-        } else {
-            Url::parse(&format!("http://{text}"))
-        };
-        url.ok()
+        Url::parse(&crate::settings::with_http_scheme(text))
+            .ok()
             .filter(Url::has_host)
             .map_or_else(|| "<not a URL>".to_owned(), |url| Self(url).shown())
     }

@@ -182,6 +182,17 @@ pub fn http_url(text: &str) -> Result<Url, NotHttpUrl> {
     Ok(url)
 }
 
+/// `text`, trimmed, with `http://` before it when it names no scheme: a
+/// bare host, as `monolithUrl` is in the workshop (an ALB's DNS name).
+pub fn with_http_scheme(text: &str) -> std::borrow::Cow<'_, str> {
+    let text = text.trim();
+    if text.contains("://") {
+        text.into()
+    } else {
+        format!("http://{text}").into()
+    }
+}
+
 /// A clap value parser whose refusal never quotes the value, which may be
 /// a secret or hold one (clap's own quotes it, and on ECS that line goes
 /// to CloudWatch). Names the flag, then the parser's reason.

@@ -2,7 +2,7 @@
 
 use contracts::Resource;
 use platform::route::RouteSettings;
-use platform::settings::{NotHttpUrl, http_url, millis};
+use platform::settings::{NotHttpUrl, http_url, millis, with_http_scheme};
 use platform::{HookSecret, MaskedUrl};
 use url::Url;
 
@@ -44,13 +44,7 @@ impl ResourceConfig {
 /// host (the workshop passes an ALB DNS name) gets `http://`; a URL with no
 /// path gets the glue hook's `/fulfill/`.
 pub fn glue_hook_url(monolith: &str) -> Result<Url, NotHttpUrl> {
-    let monolith = monolith.trim();
-    let with_scheme = if monolith.contains("://") {
-        monolith.to_owned()
-    } else {
-        format!("http://{monolith}")
-    };
-    let mut url = http_url(&with_scheme)?;
+    let mut url = http_url(&with_http_scheme(monolith))?;
     if url.path().is_empty() || url.path() == "/" {
         url.set_path(contracts::paths::FULFILL);
     }
