@@ -190,12 +190,14 @@ async function main() {
     let signedIn = false;
     let hqDown = false;
     let keyRefused = false;
+    let ownerRefused = false;
     page.on('console', (message) => {
       // A 401 before signing in is expected, a 403 while a key HQ does not
       // take is tried, and failed calls once HQ is stopped; a 401 after it,
       // and CSP violations and script errors at any time, are not.
       const expected = (!signedIn && message.text().includes('401'))
-        || (keyRefused && message.text().includes('403')) || hqDown;
+        || (keyRefused && message.text().includes('403'))
+        || (ownerRefused && message.text().includes('400')) || hqDown;
       if (message.type() === 'error' && !expected) problems.push(message.text());
     });
     page.on('pageerror', (error) => problems.push(error.message));
@@ -237,6 +239,15 @@ async function main() {
     await page.getByRole('button', { name: 'Copy' }).click();
     await page.locator('#key-state', { hasText: /copied|selected/ }).waitFor();
     console.log(`  ok  Copy says: ${await page.locator('#key-state').textContent()}`);
+    // A key HQ refuses to issue leaves no earlier key on show as if it were this one.
+    ownerRefused = true;
+    await page.fill('#owner', 'bad\u202eowner');
+    await page.getByRole('button', { name: 'Get a key' }).click();
+    await page.locator('#key-state', { hasText: 'No key issued' }).waitFor();
+    assert(await page.locator('#issued').isHidden(), 'a refused issue hides the key issued before');
+    ownerRefused = false;
+    // Before any subscription: HQ's own feed forgets them when it restarts, and says so.
+    await page.locator('#subscriptions td', { hasText: 'after HQ restarts, subscribe again' }).waitFor();
 
     console.log('services: started with the key the portal issued');
     const sns = { AWS_ENDPOINT_URL_SNS: `${hqUrl}/`, GLUE_HOOK_SECRET: HOOK_SECRET };
@@ -276,6 +287,26 @@ async function main() {
     await page.getByRole('button', { name: 'Subscribe to Orders topic' }).click();
     await page.getByText('is already subscribed and confirmed.').waitFor();
     assertEqual(await page.locator('#subscriptions tr[data-topic="orders"]').count(), 1, 'subscriptions to orders');
+    // Enter in the endpoint field: a path names its topic; a bare address asks which.
+    await page.fill('#endpoint', `http://127.0.0.1:${monolithPort}/`);
+    await page.press('#endpoint', 'Enter');
+    await page.locator('#subscribe-state', { hasText: 'Which topic?' }).waitFor();
+    await page.fill('#endpoint', endpoints[1][1]);
+    await page.press('#endpoint', 'Enter');
+    await page.locator('#subscribe-state', { hasText: /^iridium: .* is already subscribed and confirmed\.$/ }).waitFor();
+    // A subscription made by mistake (nothing listens there) is removed.
+    const mistake = 'http://127.0.0.1:9/order/';
+    await page.fill('#endpoint', mistake);
+    await page.getByRole('button', { name: 'Subscribe to Orders topic' }).click();
+    await waitUntil('the mistaken subscription listed', async () =>
+      (await page.locator('#subscriptions tr[data-topic="orders"]').count()) === 2);
+    await page.getByRole('button', { name: `Remove orders: ${mistake}` }).click();
+    await page.locator('#subscribe-state', { hasText: `orders: ${mistake} is no longer subscribed.` }).waitFor();
+    await waitUntil('the mistaken subscription gone', async () =>
+      (await page.locator('#subscriptions tr[data-topic="orders"]').count()) === 1);
+    assertEqual(await focused(page), 'endpoint', 'focus after removing a subscription');
+    const left = (await hqJson('/topics')).topics[0].subscriptions.map((sub) => sub.endpoint);
+    assertEqual(left.join(' '), endpoints[0][1], "HQ's subscriptions to orders after the removal");
     await page.screenshot({ path: path.join(outDir, 'portal.png'), fullPage: true });
     // The list is polled every second; polls that find nothing new say nothing,
     // and the answer to the click above stays.

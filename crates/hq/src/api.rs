@@ -313,6 +313,7 @@ pub fn router_with_metrics(hq: Hq, metrics: &platform::Metrics) -> Router {
         .route("/totals", get(all_totals))
         .route("/topics", get(topics))
         .route("/topics/{topic}/subscriptions", post(subscribe))
+        .route("/subscriptions/{subscription_arn}", delete(unsubscribe))
         .route("/topics/{topic}/publish", post(publish))
         .route("/reconciliation", get(reconciliation))
         .route("/faults", post(add_faults).get(faults).delete(clear_faults))
@@ -377,6 +378,7 @@ fn index(hq: &Hq) -> String {
          GET  {base}/totals                         totals per key [admin]\n\
          GET  {base}/topics                         topics, subscriptions, delivery counters\n\
          POST {base}/topics/<topic>/subscriptions   subscribe {{\"endpoint\": \"http://...\"}} [admin]\n\
+         DELETE {base}/subscriptions/<arn>          remove a subscription (its ARN on /topics) [admin]\n\
          POST {base}/topics/<topic>/publish         publish an order, e.g. {{\"bundle\": 1}} [admin]\n\
          GET  {base}/reconciliation                 orders published against fulfillments recorded\n\
          GET  {base}/dashboard                      live dashboard, in a browser (its data [admin])\n\
@@ -741,6 +743,14 @@ async fn subscribe(
     })?;
     let subscription = hq.publisher().subscribe(topic, &request.endpoint).await?;
     Ok((StatusCode::CREATED, Json(subscription)).into_response())
+}
+
+/// `DELETE /subscriptions/<subscription_arn>`: removes a subscription (the
+/// portal's Remove button), on the feed or on SNS: 204, or 404 for one HQ's
+/// topics do not have.
+async fn unsubscribe(_: Admin, State(hq): State<Hq>, Segment(arn): Segment) -> Result<Response, ApiError> {
+    hq.publisher().unsubscribe(&arn).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// Request headers published with an order as MessageAttributes (W3C trace

@@ -15,6 +15,7 @@ use aws_sdk_sns::config::retry::RetryConfig;
 use aws_sdk_sns::config::timeout::TimeoutConfig;
 use aws_sdk_sns::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sns::operation::publish::PublishError;
+use aws_sdk_sns::operation::unsubscribe::UnsubscribeError;
 use aws_sdk_sns::types::MessageAttributeValue;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -340,6 +341,30 @@ impl SnsTopics {
             endpoint: endpoint.to_string(),
             state,
         })
+    }
+
+    /// Deletes `topic`'s subscription `subscription_arn`.
+    pub async fn unsubscribe(&self, topic: Topic, subscription_arn: &str) -> Result<(), FeedError> {
+        self.inner
+            .client
+            .unsubscribe()
+            .subscription_arn(subscription_arn)
+            .send()
+            .await
+            .map_err(|error| match &error {
+                SdkError::ServiceError(service)
+                    if matches!(service.err(), UnsubscribeError::NotFoundException(_)) =>
+                {
+                    FeedError::UnknownSubscription(subscription_arn.to_owned())
+                }
+                _ => sns_error("Unsubscribe", error),
+            })?;
+        tracing::info!(%topic, subscription = %subscription_arn, "unsubscribed on SNS");
+        // The next listing asks SNS: the subscription is gone at once.
+        if let Some(slot) = self.inner.listings.get(&topic) {
+            *slot.lock().await = Listing::default();
+        }
+        Ok(())
     }
 
     /// Subscribes `endpoint` to `topic` again (SNS sends a pending

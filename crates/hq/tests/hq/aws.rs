@@ -62,6 +62,17 @@ async fn admin_get(base: &str, path: &str) -> Value {
     response.json().await.unwrap()
 }
 
+/// DELETEs `path` on HQ at `base` as the admin; its status.
+async fn admin_delete(base: &str, path: &str) -> u16 {
+    let response = reqwest::Client::new()
+        .delete(format!("{base}{path}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    response.status().as_u16()
+}
+
 /// POSTs `body` to `path` on HQ at `base` as the admin; status and JSON.
 async fn admin_post(base: &str, path: &str, body: String, headers: &[(&str, &str)]) -> (u16, Value) {
     let mut request = reqwest::Client::new()
@@ -216,6 +227,33 @@ async fn hq_publishes_through_the_aws_sdk_and_reconciles_what_sns_delivered() {
         !dir.path().join("hq-ledger.sqlite3-wal").exists(),
         "journal mode delete keeps no write-ahead log"
     );
+
+    // The portal's Remove: SNS Unsubscribe, of HQ's topics' subscriptions
+    // only. Another topic's, in the same account, is not HQ's to remove.
+    let other = sns.create_topic().name("not-hq").send().await.unwrap();
+    let foreign = sns
+        .subscribe()
+        .topic_arn(other.topic_arn().unwrap())
+        .protocol("http")
+        .endpoint(endpoint.as_str())
+        .send()
+        .await
+        .unwrap();
+    let foreign_arn = foreign.subscription_arn().unwrap();
+    // An ARN's colons may stand in a path segment as they are.
+    let path = |arn: &str| format!("/subscriptions/{arn}");
+    assert_eq!(admin_delete(&base, &path(foreign_arn)).await, 404);
+    let arn = orders["subscriptions"][0]["subscription_arn"].as_str().unwrap();
+    assert_eq!(admin_delete(&base, &path(arn)).await, 204);
+    let topics = admin_get(&base, "/topics").await;
+    assert_eq!(topics["topics"][0]["subscriptions"], json!([]), "{topics}");
+    let left = sns
+        .list_subscriptions_by_topic()
+        .topic_arn(other.topic_arn().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(left.subscriptions().len(), 1, "{left:?}");
 
     // The ledger fails after SNS took an order: the answer names the
     // MessageId and says not to publish it again (which would be a second

@@ -49,7 +49,7 @@ fn authorization(value: Option<&str>) -> Option<(&str, &str)> {
 
 /// The routes that need the admin credential, each with a request that
 /// succeeds with it and the status it then gets.
-const ADMIN_ROUTES: [(&str, &str, &str, u16); 9] = [
+const ADMIN_ROUTES: [(&str, &str, &str, u16); 10] = [
     ("POST", "/keys", r#"{"owner": "mallory"}"#, 201),
     ("GET", "/totals", "", 200),
     ("POST", "/faults", r#"{"fail_fulfillments": 0}"#, 200),
@@ -58,6 +58,7 @@ const ADMIN_ROUTES: [(&str, &str, &str, u16); 9] = [
     ("POST", "/topics/orders/subscriptions", "ENDPOINT", 201),
     ("POST", "/topics/orders/publish", r#"{"bundle": 1}"#, 201),
     ("GET", "/?Action=Unsubscribe&SubscriptionArn=ARN", "", 200),
+    ("DELETE", "/subscriptions/OTHER_ARN", "", 204),
     ("GET", "/dashboard/data", "", 200),
 ];
 
@@ -70,12 +71,23 @@ async fn admin_routes_refuse_anyone_without_the_credential_and_do_nothing() {
     assert_eq!(token.len(), 64);
     assert_eq!(token, hq.hq().admin_token().expose());
 
-    // One subscription exists, so that unsubscribing it is a real target.
+    // Two subscriptions exist, so that unsubscribing each is a real target.
     let subscriber = Subscriber::happy().await;
     subscribe_confirmed(&hq, "iridium", &subscriber.endpoint()).await;
-    let arn = hq.hq().feed().subscriptions()[0].subscription_arn.clone();
+    subscribe_confirmed(&hq, "magnesite", &subscriber.endpoint()).await;
+    let arns: Vec<String> = hq
+        .hq()
+        .feed()
+        .subscriptions()
+        .into_iter()
+        .map(|s| s.subscription_arn)
+        .collect();
+    let (arn, other_arn) = (&arns[0], &arns[1]);
     let endpoint = json!({ "endpoint": subscriber.endpoint() }).to_string();
-    let route = |path: &str, body: &str| (path.replace("ARN", &arn), body.replace("ENDPOINT", &endpoint));
+    let route = |path: &str, body: &str| {
+        let path = path.replace("OTHER_ARN", other_arn).replace("ARN", arn);
+        (path, body.replace("ENDPOINT", &endpoint))
+    };
 
     let wrong = [
         None,
@@ -105,7 +117,7 @@ async fn admin_routes_refuse_anyone_without_the_credential_and_do_nothing() {
     }
     // Nothing was done: no key, fault, subscription or order came of it.
     let feed = hq.hq().feed();
-    assert_eq!(feed.subscriptions().len(), 1);
+    assert_eq!(feed.subscriptions().len(), 2);
     assert_eq!(hq.hq().reconcile().await.unwrap().totals.published, 0);
     assert_eq!(hq.hq().ledger().totals().await.unwrap().len(), 1);
 
@@ -115,8 +127,8 @@ async fn admin_routes_refuse_anyone_without_the_credential_and_do_nothing() {
         let response = call(&hq, method, &path, &body, authorization(Some(&bearer))).await;
         assert_eq!(response.status(), status, "{method} {path}");
     }
-    assert_eq!(feed.subscriptions().len(), 1, "one subscribed, one unsubscribed");
-    assert_ne!(feed.subscriptions()[0].subscription_arn, arn);
+    assert_eq!(feed.subscriptions().len(), 1, "one subscribed, two unsubscribed");
+    assert!(!arns.contains(&feed.subscriptions()[0].subscription_arn));
     assert_eq!(hq.hq().reconcile().await.unwrap().totals.published, 1);
     hq.shutdown(WAIT).await.unwrap();
 }

@@ -841,6 +841,47 @@ async fn only_the_admin_sees_subscription_arns_on_topics() {
     hq.shutdown(WAIT).await.unwrap();
 }
 
+/// The portal's Remove: the admin deletes a subscription by its ARN; no
+/// more orders reach it. Nobody else may, and an ARN of another topic (or
+/// of no topic of HQ's) is no subscription of HQ's.
+#[tokio::test]
+async fn the_admin_removes_a_subscription_and_it_gets_no_more_orders() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let subscriber = Subscriber::happy().await;
+    subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
+    let arn = hq.hq().feed().subscriptions()[0].subscription_arn.clone();
+    let remove = |arn: &str| url(&hq, &format!("/subscriptions/{arn}"));
+
+    let anyone = reqwest::Client::new().delete(remove(&arn)).send().await.unwrap();
+    assert_eq!(anyone.status(), 401);
+    let (_, id) = arn.rsplit_once(':').unwrap();
+    for not_hqs in [
+        format!("{}:{id}", Topic::Iridium.arn()),
+        format!("arn:aws:sns:us-east-1:111111111111:orders:{id}"),
+    ] {
+        let refused = admin_client(&hq).delete(remove(&not_hqs)).send().await.unwrap();
+        assert_eq!(refused.status(), 404, "{not_hqs}");
+    }
+    assert_eq!(hq.hq().feed().subscriptions().len(), 1, "still subscribed");
+
+    let removed = admin_client(&hq).delete(remove(&arn)).send().await.unwrap();
+    assert_eq!(removed.status(), 204);
+    let topics = get_json(&hq, "/topics").await;
+    assert_eq!(
+        topics["topics"][0]["subscriptions"],
+        serde_json::json!([]),
+        "{topics}"
+    );
+    let again = admin_client(&hq).delete(remove(&arn)).send().await.unwrap();
+    assert_eq!(again.status(), 404, "removed already");
+
+    publish(&hq, "orders", r#"{"bundle": 1}"#).await;
+    let reconciliation = hq.shutdown(WAIT).await.unwrap();
+    assert_eq!(reconciliation.totals.unrouted, 1, "{reconciliation:?}");
+    assert!(subscriber.notifications().is_empty(), "delivered after removal");
+}
+
 #[tokio::test]
 async fn an_endpoint_subscribed_twice_keeps_one_subscription_as_on_sns() {
     let dir = tempfile::tempdir().unwrap();

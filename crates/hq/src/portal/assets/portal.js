@@ -1,5 +1,5 @@
 // The key portal: issue a key (shown once), a key's totals, subscribe an
-// endpoint to a topic and watch it confirm, publish an order.
+// endpoint to a topic and watch it confirm (or remove it), publish an order.
 'use strict';
 
 // The path each topic's service takes orders on, added to a bare address.
@@ -21,6 +21,8 @@ async function issueKey(event) {
     // The key id makes each issue's line new, so a second key is said too.
     hq.say('key-state', `Key issued (key id ${issued.key_id}): it is shown below once, copy it now.`, 'ok');
   } catch (error) {
+    // The key shown before is not this attempt's: it would read as issued.
+    document.getElementById('issued').hidden = true;
     hq.say('key-state', `No key issued: ${error.message}`, 'error');
   }
 }
@@ -93,6 +95,39 @@ async function subscribe(topic) {
   }
 }
 
+// Enter in the endpoint field subscribes it to the topic its path names;
+// a bare address could be any of them, so that one asks for a button.
+function subscribeOnEnter(event) {
+  if (event.key !== 'Enter') return;
+  event.preventDefault();
+  let path = '';
+  try {
+    path = new URL(event.target.value.trim()).pathname;
+  } catch (_) {
+    // subscribe() says what is wrong with it.
+  }
+  const topic = Object.keys(TOPIC_PATHS).find((name) => path.startsWith(TOPIC_PATHS[name]));
+  if (topic || !path) {
+    subscribe(topic || 'orders');
+  } else {
+    hq.say('subscribe-state', 'Which topic? Press one of the Subscribe buttons below.', 'warn');
+  }
+}
+
+async function unsubscribe(topic, endpoint, arn) {
+  try {
+    await hq.call('DELETE', `/subscriptions/${encodeURIComponent(arn)}`);
+    hq.say('subscribe-state', `${topic}: ${endpoint} is no longer subscribed.`, 'ok');
+    if (awaiting && awaiting.topic === topic && awaiting.endpoint === endpoint) awaiting = null;
+    // Its row, with the focused button, goes: focus stays on the page's
+    // next step rather than drop to the page's top.
+    document.getElementById('endpoint').focus();
+    await refreshSubscriptions();
+  } catch (error) {
+    hq.say('subscribe-state', `Not removed: ${error.message}`, 'error');
+  }
+}
+
 // The subscription the person just made, until it is confirmed.
 let awaiting = null;
 
@@ -100,15 +135,27 @@ async function refreshSubscriptions() {
   const body = document.querySelector('#subscriptions tbody');
   try {
     const { topics } = await hq.call('GET', '/topics');
-    const subscriptions = topics.flatMap((topic) => topic.subscriptions.map((s) => [topic.name, s.endpoint, s.state]));
+    // An ARN is listed to the admin only; on SNS a pending subscription has
+    // none (SNS deletes it three days unconfirmed).
+    const subscriptions = topics.flatMap((topic) => topic.subscriptions.map((s) =>
+      [topic.name, s.endpoint, s.state, s.subscription_arn && s.subscription_arn.startsWith('arn:') ? s.subscription_arn : '']));
+    // HQ's own feed counts deliveries (SNS' do not show): its subscriptions
+    // are kept in memory, so a restart empties this list.
+    const ownFeed = topics.every((topic) => topic.stats);
     if (awaiting && subscriptions.some(([topic, endpoint, state]) =>
       topic === awaiting.topic && endpoint === awaiting.endpoint && state === 'confirmed')) {
       hq.say('subscribe-state', `${awaiting.topic}: ${awaiting.endpoint} is confirmed.`, 'ok');
       awaiting = null;
     }
     hq.replaceIfChanged(body, JSON.stringify(subscriptions), () => {
-      const rows = subscriptions.map(([topic, endpoint, state]) => {
+      const rows = subscriptions.map(([topic, endpoint, state, arn]) => {
         const confirmed = state === 'confirmed';
+        const remove = hq.el('td');
+        if (arn) {
+          const button = hq.el('button', { type: 'button', class: 'quiet', 'aria-label': `Remove ${topic}: ${endpoint}` }, 'Remove');
+          button.addEventListener('click', () => unsubscribe(topic, endpoint, arn));
+          remove.append(button);
+        }
         return hq.el(
           'tr',
           { 'data-topic': topic, 'data-state': state },
@@ -116,9 +163,13 @@ async function refreshSubscriptions() {
           hq.el('td', { class: 'mono' }, endpoint),
           hq.el('td', {}, hq.el('span', { class: confirmed ? 'badge ok' : 'badge warn' },
             confirmed ? 'confirmed' : 'pending confirmation')),
+          remove,
         );
       });
-      return rows.length ? rows : [hq.el('tr', {}, hq.el('td', { colspan: '3' }, 'No subscriptions yet.'))];
+      const none = ownFeed
+        ? 'No subscriptions. HQ keeps those of its own feed in memory: after HQ restarts, subscribe again.'
+        : 'No subscriptions yet.';
+      return rows.length ? rows : [hq.el('tr', {}, hq.el('td', { colspan: '4' }, none))];
     });
     hq.say('subscriptions-state', '');
   } catch (error) {
@@ -155,6 +206,7 @@ document.addEventListener('DOMContentLoaded', () => {
   document.getElementById('totals-form').addEventListener('submit', showTotals);
   document.getElementById('publish-form').addEventListener('submit', publish);
   document.getElementById('copy-key').addEventListener('click', copyKey);
+  document.getElementById('endpoint').addEventListener('keydown', subscribeOnEnter);
   for (const button of document.querySelectorAll('button[data-topic]')) {
     button.addEventListener('click', () => subscribe(button.dataset.topic));
   }
