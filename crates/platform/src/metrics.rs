@@ -186,7 +186,9 @@ impl Metrics {
             .with_state(self.clone())
     }
 
-    /// Counts and times the orders `handler` answers as route `route`.
+    /// Counts and times the orders `handler` answers as route `route`, and
+    /// names each one's order in its reply
+    /// ([`crate::telemetry::answer_naming_the_order`]).
     pub fn order_route<S: Clone + Send + Sync + 'static>(
         &self,
         route: &str,
@@ -308,7 +310,7 @@ async fn time_order(State(route): State<Arc<RouteMetrics>>, request: Request, ne
         started: Instant::now(),
         answered: false,
     };
-    let response = next.run(request).await;
+    let response = crate::telemetry::answer_naming_the_order(next.run(request)).await;
     timing.answered = true;
     if response.extensions().get::<NotAnOrder>().is_some() {
         return response;

@@ -267,9 +267,41 @@ impl std::fmt::Display for LoggedMethod<'_> {
 }
 
 /// Marks the request being served as handling order `id`: every line
-/// logged for it from here on, its access log line included, carries it.
+/// logged for it from here on, its access log line included, carries it,
+/// and on an order route ([`answer_naming_the_order`]) so does its reply.
 pub fn record_order_id(id: &OrderId) {
     tracing::Span::current().record("order_id", tracing::field::display(id));
+    // Outside an order route (HQ's admin publish) there is no reply to name it.
+    let _ = REPLY_ORDER_ID.try_with(|named| *named.borrow_mut() = Some(id.clone()));
+}
+
+tokio::task_local! {
+    /// The order the request being answered on an order route handles, as
+    /// [`record_order_id`] last marked it: a request is served on its
+    /// connection's task, so the task holds it until the reply is made.
+    static REPLY_ORDER_ID: RefCell<Option<OrderId>>;
+}
+
+/// Answers with `reply`, naming in its `x-interstella-order-id` header the
+/// order the request turned out to be (whatever its status): a caller
+/// answered 502 or 504, whose order may have gone through, can then look
+/// for it by id in the services' and HQ's logs. A reply made before the
+/// order was known (a body that is no order) names none.
+pub async fn answer_naming_the_order(
+    reply: impl Future<Output = axum::response::Response>,
+) -> axum::response::Response {
+    REPLY_ORDER_ID
+        .scope(RefCell::new(None), async {
+            let mut response = reply.await;
+            let named = REPLY_ORDER_ID.with(|named| named.borrow_mut().take());
+            if let Some(value) = named.and_then(|id| axum::http::HeaderValue::from_str(id.as_str()).ok()) {
+                response
+                    .headers_mut()
+                    .insert(contracts::order_id::ORDER_ID_HEADER, value);
+            }
+            response
+        })
+        .await
 }
 
 /// Marks the request being served with the address its caller came from,

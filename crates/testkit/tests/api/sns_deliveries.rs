@@ -10,7 +10,8 @@ use platform::reply::{ORDER_FULFILLED, SUBSCRIBED, UNSUBSCRIBED};
 use resource::Resource;
 use serde_json::json;
 use testkit::TestSigner;
-use testkit::fake_sns::{CERT_PATH, FakeSns, HitCounter, ORDERS_TOPIC, deliver};
+use testkit::fake_api::ApiBehaviour;
+use testkit::fake_sns::{CERT_PATH, FakeSns, HitCounter, ORDERS_TOPIC, deliver, delivery_headers};
 use testkit::keys::{OTHER_KEY_PEM, TEST_KEY_PEM};
 use testkit::logs::CapturedLogs;
 use testkit::spawn::{monolith_config, resource_config};
@@ -370,6 +371,57 @@ async fn an_sns_orders_message_id_is_its_order_id_at_the_api_through_the_glue_ho
         Some(envelope.message_id.as_str()),
         "the API got another id than the order's MessageId"
     );
+}
+
+/// Every reply to an order names the order's id, whatever its status: a
+/// caller answered 502, whose order may have gone through, can look for it
+/// by id in the services' and HQ's logs. A body that is no order names none.
+#[tokio::test]
+async fn every_reply_to_an_order_names_its_order_id() {
+    let Setup { monolith, api, sns } = setup(|_| {}).await;
+    let iridium = iridium_for(&monolith, &sns).await;
+    let named = |response: &reqwest::Response| {
+        response
+            .headers()
+            .get(ORDER_ID_HEADER)
+            .map(|id| id.to_str().unwrap().to_owned())
+    };
+    let post = |app: &TestApp, path: &str, headers: Vec<(&'static str, String)>, body: String| {
+        let mut request = app.client.post(app.url(path)).body(body);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        request.send()
+    };
+
+    // An SNS order, through iridium and the glue hook: its MessageId.
+    let envelope = sns.notification("{\"iridium\": 1}", V2);
+    let body = serde_json::to_string(&envelope).unwrap();
+    let response = post(&iridium, "/iridium/", delivery_headers(&envelope), body)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(named(&response).as_deref(), Some(envelope.message_id.as_str()));
+
+    // The workshop's curl: the id the monolith made, the one the API was given.
+    let curl = r#"{"Message": {"bundle": 1}}"#.to_owned();
+    let response = post(&monolith, "/order/", vec![], curl.clone()).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let given = api.received().pop().unwrap();
+    assert_eq!(named(&response).as_deref(), given.header(ORDER_ID_HEADER));
+
+    // Refused by the API: 502, and the order it may yet have is named.
+    api.behave(ApiBehaviour::Fail(500));
+    let response = post(&monolith, "/order/", vec![], curl).await.unwrap();
+    assert_eq!(response.status(), 502);
+    let given = api.received().pop().unwrap();
+    assert!(named(&response).is_some());
+    assert_eq!(named(&response).as_deref(), given.header(ORDER_ID_HEADER));
+
+    // No order: nothing to name.
+    let response = post(&monolith, "/order/", vec![], "{}".to_owned()).await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(named(&response), None);
 }
 
 #[tokio::test]
