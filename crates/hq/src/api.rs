@@ -304,9 +304,7 @@ pub fn router_with_metrics(hq: Hq, metrics: &platform::Metrics) -> Router {
         )
         .route(
             paths::route(paths::RECEIVING),
-            metrics
-                .order_route(paths::RECEIVING, post(fulfill))
-                .get(my_totals),
+            metrics.order_route(paths::RECEIVING, fulfill).get(my_totals),
         )
         .route("/keys", post(issue_key))
         .route("/keys/{key_id}", delete(revoke_key))

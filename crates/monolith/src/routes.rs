@@ -4,7 +4,7 @@ use crate::config::MonolithConfig;
 use crate::gather::gather;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Router, body::Bytes};
 use contracts::fulfillment::{API_KEY_HEADER, HOOK_SECRET_HEADER, IDEMPOTENCY_KEY_HEADER};
 use contracts::order_id::ORDER_ID_HEADER;
@@ -53,11 +53,11 @@ pub fn router_with_metrics(config: MonolithConfig, metrics: &Metrics) -> Result<
         .route("/", get(health))
         .route(
             paths::route(paths::ORDER),
-            metrics.order_route(paths::ORDER, post(order)),
+            metrics.order_route(paths::ORDER, order),
         )
         .route(
             paths::route(paths::FULFILL),
-            metrics.order_route(paths::FULFILL, post(fulfill)),
+            metrics.order_route(paths::FULFILL, fulfill),
         )
         .with_state(state);
     Ok(saying_where_orders_go(router, paths::ORDER))

@@ -5,7 +5,7 @@ use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::{get, post};
+use axum::routing::get;
 use contracts::fulfillment::HOOK_SECRET_HEADER;
 use contracts::{FulfillmentKind, HookRequest, ResourceOrder};
 use platform::downstream::answered;
@@ -52,7 +52,7 @@ pub fn router_with_metrics(config: ResourceConfig, metrics: &Metrics) -> Result<
     let router = Router::new()
         .route(
             contracts::paths::route(&order_path),
-            get(health_check).merge(metrics.order_route(&order_path, post(order))),
+            get(health_check).merge(metrics.order_route(&order_path, order)),
         )
         .with_state(state);
     Ok(saying_where_orders_go(router, &order_path))
