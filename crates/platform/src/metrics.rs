@@ -194,7 +194,7 @@ impl Metrics {
     ///
     /// `POST` only (a wrong method's 405 is not an order). The handler is
     /// wrapped, not layered: a `from_fn` route layer cost a boxed future of
-    /// its own and two more (`Next`, the layered route), about 1.2 KB per
+    /// its own and two more (`Next`, the layered route), about 1.6 KB per
     /// order in flight (docs/bench.md).
     pub fn order_route<H, T, S>(&self, route: &str, handler: H) -> MethodRouter<S>
     where
