@@ -332,7 +332,9 @@ where
     fn call(self, request: Request, state: S) -> Self::Future {
         let Self { handler, route } = self;
         // The handler's own future (boxed by axum): called here, so that
-        // ours holds only it, not the request too.
+        // ours holds only it, not the request too. A function handler runs
+        // nothing until polled, so the order it marks is marked inside
+        // `answer_naming_the_order`'s scope.
         let answer = handler.call(request, state);
         Box::pin(async move {
             let mut timing = OrderTiming {
