@@ -191,21 +191,11 @@ impl Publisher {
     /// confirmed or pending (on SNS a pending one has no ARN to name it:
     /// SNS deletes it three days unconfirmed).
     pub async fn unsubscribe(&self, subscription_arn: &str) -> Result<(), FeedError> {
-        // A subscription's ARN is its topic's ARN and an id: HQ's admin
-        // removes subscriptions of HQ's topics, no other.
-        let topic = Topic::ALL
-            .iter()
-            .copied()
-            .find(|&topic| {
-                subscription_arn
-                    .strip_prefix(self.topic_arn(topic).as_str())
-                    .is_some_and(|id| id.starts_with(':'))
-            })
-            .ok_or_else(|| FeedError::UnknownSubscription(subscription_arn.to_owned()))?;
         match self {
+            // The feed holds subscriptions of HQ's topics alone.
             Self::Local(feed) => feed.unsubscribe(subscription_arn),
             #[cfg(feature = "sns")]
-            Self::Sns(sns) => sns.unsubscribe(topic, subscription_arn).await,
+            Self::Sns(sns) => sns.unsubscribe(subscription_arn).await,
         }
     }
 

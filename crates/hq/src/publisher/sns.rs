@@ -343,8 +343,19 @@ impl SnsTopics {
         })
     }
 
-    /// Deletes `topic`'s subscription `subscription_arn`.
-    pub async fn unsubscribe(&self, topic: Topic, subscription_arn: &str) -> Result<(), FeedError> {
+    /// Deletes the subscription `subscription_arn` of one of HQ's topics.
+    pub async fn unsubscribe(&self, subscription_arn: &str) -> Result<(), FeedError> {
+        // A subscription's ARN is its topic's ARN and an id: HQ's admin
+        // removes subscriptions of HQ's topics, no other in the account.
+        let topic = Topic::ALL
+            .iter()
+            .copied()
+            .find(|&topic| {
+                subscription_arn
+                    .strip_prefix(self.topic_arn(topic))
+                    .is_some_and(|id| id.starts_with(':'))
+            })
+            .ok_or_else(|| FeedError::UnknownSubscription(subscription_arn.to_owned()))?;
         self.inner
             .client
             .unsubscribe()
