@@ -53,6 +53,8 @@ enum Attempt {
     Done(DeliveryOutcome, u16),
     /// 5xx, no answer in time, or no connection: worth another try (why).
     Retry(String),
+    /// The subscription was deleted meanwhile: nothing was sent.
+    Removed,
 }
 
 /// The most of a subscriber's answer HQ reads: the platform's cap on any
@@ -179,6 +181,13 @@ impl Inner {
                         "delivery failed ({why}); no retries left");
                     return (DeliveryOutcome::Failed, attempts);
                 }
+                Attempt::Removed => {
+                    // Given up, as for a subscription SNS deleted: the order
+                    // reached no one through it.
+                    tracing::warn!(%topic, %endpoint, %message_id,
+                        "delivery abandoned: the subscription was removed");
+                    return (DeliveryOutcome::Failed, attempts - 1);
+                }
             }
         }
     }
@@ -216,6 +225,7 @@ impl Inner {
         match self.attempt(subscription, envelope, &body).await {
             Attempt::Done(_, status) => format!("answered {status}"),
             Attempt::Retry(why) => why,
+            Attempt::Removed => "not sent: the subscription was removed".into(),
         }
     }
 
@@ -229,6 +239,11 @@ impl Inner {
         let Ok(_permit) = self.permits.acquire().await else {
             return Attempt::Retry("the feed is shutting down".into());
         };
+        // Checked once the slots are held: a delivery may have waited for
+        // them, or for its retry, past the subscription's removal.
+        if subscription.removed() {
+            return Attempt::Removed;
+        }
         let mut request = self
             .client
             .post(subscription.endpoint.url().clone())

@@ -7,7 +7,7 @@ use super::resend::{NOT_CONFIRMED_LOG_EVERY, Resend};
 use super::{Endpoint, Feed, FeedError, Topic, lock_ignoring_poison};
 use serde::Serialize;
 use std::fmt;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use subtle::ConstantTimeEq as _;
@@ -54,11 +54,20 @@ pub(super) struct Subscription {
     pub(super) waiting: Arc<AtomicUsize>,
     /// Its deliveries failed at once for want of room (for the log line).
     pub(super) turned_away: Arc<AtomicUsize>,
+    /// Set once it is deleted (unsubscribed, or expired pending), shared by
+    /// every copy: its deliveries under way, retrying or waiting for a slot
+    /// send nothing more.
+    removed: Arc<AtomicBool>,
     /// When it was made: a pending one expires a set time after.
     created: Instant,
 }
 
 impl Subscription {
+    /// Whether it was deleted since this copy was taken.
+    pub(super) fn removed(&self) -> bool {
+        self.removed.load(Ordering::Relaxed)
+    }
+
     /// Whether it was still pending `expiry` after it was made.
     fn expired(&self, expiry: Duration) -> bool {
         self.info.state == SubscriptionState::PendingConfirmation && self.created.elapsed() >= expiry
@@ -97,6 +106,7 @@ impl Subscriptions {
         subscriptions.retain(|s| {
             let expired = s.expired(self.expiry);
             if expired {
+                s.removed.store(true, Ordering::Relaxed);
                 tracing::info!(topic = %s.info.topic, endpoint = %s.info.endpoint, expiry = ?self.expiry,
                     "subscription deleted: not confirmed in time, as SNS deletes one");
             }
@@ -129,6 +139,7 @@ impl Subscriptions {
             slots: Arc::new(Semaphore::new(slots)),
             waiting: Arc::default(),
             turned_away: Arc::default(),
+            removed: Arc::default(),
             created: Instant::now(),
         };
         subscriptions.push(subscription.clone());
@@ -168,7 +179,13 @@ impl Subscriptions {
     fn remove(&self, subscription_arn: &str) -> Result<(), FeedError> {
         let mut subscriptions = self.live();
         let before = subscriptions.len();
-        subscriptions.retain(|s| s.info.subscription_arn != subscription_arn);
+        subscriptions.retain(|s| {
+            let removed = s.info.subscription_arn == subscription_arn;
+            if removed {
+                s.removed.store(true, Ordering::Relaxed);
+            }
+            !removed
+        });
         if subscriptions.len() == before {
             return Err(FeedError::UnknownSubscription(subscription_arn.to_owned()));
         }

@@ -363,8 +363,13 @@ impl SnsTopics {
             .send()
             .await
             .map_err(|error| match &error {
+                // A malformed id under a topic's ARN is no subscription either.
                 SdkError::ServiceError(service)
-                    if matches!(service.err(), UnsubscribeError::NotFoundException(_)) =>
+                    if matches!(
+                        service.err(),
+                        UnsubscribeError::NotFoundException(_)
+                            | UnsubscribeError::InvalidParameterException(_)
+                    ) =>
                 {
                     FeedError::UnknownSubscription(subscription_arn.to_owned())
                 }

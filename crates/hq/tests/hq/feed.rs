@@ -882,6 +882,46 @@ async fn the_admin_removes_a_subscription_and_it_gets_no_more_orders() {
     assert!(subscriber.notifications().is_empty(), "delivered after removal");
 }
 
+/// A removed subscription's delivery under way stops, retries and all:
+/// nothing more is sent to it, and the order is given up (lost), not left
+/// pending. (Its retries went on to the end, for hours with long delays.)
+#[tokio::test]
+async fn a_removed_subscription_is_sent_no_more_retries() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    // Retried for as long as the test takes (up to 100 s), 20 ms apart.
+    config.feed.retry.num_retries = 5_000;
+    let hq = start_hq(config).await;
+    let (busy, _never_opened) = Subscriber::gated().await;
+    subscribe_confirmed(&hq, "orders", &busy.endpoint()).await;
+    let arn = hq.hq().feed().subscriptions()[0].subscription_arn.clone();
+    publish(&hq, "orders", r#"{"bundle": 1}"#).await;
+    wait_until("a few attempts", WAIT, async || {
+        (busy.notifications().len() >= 3).then_some(())
+    })
+    .await;
+
+    let removed = admin_client(&hq)
+        .delete(url(&hq, &format!("/subscriptions/{arn}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(removed.status(), 204);
+    // Ended, so nothing more can be sent (an attempt under way at the
+    // removal may still have landed).
+    let feed = hq.hq().feed().clone();
+    wait_until("the delivery given up", WAIT, async || {
+        (feed.in_flight() == 0).then_some(())
+    })
+    .await;
+    let reconciliation = hq.shutdown(WAIT).await.unwrap();
+    assert_eq!(
+        (reconciliation.totals.lost, reconciliation.totals.pending),
+        (1, 0),
+        "{reconciliation:?}"
+    );
+}
+
 #[tokio::test]
 async fn an_endpoint_subscribed_twice_keeps_one_subscription_as_on_sns() {
     let dir = tempfile::tempdir().unwrap();

@@ -21,9 +21,12 @@ async function issueKey(event) {
     // The key id makes each issue's line new, so a second key is said too.
     hq.say('key-state', `Key issued (key id ${issued.key_id}): it is shown below once, copy it now.`, 'ok');
   } catch (error) {
-    // The key shown before is not this attempt's: it would read as issued.
-    document.getElementById('issued').hidden = true;
-    hq.say('key-state', `No key issued: ${error.message}`, 'error');
+    // A key shown before stays (it is shown once, and may not be copied
+    // yet), said to be the earlier one: it must not read as this attempt's.
+    const earlier = document.getElementById('issued').hidden
+      ? ''
+      : ` The key below is the one issued before (key id ${document.getElementById('key-id').textContent}).`;
+    hq.say('key-state', `No key issued: ${error.message}.${earlier}`, 'error');
   }
 }
 
@@ -98,7 +101,8 @@ async function subscribe(topic) {
 // Enter in the endpoint field subscribes it to the topic its path names;
 // a bare address could be any of them, so that one asks for a button.
 function subscribeOnEnter(event) {
-  if (event.key !== 'Enter') return;
+  // Not the Enter that ends an input method's composition, nor a held key's repeats.
+  if (event.key !== 'Enter' || event.isComposing || event.repeat) return;
   event.preventDefault();
   let path = '';
   try {
@@ -106,7 +110,9 @@ function subscribeOnEnter(event) {
   } catch (_) {
     // subscribe() says what is wrong with it.
   }
-  const topic = Object.keys(TOPIC_PATHS).find((name) => path.startsWith(TOPIC_PATHS[name]));
+  // `/order/`, `/order` and `/order/anything` alike (the services answer
+  // their path with or without the slash; a path's case is its own).
+  const topic = Object.keys(TOPIC_PATHS).find((name) => `${path}/`.startsWith(TOPIC_PATHS[name]));
   if (topic || !path) {
     subscribe(topic || 'orders');
   } else {
@@ -114,7 +120,10 @@ function subscribeOnEnter(event) {
   }
 }
 
-async function unsubscribe(topic, endpoint, arn) {
+async function unsubscribe(button, topic, endpoint, arn) {
+  // One removal per click: a second one while the first is under way
+  // would be told the subscription is gone.
+  button.disabled = true;
   try {
     await hq.call('DELETE', `/subscriptions/${encodeURIComponent(arn)}`);
     hq.say('subscribe-state', `${topic}: ${endpoint} is no longer subscribed.`, 'ok');
@@ -124,6 +133,7 @@ async function unsubscribe(topic, endpoint, arn) {
     document.getElementById('endpoint').focus();
     await refreshSubscriptions();
   } catch (error) {
+    button.disabled = false;
     hq.say('subscribe-state', `Not removed: ${error.message}`, 'error');
   }
 }
@@ -147,13 +157,16 @@ async function refreshSubscriptions() {
       hq.say('subscribe-state', `${awaiting.topic}: ${awaiting.endpoint} is confirmed.`, 'ok');
       awaiting = null;
     }
+    // A rebuilt table would drop the keyboard's focus from a Remove button
+    // to the page's top: it goes back to the same subscription's button.
+    const focusedArn = body.contains(document.activeElement) ? document.activeElement.dataset.arn : undefined;
     hq.replaceIfChanged(body, JSON.stringify(subscriptions), () => {
       const rows = subscriptions.map(([topic, endpoint, state, arn]) => {
         const confirmed = state === 'confirmed';
         const remove = hq.el('td');
         if (arn) {
-          const button = hq.el('button', { type: 'button', class: 'quiet', 'aria-label': `Remove ${topic}: ${endpoint}` }, 'Remove');
-          button.addEventListener('click', () => unsubscribe(topic, endpoint, arn));
+          const button = hq.el('button', { type: 'button', class: 'quiet', 'data-arn': arn, 'aria-label': `Remove ${topic}: ${endpoint}` }, 'Remove');
+          button.addEventListener('click', () => unsubscribe(button, topic, endpoint, arn));
           remove.append(button);
         }
         return hq.el(
@@ -171,6 +184,10 @@ async function refreshSubscriptions() {
         : 'No subscriptions yet.';
       return rows.length ? rows : [hq.el('tr', {}, hq.el('td', { colspan: '4' }, none))];
     });
+    if (focusedArn && !body.contains(document.activeElement)) {
+      const again = [...body.querySelectorAll('button[data-arn]')].find((button) => button.dataset.arn === focusedArn);
+      if (again) again.focus();
+    }
     hq.say('subscriptions-state', '');
   } catch (error) {
     // Its own line, not #subscribe-state: the poll must not overwrite what
