@@ -17,7 +17,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use contracts::fulfillment::API_KEY_HEADER;
-use contracts::{BundleOrder, FulfillmentRequest, Order as _, Producer};
+use contracts::{
+    BundleOrder, Delivery, FulfillmentRequest, Producer, TypeHeader, message_order, parse_delivery,
+};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use url::Url;
@@ -56,9 +58,11 @@ pub async fn serve_from_env() -> Result<(), BenchError> {
 /// Parses the bundle in the workshop's curl body (`{"Message": {"bundle":
 /// 1}}`), forwards it, answers by the API's status line.
 async fn order(State(floor): State<Arc<Floor>>, body: Bytes) -> (StatusCode, &'static str) {
-    let order = serde_json::from_slice::<serde_json::Value>(&body)
-        .ok()
-        .and_then(|body| BundleOrder::from_json(&body["Message"]).ok());
+    // The services' own reading of a direct order (contracts).
+    let order = match parse_delivery::<BundleOrder>(&body, TypeHeader::NotSent) {
+        Ok(Delivery::Direct(message)) => message_order::<BundleOrder>(&message).ok(),
+        _ => None,
+    };
     let Some(order) = order else {
         return (StatusCode::BAD_REQUEST, "not a bundle order");
     };

@@ -8,15 +8,31 @@
 use crate::order::{Order, OrderError};
 use crate::quote::shortened_message;
 use crate::sns::Envelope;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// One parsed delivery.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub enum Delivery {
     /// A message claiming to come from SNS; verify it before acting on it.
     Sns(Box<Envelope>),
-    /// A direct order: the `Message` value (object or JSON string), unsigned.
-    Direct(Value),
+    /// A direct order: the `Message` value (object or JSON string) as
+    /// written, unsigned; [`message_order`] reads the order in it.
+    Direct(Box<RawValue>),
+}
+
+/// By hand: `RawValue` has no `PartialEq`; two direct orders are the same
+/// if they were written the same.
+impl PartialEq for Delivery {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Sns(one), Self::Sns(other)) => one == other,
+            (Self::Direct(one), Self::Direct(other)) => one.get() == other.get(),
+            _ => false,
+        }
+    }
 }
 
 /// Why a body is not a delivery; all of these can never succeed (4xx).
@@ -28,6 +44,9 @@ pub enum DeliveryError {
     /// JSON, but neither an SNS envelope nor a direct order.
     #[error("expected an SNS message or {{\"Message\": {0}}}")]
     NotAnEnvelope(&'static str),
+    /// A direct order naming `Message` more than once: which one was meant?
+    #[error("the body has more than one Message; expected an SNS message or {{\"Message\": {0}}}")]
+    RepeatedMessage(&'static str),
     /// Claims to be from SNS but lacks or mistypes envelope fields.
     #[error(
         "the body claims to be an SNS message (a Type, or the x-amz-sns-message-type header) but is not a valid one, so it cannot be verified: {0}"
@@ -84,9 +103,21 @@ pub fn parse_delivery<O: Order>(body: &[u8], type_header: TypeHeader) -> Result<
             return Ok(Delivery::Sns(Box::new(envelope)));
         }
     }
+    // The workshop's curl: no header, no `Type`, a `Message`, read as
+    // written in one pass. The fields beside it are skipped unread, as a
+    // direct order uses none of them. Whatever this does not take (a
+    // `Type`, a second `Message`, no object) the general path decides.
+    if !type_header.is_sent()
+        && let Ok(DirectBody {
+            claims_sns: Seen(false),
+            message: Some(message),
+        }) = serde_json::from_slice(body)
+    {
+        return Ok(Delivery::Direct(message));
+    }
     let value: Value =
         serde_json::from_slice(body).map_err(|e| DeliveryError::NotJson(e.to_string(), O::EXAMPLE))?;
-    let Value::Object(mut object) = value else {
+    let Value::Object(object) = value else {
         return Err(DeliveryError::NotAnEnvelope(O::EXAMPLE));
     };
     if object.contains_key("Type") || type_header.is_sent() {
@@ -94,9 +125,31 @@ pub fn parse_delivery<O: Order>(body: &[u8], type_header: TypeHeader) -> Result<
             .map_err(|e| DeliveryError::BadEnvelope(shortened_message(e)))?;
         return Ok(Delivery::Sns(Box::new(envelope)));
     }
-    match object.remove("Message") {
-        Some(message) => Ok(Delivery::Direct(message)),
-        None => Err(DeliveryError::NotAnEnvelope(O::EXAMPLE)),
+    // Valid JSON, an object, no `Type`, and not read as a direct order
+    // above: its `Message` came twice (a `Value` keeps the last one).
+    if object.contains_key("Message") {
+        return Err(DeliveryError::RepeatedMessage(O::EXAMPLE));
+    }
+    Err(DeliveryError::NotAnEnvelope(O::EXAMPLE))
+}
+
+/// A direct order's body as it is read: its `Message` as written, and
+/// whether it has a `Type` (of any value, `null` too), which claims SNS.
+#[derive(Deserialize)]
+struct DirectBody {
+    #[serde(rename = "Type", default)]
+    claims_sns: Seen,
+    #[serde(rename = "Message", default)]
+    message: Option<Box<RawValue>>,
+}
+
+/// Whether a field was there, whatever its value.
+#[derive(Default)]
+struct Seen(bool);
+
+impl<'de> Deserialize<'de> for Seen {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(deserializer).map(|_| Seen(true))
     }
 }
 
@@ -106,6 +159,7 @@ impl DeliveryError {
         match self {
             Self::NotJson(why, _) => Self::NotJson(why, example),
             Self::NotAnEnvelope(_) => Self::NotAnEnvelope(example),
+            Self::RepeatedMessage(_) => Self::RepeatedMessage(example),
             bad @ Self::BadEnvelope(_) => bad,
         }
     }
@@ -113,11 +167,14 @@ impl DeliveryError {
 
 /// The order inside a direct order's `Message`: curl users send an object,
 /// some a JSON string as SNS does.
-pub fn message_order<O: Order>(message: &Value) -> Result<O, OrderError> {
-    match message {
-        Value::String(text) => O::from_text(text.as_bytes()),
-        order => O::from_json(order),
+pub fn message_order<O: Order>(message: &RawValue) -> Result<O, OrderError> {
+    let written = message.get();
+    if written.starts_with('"') {
+        let text: String =
+            serde_json::from_str(written).map_err(|e| OrderError::NotJson(e.to_string(), O::EXAMPLE))?;
+        return O::from_text(text.as_bytes());
     }
+    O::from_text(written.as_bytes())
 }
 
 #[cfg(test)]
@@ -141,18 +198,84 @@ mod tests {
     #[test]
     fn workshop_curl_is_a_direct_order() {
         let delivery = parse_delivery::<BundleOrder>(br#"{"Message":{"bundle":"1"}}"#, TypeHeader::NotSent);
-        assert_eq!(delivery, Ok(Delivery::Direct(json!({"bundle": "1"}))));
+        assert_eq!(delivery, Ok(direct(r#"{"bundle":"1"}"#)));
         assert_eq!(
-            message_order::<BundleOrder>(&json!({"bundle": "1"})),
+            message_order::<BundleOrder>(&written(r#"{"bundle":"1"}"#)),
             Ok(BundleOrder { bundle: 1 })
         );
+        // Some send the order as SNS does, a JSON string.
+        assert_eq!(
+            message_order::<BundleOrder>(&written(r#""{\"bundle\": 2}""#)),
+            Ok(BundleOrder { bundle: 2 })
+        );
+    }
+
+    /// `text` as a JSON value as written.
+    fn written(text: &str) -> Box<RawValue> {
+        RawValue::from_string(text.to_owned()).unwrap()
+    }
+
+    /// A direct order whose `Message` is written `text`.
+    fn direct(text: &str) -> Delivery {
+        Delivery::Direct(written(text))
+    }
+
+    #[test]
+    fn a_direct_order_is_read_as_written() {
+        let order = |body: &str| {
+            parse_delivery::<BundleOrder>(body.as_bytes(), TypeHeader::NotSent)
+                .map_err(|e| e.to_string())
+                .and_then(|delivery| match delivery {
+                    Delivery::Direct(message) => {
+                        message_order::<BundleOrder>(&message).map_err(|e| e.to_string())
+                    }
+                    Delivery::Sns(_) => Err("read as SNS".into()),
+                })
+        };
+        assert_eq!(
+            order(r#"{"Message": {"bundle": 1}, "Subject": "x"}"#),
+            Ok(BundleOrder { bundle: 1 })
+        );
+        // Two of the order's keys, two Messages: neither is "exactly" one.
+        assert_eq!(
+            order(r#"{"Message": {"bundle": 1, "bundle": 900}}"#),
+            Err(r#"this service is expecting exactly {"bundle": 1}"#.into())
+        );
+        assert_eq!(
+            order(r#"{"Message": {"bundle": 1}, "Message": {"bundle": 900}}"#),
+            Err(r#"the body has more than one Message; expected an SNS message or {"Message": {"bundle": 1}}"#.into())
+        );
+        // A decimal an f64 rounds to a whole number.
+        assert!(
+            order(r#"{"Message": {"bundle": 1.0000000000000001}}"#)
+                .is_err_and(|e| e.contains("whole number"))
+        );
+        // A Type of any value claims SNS, null too.
+        for claim in [
+            r#"{"Type": null, "Message": {"bundle": 1}}"#,
+            r#"{"Message": {"bundle": 1}, "Type": "Notification"}"#,
+        ] {
+            assert!(
+                matches!(
+                    parse_delivery::<BundleOrder>(claim.as_bytes(), TypeHeader::NotSent),
+                    Err(DeliveryError::BadEnvelope(_))
+                ),
+                "{claim}"
+            );
+        }
+        // A Message of null, or none, is no order.
+        assert!(order(r#"{"Message": null}"#).is_err());
+        assert!(matches!(
+            parse_delivery::<BundleOrder>(br#"{"Subject": "x"}"#, TypeHeader::NotSent),
+            Err(DeliveryError::NotAnEnvelope(_))
+        ));
     }
 
     #[test]
     fn a_byte_order_mark_first_is_ignored() {
         let saved_by_an_editor = b"\xef\xbb\xbf{\"Message\":{\"bundle\":\"1\"}}";
         let delivery = parse_delivery::<BundleOrder>(saved_by_an_editor, TypeHeader::NotSent);
-        assert_eq!(delivery, Ok(Delivery::Direct(json!({"bundle": "1"}))));
+        assert_eq!(delivery, Ok(direct(r#"{"bundle":"1"}"#)));
         assert_eq!(
             ResourceOrder::from_text(b"\xef\xbb\xbf{\"iridium\": 2}").map(|order| order.quantity),
             Ok(2)
@@ -169,9 +292,9 @@ mod tests {
             panic!("not parsed as SNS");
         };
         assert_eq!(envelope.message_type, MessageType::Notification);
-        let message = Value::String(envelope.message.clone());
+        assert_eq!(envelope.message, r#"{"bundle": 1}"#);
         assert_eq!(
-            message_order::<BundleOrder>(&message),
+            BundleOrder::from_text(envelope.message.as_bytes()),
             Ok(BundleOrder { bundle: 1 })
         );
     }

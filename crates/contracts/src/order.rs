@@ -5,9 +5,11 @@
 //! expected, because such an order can never succeed.
 
 use crate::quote::{quoted, quoted_json};
+use serde::de::{IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::ser::SerializeMap as _;
-use serde::{Serialize, Serializer};
-use serde_json::{Map, Value};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -187,26 +189,122 @@ pub trait Order: Sized {
     /// one this order has.
     fn from_entry(key: &str, quantity: Quantity) -> Option<Self>;
 
-    /// Reads the order from JSON (an object, as the workshop's curl sends it).
-    fn from_json(order: &Value) -> Result<Self, OrderError> {
+    /// Reads the order from JSON text: the `Message` SNS sends as a string,
+    /// the object the workshop's curl sends as its `Message` (its text as
+    /// written, [`crate::message_order`]), or the glue hook's body.
+    ///
+    /// Read as written rather than through a `serde_json::Value`, which
+    /// keeps the last of a repeated key and makes every decimal an `f64`:
+    /// `{"bundle": 1, "bundle": 500}` is two keys, not the one "exactly"
+    /// allows, and `1.0000000000000001` is no whole number.
+    fn from_text(text: &[u8]) -> Result<Self, OrderError> {
         let shape = || OrderError::WrongShape(Self::EXAMPLE);
-        let object: &Map<String, Value> = order.as_object().ok_or_else(shape)?;
-        let mut entries = object.iter();
-        let (Some((key, value)), None) = (entries.next(), entries.next()) else {
+        let written: Written<'_> = serde_json::from_slice(crate::delivery::json_text(text))
+            .map_err(|e| OrderError::NotJson(e.to_string(), Self::EXAMPLE))?;
+        let Written::OneEntry(key, value) = written else {
             return Err(shape());
         };
         // The key decides the shape before the quantity is looked at.
-        Self::from_entry(key, 1).ok_or_else(shape)?;
-        let quantity = quantity(key, value, Self::EXAMPLE)?;
-        Self::from_entry(key, quantity).ok_or_else(shape)
+        Self::from_entry(&key, 1).ok_or_else(shape)?;
+        let quantity = quantity(&key, value, Self::EXAMPLE)?;
+        Self::from_entry(&key, quantity).ok_or_else(shape)
+    }
+}
+
+/// A JSON value as an order reads it: an object of exactly one entry (a
+/// repeated key counts twice), its key and its value's text; or anything
+/// else, every part of it read (so that it is valid JSON) and dropped.
+enum Written<'a> {
+    /// An object with one entry.
+    OneEntry(Cow<'a, str>, &'a RawValue),
+    /// Any other value, an object of no or several entries included.
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Written<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(WrittenVisitor)
+    }
+}
+
+struct WrittenVisitor;
+
+impl<'de> Visitor<'de> for WrittenVisitor {
+    type Value = Written<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON value")
     }
 
-    /// Reads the order from JSON text (the `Message` string SNS sends, or
-    /// the glue hook's body).
-    fn from_text(text: &[u8]) -> Result<Self, OrderError> {
-        let order: Value = serde_json::from_slice(crate::delivery::json_text(text))
-            .map_err(|e| OrderError::NotJson(e.to_string(), Self::EXAMPLE))?;
-        Self::from_json(&order)
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let Some(Key(key)) = map.next_key()? else {
+            return Ok(Written::Other);
+        };
+        let value: &RawValue = map.next_value()?;
+        let mut one = true;
+        while map.next_key::<IgnoredAny>()?.is_some() {
+            map.next_value::<IgnoredAny>()?;
+            one = false;
+        }
+        Ok(if one {
+            Written::OneEntry(key, value)
+        } else {
+            Written::Other
+        })
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Written::Other)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Written::Other)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Written::Other)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Written::Other)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Written::Other)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Written::Other)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Written::Other)
+    }
+}
+
+/// An object's key, borrowed from the text unless it holds an escape.
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+
+            fn visit_borrowed_str<E>(self, key: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(key)))
+            }
+
+            fn visit_str<E>(self, key: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(key.to_owned())))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
     }
 }
 
@@ -252,42 +350,80 @@ impl Serialize for ResourceOrder {
     }
 }
 
-fn quantity(key: &str, value: &Value, expected: &'static str) -> Result<Quantity, OrderError> {
-    let parsed = match value {
-        // `1.0` is a whole number too (JSON does not tell it from `1`, and
-        // the workshop's Python read it as 1); `1.5` is not.
-        Value::Number(number) => number.as_u64().or_else(|| {
-            number
-                .as_f64()
-                .filter(|n| n.fract() == 0.0 && (1.0..=f64::from(MAX_QUANTITY)).contains(n))
-                .map(|n| n as u64)
-        }),
-        Value::String(text) => text.trim().parse::<u64>().ok(),
+fn quantity(key: &str, value: &RawValue, expected: &'static str) -> Result<Quantity, OrderError> {
+    let written = value.get();
+    // A string's text, its escapes undone (`"1"`, the workshop's curl).
+    let text = || serde_json::from_str::<String>(written).ok();
+    let parsed = match written.as_bytes().first() {
+        Some(b'"') => text().and_then(|text| text.trim().parse::<u64>().ok()),
+        Some(b'0'..=b'9') => whole_number(written),
+        // A minus sign, an object, an array, true, false or null.
         _ => None,
     };
     match parsed {
         Some(n) if (1..=u64::from(MAX_QUANTITY)).contains(&n) => Ok(n as Quantity),
         _ => Err(OrderError::BadQuantity {
             key: key.to_owned(),
-            got: match value {
-                Value::String(text) => quoted(text).owned(),
-                other => quoted_json(&other.to_string()).owned(),
+            got: match text() {
+                Some(text) => quoted(&text).owned(),
+                None => quoted_json(written).owned(),
             },
             expected,
         }),
     }
 }
 
+/// The value of a JSON number's text (non-negative, as JSON writes it) if
+/// it is a whole number of at most seven digits, judged exactly: `2`, `2.0`,
+/// `2e0` and `0.2e1` are 2, as the workshop's Python read them; `1.5` and
+/// `0.99999999999999999999e6` are none.
+fn whole_number(number: &str) -> Option<u64> {
+    if number.bytes().all(|byte| byte.is_ascii_digit()) {
+        return number.parse().ok();
+    }
+    let (mantissa, exponent) = match number.split_once(['e', 'E']) {
+        // An exponent past `i64` makes the number 0, vast or a fraction:
+        // none is a quantity.
+        Some((mantissa, exponent)) => (mantissa, exponent.parse::<i64>().ok()?),
+        None => (number, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // The number is `digits` × 10^`scale`.
+    let digits = [whole, fraction].concat();
+    let digits = digits.trim_start_matches('0');
+    let significant = digits.trim_end_matches('0');
+    let scale = exponent
+        .checked_sub(i64::try_from(fraction.len()).ok()?)?
+        .checked_add(i64::try_from(digits.len() - significant.len()).ok()?)?;
+    if significant.is_empty() {
+        return Some(0);
+    }
+    // A fraction left over, or more than seven digits: no quantity.
+    let scale = u32::try_from(scale).ok()?;
+    if significant.len() + scale as usize > 7 {
+        return None;
+    }
+    significant
+        .parse::<u64>()
+        .ok()?
+        .checked_mul(10u64.checked_pow(scale)?)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::quote::QUOTED_CHARS;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    /// An order read from `order`'s JSON text.
+    fn read<O: Order>(order: &Value) -> Result<O, OrderError> {
+        O::from_text(order.to_string().as_bytes())
+    }
 
     #[test]
     fn bundle_quantity_may_be_number_or_numeric_string() {
         assert_eq!(
-            BundleOrder::from_json(&json!({"bundle": 2})),
+            read::<BundleOrder>(&json!({"bundle": 2})),
             Ok(BundleOrder { bundle: 2 })
         );
         assert_eq!(
@@ -297,6 +433,75 @@ mod tests {
         // JSON does not tell 2.0 from 2.
         for whole in [br#"{"bundle": 2.0}"#.as_slice(), br#"{"bundle": 2e0}"#] {
             assert_eq!(BundleOrder::from_text(whole), Ok(BundleOrder { bundle: 2 }));
+        }
+    }
+
+    #[test]
+    fn a_decimal_is_whole_only_if_it_is_exactly() {
+        let bundle = |text: &str| {
+            BundleOrder::from_text(format!(r#"{{"bundle": {text}}}"#).as_bytes()).map(|order| order.bundle)
+        };
+        for (text, whole) in [
+            ("3", 3),
+            ("3.000", 3),
+            ("0.3e1", 3),
+            ("300e-2", 3),
+            ("3E+0", 3),
+            ("1000000", 1_000_000),
+            ("1e6", 1_000_000),
+            ("0.000001e12", 1_000_000),
+            ("10000000e-1", 1_000_000),
+        ] {
+            assert_eq!(bundle(text), Ok(whole), "{text}");
+        }
+        // An f64 reads each of these as a whole number.
+        for text in [
+            "1.0000000000000001",
+            "999999.99999999999999",
+            "0.99999999999999999999e6",
+            "1000000.0000000000000001",
+            "1e99999999999999999999",
+            "1e-99999999999999999999",
+            "0e5",
+            "1000001",
+            "10000001e-1",
+        ] {
+            assert!(
+                matches!(bundle(text), Err(OrderError::BadQuantity { .. })),
+                "{text}: {:?}",
+                bundle(text)
+            );
+        }
+    }
+
+    #[test]
+    fn a_repeated_key_is_not_exactly_one() {
+        for (text, expected) in [
+            (r#"{"bundle": 1, "bundle": 500}"#, BundleOrder::EXAMPLE),
+            (r#"{"bundle": 1, "bun\u0064le": 500}"#, BundleOrder::EXAMPLE),
+            (r#"{"bundle": 1, "extra": {"a": [1, 2]}}"#, BundleOrder::EXAMPLE),
+        ] {
+            assert_eq!(
+                BundleOrder::from_text(text.as_bytes()),
+                Err(OrderError::WrongShape(expected)),
+                "{text}"
+            );
+        }
+        assert_eq!(
+            ResourceOrder::from_text(br#"{"iridium": 1, "iridium": 2}"#),
+            Err(OrderError::WrongShape(ResourceOrder::EXAMPLE))
+        );
+        // An escaped key is the same key.
+        assert_eq!(
+            BundleOrder::from_text(br#"{"bun\u0064le": "2"}"#),
+            Ok(BundleOrder { bundle: 2 })
+        );
+        // What is not an object is the wrong shape, not "not JSON".
+        for other in [&b"[1]"[..], b"\"bundle\"", b"1", b"null", b"true", b"{}"] {
+            assert_eq!(
+                BundleOrder::from_text(other),
+                Err(OrderError::WrongShape(BundleOrder::EXAMPLE))
+            );
         }
     }
 
@@ -317,14 +522,14 @@ mod tests {
         ] {
             assert!(
                 matches!(
-                    BundleOrder::from_json(&json!({"bundle": bad})),
+                    read::<BundleOrder>(&json!({"bundle": bad})),
                     Err(OrderError::BadQuantity { .. })
                 ),
                 "{bad}"
             );
         }
         assert_eq!(
-            BundleOrder::from_json(&json!({"bundle": 0})).map_err(|e| e.to_string()),
+            read::<BundleOrder>(&json!({"bundle": 0})).map_err(|e| e.to_string()),
             Err(
                 r#"bundle must be a whole number from 1 to 1000000, got 0; expected exactly {"bundle": 1}"#
                     .into()
@@ -334,7 +539,7 @@ mod tests {
 
     #[test]
     fn a_bad_quantity_is_quoted_short_and_escaped() {
-        let refusal = |bad: Value| match BundleOrder::from_json(&json!({"bundle": bad})) {
+        let refusal = |bad: Value| match read::<BundleOrder>(&json!({"bundle": bad})) {
             Err(OrderError::BadQuantity { got, .. }) => got,
             other => panic!("{other:?}"),
         };
@@ -358,7 +563,7 @@ mod tests {
     #[test]
     fn resource_service_takes_exactly_its_own_key() {
         let own = |order: Value| {
-            ResourceOrder::from_json(&order)
+            read::<ResourceOrder>(&order)
                 .and_then(|order| order.only(Resource::Iridium))
                 .map_err(|e| e.expecting(Resource::Iridium.example()))
         };
@@ -382,11 +587,11 @@ mod tests {
     #[test]
     fn glue_hook_takes_either_resource() {
         assert_eq!(
-            ResourceOrder::from_json(&json!({"magnesite": "4"})).map(|o| (o.resource, o.quantity)),
+            read::<ResourceOrder>(&json!({"magnesite": "4"})).map(|o| (o.resource, o.quantity)),
             Ok((Resource::Magnesite, 4))
         );
         assert_eq!(
-            ResourceOrder::from_json(&json!({"bundle": 1})),
+            read::<ResourceOrder>(&json!({"bundle": 1})),
             Err(OrderError::WrongShape(r#"{"iridium": 1} or {"magnesite": 1}"#))
         );
     }

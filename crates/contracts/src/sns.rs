@@ -24,23 +24,34 @@ pub const CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
 pub const USER_AGENT: &str = "Amazon Simple Notification Service Agent";
 
 /// Whether `text` is shaped as an SNS topic's ARN,
-/// `arn:<partition>:sns:<region>:<account>:<name>`, every part present and
-/// nothing but visible ASCII. Checked wherever a topic ARN is configured: a
-/// misspelt one matches no delivery, and a delivery answered 403 for its
-/// topic is one SNS drops without retrying.
+/// `arn:<partition>:sns:<region>:<account>:<name>`: a partition `aws` or
+/// `aws-…`, a region of lower-case letters, digits and hyphens, a 12-digit
+/// account, and a name SNS allows (1 to 256 letters, digits, `-` and `_`,
+/// `.fifo` after it for a FIFO topic). Checked wherever a topic ARN is
+/// configured: a misspelt one, or a pattern such as `…:*` (ARNs in IAM
+/// take them, these are matched as written), matches no delivery, and a
+/// delivery answered 403 for its topic is one SNS drops without retrying.
 pub fn is_topic_arn(text: &str) -> bool {
-    let mut parts = 0;
-    let mut shaped = text.bytes().all(|b| b.is_ascii_graphic());
-    for (index, part) in text.split(':').enumerate() {
-        parts += 1;
-        shaped &= !part.is_empty()
-            && match index {
-                0 => part == "arn",
-                2 => part == "sns",
-                _ => true,
-            };
-    }
-    shaped && parts == 6
+    let [arn, partition, service, region, account, name] = text.split(':').collect::<Vec<_>>()[..] else {
+        return false;
+    };
+    let lower = |part: &str| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    };
+    let name = name.strip_suffix(".fifo").unwrap_or(name);
+    arn == "arn"
+        && (partition == "aws" || (partition.starts_with("aws-") && lower(partition)))
+        && service == "sns"
+        && lower(region)
+        && account.len() == 12
+        && account.bytes().all(|b| b.is_ascii_digit())
+        && (1..=256).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// The three kinds of message SNS delivers to an HTTP/S subscriber.
@@ -323,6 +334,7 @@ mod tests {
         for arn in [
             "arn:aws:sns:us-east-1:123456789012:orders",
             "arn:aws-cn:sns:cn-north-1:123456789012:hq-iridium.fifo",
+            "arn:aws-us-gov:sns:us-gov-west-1:123456789012:Orders_2",
         ] {
             assert!(is_topic_arn(arn), "{arn}");
         }
@@ -335,6 +347,15 @@ mod tests {
             "arn:aws:sns::123456789012:orders",
             "arn:aws:sns:us-east-1:123456789012:orders:extra",
             "arn:aws:sns:us-east-1:123456789012:or ders",
+            // Patterns, as IAM takes them: matched as written, they match nothing.
+            "arn:aws:sns:us-east-1:123456789012:*",
+            "arn:aws:sns:*:*:*",
+            "arn:aws:sns:us-east-1:123456789012:order?",
+            "arn:aws:sns:us-east-1:123456789012:orders/x",
+            "arn:aws:sns:us-east-1:0:orders",
+            "arn:aws:sns:US-EAST-1:123456789012:orders",
+            "arn:amazon:sns:us-east-1:123456789012:orders",
+            "arn:aws:sns:us-east-1:123456789012:.fifo",
         ] {
             assert!(!is_topic_arn(other), "{other}");
         }

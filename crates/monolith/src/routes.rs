@@ -109,10 +109,16 @@ async fn fulfill(
         return Err(ServiceError::HookSecretWrong);
     }
     let header = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
-    let hook = HookRequest::from_parts(&body, header(IDEMPOTENCY_KEY_HEADER), header(ORDER_ID_HEADER))?;
-    // The microservice's id for the order, so its lines here match its own.
-    let order_id = hook.order_id.clone().unwrap_or_else(request_id);
+    // The microservice's id for the order, so its lines here match its own:
+    // recorded before the body is read, so that a refusal of the body (two
+    // versions that disagree on it) is found under that id too. A fresh one
+    // if it sent none, or one not well formed (refused just below).
+    let order_id = OrderId::from_header(header(ORDER_ID_HEADER))
+        .ok()
+        .flatten()
+        .unwrap_or_else(request_id);
     record_order_id(&order_id);
+    let hook = HookRequest::from_parts(&body, header(IDEMPOTENCY_KEY_HEADER), header(ORDER_ID_HEADER))?;
     // As `/order/` does: a body read slowly must not leave the API call
     // running past the answer (a 503 says nothing was sent).
     platform::intake::time_left_for(deadline, monolith.config.route.downstream_timeout)?;

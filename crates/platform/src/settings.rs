@@ -43,8 +43,11 @@ pub struct TrustConfig {
     #[arg(long = "sns-topic-arns", env = "SNS_TOPIC_ARNS", value_delimiter = ',')]
     pub topic_arns: Vec<String>,
     /// A local SNS stand-in (the variable AWS SDKs use): its certificate and
-    /// SubscribeURLs are trusted in place of SNS hosts.
-    #[arg(long = "aws-endpoint-url-sns", env = "AWS_ENDPOINT_URL_SNS", value_parser = NeverQuoted(http_url))]
+    /// SubscribeURLs are trusted in place of SNS hosts. A scheme, host, port
+    /// and path alone.
+    // Nothing in it can be a secret (`stand_in_url`), so the derived `Debug`
+    // may show it whole.
+    #[arg(long = "aws-endpoint-url-sns", env = "AWS_ENDPOINT_URL_SNS", value_parser = NeverQuoted(stand_in_url))]
     pub sns_stand_in: Option<Url>,
 }
 
@@ -170,6 +173,12 @@ pub enum NotHttpUrl {
     /// (`localhost:4000/` parses as the scheme `localhost`).
     #[error("not an http:// or https:// URL")]
     Scheme,
+    /// A URL with a user name, password, query or fragment where only an
+    /// origin and a path are meant ([`stand_in_url`]).
+    #[error(
+        "an http:// or https:// URL with a user name, password, query or fragment; only a scheme, host, port and path are taken"
+    )]
+    NotAnOrigin,
 }
 
 /// `text`, trimmed, as an http:// or https:// URL (which always has a
@@ -178,6 +187,23 @@ pub fn http_url(text: &str) -> Result<Url, NotHttpUrl> {
     let url = Url::parse(text.trim()).map_err(NotHttpUrl::Unparsable)?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(NotHttpUrl::Scheme);
+    }
+    Ok(url)
+}
+
+/// `text`, trimmed, as an SNS stand-in's address: an [`http_url`] with no
+/// user name, password, query or fragment. Certificates are fetched from
+/// below it and its own URLs carry none of those, so such a part is a
+/// mistake, and one that may hold a secret: refused, it never reaches a
+/// settings `Debug`, a log line or a fetched certificate's URL.
+pub fn stand_in_url(text: &str) -> Result<Url, NotHttpUrl> {
+    let url = http_url(text)?;
+    if !url.username().is_empty()
+        || url.password().is_some()
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
+        return Err(NotHttpUrl::NotAnOrigin);
     }
     Ok(url)
 }
@@ -558,9 +584,17 @@ mod tests {
             parse("http://127.0.0.1:4566"),
             Ok(Some("http://127.0.0.1:4566/".to_owned()))
         );
+        assert_eq!(
+            parse("http://127.0.0.1:4566/_aws/sns"),
+            Ok(Some("http://127.0.0.1:4566/_aws/sns".to_owned()))
+        );
         for (value, why) in [
             ("localhost:4566", "not an http:// or https:// URL"),
             ("http://u:snspass@[::1/", "not a URL"),
+            ("http://u:snspass@127.0.0.1:4566/", "user name, password"),
+            ("http://snspass@127.0.0.1:4566/", "user name, password"),
+            ("http://127.0.0.1:4566/?token=snspass", "query"),
+            ("http://127.0.0.1:4566/#snspass", "fragment"),
         ] {
             let refused = parse(value);
             assert!(

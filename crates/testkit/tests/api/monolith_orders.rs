@@ -144,6 +144,14 @@ async fn bad_bodies_get_400_and_reach_nothing() {
         r#"{"Message":{"bundle":1,"extra":2}}"#.to_owned(),
         r#"{"Message":"not json"}"#.to_owned(),
         r#"{"Message":42}"#.to_owned(),
+        // A key written twice is two keys; a JSON parser keeping the last
+        // would send 900 on. So are two Messages.
+        r#"{"Message":{"bundle":1,"bundle":900}}"#.to_owned(),
+        r#"{"Message":"{\"bundle\":1,\"bundle\":900}"}"#.to_owned(),
+        r#"{"Message":{"bundle":1},"Message":{"bundle":900}}"#.to_owned(),
+        // Whole only to a floating-point read.
+        r#"{"Message":{"bundle":1.0000000000000001}}"#.to_owned(),
+        r#"{"Message":{"bundle":999999.99999999999999}}"#.to_owned(),
         deeply_nested,
         deep_order,
     ];

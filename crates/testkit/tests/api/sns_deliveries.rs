@@ -3,6 +3,7 @@
 
 use contracts::MessageType;
 use contracts::SignatureVersion::{self, V1, V2};
+use contracts::fulfillment::HOOK_SECRET_HEADER;
 use contracts::order_id::ORDER_ID_HEADER;
 use contracts::{FulfillmentKind, IdempotencyKey};
 use platform::TrustConfig;
@@ -14,7 +15,7 @@ use testkit::fake_api::ApiBehaviour;
 use testkit::fake_sns::{CERT_PATH, FakeSns, HitCounter, ORDERS_TOPIC, deliver, delivery_headers};
 use testkit::keys::{OTHER_KEY_PEM, TEST_KEY_PEM};
 use testkit::logs::CapturedLogs;
-use testkit::spawn::{monolith_config, resource_config};
+use testkit::spawn::{TEST_HOOK_SECRET, monolith_config, resource_config};
 use testkit::{FakeApi, TestApp, spawn_monolith, spawn_resource};
 
 const BUNDLE: &str = "{\"bundle\": 1}";
@@ -422,6 +423,22 @@ async fn every_reply_to_an_order_names_its_order_id() {
     let response = post(&monolith, "/order/", vec![], "{}".to_owned()).await.unwrap();
     assert_eq!(response.status(), 400);
     assert_eq!(named(&response), None);
+
+    // The glue hook refusing a microservice's body names the order the
+    // microservice sent it as; one that sent no id gets one.
+    for sent in [Some("from-iridium-77"), None] {
+        let mut headers = vec![(HOOK_SECRET_HEADER, TEST_HOOK_SECRET.to_owned())];
+        headers.extend(sent.map(|id| (ORDER_ID_HEADER, id.to_owned())));
+        let response = post(&monolith, "/fulfill/", headers, r#"{"iridium": 0}"#.to_owned())
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 400);
+        let named = named(&response);
+        assert!(named.is_some());
+        if sent.is_some() {
+            assert_eq!(named.as_deref(), sent);
+        }
+    }
 }
 
 #[tokio::test]
