@@ -14,7 +14,8 @@
 #   --services "A B"    which images (default: "monolith iridium magnesite";
 #                       "hq" for the admin stack)
 #   --arch ARCH         amd64 (default) or arm64 (Graviton: the stack's
-#                       CpuArchitecture=ARM64); cross-compiled, not emulated
+#                       CpuArchitecture=ARM64); cross-compiled, not emulated;
+#                       refused unless it matches the stack's architecture
 #   --s3-bucket NAME    where the template is uploaded when it is over
 #                       CloudFormation's 51,200 bytes for one sent inline
 #                       (deploy/interstella.yaml is; default: $TEMPLATE_BUCKET,
@@ -110,6 +111,27 @@ cap() { printf '%s%s' "$(tr '[:lower:]' '[:upper:]' <<<"${1:0:1}")" "${1:1}"; }
 # repo SERVICE: the service's ECR repository URI, read by read_stack_outputs
 # into REPO_<service>.
 repo() { local name="REPO_$1"; printf '%s' "${!name}"; }
+
+# check_architecture: refuses to push images of one architecture to a stack
+# whose tasks run the other (its CpuArchitecture, or the one this update
+# sets): ECS could not start them, and the rollout would stall until the
+# circuit breaker rolled it back. A stack without the parameter passes.
+check_architecture() {
+  local wanted=X86_64 stack='' override
+  if [ "$ARCH" = arm64 ]; then wanted=ARM64; fi
+  for override in ${OVERRIDES[@]+"${OVERRIDES[@]}"}; do
+    case $override in CpuArchitecture=*) stack=${override#*=} ;; esac
+  done
+  if [ -z "$stack" ] && [ "$DRY_RUN" = 0 ]; then
+    stack=$("${AWS[@]}" cloudformation describe-stacks --stack-name "$STACK" \
+      --query "Stacks[0].Parameters[?ParameterKey=='CpuArchitecture'].ParameterValue" --output text)
+  fi
+  case $stack in
+    '' | None | "$wanted") ;;
+    ARM64) usage_error "stack $STACK runs CpuArchitecture=ARM64 tasks: push its images with --arch arm64" ;;
+    *) usage_error "stack $STACK runs CpuArchitecture=$stack tasks: push its images with --arch amd64 (the default), not --arch $ARCH" ;;
+  esac
+}
 
 read_stack_outputs() {
   step "reading the outputs of stack $STACK"
@@ -224,6 +246,7 @@ print_next_steps() {
 
 main() {
   parse_args "$@"
+  check_architecture
   read_stack_outputs
   log_in_to_ecr
   if [ "$BUILD" = 1 ]; then build_images; fi

@@ -134,6 +134,41 @@ lint_deploy_dry_run() {
     'deploy/push-and-roll.sh --dry-run --no-build | grep -q -- "--template-file deploy/interstella.yaml --s3-bucket "'
 }
 
+# refused_saying WORDS COMMAND...: whether COMMAND exits 2 (a usage error)
+# and says WORDS. quietly COMMAND...: whether it succeeds, its output dropped.
+# shellcheck disable=SC2317 # both are called through lint
+refused_saying() {
+  local words=$1 out status=0
+  shift
+  out=$("$@" 2>&1) || status=$?
+  [ "$status" = 2 ] && grep -q -- "$words" <<<"$out"
+}
+# shellcheck disable=SC2317
+quietly() { "$@" >/dev/null 2>&1; }
+
+# Images of one architecture pushed to a stack of the other could not
+# start: the script refuses, whether the stack says so (an `aws` stand-in
+# answers describe-stacks with ARM64) or the update sets it.
+lint_push_architecture() {
+  local stub
+  stub=$(mktemp -d)
+  cat >"$stub/aws" <<'STUB'
+#!/bin/sh
+case "$*" in
+  *describe-stacks*CpuArchitecture*) echo ARM64 ;;
+  *) echo "the stand-in aws was not asked for the stack's architecture: aws $*" >&2; exit 1 ;;
+esac
+STUB
+  chmod +x "$stub/aws"
+  lint "deploy/push-and-roll.sh refuses amd64 images for a stack of ARM64 tasks" \
+    refused_saying "--arch arm64" env PATH="$stub:$PATH" deploy/push-and-roll.sh --no-build
+  rm -rf "$stub"
+  lint "deploy/push-and-roll.sh refuses arm64 images for an update to X86_64 tasks" \
+    refused_saying "--arch amd64" deploy/push-and-roll.sh --dry-run --no-build --arch arm64 -- CpuArchitecture=X86_64
+  lint "deploy/push-and-roll.sh takes arm64 images for an update to ARM64 tasks" \
+    quietly deploy/push-and-roll.sh --dry-run --no-build --arch arm64 -- CpuArchitecture=ARM64
+}
+
 lint_template_uploads() {
   lint "scripts/check-template-uploads.py" scripts/check-template-uploads.py
 }
@@ -150,6 +185,7 @@ main() {
   lint_proxy_config
   lint_shell_scripts
   lint_deploy_dry_run
+  lint_push_architecture
   lint_template_uploads
   exit "$FAILED"
 }
