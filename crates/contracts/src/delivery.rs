@@ -86,32 +86,20 @@ pub fn parse_delivery<O: Order>(body: &[u8], type_header: TypeHeader) -> Result<
     // SNS always sends the header: read its object straight into an
     // envelope, one pass instead of a `Value` and then the envelope (a tenth
     // of a signed order's instructions beyond the RSA check). Whatever that
-    // refuses (a duplicate field, say) takes the general path below, which
-    // decides and explains; only an object may be an envelope (serde would
-    // also read one from an array). So does a body with a field the envelope
-    // does not know: serde skips one without checking it (its UTF-8, its
-    // escapes, its numbers), and the general path would refuse it as not
-    // JSON. SNS' own bodies have none.
-    if type_header.is_sent() && body.trim_ascii_start().starts_with(b"{") {
-        let mut skipped = false;
-        let mut reader = serde_json::Deserializer::from_slice(body);
-        let read: Result<Envelope, _> = serde_ignored::deserialize(&mut reader, |_| skipped = true)
-            .and_then(|envelope| reader.end().map(|()| envelope));
-        if let Ok(envelope) = read
-            && !skipped
-        {
-            return Ok(Delivery::Sns(Box::new(envelope)));
-        }
+    // does not take (a duplicate field, a field the envelope does not know)
+    // takes the general path below ([`read_whole`]).
+    if type_header.is_sent()
+        && let Some(envelope) = read_whole::<Envelope>(body)
+    {
+        return Ok(Delivery::Sns(Box::new(envelope)));
     }
-    // The workshop's curl: no header, no `Type`, a `Message`, read as
-    // written in one pass. The fields beside it are skipped unread, as a
-    // direct order uses none of them. Whatever this does not take (a
-    // `Type`, a second `Message`, no object) the general path decides.
+    // The workshop's curl, likewise: no header, no `Type`, a `Message` and
+    // nothing else, its Message read as written in the same pass.
     if !type_header.is_sent()
-        && let Ok(DirectBody {
+        && let Some(DirectBody {
             claims_sns: Seen(false),
             message: Some(message),
-        }) = serde_json::from_slice(body)
+        }) = read_whole(body)
     {
         return Ok(Delivery::Direct(message));
     }
@@ -125,22 +113,53 @@ pub fn parse_delivery<O: Order>(body: &[u8], type_header: TypeHeader) -> Result<
             .map_err(|e| DeliveryError::BadEnvelope(shortened_message(e)))?;
         return Ok(Delivery::Sns(Box::new(envelope)));
     }
-    // Valid JSON, an object, no `Type`, and not read as a direct order
-    // above: its `Message` came twice (a `Value` keeps the last one).
-    if object.contains_key("Message") {
-        return Err(DeliveryError::RepeatedMessage(O::EXAMPLE));
+    // A direct order with other fields beside its Message (valid JSON, as
+    // the read above showed): its Message as written. Of a valid object
+    // with no `Type`, this read refuses only a second `Message`, which a
+    // `Value` kept the last of.
+    match serde_json::from_slice::<DirectBody>(body) {
+        Ok(DirectBody {
+            message: Some(message),
+            ..
+        }) => Ok(Delivery::Direct(message)),
+        Ok(DirectBody { message: None, .. }) => Err(DeliveryError::NotAnEnvelope(O::EXAMPLE)),
+        Err(_) => Err(DeliveryError::RepeatedMessage(O::EXAMPLE)),
     }
-    Err(DeliveryError::NotAnEnvelope(O::EXAMPLE))
 }
 
-/// A direct order's body as it is read: its `Message` as written, and
-/// whether it has a `Type` (of any value, `null` too), which claims SNS.
+/// `body` read in one pass as a `T`, if it is an object that has every
+/// field `T` reads and no other, each once, and nothing after it: then it is
+/// valid JSON too. `None` for anything else, which the general path, first
+/// reading the body as a `Value` (which checks all of it), decides and
+/// explains. serde skips a field `T` does not know without checking it (its
+/// UTF-8, escapes, numbers, depth), and would read a `T` from an array too.
+/// SNS' own bodies and the workshop's curl have no other field.
+fn read_whole<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
+    if !body.trim_ascii_start().starts_with(b"{") {
+        return None;
+    }
+    let mut skipped = false;
+    let mut reader = serde_json::Deserializer::from_slice(body);
+    let read: Result<T, _> = serde_ignored::deserialize(&mut reader, |_| skipped = true)
+        .and_then(|read| reader.end().map(|()| read));
+    read.ok().filter(|_| !skipped)
+}
+
+/// A direct order's body as it is read: its `Message` as written (`null`
+/// too: a Message, though no order), and whether it has a `Type` (of any
+/// value, `null` too), which claims SNS.
 #[derive(Deserialize)]
 struct DirectBody {
     #[serde(rename = "Type", default)]
     claims_sns: Seen,
-    #[serde(rename = "Message", default)]
+    #[serde(rename = "Message", default, deserialize_with = "present")]
     message: Option<Box<RawValue>>,
+}
+
+/// A field's value as written, whatever it is: as an `Option`, serde would
+/// read `null` as no field.
+fn present<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<Box<RawValue>>, D::Error> {
+    Box::<RawValue>::deserialize(deserializer).map(Some)
 }
 
 /// Whether a field was there, whatever its value.
@@ -263,12 +282,56 @@ mod tests {
                 "{claim}"
             );
         }
-        // A Message of null, or none, is no order.
-        assert!(order(r#"{"Message": null}"#).is_err());
+        // A Message of null is no order; no Message, no direct order.
+        for no_order in [r#"{"Message": null}"#, r#"{"Message": null, "Subject": "x"}"#] {
+            assert_eq!(
+                order(no_order),
+                Err(r#"this service is expecting exactly {"bundle": 1}"#.into()),
+                "{no_order}"
+            );
+        }
         assert!(matches!(
             parse_delivery::<BundleOrder>(br#"{"Subject": "x"}"#, TypeHeader::NotSent),
             Err(DeliveryError::NotAnEnvelope(_))
         ));
+        // A field beside the Message is not read, but the body must still be
+        // JSON: invalid UTF-8, a lone surrogate, a number past f64, nesting
+        // past the limit.
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        for beside in [&b"\"\xff\""[..], br#""\ud800""#, b"1e400", deep.as_bytes()] {
+            let body = [&br#"{"Message": {"bundle": 1}, "x": "#[..], beside, b"}"].concat();
+            assert!(
+                matches!(
+                    parse_delivery::<BundleOrder>(&body, TypeHeader::NotSent),
+                    Err(DeliveryError::NotJson(..))
+                ),
+                "{}",
+                String::from_utf8_lossy(&body)
+            );
+        }
+    }
+
+    #[test]
+    fn the_workshops_curl_and_sns_bodies_are_read_in_one_pass() {
+        // The hot paths: nothing skipped, nothing read twice.
+        let curl = read_whole::<DirectBody>(br#"{"Message":{"bundle":"1"}}"#);
+        assert!(curl.is_some_and(|body| {
+            body.message
+                .is_some_and(|message| message.get() == r#"{"bundle":"1"}"#)
+        }));
+        assert!(read_whole::<Envelope>(notification().as_bytes()).is_some());
+        // Anything else is left to the general path.
+        for other in [
+            &br#"{"Message":{"bundle":"1"},"Subject":"x"}"#[..],
+            br#"[{"bundle":"1"}]"#,
+            br#"{"Message":1} x"#,
+        ] {
+            assert!(
+                read_whole::<DirectBody>(other).is_none(),
+                "{}",
+                String::from_utf8_lossy(other)
+            );
+        }
     }
 
     #[test]

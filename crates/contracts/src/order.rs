@@ -213,7 +213,8 @@ pub trait Order: Sized {
 
 /// A JSON value as an order reads it: an object of exactly one entry (a
 /// repeated key counts twice), its key and its value's text; or anything
-/// else, every part of it read (so that it is valid JSON) and dropped.
+/// else, skipped as serde skips (its strings' UTF-8 and numbers' range
+/// unchecked: whatever it holds, it is the wrong shape).
 enum Written<'a> {
     /// An object with one entry.
     OneEntry(Cow<'a, str>, &'a RawValue),

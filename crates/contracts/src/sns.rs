@@ -41,14 +41,16 @@ pub fn is_topic_arn(text: &str) -> bool {
                 .bytes()
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
     };
-    let name = name.strip_suffix(".fifo").unwrap_or(name);
+    // `.fifo` counts in the 256.
+    let (length, name) = (name.len(), name.strip_suffix(".fifo").unwrap_or(name));
     arn == "arn"
         && (partition == "aws" || (partition.starts_with("aws-") && lower(partition)))
         && service == "sns"
         && lower(region)
         && account.len() == 12
         && account.bytes().all(|b| b.is_ascii_digit())
-        && (1..=256).contains(&name.len())
+        && length <= 256
+        && !name.is_empty()
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
@@ -335,6 +337,8 @@ mod tests {
             "arn:aws:sns:us-east-1:123456789012:orders",
             "arn:aws-cn:sns:cn-north-1:123456789012:hq-iridium.fifo",
             "arn:aws-us-gov:sns:us-gov-west-1:123456789012:Orders_2",
+            &format!("arn:aws:sns:us-east-1:123456789012:{}", "a".repeat(256)),
+            &format!("arn:aws:sns:us-east-1:123456789012:{}.fifo", "a".repeat(251)),
         ] {
             assert!(is_topic_arn(arn), "{arn}");
         }
@@ -356,6 +360,7 @@ mod tests {
             "arn:aws:sns:US-EAST-1:123456789012:orders",
             "arn:amazon:sns:us-east-1:123456789012:orders",
             "arn:aws:sns:us-east-1:123456789012:.fifo",
+            &format!("arn:aws:sns:us-east-1:123456789012:{}.fifo", "a".repeat(252)),
         ] {
             assert!(!is_topic_arn(other), "{other}");
         }

@@ -111,14 +111,19 @@ async fn fulfill(
     let header = |name: &str| headers.get(name).map(HeaderValue::as_bytes);
     // The microservice's id for the order, so its lines here match its own:
     // recorded before the body is read, so that a refusal of the body (two
-    // versions that disagree on it) is found under that id too. A fresh one
-    // if it sent none, or one not well formed (refused just below).
-    let order_id = OrderId::from_header(header(ORDER_ID_HEADER))
-        .ok()
-        .flatten()
-        .unwrap_or_else(request_id);
-    record_order_id(&order_id);
+    // versions that disagree on it) is found under that id too. One not
+    // well formed is refused just below, under none.
+    let sent_id = OrderId::from_header(header(ORDER_ID_HEADER)).ok().flatten();
+    if let Some(sent_id) = &sent_id {
+        record_order_id(sent_id);
+    }
     let hook = HookRequest::from_parts(&body, header(IDEMPOTENCY_KEY_HEADER), header(ORDER_ID_HEADER))?;
+    // Sent none (the workshop's own clients): one of ours, now the order is known.
+    let order_id = sent_id.unwrap_or_else(|| {
+        let ours = request_id();
+        record_order_id(&ours);
+        ours
+    });
     // As `/order/` does: a body read slowly must not leave the API call
     // running past the answer (a 503 says nothing was sent).
     platform::intake::time_left_for(deadline, monolith.config.route.downstream_timeout)?;
