@@ -117,19 +117,27 @@ repo() { local name="REPO_$1"; printf '%s' "${!name}"; }
 # sets): ECS could not start them, and the rollout would stall until the
 # circuit breaker rolled it back. A stack without the parameter passes.
 check_architecture() {
-  local wanted=X86_64 stack='' override
+  local wanted=X86_64 stack='' override fix=amd64
   if [ "$ARCH" = arm64 ]; then wanted=ARM64; fi
   for override in ${OVERRIDES[@]+"${OVERRIDES[@]}"}; do
     case $override in CpuArchitecture=*) stack=${override#*=} ;; esac
   done
-  if [ -z "$stack" ] && [ "$DRY_RUN" = 0 ]; then
+  step "checking that stack $STACK runs $wanted tasks (--arch $ARCH)"
+  if [ -z "$stack" ]; then
+    if [ "$DRY_RUN" = 1 ]; then
+      echo "(not asked in a dry run)"
+      return
+    fi
     stack=$("${AWS[@]}" cloudformation describe-stacks --stack-name "$STACK" \
       --query "Stacks[0].Parameters[?ParameterKey=='CpuArchitecture'].ParameterValue" --output text)
   fi
   case $stack in
     '' | None | "$wanted") ;;
-    ARM64) usage_error "stack $STACK runs CpuArchitecture=ARM64 tasks: push its images with --arch arm64" ;;
-    *) usage_error "stack $STACK runs CpuArchitecture=$stack tasks: push its images with --arch amd64 (the default), not --arch $ARCH" ;;
+    *)
+      if [ "$stack" = ARM64 ]; then fix=arm64; fi
+      echo "deploy/push-and-roll.sh: stack $STACK runs CpuArchitecture=$stack tasks, which could not start $ARCH images: push with --arch $fix" >&2
+      exit 2
+      ;;
   esac
 }
 
