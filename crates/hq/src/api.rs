@@ -45,8 +45,10 @@ const FULFILLMENT_EXAMPLE: &str = r#"{"iridium": 1, "magnesite": 1}"#;
 /// reply (which tells a caller nothing about the keys HQ has).
 #[derive(Debug, Clone)]
 pub(crate) enum KeyRefused {
-    /// No `x-api-key` header, an empty one, or one not readable as text.
+    /// No `x-api-key` header, or an empty one.
     Missing,
+    /// An `x-api-key` of other than visible ASCII, which no key is.
+    Unreadable,
     /// A key HQ never issued.
     Unknown,
     /// A key HQ's admin revoked (`DELETE /keys/<key_id>`), by its public id.
@@ -58,6 +60,7 @@ impl KeyRefused {
     fn why(&self) -> std::borrow::Cow<'static, str> {
         match self {
             Self::Missing => "no x-api-key header".into(),
+            Self::Unreadable => "an x-api-key that is not visible ASCII, as no key HQ takes is".into(),
             Self::Unknown => {
                 "an x-api-key HQ did not issue: the caller's key (the monolith's INTERSTELLA_API_KEY or \
                  its SSM parameter) is not one of HQ's (HQ_API_KEYS or the portal's)"
@@ -434,7 +437,9 @@ async fn certificate_by_another_method(State(hq): State<Hq>, Segment(file): Segm
 async fn caller(hq: &Hq, headers: &HeaderMap) -> Result<KeyInfo, ApiError> {
     let key = headers
         .get(API_KEY_HEADER)
-        .map(|value| value.to_str().map(str::trim).unwrap_or_default())
+        .map(|value| value.to_str().map(str::trim))
+        .transpose()
+        .map_err(|_| ApiError::Forbidden(KeyRefused::Unreadable))?
         .filter(|key| !key.is_empty())
         .ok_or(ApiError::Forbidden(KeyRefused::Missing))?;
     let info = hq
@@ -446,6 +451,26 @@ async fn caller(hq: &Hq, headers: &HeaderMap) -> Result<KeyInfo, ApiError> {
         None => Ok(info),
         Some(_) => Err(ApiError::Forbidden(KeyRefused::Revoked(info.key_id))),
     }
+}
+
+/// `body` as the JSON object `T` (whatever the Content-Type, a byte order
+/// mark first ignored), or 400 saying `expected` and why not. An object
+/// only: serde reads a struct from an array of its fields in order too, so
+/// `[3, 4]` would have been a fulfillment.
+fn json_object<T: serde::de::DeserializeOwned>(body: &[u8], expected: &str) -> Result<T, ApiError> {
+    let text = contracts::json_text(body);
+    let why = if text.trim_ascii_start().starts_with(b"{") {
+        match serde_json::from_slice(text) {
+            Ok(read) => return Ok(read),
+            Err(error) => shortened_message(error),
+        }
+    } else {
+        match serde_json::from_slice::<serde::de::IgnoredAny>(text) {
+            Ok(_) => "a JSON object, not an array or a single value".to_owned(),
+            Err(error) => shortened_message(error),
+        }
+    };
+    Err(ApiError::BadRequest(format!("expected {expected}: {why}")))
 }
 
 /// The caller whose key checks out, its request marked with the order id it
@@ -489,13 +514,7 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
         ),
     };
     // JSON whatever the Content-Type, like the services.
-    let mut request: FulfillmentRequest =
-        serde_json::from_slice(contracts::json_text(&body)).map_err(|e| {
-            ApiError::BadRequest(format!(
-                "expected exactly {FULFILLMENT_EXAMPLE}: {}",
-                shortened_message(e)
-            ))
-        })?;
+    let mut request: FulfillmentRequest = json_object(&body, &format!("exactly {FULFILLMENT_EXAMPLE}"))?;
     request.produced_by = Producer::from_header(headers.get(PRODUCED_BY_HEADER).map(HeaderValue::as_bytes))?;
     if let (Some(producer), Some(resource)) = (request.produced_by, request.misattributed()) {
         return Err(ApiError::BadRequest(format!(
@@ -562,12 +581,10 @@ async fn issue_key(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Respon
     let request: KeyRequest = if body.iter().all(u8::is_ascii_whitespace) {
         KeyRequest::default()
     } else {
-        serde_json::from_slice(contracts::json_text(&body)).map_err(|e| {
-            ApiError::BadRequest(format!(
-                "expected {{\"owner\": \"name\", \"succeeds\": \"<key_id>\"}} (each optional) or no body: {}",
-                shortened_message(e)
-            ))
-        })?
+        json_object(
+            &body,
+            r#"{"owner": "name", "succeeds": "<key_id>"} (each optional) or no body"#,
+        )?
     };
     let owner = request.owner.unwrap_or_else(|| "anonymous".into());
     let owner = owner.trim();
@@ -733,12 +750,7 @@ async fn subscribe(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let topic = topic(&name)?;
-    let request: SubscribeRequest = serde_json::from_slice(contracts::json_text(&body)).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "expected {{\"endpoint\": \"http://host/path/\"}}: {}",
-            shortened_message(e)
-        ))
-    })?;
+    let request: SubscribeRequest = json_object(&body, r#"{"endpoint": "http://host/path/"}"#)?;
     let subscription = hq.publisher().subscribe(topic, &request.endpoint).await?;
     Ok((StatusCode::CREATED, Json(subscription)).into_response())
 }
@@ -840,12 +852,7 @@ async fn reconciliation(State(hq): State<Hq>) -> Result<Response, ApiError> {
 
 /// `POST /faults`: inject faults into the next fulfillments.
 async fn add_faults(_: Admin, State(hq): State<Hq>, body: Bytes) -> Result<Response, ApiError> {
-    let plan: FaultPlan = serde_json::from_slice(contracts::json_text(&body)).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "expected {{\"fail_fulfillments\": n, \"lose_responses\": n}}: {}",
-            shortened_message(e)
-        ))
-    })?;
+    let plan: FaultPlan = json_object(&body, r#"{"fail_fulfillments": n, "lose_responses": n}"#)?;
     hq.faults().add(plan);
     let remaining = hq.faults().remaining();
     // A warning, as the failures it causes are: whoever reads why orders

@@ -84,7 +84,7 @@ pub struct Cli {
         value_name = "KEY",
         value_delimiter = ',',
         hide_env_values = true,
-        value_parser = parse_api_key
+        value_parser = NeverQuoted(parse_api_key)
     )]
     pub api_keys: Vec<ApiKey>,
     /// The admin credential that issuing keys, totals, faults, subscribing,
@@ -224,10 +224,23 @@ fn whole_millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Why an `HQ_API_KEYS` entry cannot be a key (never quoting it).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "an API key is visible ASCII characters without spaces, as the x-api-key header carries it: this one could never match"
+)]
+pub struct NotAnApiKey;
+
 /// Parses an API key, trimmed; held as an [`ApiKey`] so that the flags'
-/// `Debug` never shows it.
-fn parse_api_key(text: &str) -> Result<ApiKey, std::convert::Infallible> {
-    Ok(ApiKey::new(text.trim()))
+/// `Debug` never shows it. A key no header can carry (`ünï`, an inner
+/// space) is refused at start: no caller could ever present it. An empty
+/// entry (`a,,b`) stays harmless: an empty header is no key.
+fn parse_api_key(text: &str) -> Result<ApiKey, NotAnApiKey> {
+    let key = text.trim();
+    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+        return Err(NotAnApiKey);
+    }
+    Ok(ApiKey::new(key))
 }
 
 /// Parses the largest quantity a generated order may have: from 1 to

@@ -36,10 +36,17 @@ pub enum Fault {
 
 impl Faults {
     /// Adds `plan` to the faults still to inject (a second plan adds to
-    /// the first: [`Faults::clear`] disarms them).
+    /// the first, up to `u32::MAX`, never wrapping to a few:
+    /// [`Faults::clear`] disarms them).
     pub fn add(&self, plan: FaultPlan) {
-        self.fail.fetch_add(plan.fail_fulfillments, Ordering::SeqCst);
-        self.lose.fetch_add(plan.lose_responses, Ordering::SeqCst);
+        let add = |counter: &AtomicU32, more: u32| {
+            // The closure always answers, so the update cannot fail.
+            let _ = counter.try_update(Ordering::SeqCst, Ordering::SeqCst, |n| {
+                Some(n.saturating_add(more))
+            });
+        };
+        add(&self.fail, plan.fail_fulfillments);
+        add(&self.lose, plan.lose_responses);
     }
 
     /// Disarms every fault still to inject; what was left.

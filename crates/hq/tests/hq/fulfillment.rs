@@ -56,6 +56,17 @@ async fn keys_are_checked_and_the_portal_issues_new_ones() {
     assert_eq!(fulfill(&client, &hq, Some("not-a-key"), None, order).await.0, 403);
     assert_eq!(fulfill(&client, &hq, Some(""), None, order).await.0, 403);
     assert_eq!(fulfill(&client, &hq, Some(KEY), None, order).await.0, 200);
+    let not_text = client
+        .post(url(&hq, "/receiving/"))
+        .header(
+            "x-api-key",
+            reqwest::header::HeaderValue::from_bytes(b"k\xfcy").unwrap(),
+        )
+        .body(order.to_owned())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(not_text.status(), 403);
     // The reply says only "Forbidden"; the log says which, never the key.
     let refusals: Vec<String> = logs
         .lines()
@@ -65,6 +76,11 @@ async fn keys_are_checked_and_the_portal_issues_new_ones() {
     let said = |why: &str| refusals.iter().filter(|line| line.contains(why)).count();
     assert_eq!(said("why=no x-api-key header"), 2, "{refusals:#?}");
     assert_eq!(said("why=an x-api-key HQ did not issue"), 1, "{refusals:#?}");
+    assert_eq!(
+        said("why=an x-api-key that is not visible ASCII"),
+        1,
+        "{refusals:#?}"
+    );
     assert!(!logs.text().contains("not-a-key"), "{refusals:#?}");
 
     let admin = admin_client(&hq);
@@ -104,6 +120,20 @@ async fn keys_are_checked_and_the_portal_issues_new_ones() {
     assert!(!all.contains(new_key) && !all.contains(KEY), "{all}");
     assert!(all.contains("team rocket"));
 
+    // An array of a body's fields is not the body (serde would read it so).
+    for (path, array) in [
+        ("/keys", r#"["arr-owner"]"#),
+        ("/keys", "[]"),
+        ("/faults", "[1, 1]"),
+        ("/topics/orders/subscriptions", r#"["http://127.0.0.1:9/arr/"]"#),
+    ] {
+        let refused = admin.post(url(&hq, path)).body(array).send().await.unwrap();
+        let message = refusal(refused, 400).await;
+        assert!(
+            message.contains("a JSON object, not an array"),
+            "{path} {array}: {message}"
+        );
+    }
     let bad_owner = admin
         .post(url(&hq, "/keys"))
         .body("{\"owner\": 3}")
@@ -345,6 +375,8 @@ async fn bad_bodies_are_400() {
         "",
         "{",
         "[1]",
+        // A struct's fields in order, which serde reads as the struct.
+        "[3, 4]",
         r#"{"iridium": 1}"#,
         r#"{"iridium": -1, "magnesite": 1}"#,
         r#"{"iridium": "1", "magnesite": 1}"#,
@@ -594,6 +626,19 @@ async fn injected_faults_refuse_or_lose_the_answer_and_are_used_up() {
         cleared.json::<Value>().await.unwrap(),
         json!({"fail_fulfillments": 0, "lose_responses": 0})
     );
+    // Added up past what a counter holds, faults stay armed: they wrapped
+    // to a few once.
+    post_json(&hq, "/faults", &json!({"fail_fulfillments": u32::MAX})).await;
+    let added = post_json(&hq, "/faults", &json!({"fail_fulfillments": 2})).await;
+    assert_eq!(
+        added.json::<Value>().await.unwrap(),
+        json!({"fail_fulfillments": u32::MAX, "lose_responses": 0})
+    );
+    admin_client(&hq)
+        .delete(url(&hq, "/faults"))
+        .send()
+        .await
+        .unwrap();
     let (status, _, _) = fulfill(&client, &hq, Some(KEY), Some("f-2"), order).await;
     assert_eq!(status, 200, "a fault disarmed still failed an order");
     hq.shutdown(Duration::from_secs(1)).await.unwrap();
