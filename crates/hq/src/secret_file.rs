@@ -1,5 +1,5 @@
-//! Files holding HQ's secrets (the SNS signing key, the admin credential):
-//! readable by HQ's user only. A new one is written with mode 0600 from its
+//! Files holding HQ's secrets (the SNS signing key, the admin credential,
+//! and the ledger with the API keys' digests): readable by HQ's user only. A new one is written with mode 0600 from its
 //! first byte (a temporary file renamed into place, so no reader ever sees
 //! it half-written or with a wider mode); an existing one with a wider mode
 //! is tightened before it is read.
@@ -36,6 +36,19 @@ pub fn write(path: &Path, text: &str) -> io::Result<()> {
     written
 }
 
+/// Keeps the file at `path` HQ's user's alone, as the ledger (it holds the
+/// API keys' digests): made empty with mode [`SECRET_MODE`] if missing
+/// (SQLite then gives its `-wal` and `-shm` files the same mode), tightened
+/// if group or others could read it (a data directory that already existed
+/// may be open to others), left as it is otherwise.
+pub fn keep_private(path: &Path) -> io::Result<()> {
+    match create_private(path) {
+        Ok(_) => Ok(()),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => tighten(path),
+        Err(error) => Err(error),
+    }
+}
+
 /// Creates `path`, which must not exist yet, with mode [`SECRET_MODE`].
 #[cfg(unix)]
 fn create_private(path: &Path) -> io::Result<fs::File> {
@@ -59,7 +72,7 @@ fn tighten(path: &Path) -> io::Result<()> {
     let mode = fs::metadata(path)?.permissions().mode() & 0o777;
     if mode & 0o077 != 0 {
         fs::set_permissions(path, fs::Permissions::from_mode(SECRET_MODE))?;
-        tracing::warn!(path = %path.display(), "secret file was mode {mode:o}; tightened to {SECRET_MODE:o}");
+        tracing::warn!(path = %path.display(), "file for HQ alone was mode {mode:o}; tightened to {SECRET_MODE:o}");
     }
     Ok(())
 }

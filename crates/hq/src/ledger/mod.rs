@@ -50,9 +50,15 @@ pub fn path_in(dir: &Path) -> PathBuf {
 
 /// Where SQLite keeps the WAL of the database at `path`.
 fn wal_of(path: &Path) -> PathBuf {
-    let mut wal = path.as_os_str().to_owned();
-    wal.push("-wal");
-    PathBuf::from(wal)
+    sqlite_sibling(path, "-wal")
+}
+
+/// The file SQLite keeps beside the database at `path`, named with
+/// `suffix` (`-wal`, `-shm`).
+fn sqlite_sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut sibling = path.as_os_str().to_owned();
+    sibling.push(suffix);
+    PathBuf::from(sibling)
 }
 
 /// File in the data directory whose lock says an HQ has the ledger open.
@@ -97,6 +103,14 @@ pub enum LedgerError {
     /// failure's text).
     #[error("ledger unavailable: {0}")]
     Unavailable(String),
+    /// The ledger's file could not be made HQ's alone (mode 0600).
+    #[error("making the ledger's file {} readable by HQ alone: {source}", .path.display())]
+    Private {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
     /// SQLite would not switch to the journal mode asked for.
     #[error("ledger database kept journal mode {kept:?} instead of {wanted:?}")]
     JournalMode {
@@ -626,6 +640,16 @@ impl Ledger {
     pub fn open(dir: &Path, mode: JournalMode) -> Result<Self, LedgerError> {
         let lock = Arc::new(lock_data_dir(dir)?);
         let path = dir.join(DB_FILE);
+        // The database made or kept HQ's alone, and the files beside it if
+        // they are there (SQLite makes them with the database's mode).
+        for file in [path.clone(), wal_of(&path), sqlite_sibling(&path, "-shm")] {
+            if file == path || file.exists() {
+                crate::secret_file::keep_private(&file).map_err(|source| LedgerError::Private {
+                    path: file.clone(),
+                    source,
+                })?;
+            }
+        }
         let mut conn = Connection::open(&path)?;
         conn.busy_timeout(BUSY_TIMEOUT)?;
         keep_temporaries_in_memory(&conn)?;

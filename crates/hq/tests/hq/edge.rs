@@ -294,6 +294,27 @@ async fn a_data_directory_hq_makes_is_its_alone() {
     hq.shutdown(WAIT).await.unwrap();
 }
 
+#[tokio::test]
+async fn the_ledger_is_hqs_alone_in_a_directory_open_to_others() {
+    let dir = tempfile::tempdir().unwrap();
+    set_mode(dir.path(), 0o755);
+    let ledger = hq::ledger::path_in(dir.path());
+    let hq = start_hq(config(dir.path())).await;
+    let wal = dir
+        .path()
+        .join(format!("{}-wal", ledger.file_name().unwrap().to_string_lossy()));
+    assert_eq!(mode(&ledger), 0o600, "made so");
+    if wal.exists() {
+        assert_eq!(mode(&wal), 0o600, "SQLite gives its files the database's mode");
+    }
+    hq.shutdown(WAIT).await.unwrap();
+    // One made open to others (copied in, restored) is tightened.
+    set_mode(&ledger, 0o644);
+    let hq = start_hq(config(dir.path())).await;
+    assert_eq!(mode(&ledger), 0o600, "tightened");
+    hq.shutdown(WAIT).await.unwrap();
+}
+
 /// An admin call's lines say where it came from, as the ALB saw it (the
 /// last X-Forwarded-For entry), granted or refused: without it, nothing
 /// told where a leaked credential was used from.
