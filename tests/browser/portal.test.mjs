@@ -686,6 +686,19 @@ async function main() {
       console.log('  ok  the dashboard names the refused order');
     }
 
+    console.log('dashboard: with HQ hanging (frozen, as behind a network that drops packets), the figures are marked stale too');
+    hq.kill('SIGSTOP');
+    try {
+      await page.locator('body.stale').waitFor({ timeout: TIMEOUT_MS });
+      const hung = await page.locator('#freshness').textContent();
+      assert(/^Not updating: HQ did not answer within 6 s\. The figures below are from \d\d:\d\d:\d\d UTC\.$/.test(hung),
+        'the notice says HQ did not answer', hung);
+    } finally {
+      hq.kill('SIGCONT');
+    }
+    await page.locator('body:not(.stale)').waitFor({ timeout: TIMEOUT_MS });
+    console.log('  ok  marked stale while HQ hung, and fresh again once it answered');
+
     console.log('dashboard: with HQ gone, the figures stay, marked stale, with their time');
     hqDown = true;
     hq.stopped = true;

@@ -11,8 +11,11 @@ const hq = {
     return sessionStorage.getItem(TOKEN_KEY);
   },
 
-  // Calls HQ; resolves to the JSON answer, rejects with HQ's message.
-  async call(method, path, body, extraHeaders = {}) {
+  // Calls HQ; resolves to the JSON answer, rejects with HQ's message. With
+  // `timeoutMs`, a call HQ has not answered by then is given up as failed
+  // (a network that hangs, a frozen HQ): without it, the browser waits
+  // minutes, and a poll waiting on it shows old figures as current.
+  async call(method, path, body, extraHeaders = {}, { timeoutMs } = {}) {
     const headers = { Accept: 'application/json', ...extraHeaders };
     const token = hq.token();
     if (token && !('x-api-key' in extraHeaders)) headers.Authorization = `Bearer ${token}`;
@@ -34,8 +37,12 @@ const hq = {
         body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
         credentials: 'omit',
         cache: 'no-store',
+        signal: timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined,
       });
-    } catch (_) {
+    } catch (error) {
+      if (error.name === 'TimeoutError') {
+        throw Object.assign(new Error(`HQ did not answer within ${timeoutMs / 1000} s`), { unreachable: true });
+      }
       // The browser's own words ("Failed to fetch") say nothing to a person.
       throw Object.assign(new Error('HQ unreachable (is it running? try again)'), { unreachable: true });
     }

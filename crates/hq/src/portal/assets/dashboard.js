@@ -3,6 +3,9 @@
 'use strict';
 
 const POLL_MS = 2000;
+// A poll HQ has not answered by then counts as failed, so the figures are
+// marked stale (three polls' time: a slow answer now and then is not).
+const POLL_TIMEOUT_MS = 6000;
 const SVG = 'http://www.w3.org/2000/svg';
 const SOURCES = ['monolith', 'microservice', 'unattributed'];
 const SOURCE_NAMES = { monolith: 'monolith', microservice: 'microservice', unattributed: 'not said' };
@@ -173,8 +176,9 @@ function render(data) {
   const unrouted = recon.unrouted ? ` ${recon.unrouted} published with no confirmed subscription, so not delivered.` : '';
   hq.say(
     'verdict',
-    (clean ? 'Nothing lost, nothing counted twice.' : `${recon.lost} lost, ${recon.duplicated} counted twice.`) + refused + unrouted,
-    clean ? (unrouted ? 'warn' : 'ok') : 'error',
+    // With nothing published yet, there is nothing to vouch for.
+    (clean ? (recon.published ? 'Nothing lost, nothing counted twice.' : 'Nothing published yet.') : `${recon.lost} lost, ${recon.duplicated} counted twice.`) + refused + unrouted,
+    clean ? (unrouted ? 'warn' : recon.published ? 'ok' : '') : 'error',
   );
   // Named as HQ's reconciliation names them, but pending orders left out:
   // in a live run they are mostly deliveries under way, there one poll and
@@ -215,7 +219,7 @@ async function poll() {
   clearTimeout(timer);
   const mine = ++latestPoll;
   try {
-    const data = await hq.call('GET', `/dashboard/data?view=${view}`);
+    const data = await hq.call('GET', `/dashboard/data?view=${view}`, undefined, {}, { timeoutMs: POLL_TIMEOUT_MS });
     if (mine !== latestPoll) return;
     render(data);
   } catch (error) {
