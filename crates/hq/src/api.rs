@@ -322,7 +322,19 @@ pub fn router_with_metrics(hq: Hq, metrics: &platform::Metrics) -> Router {
         // axum answers both with no body; HQ's refusals are JSON that says why.
         .method_not_allowed_fallback(|| std::future::ready(ApiError::MethodNotAllowed))
         .fallback(|| std::future::ready(ApiError::NotFound(NO_SUCH_PATH.into())))
+        .layer(axum::middleware::map_response(kept_by_no_one))
         .with_state(hq)
+}
+
+/// Every answer of HQ's is kept by no cache unless it says otherwise (the
+/// pages and their scripts are checked anew, `no-cache`): a new key, one
+/// key's totals, the admin's figures are for whoever asked, once.
+async fn kept_by_no_one(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .entry(axum::http::header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
+    response
 }
 
 /// `GET /`: SNS' query API for the links in messages (`Action=ConfirmSubscription`,

@@ -152,9 +152,6 @@ async fn dashboard_data(
             contracts::quote::shortened_message(e)
         ))
     })?;
-    let mut response = Json(dashboard::read(&hq, query.view).await?).into_response();
-    response
-        .headers_mut()
-        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    Ok(response)
+    // `no-store`, as every JSON answer of HQ's (`api::router`).
+    Ok(Json(dashboard::read(&hq, query.view).await?).into_response())
 }

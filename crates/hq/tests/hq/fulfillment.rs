@@ -84,16 +84,26 @@ async fn keys_are_checked_and_the_portal_issues_new_ones() {
     assert!(!logs.text().contains("not-a-key"), "{refusals:#?}");
 
     let admin = admin_client(&hq);
-    let issued: Value = admin
+    let issuing = admin
         .post(url(&hq, "/keys"))
         .json(&json!({"owner": "team rocket"}))
         .send()
         .await
-        .unwrap()
-        .json()
+        .unwrap();
+    // A new key is for whoever asked, once: no cache keeps it.
+    assert_eq!(issuing.headers()["cache-control"], "no-store");
+    let issued: Value = issuing.json().await.unwrap();
+    let new_key = issued["api_key"].as_str().unwrap();
+    let own_totals = client
+        .get(url(&hq, "/receiving/"))
+        .header("x-api-key", new_key)
+        .send()
         .await
         .unwrap();
-    let new_key = issued["api_key"].as_str().unwrap();
+    assert_eq!(own_totals.headers()["cache-control"], "no-store");
+    // The pages are checked anew rather than never kept.
+    let page = client.get(url(&hq, "/dashboard")).send().await.unwrap();
+    assert_eq!(page.headers()["cache-control"], "no-cache");
     assert!(new_key.starts_with("isk_"));
     assert_eq!(issued["owner"], "team rocket");
     let (status, body, _) = fulfill(&client, &hq, Some(new_key), None, order).await;
