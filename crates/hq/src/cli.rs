@@ -227,17 +227,18 @@ fn whole_millis(duration: Duration) -> u64 {
 /// Why an `HQ_API_KEYS` entry cannot be a key (never quoting it).
 #[derive(Debug, thiserror::Error)]
 #[error(
-    "an API key is visible ASCII characters without spaces, as the x-api-key header carries it: this one could never match"
+    "an API key holds characters the x-api-key header cannot carry (control characters or non-ASCII): it could never match"
 )]
 pub struct NotAnApiKey;
 
 /// Parses an API key, trimmed; held as an [`ApiKey`] so that the flags'
-/// `Debug` never shows it. A key no header can carry (`ünï`, an inner
-/// space) is refused at start: no caller could ever present it. An empty
-/// entry (`a,,b`) stays harmless: an empty header is no key.
+/// `Debug` never shows it. A key no header can carry (`ünï`) is refused at
+/// start, by the rule the monolith's `INTERSTELLA_API_KEY` is checked by:
+/// no caller could ever present it. An empty entry (`a,,b`) stays
+/// harmless: an empty header is no key.
 fn parse_api_key(text: &str) -> Result<ApiKey, NotAnApiKey> {
     let key = text.trim();
-    if !key.bytes().all(|b| b.is_ascii_graphic()) {
+    if !platform::settings::is_header_text(key) {
         return Err(NotAnApiKey);
     }
     Ok(ApiKey::new(key))

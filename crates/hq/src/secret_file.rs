@@ -1,8 +1,9 @@
-//! Files holding HQ's secrets (the SNS signing key, the admin credential,
-//! and the ledger with the API keys' digests): readable by HQ's user only. A new one is written with mode 0600 from its
+//! Files holding HQ's secrets (the SNS signing key, the admin credential):
+//! readable by HQ's user only. A new one is written with mode 0600 from its
 //! first byte (a temporary file renamed into place, so no reader ever sees
 //! it half-written or with a wider mode); an existing one with a wider mode
-//! is tightened before it is read.
+//! is tightened before it is read. The ledger, which holds the API keys'
+//! digests, is kept so too ([`keep_private`]).
 
 use std::fs::{self, OpenOptions};
 use std::io::{self, Write};
@@ -41,10 +42,22 @@ pub fn write(path: &Path, text: &str) -> io::Result<()> {
 /// (SQLite then gives its `-wal` and `-shm` files the same mode), tightened
 /// if group or others could read it (a data directory that already existed
 /// may be open to others), left as it is otherwise.
+/// One HQ may use but not change the mode of (another user's, copied in
+/// or restored) is left as it is, with a warning saying what to do: SQLite
+/// works on it, and refusing to start would stop the fulfillment API.
 pub fn keep_private(path: &Path) -> io::Result<()> {
     match create_private(path) {
         Ok(_) => Ok(()),
-        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => tighten(path),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => match tighten(path) {
+            Err(error) if error.kind() == io::ErrorKind::PermissionDenied => {
+                tracing::warn!(
+                    path = %path.display(),
+                    "file for HQ alone is another user's and others may read it; HQ cannot tighten it: chown it to HQ's user ({error})"
+                );
+                Ok(())
+            }
+            tightened => tightened,
+        },
         Err(error) => Err(error),
     }
 }

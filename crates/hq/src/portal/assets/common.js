@@ -6,6 +6,16 @@
 
 const TOKEN_KEY = 'interstella-hq-admin-token';
 
+// A signal that aborts after `ms` with a TimeoutError, as
+// AbortSignal.timeout does where the browser has it (Safari 16, Chrome 103,
+// Firefox 100 on); built by hand before those.
+function timeoutSignal(ms) {
+  if (typeof AbortSignal.timeout === 'function') return AbortSignal.timeout(ms);
+  const controller = new AbortController();
+  setTimeout(() => controller.abort(new DOMException('timed out', 'TimeoutError')), ms);
+  return controller.signal;
+}
+
 const hq = {
   token() {
     return sessionStorage.getItem(TOKEN_KEY);
@@ -37,7 +47,7 @@ const hq = {
         body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
         credentials: 'omit',
         cache: 'no-store',
-        signal: timeoutMs ? AbortSignal.timeout(timeoutMs) : undefined,
+        signal: timeoutMs ? timeoutSignal(timeoutMs) : undefined,
       });
     } catch (error) {
       if (error.name === 'TimeoutError') {
