@@ -417,11 +417,17 @@ async function main() {
     await page.screenshot({ path: path.join(outDir, 'dashboard.png'), fullPage: true });
 
     console.log("dashboard: the charts' figures as text, live regions");
-    // A screen reader gets each chart's figures: a table of the minutes with
-    // any units, which must be /dashboard/data's.
+    // Each chart's figures, a table of the minutes with any units, which
+    // must be /dashboard/data's: closed under the chart, opened from the
+    // keyboard (a bar's own figures show only on hover).
     const timeline = (await hqJson('/dashboard/data?view=hour')).timeline;
     const clock = (epochSecs) => new Date(epochSecs * 1000).toISOString().slice(11, 16);
     for (const resource of ['iridium', 'magnesite']) {
+      const opener = page.locator('summary', { hasText: new RegExp(`^${resource}'s figures`, 'i') });
+      assertEqual(await page.locator(`#figures-${resource} table`).isVisible(), false, `${resource}: its figures shown before asked for`);
+      await opener.focus();
+      await page.keyboard.press('Enter');
+      await page.locator(`#figures-${resource} table`).waitFor();
       const expected = timeline.buckets
         .filter((b) => b[resource].monolith + b[resource].microservice + b[resource].unattributed > 0)
         .map((b) => [clock(b.start), b[resource].monolith, b[resource].microservice, b[resource].unattributed].join(' '));
@@ -687,17 +693,35 @@ async function main() {
     }
 
     console.log('dashboard: with HQ hanging (frozen, as behind a network that drops packets), the figures are marked stale too');
+    // The portal's reads of the subscriptions while HQ hangs: each waits
+    // for the one before to end, so they do not pile up unanswered.
+    let hungReads = 0;
+    const countRead = (request) => {
+      if (new URL(request.url()).pathname === '/topics') hungReads += 1;
+    };
+    portal.on('request', countRead);
+    const hungAt = Date.now();
     hq.kill('SIGSTOP');
     try {
       await page.locator('body.stale').waitFor({ timeout: TIMEOUT_MS });
       const hung = await page.locator('#freshness').textContent();
       assert(/^Not updating: HQ did not answer within 6 s\. The figures below are from \d\d:\d\d:\d\d UTC\.$/.test(hung),
         'the notice says HQ did not answer', hung);
+      await portal.locator('#subscriptions-state', { hasText: 'Subscriptions unavailable: HQ did not answer within 6 s' })
+        .waitFor({ timeout: TIMEOUT_MS });
+      // One read at a time: one under way when HQ froze, then one a second
+      // after each 6 s timeout (a 1 s timer would have sent one a second).
+      const hungFor = (Date.now() - hungAt) / 1000;
+      assert(hungReads <= Math.ceil(hungFor / 7) + 1, "the portal's reads while HQ hung wait for each other",
+        `${hungReads} reads in ${hungFor.toFixed(1)} s`);
     } finally {
+      portal.off('request', countRead);
       hq.kill('SIGCONT');
     }
     await page.locator('body:not(.stale)').waitFor({ timeout: TIMEOUT_MS });
-    console.log('  ok  marked stale while HQ hung, and fresh again once it answered');
+    await waitUntil("the portal's subscriptions again", async () =>
+      (await portal.locator('#subscriptions-state').textContent()) === '');
+    console.log('  ok  marked stale while HQ hung, and fresh again once it answered; the portal said so and did not pile up reads');
 
     console.log('dashboard: with HQ gone, the figures stay, marked stale, with their time');
     hqDown = true;

@@ -6,6 +6,15 @@
 
 const TOKEN_KEY = 'interstella-hq-admin-token';
 
+// How long a page's own background call (a poll, the sign-in check) waits
+// for HQ before it counts as failed: three of the dashboard's polls' time,
+// so a slow answer now and then is not, and a hung HQ is said within it.
+const CALL_TIMEOUT_MS = 6000;
+// How long a call a person's click made waits: longer than HQ takes to
+// answer any request (its REQUEST_TIMEOUT_MS, 14 s unless set), so only an
+// HQ that hangs (frozen, or behind a network that drops packets) reaches it.
+const CLICK_TIMEOUT_MS = 30000;
+
 // A signal that aborts after `ms` with a TimeoutError, as
 // AbortSignal.timeout does where the browser has it (Safari 16, Chrome 103,
 // Firefox 100 on); built by hand before those.
@@ -21,11 +30,12 @@ const hq = {
     return sessionStorage.getItem(TOKEN_KEY);
   },
 
-  // Calls HQ; resolves to the JSON answer, rejects with HQ's message. With
-  // `timeoutMs`, a call HQ has not answered by then is given up as failed
-  // (a network that hangs, a frozen HQ): without it, the browser waits
-  // minutes, and a poll waiting on it shows old figures as current.
-  async call(method, path, body, extraHeaders = {}, { timeoutMs } = {}) {
+  // Calls HQ; resolves to the JSON answer, rejects with HQ's message. A
+  // call HQ has not answered within `timeoutMs` is given up as failed
+  // (`timedOut`: whether HQ did it is unknown): left to the browser, it
+  // waits minutes, a click seems to do nothing, and a poll waiting on it
+  // shows old figures as current.
+  async call(method, path, body, extraHeaders = {}, { timeoutMs = CLICK_TIMEOUT_MS } = {}) {
     const headers = { Accept: 'application/json', ...extraHeaders };
     const token = hq.token();
     if (token && !('x-api-key' in extraHeaders)) headers.Authorization = `Bearer ${token}`;
@@ -47,11 +57,11 @@ const hq = {
         body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
         credentials: 'omit',
         cache: 'no-store',
-        signal: timeoutMs ? timeoutSignal(timeoutMs) : undefined,
+        signal: timeoutSignal(timeoutMs),
       });
     } catch (error) {
       if (error.name === 'TimeoutError') {
-        throw Object.assign(new Error(`HQ did not answer within ${timeoutMs / 1000} s`), { unreachable: true });
+        throw Object.assign(new Error(`HQ did not answer within ${timeoutMs / 1000} s`), { unreachable: true, timedOut: true });
       }
       // The browser's own words ("Failed to fetch") say nothing to a person.
       throw Object.assign(new Error('HQ unreachable (is it running? try again)'), { unreachable: true });
@@ -146,7 +156,9 @@ const hq = {
       sessionStorage.setItem(TOKEN_KEY, input.value.trim());
       input.value = '';
       try {
-        await hq.call('GET', '/faults'); // admin-only and harmless: checks the credential
+        // Admin-only and harmless: checks the credential (within a time, so
+        // a hung HQ is said, not a button that does nothing).
+        await hq.call('GET', '/faults', undefined, {}, { timeoutMs: CALL_TIMEOUT_MS });
         hq.showSignedIn(true, undefined, 'content');
         onSignedIn();
       } catch (error) {

@@ -3,9 +3,6 @@
 'use strict';
 
 const POLL_MS = 2000;
-// A poll HQ has not answered by then counts as failed, so the figures are
-// marked stale (three polls' time: a slow answer now and then is not).
-const POLL_TIMEOUT_MS = 6000;
 const SVG = 'http://www.w3.org/2000/svg';
 const SOURCES = ['monolith', 'microservice', 'unattributed'];
 const SOURCE_NAMES = { monolith: 'monolith', microservice: 'microservice', unattributed: 'not said' };
@@ -90,7 +87,7 @@ function chart(container, timeline, resource) {
   const sum = (source) => buckets.reduce((total, b) => total + b[resource][source], 0);
   const all = SOURCES.reduce((total, s) => total + sum(s), 0);
   const summary = all
-    ? `${all} ${resource} in this view: ${SOURCES.map((s) => `${sum(s)} ${SOURCE_NAMES[s]}`).join(', ')}; each ${per} in the table that follows.`
+    ? `${all} ${resource} in this view: ${SOURCES.map((s) => `${sum(s)} ${SOURCE_NAMES[s]}`).join(', ')}; each ${per} in the figures that follow.`
     : `No ${resource} in this view.`;
   // Redrawn only when it would change: a screen reader on the chart keeps its place.
   const signature = JSON.stringify([width, timeline.bucket_secs, buckets.map((b) => [b.start, b[resource]])]);
@@ -139,9 +136,10 @@ function chart(container, timeline, resource) {
   }
 }
 
-// The chart's text alternative: a table, for screen readers only, of the
-// buckets that had any units (an hour has 60, mostly empty). Rebuilt only
-// when a figure changed.
+// The chart's figures as a table under it, opened from the keyboard as
+// from the mouse (a bar's own figures show only on hover) and read by
+// screen readers: the buckets that had any units (an hour has 60, mostly
+// empty). Rebuilt only when a figure changed.
 function figures(container, buckets, resource, per) {
   const rows = buckets
     .filter((b) => SOURCES.some((s) => b[resource][s]))
@@ -219,7 +217,7 @@ async function poll() {
   clearTimeout(timer);
   const mine = ++latestPoll;
   try {
-    const data = await hq.call('GET', `/dashboard/data?view=${view}`, undefined, {}, { timeoutMs: POLL_TIMEOUT_MS });
+    const data = await hq.call('GET', `/dashboard/data?view=${view}`, undefined, {}, { timeoutMs: CALL_TIMEOUT_MS });
     if (mine !== latestPoll) return;
     render(data);
   } catch (error) {

@@ -4,6 +4,9 @@
 
 // The path each topic's service takes orders on, added to a bare address.
 const TOPIC_PATHS = { orders: '/order/', iridium: '/iridium/', magnesite: '/magnesite/' };
+// The subscriptions are read again this long after the last read ended:
+// a read HQ is slow to answer delays the next, rather than pile up behind it.
+const POLL_MS = 1000;
 
 async function issueKey(event) {
   event.preventDefault();
@@ -141,10 +144,17 @@ async function unsubscribe(button, topic, endpoint, arn) {
 // The subscription the person just made, until it is confirmed.
 let awaiting = null;
 
+// Reads the subscriptions, then again POLL_MS after that read ends
+// (refreshSubscriptions says its own failures and always resolves).
+async function pollSubscriptions() {
+  await refreshSubscriptions();
+  setTimeout(pollSubscriptions, POLL_MS);
+}
+
 async function refreshSubscriptions() {
   const body = document.querySelector('#subscriptions tbody');
   try {
-    const { topics } = await hq.call('GET', '/topics');
+    const { topics } = await hq.call('GET', '/topics', undefined, {}, { timeoutMs: CALL_TIMEOUT_MS });
     // An ARN is listed to the admin only; on SNS a pending subscription has
     // none (SNS deletes it three days unconfirmed).
     const subscriptions = topics.flatMap((topic) => topic.subscriptions.map((s) =>
@@ -212,8 +222,9 @@ async function publish(event) {
       hq.say('publish-state', `Published ${published.message_id}${reached}.`, published.subscribers === 0 ? 'warn' : 'ok');
     }
   } catch (error) {
-    // 504: SNS' answer did not say whether it took the order.
-    const outcome = error.status === 504 ? 'Outcome unknown' : 'Not published';
+    // 504: SNS' answer did not say whether it took the order; no answer
+    // from HQ in time does not say whether HQ published it.
+    const outcome = error.status === 504 || error.timedOut ? 'Outcome unknown' : 'Not published';
     hq.say('publish-state', `${outcome}: ${error.message}`, 'error');
   }
 }
@@ -232,7 +243,6 @@ document.addEventListener('DOMContentLoaded', () => {
     document.getElementById('publish-body').value = examples[event.target.value];
   });
   // /topics is public: the subscriptions show (masked) before signing in.
-  refreshSubscriptions();
-  setInterval(refreshSubscriptions, 1000);
+  pollSubscriptions();
   hq.setUpCredential(() => {});
 });
