@@ -513,6 +513,12 @@ async function main() {
       // leave the hour drawn, and one polling loop, however often the views
       // are switched while answers are out.
       let polls = 0;
+      // The day's answers the page has had in full.
+      let dayAnswers = 0;
+      const countDay = (request) => {
+        if (request.url().endsWith('view=day')) dayAnswers += 1;
+      };
+      page.on('requestfinished', countDay);
       await page.route('**/dashboard/data?view=*', async (route) => {
         polls += 1;
         if (route.request().url().endsWith('view=day')) await new Promise((done) => setTimeout(done, 1500));
@@ -525,8 +531,12 @@ async function main() {
         await viewButton('Last hour, per minute').click();
         await page.waitForTimeout(100);
       }
-      // Every late answer is in, then three polls' time.
-      await page.waitForTimeout(1600);
+      // Every late answer is in (one for each day click), and the page has
+      // had them.
+      await waitUntil('the late answers', async () => dayAnswers >= 6);
+      page.off('requestfinished', countDay);
+      // What the page does with the last of them, done.
+      await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => setTimeout(done, 0))));
       const caption = () => page.locator('#figures-iridium caption').textContent();
       assert((await caption()).includes('per minute'), 'the hour view is drawn under the pressed hour button', await caption());
       const before = polls;

@@ -545,6 +545,30 @@ async fn environment_configures_and_sigterm_drains_in_flight_orders() {
     let warnings: Vec<&str> = log.lines().filter(|l| l.contains("ANY topic")).collect();
     assert_eq!(warnings.len(), 1, "one warning about accepting any topic:\n{log}");
     assert!(warnings[0].contains("WARN") && warnings[0].contains("SNS_TOPIC_ARNS"));
+    assert!(
+        !log.contains("NOT verified"),
+        "warned of no verification with it on:\n{log}"
+    );
+}
+
+/// Signatures left unchecked by `SNS_VERIFY=false` is said loudly at
+/// start, once: anyone who can reach the service can then place orders.
+#[tokio::test]
+async fn sns_verify_false_is_warned_at_start() {
+    let api = FakeApi::start().await;
+    let mut env = monolith_env(&api);
+    env.insert("SNS_VERIFY".into(), "false".into());
+    let mut monolith = ServiceProcess::start(monolith_exe(), &env);
+    monolith.wait_listening().await;
+    monolith.terminate().await;
+    assert!(monolith.wait_exit(Duration::from_secs(10)).await.success());
+    let warnings: Vec<&String> = monolith
+        .seen
+        .iter()
+        .filter(|line| line.contains("SNS_VERIFY=false: SNS signatures are NOT verified"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{:#?}", monolith.seen);
+    assert!(warnings[0].contains("WARN"), "{}", warnings[0]);
 }
 
 #[tokio::test]

@@ -62,3 +62,32 @@ pub fn mark_replayed(response: &mut Response) {
         .insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
     response.extensions_mut().insert(Replayed);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The replies are the contract's words, as docs/contract.md's table of
+    /// replies quotes them (and the workshop's clients read them): tests
+    /// that compare against these constants would pass a typo in one.
+    #[test]
+    fn the_replies_are_the_contracts_words() {
+        let contract = include_str!("../../../docs/contract.md");
+        let replies = contract
+            .split_once("## Replies")
+            .and_then(|(_, rest)| rest.split_once("\n## "))
+            .map_or("", |(section, _)| section);
+        for text in [
+            ORDER_FULFILLED,
+            ORDER_FAILED,
+            HOOK_DELIVERED,
+            HOOK_FAILED,
+            SUBSCRIBED,
+        ] {
+            assert!(
+                replies.contains(&format!("`{text}`")),
+                "{text:?} is not in the contract's replies"
+            );
+        }
+    }
+}

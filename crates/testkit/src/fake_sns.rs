@@ -22,6 +22,8 @@ use url::Url;
 
 /// The topic the tests publish orders to.
 pub const ORDERS_TOPIC: &str = "arn:aws:sns:us-east-1:123456789012:interstella-orders";
+/// The `Action` of a SubscribeURL the fake never answers.
+pub const HANG_ACTION: &str = "Hang";
 /// Where the fake serves its certificate, in SNS' path shape.
 pub const CERT_PATH: &str = "/SimpleNotificationService-0123456789abcdef0123456789abcdef.pem";
 
@@ -148,6 +150,11 @@ async fn confirm(
     State(counters): State<Arc<Counters>>,
     Query(query): Query<HashMap<String, String>>,
 ) -> (StatusCode, &'static str) {
+    // A SubscribeURL that never answers, as an SNS behind a network that
+    // drops packets: the confirmation's own timeout must end the wait.
+    if query.get("Action").map(String::as_str) == Some(HANG_ACTION) {
+        std::future::pending::<()>().await;
+    }
     if query.get("Action").map(String::as_str) != Some("ConfirmSubscription") {
         return (StatusCode::BAD_REQUEST, "unknown action");
     }

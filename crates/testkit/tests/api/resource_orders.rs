@@ -33,11 +33,35 @@ async fn each_resource_reaches_the_api_through_the_glue_hook() {
     ] {
         let (service, _monolith, api) = platform_for(resource).await;
         let body = format!(r#"{{"Message":{{"{resource}":"2"}}}}"#);
-        let (status, text) = service.post(&format!("/{resource}/"), JSON, &[], body).await;
-        assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED), "{resource}");
-        assert_eq!(api.received().len(), 1);
-        assert_eq!(api.received()[0].fulfillment(), expected);
+        // With or without the path's slash, as SNS subscriptions are written.
+        for path in [format!("/{resource}/"), format!("/{resource}")] {
+            let (status, text) = service.post(&path, JSON, &[], body.clone()).await;
+            assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED), "{path}");
+        }
+        assert_eq!(api.received().len(), 2);
+        assert!(
+            api.received().iter().all(|call| call.fulfillment() == expected),
+            "{resource}"
+        );
     }
+}
+
+/// A body over the limit is refused 413 by a resource service too, before
+/// anything is called.
+#[tokio::test]
+async fn a_resource_service_refuses_a_body_over_the_limit() {
+    let (iridium, _monolith, api) = platform_for(Resource::Iridium).await;
+    let padding = " ".repeat(platform::server::BODY_LIMIT);
+    let (status, _) = iridium
+        .post(
+            "/iridium/",
+            JSON,
+            &[],
+            format!(r#"{{"Message":{{"iridium":1}}}}{padding}"#),
+        )
+        .await;
+    assert_eq!(status, 413);
+    assert_eq!(api.count(), 0);
 }
 
 #[tokio::test]
@@ -106,6 +130,29 @@ async fn monolith_down_or_failing_is_a_5xx() {
     assert_eq!((status, text.as_str()), (504, ORDER_FAILED));
 }
 
+/// A monolith that takes the call and never answers is given up on at the
+/// glue hook call's timeout: 504, the order not fulfilled (SNS retries it).
+#[tokio::test]
+async fn a_monolith_that_never_answers_is_a_504_at_the_timeout() {
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = silent.local_addr().unwrap();
+    // Accepts, reads nothing, answers nothing: each connection held open.
+    let holding = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    let mut config = resource_config(Resource::Iridium, &addr.to_string());
+    config.route.downstream_timeout = std::time::Duration::from_millis(300);
+    let iridium = spawn_resource(config).await;
+    let (status, text) = iridium
+        .post("/iridium/", JSON, &[], r#"{"Message":{"iridium":1}}"#)
+        .await;
+    assert_eq!((status, text.as_str()), (504, ORDER_FAILED));
+    holding.abort();
+}
+
 #[tokio::test]
 async fn a_service_with_the_wrong_hook_secret_is_refused_by_the_monolith() {
     let api = FakeApi::start().await;
@@ -116,7 +163,7 @@ async fn a_service_with_the_wrong_hook_secret_is_refused_by_the_monolith() {
     let (status, text) = iridium
         .post("/iridium/", JSON, &[], r#"{"Message":{"iridium":1}}"#)
         .await;
-    // The monolith's 403 is an error status downstream: the order failed.
+    // The monolith's 401 is an error status downstream: the order failed.
     assert_eq!((status, text.as_str()), (502, ORDER_FAILED));
     assert_eq!(api.count(), 0);
 }

@@ -12,7 +12,9 @@ use resource::Resource;
 use serde_json::json;
 use testkit::TestSigner;
 use testkit::fake_api::ApiBehaviour;
-use testkit::fake_sns::{CERT_PATH, FakeSns, HitCounter, ORDERS_TOPIC, deliver, delivery_headers};
+use testkit::fake_sns::{
+    CERT_PATH, FakeSns, HANG_ACTION, HitCounter, ORDERS_TOPIC, deliver, delivery_headers,
+};
 use testkit::keys::{OTHER_KEY_PEM, TEST_KEY_PEM};
 use testkit::logs::CapturedLogs;
 use testkit::spawn::{TEST_HOOK_SECRET, monolith_config, resource_config};
@@ -211,6 +213,14 @@ async fn subscription_confirmations_are_confirmed_once_verified() {
             .all(|line| line.contains(&format!(" topic={ORDERS_TOPIC}"))),
         "{confirmed:#?}"
     );
+    // The unsubscribe is logged too (SPEC: "log it"), with its topic.
+    let ended = logs
+        .lines()
+        .into_iter()
+        .filter(|line| line.contains("SNS subscription ended (UnsubscribeConfirmation)"))
+        .collect::<Vec<_>>();
+    assert_eq!(ended.len(), 1, "{ended:#?}");
+    assert!(ended[0].contains(&format!(" topic={ORDERS_TOPIC}")), "{ended:#?}");
 }
 
 #[tokio::test]
@@ -220,6 +230,25 @@ async fn failed_confirmation_is_a_502() {
     envelope.subscribe_url = Some(sns.base.join("?Action=Nope").unwrap().to_string());
     sns.sign(&mut envelope, V2);
     assert_eq!(deliver(&monolith, "/order/", &envelope).await.0, 502);
+}
+
+/// A SubscribeURL that never answers is given up on within the
+/// confirmation's timeout, well before the request's own (14 s) and SNS'
+/// (15 s): a 502 that says so, which SNS retries.
+#[tokio::test]
+async fn a_confirmation_sns_never_answers_is_a_502_within_its_timeout() {
+    let Setup { monolith, sns, .. } = setup(|_| {}).await;
+    let mut envelope = sns.envelope(MessageType::SubscriptionConfirmation, ORDERS_TOPIC, "subscribe");
+    let hanging = format!("?Action={HANG_ACTION}&Token=t");
+    envelope.subscribe_url = Some(sns.base.join(&hanging).unwrap().to_string());
+    sns.sign(&mut envelope, V2);
+    let (status, text) = deliver(&monolith, "/order/", &envelope).await;
+    assert_eq!(status, 502, "{text}");
+    assert!(
+        text.contains("SNS SubscribeURL did not answer within 5s"),
+        "{text}"
+    );
+    assert_eq!(sns.confirmations(), 0);
 }
 
 async fn forged_subscribe_url_is_never_fetched_with(verify: bool, sign: Option<SignatureVersion>) {
