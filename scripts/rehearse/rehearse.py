@@ -904,8 +904,9 @@ def check_template_only(topics: dict[str, str]) -> None:
         ("interstella.yaml", "ServiceMaxCount", ["1", "4", "20"], ["0", "4.5", "21", ""]),
         ("interstella.yaml", "InstanceCount", ["1", "2", "6"], ["0", "2.5", "7", ""]),
         ("hq.yaml", "HqDesiredCount", ["0", "1"], ["0.5", "2", "-1", ""]),
-        # HQ_MAX_QUANTITY: 1 to 1,000,000.
-        ("hq.yaml", "MaxQuantity", ["1", "3", "999999", "1000000"], ["0", "1.5", "1000001", "-3", ""]),
+        # HQ_MAX_QUANTITY: 1 to 1,000,000, or blank for HQ's default (blank
+        # is no value to HQ's settings).
+        ("hq.yaml", "MaxQuantity", ["", "1", "3", "999999", "1000000"], ["0", "1.5", "1000001", "-3", " "]),
         # Names AWS takes: load balancer, target group and ECR names refuse a
         # hyphen at the end or two in a row, and a load balancer's "internal-" first.
         ("interstella.yaml", "EnvironmentName", ["interstella", "graviton", "a1-b2", "x" * 19],

@@ -39,7 +39,7 @@ pub async fn serve_from_env() -> Result<(), BenchError> {
     let var = |name: &'static str| std::env::var(name).map_err(|_| BenchError::FloorEnv(name));
     let port: u16 = var("PORT")?.parse().map_err(|_| BenchError::FloorEnv("PORT"))?;
     let floor = Floor {
-        client: platform::downstream::http_client(platform::downstream::DEFAULT_MAX_CONNECTIONS)?,
+        client: platform::downstream::http_client(platform::downstream::DEFAULT_DOWNSTREAM_CONNECTIONS)?,
         api: Url::parse(&var("INTERSTELLA_API_ENDPOINT")?)?,
         api_key: var("INTERSTELLA_API_KEY")?,
     };

@@ -63,7 +63,7 @@ const VERIFY_ROUNDS: u32 = 5;
 /// of other work on the machine (a service still exiting) is not counted
 /// as the check's.
 pub async fn verify_cost(sns: &FakeSns, iterations: u32) -> Result<VerifyCost, BenchError> {
-    let client = platform::downstream::http_client(platform::downstream::DEFAULT_MAX_CONNECTIONS)?;
+    let client = platform::downstream::http_client(platform::downstream::DEFAULT_DOWNSTREAM_CONNECTIONS)?;
     let verifier = SnsVerifier::new(TrustedHosts::new(Some(sns.base.clone())), client);
     let mut micros = [f64::INFINITY; 2];
     for (slot, version) in [SignatureVersion::V1, SignatureVersion::V2]

@@ -150,8 +150,10 @@ fn read_whole<T: serde::de::DeserializeOwned>(body: &[u8]) -> Option<T> {
 /// value, `null` too), which claims SNS.
 #[derive(Deserialize)]
 struct DirectBody {
+    /// Whether the body has a `Type`, which claims SNS.
     #[serde(rename = "Type", default)]
     claims_sns: Seen,
+    /// The `Message` as written, if there is one.
     #[serde(rename = "Message", default, deserialize_with = "present")]
     message: Option<Box<RawValue>>,
 }

@@ -314,6 +314,22 @@ impl BundleOrder {
     pub const KEY: &'static str = "bundle";
 }
 
+/// The order as JSON text, as the workshop's clients write it (`{"bundle":
+/// 3}`): what HQ publishes, and what [`Order::from_text`] reads back.
+impl fmt::Display for BundleOrder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, r#"{{"{}": {}}}"#, Self::KEY, self.bundle)
+    }
+}
+
+/// The order as JSON text (`{"iridium": 3}`), as [`BundleOrder`]'s is; its
+/// key and number need no escaping.
+impl fmt::Display for ResourceOrder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, r#"{{"{}": {}}}"#, self.resource.as_str(), self.quantity)
+    }
+}
+
 impl Order for BundleOrder {
     const EXAMPLE: &'static str = r#"{"bundle": 1}"#;
 
@@ -419,6 +435,25 @@ mod tests {
     /// An order read from `order`'s JSON text.
     fn read<O: Order>(order: &Value) -> Result<O, OrderError> {
         O::from_text(order.to_string().as_bytes())
+    }
+
+    #[test]
+    fn orders_written_as_text_read_back_as_themselves() {
+        for bundle in [1, 42, MAX_QUANTITY] {
+            let order = BundleOrder { bundle };
+            assert_eq!(order.to_string(), format!(r#"{{"bundle": {bundle}}}"#));
+            assert_eq!(BundleOrder::from_text(order.to_string().as_bytes()), Ok(order));
+        }
+        for &resource in Resource::ALL {
+            let order = ResourceOrder {
+                resource,
+                quantity: 7,
+            };
+            assert_eq!(ResourceOrder::from_text(order.to_string().as_bytes()), Ok(order));
+            // The same JSON as the glue hook's body, but for its space.
+            let serialized = serde_json::to_value(order).ok();
+            assert_eq!(serde_json::from_str::<Value>(&order.to_string()).ok(), serialized);
+        }
     }
 
     #[test]

@@ -23,6 +23,9 @@ pub const CONTENT_TYPE: &str = "text/plain; charset=UTF-8";
 /// The User-Agent SNS sends.
 pub const USER_AGENT: &str = "Amazon Simple Notification Service Agent";
 
+/// The largest message SNS publishes, in bytes of its UTF-8 text: 256 KiB.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
 /// Whether `text` is shaped as an SNS topic's ARN,
 /// `arn:<partition>:sns:<region>:<account>:<name>`: a partition `aws` or
 /// `aws-…`, a region of lower-case letters, digits and hyphens, a 12-digit

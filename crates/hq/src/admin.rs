@@ -18,9 +18,9 @@ pub const TOKEN_FILE: &str = "admin-token";
 /// The environment variable that gives the credential instead of the file.
 pub const TOKEN_ENV: &str = "HQ_ADMIN_TOKEN";
 /// The shortest credential accepted: a guessable one protects nothing.
-const MIN_LEN: usize = 16;
+pub const MIN_LEN: usize = 16;
 /// The longest credential accepted (it travels in a header).
-const MAX_LEN: usize = 512;
+pub const MAX_LEN: usize = 512;
 
 /// Why a credential was refused or could not be loaded.
 #[derive(Debug, thiserror::Error)]

@@ -577,9 +577,11 @@ async fn my_totals(State(hq): State<Hq>, headers: HeaderMap) -> Result<Response,
     Ok(Json(hq.ledger().totals_for(&key).await?).into_response())
 }
 
+/// `POST /keys`' body, all of it optional.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct KeyRequest {
+    /// Who the key is for (a team's name), shown with its totals.
     #[serde(default)]
     owner: Option<String>,
     /// The id of a key this one succeeds (a rotation): repeats of an order
@@ -748,9 +750,11 @@ fn topic(name: &str) -> Result<Topic, ApiError> {
     name.parse::<Topic>().map_err(|e| ApiError::Feed(e.into()))
 }
 
+/// `POST /topics/<topic>/subscriptions`' body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SubscribeRequest {
+    /// The http(s) URL the topic's orders are delivered to.
     endpoint: String,
 }
 

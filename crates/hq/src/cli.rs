@@ -12,7 +12,7 @@ use crate::publisher::{PublishTo, parse_topic_arn};
 use clap::Parser;
 use platform::ApiKey;
 use platform::server::{LimitsError, ServerLimitArgs};
-use platform::settings::{LogArgs, MetricsArgs, NeverQuoted, http_url};
+use platform::settings::{LogArgs, MetricsArgs, NeverQuoted, stand_in_url};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -71,8 +71,10 @@ pub struct Cli {
     /// Listen address.
     #[arg(long, env = "HQ_LISTEN", default_value_t = std::net::SocketAddr::from(([127, 0, 0, 1], DEFAULT_PORT)))]
     pub listen: std::net::SocketAddr,
-    /// The URL services reach HQ at; default `http://<listen address>/`.
-    #[arg(long, env = "HQ_PUBLIC_URL", value_parser = NeverQuoted(http_url))]
+    /// The URL services reach HQ at; default `http://<listen address>/`. A
+    /// scheme, host, port and path: a user name, password, query or
+    /// fragment, which could hold a secret, is refused.
+    #[arg(long, env = "HQ_PUBLIC_URL", value_parser = NeverQuoted(stand_in_url))]
     pub public_url: Option<Url>,
     /// Directory of the ledger database and the signing key.
     #[arg(long, env = DATA_DIR_SETTING, default_value = DEFAULT_DATA_DIR)]

@@ -10,6 +10,16 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The most simulated work per gathered resource `--gather-delay-ms`
+/// takes, as the stacks' `GatherDelayMs` does: with a microservice's call to
+/// the monolith it must fit in the time a service answers within.
+pub const MAX_GATHER_DELAY_MS: u64 = 3000;
+
+const _: () = assert!(
+    platform::route::HOOK_CALL_TIMEOUT_MS + MAX_GATHER_DELAY_MS
+        < platform::server::DEFAULT_REQUEST_TIMEOUT_MS
+);
+
 /// Settings of the launcher.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -46,7 +56,7 @@ pub struct Cli {
     /// Simulated work per gathered resource, in milliseconds (at most
     /// 3000, as the stacks allow: with a microservice's 10 s call to the
     /// monolith it must fit in the 14 s a service answers within).
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=3000))]
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=MAX_GATHER_DELAY_MS))]
     pub gather_delay_ms: u64,
     /// Retries of a failed delivery (doubling from 1 s to 20 s apart; at
     /// most 100, as SNS allows).
@@ -126,6 +136,36 @@ fn parse_microservice_port(text: &str) -> Result<(Resource, u16), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The help texts that name a bound or a default name the one in force:
+    /// written there as text, they would not follow a change to it.
+    #[test]
+    fn help_texts_name_the_bounds_in_force() {
+        use clap::CommandFactory;
+        let help = Cli::command().render_long_help().to_string();
+        let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        let secs = |ms: u64| ms / 1000;
+        let port = monolith::cli::DEFAULT_PORT;
+        for bound in [
+            format!("(iridium {}, magnesite {})", port + 1, port + 2),
+            format!("(at most {MAX_GATHER_DELAY_MS}, as the stacks allow"),
+            format!(
+                "with a microservice's {} s call",
+                secs(platform::route::HOOK_CALL_TIMEOUT_MS)
+            ),
+            format!(
+                "fit in the {} s a service",
+                secs(platform::server::DEFAULT_REQUEST_TIMEOUT_MS)
+            ),
+            format!(
+                "({} to {} visible ASCII characters)",
+                hq::admin::MIN_LEN,
+                hq::admin::MAX_LEN
+            ),
+        ] {
+            assert!(help.contains(&bound), "{bound:?} in {help}");
+        }
+    }
 
     fn ports(args: &[&str]) -> Vec<(Resource, u16)> {
         let cli = Cli::try_parse_from(std::iter::once("interstella").chain(args.iter().copied())).unwrap();

@@ -22,8 +22,8 @@ pub struct MonolithConfig {
     pub route: RouteSettings,
 }
 
-/// The default fulfillment API timeout in milliseconds: well inside SNS' 15 s.
-pub const DEFAULT_DOWNSTREAM_TIMEOUT_MS: u64 = 5000;
+/// The default fulfillment API timeout in milliseconds.
+pub const DEFAULT_DOWNSTREAM_TIMEOUT_MS: u64 = platform::route::API_CALL_TIMEOUT_MS;
 
 impl MonolithConfig {
     /// A configuration with defaults for everything but the API and the

@@ -46,7 +46,7 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(1);
 /// (more with TLS). Unbounded, a burst of 1,000 orders opened 1,000
 /// connections to the API at once; 64 kept-alive connections carry over
 /// 20,000 calls/s to a fast API and bound what a burst costs us and it.
-pub const DEFAULT_MAX_CONNECTIONS: usize = 64;
+pub const DEFAULT_DOWNSTREAM_CONNECTIONS: usize = 64;
 
 /// Builds the one HTTP client a service shares: keep-alive, no redirects
 /// (nothing we call should redirect, and following one is how SSRF starts),
@@ -248,14 +248,14 @@ impl std::fmt::Debug for Downstream {
 
 impl Downstream {
     /// A target called `target` in logs and errors, with at most
-    /// [`DEFAULT_MAX_CONNECTIONS`] calls in flight.
+    /// [`DEFAULT_DOWNSTREAM_CONNECTIONS`] calls in flight.
     pub fn new(client: reqwest::Client, url: Url, target: &'static str, timeout: Duration) -> Self {
         Self {
             client,
             url: url.into(),
             target,
             timeout,
-            in_flight: Arc::new(Semaphore::new(DEFAULT_MAX_CONNECTIONS)),
+            in_flight: Arc::new(Semaphore::new(DEFAULT_DOWNSTREAM_CONNECTIONS)),
             metrics: CallMetrics::default(),
         }
     }

@@ -2,7 +2,7 @@
 //! services share for it, its two ends (the intake of orders and the call
 //! to the next service), made the same way for each, and serving it.
 
-use crate::downstream::{DEFAULT_MAX_CONNECTIONS, Downstream, http_client};
+use crate::downstream::{DEFAULT_DOWNSTREAM_CONNECTIONS, Downstream, http_client};
 use crate::error::ServiceError;
 use crate::intake::OrderIntake;
 use crate::metrics::Metrics;
@@ -15,6 +15,19 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use url::Url;
+
+/// The monolith's default timeout on its call to the fulfillment API, in
+/// milliseconds: well inside SNS' 15 s.
+pub const API_CALL_TIMEOUT_MS: u64 = 5_000;
+
+/// A resource service's default timeout on its call to the monolith's glue
+/// hook, in milliseconds: the monolith's own call to the API and a margin,
+/// so the monolith's answer gets back to it.
+pub const HOOK_CALL_TIMEOUT_MS: u64 = API_CALL_TIMEOUT_MS + 5_000;
+
+// The longest call's answer gets back within a request's time, and so
+// before SNS' 15 s (the settings given, gather included, are checked at start).
+const _: () = assert!(HOOK_CALL_TIMEOUT_MS < crate::server::DEFAULT_REQUEST_TIMEOUT_MS);
 
 /// A service of one order route, as [`serve`] runs it: the monolith's or a
 /// resource service's configuration.
@@ -176,7 +189,7 @@ impl RouteSettings {
         Self {
             gather_delay: Duration::ZERO,
             downstream_timeout,
-            downstream_max_connections: DEFAULT_MAX_CONNECTIONS,
+            downstream_max_connections: DEFAULT_DOWNSTREAM_CONNECTIONS,
             trust: TrustConfig::default(),
             server: ServerLimits::default(),
             metrics_port: None,

@@ -41,9 +41,10 @@ use tower::ServiceExt as _;
 use tower_http::normalize_path::NormalizePath;
 use tracing::Instrument as _;
 
-/// The largest body accepted: SNS messages are at most 256 KiB, and JSON
-/// escaping inside the envelope can double that.
-pub const BODY_LIMIT: usize = 512 * 1024;
+/// The largest body accepted: twice the largest SNS message
+/// ([`contracts::sns::MAX_MESSAGE_BYTES`], 256 KiB), since JSON escaping
+/// inside the envelope can double it.
+pub const BODY_LIMIT: usize = 2 * contracts::sns::MAX_MESSAGE_BYTES;
 
 /// Bodies up to this size need no share of [`BODY_BUDGET`]: the connection
 /// bound alone keeps them small (4,096 × 16 KiB = 64 MiB at most), and an

@@ -6,7 +6,7 @@
 //! and the same-named command-line flag; services flatten these into their
 //! own command lines.
 
-use crate::downstream::DEFAULT_MAX_CONNECTIONS;
+use crate::downstream::DEFAULT_DOWNSTREAM_CONNECTIONS;
 use crate::secret::{HookSecret, HookSecrets};
 use clap::builder::BoolValueParser;
 use std::time::Duration;
@@ -383,7 +383,7 @@ pub struct DownstreamLimitArgs {
     #[arg(
         long,
         env = "DOWNSTREAM_MAX_CONNECTIONS",
-        default_value_t = DEFAULT_MAX_CONNECTIONS,
+        default_value_t = DEFAULT_DOWNSTREAM_CONNECTIONS,
         value_parser = max_connections
     )]
     pub downstream_max_connections: usize,
@@ -415,6 +415,36 @@ pub(crate) fn max_connections(text: &str) -> Result<usize, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `--help` of a service's settings, its whitespace made single spaces.
+    pub(crate) fn help_of<Settings: clap::CommandFactory>() -> String {
+        let help = Settings::command().render_long_help().to_string();
+        help.split_whitespace().collect::<Vec<_>>().join(" ")
+    }
+
+    /// The help texts that name a bound name the bound in force: written
+    /// there as text, they would not follow a change to it.
+    #[test]
+    fn help_texts_name_the_bounds_in_force() {
+        #[derive(clap::Parser)]
+        struct Settings {
+            #[command(flatten)]
+            limits: crate::server::ServerLimitArgs,
+            #[command(flatten)]
+            hook: GlueHookSecretArgs,
+            #[command(flatten)]
+            downstream: DownstreamLimitArgs,
+        }
+        let help = help_of::<Settings>();
+        use crate::server::{MAX_HEADER_BYTES_LIMIT, MIN_HEADER_BYTES};
+        for bound in [
+            format!("Connections served at once (1 to {MAX_CONNECTIONS_LIMIT}"),
+            format!("({MIN_HEADER_BYTES} to {MAX_HEADER_BYTES_LIMIT})"),
+            format!("(at least {MIN_HOOK_SECRET_CHARS} characters)"),
+        ] {
+            assert!(help.contains(&bound), "{bound:?} in {help}");
+        }
+    }
 
     #[test]
     fn max_connections_is_a_whole_number_from_one_to_the_limit() {

@@ -23,9 +23,9 @@ pub struct ResourceConfig {
     pub route: RouteSettings,
 }
 
-/// The default glue-hook timeout in milliseconds: the monolith's 5 s plus
-/// margin, inside SNS' 15 s.
-pub const DEFAULT_DOWNSTREAM_TIMEOUT_MS: u64 = 10_000;
+/// The default glue-hook timeout in milliseconds: the monolith's own
+/// timeout plus margin.
+pub const DEFAULT_DOWNSTREAM_TIMEOUT_MS: u64 = platform::route::HOOK_CALL_TIMEOUT_MS;
 
 impl ResourceConfig {
     /// A configuration with defaults for everything but the resource, the

@@ -22,6 +22,8 @@ mod stats;
 mod subscriptions;
 pub mod topic;
 
+/// The largest message SNS publishes (256 KiB), which HQ's feed holds to too.
+pub use contracts::sns::MAX_MESSAGE_BYTES;
 pub use delivery::MAX_ANSWER_BYTES;
 pub use endpoint::Endpoint;
 pub use retry::{Backoff, RetryPolicy};
@@ -160,9 +162,6 @@ pub enum FeedError {
     )]
     Interrupted(String),
 }
-
-/// The largest message SNS publishes: 256 KiB.
-pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
 
 /// Checks `message` may be published on `topic`, by HQ's feed or on SNS:
 /// no larger than SNS takes, and an order the topic's subscribers take.

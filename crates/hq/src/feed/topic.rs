@@ -63,11 +63,10 @@ impl Topic {
     /// The order text for `quantity`, as the generator publishes it: the
     /// key is the one the services' parsers read for this topic's kind.
     pub fn order(self, quantity: Quantity) -> String {
-        let key = match self.fulfillment_kind() {
-            FulfillmentKind::Bundle => BundleOrder::KEY,
-            FulfillmentKind::Resource(resource) => resource.as_str(),
-        };
-        format!("{{\"{key}\": {quantity}}}")
+        match self.fulfillment_kind() {
+            FulfillmentKind::Bundle => BundleOrder { bundle: quantity }.to_string(),
+            FulfillmentKind::Resource(resource) => ResourceOrder { resource, quantity }.to_string(),
+        }
     }
 
     /// An order for this topic, for error messages.

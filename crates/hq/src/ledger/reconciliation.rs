@@ -108,6 +108,7 @@ pub struct OrderCounts {
 
 /// What the ledger knows of one published order.
 struct PublishedOrder {
+    /// The topic it was published on.
     topic: String,
     /// Its MessageId: read only for an order unaccounted for.
     message_id: Option<String>,

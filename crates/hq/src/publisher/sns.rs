@@ -13,7 +13,7 @@ use crate::ledger::Ledger;
 use aws_sdk_sns::config::http::HttpResponse;
 use aws_sdk_sns::config::retry::RetryConfig;
 use aws_sdk_sns::config::timeout::TimeoutConfig;
-use aws_sdk_sns::error::{DisplayErrorContext, SdkError};
+use aws_sdk_sns::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_sns::operation::publish::PublishError;
 use aws_sdk_sns::operation::unsubscribe::UnsubscribeError;
 use aws_sdk_sns::types::MessageAttributeValue;
@@ -73,8 +73,18 @@ struct Inner {
 }
 
 /// An SDK error with its causes, as one line.
-fn sns_error(action: &str, error: impl std::error::Error) -> FeedError {
-    FeedError::Sns(format!("{action}: {}", DisplayErrorContext(error)))
+fn sns_error<E: ProvideErrorMetadata + std::error::Error + 'static>(action: &str, error: E) -> FeedError {
+    FeedError::Sns(format!("{action}: {}", said(&error)))
+}
+
+/// What SNS said: its error's code and message (`NotFound: Topic does not
+/// exist`) or, with none (no answer, no connection, no credentials), the
+/// chain of causes; never the SDK's `Debug` dump of the whole response.
+fn said<E: ProvideErrorMetadata + std::error::Error + 'static>(error: &E) -> String {
+    match error.code() {
+        Some(code) => format!("{code}: {}", error.message().unwrap_or("no message")),
+        None => platform::error::Causes(error).to_string(),
+    }
 }
 
 /// What a failed `Publish` tells the caller. Only a refusal (4xx: bad
@@ -91,7 +101,7 @@ fn publish_error(error: SdkError<PublishError, HttpResponse>) -> FeedError {
     if refused {
         sns_error("Publish", error)
     } else {
-        FeedError::SnsOutcomeUnknown(DisplayErrorContext(error).to_string())
+        FeedError::SnsOutcomeUnknown(said(&error))
     }
 }
 
@@ -194,7 +204,7 @@ impl SnsTopics {
                 .data_type("String")
                 .string_value(value)
                 .build()
-                .map_err(|e| sns_error("MessageAttributes", e))?;
+                .map_err(|e| FeedError::Sns(format!("MessageAttributes: {}", platform::error::Causes(&e))))?;
             sns_attributes.insert(name.clone(), value);
         }
         let output = self

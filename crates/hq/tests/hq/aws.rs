@@ -457,7 +457,7 @@ async fn a_publish_sns_may_have_taken_is_504_and_never_retried_one_it_refused_50
     let cases = [
         (None, 504, "does not say whether it has the order"),
         (Some(500), 504, "does not say whether it has the order"),
-        (Some(400), 502, "Fake400"),
+        (Some(400), 502, "SNS: Publish: Fake400: fake"),
     ];
     for (sns_answer, status, says) in cases {
         let sns = fake_sns(sns_answer, Duration::ZERO).await;
@@ -467,6 +467,13 @@ async fn a_publish_sns_may_have_taken_is_504_and_never_retried_one_it_refused_50
         assert_eq!(got, status, "SNS answered {sns_answer:?}: {answer}");
         assert!(
             answer.to_string().contains(says),
+            "SNS answered {sns_answer:?}: {answer}"
+        );
+        // What SNS said, not the SDK's dump of its whole answer.
+        assert!(
+            !["RequestId", "request_id", "Response {", "{ "]
+                .iter()
+                .any(|dump| answer.to_string().contains(dump)),
             "SNS answered {sns_answer:?}: {answer}"
         );
         // Not retried: a retry after a Publish SNS took is a second order.

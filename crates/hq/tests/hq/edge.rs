@@ -542,9 +542,59 @@ async fn a_subscriber_answering_without_end_is_cut_off() {
     hq.shutdown(WAIT).await.unwrap();
 }
 
+/// The help texts that name a bound name the bound in force: written there
+/// as text, they would not follow a change to it.
+#[test]
+fn help_texts_name_the_bounds_in_force() {
+    use clap::CommandFactory;
+    let help = hq::cli::Cli::command().render_long_help().to_string();
+    let help = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    // 1000000 as 1,000,000.
+    let grouped = |n: u64| {
+        let digits = n.to_string();
+        let mut text = String::new();
+        for (i, digit) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                text.push(',');
+            }
+            text.push(digit);
+        }
+        text
+    };
+    let policy = hq::feed::RetryPolicy::MAX_RETRIES;
+    for bound in [
+        format!(
+            "({} to {} visible ASCII characters)",
+            hq::admin::MIN_LEN,
+            hq::admin::MAX_LEN
+        ),
+        format!("(0 to {} each)", hq::cli::MAX_RATE),
+        format!(
+            "order: 1 to {}, the most",
+            grouped(contracts::MAX_QUANTITY.into())
+        ),
+        format!("(SNS `numRetries`: 0 to {policy})"),
+        format!(
+            "at most {} s)",
+            grouped(hq::feed::RetryPolicy::MAX_DELAY.as_secs())
+        ),
+        format!(
+            "up to {} s [env: HQ_SUBSCRIBE]",
+            hq::config::MAX_SUBSCRIBE_EVERY.as_secs()
+        ),
+        format!(
+            "up to {} s (at least 100",
+            hq::config::MAX_SUBSCRIBE_EVERY.as_secs()
+        ),
+    ] {
+        assert!(help.contains(&bound), "{bound:?} in {help}");
+    }
+}
+
 /// A metrics port that is HQ's own is refused with the services' line (it
-/// failed to bind, exit 1), and a public URL that is no http(s) URL is
-/// refused without being quoted.
+/// failed to bind, exit 1), and a public URL that is no http(s) URL, or
+/// holds more than an origin and a path, is refused without being quoted
+/// (it is logged at start, and is the services' SNS stand-in address).
 #[test]
 fn settings_hq_cannot_serve_are_refused_at_start() {
     use clap::Parser;
@@ -555,17 +605,20 @@ fn settings_hq_cannot_serve_are_refused_at_start() {
         refused.contains("METRICS_PORT 4100 is the port the service itself listens on"),
         "{refused}"
     );
-    for url in [
-        "hq.example.com:4000/?token=s3cret",
-        "ftp://ops:s3cret@hq.example.com/",
+    let no_http_url = "not an http:// or https:// URL";
+    let more_than_an_origin = "an http:// or https:// URL with a user name, password, query or fragment";
+    for (url, refusal) in [
+        ("hq.example.com:4000/?token=s3cret", no_http_url),
+        ("ftp://ops:s3cret@hq.example.com/", no_http_url),
+        ("http://ops:s3cret@hq.example.com/", more_than_an_origin),
+        ("https://hq.example.com/?token=s3cret", more_than_an_origin),
+        ("http://hq.example.com/#s3cret", more_than_an_origin),
     ] {
         let error = hq::cli::Cli::try_parse_from(["hq", "--public-url", url])
             .unwrap_err()
             .to_string();
-        assert!(
-            error.contains("--public-url: not an http:// or https:// URL"),
-            "{error}"
-        );
+        assert!(error.contains(&format!("--public-url: {refusal}")), "{error}");
         assert!(!error.contains("s3cret"), "{error}");
     }
+    hq::cli::Cli::try_parse_from(["hq", "--public-url", "https://hq.example.com:8443/interstella/"]).unwrap();
 }

@@ -25,7 +25,7 @@ pub struct ServerLimits {
     pub write_timeout: Duration,
     /// Connections served at once (`MAX_CONNECTIONS`). At the bound, those
     /// serving no request are closed to make room for the next; more wait in
-    /// the kernel's accept queue, and with every one busy up to 16 more are
+    /// the kernel's accept queue, and with every one busy a few more are
     /// served beside the bound, one `GET` each (see `serve_with`).
     pub max_connections: usize,
     /// The largest request head in bytes (`MAX_HEADER_BYTES`); a larger one
@@ -45,8 +45,9 @@ pub const DEFAULT_HEADER_READ_TIMEOUT_MS: u64 = 5_000;
 /// envelopes a few KiB.
 pub const DEFAULT_BODY_READ_TIMEOUT_MS: u64 = 5_000;
 /// Default `REQUEST_TIMEOUT_MS`: longer than the longest downstream timeout
-/// (10 s, iridium and magnesite calling the monolith) so their answer gets
-/// back, and shorter than SNS' 15 s so SNS sees our 503, not its own timeout.
+/// and the gather ([`crate::route::HOOK_CALL_TIMEOUT_MS`], iridium and
+/// magnesite calling the monolith) so their answer gets back, and shorter
+/// than SNS' 15 s so SNS sees our 503, not its own timeout.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 14_000;
 /// Default `WRITE_TIMEOUT_MS`: a client that reads its responses takes a
 /// few KiB of ours within milliseconds; one that stops reading holds a
