@@ -7,7 +7,11 @@ use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = match platform::startup::settings("interstella", launcher::cli::Cli::command(), &[]) {
+    let cli = match platform::startup::settings(
+        "interstella",
+        launcher::cli::Cli::command(),
+        &launcher::cli::BLANK_REFUSED,
+    ) {
         Ok(cli) => cli,
         Err(refused) => return refused,
     };

@@ -110,6 +110,20 @@ fn a_second_launcher_on_the_same_ledger_exits_with_one_line_saying_so() {
     );
 }
 
+/// An admin credential set blank (a secret stored empty) is refused in one
+/// line, as `hq` refuses it, rather than the data directory's used unnoticed.
+#[test]
+fn a_blank_admin_credential_is_refused_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = launcher(dir.path());
+    command.env("HQ_ADMIN_TOKEN", " ");
+    let mut running = Running(command.spawn().unwrap());
+    let (status, stderr) = exit_of(&mut running, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("HQ_ADMIN_TOKEN is set blank"), "{stderr}");
+}
+
 /// A port already taken: the one line names the part and the flag that
 /// moves it (it said only "Address already in use").
 #[test]

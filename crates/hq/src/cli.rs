@@ -29,9 +29,16 @@ pub const PUBLISH_TO_SETTING: &str = "HQ_PUBLISH_TO";
 /// The variable naming the ledger's journal mode.
 pub const JOURNAL_MODE_SETTING: &str = "HQ_JOURNAL_MODE";
 /// Set blank, these are refused rather than left to their defaults: a new
-/// ledger in `.interstella-hq`, the local feed instead of SNS, or WAL on
-/// EFS, where it cannot work, each unnoticed ([`platform::startup::settings`]).
-pub const BLANK_REFUSED: [&str; 3] = [DATA_DIR_SETTING, PUBLISH_TO_SETTING, JOURNAL_MODE_SETTING];
+/// ledger in `.interstella-hq`, the local feed instead of SNS, WAL on EFS,
+/// where it cannot work, or the data directory's admin credential in place
+/// of the one meant (a secret stored empty), each unnoticed
+/// ([`platform::startup::settings`]).
+pub const BLANK_REFUSED: [&str; 4] = [
+    DATA_DIR_SETTING,
+    PUBLISH_TO_SETTING,
+    JOURNAL_MODE_SETTING,
+    crate::admin::TOKEN_ENV,
+];
 pub use crate::feed::generator::DEFAULT_MAX_QUANTITY;
 
 /// Why HQ's settings cannot be used together.

@@ -20,6 +20,10 @@ const _: () = assert!(
         < platform::server::DEFAULT_REQUEST_TIMEOUT_MS
 );
 
+/// Set blank, refused rather than left to its default, as `hq` refuses it:
+/// the data directory's credential in place of the one meant.
+pub const BLANK_REFUSED: [&str; 1] = [hq::admin::TOKEN_ENV];
+
 /// Settings of the launcher.
 #[derive(Debug, Clone, Parser)]
 #[command(

@@ -105,7 +105,12 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
     let reconciliation = tokio::select! {
         result = platform.shutdown(drain) => result?,
         () = second => {
-            say(format_args!("Stopped without draining."));
+            // No reconciliation: reading the whole run is what a second
+            // Ctrl-C asks not to wait for. The ledger has the run.
+            say(format_args!(
+                "Stopped without draining or reconciling: deliveries under way were cut off. \
+                 The next start on this data directory says how many of this run's orders never finished."
+            ));
             return Ok(1);
         }
     };

@@ -703,7 +703,8 @@ async fn a_second_hq_on_a_data_directory_in_use_exits_with_one_line_saying_so() 
 }
 
 /// Where HQ keeps its ledger, set blank, is refused rather than left to its
-/// default: a new ledger in `./.interstella-hq`, or WAL on EFS, unnoticed.
+/// default: a new ledger in `./.interstella-hq`, or WAL on EFS, unnoticed;
+/// so is the admin credential (the data directory's would be used).
 #[tokio::test]
 async fn a_blank_data_directory_or_journal_mode_is_refused_not_defaulted() {
     let dir = tempfile::tempdir().unwrap();
