@@ -93,6 +93,38 @@ impl fmt::Display for IdempotencyKey {
     }
 }
 
+/// An idempotency key as the fulfillment API takes it from any caller: 1
+/// to [`ApiIdempotencyKey::MAX_LEN`] visible ASCII characters. Our services
+/// send an [`IdempotencyKey`] (64 hex digits, always one of these); other
+/// clients of the API, the workshop's among them, may send keys of their own.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ApiIdempotencyKey(String);
+
+impl ApiIdempotencyKey {
+    /// The longest key the API takes.
+    pub const MAX_LEN: usize = 255;
+
+    /// A key as sent in the [`IDEMPOTENCY_KEY_HEADER`] header, without the
+    /// whitespace around it (no part of a header's value, RFC 9110).
+    pub fn parse(text: &str) -> Option<Self> {
+        let text = text.trim();
+        let shaped =
+            !text.is_empty() && text.len() <= Self::MAX_LEN && text.bytes().all(|b| b.is_ascii_graphic());
+        shaped.then(|| Self(text.to_owned()))
+    }
+
+    /// The key as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&IdempotencyKey> for ApiIdempotencyKey {
+    fn from(key: &IdempotencyKey) -> Self {
+        Self(key.0.clone())
+    }
+}
+
 /// The glue hook's request. Its body is exactly the order's one key,
 /// `{"iridium": n}` (SPEC); the idempotency key and the order id travel in
 /// the [`IDEMPOTENCY_KEY_HEADER`] and [`ORDER_ID_HEADER`] headers, which the
@@ -311,6 +343,33 @@ impl FulfillmentRequest {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the API takes: any caller's key of visible ASCII, ours among
+    /// them, without the whitespace around it.
+    #[test]
+    fn the_api_takes_our_keys_and_any_callers_visible_ascii() {
+        let ours = IdempotencyKey::derive("arn:a", "m", FulfillmentKind::Bundle);
+        assert_eq!(
+            ApiIdempotencyKey::parse(ours.as_str()),
+            Some(ApiIdempotencyKey::from(&ours))
+        );
+        assert_eq!(
+            ApiIdempotencyKey::parse(" my-order-1 ").map(|key| key.as_str().to_owned()),
+            Some("my-order-1".to_owned())
+        );
+        let longest = "k".repeat(ApiIdempotencyKey::MAX_LEN);
+        assert!(ApiIdempotencyKey::parse(&longest).is_some());
+        for refused in [
+            String::new(),
+            "  ".into(),
+            format!("{longest}k"),
+            "a b".into(),
+            "é".into(),
+            "a\tb".into(),
+        ] {
+            assert_eq!(ApiIdempotencyKey::parse(&refused), None, "{refused:?}");
+        }
+    }
 
     #[test]
     fn keys_depend_on_topic_message_and_kind() {

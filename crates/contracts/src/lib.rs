@@ -14,7 +14,9 @@ pub mod quote;
 pub mod sns;
 
 pub use delivery::{Delivery, DeliveryError, TypeHeader, json_text, message_order, parse_delivery};
-pub use fulfillment::{FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey, Producer};
+pub use fulfillment::{
+    ApiIdempotencyKey, FulfillmentKind, FulfillmentRequest, HookRequest, IdempotencyKey, Producer,
+};
 pub use order::{BundleOrder, MAX_QUANTITY, Order, OrderError, Quantity, Resource, ResourceOrder};
 pub use order_id::OrderId;
 pub use sns::{Envelope, MessageAttribute, MessageType, SignatureVersion};

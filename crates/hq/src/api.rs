@@ -24,19 +24,17 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
-use contracts::FulfillmentRequest;
 use contracts::OrderId;
 use contracts::Producer;
 use contracts::fulfillment::{API_KEY_HEADER, IDEMPOTENCY_KEY_HEADER, PRODUCED_BY_HEADER};
 use contracts::order_id::ORDER_ID_HEADER;
 use contracts::paths;
 use contracts::quote::{quoted, shortened_message};
+use contracts::{ApiIdempotencyKey, FulfillmentRequest};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// The longest idempotency key accepted.
-const MAX_IDEMPOTENCY_KEY: usize = 255;
 /// The longest key owner name accepted.
 const MAX_OWNER: usize = 100;
 const FULFILLMENT_EXAMPLE: &str = r#"{"iridium": 1, "magnesite": 1}"#;
@@ -513,14 +511,11 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
             value
                 .to_str()
                 .ok()
-                // Whitespace around a header's value is no part of it (RFC 9110).
-                .map(str::trim)
-                .filter(|k| {
-                    !k.is_empty() && k.len() <= MAX_IDEMPOTENCY_KEY && k.bytes().all(|b| b.is_ascii_graphic())
-                })
+                .and_then(ApiIdempotencyKey::parse)
                 .ok_or_else(|| {
                     ApiError::BadRequest(format!(
-                        "Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} visible ASCII characters"
+                        "Idempotency-Key must be 1 to {} visible ASCII characters",
+                        ApiIdempotencyKey::MAX_LEN
                     ))
                 })?,
         ),
@@ -537,7 +532,14 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
     if fault == Some(Fault::Fail) {
         return Err(ApiError::Injected("fulfillment refused before recording"));
     }
-    let recorded = hq.ledger().record(&key.key_id, idempotency_key, request).await?;
+    let recorded = hq
+        .ledger()
+        .record(
+            &key.key_id,
+            idempotency_key.as_ref().map(ApiIdempotencyKey::as_str),
+            request,
+        )
+        .await?;
     if fault == Some(Fault::LoseResponse) {
         return Err(ApiError::Injected("fulfillment recorded, answer lost"));
     }
