@@ -921,6 +921,42 @@ async fn a_bad_trace_endpoint_or_log_directive_is_said_and_left_out() {
     );
 }
 
+/// Spans a collector does not take (none listening) are said to be lost,
+/// without the endpoint: the SDK's own word on it is compiled out, and a
+/// mistyped endpoint lost every trace unsaid.
+#[tokio::test]
+async fn spans_that_cannot_be_exported_are_said_to_be_lost() {
+    let api = FakeApi::start().await;
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut env = monolith_env(&api);
+    env.insert(
+        "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+        format!("http://{closed}/?token=otelpass"),
+    );
+    let mut monolith = ServiceProcess::start(monolith_exe(), &env);
+    let addr = monolith.wait_listening().await;
+    assert_eq!(send_workshop_curl(addr).await.unwrap().0, 200);
+    // The batch goes out within its 5 s delay.
+    monolith
+        .wait_line("spans not exported over OTLP", Duration::from_secs(30))
+        .await;
+    let said: Vec<&String> = monolith
+        .seen
+        .iter()
+        .filter(|line| line.contains("spans not exported over OTLP"))
+        .collect();
+    assert!(
+        said.iter()
+            .all(|line| line.contains("WARN") && !line.contains("otelpass")),
+        "{said:?}"
+    );
+    monolith.terminate().await;
+    assert!(monolith.wait_exit(Duration::from_secs(10)).await.success());
+}
+
 /// Under `RUST_LOG=warn` (the launcher's console, a quiet `LogFilter` on
 /// ECS) the lines that get through are the ones about orders that went
 /// wrong, so they must still say which order: the request span was at INFO,

@@ -64,6 +64,7 @@ struct Inner {
     cert_fetches: Counter,
     drains: Counter,
     draining: Gauge,
+    unserved: Family<ReasonLabel, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -93,6 +94,23 @@ struct ResultLabel {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+/// Where the serve loop counts the requests it answers itself, before any
+/// route runs ([`crate::server::serve_counting`]), by reason.
+#[derive(Clone)]
+pub struct Unserved(Family<ReasonLabel, Counter>);
+
+impl Unserved {
+    /// Counts one request not served, for `reason`.
+    pub(crate) fn count(&self, reason: &'static str) {
+        self.0.get_or_create(&ReasonLabel { reason }).inc();
+    }
+}
+
 impl Default for Metrics {
     fn default() -> Self {
         Self::new()
@@ -114,6 +132,7 @@ impl Metrics {
             cert_fetches: Counter::default(),
             drains: Counter::default(),
             draining: Gauge::default(),
+            unserved: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -157,6 +176,11 @@ impl Metrics {
             "sns_certificate_fetches",
             "SNS signing certificates fetched",
             inner.cert_fetches.clone(),
+        );
+        registry.register(
+            "requests_unserved",
+            "Requests the serve loop answered itself before any route ran, by reason (at_the_bound, slow_body, late, over_budget, too_large, broken, no_such_path): an order among them reached no route and is in no other count",
+            inner.unserved.clone(),
         );
         registry.register(
             "drains",
@@ -370,7 +394,9 @@ fn count_order(route: &RouteMetrics, response: Response, started: Instant) -> Re
 }
 
 /// An order being answered. Dropped unanswered, the serve loop gave up on
-/// it (the request timeout's 503) or its client left: counted as failed,
+/// it (the request timeout's 503, or the end of a drain cut it short; a
+/// client that leaves does not stop its order, see the serve loop's
+/// `half_close`): counted as failed,
 /// with the time it took, so a retry storm shows in the failures and the
 /// slowest orders in the latency.
 struct OrderTiming<'a> {
@@ -553,7 +579,7 @@ impl EncodeMetric for LatencyHistogram {
 
 /// Serves `GET /metrics` on `listener` until the task is aborted.
 pub async fn serve(listener: tokio::net::TcpListener, metrics: Metrics) -> std::io::Result<()> {
-    crate::server::serve(listener, metrics.router(), std::future::pending()).await
+    crate::server::serve_unlogged(listener, metrics.router(), std::future::pending()).await
 }
 
 /// Binds `METRICS_PORT`, when set, on every interface (as the service's
@@ -584,7 +610,15 @@ pub async fn serve_with_metrics(
         }
     };
     crate::server::open_files_for(limits.max_connections);
-    let served = crate::server::serve_with(listener, router, limits, metrics.counting_drain(shutdown)).await;
+    let unserved = Unserved(metrics.inner.unserved.clone());
+    let served = crate::server::serve_counting(
+        listener,
+        router,
+        limits,
+        Some(unserved),
+        metrics.counting_drain(shutdown),
+    )
+    .await;
     metrics.drained();
     served
 }

@@ -164,7 +164,46 @@ pub async fn serve_with(
     limits: ServerLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let routes = Routes::new(router, &limits);
+    serve_counting(listener, router, limits, None, shutdown).await
+}
+
+/// [`serve_with`], counting in `unserved` each request the loop answers
+/// itself before any route runs (at the bound, a body too slow, too large
+/// or over the budget, the request timeout while the body was arriving):
+/// refusals the routes' own counts never see.
+pub async fn serve_counting(
+    listener: TcpListener,
+    router: Router,
+    limits: ServerLimits,
+    unserved: Option<crate::metrics::Unserved>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let mut routes = Routes::new(router, &limits);
+    routes.unserved = unserved;
+    serve_routes(listener, routes, limits, shutdown).await
+}
+
+/// [`serve`], with no access log line and no span of its own per request:
+/// for `GET /metrics`, whose every scrape (each 15 s, from each scraper)
+/// would otherwise be a log line and a trace of its own, burying the orders'.
+pub(crate) async fn serve_unlogged(
+    listener: TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let limits = ServerLimits::default();
+    let mut routes = Routes::new(router, &limits);
+    routes.logged = false;
+    serve_routes(listener, routes, limits, shutdown).await
+}
+
+/// Serves `routes` as [`serve_with`] describes.
+async fn serve_routes(
+    listener: TcpListener,
+    routes: Routes,
+    limits: ServerLimits,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let http = http1_builder(&limits);
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let side_lane = Routes {
@@ -299,6 +338,10 @@ struct Routes {
     /// How many connections within the bound are answering a request now
     /// (the side lane's are not counted: they hold no slot).
     answering: Arc<AtomicUsize>,
+    /// Where the requests answered here, before any route, are counted.
+    unserved: Option<crate::metrics::Unserved>,
+    /// Whether each request has its span and access log line.
+    logged: bool,
 }
 
 impl Routes {
@@ -310,6 +353,8 @@ impl Routes {
             beyond_the_bound: false,
             body_budget: Arc::new(Semaphore::new(BODY_BUDGET / BUDGET_UNIT)),
             answering: Arc::default(),
+            unserved: None,
+            logged: true,
         }
     }
 
@@ -402,6 +447,8 @@ impl App {
                     beyond_the_bound,
                     body_budget,
                     answering,
+                    unserved,
+                    logged,
                 },
             busy,
         } = self;
@@ -415,39 +462,39 @@ impl App {
         let budget_units = budget_units(&body);
         let no_body = body.is_end_stream();
         let read = Limited::new(body, BODY_LIMIT).collect();
-        let mut response = 'answer: {
+        let answered = 'answer: {
             // tower-http's normalisation trims leading slashes too, so
             // `//fulfill/` would reach the glue hook past a load balancer
             // rule written for `/fulfill*`. No route starts with two.
             if parts.uri.path().starts_with("//") {
-                break 'answer Unanswered::NoSuchPath.into_response();
+                break 'answer Err(Unanswered::NoSuchPath);
             }
             // A GET with a body would hold a side-lane place while it trickled in.
             if beyond_the_bound && (!matches!(parts.method, Method::GET | Method::HEAD) || !no_body) {
-                break 'answer Unanswered::AtTheBound.into_response();
+                break 'answer Err(Unanswered::AtTheBound);
             }
             // Held until the route has answered: routes keep the body that long.
             let _budget = match budget_units {
                 Ok(0) => None,
                 Ok(units) => match Arc::clone(&body_budget).try_acquire_many_owned(units) {
                     Ok(permit) => Some(permit),
-                    Err(_) => break 'answer Unanswered::OverBudget.into_response(),
+                    Err(_) => break 'answer Err(Unanswered::OverBudget),
                 },
-                Err(refused) => break 'answer refused.into_response(),
+                Err(refused) => break 'answer Err(refused),
             };
             let body = tokio::select! {
                 biased;
                 read = read => match read {
                     Ok(collected) => collected.to_bytes(),
-                    Err(error) if error.is::<LengthLimitError>() => break 'answer Unanswered::TooLarge.into_response(),
-                    Err(_) => break 'answer Unanswered::Broken.into_response(),
+                    Err(error) if error.is::<LengthLimitError>() => break 'answer Err(Unanswered::TooLarge),
+                    Err(_) => break 'answer Err(Unanswered::Broken),
                 },
                 () = &mut timer => {
-                    break 'answer if body_deadline < deadline {
-                        Unanswered::SlowBody(body_read_timeout).into_response()
+                    break 'answer Err(if body_deadline < deadline {
+                        Unanswered::SlowBody(body_read_timeout)
                     } else {
-                        Unanswered::Late(request_timeout).into_response()
-                    };
+                        Unanswered::Late(request_timeout)
+                    });
                 }
             };
             timer.as_mut().reset(deadline);
@@ -456,23 +503,33 @@ impl App {
             tokio::select! {
                 biased;
                 response = router.oneshot(request) => match response {
-                    Ok(response) => response,
+                    Ok(response) => Ok(response),
                     Err(infallible) => match infallible {},
                 },
-                () = &mut timer => Unanswered::Late(request_timeout).into_response(),
+                // The route's own count has it (an order dropped unanswered
+                // counts as failed): not counted as unserved too.
+                () = &mut timer => Ok(Unanswered::Late(request_timeout).into_response()),
             }
         };
+        let mut response = answered.unwrap_or_else(|unanswered| {
+            if let Some(unserved) = &unserved {
+                unserved.count(unanswered.reason());
+            }
+            unanswered.into_response()
+        });
         // Replies quote what a client sent (a path, a field); a browser must
         // read them as the type they name, never sniff them into HTML.
         response.headers_mut().insert(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         );
-        tracing::info!(
-            latency = %format_args!("{} ms", started.elapsed().as_millis()),
-            status = response.status().as_u16(),
-            "finished processing request"
-        );
+        if logged {
+            tracing::info!(
+                latency = %format_args!("{} ms", started.elapsed().as_millis()),
+                status = response.status().as_u16(),
+                "finished processing request"
+            );
+        }
         Ok(response)
     }
 }
@@ -484,7 +541,11 @@ impl hyper::service::Service<Request<Incoming>> for App {
 
     fn call(&self, request: Request<Incoming>) -> Self::Future {
         // With an `order_id` field, filled in once the order is known.
-        let span = crate::telemetry::request_span(&request);
+        let span = if self.routes.logged {
+            crate::telemetry::request_span(&request)
+        } else {
+            tracing::Span::none()
+        };
         // The answer's own future, boxed as it is: wrapping it in another
         // async block would keep the request twice (see `serve_connection`).
         Box::pin(self.clone().answer(request, Instant::now()).instrument(span))
@@ -722,6 +783,19 @@ enum Unanswered {
 }
 
 impl Unanswered {
+    /// Its reason, as `interstella_requests_unserved_total` names it.
+    fn reason(&self) -> &'static str {
+        match self {
+            Self::SlowBody(_) => "slow_body",
+            Self::Late(_) => "late",
+            Self::TooLarge => "too_large",
+            Self::AtTheBound => "at_the_bound",
+            Self::NoSuchPath => "no_such_path",
+            Self::Broken => "broken",
+            Self::OverBudget => "over_budget",
+        }
+    }
+
     /// The status this error is answered with.
     fn status(&self) -> StatusCode {
         match self {

@@ -13,6 +13,7 @@
 //! A `traceparent` only links spans; it grants nothing. From SNS it comes in
 //! `MessageAttributes`, which SNS' signature does not cover.
 
+use crate::telemetry::repeated::RepeatedFailures;
 use axum::http::HeaderMap;
 use contracts::OrderId;
 use opentelemetry::propagation::TextMapPropagator as _;
@@ -71,6 +72,7 @@ impl TraceExport {
         let client = OnTokio {
             client: reqwest::Client::new(),
             runtime: tokio::runtime::Handle::current(),
+            failures: std::sync::Mutex::new(RepeatedFailures::reported_every(EXPORT_FAILURES_REPORTED_EVERY)),
         };
         let mut exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
@@ -169,13 +171,51 @@ pub fn outgoing_headers() -> HeaderMap {
     headers
 }
 
+/// The least time between two lines saying spans could not be exported.
+const EXPORT_FAILURES_REPORTED_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// The exporter's HTTP client: our reqwest client, run on the service's
 /// Tokio runtime (the batch exporter calls from a thread of its own, which
-/// has no runtime).
+/// has no runtime). It says when exports fail: the SDK's own word on it is
+/// compiled out with its `internal-logs` feature, and a collector down or a
+/// mistyped endpoint otherwise lost every trace unsaid.
 #[derive(Debug)]
 struct OnTokio {
     client: reqwest::Client,
     runtime: tokio::runtime::Handle,
+    /// Failed exports, said at most once a minute.
+    failures: std::sync::Mutex<RepeatedFailures>,
+}
+
+impl OnTokio {
+    /// Says an export failed (`why`), or that exports work again, as
+    /// [`RepeatedFailures`] allows.
+    fn note(&self, outcome: Result<(), String>) {
+        let now = tokio::time::Instant::now();
+        let mut failures = self
+            .failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match outcome {
+            Err(why) => {
+                if let Some(failed) = failures.failed(now) {
+                    tracing::warn!(
+                        failed,
+                        "spans not exported over OTLP: {why} ({failed} export(s) failed since the last such line; \
+                         check OTEL_EXPORTER_OTLP_ENDPOINT and the collector)"
+                    );
+                }
+            }
+            Ok(()) => {
+                if let Some(failed) = failures.succeeded(now) {
+                    tracing::info!(
+                        failed,
+                        "spans exported over OTLP again ({failed} more export(s) failed before)"
+                    );
+                }
+            }
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -183,7 +223,11 @@ impl HttpClient for OnTokio {
     async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
         let client = self.client.clone();
         let sent = self.runtime.spawn(async move {
-            let response = client.execute(request.try_into()?).await?;
+            // Without the URL, as every error of ours: it may hold a token.
+            let response = client
+                .execute(request.try_into()?)
+                .await
+                .map_err(reqwest::Error::without_url)?;
             let status = response.status();
             let body = crate::downstream::read_body(
                 response,
@@ -195,6 +239,12 @@ impl HttpClient for OnTokio {
             *answer.status_mut() = status;
             Ok::<_, HttpError>(answer)
         });
-        sent.await?
+        let answer = sent.await?;
+        self.note(match &answer {
+            Ok(response) if response.status().is_success() => Ok(()),
+            Ok(response) => Err(format!("the collector answered {}", response.status())),
+            Err(error) => Err(crate::error::Causes(error.as_ref()).to_string()),
+        });
+        answer
     }
 }

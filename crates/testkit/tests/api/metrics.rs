@@ -339,3 +339,101 @@ async fn a_redelivery_the_api_had_is_answered_and_counted_as_a_repeat_on_every_h
     assert_eq!(counted(&monolith_metrics, "/fulfill/"), once_and_a_repeat);
     assert_eq!(counted(&iridium_metrics, "/iridium/"), once_and_a_repeat);
 }
+
+/// What the serve loop refuses before any route runs (a body too slow, too
+/// large) is counted by reason: no order route sees it, and a service
+/// refusing orders at its door must show.
+#[tokio::test]
+async fn requests_the_serve_loop_refuses_are_counted_by_reason() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let api = FakeApi::start().await;
+    let metrics = Metrics::new();
+    let router =
+        monolith::router_with_metrics(monolith_config(&api.url, TrustConfig::default()), &metrics).unwrap();
+    let service = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = service.local_addr().unwrap();
+    let limits = platform::ServerLimits {
+        body_read_timeout: std::time::Duration::from_millis(200),
+        ..platform::ServerLimits::default()
+    };
+    let counting = metrics.clone();
+    tokio::spawn(async move {
+        platform::metrics::serve_with_metrics(
+            service,
+            router,
+            limits,
+            &counting,
+            None,
+            std::future::pending(),
+        )
+        .await
+    });
+    // A body that stops short of its announced length.
+    let mut slow = tokio::net::TcpStream::connect(addr).await.unwrap();
+    slow.write_all(b"POST /order/ HTTP/1.1\r\nhost: x\r\ncontent-length: 100\r\n\r\n{\"Message\"")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    slow.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    // A body announced over the limit.
+    let client = reqwest::Client::new();
+    let too_large = client
+        .post(format!("http://{addr}/order/"))
+        .body(vec![b' '; platform::server::BODY_LIMIT + 1])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_large.status().as_u16(), 413);
+    let text = metrics.render();
+    for expected in [
+        r#"interstella_requests_unserved_total{reason="slow_body"} 1"#,
+        r#"interstella_requests_unserved_total{reason="too_large"} 1"#,
+    ] {
+        assert!(
+            text.lines().any(|line| line == expected),
+            "no line {expected:?} in:\n{text}"
+        );
+    }
+    assert!(
+        text.lines()
+            .filter(|line| line.starts_with(r#"interstella_orders_total{route="/order/""#))
+            .all(|line| line.ends_with(" 0")),
+        "an order route counted it:\n{text}"
+    );
+    assert_eq!(api.count(), 0);
+}
+
+/// A scrape is no request of the service's: no access line and no span of
+/// its own (every scraper's every scrape would bury the orders' lines and
+/// traces), while the service's own requests keep theirs.
+#[tokio::test]
+async fn a_scrape_writes_no_access_line() {
+    let logs = testkit::logs::CapturedLogs::default();
+    let _logging = logs.capture();
+    let api = FakeApi::start().await;
+    let metrics = Metrics::new();
+    let router =
+        monolith::router_with_metrics(monolith_config(&api.url, TrustConfig::default()), &metrics).unwrap();
+    let (service, exporter) = serve(router, &metrics).await;
+    let client = reqwest::Client::new();
+    let scrape = client.get(format!("{exporter}/metrics")).send().await.unwrap();
+    assert_eq!(scrape.status().as_u16(), 200);
+    let health = client.get(format!("{service}/")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    let access = |line: &String| line.contains("finished processing request");
+    testkit::wait_until(
+        "the health check's access line",
+        std::time::Duration::from_secs(5),
+        async || {
+            logs.lines()
+                .iter()
+                .any(|line| access(line) && line.contains("uri=/}"))
+                .then_some(())
+        },
+    )
+    .await;
+    let lines = logs.lines();
+    assert!(!lines.iter().any(|line| line.contains("/metrics")), "{lines:#?}");
+}
