@@ -34,6 +34,15 @@ async fn monolith_trusting(sns: &testkit::fake_sns::FakeSns, api: &FakeApi, metr
     serve(router, metrics).await.0
 }
 
+/// A monolith's router calling a fake API, counting in its own metrics.
+async fn monolith_counting() -> (FakeApi, Metrics, axum::Router) {
+    let api = FakeApi::start().await;
+    let metrics = Metrics::new();
+    let router =
+        monolith::router_with_metrics(monolith_config(&api.url, TrustConfig::default()), &metrics).unwrap();
+    (api, metrics, router)
+}
+
 async fn post(client: &reqwest::Client, url: &str, body: &'static str) -> u16 {
     let request = client.post(url).header("content-type", JSON.unwrap_or_default());
     request.body(body).send().await.unwrap().status().as_u16()
@@ -41,10 +50,7 @@ async fn post(client: &reqwest::Client, url: &str, body: &'static str) -> u16 {
 
 #[tokio::test]
 async fn the_monolith_counts_orders_and_api_calls() {
-    let api = FakeApi::start().await;
-    let metrics = Metrics::new();
-    let router =
-        monolith::router_with_metrics(monolith_config(&api.url, TrustConfig::default()), &metrics).unwrap();
+    let (api, metrics, router) = monolith_counting().await;
     let (service, exporter) = serve(router, &metrics).await;
     let client = reqwest::Client::new();
     let order = format!("{service}/order/");
@@ -97,11 +103,8 @@ async fn the_monolith_counts_orders_and_api_calls() {
 
 #[tokio::test]
 async fn a_call_the_drain_cuts_short_is_counted_failed_and_a_wrong_method_not_at_all() {
-    let api = FakeApi::start().await;
+    let (api, metrics, router) = monolith_counting().await;
     api.behave(ApiBehaviour::Hang);
-    let metrics = Metrics::new();
-    let router =
-        monolith::router_with_metrics(monolith_config(&api.url, TrustConfig::default()), &metrics).unwrap();
     let service = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/fulfill/", service.local_addr().unwrap());
     // A drain shorter than the API call's timeout: the glue hook's call,
@@ -346,10 +349,7 @@ async fn a_redelivery_the_api_had_is_answered_and_counted_as_a_repeat_on_every_h
 #[tokio::test]
 async fn requests_the_serve_loop_refuses_are_counted_by_reason() {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let api = FakeApi::start().await;
-    let metrics = Metrics::new();
-    let router =
-        monolith::router_with_metrics(monolith_config(&api.url, TrustConfig::default()), &metrics).unwrap();
+    let (api, metrics, router) = monolith_counting().await;
     let service = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = service.local_addr().unwrap();
     let limits = platform::ServerLimits {
@@ -412,10 +412,7 @@ async fn requests_the_serve_loop_refuses_are_counted_by_reason() {
 async fn a_scrape_writes_no_access_line() {
     let logs = testkit::logs::CapturedLogs::default();
     let _logging = logs.capture();
-    let api = FakeApi::start().await;
-    let metrics = Metrics::new();
-    let router =
-        monolith::router_with_metrics(monolith_config(&api.url, TrustConfig::default()), &metrics).unwrap();
+    let (_api, metrics, router) = monolith_counting().await;
     let (service, exporter) = serve(router, &metrics).await;
     let client = reqwest::Client::new();
     let scrape = client.get(format!("{exporter}/metrics")).send().await.unwrap();
