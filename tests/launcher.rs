@@ -110,6 +110,23 @@ fn a_second_launcher_on_the_same_ledger_exits_with_one_line_saying_so() {
     );
 }
 
+/// A data directory that cannot be one (a file stands there) is said in
+/// one line naming the flag that moves it.
+#[test]
+fn a_data_directory_that_is_a_file_is_said_with_the_flag_that_moves_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a file");
+    std::fs::write(&file, "").unwrap();
+    let mut running = Running(launcher(&file).spawn().unwrap());
+    let (status, stderr) = exit_of(&mut running, Duration::from_secs(30));
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("cannot make the data directory") && stderr.contains("give --data-dir"),
+        "{stderr}"
+    );
+}
+
 /// An admin credential set blank (a secret stored empty) is refused in one
 /// line, as `hq` refuses it, rather than the data directory's used unnoticed.
 #[test]
@@ -125,7 +142,8 @@ fn a_blank_admin_credential_is_refused_in_one_line() {
 }
 
 /// A port already taken: the one line names the part and the flag that
-/// moves it (it said only "Address already in use").
+/// moves it (it said only "Address already in use"), and nothing is made
+/// in the data directory (HQ had made its ledger and an API key).
 #[test]
 fn a_port_already_taken_is_named_with_the_flag_that_moves_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -147,6 +165,9 @@ fn a_port_already_taken_is_named_with_the_flag_that_moves_it() {
         line.ends_with("give it another port with --microservice-port iridium=<port> (0: any free port)"),
         "{stderr}"
     );
+    // Refused before HQ made anything: no ledger, signing key or API key.
+    let made: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert!(made.is_empty(), "{made:?}");
 }
 
 /// `LOG_FORMAT=json` is the services' setting: the launcher's console stays
@@ -226,19 +247,38 @@ fn an_admin_token_in_the_environment_is_hqs_credential() {
 #[test]
 fn into_a_pipe_the_banner_names_the_credentials_file_not_the_credential() {
     let dir = tempfile::tempdir().unwrap();
-    let (_running, mut stdout) = up(launcher(dir.path()));
+    // A space in it, as in a home directory's "My Projects".
+    let data_dir = dir.path().join("my data");
+    let (_running, mut stdout) = up(launcher(&data_dir));
     let mut banner = String::new();
     while !banner.contains("Ctrl-C stops everything") {
         assert_ne!(stdout.read_line(&mut banner).unwrap(), 0, "{banner}");
     }
-    let token_file = dir.path().join("admin-token");
-    let made = std::fs::read_to_string(&token_file).unwrap();
+    let made = std::fs::read_to_string(data_dir.join("admin-token")).unwrap();
     assert!(
         !banner.contains(made.trim()),
         "the credential is written into the pipe:\n{banner}"
     );
-    let export = format!("export HQ_ADMIN_TOKEN=$(cat {})", token_file.display());
-    assert!(banner.contains(&export), "{banner}");
+    // The banner's line, pasted into a shell in another directory (a second
+    // terminal), gives that shell the credential.
+    let export = banner
+        .lines()
+        .map(str::trim)
+        .find(|line| line.starts_with("export HQ_ADMIN_TOKEN=$(cat "))
+        .and_then(|line| line.split("  #").next())
+        .unwrap_or_else(|| panic!("no export line in:\n{banner}"));
+    let shell = Command::new("sh")
+        .arg("-c")
+        .arg(format!("{export} && printf %s \"$HQ_ADMIN_TOKEN\""))
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&shell.stdout),
+        made.trim(),
+        "{export}: {}",
+        String::from_utf8_lossy(&shell.stderr)
+    );
 }
 
 /// `cargo run --release | tee run.log`, then Ctrl-C: tee stops with the

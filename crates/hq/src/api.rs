@@ -394,6 +394,7 @@ fn index(hq: &Hq) -> String {
          GET  {base}/reconciliation                 orders published against fulfillments recorded\n\
          GET  {base}/dashboard                      live dashboard, in a browser (its data [admin])\n\
          POST {base}/faults                         make fulfillments fail ({{\"fail_fulfillments\": 3, \"lose_responses\": 3}}), added to those armed [admin]\n\
+         GET  {base}/faults                         the faults still armed [admin]\n\
          DELETE {base}/faults                       disarm every fault still armed [admin]\n\
          GET  {base}/{cert}   signing certificate\n\n\
          [admin]: send Authorization: Bearer <HQ's admin credential>\n\

@@ -26,6 +26,18 @@ pub enum StartError {
         /// What went wrong.
         source: std::io::Error,
     },
+    /// The data directory could not be made (a file stands there, a
+    /// directory HQ may not write in).
+    #[error(
+        "cannot make the data directory {}: {source}; give --data-dir (HQ_DATA_DIR) a directory HQ may write in",
+        .dir.display()
+    )]
+    DataDir {
+        /// The data directory.
+        dir: std::path::PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
     /// The signing identity could not be loaded or made.
     #[error(transparent)]
     Signing(#[from] SigningError),
@@ -88,8 +100,8 @@ impl Hq {
             .recursive(true)
             .mode(0o700)
             .create(&dir)
-            .map_err(|source| StartError::Io {
-                what: format!("creating data directory {}", dir.display()),
+            .map_err(|source| StartError::DataDir {
+                dir: dir.clone(),
                 source,
             })?;
         // First: a second HQ on this directory is refused before it

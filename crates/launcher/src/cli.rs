@@ -49,12 +49,12 @@ pub struct Cli {
     /// HQ's port (0: any free port).
     #[arg(long, default_value_t = hq::cli::DEFAULT_PORT)]
     pub hq_port: u16,
-    /// The monolith's port.
+    /// The monolith's port (0: any free port).
     #[arg(long, default_value_t = monolith::cli::DEFAULT_PORT)]
     pub monolith_port: u16,
     /// A microservice's port, e.g. `iridium=6001`; one not named listens on
     /// the monolith's port plus its place among the resources (iridium
-    /// 5001, magnesite 5002), or any free port when that is 0.
+    /// 5001, magnesite 5002), or any free port when that is 0 or past 65535.
     #[arg(long = "microservice-port", value_delimiter = ',', value_parser = parse_microservice_port)]
     pub microservice_ports: Vec<(Resource, u16)>,
     /// Simulated work per gathered resource, in milliseconds (at most
@@ -101,7 +101,9 @@ impl Cli {
                 let port = match named {
                     Some(&(_, port)) => port,
                     None if self.monolith_port == 0 => 0,
-                    None => self.monolith_port.saturating_add(place),
+                    // Past the last port: any free one (65535 for two would
+                    // be named as given to both).
+                    None => self.monolith_port.checked_add(place).unwrap_or(0),
                 };
                 (resource, at(port))
             })
@@ -194,6 +196,11 @@ mod tests {
         assert_eq!(
             ports(&["--monolith-port", "0"]),
             [(Resource::Iridium, 0), (Resource::Magnesite, 0)]
+        );
+        // Past the last port: any free one, not 65535 again.
+        assert_eq!(
+            ports(&["--monolith-port", "65534"]),
+            [(Resource::Iridium, 65535), (Resource::Magnesite, 0)]
         );
     }
 

@@ -118,6 +118,21 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
     Ok(if reconciliation.is_clean() { 0 } else { 1 })
 }
 
+/// The admin credential's file in `data_dir`, as a shell takes it from any
+/// directory: absolute, and quoted when it needs to be (a space in it split
+/// the banner's `$(cat ...)` in two).
+fn token_file(data_dir: &std::path::Path) -> String {
+    let file = data_dir.join(hq::admin::TOKEN_FILE);
+    // HQ made the directory, so it resolves; if not, the path as given.
+    let file = std::fs::canonicalize(&file).unwrap_or(file);
+    let text = file.to_string_lossy();
+    match shlex::try_quote(&text) {
+        Ok(quoted) => quoted.into_owned(),
+        // Only a NUL, which no path holds.
+        Err(_) => text.into_owned(),
+    }
+}
+
 fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
     let hq = platform.hq_url().as_str().trim_end_matches('/');
     let rates: Vec<String> = config
@@ -156,13 +171,13 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
                 "export {}={}  # HQ's admin credential, kept in {}",
                 hq::admin::TOKEN_ENV,
                 platform.hq().admin_token().expose(),
-                config.data_dir.join(hq::admin::TOKEN_FILE).display()
+                token_file(&config.data_dir)
             ),
             // Into a pipe or a file (`| tee run.log`): where it is, not what.
             None => format!(
                 "export {}=$(cat {})  # HQ's admin credential",
                 hq::admin::TOKEN_ENV,
-                config.data_dir.join(hq::admin::TOKEN_FILE).display()
+                token_file(&config.data_dir)
             ),
         },
         dashboard = dashboard_url(platform),

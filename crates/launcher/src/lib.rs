@@ -174,17 +174,24 @@ pub enum LaunchError {
 }
 
 impl LaunchConfig {
+    /// Where each service listens, in the order they start: the monolith,
+    /// then each resource's microservice (any free port for one not named).
+    fn service_addrs(&self) -> impl Iterator<Item = (Part, SocketAddr)> + '_ {
+        let microservices = Resource::ALL.iter().map(|&resource| {
+            let addr = self.microservice_addrs.get(&resource).copied();
+            (
+                Part::Microservice(resource),
+                addr.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0))),
+            )
+        });
+        std::iter::once((Part::Monolith, self.monolith_addr)).chain(microservices)
+    }
+
     /// Refuses two parts on one port (0, any free port, excepted): the
     /// second would only say "Address already in use", as if something
     /// else held it.
     fn check_ports(&self) -> Result<(), LaunchError> {
-        let parts = [(Part::Hq, self.hq_addr), (Part::Monolith, self.monolith_addr)]
-            .into_iter()
-            .chain(
-                self.microservice_addrs
-                    .iter()
-                    .map(|(resource, addr)| (Part::Microservice(*resource), *addr)),
-            );
+        let parts = std::iter::once((Part::Hq, self.hq_addr)).chain(self.service_addrs());
         let mut taken: BTreeMap<u16, Part> = BTreeMap::new();
         for (part, addr) in parts {
             let port = addr.port();
@@ -236,12 +243,19 @@ const CONFIRM_EVERY: Duration = Duration::from_millis(100);
 /// subscription to be confirmed. Nothing is generated until [`Platform::feed`].
 pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
     config.check_ports()?;
+    // Every port bound before HQ makes anything: a port taken stops the
+    // launch before a data directory, a signing key or an API key is made.
+    let hq_listener = service::listen(Part::Hq, config.hq_addr).await?;
+    let mut listeners = Vec::new();
+    for (part, addr) in config.service_addrs() {
+        listeners.push((addr, service::listen(part, addr).await?));
+    }
     let api_key = hq::keys::generate();
     let hq_span = platform::telemetry::service_span(Part::Hq.name());
-    let running_hq = start_hq(&config, api_key.clone())
+    let running_hq = start_hq(&config, hq_listener, api_key.clone())
         .instrument(hq_span.clone())
         .await?;
-    let services = start_services(&config, running_hq.hq(), api_key).await?;
+    let services = start_services(&config, running_hq.hq(), api_key, listeners).await?;
     subscribe_and_confirm(running_hq.hq().feed(), &services)
         .instrument(hq_span.clone())
         .await?;
@@ -263,8 +277,12 @@ pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
     })
 }
 
-/// Phase 1: HQ, accepting `api_key`, its generator idle.
-async fn start_hq(config: &LaunchConfig, api_key: ApiKey) -> Result<RunningHq, LaunchError> {
+/// Phase 1: HQ on `listener`, accepting `api_key`, its generator idle.
+async fn start_hq(
+    config: &LaunchConfig,
+    listener: tokio::net::TcpListener,
+    api_key: ApiKey,
+) -> Result<RunningHq, LaunchError> {
     let mut hq_config = HqConfig::new(&config.data_dir);
     hq_config.api_keys = vec![api_key];
     // Each run issues a key: named for the run, so that HQ's totals tell
@@ -276,7 +294,7 @@ async fn start_hq(config: &LaunchConfig, api_key: ApiKey) -> Result<RunningHq, L
     );
     hq_config.feed = config.feed;
     hq_config.admin_token = config.admin_token.clone();
-    Ok(hq::start(service::listen(Part::Hq, config.hq_addr).await?, hq_config).await?)
+    Ok(hq::start(listener, hq_config).await?)
 }
 
 /// The services, before they are subscribed.
@@ -286,12 +304,21 @@ struct Services {
 }
 
 /// Phase 2: the monolith, calling HQ's fulfillment API with `api_key`, then
-/// every resource's microservice, calling the monolith's glue hook.
+/// every resource's microservice, calling the monolith's glue hook, on
+/// `listeners` ([`LaunchConfig::service_addrs`]' order, bound).
 async fn start_services(
     config: &LaunchConfig,
     hq: &hq::Hq,
     api_key: ApiKey,
+    listeners: Vec<(SocketAddr, tokio::net::TcpListener)>,
 ) -> Result<Services, LaunchError> {
+    let mut listeners = listeners.into_iter();
+    let mut next_listener = |part: Part| {
+        listeners.next().ok_or(LaunchError::Service(
+            part.name(),
+            "no port bound for it".to_owned(),
+        ))
+    };
     let trust = |topic: Topic| TrustConfig {
         verify_signatures: true,
         // Direct orders too, so the workshop's curl works against each service.
@@ -317,7 +344,7 @@ async fn start_services(
     monolith_config.route = checked("monolith", monolith_config.route)?;
     let monolith = Service::launch(
         Part::Monolith,
-        config.monolith_addr,
+        next_listener(Part::Monolith)?,
         monolith_config,
         monolith::run,
     )
@@ -330,13 +357,8 @@ async fn start_services(
         resource_config.route.gather_delay = config.gather_delay;
         resource_config.route.trust = trust(Topic::of_resource(resource));
         resource_config.route = checked(resource.as_str(), resource_config.route)?;
-        let addr = config
-            .microservice_addrs
-            .get(&resource)
-            .copied()
-            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
-        let service =
-            Service::launch(Part::Microservice(resource), addr, resource_config, resource::run).await?;
+        let part = Part::Microservice(resource);
+        let service = Service::launch(part, next_listener(part)?, resource_config, resource::run).await?;
         microservices.insert(resource, service);
     }
     Ok(Services {

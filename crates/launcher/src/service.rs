@@ -74,11 +74,12 @@ pub(crate) async fn listen(part: Part, addr: SocketAddr) -> Result<TcpListener, 
 }
 
 impl Service {
-    /// Binds `addr` and runs `run(listener, config, shutdown)` there, with a
-    /// fresh clone of `config` at each (re)start.
+    /// Runs `run(listener, config, shutdown)` on `listener` (bound to
+    /// `addr`: see [`listen`]), with a fresh clone of `config` at each
+    /// (re)start.
     pub(crate) async fn launch<C, Run, Running>(
         part: Part,
-        addr: SocketAddr,
+        (addr, listener): (SocketAddr, TcpListener),
         config: C,
         run: Run,
     ) -> Result<Self, LaunchError>
@@ -90,7 +91,6 @@ impl Service {
             + 'static,
         Running: Future<Output = Result<(), RunError>> + Send + 'static,
     {
-        let listener = listen(part, addr).await?;
         let addr = listener
             .local_addr()
             .map_err(|source| LaunchError::Bind { part, addr, source })?;

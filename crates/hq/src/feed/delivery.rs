@@ -147,7 +147,7 @@ impl Inner {
     ) -> (DeliveryOutcome, u32) {
         let topic = subscription.info.topic;
         let endpoint = &subscription.info.endpoint;
-        let message_id = &envelope.message_id;
+        // The order's id is the delivery span's `order_id`: not again here.
         let retry = self.config.retry;
         let mut attempts = 0;
         loop {
@@ -155,21 +155,21 @@ impl Inner {
             match self.attempt(subscription, envelope, body).await {
                 Attempt::Done(outcome, status) => {
                     if outcome == DeliveryOutcome::Rejected {
-                        tracing::warn!(%topic, %endpoint, status, %message_id,
+                        tracing::warn!(%topic, %endpoint, status,
                             "delivery refused with 4xx; SNS does not retry it");
                     } else if attempts > 1 {
                         // The end of the failures said above, at their level,
                         // so that a console showing warnings shows it too.
                         let failed = attempts - 1;
                         let plural = if failed == 1 { "" } else { "s" };
-                        tracing::warn!(%topic, %endpoint, status, attempts, %message_id,
+                        tracing::warn!(%topic, %endpoint, status, attempts,
                             "delivered after {failed} failed attempt{plural}");
                     }
                     return (outcome, attempts);
                 }
                 Attempt::Retry(why) if attempts <= retry.num_retries => {
                     let delay = retry.delay(attempts);
-                    tracing::warn!(%topic, %endpoint, attempt = attempts, %message_id,
+                    tracing::warn!(%topic, %endpoint, attempt = attempts,
                         "delivery failed ({why}); retry {attempts} of {} in {delay:?}", retry.num_retries);
                     if envelope.message_type == MessageType::Notification {
                         self.stats.retried(topic);
@@ -177,14 +177,14 @@ impl Inner {
                     tokio::time::sleep(delay).await;
                 }
                 Attempt::Retry(why) => {
-                    tracing::error!(%topic, %endpoint, attempts, %message_id,
+                    tracing::error!(%topic, %endpoint, attempts,
                         "delivery failed ({why}); no retries left");
                     return (DeliveryOutcome::Failed, attempts);
                 }
                 Attempt::Removed => {
                     // Given up, as for a subscription SNS deleted: the order
                     // reached no one through it.
-                    tracing::warn!(%topic, %endpoint, %message_id,
+                    tracing::warn!(%topic, %endpoint,
                         "delivery abandoned: the subscription was removed");
                     return (DeliveryOutcome::Failed, attempts - 1);
                 }

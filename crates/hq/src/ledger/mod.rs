@@ -132,7 +132,10 @@ pub enum LedgerError {
         lock: PathBuf,
     },
     /// The lock file could not be made or locked.
-    #[error("locking the ledger ({}): {source}", .lock.display())]
+    #[error(
+        "locking the ledger ({}): {source}; HQ writes in its data directory: give --data-dir (HQ_DATA_DIR) one it may write in",
+        .lock.display()
+    )]
     Lock {
         /// The lock file.
         lock: PathBuf,

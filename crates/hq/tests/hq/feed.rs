@@ -279,7 +279,7 @@ async fn server_errors_are_retried_client_errors_are_not() {
     let about_flaky: Vec<String> = logs
         .lines()
         .into_iter()
-        .filter(|line| line.contains(&format!("message_id={flaky_id}")))
+        .filter(|line| line.contains(&format!("order_id={flaky_id}")))
         .collect();
     let said = |what: &str| about_flaky.iter().filter(|line| line.contains(what)).count();
     assert_eq!(said("retry 1 of 3 in"), 1, "{about_flaky:#?}");
