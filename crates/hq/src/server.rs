@@ -67,12 +67,19 @@ pub async fn start(listener: TcpListener, config: HqConfig) -> Result<RunningHq,
     let hq = Hq::open(&config, base_url).await?;
     let stop = CancellationToken::new();
     let metrics = platform::Metrics::new();
-    let exporter = platform::metrics::bind(config.metrics_port)
-        .await
-        .map_err(|source| StartError::Io {
-            what: "binding METRICS_PORT".into(),
-            source,
-        })?;
+    // On HQ's own address: HQ on loopback (its default) keeps its metrics
+    // there too, where the services' bind every interface as they do.
+    let exporter = match config.metrics_port {
+        None => None,
+        Some(port) => Some(
+            platform::startup::bind_addr(std::net::SocketAddr::new(addr.ip(), port))
+                .await
+                .map_err(|source| StartError::Io {
+                    what: "binding METRICS_PORT".into(),
+                    source,
+                })?,
+        ),
+    };
     let metrics_addr = exporter
         .as_ref()
         .and_then(|exporter| exporter.local_addr().ok())

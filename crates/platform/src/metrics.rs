@@ -582,15 +582,6 @@ pub async fn serve(listener: tokio::net::TcpListener, metrics: Metrics) -> std::
     crate::server::serve_unlogged(listener, metrics.router(), std::future::pending()).await
 }
 
-/// Binds `METRICS_PORT`, when set, on every interface (as the service's
-/// own port is), so `GET /metrics` can be served there.
-pub async fn bind(port: Option<u16>) -> std::io::Result<Option<tokio::net::TcpListener>> {
-    match port {
-        None => Ok(None),
-        Some(port) => crate::startup::bind(port).await.map(Some),
-    }
-}
-
 /// Serves `router` as [`crate::serve_with`] does, counting in `metrics`
 /// the drain `shutdown` starts, and `GET /metrics` on `exporter` (when
 /// given) for as long.

@@ -554,7 +554,16 @@ async fn hqs_drain_shows_on_its_metrics_while_deliveries_finish() {
     config.metrics_port = Some(0);
     config.feed.retry.num_retries = 1_000;
     let hq = start_hq(config).await;
-    let metrics = format!("http://{}/metrics", hq.metrics_addr().unwrap());
+    // On HQ's own address (127.0.0.1 here), not every interface: IPv6's
+    // loopback, which a listener on every interface takes, is refused.
+    let metrics_addr = hq.metrics_addr().unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(("::1", metrics_addr.port()))
+            .await
+            .is_err(),
+        "METRICS_PORT on every interface"
+    );
+    let metrics = format!("http://{metrics_addr}/metrics");
     // Fails every delivery until told to take them.
     let (subscriber, open) = Subscriber::gated().await;
     subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
