@@ -29,7 +29,7 @@ pub enum StartError {
     /// The data directory could not be made (a file stands there, a
     /// directory HQ may not write in).
     #[error(
-        "cannot make the data directory {}: {source}; give --data-dir (HQ_DATA_DIR) a directory HQ may write in",
+        "cannot make the data directory {}: {source}; give --data-dir a directory HQ may write in",
         .dir.display()
     )]
     DataDir {

@@ -248,7 +248,7 @@ pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
     let hq_listener = service::listen(Part::Hq, config.hq_addr).await?;
     let mut listeners = Vec::new();
     for (part, addr) in config.service_addrs() {
-        listeners.push((addr, service::listen(part, addr).await?));
+        listeners.push((part, addr, service::listen(part, addr).await?));
     }
     let api_key = hq::keys::generate();
     let hq_span = platform::telemetry::service_span(Part::Hq.name());
@@ -304,20 +304,24 @@ struct Services {
 }
 
 /// Phase 2: the monolith, calling HQ's fulfillment API with `api_key`, then
-/// every resource's microservice, calling the monolith's glue hook, on
-/// `listeners` ([`LaunchConfig::service_addrs`]' order, bound).
+/// every resource's microservice, calling the monolith's glue hook, each
+/// on its listener in `listeners` (bound for it, at its address).
 async fn start_services(
     config: &LaunchConfig,
     hq: &hq::Hq,
     api_key: ApiKey,
-    listeners: Vec<(SocketAddr, tokio::net::TcpListener)>,
+    mut listeners: Vec<(Part, SocketAddr, tokio::net::TcpListener)>,
 ) -> Result<Services, LaunchError> {
-    let mut listeners = listeners.into_iter();
     let mut next_listener = |part: Part| {
-        listeners.next().ok_or(LaunchError::Service(
-            part.name(),
-            "no port bound for it".to_owned(),
-        ))
+        let at = listeners
+            .iter()
+            .position(|(bound_for, ..)| *bound_for == part)
+            .ok_or(LaunchError::Service(
+                part.name(),
+                "no port bound for it".to_owned(),
+            ))?;
+        let (_, addr, listener) = listeners.swap_remove(at);
+        Ok::<_, LaunchError>((addr, listener))
     };
     let trust = |topic: Topic| TrustConfig {
         verify_signatures: true,

@@ -921,27 +921,45 @@ async fn a_bad_trace_endpoint_or_log_directive_is_said_and_left_out() {
     );
 }
 
-/// Spans a collector does not take (none listening) are said to be lost,
-/// without the endpoint: the SDK's own word on it is compiled out, and a
-/// mistyped endpoint lost every trace unsaid.
+/// Spans a collector does not take (none listening, or one that takes the
+/// connection and never answers) are said to be lost, without the
+/// endpoint: the SDK's own word on it is compiled out, and it waits on an
+/// export with no timeout of its own, so every trace was lost unsaid.
 #[tokio::test]
 async fn spans_that_cannot_be_exported_are_said_to_be_lost() {
-    let api = FakeApi::start().await;
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap();
+    // Takes connections, reads nothing, answers nothing.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let holding = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = silent.accept().await {
+            held.push(stream);
+        }
+    });
+    for collector in [closed, silent_addr] {
+        spans_for_collector_are_said_to_be_lost(collector).await;
+    }
+    holding.abort();
+}
+
+/// A monolith exporting its spans to `collector`, which does not take them,
+/// says so within the batch's 5 s delay and the export's 10 s timeout.
+async fn spans_for_collector_are_said_to_be_lost(collector: std::net::SocketAddr) {
+    let api = FakeApi::start().await;
     let mut env = monolith_env(&api);
     env.insert(
         "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
-        format!("http://{closed}/?token=otelpass"),
+        format!("http://{collector}/?token=otelpass"),
     );
     let mut monolith = ServiceProcess::start(monolith_exe(), &env);
     let addr = monolith.wait_listening().await;
     assert_eq!(send_workshop_curl(addr).await.unwrap().0, 200);
-    // The batch goes out within its 5 s delay.
     monolith
-        .wait_line("spans not exported over OTLP", Duration::from_secs(30))
+        .wait_line("spans not exported over OTLP", Duration::from_secs(45))
         .await;
     let said: Vec<&String> = monolith
         .seen
@@ -951,10 +969,10 @@ async fn spans_that_cannot_be_exported_are_said_to_be_lost() {
     assert!(
         said.iter()
             .all(|line| line.contains("WARN") && !line.contains("otelpass")),
-        "{said:?}"
+        "{collector}: {said:?}"
     );
     monolith.terminate().await;
-    assert!(monolith.wait_exit(Duration::from_secs(10)).await.success());
+    assert!(monolith.wait_exit(Duration::from_secs(30)).await.success());
 }
 
 /// Under `RUST_LOG=warn` (the launcher's console, a quiet `LogFilter` on

@@ -177,6 +177,9 @@ impl Metrics {
             "SNS signing certificates fetched",
             inner.cert_fetches.clone(),
         );
+        for reason in crate::server::UNSERVED_REASONS {
+            inner.unserved.get_or_create_owned(&ReasonLabel { reason });
+        }
         registry.register(
             "requests_unserved",
             "Requests the serve loop answered itself before any route ran, by reason (at_the_bound, slow_body, late, over_budget, too_large, broken, no_such_path): an order among them reached no route and is in no other count",

@@ -506,8 +506,9 @@ impl App {
                     Ok(response) => Ok(response),
                     Err(infallible) => match infallible {},
                 },
-                // The route's own count has it (an order dropped unanswered
-                // counts as failed): not counted as unserved too.
+                // A route ran: an order route's count has it (an order
+                // dropped unanswered counts as failed); another route's
+                // shows in its access line. Not counted as unserved.
                 () = &mut timer => Ok(Unanswered::Late(request_timeout).into_response()),
             }
         };
@@ -782,8 +783,22 @@ enum Unanswered {
     OverBudget,
 }
 
+/// Every reason [`Unanswered::reason`] gives, for the metric to show each
+/// at 0 from the start (a series born at its first count is missed by
+/// `increase()`).
+pub(crate) const UNSERVED_REASONS: [&str; 7] = [
+    "slow_body",
+    "late",
+    "too_large",
+    "at_the_bound",
+    "no_such_path",
+    "broken",
+    "over_budget",
+];
+
 impl Unanswered {
-    /// Its reason, as `interstella_requests_unserved_total` names it.
+    /// Its reason, as `interstella_requests_unserved_total` names it (one
+    /// of [`UNSERVED_REASONS`]).
     fn reason(&self) -> &'static str {
         match self {
             Self::SlowBody(_) => "slow_body",
@@ -824,5 +839,32 @@ impl IntoResponse for Unanswered {
             tracing::warn!(status = status.as_u16(), error = %self, "request not served");
         }
         (status, self.to_string()).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each refusal's reason is one the metric shows from the start, and
+    /// every one it shows is some refusal's.
+    #[test]
+    fn every_reason_of_a_refusal_is_shown_from_the_start() {
+        let refusals = [
+            Unanswered::SlowBody(Duration::ZERO),
+            Unanswered::Late(Duration::ZERO),
+            Unanswered::TooLarge,
+            Unanswered::AtTheBound,
+            Unanswered::NoSuchPath,
+            Unanswered::Broken,
+            Unanswered::OverBudget,
+        ];
+        let reasons: std::collections::BTreeSet<_> = refusals.iter().map(Unanswered::reason).collect();
+        assert_eq!(reasons, UNSERVED_REASONS.into_iter().collect());
+        let shown = crate::Metrics::new().render();
+        for reason in UNSERVED_REASONS {
+            let line = format!(r#"interstella_requests_unserved_total{{reason="{reason}"}} 0"#);
+            assert!(shown.lines().any(|shown| shown == line), "{line} in:\n{shown}");
+        }
     }
 }

@@ -174,6 +174,11 @@ pub fn outgoing_headers() -> HeaderMap {
 /// The least time between two lines saying spans could not be exported.
 const EXPORT_FAILURES_REPORTED_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
+/// How long one export may take, as OTLP's default export timeout: the
+/// SDK waits on it with none of its own, so a collector that takes the
+/// connection and never answers held the exporter, and every span after.
+const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// The exporter's HTTP client: our reqwest client, run on the service's
 /// Tokio runtime (the batch exporter calls from a thread of its own, which
 /// has no runtime). It says when exports fail: the SDK's own word on it is
@@ -201,16 +206,18 @@ impl OnTokio {
                 if let Some(failed) = failures.failed(now) {
                     tracing::warn!(
                         failed,
-                        "spans not exported over OTLP: {why} ({failed} export(s) failed since the last such line; \
+                        "spans not exported over OTLP: {why} ({failed} export attempt(s) failed since the last such line; \
                          check OTEL_EXPORTER_OTLP_ENDPOINT and the collector)"
                     );
                 }
             }
             Ok(()) => {
+                // At the failure's level, so that a console showing the
+                // failure (RUST_LOG=warn) shows its end too.
                 if let Some(failed) = failures.succeeded(now) {
-                    tracing::info!(
+                    tracing::warn!(
                         failed,
-                        "spans exported over OTLP again ({failed} more export(s) failed before)"
+                        "spans exported over OTLP again ({failed} more export attempt(s) failed before)"
                     );
                 }
             }
@@ -222,7 +229,7 @@ impl OnTokio {
 impl HttpClient for OnTokio {
     async fn send_bytes(&self, request: Request<Bytes>) -> Result<Response<Bytes>, HttpError> {
         let client = self.client.clone();
-        let sent = self.runtime.spawn(async move {
+        let exported = async move {
             // Without the URL, as every error of ours: it may hold a token.
             let response = client
                 .execute(request.try_into()?)
@@ -238,6 +245,11 @@ impl HttpClient for OnTokio {
             let mut answer = Response::new(body.freeze());
             *answer.status_mut() = status;
             Ok::<_, HttpError>(answer)
+        };
+        let sent = self.runtime.spawn(async move {
+            tokio::time::timeout(EXPORT_TIMEOUT, exported)
+                .await
+                .unwrap_or_else(|_| Err(format!("no answer within {EXPORT_TIMEOUT:?}").into()))
         });
         let answer = sent.await?;
         self.note(match &answer {

@@ -134,6 +134,15 @@ impl ServiceProcess {
             .await;
     }
 
+    /// Waits for a line containing `said` unless one was already read (as
+    /// [`ServiceProcess::wait_listening`] reads the lines before its own):
+    /// for a line that may come before or after another awaited first.
+    pub async fn said_or_wait_line(&mut self, said: &str, deadline: Duration) {
+        if !self.seen.iter().any(|line| line.contains(said)) {
+            self.wait_line(said, deadline).await;
+        }
+    }
+
     /// The first `found` of a line output from now on (every line kept in
     /// [`ServiceProcess::seen`]); panics, naming `what` was awaited, with
     /// the output if none comes within `deadline` or the output ends.

@@ -133,7 +133,7 @@ pub enum LedgerError {
     },
     /// The lock file could not be made or locked.
     #[error(
-        "locking the ledger ({}): {source}; HQ writes in its data directory: give --data-dir (HQ_DATA_DIR) one it may write in",
+        "locking the ledger ({}): {source}; HQ writes in its data directory: give --data-dir one it may write in",
         .lock.display()
     )]
     Lock {

@@ -1226,7 +1226,8 @@ async fn a_generator_whose_orders_reach_nobody_says_so_once() {
     env.insert("HQ_RATES".into(), "orders=50".into());
     let mut hq = ServiceProcess::start(hq_binary(), &env);
     let base = format!("http://{}", hq.wait_listening().await);
-    hq.wait_line("generated orders reach nobody", WAIT).await;
+    // The generator may say it before HQ says where it listens.
+    hq.said_or_wait_line("generated orders reach nobody", WAIT).await;
     wait_for_reconciliation(&base, "ten generated orders published", |r| {
         r["unrouted"].as_u64() >= Some(10)
     })

@@ -29,7 +29,10 @@ async function issueKey(event) {
     const earlier = document.getElementById('issued').hidden
       ? ''
       : ` The key below is the one issued before (key id ${document.getElementById('key-id').textContent}).`;
-    hq.say('key-state', `No key issued: ${error.message}.${earlier}`, 'error');
+    // Unanswered, HQ may have issued one, never shown: it is unused, and
+    // issuing again gives another.
+    const outcome = error.timedOut ? 'No key shown (HQ may have issued one; issue again)' : 'No key issued';
+    hq.say('key-state', `${outcome}: ${error.message}.${earlier}`, 'error');
   }
 }
 
@@ -97,7 +100,9 @@ async function subscribe(topic) {
     awaiting = confirmed ? null : { topic, endpoint: subscription.endpoint };
     await refreshSubscriptions();
   } catch (error) {
-    hq.say('subscribe-state', `Not subscribed: ${error.message}`, 'error');
+    // Unanswered, it may yet be subscribed: the list below says.
+    const outcome = error.timedOut ? 'Outcome unknown (the list below shows it if subscribed)' : 'Not subscribed';
+    hq.say('subscribe-state', `${outcome}: ${error.message}`, 'error');
   }
 }
 
@@ -137,7 +142,8 @@ async function unsubscribe(button, topic, endpoint, arn) {
     await refreshSubscriptions();
   } catch (error) {
     button.disabled = false;
-    hq.say('subscribe-state', `Not removed: ${error.message}`, 'error');
+    const outcome = error.timedOut ? 'Outcome unknown (the list below shows it while subscribed)' : 'Not removed';
+    hq.say('subscribe-state', `${outcome}: ${error.message}`, 'error');
   }
 }
 
