@@ -22,3 +22,19 @@ pub use process::ServiceProcess;
 pub use signer::TestSigner;
 pub use spawn::{TestApp, spawn_monolith, spawn_resource};
 pub use wait::wait_until;
+
+/// A TCP endpoint that takes every connection and never answers (a peer
+/// behind a partition, a stuck proxy, a collector that hangs); its address.
+/// The connections are held, unread, on a thread of its own, for as long
+/// as the test process runs.
+pub fn black_hole() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in listener.incoming() {
+            held.push(connection);
+        }
+    });
+    addr
+}

@@ -277,23 +277,9 @@ async fn hq_publishes_through_the_aws_sdk_and_reconciles_what_sns_delivered() {
     );
 }
 
-/// A TCP endpoint that takes every connection and never answers (an SNS
-/// endpoint behind a partition, a stuck proxy); its address.
-fn black_hole() -> std::net::SocketAddr {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for connection in listener.incoming() {
-            held.push(connection);
-        }
-    });
-    addr
-}
-
 #[tokio::test]
 async fn an_sns_that_never_answers_holds_neither_a_publish_nor_hqs_stop() {
-    let sns = format!("http://{}", black_hole());
+    let sns = format!("http://{}", testkit::black_hole());
     let dir = tempfile::tempdir().unwrap();
     let topic_arns = "orders=arn:aws:sns:us-east-1:123456789012:o,iridium=arn:aws:sns:us-east-1:123456789012:i,\
                       magnesite=arn:aws:sns:us-east-1:123456789012:m";

@@ -134,15 +134,7 @@ async fn monolith_down_or_failing_is_a_5xx() {
 /// glue hook call's timeout: 504, the order not fulfilled (SNS retries it).
 #[tokio::test]
 async fn a_monolith_that_never_answers_is_a_504_at_the_timeout() {
-    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = silent.local_addr().unwrap();
-    // Accepts, reads nothing, answers nothing: each connection held open.
-    let holding = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = silent.accept().await {
-            held.push(stream);
-        }
-    });
+    let addr = testkit::black_hole();
     let mut config = resource_config(Resource::Iridium, &addr.to_string());
     config.route.downstream_timeout = std::time::Duration::from_millis(300);
     let iridium = spawn_resource(config).await;
@@ -150,7 +142,6 @@ async fn a_monolith_that_never_answers_is_a_504_at_the_timeout() {
         .post("/iridium/", JSON, &[], r#"{"Message":{"iridium":1}}"#)
         .await;
     assert_eq!((status, text.as_str()), (504, ORDER_FAILED));
-    holding.abort();
 }
 
 #[tokio::test]
