@@ -11,7 +11,8 @@
 //! by its `<title>` and described by a `<desc>` that says every figure.
 
 use crate::compare::{Figures, Previous};
-use crate::report::Report;
+use crate::report::{Report, SIZING_CONNECTIONS, TARGET_ORDERS_PER_S, TARGET_P99_MS};
+use crate::scenario::Scenario;
 use std::fmt::Write as _;
 
 /// Width of the load labels' column, pixels.
@@ -48,7 +49,20 @@ pub fn svg(report: &Report, previous: Option<&Previous>) -> String {
             .flat_map(|(_, now, before)| [Some(*now), *before])
             .flatten()
     };
-    let max_orders = all().map(|f| f.orders_per_s).fold(1.0, f64::max);
+    let goal_rows: Vec<usize> = report
+        .runs
+        .iter()
+        .enumerate()
+        .filter(|(_, run)| run.scenario == Scenario::BundleCurl && run.connections == SIZING_CONNECTIONS)
+        .map(|(index, _)| index)
+        .collect();
+    // The goals' marks are drawn on the load they are for: the axis reaches them.
+    let least_orders_shown = if goal_rows.is_empty() {
+        1.0
+    } else {
+        TARGET_ORDERS_PER_S
+    };
+    let max_orders = all().map(|f| f.orders_per_s).fold(least_orders_shown, f64::max);
     let max_p99 = all().map(|f| f.p99_ms).fold(P99_FLOOR_MS * 10.0, f64::max);
     let throughput = |v: f64| PANEL_WIDTH * v / max_orders;
     let latency = |v: f64| {
@@ -62,14 +76,14 @@ pub fn svg(report: &Report, previous: Option<&Previous>) -> String {
     };
     let panel_x = [LABEL_WIDTH, LABEL_WIDTH + PANEL_WIDTH + value_room];
     let width = panel_x[1] + PANEL_WIDTH + value_room;
-    let height = TOP + ROW * rows.len() as f64 + 30.0;
+    let height = TOP + ROW * rows.len() as f64 + 46.0;
 
-    let mut svg = opening(
-        width,
-        height,
-        &title(report, previous.is_some()),
-        &description(&rows),
-    );
+    let mut description = description(&rows);
+    if !goal_rows.is_empty() {
+        description.push(' ');
+        description.push_str(&goals());
+    }
+    let mut svg = opening(width, height, &title(report, previous.is_some()), &description);
     let _ = write!(
         svg,
         r##"<text x="{}" y="40" font-weight="bold">orders/s</text>
@@ -144,8 +158,45 @@ pub fn svg(report: &Report, previous: Option<&Previous>) -> String {
             }
         }
     }
+    // Over the bars: a bar past its goal would hide a mark under it.
+    for index in &goal_rows {
+        let y = TOP + ROW * *index as f64;
+        for (x, what) in [
+            (
+                panel_x[0] + throughput(TARGET_ORDERS_PER_S),
+                format!("goal: at least {TARGET_ORDERS_PER_S:.0} orders/s"),
+            ),
+            (
+                panel_x[1] + latency(TARGET_P99_MS),
+                format!("goal: p99 at most {TARGET_P99_MS} ms"),
+            ),
+        ] {
+            let _ = writeln!(
+                svg,
+                r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="#000" stroke-width="2" stroke-dasharray="3 2"><title>{what}</title></line>"##,
+                y + 1.0,
+                y + ROW - 1.0,
+            );
+        }
+    }
+    if !goal_rows.is_empty() {
+        let _ = writeln!(
+            svg,
+            r##"<text x="8" y="{:.1}">{}</text>"##,
+            height - 8.0,
+            escape(&goals())
+        );
+    }
     svg.push_str("</svg>\n");
     svg
+}
+
+/// What the dashed marks are, in words.
+fn goals() -> String {
+    format!(
+        "Dashed marks: the goals of direct bundle orders at {SIZING_CONNECTIONS} connections, \
+         at least {TARGET_ORDERS_PER_S:.0} orders/s and p99 at most {TARGET_P99_MS} ms."
+    )
 }
 
 /// The document's start: an image named by its title (also drawn at the
@@ -255,8 +306,8 @@ mod tests {
         let figures = |orders_per_s, p99_ms| Figures {
             orders_per_s,
             p99_ms,
-            cpu_us: 0.0,
-            peak_mb: 0.0,
+            cpu_us: None,
+            peak_mb: None,
         };
         let rows = [(
             "bundle, curl body, 1 connection".to_owned(),

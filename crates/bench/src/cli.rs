@@ -21,8 +21,9 @@ pub struct Cli {
     /// draws the earlier figures in the chart.
     #[arg(long, value_name = "PREVIOUS.json")]
     pub compare: Option<PathBuf>,
-    /// Directory holding the release `monolith` and `iridium` binaries
-    /// (default: the directory this `bench` binary is in, i.e. target/release).
+    /// Directory holding the `monolith` and `iridium` binaries (default:
+    /// the directory this `bench` binary is in, where scripts/bench builds
+    /// them all: `target/x86_64-unknown-linux-musl/<profile>`).
     #[arg(long)]
     pub bin_dir: Option<PathBuf>,
     /// Start-up samples per service (default 15, or 5 with --quick).

@@ -16,6 +16,21 @@ use std::path::Path;
 pub struct Previous {
     /// Its loads.
     pub runs: Vec<PreviousRun>,
+    /// How it was configured, as far as a comparison needs (absent from
+    /// older files).
+    #[serde(default)]
+    pub settings: PreviousSettings,
+}
+
+/// The settings of an earlier run that make it comparable or not.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct PreviousSettings {
+    /// Its `--service-env`, as `NAME=VALUE` (unknown in older files).
+    #[serde(default)]
+    pub service_env: Option<Vec<String>>,
+    /// The commit it measured, when it said.
+    #[serde(default)]
+    pub source_commit: Option<String>,
 }
 
 /// One load of an earlier run.
@@ -29,12 +44,12 @@ pub struct PreviousRun {
     pub orders_per_s: f64,
     /// Latency, milliseconds.
     pub latency_ms: PreviousLatency,
-    /// CPU µs per order by process.
+    /// CPU µs per order by process (absent from the oldest files).
     #[serde(default)]
-    pub cpu_us_per_order: BTreeMap<String, f64>,
-    /// Peak resident memory by service, KiB.
+    pub cpu_us_per_order: Option<BTreeMap<String, f64>>,
+    /// Peak resident memory by service, KiB (absent from the oldest files).
     #[serde(default)]
-    pub peak_rss_kib: BTreeMap<String, u64>,
+    pub peak_rss_kib: Option<BTreeMap<String, u64>>,
 }
 
 /// The latency compared.
@@ -51,28 +66,31 @@ pub struct Figures {
     pub orders_per_s: f64,
     /// p99 latency, milliseconds.
     pub p99_ms: f64,
-    /// The services' CPU µs per order (not the bench's nor wrk's).
-    pub cpu_us: f64,
-    /// The services' peak resident memory, MB, added up.
-    pub peak_mb: f64,
+    /// The services' CPU µs per order (not the bench's nor wrk's), if
+    /// the run's file says.
+    pub cpu_us: Option<f64>,
+    /// The services' peak resident memory, MB, added up, if it says.
+    pub peak_mb: Option<f64>,
 }
 
 impl Figures {
-    fn new<'a>(
+    fn new(
         orders_per_s: f64,
         p99_ms: f64,
-        cpu: impl Iterator<Item = (&'a String, &'a f64)>,
-        peak_kib: u64,
+        cpu: Option<&BTreeMap<String, f64>>,
+        peak_kib: Option<&BTreeMap<String, u64>>,
     ) -> Self {
-        let cpu_us = cpu
-            .filter(|(name, _)| ![BENCH_PROCESS, WRK_PROCESS].contains(&name.as_str()))
-            .map(|(_, us)| us)
-            .sum();
+        let cpu_us = cpu.map(|cpu| {
+            cpu.iter()
+                .filter(|(name, _)| ![BENCH_PROCESS, WRK_PROCESS].contains(&name.as_str()))
+                .map(|(_, us)| us)
+                .sum()
+        });
         Self {
             orders_per_s,
             p99_ms,
             cpu_us,
-            peak_mb: megabytes(peak_kib),
+            peak_mb: peak_kib.map(|peak| megabytes(peak.values().sum())),
         }
     }
 }
@@ -82,8 +100,8 @@ impl From<&Run> for Figures {
         Self::new(
             run.orders_per_s,
             run.latency_ms.p99,
-            run.cpu_us_per_order.iter(),
-            run.peak_rss_kib.values().sum(),
+            Some(&run.cpu_us_per_order),
+            Some(&run.peak_rss_kib),
         )
     }
 }
@@ -93,8 +111,8 @@ impl From<&PreviousRun> for Figures {
         Self::new(
             run.orders_per_s,
             run.latency_ms.p99,
-            run.cpu_us_per_order.iter(),
-            run.peak_rss_kib.values().sum(),
+            run.cpu_us_per_order.as_ref(),
+            run.peak_rss_kib.as_ref(),
         )
     }
 }
@@ -117,6 +135,58 @@ impl Previous {
             .find(|previous| previous.name == run.scenario.name() && previous.connections == run.connections)
             .map(Figures::from)
     }
+
+    /// What the two runs differ in beyond the code, said before their
+    /// figures are: settings given the services, and the commits.
+    pub fn note(&self, report: &Report) -> String {
+        let commits = format!(
+            "Against {} (this run: {}).",
+            self.settings
+                .source_commit
+                .as_deref()
+                .unwrap_or("an earlier run of unknown commit"),
+            report
+                .settings
+                .source_commit
+                .as_deref()
+                .unwrap_or("unknown commit")
+        );
+        let shown = |env: &[String]| {
+            if env.is_empty() {
+                "none".to_owned()
+            } else {
+                env.join(" ")
+            }
+        };
+        let now = &report.settings.service_env;
+        match &self.settings.service_env {
+            None => format!(
+                "{commits} The earlier run's file does not say its --service-env (now: {}).",
+                shown(now)
+            ),
+            Some(then) if sorted(then) == sorted(now) => commits,
+            Some(then) => format!(
+                "{commits} NOT LIKE FOR LIKE: --service-env {} then, {} now.",
+                shown(then),
+                shown(now)
+            ),
+        }
+    }
+}
+
+/// `env`, in order: the same settings given in another order are the same.
+fn sorted(env: &[String]) -> Vec<&String> {
+    let mut sorted: Vec<&String> = env.iter().collect();
+    sorted.sort();
+    sorted
+}
+
+/// [`change`], or `—` when a file did not say.
+fn change_if_said(before: Option<f64>, after: Option<f64>, decimals: usize) -> String {
+    match (before, after) {
+        (Some(before), Some(after)) => change(before, after, decimals),
+        _ => "—".to_owned(),
+    }
 }
 
 /// `before → after (±x%)`.
@@ -128,7 +198,8 @@ fn change(before: f64, after: f64, decimals: usize) -> String {
     format!("{before:.decimals$} → {after:.decimals$} ({percent:+.0}%)")
 }
 
-/// The table of changes, one row per load of `report`.
+/// The table of changes, one row per load of `report`, then one per load
+/// only the earlier run measured.
 pub fn table(report: &Report, previous: &Previous) -> Table {
     let mut table = markdown_table(&[
         "load",
@@ -144,14 +215,29 @@ pub fn table(report: &Report, previous: &Previous) -> Table {
             Some(before) => [
                 change(before.orders_per_s, after.orders_per_s, 0),
                 change(before.p99_ms, after.p99_ms, 2),
-                change(before.cpu_us, after.cpu_us, 0),
-                change(before.peak_mb, after.peak_mb, 1),
+                change_if_said(before.cpu_us, after.cpu_us, 0),
+                change_if_said(before.peak_mb, after.peak_mb, 1),
             ],
             None => ["new".to_owned(), String::new(), String::new(), String::new()],
         };
         let mut row = vec![run.scenario.name().to_owned(), run.connections.to_string()];
         row.extend(cells);
         table.add_row(row);
+    }
+    for gone in previous.runs.iter().filter(|previous| {
+        !report
+            .runs
+            .iter()
+            .any(|run| run.scenario.name() == previous.name && run.connections == previous.connections)
+    }) {
+        table.add_row(vec![
+            gone.name.clone(),
+            gone.connections.to_string(),
+            format!("{:.0} → not measured", gone.orders_per_s),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
     }
     right_align(&mut table, &[1, 2, 3, 4, 5]);
     table
@@ -181,8 +267,53 @@ mod tests {
         }))
         .unwrap();
         let figures = Figures::from(&previous.runs[0]);
-        assert_eq!(figures.cpu_us, 50.0);
+        assert_eq!(figures.cpu_us, Some(50.0));
         assert_eq!(figures.p99_ms, 5.0);
-        assert!((figures.peak_mb - 10.24).abs() < 1e-9);
+        assert!((figures.peak_mb.unwrap() - 10.24).abs() < 1e-9);
+    }
+
+    #[test]
+    fn what_one_run_did_not_measure_or_say_is_shown_as_such() {
+        let previous: Previous = serde_json::from_value(serde_json::json!({
+            "settings": {"service_env": ["RUST_LOG=warn"], "source_commit": "abc"},
+            "runs": [
+                // An older file: no CPU, no memory.
+                {"name": "bundle, curl body", "connections": 32, "orders_per_s": 1000.0, "latency_ms": {"p99": 5.0}},
+                // A load this run does not make.
+                {"name": "bundle, curl body", "connections": 64, "orders_per_s": 900.0, "latency_ms": {"p99": 6.0}}
+            ]
+        }))
+        .unwrap();
+        let mut report = crate::report::tests::report(vec![crate::report::tests::run(
+            crate::scenario::Scenario::BundleCurl,
+            32,
+            1100.0,
+        )]);
+        report.runs[0].cpu_us_per_order = BTreeMap::from([("monolith".to_owned(), 40.0)]);
+        let shown = table(&report, &previous).to_string();
+        let rows: Vec<&str> = shown.lines().skip(2).collect();
+        assert_eq!(rows.len(), 2, "{shown}");
+        assert!(
+            rows[0].contains("1000 → 1100 (+10%)") && rows[0].ends_with("— |"),
+            "{shown}"
+        );
+        assert!(!rows[0].contains("0 → 40"), "no made-up zero: {shown}");
+        assert!(
+            rows[1].contains(" 64 |") && rows[1].contains("900 → not measured"),
+            "{shown}"
+        );
+        let note = previous.note(&report);
+        assert!(
+            note.contains("Against abc")
+                && note.contains("NOT LIKE FOR LIKE: --service-env RUST_LOG=warn then, none now."),
+            "{note}"
+        );
+        // An older file says nothing of its settings: not "none".
+        let older: Previous = serde_json::from_value(serde_json::json!({"runs": []})).unwrap();
+        let note = older.note(&report);
+        assert!(
+            note.contains("The earlier run's file does not say its --service-env (now: none)."),
+            "{note}"
+        );
     }
 }

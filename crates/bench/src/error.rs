@@ -9,7 +9,8 @@ use std::time::Duration;
 pub enum BenchError {
     /// A service binary is not where it was looked for.
     #[error(
-        "{0} not found; build the services first: cargo build --release -p monolith -p iridium (scripts/bench does)"
+        "{0} not found; build the services first: scripts/bench does (static musl, the dist profile), \
+         or give --bin-dir a directory holding monolith and iridium"
     )]
     MissingBinary(PathBuf),
     /// The load generator is not installed.

@@ -107,6 +107,10 @@ impl Before {
     fn machine(&self) -> Result<Machine, BenchError> {
         Ok(Machine {
             cores: procstat::cores(),
+            cpu_model: procstat::cpu_model(),
+            kernel: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+                .ok()
+                .map(|release| release.trim().to_owned()),
             load_average_before: self.load_average,
             load_average_after: procstat::load_average()?,
             others_cores_before: self.others_cores,
@@ -431,6 +435,15 @@ impl Bench {
             load_seconds: self.load_seconds,
             warmup_seconds: self.warmup_seconds,
             startup_samples: self.startup_samples,
+            service_env: self
+                .service_env
+                .iter()
+                .map(|(name, value)| format!("{name}={value}"))
+                .collect(),
+            source_commit: source_commit(),
+            ended_unix_s: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs()),
         }
     }
 
@@ -615,7 +628,8 @@ fn print_and_write(report: &Report, previous: Option<&Previous>, path: &Path) ->
     println!("{}", report.tables());
     if let Some(previous) = previous {
         println!(
-            "Changes since the run compared with:\n\n{}\n",
+            "Changes since the run compared with. {}\n\n{}\n",
+            previous.note(report),
             compare::table(report, previous)
         );
     }
@@ -645,4 +659,16 @@ fn phase(number: u32, what: &str) {
 
 fn progress(what: &str) {
     eprintln!("    {what}");
+}
+
+/// The commit of the source tree the bench runs in, `-dirty` when it has
+/// changes: what the figures were measured of (see `Settings::source_commit`).
+fn source_commit() -> Option<String> {
+    let output = std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=12"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let commit = String::from_utf8(output.stdout).ok()?;
+    (output.status.success() && !commit.trim().is_empty()).then(|| commit.trim().to_owned())
 }

@@ -6,6 +6,14 @@ use crate::error::BenchError;
 use procfs::process::{ClearRefs, Process};
 use procfs::{Current, CurrentSI, KernelStats, LoadAverage};
 
+/// The CPU's model name, from `/proc/cpuinfo`'s first `model name` line.
+pub fn cpu_model() -> Option<String> {
+    let info = std::fs::read_to_string("/proc/cpuinfo").ok()?;
+    info.lines()
+        .find_map(|line| line.strip_prefix("model name")?.split_once(':'))
+        .map(|(_, model)| model.trim().to_owned())
+}
+
 /// A process' resident memory.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
 pub struct Memory {

@@ -122,6 +122,9 @@ pub struct Sizing {
     /// monolith's from the 1,000 orders in flight, the others' from their
     /// load with the most connections.
     pub per_connection_kb: Option<f64>,
+    /// The connections `per_connection_kb` was measured at: the cost per
+    /// connection falls as they grow (the service's fixed part is shared).
+    pub per_connection_at: Option<u32>,
 }
 
 /// The machine and how busy it was.
@@ -129,6 +132,10 @@ pub struct Sizing {
 pub struct Machine {
     /// Cores available.
     pub cores: usize,
+    /// The CPU's model name (`/proc/cpuinfo`), when the kernel says it.
+    pub cpu_model: Option<String>,
+    /// The kernel's release (`/proc/sys/kernel/osrelease`).
+    pub kernel: Option<String>,
     /// Load averages (1, 5, 15 min) when the run started.
     pub load_average_before: [f32; 3],
     /// Load averages when it ended.
@@ -150,6 +157,15 @@ pub struct Settings {
     pub warmup_seconds: u64,
     /// Start-up samples per binary.
     pub startup_samples: usize,
+    /// `--service-env`, as `NAME=VALUE`: a run with `RUST_LOG=warn` is not
+    /// the services as they ship, and a comparison must say so.
+    pub service_env: Vec<String>,
+    /// The commit of the source tree the bench ran in (`git describe
+    /// --always --dirty`), when it ran in one; with `--bin-dir` the
+    /// binaries measured may be of another.
+    pub source_commit: Option<String>,
+    /// When the run ended, seconds since the Unix epoch (UTC).
+    pub ended_unix_s: u64,
 }
 
 /// A binary measured.
@@ -162,6 +178,10 @@ pub struct Binary {
     /// Seconds since it was built.
     pub built_seconds_ago: Option<u64>,
 }
+
+/// Cores' worth of CPU other processes may use during a load before the
+/// load is named as noisy: on this project's 2-core machine, a twentieth.
+pub const NOISY_CORES: f64 = 0.1;
 
 /// One measured load.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -534,6 +554,7 @@ impl Report {
                     .and_then(|one| one.cpu_us_per_order.get(service))
                     .copied()
                     .filter(|us| *us > 0.0);
+                let in_flight = self.in_flight_kb(service);
                 rows.push(Sizing {
                     service: service.clone(),
                     load: run.scenario.name().to_owned(),
@@ -542,7 +563,8 @@ impl Report {
                     one_worker_cpu_us_per_order: one_worker_us,
                     one_worker_orders_per_s: one_worker_us.map(|us| 1e6 / us),
                     idle_mb: megabytes(idle.idle.rss_kib),
-                    per_connection_kb: self.in_flight_kb(service),
+                    per_connection_kb: in_flight.map(|(kb, _)| kb),
+                    per_connection_at: in_flight.map(|(_, at)| at),
                 });
             }
         }
@@ -551,11 +573,12 @@ impl Report {
 
     /// What a connection in flight costs `service`, KB: the monolith's from
     /// the 1,000 orders in flight when they were measured, any service's
-    /// otherwise from its load with the most connections.
-    fn in_flight_kb(&self, service: &str) -> Option<f64> {
+    /// otherwise from its load with the most connections; and that many.
+    fn in_flight_kb(&self, service: &str) -> Option<(f64, u32)> {
         let slow = (service == MONOLITH)
             .then(|| self.per_connection_kb(SLOW_MONOLITH, Scenario::BundleSlowGather, crate::IN_FLIGHT))
-            .flatten();
+            .flatten()
+            .map(|kb| (kb, crate::IN_FLIGHT));
         slow.or_else(|| {
             let busiest = self
                 .runs
@@ -563,6 +586,7 @@ impl Report {
                 .filter(|run| run.peak_rss_kib.contains_key(service))
                 .max_by_key(|run| run.connections)?;
             self.per_connection_kb(service, busiest.scenario, busiest.connections)
+                .map(|kb| (kb, busiest.connections))
         })
     }
 
@@ -602,8 +626,24 @@ impl Report {
             machine.load_generator,
             self.settings.load_seconds,
         ));
+        if let Some(commit) = &self.settings.source_commit {
+            text.push_str(&format!("Source tree: {commit}. "));
+        }
+        if !self.settings.service_env.is_empty() {
+            text.push_str(&format!(
+                "Not the services as they ship: --service-env {}.",
+                self.settings.service_env.join(" ")
+            ));
+        }
+        if self.settings.source_commit.is_some() || !self.settings.service_env.is_empty() {
+            text.push_str("\n\n");
+        }
         text.push_str(&Self::runs_table(&self.runs).to_string());
         text.push_str("\n\n");
+        if let Some(note) = self.noise_note() {
+            text.push_str(&note);
+            text.push_str("\n\n");
+        }
         if !self.second_pass.is_empty() {
             text.push_str(&format!(
                 "Second pass: the loads the ratio targets compare, again after the others. A ratio whose \
@@ -630,6 +670,41 @@ impl Report {
         text.push_str(&self.targets_table().to_string());
         text.push('\n');
         text
+    }
+
+    /// Which loads other processes took a share of the machine in, if any:
+    /// their orders/s are low by about that share, and the ratios and targets
+    /// built on them say more about the machine than the code.
+    fn noise_note(&self) -> Option<String> {
+        let noisy: Vec<String> = [
+            (&self.runs, ""),
+            (&self.second_pass, ", second pass"),
+            (&self.one_worker_runs, ", one worker"),
+        ]
+        .into_iter()
+        .flat_map(|(runs, pass)| {
+            runs.iter()
+                .filter(|run| run.others_cores >= NOISY_CORES)
+                .map(move |run| {
+                    format!(
+                        "{} at {}{pass} ({:.2})",
+                        run.scenario.name(),
+                        run.connections,
+                        run.others_cores
+                    )
+                })
+        })
+        .collect();
+        (!noisy.is_empty()).then(|| {
+            format!(
+                "NOISY: other processes used {NOISY_CORES} cores or more during {} load(s): {}. Those loads' \
+                 figures are low by about that share of the {} cores; run again on a quiet machine before \
+                 reading them, or the targets built on them.",
+                noisy.len(),
+                noisy.join("; "),
+                self.machine.cores
+            )
+        })
     }
 
     /// One row per run of `runs`.
@@ -802,7 +877,7 @@ impl Report {
             "CPU µs/order, one worker",
             "orders/s per core, one worker",
             "at rest MB",
-            "KB per connection in flight",
+            "KB per connection in flight (at connections)",
         ]);
         for row in &self.sizing {
             table.add_row(vec![
@@ -813,7 +888,10 @@ impl Report {
                 figure_or_dash(row.one_worker_cpu_us_per_order, 0),
                 figure_or_dash(row.one_worker_orders_per_s, 0),
                 format!("{:.1}", row.idle_mb),
-                figure_or_dash(row.per_connection_kb, 1),
+                match (row.per_connection_kb, row.per_connection_at) {
+                    (Some(kb), Some(at)) => format!("{kb:.1} (at {at})"),
+                    _ => "—".to_owned(),
+                },
             ]);
         }
         right_align(&mut table, &[2, 3, 4, 5, 6, 7]);
@@ -872,10 +950,10 @@ pub(crate) fn right_align(table: &mut Table, columns: &[usize]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn run(scenario: Scenario, connections: u32, orders_per_s: f64) -> Run {
+    pub(crate) fn run(scenario: Scenario, connections: u32, orders_per_s: f64) -> Run {
         Run {
             scenario,
             connections,
@@ -905,10 +983,12 @@ mod tests {
         }
     }
 
-    fn report(runs: Vec<Run>) -> Report {
+    pub(crate) fn report(runs: Vec<Run>) -> Report {
         Report {
             machine: Machine {
                 cores: 2,
+                cpu_model: None,
+                kernel: None,
                 load_average_before: [0.0; 3],
                 load_average_after: [0.0; 3],
                 others_cores_before: 0.0,
@@ -919,6 +999,9 @@ mod tests {
                 load_seconds: 3,
                 warmup_seconds: 1,
                 startup_samples: 5,
+                service_env: Vec::new(),
+                source_commit: None,
+                ended_unix_s: 0,
             },
             binaries: Vec::new(),
             runs,
@@ -1034,6 +1117,13 @@ mod tests {
             2,
             "the earlier run: one load, two panels"
         );
+        // The goals are marked on the load they are for, once per panel.
+        assert_eq!(svg.matches("stroke-dasharray").count(), 2, "{svg}");
+        assert!(
+            svg.contains("<title>goal: at least 10000 orders/s</title>"),
+            "{svg}"
+        );
+        assert!(svg.contains("<title>goal: p99 at most 6 ms</title>"), "{svg}");
         let changes = crate::compare::table(&report, &previous).to_string();
         assert!(changes.contains("300 → 333 (+11%)"), "{changes}");
         assert!(changes.contains("new"), "{changes}");
@@ -1199,8 +1289,10 @@ mod tests {
         // The monolith's memory per connection comes from the 1,000 in
         // flight: (28,000 − 8,000) KiB × 1.024 ÷ 1,000.
         assert_eq!(sized.sizing[0].per_connection_kb, Some(20.48));
+        assert_eq!(sized.sizing[0].per_connection_at, Some(crate::IN_FLIGHT));
         // iridium's from its busiest load: (10,000 − 6,000) KiB × 1.024 ÷ 32.
         assert_eq!(sized.sizing[1].per_connection_kb, Some(128.0));
+        assert_eq!(sized.sizing[1].per_connection_at, Some(32));
         assert_eq!(sized.sizing[1].idle_mb, megabytes(6_000));
         // One worker's figures go with the same service and load, where
         // measured: 10^6 ÷ 32 µs.
@@ -1210,6 +1302,21 @@ mod tests {
         let tables = sized.tables();
         assert!(tables.contains("orders/s per core, one worker"));
         assert!(tables.contains(" 31250 |"), "{tables}");
+        assert!(tables.contains(" 128.0 (at 32) |"), "{tables}");
+        assert!(!tables.contains("NOISY"), "{tables}");
+    }
+
+    #[test]
+    fn loads_other_processes_took_a_share_of_are_named() {
+        let mut noisy = run(Scenario::BundleSns, 32, 900.0);
+        noisy.others_cores = 0.34;
+        let mut report = report(vec![run(Scenario::BundleCurl, 32, 1000.0), noisy]);
+        report.judge();
+        let tables = report.tables();
+        assert!(
+            tables.contains("NOISY: other processes used 0.1 cores or more during 1 load(s): bundle, signed SNS body at 32 (0.34)."),
+            "{tables}"
+        );
     }
 
     #[test]
