@@ -246,10 +246,12 @@ print_next_steps() {
     echo "HQ: $(output PortalUrl)"
     return
   fi
-  local alb
-  alb=$(output LoadBalancerDns)
-  echo "ALB: http://$alb/"
-  echo "try: curl -H \"Content-Type: application/json\" -X POST -d '{\"Message\":{\"bundle\":\"1\"}}' http://$alb/order/"
+  # OrderUrl, not the ALB's name: with a certificate, port 80 answers every
+  # request with a redirect, and a redirected POST places no order.
+  local order_url
+  order_url=$(output OrderUrl)
+  echo "orders: $order_url"
+  echo "try: curl -H \"Content-Type: application/json\" -X POST -d '{\"Message\":{\"bundle\":\"1\"}}' $order_url"
 }
 
 main() {

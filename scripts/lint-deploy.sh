@@ -132,6 +132,10 @@ lint_shell_scripts() {
 lint_deploy_dry_run() {
   lint "deploy/push-and-roll.sh --dry-run (its deploy sends the template through S3)" bash -c \
     'deploy/push-and-roll.sh --dry-run --no-build | grep -q -- "--template-file deploy/interstella.yaml --s3-bucket "'
+  # With a certificate the ALB's port 80 redirects, and a redirected POST
+  # places no order: the curl it suggests is the stack's own order URL.
+  lint "deploy/push-and-roll.sh --dry-run (its curl posts to the stack's OrderUrl)" bash -c \
+    'deploy/push-and-roll.sh --dry-run --no-build | grep -q -- "-X POST .* <OrderUrl>$"'
 }
 
 # refused_saying WORDS COMMAND...: whether COMMAND exits 2 (a usage error)

@@ -903,7 +903,11 @@ async fn a_bad_trace_endpoint_or_log_directive_is_said_and_left_out() {
         "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
         "http://collector:otelpass@[::1".into(),
     );
-    env.insert("RUST_LOG".into(), "info,platform::server=wrn".into());
+    // No level: only the start's lines, to learn the port.
+    env.insert(
+        "RUST_LOG".into(),
+        "platform::startup=info,platform::server=wrn,verbose".into(),
+    );
     let mut monolith = ServiceProcess::start(monolith_exe(), &env);
     let addr = monolith.wait_listening().await;
     assert_eq!(send_workshop_curl(addr).await.unwrap().0, 200);
@@ -919,6 +923,12 @@ async fn a_bad_trace_endpoint_or_log_directive_is_said_and_left_out() {
         log.contains(r#"RUST_LOG: "platform::server=wrn" is left out"#),
         "{log}"
     );
+    // A word where a level was meant is a target's name: said, and kept.
+    assert!(
+        log.contains(r#"RUST_LOG: "verbose" names a target, not a level, and no level is given"#),
+        "{log}"
+    );
+    assert_eq!(log.matches("names a target").count(), 1, "{log}");
 }
 
 /// Spans a collector does not take (none listening, or one that takes the
@@ -931,19 +941,49 @@ async fn spans_that_cannot_be_exported_are_said_to_be_lost() {
         .unwrap()
         .local_addr()
         .unwrap();
-    for collector in [closed, testkit::black_hole()] {
-        spans_for_collector_are_said_to_be_lost(collector).await;
-    }
+    let monolith = spans_for_collector_are_said_to_be_lost(closed, &[], "").await;
+    assert!(
+        !monolith.seen.iter().any(|line| line.contains("TIMEOUT")),
+        "{:?}",
+        monolith.seen
+    );
+    // The exporter's own variables set each export's timeout: it would
+    // otherwise be the retries' deadline only, and each export 10 s. One
+    // that is no number is passed over, as the exporter does, but said.
+    let timeouts = [
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1.5s"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "1500"),
+    ];
+    let monolith =
+        spans_for_collector_are_said_to_be_lost(testkit::black_hole(), &timeouts, "no answer within 1.5s")
+            .await;
+    let passed_over =
+        "traces: OTEL_EXPORTER_OTLP_TRACES_TIMEOUT is not a whole number of milliseconds, and is passed over";
+    assert!(
+        monolith.seen.iter().any(|line| line.contains(passed_over)),
+        "{:?}",
+        monolith.seen
+    );
 }
 
 /// A monolith exporting its spans to `collector`, which does not take them,
-/// says so within the batch's 5 s delay and the export's 10 s timeout.
-async fn spans_for_collector_are_said_to_be_lost(collector: std::net::SocketAddr) {
+/// with the variables `env` set, says so (`why`) within the batch's 5 s
+/// delay and the export's timeout; the monolith, stopped.
+async fn spans_for_collector_are_said_to_be_lost(
+    collector: std::net::SocketAddr,
+    env_set: &[(&str, &str)],
+    why: &str,
+) -> ServiceProcess {
     let api = FakeApi::start().await;
     let mut env = monolith_env(&api);
     env.insert(
         "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
         format!("http://{collector}/?token=otelpass"),
+    );
+    env.extend(
+        env_set
+            .iter()
+            .map(|(name, value)| ((*name).to_owned(), (*value).to_owned())),
     );
     let mut monolith = ServiceProcess::start(monolith_exe(), &env);
     let addr = monolith.wait_listening().await;
@@ -958,11 +998,12 @@ async fn spans_for_collector_are_said_to_be_lost(collector: std::net::SocketAddr
         .collect();
     assert!(
         said.iter()
-            .all(|line| line.contains("WARN") && !line.contains("otelpass")),
+            .all(|line| line.contains("WARN") && line.contains(why) && !line.contains("otelpass")),
         "{collector}: {said:?}"
     );
     monolith.terminate().await;
     assert!(monolith.wait_exit(Duration::from_secs(30)).await.success());
+    monolith
 }
 
 /// Under `RUST_LOG=warn` (the launcher's console, a quiet `LogFilter` on

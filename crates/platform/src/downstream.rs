@@ -17,6 +17,7 @@ use bytes::BytesMut;
 use contracts::fulfillment::REPLAYED_HEADER;
 use serde::Serialize;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use url::Url;
@@ -91,6 +92,17 @@ pub enum DownstreamError {
         /// How long we waited.
         timeout: Duration,
     },
+    /// Every connection to the target stayed busy until the timeout: the
+    /// request was never sent.
+    #[error("{target} was not called: its {connections} connection(s) stayed busy for {timeout:?}")]
+    Busy {
+        /// Who was to be called.
+        target: &'static str,
+        /// The most calls in flight to it.
+        connections: usize,
+        /// How long we waited for one of them.
+        timeout: Duration,
+    },
     /// The connection could not be made.
     #[error("{target} at {at} is unreachable: {reason}")]
     Unreachable {
@@ -151,14 +163,14 @@ impl DownstreamError {
     /// The status we answer with: 504 for a timeout, the target's own 504
     /// included (the monolith's for the fulfillment API, so a
     /// microservice's caller sees the timeout behind it); 503 when the
-    /// target is down, so nothing was sent (not the target's own 503,
-    /// which it may answer having recorded the order); 502 otherwise. All
-    /// 5xx, so SNS retries.
+    /// target is down or every connection to it stayed busy, so nothing
+    /// was sent (not the target's own 503, which it may answer having
+    /// recorded the order); 502 otherwise. All 5xx, so SNS retries.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Timeout { .. } => StatusCode::GATEWAY_TIMEOUT,
             Self::Status { status, .. } if *status == StatusCode::GATEWAY_TIMEOUT => *status,
-            Self::Unreachable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Unreachable { .. } | Self::Busy { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::Status { .. } | Self::Transport { .. } => StatusCode::BAD_GATEWAY,
         }
     }
@@ -233,6 +245,8 @@ pub struct Downstream {
     target: &'static str,
     timeout: Duration,
     in_flight: Arc<Semaphore>,
+    /// The most calls in flight, `in_flight`'s permits when none is taken.
+    connections: usize,
     metrics: CallMetrics,
 }
 
@@ -256,6 +270,7 @@ impl Downstream {
             target,
             timeout,
             in_flight: Arc::new(Semaphore::new(DEFAULT_DOWNSTREAM_CONNECTIONS)),
+            connections: DEFAULT_DOWNSTREAM_CONNECTIONS,
             metrics: CallMetrics::default(),
         }
     }
@@ -269,7 +284,8 @@ impl Downstream {
     /// At most `calls` in flight (at least one); the others wait their turn
     /// within their timeout.
     pub fn with_max_connections(mut self, calls: usize) -> Self {
-        self.in_flight = Arc::new(Semaphore::new(calls.clamp(1, Semaphore::MAX_PERMITS)));
+        self.connections = calls.clamp(1, Semaphore::MAX_PERMITS);
+        self.in_flight = Arc::new(Semaphore::new(self.connections));
         self
     }
 
@@ -312,9 +328,12 @@ impl Downstream {
         let target = self.target;
         let counted = self.metrics.start();
         let deadline = tokio::time::Instant::now() + self.timeout;
+        // Whether the timeout, if it comes, found the request sent or not.
+        let sent = AtomicBool::new(false);
         let call = async {
             // The semaphore is never closed, so this cannot fail.
             let slot = self.in_flight.acquire().await.ok();
+            sent.store(true, Ordering::Relaxed);
             let under_way = self.metrics.under_way();
             // The trace goes on with the call (nothing is added when tracing is off).
             let request = build().headers(crate::traces::outgoing_headers());
@@ -347,6 +366,11 @@ impl Downstream {
                 }
             }
             Ok(Err(error)) => Err(error),
+            Err(_) if !sent.load(Ordering::Relaxed) => Err(DownstreamError::Busy {
+                target,
+                connections: self.connections,
+                timeout: self.timeout,
+            }),
             Err(_) => Err(DownstreamError::Timeout {
                 target,
                 timeout: self.timeout,
@@ -355,6 +379,7 @@ impl Downstream {
         counted.finished(match &result {
             Ok(_) => CallOutcome::Ok,
             Err(DownstreamError::Timeout { .. }) => CallOutcome::Timeout,
+            Err(DownstreamError::Busy { .. }) => CallOutcome::Busy,
             Err(DownstreamError::Unreachable { .. }) => CallOutcome::Unreachable,
             Err(DownstreamError::Status { .. }) => CallOutcome::Status,
             Err(DownstreamError::Transport { .. }) => CallOutcome::Transport,
@@ -412,6 +437,37 @@ mod tests {
         assert!(
             shown.contains("api.example.com") && !shown.contains("s3cret"),
             "{shown}"
+        );
+    }
+
+    /// A call that times out waiting for a connection was never sent: not
+    /// "may have taken the request" (504), but nothing sent (503), and said
+    /// so, so that DOWNSTREAM_MAX_CONNECTIONS is the setting looked at.
+    #[tokio::test]
+    async fn a_call_that_never_got_a_connection_was_not_sent() {
+        // Nothing listens there: the call must not get as far as trying.
+        let url = Url::parse("http://127.0.0.1:9/receiving/").unwrap();
+        let metrics = crate::Metrics::new();
+        let target = Downstream::new(
+            reqwest::Client::new(),
+            url,
+            "fulfillment API",
+            Duration::from_millis(200),
+        )
+        .with_max_connections(2)
+        .with_metrics(&metrics);
+        let _both = Arc::clone(&target.in_flight).acquire_many_owned(2).await.unwrap();
+        let error = target.get(&[]).await.unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "fulfillment API was not called: its 2 connection(s) stayed busy for 200ms"
+        );
+        assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let scraped = metrics.render();
+        assert!(
+            scraped
+                .contains(r#"interstella_downstream_calls_total{target="fulfillment API",outcome="busy"} 1"#),
+            "{scraped}"
         );
     }
 }

@@ -260,6 +260,7 @@ impl Metrics {
         CallMetrics {
             ok: outcome("ok"),
             timeout: outcome("timeout"),
+            busy: outcome("busy"),
             unreachable: outcome("unreachable"),
             status: outcome("status"),
             transport: outcome("transport"),
@@ -422,6 +423,7 @@ impl Drop for OrderTiming<'_> {
 pub struct CallMetrics {
     ok: Counter,
     timeout: Counter,
+    busy: Counter,
     unreachable: Counter,
     status: Counter,
     transport: Counter,
@@ -436,6 +438,8 @@ pub enum CallOutcome {
     Ok,
     /// No answer in time.
     Timeout,
+    /// Not sent: every connection stayed busy until the timeout.
+    Busy,
     /// No connection.
     Unreachable,
     /// Answered, not 2xx.
@@ -484,6 +488,7 @@ impl InFlight<'_> {
         match outcome {
             CallOutcome::Ok => &m.ok,
             CallOutcome::Timeout => &m.timeout,
+            CallOutcome::Busy => &m.busy,
             CallOutcome::Unreachable => &m.unreachable,
             CallOutcome::Status => &m.status,
             CallOutcome::Transport => &m.transport,

@@ -27,6 +27,7 @@ use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::Registry;
+use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
 use tracing_subscriber::layer::{Layer, Layered, SubscriberExt as _};
@@ -124,7 +125,28 @@ pub fn log_filter_or(setting: Option<&str>, default: &str) -> EnvFilter {
         ));
         return EnvFilter::new(default);
     }
+    for word in words_meant_as_levels(&kept) {
+        crate::terminal::say_on_stderr(format_args!(
+            "RUST_LOG: {word:?} names a target, not a level, and no level is given, so every other \
+             line is off (a level is trace, debug, info, warn, error or off)"
+        ));
+    }
     EnvFilter::new(kept.join(","))
+}
+
+/// The bare words of `directives` that name a target, when none of them is
+/// a level: `RUST_LOG=verbose` parses as the target `verbose` at every
+/// level and everything else off, which silenced a service unsaid.
+/// Beside a level (`info,hyper`) such a word is what it says.
+fn words_meant_as_levels<'a>(directives: &[&'a str]) -> Vec<&'a str> {
+    if directives.iter().any(|d| d.parse::<LevelFilter>().is_ok()) {
+        return Vec::new();
+    }
+    directives
+        .iter()
+        .copied()
+        .filter(|d| !d.contains(['=', '[']))
+        .collect()
 }
 
 /// [`init`], with traces exported as `traces` says (or not at all).
@@ -470,8 +492,31 @@ mod captured {
 
 #[cfg(test)]
 mod tests {
-    use super::{DEFAULT_LOG_FILTER, LoggedMethod, LoggedUri, MAX_LOGGED_URI, log_filter, log_filter_or};
+    use super::{
+        DEFAULT_LOG_FILTER, LoggedMethod, LoggedUri, MAX_LOGGED_URI, log_filter, log_filter_or,
+        words_meant_as_levels,
+    };
     use axum::http::{Method, Uri};
+
+    #[test]
+    fn a_word_is_taken_for_a_level_only_where_no_level_is_given() {
+        fn words(setting: &str) -> Vec<&str> {
+            words_meant_as_levels(&setting.split(',').collect::<Vec<_>>())
+        }
+        assert_eq!(words("verbose"), ["verbose"]);
+        assert_eq!(words("verbose,platform::server=debug"), ["verbose"]);
+        for meant in [
+            "info,hyper",
+            "INFO,verbose",
+            "3,verbose",
+            "off,hyper",
+            "my_crate::module=debug",
+            "[span]",
+            "target[span]=debug",
+        ] {
+            assert!(words(meant).is_empty(), "{meant}");
+        }
+    }
 
     #[test]
     fn a_directive_that_does_not_parse_is_left_out_and_the_rest_stand() {

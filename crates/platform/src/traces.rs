@@ -72,6 +72,7 @@ impl TraceExport {
         let client = OnTokio {
             client: reqwest::Client::new(),
             runtime: tokio::runtime::Handle::current(),
+            export_timeout: export_timeout(),
             failures: std::sync::Mutex::new(RepeatedFailures::reported_every(EXPORT_FAILURES_REPORTED_EVERY)),
         };
         let mut exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -174,10 +175,30 @@ pub fn outgoing_headers() -> HeaderMap {
 /// The least time between two lines saying spans could not be exported.
 const EXPORT_FAILURES_REPORTED_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// How long one export may take, as OTLP's default export timeout: the
-/// SDK waits on it with none of its own, so a collector that takes the
-/// connection and never answers held the exporter, and every span after.
-const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long one export may take: `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT`, else
+/// `OTEL_EXPORTER_OTLP_TIMEOUT` (milliseconds), else OTLP's default of 10 s,
+/// read as the exporter reads them for the clients it makes itself. With
+/// ours it reads them only as its retries' deadline and waits on each
+/// export with no timeout, so a collector that takes the connection and
+/// never answers held the exporter, and every span after.
+fn export_timeout() -> std::time::Duration {
+    for name in [
+        opentelemetry_otlp::OTEL_EXPORTER_OTLP_TRACES_TIMEOUT,
+        opentelemetry_otlp::OTEL_EXPORTER_OTLP_TIMEOUT,
+    ] {
+        let Ok(value) = std::env::var(name) else {
+            continue;
+        };
+        match value.parse() {
+            Ok(milliseconds) => return std::time::Duration::from_millis(milliseconds),
+            // The exporter passes over it unsaid, to the next.
+            Err(_) => crate::terminal::say_on_stderr(format_args!(
+                "traces: {name} is not a whole number of milliseconds, and is passed over"
+            )),
+        }
+    }
+    opentelemetry_otlp::OTEL_EXPORTER_OTLP_TIMEOUT_DEFAULT
+}
 
 /// The exporter's HTTP client: our reqwest client, run on the service's
 /// Tokio runtime (the batch exporter calls from a thread of its own, which
@@ -188,6 +209,8 @@ const EXPORT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 struct OnTokio {
     client: reqwest::Client,
     runtime: tokio::runtime::Handle,
+    /// How long one export may take ([`export_timeout`]).
+    export_timeout: std::time::Duration,
     /// Failed exports, said at most once a minute.
     failures: std::sync::Mutex<RepeatedFailures>,
 }
@@ -246,10 +269,11 @@ impl HttpClient for OnTokio {
             *answer.status_mut() = status;
             Ok::<_, HttpError>(answer)
         };
+        let limit = self.export_timeout;
         let sent = self.runtime.spawn(async move {
-            tokio::time::timeout(EXPORT_TIMEOUT, exported)
+            tokio::time::timeout(limit, exported)
                 .await
-                .unwrap_or_else(|_| Err(format!("no answer within {EXPORT_TIMEOUT:?}").into()))
+                .unwrap_or_else(|_| Err(format!("no answer within {limit:?}").into()))
         });
         let answer = sent.await?;
         self.note(match &answer {

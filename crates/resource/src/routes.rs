@@ -37,8 +37,9 @@ pub fn router_with_metrics(config: ResourceConfig, metrics: &Metrics) -> Result<
         .ends(config.glue_hook.expose().clone(), "monolith", metrics)?;
     tracing::info!(glue_hook = %config.glue_hook, "sending fulfillments to the monolith");
     let resource = config.resource;
+    // The body the 400 asks for, not the bare order: that is SNS' Message.
     let health = format!(
-        "{} microservice is healthy. POST {} here.",
+        "{} microservice is healthy. POST an SNS message or {{\"Message\": {}}} here.",
         resource.title(),
         resource.example()
     );

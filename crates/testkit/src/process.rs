@@ -292,7 +292,7 @@ pub async fn resource_binary_serves_and_stops(exe: &Path, resource: contracts::R
     assert_eq!(
         text,
         format!(
-            "{} microservice is healthy. POST {} here.",
+            "{} microservice is healthy. POST an SNS message or {{\"Message\": {}}} here.",
             resource.title(),
             resource.example()
         )

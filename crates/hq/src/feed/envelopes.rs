@@ -6,6 +6,7 @@ use super::subscriptions::Subscription;
 use crate::ledger::now;
 use crate::signing::{SigningError, SigningIdentity};
 use crate::sns_signer::SnsSigner;
+use crate::state::under_base_url;
 use contracts::SignatureVersion;
 use contracts::{Envelope, MessageAttribute, MessageType};
 use url::Url;
@@ -21,9 +22,7 @@ impl Envelopes {
     /// Envelopes linking under `base_url`, signed by `identity`, whose
     /// certificate HQ serves under `base_url` too.
     pub(super) fn new(base_url: Url, identity: &SigningIdentity) -> Result<Self, SigningError> {
-        let mut cert_url = base_url.clone();
-        cert_url.set_path(&format!("/{}", identity.cert_file_name()));
-        cert_url.set_query(None);
+        let cert_url = under_base_url(&base_url, &format!("/{}", identity.cert_file_name()));
         let signer = identity.signer(cert_url.as_str())?;
         Ok(Self { base_url, signer })
     }
@@ -35,8 +34,7 @@ impl Envelopes {
 
     /// A link to SNS' query API on HQ (`/?Action=...`).
     fn action_url(&self, pairs: &[(&str, &str)]) -> String {
-        let mut url = self.base_url.clone();
-        url.set_path("/");
+        let mut url = under_base_url(&self.base_url, "/");
         url.query_pairs_mut().clear().extend_pairs(pairs);
         url.to_string()
     }

@@ -84,6 +84,42 @@ async fn a_subscription_is_live_only_once_confirmed() {
     hq.shutdown(WAIT).await.unwrap();
 }
 
+/// Behind a proxy that strips a path, `HQ_PUBLIC_URL` carries the path, and
+/// every link HQ signs or names is under it: services trust only those.
+#[tokio::test]
+async fn links_stay_under_the_public_urls_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let subscriber = Subscriber::happy().await;
+    let mut config = config_subscribing(dir.path(), &subscriber.endpoint(), WAIT);
+    // Without a trailing slash: the rule is the services' own, either way.
+    let public_url: url::Url = "http://127.0.0.1:9/hq".parse().unwrap();
+    config.public_url = Some(public_url.clone());
+    let hq = start_hq(config).await;
+    wait_until("the SubscriptionConfirmation", WAIT, async || {
+        (!subscriber.received().is_empty()).then_some(())
+    })
+    .await;
+    let envelope = subscriber.received()[0].envelope();
+    let trust = platform::sns::TrustedHosts::new(Some(public_url));
+    let cert_url = &envelope.signing_cert_url;
+    assert!(
+        cert_url.starts_with("http://127.0.0.1:9/hq/SimpleNotificationService-"),
+        "{cert_url}"
+    );
+    trust.check_cert_url(cert_url).unwrap();
+    let subscribe_url = envelope.subscribe_url.as_deref().unwrap();
+    assert!(
+        subscribe_url.starts_with("http://127.0.0.1:9/hq/?Action=ConfirmSubscription&"),
+        "{subscribe_url}"
+    );
+    trust.check_subscribe_url(subscribe_url).unwrap();
+    assert_eq!(
+        hq.hq().fulfillment_url().as_str(),
+        "http://127.0.0.1:9/hq/receiving/"
+    );
+    hq.shutdown(WAIT).await.unwrap();
+}
+
 #[tokio::test]
 async fn deliveries_are_what_sns_sends_and_verify_against_hqs_certificate() {
     let dir = tempfile::tempdir().unwrap();

@@ -67,9 +67,17 @@ async fn a_resource_service_refuses_a_body_over_the_limit() {
 #[tokio::test]
 async fn health_checks_on_the_alb_paths() {
     let (iridium, _monolith, _api) = platform_for(Resource::Iridium).await;
-    let healthy = r#"Iridium microservice is healthy. POST {"iridium": 1} here."#;
+    let healthy =
+        r#"Iridium microservice is healthy. POST an SNS message or {"Message": {"iridium": 1}} here."#;
     assert_eq!(iridium.get("/iridium/").await, (200, healthy.to_owned()));
     assert_eq!(iridium.get("/iridium").await, (200, healthy.to_owned()));
+    // What it says to POST is an order it takes.
+    let advertised = healthy
+        .strip_prefix("Iridium microservice is healthy. POST an SNS message or ")
+        .and_then(|rest| rest.strip_suffix(" here."))
+        .unwrap();
+    let (status, text) = iridium.post("/iridium/", JSON, &[], advertised.to_owned()).await;
+    assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED));
     // What axum answers empty says where orders go, and the 405 keeps
     // its Allow header.
     let not_found = "no such path; orders are POSTed to /iridium/".to_owned();
