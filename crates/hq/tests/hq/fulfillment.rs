@@ -485,6 +485,35 @@ async fn an_idempotency_key_counts_once() {
     hq.shutdown(Duration::from_secs(1)).await.unwrap();
 }
 
+/// SNS may deliver one message to two tasks at once (a retry racing a slow
+/// first attempt): the same key arriving together still counts once, and
+/// every answer names the one fulfillment.
+#[tokio::test]
+async fn an_idempotency_key_arriving_many_times_at_once_counts_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let client = reqwest::Client::new();
+    let order = r#"{"iridium": 1, "magnesite": 1}"#;
+    let answers = futures_util::future::join_all(
+        (0..12).map(|_| fulfill(&client, &hq, Some(KEY), Some("msg-together"), order)),
+    )
+    .await;
+    assert!(answers.iter().all(|(status, _, _)| *status == 200), "{answers:?}");
+    let firsts = answers.iter().filter(|(_, _, replayed)| !replayed).count();
+    assert_eq!(firsts, 1, "{answers:?}");
+    let id = &answers[0].1["fulfillment_id"];
+    assert!(
+        answers.iter().all(|(_, body, _)| &body["fulfillment_id"] == id),
+        "{answers:?}"
+    );
+    let totals = totals(&client, &hq, KEY).await;
+    assert_eq!(
+        (totals["fulfillments"].as_u64(), totals["replays"].as_u64()),
+        (Some(1), Some(11))
+    );
+    hq.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
 #[tokio::test]
 async fn the_ledger_and_keys_survive_a_restart() {
     survive_a_restart(JournalMode::Wal).await;
