@@ -99,11 +99,27 @@ def anchors(path):
     return found
 
 
+def paragraphs(path):
+    """(first line number, text) of each run of non-blank prose lines of
+    `path`, its lines joined by spaces: a link's text wraps onto the next
+    line as often as not, `[1,000 in flight, accounted\nagain](#…)`."""
+    lines = []
+    for number, line in prose_lines(path):
+        if lines and (not line.strip() or number != lines[-1][0] + 1):
+            yield lines[0][0], " ".join(text for _, text in lines)
+            lines = []
+        if line.strip():
+            lines.append((number, line))
+    if lines:
+        yield lines[0][0], " ".join(text for _, text in lines)
+
+
 def relative_links(path):
     """(line, target) of each link in `path` to a file of the repository
-    (http:, https:, mailto: and the like are not checked offline)."""
-    for number, line in prose_lines(path):
-        for match in LINK.finditer(CODE_SPAN.sub("", line)):
+    (http:, https:, mailto: and the like are not checked offline); the line
+    is where the link's paragraph starts."""
+    for number, text in paragraphs(path):
+        for match in LINK.finditer(CODE_SPAN.sub("", text)):
             target = match.group(1)
             if not re.match(r"^[a-z][a-z0-9+.-]*:", target, re.IGNORECASE):
                 yield number, target
