@@ -17,7 +17,6 @@ use bytes::BytesMut;
 use contracts::fulfillment::REPLAYED_HEADER;
 use serde::Serialize;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use url::Url;
@@ -328,12 +327,11 @@ impl Downstream {
         let target = self.target;
         let counted = self.metrics.start();
         let deadline = tokio::time::Instant::now() + self.timeout;
-        // Whether the timeout, if it comes, found the request sent or not.
-        let sent = AtomicBool::new(false);
         let call = async {
             // The semaphore is never closed, so this cannot fail.
             let slot = self.in_flight.acquire().await.ok();
-            sent.store(true, Ordering::Relaxed);
+            // Whether the timeout, if it comes, finds the request sent.
+            counted.sending();
             let under_way = self.metrics.under_way();
             // The trace goes on with the call (nothing is added when tracing is off).
             let request = build().headers(crate::traces::outgoing_headers());
@@ -366,7 +364,7 @@ impl Downstream {
                 }
             }
             Ok(Err(error)) => Err(error),
-            Err(_) if !sent.load(Ordering::Relaxed) => Err(DownstreamError::Busy {
+            Err(_) if !counted.sent() => Err(DownstreamError::Busy {
                 target,
                 connections: self.connections,
                 timeout: self.timeout,
@@ -463,11 +461,16 @@ mod tests {
             "fulfillment API was not called: its 2 connection(s) stayed busy for 200ms"
         );
         assert_eq!(error.status(), StatusCode::SERVICE_UNAVAILABLE);
+        // Cut short by its request's own deadline while still waiting: busy
+        // too, not a timeout (which may have been taken).
+        let cut = tokio::time::timeout(Duration::from_millis(50), target.get(&[])).await;
+        assert!(cut.is_err(), "{cut:?}");
         let scraped = metrics.render();
-        assert!(
-            scraped
-                .contains(r#"interstella_downstream_calls_total{target="fulfillment API",outcome="busy"} 1"#),
-            "{scraped}"
-        );
+        for (outcome, count) in [("busy", 2), ("timeout", 0)] {
+            let line = format!(
+                r#"interstella_downstream_calls_total{{target="fulfillment API",outcome="{outcome}"}} {count}"#
+            );
+            assert!(scraped.contains(&line), "{line} in {scraped}");
+        }
     }
 }

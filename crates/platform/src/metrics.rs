@@ -24,7 +24,7 @@ use prometheus_client::registry::{Registry, Unit};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// What `/metrics` is: OpenMetrics text, as prometheus-client writes it
@@ -450,13 +450,15 @@ pub enum CallOutcome {
 
 impl CallMetrics {
     /// A call starts (it may still wait for a slot): timed, and counted by
-    /// its outcome when [`InFlight::finished`], or as a timeout when dropped
-    /// unfinished (the request's own deadline cut it short).
+    /// its outcome when [`InFlight::finished`], or when dropped unfinished
+    /// (the request's own deadline cut it short) as a timeout once
+    /// [`InFlight::sent`], else as busy: it never got a connection.
     pub fn start(&self) -> InFlight<'_> {
         InFlight {
             metrics: self,
             started: Instant::now(),
             finished: false,
+            sent: AtomicBool::new(false),
         }
     }
 
@@ -474,9 +476,22 @@ pub struct InFlight<'a> {
     metrics: &'a CallMetrics,
     started: Instant,
     finished: bool,
+    /// Whether the call got its connection and went out.
+    sent: AtomicBool,
 }
 
 impl InFlight<'_> {
+    /// The call has its connection and goes out: from here an unanswered
+    /// call may have been taken.
+    pub fn sending(&self) {
+        self.sent.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`InFlight::sending`] was said.
+    pub fn sent(&self) -> bool {
+        self.sent.load(Ordering::Relaxed)
+    }
+
     /// The call ended with `outcome`.
     pub fn finished(mut self, outcome: CallOutcome) {
         self.count(outcome);
@@ -501,7 +516,11 @@ impl InFlight<'_> {
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
         if !self.finished {
-            self.count(CallOutcome::Timeout);
+            self.count(if self.sent() {
+                CallOutcome::Timeout
+            } else {
+                CallOutcome::Busy
+            });
         }
     }
 }
