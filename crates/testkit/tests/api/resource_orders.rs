@@ -93,6 +93,34 @@ async fn health_checks_on_the_alb_paths() {
     );
 }
 
+/// A caller's `Idempotency-Key` on a direct order is not passed on, well
+/// formed or not: a key is derived from an SNS message, or there is none
+/// (the monolith's own route holds to the same, in monolith_orders).
+#[tokio::test]
+async fn a_callers_idempotency_key_is_ignored_by_a_resource_service() {
+    let (iridium, _monolith, api) = platform_for(Resource::Iridium).await;
+    let key = contracts::IdempotencyKey::derive(
+        "arn:aws:sns:us-east-1:123456789012:iridium",
+        "m",
+        contracts::FulfillmentKind::Resource(contracts::Resource::Iridium),
+    );
+    let claimed = [(contracts::fulfillment::IDEMPOTENCY_KEY_HEADER, key.as_str())];
+    for _ in 0..2 {
+        let (status, text) = iridium
+            .post("/iridium/", JSON, &claimed, r#"{"Message":{"iridium":1}}"#)
+            .await;
+        assert_eq!((status, text.as_str()), (200, ORDER_FULFILLED));
+    }
+    let received = api.received();
+    assert_eq!(received.len(), 2, "both counted: no key made them one");
+    assert!(
+        received.iter().all(|call| call
+            .header(contracts::fulfillment::IDEMPOTENCY_KEY_HEADER)
+            .is_none()),
+        "a direct order carries no key"
+    );
+}
+
 #[tokio::test]
 async fn a_service_takes_exactly_its_own_resource() {
     let (iridium, _monolith, api) = platform_for(Resource::Iridium).await;
