@@ -330,9 +330,8 @@ impl Downstream {
         let call = async {
             // The semaphore is never closed, so this cannot fail.
             let slot = self.in_flight.acquire().await.ok();
-            // Whether the timeout, if it comes, finds the request sent.
-            counted.sending();
-            let under_way = self.metrics.under_way();
+            // From here the timeout, if it comes, finds the request sent.
+            let under_way = counted.under_way();
             // The trace goes on with the call (nothing is added when tracing is off).
             let request = build().headers(crate::traces::outgoing_headers());
             let response = request.send().await.map_err(|source| self.classify(source))?;

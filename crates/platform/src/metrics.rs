@@ -452,7 +452,7 @@ impl CallMetrics {
     /// A call starts (it may still wait for a slot): timed, and counted by
     /// its outcome when [`InFlight::finished`], or when dropped unfinished
     /// (the request's own deadline cut it short) as a timeout once
-    /// [`InFlight::sent`], else as busy: it never got a connection.
+    /// [`InFlight::under_way`], else as busy: it never got a connection.
     pub fn start(&self) -> InFlight<'_> {
         InFlight {
             metrics: self,
@@ -460,13 +460,6 @@ impl CallMetrics {
             finished: false,
             sent: AtomicBool::new(false),
         }
-    }
-
-    /// A call has its slot and is under way: counted in flight until the
-    /// guard drops (calls waiting for a slot are not).
-    pub fn under_way(&self) -> UnderWay<'_> {
-        self.in_flight.inc();
-        UnderWay(self)
     }
 }
 
@@ -480,14 +473,17 @@ pub struct InFlight<'a> {
     sent: AtomicBool,
 }
 
-impl InFlight<'_> {
-    /// The call has its connection and goes out: from here an unanswered
-    /// call may have been taken.
-    pub fn sending(&self) {
+impl<'a> InFlight<'a> {
+    /// The call has its slot and goes out: counted in flight until the
+    /// guard drops (calls waiting for a slot are not), and from here an
+    /// unanswered call may have been taken.
+    pub fn under_way(&self) -> UnderWay<'a> {
         self.sent.store(true, Ordering::Relaxed);
+        self.metrics.in_flight.inc();
+        UnderWay(self.metrics)
     }
 
-    /// Whether [`InFlight::sending`] was said.
+    /// Whether the call got [`InFlight::under_way`].
     pub fn sent(&self) -> bool {
         self.sent.load(Ordering::Relaxed)
     }
@@ -525,7 +521,7 @@ impl Drop for InFlight<'_> {
     }
 }
 
-/// A call under way (see [`CallMetrics::under_way`]).
+/// A call under way (see [`InFlight::under_way`]).
 #[derive(Debug)]
 pub struct UnderWay<'a>(&'a CallMetrics);
 
