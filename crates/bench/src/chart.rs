@@ -11,8 +11,7 @@
 //! by its `<title>` and described by a `<desc>` that says every figure.
 
 use crate::compare::{Figures, Previous};
-use crate::report::{Report, SIZING_CONNECTIONS, TARGET_ORDERS_PER_S, TARGET_P99_MS};
-use crate::scenario::Scenario;
+use crate::report::{GOAL_LOAD, Report, TARGET_ORDERS_PER_S, TARGET_P99_MS};
 use std::fmt::Write as _;
 
 /// Width of the load labels' column, pixels.
@@ -53,7 +52,7 @@ pub fn svg(report: &Report, previous: Option<&Previous>) -> String {
         .runs
         .iter()
         .enumerate()
-        .filter(|(_, run)| run.scenario == Scenario::BundleCurl && run.connections == SIZING_CONNECTIONS)
+        .filter(|(_, run)| (run.scenario, run.connections) == GOAL_LOAD)
         .map(|(index, _)| index)
         .collect();
     // The goals' marks are drawn on the load they are for: the axis reaches them.
@@ -193,9 +192,12 @@ pub fn svg(report: &Report, previous: Option<&Previous>) -> String {
 
 /// What the dashed marks are, in words.
 fn goals() -> String {
+    let (scenario, goal_connections) = GOAL_LOAD;
     format!(
-        "Dashed marks: the goals of direct bundle orders at {SIZING_CONNECTIONS} connections, \
-         at least {TARGET_ORDERS_PER_S:.0} orders/s and p99 at most {TARGET_P99_MS} ms."
+        "Dashed marks: the goals of the load \"{}, {}\": \
+         at least {TARGET_ORDERS_PER_S:.0} orders/s and p99 at most {TARGET_P99_MS} ms.",
+        scenario.name(),
+        connections(goal_connections)
     )
 }
 
@@ -299,6 +301,11 @@ mod tests {
         assert_eq!(log_ticks(50.0), vec![0.1, 1.0, 10.0]);
         assert_eq!(connections(1), "1 connection");
         assert_eq!(connections(32), "32 conns");
+        assert_eq!(
+            goals(),
+            "Dashed marks: the goals of the load \"bundle, curl body, 32 conns\": \
+             at least 10000 orders/s and p99 at most 6 ms."
+        );
     }
 
     #[test]

@@ -379,7 +379,9 @@ async fn index_or_action(
 }
 
 fn index(hq: &Hq) -> String {
-    let base = hq.base_url().as_str().trim_end_matches('/');
+    // Every route is listed as services reach it, by the links' own rule.
+    let root = crate::state::under_base_url(hq.base_url(), "/");
+    let base = root.as_str().trim_end_matches('/');
     format!(
         "Interstella HQ\n\n\
          POST {base}/receiving/                     fulfillment API (x-api-key, {FULFILLMENT_EXAMPLE})\n\
@@ -396,10 +398,10 @@ fn index(hq: &Hq) -> String {
          POST {base}/faults                         make fulfillments fail ({{\"fail_fulfillments\": 3, \"lose_responses\": 3}}), added to those armed [admin]\n\
          GET  {base}/faults                         the faults still armed [admin]\n\
          DELETE {base}/faults                       disarm every fault still armed [admin]\n\
-         GET  {base}/{cert}   signing certificate\n\n\
+         GET  {cert_url}   signing certificate\n\n\
          [admin]: send Authorization: Bearer <HQ's admin credential>\n\
          In a browser, {base}/ is the key portal.\n",
-        cert = hq.feed().cert_url().rsplit('/').next().unwrap_or_default(),
+        cert_url = hq.feed().cert_url(),
     )
 }
 

@@ -11,7 +11,7 @@ pub mod routes;
 
 pub use config::ResourceConfig;
 pub use contracts::Resource;
-pub use routes::{router, router_with_metrics};
+pub use routes::{health_text, router, router_with_metrics};
 
 use platform::startup::RunError;
 use std::future::Future;

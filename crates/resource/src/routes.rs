@@ -7,7 +7,7 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::get;
 use contracts::fulfillment::HOOK_SECRET_HEADER;
-use contracts::{FulfillmentKind, HookRequest, ResourceOrder};
+use contracts::{FulfillmentKind, HookRequest, Resource, ResourceOrder};
 use platform::downstream::answered;
 use platform::intake::Reply;
 use platform::reply::{Fulfilled, ORDER_FAILED, ORDER_FULFILLED};
@@ -30,6 +30,16 @@ pub fn router(config: ResourceConfig) -> Result<Router, reqwest::Error> {
     router_with_metrics(config, &Metrics::new())
 }
 
+/// What the health check on `/<resource>/` answers. It names the body
+/// the 400 asks for, not the bare order: that is SNS' Message.
+pub fn health_text(resource: Resource) -> String {
+    format!(
+        "{} microservice is healthy. POST an SNS message or {{\"Message\": {}}} here.",
+        resource.title(),
+        resource.example()
+    )
+}
+
 /// The service's router, counting in `metrics`.
 pub fn router_with_metrics(config: ResourceConfig, metrics: &Metrics) -> Result<Router, reqwest::Error> {
     let (intake, monolith) = config
@@ -37,12 +47,7 @@ pub fn router_with_metrics(config: ResourceConfig, metrics: &Metrics) -> Result<
         .ends(config.glue_hook.expose().clone(), "monolith", metrics)?;
     tracing::info!(glue_hook = %config.glue_hook, "sending fulfillments to the monolith");
     let resource = config.resource;
-    // The body the 400 asks for, not the bare order: that is SNS' Message.
-    let health = format!(
-        "{} microservice is healthy. POST an SNS message or {{\"Message\": {}}} here.",
-        resource.title(),
-        resource.example()
-    );
+    let health = health_text(resource);
     let state = Arc::new(ResourceService {
         config,
         intake,

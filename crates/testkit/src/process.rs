@@ -289,14 +289,7 @@ pub async fn resource_binary_serves_and_stops(exe: &Path, resource: contracts::R
     let health = reqwest::get(format!("http://{addr}/{resource}/")).await.unwrap();
     assert_eq!(health.status().as_u16(), 200);
     let text = health.text().await.unwrap();
-    assert_eq!(
-        text,
-        format!(
-            "{} microservice is healthy. POST an SNS message or {{\"Message\": {}}} here.",
-            resource.title(),
-            resource.example()
-        )
-    );
+    assert_eq!(text, resource::routes::health_text(resource));
     let order = reqwest::Client::new()
         .post(format!("http://{addr}/{resource}/"))
         .body(format!(r#"{{"Message": {{"{resource}": "1"}}}}"#))

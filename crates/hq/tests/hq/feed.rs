@@ -117,6 +117,15 @@ async fn links_stay_under_the_public_urls_path() {
         hq.hq().fulfillment_url().as_str(),
         "http://127.0.0.1:9/hq/receiving/"
     );
+    // HQ's own index names its routes where services reach them.
+    let index = reqwest::get(url(&hq, "/")).await.unwrap().text().await.unwrap();
+    for route in [
+        "POST http://127.0.0.1:9/hq/receiving/ ",
+        "GET  http://127.0.0.1:9/hq/SimpleNotificationService-",
+        "In a browser, http://127.0.0.1:9/hq/ is the key portal.",
+    ] {
+        assert!(index.contains(route), "{route:?} not in {index}");
+    }
     hq.shutdown(WAIT).await.unwrap();
 }
 
