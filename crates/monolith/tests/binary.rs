@@ -535,6 +535,9 @@ async fn environment_configures_and_sigterm_drains_in_flight_orders() {
         "Trying to send a request to the API",
         "API Status Code: 200",
         "Bundle fulfilled",
+        // The drain says what it waits for, and how long it took.
+        "draining: waiting up to 20s for the requests in flight connections=1",
+        "drained in ",
     ] {
         assert!(log.contains(line), "log lacks {line:?}:\n{log}");
     }

@@ -70,6 +70,8 @@ const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// The least time between two lines about failures to accept.
 const ACCEPT_FAILURES_REPORTED_EVERY: Duration = Duration::from_secs(10);
+/// How often a drain still waiting says so.
+const DRAIN_PROGRESS_EVERY: Duration = Duration::from_secs(5);
 
 /// At the connection bound, with a connection waiting for a slot, how often
 /// the connections that turned idle since the last call are asked to close.
@@ -304,21 +306,53 @@ async fn serve_routes(
     drop(listener);
     drop(waiting);
     signal.send_replace(Signal::Drain);
-    let in_flight = connections.len();
-    let drained = tokio::time::timeout(limits.drain_timeout, async {
-        while connections.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
-        tracing::warn!(
-            left = connections.len(),
-            of = in_flight,
-            "drain deadline ({:?}) passed: closing the connections left",
-            limits.drain_timeout
-        );
-        connections.shutdown().await;
-    }
+    drain(connections, limits.drain_timeout).await;
     Ok(())
+}
+
+/// Waits for `connections` to close (idle ones at once, the rest once
+/// answered) for up to `drain_timeout`, saying how it goes: whoever stops
+/// a task sees what it waits for, and how long the drain took.
+async fn drain(mut connections: JoinSet<()>, drain_timeout: Duration) {
+    let open = connections.len();
+    if open == 0 {
+        return;
+    }
+    let started = Instant::now();
+    tracing::info!(
+        connections = open,
+        "draining: waiting up to {drain_timeout:?} for the requests in flight"
+    );
+    let deadline = tokio::time::sleep(drain_timeout);
+    tokio::pin!(deadline);
+    let mut progress = tokio::time::interval_at(started + DRAIN_PROGRESS_EVERY, DRAIN_PROGRESS_EVERY);
+    loop {
+        tokio::select! {
+            joined = connections.join_next() => if joined.is_none() {
+                tracing::info!(
+                    connections = open,
+                    "drained in {} ms",
+                    started.elapsed().as_millis()
+                );
+                return;
+            },
+            _ = progress.tick() => tracing::info!(
+                left = connections.len(),
+                of = open,
+                "draining: still waiting after {} s",
+                started.elapsed().as_secs()
+            ),
+            () = &mut deadline => {
+                tracing::warn!(
+                    left = connections.len(),
+                    of = open,
+                    "drain deadline ({drain_timeout:?}) passed: closing the connections left"
+                );
+                connections.shutdown().await;
+                return;
+            }
+        }
+    }
 }
 
 /// The router and the timeouts every connection's [`App`] answers with.
