@@ -135,19 +135,20 @@ pub struct HookRequest {
 }
 
 impl HookRequest {
-    /// Reads the hook's request: the body (exactly one key) and the values
-    /// of its two optional headers, as they arrived.
+    /// Reads the hook's request: the body (exactly one key) and the
+    /// idempotency key's header as it arrived, beside the order id already
+    /// read from its header ([`OrderId::from_header`]): the monolith reads
+    /// that first, so that a body it refuses is logged under the order's id.
     pub fn from_parts(
         body: &[u8],
         idempotency_key: Option<&[u8]>,
-        order_id: Option<&[u8]>,
+        order_id: Option<OrderId>,
     ) -> Result<Self, OrderError> {
         let idempotency_key = header(
             idempotency_key,
             IdempotencyKey::parse,
             OrderError::BadIdempotencyKey,
         )?;
-        let order_id = OrderId::from_header(order_id)?;
         Ok(Self {
             order: ResourceOrder::from_text(body)?,
             idempotency_key,
@@ -413,7 +414,7 @@ mod tests {
         let parsed = HookRequest::from_parts(
             body.as_bytes(),
             Some(key.as_str().as_bytes()),
-            Some(id.as_bytes()),
+            OrderId::from_header(Some(id.as_bytes())).unwrap(),
         );
         assert_eq!(parsed, Ok(request));
         let direct = HookRequest::from_parts(br#"{"magnesite": "3"}"#, None, None);
@@ -442,10 +443,7 @@ mod tests {
         }
         for bad in [&b"a b"[..], b"", &[b'x'; 65]] {
             assert!(
-                matches!(
-                    HookRequest::from_parts(br#"{"iridium":1}"#, None, Some(bad)),
-                    Err(OrderError::BadOrderId(_))
-                ),
+                matches!(OrderId::from_header(Some(bad)), Err(OrderError::BadOrderId(_))),
                 "{bad:?}"
             );
         }

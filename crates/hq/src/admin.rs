@@ -8,10 +8,8 @@
 //! and its `Debug` is redacted.
 
 use crate::secret_file;
-use sha2::{Digest, Sha256};
 use std::fmt;
 use std::path::Path;
-use subtle::ConstantTimeEq;
 
 /// File name of the admin credential inside the data directory.
 pub const TOKEN_FILE: &str = "admin-token";
@@ -102,8 +100,7 @@ impl AdminToken {
     }
 
     /// Whether an `Authorization` header value is `Bearer <this credential>`.
-    /// The comparison takes the same time wherever the texts differ: both
-    /// are hashed first, so not even the length is compared directly.
+    /// Compared as every credential is ([`platform::secret::same_secret`]).
     pub fn authorizes(&self, authorization: &str) -> bool {
         let Some((scheme, presented)) = authorization.trim().split_once(' ') else {
             return false;
@@ -111,9 +108,7 @@ impl AdminToken {
         if !scheme.eq_ignore_ascii_case("bearer") {
             return false;
         }
-        let presented = Sha256::digest(presented.trim().as_bytes());
-        let expected = Sha256::digest(self.0.as_bytes());
-        presented.as_slice().ct_eq(expected.as_slice()).into()
+        platform::secret::same_secret(self.0.as_bytes(), presented.trim().as_bytes())
     }
 }
 

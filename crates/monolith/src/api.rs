@@ -8,7 +8,7 @@
 //! stand-in.
 
 use platform::settings::{self, ConfigError, GlueHookSecretArgs, MissingSetting};
-use platform::{ApiKey, HookSecret, HookSecrets, MaskedUrl};
+use platform::{ApiKey, HookSecretSetting, HookSecrets, MaskedUrl};
 
 /// Where the fulfillment API is and how to authenticate: flags or
 /// environment first, SSM Parameter Store for whatever is missing. Its
@@ -127,7 +127,11 @@ pub async fn resolve(
             param: &api.ssm_api_endpoint_param,
         },
         Wanted {
-            given: hook.secret.glue_hook_secret.as_ref().map(HookSecret::expose),
+            given: hook
+                .secret
+                .glue_hook_secret
+                .as_ref()
+                .map(HookSecretSetting::expose),
             what: "the glue hook's shared secret",
             env: settings::HOOK_SECRET_SETTING,
             flag: "glue-hook-secret",

@@ -112,21 +112,26 @@ async fn fulfill(
     // The microservice's id for the order, so its lines here match its own:
     // recorded before the body is read, so that a refusal of the body (two
     // versions that disagree on it) is found under that id too. One not
-    // well formed is refused just below, under none.
-    let sent_id = OrderId::from_header(header(ORDER_ID_HEADER)).ok().flatten();
+    // well formed is refused here, under none.
+    let sent_id = OrderId::from_header(header(ORDER_ID_HEADER))?;
     if let Some(sent_id) = &sent_id {
         record_order_id(sent_id);
     }
-    let hook = HookRequest::from_parts(&body, header(IDEMPOTENCY_KEY_HEADER), header(ORDER_ID_HEADER))?;
+    let hook = HookRequest::from_parts(&body, header(IDEMPOTENCY_KEY_HEADER), sent_id)?;
     // Sent none (the workshop's own clients): one of ours, now the order is known.
-    let order_id = sent_id.unwrap_or_else(|| {
+    let order_id = hook.order_id.clone().unwrap_or_else(|| {
         let ours = request_id();
         record_order_id(&ours);
         ours
     });
     // As `/order/` does: a body read slowly must not leave the API call
     // running past the answer (a 503 says nothing was sent).
-    platform::intake::time_left_for(deadline, monolith.config.route.downstream_timeout)?;
+    // The glue hook gathers nothing: its one call is all its work.
+    let work = platform::intake::Work {
+        time: monolith.config.route.downstream_timeout,
+        settings: "DOWNSTREAM_TIMEOUT_MS",
+    };
+    platform::intake::time_left_for(deadline, work)?;
     monolith.fulfil_hook(hook, &order_id).await
 }
 

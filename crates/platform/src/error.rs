@@ -59,13 +59,15 @@ pub enum ServiceError {
     /// (see `OrderIntake::with_work`); not started. A 5xx: sent again, it
     /// can succeed.
     #[error(
-        "the order was read with {left:?} of REQUEST_TIMEOUT_MS left, less than carrying it out may take ({work:?}: GATHER_DELAY_MS and DOWNSTREAM_TIMEOUT_MS); it was not started, send it again"
+        "the order was read with {left:?} of REQUEST_TIMEOUT_MS left, less than carrying it out may take ({:?}: {}); it was not started, send it again",
+        .work.time,
+        .work.settings
     )]
     NoTimeLeft {
         /// The time left when the order was read.
         left: std::time::Duration,
         /// What carrying it out may take.
-        work: std::time::Duration,
+        work: crate::intake::Work,
     },
     /// A path the service does not have; `.0` is its order route.
     #[error("no such path; orders are POSTed to {0}")]

@@ -107,7 +107,26 @@ pub struct OrderIntake {
     /// How long carrying out an order may take (the route's gather and its
     /// downstream call's timeout): an order with less time left is not
     /// started.
-    work: Duration,
+    work: Work,
+}
+
+/// What carrying out an order may take, and the settings that make it up:
+/// the refusal of an order read with less time left names them, for the
+/// operator who tunes them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Work {
+    /// The time it may take.
+    pub time: Duration,
+    /// The settings `time` is made of, as the refusal names them.
+    pub settings: &'static str,
+}
+
+impl Work {
+    /// No work: nothing is refused for want of time.
+    pub const NONE: Work = Work {
+        time: Duration::ZERO,
+        settings: "nothing",
+    };
 }
 
 impl OrderIntake {
@@ -131,7 +150,7 @@ impl OrderIntake {
             client,
             metrics: SnsMetrics::default(),
             registry: None,
-            work: Duration::ZERO,
+            work: Work::NONE,
         }
     }
 
@@ -142,7 +161,7 @@ impl OrderIntake {
     /// then be fulfilled twice). Started only when it can finish, it is
     /// answered truthfully either way, and SNS' retry finds the
     /// certificate cached.
-    pub fn with_work(mut self, work: Duration) -> Self {
+    pub fn with_work(mut self, work: Work) -> Self {
         self.work = work;
         self
     }
@@ -326,9 +345,9 @@ impl OrderIntake {
 /// request's `deadline` (none outside the serve loop); else the refusal
 /// (503, not started), for the reasons [`OrderIntake::with_work`] gives.
 /// For every route that starts an order: the monolith's glue hook too.
-pub fn time_left_for(deadline: Option<RequestDeadline>, work: Duration) -> Result<(), ServiceError> {
+pub fn time_left_for(deadline: Option<RequestDeadline>, work: Work) -> Result<(), ServiceError> {
     match deadline.map(RequestDeadline::left) {
-        Some(left) if left <= work => Err(ServiceError::NoTimeLeft { left, work }),
+        Some(left) if left <= work.time => Err(ServiceError::NoTimeLeft { left, work }),
         _ => Ok(()),
     }
 }

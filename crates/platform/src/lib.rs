@@ -28,6 +28,6 @@ pub use downstream::{Downstream, DownstreamError};
 pub use error::ServiceError;
 pub use intake::{OrderIntake, Received, SnsOrigin};
 pub use metrics::Metrics;
-pub use secret::{ApiKey, HookSecret, HookSecrets, MaskedUrl};
+pub use secret::{ApiKey, HookSecret, HookSecretSetting, HookSecrets, MaskedUrl};
 pub use server::{RequestDeadline, ServerLimits, serve, serve_with};
 pub use settings::{ConfigError, LogFormat, TrustConfig};

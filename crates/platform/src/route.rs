@@ -179,7 +179,10 @@ impl RouteSettings {
             .with_metrics(metrics);
         let intake = OrderIntake::new(self.trust.clone(), client)
             .with_metrics(metrics)
-            .with_work(self.work());
+            .with_work(crate::intake::Work {
+                time: self.work(),
+                settings: "GATHER_DELAY_MS and DOWNSTREAM_TIMEOUT_MS",
+            });
         Ok((intake, next))
     }
 

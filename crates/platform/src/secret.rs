@@ -55,12 +55,30 @@ secret!(
     HookSecret
 );
 
+secret!(
+    /// The glue hook's secret setting as given: one secret, or during a
+    /// rotation several, comma-separated; [`crate::settings::hook_secrets`]
+    /// reads it into [`HookSecrets`].
+    HookSecretSetting
+);
+
 impl HookSecret {
-    /// Whether `presented` is this secret, compared in constant time (a
-    /// length mismatch returns early: the length is not the secret).
+    /// Whether `presented` is this secret ([`same_secret`]).
     pub fn matches(&self, presented: &[u8]) -> bool {
-        bool::from(self.0.as_bytes().ct_eq(presented))
+        same_secret(self.0.as_bytes(), presented)
     }
+}
+
+/// Whether a credential a caller `presented` is the `expected` one, taking
+/// the same time wherever they differ: both are hashed first, so not even
+/// their lengths are compared directly. Every secret a caller presents is
+/// checked here (the glue hook's, HQ's admin credential, a subscription's
+/// confirmation token).
+pub fn same_secret(expected: &[u8], presented: &[u8]) -> bool {
+    use aws_lc_rs::digest::{SHA256, digest};
+    let expected = digest(&SHA256, expected);
+    let presented = digest(&SHA256, presented);
+    expected.as_ref().ct_eq(presented.as_ref()).into()
 }
 
 /// The glue hook's secrets as its setting holds them: one, or during a

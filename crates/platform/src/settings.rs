@@ -7,7 +7,7 @@
 //! own command lines.
 
 use crate::downstream::DEFAULT_DOWNSTREAM_CONNECTIONS;
-use crate::secret::{HookSecret, HookSecrets};
+use crate::secret::{HookSecret, HookSecretSetting, HookSecrets};
 use clap::builder::BoolValueParser;
 use std::time::Duration;
 use url::Url;
@@ -111,10 +111,11 @@ pub struct GlueHookSecretArgs {
     /// The glue hook's shared secret (at least 16 characters); during a
     /// rotation two, comma-separated: the first is sent, either is let in.
     /// Never logged.
-    // Parsed straight into `HookSecret`, whose `Debug` hides it (a doc
-    // comment here would be the flag's help text); `hook_secrets` splits it.
+    // Parsed straight into `HookSecretSetting`, whose `Debug` hides it (a
+    // doc comment here would be the flag's help text); `hook_secrets`
+    // splits it.
     #[arg(long, env = HOOK_SECRET_SETTING, hide_env_values = true)]
-    pub glue_hook_secret: Option<HookSecret>,
+    pub glue_hook_secret: Option<HookSecretSetting>,
 }
 
 /// The shortest glue hook secret accepted: shorter is a placeholder, not a secret.
@@ -399,10 +400,12 @@ pub fn millis_at_least<const MIN: u64>(text: &str) -> Result<u64, String> {
     }
 }
 
-/// The most `DOWNSTREAM_MAX_CONNECTIONS` may be.
+/// The most a connection bound may be: `MAX_CONNECTIONS` (the serve
+/// loop's) and `DOWNSTREAM_MAX_CONNECTIONS` (each downstream pool's).
 const MAX_CONNECTIONS_LIMIT: usize = 4096;
 
-/// Parses `DOWNSTREAM_MAX_CONNECTIONS`: a whole number from 1 to [`MAX_CONNECTIONS_LIMIT`].
+/// Parses a connection bound (`MAX_CONNECTIONS`, `DOWNSTREAM_MAX_CONNECTIONS`):
+/// a whole number from 1 to [`MAX_CONNECTIONS_LIMIT`].
 pub(crate) fn max_connections(text: &str) -> Result<usize, String> {
     match text.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_CONNECTIONS_LIMIT).contains(&n) => Ok(n),

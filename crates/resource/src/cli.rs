@@ -3,7 +3,7 @@
 use crate::config::{DEFAULT_DOWNSTREAM_TIMEOUT_MS, ResourceConfig, glue_hook_url};
 use clap::{CommandFactory, Parser};
 use contracts::Resource;
-use platform::HookSecret;
+use platform::HookSecretSetting;
 use platform::route::RouteArgs;
 use platform::settings::{ConfigError, GlueHookSecretArgs, HOOK_SECRET_SETTING, LogArgs, hook_secrets};
 
@@ -82,7 +82,7 @@ impl Cli {
             .or_else(|| given(self.monolith_url_upper.as_deref()).map(|url| (url, "MONOLITH_URL")));
         // During a rotation the setting holds two: this service sends the first.
         let hook_secret = hook_secrets(
-            self.hook.glue_hook_secret.as_ref().map(HookSecret::expose),
+            self.hook.glue_hook_secret.as_ref().map(HookSecretSetting::expose),
             HOOK_SECRET_SETTING,
         )?
         .map(|secrets| secrets.sent().clone());

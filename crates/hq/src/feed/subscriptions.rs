@@ -10,7 +10,6 @@ use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use subtle::ConstantTimeEq as _;
 use tokio::sync::Semaphore;
 
 /// Where a subscription stands.
@@ -162,10 +161,11 @@ impl Subscriptions {
         let mut subscriptions = self.live();
         let subscription = subscriptions
             .iter_mut()
-            // The token is the confirmation's only proof: compared in
-            // constant time, as every credential here is.
+            // The token is the confirmation's only proof: compared as
+            // every credential is.
             .find(|s| {
-                s.info.topic.arn() == topic_arn && bool::from(s.token.as_bytes().ct_eq(token.as_bytes()))
+                s.info.topic.arn() == topic_arn
+                    && platform::secret::same_secret(s.token.as_bytes(), token.as_bytes())
             })
             .ok_or(FeedError::UnknownToken)?;
         if subscription.info.state != SubscriptionState::Confirmed {

@@ -468,9 +468,20 @@ async fn an_order_read_with_too_little_time_left_is_not_started() {
     })
     .await;
     let hook_secret = format!("{HOOK_SECRET_HEADER}: {TEST_HOOK_SECRET}\r\n");
-    for (path, extra, body) in [
-        ("/order/", String::new(), WORKSHOP_CURL_BODY),
-        ("/fulfill/", hook_secret, r#"{"iridium": 1}"#),
+    // Each refusal names the settings its work is made of.
+    for (path, extra, body, settings) in [
+        (
+            "/order/",
+            String::new(),
+            WORKSHOP_CURL_BODY,
+            "(1s: GATHER_DELAY_MS and DOWNSTREAM_TIMEOUT_MS)",
+        ),
+        (
+            "/fulfill/",
+            hook_secret,
+            r#"{"iridium": 1}"#,
+            "(1s: DOWNSTREAM_TIMEOUT_MS)",
+        ),
     ] {
         let body = body.as_bytes();
         let head = format!(
@@ -487,7 +498,7 @@ async fn an_order_read_with_too_little_time_left_is_not_started() {
         stream.read_to_string(&mut answer).await.unwrap();
         assert!(answer.starts_with("HTTP/1.1 503"), "{path}: {answer}");
         assert!(
-            answer.contains("it was not started, send it again"),
+            answer.contains("it was not started, send it again") && answer.contains(settings),
             "{path}: {answer}"
         );
         assert_eq!(
