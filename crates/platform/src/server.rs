@@ -641,6 +641,7 @@ fn serve_connection(
     serving: &tracing::Span,
 ) -> impl Future<Output = ()> + Send + 'static {
     let app = App::for_connection(routes);
+    let unserved = routes.unserved.clone();
     let busy = Arc::clone(&app.busy);
     let writing = Writing::default();
     let stream = WriteDeadline::new(stream, limits.write_timeout, writing.clone());
@@ -676,9 +677,19 @@ fn serve_connection(
             }
         };
         if let Err(error) = result {
-            // Timeouts, resets and oversized heads: the client's doing, and
-            // hyper has already answered what could be answered.
-            tracing::debug!(%error, "connection ended");
+            match refused_head(&error) {
+                // Answered by hyper before any route ran: counted and said
+                // as the loop's own refusals are (hyper's words are its own,
+                // never the client's).
+                Some((reason, status)) => {
+                    if let Some(unserved) = &unserved {
+                        unserved.count(reason);
+                    }
+                    tracing::warn!(status = status.as_u16(), %error, "request not served");
+                }
+                // Timeouts and resets: the client's doing, and no request.
+                None => tracing::debug!(%error, "connection ended"),
+            }
         }
         drop(permit);
     }
@@ -817,10 +828,10 @@ enum Unanswered {
     OverBudget,
 }
 
-/// Every reason [`Unanswered::reason`] gives, for the metric to show each
-/// at 0 from the start (a series born at its first count is missed by
-/// `increase()`).
-pub(crate) const UNSERVED_REASONS: [&str; 7] = [
+/// Every reason [`Unanswered::reason`] and [`refused_head`] give, for the
+/// metric to show each at 0 from the start (a series born at its first
+/// count is missed by `increase()`).
+pub(crate) const UNSERVED_REASONS: [&str; 9] = [
     "slow_body",
     "late",
     "too_large",
@@ -828,7 +839,23 @@ pub(crate) const UNSERVED_REASONS: [&str; 7] = [
     "no_such_path",
     "broken",
     "over_budget",
+    "head_too_large",
+    "bad_head",
 ];
+
+/// A request head hyper refused and answered itself, its reason for
+/// `interstella_requests_unserved_total` and the status hyper sent: larger
+/// than `MAX_HEADER_BYTES` or with more than hyper's 100 fields (431), or
+/// not HTTP/1.1 as hyper reads it (400).
+fn refused_head(error: &hyper::Error) -> Option<(&'static str, StatusCode)> {
+    if error.is_parse_too_large() {
+        Some(("head_too_large", StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE))
+    } else if error.is_parse() {
+        Some(("bad_head", StatusCode::BAD_REQUEST))
+    } else {
+        None
+    }
+}
 
 impl Unanswered {
     /// Its reason, as `interstella_requests_unserved_total` names it (one
@@ -893,7 +920,11 @@ mod tests {
             Unanswered::Broken,
             Unanswered::OverBudget,
         ];
-        let reasons: std::collections::BTreeSet<_> = refusals.iter().map(Unanswered::reason).collect();
+        let reasons: std::collections::BTreeSet<_> = refusals
+            .iter()
+            .map(Unanswered::reason)
+            .chain(["head_too_large", "bad_head"])
+            .collect();
         assert_eq!(reasons, UNSERVED_REASONS.into_iter().collect());
         let shown = crate::Metrics::new().render();
         for reason in UNSERVED_REASONS {

@@ -386,16 +386,42 @@ async fn requests_the_serve_loop_refuses_are_counted_by_reason() {
         .await
         .unwrap();
     assert_eq!(too_large.status().as_u16(), 413);
-    let text = metrics.render();
-    for expected in [
+    // Heads hyper refuses itself: too many fields, and no HTTP at all.
+    let many_fields: String = (0..101).map(|n| format!("x-{n}: y\r\n")).collect();
+    for (head, status) in [
+        (
+            format!("GET / HTTP/1.1\r\nhost: x\r\n{many_fields}\r\n"),
+            "HTTP/1.1 431",
+        ),
+        ("NOT HTTP\r\n\r\n".to_owned(), "HTTP/1.1 400"),
+    ] {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with(status), "{answer}");
+    }
+    let expected = [
         r#"interstella_requests_unserved_total{reason="slow_body"} 1"#,
         r#"interstella_requests_unserved_total{reason="too_large"} 1"#,
-    ] {
-        assert!(
-            text.lines().any(|line| line == expected),
-            "no line {expected:?} in:\n{text}"
-        );
-    }
+        r#"interstella_requests_unserved_total{reason="head_too_large"} 1"#,
+        r#"interstella_requests_unserved_total{reason="bad_head"} 1"#,
+    ];
+    // A refused head is counted as its connection ends, which the client
+    // may see first.
+    let text = testkit::wait_until(
+        "each refusal counted",
+        std::time::Duration::from_secs(5),
+        async || {
+            let text = metrics.render();
+            expected
+                .iter()
+                .all(|expected| text.lines().any(|line| line == *expected))
+                .then_some(text)
+        },
+    )
+    .await;
     assert!(
         text.lines()
             .filter(|line| line.starts_with(r#"interstella_orders_total{route="/order/""#))
