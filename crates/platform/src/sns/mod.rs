@@ -5,6 +5,7 @@
 //! ([`verify`]); the URLs a message names are checked before anything is
 //! fetched ([`trust`]). Signing lives with HQ, the only signer.
 
+mod fetch_slots;
 pub mod trust;
 pub mod verify;
 

@@ -12,6 +12,9 @@
 //! ever has to leave room for. A failure is not cached: the requests already
 //! waiting on a fetch share its outcome, and the next one fetches afresh
 //! (one fetch per URL at a time, so a flood of one URL costs one at a time).
+//! Of the few fetches made at once, a freed slot goes first to a
+//! certificate that verified before, then to the one most messages wait
+//! for ([`super::fetch_slots`]), not to the flood.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -26,10 +29,11 @@ use contracts::quote::quoted;
 use contracts::{Envelope, SignatureVersion};
 use rustls_pki_types::CertificateDer;
 use rustls_pki_types::pem::PemObject as _;
-use tokio::sync::{OnceCell, Semaphore};
+use tokio::sync::OnceCell;
 use x509_cert::Certificate;
 use x509_cert::der::{Decode as _, Encode as _};
 
+use super::fetch_slots::FetchSlots;
 use super::trust::{TrustedHosts, TrustedUrl, UntrustedUrl};
 use crate::downstream::{BodyError, read_body};
 use crate::metrics::SnsMetrics;
@@ -109,7 +113,7 @@ pub struct SnsVerifier {
     hosts: TrustedHosts,
     client: reqwest::Client,
     keys: Mutex<Keys>,
-    fetches: Semaphore,
+    fetches: Arc<FetchSlots>,
     ttl: Duration,
     capacity: usize,
     metrics: SnsMetrics,
@@ -138,6 +142,9 @@ struct VerifiedKey {
 struct Slot {
     created: Instant,
     outcome: OnceCell<Fetched>,
+    /// Held by each message waiting for the outcome: how many hold it is
+    /// how much the fetch is wanted.
+    waiters: Arc<()>,
 }
 
 struct Fetched {
@@ -156,7 +163,7 @@ impl SnsVerifier {
             hosts,
             client,
             keys: Mutex::default(),
-            fetches: Semaphore::new(MAX_FETCHES_IN_FLIGHT),
+            fetches: FetchSlots::new(MAX_FETCHES_IN_FLIGHT),
             ttl: DEFAULT_CACHE_TTL,
             capacity: DEFAULT_CACHE_CAPACITY,
             metrics: SnsMetrics::default(),
@@ -214,6 +221,7 @@ impl SnsVerifier {
             return checks(&key);
         }
         let slot = self.unverified_slot(url);
+        let waiting = Arc::clone(&slot.waiters);
         let fetched = slot
             .outcome
             // Waiters share a failure too: retrying one after another would
@@ -221,11 +229,12 @@ impl SnsVerifier {
             .get_or_init(|| async {
                 self.metrics.cert_fetches.inc();
                 Fetched {
-                    key: self.fetch_key(&location).await,
+                    key: self.fetch_key(&location, &slot.waiters).await,
                     at: Instant::now(),
                 }
             })
             .await;
+        drop(waiting);
         let key = fetched.key.clone()?;
         checks(&key)?;
         self.promote(url, named, &slot, key, fetched.at);
@@ -274,6 +283,7 @@ impl SnsVerifier {
         let slot = Arc::new(Slot {
             created: now,
             outcome: OnceCell::new(),
+            waiters: Arc::new(()),
         });
         keys.unverified.insert(url.to_owned(), Arc::clone(&slot));
         slot
@@ -322,9 +332,14 @@ impl SnsVerifier {
         self.keys.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Fetches a certificate once a fetch slot is free; the wait for the
-    /// slot counts against the timeout.
-    async fn fetch_key(&self, location: &TrustedUrl) -> Result<Arc<CertificateKey>, VerifyError> {
+    /// Fetches a certificate once a fetch slot is this one's (`waiters` is
+    /// held by each message waiting for it); the wait for the slot counts
+    /// against the timeout.
+    async fn fetch_key(
+        &self,
+        location: &TrustedUrl,
+        waiters: &Arc<()>,
+    ) -> Result<Arc<CertificateKey>, VerifyError> {
         let url = contracts::quote::shortened(location.url().as_str());
         let unavailable = || {
             Err(VerifyError::CertificateUnavailable(format!(
@@ -333,8 +348,10 @@ impl SnsVerifier {
         };
         let until = tokio::time::Instant::now() + FETCH_TIMEOUT;
         let fetch = async {
-            // The semaphore is never closed, so this cannot fail.
-            let _slot = self.fetches.acquire().await.ok();
+            // A key that verified before and expired stays in the map until
+            // room is needed: its refetch goes ahead of every other.
+            let known_good = self.lock().verified.contains_key(location.url().as_str());
+            let _slot = self.fetches.acquire(waiters, known_good).await;
             if until.saturating_duration_since(tokio::time::Instant::now()) < LEAST_TIME_FOR_A_FETCH {
                 return Err(VerifyError::CertificateUnavailable(format!(
                     "{url}: not fetched: other fetches held every slot for most of {FETCH_TIMEOUT:?}"

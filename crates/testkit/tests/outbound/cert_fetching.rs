@@ -234,6 +234,83 @@ async fn no_certificate_is_fetched_for_a_caller_that_has_given_up() {
     }
 }
 
+/// A flood's fetches that never answer hold every slot; more of the flood
+/// queues; then `genuine` copies of a genuine message come, whose
+/// certificate is not cached. Each copy's outcome, once the flood's first
+/// fetches give up and free their slots (about 3 s): first come, first
+/// served, the queued flood would take them, and the genuine messages'
+/// time would run out behind it.
+async fn genuine_behind_a_flood(
+    verifier: &Arc<SnsVerifier>,
+    server: &CertServer,
+    base: &Url,
+    genuine: usize,
+) -> Vec<Result<(), VerifyError>> {
+    let message = signed(base.join(CERT).unwrap().as_str());
+    let hits_before = server.total_hits();
+    let mut flood = tokio::task::JoinSet::new();
+    let forge = |flood: &mut tokio::task::JoinSet<_>, i: usize| {
+        let mut envelope = message.clone();
+        envelope.signing_cert_url = base.join(&format!("hang/{i}.pem")).unwrap().to_string();
+        let verifier = Arc::clone(verifier);
+        flood.spawn(async move { verifier.verify(&envelope).await });
+    };
+    for i in 0..MAX_FETCHES_IN_FLIGHT {
+        forge(&mut flood, i);
+    }
+    testkit::wait_until(
+        "the flood's fetches holding every slot",
+        Duration::from_secs(5),
+        async || (server.total_hits() == hits_before + MAX_FETCHES_IN_FLIGHT).then_some(()),
+    )
+    .await;
+    // The rest of the flood and the genuine messages come a second later,
+    // as messages do: with time to spare when the slots free, so queued
+    // forgeries would fetch (and hang) in the genuine messages' place.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for i in MAX_FETCHES_IN_FLIGHT..6 * MAX_FETCHES_IN_FLIGHT {
+        forge(&mut flood, i);
+    }
+    tokio::task::yield_now().await;
+    let mut copies = tokio::task::JoinSet::new();
+    for _ in 0..genuine {
+        let (verifier, message) = (Arc::clone(verifier), message.clone());
+        copies.spawn(async move { verifier.verify(&message).await });
+    }
+    let outcomes = copies.join_all().await;
+    flood.abort_all();
+    outcomes
+}
+
+/// SNS signs a region's every message with one certificate; each forgery
+/// names its own. The one several messages wait for is fetched first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_certificate_most_messages_wait_for_is_fetched_before_a_floods() {
+    let (server, base) = CertServer::start().await;
+    let verifier = Arc::new(verifier(&base));
+    let outcomes = genuine_behind_a_flood(&verifier, &server, &base, 3).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(server.hits(CERT), 1);
+}
+
+/// A certificate that verified before, its hour over, is fetched again
+/// ahead of a flood, even for one message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_that_verified_before_is_fetched_again_before_a_floods() {
+    let (server, base) = CertServer::start().await;
+    let ttl = Duration::from_millis(100);
+    let verifier = Arc::new(verifier(&base).with_cache(ttl, 8));
+    verifier
+        .verify(&signed(base.join(CERT).unwrap().as_str()))
+        .await
+        .unwrap();
+    // The condition under test is the time passed, not something awaited.
+    tokio::time::sleep(2 * ttl).await;
+    let outcomes = genuine_behind_a_flood(&verifier, &server, &base, 1).await;
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(server.hits(CERT), 2);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_cert_urls_in_bulk_do_not_evict_the_genuine_key() {
     const CACHED_KEYS: usize = 8;
