@@ -19,6 +19,7 @@ fn launcher(data_dir: &std::path::Path) -> Command {
         // Its own default (warnings only), whatever the test runs with.
         .env_remove("RUST_LOG")
         .env_remove("LOG_FORMAT")
+        .env_remove("METRICS_PORT")
         .env_remove("HQ_ADMIN_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -170,20 +171,23 @@ fn a_port_already_taken_is_named_with_the_flag_that_moves_it() {
     assert!(made.is_empty(), "{made:?}");
 }
 
-/// `LOG_FORMAT=json` is the services' setting: the launcher's console stays
-/// text, and says so rather than ignore it.
+/// `LOG_FORMAT=json` and `METRICS_PORT` are the services' settings: the
+/// launcher's console stays text and it serves no metrics, and it says so
+/// rather than ignore them.
 #[test]
-fn log_format_json_is_said_to_be_for_the_services_run_alone() {
+fn log_format_and_metrics_port_are_said_to_be_for_the_services_run_alone() {
     let dir = tempfile::tempdir().unwrap();
     let mut command = launcher(dir.path());
-    command.env("LOG_FORMAT", "json");
+    command.env("LOG_FORMAT", "json").env("METRICS_PORT", "9100");
     let (mut running, _stdout) = up(command);
     running.0.kill().unwrap();
     let (_, stderr) = exit_of(&mut running, Duration::from_secs(10));
-    assert!(
-        stderr.contains(r#"LOG_FORMAT="json" is for a service run on its own"#),
-        "{stderr}"
-    );
+    for said in [
+        r#"LOG_FORMAT="json" is for a service run on its own"#,
+        r#"METRICS_PORT="9100" is for a service run on its own (docker, ECS); the launcher serves no metrics"#,
+    ] {
+        assert!(stderr.contains(said), "{said}: {stderr}");
+    }
 }
 
 /// The status `GET path` gets from `base` (`http://127.0.0.1:port`) with

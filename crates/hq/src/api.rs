@@ -543,9 +543,6 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
             request,
         )
         .await?;
-    if fault == Some(Fault::LoseResponse) {
-        return Err(ApiError::Injected("fulfillment recorded, answer lost"));
-    }
     if recorded.replayed && !recorded.quantities().same_quantities(&request) {
         // The same order gathered again under another configuration (a
         // STRANGLED changed between SNS' attempts): the first stands.
@@ -568,6 +565,10 @@ async fn fulfill(State(hq): State<Hq>, headers: HeaderMap, body: Bytes) -> Resul
             .map(|producer| tracing::field::display(producer.as_str()));
         tracing::info!(key = %key.key_id, produced_by, iridium = request.iridium,
             magnesite = request.magnesite, "fulfillment recorded");
+    }
+    // Said above as any other: the log's fulfillments add up to the totals.
+    if fault == Some(Fault::LoseResponse) {
+        return Err(ApiError::Injected("fulfillment recorded, answer lost"));
     }
     let mut response = Json(&recorded).into_response();
     if recorded.replayed {

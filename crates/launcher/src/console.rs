@@ -43,8 +43,8 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
         logs.with_writer(std::io::stderr).try_init()
     };
 
-    // The services' setting, which this console does not take: said, so
-    // that nobody waits for JSON that will not come.
+    // The services' settings, which the launcher does not take: said, so
+    // that nobody waits for JSON or a scrape that will not come.
     if let Ok(format) = std::env::var("LOG_FORMAT")
         && !format.trim().is_empty()
         && format != "text"
@@ -52,6 +52,14 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
         tracing::warn!(
             "LOG_FORMAT={} is for a service run on its own (docker, ECS); the launcher's console is text",
             contracts::quote::quoted(&format)
+        );
+    }
+    if let Ok(port) = std::env::var("METRICS_PORT")
+        && !port.trim().is_empty()
+    {
+        tracing::warn!(
+            "METRICS_PORT={} is for a service run on its own (docker, ECS); the launcher serves no metrics",
+            contracts::quote::quoted(&port)
         );
     }
     let config = cli.config();

@@ -628,6 +628,15 @@ async fn injected_faults_refuse_or_lose_the_answer_and_are_used_up() {
     );
     let (status, _, replayed) = fulfill(&client, &hq, Some(KEY), Some("f-1"), order).await;
     assert_eq!((status, replayed), (200, true));
+    // The fulfillment whose answer was lost is in the log as any other,
+    // with its quantities: the log's fulfillments add up to the totals.
+    let recorded: Vec<String> = logs
+        .lines()
+        .into_iter()
+        .filter(|line| line.contains("fulfillment recorded") && !line.contains("injected fault"))
+        .collect();
+    assert_eq!(recorded.len(), 1, "{recorded:#?}");
+    assert!(recorded[0].contains("iridium="), "{recorded:#?}");
 
     assert_eq!(
         get_json(&hq, "/faults").await,
