@@ -109,8 +109,13 @@ pub fn parse_delivery<O: Order>(body: &[u8], type_header: TypeHeader) -> Result<
         return Err(DeliveryError::NotAnEnvelope(O::EXAMPLE));
     };
     if object.contains_key("Type") || type_header.is_sent() {
-        let envelope: Envelope = serde_json::from_value(Value::Object(object))
-            .map_err(|e| DeliveryError::BadEnvelope(shortened_message(e)))?;
+        // Read from the text, not the `Value`, which kept the last of a
+        // repeated field: an envelope with two of one (two `Message`s) is
+        // refused, as a direct order with two is, so that nothing in front
+        // of us (a filter reading the first) sees another order than we do.
+        drop(object);
+        let envelope: Envelope =
+            serde_json::from_slice(body).map_err(|e| DeliveryError::BadEnvelope(shortened_message(e)))?;
         return Ok(Delivery::Sns(Box::new(envelope)));
     }
     // A direct order with other fields beside its Message (valid JSON, as
@@ -370,12 +375,16 @@ mod tests {
         let read = |body: &str, header| parse_delivery::<BundleOrder>(body.as_bytes(), header);
         assert!(matches!(read(&body, TypeHeader::Sent), Ok(Delivery::Sns(_))));
         assert_eq!(read(&body, TypeHeader::Sent), read(&body, TypeHeader::NotSent));
-        // A repeated field: the last one counts, as without the header.
+        // A repeated field is refused, as without the header.
         let repeated = body.replacen("{", r#"{"MessageId":"first","#, 1);
-        let Ok(Delivery::Sns(envelope)) = read(&repeated, TypeHeader::Sent) else {
-            panic!("a repeated field refused");
-        };
-        assert_eq!(envelope.message_id, "m");
+        assert!(matches!(
+            read(&repeated, TypeHeader::Sent),
+            Err(DeliveryError::BadEnvelope(_))
+        ));
+        assert_eq!(
+            read(&repeated, TypeHeader::Sent),
+            read(&repeated, TypeHeader::NotSent)
+        );
         // An array of the fields in order is not an envelope.
         let fields = r#"["Notification","m",null,"t",null,"{}",null,"2024-01-01T00:00:00.000Z","1","s","https://sns.us-east-1.amazonaws.com/SimpleNotificationService-a.pem"]"#;
         assert!(matches!(
@@ -423,6 +432,20 @@ mod tests {
         let known = with_field(br#"{"a":[1,"b"]}"#);
         assert!(matches!(read(&known, TypeHeader::Sent), Ok(Delivery::Sns(_))));
         assert_eq!(read(&known, TypeHeader::Sent), read(&known, TypeHeader::NotSent));
+    }
+
+    #[test]
+    fn an_envelope_with_a_field_twice_is_refused() {
+        let body = notification();
+        let twice = body.replacen(r#""Message":"#, r#""Message":"{\"bundle\": 900}","Message":"#, 1);
+        assert_ne!(twice, body);
+        for header in [TypeHeader::Sent, TypeHeader::NotSent] {
+            let result = parse_delivery::<BundleOrder>(twice.as_bytes(), header);
+            assert!(
+                matches!(&result, Err(DeliveryError::BadEnvelope(why)) if why.contains("duplicate field `Message`")),
+                "{result:?}"
+            );
+        }
     }
 
     #[test]
