@@ -104,6 +104,31 @@ lint_cloudformation_policies() {
     "$VENV/bin/checkov" --directory deploy --framework cloudformation --quiet --compact --skip-download
 }
 
+# skipped_rules_named: docs/aws.md's list of the checkov rules the
+# templates skip names each of them (as CKV_AWS_n, or n after one in the
+# same parentheses: "CKV_AWS_136, 149"), so the list stays whole.
+# shellcheck disable=SC2317 # called through lint
+skipped_rules_named() {
+  python3 - <<'PY'
+import pathlib, re, sys
+skipped = set()
+for template in sorted(pathlib.Path("deploy").glob("*.yaml")):
+    skipped |= set(re.findall(r"id: (CKV_AWS_\d+)", template.read_text()))
+named = set()
+for group in re.findall(r"\((CKV_AWS_[^)]*)\)", pathlib.Path("docs/aws.md").read_text()):
+    named |= {f"CKV_AWS_{n}" for n in re.findall(r"(?:CKV_AWS_|, )(\d+)", group)}
+missing = sorted(skipped - named)
+if missing:
+    print(f"docs/aws.md does not name skipped rule(s): {', '.join(missing)}")
+    sys.exit(1)
+print(f"{len(skipped)} skipped rules, each named")
+PY
+}
+
+lint_skipped_rules() {
+  lint "docs/aws.md names every checkov rule skipped" skipped_rules_named
+}
+
 lint_dockerfiles() {
   lint "hadolint $("$VENV/bin/hadolint" --version | awk '{print $NF}')" \
     "$VENV/bin/hadolint" docker/Dockerfile docker/proxy/Dockerfile
@@ -185,6 +210,7 @@ main() {
 
   lint_cloudformation
   lint_cloudformation_policies
+  lint_skipped_rules
   lint_dockerfiles
   lint_proxy_config
   lint_shell_scripts

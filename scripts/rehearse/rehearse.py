@@ -681,8 +681,8 @@ def check_ledger_file_system(moto: Moto, fs_id: str) -> None:
 def check_alarms(moto: Moto, env_name: str, public_dns: str, email: str) -> None:
     """The stack's alarms, as made: each service's no-healthy-task and 5xx
     alarms on its own target group behind the public ALB, the ALB's own
-    502 and 504, and with an AlarmEmail each notifying the stack's topic, which
-    mails it."""
+    502 and 504, orders-undelivered on the dead-letter queue, and with an
+    AlarmEmail each notifying the stack's topic, which mails it."""
     step(f"CloudWatch alarms of {env_name} (AlarmEmail {email or 'empty'})")
     elb, cw, sns = moto.client("elbv2"), moto.client("cloudwatch"), moto.client("sns")
     lb = next(lb for lb in elb.describe_load_balancers()["LoadBalancers"] if lb["DNSName"] == public_dns)

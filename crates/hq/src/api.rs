@@ -380,7 +380,7 @@ async fn index_or_action(
 
 fn index(hq: &Hq) -> String {
     // Every route is listed as services reach it, by the links' own rule.
-    let root = crate::state::under_base_url(hq.base_url(), "/");
+    let root = crate::feed::under_base_url(hq.base_url(), "/");
     let base = root.as_str().trim_end_matches('/');
     format!(
         "Interstella HQ\n\n\

@@ -61,17 +61,6 @@ pub enum StartError {
     Task(String),
 }
 
-/// HQ's route `path` (from `/`) as services reach it: under the path of
-/// `base_url` (`HQ_PUBLIC_URL`), which a proxy in front of HQ may strip.
-/// Services trust links under their stand-in's path only, by this same rule.
-pub(crate) fn under_base_url(base_url: &Url, path: &str) -> Url {
-    let mut url = base_url.clone();
-    let prefix = base_url.path().trim_end_matches('/');
-    url.set_path(&format!("{prefix}{path}"));
-    url.set_query(None);
-    url
-}
-
 /// HQ's state: ledger, feed, signing identity and admin credential. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Hq {
@@ -190,7 +179,7 @@ impl Hq {
 
     /// The fulfillment API's URL: `<base>/receiving/`.
     pub fn fulfillment_url(&self) -> Url {
-        under_base_url(&self.inner.base_url, contracts::paths::RECEIVING)
+        crate::feed::under_base_url(&self.inner.base_url, contracts::paths::RECEIVING)
     }
 
     /// The ledger.

@@ -3,10 +3,10 @@
 //! SignatureVersion 2 by HQ's key.
 
 use super::subscriptions::Subscription;
+use super::under_base_url;
 use crate::ledger::now;
 use crate::signing::{SigningError, SigningIdentity};
 use crate::sns_signer::SnsSigner;
-use crate::state::under_base_url;
 use contracts::SignatureVersion;
 use contracts::{Envelope, MessageAttribute, MessageType};
 use url::Url;

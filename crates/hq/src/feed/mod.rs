@@ -45,6 +45,17 @@ use subscriptions::Subscriptions;
 use tokio::sync::Semaphore;
 use url::Url;
 
+/// HQ's route `path` (from `/`) as services reach it: under the path of
+/// `base_url` (`HQ_PUBLIC_URL`), which a proxy in front of HQ may strip.
+/// Services trust links under their stand-in's path only, by this same rule.
+pub(crate) fn under_base_url(base_url: &Url, path: &str) -> Url {
+    let mut url = base_url.clone();
+    let prefix = base_url.path().trim_end_matches('/');
+    url.set_path(&format!("{prefix}{path}"));
+    url.set_query(None);
+    url
+}
+
 /// How deliveries are made.
 #[derive(Debug, Clone, Copy)]
 pub struct FeedConfig {
