@@ -48,6 +48,11 @@ pub const BODY_TIMEOUT: Duration = Duration::from_secs(1);
 /// 20,000 calls/s to a fast API and bound what a burst costs us and it.
 pub const DEFAULT_DOWNSTREAM_CONNECTIONS: usize = 64;
 
+/// How long before its request's deadline a call made while answering the
+/// request ends: room for the route to answer what became of it. The
+/// serve loop polls the route before its own timer, so any room will do.
+const CALL_ENDS_BEFORE_ANSWER: Duration = Duration::from_millis(10);
+
 /// Builds the one HTTP client a service shares: keep-alive, no redirects
 /// (nothing we call should redirect, and following one is how SSRF starts),
 /// a connect timeout; per-call timeouts are set by [`Downstream`].
@@ -326,7 +331,21 @@ impl Downstream {
     ) -> Result<Answer, DownstreamError> {
         let target = self.target;
         let counted = self.metrics.start();
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        let started = tokio::time::Instant::now();
+        // Within a request's answer, the call ends before the request's
+        // deadline (a gather that overran, a slow body): the route answers
+        // what became of it, not the serve loop's 503 "nothing was sent".
+        let deadline = match crate::server::RequestDeadline::current() {
+            Some(answer_by) => {
+                let ends_by = answer_by
+                    .0
+                    .checked_sub(CALL_ENDS_BEFORE_ANSWER)
+                    .unwrap_or(answer_by.0);
+                (started + self.timeout).min(ends_by)
+            }
+            None => started + self.timeout,
+        };
+        let allowed = deadline.saturating_duration_since(started);
         let call = async {
             // The semaphore is never closed, so this cannot fail.
             let slot = self.in_flight.acquire().await.ok();
@@ -366,11 +385,11 @@ impl Downstream {
             Err(_) if !counted.sent() => Err(DownstreamError::Busy {
                 target,
                 connections: self.connections,
-                timeout: self.timeout,
+                timeout: allowed,
             }),
             Err(_) => Err(DownstreamError::Timeout {
                 target,
-                timeout: self.timeout,
+                timeout: allowed,
             }),
         };
         counted.finished(match &result {

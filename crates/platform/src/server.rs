@@ -98,10 +98,24 @@ const SIDE_LANE_HEAD_TIMEOUT: Duration = Duration::from_secs(1);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestDeadline(pub Instant);
 
+tokio::task_local! {
+    /// The deadline of the request whose route runs on this task.
+    static ANSWERING_BY: RequestDeadline;
+}
+
 impl RequestDeadline {
     /// The time left before the deadline (zero once passed).
     pub fn left(self) -> Duration {
         self.0.saturating_duration_since(Instant::now())
+    }
+
+    /// The deadline of the request being answered on this task, while its
+    /// route runs in this loop; `None` elsewhere. A downstream call ends
+    /// before it ([`crate::Downstream`]): a call under way is then answered
+    /// by its route (504, "may have taken it"), never cut off by this loop's
+    /// 503, which tells the caller nothing was sent.
+    pub fn current() -> Option<Self> {
+        ANSWERING_BY.try_with(|deadline| *deadline).ok()
     }
 }
 
@@ -536,7 +550,7 @@ impl App {
             request.extensions_mut().insert(RequestDeadline(deadline));
             tokio::select! {
                 biased;
-                response = router.oneshot(request) => match response {
+                response = ANSWERING_BY.scope(RequestDeadline(deadline), router.oneshot(request)) => match response {
                     Ok(response) => Ok(response),
                     Err(infallible) => match infallible {},
                 },

@@ -221,11 +221,24 @@ fn address_after(line: &str, said: &str) -> Option<SocketAddr> {
     word.trim_end_matches([':', ',']).parse().ok()
 }
 
-/// Runs `exe` with `env` and checks it fails with exactly one stderr line
-/// that names each of `named` (a configuration error, as a person reads it).
+/// Runs `exe` with `env` and checks it exits 2 with exactly one stderr line
+/// that names each of `named`: a configuration error, as a person reads it
+/// and as docs/contract.md promises (exit 2, which ECS shows as the
+/// container's exit code).
 pub async fn exits_with_one_line_naming(exe: &Path, env: &HashMap<String, String>, named: &[&str]) {
+    exits_with_code_and_one_line_naming(exe, env, 2, named).await;
+}
+
+/// Runs `exe` with `env` and checks it exits `code` with exactly one stderr
+/// line that names each of `named`.
+pub async fn exits_with_code_and_one_line_naming(
+    exe: &Path,
+    env: &HashMap<String, String>,
+    code: i32,
+    named: &[&str],
+) {
     let output = run_to_exit(exe, env).await;
-    assert!(!output.status.success(), "exited {:?}", output.status);
+    assert_eq!(output.status.code(), Some(code), "exited {:?}", output.status);
     let stderr = String::from_utf8_lossy(&output.stderr);
     let lines: Vec<&str> = stderr.lines().collect();
     assert_eq!(lines.len(), 1, "expected one line, got {stderr:?}");

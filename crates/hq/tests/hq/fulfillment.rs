@@ -724,16 +724,18 @@ async fn reconciliation_and_topics_keep_their_json() {
 }
 
 /// Two HQs on one ledger would each run a generator and fail each other's
-/// writes: the second exits at once, saying which directory is taken.
+/// writes: the second exits at once (1: no setting is wrong), saying which
+/// directory is taken.
 #[tokio::test]
 async fn a_second_hq_on_a_data_directory_in_use_exits_with_one_line_saying_so() {
     let dir = tempfile::tempdir().unwrap();
     let first = start_hq(config(dir.path())).await;
     let env = binary_env(dir.path());
     let taken = dir.path().display().to_string();
-    testkit::process::exits_with_one_line_naming(
+    testkit::process::exits_with_code_and_one_line_naming(
         hq_binary(),
         &env,
+        1,
         &["another HQ is using the ledger", &taken],
     )
     .await;

@@ -111,10 +111,9 @@ impl Drop for InFlight<'_> {
 }
 
 fn verifier(stand_in: &Url) -> SnsVerifier {
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
+    // The services' own client.
+    let client =
+        platform::downstream::http_client(platform::downstream::DEFAULT_DOWNSTREAM_CONNECTIONS).unwrap();
     SnsVerifier::new(TrustedHosts::new(Some(stand_in.clone())), client)
 }
 

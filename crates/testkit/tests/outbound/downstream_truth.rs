@@ -245,3 +245,57 @@ async fn a_connection_cut_after_the_request_says_the_target_may_have_taken_it() 
     );
     assert_eq!(error.status(), 502);
 }
+
+/// A call still under way when its request's time runs out is its route's
+/// to answer: 504, "may have taken it", as the call was sent. Cut off by
+/// the serve loop instead, its caller heard 503 "send it again", and a
+/// direct order sent again was fulfilled twice. Here the call's own timeout
+/// (10 s) outlasts the request's (1 s), as a gather that overran leaves it.
+#[tokio::test]
+async fn a_call_under_way_at_the_requests_deadline_is_answered_504_by_its_route() {
+    use axum::response::IntoResponse as _;
+    let api = testkit::FakeApi::start().await;
+    api.behave(testkit::ApiBehaviour::Hang);
+    let client =
+        platform::downstream::http_client(platform::downstream::DEFAULT_DOWNSTREAM_CONNECTIONS).unwrap();
+    let downstream = Arc::new(platform::Downstream::new(
+        client,
+        api.url.clone(),
+        "fulfillment API",
+        Duration::from_secs(10),
+    ));
+    let router = axum::Router::new().route(
+        contracts::paths::route(contracts::paths::ORDER),
+        axum::routing::post(
+            async move || match downstream.post_json(&serde_json::json!({}), &[]).await {
+                Ok(_) => (axum::http::StatusCode::OK, "sent").into_response(),
+                Err(source) => platform::ServiceError::Downstream {
+                    reply: platform::reply::ORDER_FAILED,
+                    source,
+                }
+                .into_response(),
+            },
+        ),
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let limits = platform::ServerLimits {
+        request_timeout: Duration::from_secs(1),
+        ..platform::ServerLimits::default()
+    };
+    tokio::spawn(platform::serve_with(
+        listener,
+        router,
+        limits,
+        std::future::pending(),
+    ));
+    let answer = reqwest::Client::new()
+        .post(format!("http://{addr}/order/"))
+        .send()
+        .await
+        .unwrap();
+    let status = answer.status().as_u16();
+    let text = answer.text().await.unwrap();
+    assert_eq!((status, text.as_str()), (504, platform::reply::ORDER_FAILED));
+    assert_eq!(api.count(), 1, "the call was sent");
+}
