@@ -171,9 +171,8 @@ fn a_port_already_taken_is_named_with_the_flag_that_moves_it() {
     assert!(made.is_empty(), "{made:?}");
 }
 
-/// `LOG_FORMAT=json` and `METRICS_PORT` are the services' settings: the
-/// launcher's console stays text and it serves no metrics, and it says so
-/// rather than ignore them.
+/// `LOG_FORMAT=json` and `METRICS_PORT` are the services' settings, which
+/// the launcher does not take: it says so rather than ignore them.
 #[test]
 fn log_format_and_metrics_port_are_said_to_be_for_the_services_run_alone() {
     let dir = tempfile::tempdir().unwrap();
@@ -191,16 +190,25 @@ fn log_format_and_metrics_port_are_said_to_be_for_the_services_run_alone() {
 }
 
 /// The status `GET path` gets from `base` (`http://127.0.0.1:port`) with
-/// `token` as the bearer credential: HTTP/1.1 over a plain socket, as the
-/// launcher's tests use no async runtime.
+/// `token` as the bearer credential.
 fn status_of(base: &str, path: &str, token: &str) -> u16 {
+    status_of_request(base, "GET", path, token, "")
+}
+
+/// The status `method path` with `body` gets from `base`
+/// (`http://127.0.0.1:port`) with `token` as the bearer credential:
+/// HTTP/1.1 over a plain socket, as the launcher's tests use no async
+/// runtime.
+fn status_of_request(base: &str, method: &str, path: &str, token: &str, body: &str) -> u16 {
     use std::io::Write;
     let addr = base.trim_start_matches("http://").trim_end_matches('/');
     let mut stream = std::net::TcpStream::connect(addr).unwrap();
     stream.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
     )
     .unwrap();
     let mut status_line = String::new();
@@ -210,6 +218,65 @@ fn status_of(base: &str, path: &str, token: &str) -> u16 {
         .nth(1)
         .and_then(|code| code.parse().ok())
         .unwrap_or_else(|| panic!("no status in {status_line:?}"))
+}
+
+/// HQ's address, from the banner `stdout` goes on with.
+fn hq_of(stdout: &mut BufReader<ChildStdout>) -> String {
+    let mut banner = String::new();
+    while !banner.contains("Ctrl-C stops everything") {
+        assert_ne!(stdout.read_line(&mut banner).unwrap(), 0, "{banner}");
+    }
+    banner
+        .lines()
+        .find_map(|line| line.strip_prefix("HQ (AWS side of the workshop)"))
+        .map(|hq| hq.trim().to_owned())
+        .unwrap_or_else(|| panic!("no HQ line in {banner}"))
+}
+
+/// A run that ends with an order its drain could not deliver exits 1, and
+/// so does a second stop that cuts the drain short: a script or a CI job
+/// that runs the launcher sees an unclean run by its exit code.
+#[test]
+fn an_unclean_run_or_a_cut_drain_exits_1() {
+    let token = "given-admin-token-0123456789";
+    for cut_short in [false, true] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut command = launcher(dir.path());
+        // Cut short, the drain would last long enough for the second stop.
+        let drain_secs = if cut_short { "60" } else { "1" };
+        command
+            .env("HQ_ADMIN_TOKEN", token)
+            .args(["--drain-secs", drain_secs, "--rate", "orders=0"]);
+        let (mut running, mut stdout) = up(command);
+        let hq = hq_of(&mut stdout);
+        // Every fulfillment fails, so the order's delivery is still being
+        // retried when the drain ends.
+        let faults = r#"{"fail_fulfillments": 1000}"#;
+        assert_eq!(status_of_request(&hq, "POST", "/faults", token, faults), 200);
+        let order = r#"{"bundle": 1}"#;
+        assert_eq!(
+            status_of_request(&hq, "POST", "/topics/orders/publish", token, order),
+            201
+        );
+        testkit::process::sigterm(running.0.id()).unwrap();
+        let mut said = String::new();
+        if cut_short {
+            // Once the first is heard: two at once are one signal.
+            while !said.contains("Stopping: no new orders") {
+                assert_ne!(stdout.read_line(&mut said).unwrap(), 0, "{said}");
+            }
+            testkit::process::sigterm(running.0.id()).unwrap();
+        }
+        let status = exited(&mut running, Duration::from_secs(30));
+        stdout.read_to_string(&mut said).unwrap();
+        assert_eq!(status.code(), Some(1), "cut short: {cut_short}; {said}");
+        let why = if cut_short {
+            "Stopped without draining or reconciling"
+        } else {
+            "Reconciliation (orders published this run"
+        };
+        assert!(said.contains(why), "{said}");
+    }
 }
 
 /// `HQ_ADMIN_TOKEN=… cargo run --release`: HQ takes that credential, as

@@ -921,6 +921,24 @@ impl IntoResponse for Unanswered {
 mod tests {
     use super::*;
 
+    /// The body bounds are the figures docs/contract.md and README give.
+    #[test]
+    fn the_body_bounds_are_the_docs_figures() {
+        let contract = include_str!("../../../docs/contract.md");
+        let readme = include_str!("../../../README.md");
+        let limit = format!("body over the limit ({} KiB)", BODY_LIMIT / 1024);
+        let small = format!("bodies over {} KiB", SMALL_BODY / 1024);
+        let budget = format!("share {} MiB per service", BODY_BUDGET / (1024 * 1024));
+        for said in [&limit, &small, &budget] {
+            assert!(
+                contract.contains(said.as_str()),
+                "docs/contract.md lacks {said:?}"
+            );
+        }
+        let limit = format!("| body over {} KiB | 413 |", BODY_LIMIT / 1024);
+        assert!(readme.contains(&limit), "README lacks {limit:?}");
+    }
+
     /// Each refusal's reason is one the metric shows from the start, and
     /// every one it shows is some refusal's.
     #[test]

@@ -154,10 +154,17 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    /// Whether the waiter has its slot, looked at after a moment (long
-    /// enough for a granted waiter's task to run); the slot stays held.
+    /// Lets every spawned task run until it waits (the tests' runtime has
+    /// one thread: nothing runs but at these points).
+    async fn settle() {
+        for _ in 0..16 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// Whether the waiter has its slot; the slot stays held.
     async fn granted(waiter: &tokio::task::JoinHandle<FetchSlot>) -> bool {
-        tokio::time::sleep(Duration::from_millis(30)).await;
+        settle().await;
         waiter.is_finished()
     }
 
@@ -171,14 +178,14 @@ mod tests {
         };
         let (first, wanted, known) = (Arc::new(()), Arc::new(()), Arc::new(()));
         let first_in_line = wait(&first, false);
-        tokio::task::yield_now().await;
+        settle().await;
         // Three messages wait for this one.
         let also_wanted = [Arc::clone(&wanted), Arc::clone(&wanted)];
         let most_wanted = wait(&wanted, false);
-        tokio::task::yield_now().await;
+        settle().await;
         let known_good = wait(&known, true);
         // Every waiter is in line before the slot frees.
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        settle().await;
         drop(held);
         assert!(granted(&known_good).await);
         assert!(!granted(&most_wanted).await && !granted(&first_in_line).await);
@@ -201,5 +208,23 @@ mod tests {
         // The slot is free again, not handed to the waiter that left.
         let again = tokio::time::timeout(Duration::from_millis(50), slots.acquire(&demand, false)).await;
         assert!(again.is_ok());
+    }
+
+    #[tokio::test]
+    async fn a_slot_granted_just_as_its_waiter_gives_up_is_given_back() {
+        let slots = FetchSlots::new(1);
+        let held = slots.acquire(&Arc::new(()), false).await;
+        let demand = Arc::new(());
+        let waiter = {
+            let (slots, demand) = (Arc::clone(&slots), Arc::clone(&demand));
+            tokio::spawn(async move { slots.acquire(&demand, false).await })
+        };
+        settle().await;
+        // The slot goes to the waiter, which gives up before it runs again.
+        drop(held);
+        waiter.abort();
+        assert!(waiter.await.is_err_and(|error| error.is_cancelled()));
+        let again = tokio::time::timeout(Duration::from_millis(50), slots.acquire(&demand, false)).await;
+        assert!(again.is_ok(), "the slot left with the waiter that gave up");
     }
 }

@@ -237,6 +237,10 @@ async fn sns_verifications_are_counted_verified_refused_or_unavailable() {
         r#"interstella_sns_verifications_total{result="verified"} 1"#,
         r#"interstella_sns_verifications_total{result="refused"} 1"#,
         r#"interstella_sns_verifications_total{result="unavailable"} 1"#,
+        // The forgery names the genuine certificate, cached by then; the
+        // missing one is fetched (and fails), as the genuine one was.
+        "interstella_sns_certificate_cache_hits_total 1",
+        "interstella_sns_certificate_fetches_total 2",
     ] {
         assert!(
             text.lines().any(|line| line == expected),
@@ -431,9 +435,9 @@ async fn requests_the_serve_loop_refuses_are_counted_by_reason() {
     assert_eq!(api.count(), 0);
 }
 
-/// A scrape is no request of the service's: no access line and no span of
-/// its own (every scraper's every scrape would bury the orders' lines and
-/// traces), while the service's own requests keep theirs.
+/// A scrape is no request of the service's: no access line, nor any line
+/// naming it (every scraper's every scrape would bury the orders' lines),
+/// while the service's own requests keep theirs.
 #[tokio::test]
 async fn a_scrape_writes_no_access_line() {
     let logs = testkit::logs::CapturedLogs::default();

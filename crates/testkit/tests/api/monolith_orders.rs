@@ -381,16 +381,22 @@ async fn a_callers_idempotency_key_is_ignored_on_orders() {
     // Only a microservice, with the hook's secret, passes a key on (the
     // glue hook test above); an order's key is derived here or absent.
     let (app, api) = monolith_with(|_| {}).await;
-    let claimed = [(IDEMPOTENCY_KEY_HEADER, "msg-42")];
-    let (status, _) = app.post("/order/", JSON, &claimed, WORKSHOP_CURL_BODY).await;
-    assert_eq!(status, 200);
+    // Malformed, and of the shape the services derive (64 hex digits).
+    let well_formed = "a".repeat(64);
+    for key in ["msg-42", well_formed.as_str()] {
+        let claimed = [(IDEMPOTENCY_KEY_HEADER, key)];
+        let (status, _) = app.post("/order/", JSON, &claimed, WORKSHOP_CURL_BODY).await;
+        assert_eq!(status, 200, "{key}");
+    }
     let received = api.received();
-    assert_eq!(received.len(), 1);
-    assert_eq!(
-        received[0].header(IDEMPOTENCY_KEY_HEADER),
-        None,
-        "a direct order carries no key"
-    );
+    assert_eq!(received.len(), 2);
+    for request in &received {
+        assert_eq!(
+            request.header(IDEMPOTENCY_KEY_HEADER),
+            None,
+            "a direct order carries no key"
+        );
+    }
 }
 
 #[tokio::test]

@@ -448,6 +448,15 @@ async fn every_reply_to_an_order_names_its_order_id() {
     assert!(named(&response).is_some());
     assert_eq!(named(&response).as_deref(), given.header(ORDER_ID_HEADER));
 
+    // A signed order with a bad quantity: refused, under its MessageId.
+    let envelope = sns.notification("{\"iridium\": 0}", V2);
+    let body = serde_json::to_string(&envelope).unwrap();
+    let response = post(&iridium, "/iridium/", delivery_headers(&envelope), body)
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(named(&response).as_deref(), Some(envelope.message_id.as_str()));
+
     // No order: nothing to name.
     let response = post(&monolith, "/order/", vec![], "{}".to_owned()).await.unwrap();
     assert_eq!(response.status(), 400);

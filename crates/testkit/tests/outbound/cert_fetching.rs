@@ -270,7 +270,9 @@ async fn genuine_behind_a_flood(
     for i in MAX_FETCHES_IN_FLIGHT..6 * MAX_FETCHES_IN_FLIGHT {
         forge(&mut flood, i);
     }
-    tokio::task::yield_now().await;
+    // The genuine messages come after the flood, in line behind it: the
+    // order under test (first come, first served, they would lose).
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let mut copies = tokio::task::JoinSet::new();
     for _ in 0..genuine {
         let (verifier, message) = (Arc::clone(verifier), message.clone());
