@@ -122,7 +122,7 @@ pub struct Work {
 }
 
 impl Work {
-    /// No work: nothing is refused for want of time.
+    /// No work: only an order read with no time left at all is refused.
     pub const NONE: Work = Work {
         time: Duration::ZERO,
         settings: "nothing",

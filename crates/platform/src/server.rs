@@ -330,9 +330,11 @@ async fn serve_routes(
 async fn drain(mut connections: JoinSet<()>, drain_timeout: Duration) {
     let open = connections.len();
     if open == 0 {
+        tracing::info!("drained: no connection was open");
         return;
     }
     let started = Instant::now();
+    // Idle kept-alive connections among them close at once.
     tracing::info!(
         connections = open,
         "draining: waiting up to {drain_timeout:?} for the requests in flight"
@@ -692,14 +694,14 @@ fn serve_connection(
         };
         if let Err(error) = result {
             match refused_head(&error) {
-                // Answered by hyper before any route ran: counted and said
-                // as the loop's own refusals are (hyper's words are its own,
-                // never the client's).
-                Some((reason, status)) => {
+                // Refused by hyper before any route ran: counted and said as
+                // the loop's own refusals are (hyper's words are its own,
+                // never the client's; they say what it answered).
+                Some(reason) => {
                     if let Some(unserved) = &unserved {
                         unserved.count(reason);
                     }
-                    tracing::warn!(status = status.as_u16(), %error, "request not served");
+                    tracing::warn!(%error, "request not served: its head was refused");
                 }
                 // Timeouts and resets: the client's doing, and no request.
                 None => tracing::debug!(%error, "connection ended"),
@@ -857,15 +859,15 @@ pub(crate) const UNSERVED_REASONS: [&str; 9] = [
     "bad_head",
 ];
 
-/// A request head hyper refused and answered itself, its reason for
-/// `interstella_requests_unserved_total` and the status hyper sent: larger
-/// than `MAX_HEADER_BYTES` or with more than hyper's 100 fields (431), or
-/// not HTTP/1.1 as hyper reads it (400).
-fn refused_head(error: &hyper::Error) -> Option<(&'static str, StatusCode)> {
+/// A request head hyper refused itself, its reason for
+/// `interstella_requests_unserved_total`: too large (over
+/// `MAX_HEADER_BYTES` or hyper's 100 fields: 431; a URI over 64 KiB: 414),
+/// or malformed (400; HTTP/2 spoken unasked gets no answer at all).
+fn refused_head(error: &hyper::Error) -> Option<&'static str> {
     if error.is_parse_too_large() {
-        Some(("head_too_large", StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE))
+        Some("head_too_large")
     } else if error.is_parse() {
-        Some(("bad_head", StatusCode::BAD_REQUEST))
+        Some("bad_head")
     } else {
         None
     }

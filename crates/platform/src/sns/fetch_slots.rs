@@ -72,6 +72,10 @@ struct Pending {
 
 impl Drop for Pending {
     fn drop(&mut self) {
+        // Closed first: a grant sent from now on fails and goes to the next
+        // waiter; one sent before is here to give back. (Read without
+        // closing, a grant sent between the read and the drop was lost.)
+        self.granted.close();
         if self.granted.try_recv().is_ok() {
             self.slots.release();
         }
@@ -184,6 +188,10 @@ mod tests {
         let most_wanted = wait(&wanted, false);
         settle().await;
         let known_good = wait(&known, true);
+        settle().await;
+        // As wanted as the first in line, but later.
+        let later = Arc::new(());
+        let later_in_line = wait(&later, false);
         // Every waiter is in line before the slot frees.
         settle().await;
         drop(held);
@@ -195,6 +203,9 @@ mod tests {
         drop(most_wanted.await.unwrap());
         drop(also_wanted);
         assert!(granted(&first_in_line).await);
+        assert!(!granted(&later_in_line).await);
+        drop(first_in_line.await.unwrap());
+        assert!(granted(&later_in_line).await);
     }
 
     #[tokio::test]

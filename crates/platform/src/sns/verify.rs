@@ -276,9 +276,12 @@ impl SnsVerifier {
             keys.unverified.retain(|_, slot| !slot.stale(now, self.ttl));
         }
         // Whoever waits on a forgotten slot still holds it and gets its
-        // outcome; only later requests no longer share it.
+        // outcome; only later requests no longer share it. The least wanted
+        // goes first, then the oldest: a flood of URLs named once each must
+        // not push out the fetch several genuine messages wait on, whose
+        // demand would split between it and a new one (`fetch_slots`).
         while keys.unverified.len() >= MAX_UNVERIFIED {
-            remove_oldest(&mut keys.unverified, |slot| slot.created);
+            remove_least_wanted(&mut keys.unverified);
         }
         let slot = Arc::new(Slot {
             created: now,
@@ -384,6 +387,18 @@ impl Slot {
             Some(Fetched { key: Ok(_), at }) => now.duration_since(*at) >= ttl,
             Some(Fetched { key: Err(_), .. }) => true,
         }
+    }
+}
+
+/// Removes the unverified fetch the fewest messages wait on, the oldest of
+/// those (none from an empty map).
+fn remove_least_wanted(map: &mut HashMap<String, Arc<Slot>>) {
+    let least = map
+        .iter()
+        .min_by_key(|(_, slot)| (Arc::strong_count(&slot.waiters), slot.created))
+        .map(|(url, _)| url.clone());
+    if let Some(least) = least {
+        map.remove(&least);
     }
 }
 

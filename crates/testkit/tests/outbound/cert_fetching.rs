@@ -294,6 +294,54 @@ async fn the_certificate_most_messages_wait_for_is_fetched_before_a_floods() {
     assert_eq!(server.hits(CERT), 1);
 }
 
+/// A flood of more URLs than the verifier keeps fetches for pushes out the
+/// least wanted, not the genuine certificate's that two messages wait on:
+/// a third joins that fetch, rather than start one of its own at the back
+/// of the line, where it would wait out its time behind the flood.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_more_urls_than_are_kept_leaves_the_wanted_fetch_in_place() {
+    let (server, base) = CertServer::start().await;
+    let verifier = Arc::new(verifier(&base));
+    let message = signed(base.join(CERT).unwrap().as_str());
+    let mut flood = tokio::task::JoinSet::new();
+    let forge = |flood: &mut tokio::task::JoinSet<_>, i: usize| {
+        let mut envelope = message.clone();
+        envelope.signing_cert_url = base.join(&format!("hang/{i}.pem")).unwrap().to_string();
+        let verifier = Arc::clone(&verifier);
+        flood.spawn(async move { verifier.verify(&envelope).await });
+    };
+    for i in 0..MAX_FETCHES_IN_FLIGHT {
+        forge(&mut flood, i);
+    }
+    testkit::wait_until(
+        "the flood's fetches holding every slot",
+        Duration::from_secs(5),
+        async || (server.total_hits() == MAX_FETCHES_IN_FLIGHT).then_some(()),
+    )
+    .await;
+    // The genuine messages come a second later: with time to spare when
+    // the flood's first fetches give up and free their slots.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let mut genuine = tokio::task::JoinSet::new();
+    let verify = |genuine: &mut tokio::task::JoinSet<_>| {
+        let (verifier, message) = (Arc::clone(&verifier), message.clone());
+        genuine.spawn(async move { verifier.verify(&message).await });
+    };
+    verify(&mut genuine);
+    verify(&mut genuine);
+    // Each step of this test is a wave of messages arriving after the last.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in MAX_FETCHES_IN_FLIGHT..MAX_FETCHES_IN_FLIGHT + 300 {
+        forge(&mut flood, i);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    verify(&mut genuine);
+    let outcomes = genuine.join_all().await;
+    flood.abort_all();
+    assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
+    assert_eq!(server.hits(CERT), 1, "the genuine certificate fetched again");
+}
+
 /// A certificate that verified before, its hour over, is fetched again
 /// ahead of a flood, even for one message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
