@@ -892,6 +892,15 @@ async fn only_the_admin_sees_subscription_arns_on_topics() {
         admin["topics"][0]["subscriptions"][0]["subscription_arn"],
         arn.as_str()
     );
+    // A wrong credential is refused, as anywhere else: no quiet answer to
+    // tell a guess from the credential by.
+    let wrong = reqwest::Client::new()
+        .get(url(&hq, "/topics"))
+        .bearer_auth("not-the-admin-credential-0123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), 401);
     hq.shutdown(WAIT).await.unwrap();
 }
 
