@@ -192,31 +192,14 @@ async fn forged_cert_urls_in_bulk_make_few_fetches_at_once() {
 async fn no_certificate_is_fetched_for_a_caller_that_has_given_up() {
     let (server, base) = CertServer::start().await;
     let verifier = Arc::new(verifier(&base));
-    let genuine = signed(base.join(CERT).unwrap().as_str());
-    let mut forged = tokio::task::JoinSet::new();
-    let spawn = |forged: &mut tokio::task::JoinSet<_>, i: usize| {
-        let mut envelope = genuine.clone();
-        envelope.signing_cert_url = base.join(&format!("hang/{i}.pem")).unwrap().to_string();
-        let verifier = Arc::clone(&verifier);
-        forged.spawn(async move { verifier.verify(&envelope).await });
-    };
-    for i in 0..MAX_FETCHES_IN_FLIGHT {
-        spawn(&mut forged, i);
-    }
-    testkit::wait_until(
-        "the fetches holding every slot",
-        Duration::from_secs(5),
-        async || (server.total_hits() == MAX_FETCHES_IN_FLIGHT).then_some(()),
-    )
-    .await;
+    let mut flood = Flood::new(&verifier, &base);
+    flood.hold_every_slot(&server).await;
     // The callers under test come a little after, as messages do: when the
     // slots free, their own time is nearly up (0.1 s left, under the least
     // a fetch is sent with), but not quite.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    for i in MAX_FETCHES_IN_FLIGHT..5 * MAX_FETCHES_IN_FLIGHT {
-        spawn(&mut forged, i);
-    }
-    while let Some(result) = forged.join_next().await {
+    flood.forge(MAX_FETCHES_IN_FLIGHT..5 * MAX_FETCHES_IN_FLIGHT);
+    while let Some(result) = flood.forged.join_next().await {
         let error = result.unwrap().unwrap_err();
         assert!(error.is_transient(), "{error:?}");
     }
@@ -233,6 +216,69 @@ async fn no_certificate_is_fetched_for_a_caller_that_has_given_up() {
     }
 }
 
+/// Forged copies of a genuine message, each naming a certificate of its
+/// own under `/hang/` (which never answers), verified as they come; and
+/// genuine copies, verified likewise.
+struct Flood {
+    verifier: Arc<SnsVerifier>,
+    base: Url,
+    message: Envelope,
+    forged: tokio::task::JoinSet<Result<(), VerifyError>>,
+    genuine: tokio::task::JoinSet<Result<(), VerifyError>>,
+}
+
+impl Flood {
+    /// Nothing sent yet; the genuine message names [`CERT`] on `base`.
+    fn new(verifier: &Arc<SnsVerifier>, base: &Url) -> Self {
+        Self {
+            verifier: Arc::clone(verifier),
+            base: base.clone(),
+            message: signed(base.join(CERT).unwrap().as_str()),
+            forged: tokio::task::JoinSet::new(),
+            genuine: tokio::task::JoinSet::new(),
+        }
+    }
+
+    /// Sends forgeries naming `/hang/<i>.pem` for each `i` in `urls`.
+    fn forge(&mut self, urls: std::ops::Range<usize>) {
+        for i in urls {
+            let mut envelope = self.message.clone();
+            envelope.signing_cert_url = self.base.join(&format!("hang/{i}.pem")).unwrap().to_string();
+            let verifier = Arc::clone(&self.verifier);
+            self.forged.spawn(async move { verifier.verify(&envelope).await });
+        }
+    }
+
+    /// Sends as many forgeries as there are fetch slots, and waits until
+    /// their fetches hold every slot (`server` has them all).
+    async fn hold_every_slot(&mut self, server: &CertServer) {
+        let hits_before = server.total_hits();
+        self.forge(0..MAX_FETCHES_IN_FLIGHT);
+        testkit::wait_until(
+            "the flood's fetches holding every slot",
+            Duration::from_secs(5),
+            async || (server.total_hits() == hits_before + MAX_FETCHES_IN_FLIGHT).then_some(()),
+        )
+        .await;
+    }
+
+    /// Sends `copies` of the genuine message.
+    fn send_genuine(&mut self, copies: usize) {
+        for _ in 0..copies {
+            let (verifier, message) = (Arc::clone(&self.verifier), self.message.clone());
+            self.genuine.spawn(async move { verifier.verify(&message).await });
+        }
+    }
+
+    /// The genuine copies' outcomes, once all have one; the flood is
+    /// stopped.
+    async fn genuine_outcomes(mut self) -> Vec<Result<(), VerifyError>> {
+        let outcomes = self.genuine.join_all().await;
+        self.forged.abort_all();
+        outcomes
+    }
+}
+
 /// A flood's fetches that never answer hold every slot; more of the flood
 /// queues; then `genuine` copies of a genuine message come, whose
 /// certificate is not cached. Each copy's outcome, once the flood's first
@@ -245,42 +291,18 @@ async fn genuine_behind_a_flood(
     base: &Url,
     genuine: usize,
 ) -> Vec<Result<(), VerifyError>> {
-    let message = signed(base.join(CERT).unwrap().as_str());
-    let hits_before = server.total_hits();
-    let mut flood = tokio::task::JoinSet::new();
-    let forge = |flood: &mut tokio::task::JoinSet<_>, i: usize| {
-        let mut envelope = message.clone();
-        envelope.signing_cert_url = base.join(&format!("hang/{i}.pem")).unwrap().to_string();
-        let verifier = Arc::clone(verifier);
-        flood.spawn(async move { verifier.verify(&envelope).await });
-    };
-    for i in 0..MAX_FETCHES_IN_FLIGHT {
-        forge(&mut flood, i);
-    }
-    testkit::wait_until(
-        "the flood's fetches holding every slot",
-        Duration::from_secs(5),
-        async || (server.total_hits() == hits_before + MAX_FETCHES_IN_FLIGHT).then_some(()),
-    )
-    .await;
+    let mut flood = Flood::new(verifier, base);
+    flood.hold_every_slot(server).await;
     // The rest of the flood and the genuine messages come a second later,
     // as messages do: with time to spare when the slots free, so queued
     // forgeries would fetch (and hang) in the genuine messages' place.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    for i in MAX_FETCHES_IN_FLIGHT..6 * MAX_FETCHES_IN_FLIGHT {
-        forge(&mut flood, i);
-    }
+    flood.forge(MAX_FETCHES_IN_FLIGHT..6 * MAX_FETCHES_IN_FLIGHT);
     // The genuine messages come after the flood, in line behind it: the
     // order under test (first come, first served, they would lose).
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let mut copies = tokio::task::JoinSet::new();
-    for _ in 0..genuine {
-        let (verifier, message) = (Arc::clone(verifier), message.clone());
-        copies.spawn(async move { verifier.verify(&message).await });
-    }
-    let outcomes = copies.join_all().await;
-    flood.abort_all();
-    outcomes
+    flood.send_genuine(genuine);
+    flood.genuine_outcomes().await
 }
 
 /// SNS signs a region's every message with one certificate; each forgery
@@ -302,42 +324,18 @@ async fn the_certificate_most_messages_wait_for_is_fetched_before_a_floods() {
 async fn a_flood_of_more_urls_than_are_kept_leaves_the_wanted_fetch_in_place() {
     let (server, base) = CertServer::start().await;
     let verifier = Arc::new(verifier(&base));
-    let message = signed(base.join(CERT).unwrap().as_str());
-    let mut flood = tokio::task::JoinSet::new();
-    let forge = |flood: &mut tokio::task::JoinSet<_>, i: usize| {
-        let mut envelope = message.clone();
-        envelope.signing_cert_url = base.join(&format!("hang/{i}.pem")).unwrap().to_string();
-        let verifier = Arc::clone(&verifier);
-        flood.spawn(async move { verifier.verify(&envelope).await });
-    };
-    for i in 0..MAX_FETCHES_IN_FLIGHT {
-        forge(&mut flood, i);
-    }
-    testkit::wait_until(
-        "the flood's fetches holding every slot",
-        Duration::from_secs(5),
-        async || (server.total_hits() == MAX_FETCHES_IN_FLIGHT).then_some(()),
-    )
-    .await;
+    let mut flood = Flood::new(&verifier, &base);
+    flood.hold_every_slot(&server).await;
     // The genuine messages come a second later: with time to spare when
     // the flood's first fetches give up and free their slots.
     tokio::time::sleep(Duration::from_secs(1)).await;
-    let mut genuine = tokio::task::JoinSet::new();
-    let verify = |genuine: &mut tokio::task::JoinSet<_>| {
-        let (verifier, message) = (Arc::clone(&verifier), message.clone());
-        genuine.spawn(async move { verifier.verify(&message).await });
-    };
-    verify(&mut genuine);
-    verify(&mut genuine);
+    flood.send_genuine(2);
     // Each step of this test is a wave of messages arriving after the last.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    for i in MAX_FETCHES_IN_FLIGHT..MAX_FETCHES_IN_FLIGHT + 300 {
-        forge(&mut flood, i);
-    }
+    flood.forge(MAX_FETCHES_IN_FLIGHT..MAX_FETCHES_IN_FLIGHT + 300);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    verify(&mut genuine);
-    let outcomes = genuine.join_all().await;
-    flood.abort_all();
+    flood.send_genuine(1);
+    let outcomes = flood.genuine_outcomes().await;
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
     assert_eq!(server.hits(CERT), 1, "the genuine certificate fetched again");
 }
