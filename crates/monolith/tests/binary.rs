@@ -934,6 +934,67 @@ async fn a_bad_trace_endpoint_or_log_directive_is_said_and_left_out() {
     assert_eq!(log.matches("names a target").count(), 1, "{log}");
 }
 
+/// `RUST_LOG` filters the log lines alone: turned off (to cut what
+/// CloudWatch bills), or down to one module, the traces are exported as
+/// ever. It filtered the whole subscriber, traces included.
+#[tokio::test]
+async fn log_filters_leave_the_traces_alone() {
+    for filter in ["off", "monolith=debug"] {
+        let posts = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = std::sync::Arc::clone(&posts);
+        let collector = axum::Router::new().route(
+            "/v1/traces",
+            axum::routing::post(async move |body: axum::body::Bytes| {
+                if !body.is_empty() {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                }
+                axum::http::StatusCode::OK
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let collector_addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, collector).await.unwrap() });
+        let api = FakeApi::start().await;
+        let mut env = monolith_env(&api);
+        env.insert("RUST_LOG".into(), filter.into());
+        env.insert(
+            "OTEL_EXPORTER_OTLP_ENDPOINT".into(),
+            format!("http://{collector_addr}"),
+        );
+        // No line says where it listens under these filters: a port of ours.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        env.insert("PORT".into(), port.to_string());
+        let mut command = tokio::process::Command::new(monolith_exe());
+        command.env_clear().envs(&env);
+        let mut monolith = ServiceProcess::start_command(command);
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        wait_until("the monolith listening", Duration::from_secs(10), async || {
+            tokio::net::TcpStream::connect(addr).await.ok().map(|_| ())
+        })
+        .await;
+        assert_eq!(send_workshop_curl(addr).await.unwrap().0, 200, "{filter}");
+        // Stopping flushes the spans still batched.
+        monolith.terminate().await;
+        assert!(monolith.wait_exit(Duration::from_secs(30)).await.success());
+        // A module alone at a level: said to take the order ids with it.
+        let said = monolith
+            .seen
+            .iter()
+            .any(|line| line.contains("lose their order_id") && line.contains("info,monolith=debug"));
+        assert_eq!(said, filter == "monolith=debug", "{filter}: {:?}", monolith.seen);
+        wait_until(
+            "the order's spans at the collector",
+            Duration::from_secs(10),
+            async || (posts.load(std::sync::atomic::Ordering::SeqCst) > 0).then_some(()),
+        )
+        .await;
+    }
+}
+
 /// Spans a collector does not take (none listening, or one that takes the
 /// connection and never answers) are said to be lost, without the
 /// endpoint: the SDK's own word on it is compiled out, and it waits on an

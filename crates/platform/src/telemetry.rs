@@ -26,11 +26,10 @@ use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tracing_subscriber::EnvFilter;
-use tracing_subscriber::Registry;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::time::FormatTime;
-use tracing_subscriber::layer::{Layer, Layered, SubscriberExt as _};
+use tracing_subscriber::layer::{Layer, SubscriberExt as _};
 use tracing_subscriber::util::SubscriberInitExt as _;
 
 /// Writes out the lines still queued, and the spans, when dropped: keep it
@@ -125,10 +124,20 @@ pub fn log_filter_or(setting: Option<&str>, default: &str) -> EnvFilter {
         ));
         return EnvFilter::new(default);
     }
-    for word in words_meant_as_levels(&kept) {
+    let words = words_meant_as_levels(&kept);
+    for word in &words {
         crate::terminal::say_on_stderr(format_args!(
             "RUST_LOG: {word:?} names a target, not a level, and no level is given, so every other \
              line is off (a level is trace, debug, info, warn, error or off)"
+        ));
+    }
+    if words.is_empty() && !kept.iter().any(|d| d.parse::<LevelFilter>().is_ok()) {
+        // The spans that carry `order_id` are targets of their own.
+        crate::terminal::say_on_stderr(format_args!(
+            "RUST_LOG: no level is given beside the targets named, so every other line is off, and \
+             the lines kept lose their order_id with the spans that carry it: give one, as in \
+             info,{}",
+            kept[0]
         ));
     }
     EnvFilter::new(kept.join(","))
@@ -164,8 +173,41 @@ pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
     };
     // Colour codes only for a person at a terminal, never into awslogs.
     let ansi = std::io::stdout().is_terminal();
-    // tracing-subscriber's fmt layer for colour and JSON; plain text (what
-    // awslogs gets, the hot path) through our own layer.
+    let provider = traces.as_ref().and_then(|export| match export.start() {
+        Ok(provider) => Some((provider, export.service.clone())),
+        Err(error) => {
+            crate::terminal::say_on_stderr(format_args!("traces are not exported: {error}"));
+            None
+        }
+    });
+    // A second init (tests starting several services) is harmless: keep the first.
+    let _ = match &provider {
+        // The log filter for everything: the hot path, one filter.
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(line_layer(format, writer, ansi))
+            .try_init(),
+        // `RUST_LOG` filters the lines alone: logs turned down (`off`, to
+        // cut what CloudWatch bills) leave the traces as they are.
+        Some((provider, service)) => tracing_subscriber::registry()
+            .with(line_layer(format, writer, ansi).with_filter(filter))
+            .with(crate::traces::layer(provider, service))
+            .try_init(),
+    };
+    LogGuard {
+        format,
+        traces: provider.map(|(provider, _)| provider),
+        _writer: writer_guard,
+    }
+}
+
+/// The layer that writes log lines in `format` to `writer`: tracing-
+/// subscriber's fmt layer for colour (`ansi`) and JSON; plain text (what
+/// awslogs gets, the hot path) through our own layer.
+fn line_layer<S>(format: LogFormat, writer: writer::Sink, ansi: bool) -> Box<dyn Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+{
     let fmt_layer = |writer| {
         tracing_subscriber::fmt::layer()
             .with_target(false)
@@ -173,7 +215,7 @@ pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
             .with_writer(writer)
             .with_ansi(ansi)
     };
-    let mut layers: Vec<Box<dyn Layer<Layered<EnvFilter, Registry>> + Send + Sync>> = vec![match format {
+    match format {
         LogFormat::Text if ansi => fmt_layer(writer).boxed(),
         LogFormat::Text => plain::PlainLines::new(writer).boxed(),
         // The innermost span only, as `span`: its `order_id` is what a
@@ -183,26 +225,6 @@ pub fn init_with(format: LogFormat, traces: Option<TraceExport>) -> LogGuard {
             .flatten_event(true)
             .with_span_list(false)
             .boxed(),
-    }];
-    let provider = traces.as_ref().and_then(|export| match export.start() {
-        Ok(provider) => Some((provider, export.service.clone())),
-        Err(error) => {
-            crate::terminal::say_on_stderr(format_args!("traces are not exported: {error}"));
-            None
-        }
-    });
-    if let Some((provider, service)) = &provider {
-        layers.push(crate::traces::layer(provider, service).boxed());
-    }
-    // A second init (tests starting several services) is harmless: keep the first.
-    let _ = tracing_subscriber::registry()
-        .with(filter)
-        .with(layers)
-        .try_init();
-    LogGuard {
-        format,
-        traces: provider.map(|(provider, _)| provider),
-        _writer: writer_guard,
     }
 }
 

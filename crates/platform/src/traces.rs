@@ -104,11 +104,17 @@ where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
     use tracing_subscriber::Layer as _;
+    use tracing_subscriber::filter::FilterExt as _;
+    // Its own filter, not `RUST_LOG`'s, which is the lines' alone: spans and
+    // their events at INFO and above, as the default log filter has them.
     tracing_opentelemetry::layer()
         .with_tracer(provider.tracer(service.to_owned()))
-        .with_filter(tracing_subscriber::filter::filter_fn(|metadata| {
-            !(metadata.is_span() && metadata.name() == crate::telemetry::SERVICE_SPAN)
-        }))
+        .with_filter(
+            tracing_subscriber::filter::filter_fn(|metadata| {
+                !(metadata.is_span() && metadata.name() == crate::telemetry::SERVICE_SPAN)
+            })
+            .and(tracing_subscriber::filter::LevelFilter::INFO),
+        )
 }
 
 /// Makes `span` a child of the trace `headers` carry, if any.
