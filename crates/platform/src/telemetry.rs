@@ -137,7 +137,7 @@ pub fn log_filter_or(setting: Option<&str>, default: &str) -> EnvFilter {
             "RUST_LOG: no level is given beside the targets named, so every other line is off, and \
              the lines kept lose their order_id with the spans that carry it: give one, as in \
              info,{}",
-            kept[0]
+            kept.join(",")
         ));
     }
     EnvFilter::new(kept.join(","))
