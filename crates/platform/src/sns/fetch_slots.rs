@@ -15,7 +15,8 @@
 //! 3. to whoever has waited longest.
 //!
 //! What is left: a genuine message, alone, for a certificate never seen
-//! yet, still waits with the flood (docs/contract.md, Trust).
+//! yet, still waits with the flood, and a forger who names one certificate
+//! in many messages at once outbids it (docs/contract.md, Trust).
 
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use tokio::sync::oneshot;
