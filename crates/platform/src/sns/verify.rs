@@ -14,7 +14,7 @@
 //! (one fetch per URL at a time, so a flood of one URL costs one at a time).
 //! Of the few fetches made at once, a freed slot goes first to a
 //! certificate that verified before, then to the one most messages wait
-//! for ([`super::fetch_slots`]), not to the flood.
+//! for (`sns::fetch_slots`), not to the flood.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
