@@ -127,11 +127,7 @@ async fn fulfill(
     // As `/order/` does: a body read slowly must not leave the API call
     // running past the answer (a 503 says nothing was sent).
     // The glue hook gathers nothing: its one call is all its work.
-    let work = platform::intake::Work {
-        time: monolith.config.route.downstream_timeout,
-        settings: "DOWNSTREAM_TIMEOUT_MS",
-    };
-    platform::intake::time_left_for(deadline, work)?;
+    platform::intake::time_left_for(deadline, monolith.config.route.call_work())?;
     monolith.fulfil_hook(hook, &order_id).await
 }
 

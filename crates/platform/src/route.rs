@@ -155,6 +155,24 @@ impl RouteSettings {
         self.gather_delay + self.downstream_timeout
     }
 
+    /// [`RouteSettings::work`], with the settings it is made of, for the
+    /// refusal of an order read with less time left.
+    pub fn order_work(&self) -> crate::intake::Work {
+        crate::intake::Work {
+            time: self.work(),
+            settings: "GATHER_DELAY_MS and DOWNSTREAM_TIMEOUT_MS",
+        }
+    }
+
+    /// What one downstream call may take, for a route that gathers nothing
+    /// (the monolith's glue hook), with the setting it is.
+    pub fn call_work(&self) -> crate::intake::Work {
+        crate::intake::Work {
+            time: self.downstream_timeout,
+            settings: "DOWNSTREAM_TIMEOUT_MS",
+        }
+    }
+
     /// These settings, if the request timeout outlasts [`RouteSettings::work`]:
     /// [`RouteArgs::resolve`] checks settings from the environment so, and
     /// settings changed in code (the launcher's gather delay) need it too.
@@ -179,10 +197,7 @@ impl RouteSettings {
             .with_metrics(metrics);
         let intake = OrderIntake::new(self.trust.clone(), client)
             .with_metrics(metrics)
-            .with_work(crate::intake::Work {
-                time: self.work(),
-                settings: "GATHER_DELAY_MS and DOWNSTREAM_TIMEOUT_MS",
-            });
+            .with_work(self.order_work());
         Ok((intake, next))
     }
 

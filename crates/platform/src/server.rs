@@ -92,9 +92,9 @@ const SIDE_LANE_CONNECTIONS: usize = 16;
 const SIDE_LANE_HEAD_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// When the serve loop answers a request 503 for want of time: its head's
-/// arrival plus the request timeout. Every request reaches its route with
-/// one (an extension), so that a route can refuse work it has no time left
-/// to finish, rather than start it and be cut off midway.
+/// arrival plus the request timeout. Every request's route runs with it
+/// ([`RequestDeadline::current`]), so that a route can refuse work it has
+/// no time left to finish, rather than start it and be cut off midway.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestDeadline(pub Instant);
 
@@ -119,16 +119,16 @@ impl RequestDeadline {
     }
 }
 
-/// A handler takes it as `Option<RequestDeadline>`: none for a router
-/// served by something other than this loop.
+/// A handler takes it as `Option<RequestDeadline>` ([`RequestDeadline::current`]):
+/// none for a router served by something other than this loop.
 impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for RequestDeadline {
     type Rejection = Infallible;
 
     async fn from_request_parts(
-        parts: &mut axum::http::request::Parts,
+        _parts: &mut axum::http::request::Parts,
         _state: &S,
     ) -> Result<Option<Self>, Infallible> {
-        Ok(parts.extensions.get::<Self>().copied())
+        Ok(Self::current())
     }
 }
 
@@ -548,8 +548,7 @@ impl App {
                 }
             };
             timer.as_mut().reset(deadline);
-            let mut request = Request::from_parts(parts, Body::from(body));
-            request.extensions_mut().insert(RequestDeadline(deadline));
+            let request = Request::from_parts(parts, Body::from(body));
             tokio::select! {
                 biased;
                 response = ANSWERING_BY.scope(RequestDeadline(deadline), router.oneshot(request)) => match response {

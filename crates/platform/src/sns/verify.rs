@@ -54,7 +54,7 @@ const LEAST_TIME_FOR_A_FETCH: Duration = Duration::from_millis(500);
 /// URLs messages name; SNS itself uses a handful of certificates.
 pub const MAX_FETCHES_IN_FLIGHT: usize = 4;
 /// Fetches in progress and unverified keys kept at
-/// most; beyond it the oldest of them is forgotten (never a verified key).
+/// most; beyond it the least wanted of them is forgotten (never a verified key).
 const MAX_UNVERIFIED: usize = 256;
 /// A certificate PEM is about 2 KiB; anything far larger is not one.
 const MAX_CERT_BYTES: usize = 64 * 1024;
@@ -262,7 +262,7 @@ impl SnsVerifier {
     }
 
     /// The URL's slot among the unverified: the current one, or a new one in
-    /// place of a stale one, making room by forgetting the oldest.
+    /// place of a stale one, making room by forgetting the least wanted.
     fn unverified_slot(&self, url: &str) -> Arc<Slot> {
         let mut keys = self.lock();
         let now = Instant::now();
@@ -281,7 +281,9 @@ impl SnsVerifier {
         // not push out the fetch several genuine messages wait on, whose
         // demand would split between it and a new one (`fetch_slots`).
         while keys.unverified.len() >= MAX_UNVERIFIED {
-            remove_least_wanted(&mut keys.unverified);
+            remove_lowest(&mut keys.unverified, |slot| {
+                (Arc::strong_count(&slot.waiters), slot.created)
+            });
         }
         let slot = Arc::new(Slot {
             created: now,
@@ -318,7 +320,7 @@ impl SnsVerifier {
                 .retain(|_, verified| verified.fetched.elapsed() < self.ttl);
         }
         while keys.verified.len() >= self.capacity {
-            remove_oldest(&mut keys.verified, |verified| verified.fetched);
+            remove_lowest(&mut keys.verified, |verified| verified.fetched);
         }
         keys.verified.insert(
             url.to_owned(),
@@ -390,26 +392,14 @@ impl Slot {
     }
 }
 
-/// Removes the unverified fetch the fewest messages wait on, the oldest of
-/// those (none from an empty map).
-fn remove_least_wanted(map: &mut HashMap<String, Arc<Slot>>) {
-    let least = map
+/// Removes the entry `rank` ranks lowest (none from an empty map).
+fn remove_lowest<V, R: Ord>(map: &mut HashMap<String, V>, rank: impl Fn(&V) -> R) {
+    let lowest = map
         .iter()
-        .min_by_key(|(_, slot)| (Arc::strong_count(&slot.waiters), slot.created))
-        .map(|(url, _)| url.clone());
-    if let Some(least) = least {
-        map.remove(&least);
-    }
-}
-
-/// Removes the entry that `since` says is oldest (none from an empty map).
-fn remove_oldest<V>(map: &mut HashMap<String, V>, since: impl Fn(&V) -> Instant) {
-    let oldest = map
-        .iter()
-        .min_by_key(|(_, value)| since(value))
+        .min_by_key(|(_, value)| rank(value))
         .map(|(key, _)| key.clone());
-    if let Some(oldest) = oldest {
-        map.remove(&oldest);
+    if let Some(lowest) = lowest {
+        map.remove(&lowest);
     }
 }
 
