@@ -269,6 +269,19 @@ async fn under_json_logs_an_orders_lines_are_json_naming_it_once_in_span() {
         "{:#?}",
         monolith.seen
     );
+    // So is an access line's latency, in ms: `stats pct(latency_ms, 99)`.
+    let access_lines: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|line| line["message"] == "finished processing request")
+        .collect();
+    assert_eq!(access_lines.len(), 2, "{:#?}", monolith.seen);
+    assert!(
+        access_lines
+            .iter()
+            .all(|line| line["latency_ms"].as_f64().is_some_and(|ms| ms >= 0.0)),
+        "{:#?}",
+        monolith.seen
+    );
 }
 
 /// A delivery refused before it is trusted is logged with the MessageId it
