@@ -129,6 +129,45 @@ lint_skipped_rules() {
   lint "docs/aws.md names every checkov rule skipped" skipped_rules_named
 }
 
+# security_group_descriptions_allowed: EC2 takes a security group's and a
+# rule's description only from a-zA-Z0-9, space and ._-:/()#,@[]+=&;{}!$*
+# (255 at most) and refuses the stack otherwise ("Invalid rule
+# description"); cfn-lint, checkov and moto all let an apostrophe through.
+# shellcheck disable=SC2317 # called through lint
+security_group_descriptions_allowed() {
+  "$VENV/bin/python" - <<'PY'
+import pathlib, re, sys
+from cfnlint.decode import cfn_yaml
+allowed = re.compile(r"[a-zA-Z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{0,255}")
+refused, checked = [], 0
+def check(template, where, text):
+    global checked
+    if isinstance(text, str):
+        checked += 1
+        if not allowed.fullmatch(text):
+            refused.append(f"{template}: {where}: {text!r}")
+for template in sorted(pathlib.Path("deploy").glob("*.yaml")):
+    for name, resource in cfn_yaml.load(str(template))["Resources"].items():
+        kind, props = resource["Type"], resource.get("Properties", {})
+        if kind == "AWS::EC2::SecurityGroup":
+            check(template, f"{name}.GroupDescription", props.get("GroupDescription"))
+            for rules in ("SecurityGroupIngress", "SecurityGroupEgress"):
+                for i, rule in enumerate(props.get(rules, [])):
+                    check(template, f"{name}.{rules}[{i}].Description", rule.get("Description"))
+        elif kind in ("AWS::EC2::SecurityGroupIngress", "AWS::EC2::SecurityGroupEgress"):
+            check(template, f"{name}.Description", props.get("Description"))
+if refused:
+    print("EC2 refuses these security group descriptions (a-zA-Z0-9, space, ._-:/()#,@[]+=&;{}!$* only):")
+    print("\n".join(refused))
+    sys.exit(1)
+print(f"{checked} security group descriptions, each in EC2's characters")
+PY
+}
+
+lint_security_group_descriptions() {
+  lint "security group descriptions in EC2's characters" security_group_descriptions_allowed
+}
+
 lint_dockerfiles() {
   lint "hadolint $("$VENV/bin/hadolint" --version | awk '{print $NF}')" \
     "$VENV/bin/hadolint" docker/Dockerfile docker/proxy/Dockerfile
@@ -211,6 +250,7 @@ main() {
   lint_cloudformation
   lint_cloudformation_policies
   lint_skipped_rules
+  lint_security_group_descriptions
   lint_dockerfiles
   lint_proxy_config
   lint_shell_scripts
