@@ -83,8 +83,20 @@ const SHED_EVERY: Duration = Duration::from_millis(50);
 /// short against the 5 s a load balancer gives its health check.
 const SIDE_LANE_AFTER: Duration = Duration::from_millis(250);
 
-/// Connections served beyond the bound at once, one request each.
-const SIDE_LANE_CONNECTIONS: usize = 16;
+/// Connections served beyond the bound at once, one request each: about
+/// 20 KB each at most beyond the bound's, and enough places that, turned
+/// over every `SIDE_LANE_SHED_AFTER`, thousands of connections a second
+/// pass through.
+const SIDE_LANE_CONNECTIONS: usize = 64;
+
+/// On a full side lane with a connection waiting, how old a side-lane
+/// connection still without its head must be to be closed for it, and how
+/// often that is asked. A health check's head comes in the packet after
+/// the handshake; a connection silent this long once accepted holds a
+/// place someone else wants. (At `SHED_EVERY`'s pace, a place turned over
+/// every 100 ms: 160 connections a second, and 800 silent ones queued ahead
+/// of a health check kept it waiting past the ALB's 5 s.)
+const SIDE_LANE_SHED_AFTER: Duration = Duration::from_millis(10);
 
 /// The longest a connection on the side lane may take to send its head: a
 /// health check sends it in one packet, and a slow head must not hold one
@@ -173,7 +185,11 @@ pub async fn serve(
 /// request, connections go to the side lane as they come, without waiting:
 /// made to wait their turn one by one, each for a call to close idle
 /// connections, they were taken at most twenty a second, and a health check
-/// queued behind orders arriving faster timed out.
+/// queued behind orders arriving faster timed out. When the side lane is
+/// full with a connection waiting, its connections that have not sent a
+/// head `SIDE_LANE_SHED_AFTER` after they were taken are closed, as often:
+/// so connections that send nothing, queued ahead of a health check, pass
+/// through thousands a second rather than hold it past the ALB's 5 s.
 pub async fn serve_with(
     listener: TcpListener,
     router: Router,
@@ -234,6 +250,8 @@ async fn serve_routes(
     };
     let side_lane_slots = Arc::new(Semaphore::new(SIDE_LANE_CONNECTIONS));
     let (signal, signals) = watch::channel(Signal::Serve);
+    // The side lane's own: it is shed on its own pace, when full.
+    let (side_lane_signal, side_lane_signals) = watch::channel(Signal::Serve);
     // The span serving began in: none for a service run alone; where
     // several share a process and a console (the launcher), the service's
     // own, so that each line says whose it is.
@@ -267,10 +285,14 @@ async fn serve_routes(
             () = tokio::time::sleep_until(side_lane_at), if waiting.is_some() => {
                 match Arc::clone(&side_lane_slots).try_acquire_owned() {
                     Ok(permit) => if let Some(stream) = waiting.take() {
-                        connections.spawn(serve_connection(&side_lane_http, &limits, stream, &side_lane, &signals, Some(permit), &serving));
+                        connections.spawn(serve_connection(&side_lane_http, &limits, stream, &side_lane, &side_lane_signals, Some(permit), &serving));
                     },
-                    // The side lane is full too: the connection waits on.
-                    Err(_) => side_lane_at = Instant::now() + SHED_EVERY,
+                    // The side lane is full too: the connection waits on,
+                    // while side-lane connections still silent are closed.
+                    Err(_) => {
+                        side_lane_signal.send_replace(Signal::Shed);
+                        side_lane_at = Instant::now() + SIDE_LANE_SHED_AFTER;
+                    }
                 }
             }
             accepted = listener.accept(), if slot.is_some() || waiting.is_none() => match accepted {
@@ -284,14 +306,16 @@ async fn serve_routes(
                     accepting_again(&mut failures);
                     match Arc::clone(&side_lane_slots).try_acquire_owned() {
                         Ok(permit) => {
-                            connections.spawn(serve_connection(&side_lane_http, &limits, stream, &side_lane, &signals, Some(permit), &serving));
+                            connections.spawn(serve_connection(&side_lane_http, &limits, stream, &side_lane, &side_lane_signals, Some(permit), &serving));
                         }
                         // The side lane is full too: this one waits for a
-                        // place there, or a slot, whichever comes first.
+                        // place there (side-lane connections still silent
+                        // are closed for it), or a slot, whichever comes first.
                         Err(_) => {
                             waiting = Some(stream);
-                            side_lane_at = Instant::now() + SHED_EVERY;
-                            next_shed = side_lane_at;
+                            side_lane_signal.send_replace(Signal::Shed);
+                            side_lane_at = Instant::now() + SIDE_LANE_SHED_AFTER;
+                            next_shed = Instant::now() + SHED_EVERY;
                         }
                     }
                 }
@@ -320,6 +344,7 @@ async fn serve_routes(
     drop(listener);
     drop(waiting);
     signal.send_replace(Signal::Drain);
+    side_lane_signal.send_replace(Signal::Drain);
     drain(connections, limits.drain_timeout).await;
     Ok(())
 }
@@ -660,6 +685,13 @@ fn serve_connection(
 ) -> impl Future<Output = ()> + Send + 'static {
     let app = App::for_connection(routes);
     let unserved = routes.unserved.clone();
+    // How long a connection serving no request is spared from a call to
+    // shed once accepted: time to send its head.
+    let shed_after = if routes.beyond_the_bound {
+        SIDE_LANE_SHED_AFTER
+    } else {
+        SHED_EVERY
+    };
     let busy = Arc::clone(&app.busy);
     let writing = Writing::default();
     let stream = WriteDeadline::new(stream, limits.write_timeout, writing.clone());
@@ -682,7 +714,7 @@ fn serve_connection(
                 changed = signals.changed() => match changed.map(|()| *signals.borrow_and_update()) {
                     // A connection just accepted has had no time to send
                     // its head yet.
-                    Ok(Signal::Shed) if idle() && accepted.elapsed() >= SHED_EVERY => break Ok(()),
+                    Ok(Signal::Shed) if idle() && accepted.elapsed() >= shed_after => break Ok(()),
                     Ok(Signal::Serve | Signal::Shed) => {}
                     // Draining, or the loop has returned.
                     Ok(Signal::Drain) | Err(_) if idle() => break Ok(()),

@@ -12,7 +12,7 @@ use platform::server::{ServerLimits, serve_with};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
@@ -68,7 +68,10 @@ async fn start(limits: ServerLimits) -> Server {
 }
 
 async fn start_routing(limits: ServerLimits, router: Router) -> Server {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
+    // The services' own accept queue (4,096 deep), not tokio's 1,024.
+    let listener = platform::startup::bind_addr((Ipv4Addr::LOCALHOST, 0).into())
+        .await
+        .unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let serving = tokio::spawn(serve_with(listener, router, limits, async move {
@@ -343,6 +346,32 @@ async fn at_the_bound_with_every_slot_busy_the_health_check_is_answered_beside_t
         "got {served:?}"
     );
     drop(in_flight);
+}
+
+/// With every slot answering a request, connections that send nothing,
+/// queued ahead of a health check, pass through the side lane fast enough
+/// that it is answered within the ALB's 5 s: a full side lane closes its
+/// silent connections as soon as another waits. (Turned over on the
+/// 50 ms calls to shed, the side lane took 160 a second, and 800 such
+/// connections held the health check past 5 s.) The connections are opened
+/// before the health check, so it waits behind whatever is still queued.
+#[tokio::test]
+async fn at_the_bound_connections_sending_nothing_do_not_hold_the_health_check() {
+    let Held {
+        server,
+        mut in_flight,
+        release,
+    } = every_slot_held(4).await;
+    // Within the accept queue (4,096), so each connects at once.
+    let mut silent = Vec::new();
+    for _ in 0..3_000 {
+        silent.push(connect(server.addr).await);
+    }
+    let answer = exchange(server.addr, HEALTH_CHECK, Duration::from_secs(5)).await;
+    let answer = answer.expect("the health check answers within 5 s behind 3,000 silent connections");
+    assert!(answer.starts_with("HTTP/1.1 200"), "got {answer:?}");
+    release_uncut(&release, &mut in_flight).await;
+    drop(silent);
 }
 
 #[tokio::test]
