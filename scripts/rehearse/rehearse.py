@@ -912,6 +912,23 @@ def check_template_only(topics: dict[str, str]) -> None:
         ("interstella.yaml", "EnvironmentName", ["interstella", "graviton", "a1-b2", "x" * 19],
          ["lab-", "a--b", "internal-x", "1abc", "Abc", "x" * 20, ""]),
         ("hq.yaml", "EnvironmentName", ["interstella-hq", "x" * 20], ["hq-", "a--b", "internal-hq", "x" * 21]),
+        # URLs and ARNs the services parse at start (platform::settings):
+        # a value they refuse would stop every task, found only after ECS'
+        # circuit breaker rolls the stack back.
+        ("interstella.yaml", "ApiEndpoint",
+         ["", "http://hq.example.com/receiving/", "https://10.0.0.1:4000/receiving/", "http://hq.example.com"],
+         ["hq.example.com/receiving/", "localhost:4000/", "ftp://hq.example.com/", " ", "http:// x"]),
+        *(
+            ("interstella.yaml", param,
+             ["", "arn:aws:sns:us-east-1:123456789012:interstella-hq-orders", "arn:aws-cn:sns:cn-north-1:123456789012:t_1"],
+             ["interstella-hq-orders", "arn:aws:sqs:us-east-1:123456789012:q", "arn:aws:sns:us-east-1:1234:t", " "])
+            for param in ("OrdersTopicArn", "IridiumTopicArn", "MagnesiteTopicArn")
+        ),
+        *(
+            (name, "DomainName", ["", "orders.example.com", "a-b.example.co.uk"],
+             ["https://orders.example.com", "orders.example.com/", "orders", "*.example.com", "-a.example.com"])
+            for name in ("interstella.yaml", "hq.yaml")
+        ),
         # STRANGLED: resource names, any order (the monolith's own list).
         ("interstella.yaml", "Strangled", ["", "iridium", "magnesite", "iridium,magnesite", "magnesite,iridium"],
          ["gold", "iridium;magnesite", "iridium,gold"]),
