@@ -333,8 +333,9 @@ async fn serve_routes(
                     if out_of_descriptors(&error) {
                         // Idle connections hold descriptors: close them, as
                         // at the bound, so that the queue (a health check in
-                        // it) is served again.
+                        // it) is served again; the side lane's too.
                         signal.send_replace(Signal::Shed);
+                        side_lane_signal.send_replace(Signal::Shed);
                     }
                     accept_failed(error, &mut failures).await;
                 }
