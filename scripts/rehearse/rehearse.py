@@ -908,9 +908,11 @@ def check_template_only(topics: dict[str, str]) -> None:
         # is no value to HQ's settings).
         ("hq.yaml", "MaxQuantity", ["", "1", "3", "999999", "1000000"], ["0", "1.5", "1000001", "-3", " "]),
         # Names AWS takes: load balancer, target group and ECR names refuse a
-        # hyphen at the end or two in a row, and a load balancer's "internal-" first.
-        ("interstella.yaml", "EnvironmentName", ["interstella", "graviton", "a1-b2", "x" * 19],
-         ["lab-", "a--b", "internal-x", "1abc", "Abc", "x" * 20, ""]),
+        # hyphen at the end or two in a row, and a load balancer's "internal-"
+        # first (the internal ALB is "<name>-internal"); SSM a parameter path
+        # starting "aws" or "ssm" (/<name>/apiEndpoint).
+        ("interstella.yaml", "EnvironmentName", ["interstella", "graviton", "a1-b2", "x" * 19, "internals", "lab-aws"],
+         ["lab-", "a--b", "internal-x", "internal", "aws-workshop", "awsdemo", "ssm-lab", "1abc", "Abc", "x" * 20, ""]),
         ("hq.yaml", "EnvironmentName", ["interstella-hq", "x" * 20], ["hq-", "a--b", "internal-hq", "x" * 21]),
         # URLs and ARNs the services parse at start (platform::settings):
         # a value they refuse would stop every task, found only after ECS'
