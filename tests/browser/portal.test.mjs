@@ -398,6 +398,22 @@ async function main() {
         assertEqual(await cell.textContent(), counts[field], `${topic} ${field}`);
       }
     }
+    // With latencies shown, the table fits 1280 px without scrolling
+    // sideways, with room for latencies in seconds, some 60 px wider than
+    // this run's milliseconds (p50, p95 and max in three columns of their
+    // own left 5 px, and overflowed with latencies of a few hundred ms).
+    const latencies = await page.locator('#topics td[data-field="latency"]').allTextContents();
+    assert(latencies.some((text) => / \/ .* \/ .*m?s$/.test(text)), `latencies shown: ${latencies}`);
+    const [wide, room] = await page.evaluate(() => {
+      const table = document.getElementById('topics');
+      const region = table.closest('.scrolls');
+      // Its own width, not the region's it is stretched to.
+      table.style.width = 'max-content';
+      const natural = table.offsetWidth;
+      table.style.width = '';
+      return [natural, region.clientWidth];
+    });
+    assert(wide + 60 <= room, `the topics' table fits 1280 px, 60 px to spare (${wide} px in ${room})`);
     const sum = (field) => totals.reduce((total, t) => total + t[field], 0);
     for (const field of ['fulfillments', 'iridium', 'magnesite', 'replays']) {
       assertEqual(await page.locator(`#totals-${field}`).textContent(), sum(field), `totals ${field}`);
