@@ -310,7 +310,13 @@ pub fn router_with_metrics(hq: Hq, metrics: &platform::Metrics) -> Router {
         .route("/keys", post(issue_key))
         .route("/keys/{key_id}", delete(revoke_key))
         .route("/totals", get(all_totals))
-        .route("/topics", get(topics))
+        // Polled every second by each open portal: no access line when answered.
+        .route(
+            "/topics",
+            get(topics).layer(axum::middleware::map_response(
+                platform::server::unlogged_if_answered,
+            )),
+        )
         .route("/topics/{topic}/subscriptions", post(subscribe))
         .route("/subscriptions/{subscription_arn}", delete(unsubscribe))
         .route("/topics/{topic}/publish", post(publish))

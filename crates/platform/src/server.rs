@@ -144,6 +144,23 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for RequestDeadl
     }
 }
 
+/// A response that carries it writes no access line: what a page polls
+/// (HQ's dashboard every 2 s, its portal every second) would bury the
+/// orders' lines, as `/metrics` scrapes would. Only answers that went
+/// through carry it ([`unlogged_if_answered`]): a refusal keeps its line,
+/// and the address it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unlogged;
+
+/// Marks `response` [`Unlogged`] when it is a success, for
+/// `axum::middleware::map_response` on a polled route.
+pub async fn unlogged_if_answered(mut response: Response) -> Response {
+    if response.status().is_success() {
+        response.extensions_mut().insert(Unlogged);
+    }
+    response
+}
+
 /// Serves `router` on `listener` with the default [`ServerLimits`] until
 /// `shutdown` resolves, then drains (see [`serve_with`]).
 pub async fn serve(
@@ -599,7 +616,7 @@ impl App {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         );
-        if logged {
+        if logged && response.extensions().get::<Unlogged>().is_none() {
             // A number, to the microsecond: log queries sort and add it
             // (`stats pct(latency_ms, 99)`), which a "3 ms" string defeats.
             let latency_ms = started.elapsed().as_micros() as f64 / 1000.0;

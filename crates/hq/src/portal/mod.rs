@@ -72,7 +72,13 @@ pub const DASHBOARD_PATH: &str = "/dashboard";
 pub fn router() -> Router<Hq> {
     Router::new()
         .route(DASHBOARD_PATH, get(dashboard_page))
-        .route("/dashboard/data", get(dashboard_data))
+        // Polled every 2 s by each open dashboard: no access line when answered.
+        .route(
+            "/dashboard/data",
+            get(dashboard_data).layer(axum::middleware::map_response(
+                platform::server::unlogged_if_answered,
+            )),
+        )
         .route("/portal/{asset}", get(asset))
 }
 

@@ -364,6 +364,44 @@ async fn an_admin_calls_lines_name_the_address_it_came_from() {
     assert!(!said.contains("203.0.113.9"), "{said}");
 }
 
+/// What the pages poll (the dashboard's figures every 2 s, the portal's
+/// subscriptions every second) writes no access line when answered, so an
+/// open page does not bury the orders' lines; a refused poll keeps its
+/// line, with the address it came from, and other reads keep theirs.
+#[tokio::test]
+async fn the_pages_polls_write_no_access_line_unless_refused() {
+    let logs = CapturedLogs::default();
+    let _logging = logs.capture();
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let admin = admin_client(&hq);
+    for path in ["/dashboard/data", "/topics", "/totals"] {
+        let answered = admin.get(url(&hq, path)).send().await.unwrap();
+        assert_eq!(answered.status(), 200, "{path}");
+    }
+    let refused = reqwest::Client::new()
+        .get(url(&hq, "/dashboard/data"))
+        .bearer_auth("not-the-admin-credential")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 401);
+    hq.shutdown(WAIT).await.unwrap();
+    let said = logs.text();
+    let access = |path: &str, status: u16| {
+        said.lines()
+            .filter(|line| line.contains("finished processing request"))
+            .filter(|line| {
+                line.contains(&format!("uri={path}")) && line.contains(&format!("status={status}"))
+            })
+            .count()
+    };
+    assert_eq!(access("/dashboard/data", 200), 0, "{said}");
+    assert_eq!(access("/topics", 200), 0, "{said}");
+    assert_eq!(access("/dashboard/data", 401), 1, "{said}");
+    assert_eq!(access("/totals", 200), 1, "{said}");
+}
+
 /// An admin publish's access line names the order it made: for an order
 /// that reached nobody (unrouted), the only line that does.
 #[tokio::test]
