@@ -430,6 +430,12 @@ async function main() {
       throw new Error('the magnesite chart should show the monolith and the microservice');
     }
     console.log('  ok  the charts show who produced what');
+    // The times under the axis fall on round minutes, a round step apart
+    // (the newest bar's own time aside), not a count of bars apart.
+    const times = await page.locator('#chart-iridium text.time').allTextContents();
+    const minutes = times.map((t) => Number(t.slice(0, 2)) * 60 + Number(t.slice(3, 5)));
+    const round = minutes.slice(0, -1);
+    assert(round.length >= 3 && round.every((m) => m % 5 === 0), `round times under the axis: ${times}`);
     await page.screenshot({ path: path.join(outDir, 'dashboard.png'), fullPage: true });
 
     console.log("dashboard: the charts' figures as text, live regions");

@@ -31,6 +31,11 @@ function set(id, value) {
   if (node.textContent !== String(value)) node.textContent = value;
 }
 
+// The least room a time under the axis takes, and the steps between
+// times, in minutes: each a whole number of bars in either view.
+const LABEL_PX = 56;
+const TIME_STEPS_MINUTES = [1, 2, 5, 10, 15, 20, 30, 60, 120, 180, 240, 360, 720, 1440];
+
 function ms(value, orders) {
   if (!orders) return '–';
   return value >= 1000 ? `${(value / 1000).toFixed(1)} s` : `${value} ms`;
@@ -127,12 +132,16 @@ function chart(container, timeline, resource) {
         root.append(bar);
       }
     });
-    // As many times as fit, counted back from the newest bar (where a live
-    // run's bars are: counted from the oldest, the last minutes went
-    // unlabelled), each centred under its bar, kept inside the chart.
-    const step = Math.ceil(buckets.length / Math.max(1, Math.floor(plotW / 56)));
-    buckets.forEach((bucket, i) => {
-      if ((buckets.length - 1 - i) % step !== 0) return;
+    // Round times (11:10, 11:20; 04:00, 08:00), a round step apart, as many
+    // as fit 56 px each (a step counted in bars put them 9 minutes apart),
+    // and the newest bar's time too where it fits beside them: a live run's
+    // bars are there. Each centred under its bar, kept inside the chart.
+    const fit = Math.max(1, Math.floor(plotW / LABEL_PX));
+    const span = buckets.length * timeline.bucket_secs;
+    const stepSecs = 60 * (TIME_STEPS_MINUTES.find((minutes) => (minutes * 60) % timeline.bucket_secs === 0
+      && span / (minutes * 60) <= fit) || TIME_STEPS_MINUTES[TIME_STEPS_MINUTES.length - 1]);
+    let lastX = -Infinity;
+    const label = (bucket, i) => {
       const x = pad.left + (i + 0.5) * barW;
       // The newest, under the last bar, ends at the chart's edge instead
       // when centred it would cross it (whatever the font's width).
@@ -140,7 +149,15 @@ function chart(container, timeline, resource) {
       root.append(svg('text', {
         x: atEdge ? width - 1 : x, y: height - 6, 'text-anchor': atEdge ? 'end' : 'middle', class: 'axis time',
       }, clock(bucket.start)));
+      lastX = x;
+    };
+    buckets.forEach((bucket, i) => {
+      if (bucket.start % stepSecs === 0) label(bucket, i);
     });
+    const newest = buckets.length - 1;
+    if (newest >= 0 && buckets[newest].start % stepSecs !== 0 && pad.left + (newest + 0.5) * barW - lastX >= LABEL_PX) {
+      label(buckets[newest], newest);
+    }
     return root;
   }
 }
