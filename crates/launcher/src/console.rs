@@ -299,7 +299,15 @@ fn reconciliation_lines(r: &Reconciliation) -> String {
         &"lost",
         &"duplicated",
     ]));
-    for (topic, t) in &r.topics {
+    // In the live block's order (orders first), then any topic it lacks.
+    let listed = Topic::ALL
+        .iter()
+        .filter_map(|&topic| r.topics.get_key_value(topic.as_str()));
+    let others = r
+        .topics
+        .iter()
+        .filter(|(name, _)| Topic::ALL.iter().all(|&topic| topic.as_str() != name.as_str()));
+    for (topic, t) in listed.chain(others) {
         text.push_str(&counts(topic, t));
     }
     let total = &r.totals;
@@ -364,6 +372,35 @@ mod tests {
             "{text}"
         );
         assert!(!reconciliation_lines(&Reconciliation::default()).contains("The first of them"));
+    }
+
+    /// The table's topics come in the live block's order, orders first,
+    /// not the ledger's alphabetical one.
+    #[test]
+    fn the_reconciliation_lists_topics_as_the_live_block_does() {
+        let one = OrderCounts {
+            published: 1,
+            fulfilled: 1,
+            ..OrderCounts::default()
+        };
+        let reconciliation = Reconciliation {
+            totals: one,
+            topics: ["iridium", "magnesite", "orders", "gold"]
+                .map(|topic| (topic.to_owned(), one))
+                .into(),
+            unaccounted: Vec::new(),
+        };
+        let text = reconciliation_lines(&reconciliation);
+        let rows: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.split_whitespace().next())
+            .filter(|word| ["orders", "iridium", "magnesite", "gold", "total"].contains(word))
+            .collect();
+        assert_eq!(
+            rows,
+            ["orders", "iridium", "magnesite", "gold", "total"],
+            "{text}"
+        );
     }
 
     /// Orders nobody was subscribed to are not lost, but the verdict says so.
