@@ -310,13 +310,7 @@ pub fn router_with_metrics(hq: Hq, metrics: &platform::Metrics) -> Router {
         .route("/keys", post(issue_key))
         .route("/keys/{key_id}", delete(revoke_key))
         .route("/totals", get(all_totals))
-        // Polled every second by each open portal: no access line when answered.
-        .route(
-            "/topics",
-            get(topics).layer(axum::middleware::map_response(
-                platform::server::unlogged_if_answered,
-            )),
-        )
+        .route(TOPICS_PATH, get(topics))
         .route("/topics/{topic}/subscriptions", post(subscribe))
         .route("/subscriptions/{subscription_arn}", delete(unsubscribe))
         .route("/topics/{topic}/publish", post(publish))
@@ -760,8 +754,11 @@ async fn topics(State(hq): State<Hq>, headers: HeaderMap) -> Result<Response, Ap
                 .map(|stats| stats.get(&topic).copied().unwrap_or_default()),
         })
         .collect();
-    Ok(Json(Topics { topics }).into_response())
+    Ok(hq.polled(&headers, TOPICS_PATH, Json(Topics { topics }).into_response()))
 }
+
+/// HQ's topics and their subscriptions; the portal polls it every second.
+const TOPICS_PATH: &str = "/topics";
 
 fn topic(name: &str) -> Result<Topic, ApiError> {
     name.parse::<Topic>().map_err(|e| ApiError::Feed(e.into()))

@@ -9,6 +9,7 @@ use crate::feed::{Feed, FeedStartError};
 use crate::ledger::{Ledger, LedgerError, Reconciliation};
 use crate::publisher::{PublishTo, Publisher, SnsStartError, check_topic_arns};
 use crate::signing::{SigningError, SigningIdentity};
+use std::collections::HashMap;
 use std::os::unix::fs::DirBuilderExt as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -82,7 +83,21 @@ struct HqInner {
     dashboards: [Reused<crate::dashboard::LedgerFigures>; 2],
     /// See [`Hq::previous_run`].
     previous_run: Option<String>,
+    /// When each client's poll of each polled path last wrote its access
+    /// line (see [`Hq::polled`]).
+    polls_logged: std::sync::Mutex<HashMap<(String, &'static str), Instant>>,
 }
+
+/// How often a page's poll, answered, writes its access line for one client:
+/// once at first, then once in this long, rather than every 1–2 s, so that
+/// an open page does not bury the orders' lines while whoever reads with
+/// the admin credential, and from where, still shows.
+const POLL_LOGGED_EVERY: Duration = Duration::from_secs(600);
+
+/// Clients' polls remembered at most (without a balancer in front, the
+/// client is the caller's own text); past it, those older than
+/// [`POLL_LOGGED_EVERY`] are forgotten, or else all.
+const POLL_CLIENTS_REMEMBERED: usize = 1024;
 
 impl Hq {
     /// Opens the data directory (making the signing key and the admin
@@ -168,6 +183,7 @@ impl Hq {
                 recent: Reused::default(),
                 dashboards: Default::default(),
                 previous_run,
+                polls_logged: std::sync::Mutex::default(),
             }),
         })
     }
@@ -217,6 +233,46 @@ impl Hq {
     /// deliveries under retry ended with it (reported at start by `hq::start`).
     pub fn previous_run(&self) -> Option<&str> {
         self.inner.previous_run.as_deref()
+    }
+
+    /// `response`, a page's poll of `path` answered, marked to write no
+    /// access line ([`platform::server::Unlogged`]) unless this client's
+    /// poll of it wrote none in the last ten minutes. The client is the last
+    /// `X-Forwarded-For` entry, as the load balancer saw it: a credential
+    /// used from somewhere new still shows, and where from, at once.
+    pub fn polled(
+        &self,
+        headers: &axum::http::HeaderMap,
+        path: &'static str,
+        mut response: axum::response::Response,
+    ) -> axum::response::Response {
+        let client: String = platform::telemetry::forwarded_client(headers)
+            .map(|client| client.trim().chars().take(64).collect())
+            .unwrap_or_default();
+        let now = Instant::now();
+        let due = match self.inner.polls_logged.lock() {
+            Ok(mut logged) => {
+                let due = logged
+                    .get(&(client.clone(), path))
+                    .is_none_or(|at| now.duration_since(*at) >= POLL_LOGGED_EVERY);
+                if due {
+                    if logged.len() >= POLL_CLIENTS_REMEMBERED {
+                        logged.retain(|_, at| now.duration_since(*at) < POLL_LOGGED_EVERY);
+                    }
+                    if logged.len() >= POLL_CLIENTS_REMEMBERED {
+                        logged.clear();
+                    }
+                    logged.insert((client, path), now);
+                }
+                due
+            }
+            // Poisoned: a line too many is better than one too few.
+            Err(_) => true,
+        };
+        if !due {
+            response.extensions_mut().insert(platform::server::Unlogged);
+        }
+        response
     }
 
     /// This run's orders against the ledger, now.

@@ -144,22 +144,13 @@ impl<S: Send + Sync> axum::extract::OptionalFromRequestParts<S> for RequestDeadl
     }
 }
 
-/// A response that carries it writes no access line: what a page polls
-/// (HQ's dashboard every 2 s, its portal every second) would bury the
-/// orders' lines, as `/metrics` scrapes would. Only answers that went
-/// through carry it ([`unlogged_if_answered`]): a refusal keeps its line,
-/// and the address it came from.
+/// A response that carries it writes no access line (its request span is
+/// kept): for what a page polls (HQ's dashboard every 2 s, its portal every
+/// second), whose every answer would bury the orders' lines. The route
+/// decides which answers carry it (HQ: a poll answered again for the same
+/// client within minutes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Unlogged;
-
-/// Marks `response` [`Unlogged`] when it is a success, for
-/// `axum::middleware::map_response` on a polled route.
-pub async fn unlogged_if_answered(mut response: Response) -> Response {
-    if response.status().is_success() {
-        response.extensions_mut().insert(Unlogged);
-    }
-    response
-}
 
 /// Serves `router` on `listener` with the default [`ServerLimits`] until
 /// `shutdown` resolves, then drains (see [`serve_with`]).

@@ -356,23 +356,28 @@ pub async fn answer_naming_the_order(
 /// Without a balancer in front the header is the caller's own text: what is
 /// not an address is shown quoted, cut short and escaped.
 pub fn record_client(headers: &axum::http::HeaderMap) {
-    // As bytes: a byte that is not ASCII before the last comma must not
-    // hide the entry after it.
-    let Some(last) = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .next_back()
-        .and_then(|value| value.as_bytes().rsplit(|&b| b == b',').next())
-    else {
+    let Some(last) = forwarded_client(headers) else {
         return;
     };
-    let last = String::from_utf8_lossy(last);
     let last = last.trim();
     let span = tracing::Span::current();
     match last.parse::<std::net::IpAddr>() {
         Ok(address) => span.record("client", tracing::field::display(address)),
         Err(_) => span.record("client", tracing::field::display(contracts::quote::quoted(last))),
     };
+}
+
+/// The last `X-Forwarded-For` entry, as sent (see [`record_client`]); `None`
+/// without the header.
+pub fn forwarded_client(headers: &axum::http::HeaderMap) -> Option<std::borrow::Cow<'_, str>> {
+    // As bytes: a byte that is not ASCII before the last comma must not
+    // hide the entry after it.
+    headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .next_back()
+        .and_then(|value| value.as_bytes().rsplit(|&b| b == b',').next())
+        .map(String::from_utf8_lossy)
 }
 
 /// Marks the request being served as a delivery refused before it was

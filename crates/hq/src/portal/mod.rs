@@ -68,17 +68,14 @@ const DASHBOARD_HTML: &str = include_str!("assets/dashboard.html");
 /// Where the dashboard is (the launcher's banner points there).
 pub const DASHBOARD_PATH: &str = "/dashboard";
 
+/// What the dashboard polls, every 2 s.
+const DASHBOARD_DATA_PATH: &str = "/dashboard/data";
+
 /// The pages' routes (`/` is [`crate::api`]'s, which calls [`page`] for browsers).
 pub fn router() -> Router<Hq> {
     Router::new()
         .route(DASHBOARD_PATH, get(dashboard_page))
-        // Polled every 2 s by each open dashboard: no access line when answered.
-        .route(
-            "/dashboard/data",
-            get(dashboard_data).layer(axum::middleware::map_response(
-                platform::server::unlogged_if_answered,
-            )),
-        )
+        .route(DASHBOARD_DATA_PATH, get(dashboard_data))
         .route("/portal/{asset}", get(asset))
 }
 
@@ -150,6 +147,7 @@ struct DataQuery {
 async fn dashboard_data(
     _: Admin,
     State(hq): State<Hq>,
+    headers: HeaderMap,
     query: Result<Query<DataQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|e| {
@@ -159,5 +157,6 @@ async fn dashboard_data(
         ))
     })?;
     // `no-store`, as every JSON answer of HQ's (`api::router`).
-    Ok(Json(dashboard::read(&hq, query.view).await?).into_response())
+    let response = Json(dashboard::read(&hq, query.view).await?).into_response();
+    Ok(hq.polled(&headers, DASHBOARD_DATA_PATH, response))
 }

@@ -365,41 +365,56 @@ async fn an_admin_calls_lines_name_the_address_it_came_from() {
 }
 
 /// What the pages poll (the dashboard's figures every 2 s, the portal's
-/// subscriptions every second) writes no access line when answered, so an
-/// open page does not bury the orders' lines; a refused poll keeps its
-/// line, with the address it came from, and other reads keep theirs.
+/// subscriptions every second) writes its access line for a client once
+/// in ten minutes when answered, so an open page does not bury the orders'
+/// lines, while a credential used from somewhere new shows at once, and
+/// where from; a refused poll, and other reads, keep every line.
 #[tokio::test]
-async fn the_pages_polls_write_no_access_line_unless_refused() {
+async fn the_pages_polls_write_an_access_line_once_a_while_per_client() {
     let logs = CapturedLogs::default();
     let _logging = logs.capture();
     let dir = tempfile::tempdir().unwrap();
     let hq = start_hq(config(dir.path())).await;
     let admin = admin_client(&hq);
+    let from = |client: &str, path: &str| {
+        admin
+            .get(url(&hq, path))
+            .header("x-forwarded-for", format!("10.0.0.9, {client}"))
+            .send()
+    };
     for path in ["/dashboard/data", "/topics", "/totals"] {
-        let answered = admin.get(url(&hq, path)).send().await.unwrap();
-        assert_eq!(answered.status(), 200, "{path}");
+        for client in ["198.51.100.7", "198.51.100.7", "198.51.100.7", "203.0.113.5"] {
+            assert_eq!(from(client, path).await.unwrap().status(), 200, "{path}");
+        }
     }
-    let refused = reqwest::Client::new()
-        .get(url(&hq, "/dashboard/data"))
-        .bearer_auth("not-the-admin-credential")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status(), 401);
+    let refused = || {
+        reqwest::Client::new()
+            .get(url(&hq, "/dashboard/data"))
+            .bearer_auth("not-the-admin-credential")
+            .header("x-forwarded-for", "198.51.100.7")
+            .send()
+    };
+    for _ in 0..2 {
+        assert_eq!(refused().await.unwrap().status(), 401);
+    }
     hq.shutdown(WAIT).await.unwrap();
     let said = logs.text();
-    let access = |path: &str, status: u16| {
+    let access = |path: &str, client: &str, status: u16| {
         said.lines()
             .filter(|line| line.contains("finished processing request"))
             .filter(|line| {
-                line.contains(&format!("uri={path}")) && line.contains(&format!("status={status}"))
+                line.contains(&format!("uri={path}"))
+                    && line.contains(&format!("client={client}"))
+                    && line.contains(&format!("status={status}"))
             })
             .count()
     };
-    assert_eq!(access("/dashboard/data", 200), 0, "{said}");
-    assert_eq!(access("/topics", 200), 0, "{said}");
-    assert_eq!(access("/dashboard/data", 401), 1, "{said}");
-    assert_eq!(access("/totals", 200), 1, "{said}");
+    for path in ["/dashboard/data", "/topics"] {
+        assert_eq!(access(path, "198.51.100.7", 200), 1, "{path}: {said}");
+        assert_eq!(access(path, "203.0.113.5", 200), 1, "{path}: {said}");
+    }
+    assert_eq!(access("/dashboard/data", "198.51.100.7", 401), 2, "{said}");
+    assert_eq!(access("/totals", "198.51.100.7", 200), 3, "{said}");
 }
 
 /// An admin publish's access line names the order it made: for an order
