@@ -90,8 +90,8 @@ const SIDE_LANE_AFTER: Duration = Duration::from_millis(250);
 const SIDE_LANE_CONNECTIONS: usize = 64;
 
 /// On a full side lane with a connection waiting, how old a side-lane
-/// connection still without its head must be to be closed for it, and how
-/// often that is asked. A health check's head comes in the packet after
+/// connection still without a whole head must be to be closed for it, and
+/// how often that is asked (at first: see `serve_routes`). A health check's head comes in the packet after
 /// the handshake; a connection silent this long once accepted holds a
 /// place someone else wants. (At `SHED_EVERY`'s pace, a place turned over
 /// every 100 ms: 160 connections a second, and 800 silent ones queued ahead
@@ -195,9 +195,11 @@ pub async fn serve(
 /// connections, they were taken at most twenty a second, and a health check
 /// queued behind orders arriving faster timed out. When the side lane is
 /// full with a connection waiting, its connections that have not sent a
-/// head `SIDE_LANE_SHED_AFTER` after they were taken are closed, as often:
-/// so connections that send nothing, queued ahead of a health check, pass
-/// through thousands a second rather than hold it past the ALB's 5 s.
+/// whole head `SIDE_LANE_SHED_AFTER` after they were taken are closed, as
+/// often (less often, up to `SHED_EVERY`, while that frees no place): so
+/// connections that send nothing, or half a head, queued ahead of a health
+/// check, pass through thousands a second rather than hold it past the
+/// ALB's 5 s.
 pub async fn serve_with(
     listener: TcpListener,
     router: Router,
@@ -270,8 +272,12 @@ async fn serve_routes(
     // slot, and when idle connections are next asked to make room.
     let mut waiting: Option<TcpStream> = None;
     let mut next_shed = Instant::now();
-    // When the waiting connection goes to the side lane.
+    // When the waiting connection goes to the side lane, and, the side
+    // lane full, how long until it is tried again: doubled up to SHED_EVERY
+    // while no place frees (a side lane whose connections are all being
+    // answered is not asked to shed every 10 ms for nothing).
     let mut side_lane_at = Instant::now();
+    let mut side_lane_retry = SIDE_LANE_SHED_AFTER;
     let mut failures = RepeatedFailures::reported_every(ACCEPT_FAILURES_REPORTED_EVERY);
     tokio::pin!(shutdown);
     loop {
@@ -293,13 +299,16 @@ async fn serve_routes(
             () = tokio::time::sleep_until(side_lane_at), if waiting.is_some() => {
                 match Arc::clone(&side_lane_slots).try_acquire_owned() {
                     Ok(permit) => if let Some(stream) = waiting.take() {
+                        side_lane_retry = SIDE_LANE_SHED_AFTER;
                         connections.spawn(serve_connection(&side_lane_http, &limits, stream, &side_lane, &side_lane_signals, Some(permit), &serving));
                     },
                     // The side lane is full too: the connection waits on,
-                    // while side-lane connections still silent are closed.
+                    // while side-lane connections without a whole head yet
+                    // are closed.
                     Err(_) => {
                         side_lane_signal.send_replace(Signal::Shed);
-                        side_lane_at = Instant::now() + SIDE_LANE_SHED_AFTER;
+                        side_lane_at = Instant::now() + side_lane_retry;
+                        side_lane_retry = (side_lane_retry * 2).min(SHED_EVERY);
                     }
                 }
             }
@@ -317,12 +326,13 @@ async fn serve_routes(
                             connections.spawn(serve_connection(&side_lane_http, &limits, stream, &side_lane, &side_lane_signals, Some(permit), &serving));
                         }
                         // The side lane is full too: this one waits for a
-                        // place there (side-lane connections still silent
-                        // are closed for it), or a slot, whichever comes first.
+                        // place there (side-lane connections without a whole
+                        // head yet are closed for it), or a slot, whichever
+                        // comes first.
                         Err(_) => {
                             waiting = Some(stream);
                             side_lane_signal.send_replace(Signal::Shed);
-                            side_lane_at = Instant::now() + SIDE_LANE_SHED_AFTER;
+                            side_lane_at = Instant::now() + side_lane_retry;
                             next_shed = Instant::now() + SHED_EVERY;
                         }
                     }
