@@ -918,7 +918,8 @@ def check_template_only(topics: dict[str, str]) -> None:
         # a value they refuse would stop every task, found only after ECS'
         # circuit breaker rolls the stack back.
         ("interstella.yaml", "ApiEndpoint",
-         ["", "http://hq.example.com/receiving/", "https://10.0.0.1:4000/receiving/", "http://hq.example.com"],
+         ["", "http://hq.example.com/receiving/", "https://10.0.0.1:4000/receiving/", "http://hq.example.com",
+          "HTTPS://hq.example.com/receiving/", "http://[::1]:4000/", "http://hq.example.com?x=1"],
          ["hq.example.com/receiving/", "localhost:4000/", "ftp://hq.example.com/", " ", "http:// x"]),
         *(
             ("interstella.yaml", param,
@@ -960,18 +961,26 @@ def check_template_only(topics: dict[str, str]) -> None:
                 return args[1] in args[0]
             if fn == "Fn::EachMemberEquals":
                 return all(member == args[1] for member in args[0])
+            if fn == "Fn::Equals":
+                return args[0] == args[1]
+            if fn == "Fn::Join":
+                return args[0].join(args[1])
             raise ValueError(f"no evaluator for {fn}")
         return expr
 
-    whole = template("hq.yaml")["Rules"]["SubscriberAccountIdsWhole"]
+    hq_whole = template("hq.yaml")
+    whole = hq_whole["Rules"]["SubscriberAccountIdsWhole"]
+    has_accounts = hq_whole["Conditions"]["HasSubscriberAccounts"]
     def accounts_taken(text):
         params = {"SubscriberAccountIds": text.split(",")}
-        return not rule_value(whole["RuleCondition"], params) or all(
+        taken = not rule_value(whole["RuleCondition"], params) or all(
             rule_value(a["Assert"], params) for a in whole["Assertions"])
-    taken = ["", "111122223333", "111122223333,444455556666"]
+        # Taken with an empty entry, it must make no topic policy.
+        return taken and not (rule_value(has_accounts, params) and "" in params["SubscriberAccountIds"])
+    taken = ["", ",", "111122223333", "111122223333,444455556666"]
     refused = ["111122223333,", ",111122223333", "111122223333,,444455556666"]
     wrong = [t for t in taken if not accounts_taken(t)] + [r for r in refused if accounts_taken(r)]
-    check("hq.yaml: SubscriberAccountIds takes account lists, and none with an empty entry", not wrong, wrong)
+    check("hq.yaml: SubscriberAccountIds takes account lists, and none with an empty entry among accounts", not wrong, wrong)
     subs = {k: v for k, v in platform.items() if v["Type"] == "AWS::SNS::Subscription"}
     for name, path, export, runs in [
         ("OrdersSubscription", "/order/", "OrdersTopicArn", "MonolithRuns"),
