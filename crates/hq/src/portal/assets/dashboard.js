@@ -132,32 +132,27 @@ function chart(container, timeline, resource) {
         root.append(bar);
       }
     });
-    // Round times (11:10, 11:20; 04:00, 08:00), a round step apart, as many
-    // as fit 56 px each (a step counted in bars put them 9 minutes apart),
-    // and the newest bar's time too where it fits beside them: a live run's
-    // bars are there. Each centred under its bar, kept inside the chart.
+    // The newest bar's time, where a live run's bars are, and round times
+    // (11:10, 11:20; 04:00, 08:00) a round step apart, as many as fit
+    // LABEL_PX each and clear of the newest's (a step counted in bars from
+    // the newest put them 9 minutes apart). Each centred under its bar,
+    // kept inside the chart.
     const fit = Math.max(1, Math.floor(plotW / LABEL_PX));
     const span = buckets.length * timeline.bucket_secs;
     const stepSecs = 60 * (TIME_STEPS_MINUTES.find((minutes) => (minutes * 60) % timeline.bucket_secs === 0
       && span / (minutes * 60) <= fit) || TIME_STEPS_MINUTES[TIME_STEPS_MINUTES.length - 1]);
-    let lastX = -Infinity;
-    const label = (bucket, i) => {
-      const x = pad.left + (i + 0.5) * barW;
+    const newest = buckets.length - 1;
+    const at = (i) => pad.left + (i + 0.5) * barW;
+    buckets.forEach((bucket, i) => {
+      if (i !== newest && (bucket.start % stepSecs !== 0 || at(newest) - at(i) < LABEL_PX)) return;
+      const x = at(i);
       // The newest, under the last bar, ends at the chart's edge instead
       // when centred it would cross it (whatever the font's width).
       const atEdge = x + 20 > width;
       root.append(svg('text', {
         x: atEdge ? width - 1 : x, y: height - 6, 'text-anchor': atEdge ? 'end' : 'middle', class: 'axis time',
       }, clock(bucket.start)));
-      lastX = x;
-    };
-    buckets.forEach((bucket, i) => {
-      if (bucket.start % stepSecs === 0) label(bucket, i);
     });
-    const newest = buckets.length - 1;
-    if (newest >= 0 && buckets[newest].start % stepSecs !== 0 && pad.left + (newest + 0.5) * barW - lastX >= LABEL_PX) {
-      label(buckets[newest], newest);
-    }
     return root;
   }
 }
