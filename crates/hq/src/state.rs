@@ -252,8 +252,9 @@ impl Hq {
         let now = Instant::now();
         let due = match self.inner.polls_logged.lock() {
             Ok(mut logged) => {
+                let key = (client, path);
                 let due = logged
-                    .get(&(client.clone(), path))
+                    .get(&key)
                     .is_none_or(|at| now.duration_since(*at) >= POLL_LOGGED_EVERY);
                 if due {
                     if logged.len() >= POLL_CLIENTS_REMEMBERED {
@@ -262,7 +263,7 @@ impl Hq {
                     if logged.len() >= POLL_CLIENTS_REMEMBERED {
                         logged.clear();
                     }
-                    logged.insert((client, path), now);
+                    logged.insert(key, now);
                 }
                 due
             }
