@@ -932,6 +932,21 @@ def check_template_only(topics: dict[str, str]) -> None:
              ["https://orders.example.com", "orders.example.com/", "orders", "*.example.com", "-a.example.com"])
             for name in ("interstella.yaml", "hq.yaml")
         ),
+        # Image tags as docker and push-and-roll.sh write them; an empty one
+        # names no image, and every task would fail to pull it.
+        *(
+            (name, param, ["latest", "v1.2.3", "33865fc", "33865fc-dirty", "_x", "a" * 128],
+             ["", "-rc1", ".hidden", "v1/2", "a b", "v1:2", "a" * 129])
+            for name, param in (("hq.yaml", "HqImageTag"), ("interstella.yaml", "MonolithImageTag"),
+                                ("interstella.yaml", "IridiumImageTag"), ("interstella.yaml", "MagnesiteImageTag"))
+        ),
+        # One address: an SNS email subscription takes one.
+        *(
+            (name, "AlarmEmail", ["", "ops@example.com", "first.last+alarms@mail.example.co.uk", "o'neil@example.com"],
+             ["ops", "ops@example", "a@b.com,c@d.com", "a@b.com;c@d.com", "a@b.com c@d.com", "<a@b.com>",
+              "Ops <a@b.com>", "a@b..com", "a@@b.com"])
+            for name in ("interstella.yaml", "hq.yaml")
+        ),
         # STRANGLED: resource names, any order (the monolith's own list).
         ("interstella.yaml", "Strangled", ["", "iridium", "magnesite", "iridium,magnesite", "magnesite,iridium"],
          ["gold", "iridium;magnesite", "iridium,gold"]),
@@ -941,9 +956,11 @@ def check_template_only(topics: dict[str, str]) -> None:
             allows = lambda value, pattern=parameter["AllowedPattern"], most=parameter.get("MaxLength"): (  # noqa: E731
                 bool(re.fullmatch(pattern, value)) and (most is None or len(value) <= int(most))
             )
-        else:
+        elif "AllowedValues" in parameter:
             # Each allowed value is text in CloudFormation's API (ParameterConstraints).
             allows = lambda value, listed=parameter["AllowedValues"]: value in map(str, listed)  # noqa: E731
+        else:
+            allows = lambda value: True  # noqa: E731 (unconstrained: CloudFormation takes anything)
         wrong = [v for v in takes if not allows(v)] + [v for v in refuses if allows(v)]
         check(f"{name}: {param} takes what its reader takes, and nothing it refuses", not wrong, wrong)
     # moto does not apply a template's Rules: the account list's, evaluated
