@@ -557,6 +557,9 @@ impl App {
         let no_body = body.is_end_stream();
         let read = Limited::new(body, BODY_LIMIT).collect();
         let answered = 'answer: {
+            if !one_host(&parts) {
+                break 'answer Err(Unanswered::NotOneHost);
+            }
             // tower-http's normalisation trims leading slashes too, so
             // `//fulfill/` would reach the glue hook past a load balancer
             // rule written for `/fulfill*`. No route starts with two.
@@ -844,6 +847,37 @@ fn accepting_again(failures: &mut RepeatedFailures) {
     }
 }
 
+/// Whether a request names its host as RFC 9112 (3.2) requires, which hyper
+/// leaves to the server: one `Host` line (HTTP/1.0 may send none) holding a
+/// host and maybe a port, or nothing. Two proxies that read different
+/// lines of two `Host` lines (one routing or caching on the first, the
+/// next on the last) are how requests slip past rules; the RFC's answer is
+/// 400, whatever stands in front.
+fn one_host(parts: &axum::http::request::Parts) -> bool {
+    let mut hosts = parts.headers.get_all(header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (None, _) => parts.version < axum::http::Version::HTTP_11,
+        (Some(host), None) => host.is_empty() || names_a_host(host.as_bytes()),
+        (Some(_), Some(_)) => false,
+    }
+}
+
+/// Whether `host` is RFC 3986's `host [":" port]`: an authority as `http`
+/// parses it, without the userinfo and with a port of digits only, both of
+/// which `http` lets through.
+fn names_a_host(host: &[u8]) -> bool {
+    let Ok(authority) = axum::http::uri::Authority::try_from(host) else {
+        return false;
+    };
+    let authority = authority.as_str();
+    let port_digits = match authority.rsplit_once(':') {
+        // Not the colons inside an IPv6 literal's brackets.
+        Some((_, port)) if !port.contains(']') => port.bytes().all(|b| b.is_ascii_digit()),
+        _ => true,
+    };
+    !authority.contains('@') && port_digits
+}
+
 /// The units of [`BODY_BUDGET`] a request's body takes, by what hyper knows
 /// of it before it is read: none for no body (a `GET`, the health check) or
 /// one announced at up to [`SMALL_BODY`]; a body of unknown length (chunked)
@@ -885,6 +919,9 @@ enum Unanswered {
     /// that SNS sends the message again.
     #[error("every connection this service takes (MAX_CONNECTIONS) is answering a request; send it again")]
     AtTheBound,
+    /// Not exactly one valid `Host` line (see [`one_host`]).
+    #[error("a request must name its host in exactly one Host header (RFC 9112, section 3.2)")]
+    NotOneHost,
     /// A path starting `//`, which path rules see as no route of ours.
     #[error("no such path")]
     NoSuchPath,
@@ -935,6 +972,7 @@ impl Unanswered {
             Self::Late(_) => "late",
             Self::TooLarge => "too_large",
             Self::AtTheBound => "at_the_bound",
+            Self::NotOneHost => "bad_head",
             Self::NoSuchPath => "no_such_path",
             Self::Broken => "broken",
             Self::OverBudget => "over_budget",
@@ -948,7 +986,7 @@ impl Unanswered {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Broken => StatusCode::BAD_REQUEST,
+            Self::Broken | Self::NotOneHost => StatusCode::BAD_REQUEST,
             Self::NoSuchPath => StatusCode::NOT_FOUND,
         }
     }

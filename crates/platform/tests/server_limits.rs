@@ -673,3 +673,55 @@ async fn large_bodies_share_a_budget_and_small_orders_never_wait_for_it() {
     );
     drop(holding);
 }
+
+/// RFC 9112, 3.2: an HTTP/1.1 request without a `Host` line, with two, or
+/// with one that names no host is answered 400, which hyper leaves to the
+/// server; what the ALB, SNS and curl send is served.
+#[tokio::test]
+async fn a_request_must_name_its_host_once() {
+    let server = start(limits()).await;
+    for (head, status) in [
+        ("GET / HTTP/1.1\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: user@a\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: a b\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: a:port\r\n", "400"),
+        ("POST /echo HTTP/1.1\r\nContent-Length: 2\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: 10.0.1.23:8080\r\n", "200"),
+        ("GET / HTTP/1.1\r\nHost: orders.example.com\r\n", "200"),
+        ("GET / HTTP/1.1\r\nHost: [::1]:5000\r\n", "200"),
+        ("GET / HTTP/1.1\r\nHost: [::1]\r\n", "200"),
+        ("GET / HTTP/1.1\r\nHost: [::1]:x\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost:\r\n", "200"),
+        ("GET / HTTP/1.0\r\n", "200"),
+    ] {
+        let mut stream = connect(server.addr).await;
+        stream
+            .write_all(format!("{head}Connection: close\r\n\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        let status_line = answer.lines().next().unwrap_or_default();
+        assert!(
+            status_line.ends_with(&format!(" {status} OK"))
+                || status_line.contains(&format!(" {status} Bad")),
+            "{head:?}: {answer}"
+        );
+        if status == "400" {
+            assert!(
+                answer.ends_with(
+                    "a request must name its host in exactly one Host header (RFC 9112, section 3.2)"
+                ),
+                "{head:?}: {answer}"
+            );
+        }
+    }
+    server.stop.send(()).unwrap();
+    server.serving.await.unwrap().unwrap();
+}

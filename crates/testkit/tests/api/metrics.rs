@@ -398,6 +398,11 @@ async fn requests_the_serve_loop_refuses_are_counted_by_reason() {
             "HTTP/1.1 431",
         ),
         ("NOT HTTP\r\n\r\n".to_owned(), "HTTP/1.1 400"),
+        // And one the serve loop refuses as malformed: two hosts.
+        (
+            "GET / HTTP/1.1\r\nhost: x\r\nhost: y\r\nconnection: close\r\n\r\n".to_owned(),
+            "HTTP/1.1 400",
+        ),
     ] {
         let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
         stream.write_all(head.as_bytes()).await.unwrap();
@@ -410,7 +415,7 @@ async fn requests_the_serve_loop_refuses_are_counted_by_reason() {
         r#"interstella_requests_unserved_total{reason="slow_body"} 1"#,
         r#"interstella_requests_unserved_total{reason="too_large"} 1"#,
         r#"interstella_requests_unserved_total{reason="head_too_large"} 1"#,
-        r#"interstella_requests_unserved_total{reason="bad_head"} 1"#,
+        r#"interstella_requests_unserved_total{reason="bad_head"} 2"#,
     ];
     // A refused head is counted as its connection ends, which the client
     // may see first.
