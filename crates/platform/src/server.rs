@@ -31,7 +31,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -97,6 +97,19 @@ const SIDE_LANE_CONNECTIONS: usize = 64;
 /// every 100 ms: 160 connections a second, and 800 silent ones queued ahead
 /// of a health check kept it waiting past the ALB's 5 s.)
 const SIDE_LANE_SHED_AFTER: Duration = Duration::from_millis(10);
+
+/// At the bound, how long a request's body may take to arrive: a body still
+/// arriving this long after its head is cut (503, SNS sends it again) when
+/// a new connection found every slot answering within as long. An order's
+/// body comes with its head or in the next packet, through the ALB too;
+/// bodies sent a byte at a time held every slot for the whole body timeout
+/// (5 s), and every order got 503 meanwhile, for about 20 KB/s of an
+/// attacker's traffic (1,024 connections every 5 s).
+const SLOW_BODY_AT_THE_BOUND: Duration = Duration::from_secs(1);
+
+/// How often a body still arriving after [`SLOW_BODY_AT_THE_BOUND`] looks
+/// again whether the service is at the bound.
+const SLOW_BODY_CHECK_EVERY: Duration = Duration::from_millis(250);
 
 /// The longest a connection on the side lane may take to send its head: a
 /// health check sends it in one packet, and a slow head must not hold one
@@ -178,7 +191,9 @@ pub async fn serve(
 /// (kept alive between requests, or still sending a head) are closed, every
 /// `SHED_EVERY` until a slot is free: so a health check still gets in
 /// while idle or slow clients hold every slot, and no request in progress is
-/// cut. Connections after it wait in the kernel's queue.
+/// cut, but for a body still arriving `SLOW_BODY_AT_THE_BOUND` after its
+/// head while connections find every slot answering. Connections after it
+/// wait in the kernel's queue.
 ///
 /// When every slot is answering a request, none frees for a while: an order
 /// may take up to the request timeout (14 s in the templates) and the load
@@ -292,6 +307,9 @@ async fn serve_routes(
                 }
             }
             () = tokio::time::sleep_until(next_shed), if waiting.is_some() => {
+                if routes.every_slot_answering(limits.max_connections) {
+                    routes.occupancy.full();
+                }
                 // Every send is news to the receivers, the same value again too.
                 signal.send_replace(Signal::Shed);
                 next_shed = Instant::now() + SHED_EVERY;
@@ -321,6 +339,8 @@ async fn serve_routes(
                 // slot frees for a while, so the side lane at once.
                 Ok((stream, _peer)) if routes.every_slot_answering(limits.max_connections) => {
                     accepting_again(&mut failures);
+                    // Bodies still arriving are cut for it (`SLOW_BODY_AT_THE_BOUND`).
+                    routes.occupancy.full();
                     match Arc::clone(&side_lane_slots).try_acquire_owned() {
                         Ok(permit) => {
                             connections.spawn(serve_connection(&side_lane_http, &limits, stream, &side_lane, &side_lane_signals, Some(permit), &serving));
@@ -429,9 +449,9 @@ struct Routes {
     beyond_the_bound: bool,
     /// What is left of [`BODY_BUDGET`], shared by every connection.
     body_budget: Arc<Semaphore>,
-    /// How many connections within the bound are answering a request now
-    /// (the side lane's are not counted: they hold no slot).
-    answering: Arc<AtomicUsize>,
+    /// How many connections within the bound are answering a request, and
+    /// when the bound was last met.
+    occupancy: Arc<Occupancy>,
     /// Where the requests answered here, before any route, are counted.
     unserved: Option<crate::metrics::Unserved>,
     /// Whether each request has its span and access log line.
@@ -446,7 +466,11 @@ impl Routes {
             request_timeout: limits.request_timeout,
             beyond_the_bound: false,
             body_budget: Arc::new(Semaphore::new(BODY_BUDGET / BUDGET_UNIT)),
-            answering: Arc::default(),
+            occupancy: Arc::new(Occupancy {
+                answering: AtomicUsize::new(0),
+                full_at_ms: AtomicU64::new(0),
+                since: Instant::now(),
+            }),
             unserved: None,
             logged: true,
         }
@@ -455,7 +479,36 @@ impl Routes {
     /// Whether each of `max_connections` slots is answering a request, so
     /// that closing idle connections would free none.
     fn every_slot_answering(&self, max_connections: usize) -> bool {
-        self.answering.load(Ordering::Acquire) >= max_connections
+        self.occupancy.answering.load(Ordering::Acquire) >= max_connections
+    }
+}
+
+/// What the connections within the bound tell the accept loop, and it them.
+struct Occupancy {
+    /// How many connections within the bound are answering a request now
+    /// (the side lane's are not counted: they hold no slot).
+    answering: AtomicUsize,
+    /// When a new connection last found every slot answering, in ms after
+    /// `since`, plus one (0: never).
+    full_at_ms: AtomicU64,
+    /// When the loop began.
+    since: Instant,
+}
+
+impl Occupancy {
+    /// Notes that a new connection finds every slot answering now.
+    fn full(&self) {
+        let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
+        self.full_at_ms.store(ms + 1, Ordering::Relaxed);
+    }
+
+    /// Whether a new connection found every slot answering within `within`
+    /// before `now`.
+    fn full_within(&self, now: Instant, within: Duration) -> bool {
+        match self.full_at_ms.load(Ordering::Relaxed) {
+            0 => false,
+            at => now.saturating_duration_since(self.since + Duration::from_millis(at - 1)) <= within,
+        }
     }
 }
 
@@ -540,25 +593,30 @@ impl App {
                     request_timeout,
                     beyond_the_bound,
                     body_budget,
-                    answering,
+                    occupancy,
                     unserved,
                     logged,
                 },
             busy,
         } = self;
-        let _answering = Answering::new(&busy, &answering, beyond_the_bound);
+        let _answering = Answering::new(&busy, &occupancy.answering, beyond_the_bound);
         let deadline = started + request_timeout;
         let body_deadline = deadline.min(started + body_read_timeout);
-        let timer = tokio::time::sleep_until(body_deadline);
+        // A body in by then (nearly every one) never wakes it.
+        let timer = tokio::time::sleep_until(body_deadline.min(started + SLOW_BODY_AT_THE_BOUND));
         tokio::pin!(timer);
         let (parts, body) = request.into_parts();
         // What hyper knows of the body before it is read: its length, if announced.
         let budget_units = budget_units(&body);
         let no_body = body.is_end_stream();
         let read = Limited::new(body, BODY_LIMIT).collect();
+        tokio::pin!(read);
         let answered = 'answer: {
             if !one_host(&parts) {
                 break 'answer Err(Unanswered::NotOneHost);
+            }
+            if !chunked_alone(&parts) {
+                break 'answer Err(Unanswered::UnknownCoding);
             }
             // tower-http's normalisation trims leading slashes too, so
             // `//fulfill/` would reach the glue hook past a load balancer
@@ -579,19 +637,28 @@ impl App {
                 },
                 Err(refused) => break 'answer Err(refused),
             };
-            let body = tokio::select! {
-                biased;
-                read = read => match read {
-                    Ok(collected) => collected.to_bytes(),
-                    Err(error) if error.is::<LengthLimitError>() => break 'answer Err(Unanswered::TooLarge),
-                    Err(_) => break 'answer Err(Unanswered::Broken),
-                },
-                () = &mut timer => {
-                    break 'answer Err(if body_deadline < deadline {
-                        Unanswered::SlowBody(body_read_timeout)
-                    } else {
-                        Unanswered::Late(request_timeout)
-                    });
+            let body = loop {
+                tokio::select! {
+                    biased;
+                    read = &mut read => match read {
+                        Ok(collected) => break collected.to_bytes(),
+                        Err(error) if error.is::<LengthLimitError>() => break 'answer Err(Unanswered::TooLarge),
+                        Err(_) => break 'answer Err(Unanswered::Broken),
+                    },
+                    () = &mut timer => {
+                        let now = Instant::now();
+                        if now >= body_deadline {
+                            break 'answer Err(if body_deadline < deadline {
+                                Unanswered::SlowBody(body_read_timeout)
+                            } else {
+                                Unanswered::Late(request_timeout)
+                            });
+                        }
+                        if occupancy.full_within(now, SLOW_BODY_AT_THE_BOUND) {
+                            break 'answer Err(Unanswered::SlowBodyAtTheBound(SLOW_BODY_AT_THE_BOUND));
+                        }
+                        timer.as_mut().reset(body_deadline.min(now + SLOW_BODY_CHECK_EVERY));
+                    }
                 }
             };
             timer.as_mut().reset(deadline);
@@ -862,6 +929,20 @@ fn one_host(parts: &axum::http::request::Parts) -> bool {
     }
 }
 
+/// Whether a request's `Transfer-Encoding`, if any, is `chunked` alone: the
+/// one coding the services read. hyper refuses a list that does not end in
+/// `chunked`, and takes `gzip, chunked` or `chunked` twice as plain
+/// chunked, handing on a body still coded (or one a front read another
+/// way); RFC 9112 (6.1) answers a coding not understood 501.
+fn chunked_alone(parts: &axum::http::request::Parts) -> bool {
+    let mut codings = parts.headers.get_all(header::TRANSFER_ENCODING).iter();
+    match (codings.next(), codings.next()) {
+        (None, _) => true,
+        (Some(coding), None) => coding.as_bytes().eq_ignore_ascii_case(b"chunked"),
+        (Some(_), Some(_)) => false,
+    }
+}
+
 /// Whether `host` is RFC 3986's `host [":" port]`: an authority as `http`
 /// parses it, without the userinfo and with a port of digits only, both of
 /// which `http` lets through.
@@ -908,6 +989,12 @@ enum Unanswered {
     /// sends the message again (it drops one answered 4xx).
     #[error("the request body took longer than {0:?} to arrive; send it again")]
     SlowBody(Duration),
+    /// At the bound, the body still arriving [`SLOW_BODY_AT_THE_BOUND`] after
+    /// the head. A 5xx, so that SNS sends the message again.
+    #[error(
+        "every connection this service takes (MAX_CONNECTIONS) is answering a request, and the request body took longer than {0:?} to arrive; send it again"
+    )]
+    SlowBodyAtTheBound(Duration),
     /// The route took longer than what was left of the request timeout; it
     /// is dropped. A 5xx, so that SNS sends the message again.
     #[error("no answer within {0:?}; send it again")]
@@ -922,6 +1009,9 @@ enum Unanswered {
     /// Not exactly one valid `Host` line (see [`one_host`]).
     #[error("a request must name its host in exactly one Host header (RFC 9112, section 3.2)")]
     NotOneHost,
+    /// A `Transfer-Encoding` other than `chunked` alone (see [`chunked_alone`]).
+    #[error("no Transfer-Encoding but chunked alone is implemented here")]
+    UnknownCoding,
     /// A path starting `//`, which path rules see as no route of ours.
     #[error("no such path")]
     NoSuchPath,
@@ -968,11 +1058,11 @@ impl Unanswered {
     /// of [`UNSERVED_REASONS`]).
     fn reason(&self) -> &'static str {
         match self {
-            Self::SlowBody(_) => "slow_body",
+            Self::SlowBody(_) | Self::SlowBodyAtTheBound(_) => "slow_body",
             Self::Late(_) => "late",
             Self::TooLarge => "too_large",
             Self::AtTheBound => "at_the_bound",
-            Self::NotOneHost => "bad_head",
+            Self::NotOneHost | Self::UnknownCoding => "bad_head",
             Self::NoSuchPath => "no_such_path",
             Self::Broken => "broken",
             Self::OverBudget => "over_budget",
@@ -982,12 +1072,15 @@ impl Unanswered {
     /// The status this error is answered with.
     fn status(&self) -> StatusCode {
         match self {
-            Self::SlowBody(_) | Self::Late(_) | Self::AtTheBound | Self::OverBudget => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Self::SlowBody(_)
+            | Self::SlowBodyAtTheBound(_)
+            | Self::Late(_)
+            | Self::AtTheBound
+            | Self::OverBudget => StatusCode::SERVICE_UNAVAILABLE,
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Broken | Self::NotOneHost => StatusCode::BAD_REQUEST,
             Self::NoSuchPath => StatusCode::NOT_FOUND,
+            Self::UnknownCoding => StatusCode::NOT_IMPLEMENTED,
         }
     }
 }

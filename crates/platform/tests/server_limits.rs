@@ -725,3 +725,135 @@ async fn a_request_must_name_its_host_once() {
     server.stop.send(()).unwrap();
     server.serving.await.unwrap().unwrap();
 }
+
+/// Posts a whole order on a new connection, closed after it, and returns
+/// the whole answer.
+async fn post_order(addr: SocketAddr) -> String {
+    let order = "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab";
+    let mut stream = connect(addr).await;
+    stream.write_all(order.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// Bodies sent a byte at a time hold every slot; at the bound, those still
+/// arriving a second after their head are cut (503), so that orders get in
+/// again long before the body timeout (30 s here). Below the bound a slow
+/// body is left its whole timeout.
+#[tokio::test]
+async fn at_the_bound_bodies_still_arriving_after_a_second_are_cut_for_orders() {
+    let server = start(ServerLimits {
+        max_connections: 4,
+        ..limits()
+    })
+    .await;
+    // Below the bound: a body finished 1.3 s after its head is served.
+    let mut unhurried = connect(server.addr).await;
+    unhurried
+        .write_all(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 4\r\n\r\nab")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(1300)).await;
+    unhurried.write_all(b"cd").await.unwrap();
+    let answer = read_response(&mut unhurried, Duration::from_secs(5)).await;
+    assert!(
+        answer.as_deref().is_some_and(|a| a.starts_with("HTTP/1.1 200")),
+        "{answer:?}"
+    );
+    drop(unhurried);
+
+    let sent = Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..4 {
+        let mut stream = connect(server.addr).await;
+        stream
+            .write_all(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    // Every slot is answering once an order is told so.
+    let give_up = Instant::now() + Duration::from_secs(5);
+    while !post_order(server.addr)
+        .await
+        .contains("is answering a request; send it again")
+    {
+        assert!(Instant::now() < give_up, "the slow bodies hold every slot");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Orders get in again within seconds, not after the 30 s body timeout.
+    let give_up = Instant::now() + Duration::from_secs(10);
+    while !post_order(server.addr).await.starts_with("HTTP/1.1 200") {
+        assert!(Instant::now() < give_up, "orders are still refused after 10 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        sent.elapsed() >= Duration::from_secs(1),
+        "no body was cut before its second"
+    );
+    for mut stream in slow {
+        let mut answer = Vec::new();
+        let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+        assert!(
+            answer.contains("took longer than 1s to arrive; send it again"),
+            "{answer}"
+        );
+    }
+    server.stop.send(()).unwrap();
+    server.serving.await.unwrap().unwrap();
+}
+
+/// RFC 9112, 6.1: a transfer coding the services do not read is answered
+/// 501. hyper takes any list ending in `chunked` as plain chunked, and would
+/// hand on a body still gzipped, or one a front framed another way.
+#[tokio::test]
+async fn a_transfer_coding_other_than_chunked_alone_gets_501() {
+    let server = start(limits()).await;
+    let chunked_order = "2\r\nab\r\n0\r\n\r\n";
+    for (codings, status) in [
+        ("Transfer-Encoding: chunked\r\n", "200"),
+        ("Transfer-Encoding: Chunked\r\n", "200"),
+        ("Transfer-Encoding: gzip, chunked\r\n", "501"),
+        ("Transfer-Encoding: bogus, chunked\r\n", "501"),
+        ("Transfer-Encoding: chunked, chunked\r\n", "501"),
+        ("Transfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n", "501"),
+        (
+            "Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+            "501",
+        ),
+    ] {
+        let mut stream = connect(server.addr).await;
+        let request =
+            format!("POST /echo HTTP/1.1\r\nHost: test\r\n{codings}Connection: close\r\n\r\n{chunked_order}");
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let mut answer = Vec::new();
+        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer);
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{codings:?}: {answer}"
+        );
+        if status == "501" {
+            assert!(
+                answer.ends_with("no Transfer-Encoding but chunked alone is implemented here"),
+                "{codings:?}: {answer}"
+            );
+        } else {
+            assert!(
+                answer.ends_with("\r\n\r\n2"),
+                "the body's two bytes were read: {answer}"
+            );
+        }
+    }
+    server.stop.send(()).unwrap();
+    server.serving.await.unwrap().unwrap();
+}
