@@ -5,8 +5,9 @@
 use crate::cli::Cli;
 use crate::status::{Screen, Status, TopicStatus};
 use crate::{LaunchError, Platform, launch};
+use contracts::Resource;
 use hq::feed::Topic;
-use hq::ledger::{OrderCounts, Reconciliation};
+use hq::ledger::{OrderCounts, Produced, Reconciliation};
 use platform::startup::{StopSignals, stop_signals};
 use platform::terminal::{say, show};
 use std::io::IsTerminal;
@@ -312,6 +313,7 @@ fn reconciliation_lines(r: &Reconciliation) -> String {
     }
     let total = &r.totals;
     text.push_str(&counts("total", total));
+    text.push_str(&produced_lines(&r.produced));
     if r.is_clean() && total.unrouted > 0 {
         // Nobody lost them, but nobody had them: say so rather than bury it.
         text.push_str(&format!(
@@ -339,6 +341,32 @@ fn reconciliation_lines(r: &Reconciliation) -> String {
     text
 }
 
+/// Who produced the resources this run's orders were fulfilled with: the
+/// stage's strangling, in numbers (nothing when nothing was produced).
+fn produced_lines(produced: &Produced) -> String {
+    let rows: Vec<String> = Resource::ALL
+        .iter()
+        .map(|&resource| (resource, produced.resource(resource)))
+        .filter(|(_, sources)| sources.monolith + sources.microservice + sources.unattributed > 0)
+        .map(|(resource, sources)| {
+            let unattributed = match sources.unattributed {
+                0 => String::new(),
+                units => format!(", {units} unattributed"),
+            };
+            format!(
+                "    {:<10} {:>9} gathered by the monolith, {} from the {resource} microservice{unattributed}\n",
+                resource.as_str(),
+                sources.monolith,
+                sources.microservice,
+            )
+        })
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    format!("  Units produced for them:\n{}", rows.concat())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,6 +389,7 @@ mod tests {
                 topic: "orders".to_owned(),
                 outcome: UnaccountedOutcome::Lost,
             }],
+            produced: Produced::default(),
         };
         let text = reconciliation_lines(&reconciliation);
         assert!(
@@ -389,6 +418,7 @@ mod tests {
                 .map(|topic| (topic.to_owned(), one))
                 .into(),
             unaccounted: Vec::new(),
+            produced: Produced::default(),
         };
         let text = reconciliation_lines(&reconciliation);
         let rows: Vec<&str> = text
@@ -416,11 +446,30 @@ mod tests {
             totals: unrouted,
             topics: [("orders".to_owned(), unrouted)].into(),
             unaccounted: Vec::new(),
+            produced: Produced::default(),
         };
         let text = reconciliation_lines(&reconciliation);
         assert!(
             text.ends_with(
                 "Nothing lost, nothing counted twice; 12 published while nothing was subscribed (unrouted)."
+            ),
+            "{text}"
+        );
+    }
+
+    /// The end of a run says who produced what: the monolith gathering, or
+    /// a microservice; a resource nobody produced is left out.
+    #[test]
+    fn the_reconciliation_says_who_produced_each_resource() {
+        let mut reconciliation = Reconciliation::default();
+        assert!(!reconciliation_lines(&reconciliation).contains("Units produced"));
+        reconciliation.produced.iridium.monolith = 12;
+        reconciliation.produced.iridium.microservice = 57;
+        reconciliation.produced.iridium.unattributed = 2;
+        let text = reconciliation_lines(&reconciliation);
+        assert!(
+            text.contains(
+                "\n  Units produced for them:\n    iridium           12 gathered by the monolith, 57 from the iridium microservice, 2 unattributed\n  Nothing lost"
             ),
             "{text}"
         );

@@ -2,7 +2,8 @@
 //! fulfillments recorded for them (matched by the idempotency key the
 //! services derive from the order's topic and MessageId).
 
-use super::{Ledger, LedgerError, timestamp};
+use super::{Ledger, LedgerError, Produced, timestamp};
+use contracts::Producer;
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -22,6 +23,10 @@ pub struct Reconciliation {
     /// to look for in the logs. Capped apart, so that orders still being
     /// retried never hide one lost after them.
     pub unaccounted: Vec<Unaccounted>,
+    /// The units these orders were fulfilled with, by who produced them:
+    /// the monolith gathering, or a microservice through the glue hook.
+    /// The strangling in numbers, for a run's end.
+    pub produced: Produced,
 }
 
 /// How many orders lost, refused or counted twice a reconciliation names,
@@ -329,6 +334,7 @@ impl Reconciliation {
             totals,
             topics,
             unaccounted,
+            produced: Produced::default(),
         })
     }
 }
@@ -402,7 +408,23 @@ impl Ledger {
                 }
                 Ok(order)
             })?;
-            Ok(Reconciliation::try_of(rows)?)
+            let mut reconciliation = Reconciliation::try_of(rows)?;
+            let mut statement = conn.prepare_cached(
+                "SELECT f.produced_by, SUM(f.iridium), SUM(f.magnesite)
+                 FROM published p JOIN fulfillments f ON f.idempotency_key = p.idempotency_key
+                 WHERE p.run_id = ?1 AND p.published_at >= ?2
+                 GROUP BY f.produced_by",
+            )?;
+            let mut rows = statement.query(params![run_id, since])?;
+            while let Some(row) = rows.next()? {
+                let producer = row.get::<_, Option<String>>(0)?;
+                reconciliation.produced.add(
+                    producer.as_deref().and_then(Producer::from_name),
+                    row.get(1)?,
+                    row.get(2)?,
+                );
+            }
+            Ok(reconciliation)
         })
         .await
     }

@@ -32,25 +32,41 @@ impl Sources {
     }
 }
 
+/// Units of each resource fulfilled, by who produced them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Produced {
+    /// Iridium.
+    pub iridium: Sources,
+    /// Magnesite.
+    pub magnesite: Sources,
+}
+
+impl Produced {
+    /// The units of `resource`.
+    pub fn resource(&self, resource: Resource) -> &Sources {
+        match resource {
+            Resource::Iridium => &self.iridium,
+            Resource::Magnesite => &self.magnesite,
+        }
+    }
+
+    /// Adds a fulfillment's (or a group of them) `iridium` and `magnesite`,
+    /// produced by `producer` (`None`: not said).
+    pub(super) fn add(&mut self, producer: Option<Producer>, iridium: u64, magnesite: u64) {
+        self.iridium.add(producer, iridium);
+        self.magnesite.add(producer, magnesite);
+    }
+}
+
 /// One time bucket of the timeline.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Bucket {
     /// Where the bucket starts, in seconds since the Unix epoch.
     pub start: u64,
-    /// Iridium fulfilled in the bucket.
-    pub iridium: Sources,
-    /// Magnesite fulfilled in the bucket.
-    pub magnesite: Sources,
-}
-
-impl Bucket {
-    /// The units of `resource`.
-    fn resource(&mut self, resource: Resource) -> &mut Sources {
-        match resource {
-            Resource::Iridium => &mut self.iridium,
-            Resource::Magnesite => &mut self.magnesite,
-        }
-    }
+    /// What was fulfilled in the bucket (`iridium` and `magnesite` beside
+    /// `start` in the JSON).
+    #[serde(flatten)]
+    pub produced: Produced,
 }
 
 /// Fulfilled resources per time bucket, oldest first, every bucket present.
@@ -148,8 +164,7 @@ impl Ledger {
                 continue;
             };
             let producer = producer.as_deref().and_then(Producer::from_name);
-            bucket.resource(Resource::Iridium).add(producer, iridium);
-            bucket.resource(Resource::Magnesite).add(producer, magnesite);
+            bucket.produced.add(producer, iridium, magnesite);
         }
         Ok(Timeline {
             bucket_secs: width,

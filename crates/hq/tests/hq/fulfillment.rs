@@ -709,6 +709,9 @@ async fn reconciliation_and_topics_keep_their_json() {
     expected["topics"] = json!({ "iridium": counts(1, 1) });
     // No order unaccounted for (an unrouted one is not): none named.
     expected["unaccounted"] = json!([]);
+    // Nothing fulfilled, so nothing produced, by anyone.
+    let none = json!({"monolith": 0, "microservice": 0, "unattributed": 0});
+    expected["produced"] = json!({"iridium": none, "magnesite": none});
     assert_eq!(get_json(&hq, "/reconciliation").await, expected);
 
     let topics = get_json(&hq, "/topics").await;

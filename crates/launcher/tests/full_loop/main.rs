@@ -120,6 +120,21 @@ async fn run_stage(stage: Stage) {
     assert_eq!(reconciliation.totals.published, published);
     assert_eq!(reconciliation.totals.fulfilled, published);
     assert!(reconciliation.is_clean(), "{reconciliation:?}");
+    // Who produced each resource is the stage: its microservice once
+    // strangled, the monolith before.
+    for (&resource, units) in Resource::ALL.iter().zip([expected.0, expected.1]) {
+        let sources = *reconciliation.produced.resource(resource);
+        let (monolith, microservice) = if stage.strangled().contains(&resource) {
+            (0, units)
+        } else {
+            (units, 0)
+        };
+        assert_eq!(
+            (sources.monolith, sources.microservice, sources.unattributed),
+            (monolith, microservice, 0),
+            "{stage:?} {resource}"
+        );
+    }
 }
 
 #[tokio::test]
