@@ -609,13 +609,15 @@ impl App {
         // What hyper knows of the body before it is read: its length, if announced.
         let budget_units = budget_units(&body);
         let no_body = body.is_end_stream();
+        let body_size = body.size_hint().exact();
         let read = Limited::new(body, BODY_LIMIT).collect();
         tokio::pin!(read);
         let answered = 'answer: {
             if !one_host(&parts) {
                 break 'answer Err(Unanswered::NotOneHost);
             }
-            if !chunked_alone(&parts) {
+            // A body of a known length was sent whole: no coding to look at.
+            if body_size.is_none() && !chunked_alone(&parts) {
                 break 'answer Err(Unanswered::UnknownCoding);
             }
             // tower-http's normalisation trims leading slashes too, so
@@ -943,20 +945,50 @@ fn chunked_alone(parts: &axum::http::request::Parts) -> bool {
     }
 }
 
-/// Whether `host` is RFC 3986's `host [":" port]`: an authority as `http`
-/// parses it, without the userinfo and with a port of digits only, both of
-/// which `http` lets through.
+/// Whether `host` is RFC 3986's `host [":" port]`: a bracketed IP literal
+/// or a registered name (an IPv4 address is one), then maybe a port of
+/// digits; no user name. Checked byte by byte: `http`'s `Authority` copies
+/// the text to parse it, and lets a user name and a port of letters
+/// through; about 500 instructions a request (docs/bench.md, "One
+/// Host, one coding").
 fn names_a_host(host: &[u8]) -> bool {
-    let Ok(authority) = axum::http::uri::Authority::try_from(host) else {
-        return false;
+    /// unreserved, sub-delims and percent-encoding's `%`, by byte.
+    const NAME_BYTES: [bool; 256] = {
+        let mut table = [false; 256];
+        let mut byte = 0;
+        while byte < 256 {
+            let b = byte as u8;
+            table[byte] = b.is_ascii_alphanumeric();
+            byte += 1;
+        }
+        let others = b"-._~!$&'()*+,;=%";
+        let mut i = 0;
+        while i < others.len() {
+            table[others[i] as usize] = true;
+            i += 1;
+        }
+        table
     };
-    let authority = authority.as_str();
-    let port_digits = match authority.rsplit_once(':') {
-        // Not the colons inside an IPv6 literal's brackets.
-        Some((_, port)) if !port.contains(']') => port.bytes().all(|b| b.is_ascii_digit()),
-        _ => true,
+    let name_byte = |b: u8| NAME_BYTES[usize::from(b)];
+    let (name_ok, port) = match host.split_first() {
+        Some((b'[', literal)) => match literal.iter().position(|&b| b == b']') {
+            Some(end) => (
+                end > 0 && literal[..end].iter().all(|&b| name_byte(b) || b == b':'),
+                &literal[end + 1..],
+            ),
+            None => return false,
+        },
+        _ => {
+            let end = host.iter().position(|&b| b == b':').unwrap_or(host.len());
+            (end > 0 && host[..end].iter().all(|&b| name_byte(b)), &host[end..])
+        }
     };
-    !authority.contains('@') && port_digits
+    name_ok
+        && match port.split_first() {
+            None => true,
+            Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
+            Some(_) => false,
+        }
 }
 
 /// The units of [`BODY_BUDGET`] a request's body takes, by what hyper knows

@@ -693,6 +693,13 @@ async fn a_request_must_name_its_host_once() {
         ("GET / HTTP/1.1\r\nHost: [::1]:5000\r\n", "200"),
         ("GET / HTTP/1.1\r\nHost: [::1]\r\n", "200"),
         ("GET / HTTP/1.1\r\nHost: [::1]:x\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: []\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: [::1\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: :80\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: a::80\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: a<b\r\n", "400"),
+        ("GET / HTTP/1.1\r\nHost: a.b-c_d~e%41:\r\n", "200"),
+        ("GET / HTTP/1.1\r\nHost: [v1.fe80::a+en1]:443\r\n", "200"),
         ("GET / HTTP/1.1\r\nHost:\r\n", "200"),
         ("GET / HTTP/1.0\r\n", "200"),
     ] {
