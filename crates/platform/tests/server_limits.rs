@@ -107,6 +107,19 @@ async fn read_response(stream: &mut TcpStream, deadline: Duration) -> Option<Str
     }
 }
 
+/// Sends `request` (which asks for the connection to close) on a new
+/// connection and reads all of the answer, within 5 s.
+async fn exchange_whole(addr: SocketAddr, request: &str) -> String {
+    let mut stream = connect(addr).await;
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// Sends `request` on a new connection and reads the response head.
 async fn exchange(addr: SocketAddr, request: &str, deadline: Duration) -> Option<String> {
     let mut stream = connect(addr).await;
@@ -703,17 +716,7 @@ async fn a_request_must_name_its_host_once() {
         ("GET / HTTP/1.1\r\nHost:\r\n", "200"),
         ("GET / HTTP/1.0\r\n", "200"),
     ] {
-        let mut stream = connect(server.addr).await;
-        stream
-            .write_all(format!("{head}Connection: close\r\n\r\n").as_bytes())
-            .await
-            .unwrap();
-        let mut answer = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
-            .await
-            .unwrap()
-            .unwrap();
-        let answer = String::from_utf8_lossy(&answer);
+        let answer = exchange_whole(server.addr, &format!("{head}Connection: close\r\n\r\n")).await;
         let status_line = answer.lines().next().unwrap_or_default();
         assert!(
             status_line.ends_with(&format!(" {status} OK"))
@@ -736,15 +739,11 @@ async fn a_request_must_name_its_host_once() {
 /// Posts a whole order on a new connection, closed after it, and returns
 /// the whole answer.
 async fn post_order(addr: SocketAddr) -> String {
-    let order = "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab";
-    let mut stream = connect(addr).await;
-    stream.write_all(order.as_bytes()).await.unwrap();
-    let mut answer = Vec::new();
-    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
-        .await
-        .unwrap()
-        .unwrap();
-    String::from_utf8_lossy(&answer).into_owned()
+    exchange_whole(
+        addr,
+        "POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nab",
+    )
+    .await
 }
 
 /// Bodies sent a byte at a time hold every slot; at the bound, those still
@@ -835,16 +834,9 @@ async fn a_transfer_coding_other_than_chunked_alone_gets_501() {
             "501",
         ),
     ] {
-        let mut stream = connect(server.addr).await;
         let request =
             format!("POST /echo HTTP/1.1\r\nHost: test\r\n{codings}Connection: close\r\n\r\n{chunked_order}");
-        stream.write_all(request.as_bytes()).await.unwrap();
-        let mut answer = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer))
-            .await
-            .unwrap()
-            .unwrap();
-        let answer = String::from_utf8_lossy(&answer);
+        let answer = exchange_whole(server.addr, &request).await;
         assert!(
             answer.starts_with(&format!("HTTP/1.1 {status} ")),
             "{codings:?}: {answer}"
