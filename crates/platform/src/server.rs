@@ -1131,7 +1131,16 @@ impl IntoResponse for Unanswered {
             // The client's doing.
             tracing::warn!(status = status.as_u16(), error = %self, "request not served");
         }
-        (status, self.to_string()).into_response()
+        let mut response = (status, self.to_string()).into_response();
+        if let Self::NotOneHost | Self::UnknownCoding = self {
+            // A client that reads framing or hosts otherwise than we do (or
+            // a front that did) may send its next request askew: none is
+            // read after this one.
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
 }
 
