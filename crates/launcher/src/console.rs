@@ -313,7 +313,9 @@ fn reconciliation_lines(r: &Reconciliation) -> String {
     }
     let total = &r.totals;
     text.push_str(&counts("total", total));
-    text.push_str(&produced_lines(&r.produced));
+    if let Some(produced) = &r.produced {
+        text.push_str(&produced_lines(produced));
+    }
     if r.is_clean() && total.unrouted > 0 {
         // Nobody lost them, but nobody had them: say so rather than bury it.
         text.push_str(&format!(
@@ -389,7 +391,7 @@ mod tests {
                 topic: "orders".to_owned(),
                 outcome: UnaccountedOutcome::Lost,
             }],
-            produced: Produced::default(),
+            produced: None,
         };
         let text = reconciliation_lines(&reconciliation);
         assert!(
@@ -418,7 +420,7 @@ mod tests {
                 .map(|topic| (topic.to_owned(), one))
                 .into(),
             unaccounted: Vec::new(),
-            produced: Produced::default(),
+            produced: None,
         };
         let text = reconciliation_lines(&reconciliation);
         let rows: Vec<&str> = text
@@ -446,7 +448,7 @@ mod tests {
             totals: unrouted,
             topics: [("orders".to_owned(), unrouted)].into(),
             unaccounted: Vec::new(),
-            produced: Produced::default(),
+            produced: None,
         };
         let text = reconciliation_lines(&reconciliation);
         assert!(
@@ -463,9 +465,12 @@ mod tests {
     fn the_reconciliation_says_who_produced_each_resource() {
         let mut reconciliation = Reconciliation::default();
         assert!(!reconciliation_lines(&reconciliation).contains("Units produced"));
-        reconciliation.produced.iridium.monolith = 12;
-        reconciliation.produced.iridium.microservice = 57;
-        reconciliation.produced.iridium.unattributed = 2;
+        reconciliation.produced = Some(Produced::default());
+        assert!(!reconciliation_lines(&reconciliation).contains("Units produced"));
+        let produced = reconciliation.produced.as_mut().unwrap();
+        produced.iridium.monolith = 12;
+        produced.iridium.microservice = 57;
+        produced.iridium.unattributed = 2;
         let text = reconciliation_lines(&reconciliation);
         assert!(
             text.contains(

@@ -23,10 +23,13 @@ pub struct Reconciliation {
     /// to look for in the logs. Capped apart, so that orders still being
     /// retried never hide one lost after them.
     pub unaccounted: Vec<Unaccounted>,
-    /// The units these orders were fulfilled with, by who produced them:
-    /// the monolith gathering, or a microservice through the glue hook.
-    /// The strangling in numbers, for a run's end.
-    pub produced: Produced,
+    /// The units of every fulfillment recorded for these orders (a second
+    /// team's, and a duplicate, included; a replay not), by who produced
+    /// them: the monolith gathering, or a microservice through the glue
+    /// hook. The strangling in numbers, for a run's end. Read for a whole
+    /// run only (`None` for the dashboard's window, which charts it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub produced: Option<Produced>,
 }
 
 /// How many orders lost, refused or counted twice a reconciliation names,
@@ -334,7 +337,7 @@ impl Reconciliation {
             totals,
             topics,
             unaccounted,
-            produced: Produced::default(),
+            produced: None,
         })
     }
 }
@@ -409,6 +412,10 @@ impl Ledger {
                 Ok(order)
             })?;
             let mut reconciliation = Reconciliation::try_of(rows)?;
+            if !since.is_empty() {
+                return Ok(reconciliation);
+            }
+            let mut produced = Produced::default();
             let mut statement = conn.prepare_cached(
                 "SELECT f.produced_by, SUM(f.iridium), SUM(f.magnesite)
                  FROM published p JOIN fulfillments f ON f.idempotency_key = p.idempotency_key
@@ -418,12 +425,13 @@ impl Ledger {
             let mut rows = statement.query(params![run_id, since])?;
             while let Some(row) = rows.next()? {
                 let producer = row.get::<_, Option<String>>(0)?;
-                reconciliation.produced.add(
+                produced.add(
                     producer.as_deref().and_then(Producer::from_name),
                     row.get(1)?,
                     row.get(2)?,
                 );
             }
+            reconciliation.produced = Some(produced);
             Ok(reconciliation)
         })
         .await

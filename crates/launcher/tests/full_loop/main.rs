@@ -123,7 +123,7 @@ async fn run_stage(stage: Stage) {
     // Who produced each resource is the stage: its microservice once
     // strangled, the monolith before.
     for (&resource, units) in Resource::ALL.iter().zip([expected.0, expected.1]) {
-        let sources = *reconciliation.produced.resource(resource);
+        let sources = *reconciliation.produced.unwrap().resource(resource);
         let (monolith, microservice) = if stage.strangled().contains(&resource) {
             (0, units)
         } else {
