@@ -944,7 +944,8 @@ def check_template_only(topics: dict[str, str]) -> None:
         *(
             (name, "AlarmEmail", ["", "ops@example.com", "first.last+alarms@mail.example.co.uk", "o'neil@example.com"],
              ["ops", "ops@example", "a@b.com,c@d.com", "a@b.com;c@d.com", "a@b.com c@d.com", "<a@b.com>",
-              "Ops <a@b.com>", "a@b..com", "a@@b.com"])
+              "Ops <a@b.com>", "a@b..com", "a@@b.com", "a..b@example.com", ".a@example.com", "a.@example.com",
+              "a@-x.com", "a@x-.com"])
             for name in ("interstella.yaml", "hq.yaml")
         ),
         # STRANGLED: resource names, any order (the monolith's own list).
