@@ -100,11 +100,14 @@ const SIDE_LANE_SHED_AFTER: Duration = Duration::from_millis(10);
 
 /// At the bound, how long a request's body may take to arrive: a body still
 /// arriving this long after its head is cut (503, SNS sends it again) when
-/// a new connection found every slot answering within as long. An order's
-/// body comes with its head or in the next packet, through the ALB too;
-/// bodies sent a byte at a time held every slot for the whole body timeout
-/// (5 s), and every order got 503 meanwhile, for about 20 KB/s of an
-/// attacker's traffic (1,024 connections every 5 s).
+/// a new connection found no slot free within as long. An order's body
+/// comes with its head or in the next packet, through the ALB too. Bodies
+/// sent a byte at a time held a slot each for the whole body timeout
+/// (5 s): every slot for about 20 KB/s of an attacker's traffic (1,024
+/// connections every 5 s), or all but a few, through which a queue ahead
+/// of a health check passed too slowly. Cut, they take five times that to
+/// hold; orders still meet a full bound while it lasts (README,
+/// "Lifecycle").
 const SLOW_BODY_AT_THE_BOUND: Duration = Duration::from_secs(1);
 
 /// How often a body still arriving after [`SLOW_BODY_AT_THE_BOUND`] looks
@@ -192,7 +195,7 @@ pub async fn serve(
 /// `SHED_EVERY` until a slot is free: so a health check still gets in
 /// while idle or slow clients hold every slot, and no request in progress is
 /// cut, but for a body still arriving `SLOW_BODY_AT_THE_BOUND` after its
-/// head while connections find every slot answering. Connections after it
+/// head while new connections find no slot free. Connections after it
 /// wait in the kernel's queue.
 ///
 /// When every slot is answering a request, none frees for a while: an order
@@ -307,9 +310,7 @@ async fn serve_routes(
                 }
             }
             () = tokio::time::sleep_until(next_shed), if waiting.is_some() => {
-                if routes.every_slot_answering(limits.max_connections) {
-                    routes.occupancy.full();
-                }
+                routes.occupancy.full();
                 // Every send is news to the receivers, the same value again too.
                 signal.send_replace(Signal::Shed);
                 next_shed = Instant::now() + SHED_EVERY;
@@ -362,6 +363,10 @@ async fn serve_routes(
                 // kernel's queue, not in our memory) while those close.
                 Ok((stream, _peer)) => {
                     accepting_again(&mut failures);
+                    // Bodies still arriving are cut for it too: with a few
+                    // slots left to turn over, a queue (a health check in
+                    // it) passed through them a few hundred a second.
+                    routes.occupancy.full();
                     waiting = Some(stream);
                     let now = Instant::now();
                     next_shed = now;
@@ -488,22 +493,22 @@ struct Occupancy {
     /// How many connections within the bound are answering a request now
     /// (the side lane's are not counted: they hold no slot).
     answering: AtomicUsize,
-    /// When a new connection last found every slot answering, in ms after
-    /// `since`, plus one (0: never).
+    /// When a new connection last found no slot free, in ms after `since`,
+    /// plus one (0: never).
     full_at_ms: AtomicU64,
     /// When the loop began.
     since: Instant,
 }
 
 impl Occupancy {
-    /// Notes that a new connection finds every slot answering now.
+    /// Notes that a new connection finds no slot free now.
     fn full(&self) {
         let ms = u64::try_from(self.since.elapsed().as_millis()).unwrap_or(u64::MAX - 1);
         self.full_at_ms.store(ms + 1, Ordering::Relaxed);
     }
 
-    /// Whether a new connection found every slot answering within `within`
-    /// before `now`.
+    /// Whether a new connection found no slot free within `within` before
+    /// `now`.
     fn full_within(&self, now: Instant, within: Duration) -> bool {
         match self.full_at_ms.load(Ordering::Relaxed) {
             0 => false,
@@ -1024,7 +1029,7 @@ enum Unanswered {
     /// At the bound, the body still arriving [`SLOW_BODY_AT_THE_BOUND`] after
     /// the head. A 5xx, so that SNS sends the message again.
     #[error(
-        "every connection this service takes (MAX_CONNECTIONS) is answering a request, and the request body took longer than {0:?} to arrive; send it again"
+        "every connection this service takes (MAX_CONNECTIONS) is taken, and the request body took longer than {0:?} to arrive; send it again"
     )]
     SlowBodyAtTheBound(Duration),
     /// The route took longer than what was left of the request timeout; it

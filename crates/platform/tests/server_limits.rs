@@ -877,3 +877,48 @@ async fn a_transfer_coding_other_than_chunked_alone_gets_501() {
     server.stop.send(()).unwrap();
     server.serving.await.unwrap().unwrap();
 }
+
+/// The cut needs no more than a full bound: with a slot left that connections
+/// take and lose in turn (each closed, idle, for the next), slow bodies
+/// holding the others are cut too, and do not keep the turnover to that one
+/// slot for the whole body timeout.
+#[tokio::test]
+async fn bodies_are_cut_while_new_connections_find_no_slot_free() {
+    let server = start(ServerLimits {
+        max_connections: 4,
+        ..limits()
+    })
+    .await;
+    let mut slow = Vec::new();
+    for _ in 0..3 {
+        let mut stream = connect(server.addr).await;
+        stream
+            .write_all(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    // The fourth slot, taken by a connection that sends nothing, and an
+    // order that must wait for it to be closed: again and again, until the
+    // slow bodies are cut (30 s body timeout here).
+    let give_up = Instant::now() + Duration::from_secs(10);
+    let mut cut = 0;
+    while cut < slow.len() {
+        assert!(Instant::now() < give_up, "{cut} of 3 slow bodies cut after 10 s");
+        let _silent = connect(server.addr).await;
+        let answer = post_order(server.addr).await;
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        cut = 0;
+        for stream in &mut slow {
+            let mut buf = [0u8; 512];
+            if let Ok(Ok(n)) = tokio::time::timeout(Duration::from_millis(1), stream.peek(&mut buf)).await {
+                let head = String::from_utf8_lossy(&buf[..n]);
+                assert!(head.is_empty() || head.starts_with("HTTP/1.1 503"), "{head}");
+                cut += usize::from(n > 0);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop.send(()).unwrap();
+    server.serving.await.unwrap().unwrap();
+}
