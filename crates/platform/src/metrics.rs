@@ -182,7 +182,7 @@ impl Metrics {
         }
         registry.register(
             "requests_unserved",
-            "Requests the serve loop answered itself before any route ran, by reason (at_the_bound, slow_body, late, over_budget, too_large, broken, no_such_path, head_too_large, bad_head): an order among them reached no route and is in no other count",
+            "Requests the serve loop answered itself before any route ran, by reason (at_the_bound, slow_body, slow_body_at_the_bound, late, over_budget, too_large, broken, no_such_path, head_too_large, bad_head): an order among them reached no route and is in no other count",
             inner.unserved.clone(),
         );
         registry.register(

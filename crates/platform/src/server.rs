@@ -1064,8 +1064,9 @@ enum Unanswered {
 /// Every reason [`Unanswered::reason`] and [`refused_head`] give, for the
 /// metric to show each at 0 from the start (a series born at its first
 /// count is missed by `increase()`).
-pub(crate) const UNSERVED_REASONS: [&str; 9] = [
+pub(crate) const UNSERVED_REASONS: [&str; 10] = [
     "slow_body",
+    "slow_body_at_the_bound",
     "late",
     "too_large",
     "at_the_bound",
@@ -1095,7 +1096,10 @@ impl Unanswered {
     /// of [`UNSERVED_REASONS`]).
     fn reason(&self) -> &'static str {
         match self {
-            Self::SlowBody(_) | Self::SlowBodyAtTheBound(_) => "slow_body",
+            Self::SlowBody(_) => "slow_body",
+            // Its own: many of these are clients holding the bound, which an
+            // operator wants told apart from a slow network.
+            Self::SlowBodyAtTheBound(_) => "slow_body_at_the_bound",
             Self::Late(_) => "late",
             Self::TooLarge => "too_large",
             Self::AtTheBound => "at_the_bound",
@@ -1177,9 +1181,12 @@ mod tests {
     fn every_reason_of_a_refusal_is_shown_from_the_start() {
         let refusals = [
             Unanswered::SlowBody(Duration::ZERO),
+            Unanswered::SlowBodyAtTheBound(Duration::ZERO),
             Unanswered::Late(Duration::ZERO),
             Unanswered::TooLarge,
             Unanswered::AtTheBound,
+            Unanswered::NotOneHost,
+            Unanswered::UnknownCoding,
             Unanswered::NoSuchPath,
             Unanswered::Broken,
             Unanswered::OverBudget,
