@@ -375,6 +375,10 @@ impl Ledger {
         // Every stored time sorts after "": the same query, and index, for all.
         let since = since.map(timestamp).unwrap_or_default();
         self.read(move |conn| {
+            // One snapshot for the counts and the units, read in two
+            // statements (dropped unchanged at the end: it only read).
+            let snapshot = conn.transaction()?;
+            let conn: &rusqlite::Connection = &snapshot;
             // The counts each order's row keeps (schema version 5), or for
             // an order from before them (NULL), counted from the rows:
             // COALESCE runs a subquery only when the count before it is NULL.
