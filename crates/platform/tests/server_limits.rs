@@ -120,6 +120,42 @@ async fn exchange_whole(addr: SocketAddr, request: &str) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
+/// Sends `head` (a request line and fields, without the blank line), then
+/// `body`, then a second request pipelined after it, and returns all that
+/// was answered. A request `refused` must close its connection, so that the
+/// second is never read; one served asks for the close itself. Either way
+/// exactly one answer comes.
+async fn answer_before_a_pipelined_request(
+    addr: SocketAddr,
+    head: &str,
+    body: &str,
+    refused: bool,
+) -> String {
+    let close = if refused { "" } else { "Connection: close\r\n" };
+    let answer = exchange_whole(
+        addr,
+        &format!("{head}{close}\r\n{body}GET / HTTP/1.1\r\nHost: test\r\n\r\n"),
+    )
+    .await;
+    assert_eq!(answer.matches("HTTP/1.").count(), 1, "{head:?}: {answer}");
+    answer
+}
+
+/// Opens `count` connections that each send a head announcing a 100-byte
+/// body and one byte of it, and no more.
+async fn slow_bodies(addr: SocketAddr, count: usize) -> Vec<TcpStream> {
+    let mut slow = Vec::new();
+    for _ in 0..count {
+        let mut stream = connect(addr).await;
+        stream
+            .write_all(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{")
+            .await
+            .unwrap();
+        slow.push(stream);
+    }
+    slow
+}
+
 /// Sends `request` on a new connection and reads the response head.
 async fn exchange(addr: SocketAddr, request: &str, deadline: Duration) -> Option<String> {
     let mut stream = connect(addr).await;
@@ -716,19 +752,7 @@ async fn a_request_must_name_its_host_once() {
         ("GET / HTTP/1.1\r\nHost:\r\n", "200"),
         ("GET / HTTP/1.0\r\n", "200"),
     ] {
-        // Refused, the connection is closed: the request pipelined after
-        // it is never read.
-        let close = if status == "400" {
-            ""
-        } else {
-            "Connection: close\r\n"
-        };
-        let answer = exchange_whole(
-            server.addr,
-            &format!("{head}{close}\r\nGET / HTTP/1.1\r\nHost: test\r\n\r\n"),
-        )
-        .await;
-        assert_eq!(answer.matches("HTTP/1.").count(), 1, "{head:?}: {answer}");
+        let answer = answer_before_a_pipelined_request(server.addr, head, "", status == "400").await;
         let status_line = answer.lines().next().unwrap_or_default();
         assert!(
             status_line.ends_with(&format!(" {status} OK"))
@@ -785,15 +809,7 @@ async fn at_the_bound_bodies_still_arriving_after_a_second_are_cut_for_orders() 
     drop(unhurried);
 
     let sent = Instant::now();
-    let mut slow = Vec::new();
-    for _ in 0..4 {
-        let mut stream = connect(server.addr).await;
-        stream
-            .write_all(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{")
-            .await
-            .unwrap();
-        slow.push(stream);
-    }
+    let slow = slow_bodies(server.addr, 4).await;
     // Every slot is answering once an order is told so.
     let give_up = Instant::now() + Duration::from_secs(5);
     while !post_order(server.addr)
@@ -846,18 +862,9 @@ async fn a_transfer_coding_other_than_chunked_alone_gets_501() {
             "501",
         ),
     ] {
-        // Refused, the connection is closed: the request pipelined after
-        // it is never read.
-        let close = if status == "501" {
-            ""
-        } else {
-            "Connection: close\r\n"
-        };
-        let request = format!(
-            "POST /echo HTTP/1.1\r\nHost: test\r\n{codings}{close}\r\n{chunked_order}GET / HTTP/1.1\r\nHost: test\r\n\r\n"
-        );
-        let answer = exchange_whole(server.addr, &request).await;
-        assert_eq!(answer.matches("HTTP/1.").count(), 1, "{codings:?}: {answer}");
+        let head = format!("POST /echo HTTP/1.1\r\nHost: test\r\n{codings}");
+        let answer =
+            answer_before_a_pipelined_request(server.addr, &head, chunked_order, status == "501").await;
         assert!(
             answer.starts_with(&format!("HTTP/1.1 {status} ")),
             "{codings:?}: {answer}"
@@ -889,15 +896,7 @@ async fn bodies_are_cut_while_new_connections_find_no_slot_free() {
         ..limits()
     })
     .await;
-    let mut slow = Vec::new();
-    for _ in 0..3 {
-        let mut stream = connect(server.addr).await;
-        stream
-            .write_all(b"POST /echo HTTP/1.1\r\nHost: test\r\nContent-Length: 100\r\n\r\n{")
-            .await
-            .unwrap();
-        slow.push(stream);
-    }
+    let mut slow = slow_bodies(server.addr, 3).await;
     // The fourth slot, taken by a connection that sends nothing, and an
     // order that must wait for it to be closed: again and again, until the
     // slow bodies are cut (30 s body timeout here).
