@@ -429,7 +429,13 @@ async function main() {
     if ((await bars('magnesite', 'microservice')) === 0 || (await bars('magnesite', 'monolith')) === 0) {
       throw new Error('the magnesite chart should show the monolith and the microservice');
     }
-    console.log('  ok  the charts show who produced what');
+    // Who produces each resource now, under the view's share: iridium from
+    // its microservice alone (or "Latest", should this run's orders be a
+    // minute old by now).
+    const nowIridium = await page.locator('#now-iridium').textContent();
+    assert(/^(Now|Latest): from the microservice \(its last \d+ fulfillments, the newest at \d\d:\d\d:\d\d UTC\)\.$/.test(nowIridium),
+      'iridium now from its microservice', nowIridium);
+    console.log('  ok  the charts show who produced what, and who produces it now');
     // The times under the axis fall on round minutes, a round step apart
     // (the newest bar's own time aside), not a count of bars apart.
     const times = await page.locator('#chart-iridium text.time').allTextContents();
@@ -498,11 +504,12 @@ async function main() {
     const dashboardChanges = await liveChanges(page, 2500);
     assert(dashboardChanges.length === 0, "the dashboard's polls leave its live regions alone", dashboardChanges.join(' | '));
 
-    console.log('dashboard: six-digit buckets, a share just short of all');
+    console.log('dashboard: six-digit buckets, a share just short of all, who produces it now');
     {
       // A long run's day view has buckets of hundreds of thousands of units:
       // their axis figures must fit the margin (it showed "00000"). And a
       // monolith still gathering 1 unit in 1,000 is not "100%" strangled.
+      let nowTimes = [];
       await page.route('**/dashboard/data?view=*', async (route) => {
         const data = await (await route.fetch()).json();
         for (const bucket of data.timeline.buckets) {
@@ -512,6 +519,12 @@ async function main() {
         }
         const last = data.timeline.buckets.at(-1);
         last.iridium = { monolith: 1, microservice: 999, unattributed: 0 };
+        // Iridium changing hands now; magnesite's one fulfillment five
+        // minutes before the figures were read.
+        data.timeline.recent.iridium = { fulfillments: { monolith: 4, microservice: 6, unattributed: 0 }, latest_at: data.generated_at };
+        const fiveMinutesBefore = new Date(Date.parse(data.generated_at) - 5 * 60 * 1000).toISOString();
+        data.timeline.recent.magnesite = { fulfillments: { monolith: 0, microservice: 1, unattributed: 0 }, latest_at: fiveMinutesBefore };
+        nowTimes = [data.generated_at, fiveMinutesBefore].map((at) => at.slice(11, 19));
         for (const bucket of data.timeline.buckets.slice(0, -1)) bucket.iridium = { monolith: 0, microservice: 0, unattributed: 0 };
         await route.fulfill({ json: data });
       });
@@ -523,6 +536,11 @@ async function main() {
         .filter((text) => text.getBBox().x < 0).map((text) => text.textContent));
       assertEqual(outside.join(', '), '', 'axis figures cut off at the chart\'s left edge');
       assertEqual(await page.locator('#share-iridium').textContent(), ': over 99% from the microservice in this view', 'a share just short of all');
+      assertEqual(await page.locator('#now-iridium').textContent(),
+        `Now: mixed: 4 of its last 10 fulfillments gathered by the monolith, 6 from the microservice (the newest at ${nowTimes[0]} UTC).`,
+        'iridium changing hands');
+      assertEqual(await page.locator('#now-magnesite').textContent(),
+        `Latest: from the microservice (its latest fulfillment, at ${nowTimes[1]} UTC).`, 'magnesite five minutes ago');
       await page.unroute('**/dashboard/data?view=*');
       await page.reload();
       await page.locator('body.signed-in').waitFor();

@@ -32,7 +32,9 @@ pub use fulfillments::{KeyTotals, Recorded};
 pub use health::ROOM_TO_RECORD;
 pub use keys::{KEY_ID_LEN, KeyInfo};
 pub use reconciliation::{OrderCounts, Reconciliation, UNACCOUNTED_SHOWN, Unaccounted, UnaccountedOutcome};
-pub use timeline::{Bucket, Latency, Produced, Sources, Timeline, Totals};
+pub use timeline::{
+    Bucket, Latency, PerResource, Produced, RECENT_FULFILLMENTS, Recent, Sources, Timeline, Totals,
+};
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use std::fs::{File, TryLockError};

@@ -10,7 +10,8 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Units of one resource in one bucket, by who produced them.
+/// How much of one resource each producer made: units in a bucket or a
+/// run, or fulfillments in [`Recent`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Sources {
     /// Gathered by the monolith itself.
@@ -22,40 +23,72 @@ pub struct Sources {
 }
 
 impl Sources {
-    /// Adds `units` produced by `producer` (`None`: not said).
-    fn add(&mut self, producer: Option<Producer>, units: u64) {
+    /// Adds `count` made by `producer` (`None`: not said).
+    fn add(&mut self, producer: Option<Producer>, count: u64) {
         match producer {
-            Some(Producer::Monolith) => self.monolith += units,
-            Some(_) => self.microservice += units,
-            None => self.unattributed += units,
+            Some(Producer::Monolith) => self.monolith += count,
+            Some(_) => self.microservice += count,
+            None => self.unattributed += count,
         }
     }
 }
 
-/// Units of each resource fulfilled, by who produced them.
+/// One `T` per resource, each under its resource's name in the JSON.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Produced {
-    /// Iridium.
-    pub iridium: Sources,
-    /// Magnesite.
-    pub magnesite: Sources,
+pub struct PerResource<T> {
+    /// Iridium's.
+    pub iridium: T,
+    /// Magnesite's.
+    pub magnesite: T,
 }
 
-impl Produced {
-    /// The units of `resource`.
-    pub fn resource(&self, resource: Resource) -> &Sources {
+impl<T> PerResource<T> {
+    /// `resource`'s.
+    pub fn resource(&self, resource: Resource) -> &T {
         match resource {
             Resource::Iridium => &self.iridium,
             Resource::Magnesite => &self.magnesite,
         }
     }
 
+    /// `resource`'s, to change.
+    fn resource_mut(&mut self, resource: Resource) -> &mut T {
+        match resource {
+            Resource::Iridium => &mut self.iridium,
+            Resource::Magnesite => &mut self.magnesite,
+        }
+    }
+}
+
+/// Units of each resource fulfilled, by who produced them.
+pub type Produced = PerResource<Sources>;
+
+impl Produced {
     /// Adds a fulfillment's (or a group of them) `iridium` and `magnesite`,
     /// produced by `producer` (`None`: not said).
     pub(super) fn add(&mut self, producer: Option<Producer>, iridium: u64, magnesite: u64) {
         self.iridium.add(producer, iridium);
         self.magnesite.add(producer, magnesite);
     }
+}
+
+/// How many of a resource's latest fulfillments [`Recent`] counts: at the
+/// launcher's default rates (0.5 orders/s on each topic a stage feeds), the
+/// last 10 to 20 s of a resource's orders.
+pub const RECENT_FULFILLMENTS: u32 = 10;
+
+/// Who produced a resource's latest fulfillments: who produces it now. The
+/// view's share, over an hour or a day of them, lags a stage switch by as
+/// much.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Recent {
+    /// Of its last [`RECENT_FULFILLMENTS`] fulfillments in the view (each
+    /// counted once, whatever its units and repeats), how many each
+    /// producer made.
+    pub fulfillments: Sources,
+    /// When the latest of them was recorded, as the ledger writes times;
+    /// `None` with none in the view.
+    pub latest_at: Option<String>,
 }
 
 /// One time bucket of the timeline.
@@ -76,6 +109,8 @@ pub struct Timeline {
     pub bucket_secs: u64,
     /// The buckets; the last one is the current, partial one.
     pub buckets: Vec<Bucket>,
+    /// Per resource, who produced its latest fulfillments in the view.
+    pub recent: PerResource<Recent>,
 }
 
 /// Publish-to-fulfilment latency of the orders of one topic.
@@ -126,7 +161,7 @@ impl Ledger {
         let width = bucket.as_secs().max(1);
         let first = (epoch_secs(now) / width).saturating_sub(buckets.saturating_sub(1)) * width;
         let since = timestamp(UNIX_EPOCH + Duration::from_secs(first));
-        let rows = self
+        let (rows, latest) = self
             .read(move |conn| {
                 // The range uses the index on recorded_at; the bucket is computed per row.
                 let mut statement = conn.prepare_cached(
@@ -143,9 +178,41 @@ impl Ledger {
                         row.get::<_, u64>(3)?,
                     ))
                 })?;
-                Ok(rows.collect::<Result<Vec<_>, _>>()?)
+                let rows = rows.collect::<Result<Vec<_>, _>>()?;
+                // In the same read, so the two agree. Newest first down the
+                // index on recorded_at, reading at most the view's rows, as
+                // the buckets' query does.
+                let mut latest = Vec::new();
+                for &resource in Resource::ALL {
+                    let mut statement = conn.prepare_cached(match resource {
+                        Resource::Iridium => {
+                            "SELECT produced_by, recorded_at FROM fulfillments
+                             WHERE recorded_at >= ?1 AND iridium > 0
+                             ORDER BY recorded_at DESC LIMIT ?2"
+                        }
+                        Resource::Magnesite => {
+                            "SELECT produced_by, recorded_at FROM fulfillments
+                             WHERE recorded_at >= ?1 AND magnesite > 0
+                             ORDER BY recorded_at DESC LIMIT ?2"
+                        }
+                    })?;
+                    let found = statement.query_map(params![since, RECENT_FULFILLMENTS], |row| {
+                        Ok((row.get::<_, Option<String>>(0)?, row.get::<_, String>(1)?))
+                    })?;
+                    latest.push((resource, found.collect::<Result<Vec<_>, _>>()?));
+                }
+                Ok((rows, latest))
             })
             .await?;
+        let mut recent = PerResource::<Recent>::default();
+        for (resource, found) in latest {
+            let recent = recent.resource_mut(resource);
+            for (producer, _) in &found {
+                let producer = producer.as_deref().and_then(Producer::from_name);
+                recent.fulfillments.add(producer, 1);
+            }
+            recent.latest_at = found.into_iter().next().map(|(_, at)| at);
+        }
         let mut by_start: BTreeMap<u64, Bucket> = (0..buckets)
             .map(|i| first + i * width)
             .map(|start| {
@@ -169,6 +236,7 @@ impl Ledger {
         Ok(Timeline {
             bucket_secs: width,
             buckets: by_start.into_values().collect(),
+            recent,
         })
     }
 

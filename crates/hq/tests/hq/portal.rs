@@ -252,6 +252,70 @@ async fn the_dashboard_counts_who_produced_what() {
     assert_eq!(summed(&day, "iridium", "microservice"), 5);
 }
 
+/// Who made `resource`'s latest fulfillments, as `/dashboard/data` says:
+/// (monolith, microservice, not said), and when the newest was recorded.
+fn recent(data: &Value, resource: &str) -> ([u64; 3], Option<String>) {
+    let recent = &data["timeline"]["recent"][resource];
+    let made = ["monolith", "microservice", "unattributed"]
+        .map(|source| recent["fulfillments"][source].as_u64().unwrap());
+    (made, recent["latest_at"].as_str().map(str::to_owned))
+}
+
+#[tokio::test]
+async fn the_dashboard_says_who_produces_each_resource_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let nothing_yet = dashboard(&hq, "hour").await;
+    assert_eq!(recent(&nothing_yet, "iridium"), ([0, 0, 0], None));
+
+    // Before the switch, the monolith gathers both; after it, iridium comes
+    // from its microservice and the monolith still gathers magnesite.
+    let before = json!({"iridium": 1, "magnesite": 2, "produced_by": "monolith"});
+    for _ in 0..12 {
+        assert_eq!(fulfill(&hq, None, before.clone()).await, 200);
+    }
+    let after_iridium = json!({"iridium": 3, "magnesite": 0, "produced_by": "iridium"});
+    for _ in 0..3 {
+        assert_eq!(fulfill(&hq, None, after_iridium.clone()).await, 200);
+    }
+    let after_magnesite = json!({"iridium": 0, "magnesite": 2, "produced_by": "monolith"});
+    assert_eq!(fulfill(&hq, None, after_magnesite).await, 200);
+
+    // Once the figures read before these are no longer reused.
+    let data = testkit::wait_until(
+        "the dashboard to read the 16 fulfillments",
+        Duration::from_secs(10),
+        async || {
+            let data = dashboard(&hq, "hour").await;
+            (data["totals"]["fulfillments"] == 16).then_some(data)
+        },
+    )
+    .await;
+    // The last ten with any iridium: three from the microservice, seven
+    // before them from the monolith; the view's share is mostly the monolith's.
+    let (iridium, iridium_at) = recent(&data, "iridium");
+    assert_eq!(iridium, [7, 3, 0]);
+    assert_eq!(
+        [
+            summed(&data, "iridium", "monolith"),
+            summed(&data, "iridium", "microservice")
+        ],
+        [12, 9]
+    );
+    // The microservice's fulfillments carry no magnesite, so magnesite's
+    // last ten are all the monolith's, the newest after iridium's.
+    let (magnesite, magnesite_at) = recent(&data, "magnesite");
+    assert_eq!(magnesite, [10, 0, 0]);
+    let (iridium_at, magnesite_at) = (iridium_at.unwrap(), magnesite_at.unwrap());
+    assert!(
+        iridium_at <= magnesite_at && magnesite_at.as_str() <= data["generated_at"].as_str().unwrap(),
+        "{iridium_at} then {magnesite_at}, read at {}",
+        data["generated_at"]
+    );
+    let day = dashboard(&hq, "day").await;
+    assert_eq!(day["timeline"]["recent"], data["timeline"]["recent"]);
+}
+
 #[tokio::test]
 async fn a_ledger_from_before_produced_by_is_brought_up_to_date() {
     let dir = tempfile::tempdir().unwrap();

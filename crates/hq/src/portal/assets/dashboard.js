@@ -6,6 +6,10 @@ const POLL_MS = 2000;
 const SVG = 'http://www.w3.org/2000/svg';
 const SOURCES = ['monolith', 'microservice', 'unattributed'];
 const SOURCE_NAMES = { monolith: 'monolith', microservice: 'microservice', unattributed: 'not said' };
+// Who made a resource's latest fulfillments, in "Now: …".
+const MADE_BY = { monolith: 'gathered by the monolith', microservice: 'from the microservice', unattributed: 'with no producer said' };
+// A latest fulfillment older than this (against the figures' time) is not "now".
+const NOW_WITHIN_MS = 60 * 1000;
 const RESOURCES = ['iridium', 'magnesite'];
 let view = 'hour';
 let timer = null;
@@ -157,6 +161,25 @@ function chart(container, timeline, resource) {
   }
 }
 
+// Who produces a resource now, from its latest fulfillments: the view's
+// share, over an hour or a day of them, lags a stage switch by as much.
+// "Latest" instead of "Now" when the newest is a minute or more older than
+// the figures (no orders lately). Empty with none in the view, which the
+// share already says.
+function now({ fulfillments, latest_at: latestAt }, generatedAt) {
+  const made = SOURCES.filter((s) => fulfillments[s]).map((s) => [s, fulfillments[s]]);
+  const count = made.reduce((total, [, n]) => total + n, 0);
+  if (!count || !latestAt) return '';
+  const lead = Date.parse(generatedAt) - Date.parse(latestAt) < NOW_WITHIN_MS ? 'Now' : 'Latest';
+  const at = `${latestAt.slice(11, 19)} UTC`;
+  if (made.length > 1) {
+    const [[first, n], ...others] = made;
+    return `${lead}: mixed: ${n} of its last ${count} fulfillments ${MADE_BY[first]}, ${others.map(([s, m]) => `${m} ${MADE_BY[s]}`).join(', ')} (the newest at ${at}).`;
+  }
+  const which = count === 1 ? 'its latest fulfillment, at' : `its last ${count} fulfillments, the newest at`;
+  return `${lead}: ${MADE_BY[made[0][0]]} (${which} ${at}).`;
+}
+
 // The chart's figures as a table under it, opened from the keyboard as
 // from the mouse (a bar's own figures show only on hover) and read by
 // screen readers: the buckets that had any units (an hour has 60, mostly
@@ -224,7 +247,10 @@ function render(data) {
     topics.map(([name, cells]) => hq.el('tr', { 'data-topic': name }, hq.el('th', { scope: 'row' }, name),
       ...cells.map((value, i) => hq.el('td', { 'data-field': names[i], class: ['lost', 'duplicated', 'rejected'].includes(names[i]) && value > 0 ? 'bad' : '' }, value)))));
   timeline = data.timeline;
-  for (const resource of RESOURCES) chart(document.getElementById(`chart-${resource}`), timeline, resource);
+  for (const resource of RESOURCES) {
+    chart(document.getElementById(`chart-${resource}`), timeline, resource);
+    set(`now-${resource}`, now(timeline.recent[resource], data.generated_at));
+  }
   updated = `${data.generated_at.slice(11, 19)} UTC`;
   // The time changes every poll: shown, but not in a live region, which
   // would say it every 2 s. Only going stale and coming back are said.
