@@ -932,6 +932,11 @@ def check_template_only(topics: dict[str, str]) -> None:
              ["https://orders.example.com", "orders.example.com/", "orders", "*.example.com", "-a.example.com"])
             for name in ("interstella.yaml", "hq.yaml")
         ),
+        # HQ_ALLOWED_HOSTS: DNS names or *, as HQ's reader (hosts.rs) takes them.
+        ("hq.yaml", "AllowedHosts",
+         ["", "hq.example.com", "hq.example.com,*", "*", "HQ.Example.com.", "localhost", "a" * 63 + ".example.com"],
+         [",", "a,,b", "hq.example.com,", "hq:4000", "http://hq.example.com/", "-a", "a..b", "*.example.com",
+          "a" * 64 + ".example.com"]),
         # Image tags as docker and push-and-roll.sh write them; an empty one
         # names no image, and every task would fail to pull it.
         *(

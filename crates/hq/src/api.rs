@@ -105,6 +105,13 @@ pub(crate) enum ApiError {
     /// The ledger refused or failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// A `Host` that is not one of HQ's names ([`crate::hosts`]), quoted.
+    #[error(
+        "HQ answers to its own names only, and {0} is not one: add it to {env} (--allowed-host), \
+         or make it HQ_PUBLIC_URL's host",
+        env = crate::hosts::ALLOWED_HOSTS_ENV
+    )]
+    NotOurName(String),
     /// The health check (`GET /`) while the ledger cannot record: a load
     /// balancer sends this task no orders it could only refuse.
     #[error("HQ's ledger cannot record ({0}); fulfillments are refused until it can")]
@@ -120,6 +127,7 @@ impl ApiError {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::NotOurName(_) => StatusCode::MISDIRECTED_REQUEST,
             Self::Injected(_) | Self::CannotRecord(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Feed(FeedError::UnknownTopic(_))
             | Self::Feed(FeedError::UnknownToken)
@@ -321,7 +329,28 @@ pub fn router_with_metrics(hq: Hq, metrics: &platform::Metrics) -> Router {
         .method_not_allowed_fallback(|| std::future::ready(ApiError::MethodNotAllowed))
         .fallback(|| std::future::ready(ApiError::NotFound(NO_SUCH_PATH.into())))
         .layer(axum::middleware::map_response(kept_by_no_one))
+        // Outermost: a name not HQ's learns nothing, credentials included.
+        .layer(axum::middleware::from_fn_with_state(
+            hq.clone(),
+            answers_to_its_names,
+        ))
         .with_state(hq)
+}
+
+/// Refuses a request whose `Host` is not one of HQ's names
+/// ([`crate::hosts`]), before any route reads it.
+async fn answers_to_its_names(
+    State(hq): State<Hq>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let host = request.headers().get(header::HOST);
+    if hq.host_names().answers(host) {
+        next.run(request).await
+    } else {
+        let named = host.map(|host| String::from_utf8_lossy(host.as_bytes()).into_owned());
+        ApiError::NotOurName(quoted(named.as_deref().unwrap_or_default()).owned()).into_response()
+    }
 }
 
 /// Every answer of HQ's is kept by no cache unless it says otherwise (the

@@ -67,6 +67,23 @@ pub enum SettingsError {
     Metrics(#[from] platform::settings::ConfigError),
 }
 
+/// The names HQ answers to, as `hq` and the launcher take them.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct AllowedHosts {
+    /// Names HQ answers to besides its public URL's host, `localhost` and IP
+    /// addresses, comma-separated (`*`: any): a DNS alias, or the name of a
+    /// port forward or a preview its pages are opened at. A request naming
+    /// another host gets 421, so a page elsewhere cannot point its own name
+    /// at HQ and call it.
+    #[arg(
+        long = "allowed-host",
+        env = crate::hosts::ALLOWED_HOSTS_ENV,
+        value_name = "NAME",
+        value_delimiter = ','
+    )]
+    pub names: Vec<crate::hosts::AllowedHost>,
+}
+
 /// Settings of the `hq` binary.
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -83,6 +100,8 @@ pub struct Cli {
     /// fragment, which could hold a secret, is refused.
     #[arg(long, env = "HQ_PUBLIC_URL", value_parser = NeverQuoted(stand_in_url))]
     pub public_url: Option<Url>,
+    #[command(flatten)]
+    pub allowed_hosts: AllowedHosts,
     /// Directory of the ledger database and the signing key.
     #[arg(long, env = DATA_DIR_SETTING, default_value = DEFAULT_DATA_DIR)]
     pub data_dir: PathBuf,
@@ -328,6 +347,7 @@ impl Cli {
             api_keys_owner: DEFAULT_GIVEN_KEYS_OWNER.to_owned(),
             admin_token: self.admin_token.clone(),
             public_url: self.public_url.clone(),
+            allowed_hosts: self.allowed_hosts.names.clone(),
             feed: FeedConfig {
                 retry: RetryPolicy {
                     num_retries: self.retries,

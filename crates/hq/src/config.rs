@@ -3,6 +3,7 @@
 use crate::admin::AdminToken;
 use crate::feed::generator::GeneratorConfig;
 use crate::feed::{Endpoint, FeedConfig, Topic};
+use crate::hosts::AllowedHost;
 use crate::ledger::JournalMode;
 use crate::publisher::PublishTo;
 use platform::{ApiKey, ServerLimits};
@@ -26,6 +27,10 @@ pub struct HqConfig {
     pub admin_token: Option<AdminToken>,
     /// The URL services reach HQ at; default `http://<listen address>`.
     pub public_url: Option<Url>,
+    /// Names HQ answers to besides its public URL's host, `localhost` and
+    /// IP addresses (`HQ_ALLOWED_HOSTS`; `*`: any); others get 421 (see
+    /// [`crate::hosts`]). None by default.
+    pub allowed_hosts: Vec<AllowedHost>,
     /// How the feed delivers.
     pub feed: FeedConfig,
     /// What the generator publishes (nothing by default).
@@ -69,6 +74,7 @@ impl HqConfig {
             api_keys_owner: DEFAULT_GIVEN_KEYS_OWNER.to_owned(),
             admin_token: None,
             public_url: None,
+            allowed_hosts: Vec::new(),
             feed: FeedConfig::default(),
             generator: GeneratorConfig::default(),
             subscriptions: Vec::new(),

@@ -6,7 +6,8 @@
 //! - the key portal ([`keys`]) and, for browsers, its web page and the live
 //!   [`dashboard`] ([`portal`]);
 //! - an [`admin`] credential guarding everything but the fulfillment API,
-//!   the SNS links and the read-only pages;
+//!   the SNS links and the read-only pages, and HQ's own [`hosts`] names,
+//!   so that a page elsewhere cannot take HQ for its own site;
 //! - an SNS-compatible order [`feed`] with three topics, signed deliveries
 //!   ([`signing`]) retried like SNS, and the order generator, which
 //!   publishes there or, on AWS, to real SNS topics ([`publisher`]).
@@ -26,6 +27,7 @@ pub mod config;
 pub mod dashboard;
 pub mod faults;
 pub mod feed;
+pub mod hosts;
 pub mod keys;
 pub mod ledger;
 pub mod portal;

@@ -71,6 +71,8 @@ pub struct Hq {
 #[derive(Debug)]
 struct HqInner {
     base_url: Url,
+    /// The names HQ answers to.
+    host_names: crate::hosts::HostNames,
     identity: SigningIdentity,
     admin_token: AdminToken,
     ledger: Ledger,
@@ -173,6 +175,7 @@ impl Hq {
         };
         Ok(Self {
             inner: Arc::new(HqInner {
+                host_names: crate::hosts::HostNames::new(&base_url, &config.allowed_hosts),
                 base_url,
                 identity,
                 admin_token,
@@ -191,6 +194,11 @@ impl Hq {
     /// Where HQ is reached; services use it as `AWS_ENDPOINT_URL_SNS`.
     pub fn base_url(&self) -> &Url {
         &self.inner.base_url
+    }
+
+    /// The names HQ answers to (its public URL's host among them).
+    pub fn host_names(&self) -> &crate::hosts::HostNames {
+        &self.inner.host_names
     }
 
     /// The fulfillment API's URL: `<base>/receiving/`.

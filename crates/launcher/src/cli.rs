@@ -84,6 +84,8 @@ pub struct Cli {
         value_parser = platform::settings::NeverQuoted(hq::cli::parse_admin_token)
     )]
     pub admin_token: Option<AdminToken>,
+    #[command(flatten)]
+    pub allowed_hosts: hq::cli::AllowedHosts,
 }
 
 impl Cli {
@@ -117,6 +119,7 @@ impl Cli {
         config.gather_delay = Duration::from_millis(self.gather_delay_ms);
         config.feed.retry.num_retries = self.retries;
         config.admin_token = self.admin_token.clone();
+        config.hq_allowed_hosts = self.allowed_hosts.names.clone();
         config
     }
 

@@ -93,6 +93,9 @@ pub struct LaunchConfig {
     /// HQ's admin credential when given (`HQ_ADMIN_TOKEN`, as `hq` takes
     /// it); otherwise HQ's own, kept in the data directory.
     pub admin_token: Option<AdminToken>,
+    /// Names HQ answers to besides `localhost` and IP addresses
+    /// (`HQ_ALLOWED_HOSTS`, as `hq` takes it): none by default.
+    pub hq_allowed_hosts: Vec<hq::hosts::AllowedHost>,
 }
 
 impl LaunchConfig {
@@ -116,6 +119,7 @@ impl LaunchConfig {
             },
             gather_delay: Duration::ZERO,
             admin_token: None,
+            hq_allowed_hosts: Vec::new(),
         }
     }
 }
@@ -294,6 +298,7 @@ async fn start_hq(
     );
     hq_config.feed = config.feed;
     hq_config.admin_token = config.admin_token.clone();
+    hq_config.allowed_hosts = config.hq_allowed_hosts.clone();
     Ok(hq::start(listener, hq_config).await?)
 }
 

@@ -675,3 +675,82 @@ fn settings_hq_cannot_serve_are_refused_at_start() {
     }
     hq::cli::Cli::try_parse_from(["hq", "--public-url", "https://hq.example.com:8443/interstella/"]).unwrap();
 }
+
+/// `GET /totals` with HQ's admin credential, naming `host` in `Host`.
+async fn totals_naming(hq: &hq::RunningHq, host: &str) -> reqwest::Response {
+    admin_client(hq)
+        .get(url(hq, "/totals"))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_name_not_hqs_is_refused_before_any_route_so_a_page_cannot_rebind_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(dir.path());
+    config.allowed_hosts = vec!["hq.example.com".parse().unwrap()];
+    let hq = start_hq(config).await;
+    let port = hq.addr().port();
+
+    // A page at evil.example that moved its name to HQ's address: its
+    // script holds a guessed credential and a guessed key, and gets nothing.
+    let evil = format!("evil.example:{port}");
+    let refused = totals_naming(&hq, &evil).await;
+    let message = refusal(refused, 421).await;
+    assert!(
+        message.contains(&format!("\"{evil}\" is not one")) && message.contains("HQ_ALLOWED_HOSTS"),
+        "{message}"
+    );
+    let issued = admin_client(&hq)
+        .post(url(&hq, "/keys"))
+        .header("host", &evil)
+        .json(&json!({"owner": "mallory"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(issued.status(), 421);
+    let fulfilled = reqwest::Client::new()
+        .post(url(&hq, "/receiving/"))
+        .header("host", &evil)
+        .header("x-api-key", KEY)
+        .json(&json!({"iridium": 1, "magnesite": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fulfilled.status(), 421);
+    let totals: Value = totals_naming(&hq, "localhost").await.json().await.unwrap();
+    // The test key alone, with nothing fulfilled.
+    assert_eq!(
+        (totals.as_array().map(Vec::len), &totals[0]["fulfillments"]),
+        (Some(1), &json!(0)),
+        "{totals}"
+    );
+
+    // HQ's own names: the given one, localhost and names under it, and
+    // every address (a health check's, or a caller's that names HQ by its
+    // address).
+    for host in [
+        format!("hq.example.com:{port}"),
+        "HQ.Example.COM.".to_owned(),
+        format!("localhost:{port}"),
+        "portal.localhost".to_owned(),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+        "10.0.0.7".to_owned(),
+    ] {
+        assert_eq!(totals_naming(&hq, &host).await.status(), 200, "{host}");
+    }
+    for host in ["hq.example.com.evil.example", "localhost.evil.example"] {
+        assert_eq!(totals_naming(&hq, host).await.status(), 421, "{host}");
+    }
+    hq.shutdown(WAIT).await.unwrap();
+
+    // `*` answers any name.
+    let mut config = crate::support::config(dir.path());
+    config.allowed_hosts = vec![hq::hosts::AllowedHost::Any];
+    let hq = start_hq(config).await;
+    assert_eq!(totals_naming(&hq, "evil.example").await.status(), 200);
+    hq.shutdown(WAIT).await.unwrap();
+}

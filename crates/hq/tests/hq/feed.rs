@@ -682,7 +682,7 @@ async fn an_order_published_while_hq_stops_is_refused_not_lost() {
     let order = r#"{"bundle": 2}"#;
     let mut slow = tokio::net::TcpStream::connect(hq.addr()).await.unwrap();
     let head = format!(
-        "POST /topics/orders/publish HTTP/1.1\r\nhost: hq\r\nauthorization: Bearer {}\r\ncontent-length: {}\r\n\r\n",
+        "POST /topics/orders/publish HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\ncontent-length: {}\r\n\r\n",
         hq.hq().admin_token().expose(),
         order.len()
     );
