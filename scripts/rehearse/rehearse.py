@@ -934,9 +934,10 @@ def check_template_only(topics: dict[str, str]) -> None:
         ),
         # HQ_ALLOWED_HOSTS: DNS names or *, as HQ's reader (hosts.rs) takes them.
         ("hq.yaml", "AllowedHosts",
-         ["", "hq.example.com", "hq.example.com,*", "*", "HQ.Example.com.", "localhost", "a" * 63 + ".example.com"],
+         ["", "hq.example.com", "hq.example.com,*", "*", "HQ.Example.com.", "localhost", "a" * 63 + ".example.com",
+          ".".join(["a" * 63] * 3) + "." + "a" * 61],
          [",", "a,,b", "hq.example.com,", "hq:4000", "http://hq.example.com/", "-a", "a..b", "*.example.com",
-          "a" * 64 + ".example.com"]),
+          "a" * 64 + ".example.com", ".".join(["a" * 63] * 4)]),
         # Image tags as docker and push-and-roll.sh write them; an empty one
         # names no image, and every task would fail to pull it.
         *(

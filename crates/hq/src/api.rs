@@ -105,10 +105,10 @@ pub(crate) enum ApiError {
     /// The ledger refused or failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    /// A `Host` that is not one of HQ's names ([`crate::hosts`]), quoted.
+    /// A name that is not HQ's ([`crate::hosts`]), quoted, without its port.
     #[error(
-        "HQ answers to its own names only, and {0} is not one: add it to {env} (--allowed-host), \
-         or make it HQ_PUBLIC_URL's host",
+        "HQ answers to its own names only, and {0} is not one: give it in {env} (--allowed-host; \
+         the HQ stack's AllowedHosts)",
         env = crate::hosts::ALLOWED_HOSTS_ENV
     )]
     NotOurName(String),
@@ -328,28 +328,35 @@ pub fn router_with_metrics(hq: Hq, metrics: &platform::Metrics) -> Router {
         // axum answers both with no body; HQ's refusals are JSON that says why.
         .method_not_allowed_fallback(|| std::future::ready(ApiError::MethodNotAllowed))
         .fallback(|| std::future::ready(ApiError::NotFound(NO_SUCH_PATH.into())))
-        .layer(axum::middleware::map_response(kept_by_no_one))
-        // Outermost: a name not HQ's learns nothing, credentials included.
+        // Before any route: a name not HQ's learns nothing, credentials included.
         .layer(axum::middleware::from_fn_with_state(
             hq.clone(),
             answers_to_its_names,
         ))
+        .layer(axum::middleware::map_response(kept_by_no_one))
         .with_state(hq)
 }
 
-/// Refuses a request whose `Host` is not one of HQ's names
-/// ([`crate::hosts`]), before any route reads it.
+/// Refuses a request whose `Host` (or absolute-form target) is not one of
+/// HQ's names ([`crate::hosts`]), before any route reads it.
 async fn answers_to_its_names(
     State(hq): State<Hq>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
-    let host = request.headers().get(header::HOST);
-    if hq.host_names().answers(host) {
-        next.run(request).await
-    } else {
-        let named = host.map(|host| String::from_utf8_lossy(host.as_bytes()).into_owned());
-        ApiError::NotOurName(quoted(named.as_deref().unwrap_or_default()).owned()).into_response()
+    // Text that is not UTF-8 names no host of HQ's: refused, quoted lossily.
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .map(|host| String::from_utf8_lossy(host.as_bytes()));
+    let authority = request
+        .uri()
+        .authority()
+        .map(|authority| authority.as_str())
+        .or(host.as_deref());
+    match hq.host_names().not_ours(authority) {
+        None => next.run(request).await,
+        Some(name) => ApiError::NotOurName(quoted(name).owned()).into_response(),
     }
 }
 

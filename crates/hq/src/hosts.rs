@@ -4,8 +4,8 @@
 //! answers, with a credential it can guess (compose's local default) or
 //! none, from behind the loopback bind or firewall that keeps the site
 //! itself out. Its requests carry the page's name in `Host`, so HQ refuses
-//! a name that is not its own: 421, as Vite, webpack's dev server and
-//! Jupyter refuse one.
+//! a name that is not its own, with 421 (Vite, webpack's dev server and
+//! Jupyter refuse such names too).
 //!
 //! HQ's own names: its public URL's host (`HQ_PUBLIC_URL`), `localhost`
 //! and any name under it (RFC 6761 keeps them on this machine), those
@@ -13,11 +13,10 @@
 //! bare address and then moves it: a load balancer's health check and a
 //! caller that names HQ by its address stay served).
 
-use axum::http::HeaderValue;
 use axum::http::uri::Authority;
 use std::collections::BTreeSet;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 use url::Url;
 
@@ -101,29 +100,37 @@ impl HostNames {
         names
     }
 
-    /// Whether a request whose `Host` is `host` is answered. A request with
-    /// none (HTTP/1.0; the serve loop refuses HTTP/1.1 without one) names
-    /// nothing a page could have moved.
-    pub fn answers(&self, host: Option<&HeaderValue>) -> bool {
-        let Some(host) = host else {
-            return true;
-        };
+    /// The name HQ does not answer to in a request's `authority` (its
+    /// target's in absolute form, which RFC 9112 puts before `Host`, or
+    /// else its `Host`): `None` when HQ answers it. Text that names no host
+    /// is given whole. A request with neither (HTTP/1.0; the serve loop
+    /// refuses HTTP/1.1 without `Host`) names nothing a page could have
+    /// moved.
+    pub fn not_ours<'a>(&self, authority: Option<&'a str>) -> Option<&'a str> {
+        let authority = authority?;
         if self.any {
-            return true;
+            return None;
         }
-        let Some(authority) = host.to_str().ok().and_then(|host| Authority::from_str(host).ok()) else {
-            return false;
+        let Ok(parsed) = Authority::from_str(authority) else {
+            return Some(authority);
         };
-        let name = authority.host();
-        if name.starts_with('[') {
-            // An IPv6 literal.
-            return true;
-        }
-        let name = trimmed(name).to_ascii_lowercase();
-        name.parse::<Ipv4Addr>().is_ok()
-            || name == "localhost"
-            || name.ends_with(".localhost")
-            || self.names.contains(&name)
+        // A slice of `authority`, for the refusal to quote: the host, after
+        // any user name (which the serve loop refuses in `Host`).
+        let start = authority.rfind('@').map_or(0, |at| at + 1);
+        let name = authority
+            .get(start..start + parsed.host().len())
+            .unwrap_or(authority);
+        let bare = trimmed(name).to_ascii_lowercase();
+        let ours = match name.strip_prefix('[').and_then(|name| name.strip_suffix(']')) {
+            Some(literal) => literal.parse::<Ipv6Addr>().is_ok(),
+            None => {
+                bare.parse::<Ipv4Addr>().is_ok()
+                    || bare == "localhost"
+                    || bare.ends_with(".localhost")
+                    || self.names.contains(&bare)
+            }
+        };
+        (!ours).then_some(name)
     }
 }
 
@@ -137,7 +144,7 @@ mod tests {
     use super::*;
 
     fn answers(names: &HostNames, host: &str) -> bool {
-        names.answers(Some(&HeaderValue::from_str(host).unwrap()))
+        names.not_ours(Some(host)).is_none()
     }
 
     #[test]
@@ -154,23 +161,29 @@ mod tests {
             "LOCALHOST.",
             "portal.localhost",
             "127.0.0.1:4000",
-            "10.0.3.7",
+            "10.0.0.7",
             "[::1]:4000",
+            "[fe80::1]",
         ] {
             assert!(answers(&names, host), "{host}");
         }
         for host in [
             "evil.example",
-            "evil.example:4000",
             "hq.evil.example",
             "localhost.evil.example",
             "127.0.0.1.nip.io",
-            "",
+            "[evil.example]",
+            "[v1.evil]",
             "a b",
         ] {
             assert!(!answers(&names, host), "{host}");
         }
-        assert!(names.answers(None), "HTTP/1.0 with no Host");
+        // The name alone is quoted, without its port; text that names no
+        // host, whole.
+        assert_eq!(names.not_ours(Some("Evil.Example:4000")), Some("Evil.Example"));
+        assert_eq!(names.not_ours(Some("")), Some(""));
+        assert_eq!(names.not_ours(Some("u@evil.example:1")), Some("evil.example"));
+        assert_eq!(names.not_ours(None), None, "HTTP/1.0 with no Host");
         let any = HostNames::new(&public, &[AllowedHost::Any]);
         assert!(answers(&any, "evil.example"));
     }

@@ -698,11 +698,26 @@ async fn a_name_not_hqs_is_refused_before_any_route_so_a_page_cannot_rebind_one(
     // script holds a guessed credential and a guessed key, and gets nothing.
     let evil = format!("evil.example:{port}");
     let refused = totals_naming(&hq, &evil).await;
+    assert_eq!(refused.headers()["cache-control"], "no-store");
     let message = refusal(refused, 421).await;
     assert!(
-        message.contains(&format!("\"{evil}\" is not one")) && message.contains("HQ_ALLOWED_HOSTS"),
+        message.contains("\"evil.example\" is not one") && message.contains("HQ_ALLOWED_HOSTS"),
         "{message}"
     );
+    // In absolute form, the target names the host (RFC 9112, 3.2.2), whatever `Host` says.
+    let mut absolute = tokio::net::TcpStream::connect(hq.addr()).await.unwrap();
+    let head = format!(
+        "GET http://{evil}/totals HTTP/1.1\r\nhost: localhost\r\nauthorization: Bearer {}\r\nconnection: close\r\n\r\n",
+        hq.hq().admin_token().expose()
+    );
+    tokio::io::AsyncWriteExt::write_all(&mut absolute, head.as_bytes())
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut absolute, &mut answer)
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 421"), "{answer}");
     let issued = admin_client(&hq)
         .post(url(&hq, "/keys"))
         .header("host", &evil)
