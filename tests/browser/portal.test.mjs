@@ -433,8 +433,9 @@ async function main() {
     // its microservice alone (or "Latest", should this run's orders be a
     // minute old by now).
     const nowIridium = await page.locator('#now-iridium').textContent();
-    assert(/^(Now|Latest): from the microservice \(its last \d+ fulfillments, the newest at \d\d:\d\d:\d\d UTC\)\.$/.test(nowIridium),
-      'iridium now from its microservice', nowIridium);
+    assert(/^Now: from the microservice \(its (last \d+ fulfillments in the last minute, the newest|one fulfillment in the last minute,) at \d\d:\d\d:\d\d UTC\)\.$/.test(nowIridium)
+      || /^Latest: from the microservice \(its newest fulfillment, at \d\d:\d\d:\d\d UTC; none in the last minute\)\.$/.test(nowIridium),
+    'iridium now from its microservice', nowIridium);
     console.log('  ok  the charts show who produced what, and who produces it now');
     // The times under the axis fall on round minutes, a round step apart
     // (the newest bar's own time aside), not a count of bars apart.
@@ -519,12 +520,12 @@ async function main() {
         }
         const last = data.timeline.buckets.at(-1);
         last.iridium = { monolith: 1, microservice: 999, unattributed: 0 };
-        // Iridium changing hands now; magnesite's one fulfillment five
-        // minutes before the figures were read.
-        data.timeline.recent.iridium = { fulfillments: { monolith: 4, microservice: 6, unattributed: 0 }, latest_at: data.generated_at };
-        const fiveMinutesBefore = new Date(Date.parse(data.generated_at) - 5 * 60 * 1000).toISOString();
-        data.timeline.recent.magnesite = { fulfillments: { monolith: 0, microservice: 1, unattributed: 0 }, latest_at: fiveMinutesBefore };
-        nowTimes = [data.generated_at, fiveMinutesBefore].map((at) => at.slice(11, 19));
+        // Iridium changing hands now, the microservice's the newest;
+        // magnesite's newest a day ago, none since.
+        data.timeline.recent.iridium = { now: { monolith: 4, microservice: 6, unattributed: 0 }, newest: { at: data.generated_at, source: 'microservice' } };
+        const aDayBefore = new Date(Date.parse(data.generated_at) - 24 * 3600 * 1000).toISOString();
+        data.timeline.recent.magnesite = { now: { monolith: 0, microservice: 0, unattributed: 0 }, newest: { at: aDayBefore, source: 'monolith' } };
+        nowTimes = [data.generated_at.slice(11, 19), `${aDayBefore.slice(0, 10)} ${aDayBefore.slice(11, 19)}`];
         for (const bucket of data.timeline.buckets.slice(0, -1)) bucket.iridium = { monolith: 0, microservice: 0, unattributed: 0 };
         await route.fulfill({ json: data });
       });
@@ -537,10 +538,13 @@ async function main() {
       assertEqual(outside.join(', '), '', 'axis figures cut off at the chart\'s left edge');
       assertEqual(await page.locator('#share-iridium').textContent(), ': over 99% from the microservice in this view', 'a share just short of all');
       assertEqual(await page.locator('#now-iridium').textContent(),
-        `Now: mixed: 4 of its last 10 fulfillments gathered by the monolith, 6 from the microservice (the newest at ${nowTimes[0]} UTC).`,
+        `Now: mixed: of its last 10 fulfillments in the last minute, 6 from the microservice (the newest at ${nowTimes[0]} UTC), 4 gathered by the monolith.`,
         'iridium changing hands');
       assertEqual(await page.locator('#now-magnesite').textContent(),
-        `Latest: from the microservice (its latest fulfillment, at ${nowTimes[1]} UTC).`, 'magnesite five minutes ago');
+        `Latest: gathered by the monolith (its newest fulfillment, at ${nowTimes[1]} UTC; none in the last minute).`, 'magnesite a day ago');
+      // Side by side, the charts start level, whatever each caption takes.
+      const tops = await page.evaluate(() => ['iridium', 'magnesite'].map((r) => document.getElementById(`chart-${r}`).getBoundingClientRect().top));
+      assert(Math.abs(tops[0] - tops[1]) < 1, 'the two charts start level', tops.join(' / '));
       await page.unroute('**/dashboard/data?view=*');
       await page.reload();
       await page.locator('body.signed-in').waitFor();

@@ -33,7 +33,8 @@ pub use health::ROOM_TO_RECORD;
 pub use keys::{KEY_ID_LEN, KeyInfo};
 pub use reconciliation::{OrderCounts, Reconciliation, UNACCOUNTED_SHOWN, Unaccounted, UnaccountedOutcome};
 pub use timeline::{
-    Bucket, Latency, PerResource, Produced, RECENT_FULFILLMENTS, Recent, Sources, Timeline, Totals,
+    Bucket, Latency, NOW_WINDOW, Newest, PerResource, Produced, RECENT_FULFILLMENTS, Recent, Source, Sources,
+    Timeline, Totals,
 };
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};

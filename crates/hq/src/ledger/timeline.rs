@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How much of one resource each producer made: units in a bucket or a
-/// run, or fulfillments in [`Recent`].
+/// run, or fulfillments in [`Recent::now`].
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Sources {
     /// Gathered by the monolith itself.
@@ -22,13 +22,41 @@ pub struct Sources {
     pub unattributed: u64,
 }
 
-impl Sources {
-    /// Adds `count` made by `producer` (`None`: not said).
-    fn add(&mut self, producer: Option<Producer>, count: u64) {
+/// Who made a fulfillment, as [`Sources`] counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// Gathered by the monolith itself.
+    Monolith,
+    /// Produced by the resource's microservice, through the glue hook.
+    Microservice,
+    /// Recorded without `produced_by` (the workshop's clients).
+    Unattributed,
+}
+
+impl Source {
+    /// Who `producer` is counted as (`None`: not said).
+    fn of(producer: Option<Producer>) -> Self {
         match producer {
-            Some(Producer::Monolith) => self.monolith += count,
-            Some(_) => self.microservice += count,
-            None => self.unattributed += count,
+            Some(Producer::Monolith) => Self::Monolith,
+            Some(_) => Self::Microservice,
+            None => Self::Unattributed,
+        }
+    }
+
+    /// As the ledger writes `produced_by` (`None`: not said).
+    fn named(produced_by: Option<&str>) -> Self {
+        Self::of(produced_by.and_then(Producer::from_name))
+    }
+}
+
+impl Sources {
+    /// Adds `count` made by `source`.
+    fn add(&mut self, source: Source, count: u64) {
+        match source {
+            Source::Monolith => self.monolith += count,
+            Source::Microservice => self.microservice += count,
+            Source::Unattributed => self.unattributed += count,
         }
     }
 }
@@ -67,28 +95,43 @@ impl Produced {
     /// Adds a fulfillment's (or a group of them) `iridium` and `magnesite`,
     /// produced by `producer` (`None`: not said).
     pub(super) fn add(&mut self, producer: Option<Producer>, iridium: u64, magnesite: u64) {
-        self.iridium.add(producer, iridium);
-        self.magnesite.add(producer, magnesite);
+        let source = Source::of(producer);
+        self.iridium.add(source, iridium);
+        self.magnesite.add(source, magnesite);
     }
 }
 
-/// How many of a resource's latest fulfillments [`Recent`] counts: at the
-/// launcher's default rates (0.5 orders/s on each topic a stage feeds), the
-/// last 10 to 20 s of a resource's orders.
+/// How many of a resource's latest fulfillments [`Recent::now`] counts: at
+/// the launcher's default rates (0.5 orders/s on each topic a stage feeds),
+/// about its last 20 s.
 pub const RECENT_FULFILLMENTS: u32 = 10;
 
-/// Who produced a resource's latest fulfillments: who produces it now. The
-/// view's share, over an hour or a day of them, lags a stage switch by as
-/// much.
+/// How recent a fulfillment [`Recent::now`] counts is: no older than this
+/// before the figures were read. Older ones say who produced a resource
+/// before, not now (the platform stopped, or between stages).
+pub const NOW_WINDOW: Duration = Duration::from_secs(60);
+
+/// Who produces a resource now. The view's share, over an hour or a day,
+/// lags a stage switch by as much.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Recent {
-    /// Of its last [`RECENT_FULFILLMENTS`] fulfillments in the view (each
-    /// counted once, whatever its units and repeats), how many each
-    /// producer made.
-    pub fulfillments: Sources,
-    /// When the latest of them was recorded, as the ledger writes times;
-    /// `None` with none in the view.
-    pub latest_at: Option<String>,
+    /// Of its last [`RECENT_FULFILLMENTS`] fulfillments, those recorded in
+    /// the last [`NOW_WINDOW`], how many each producer made (each counted
+    /// once, whatever its units and repeats); all 0 with none that recent.
+    pub now: Sources,
+    /// Its newest fulfillment in the view, up to when the figures were read
+    /// (one recorded later, after a clock step back, is left out as the
+    /// buckets leave it out); `None` with none in the view.
+    pub newest: Option<Newest>,
+}
+
+/// A resource's newest fulfillment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Newest {
+    /// When it was recorded, as the ledger writes times.
+    pub at: String,
+    /// Who made it.
+    pub source: Source,
 }
 
 /// One time bucket of the timeline.
@@ -161,6 +204,8 @@ impl Ledger {
         let width = bucket.as_secs().max(1);
         let first = (epoch_secs(now) / width).saturating_sub(buckets.saturating_sub(1)) * width;
         let since = timestamp(UNIX_EPOCH + Duration::from_secs(first));
+        let until = timestamp(now);
+        let now_since = timestamp(now.checked_sub(NOW_WINDOW).unwrap_or(UNIX_EPOCH));
         let (rows, latest) = self
             .read(move |conn| {
                 // The range uses the index on recorded_at; the bucket is computed per row.
@@ -187,16 +232,17 @@ impl Ledger {
                     let mut statement = conn.prepare_cached(match resource {
                         Resource::Iridium => {
                             "SELECT produced_by, recorded_at FROM fulfillments
-                             WHERE recorded_at >= ?1 AND iridium > 0
+                             WHERE recorded_at >= ?1 AND recorded_at <= ?3 AND iridium > 0
                              ORDER BY recorded_at DESC LIMIT ?2"
                         }
                         Resource::Magnesite => {
                             "SELECT produced_by, recorded_at FROM fulfillments
-                             WHERE recorded_at >= ?1 AND magnesite > 0
+                             WHERE recorded_at >= ?1 AND recorded_at <= ?3 AND magnesite > 0
                              ORDER BY recorded_at DESC LIMIT ?2"
                         }
                     })?;
-                    let found = statement.query_map(params![since, RECENT_FULFILLMENTS], |row| {
+                    let params = params![since, RECENT_FULFILLMENTS, until];
+                    let found = statement.query_map(params, |row| {
                         Ok((row.get::<_, Option<String>>(0)?, row.get::<_, String>(1)?))
                     })?;
                     latest.push((resource, found.collect::<Result<Vec<_>, _>>()?));
@@ -207,11 +253,16 @@ impl Ledger {
         let mut recent = PerResource::<Recent>::default();
         for (resource, found) in latest {
             let recent = recent.resource_mut(resource);
-            for (producer, _) in &found {
-                let producer = producer.as_deref().and_then(Producer::from_name);
-                recent.fulfillments.add(producer, 1);
+            for (produced_by, at) in &found {
+                // The ledger's times sort as text (one format, to the millisecond).
+                if *at >= now_since {
+                    recent.now.add(Source::named(produced_by.as_deref()), 1);
+                }
             }
-            recent.latest_at = found.into_iter().next().map(|(_, at)| at);
+            recent.newest = found.into_iter().next().map(|(produced_by, at)| Newest {
+                at,
+                source: Source::named(produced_by.as_deref()),
+            });
         }
         let mut by_start: BTreeMap<u64, Bucket> = (0..buckets)
             .map(|i| first + i * width)

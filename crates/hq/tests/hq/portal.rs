@@ -252,13 +252,14 @@ async fn the_dashboard_counts_who_produced_what() {
     assert_eq!(summed(&day, "iridium", "microservice"), 5);
 }
 
-/// Who made `resource`'s latest fulfillments, as `/dashboard/data` says:
-/// (monolith, microservice, not said), and when the newest was recorded.
+/// Who produces `resource` now, as `/dashboard/data` says: its last
+/// fulfillments of the last minute by (monolith, microservice, not said),
+/// and who made its newest.
 fn recent(data: &Value, resource: &str) -> ([u64; 3], Option<String>) {
     let recent = &data["timeline"]["recent"][resource];
-    let made = ["monolith", "microservice", "unattributed"]
-        .map(|source| recent["fulfillments"][source].as_u64().unwrap());
-    (made, recent["latest_at"].as_str().map(str::to_owned))
+    let made =
+        ["monolith", "microservice", "unattributed"].map(|source| recent["now"][source].as_u64().unwrap());
+    (made, recent["newest"]["source"].as_str().map(str::to_owned))
 }
 
 #[tokio::test]
@@ -274,6 +275,7 @@ async fn the_dashboard_says_who_produces_each_resource_now() {
     for _ in 0..12 {
         assert_eq!(fulfill(&hq, None, before.clone()).await, 200);
     }
+    let switched_at = SystemTime::now();
     let after_iridium = json!({"iridium": 3, "magnesite": 0, "produced_by": "iridium"});
     for _ in 0..3 {
         assert_eq!(fulfill(&hq, None, after_iridium.clone()).await, 200);
@@ -291,10 +293,10 @@ async fn the_dashboard_says_who_produces_each_resource_now() {
         },
     )
     .await;
-    // The last ten with any iridium: three from the microservice, seven
-    // before them from the monolith; the view's share is mostly the monolith's.
-    let (iridium, iridium_at) = recent(&data, "iridium");
-    assert_eq!(iridium, [7, 3, 0]);
+    // The last ten with any iridium: three from the microservice, the
+    // newest, and seven before them from the monolith; the view's share is
+    // mostly the monolith's.
+    assert_eq!(recent(&data, "iridium"), ([7, 3, 0], Some("microservice".into())));
     assert_eq!(
         [
             summed(&data, "iridium", "monolith"),
@@ -303,17 +305,48 @@ async fn the_dashboard_says_who_produces_each_resource_now() {
         [12, 9]
     );
     // The microservice's fulfillments carry no magnesite, so magnesite's
-    // last ten are all the monolith's, the newest after iridium's.
-    let (magnesite, magnesite_at) = recent(&data, "magnesite");
-    assert_eq!(magnesite, [10, 0, 0]);
-    let (iridium_at, magnesite_at) = (iridium_at.unwrap(), magnesite_at.unwrap());
-    assert!(
-        iridium_at <= magnesite_at && magnesite_at.as_str() <= data["generated_at"].as_str().unwrap(),
-        "{iridium_at} then {magnesite_at}, read at {}",
-        data["generated_at"]
-    );
+    // last ten are all the monolith's.
+    assert_eq!(recent(&data, "magnesite"), ([10, 0, 0], Some("monolith".into())));
+    let newest = |data: &Value, resource: &str| {
+        data["timeline"]["recent"][resource]["newest"]["at"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert!(newest(&data, "iridium") <= newest(&data, "magnesite"));
     let day = dashboard(&hq, "day").await;
     assert_eq!(day["timeline"]["recent"], data["timeline"]["recent"]);
+
+    // A minute on, none is that recent: who made the newest, and when, is
+    // all there is to say.
+    let ledger = hq.hq().ledger();
+    let (minute, hour) = (Duration::from_secs(60), 60);
+    let later = ledger
+        .timeline(
+            SystemTime::now() + hq::ledger::NOW_WINDOW + Duration::from_secs(1),
+            minute,
+            hour,
+        )
+        .await
+        .unwrap();
+    let iridium = &later.recent.iridium;
+    assert_eq!(iridium.now, hq::ledger::Sources::default());
+    assert_eq!(
+        iridium
+            .newest
+            .as_ref()
+            .map(|newest| (newest.source, newest.at.clone())),
+        Some((hq::ledger::Source::Microservice, newest(&data, "iridium")))
+    );
+    // Read as of before the switch (a clock stepped back), the fulfillments
+    // recorded after it are left out, as the buckets leave them out.
+    let before_the_switch = ledger.timeline(switched_at, minute, hour).await.unwrap();
+    let iridium = &before_the_switch.recent.iridium;
+    assert_eq!((iridium.now.monolith, iridium.now.microservice), (10, 0));
+    assert_eq!(
+        iridium.newest.as_ref().map(|newest| newest.source),
+        Some(hq::ledger::Source::Monolith)
+    );
 }
 
 #[tokio::test]

@@ -8,8 +8,6 @@ const SOURCES = ['monolith', 'microservice', 'unattributed'];
 const SOURCE_NAMES = { monolith: 'monolith', microservice: 'microservice', unattributed: 'not said' };
 // Who made a resource's latest fulfillments, in "Now: …".
 const MADE_BY = { monolith: 'gathered by the monolith', microservice: 'from the microservice', unattributed: 'with no producer said' };
-// A latest fulfillment older than this (against the figures' time) is not "now".
-const NOW_WITHIN_MS = 60 * 1000;
 const RESOURCES = ['iridium', 'magnesite'];
 let view = 'hour';
 let timer = null;
@@ -161,23 +159,32 @@ function chart(container, timeline, resource) {
   }
 }
 
-// Who produces a resource now, from its latest fulfillments: the view's
-// share, over an hour or a day of them, lags a stage switch by as much.
-// "Latest" instead of "Now" when the newest is a minute or more older than
-// the figures (no orders lately). Empty with none in the view, which the
+// Who produces a resource now, from its last fulfillments of the last
+// minute (HQ counts them): the view's share, over an hour or a day of them,
+// lags a stage switch by as much. With none that recent, who made its
+// newest, and when ("Latest"). The newest's producer is named first, so a
+// mix reads the way the switch goes. Empty with none in the view, which the
 // share already says.
-function now({ fulfillments, latest_at: latestAt }, generatedAt) {
-  const made = SOURCES.filter((s) => fulfillments[s]).map((s) => [s, fulfillments[s]]);
-  const count = made.reduce((total, [, n]) => total + n, 0);
-  if (!count || !latestAt) return '';
-  const lead = Date.parse(generatedAt) - Date.parse(latestAt) < NOW_WITHIN_MS ? 'Now' : 'Latest';
-  const at = `${latestAt.slice(11, 19)} UTC`;
-  if (made.length > 1) {
-    const [[first, n], ...others] = made;
-    return `${lead}: mixed: ${n} of its last ${count} fulfillments ${MADE_BY[first]}, ${others.map(([s, m]) => `${m} ${MADE_BY[s]}`).join(', ')} (the newest at ${at}).`;
+function now({ now: made, newest }, generatedAt) {
+  if (!newest) return '';
+  const at = when(newest.at, generatedAt);
+  const counts = SOURCES.filter((s) => made[s]).map((s) => [s, made[s]])
+    .sort(([a], [b]) => (b === newest.source) - (a === newest.source));
+  const count = counts.reduce((total, [, n]) => total + n, 0);
+  if (!count) return `Latest: ${MADE_BY[newest.source]} (its newest fulfillment, at ${at}; none in the last minute).`;
+  if (counts.length === 1) {
+    const which = count === 1 ? 'its one fulfillment in the last minute, at' : `its last ${count} fulfillments in the last minute, the newest at`;
+    return `Now: ${MADE_BY[counts[0][0]]} (${which} ${at}).`;
   }
-  const which = count === 1 ? 'its latest fulfillment, at' : `its last ${count} fulfillments, the newest at`;
-  return `${lead}: ${MADE_BY[made[0][0]]} (${which} ${at}).`;
+  const [[first, n], ...others] = counts;
+  return `Now: mixed: of its last ${count} fulfillments in the last minute, ${n} ${MADE_BY[first]} (the newest at ${at}), ${others.map(([s, m]) => `${m} ${MADE_BY[s]}`).join(', ')}.`;
+}
+
+// A time the ledger wrote, as "16:31:58 UTC", with its date when that is
+// not the day of the figures (the day view's newest may be yesterday's).
+function when(at, generatedAt) {
+  const time = `${at.slice(11, 19)} UTC`;
+  return at.slice(0, 10) === generatedAt.slice(0, 10) ? time : `${at.slice(0, 10)} ${time}`;
 }
 
 // The chart's figures as a table under it, opened from the keyboard as
