@@ -115,6 +115,28 @@ async fn run_stage(stage: Stage) {
     .await;
     let status = launcher::console::status(&platform);
     assert_eq!(status.dashboard, format!("{}dashboard", platform.hq_url()));
+    // The dashboard says who produces each resource now: the stage's producer alone.
+    let dashboard = hq::dashboard::read(platform.hq(), hq::dashboard::View::Hour)
+        .await
+        .unwrap();
+    for &resource in Resource::ALL {
+        let recent = dashboard.timeline.recent.resource(resource);
+        let strangled = stage.strangled().contains(&resource);
+        let (source, now) = if strangled {
+            (hq::ledger::Source::Microservice, recent.now.microservice)
+        } else {
+            (hq::ledger::Source::Monolith, recent.now.monolith)
+        };
+        assert_eq!(
+            (recent.newest.as_ref().map(|newest| newest.source), now),
+            (
+                Some(source),
+                recent.now.monolith + recent.now.microservice + recent.now.unattributed
+            ),
+            "{stage:?} {resource}: {recent:?}"
+        );
+        assert!(now > 0, "{stage:?} {resource}: {recent:?}");
+    }
     let published = stage.fed_topics().len() as u64 * 3;
     let reconciliation = platform.shutdown(WAIT).await.unwrap();
     assert_eq!(reconciliation.totals.published, published);
