@@ -70,11 +70,11 @@ pub enum SettingsError {
 /// The names HQ answers to, as `hq` and the launcher take them.
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct AllowedHosts {
-    /// Names HQ answers to besides its public URL's host, `localhost` and IP
-    /// addresses, comma-separated (`*`: any): a DNS alias, or the name of a
-    /// port forward or a preview its pages are opened at. A request naming
-    /// another host gets 421, so a page elsewhere cannot point its own name
-    /// at HQ and call it.
+    /// Names HQ answers to besides `localhost`, IP addresses and its public
+    /// URL's name (if that is a name), comma-separated (`*`: any): a DNS
+    /// alias, or the name of a port forward or a preview its pages are
+    /// opened at. A request naming another host gets 421, so a page
+    /// elsewhere cannot point its own name at HQ and call it.
     #[arg(
         long = "allowed-host",
         env = crate::hosts::ALLOWED_HOSTS_ENV,
@@ -100,6 +100,7 @@ pub struct Cli {
     /// fragment, which could hold a secret, is refused.
     #[arg(long, env = "HQ_PUBLIC_URL", value_parser = NeverQuoted(stand_in_url))]
     pub public_url: Option<Url>,
+    /// The names HQ answers to.
     #[command(flatten)]
     pub allowed_hosts: AllowedHosts,
     /// Directory of the ledger database and the signing key.

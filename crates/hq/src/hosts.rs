@@ -103,11 +103,13 @@ impl HostNames {
     /// The name HQ does not answer to in a request's `authority` (its
     /// target's in absolute form, which RFC 9112 puts before `Host`, or
     /// else its `Host`): `None` when HQ answers it. Text that names no host
-    /// is given whole. A request with neither (HTTP/1.0; the serve loop
-    /// refuses HTTP/1.1 without `Host`) names nothing a page could have
-    /// moved.
+    /// is given whole. A request with neither, or an empty `Host` (HTTP/1.0;
+    /// the serve loop refuses HTTP/1.1 without `Host`), names nothing a page
+    /// could have moved.
     pub fn not_ours<'a>(&self, authority: Option<&'a str>) -> Option<&'a str> {
-        let authority = authority?;
+        // An empty `Host` (RFC 9112 allows it) names nothing either: a
+        // browser always names the page's host.
+        let authority = authority.filter(|authority| !authority.is_empty())?;
         if self.any {
             return None;
         }
@@ -181,7 +183,8 @@ mod tests {
         // The name alone is quoted, without its port; text that names no
         // host, whole.
         assert_eq!(names.not_ours(Some("Evil.Example:4000")), Some("Evil.Example"));
-        assert_eq!(names.not_ours(Some("")), Some(""));
+        assert_eq!(names.not_ours(Some("")), None);
+        assert_eq!(names.not_ours(Some("a b")), Some("a b"));
         assert_eq!(names.not_ours(Some("u@evil.example:1")), Some("evil.example"));
         assert_eq!(names.not_ours(None), None, "HTTP/1.0 with no Host");
         let any = HostNames::new(&public, &[AllowedHost::Any]);

@@ -84,6 +84,7 @@ pub struct Cli {
         value_parser = platform::settings::NeverQuoted(hq::cli::parse_admin_token)
     )]
     pub admin_token: Option<AdminToken>,
+    /// The names HQ answers to.
     #[command(flatten)]
     pub allowed_hosts: hq::cli::AllowedHosts,
 }

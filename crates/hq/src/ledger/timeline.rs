@@ -120,8 +120,8 @@ pub struct Recent {
     /// once, whatever its units and repeats); all 0 with none that recent.
     pub now: Sources,
     /// Its newest fulfillment in the view, up to when the figures were read
-    /// (one recorded later, after a clock step back, is left out as the
-    /// buckets leave it out); `None` with none in the view.
+    /// (one recorded later, after a clock stepped back, is left out, of the
+    /// buckets too); `None` with none in the view.
     pub newest: Option<Newest>,
 }
 
@@ -152,8 +152,11 @@ pub struct Timeline {
     pub bucket_secs: u64,
     /// The buckets; the last one is the current, partial one.
     pub buckets: Vec<Bucket>,
-    /// Per resource, who produced its latest fulfillments in the view.
+    /// Per resource, who produces it now.
     pub recent: PerResource<Recent>,
+    /// The most fulfillments a resource's [`Recent::now`] counts
+    /// ([`RECENT_FULFILLMENTS`]): fewer are all of the last minute's.
+    pub recent_at_most: u32,
 }
 
 /// Publish-to-fulfilment latency of the orders of one topic.
@@ -208,14 +211,16 @@ impl Ledger {
         let now_since = timestamp(now.checked_sub(NOW_WINDOW).unwrap_or(UNIX_EPOCH));
         let (rows, latest) = self
             .read(move |conn| {
-                // The range uses the index on recorded_at; the bucket is computed per row.
+                // The range uses the index on recorded_at; the bucket is
+                // computed per row. Up to `now`: one recorded later (a
+                // clock stepped back) is no bar of this view, nor "now".
                 let mut statement = conn.prepare_cached(
                     "SELECT CAST(strftime('%s', recorded_at) AS INTEGER) / ?2 AS bucket, produced_by,
                             SUM(iridium), SUM(magnesite)
-                     FROM fulfillments WHERE recorded_at >= ?1
+                     FROM fulfillments WHERE recorded_at >= ?1 AND recorded_at <= ?3
                      GROUP BY bucket, produced_by",
                 )?;
-                let rows = statement.query_map(params![since, width], |row| {
+                let rows = statement.query_map(params![since, width, until], |row| {
                     Ok((
                         row.get::<_, u64>(0)?,
                         row.get::<_, Option<String>>(1)?,
@@ -277,7 +282,7 @@ impl Ledger {
             })
             .collect();
         for (index, producer, iridium, magnesite) in rows {
-            // A fulfillment recorded after `now` (clock skew, a late insert) is left out.
+            // The query's range is the buckets' own: none should miss.
             let Some(bucket) = by_start.get_mut(&(index * width)) else {
                 continue;
             };
@@ -288,6 +293,7 @@ impl Ledger {
             bucket_secs: width,
             buckets: by_start.into_values().collect(),
             recent,
+            recent_at_most: RECENT_FULFILLMENTS,
         })
     }
 

@@ -275,7 +275,15 @@ async fn the_dashboard_says_who_produces_each_resource_now() {
     for _ in 0..12 {
         assert_eq!(fulfill(&hq, None, before.clone()).await, 200);
     }
+    // The ledger's times are to the millisecond: the switch's own
+    // millisecond holds no fulfillment after it.
     let switched_at = SystemTime::now();
+    testkit::wait_until(
+        "the clock past the switch's millisecond",
+        Duration::from_secs(1),
+        async || (SystemTime::now() >= switched_at + Duration::from_millis(2)).then_some(()),
+    )
+    .await;
     let after_iridium = json!({"iridium": 3, "magnesite": 0, "produced_by": "iridium"});
     for _ in 0..3 {
         assert_eq!(fulfill(&hq, None, after_iridium.clone()).await, 200);
@@ -339,10 +347,16 @@ async fn the_dashboard_says_who_produces_each_resource_now() {
         Some((hq::ledger::Source::Microservice, newest(&data, "iridium")))
     );
     // Read as of before the switch (a clock stepped back), the fulfillments
-    // recorded after it are left out, as the buckets leave them out.
+    // recorded after it are left out, of the buckets too.
     let before_the_switch = ledger.timeline(switched_at, minute, hour).await.unwrap();
     let iridium = &before_the_switch.recent.iridium;
     assert_eq!((iridium.now.monolith, iridium.now.microservice), (10, 0));
+    let microservices: u64 = before_the_switch
+        .buckets
+        .iter()
+        .map(|bucket| bucket.produced.iridium.microservice)
+        .sum();
+    assert_eq!(microservices, 0);
     assert_eq!(
         iridium.newest.as_ref().map(|newest| newest.source),
         Some(hq::ledger::Source::Monolith)

@@ -165,19 +165,21 @@ function chart(container, timeline, resource) {
 // newest, and when ("Latest"). The newest's producer is named first, so a
 // mix reads the way the switch goes. Empty with none in the view, which the
 // share already says.
-function now({ now: made, newest }, generatedAt) {
+function now({ now: made, newest }, generatedAt, atMost) {
   if (!newest) return '';
   const at = when(newest.at, generatedAt);
   const counts = SOURCES.filter((s) => made[s]).map((s) => [s, made[s]])
     .sort(([a], [b]) => (b === newest.source) - (a === newest.source));
   const count = counts.reduce((total, [, n]) => total + n, 0);
   if (!count) return `Latest: ${MADE_BY[newest.source]} (its newest fulfillment, at ${at}; none in the last minute).`;
+  // Fewer than HQ counts at most are all of the minute's: "its 3", not "its last 3".
+  const these = count < atMost ? `its ${count}` : `its last ${count}`;
   if (counts.length === 1) {
-    const which = count === 1 ? 'its one fulfillment in the last minute, at' : `its last ${count} fulfillments in the last minute, the newest at`;
+    const which = count === 1 ? 'its one fulfillment in the last minute, at' : `${these} fulfillments in the last minute, the newest at`;
     return `Now: ${MADE_BY[counts[0][0]]} (${which} ${at}).`;
   }
   const [[first, n], ...others] = counts;
-  return `Now: mixed: of its last ${count} fulfillments in the last minute, ${n} ${MADE_BY[first]} (the newest at ${at}), ${others.map(([s, m]) => `${m} ${MADE_BY[s]}`).join(', ')}.`;
+  return `Now: mixed: of ${these} fulfillments in the last minute, ${n} ${MADE_BY[first]} (the newest at ${at}), ${others.map(([s, m]) => `${m} ${MADE_BY[s]}`).join(', ')}.`;
 }
 
 // A time the ledger wrote, as "16:31:58 UTC", with its date when that is
@@ -256,7 +258,7 @@ function render(data) {
   timeline = data.timeline;
   for (const resource of RESOURCES) {
     chart(document.getElementById(`chart-${resource}`), timeline, resource);
-    set(`now-${resource}`, now(timeline.recent[resource], data.generated_at));
+    set(`now-${resource}`, now(timeline.recent[resource], data.generated_at, timeline.recent_at_most));
   }
   updated = `${data.generated_at.slice(11, 19)} UTC`;
   // The time changes every poll: shown, but not in a live region, which
