@@ -136,6 +136,18 @@ impl HostNames {
     }
 }
 
+/// The names, as HQ's start-up line gives them: "localhost, IP addresses,
+/// hq", or "any name".
+impl fmt::Display for HostNames {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.any {
+            return f.write_str("any name");
+        }
+        f.write_str("localhost, IP addresses")?;
+        self.names.iter().try_for_each(|name| write!(f, ", {name}"))
+    }
+}
+
 /// `name` without the trailing dot of a fully qualified name.
 fn trimmed(name: &str) -> &str {
     name.strip_suffix('.').unwrap_or(name)
@@ -187,8 +199,13 @@ mod tests {
         assert_eq!(names.not_ours(Some("a b")), Some("a b"));
         assert_eq!(names.not_ours(Some("u@evil.example:1")), Some("evil.example"));
         assert_eq!(names.not_ours(None), None, "HTTP/1.0 with no Host");
+        assert_eq!(
+            names.to_string(),
+            "localhost, IP addresses, extra.example.com, hq"
+        );
         let any = HostNames::new(&public, &[AllowedHost::Any]);
         assert!(answers(&any, "evil.example"));
+        assert_eq!(any.to_string(), "any name");
     }
 
     #[test]

@@ -389,11 +389,14 @@ pub async fn run(
     let running = start(listener, config).await?;
     tracing::info!(
         "HQ listening on {}: fulfillment API {}, SNS stand-in (AWS_ENDPOINT_URL_SNS) {}, \
-         admin credential (Authorization: Bearer) in {admin_token_source}, ledger {} ({ledger_is})",
+         admin credential (Authorization: Bearer) in {admin_token_source}, ledger {} ({ledger_is}); \
+         answering to {} ({} adds names)",
         running.addr(),
         running.hq().fulfillment_url(),
         running.hq().base_url(),
-        ledger.display()
+        ledger.display(),
+        running.hq().host_names(),
+        crate::hosts::ALLOWED_HOSTS_ENV
     );
     shutdown.await;
     running.shutdown(drain).await

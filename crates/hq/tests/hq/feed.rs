@@ -1232,7 +1232,8 @@ async fn the_next_hq_says_what_a_run_killed_left_unaccounted_for() {
 
 /// HQ says where its ledger is, in full, and whether it is new: the data
 /// directory's default is relative, and an HQ started elsewhere begins a
-/// new ledger, without the idempotency keys of the old one.
+/// new ledger, without the idempotency keys of the old one. Then which
+/// names it answers to.
 #[tokio::test]
 async fn hq_says_where_its_ledger_is_and_whether_it_is_new() {
     let dir = tempfile::tempdir().unwrap();
@@ -1241,7 +1242,11 @@ async fn hq_says_where_its_ledger_is_and_whether_it_is_new() {
     for said in ["(new)", "(kept from an earlier run)"] {
         let mut hq = ServiceProcess::start(hq_binary(), &env);
         hq.wait_listening().await;
-        let line = format!("ledger {} {said}", ledger.display());
+        // And the names it answers to (a 421 says how to add one).
+        let line = format!(
+            "ledger {} {said}; answering to localhost, IP addresses",
+            ledger.display()
+        );
         assert!(
             hq.seen.iter().any(|seen| seen.contains(&line)),
             "no {line:?} in {:#?}",
