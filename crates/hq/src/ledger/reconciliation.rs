@@ -2,8 +2,7 @@
 //! fulfillments recorded for them (matched by the idempotency key the
 //! services derive from the order's topic and MessageId).
 
-use super::{Ledger, LedgerError, Produced, timestamp};
-use contracts::Producer;
+use super::{Ledger, LedgerError, Produced, Source, timestamp};
 use rusqlite::{OptionalExtension, params};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -429,11 +428,7 @@ impl Ledger {
             let mut rows = statement.query(params![run_id, since])?;
             while let Some(row) = rows.next()? {
                 let producer = row.get::<_, Option<String>>(0)?;
-                produced.add(
-                    producer.as_deref().and_then(Producer::from_name),
-                    row.get(1)?,
-                    row.get(2)?,
-                );
+                produced.add(Source::named(producer.as_deref()), row.get(1)?, row.get(2)?);
             }
             reconciliation.produced = Some(produced);
             Ok(reconciliation)

@@ -35,18 +35,14 @@ pub enum Source {
 }
 
 impl Source {
-    /// Who `producer` is counted as (`None`: not said).
-    fn of(producer: Option<Producer>) -> Self {
-        match producer {
+    /// Who made a fulfillment whose `produced_by` the ledger holds as
+    /// `produced_by` (`None`: not said).
+    pub(super) fn named(produced_by: Option<&str>) -> Self {
+        match produced_by.and_then(Producer::from_name) {
             Some(Producer::Monolith) => Self::Monolith,
             Some(_) => Self::Microservice,
             None => Self::Unattributed,
         }
-    }
-
-    /// As the ledger writes `produced_by` (`None`: not said).
-    fn named(produced_by: Option<&str>) -> Self {
-        Self::of(produced_by.and_then(Producer::from_name))
     }
 }
 
@@ -93,9 +89,8 @@ pub type Produced = PerResource<Sources>;
 
 impl Produced {
     /// Adds a fulfillment's (or a group of them) `iridium` and `magnesite`,
-    /// produced by `producer` (`None`: not said).
-    pub(super) fn add(&mut self, producer: Option<Producer>, iridium: u64, magnesite: u64) {
-        let source = Source::of(producer);
+    /// made by `source`.
+    pub(super) fn add(&mut self, source: Source, iridium: u64, magnesite: u64) {
         self.iridium.add(source, iridium);
         self.magnesite.add(source, magnesite);
     }
@@ -286,8 +281,8 @@ impl Ledger {
             let Some(bucket) = by_start.get_mut(&(index * width)) else {
                 continue;
             };
-            let producer = producer.as_deref().and_then(Producer::from_name);
-            bucket.produced.add(producer, iridium, magnesite);
+            let source = Source::named(producer.as_deref());
+            bucket.produced.add(source, iridium, magnesite);
         }
         Ok(Timeline {
             bucket_secs: width,
