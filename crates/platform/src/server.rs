@@ -625,6 +625,9 @@ impl App {
             if body_size.is_none() && !chunked_alone(&parts) {
                 break 'answer Err(Unanswered::UnknownCoding);
             }
+            if !METHODS.contains(&parts.method) {
+                break 'answer Err(Unanswered::NoSuchMethod);
+            }
             // tower-http's normalisation trims leading slashes too, so
             // `//fulfill/` would reach the glue hook past a load balancer
             // rule written for `/fulfill*`. No route starts with two.
@@ -921,6 +924,20 @@ fn accepting_again(failures: &mut RepeatedFailures) {
     }
 }
 
+/// The methods HTTP defines (RFC 9110, section 9, and PATCH): any other is
+/// answered 501 before routing.
+static METHODS: [Method; 9] = [
+    Method::GET,
+    Method::HEAD,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::CONNECT,
+    Method::OPTIONS,
+    Method::TRACE,
+    Method::PATCH,
+];
+
 /// Whether a request names its host as RFC 9112 (3.2) requires, which hyper
 /// leaves to the server: one `Host` line (HTTP/1.0 may send none) holding a
 /// host and maybe a port, or nothing. Two proxies that read different
@@ -951,41 +968,21 @@ fn chunked_alone(parts: &axum::http::request::Parts) -> bool {
 }
 
 /// Whether `host` is RFC 3986's `host [":" port]`: a bracketed IP literal
-/// or a registered name (an IPv4 address is one), then maybe a port of
-/// digits; no user name. Checked byte by byte: `http`'s `Authority` copies
-/// the text to parse it, and lets a user name and a port of letters
-/// through; about 500 instructions a request (docs/bench.md, "One
-/// Host, one coding").
+/// (an IPv6 address, or `v` and a version as IPvFuture has it) or a
+/// registered name (an IPv4 address is one) whose `%` each start an escape
+/// of two hex digits, then maybe a port of digits; no user name. Checked
+/// byte by byte: `http`'s `Authority` copies the text to parse it, and lets
+/// a user name and a port of letters through; about 500 instructions a
+/// request (docs/bench.md, "One Host, one coding").
 fn names_a_host(host: &[u8]) -> bool {
-    /// unreserved, sub-delims and percent-encoding's `%`, by byte.
-    const NAME_BYTES: [bool; 256] = {
-        let mut table = [false; 256];
-        let mut byte = 0;
-        while byte < 256 {
-            let b = byte as u8;
-            table[byte] = b.is_ascii_alphanumeric();
-            byte += 1;
-        }
-        let others = b"-._~!$&'()*+,;=%";
-        let mut i = 0;
-        while i < others.len() {
-            table[others[i] as usize] = true;
-            i += 1;
-        }
-        table
-    };
-    let name_byte = |b: u8| NAME_BYTES[usize::from(b)];
     let (name_ok, port) = match host.split_first() {
         Some((b'[', literal)) => match literal.iter().position(|&b| b == b']') {
-            Some(end) => (
-                end > 0 && literal[..end].iter().all(|&b| name_byte(b) || b == b':'),
-                &literal[end + 1..],
-            ),
+            Some(end) => (ip_literal(&literal[..end]), &literal[end + 1..]),
             None => return false,
         },
         _ => {
             let end = host.iter().position(|&b| b == b':').unwrap_or(host.len());
-            (end > 0 && host[..end].iter().all(|&b| name_byte(b)), &host[end..])
+            (end > 0 && reg_name(&host[..end]), &host[end..])
         }
     };
     name_ok
@@ -994,6 +991,54 @@ fn names_a_host(host: &[u8]) -> bool {
             Some((b':', digits)) => digits.iter().all(u8::is_ascii_digit),
             Some(_) => false,
         }
+}
+
+/// RFC 3986's unreserved and sub-delims, by byte: what a registered name
+/// and an IPvFuture address are made of, besides `%` escapes.
+const NAME_BYTES: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = (byte as u8).is_ascii_alphanumeric();
+        byte += 1;
+    }
+    let others = b"-._~!$&'()*+,;=";
+    let mut i = 0;
+    while i < others.len() {
+        table[others[i] as usize] = true;
+        i += 1;
+    }
+    table
+};
+
+/// Whether `name` is RFC 3986's reg-name: unreserved and sub-delims bytes,
+/// and `%` followed by two hex digits.
+fn reg_name(name: &[u8]) -> bool {
+    let mut rest = name;
+    while let Some((&first, after)) = rest.split_first() {
+        rest = match (first, after) {
+            (b'%', [high, low, after @ ..]) if high.is_ascii_hexdigit() && low.is_ascii_hexdigit() => after,
+            _ if NAME_BYTES[usize::from(first)] => after,
+            _ => return false,
+        };
+    }
+    true
+}
+
+/// Whether `literal` (inside the brackets) is RFC 3986's IP-literal: an
+/// IPv6 address (no zone), or IPvFuture, `v`, hex digits, `.` and
+/// unreserved, sub-delims or `:` bytes.
+fn ip_literal(literal: &[u8]) -> bool {
+    match literal.split_first() {
+        Some((b'v' | b'V', future)) => match future.iter().position(|&b| b == b'.') {
+            Some(dot) if dot > 0 && future[..dot].iter().all(u8::is_ascii_hexdigit) => {
+                let address = &future[dot + 1..];
+                !address.is_empty() && address.iter().all(|&b| NAME_BYTES[usize::from(b)] || b == b':')
+            }
+            _ => false,
+        },
+        _ => std::str::from_utf8(literal).is_ok_and(|text| text.parse::<std::net::Ipv6Addr>().is_ok()),
+    }
 }
 
 /// The units of [`BODY_BUDGET`] a request's body takes, by what hyper knows
@@ -1052,6 +1097,11 @@ enum Unanswered {
     /// A path starting `//`, which path rules see as no route of ours.
     #[error("no such path")]
     NoSuchPath,
+    /// A method HTTP does not define (see [`METHODS`]): RFC 9110 (9.1)
+    /// answers one not recognised 501, where the router would say 405, as
+    /// if another method of its own might do on that path.
+    #[error("no such method is implemented here (RFC 9110, section 9.1)")]
+    NoSuchMethod,
     /// The connection failed mid-body.
     #[error("the request body could not be read")]
     Broken,
@@ -1103,7 +1153,7 @@ impl Unanswered {
             Self::Late(_) => "late",
             Self::TooLarge => "too_large",
             Self::AtTheBound => "at_the_bound",
-            Self::NotOneHost | Self::UnknownCoding => "bad_head",
+            Self::NotOneHost | Self::UnknownCoding | Self::NoSuchMethod => "bad_head",
             Self::NoSuchPath => "no_such_path",
             Self::Broken => "broken",
             Self::OverBudget => "over_budget",
@@ -1121,7 +1171,7 @@ impl Unanswered {
             Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Broken | Self::NotOneHost => StatusCode::BAD_REQUEST,
             Self::NoSuchPath => StatusCode::NOT_FOUND,
-            Self::UnknownCoding => StatusCode::NOT_IMPLEMENTED,
+            Self::UnknownCoding | Self::NoSuchMethod => StatusCode::NOT_IMPLEMENTED,
         }
     }
 }
@@ -1133,9 +1183,9 @@ impl IntoResponse for Unanswered {
             // Ours or downstream's: at the level of the downstream timeout
             // that would have said so had it fired first.
             tracing::error!(status = status.as_u16(), error = %self, "request not served");
-        } else if let Self::NoSuchPath = self {
+        } else if let Self::NoSuchPath | Self::NoSuchMethod = self {
             // The access line says so, as for any other path not ours: a
-            // scan of paths would otherwise be a warning per probe.
+            // scan of paths or methods would otherwise be a warning per probe.
         } else {
             // The client's doing.
             tracing::warn!(status = status.as_u16(), error = %self, "request not served");
@@ -1188,6 +1238,7 @@ mod tests {
             Unanswered::NotOneHost,
             Unanswered::UnknownCoding,
             Unanswered::NoSuchPath,
+            Unanswered::NoSuchMethod,
             Unanswered::Broken,
             Unanswered::OverBudget,
         ];

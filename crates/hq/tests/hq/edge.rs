@@ -699,6 +699,10 @@ async fn a_name_not_hqs_is_refused_before_any_route_so_a_page_cannot_rebind_one(
     let evil = format!("evil.example:{port}");
     let refused = totals_naming(&hq, &evil).await;
     assert_eq!(refused.headers()["cache-control"], "no-store");
+    assert_eq!(
+        refused.headers()["content-security-policy"],
+        hq::api::DATA_SECURITY_POLICY
+    );
     let message = refusal(refused, 421).await;
     assert!(
         message.contains("\"evil.example\" is not one") && message.contains("HQ_ALLOWED_HOSTS"),

@@ -90,8 +90,14 @@ async fn keys_are_checked_and_the_portal_issues_new_ones() {
         .send()
         .await
         .unwrap();
-    // A new key is for whoever asked, once: no cache keeps it.
+    // A new key is for whoever asked, once: no cache keeps it, and no page
+    // frames it or runs anything in it.
     assert_eq!(issuing.headers()["cache-control"], "no-store");
+    assert_eq!(
+        issuing.headers()["content-security-policy"],
+        hq::api::DATA_SECURITY_POLICY
+    );
+    assert_eq!(issuing.headers()["x-frame-options"], "DENY");
     let issued: Value = issuing.json().await.unwrap();
     let new_key = issued["api_key"].as_str().unwrap();
     let own_totals = client

@@ -90,6 +90,17 @@ async fn health_check_unknown_path_and_wrong_method() {
         app.post("/", JSON, &[], "{}").await,
         (405, wrong_method.to_owned())
     );
+    // A method HTTP does not define is not one a route might take: 501, on
+    // the order path and off it.
+    for path in ["/order/", "/nowhere"] {
+        let method = reqwest::Method::from_bytes(b"FETCH").unwrap();
+        let answer = app.client.request(method, app.url(path)).send().await.unwrap();
+        assert_eq!(answer.status(), 501, "{path}");
+        assert_eq!(
+            answer.text().await.unwrap(),
+            "no such method is implemented here (RFC 9110, section 9.1)"
+        );
+    }
 }
 
 #[tokio::test]
