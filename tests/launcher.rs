@@ -408,3 +408,88 @@ fn a_stop_while_starting_ends_there_with_nothing_published() {
     assert_eq!(rest.trim(), "Stopped while starting: nothing was published.");
     assert_eq!(status.code(), Some(0));
 }
+
+/// At a terminal, a stage's key switches the running platform to it, and
+/// the terminal is read key by key (no Enter, no echo) with Ctrl-C still
+/// stopping; it is set back as it was at the end. Run under util-linux's
+/// `script`, which gives the launcher a pseudo-terminal and passes on what
+/// is written to its stdin as keys typed there.
+#[test]
+fn at_a_terminal_a_stages_key_switches_to_it_and_ctrl_c_still_stops() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new("script");
+    command
+        .args(["--quiet", "--flush", "--return", "--command"])
+        .arg(
+            r#""$LAUNCHER" --data-dir "$DATA_DIR" --hq-port 0 --monolith-port 0 --gather-delay-ms 0 --stage monolith; \
+               echo "launcher exited $?"; stty -a"#,
+        )
+        .arg("/dev/null")
+        .env("LAUNCHER", env!("CARGO_BIN_EXE_interstella"))
+        .env("DATA_DIR", dir.path())
+        .env_remove("RUST_LOG")
+        .env_remove("HQ_ADMIN_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut running = Running(command.spawn().unwrap());
+    let mut keys = running.0.stdin.take().unwrap();
+    let mut terminal = BufReader::new(running.0.stdout.take().unwrap());
+    let (seen, lines) = mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        while terminal.read_line(&mut line).is_ok_and(|read| read > 0) {
+            if seen.send(std::mem::take(&mut line)).is_err() {
+                return;
+            }
+        }
+    });
+    // Every line up to the first that holds `said` (the block's cursor
+    // moves come before a line written above it).
+    let until = |said: &str| -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut before = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match lines.recv_timeout(left) {
+                Ok(line) if line.contains(said) => {
+                    before.push(line);
+                    return before;
+                }
+                Ok(line) => before.push(line),
+                Err(error) => panic!("no line saying {said:?} ({error}) after {before:#?}"),
+            }
+        }
+    };
+    use std::io::Write as _;
+    until("Keys switch the stage as it runs, as the labs do: m monolith, i iridium, b both");
+    until("stage monolith (keys m/i/b)");
+    // A key that is no stage's is passed over; the next switches.
+    keys.write_all(b"xi").unwrap();
+    keys.flush().unwrap();
+    let shown = until("Switching to stage iridium: deploying the monolith again, strangled: iridium;");
+    assert!(
+        shown.iter().all(|line| !line.contains("xi")),
+        "keys are not echoed: {shown:#?}"
+    );
+    until(
+        "Stage iridium: the monolith gathers magnesite; iridium from its microservice. \
+         Generating: orders 0.5/s, iridium 0.5/s",
+    );
+    until("stage iridium (keys m/i/b)");
+    // Ctrl-C, typed: the terminal still makes it a signal.
+    keys.write_all(b"\x03").unwrap();
+    keys.flush().unwrap();
+    until("Nothing lost, nothing counted twice.");
+    until("launcher exited 0");
+    let settings = until("icanon").concat();
+    let settings: Vec<&str> = settings.split([' ', ';', '\r', '\n']).collect();
+    for mode in ["icanon", "echo", "isig"] {
+        assert!(
+            settings.contains(&mode) && !settings.contains(&format!("-{mode}").as_str()),
+            "{mode} set back: {settings:?}"
+        );
+    }
+    drop(keys);
+    assert!(exited(&mut running, Duration::from_secs(30)).success());
+}

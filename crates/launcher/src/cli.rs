@@ -32,11 +32,14 @@ pub const BLANK_REFUSED: [&str; 1] = [hq::admin::TOKEN_ENV];
     about = "Runs the whole Interstella platform on this machine: HQ (order feed, fulfillment API), the monolith and a microservice per resource"
 )]
 pub struct Cli {
-    /// Migration stage: everything in the monolith, iridium strangled, or both strangled.
+    /// Migration stage at start: everything in the monolith, iridium
+    /// strangled, or both strangled. At a terminal, the keys m, i and b
+    /// switch it while the platform runs.
     #[arg(long, value_enum, default_value_t = Stage::Both)]
     pub stage: Stage,
     /// Orders per second per topic, e.g. `orders=2,iridium=0.5`; topics not
-    /// named get 0. Default: 0.5/s on every topic the stage feeds.
+    /// named get 0, through any stage switch. Default: 0.5/s on every topic
+    /// the stage feeds, following a switch.
     #[arg(long = "rate", value_delimiter = ',', value_parser = hq::cli::parse_rate)]
     pub rates: Vec<(Topic, f64)>,
     /// Largest quantity in a generated order: 1 to 1,000,000, the most an
@@ -111,8 +114,9 @@ impl Cli {
                 (resource, at(port))
             })
             .collect();
-        config.rates = if self.rates.is_empty() {
-            self.stage.fed_topics().into_iter().map(|t| (t, 0.5)).collect()
+        config.rates_follow_stage = self.rates.is_empty();
+        config.rates = if config.rates_follow_stage {
+            self.stage.default_rates()
         } else {
             self.rates.iter().copied().collect::<BTreeMap<_, _>>()
         };
@@ -172,6 +176,7 @@ mod tests {
                 hq::admin::MIN_LEN,
                 hq::admin::MAX_LEN
             ),
+            format!("Default: {}/s on every topic", crate::DEFAULT_RATE),
         ] {
             assert!(help.contains(&bound), "{bound:?} in {help}");
         }

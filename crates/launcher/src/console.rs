@@ -4,7 +4,7 @@
 
 use crate::cli::Cli;
 use crate::status::{Screen, Status, TopicStatus};
-use crate::{LaunchError, Platform, launch};
+use crate::{LaunchError, Platform, Stage, launch};
 use contracts::Resource;
 use hq::feed::Topic;
 use hq::ledger::{OrderCounts, Produced, Reconciliation};
@@ -80,7 +80,10 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
             return Ok(0);
         }
     };
-    print_banner(&platform, &config);
+    // Read from here on: a key pressed while starting is one nobody saw
+    // the meaning of.
+    let mut keys = crate::keys::Keys::read();
+    print_banner(&platform, &config, keys.is_some());
     platform.feed().await;
 
     let every = if terminal {
@@ -89,11 +92,40 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
         STATUS_EVERY_PLAIN
     };
     let mut ticks = tokio::time::interval(every);
+    let say_above = |line: std::fmt::Arguments<'_>| {
+        // A terminal that cannot be written to has nobody to tell.
+        if terminal {
+            let _ = screen.say(line);
+        } else {
+            say(line);
+        }
+    };
     loop {
         tokio::select! {
             () = &mut first => break,
+            stage = crate::keys::next_stage(&mut keys) => {
+                if stage == platform.stage() {
+                    continue;
+                }
+                say_above(format_args!(
+                    "Switching to stage {}: deploying the monolith again, strangled: {}; HQ, its ledger and the microservices carry on ...",
+                    stage.name(),
+                    strangled_names(stage)
+                ));
+                match platform.switch_stage(stage).await {
+                    Ok(()) => say_above(format_args!(
+                        "Stage {}: {}. Generating: {}",
+                        stage.name(),
+                        who_gathers(stage),
+                        rates_text(platform.rates())
+                    )),
+                    Err(error) => tracing::error!("the switch to stage {} failed: {error}", stage.name()),
+                }
+                ticks.reset_immediately();
+            }
             _ = ticks.tick() => {
-                let status = status(&platform);
+                let mut status = status(&platform);
+                status.keys = keys.as_ref().map(|_| crate::keys::named());
                 if terminal {
                     // A terminal that cannot be written to has nobody to show it to.
                     let _ = screen.draw(&status);
@@ -105,6 +137,8 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
             }
         }
     }
+    // The terminal as it was, for the drain and whatever follows.
+    drop(keys);
     screen.let_go();
     say(format_args!(
         "\nStopping: no new orders; letting deliveries and retries finish (up to {:?}, Ctrl-C again to stop now) ...",
@@ -142,15 +176,70 @@ fn token_file(data_dir: &std::path::Path) -> String {
     }
 }
 
-fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
-    let hq = platform.hq_url().as_str().trim_end_matches('/');
-    let rates: Vec<String> = config
-        .rates
+/// The resources `stage` has strangled out of the monolith: `iridium,
+/// magnesite`, or `none`.
+fn strangled_names(stage: Stage) -> String {
+    let strangled: Vec<&str> = stage.strangled().iter().map(|r| r.as_str()).collect();
+    if strangled.is_empty() {
+        "none".to_owned()
+    } else {
+        strangled.join(", ")
+    }
+}
+
+/// Who produces each resource at `stage`, in a phrase.
+fn who_gathers(stage: Stage) -> String {
+    let strangled = stage.strangled();
+    let (carved, kept): (Vec<&Resource>, Vec<&Resource>) = Resource::ALL
+        .iter()
+        .partition(|resource| strangled.contains(resource));
+    let names = |resources: &[&Resource]| {
+        resources
+            .iter()
+            .map(|resource| resource.as_str())
+            .collect::<Vec<_>>()
+            .join(" and ")
+    };
+    match (carved.is_empty(), kept.is_empty()) {
+        (true, _) => format!("the monolith gathers {}", names(&kept)),
+        (false, true) => format!(
+            "{} from the microservices; the monolith only fulfills",
+            names(&carved)
+        ),
+        (false, false) => format!(
+            "the monolith gathers {}; {} from its microservice",
+            names(&kept),
+            names(&carved)
+        ),
+    }
+}
+
+/// Each stage's key and name: `m monolith, i iridium, b both`.
+fn stage_keys() -> String {
+    let keys: Vec<String> = <Stage as clap::ValueEnum>::value_variants()
+        .iter()
+        .map(|stage| format!("{} {}", stage.key(), stage.name()))
+        .collect();
+    keys.join(", ")
+}
+
+/// The rates generated, as the banner says them: `orders 0.5/s, iridium
+/// 0.5/s`, or `nothing`.
+fn rates_text(rates: &std::collections::BTreeMap<Topic, f64>) -> String {
+    let rates: Vec<String> = rates
         .iter()
         .filter(|(_, rate)| **rate > 0.0)
         .map(|(topic, rate)| format!("{topic} {rate}/s"))
         .collect();
-    let strangled: Vec<&str> = config.stage.strangled().iter().map(|r| r.as_str()).collect();
+    if rates.is_empty() {
+        "nothing".to_owned()
+    } else {
+        rates.join(", ")
+    }
+}
+
+fn print_banner(platform: &Platform, config: &crate::LaunchConfig, keys: bool) {
+    let hq = platform.hq_url().as_str().trim_end_matches('/');
     say(format_args!(
         "\nInterstella is running on this machine.\n\n\
          HQ (AWS side of the workshop)   {hq}/\n  \
@@ -167,7 +256,16 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
          curl -H \"Authorization: Bearer $HQ_ADMIN_TOKEN\" -X POST -d '{{\"bundle\": 1}}' {hq}/topics/orders/publish\n  \
          curl -H 'Content-Type: application/json' -X POST -d '{{\"Message\":{{\"bundle\":\"1\"}}}}' {monolith}order/\n  \
          curl -H \"Authorization: Bearer $HQ_ADMIN_TOKEN\" {hq}/totals\n\n\
+         {switch}\
          Ctrl-C stops everything and prints the reconciliation.\n",
+        switch = if keys {
+            format!(
+                "Keys switch the stage as it runs, as the labs do: {} (the monolith is deployed again).\n",
+                stage_keys()
+            )
+        } else {
+            String::new()
+        },
         admin_line = match config.admin_token {
             // Theirs already: not written out again, into scrollback or a
             // `| tee run.log`.
@@ -192,16 +290,8 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig) {
         dashboard = dashboard_url(platform),
         monolith = platform.monolith.url("/"),
         microservices = microservice_lines(platform),
-        strangled = if strangled.is_empty() {
-            "none".to_owned()
-        } else {
-            strangled.join(", ")
-        },
-        rates = if rates.is_empty() {
-            "nothing".to_owned()
-        } else {
-            rates.join(", ")
-        },
+        strangled = strangled_names(config.stage),
+        rates = rates_text(&config.rates),
     ));
 }
 
@@ -252,6 +342,8 @@ pub fn status(platform: &Platform) -> Status {
         })
         .collect();
     Status {
+        stage: platform.stage().name(),
+        keys: None,
         dashboard: dashboard_url(platform),
         topics,
     }

@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod console;
+mod keys;
 mod service;
 pub mod status;
 
@@ -53,6 +54,25 @@ impl Stage {
         }
     }
 
+    /// The key that switches the running platform to this stage at the
+    /// launcher's terminal: the first letter of its name.
+    pub fn key(self) -> char {
+        match self {
+            Self::Monolith => 'm',
+            Self::Iridium => 'i',
+            Self::Both => 'b',
+        }
+    }
+
+    /// The stage `key` switches to (either case), if any.
+    pub fn for_key(key: char) -> Option<Self> {
+        let key = key.to_ascii_lowercase();
+        <Self as clap::ValueEnum>::value_variants()
+            .iter()
+            .copied()
+            .find(|stage| stage.key() == key)
+    }
+
     /// The stage as `--stage` spells it.
     pub fn name(self) -> String {
         clap::ValueEnum::to_possible_value(&self)
@@ -66,7 +86,19 @@ impl Stage {
         let carved_out = self.strangled().into_iter().map(Topic::of_resource);
         std::iter::once(Topic::Orders).chain(carved_out).collect()
     }
+
+    /// The rates the launcher generates at this stage when none are given:
+    /// [`DEFAULT_RATE`] on every topic it feeds.
+    pub fn default_rates(self) -> BTreeMap<Topic, f64> {
+        self.fed_topics()
+            .into_iter()
+            .map(|topic| (topic, DEFAULT_RATE))
+            .collect()
+    }
 }
+
+/// Orders a second on each topic a stage feeds, when no rates are given.
+pub const DEFAULT_RATE: f64 = 0.5;
 
 /// Everything the launcher needs.
 #[derive(Debug, Clone)]
@@ -84,6 +116,10 @@ pub struct LaunchConfig {
     pub microservice_addrs: BTreeMap<Resource, SocketAddr>,
     /// Orders per second per topic; empty = nothing generated.
     pub rates: BTreeMap<Topic, f64>,
+    /// Whether `rates` are the stage's ([`Stage::default_rates`], none
+    /// given): a stage switch then feeds the new stage's topics. Given
+    /// rates are kept through a switch.
+    pub rates_follow_stage: bool,
     /// Largest quantity in a generated order.
     pub max_quantity: u32,
     /// How the feed retries.
@@ -112,6 +148,7 @@ impl LaunchConfig {
             monolith_addr: any,
             microservice_addrs: BTreeMap::new(),
             rates: BTreeMap::new(),
+            rates_follow_stage: false,
             max_quantity: hq::cli::DEFAULT_MAX_QUANTITY,
             feed: FeedConfig {
                 retry: demo_retry_policy(),
@@ -233,7 +270,13 @@ pub struct Platform {
     /// Every resource's microservice, one for each of [`Resource::ALL`].
     pub microservices: BTreeMap<Resource, Service>,
     stage: Stage,
+    /// The monolith's settings, to deploy it again at a stage switch.
+    monolith_config: MonolithConfig,
     generator: GeneratorConfig,
+    /// See [`LaunchConfig::rates_follow_stage`].
+    rates_follow_stage: bool,
+    /// Whether [`Platform::feed`] has started the generator.
+    feeding: bool,
 }
 
 /// How long services get to confirm their subscriptions at start.
@@ -265,6 +308,7 @@ pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
         .await?;
     let Services {
         monolith,
+        monolith_config,
         microservices,
     } = services;
     Ok(Platform {
@@ -273,11 +317,14 @@ pub async fn launch(config: LaunchConfig) -> Result<Platform, LaunchError> {
         monolith,
         microservices,
         stage: config.stage,
+        monolith_config,
         generator: GeneratorConfig {
             rates: config.rates,
             max_quantity: config.max_quantity,
             ..GeneratorConfig::default()
         },
+        rates_follow_stage: config.rates_follow_stage,
+        feeding: false,
     })
 }
 
@@ -305,6 +352,8 @@ async fn start_hq(
 /// The services, before they are subscribed.
 struct Services {
     monolith: Service,
+    /// The settings `monolith` runs with.
+    monolith_config: MonolithConfig,
     microservices: BTreeMap<Resource, Service>,
 }
 
@@ -354,7 +403,7 @@ async fn start_services(
     let monolith = Service::launch(
         Part::Monolith,
         next_listener(Part::Monolith)?,
-        monolith_config,
+        monolith_config.clone(),
         monolith::run,
     )
     .await?;
@@ -372,6 +421,7 @@ async fn start_services(
     }
     Ok(Services {
         monolith,
+        monolith_config,
         microservices,
     })
 }
@@ -426,11 +476,55 @@ impl Platform {
         self.stage
     }
 
+    /// Orders a second per topic generated, once [`Platform::feed`]ing.
+    pub fn rates(&self) -> &BTreeMap<Topic, f64> {
+        &self.generator.rates
+    }
+
     /// Starts generating orders at the configured rates.
     pub async fn feed(&mut self) {
         let generator = self.generator.clone();
         let hq_span = self.hq_span.clone();
         self.hq.generate(&generator).instrument(hq_span).await;
+        self.feeding = true;
+    }
+
+    /// Moves the running platform to `stage`, as the workshop's labs move
+    /// theirs on ECS, while HQ, its ledger and its subscriptions carry on:
+    /// the monolith is deployed again with the stage's strangled set
+    /// (stopped once the requests it is answering are answered, then
+    /// started on the same port: deliveries and glue-hook calls in the gap
+    /// are refused and retried, as against a service between two tasks),
+    /// and, where the rates are the stage's, the generator feeds the topics
+    /// the stage carves out.
+    pub async fn switch_stage(&mut self, stage: Stage) -> Result<(), LaunchError> {
+        if stage == self.stage {
+            return Ok(());
+        }
+        let mut monolith_config = self.monolith_config.clone();
+        monolith_config.strangled = stage.strangled();
+        let addr = self.monolith.addr();
+        // One that had stopped with an error is deployed again all the same.
+        if let Err(error) = self.monolith.stop().await {
+            tracing::warn!("{error}");
+        }
+        let listener = service::listen(Part::Monolith, addr).await?;
+        self.monolith = Service::launch(
+            Part::Monolith,
+            (addr, listener),
+            monolith_config.clone(),
+            monolith::run,
+        )
+        .await?;
+        self.monolith_config = monolith_config;
+        self.stage = stage;
+        if self.rates_follow_stage {
+            self.generator.rates = stage.default_rates();
+            if self.feeding {
+                self.feed().await;
+            }
+        }
+        Ok(())
     }
 
     /// Stops generating and publishing, waits up to `drain` for publishes
@@ -473,6 +567,16 @@ mod tests {
             config.check_ports().map_err(|e| e.to_string()),
             Err("monolith (--monolith-port) and magnesite (--microservice-port magnesite=<port>) are both given port 5400; give each its own (or 0 for any free port)".to_owned())
         );
+    }
+
+    #[test]
+    fn each_stage_has_the_first_letter_of_its_name_for_key() {
+        for &stage in <Stage as clap::ValueEnum>::value_variants() {
+            assert!(stage.name().starts_with(stage.key()), "{stage:?}");
+            assert_eq!(Stage::for_key(stage.key()), Some(stage));
+            assert_eq!(Stage::for_key(stage.key().to_ascii_uppercase()), Some(stage));
+        }
+        assert_eq!(Stage::for_key('x'), None);
     }
 
     #[test]

@@ -116,6 +116,11 @@ impl Service {
         self.running = Some((stop, task));
     }
 
+    /// The address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
     /// The URL of `path` on this service.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)

@@ -49,6 +49,10 @@ pub struct TopicStatus {
 /// What the status block shows.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Status {
+    /// The migration stage the platform is at, as `--stage` spells it.
+    pub stage: String,
+    /// The keys that switch the stage (`m/i/b`), when they are read.
+    pub keys: Option<String>,
     /// HQ's live dashboard.
     pub dashboard: String,
     /// One entry per topic, in order.
@@ -61,10 +65,17 @@ impl Status {
     /// ASCII, so a character is a column.
     pub fn lines(&self, width: usize) -> Vec<String> {
         let width = width.max(MIN_WIDTH) - 1;
+        let Self { stage, dashboard, .. } = self;
+        let switched = match &self.keys {
+            Some(keys) => format!("stage {stage} (keys {keys})"),
+            None => format!("stage {stage}"),
+        };
         let header = [
-            format!("Interstella  dashboard {}  (Ctrl-C stops)", self.dashboard),
-            format!("dashboard {}", self.dashboard),
-            self.dashboard.clone(),
+            format!("Interstella  {switched}  dashboard {dashboard}  (Ctrl-C stops)"),
+            format!("{switched}  dashboard {dashboard}  (Ctrl-C stops)"),
+            format!("{switched}  {dashboard}  (Ctrl-C stops)"),
+            format!("stage {stage}  {dashboard}"),
+            dashboard.clone(),
         ];
         std::iter::once(fit(&header, width))
             .chain(self.topics.iter().map(|topic| fit(&topic.forms(), width)))
@@ -235,15 +246,29 @@ impl Screen {
         shown.lines.clear();
     }
 
+    /// Writes `line` and a newline on stdout, above the block.
+    pub fn say(&self, line: std::fmt::Arguments<'_>) -> std::io::Result<()> {
+        self.write_above(format!("{line}\n").as_bytes(), &self.block)
+    }
+
     /// Writes `line` (whole log lines) above the block.
     fn write_log(&self, line: &[u8]) -> std::io::Result<()> {
+        self.write_above(line, &self.log)
+    }
+
+    /// Writes `text` (whole lines) to `out`, above the block.
+    fn write_above(
+        &self,
+        text: &[u8],
+        out: &Arc<dyn Fn() -> Box<dyn Write> + Send + Sync>,
+    ) -> std::io::Result<()> {
         let mut shown = self.shown();
         let width = (self.width)();
         let mut block = (self.block)();
         shown.redraw.take_away(&mut block, width)?;
-        let mut log = (self.log)();
-        log.write_all(line)?;
-        log.flush()?;
+        let mut out = out();
+        out.write_all(text)?;
+        out.flush()?;
         let Shown { redraw, lines } = &mut *shown;
         if lines.is_empty() {
             return Ok(());
@@ -304,6 +329,8 @@ mod tests {
             unrouted: 0,
         };
         Status {
+            stage: "both".into(),
+            keys: Some("m/i/b".into()),
             dashboard: "http://127.0.0.1:8080/dashboard".into(),
             topics: vec![topic("orders", 1), topic("iridium", 2), topic("magnesite", 3)],
         }
@@ -340,7 +367,25 @@ mod tests {
     #[test]
     fn wide_terminals_get_words_narrow_ones_the_short_form() {
         let wide = status().lines(160);
-        assert!(wide[0].contains("Ctrl-C"), "{wide:?}");
+        assert_eq!(
+            wide[0],
+            "Interstella  stage both (keys m/i/b)  dashboard http://127.0.0.1:8080/dashboard  (Ctrl-C stops)"
+        );
+        // A usual terminal: the stage, its keys, where to look and how to stop.
+        assert_eq!(
+            status().lines(80)[0],
+            "stage both (keys m/i/b)  http://127.0.0.1:8080/dashboard  (Ctrl-C stops)"
+        );
+        let mut unkeyed = status();
+        unkeyed.keys = None;
+        assert_eq!(
+            unkeyed.lines(80)[0],
+            "stage both  dashboard http://127.0.0.1:8080/dashboard  (Ctrl-C stops)"
+        );
+        assert_eq!(
+            status().lines(50)[0],
+            "stage both  http://127.0.0.1:8080/dashboard"
+        );
         assert!(
             wide[1].contains("published") && wide[1].contains("in flight"),
             "{wide:?}"
@@ -444,11 +489,14 @@ mod tests {
         later.topics[0].published += 1;
         screen.draw(&later).unwrap();
         log("WARN two\n");
+        screen.say(format_args!("said")).unwrap();
         log("WARN three\n");
         later.topics[0].published += 1;
         screen.draw(&later).unwrap();
         let rows = screen_rows(&terminal.0.lock().unwrap());
-        let mut expected: Vec<String> = ["WARN one", "WARN two", "WARN three"].map(String::from).to_vec();
+        let mut expected: Vec<String> = ["WARN one", "WARN two", "said", "WARN three"]
+            .map(String::from)
+            .to_vec();
         expected.extend(later.lines(100));
         assert_eq!(rows, expected);
 

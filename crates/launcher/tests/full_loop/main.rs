@@ -483,3 +483,89 @@ async fn a_gather_no_order_could_finish_in_time_is_refused_at_launch() {
     );
     assert!(refused.ends_with("(--gather-delay-ms)"), "{refused}");
 }
+
+/// The producer each resource's newest fulfillment came from, by the
+/// dashboard's "Now" line.
+async fn newest_sources(platform: &Platform) -> Vec<Option<hq::ledger::Source>> {
+    let dashboard = hq::dashboard::read(platform.hq(), hq::dashboard::View::Hour)
+        .await
+        .unwrap();
+    Resource::ALL
+        .iter()
+        .map(|&resource| {
+            let recent = dashboard.timeline.recent.resource(resource);
+            recent.newest.as_ref().map(|newest| newest.source)
+        })
+        .collect()
+}
+
+/// A stage switch while the platform runs, as the launcher's keys make
+/// one: the monolith is deployed again on its port with the new strangled
+/// set, the generator's rates follow the stage, HQ carries on, and orders
+/// published across two switches are each fulfilled once.
+#[tokio::test]
+async fn a_stage_switch_while_orders_flow_moves_production_and_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(Stage::Monolith, dir.path());
+    config.rates = Stage::Monolith.default_rates();
+    config.rates_follow_stage = true;
+    let mut platform = launch(config).await.unwrap();
+    let monolith_url = platform.monolith.url("/");
+
+    publish(&platform, Topic::Orders, &[1, 2]).await;
+    wait_until("the monolith's orders fulfilled", WAIT, async || {
+        all_fulfilled(&platform).await.then_some(())
+    })
+    .await;
+    let monolith = Some(hq::ledger::Source::Monolith);
+    assert_eq!(newest_sources(&platform).await, [monolith, monolith]);
+
+    // Orders keep coming while the monolith is deployed again, twice.
+    let feed = platform.hq().feed().clone();
+    let flowing = tokio::spawn(async move {
+        for _ in 0..40 {
+            feed.publish(Topic::Orders, &Topic::Orders.order(1))
+                .await
+                .unwrap();
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    });
+    platform.switch_stage(Stage::Both).await.unwrap();
+    assert_eq!(platform.stage(), Stage::Both);
+    assert_eq!(platform.rates(), &Stage::Both.default_rates());
+    platform.switch_stage(Stage::Iridium).await.unwrap();
+    platform.switch_stage(Stage::Both).await.unwrap();
+    flowing.await.unwrap();
+    assert_eq!(platform.monolith.url("/"), monolith_url, "the same port");
+
+    // Now each resource comes from its microservice, and bundles gather none.
+    publish(&platform, Topic::Iridium, &[3]).await;
+    publish(&platform, Topic::Magnesite, &[4]).await;
+    let feed = platform.hq().feed().clone();
+    wait_until(
+        "every order fulfilled and every delivery finished",
+        WAIT,
+        async || (all_fulfilled(&platform).await && feed.in_flight() == 0).then_some(()),
+    )
+    .await;
+    let microservice = Some(hq::ledger::Source::Microservice);
+    assert_eq!(newest_sources(&platform).await, [microservice, microservice]);
+    let before = totals(&platform).await;
+    publish(&platform, Topic::Orders, &[5]).await;
+    wait_until("the last bundle fulfilled", WAIT, async || {
+        all_fulfilled(&platform).await.then_some(())
+    })
+    .await;
+    assert_eq!(
+        totals(&platform).await.0,
+        before.0,
+        "strangled: no iridium gathered"
+    );
+
+    let reconciliation = platform.shutdown(WAIT).await.unwrap();
+    assert_eq!(
+        (reconciliation.totals.published, reconciliation.totals.fulfilled),
+        (45, 45)
+    );
+    assert!(reconciliation.is_clean(), "{reconciliation:?}");
+}
