@@ -491,31 +491,21 @@ impl Platform {
 
     /// Moves the running platform to `stage`, as the workshop's labs move
     /// theirs on ECS, while HQ, its ledger and its subscriptions carry on:
-    /// the monolith is deployed again with the stage's strangled set
-    /// (stopped once the requests it is answering are answered, then
-    /// started on the same port: deliveries and glue-hook calls in the gap
-    /// are refused and retried, as against a service between two tasks),
-    /// and, where the rates are the stage's, the generator feeds the topics
-    /// the stage carves out.
+    /// the monolith is deployed again with the stage's strangled set (the
+    /// new one takes connections on its port, on the same socket, before the
+    /// old one drains, as an ECS deployment starts the new task first), and,
+    /// where the rates are the stage's, the generator feeds the topics the
+    /// stage carves out.
     pub async fn switch_stage(&mut self, stage: Stage) -> Result<(), LaunchError> {
         if stage == self.stage {
             return Ok(());
         }
         let mut monolith_config = self.monolith_config.clone();
         monolith_config.strangled = stage.strangled();
-        let addr = self.monolith.addr();
-        // One that had stopped with an error is deployed again all the same.
-        if let Err(error) = self.monolith.stop().await {
-            tracing::warn!("{error}");
-        }
-        let listener = service::listen(Part::Monolith, addr).await?;
-        self.monolith = Service::launch(
-            Part::Monolith,
-            (addr, listener),
-            monolith_config.clone(),
-            monolith::run,
-        )
-        .await?;
+        let config = monolith_config.clone();
+        self.monolith
+            .replace_with(|bound| Service::launch(Part::Monolith, bound, config, monolith::run))
+            .await?;
         self.monolith_config = monolith_config;
         self.stage = stage;
         if self.rates_follow_stage {

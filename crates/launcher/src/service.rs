@@ -7,6 +7,7 @@ use contracts::Resource;
 use platform::startup::RunError;
 use std::future::Future;
 use std::net::SocketAddr;
+use std::os::fd::AsFd as _;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
@@ -22,6 +23,10 @@ pub struct Service {
     addr: SocketAddr,
     start: StartFn,
     running: Option<(CancellationToken, JoinHandle<Result<(), RunError>>)>,
+    /// A second descriptor of the listening socket it runs on, for a
+    /// service that replaces it ([`Service::replace_with`]); closed when it
+    /// stops, so that its port then refuses.
+    socket: Option<std::net::TcpListener>,
 }
 
 impl std::fmt::Debug for Service {
@@ -105,20 +110,23 @@ impl Service {
             addr,
             start,
             running: None,
+            socket: None,
         };
         service.run_on(listener);
         Ok(service)
     }
 
     fn run_on(&mut self, listener: TcpListener) {
+        // Without one (out of descriptors), a replacement binds the port
+        // again once this one has stopped.
+        self.socket = listener
+            .as_fd()
+            .try_clone_to_owned()
+            .ok()
+            .map(std::net::TcpListener::from);
         let stop = CancellationToken::new();
         let task = (self.start)(listener, stop.clone());
         self.running = Some((stop, task));
-    }
-
-    /// The address it listens on.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
     }
 
     /// The URL of `path` on this service.
@@ -128,6 +136,7 @@ impl Service {
 
     /// Stops it gracefully (in-flight requests finish); its port then refuses.
     pub async fn stop(&mut self) -> Result<(), LaunchError> {
+        self.socket = None;
         if let Some((stop, task)) = self.running.take() {
             stop.cancel();
             match task.await {
@@ -135,6 +144,36 @@ impl Service {
                 Ok(Err(error)) => return Err(LaunchError::Service(self.part.name(), error.to_string())),
                 Err(error) => return Err(LaunchError::Service(self.part.name(), error.to_string())),
             }
+        }
+        Ok(())
+    }
+
+    /// Puts the service `launch` starts (by [`Service::launch`], on the
+    /// address and listener it is given) in this one's place, as an ECS
+    /// deployment replaces a task: the new one accepts on the same listening
+    /// socket before this one drains (it answers what it is answering, then
+    /// stops), so no connection finds the port closed. Stopping this one is
+    /// logged, not returned, if it fails: the new one runs.
+    pub(crate) async fn replace_with<Launching>(
+        &mut self,
+        launch: impl FnOnce((SocketAddr, TcpListener)) -> Launching,
+    ) -> Result<(), LaunchError>
+    where
+        Launching: Future<Output = Result<Self, LaunchError>>,
+    {
+        let (part, addr) = (self.part, self.addr);
+        let shared = match self.socket.take().map(TcpListener::from_std) {
+            Some(Ok(listener)) => listener,
+            // No second descriptor: the port is closed in between.
+            Some(Err(_)) | None => {
+                self.stop().await?;
+                listen(part, addr).await?
+            }
+        };
+        let replacement = launch((addr, shared)).await?;
+        let mut replaced = std::mem::replace(self, replacement);
+        if let Err(error) = replaced.stop().await {
+            tracing::warn!("the {} it replaced: {error}", part.name());
         }
         Ok(())
     }

@@ -501,9 +501,11 @@ async fn newest_sources(platform: &Platform) -> Vec<Option<hq::ledger::Source>> 
 
 /// A stage switch while the platform runs, as the launcher's keys make
 /// one: the monolith is deployed again on its port with the new strangled
-/// set, the generator's rates follow the stage, HQ carries on, and orders
-/// published across two switches are each fulfilled once.
-#[tokio::test]
+/// set, which never refuses a connection meanwhile, the generator's rates
+/// follow the stage, HQ carries on, and orders published across three
+/// switches are each fulfilled once. Two workers: the knocks go on while
+/// a switch awaits nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stage_switch_while_orders_flow_moves_production_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(Stage::Monolith, dir.path());
@@ -520,7 +522,27 @@ async fn a_stage_switch_while_orders_flow_moves_production_and_loses_nothing() {
     let monolith = Some(hq::ledger::Source::Monolith);
     assert_eq!(newest_sources(&platform).await, [monolith, monolith]);
 
-    // Orders keep coming while the monolith is deployed again, twice.
+    // Orders keep coming while the monolith is deployed again, three times,
+    // and connections keep knocking at its port.
+    let port: std::net::SocketAddr = monolith_url
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .parse()
+        .unwrap();
+    let switched = CancellationToken::new();
+    let knocking = tokio::spawn({
+        let switched = switched.clone();
+        async move {
+            let (mut knocks, mut refused) = (0u32, 0u32);
+            while !switched.is_cancelled() {
+                if tokio::net::TcpStream::connect(port).await.is_err() {
+                    refused += 1;
+                }
+                knocks += 1;
+            }
+            (knocks, refused)
+        }
+    });
     let feed = platform.hq().feed().clone();
     let flowing = tokio::spawn(async move {
         for _ in 0..40 {
@@ -535,6 +557,9 @@ async fn a_stage_switch_while_orders_flow_moves_production_and_loses_nothing() {
     assert_eq!(platform.rates(), &Stage::Both.default_rates());
     platform.switch_stage(Stage::Iridium).await.unwrap();
     platform.switch_stage(Stage::Both).await.unwrap();
+    switched.cancel();
+    let (knocks, refused) = knocking.await.unwrap();
+    assert_eq!(refused, 0, "of {knocks} connections");
     flowing.await.unwrap();
     assert_eq!(platform.monolith.url("/"), monolith_url, "the same port");
 
