@@ -104,7 +104,7 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
         tokio::select! {
             () = &mut first => break,
             stage = crate::keys::next_stage(&mut keys) => {
-                if stage == platform.stage() {
+                if platform.is_at(stage) {
                     continue;
                 }
                 say_above(format_args!(
@@ -119,7 +119,11 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
                         who_gathers(stage),
                         rates_text(platform.rates())
                     )),
-                    Err(error) => tracing::error!("the switch to stage {} failed: {error}", stage.name()),
+                    Err(error) => tracing::error!(
+                        "the switch to stage {} failed: {error}; press {} to try again",
+                        stage.name(),
+                        stage.key()
+                    ),
                 }
                 ticks.reset_immediately();
             }
@@ -214,15 +218,6 @@ fn who_gathers(stage: Stage) -> String {
     }
 }
 
-/// Each stage's key and name: `m monolith, i iridium, b both`.
-fn stage_keys() -> String {
-    let keys: Vec<String> = <Stage as clap::ValueEnum>::value_variants()
-        .iter()
-        .map(|stage| format!("{} {}", stage.key(), stage.name()))
-        .collect();
-    keys.join(", ")
-}
-
 /// The rates generated, as the banner says them: `orders 0.5/s, iridium
 /// 0.5/s`, or `nothing`.
 fn rates_text(rates: &std::collections::BTreeMap<Topic, f64>) -> String {
@@ -261,7 +256,7 @@ fn print_banner(platform: &Platform, config: &crate::LaunchConfig, keys: bool) {
         switch = if keys {
             format!(
                 "Keys switch the stage as it runs, as the labs do: {} (the monolith is deployed again).\n",
-                stage_keys()
+                crate::keys::each_named()
             )
         } else {
             String::new()

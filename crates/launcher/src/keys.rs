@@ -7,38 +7,76 @@
 //! Signals stay on (Ctrl-C still stops), and so does the output's
 //! processing (a raw mode would stop a `\n` from starting a new line). The
 //! terminal is set back as it was when [`Keys`] is dropped.
+//!
+//! Only while the launcher is in the terminal's foreground: a read from the
+//! background would stop the whole platform (SIGTTIN) after Ctrl-Z and
+//! `bg`, so the terminal is watched (poll) and read only when in front, and
+//! the keys' mode is set again after `fg` (the shell put its own back when
+//! the launcher stopped).
 
 use crate::Stage;
+use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::termios::{self, LocalModes, OptionalActions, SpecialCodeIndex, Termios};
 use std::io::{IsTerminal as _, Read as _};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 use tokio::sync::mpsc;
+
+/// How often the reader looks again at whether it is in front.
+const LOOK_EVERY: Duration = Duration::from_millis(200);
 
 /// The keys pressed at this process' terminal, read until dropped.
 #[derive(Debug)]
 pub struct Keys {
-    pressed: mpsc::UnboundedReceiver<char>,
-    /// Sets the terminal back; after `pressed`, so that it is dropped last.
-    _as_it_was: AsItWas,
+    pressed: mpsc::UnboundedReceiver<Vec<u8>>,
+    /// The terminal's modes, shared with the reader.
+    terminal: Arc<Mutex<Terminal>>,
 }
 
-/// The terminal's settings before the keys were read, set again on drop.
+/// The terminal's modes before the keys were read and while they are.
 #[derive(Debug)]
-struct AsItWas(Termios);
+struct Terminal {
+    before: Termios,
+    by_key: Termios,
+    /// Cleared when [`Keys`] is dropped: the reader sets no mode after.
+    reading: bool,
+}
 
-impl Drop for AsItWas {
+impl Terminal {
+    /// Sets `modes` when this process is in the terminal's foreground (from
+    /// the background, setting them would stop it: SIGTTOU); whether it is.
+    fn set_if_in_front(modes: &Termios) -> bool {
+        let stdin = std::io::stdin();
+        let in_front = in_front();
+        if in_front {
+            // A terminal gone has no modes to set.
+            let _ = termios::tcsetattr(&stdin, OptionalActions::Now, modes);
+        }
+        in_front
+    }
+}
+
+/// Whether this process' group is the terminal's foreground one.
+fn in_front() -> bool {
+    termios::tcgetpgrp(std::io::stdin()).is_ok_and(|front| front == rustix::process::getpgrp())
+}
+
+impl Drop for Keys {
     fn drop(&mut self) {
-        // A terminal gone has nothing to set back.
-        let _ = termios::tcsetattr(std::io::stdin(), OptionalActions::Now, &self.0);
+        let mut terminal = self.terminal.lock().unwrap_or_else(PoisonError::into_inner);
+        terminal.reading = false;
+        // In the background the shell has the terminal, in its own modes.
+        Terminal::set_if_in_front(&terminal.before);
     }
 }
 
 impl Keys {
     /// Reads stdin key by key when it is the terminal this process is in
     /// the foreground of; `None` otherwise (piped, in CI, or started in the
-    /// background, where a read from the terminal would stop the process).
+    /// background).
     pub fn read() -> Option<Self> {
         let stdin = std::io::stdin();
-        if !stdin.is_terminal() || termios::tcgetpgrp(&stdin).ok()? != rustix::process::getpgrp() {
+        if !stdin.is_terminal() || !in_front() {
             return None;
         }
         let before = termios::tcgetattr(&stdin).ok()?;
@@ -48,34 +86,31 @@ impl Keys {
         by_key.special_codes[SpecialCodeIndex::VMIN] = 1;
         by_key.special_codes[SpecialCodeIndex::VTIME] = 0;
         termios::tcsetattr(&stdin, OptionalActions::Now, &by_key).ok()?;
-        let as_it_was = AsItWas(before);
+        let terminal = Arc::new(Mutex::new(Terminal {
+            before,
+            by_key,
+            reading: true,
+        }));
         let (press, pressed) = mpsc::unbounded_channel();
+        let keys = Self {
+            pressed,
+            terminal: Arc::clone(&terminal),
+        };
         // A thread of its own, not tokio's stdin: that reads on the blocking
         // pool, which the runtime waits for at exit, and a read of a
         // terminal ends only with a key. This thread ends with the process.
         std::thread::Builder::new()
             .name("keys".to_owned())
-            .spawn(move || {
-                let mut stdin = std::io::stdin().lock();
-                let mut key = [0u8; 1];
-                while let Ok(1) = stdin.read(&mut key) {
-                    if press.send(char::from(key[0])).is_err() {
-                        break;
-                    }
-                }
-            })
+            .spawn(move || read_keys(&terminal, &press))
             .ok()?;
-        Some(Self {
-            pressed,
-            _as_it_was: as_it_was,
-        })
+        Some(keys)
     }
 
-    /// The next stage a key asks for (other keys are passed over); never,
-    /// once stdin has ended.
+    /// The next stage a key asks for (see [`stage_for`]); never, once
+    /// stdin has ended.
     pub async fn next_stage(&mut self) -> Stage {
-        while let Some(key) = self.pressed.recv().await {
-            if let Some(stage) = Stage::for_key(key) {
+        while let Some(read) = self.pressed.recv().await {
+            if let Some(stage) = stage_for(&read) {
                 return stage;
             }
         }
@@ -83,13 +118,76 @@ impl Keys {
     }
 }
 
+/// Reads what is typed, a read at a time, into `press`, while in front and
+/// while [`Terminal::reading`]; sets the keys' mode again whenever back in
+/// front (the shell sets its own when the launcher is stopped).
+fn read_keys(terminal: &Mutex<Terminal>, press: &mpsc::UnboundedSender<Vec<u8>>) {
+    let stdin = std::io::stdin();
+    let look_every = Timespec::try_from(LOOK_EVERY).unwrap_or(Timespec {
+        tv_sec: 0,
+        tv_nsec: 200_000_000,
+    });
+    let mut buffer = [0u8; 64];
+    loop {
+        {
+            let terminal = terminal.lock().unwrap_or_else(PoisonError::into_inner);
+            if !terminal.reading || press.is_closed() {
+                return;
+            }
+            // Cheap, and only a change after a stop and `fg`.
+            let modes = termios::tcgetattr(&stdin);
+            let keyed = modes.is_ok_and(|modes| !modes.local_modes.intersects(LocalModes::ICANON));
+            let in_front = keyed && in_front() || Terminal::set_if_in_front(&terminal.by_key);
+            if !in_front {
+                drop(terminal);
+                std::thread::sleep(LOOK_EVERY);
+                continue;
+            }
+        }
+        let mut watched = [PollFd::new(&stdin, PollFlags::IN)];
+        match rustix::event::poll(&mut watched, Some(&look_every)) {
+            Ok(0) | Err(rustix::io::Errno::INTR) => continue,
+            Ok(_) if in_front() => match stdin.lock().read(&mut buffer) {
+                Ok(0) | Err(_) => return,
+                Ok(read) => {
+                    if press.send(buffer[..read].to_vec()).is_err() {
+                        return;
+                    }
+                }
+            },
+            Ok(_) => {}
+            Err(_) => return,
+        }
+    }
+}
+
+/// The stage one read of the terminal asks for: a stage's key alone
+/// ([`Stage::for_key`]). A read of more is not a key pressed: an arrow key
+/// (`ESC [ B`, whose `B` is no `b`), a function key, or pasted text.
+pub fn stage_for(read: &[u8]) -> Option<Stage> {
+    match read {
+        [key] => Stage::for_key(char::from(*key)),
+        _ => None,
+    }
+}
+
 /// The stages' keys, as the status block names them: `m/i/b`.
 pub fn named() -> String {
-    let keys: Vec<String> = <Stage as clap::ValueEnum>::value_variants()
+    each_stage(|stage| stage.key().to_string()).join("/")
+}
+
+/// Each stage's key and name, as the banner says them: `m monolith, i
+/// iridium, b both`.
+pub fn each_named() -> String {
+    each_stage(|stage| format!("{} {}", stage.key(), stage.name())).join(", ")
+}
+
+/// `said` of every stage, in `--stage`'s order.
+fn each_stage(said: impl Fn(Stage) -> String) -> Vec<String> {
+    <Stage as clap::ValueEnum>::value_variants()
         .iter()
-        .map(|stage| stage.key().to_string())
-        .collect();
-    keys.join("/")
+        .map(|&stage| said(stage))
+        .collect()
 }
 
 /// The next stage asked for at the terminal, when its keys are read; never
@@ -98,5 +196,21 @@ pub async fn next_stage(keys: &mut Option<Keys>) -> Stage {
     match keys {
         Some(keys) => keys.next_stage().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stage_is_asked_for_by_its_key_alone() {
+        assert_eq!(stage_for(b"i"), Some(Stage::Iridium));
+        assert_eq!(stage_for(b"B"), Some(Stage::Both));
+        assert_eq!(stage_for(b"x"), None);
+        // The arrows, a function key, a paste.
+        for read in [&b"\x1b[B"[..], b"\x1b[D", b"\x1bOP", b"\x1bb", b"ibm", b""] {
+            assert_eq!(stage_for(read), None, "{read:?}");
+        }
     }
 }

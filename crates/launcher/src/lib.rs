@@ -489,15 +489,22 @@ impl Platform {
         self.feeding = true;
     }
 
+    /// Whether the platform is at `stage`, its monolith running: a switch
+    /// that failed midway (see [`Platform::switch_stage`]) is not there yet.
+    pub fn is_at(&self, stage: Stage) -> bool {
+        self.stage == stage && self.monolith.is_running()
+    }
+
     /// Moves the running platform to `stage`, as the workshop's labs move
     /// theirs on ECS, while HQ, its ledger and its subscriptions carry on:
     /// the monolith is deployed again with the stage's strangled set (the
     /// new one takes connections on its port, on the same socket, before the
     /// old one drains, as an ECS deployment starts the new task first), and,
     /// where the rates are the stage's, the generator feeds the topics the
-    /// stage carves out.
+    /// stage carves out. A switch that fails leaves the stage as it was;
+    /// asked again, even for the stage it was at, it tries again.
     pub async fn switch_stage(&mut self, stage: Stage) -> Result<(), LaunchError> {
-        if stage == self.stage {
+        if self.is_at(stage) {
             return Ok(());
         }
         let mut monolith_config = self.monolith_config.clone();

@@ -165,10 +165,7 @@ impl Service {
         let shared = match self.socket.take().map(TcpListener::from_std) {
             Some(Ok(listener)) => listener,
             // No second descriptor: the port is closed in between.
-            Some(Err(_)) | None => {
-                self.stop().await?;
-                listen(part, addr).await?
-            }
+            Some(Err(_)) | None => self.stopped_and_bound_again().await?,
         };
         let replacement = launch((addr, shared)).await?;
         let mut replaced = std::mem::replace(self, replacement);
@@ -180,9 +177,20 @@ impl Service {
 
     /// Starts it again on the same address.
     pub async fn restart(&mut self) -> Result<(), LaunchError> {
-        self.stop().await?;
-        let listener = listen(self.part, self.addr).await?;
+        let listener = self.stopped_and_bound_again().await?;
         self.run_on(listener);
         Ok(())
+    }
+
+    /// Stops it, then binds its address again, for what runs next there.
+    async fn stopped_and_bound_again(&mut self) -> Result<TcpListener, LaunchError> {
+        self.stop().await?;
+        listen(self.part, self.addr).await
+    }
+
+    /// Whether it runs: not stopped, nor left stopped by a replacement
+    /// that failed to start.
+    pub fn is_running(&self) -> bool {
+        self.running.is_some()
     }
 }

@@ -924,8 +924,9 @@ fn accepting_again(failures: &mut RepeatedFailures) {
     }
 }
 
-/// The methods HTTP defines (RFC 9110, section 9, and PATCH): any other is
-/// answered 501 before routing.
+/// The methods RFC 9110 (section 9) defines, and PATCH (RFC 5789): any
+/// other (WebDAV's, `FETCH`) is answered 501 before routing, as one no
+/// route here could take.
 static METHODS: [Method; 9] = [
     Method::GET,
     Method::HEAD,
@@ -1097,7 +1098,7 @@ enum Unanswered {
     /// A path starting `//`, which path rules see as no route of ours.
     #[error("no such path")]
     NoSuchPath,
-    /// A method HTTP does not define (see [`METHODS`]): RFC 9110 (9.1)
+    /// A method outside [`METHODS`]: RFC 9110 (9.1)
     /// answers one not recognised 501, where the router would say 405, as
     /// if another method of its own might do on that path.
     #[error("no such method is implemented here (RFC 9110, section 9.1)")]

@@ -575,6 +575,12 @@ async fn a_stage_switch_while_orders_flow_moves_production_and_loses_nothing() {
     .await;
     let microservice = Some(hq::ledger::Source::Microservice);
     assert_eq!(newest_sources(&platform).await, [microservice, microservice]);
+    // A monolith that is down (a switch that failed midway) is deployed
+    // again by a switch to the stage it was at.
+    platform.monolith.stop().await.unwrap();
+    assert!(!platform.is_at(Stage::Both));
+    platform.switch_stage(Stage::Both).await.unwrap();
+    assert!(platform.is_at(Stage::Both));
     let before = totals(&platform).await;
     publish(&platform, Topic::Orders, &[5]).await;
     wait_until("the last bundle fulfilled", WAIT, async || {
@@ -592,5 +598,30 @@ async fn a_stage_switch_while_orders_flow_moves_production_and_loses_nothing() {
         (reconciliation.totals.published, reconciliation.totals.fulfilled),
         (45, 45)
     );
+    assert!(reconciliation.is_clean(), "{reconciliation:?}");
+}
+
+/// With the stage's own rates (no `--rate`), the generator feeds the
+/// topics a switch carves out, from the switch on.
+#[tokio::test]
+async fn the_generator_feeds_what_a_stage_switch_carves_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config(Stage::Monolith, dir.path());
+    config.rates = Stage::Monolith.default_rates();
+    config.rates_follow_stage = true;
+    let mut platform = launch(config).await.unwrap();
+    platform.feed().await;
+    let feed = platform.hq().feed().clone();
+    wait_until("a bundle generated", WAIT, async || {
+        (feed.stats()[&Topic::Orders].published > 0).then_some(())
+    })
+    .await;
+    assert_eq!(feed.stats()[&Topic::Magnesite].published, 0);
+    platform.switch_stage(Stage::Both).await.unwrap();
+    wait_until("magnesite's own orders generated", WAIT, async || {
+        (feed.stats()[&Topic::Magnesite].published > 0).then_some(())
+    })
+    .await;
+    let reconciliation = platform.shutdown(WAIT).await.unwrap();
     assert!(reconciliation.is_clean(), "{reconciliation:?}");
 }
