@@ -484,6 +484,16 @@ async fn a_gather_no_order_could_finish_in_time_is_refused_at_launch() {
     assert!(refused.ends_with("(--gather-delay-ms)"), "{refused}");
 }
 
+/// A platform at `stage` in `dir` whose rates are the stage's, as the
+/// launcher's are when no `--rate` is given: they follow a switch. Nothing
+/// is generated before [`Platform::feed`].
+async fn launch_with_the_stages_rates(stage: Stage, dir: &std::path::Path) -> Platform {
+    let mut config = config(stage, dir);
+    config.rates = stage.default_rates();
+    config.rates_follow_stage = true;
+    launch(config).await.unwrap()
+}
+
 /// The producer each resource's newest fulfillment came from, by the
 /// dashboard's "Now" line.
 async fn newest_sources(platform: &Platform) -> Vec<Option<hq::ledger::Source>> {
@@ -508,10 +518,7 @@ async fn newest_sources(platform: &Platform) -> Vec<Option<hq::ledger::Source>> 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stage_switch_while_orders_flow_moves_production_and_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(Stage::Monolith, dir.path());
-    config.rates = Stage::Monolith.default_rates();
-    config.rates_follow_stage = true;
-    let mut platform = launch(config).await.unwrap();
+    let mut platform = launch_with_the_stages_rates(Stage::Monolith, dir.path()).await;
     let monolith_url = platform.monolith.url("/");
 
     publish(&platform, Topic::Orders, &[1, 2]).await;
@@ -606,10 +613,7 @@ async fn a_stage_switch_while_orders_flow_moves_production_and_loses_nothing() {
 #[tokio::test]
 async fn the_generator_feeds_what_a_stage_switch_carves_out() {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = config(Stage::Monolith, dir.path());
-    config.rates = Stage::Monolith.default_rates();
-    config.rates_follow_stage = true;
-    let mut platform = launch(config).await.unwrap();
+    let mut platform = launch_with_the_stages_rates(Stage::Monolith, dir.path()).await;
     platform.feed().await;
     let feed = platform.hq().feed().clone();
     wait_until("a bundle generated", WAIT, async || {
