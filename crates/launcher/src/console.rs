@@ -105,19 +105,22 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
             () = &mut first => break,
             stage = crate::keys::next_stage(&mut keys) => {
                 if platform.is_at(stage) {
+                    say_above(format_args!("Already at stage {}.", stage.name()));
                     continue;
                 }
+                // Lines that fit 80 columns: the block's neighbours.
                 say_above(format_args!(
-                    "Switching to stage {}: deploying the monolith again, strangled: {}; HQ, its ledger and the microservices carry on ...",
+                    "Switching to stage {}: the monolith deployed again, strangled: {} ...",
                     stage.name(),
                     strangled_names(stage)
                 ));
                 match platform.switch_stage(stage).await {
                     Ok(()) => say_above(format_args!(
-                        "Stage {}: {}. Generating: {}",
+                        "Stage {}: {}.\nGenerating: {}{}",
                         stage.name(),
                         who_gathers(stage),
-                        rates_text(platform.rates())
+                        rates_text(platform.rates()),
+                        if platform.rates_follow_stage() { "" } else { " (the --rate given, kept)" }
                     )),
                     Err(error) => tracing::error!(
                         "the switch to stage {} failed: {error}; press {} to try again",

@@ -17,7 +17,7 @@
 use crate::Stage;
 use rustix::event::{PollFd, PollFlags, Timespec};
 use rustix::termios::{self, LocalModes, OptionalActions, SpecialCodeIndex, Termios};
-use std::io::{IsTerminal as _, Read as _};
+use std::io::IsTerminal as _;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -85,7 +85,9 @@ impl Keys {
         // A read returns with each key, however long it waits for one.
         by_key.special_codes[SpecialCodeIndex::VMIN] = 1;
         by_key.special_codes[SpecialCodeIndex::VTIME] = 0;
-        termios::tcsetattr(&stdin, OptionalActions::Now, &by_key).ok()?;
+        // Flush: what was typed before (during `cargo run`'s build) is no
+        // key pressed knowing what keys do.
+        termios::tcsetattr(&stdin, OptionalActions::Flush, &by_key).ok()?;
         let terminal = Arc::new(Mutex::new(Terminal {
             before,
             by_key,
@@ -127,7 +129,7 @@ fn read_keys(terminal: &Mutex<Terminal>, press: &mpsc::UnboundedSender<Vec<u8>>)
         tv_sec: 0,
         tv_nsec: 200_000_000,
     });
-    let mut buffer = [0u8; 64];
+    let mut buffer = [0u8; 256];
     loop {
         {
             let terminal = terminal.lock().unwrap_or_else(PoisonError::into_inner);
@@ -147,13 +149,13 @@ fn read_keys(terminal: &Mutex<Terminal>, press: &mpsc::UnboundedSender<Vec<u8>>)
         let mut watched = [PollFd::new(&stdin, PollFlags::IN)];
         match rustix::event::poll(&mut watched, Some(&look_every)) {
             Ok(0) | Err(rustix::io::Errno::INTR) => continue,
-            Ok(_) if in_front() => match stdin.lock().read(&mut buffer) {
-                Ok(0) | Err(_) => return,
-                Ok(read) => {
-                    if press.send(buffer[..read].to_vec()).is_err() {
+            Ok(_) if in_front() => match typed_now(&stdin, &mut buffer) {
+                Some(typed) => {
+                    if press.send(typed).is_err() {
                         return;
                     }
                 }
+                None => return,
             },
             Ok(_) => {}
             Err(_) => return,
@@ -161,11 +163,34 @@ fn read_keys(terminal: &Mutex<Terminal>, press: &mpsc::UnboundedSender<Vec<u8>>)
     }
 }
 
-/// The stage one read of the terminal asks for: a stage's key alone
-/// ([`Stage::for_key`]). A read of more is not a key pressed: an arrow key
+/// Everything typed that the terminal holds now, in one piece (`None` once
+/// it has ended): a paste longer than one read is still one paste, and its
+/// last byte no key. Read from the terminal itself, not std's buffered
+/// stdin, which would keep a paste's rest where poll cannot see it and hand
+/// it out with the next key as if typed then.
+fn typed_now(terminal: impl std::os::fd::AsFd, buffer: &mut [u8]) -> Option<Vec<u8>> {
+    let mut typed = Vec::new();
+    loop {
+        match rustix::io::read(&terminal, &mut *buffer) {
+            Ok(0) | Err(_) if typed.is_empty() => return None,
+            Ok(0) | Err(_) => return Some(typed),
+            Ok(read) => typed.extend_from_slice(&buffer[..read]),
+        }
+        let mut watched = [PollFd::new(&terminal, PollFlags::IN)];
+        if !matches!(
+            rustix::event::poll(&mut watched, Some(&Timespec::default())),
+            Ok(1..)
+        ) {
+            return Some(typed);
+        }
+    }
+}
+
+/// The stage what was typed at once ([`typed_now`]) asks for: a stage's
+/// key alone ([`Stage::for_key`]). More is not a key pressed: an arrow key
 /// (`ESC [ B`, whose `B` is no `b`), a function key, or pasted text.
-pub fn stage_for(read: &[u8]) -> Option<Stage> {
-    match read {
+pub fn stage_for(typed: &[u8]) -> Option<Stage> {
+    match typed {
         [key] => Stage::for_key(char::from(*key)),
         _ => None,
     }
@@ -202,6 +227,22 @@ pub async fn next_stage(keys: &mut Option<Keys>) -> Stage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A paste longer than one read comes whole: its last byte, a `b`
+    /// alone in the second read, is no key pressed.
+    #[test]
+    fn what_is_typed_at_once_is_read_in_one_piece() {
+        use std::io::Write as _;
+        let (mut typing, terminal) = std::os::unix::net::UnixStream::pair().unwrap();
+        let paste = [&[b'a'; 16][..], b"b"].concat();
+        typing.write_all(&paste).unwrap();
+        let mut buffer = [0u8; 16];
+        let typed = typed_now(&terminal, &mut buffer).unwrap();
+        assert_eq!(typed, paste);
+        assert_eq!(stage_for(&typed), None);
+        drop(typing);
+        assert_eq!(typed_now(&terminal, &mut buffer), None, "ended");
+    }
 
     #[test]
     fn a_stage_is_asked_for_by_its_key_alone() {

@@ -481,6 +481,12 @@ impl Platform {
         &self.generator.rates
     }
 
+    /// Whether the rates are the stage's and follow a switch (see
+    /// [`LaunchConfig::rates_follow_stage`]).
+    pub fn rates_follow_stage(&self) -> bool {
+        self.rates_follow_stage
+    }
+
     /// Starts generating orders at the configured rates.
     pub async fn feed(&mut self) {
         let generator = self.generator.clone();

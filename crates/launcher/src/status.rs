@@ -74,6 +74,7 @@ impl Status {
             format!("Interstella  {switched}  dashboard {dashboard}  (Ctrl-C stops)"),
             format!("{switched}  dashboard {dashboard}  (Ctrl-C stops)"),
             format!("{switched}  {dashboard}  (Ctrl-C stops)"),
+            format!("{switched}  {dashboard}"),
             format!("stage {stage}  {dashboard}"),
             dashboard.clone(),
         ];
@@ -381,6 +382,10 @@ mod tests {
         assert_eq!(
             unkeyed.lines(80)[0],
             "stage both  dashboard http://127.0.0.1:8080/dashboard  (Ctrl-C stops)"
+        );
+        assert_eq!(
+            status().lines(72)[0],
+            "stage both (keys m/i/b)  http://127.0.0.1:8080/dashboard"
         );
         assert_eq!(
             status().lines(50)[0],
