@@ -51,10 +51,26 @@ impl Drop for Waiting {
 enum Attempt {
     /// Answered 2xx–4xx: the delivery is over (with the status).
     Done(DeliveryOutcome, u16),
-    /// 5xx, no answer in time, or no connection: worth another try (why).
-    Retry(String),
+    /// 5xx, no answer in time, or no connection: worth another try.
+    Retry {
+        /// Why, for a person.
+        why: String,
+        /// The status answered, if any: a number on the line, for a log
+        /// query (`filter status >= 500`) as on the services' lines.
+        status: Option<u16>,
+    },
     /// The subscription was deleted meanwhile: nothing was sent.
     Removed,
+}
+
+impl Attempt {
+    /// Worth another try, with no answer to go by: `why`.
+    fn not_answered(why: impl Into<String>) -> Self {
+        Self::Retry {
+            why: why.into(),
+            status: None,
+        }
+    }
 }
 
 /// The most of a subscriber's answer HQ reads: the platform's cap on any
@@ -167,17 +183,17 @@ impl Inner {
                     }
                     return (outcome, attempts);
                 }
-                Attempt::Retry(why) if attempts <= retry.num_retries => {
+                Attempt::Retry { why, status } if attempts <= retry.num_retries => {
                     let delay = retry.delay(attempts);
-                    tracing::warn!(%topic, %endpoint, attempt = attempts,
+                    tracing::warn!(%topic, %endpoint, status, attempt = attempts,
                         "delivery failed ({why}); retry {attempts} of {} in {delay:?}", retry.num_retries);
                     if envelope.message_type == MessageType::Notification {
                         self.stats.retried(topic);
                     }
                     tokio::time::sleep(delay).await;
                 }
-                Attempt::Retry(why) => {
-                    tracing::error!(%topic, %endpoint, attempts,
+                Attempt::Retry { why, status } => {
+                    tracing::error!(%topic, %endpoint, status, attempts,
                         "delivery failed ({why}); no retries left");
                     return (DeliveryOutcome::Failed, attempts);
                 }
@@ -224,7 +240,7 @@ impl Inner {
         };
         match self.attempt(subscription, envelope, &body).await {
             Attempt::Done(_, status) => format!("answered {status}"),
-            Attempt::Retry(why) => why,
+            Attempt::Retry { why, .. } => why,
             Attempt::Removed => "not sent: the subscription was removed".into(),
         }
     }
@@ -234,10 +250,10 @@ impl Inner {
         // Its own share first: an endpoint that never answers holds only
         // that, and every other subscription still gets its deliveries.
         let Ok(_own) = subscription.slots.acquire().await else {
-            return Attempt::Retry("the feed is shutting down".into());
+            return Attempt::not_answered("the feed is shutting down");
         };
         let Ok(_permit) = self.permits.acquire().await else {
-            return Attempt::Retry("the feed is shutting down".into());
+            return Attempt::not_answered("the feed is shutting down");
         };
         // Checked once the slots are held: a delivery may have waited for
         // them, or for its retry, past the subscription's removal.
@@ -269,23 +285,26 @@ impl Inner {
                 )
                 .await;
                 if status.is_server_error() {
-                    Attempt::Retry(format!("answered {status}"))
+                    Attempt::Retry {
+                        why: format!("answered {status}"),
+                        status: Some(status.as_u16()),
+                    }
                 } else if status.is_client_error() {
                     Attempt::Done(DeliveryOutcome::Rejected, status.as_u16())
                 } else {
                     Attempt::Done(DeliveryOutcome::Delivered, status.as_u16())
                 }
             }
-            Err(error) if error.is_timeout() => Attempt::Retry("no answer in time".into()),
+            Err(error) if error.is_timeout() => Attempt::not_answered("no answer in time"),
             // Why, in the system's words: a refused port, a name that does
             // not resolve and https to a plain-http server each read
             // "connection refused" before, the last two misleadingly.
-            Err(error) if error.is_connect() => Attempt::Retry(format!(
+            Err(error) if error.is_connect() => Attempt::not_answered(format!(
                 "could not connect: {}",
                 platform::downstream::root_cause(&error.without_url())
             )),
             // Without its URL: an endpoint's query can hold a secret.
-            Err(error) => Attempt::Retry(format!("transport error: {}", error.without_url())),
+            Err(error) => Attempt::not_answered(format!("transport error: {}", error.without_url())),
         }
     }
 }

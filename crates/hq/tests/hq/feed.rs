@@ -328,6 +328,8 @@ async fn server_errors_are_retried_client_errors_are_not() {
         .collect();
     let said = |what: &str| about_flaky.iter().filter(|line| line.contains(what)).count();
     assert_eq!(said("retry 1 of 3 in"), 1, "{about_flaky:#?}");
+    // The status a number of its own, as on the services' lines.
+    assert_eq!(said("status=503"), 2, "{about_flaky:#?}");
     assert_eq!(said("retry 2 of 3 in"), 1, "{about_flaky:#?}");
     assert_eq!(said("delivered after 2 failed attempts"), 1, "{about_flaky:#?}");
     let iridium = stats[&Topic::Iridium];
