@@ -120,15 +120,17 @@ impl Keys {
     }
 }
 
-/// Reads what is typed, a read at a time, into `press`, while in front and
+/// Sends what is typed, each piece typed at once ([`typed_now`]), to
+/// `press`, while in front and
 /// while [`Terminal::reading`]; sets the keys' mode again whenever back in
 /// front (the shell sets its own when the launcher is stopped).
 fn read_keys(terminal: &Mutex<Terminal>, press: &mpsc::UnboundedSender<Vec<u8>>) {
     let stdin = std::io::stdin();
-    let look_every = Timespec::try_from(LOOK_EVERY).unwrap_or(Timespec {
+    // Under a second: its nanoseconds alone.
+    let look_every = Timespec {
         tv_sec: 0,
-        tv_nsec: 200_000_000,
-    });
+        tv_nsec: LOOK_EVERY.subsec_nanos().into(),
+    };
     let mut buffer = [0u8; 256];
     loop {
         {
