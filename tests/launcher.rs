@@ -484,7 +484,7 @@ fn at_a_terminal_a_stages_key_switches_to_it_and_ctrl_c_still_stops() {
         }
     }
     typed.extend(until(
-        "Switching to stage iridium: the monolith deployed again, strangled: iridium ...",
+        "Switching to stage iridium: a new monolith, strangled: iridium ...",
     ));
     assert!(
         starting
@@ -503,6 +503,9 @@ fn at_a_terminal_a_stages_key_switches_to_it_and_ctrl_c_still_stops() {
     until("Stage iridium: the monolith gathers magnesite; iridium from its microservice.");
     until("Generating: orders 0.5/s, iridium 0.5/s");
     until("stage iridium (keys m/i/b)");
+    keys.write_all(b"i").unwrap();
+    keys.flush().unwrap();
+    until("Already at stage iridium.");
     // Ctrl-C, typed: the terminal still makes it a signal.
     keys.write_all(b"\x03").unwrap();
     keys.flush().unwrap();

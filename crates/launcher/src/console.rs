@@ -108,19 +108,11 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
                     say_above(format_args!("Already at stage {}.", stage.name()));
                     continue;
                 }
-                // Lines that fit 80 columns: the block's neighbours.
-                say_above(format_args!(
-                    "Switching to stage {}: the monolith deployed again, strangled: {} ...",
-                    stage.name(),
-                    strangled_names(stage)
-                ));
+                say_above(format_args!("{}", switching_to(stage)));
                 match platform.switch_stage(stage).await {
                     Ok(()) => say_above(format_args!(
-                        "Stage {}: {}.\nGenerating: {}{}",
-                        stage.name(),
-                        who_gathers(stage),
-                        rates_text(platform.rates()),
-                        if platform.rates_follow_stage() { "" } else { " (the --rate given, kept)" }
+                        "{}",
+                        switched_to(stage, platform.rates(), platform.rates_follow_stage())
                     )),
                     Err(error) => tracing::error!(
                         "the switch to stage {} failed: {error}; press {} to try again",
@@ -133,7 +125,12 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
             _ = ticks.tick() => {
                 let mut status = status(&platform);
                 status.keys = keys.as_ref().map(|_| crate::keys::named());
-                if terminal {
+                if terminal && !crate::keys::in_front_of(std::io::stdout()) {
+                    // Sent to the background (Ctrl-Z, `bg`): the shell has
+                    // the terminal, and a block drawn over it would erase
+                    // what is typed there. Drawn anew under it after `fg`.
+                    screen.let_go();
+                } else if terminal {
                     // A terminal that cannot be written to has nobody to show it to.
                     let _ = screen.draw(&status);
                 } else {
@@ -194,6 +191,33 @@ fn strangled_names(stage: Stage) -> String {
     }
 }
 
+/// The line said as a switch to `stage` begins. It and [`switched_to`]'s
+/// fit 80 columns, as the block beside them does.
+fn switching_to(stage: Stage) -> String {
+    format!(
+        "Switching to stage {}: a new monolith, strangled: {} ...",
+        stage.name(),
+        strangled_names(stage)
+    )
+}
+
+/// The lines said once the platform is at `stage`: who produces what, and
+/// what is generated at `rates` (given with `--rate` unless they follow the
+/// stage).
+fn switched_to(stage: Stage, rates: &std::collections::BTreeMap<Topic, f64>, follow_stage: bool) -> String {
+    let kept = if follow_stage {
+        ""
+    } else {
+        " (the --rate given, kept)"
+    };
+    format!(
+        "Stage {}: {}.\nGenerating: {}{kept}",
+        stage.name(),
+        who_gathers(stage),
+        rates_text(rates)
+    )
+}
+
 /// Who produces each resource at `stage`, in a phrase.
 fn who_gathers(stage: Stage) -> String {
     let strangled = stage.strangled();
@@ -210,7 +234,7 @@ fn who_gathers(stage: Stage) -> String {
     match (carved.is_empty(), kept.is_empty()) {
         (true, _) => format!("the monolith gathers {}", names(&kept)),
         (false, true) => format!(
-            "{} from the microservices; the monolith only fulfills",
+            "{} from microservices; the monolith fulfills",
             names(&carved)
         ),
         (false, false) => format!(
@@ -546,6 +570,28 @@ mod tests {
                 "Nothing lost, nothing counted twice; 12 published while nothing was subscribed (unrouted)."
             ),
             "{text}"
+        );
+    }
+
+    /// What a switch says fits the 80 columns the block is drawn for, at
+    /// every stage, and says when the rates are the ones given.
+    #[test]
+    fn a_switchs_lines_fit_80_columns_and_say_given_rates_are_kept() {
+        let rates = Stage::Both.default_rates();
+        for &stage in <Stage as clap::ValueEnum>::value_variants() {
+            let said = [switching_to(stage), switched_to(stage, &rates, true)].join("\n");
+            for line in said.lines() {
+                assert!(line.len() < 80, "{} columns: {line}", line.len());
+            }
+        }
+        assert_eq!(
+            switched_to(Stage::Iridium, &Stage::Iridium.default_rates(), true),
+            "Stage iridium: the monolith gathers magnesite; iridium from its microservice.\n\
+             Generating: orders 0.5/s, iridium 0.5/s"
+        );
+        assert!(
+            switched_to(Stage::Both, &Stage::Monolith.default_rates(), false)
+                .ends_with("Generating: orders 0.5/s (the --rate given, kept)")
         );
     }
 

@@ -22,8 +22,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// How often the reader looks again at whether it is in front.
-const LOOK_EVERY: Duration = Duration::from_millis(200);
+/// How often the reader looks again at whether it is in front: soon
+/// enough after `fg` that a key typed then is not echoed first.
+const LOOK_EVERY: Duration = Duration::from_millis(50);
+// The poll's wait is written as nanoseconds alone.
+const _: () = assert!(LOOK_EVERY.as_secs() == 0);
 
 /// The keys pressed at this process' terminal, read until dropped.
 #[derive(Debug)]
@@ -56,9 +59,16 @@ impl Terminal {
     }
 }
 
-/// Whether this process' group is the terminal's foreground one.
+/// Whether this process' group is the foreground one of the terminal
+/// stdin is.
 fn in_front() -> bool {
-    termios::tcgetpgrp(std::io::stdin()).is_ok_and(|front| front == rustix::process::getpgrp())
+    in_front_of(std::io::stdin())
+}
+
+/// Whether this process' group is the foreground one of `terminal`'s
+/// terminal (not, when it is none).
+pub fn in_front_of(terminal: impl std::os::fd::AsFd) -> bool {
+    termios::tcgetpgrp(terminal).is_ok_and(|front| front == rustix::process::getpgrp())
 }
 
 impl Drop for Keys {
@@ -126,7 +136,6 @@ impl Keys {
 /// front (the shell sets its own when the launcher is stopped).
 fn read_keys(terminal: &Mutex<Terminal>, press: &mpsc::UnboundedSender<Vec<u8>>) {
     let stdin = std::io::stdin();
-    // Under a second: its nanoseconds alone.
     let look_every = Timespec {
         tv_sec: 0,
         tv_nsec: LOOK_EVERY.subsec_nanos().into(),
