@@ -233,10 +233,7 @@ fn who_gathers(stage: Stage) -> String {
     };
     match (carved.is_empty(), kept.is_empty()) {
         (true, _) => format!("the monolith gathers {}", names(&kept)),
-        (false, true) => format!(
-            "{} from microservices; the monolith fulfills",
-            names(&carved)
-        ),
+        (false, true) => format!("{} from microservices; the monolith fulfills", names(&carved)),
         (false, false) => format!(
             "the monolith gathers {}; {} from its microservice",
             names(&kept),
