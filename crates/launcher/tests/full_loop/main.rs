@@ -11,6 +11,7 @@ use common::{WAIT, all_fulfilled, config};
 use contracts::Resource;
 use hq::faults::FaultPlan;
 use hq::feed::{Endpoint, Topic};
+use hq::ledger::Reconciliation;
 use launcher::{Platform, Stage, launch};
 use monolith::MonolithConfig;
 use monolith::api::FulfillmentApi;
@@ -45,6 +46,20 @@ async fn publish(platform: &Platform, topic: Topic, quantities: &[u32]) -> (u64,
         }
     }
     expected
+}
+
+/// Shuts `platform` down and checks its reconciliation: `published`
+/// orders, each fulfilled once, none lost or counted twice.
+async fn shut_down_with_each_order_fulfilled_once(platform: Platform, published: u64) -> Reconciliation {
+    let reconciliation = platform.shutdown(WAIT).await.unwrap();
+    let totals = &reconciliation.totals;
+    assert_eq!(
+        (totals.published, totals.fulfilled, totals.lost, totals.duplicated),
+        (published, published, 0, 0),
+        "{reconciliation:?}"
+    );
+    assert!(reconciliation.is_clean(), "{reconciliation:?}");
+    reconciliation
 }
 
 async fn totals(platform: &Platform) -> (u64, u64, u64) {
@@ -138,10 +153,7 @@ async fn run_stage(stage: Stage) {
         assert!(now > 0, "{stage:?} {resource}: {recent:?}");
     }
     let published = stage.fed_topics().len() as u64 * 3;
-    let reconciliation = platform.shutdown(WAIT).await.unwrap();
-    assert_eq!(reconciliation.totals.published, published);
-    assert_eq!(reconciliation.totals.fulfilled, published);
-    assert!(reconciliation.is_clean(), "{reconciliation:?}");
+    let reconciliation = shut_down_with_each_order_fulfilled_once(platform, published).await;
     // Who produced each resource is the stage: its microservice once
     // strangled, the monolith before.
     for (&resource, units) in Resource::ALL.iter().zip([expected.0, expected.1]) {
@@ -233,16 +245,7 @@ async fn nothing_is_lost_or_doubled_when_services_and_fulfillments_fail() {
     );
 
     let published = Topic::ALL.len() as u64 * 4;
-    let reconciliation = platform.shutdown(WAIT).await.unwrap();
-    assert_eq!(
-        (reconciliation.totals.published, reconciliation.totals.fulfilled),
-        (published, published)
-    );
-    assert_eq!(
-        (reconciliation.totals.lost, reconciliation.totals.duplicated),
-        (0, 0)
-    );
-    assert!(reconciliation.is_clean(), "{reconciliation:?}");
+    shut_down_with_each_order_fulfilled_once(platform, published).await;
 }
 
 /// Two teams on one HQ, as in the workshop: a second monolith, with an API
@@ -600,12 +603,7 @@ async fn a_stage_switch_while_orders_flow_moves_production_and_loses_nothing() {
         "strangled: no iridium gathered"
     );
 
-    let reconciliation = platform.shutdown(WAIT).await.unwrap();
-    assert_eq!(
-        (reconciliation.totals.published, reconciliation.totals.fulfilled),
-        (45, 45)
-    );
-    assert!(reconciliation.is_clean(), "{reconciliation:?}");
+    shut_down_with_each_order_fulfilled_once(platform, 45).await;
 }
 
 /// With the stage's own rates (no `--rate`), the generator feeds the
