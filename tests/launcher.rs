@@ -413,7 +413,10 @@ fn a_stop_while_starting_ends_there_with_nothing_published() {
 /// the terminal is read key by key (no Enter, no echo) with Ctrl-C still
 /// stopping; it is set back as it was at the end. Run under util-linux's
 /// `script`, which gives the launcher a pseudo-terminal and passes on what
-/// is written to its stdin as keys typed there.
+/// is written to its stdin as keys typed there. `script` runs the command
+/// in `$SHELL`, set here to `/bin/sh`: the Ctrl-C typed reaches that shell
+/// too, and a non-interactive dash dies of it (bash waits for its child),
+/// so the shell traps it to go on and say how the launcher exited.
 #[test]
 fn at_a_terminal_a_stages_key_switches_to_it_and_ctrl_c_still_stops() {
     let dir = tempfile::tempdir().unwrap();
@@ -421,10 +424,11 @@ fn at_a_terminal_a_stages_key_switches_to_it_and_ctrl_c_still_stops() {
     command
         .args(["--quiet", "--flush", "--return", "--command"])
         .arg(
-            r#""$LAUNCHER" --data-dir "$DATA_DIR" --hq-port 0 --monolith-port 0 --gather-delay-ms 0 --stage monolith; \
+            r#"trap : INT; "$LAUNCHER" --data-dir "$DATA_DIR" --hq-port 0 --monolith-port 0 --gather-delay-ms 0 --stage monolith; \
                echo "launcher exited $?"; stty -a"#,
         )
         .arg("/dev/null")
+        .env("SHELL", "/bin/sh")
         .env("LAUNCHER", env!("CARGO_BIN_EXE_interstella"))
         .env("DATA_DIR", dir.path())
         .env_remove("RUST_LOG")
