@@ -333,7 +333,7 @@ pub fn router_with_metrics(hq: Hq, metrics: &platform::Metrics) -> Router {
             hq.clone(),
             answers_to_its_names,
         ))
-        .layer(axum::middleware::map_response(kept_and_framed_by_no_one))
+        .layer(axum::middleware::map_response(kept_by_no_one))
         .with_state(hq)
 }
 
@@ -360,28 +360,16 @@ async fn answers_to_its_names(
     }
 }
 
-/// The policy of every answer that is not a page or a page's asset (those
-/// have [`crate::portal::CONTENT_SECURITY_POLICY`]): nothing to load or
-/// run, and no page may frame it. JSON, XML and certificates are data, but
-/// a browser told to open one as a document renders it.
-pub const DATA_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
-
 /// Every answer of HQ's is kept by no cache unless it says otherwise (the
 /// pages and their scripts are checked anew, `no-cache`): a new key, one
-/// key's totals, the admin's figures are for whoever asked, once. And none
-/// is framed or runs anything ([`DATA_SECURITY_POLICY`]) unless it is a
-/// page with a policy of its own.
-async fn kept_and_framed_by_no_one(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers
+/// key's totals, the admin's figures are for whoever asked, once. (That none
+/// is framed or runs anything but a page with a policy of its own, the serve
+/// loop sees to: [`platform::server::DATA_SECURITY_POLICY`].)
+async fn kept_by_no_one(mut response: Response) -> Response {
+    response
+        .headers_mut()
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
-    headers
-        .entry(header::CONTENT_SECURITY_POLICY)
-        .or_insert(HeaderValue::from_static(DATA_SECURITY_POLICY));
-    headers
-        .entry(header::X_FRAME_OPTIONS)
-        .or_insert(HeaderValue::from_static("DENY"));
     response
 }
 

@@ -46,6 +46,12 @@ use tracing::Instrument as _;
 /// inside the envelope can double it.
 pub const BODY_LIMIT: usize = 2 * contracts::sns::MAX_MESSAGE_BYTES;
 
+/// The `Content-Security-Policy` of every reply that sets none (each but
+/// HQ's pages and their assets): nothing to load or run, and no page may
+/// frame it. JSON, text and certificates are data, but a browser told to
+/// open one as a document renders it.
+pub const DATA_SECURITY_POLICY: &str = "default-src 'none'; frame-ancestors 'none'";
+
 /// Bodies up to this size need no share of [`BODY_BUDGET`]: the connection
 /// bound alone keeps them small (4,096 × 16 KiB = 64 MiB at most), and an
 /// order (a few hundred bytes) is never refused for want of budget.
@@ -692,11 +698,20 @@ impl App {
             unanswered.into_response()
         });
         // Replies quote what a client sent (a path, a field); a browser must
-        // read them as the type they name, never sniff them into HTML.
-        response.headers_mut().insert(
+        // read them as the type they name, never sniff them into HTML, and
+        // one told to open a reply as a document runs nothing in it and lets
+        // no page frame it. A page (HQ's) sets its own policy.
+        let headers = response.headers_mut();
+        headers.insert(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         );
+        headers
+            .entry(header::CONTENT_SECURITY_POLICY)
+            .or_insert(HeaderValue::from_static(DATA_SECURITY_POLICY));
+        headers
+            .entry(header::X_FRAME_OPTIONS)
+            .or_insert(HeaderValue::from_static("DENY"));
         if logged && response.extensions().get::<Unlogged>().is_none() {
             // A number, to the microsecond: log queries sort and add it
             // (`stats pct(latency_ms, 99)`), which a "3 ms" string defeats.

@@ -701,7 +701,7 @@ async fn a_name_not_hqs_is_refused_before_any_route_so_a_page_cannot_rebind_one(
     assert_eq!(refused.headers()["cache-control"], "no-store");
     assert_eq!(
         refused.headers()["content-security-policy"],
-        hq::api::DATA_SECURITY_POLICY
+        platform::server::DATA_SECURITY_POLICY
     );
     let message = refusal(refused, 421).await;
     assert!(

@@ -95,9 +95,21 @@ async fn keys_are_checked_and_the_portal_issues_new_ones() {
     assert_eq!(issuing.headers()["cache-control"], "no-store");
     assert_eq!(
         issuing.headers()["content-security-policy"],
-        hq::api::DATA_SECURITY_POLICY
+        platform::server::DATA_SECURITY_POLICY
     );
     assert_eq!(issuing.headers()["x-frame-options"], "DENY");
+    // So is a refusal of the serve loop's own, before HQ's routes.
+    let unknown_method = admin
+        .request(reqwest::Method::from_bytes(b"FETCH").unwrap(), url(&hq, "/keys"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(unknown_method.status(), 501);
+    assert_eq!(
+        unknown_method.headers()["content-security-policy"],
+        platform::server::DATA_SECURITY_POLICY
+    );
+    assert_eq!(unknown_method.headers()["x-frame-options"], "DENY");
     let issued: Value = issuing.json().await.unwrap();
     let new_key = issued["api_key"].as_str().unwrap();
     let own_totals = client

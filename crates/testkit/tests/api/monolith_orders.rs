@@ -104,30 +104,46 @@ async fn health_check_unknown_path_and_wrong_method() {
 }
 
 #[tokio::test]
-async fn every_reply_forbids_sniffing() {
+async fn every_reply_forbids_sniffing_running_and_framing() {
     let (app, _api) = monolith_with(|_| {}).await;
-    // Replies that quote what the client sent, and those that do not.
+    // Replies that quote what the client sent, and those that do not; the
+    // routes' and the serve loop's own (a method, a host).
+    let fetch = reqwest::Method::from_bytes(b"FETCH").unwrap();
     let requests = [
-        app.client.get(app.url("/")),
-        app.client.get(app.url("/%3Cscript%3E")),
-        app.client
-            .post(app.url("/order/"))
-            .body(r#"{"Message":{"bundle":"<b>x</b>"}}"#),
-        app.client
-            .post(app.url("/order/"))
-            .body(r#"{"Message":{"bundle":1}}"#),
+        (app.client.get(app.url("/")), 200),
+        (app.client.get(app.url("/%3Cscript%3E")), 404),
+        (
+            app.client
+                .post(app.url("/order/"))
+                .body(r#"{"Message":{"bundle":"<b>x</b>"}}"#),
+            400,
+        ),
+        (
+            app.client
+                .post(app.url("/order/"))
+                .body(r#"{"Message":{"bundle":1}}"#),
+            200,
+        ),
+        (app.client.request(fetch, app.url("/order/")), 501),
+        (app.client.get(app.url("/")).header("host", "a%zz"), 400),
     ];
-    for request in requests {
+    for (request, expected) in requests {
         let response = request.send().await.unwrap();
         let status = response.status();
-        assert_eq!(
+        assert_eq!(status, expected);
+        let said = |name: &str| {
             response
                 .headers()
-                .get("x-content-type-options")
-                .map(|v| v.as_bytes()),
-            Some(&b"nosniff"[..]),
-            "the {status} reply"
+                .get(name)
+                .map(|value| value.to_str().unwrap_or("not text"))
+        };
+        assert_eq!(said("x-content-type-options"), Some("nosniff"), "{status}");
+        assert_eq!(
+            said("content-security-policy"),
+            Some(platform::server::DATA_SECURITY_POLICY),
+            "{status}"
         );
+        assert_eq!(said("x-frame-options"), Some("DENY"), "{status}");
     }
 }
 
