@@ -20,6 +20,8 @@ fn launcher(data_dir: &std::path::Path) -> Command {
         .env_remove("RUST_LOG")
         .env_remove("LOG_FORMAT")
         .env_remove("METRICS_PORT")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env_remove("HQ_ADMIN_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -174,16 +176,20 @@ fn a_port_already_taken_is_named_with_the_flag_that_moves_it() {
 /// `LOG_FORMAT=json` and `METRICS_PORT` are the services' settings, which
 /// the launcher does not take: it says so rather than ignore them.
 #[test]
-fn log_format_and_metrics_port_are_said_to_be_for_the_services_run_alone() {
+fn log_format_metrics_port_and_otlp_endpoint_are_said_to_be_for_the_services_run_alone() {
     let dir = tempfile::tempdir().unwrap();
     let mut command = launcher(dir.path());
-    command.env("LOG_FORMAT", "json").env("METRICS_PORT", "9100");
+    command
+        .env("LOG_FORMAT", "json")
+        .env("METRICS_PORT", "9100")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318");
     let (mut running, _stdout) = up(command);
     running.0.kill().unwrap();
     let (_, stderr) = exit_of(&mut running, Duration::from_secs(10));
     for said in [
         r#"LOG_FORMAT="json" is for a service run on its own"#,
         r#"METRICS_PORT="9100" is for a service run on its own (docker, ECS); the launcher serves no metrics"#,
+        r#"OTEL_EXPORTER_OTLP_ENDPOINT="http://localhost:4318" is for a service run on its own (docker, ECS); the launcher exports no spans"#,
     ] {
         assert!(stderr.contains(said), "{said}: {stderr}");
     }

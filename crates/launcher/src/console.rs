@@ -45,23 +45,25 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
     };
 
     // The services' settings, which the launcher does not take: said, so
-    // that nobody waits for JSON or a scrape that will not come.
-    if let Ok(format) = std::env::var("LOG_FORMAT")
-        && !format.trim().is_empty()
-        && format != "text"
-    {
-        tracing::warn!(
-            "LOG_FORMAT={} is for a service run on its own (docker, ECS); the launcher's console is text",
-            contracts::quote::quoted(&format)
-        );
-    }
-    if let Ok(port) = std::env::var("METRICS_PORT")
-        && !port.trim().is_empty()
-    {
-        tracing::warn!(
-            "METRICS_PORT={} is for a service run on its own (docker, ECS); the launcher serves no metrics",
-            contracts::quote::quoted(&port)
-        );
+    // that nobody waits for JSON, a scrape or traces that will not come.
+    for (setting, instead) in [
+        ("LOG_FORMAT", "the launcher's console is text"),
+        ("METRICS_PORT", "the launcher serves no metrics"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "the launcher exports no spans"),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "the launcher exports no spans",
+        ),
+    ] {
+        if let Ok(value) = std::env::var(setting)
+            && !value.trim().is_empty()
+            && !(setting == "LOG_FORMAT" && value == "text")
+        {
+            tracing::warn!(
+                "{setting}={} is for a service run on its own (docker, ECS); {instead}",
+                contracts::quote::quoted(&value)
+            );
+        }
     }
     let config = cli.config();
     let stage = config.stage.name();

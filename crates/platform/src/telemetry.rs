@@ -21,7 +21,6 @@ use crate::settings::LogFormat;
 use crate::traces::TraceExport;
 use axum::http::{Request, Uri};
 use contracts::OrderId;
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use std::cell::RefCell;
 use std::io::IsTerminal;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -38,7 +37,7 @@ use tracing_subscriber::util::SubscriberInitExt as _;
 #[derive(Debug)]
 pub struct LogGuard {
     format: LogFormat,
-    traces: Option<SdkTracerProvider>,
+    traces: Option<crate::traces::Provider>,
     _writer: Option<writer::WriterGuard>,
 }
 
