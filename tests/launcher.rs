@@ -179,20 +179,25 @@ fn a_port_already_taken_is_named_with_the_flag_that_moves_it() {
 fn log_format_metrics_port_and_otlp_endpoint_are_said_to_be_for_the_services_run_alone() {
     let dir = tempfile::tempdir().unwrap();
     let mut command = launcher(dir.path());
-    command
-        .env("LOG_FORMAT", "json")
-        .env("METRICS_PORT", "9100")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4318");
+    command.env("LOG_FORMAT", "json").env("METRICS_PORT", "9100").env(
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "https://user:s3cret@collector.example:4318/?token=t0ken",
+    );
     let (mut running, _stdout) = up(command);
     running.0.kill().unwrap();
     let (_, stderr) = exit_of(&mut running, Duration::from_secs(10));
     for said in [
         r#"LOG_FORMAT="json" is for a service run on its own"#,
         r#"METRICS_PORT="9100" is for a service run on its own (docker, ECS); the launcher serves no metrics"#,
-        r#"OTEL_EXPORTER_OTLP_ENDPOINT="http://localhost:4318" is for a service run on its own (docker, ECS); the launcher exports no spans"#,
+        "OTEL_EXPORTER_OTLP_ENDPOINT is for a service run on its own (docker, ECS); the launcher exports no spans",
     ] {
         assert!(stderr.contains(said), "{said}: {stderr}");
     }
+    // An endpoint's URL may hold a password or a token: never shown.
+    assert!(
+        !stderr.contains("s3cret") && !stderr.contains("t0ken"),
+        "{stderr}"
+    );
 }
 
 /// The status `GET path` gets from `base` (`http://127.0.0.1:port`) with
@@ -438,6 +443,10 @@ fn at_a_terminal_a_stages_key_switches_to_it_and_ctrl_c_still_stops() {
         .env("LAUNCHER", env!("CARGO_BIN_EXE_interstella"))
         .env("DATA_DIR", dir.path())
         .env_remove("RUST_LOG")
+        .env_remove("LOG_FORMAT")
+        .env_remove("METRICS_PORT")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
         .env_remove("HQ_ADMIN_TOKEN")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

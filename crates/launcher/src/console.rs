@@ -46,23 +46,33 @@ pub async fn run(cli: Cli) -> Result<i32, LaunchError> {
 
     // The services' settings, which the launcher does not take: said, so
     // that nobody waits for JSON, a scrape or traces that will not come.
-    for (setting, instead) in [
-        ("LOG_FORMAT", "the launcher's console is text"),
-        ("METRICS_PORT", "the launcher serves no metrics"),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", "the launcher exports no spans"),
+    // An endpoint's value is not shown: its URL may hold a password or a
+    // token.
+    for (setting, instead, shown) in [
+        ("LOG_FORMAT", "the launcher's console is text", true),
+        ("METRICS_PORT", "the launcher serves no metrics", true),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "the launcher exports no spans",
+            false,
+        ),
         (
             "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
             "the launcher exports no spans",
+            false,
         ),
     ] {
-        if let Ok(value) = std::env::var(setting)
-            && !value.trim().is_empty()
-            && !(setting == "LOG_FORMAT" && value == "text")
-        {
-            tracing::warn!(
-                "{setting}={} is for a service run on its own (docker, ECS); {instead}",
-                contracts::quote::quoted(&value)
-            );
+        let Ok(value) = std::env::var(setting) else {
+            continue;
+        };
+        if value.trim().is_empty() || setting == "LOG_FORMAT" && value == "text" {
+            continue;
+        }
+        if shown {
+            let value = contracts::quote::quoted(&value);
+            tracing::warn!("{setting}={value} is for a service run on its own (docker, ECS); {instead}");
+        } else {
+            tracing::warn!("{setting} is for a service run on its own (docker, ECS); {instead}");
         }
     }
     let config = cli.config();

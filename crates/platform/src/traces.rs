@@ -13,8 +13,7 @@
 //! A `traceparent` only links spans; it grants nothing. From SNS it comes in
 //! `MessageAttributes`, which SNS' signature does not cover.
 //!
-//! The exporter is the `otlp` feature, which every service's binary and
-//! HQ's have. The launcher's build goes without (it installs its own
+//! The exporter is the `otlp` feature, which every service's binary has. The launcher's build goes without (it installs its own
 //! console's subscriber and never an exporter): there, [`TraceExport::start`]
 //! fails and the rest does nothing.
 
