@@ -12,20 +12,30 @@ use std::time::{Duration, Instant};
 /// The launcher on `data_dir`, every port chosen by the system.
 fn launcher(data_dir: &std::path::Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_interstella"));
-    command
+    without_the_settings_tests_run_with(&mut command)
         .arg("--data-dir")
         .arg(data_dir)
         .args(["--hq-port", "0", "--monolith-port", "0", "--gather-delay-ms", "0"])
-        // Its own default (warnings only), whatever the test runs with.
-        .env_remove("RUST_LOG")
-        .env_remove("LOG_FORMAT")
-        .env_remove("METRICS_PORT")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .env_remove("HQ_ADMIN_TOKEN")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    command
+}
+
+/// `command` without the settings a test may run with that the launcher
+/// reads or speaks of: it keeps its own defaults (warnings only, a new
+/// admin credential) and says nothing of the services' settings.
+fn without_the_settings_tests_run_with(command: &mut Command) -> &mut Command {
+    for setting in [
+        "RUST_LOG",
+        "LOG_FORMAT",
+        "METRICS_PORT",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+        "HQ_ADMIN_TOKEN",
+    ] {
+        command.env_remove(setting);
+    }
     command
 }
 
@@ -432,7 +442,7 @@ fn a_stop_while_starting_ends_there_with_nothing_published() {
 fn at_a_terminal_a_stages_key_switches_to_it_and_ctrl_c_still_stops() {
     let dir = tempfile::tempdir().unwrap();
     let mut command = Command::new("script");
-    command
+    without_the_settings_tests_run_with(&mut command)
         .args(["--quiet", "--flush", "--return", "--command"])
         .arg(
             r#"trap : INT; "$LAUNCHER" --data-dir "$DATA_DIR" --hq-port 0 --monolith-port 0 --gather-delay-ms 0 --stage monolith; \
@@ -442,12 +452,6 @@ fn at_a_terminal_a_stages_key_switches_to_it_and_ctrl_c_still_stops() {
         .env("SHELL", "/bin/sh")
         .env("LAUNCHER", env!("CARGO_BIN_EXE_interstella"))
         .env("DATA_DIR", dir.path())
-        .env_remove("RUST_LOG")
-        .env_remove("LOG_FORMAT")
-        .env_remove("METRICS_PORT")
-        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
-        .env_remove("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-        .env_remove("HQ_ADMIN_TOKEN")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::null());
