@@ -217,7 +217,7 @@ template_upload() {
     BUCKET="interstella-templates-$account-$region"
   fi
   step "the template ($size bytes, over $TEMPLATE_BODY_MAX) goes through s3://$BUCKET"
-  if [ "$DRY_RUN" = 1 ] || ! "${AWS[@]}" s3api head-bucket --bucket "$BUCKET" 2>/dev/null; then
+  if [ "$DRY_RUN" = 1 ] || ! "${AWS[@]}" s3api head-bucket --bucket "$BUCKET" >/dev/null 2>&1; then
     run "${AWS[@]}" s3 mb "s3://$BUCKET"
   fi
   UPLOAD=(--s3-bucket "$BUCKET")

@@ -167,7 +167,6 @@ class Moto:
         self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
         self.server.start()
         wait_until("moto listening", lambda: http("GET", f"{self.url}/moto-api/")[0] == 200)
-        self.cert_url = self.start_cert_shim()
 
     def client(self, service: str):
         return boto3.client(
@@ -178,40 +177,7 @@ class Moto:
             aws_secret_access_key="testing",
         )
 
-    def start_cert_shim(self) -> str:
-        """moto serves its signing certificate only to requests that carry an
-        SNS SigV4 Authorization header (its dispatcher picks the service from
-        that); the services fetch it plainly from their stand-in. This shim is
-        the stand-in (AWS_ENDPOINT_URL_SNS): it relays GET
-        /SimpleNotificationService-<hex>.pem to moto as SNS, and nothing else."""
-        moto_url = self.url
-
-        class CertShim(http_server.BaseHTTPRequestHandler):
-            def do_GET(self):  # the name http.server calls
-                status, body = 404, b""
-                if re.fullmatch(r"/SimpleNotificationService-[0-9a-f]+\.pem", self.path):
-                    scope = f"testing/20260101/{REGION}/sns/aws4_request"
-                    auth = f"AWS4-HMAC-SHA256 Credential={scope}, SignedHeaders=host, Signature=0"
-                    req = urllib.request.Request(moto_url + self.path, headers={"Authorization": auth})
-                    try:
-                        with urllib.request.urlopen(req, timeout=10) as r:
-                            status, body = r.status, r.read()
-                    except urllib.error.HTTPError as e:
-                        status = e.code
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.shim = http_server.ThreadingHTTPServer(("127.0.0.1", free_port()), CertShim)
-        threading.Thread(target=self.shim.serve_forever, daemon=True).start()
-        return f"http://127.0.0.1:{self.shim.server_address[1]}/"
-
     def stop(self) -> None:
-        self.shim.shutdown()
         self.server.stop()
 
 
@@ -453,6 +419,11 @@ def part1(moto: Moto, glue_secret: str) -> dict:
 
     step(f"admin stack {HQ_STACK} (deploy/hq.yaml)")
     hq_out = outputs(stack_op(moto, "create_stack", HQ_STACK, "hq.yaml", {}))
+    # Its task turned on as docs/aws.md does it (push-and-roll.sh --services
+    # hq -- HqDesiredCount=1), which makes HQ's alarms.
+    step(f"HqImageTag and HqDesiredCount=1 by a stack update of {HQ_STACK}")
+    stack_op(moto, "update_stack", HQ_STACK, "hq.yaml", {"HqImageTag": "rehearsal", "HqDesiredCount": "1"})
+    check_hq_alarms(moto, hq_out["PortalUrl"])
     # As the labs do it (docs/aws.md): made with no task, each service then
     # turned on by an update, which makes its service, alarms, listener
     # rules and subscription; so updates that add resources are rehearsed.
@@ -678,22 +649,110 @@ def check_ledger_file_system(moto: Moto, fs_id: str) -> None:
     )
 
 
+# Each alarm's settings as made; the templates say why each is so.
+NO_HEALTHY_TASK = {
+    "Namespace": "AWS/ApplicationELB",
+    "Period": 60,
+    "EvaluationPeriods": 3,
+    "Threshold": 1.0,
+    "MetricName": "HealthyHostCount",
+    "Statistic": "Maximum",
+    "ComparisonOperator": "LessThanThreshold",
+    "TreatMissingData": "notBreaching",
+}
+ANY_IN_5_MINUTES = {
+    "Namespace": "AWS/ApplicationELB",
+    "Period": 300,
+    "EvaluationPeriods": 1,
+    "Threshold": 1.0,
+    "Statistic": "Sum",
+    "ComparisonOperator": "GreaterThanOrEqualToThreshold",
+    "TreatMissingData": "notBreaching",
+}
+TARGET_5XX = {**ANY_IN_5_MINUTES, "MetricName": "HTTPCode_Target_5XX_Count"}
+
+
+def load_balancer_names(moto: Moto, dns: str) -> tuple[str, dict[str, str]]:
+    """The full name of the load balancer at `dns` and of each of its target
+    groups (by name), as alarms name them."""
+    elb = moto.client("elbv2")
+    lb = next(lb for lb in elb.describe_load_balancers()["LoadBalancers"] if lb["DNSName"] == dns)
+    groups = {
+        tg["TargetGroupName"]: tg["TargetGroupArn"].rsplit(":", 1)[1]
+        for tg in elb.describe_target_groups(LoadBalancerArn=lb["LoadBalancerArn"])["TargetGroups"]
+    }
+    return lb["LoadBalancerArn"].split(":loadbalancer/", 1)[1], groups
+
+
+def check_hq_alarms(moto: Moto, portal_url: str) -> None:
+    """HQ's two alarms, made once its task runs: no healthy task and 5xx,
+    on its target group behind its ALB, notifying no one (no AlarmEmail)."""
+    step(f"CloudWatch alarms of {HQ_STACK} (AlarmEmail empty)")
+    lb_name, groups = load_balancer_names(moto, portal_url.split("/")[2])
+    group = {"LoadBalancer": lb_name, "TargetGroup": groups.get(f"{HQ_STACK}-hq")}
+    check_alarm_set(
+        moto, HQ_STACK, "", {"no-healthy-task": (NO_HEALTHY_TASK, group), "5xx": (TARGET_5XX, group)}
+    )
+
+
 def check_alarms(moto: Moto, env_name: str, public_dns: str, email: str) -> None:
     """The stack's alarms, as made: each service's no-healthy-task and 5xx
     alarms on its own target group behind the public ALB, the ALB's own
     502 and 504, orders-undelivered on the dead-letter queue, and with an
     AlarmEmail each notifying the stack's topic, which mails it."""
     step(f"CloudWatch alarms of {env_name} (AlarmEmail {email or 'empty'})")
-    elb, cw, sns = moto.client("elbv2"), moto.client("cloudwatch"), moto.client("sns")
-    lb = next(lb for lb in elb.describe_load_balancers()["LoadBalancers"] if lb["DNSName"] == public_dns)
-    lb_name = lb["LoadBalancerArn"].split(":loadbalancer/", 1)[1]
-    groups = {
-        tg["TargetGroupName"]: tg["TargetGroupArn"].rsplit(":", 1)[1]
-        for tg in elb.describe_target_groups(LoadBalancerArn=lb["LoadBalancerArn"])["TargetGroups"]
-    }
+    lb_name, groups = load_balancer_names(moto, public_dns)
+    want = {}
+    for svc in SERVICES:
+        group = {"LoadBalancer": lb_name, "TargetGroup": groups.get(f"{env_name}-{svc}")}
+        want[f"{svc}-no-healthy-task"] = (NO_HEALTHY_TASK, group)
+        want[f"{svc}-5xx"] = (TARGET_5XX, group)
+    for code in ("502", "504"):
+        want[f"load-balancer-{code}"] = (
+            {**ANY_IN_5_MINUTES, "MetricName": f"HTTPCode_ELB_{code}_Count"},
+            {"LoadBalancer": lb_name},
+        )
+    want["orders-undelivered"] = (
+        {
+            **ANY_IN_5_MINUTES,
+            "Namespace": "AWS/SQS",
+            "MetricName": "ApproximateNumberOfMessagesVisible",
+            "Statistic": "Maximum",
+        },
+        {"QueueName": f"{env_name}-undelivered-orders"},
+    )
+    topic = check_alarm_set(moto, env_name, email, want)
+    sns = moto.client("sns")
+    sqs = moto.client("sqs")
+    queue = sqs.get_queue_url(QueueName=f"{env_name}-undelivered-orders")["QueueUrl"]
+    kept = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["MessageRetentionPeriod", "SqsManagedSseEnabled"])
+    check(
+        "the queue of deliveries SNS gave up on keeps them 14 days, encrypted",
+        kept["Attributes"] == {"MessageRetentionPeriod": "1209600", "SqsManagedSseEnabled": "true"},
+        kept["Attributes"],
+    )
+    subscriptions = [
+        (s["Protocol"], s["Endpoint"])
+        for s in sns.list_subscriptions()["Subscriptions"]
+        if s["TopicArn"] == topic
+    ]
+    check(
+        f"alarm topic mails {email}" if email else "no alarm subscription",
+        subscriptions == ([("email", email)] if email else []),
+        subscriptions,
+    )
+
+
+def check_alarm_set(moto: Moto, env_name: str, email: str, want: dict) -> str | None:
+    """The alarms named `<env_name>-<name>` for each of `want`'s names, each
+    with its settings and dimensions and notifying the stack's alarm topic
+    (made with an AlarmEmail alone), and no other; the topic's ARN."""
+    cw, sns = moto.client("cloudwatch"), moto.client("sns")
     alarms = {
         a["AlarmName"]: a
         for a in cw.describe_alarms(AlarmNamePrefix=f"{env_name}-")["MetricAlarms"]
+        # HQ's stack's name starts as the platform's does.
+        if env_name == HQ_STACK or not a["AlarmName"].startswith(f"{HQ_STACK}-")
     }
     dims = lambda a: {d["Name"]: d["Value"] for d in a.get("Dimensions", [])}
     topic = next(
@@ -701,45 +760,6 @@ def check_alarms(moto: Moto, env_name: str, public_dns: str, email: str) -> None
     )
     check(f"alarm topic {'made' if email else 'not made'}", (topic is not None) == bool(email), topic)
     actions = [topic] if email else []
-    # Each alarm's settings as made; the template says why each is so.
-    no_healthy_task = {
-        "Namespace": "AWS/ApplicationELB",
-        "Period": 60,
-        "EvaluationPeriods": 3,
-        "Threshold": 1.0,
-        "MetricName": "HealthyHostCount",
-        "Statistic": "Maximum",
-        "ComparisonOperator": "LessThanThreshold",
-        "TreatMissingData": "notBreaching",
-    }
-    any_in_5_minutes = {
-        "Namespace": "AWS/ApplicationELB",
-        "Period": 300,
-        "EvaluationPeriods": 1,
-        "Threshold": 1.0,
-        "Statistic": "Sum",
-        "ComparisonOperator": "GreaterThanOrEqualToThreshold",
-        "TreatMissingData": "notBreaching",
-    }
-    want = {}
-    for svc in SERVICES:
-        group = {"LoadBalancer": lb_name, "TargetGroup": groups.get(f"{env_name}-{svc}")}
-        want[f"{svc}-no-healthy-task"] = (no_healthy_task, group)
-        want[f"{svc}-5xx"] = ({**any_in_5_minutes, "MetricName": "HTTPCode_Target_5XX_Count"}, group)
-    for code in ("502", "504"):
-        want[f"load-balancer-{code}"] = (
-            {**any_in_5_minutes, "MetricName": f"HTTPCode_ELB_{code}_Count"},
-            {"LoadBalancer": lb_name},
-        )
-    want["orders-undelivered"] = (
-        {
-            **any_in_5_minutes,
-            "Namespace": "AWS/SQS",
-            "MetricName": "ApproximateNumberOfMessagesVisible",
-            "Statistic": "Maximum",
-        },
-        {"QueueName": f"{env_name}-undelivered-orders"},
-    )
     for name, (settings, dimensions) in want.items():
         alarm = alarms.get(f"{env_name}-{name}", {})
         made = {k: alarm.get(k) for k in settings}
@@ -759,24 +779,7 @@ def check_alarms(moto: Moto, env_name: str, public_dns: str, email: str) -> None
             alarm,
         )
     check("no other alarm", sorted(alarms) == sorted(f"{env_name}-{n}" for n in want), sorted(alarms))
-    sqs = moto.client("sqs")
-    queue = sqs.get_queue_url(QueueName=f"{env_name}-undelivered-orders")["QueueUrl"]
-    kept = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["MessageRetentionPeriod", "SqsManagedSseEnabled"])
-    check(
-        "the queue of deliveries SNS gave up on keeps them 14 days, encrypted",
-        kept["Attributes"] == {"MessageRetentionPeriod": "1209600", "SqsManagedSseEnabled": "true"},
-        kept["Attributes"],
-    )
-    subscriptions = [
-        (s["Protocol"], s["Endpoint"])
-        for s in sns.list_subscriptions()["Subscriptions"]
-        if s["TopicArn"] == topic
-    ]
-    check(
-        f"alarm topic mails {email}" if email else "no alarm subscription",
-        subscriptions == ([("email", email)] if email else []),
-        subscriptions,
-    )
+    return topic
 
 
 def listener_rules(elb, lb_arn: str) -> list[dict]:
@@ -1291,7 +1294,7 @@ class Platform:
         self.ports: dict[str, int] = {}  # container -> its local port (the "host port")
         self.lb_ports: dict[str, int] = {}  # load balancer DNS name -> local frontend port
         self.haproxy: subprocess.Popen | None = None
-        self.api_key = "rehearsal-" + secrets.token_hex(8)
+        self.api_key = ""  # the platform's, from HQ's key portal (part2)
 
     def local(self, value: str) -> str:
         """A load balancer's DNS name, as the tasks see it, mapped to its local frontend."""
@@ -1332,9 +1335,9 @@ class Platform:
                 "AWS_ACCESS_KEY_ID": "testing",
                 "AWS_SECRET_ACCESS_KEY": "testing",
                 "AWS_ENDPOINT_URL": self.moto.url,
-                # moto signs the deliveries; the services fetch its certificate
-                # through the shim (Moto.start_cert_shim).
-                "AWS_ENDPOINT_URL_SNS": self.moto.cert_url,
+                # moto signs the deliveries and serves its certificate: the
+                # services fetch it from moto, as from their SNS stand-in.
+                "AWS_ENDPOINT_URL_SNS": self.moto.url,
             }
         )
         # The task definition's own filter (LogFilter), unless asked otherwise.
@@ -1482,21 +1485,33 @@ def part2(moto: Moto, bin_dir: Path, workdir: Path, state: dict) -> None:
                 {
                     "HQ_LISTEN": f"127.0.0.1:{free_port_for(plat, 'hq')}",
                     "HQ_DATA_DIR": str(data_dir),
-                    "HQ_API_KEYS": plat.api_key,
                     "AWS_ENDPOINT_URL_SNS": moto.url,
                 },
             )
 
         start_hq()
-        endpoint = moto.client("ssm").get_parameter(Name="/interstella/apiEndpoint")["Parameter"]["Value"]
-        plat.start(
-            "monolith",
-            "interstella-monolith",
-            {
-                "INTERSTELLA_API_KEY": plat.api_key,
-                "INTERSTELLA_API_ENDPOINT": plat.local(endpoint),
-            },
+        # The platform's key, as docs/aws.md makes it: from HQ's key portal
+        # (POST /keys, the admin credential), into SSM as a SecureString,
+        # which the monolith reads at start (SSM_API_KEY_PARAM).
+        hq_task = f"http://127.0.0.1:{plat.ports['hq']}"
+        wait_until("HQ's task answering", lambda: http("GET", f"{hq_task}/")[0] == 200)
+        status, body = http(
+            "POST",
+            f"{hq_task}/keys",
+            json.dumps({"owner": "rehearsal"}).encode(),
+            {"Authorization": f"Bearer {plat.env['hq']['HQ_ADMIN_TOKEN']}"},
         )
+        check("HQ's key portal makes the platform's key (POST /keys)", status == 201, (status, body[:200]))
+        plat.api_key = json.loads(body)["api_key"]
+        ssm = moto.client("ssm")
+        ssm.put_parameter(Name="/interstella/apiKey", Type="SecureString", Value=plat.api_key, Overwrite=True)
+        endpoint = ssm.get_parameter(Name="/interstella/apiEndpoint")["Parameter"]["Value"]
+        # The endpoint is HQ's load balancer by its DNS name, which resolves
+        # to nothing here: given as its local frontend, in place of SSM's.
+        def start_monolith() -> None:
+            plat.start("monolith", "interstella-monolith", {"INTERSTELLA_API_ENDPOINT": plat.local(endpoint)})
+
+        start_monolith()
         for svc in ("iridium", "magnesite"):
             plat.start(svc, f"interstella-{svc}", {})
         plat.start_haproxy()
@@ -1626,14 +1641,7 @@ def part2(moto: Moto, bin_dir: Path, workdir: Path, state: dict) -> None:
             container_env(td).get("STRANGLED") == "iridium",
             container_env(td),
         )
-        plat.start(
-            "monolith",
-            "interstella-monolith",
-            {
-                "INTERSTELLA_API_KEY": plat.api_key,
-                "INTERSTELLA_API_ENDPOINT": plat.local(endpoint),
-            },
-        )
+        start_monolith()
         wait_until("monolith healthy again", lambda: http("GET", f"{public}/")[0] == 200)
         before = totals()
         publish("orders", {"bundle": 2})
