@@ -138,7 +138,7 @@ impl ApiError {
             Self::Feed(FeedError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Feed(FeedError::Sns(_)) => StatusCode::BAD_GATEWAY,
             Self::Feed(FeedError::SnsOutcomeUnknown(_)) => StatusCode::GATEWAY_TIMEOUT,
-            Self::Feed(FeedError::Stopping) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Feed(FeedError::Stopping | FeedError::NotRecorded(_)) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Feed(
                 FeedError::Ledger(_) | FeedError::PublishedNotRecorded { .. } | FeedError::Interrupted(_),
             )

@@ -10,7 +10,7 @@ use crate::config::HqConfig;
 use crate::feed::generator::{Generator, GeneratorConfig};
 use crate::feed::{Endpoint, Topic};
 use crate::ledger::Reconciliation;
-use crate::publisher::Publisher;
+use crate::publisher::{PublishTo, Publisher};
 use crate::state::{Hq, StartError};
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -386,14 +386,20 @@ pub async fn run(
         "new"
     };
     let ledger = std::path::absolute(&ledger).unwrap_or(ledger);
+    let publish_to = config.publish_to;
     let running = start(listener, config).await?;
+    // On AWS the services trust SNS itself: HQ's stand-in is not named
+    // there, lest it be taken for their AWS_ENDPOINT_URL_SNS.
+    let orders_go_to = match publish_to {
+        PublishTo::Local => format!("SNS stand-in (AWS_ENDPOINT_URL_SNS) {}", running.hq().base_url()),
+        PublishTo::Aws => format!("orders published to SNS ({}=aws)", crate::cli::PUBLISH_TO_SETTING),
+    };
     tracing::info!(
-        "HQ listening on {}: fulfillment API {}, SNS stand-in (AWS_ENDPOINT_URL_SNS) {}, \
+        "HQ listening on {}: fulfillment API {}, {orders_go_to}, \
          admin credential (Authorization: Bearer) in {admin_token_source}, ledger {} ({ledger_is}); \
          answering to {} ({} adds names)",
         running.addr(),
         running.hq().fulfillment_url(),
-        running.hq().base_url(),
         ledger.display(),
         running.hq().host_names(),
         crate::hosts::ALLOWED_HOSTS_ENV

@@ -140,6 +140,10 @@ pub enum FeedError {
     /// The ledger failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The ledger could not record an order of HQ's feed, so it was not
+    /// published: nothing goes out that the ledger has not heard of.
+    #[error("HQ's ledger could not record the order ({0}), so it was NOT published: publish it again")]
+    NotRecorded(LedgerError),
     /// SNS took the order (it will be delivered), but the ledger could not
     /// record it: publishing it again would make a second order.
     #[error(
@@ -358,7 +362,8 @@ impl Inner {
                 message,
                 targets.len(),
             )
-            .await?;
+            .await
+            .map_err(FeedError::NotRecorded)?;
         let timestamp = crate::ledger::now();
         self.stats.published(topic, targets.len());
         let subscribers = targets.len();

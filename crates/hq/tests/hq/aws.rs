@@ -141,6 +141,15 @@ async fn hq_publishes_through_the_aws_sdk_and_reconciles_what_sns_delivered() {
     // The port HQ bound and says it listens on: its own, unlike one found
     // free here and handed to it, which another process may take first.
     let base = format!("http://{}", hq.wait_listening().await);
+    // Where its orders go, and no stand-in named: on AWS the services
+    // trust SNS itself, not HQ.
+    let listening = hq.seen.iter().find(|line| line.contains("HQ listening on"));
+    assert!(
+        listening.is_some_and(
+            |line| line.contains("orders published to SNS (HQ_PUBLISH_TO=aws)") && !line.contains("stand-in")
+        ),
+        "{listening:?}"
+    );
 
     // A real monolith, trusting moto's signatures on the orders topic only,
     // fulfilling through HQ's API.

@@ -724,6 +724,33 @@ fn hold_the_ledger(dir: &std::path::Path) -> rusqlite::Connection {
     holder
 }
 
+/// A publish the ledger cannot record (another writer holds it past the
+/// ledger's wait) is refused as not published, so its caller sends it
+/// again, and nothing of it is delivered.
+#[tokio::test]
+async fn a_publish_the_ledger_cannot_record_is_503_not_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let subscriber = Subscriber::start(Arc::new(|_| StatusCode::OK), true).await;
+    subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
+    let lock = hold_the_ledger(dir.path());
+    let refused = admin_client(&hq)
+        .post(url(&hq, "/topics/orders/publish"))
+        .body(r#"{"bundle": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    let said = refusal(refused, 503).await;
+    assert!(
+        said.contains("could not record the order") && said.contains("NOT published: publish it again"),
+        "{said}"
+    );
+    drop(lock);
+    let reconciliation = hq.shutdown(WAIT).await.unwrap();
+    assert_eq!(reconciliation.totals.published, 0, "{reconciliation:?}");
+    assert!(subscriber.notifications().is_empty());
+}
+
 #[tokio::test]
 async fn a_publish_its_caller_gave_up_on_is_still_delivered() {
     let dir = tempfile::tempdir().unwrap();
@@ -1197,6 +1224,12 @@ async fn the_next_hq_says_what_a_run_killed_left_unaccounted_for() {
     let exe = hq_binary();
     let mut killed = ServiceProcess::start(exe, &env);
     let base = format!("http://{}", killed.wait_listening().await);
+    // Publishing itself, HQ names its stand-in, for the services' setting.
+    let listening = killed.seen.iter().find(|line| line.contains("HQ listening on"));
+    assert!(
+        listening.is_some_and(|line| line.contains(&format!("SNS stand-in (AWS_ENDPOINT_URL_SNS) {base}/"))),
+        "{listening:?}"
+    );
     let admin = |request: reqwest::RequestBuilder| request.bearer_auth(token).send();
     let client = reqwest::Client::new();
 
