@@ -101,7 +101,11 @@ pub(crate) enum ApiError {
     Injected(&'static str),
     /// The feed refused or failed.
     #[error(transparent)]
-    Feed(#[from] FeedError),
+    Feed(FeedError),
+    /// HQ's feed did not publish the order, its ledger refusing it
+    /// ([`FeedError::NotRecorded`]): the caller may send it again.
+    #[error("{0}: publish it again once HQ's ledger records (GET / answers 200)")]
+    NotPublished(FeedError),
     /// The ledger refused or failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -138,11 +142,23 @@ impl ApiError {
             Self::Feed(FeedError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Feed(FeedError::Sns(_)) => StatusCode::BAD_GATEWAY,
             Self::Feed(FeedError::SnsOutcomeUnknown(_)) => StatusCode::GATEWAY_TIMEOUT,
-            Self::Feed(FeedError::Stopping | FeedError::NotRecorded(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Feed(FeedError::Stopping | FeedError::NotRecorded(_)) | Self::NotPublished(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Self::Feed(
                 FeedError::Ledger(_) | FeedError::PublishedNotRecorded { .. } | FeedError::Interrupted(_),
             )
             | Self::Ledger(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+/// The feed's errors; an order its ledger refused is [`ApiError::NotPublished`].
+impl From<FeedError> for ApiError {
+    fn from(error: FeedError) -> Self {
+        match error {
+            FeedError::NotRecorded(_) => Self::NotPublished(error),
+            error => Self::Feed(error),
         }
     }
 }

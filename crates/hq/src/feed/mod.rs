@@ -140,9 +140,10 @@ pub enum FeedError {
     /// The ledger failed.
     #[error(transparent)]
     Ledger(#[from] LedgerError),
-    /// The ledger could not record an order of HQ's feed, so it was not
-    /// published: nothing goes out that the ledger has not heard of.
-    #[error("HQ's ledger could not record the order ({0}), so it was NOT published: publish it again")]
+    /// The ledger refused an order of HQ's feed (its write failed, so
+    /// nothing was committed), and it was not published: nothing goes out
+    /// that the ledger has not heard of.
+    #[error("HQ's ledger could not record the order ({0}), so it was NOT published")]
     NotRecorded(LedgerError),
     /// SNS took the order (it will be delivered), but the ledger could not
     /// record it: publishing it again would make a second order.
@@ -363,7 +364,13 @@ impl Inner {
                 targets.len(),
             )
             .await
-            .map_err(FeedError::NotRecorded)?;
+            .map_err(|error| match error {
+                // SQLite's or the probe's refusal: the row was not committed.
+                LedgerError::Sqlite(_) | LedgerError::NoRoom { .. } => FeedError::NotRecorded(error),
+                // Found after the commit (a file replaced, a task that died):
+                // the row may be kept, so whether it was recorded is not known.
+                error => FeedError::Ledger(error),
+            })?;
         let timestamp = crate::ledger::now();
         self.stats.published(topic, targets.len());
         let subscribers = targets.len();

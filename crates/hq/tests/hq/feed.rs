@@ -751,6 +751,31 @@ async fn a_publish_the_ledger_cannot_record_is_503_not_published() {
     assert!(subscriber.notifications().is_empty());
 }
 
+/// A publish whose write found the ledger's WAL gone after it committed
+/// may be kept (SQLite copies the WAL it had open at the stop): not
+/// "NOT published", but a 500 saying why, and nothing delivered.
+#[tokio::test]
+async fn a_publish_into_a_replaced_ledger_is_500_not_said_unpublished() {
+    let dir = tempfile::tempdir().unwrap();
+    let hq = start_hq(config(dir.path())).await;
+    let subscriber = Subscriber::start(Arc::new(|_| StatusCode::OK), true).await;
+    subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
+    std::fs::remove_file(dir.path().join("hq-ledger.sqlite3-wal")).unwrap();
+    let failed = admin_client(&hq)
+        .post(url(&hq, "/topics/orders/publish"))
+        .body(r#"{"bundle": 1}"#)
+        .send()
+        .await
+        .unwrap();
+    let said = refusal(failed, 500).await;
+    assert!(
+        said.contains("deleted or replaced") && !said.contains("NOT published"),
+        "{said}"
+    );
+    let _ = hq.shutdown(WAIT).await;
+    assert!(subscriber.notifications().is_empty());
+}
+
 #[tokio::test]
 async fn a_publish_its_caller_gave_up_on_is_still_delivered() {
     let dir = tempfile::tempdir().unwrap();
