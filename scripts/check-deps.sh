@@ -20,7 +20,7 @@
 #    set-up names it ("<rust-version> or newer").
 # 5. rust-toolchain.toml (what CI builds and lints with) is the Rust
 #    docker/Dockerfile ships (its RUST_VERSION), and no older than the
-#    rust-version.
+#    workspace's rust-version.
 #
 # 6. THIRD-PARTY-NOTICES.txt (shipped in every image) is what
 #    scripts/notices.sh renders now: the notices of exactly what the images
@@ -133,14 +133,18 @@ if "{} or newer".format(ours) not in open("README.md").read():
     sys.exit("FAIL: the README does not say \"{} or newer\"".format(ours))
 ' || FAILED=1
 
-echo "==> rust-toolchain.toml against docker/Dockerfile's RUST_VERSION"
+echo "==> rust-toolchain.toml against docker/Dockerfile's RUST_VERSION and the rust-version"
 pinned=$(sed -n 's/^channel = "\(.*\)"$/\1/p' rust-toolchain.toml)
 shipped=$(sed -n 's/^ARG RUST_VERSION=//p' docker/Dockerfile)
+wanted=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
 if [ -z "$pinned" ] || [ -z "$shipped" ] || [[ $pinned != "$shipped" && $pinned != "$shipped".* ]]; then
   echo "FAIL: rust-toolchain.toml's channel ($pinned) is not docker/Dockerfile's RUST_VERSION ($shipped)" >&2
   FAILED=1
+elif [ -z "$wanted" ] || [ "$(printf '%s\n%s\n' "$wanted" "$pinned" | sort -V | head -n 1)" != "$wanted" ]; then
+  echo "FAIL: rust-toolchain.toml's channel ($pinned) is older than the workspace's rust-version ($wanted)" >&2
+  FAILED=1
 else
-  echo "CI's Rust $pinned is the images' ($shipped)"
+  echo "CI's Rust $pinned is the images' ($shipped), and no older than the rust-version ($wanted)"
 fi
 
 exit "$FAILED"

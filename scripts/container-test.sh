@@ -32,8 +32,8 @@
 # time and size of each image; exits non-zero on any failure. Cleans up the
 # containers and the processes it started.
 #
-# Settings: CT_PORT_BASE (default 15000; uses BASE..BASE+3, +80, +90, +443,
-# and +180, +190 for the compose stack), CT_COMPOSE=0 skips the compose
+# Settings: CT_PORT_BASE (default 15000; uses BASE..BASE+2, +50, +80, +81,
+# +90, +443, and +180, +190 for the compose stack), CT_COMPOSE=0 skips the compose
 # stack, CT_TIMEOUT (whole run, seconds, default 4800: a cold image build is
 # most of it). The images it builds are kept (tagged monolith, iridium,
 # magnesite, hq; compose's interstella/<service>:local).
