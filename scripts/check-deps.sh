@@ -136,11 +136,13 @@ if "{} or newer".format(ours) not in open("README.md").read():
 echo "==> rust-toolchain.toml against docker/Dockerfile's RUST_VERSION and the rust-version"
 pinned=$(sed -n 's/^channel = "\(.*\)"$/\1/p' rust-toolchain.toml)
 shipped=$(sed -n 's/^ARG RUST_VERSION=//p' docker/Dockerfile)
-wanted=$(sed -n 's/^rust-version = "\(.*\)"$/\1/p' Cargo.toml | head -n 1)
+wanted=$(sed -n 's/^rust-version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
+# A channel without its patch (rustup's "1.99") is that minor's newest.
+[[ $pinned =~ ^[0-9]+\.[0-9]+$ ]] && newest=$pinned.999 || newest=$pinned
 if [ -z "$pinned" ] || [ -z "$shipped" ] || [[ $pinned != "$shipped" && $pinned != "$shipped".* ]]; then
   echo "FAIL: rust-toolchain.toml's channel ($pinned) is not docker/Dockerfile's RUST_VERSION ($shipped)" >&2
   FAILED=1
-elif [ -z "$wanted" ] || [ "$(printf '%s\n%s\n' "$wanted" "$pinned" | sort -V | head -n 1)" != "$wanted" ]; then
+elif [ -z "$wanted" ] || [ "$(printf '%s\n%s\n' "$wanted" "$newest" | sort -V | head -n 1)" != "$wanted" ]; then
   echo "FAIL: rust-toolchain.toml's channel ($pinned) is older than the workspace's rust-version ($wanted)" >&2
   FAILED=1
 else

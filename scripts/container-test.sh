@@ -20,7 +20,8 @@
 #   - HQ's feed through the proxy like SNS through the ALB: HQ subscribes the
 #     proxy's URLs at start (HQ_SUBSCRIBE), the services confirm through the
 #     proxy, and published orders are fulfilled in HQ's ledger, reconciled
-#     with nothing lost or counted twice; the ledger survives a restart (volume);
+#     with nothing lost or counted twice; a new HQ container finds the ledger
+#     on the volume;
 #   - HTTPS from inside a scratch image (CA bundle + SSL_CERT_FILE; a host
 #     HAProxy terminates TLS in front of HQ), and that an unknown CA is refused;
 #   - the strangling step by configuration (STRANGLED=iridium);

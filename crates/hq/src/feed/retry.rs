@@ -17,7 +17,7 @@ pub enum Backoff {
 
 /// The retry policy: SNS' `numRetries`, `minDelayTarget`, `maxDelayTarget`
 /// and `backoffFunction`. Only 5xx answers, timeouts and refused connections
-/// are retried; 2xx–4xx count as delivered.
+/// are retried; a 2xx–4xx ends the delivery (a 4xx counted rejected).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Retries after the first attempt.
