@@ -4,8 +4,8 @@ resources they create checked, then the platform run the way the stacks say.
 
 Part 1 (stacks): create both stacks and turn their tasks on by stack updates
 as docs/aws.md does (HQ's, then each service's), check the alarms that
-makes, ECS task definitions, ELBv2 listener rules (the public /fulfill* refusal, the internal
-glue-hook ALB), SNS topics, SSM parameters, the EFS file system, mount
+makes, ECS task definitions, ELBv2 listener rules (the public /fulfill*
+refusal, the internal glue-hook ALB), SNS topics, SSM parameters, the EFS file system, mount
 targets and access point of HQ's ledger. What moto accepts without
 modelling (SNS subscriptions, scaling targets and policies, an ECS service's
 load balancers and platform version, a task definition's volumes, the EFS
@@ -21,8 +21,7 @@ groups), the subscriptions from the template made on moto's topics, HQ
 publishing through the AWS SDK to moto's SNS (HQ_PUBLISH_TO=aws) with its
 ledger in a local directory standing in for the EFS mount, and the
 platform's API key made through HQ's key portal and read by the monolith
-from moto's SSM. Then: an order
-HQ publishes on each topic goes moto's SNS -> the services -> HQ's API and
+from moto's SSM. Then: an order HQ publishes on each topic goes moto's SNS -> the services -> HQ's API and
 is fulfilled in HQ's ledger, reconciled with nothing lost; POST /fulfill/ through
 the public listener is refused; the internal listener wants the glue secret;
 a genuine message from a topic outside the allow-list is refused;
