@@ -30,6 +30,8 @@
 # if they are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=scripts/lib/checks.sh
+. scripts/lib/checks.sh
 
 DENY_VERSION=0.20.2
 ABOUT_VERSION=0.9.3
@@ -136,7 +138,7 @@ if "{} or newer".format(ours) not in open("README.md").read():
 echo "==> rust-toolchain.toml against docker/Dockerfile's RUST_VERSION and the rust-version"
 pinned=$(sed -n 's/^channel = "\(.*\)"$/\1/p' rust-toolchain.toml)
 shipped=$(sed -n 's/^ARG RUST_VERSION=//p' docker/Dockerfile)
-wanted=$(sed -n 's/^rust-version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1)
+wanted=$(workspace_rust_version)
 # A channel without its patch (rustup's "1.99") is that minor's newest.
 [[ $pinned =~ ^[0-9]+\.[0-9]+$ ]] && newest=$pinned.999 || newest=$pinned
 if [ -z "$pinned" ] || [ -z "$shipped" ] || [[ $pinned != "$shipped" && $pinned != "$shipped".* ]]; then

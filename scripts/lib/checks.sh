@@ -41,6 +41,12 @@ ensure_toolchain() {
   rustup toolchain install
 }
 
+# workspace_rust_version: the rust-version Cargo.toml states (the first
+# written, the workspace's), for the checks that hold toolchains to it.
+workspace_rust_version() {
+  sed -n 's/^rust-version *= *"\([^"]*\)".*/\1/p' Cargo.toml | head -n 1
+}
+
 # warn_if_short_of_space DIR GB WHAT: a WARNING line when the file system
 # holding DIR (or its nearest existing parent) has less than GB gigabytes
 # free. A build that runs out of space fails late and obscurely (the linker
