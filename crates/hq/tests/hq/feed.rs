@@ -3,7 +3,7 @@
 
 use crate::support::{
     KEY, Subscriber, admin_client, binary_env, config, get_json, hq_binary, nobody_listening, publish,
-    refusal, start_hq, subscribe, subscribe_confirmed, url,
+    publish_answer, refusal, start_hq, subscribe, subscribe_confirmed, url,
 };
 use axum::http::StatusCode;
 use base64::Engine;
@@ -734,13 +734,7 @@ async fn a_publish_the_ledger_cannot_record_is_503_not_published() {
     let subscriber = Subscriber::start(Arc::new(|_| StatusCode::OK), true).await;
     subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
     let lock = hold_the_ledger(dir.path());
-    let refused = admin_client(&hq)
-        .post(url(&hq, "/topics/orders/publish"))
-        .body(r#"{"bundle": 1}"#)
-        .send()
-        .await
-        .unwrap();
-    let said = refusal(refused, 503).await;
+    let said = refusal(publish_answer(&hq, "orders", r#"{"bundle": 1}"#).await, 503).await;
     assert!(
         said.contains("could not record the order") && said.contains("NOT published: publish it again"),
         "{said}"
@@ -761,13 +755,7 @@ async fn a_publish_into_a_replaced_ledger_is_500_not_said_unpublished() {
     let subscriber = Subscriber::start(Arc::new(|_| StatusCode::OK), true).await;
     subscribe_confirmed(&hq, "orders", &subscriber.endpoint()).await;
     std::fs::remove_file(dir.path().join("hq-ledger.sqlite3-wal")).unwrap();
-    let failed = admin_client(&hq)
-        .post(url(&hq, "/topics/orders/publish"))
-        .body(r#"{"bundle": 1}"#)
-        .send()
-        .await
-        .unwrap();
-    let said = refusal(failed, 500).await;
+    let said = refusal(publish_answer(&hq, "orders", r#"{"bundle": 1}"#).await, 500).await;
     assert!(
         said.contains("deleted or replaced") && !said.contains("NOT published"),
         "{said}"

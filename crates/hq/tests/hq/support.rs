@@ -304,15 +304,21 @@ pub async fn subscribe_confirmed(hq: &RunningHq, topic: &str, endpoint: &str) {
 
 /// Publishes `order` on `topic` through HQ's API, as the admin; returns the MessageId.
 pub async fn publish(hq: &RunningHq, topic: &str, order: &str) -> String {
-    let response = admin_client(hq)
+    let response = publish_answer(hq, topic, order).await;
+    assert_eq!(response.status(), 201, "{:?}", response.text().await);
+    let body: serde_json::Value = response.json().await.unwrap();
+    body["message_id"].as_str().unwrap().to_owned()
+}
+
+/// HQ's answer to publishing `order` on `topic` through its API, as the
+/// admin, whatever it is.
+pub async fn publish_answer(hq: &RunningHq, topic: &str, order: &str) -> reqwest::Response {
+    admin_client(hq)
         .post(url(hq, &format!("/topics/{topic}/publish")))
         .body(order.to_owned())
         .send()
         .await
-        .unwrap();
-    assert_eq!(response.status(), 201, "{:?}", response.text().await);
-    let body: serde_json::Value = response.json().await.unwrap();
-    body["message_id"].as_str().unwrap().to_owned()
+        .unwrap()
 }
 
 /// The `message` of an error answer, once its status is checked to be `status`.
