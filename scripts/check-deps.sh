@@ -7,7 +7,11 @@
 #    clones from GitHub. Where GitHub cannot be reached (this project's build
 #    machine reaches crates.io only) the check cannot run; it says so in a
 #    WARNING line rather than pass silently, and CHECK_ADVISORIES=require
-#    makes that a failure. Step 3 still keeps the one advisory we know of
+#    makes that a failure. A clone of the database reachable from there (a
+#    mirror, or a directory) is used when git is told to fetch it instead:
+#    `git config --global url.<mirror>.insteadOf
+#    https://github.com/RustSec/advisory-db` (cargo-deny clones with git,
+#    spelling the URL so). Step 3 still keeps the one advisory we know of
 #    (RUSTSEC-2023-0071, rsa, no fixed release) out of every shipped binary.
 # 3. The shipped binaries (monolith, iridium, magnesite, hq and the launcher
 #    `interstella`), built the way the images build them: one HTTPS and
@@ -58,7 +62,8 @@ elif [ "${CHECK_ADVISORIES:-}" = require ]; then
   echo "the RustSec advisory database could not be fetched" >&2
   exit 1
 else
-  echo "WARNING: advisories NOT checked: the RustSec advisory database (GitHub) could not be fetched" >&2
+  echo "WARNING: advisories NOT checked: the RustSec advisory database (GitHub) could not be fetched;" \
+    "with a mirror, git config --global url.<mirror>.insteadOf https://github.com/RustSec/advisory-db" >&2
 fi
 
 # shipped_tree TARGET PACKAGE...: every crate the packages link (normal
