@@ -99,6 +99,8 @@ pub fn svg(report: &Report, previous: Option<&Previous>) -> String {
             bottom + 14.0
         );
     }
+    // The figures beside the bars, drawn last, over the goals' marks.
+    let mut figures = String::new();
     for (index, (label, now, before)) in rows.iter().enumerate() {
         let y = TOP + ROW * index as f64;
         let _ = writeln!(
@@ -131,9 +133,13 @@ pub fn svg(report: &Report, previous: Option<&Previous>) -> String {
             };
             let _ = writeln!(
                 svg,
-                r##"<rect x="{x}" y="{:.1}" width="{length:.1}" height="12" fill="{colour}"><title>{}: {text} {unit}</title></rect><text x="{:.1}" y="{:.1}">{shown}</text>"##,
+                r##"<rect x="{x}" y="{:.1}" width="{length:.1}" height="12" fill="{colour}"><title>{}: {text} {unit}</title></rect>"##,
                 y + 4.0,
                 escape(label),
+            );
+            let _ = writeln!(
+                figures,
+                r##"<text x="{:.1}" y="{:.1}" {FIGURE_HALO}>{shown}</text>"##,
                 x + length + 4.0,
                 y + 14.0,
             );
@@ -178,6 +184,7 @@ pub fn svg(report: &Report, previous: Option<&Previous>) -> String {
             );
         }
     }
+    svg.push_str(&figures);
     if !goal_rows.is_empty() {
         let _ = writeln!(
             svg,
@@ -189,6 +196,10 @@ pub fn svg(report: &Report, previous: Option<&Previous>) -> String {
     svg.push_str("</svg>\n");
     svg
 }
+
+/// A figure's white outline, painted under its letters: a goal's mark
+/// that falls where the figure is written would otherwise cross it out.
+const FIGURE_HALO: &str = r##"stroke="#fff" stroke-width="3" paint-order="stroke""##;
 
 /// What the dashed marks are, in words.
 fn goals() -> String {

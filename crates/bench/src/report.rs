@@ -1129,6 +1129,12 @@ pub(crate) mod tests {
             "{svg}"
         );
         assert!(svg.contains("<title>goal: p99 at most 6 ms</title>"), "{svg}");
+        // Each figure is written over the marks, outlined, so a mark that
+        // falls on it does not cross it out.
+        let last_mark = svg.rfind("stroke-dasharray").unwrap();
+        let figure = svg.find(">333 (was 300)</text>").unwrap();
+        assert!(figure > last_mark, "{svg}");
+        assert_eq!(svg.matches(r#"paint-order="stroke">"#).count(), 4, "{svg}");
         let changes = crate::compare::table(&report, &previous).to_string();
         assert!(changes.contains("300 → 333 (+11%)"), "{changes}");
         assert!(changes.contains("new"), "{changes}");
