@@ -762,13 +762,14 @@ def check_alarm_set(moto: Moto, env_name: str, email: str, want: dict) -> str | 
     )
     check(f"alarm topic {'made' if email else 'not made'}", (topic is not None) == bool(email), topic)
     actions = [topic] if email else []
+    alb = "HQ's own ALB" if env_name == HQ_STACK else "the public ALB"
     for name, (settings, dimensions) in want.items():
         alarm = alarms.get(f"{env_name}-{name}", {})
         made = {k: alarm.get(k) for k in settings}
         of = (
-            "of its target group behind the public ALB" if "TargetGroup" in dimensions
+            f"of its target group behind {alb}" if "TargetGroup" in dimensions
             else "of the queue of deliveries SNS gave up on" if "QueueName" in dimensions
-            else "of the public ALB"
+            else f"of {alb}"
         )
         check(
             f"alarm {name}: {settings['MetricName']} ({settings['Statistic']}, {settings['Period']} s) {of}",
