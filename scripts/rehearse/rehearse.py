@@ -693,7 +693,11 @@ def check_hq_alarms(moto: Moto, portal_url: str) -> None:
     lb_name, groups = load_balancer_names(moto, portal_url.split("/")[2])
     group = {"LoadBalancer": lb_name, "TargetGroup": groups.get(f"{HQ_STACK}-hq")}
     check_alarm_set(
-        moto, HQ_STACK, "", {"no-healthy-task": (NO_HEALTHY_TASK, group), "5xx": (TARGET_5XX, group)}
+        moto,
+        HQ_STACK,
+        "",
+        {"no-healthy-task": (NO_HEALTHY_TASK, group), "5xx": (TARGET_5XX, group)},
+        "HQ's own ALB",
     )
 
 
@@ -723,7 +727,7 @@ def check_alarms(moto: Moto, env_name: str, public_dns: str, email: str) -> None
         },
         {"QueueName": f"{env_name}-undelivered-orders"},
     )
-    topic = check_alarm_set(moto, env_name, email, want)
+    topic = check_alarm_set(moto, env_name, email, want, "the public ALB")
     sns = moto.client("sns")
     sqs = moto.client("sqs")
     queue = sqs.get_queue_url(QueueName=f"{env_name}-undelivered-orders")["QueueUrl"]
@@ -745,10 +749,11 @@ def check_alarms(moto: Moto, env_name: str, public_dns: str, email: str) -> None
     )
 
 
-def check_alarm_set(moto: Moto, env_name: str, email: str, want: dict) -> str | None:
+def check_alarm_set(moto: Moto, env_name: str, email: str, want: dict, alb: str) -> str | None:
     """The alarms named `<env_name>-<name>` for each of `want`'s names, each
     with its settings and dimensions and notifying the stack's alarm topic
-    (made with an AlarmEmail alone), and no other; the topic's ARN."""
+    (made with an AlarmEmail alone), and no other; the topic's ARN. `alb`
+    names the stack's load balancer in the checks' lines."""
     cw, sns = moto.client("cloudwatch"), moto.client("sns")
     alarms = {
         a["AlarmName"]: a
@@ -762,7 +767,6 @@ def check_alarm_set(moto: Moto, env_name: str, email: str, want: dict) -> str | 
     )
     check(f"alarm topic {'made' if email else 'not made'}", (topic is not None) == bool(email), topic)
     actions = [topic] if email else []
-    alb = "HQ's own ALB" if env_name == HQ_STACK else "the public ALB"
     for name, (settings, dimensions) in want.items():
         alarm = alarms.get(f"{env_name}-{name}", {})
         made = {k: alarm.get(k) for k in settings}
